@@ -1,0 +1,45 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "HubSync",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "hubsync", targets: ["hubsync"]),
+        .library(name: "HubSyncStore", targets: ["HubSyncStore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
+    ],
+    targets: [
+        // System libraries: a missing Debian package shows at the first build, with the hint below.
+        .systemLibrary(name: "CHubSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
+        .systemLibrary(name: "CHubAvahi", pkgConfig: "avahi-client", providers: [.apt(["libavahi-client-dev"])]),
+        .systemLibrary(name: "CHubZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+
+        .target(name: "HubSyncCrypto", dependencies: ["CHubSodium"]),
+        .target(name: "HubSyncCore", dependencies: ["HubSyncCrypto"]),
+        .target(name: "HubSyncStore", dependencies: [
+            "HubSyncCore", "HubSyncCrypto",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "hubsync", dependencies: [
+            "HubSyncStore", "HubSyncCore", "HubSyncCrypto", "CHubAvahi", "CHubZstd",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "hubsync-bench", dependencies: [
+            "HubSyncStore", "HubSyncCore", "HubSyncCrypto",
+        ]),
+
+        .testTarget(name: "HubSyncCryptoTests", dependencies: ["HubSyncCrypto"]),
+        .testTarget(name: "HubSyncCoreTests", dependencies: ["HubSyncCore", "HubSyncCrypto"],
+                    resources: [.copy("Vectors")]),
+        .testTarget(name: "HubSyncStoreTests", dependencies: ["HubSyncStore", "HubSyncCore", "HubSyncCrypto"]),
+        .testTarget(name: "CLITests", dependencies: ["HubSyncCore"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

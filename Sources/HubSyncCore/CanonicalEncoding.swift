@@ -1,0 +1,298 @@
+public import HubSyncCrypto
+
+/// A record's state could not be decoded: the bytes are damaged or not HubSync's.
+public struct DecodingError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public var offset: Int
+    public var description: String { "corrupt record state at byte \(offset): \(message)" }
+}
+
+/// The canonical byte encoding of values and record states (protocol/SPEC.md, "Canonical
+/// encoding"): equal states have equal bytes, so their BLAKE2b digests are equal.
+public enum CanonicalEncoding {
+    public static let formatVersion: UInt8 = 1
+
+    enum Tag: UInt8 {
+        case null = 0, `false` = 1, `true` = 2, int = 3, double = 4, string = 5, array = 6, object = 7
+    }
+
+    // MARK: values
+
+    public static func append(_ value: Value, to out: inout [UInt8]) {
+        switch value {
+        case .null: out.append(Tag.null.rawValue)
+        case .bool(let b): out.append(b ? Tag.true.rawValue : Tag.false.rawValue)
+        case .int(let i):
+            out.append(Tag.int.rawValue)
+            appendU64(UInt64(bitPattern: i), to: &out)
+        case .double(let d):
+            out.append(Tag.double.rawValue)
+            appendU64(d.bitPattern, to: &out)
+        case .string(let s):
+            out.append(Tag.string.rawValue)
+            appendString(s, to: &out)
+        case .array(let a):
+            out.append(Tag.array.rawValue)
+            appendU32(UInt32(a.count), to: &out)
+            for v in a { append(v, to: &out) }
+        case .object(let o):
+            out.append(Tag.object.rawValue)
+            appendU32(UInt32(o.count), to: &out)
+            for k in o.keys.sorted(by: utf8Less) {
+                appendString(k, to: &out)
+                append(o[k]!, to: &out)
+            }
+        }
+    }
+
+    public static func encode(_ value: Value) -> [UInt8] {
+        var out: [UInt8] = []
+        append(value, to: &out)
+        return out
+    }
+
+    /// The total order on values used wherever values are listed: two strings by their UTF-8
+    /// bytes (what a person expects), anything else by canonical bytes.
+    public static func valueLess(_ a: Value, _ b: Value) -> Bool {
+        switch (a, b) {
+        case (.string(let x), .string(let y)):
+            return utf8Less(x, y)
+        default:
+            return encode(a).lexicographicallyPrecedes(encode(b))
+        }
+    }
+
+    @inline(__always) static func appendU64(_ v: UInt64, to out: inout [UInt8]) {
+        withUnsafeBytes(of: v.bigEndian) { out.append(contentsOf: $0) }
+    }
+
+    @inline(__always) static func appendU32(_ v: UInt32, to out: inout [UInt8]) {
+        withUnsafeBytes(of: v.bigEndian) { out.append(contentsOf: $0) }
+    }
+
+    @inline(__always) static func appendString(_ s: String, to out: inout [UInt8]) {
+        appendU32(UInt32(s.utf8.count), to: &out)
+        out.append(contentsOf: s.utf8)
+    }
+
+    // MARK: records
+
+    /// The canonical bytes of a record's whole CRDT state.
+    public static func encode(_ state: RecordState) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
+        out.append(formatVersion)
+        appendString(state.key.collection, to: &out)
+        appendString(state.key.id, to: &out)
+        appendU64(state.causalLength, to: &out)
+        appendU64(state.updated.rawValue, to: &out)
+        appendU32(UInt32(state.fields.count), to: &out)
+        for name in state.fields.keys.sorted(by: utf8Less) {
+            let reg = state.fields[name]!
+            appendString(name, to: &out)
+            appendU32(UInt32(reg.context.entries.count), to: &out)
+            for e in reg.context.entries {
+                e.device.append(to: &out)
+                appendU64(e.time.rawValue, to: &out)
+            }
+            appendU32(UInt32(reg.versions.count), to: &out)
+            for v in reg.versions {
+                appendU64(v.stamp.time.rawValue, to: &out)
+                v.stamp.device.append(to: &out)
+                append(v.value, to: &out)
+            }
+        }
+        appendU32(UInt32(state.sets.count), to: &out)
+        for name in state.sets.keys.sorted(by: utf8Less) {
+            let set = state.sets[name]!
+            appendString(name, to: &out)
+            let elems = set.lengths.map { (bytes: encode($0.key), length: $0.value) }
+                .sorted { $0.bytes.lexicographicallyPrecedes($1.bytes) }
+            appendU32(UInt32(elems.count), to: &out)
+            for e in elems {
+                out.append(contentsOf: e.bytes)
+                appendU64(e.length, to: &out)
+            }
+        }
+        return out
+    }
+
+    /// BLAKE2b-256 of the canonical bytes.
+    public static func digest(of encoded: [UInt8]) -> [UInt8] {
+        Blake2b.hash(encoded, outputLength: 32)
+    }
+
+    public static func digest(_ state: RecordState) -> [UInt8] {
+        digest(of: encode(state))
+    }
+
+    /// Decodes canonical bytes, checking every length and tag.
+    public static func decode(_ bytes: [UInt8]) throws(DecodingError) -> RecordState {
+        try bytes.withUnsafeBytes { raw in
+            Result { () throws(DecodingError) in
+                var r = Reader(bytes: raw)
+                let state = try r.readRecord()
+                guard r.pos == raw.count else { throw r.error("\(raw.count - r.pos) bytes after the record") }
+                return state
+            }
+        }.get()
+    }
+
+    public static func decodeValue(_ bytes: [UInt8]) throws(DecodingError) -> Value {
+        try bytes.withUnsafeBytes { raw in
+            Result { () throws(DecodingError) in
+                var r = Reader(bytes: raw)
+                let v = try r.readValue(depth: 0)
+                guard r.pos == raw.count else { throw r.error("bytes after the value") }
+                return v
+            }
+        }.get()
+    }
+}
+
+struct Reader {
+    let bytes: UnsafeRawBufferPointer
+    var pos = 0
+
+    func error(_ m: String) -> DecodingError { DecodingError(message: m, offset: pos) }
+
+    mutating func need(_ n: Int) throws(DecodingError) {
+        guard n >= 0, bytes.count - pos >= n else { throw error("truncated: \(n) more bytes expected") }
+    }
+
+    mutating func u8() throws(DecodingError) -> UInt8 {
+        try need(1)
+        defer { pos += 1 }
+        return bytes[pos]
+    }
+
+    mutating func u32() throws(DecodingError) -> UInt32 {
+        try need(4)
+        var v: UInt32 = 0
+        for i in 0..<4 { v = v << 8 | UInt32(bytes[pos + i]) }
+        pos += 4
+        return v
+    }
+
+    mutating func u64() throws(DecodingError) -> UInt64 {
+        try need(8)
+        var v: UInt64 = 0
+        for i in 0..<8 { v = v << 8 | UInt64(bytes[pos + i]) }
+        pos += 8
+        return v
+    }
+
+    /// A count of items that each take at least `minSize` bytes; bounded by what is left.
+    mutating func count(minSize: Int) throws(DecodingError) -> Int {
+        let n = Int(try u32())
+        guard n * minSize <= bytes.count - pos else { throw error("count \(n) larger than the data") }
+        return n
+    }
+
+    mutating func string() throws(DecodingError) -> String {
+        let n = Int(try u32())
+        try need(n)
+        let slice = UnsafeRawBufferPointer(rebasing: bytes[pos..<pos + n])
+        guard let s = String(validating: slice.bindMemory(to: UInt8.self), as: UTF8.self) else {
+            throw error("string is not valid UTF-8")
+        }
+        pos += n
+        return s
+    }
+
+    mutating func device() throws(DecodingError) -> DeviceID {
+        try need(32)
+        var w: [UInt64] = [0, 0, 0, 0]
+        for j in 0..<4 {
+            var v: UInt64 = 0
+            for i in 0..<8 { v = v << 8 | UInt64(bytes[pos + j * 8 + i]) }
+            w[j] = v
+        }
+        pos += 32
+        return DeviceID(words: (w[0], w[1], w[2], w[3]))
+    }
+
+    mutating func readValue(depth: Int) throws(DecodingError) -> Value {
+        guard depth < 128 else { throw error("value nested too deep") }
+        let start = pos
+        guard let tag = CanonicalEncoding.Tag(rawValue: try u8()) else { throw error("unknown value tag") }
+        switch tag {
+        case .null: return .null
+        case .false: return .bool(false)
+        case .true: return .bool(true)
+        case .int: return .int(Int64(bitPattern: try u64()))
+        case .double:
+            let d = Double(bitPattern: try u64())
+            guard d.isFinite, Value.number(d) == .double(d) else {
+                throw DecodingError(message: "non-canonical number", offset: start)
+            }
+            return .double(d)
+        case .string: return .string(try string())
+        case .array:
+            let n = try count(minSize: 1)
+            var a: [Value] = []
+            a.reserveCapacity(n)
+            for _ in 0..<n { a.append(try readValue(depth: depth + 1)) }
+            return .array(a)
+        case .object:
+            let n = try count(minSize: 5)
+            var o: [String: Value] = [:]
+            var previous: String?
+            for _ in 0..<n {
+                let k = try string()
+                if let p = previous, !utf8Less(p, k) { throw error("object keys out of order") }
+                previous = k
+                o[k] = try readValue(depth: depth + 1)
+            }
+            return .object(o)
+        }
+    }
+
+    mutating func readRecord() throws(DecodingError) -> RecordState {
+        let version = try u8()
+        guard version == CanonicalEncoding.formatVersion else {
+            throw error("unknown record format version \(version)")
+        }
+        let collection = try string()
+        let id = try string()
+        let cl = try u64()
+        let updated = Timestamp(rawValue: try u64())
+        let nf = try count(minSize: 12)
+        var fields: [String: Register] = [:]
+        fields.reserveCapacity(nf)
+        for _ in 0..<nf {
+            let name = try string()
+            let nc = try count(minSize: 40)
+            var ctx: [(device: DeviceID, time: Timestamp)] = []
+            for _ in 0..<nc {
+                let d = try device()
+                ctx.append((d, Timestamp(rawValue: try u64())))
+            }
+            let nv = try count(minSize: 41)
+            guard nv > 0 else { throw error("field \(name) has no value") }
+            var versions: [Version] = []
+            for _ in 0..<nv {
+                let t = Timestamp(rawValue: try u64())
+                let d = try device()
+                versions.append(Version(stamp: Stamp(time: t, device: d), value: try readValue(depth: 0)))
+            }
+            guard fields.updateValue(Register(versions: versions, context: CausalContext(entries: ctx)), forKey: name) == nil else {
+                throw error("field \(name) appears twice")
+            }
+        }
+        let ns = try count(minSize: 8)
+        var sets: [String: CausalSet] = [:]
+        for _ in 0..<ns {
+            let name = try string()
+            let ne = try count(minSize: 9)
+            var lengths: [Value: UInt64] = [:]
+            for _ in 0..<ne {
+                let v = try readValue(depth: 0)
+                lengths[v] = try u64()
+            }
+            sets[name] = CausalSet(lengths: lengths)
+        }
+        return RecordState(key: RecordKey(collection: collection, id: id), causalLength: cl, updated: updated,
+                           fields: fields, sets: sets)
+    }
+}

@@ -1,0 +1,295 @@
+/// A JSON text could not be read: what was wrong, and where.
+public struct JSONError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public var offset: Int
+    public var description: String { "invalid JSON at byte \(offset): \(message)" }
+}
+
+/// Reads and writes JSON text for ``Value``; strict RFC 8259, no comments, no trailing commas.
+public enum JSON {
+    /// Parses one JSON text; white space may surround it, nothing else may follow.
+    public static func parse(_ text: String) throws(JSONError) -> Value {
+        var text = text
+        return try text.withUTF8 { buf in
+            Result { () throws(JSONError) in try parse(UnsafeRawBufferPointer(buf)) }
+        }.get()
+    }
+
+    /// Parses one JSON text from UTF-8 bytes.
+    public static func parse(_ bytes: UnsafeRawBufferPointer) throws(JSONError) -> Value {
+        var p = Parser(bytes: bytes.bindMemory(to: UInt8.self))
+        p.skipWhitespace()
+        let v = try p.parseValue(depth: 0)
+        p.skipWhitespace()
+        if p.pos != p.bytes.count { throw p.error("unexpected text after the value") }
+        return v
+    }
+
+    public static func parse(_ bytes: [UInt8]) throws(JSONError) -> Value {
+        try bytes.withUnsafeBytes { raw in Result { () throws(JSONError) in try parse(raw) } }.get()
+    }
+
+    /// Writes compact JSON with object keys sorted by their UTF-8 bytes (canonical text form).
+    public static func serialize(_ value: Value) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(64)
+        write(value, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends compact canonical JSON for `value` to `out`.
+    public static func write(_ value: Value, to out: inout [UInt8]) {
+        switch value {
+        case .null: out.append(contentsOf: "null".utf8)
+        case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
+        case .int(let i): out.append(contentsOf: String(i).utf8)
+        case .double(let d): out.append(contentsOf: formatDouble(d).utf8)
+        case .string(let s): writeString(s, to: &out)
+        case .array(let a):
+            out.append(UInt8(ascii: "["))
+            for (i, v) in a.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                write(v, to: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        case .object(let o):
+            out.append(UInt8(ascii: "{"))
+            for (i, key) in o.keys.sorted(by: utf8Less).enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                writeString(key, to: &out)
+                out.append(UInt8(ascii: ":"))
+                write(o[key]!, to: &out)
+            }
+            out.append(UInt8(ascii: "}"))
+        }
+    }
+
+    static func formatDouble(_ d: Double) -> String {
+        // Swift prints the shortest text that reads back to the same Double; "1e+20" is valid JSON.
+        var s = "\(d)"
+        if s.hasSuffix(".0") { s.removeLast(2) }
+        return s
+    }
+
+    /// Appends a JSON string literal, escaping what RFC 8259 requires.
+    public static func writeString(_ s: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for b in s.utf8 {
+            switch b {
+            case UInt8(ascii: "\""): out.append(contentsOf: [92, 34])
+            case UInt8(ascii: "\\"): out.append(contentsOf: [92, 92])
+            case 0x0A: out.append(contentsOf: [92, UInt8(ascii: "n")])
+            case 0x0D: out.append(contentsOf: [92, UInt8(ascii: "r")])
+            case 0x09: out.append(contentsOf: [92, UInt8(ascii: "t")])
+            case 0..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                out.append(contentsOf: [92, UInt8(ascii: "u"), 48, 48, hex[Int(b >> 4)], hex[Int(b & 15)]])
+            default: out.append(b)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+}
+
+/// Orders strings by their UTF-8 bytes, the order every canonical form in HubSync uses.
+@inlinable
+public func utf8Less(_ a: String, _ b: String) -> Bool {
+    a.utf8.lexicographicallyPrecedes(b.utf8)
+}
+
+struct Parser {
+    let bytes: UnsafeBufferPointer<UInt8>
+    var pos = 0
+    static let maxDepth = 128
+
+    init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+
+    func error(_ message: String) -> JSONError { JSONError(message: message, offset: pos) }
+
+    mutating func skipWhitespace() {
+        while pos < bytes.count {
+            switch bytes[pos] {
+            case 0x20, 0x09, 0x0A, 0x0D: pos += 1
+            default: return
+            }
+        }
+    }
+
+    mutating func parseValue(depth: Int) throws(JSONError) -> Value {
+        guard depth < Parser.maxDepth else { throw error("nested more than \(Parser.maxDepth) levels deep") }
+        guard pos < bytes.count else { throw error("unexpected end of input, expected a value") }
+        switch bytes[pos] {
+        case UInt8(ascii: "{"): return try parseObject(depth: depth)
+        case UInt8(ascii: "["): return try parseArray(depth: depth)
+        case UInt8(ascii: "\""): return .string(try parseString())
+        case UInt8(ascii: "t"): try expectWord("true"); return .bool(true)
+        case UInt8(ascii: "f"): try expectWord("false"); return .bool(false)
+        case UInt8(ascii: "n"): try expectWord("null"); return .null
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try parseNumber()
+        default:
+            throw error("unexpected character '\(Character(Unicode.Scalar(bytes[pos])))', expected a value")
+        }
+    }
+
+    mutating func expectWord(_ word: StaticString) throws(JSONError) {
+        let w = UnsafeBufferPointer(start: word.utf8Start, count: word.utf8CodeUnitCount)
+        guard pos + w.count <= bytes.count else { throw error("unexpected end of input") }
+        for i in 0..<w.count where bytes[pos + i] != w[i] {
+            throw error("unknown word, expected '\(word)'")
+        }
+        pos += w.count
+    }
+
+    mutating func parseObject(depth: Int) throws(JSONError) -> Value {
+        pos += 1
+        var dict: [String: Value] = [:]
+        skipWhitespace()
+        if pos < bytes.count, bytes[pos] == UInt8(ascii: "}") { pos += 1; return .object(dict) }
+        while true {
+            skipWhitespace()
+            guard pos < bytes.count, bytes[pos] == UInt8(ascii: "\"") else { throw error("expected a string key") }
+            let key = try parseString()
+            skipWhitespace()
+            guard pos < bytes.count, bytes[pos] == UInt8(ascii: ":") else { throw error("expected ':' after key") }
+            pos += 1
+            skipWhitespace()
+            let v = try parseValue(depth: depth + 1)
+            if dict.updateValue(v, forKey: key) != nil { throw error("duplicate key \"\(key)\"") }
+            skipWhitespace()
+            guard pos < bytes.count else { throw error("unexpected end of input in an object") }
+            if bytes[pos] == UInt8(ascii: ",") { pos += 1; continue }
+            if bytes[pos] == UInt8(ascii: "}") { pos += 1; return .object(dict) }
+            throw error("expected ',' or '}' in an object")
+        }
+    }
+
+    mutating func parseArray(depth: Int) throws(JSONError) -> Value {
+        pos += 1
+        var arr: [Value] = []
+        skipWhitespace()
+        if pos < bytes.count, bytes[pos] == UInt8(ascii: "]") { pos += 1; return .array(arr) }
+        while true {
+            skipWhitespace()
+            arr.append(try parseValue(depth: depth + 1))
+            skipWhitespace()
+            guard pos < bytes.count else { throw error("unexpected end of input in an array") }
+            if bytes[pos] == UInt8(ascii: ",") { pos += 1; continue }
+            if bytes[pos] == UInt8(ascii: "]") { pos += 1; return .array(arr) }
+            throw error("expected ',' or ']' in an array")
+        }
+    }
+
+    mutating func parseString() throws(JSONError) -> String {
+        pos += 1
+        let start = pos
+        // Fast path: no escapes.
+        while pos < bytes.count {
+            let b = bytes[pos]
+            if b == UInt8(ascii: "\"") {
+                let s = try validated(UnsafeBufferPointer(rebasing: bytes[start..<pos]), at: start)
+                pos += 1
+                return s
+            }
+            if b == UInt8(ascii: "\\") { break }
+            if b < 0x20 { throw error("control character in a string; escape it") }
+            pos += 1
+        }
+        var out = Array(bytes[start..<pos])
+        while pos < bytes.count {
+            let b = bytes[pos]
+            if b == UInt8(ascii: "\"") {
+                pos += 1
+                return try out.withUnsafeBufferPointer { buf throws(JSONError) in try validated(buf, at: start) }
+            }
+            if b < 0x20 { throw error("control character in a string; escape it") }
+            if b != UInt8(ascii: "\\") { out.append(b); pos += 1; continue }
+            pos += 1
+            guard pos < bytes.count else { break }
+            let e = bytes[pos]
+            pos += 1
+            switch e {
+            case UInt8(ascii: "\""): out.append(34)
+            case UInt8(ascii: "\\"): out.append(92)
+            case UInt8(ascii: "/"): out.append(47)
+            case UInt8(ascii: "b"): out.append(8)
+            case UInt8(ascii: "f"): out.append(12)
+            case UInt8(ascii: "n"): out.append(10)
+            case UInt8(ascii: "r"): out.append(13)
+            case UInt8(ascii: "t"): out.append(9)
+            case UInt8(ascii: "u"):
+                var scalar = try hex4()
+                if (0xD800..<0xDC00).contains(scalar) {
+                    guard pos + 1 < bytes.count, bytes[pos] == 92, bytes[pos + 1] == UInt8(ascii: "u") else {
+                        throw error("lone high surrogate in \\u escape")
+                    }
+                    pos += 2
+                    let low = try hex4()
+                    guard (0xDC00..<0xE000).contains(low) else { throw error("invalid low surrogate in \\u escape") }
+                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                } else if (0xDC00..<0xE000).contains(scalar) {
+                    throw error("lone low surrogate in \\u escape")
+                }
+                out.append(contentsOf: String(Character(Unicode.Scalar(scalar)!)).utf8)
+            default: throw error("unknown escape '\\\(Character(Unicode.Scalar(e)))'")
+            }
+        }
+        throw error("unterminated string")
+    }
+
+    mutating func hex4() throws(JSONError) -> UInt32 {
+        guard pos + 4 <= bytes.count else { throw error("truncated \\u escape") }
+        var v: UInt32 = 0
+        for _ in 0..<4 {
+            let c = bytes[pos]
+            let d: UInt32
+            switch c {
+            case 48...57: d = UInt32(c - 48)
+            case 65...70: d = UInt32(c - 55)
+            case 97...102: d = UInt32(c - 87)
+            default: throw error("invalid hex digit in \\u escape")
+            }
+            v = v << 4 | d
+            pos += 1
+        }
+        return v
+    }
+
+    func validated(_ buf: UnsafeBufferPointer<UInt8>, at offset: Int) throws(JSONError) -> String {
+        guard let s = String(validating: buf, as: UTF8.self) else {
+            throw JSONError(message: "string is not valid UTF-8", offset: offset)
+        }
+        return s
+    }
+
+    mutating func parseNumber() throws(JSONError) -> Value {
+        let start = pos
+        var isInteger = true
+        if bytes[pos] == UInt8(ascii: "-") { pos += 1 }
+        guard pos < bytes.count, (48...57).contains(bytes[pos]) else { throw error("expected a digit") }
+        if bytes[pos] == 48 {
+            pos += 1
+            if pos < bytes.count, (48...57).contains(bytes[pos]) { throw error("leading zero in a number") }
+        } else {
+            while pos < bytes.count, (48...57).contains(bytes[pos]) { pos += 1 }
+        }
+        if pos < bytes.count, bytes[pos] == UInt8(ascii: ".") {
+            isInteger = false
+            pos += 1
+            guard pos < bytes.count, (48...57).contains(bytes[pos]) else { throw error("expected a digit after '.'") }
+            while pos < bytes.count, (48...57).contains(bytes[pos]) { pos += 1 }
+        }
+        if pos < bytes.count, bytes[pos] == UInt8(ascii: "e") || bytes[pos] == UInt8(ascii: "E") {
+            isInteger = false
+            pos += 1
+            if pos < bytes.count, bytes[pos] == UInt8(ascii: "+") || bytes[pos] == UInt8(ascii: "-") { pos += 1 }
+            guard pos < bytes.count, (48...57).contains(bytes[pos]) else { throw error("expected a digit in the exponent") }
+            while pos < bytes.count, (48...57).contains(bytes[pos]) { pos += 1 }
+        }
+        let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<pos]), as: UTF8.self)
+        if isInteger, let i = Int64(text) { return .int(i) }
+        guard let d = Double(text), d.isFinite else {
+            throw JSONError(message: "number out of range", offset: start)
+        }
+        return .number(d)
+    }
+}

@@ -1,0 +1,164 @@
+/// Names a record: its collection and its ID within it.
+public struct RecordKey: Sendable, Hashable, Comparable, CustomStringConvertible {
+    public var collection: String
+    public var id: String
+
+    public init(collection: String, id: String) {
+        self.collection = collection
+        self.id = id
+    }
+
+    public static func < (a: RecordKey, b: RecordKey) -> Bool {
+        a.collection != b.collection ? utf8Less(a.collection, b.collection) : utf8Less(a.id, b.id)
+    }
+
+    public var description: String { "\(collection)/\(id)" }
+}
+
+/// The whole CRDT state of one record: existence, fields and sets.
+///
+/// Operations take the stamp of the write from the caller (the store's clock); ``merge(_:_:)`` is
+/// a pure function and the state's only way to learn what other replicas did.
+public struct RecordState: Sendable, Hashable {
+    public var key: RecordKey
+    /// Causal length of the record: 0 never written, odd alive, even deleted.
+    public private(set) var causalLength: UInt64
+    /// The greatest clock of any operation applied to this record, here or elsewhere.
+    public private(set) var updated: Timestamp
+    public private(set) var fields: [String: Register]
+    public private(set) var sets: [String: CausalSet]
+
+    public init(key: RecordKey) {
+        self.key = key
+        causalLength = 0
+        updated = .zero
+        fields = [:]
+        sets = [:]
+    }
+
+    /// Rebuilds a state from its parts (decoding).
+    public init(key: RecordKey, causalLength: UInt64, updated: Timestamp,
+                fields: [String: Register], sets: [String: CausalSet]) {
+        self.key = key
+        self.causalLength = causalLength
+        self.updated = updated
+        self.fields = fields
+        self.sets = sets
+    }
+
+    public var isAlive: Bool { causalLength % 2 == 1 }
+    public var hasConflicts: Bool { fields.values.contains { $0.hasConflict } }
+    public var conflictedFields: [String] { fields.filter { $0.value.hasConflict }.map(\.key).sorted(by: utf8Less) }
+
+    /// The visible value of every field (null values left out) and every set as a sorted array.
+    public var visibleFields: [String: Value] {
+        var out: [String: Value] = [:]
+        for (name, reg) in fields where !reg.value.isNull { out[name] = reg.value }
+        for (name, set) in sets {
+            let e = set.elements
+            if !e.isEmpty || out[name] == nil { out[name] = .array(e) }
+        }
+        return out
+    }
+
+    private mutating func touch(_ stamp: Stamp) {
+        if stamp.time > updated { updated = stamp.time }
+    }
+
+    /// Brings the record into existence, or back from deletion; other state is kept.
+    private mutating func makeAlive() {
+        if !isAlive { causalLength += 1 }
+    }
+
+    /// Writes one field's value; the write sees every version of the field held here.
+    public mutating func write(field: String, value: Value, stamp: Stamp) {
+        makeAlive()
+        if var reg = fields[field] {
+            reg.write(value, stamp: stamp)
+            fields[field] = reg
+        } else {
+            fields[field] = Register(value: value, stamp: stamp)
+        }
+        touch(stamp)
+    }
+
+    /// Makes a set field hold exactly `elements`, by adding and removing elements.
+    public mutating func assign(set field: String, to elements: [Value], stamp: Stamp) {
+        makeAlive()
+        var s = sets[field] ?? CausalSet()
+        let wanted = Set(elements)
+        for e in s.elements where !wanted.contains(e) { s.remove(e) }
+        for e in elements { s.insert(e) }
+        sets[field] = s
+        touch(stamp)
+    }
+
+    /// Adds elements to a set field; returns how many were not there.
+    @discardableResult
+    public mutating func insert(_ elements: [Value], into field: String, stamp: Stamp) -> Int {
+        makeAlive()
+        var s = sets[field] ?? CausalSet()
+        var n = 0
+        for e in elements where s.insert(e) { n += 1 }
+        sets[field] = s
+        touch(stamp)
+        return n
+    }
+
+    /// Removes elements from a set field; returns how many were there.
+    @discardableResult
+    public mutating func remove(_ elements: [Value], from field: String, stamp: Stamp) -> Int {
+        guard var s = sets[field] else { return 0 }
+        var n = 0
+        for e in elements where s.remove(e) { n += 1 }
+        sets[field] = s
+        if n > 0 { touch(stamp) }
+        return n
+    }
+
+    /// Deletes the record (a tombstone: the state stays, so an undelete brings it all back).
+    public mutating func delete(stamp: Stamp) {
+        guard isAlive else { return }
+        causalLength += 1
+        touch(stamp)
+    }
+
+    public mutating func undelete(stamp: Stamp) {
+        guard causalLength > 0, !isAlive else { return }
+        causalLength += 1
+        touch(stamp)
+    }
+
+    /// The merge of two replicas' states of the same record: commutative, associative, idempotent.
+    public static func merge(_ a: RecordState, _ b: RecordState) -> RecordState {
+        precondition(a.key == b.key, "merging states of different records")
+        if a == b { return a }
+        var r = a
+        r.causalLength = max(a.causalLength, b.causalLength)
+        r.updated = max(a.updated, b.updated)
+        for (name, reg) in b.fields {
+            if let mine = r.fields[name] {
+                r.fields[name] = Register.merge(mine, reg)
+            } else {
+                r.fields[name] = reg
+            }
+        }
+        for (name, set) in b.sets {
+            if let mine = r.sets[name] {
+                r.sets[name] = CausalSet.merge(mine, set)
+            } else {
+                r.sets[name] = set
+            }
+        }
+        return r
+    }
+
+    /// Every stamp in the state; a merge checks them against the clock-drift bound.
+    public var greatestTime: Timestamp {
+        var t = updated
+        for reg in fields.values {
+            for e in reg.context.entries where e.time > t { t = e.time }
+        }
+        return t
+    }
+}

@@ -1,0 +1,98 @@
+/// Input that HubSync refuses: what is wrong and what to do. Nothing was changed.
+public struct ValidationFailure: Error, CustomStringConvertible, Sendable, Equatable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// The Hub's collections and the rules their records follow.
+public enum Collection: String, Sendable, CaseIterable {
+    case personas, memories, preferences, conversations
+    /// Group membership; written by pairing, not by hand.
+    case devices
+
+    /// Collections a person or an app may write directly.
+    public static let userCollections: [Collection] = [.personas, .memories, .preferences, .conversations]
+
+    public static func named(_ name: String) throws(ValidationFailure) -> Collection {
+        guard let c = Collection(rawValue: name), c != .devices else {
+            throw ValidationFailure("unknown collection \"\(name)\"; use one of: "
+                + userCollections.map(\.rawValue).joined(separator: ", "))
+        }
+        return c
+    }
+
+    /// Fields that are sets of elements (added and removed one by one) rather than single values.
+    public var setFields: Set<String> {
+        switch self {
+        case .personas: ["traits"]
+        case .memories: ["tags"]
+        default: []
+        }
+    }
+
+    /// Fields that every live record must have, with their required JSON type (nil: any non-null).
+    public var requiredFields: [(name: String, type: String?)] {
+        switch self {
+        case .personas: [("name", "string")]
+        case .memories: [("text", "string")]
+        case .preferences: [("value", nil)]
+        case .conversations: [("conversation", "string"), ("role", "string"), ("content", "string")]
+        case .devices: []
+        }
+    }
+
+    /// Allowed roles of a conversation message.
+    public static let messageRoles: Set<String> = ["user", "assistant", "system", "tool"]
+
+    /// Checks a record ID: non-empty, at most 256 bytes, no control characters.
+    public static func validate(id: String) throws(ValidationFailure) {
+        guard !id.isEmpty else { throw ValidationFailure("record ID is empty") }
+        guard id.utf8.count <= 256 else { throw ValidationFailure("record ID is longer than 256 bytes") }
+        guard !id.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+            throw ValidationFailure("record ID contains a control character")
+        }
+    }
+
+    /// Checks a patch before it is applied: types of known fields, set fields given as arrays.
+    public func validate(patch: [String: Value]) throws(ValidationFailure) {
+        for (name, value) in patch {
+            guard !name.isEmpty, name.utf8.count <= 128 else {
+                throw ValidationFailure("field name \"\(name)\" must have 1 to 128 bytes")
+            }
+            if setFields.contains(name) {
+                guard case .array(let elems) = value else {
+                    throw ValidationFailure("\(rawValue).\(name) is a set: give an array, not a \(value.typeName)")
+                }
+                for e in elems where e.stringValue == nil {
+                    throw ValidationFailure("\(rawValue).\(name) holds strings; got a \(e.typeName)")
+                }
+                continue
+            }
+            if let rule = requiredFields.first(where: { $0.name == name }) {
+                if value.isNull {
+                    throw ValidationFailure("\(rawValue).\(name) is required and cannot be removed")
+                }
+                if let type = rule.type, value.typeName != type {
+                    throw ValidationFailure("\(rawValue).\(name) must be a \(type), not a \(value.typeName)")
+                }
+            }
+            if self == .conversations, name == "role", let role = value.stringValue,
+               !Collection.messageRoles.contains(role) {
+                throw ValidationFailure("conversations.role \"\(role)\" is not one of: "
+                    + Collection.messageRoles.sorted().joined(separator: ", "))
+            }
+        }
+    }
+
+    /// Checks a live record after a local write: every required field present with its type.
+    public func validate(record: RecordState) throws(ValidationFailure) {
+        guard record.isAlive else { return }
+        for rule in requiredFields {
+            guard let reg = record.fields[rule.name], !reg.value.isNull else {
+                throw ValidationFailure("\(record.key) needs the field \"\(rule.name)\""
+                    + (rule.type.map { " (a \($0))" } ?? "") + "; add it to the JSON")
+            }
+        }
+    }
+}

@@ -1,0 +1,32 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A failed system call: which call, on which path, and errno.
+public struct SystemCallError: Error, Sendable, CustomStringConvertible {
+    /// The call's name, such as "open".
+    public let call: String
+    /// The path it worked on.
+    public let path: String
+    /// The errno value.
+    public let errno: Int32
+
+    /// The C library's text for ``errno``, such as "Permission denied".
+    public var reason: String { String(cString: strerror(errno)) }
+
+    /// "open PATH: REASON".
+    public var description: String { "\(call) \(path): \(reason)" }
+
+    /// Runs `body`, retrying while it fails with EINTR, and throws if it returns -1.
+    @discardableResult
+    static func check<Result: FixedWidthInteger>(
+        _ call: String, _ path: String, _ body: () -> Result
+    ) throws(SystemCallError) -> Result {
+        while true {
+            let result = body()
+            if result != -1 { return result }
+            let code = Glibc.errno
+            if code != EINTR { throw SystemCallError(call: call, path: path, errno: code) }
+        }
+    }
+}

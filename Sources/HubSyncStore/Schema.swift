@@ -1,0 +1,32 @@
+internal import GRDB
+import Foundation
+
+/// The SQLite schema, as named migrations. Never edit a migration that has shipped: add one.
+enum Schema {
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1-records") { db in
+            try db.execute(sql: """
+                CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value ANY) STRICT;
+                CREATE TABLE records (
+                    collection TEXT NOT NULL,
+                    id TEXT NOT NULL,
+                    state BLOB NOT NULL,      -- canonical encoding (protocol/SPEC.md)
+                    digest BLOB NOT NULL,     -- BLAKE2b-256 of state
+                    alive INTEGER NOT NULL,   -- 1 unless deleted
+                    updated INTEGER NOT NULL, -- greatest HLC reading applied to the record
+                    seq INTEGER NOT NULL,     -- local sequence of the latest change: the change log
+                    conflicts INTEGER NOT NULL, -- number of fields with concurrent versions
+                    PRIMARY KEY (collection, id)
+                ) STRICT;
+                CREATE UNIQUE INDEX records_by_seq ON records(seq);
+                CREATE INDEX records_in_conflict ON records(collection, id) WHERE conflicts > 0;
+                """)
+            var epoch = [UInt8](repeating: 0, count: 8)
+            for i in epoch.indices { epoch[i] = UInt8.random(in: 0...255) }
+            try db.execute(sql: "INSERT INTO meta(key, value) VALUES ('log_epoch', ?), ('hlc', 0)",
+                           arguments: [epoch.map { String(format: "%02x", $0) }.joined()])
+        }
+        return m
+    }
+}

@@ -1,0 +1,114 @@
+public import HubSyncCore
+internal import GRDB
+import Foundation
+
+extension Store {
+    /// The record's state, deleted or not; nil when it was never written here.
+    public func get(_ key: RecordKey) throws(StoreError) -> RecordState? {
+        try wrap { try pool.read { db in try load(key, db: db) } }
+    }
+
+    /// Visits the records of a collection in ID order (UTF-8 byte order), streaming from disk.
+    ///
+    /// - Parameters:
+    ///   - after: start after this ID (paging); nil starts at the first.
+    ///   - limit: visit at most this many; nil for all.
+    ///   - includeDeleted: visit tombstones too.
+    public func forEach(in collection: String, after: String? = nil, limit: Int? = nil, includeDeleted: Bool = false,
+                        _ body: (RecordState) throws -> Void) throws(StoreError) {
+        try wrap {
+            try pool.read { db in
+                var sql = "SELECT state FROM records WHERE collection = ?"
+                var args: StatementArguments = [collection]
+                if let after { sql += " AND id > ?"; args += [after] }
+                if !includeDeleted { sql += " AND alive = 1" }
+                sql += " ORDER BY id"
+                if let limit { sql += " LIMIT ?"; args += [limit] }
+                let cursor = try Data.fetchCursor(db, sql: sql, arguments: args)
+                while let data = try cursor.next() {
+                    try body(try CanonicalEncoding.decode([UInt8](data)))
+                }
+            }
+        }
+    }
+
+    public func list(_ collection: String, after: String? = nil, limit: Int? = nil,
+                     includeDeleted: Bool = false) throws(StoreError) -> [RecordState] {
+        var out: [RecordState] = []
+        try forEach(in: collection, after: after, limit: limit, includeDeleted: includeDeleted) { out.append($0) }
+        return out
+    }
+
+    /// Visits every record of every collection, tombstones included, in (collection, id) order.
+    public func forEachRecord(_ body: (RecordState) throws -> Void) throws(StoreError) {
+        try wrap {
+            try pool.read { db in
+                let cursor = try Data.fetchCursor(db, sql: "SELECT state FROM records ORDER BY collection, id")
+                while let data = try cursor.next() { try body(try CanonicalEncoding.decode([UInt8](data))) }
+            }
+        }
+    }
+
+    /// Records with at least one conflicted field, in (collection, id) order.
+    public func conflicts() throws(StoreError) -> [RecordState] {
+        try wrap {
+            try pool.read { db in
+                try Data.fetchAll(db, sql: "SELECT state FROM records WHERE conflicts > 0 ORDER BY collection, id")
+                    .map { try CanonicalEncoding.decode([UInt8]($0)) }
+            }
+        }
+    }
+
+    /// Changes after a local sequence number, oldest first: the sync fast path's source.
+    public func changes(after sequence: Int64, limit: Int) throws(StoreError) -> [ChangeEvent] {
+        try wrap {
+            try pool.read { db in
+                try Row.fetchAll(db, sql: "SELECT seq, state FROM records WHERE seq > ? ORDER BY seq LIMIT ?",
+                                 arguments: [sequence, limit]).map { row in
+                    ChangeEvent(sequence: row["seq"], state: try CanonicalEncoding.decode([UInt8](row["state"] as Data)),
+                                origin: .local)
+                }
+            }
+        }
+    }
+
+    /// The latest local sequence number.
+    public func lastSequence() throws(StoreError) -> Int64 {
+        try wrap { try pool.read { db in try Int64.fetchOne(db, sql: "SELECT coalesce(max(seq), 0) FROM records") ?? 0 } }
+    }
+
+    /// Counts of live records per collection.
+    public func counts() throws(StoreError) -> [String: Int] {
+        try wrap {
+            try pool.read { db in
+                var out: [String: Int] = [:]
+                for row in try Row.fetchAll(db, sql: "SELECT collection, count(*) AS n FROM records WHERE alive = 1 GROUP BY collection") {
+                    out[row["collection"]] = row["n"]
+                }
+                return out
+            }
+        }
+    }
+
+    /// Runs SQLite's integrity check; returns its report ("ok" when the file is sound).
+    public func integrityCheck() throws(StoreError) -> String {
+        try wrap { try pool.read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check").joined(separator: "\n") } }
+    }
+
+    /// Verifies every stored digest against its state; returns the keys that do not match.
+    public func verifyDigests() throws(StoreError) -> [RecordKey] {
+        try wrap {
+            try pool.read { db in
+                var bad: [RecordKey] = []
+                let cursor = try Row.fetchCursor(db, sql: "SELECT collection, id, state, digest FROM records")
+                while let row = try cursor.next() {
+                    let state = [UInt8](row["state"] as Data)
+                    if CanonicalEncoding.digest(of: state) != [UInt8](row["digest"] as Data) {
+                        bad.append(RecordKey(collection: row["collection"], id: row["id"]))
+                    }
+                }
+                return bad
+            }
+        }
+    }
+}

@@ -1,0 +1,25 @@
+public import HubSyncCore
+
+extension Store {
+    /// Every change applied from now on, local or remote, in sequence order.
+    ///
+    /// The stream buffers the newest 10,000 events for a slow reader; a reader that falls
+    /// further behind should catch up with ``changes(after:limit:)``.
+    public func subscribe() -> AsyncStream<ChangeEvent> {
+        let (stream, continuation) = AsyncStream<ChangeEvent>.makeStream(bufferingPolicy: .bufferingNewest(10_000))
+        let id = nextSubscriber.withLock { n in n += 1; return n }
+        subscribers.withLock { $0[id] = continuation }
+        continuation.onTermination = { [weak self] _ in
+            _ = self?.subscribers.withLock { $0.removeValue(forKey: id) }
+        }
+        return stream
+    }
+
+    func publish(_ events: [ChangeEvent]) {
+        guard !events.isEmpty else { return }
+        let targets = subscribers.withLock { Array($0.values) }
+        for c in targets {
+            for e in events { c.yield(e) }
+        }
+    }
+}

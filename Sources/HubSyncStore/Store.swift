@@ -1,0 +1,156 @@
+public import Foundation
+public import HubSyncCore
+public import HubSyncCrypto
+internal import GRDB
+public import Logging
+import Synchronization
+
+/// The device's replica of every collection, in one SQLite file (WAL mode).
+///
+/// Each write is one transaction. Every change applied, local or remote, gets the next local
+/// sequence number; the `records.seq` column is the compacted change log (a record stands at
+/// its latest change), which the sync fast path reads after a peer's watermark.
+public final class Store: Sendable {
+    public let device: DeviceID
+    public let path: String
+    let pool: DatabasePool
+    let clock: Mutex<HybridLogicalClock>
+    let subscribers = Mutex<[UInt64: AsyncStream<ChangeEvent>.Continuation]>([:])
+    let nextSubscriber = Mutex<UInt64>(0)
+    let wallClock: @Sendable () -> UInt64
+    let logger: Logger
+
+    /// The store's log epoch: changes when a store is created anew, so peers holding a watermark
+    /// for an older store start over instead of missing changes.
+    public let logEpoch: String
+
+    /// Milliseconds since the Unix epoch, from the system's real-time clock.
+    public static let systemClock: @Sendable () -> UInt64 = {
+        UInt64(max(0, Date().timeIntervalSince1970 * 1000))
+    }
+
+    /// Opens the store at `path`, creating it (and running migrations) if needed.
+    ///
+    /// - Parameters:
+    ///   - device: the local device; a store created by another device refuses to open.
+    ///   - maxClockDriftMillis: how far ahead of the wall clock a remote clock may be.
+    ///   - wallClock: the wall clock in milliseconds (tests pass their own).
+    public init(path: String, device: DeviceID,
+                maxClockDriftMillis: UInt64 = HybridLogicalClock.defaultMaxDriftMillis,
+                wallClock: @escaping @Sendable () -> UInt64 = Store.systemClock,
+                logger: Logger = Logger(label: "hubsync.store")) throws(StoreError) {
+        self.device = device
+        self.path = path
+        self.wallClock = wallClock
+        self.logger = logger
+        var config = Configuration()
+        config.busyMode = .timeout(10)
+        config.prepareDatabase { db in
+            // WAL with synchronous=NORMAL survives any process crash (SIGKILL included); only a
+            // power cut can lose the last transactions, never corrupt the file.
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: config)
+            try Schema.migrator.migrate(pool)
+            let (epoch, owner, hlc) = try pool.write { db -> (String, String, Int64) in
+                if try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'device'") == nil {
+                    try db.execute(sql: "INSERT INTO meta(key, value) VALUES ('device', ?)", arguments: [device.hex])
+                }
+                return (
+                    try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'log_epoch'") ?? "",
+                    try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'device'") ?? "",
+                    try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'hlc'") ?? 0
+                )
+            }
+            guard owner == device.hex else {
+                throw StoreError(.wrongDevice, "the store at \(path) belongs to another device (\(owner.prefix(12))…); "
+                    + "each device keeps its own data directory")
+            }
+            logEpoch = epoch
+            clock = Mutex(HybridLogicalClock(last: Timestamp(rawValue: UInt64(bitPattern: hlc)),
+                                             maxDriftMillis: maxClockDriftMillis))
+        } catch let e as StoreError {
+            throw e
+        } catch {
+            throw StoreError(.database, "cannot open the store at \(path): \(error)")
+        }
+    }
+
+    /// The current hybrid logical clock reading (the last issued or observed).
+    public var lastClock: Timestamp { clock.withLock { $0.last } }
+
+    /// Runs `body` in one write transaction, with the clock brought up to the persisted reading
+    /// (another process may have written) and saved again at the end.
+    func transaction<T>(_ body: (Database, inout TransactionContext) throws -> T) throws -> (T, [ChangeEvent]) {
+        let result: (T, [ChangeEvent]) = try pool.write { db in
+            let persisted = Timestamp(rawValue: UInt64(bitPattern:
+                try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'hlc'") ?? 0))
+            let lastSeq = try Int64.fetchOne(db, sql: "SELECT coalesce(max(seq), 0) FROM records") ?? 0
+            var ctx = TransactionContext(store: self, lastSequence: lastSeq, wallMillis: wallClock())
+            ctx.clock = clock.withLock { c in
+                c.restore(atLeast: persisted)
+                return c
+            }
+            let value = try body(db, &ctx)
+            if ctx.clock.last > persisted {
+                try db.execute(sql: "INSERT INTO meta(key, value) VALUES ('hlc', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                               arguments: [Int64(bitPattern: ctx.clock.last.rawValue)])
+            }
+            let last = ctx.clock.last
+            clock.withLock { $0.restore(atLeast: last) }
+            return (value, ctx.events)
+        }
+        publish(result.1)
+        return result
+    }
+
+    /// Maps any error thrown inside a transaction to a ``StoreError``.
+    func wrap<T>(_ body: () throws -> T) throws(StoreError) -> T {
+        do {
+            return try body()
+        } catch let e as StoreError {
+            throw e
+        } catch let e as ValidationFailure {
+            throw .invalid(e)
+        } catch let e as ClockSkewError {
+            throw StoreError(.clockSkew, "refused: \(e)")
+        } catch let e as DecodingError {
+            throw StoreError(.corrupt, "\(e); the store file is damaged — restore it from a backup or a peer")
+        } catch {
+            throw StoreError(.database, "database error in \(path): \(error)")
+        }
+    }
+}
+
+/// State shared by the writes of one transaction.
+struct TransactionContext {
+    let store: Store
+    var lastSequence: Int64
+    let wallMillis: UInt64
+    var clock = HybridLogicalClock()
+    var events: [ChangeEvent] = []
+
+    init(store: Store, lastSequence: Int64, wallMillis: UInt64) {
+        self.store = store
+        self.lastSequence = lastSequence
+        self.wallMillis = wallMillis
+    }
+
+    mutating func stamp() -> Stamp {
+        Stamp(time: clock.tick(wallMillis: wallMillis), device: store.device)
+    }
+}
+
+extension Store {
+    /// The SQLite library's version.
+    public static var sqliteVersion: String { sqliteLibraryVersion() }
+
+    /// Refuses a remote clock reading too far ahead of this device's wall clock.
+    public func checkClock(_ reading: Timestamp) throws(StoreError) {
+        let c = clock.withLock { $0 }
+        do { try c.check(reading, wallMillis: wallClock()) } catch {
+            throw StoreError(.clockSkew, "refused: \(error)")
+        }
+    }
+}

@@ -1,0 +1,77 @@
+import ArgumentParser
+import Foundation
+import HubSyncCore
+import HubSyncCrypto
+import HubSyncStore
+
+/// The export file format: JSON Lines, a header line, then one line per record.
+enum ExportFormat {
+    static let name = "hubsync-export"
+    static let version: Int64 = 1
+}
+
+struct ExportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Write every record's full sync state to a file (JSON Lines).",
+        discussion: """
+            Importing the file on another device merges it there: an offline sync, conflicts included. \
+            Deleted records are exported too, so deletes travel. FILE - writes to standard output.
+            """)
+
+    @OptionGroup var common: CommonOptions
+    @OptionGroup var output: OutputOptions
+    @Argument(help: "The file to write (replaced if it exists), or -.") var file: String
+
+    func run() throws {
+        let dir = common.directory
+        let identity = try dir.identity()
+        let store = try dir.openStore()
+        let toStdout = file == "-"
+        let tmp = file + ".partial"
+        if !toStdout {
+            guard FileManager.default.createFile(atPath: tmp, contents: nil) else {
+                throw CLIError.failure("cannot create \(tmp): \(String(cString: strerror(errno)))")
+            }
+        }
+        guard let handle = toStdout ? FileHandle.standardOutput : FileHandle(forWritingAtPath: tmp) else {
+            throw CLIError.failure("cannot write \(tmp)")
+        }
+        var buffer: [UInt8] = []
+        func flush() throws { try handle.write(contentsOf: buffer); buffer.removeAll(keepingCapacity: true) }
+        let header: Value = [
+            "format": .string(ExportFormat.name), "version": .int(ExportFormat.version),
+            "device": .string(identity.deviceID.description), "created": .string(isoTime(store.lastClock)),
+        ]
+        JSON.write(header, to: &buffer)
+        buffer.append(10)
+        var count = 0
+        try guarded {
+            try store.forEachRecord { state in
+                let line: Value = [
+                    "collection": .string(state.key.collection), "id": .string(state.key.id),
+                    "state": StateJSON.object(state),
+                    "digest": .string(Hex.encode(CanonicalEncoding.digest(state))),
+                ]
+                JSON.write(line, to: &buffer)
+                buffer.append(10)
+                count += 1
+                if buffer.count > 1 << 16 { try flush() }
+            }
+            try flush()
+            if !toStdout {
+                try handle.synchronize()
+                try handle.close()
+                guard rename(tmp, file) == 0 else {
+                    throw CLIError.failure("cannot rename \(tmp) to \(file): \(String(cString: strerror(errno)))")
+                }
+            }
+        }
+        if toStdout { return }
+        if output.json {
+            printJSON(["file": .string(file), "records": .int(Int64(count))])
+        } else {
+            print("Exported \(count) records to \(file)")
+        }
+    }
+}

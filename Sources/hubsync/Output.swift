@@ -1,0 +1,115 @@
+import Foundation
+import HubSyncCore
+import HubSyncCrypto
+
+/// Standard output through a buffer, so that long listings stream without a write per line.
+struct OutputBuffer {
+    private var buffer: [UInt8] = []
+
+    init() { buffer.reserveCapacity(1 << 16) }
+
+    mutating func write(_ s: String) {
+        buffer.append(contentsOf: s.utf8)
+        if buffer.count >= 1 << 16 { flush() }
+    }
+
+    mutating func write(bytes: [UInt8]) {
+        buffer.append(contentsOf: bytes)
+        if buffer.count >= 1 << 16 { flush() }
+    }
+
+    mutating func flush() {
+        guard !buffer.isEmpty else { return }
+        buffer.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = Foundation.write(1, raw.baseAddress! + offset, raw.count - offset)
+                if n <= 0 { break }
+                offset += n
+            }
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+}
+
+/// Prints one JSON value on its own line.
+func printJSON(_ value: Value) {
+    print(JSON.serialize(value))
+}
+
+/// The JSON shape of a record that `get` and `list` print.
+func recordJSON(_ s: RecordState) -> Value {
+    var out: [String: Value] = [
+        "collection": .string(s.key.collection),
+        "id": .string(s.key.id),
+        "fields": .object(s.visibleFields),
+        "deleted": .bool(!s.isAlive),
+        "updated": .string(s.updated.description),
+    ]
+    let conflicts = s.conflictedFields
+    if !conflicts.isEmpty {
+        out["conflicts"] = .array(conflicts.map { conflictJSON(s, field: $0) })
+    }
+    return .object(out)
+}
+
+/// One conflicted field: its competing values, the visible winner first.
+func conflictJSON(_ s: RecordState, field: String) -> Value {
+    let reg = s.fields[field]!
+    return [
+        "collection": .string(s.key.collection),
+        "id": .string(s.key.id),
+        "field": .string(field),
+        "value": reg.value,
+        "values": .array(reg.versions.map(\.value)),
+        "versions": .array(reg.versions.map { v in
+            ["value": v.value, "device": .string(v.stamp.device.description), "time": .string(v.stamp.time.description),
+             "written": .string(isoTime(v.stamp.time))]
+        }),
+    ]
+}
+
+/// A clock reading as an ISO 8601 time, for people.
+func isoTime(_ t: Timestamp) -> String {
+    let f = ISO8601DateFormatter()
+    f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    return f.string(from: Date(timeIntervalSince1970: Double(t.millis) / 1000))
+}
+
+/// A record for people: its key, then one line per field.
+func recordText(_ s: RecordState) -> String {
+    var lines = ["\(s.key)" + (s.isAlive ? "" : " (deleted)")]
+    let fields = s.visibleFields
+    for name in fields.keys.sorted(by: utf8Less) {
+        lines.append("  \(name): \(JSON.serialize(fields[name]!))")
+    }
+    for field in s.conflictedFields {
+        let reg = s.fields[field]!
+        let values = reg.versions.map { "\(JSON.serialize($0.value)) (device \($0.stamp.device.short))" }
+        lines.append("  ! conflict on \(field): " + values.joined(separator: " vs ")
+            + "; shown: the first. Resolve with `hubsync resolve \(s.key.collection) \(s.key.id) \(field) --value JSON`")
+    }
+    return lines.joined(separator: "\n")
+}
+
+/// Writes progress for long work: a line that rewrites itself on a terminal, JSON events otherwise.
+struct Progress {
+    let total: Int
+    let phase: String
+    let start = Date()
+    let isTerminal = isatty(2) == 1
+
+    func report(done: Int) {
+        if isTerminal {
+            let elapsed = Date().timeIntervalSince(start)
+            let eta = done > 0 ? elapsed / Double(done) * Double(total - done) : 0
+            let pct = total > 0 ? done * 100 / total : 100
+            FileHandle.standardError.write(Data("\r\(phase) \(done)/\(total) (\(pct)%) ETA \(Int(eta.rounded())) s   ".utf8))
+            if done >= total { FileHandle.standardError.write(Data("\n".utf8)) }
+        } else {
+            let event: Value = ["event": "progress", "phase": .string(phase), "done": .int(Int64(done)),
+                                "total": .int(Int64(total))]
+            FileHandle.standardError.write(Data((JSON.serialize(event) + "\n").utf8))
+        }
+    }
+}
