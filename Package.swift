@@ -36,8 +36,7 @@ let package = Package(
         ]),
 
         .testTarget(name: "HubSyncCryptoTests", dependencies: ["HubSyncCrypto"]),
-        .testTarget(name: "HubSyncCoreTests", dependencies: ["HubSyncCore", "HubSyncCrypto"],
-                    resources: [.copy("Vectors")]),
+        .testTarget(name: "HubSyncCoreTests", dependencies: ["HubSyncCore", "HubSyncCrypto"]),
         .testTarget(name: "HubSyncStoreTests", dependencies: ["HubSyncStore", "HubSyncCore", "HubSyncCrypto"]),
         .testTarget(name: "CLITests", dependencies: ["HubSyncCore"]),
     ],

@@ -1,0 +1,106 @@
+import Foundation
+import HubSyncCore
+import Testing
+
+/// Bad input: a clear message, exit 2 (usage) or 1 (failure), and the store unchanged.
+@Suite struct BadInputTests {
+    let dir = TemporaryDirectory()
+
+    func seeded() throws -> Device {
+        let d = Device(data: dir.path + "/d")
+        try d.ok("init")
+        try d.ok("put", "personas", "ada", "--json", #"{"name": "Ada"}"#)
+        return d
+    }
+
+    func snapshot(_ d: Device) throws -> String {
+        try d.ok("export", "-").stdout.split(separator: "\n").dropFirst().joined(separator: "\n")
+    }
+
+    @Test(arguments: [
+        (["put", "personas", "ada", "--json", "{bad"], Int32(2), "invalid JSON"),
+        (["put", "personas", "ada", "--json", "[1]"], 2, "must be a JSON object"),
+        (["put", "widgets", "w", "--json", "{}"], 2, "unknown collection"),
+        (["put", "personas", "ada", "--json", #"{"name": 5}"#], 2, "must be a string"),
+        (["put", "personas", "bob", "--json", #"{"style": "x"}"#], 2, "needs the field \"name\""),
+        (["put", "personas", "ada", "--json", #"{"name": null}"#], 2, "cannot be removed"),
+        (["get", "personas", "nobody"], 1, "no record personas/nobody"),
+        (["delete", "personas", "nobody"], 1, "no record"),
+        (["resolve", "personas", "ada", "name", "--value", #""x""#], 1, "no conflict"),
+        (["resolve", "personas", "ada", "name", "--value", "not json"], 2, "invalid JSON"),
+        (["add", "personas", "ada", "name", "x"], 2, "not a set"),
+        (["list", "memories", "--limit", "-3"], 2, "--limit"),
+        (["put", "personas", "ada"], 2, "Missing expected argument"),
+        (["frobnicate"], 2, "Unknown option"),
+        (["put", "personas", "ada", "--json", #"{"name": "A"}"#, "--frob"], 2, "Unknown option"),
+    ])
+    func refusedWithAMessageAndNothingChanged(args: [String], status: Int32, message: String) throws {
+        let d = try seeded()
+        let before = try snapshot(d)
+        let r = try hubsync(args + ["--data", d.data])
+        #expect(r.status == status, "\(args): \(r.stderr)")
+        #expect(r.stderr.contains(message), "\(args): \(r.stderr)")
+        #expect(try snapshot(d) == before)
+    }
+
+    @Test func aCorruptExportLineImportsNothing() throws {
+        let d = try seeded()
+        let other = Device(data: dir.path + "/other")
+        try other.ok("init")
+        try other.ok("put", "memories", "m1", "--json", #"{"text": "one"}"#)
+        try other.ok("put", "memories", "m2", "--json", #"{"text": "two"}"#)
+        var lines = try other.ok("export", "-").stdout.split(separator: "\n").map(String.init)
+        lines[2] = lines[2].replacingOccurrences(of: "two", with: "tvo") // damaged in transit
+        let file = dir.path + "/damaged.jsonl"
+        try lines.joined(separator: "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        let before = try snapshot(d)
+        let r = try d.run("import", file)
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("damaged.jsonl:3"))
+        #expect(r.stderr.contains("does not match its digest"))
+        #expect(r.stderr.contains("nothing was imported"))
+        #expect(try snapshot(d) == before)
+        // A line that is not JSON at all, in a file of plain records.
+        try "{\"collection\":\"memories\",\"id\":\"a\",\"fields\":{\"text\":\"x\"}}\n{oops\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let r2 = try d.run("import", file)
+        #expect(r2.status == 1)
+        #expect(r2.stderr.contains("damaged.jsonl:2: invalid JSON"))
+        #expect(try snapshot(d) == before)
+    }
+
+    @Test func initNeverOverwritesAnIdentity() throws {
+        let d = Device(data: dir.path + "/d")
+        try d.ok("init")
+        let first = try d.ok("id").stdout
+        let keyBefore = try Data(contentsOf: URL(fileURLWithPath: d.data + "/identity.key"))
+        let r = try d.run("init")
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("already has an identity"))
+        #expect(try d.ok("id").stdout == first)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: d.data + "/identity.key")) == keyBefore)
+    }
+
+    @Test func anIdentityKeyReadableByOthersIsRefused() throws {
+        let d = Device(data: dir.path + "/d")
+        try d.ok("init")
+        chmod(d.data + "/identity.key", 0o644)
+        let r = try d.run("get", "personas", "x")
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("chmod 600"))
+    }
+
+    @Test func commandsWithoutADeviceSayHowToCreateOne() throws {
+        let r = try hubsync(["list", "memories", "--data", dir.path + "/none"])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("hubsync init"))
+    }
+
+    @Test(arguments: ["init", "id", "put", "get", "list", "delete", "undelete", "add", "remove", "conflicts",
+                      "resolve", "export", "import", "doctor"])
+    func everyCommandHasHelp(command: String) throws {
+        let r = try hubsync([command, "--help"])
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("--data"))
+        #expect(r.stdout.contains("USAGE"))
+    }
+}
