@@ -5,6 +5,11 @@ public struct DecodingError: Error, CustomStringConvertible, Sendable {
     public var message: String
     public var offset: Int
     public var description: String { "corrupt record state at byte \(offset): \(message)" }
+
+    public init(message: String, offset: Int) {
+        self.message = message
+        self.offset = offset
+    }
 }
 
 /// The canonical byte encoding of values and record states (protocol/SPEC.md, "Canonical
@@ -26,8 +31,14 @@ public enum CanonicalEncoding {
             out.append(Tag.int.rawValue)
             appendU64(UInt64(bitPattern: i), to: &out)
         case .double(let d):
-            out.append(Tag.double.rawValue)
-            appendU64(d.bitPattern, to: &out)
+            if case .int(let i) = Value.number(d) {
+                // Built directly as .double(2.0): written in its one canonical form.
+                out.append(Tag.int.rawValue)
+                appendU64(UInt64(bitPattern: i), to: &out)
+            } else {
+                out.append(Tag.double.rawValue)
+                appendU64(d.bitPattern, to: &out)
+            }
         case .string(let s):
             out.append(Tag.string.rawValue)
             appendString(s, to: &out)
@@ -128,14 +139,14 @@ public enum CanonicalEncoding {
 
     /// Decodes canonical bytes, checking every length and tag.
     public static func decode(_ bytes: [UInt8]) throws(DecodingError) -> RecordState {
-        try bytes.withUnsafeBytes { raw in
-            Result { () throws(DecodingError) in
-                var r = Reader(bytes: raw)
-                let state = try r.readRecord()
-                guard r.pos == raw.count else { throw r.error("\(raw.count - r.pos) bytes after the record") }
-                return state
-            }
-        }.get()
+        try bytes.withUnsafeBytes { raw in Result { () throws(DecodingError) in try decode(raw) } }.get()
+    }
+
+    public static func decode(_ raw: UnsafeRawBufferPointer) throws(DecodingError) -> RecordState {
+        var r = Reader(bytes: raw)
+        let state = try r.readRecord()
+        guard r.pos == raw.count else { throw r.error("\(raw.count - r.pos) bytes after the record") }
+        return state
     }
 
     public static func decodeValue(_ bytes: [UInt8]) throws(DecodingError) -> Value {
@@ -202,14 +213,7 @@ struct Reader {
 
     mutating func device() throws(DecodingError) -> DeviceID {
         try need(32)
-        var w: [UInt64] = [0, 0, 0, 0]
-        for j in 0..<4 {
-            var v: UInt64 = 0
-            for i in 0..<8 { v = v << 8 | UInt64(bytes[pos + j * 8 + i]) }
-            w[j] = v
-        }
-        pos += 32
-        return DeviceID(words: (w[0], w[1], w[2], w[3]))
+        return DeviceID(words: (try u64(), try u64(), try u64(), try u64()))
     }
 
     mutating func readValue(depth: Int) throws(DecodingError) -> Value {

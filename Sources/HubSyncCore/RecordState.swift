@@ -101,7 +101,7 @@ public struct RecordState: Sendable, Hashable {
         var n = 0
         for e in elements where s.insert(e) { n += 1 }
         sets[field] = s
-        touch(stamp)
+        if n > 0 { touch(stamp) }
         return n
     }
 

@@ -33,8 +33,11 @@ public enum StateJSON {
             throw ValidationFailure("state.cl must be a non-negative integer")
         }
         let updated = try timestamp(o["updated"], "state.updated")
+        guard let fieldsObject = o["fields"]?.objectValue, let setsObject = o["sets"]?.objectValue else {
+            throw ValidationFailure("state.fields and state.sets must be objects")
+        }
         var fields: [String: Register] = [:]
-        for (name, fv) in o["fields"]?.objectValue ?? [:] {
+        for (name, fv) in fieldsObject {
             guard let f = fv.objectValue, let ctxObj = f["ctx"]?.objectValue, let vs = f["versions"]?.arrayValue,
                   !vs.isEmpty else {
                 throw ValidationFailure("state.fields.\(name) needs \"ctx\" and a non-empty \"versions\"")
@@ -50,19 +53,24 @@ public enum StateJSON {
                 }
                 let stamp = Stamp(time: try timestamp(vo["t"], "state.fields.\(name).versions"),
                                   device: try device(d, "state.fields.\(name).versions"))
+                guard !versions.contains(where: { $0.stamp == stamp }) else {
+                    throw ValidationFailure("state.fields.\(name).versions has two versions with one stamp")
+                }
                 versions.append(Version(stamp: stamp, value: value))
             }
             fields[name] = Register(versions: versions, context: CausalContext(entries: ctx))
         }
         var sets: [String: CausalSet] = [:]
-        for (name, sv) in o["sets"]?.objectValue ?? [:] {
+        for (name, sv) in setsObject {
             guard let elems = sv.arrayValue else { throw ValidationFailure("state.sets.\(name) must be an array") }
             var lengths: [Value: UInt64] = [:]
             for e in elems {
                 guard let eo = e.objectValue, let v = eo["v"], case .int(let l) = eo["cl"] ?? .null, l >= 0 else {
                     throw ValidationFailure("state.sets.\(name) holds an entry without \"v\" and a causal length \"cl\"")
                 }
-                lengths[v] = UInt64(l)
+                guard lengths.updateValue(UInt64(l), forKey: v) == nil else {
+                    throw ValidationFailure("state.sets.\(name) lists one element twice")
+                }
             }
             sets[name] = CausalSet(lengths: lengths)
         }

@@ -24,7 +24,8 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
     /// Parses the `MILLIS:COUNTER` text form.
     public init?(text: some StringProtocol) {
         let parts = text.split(separator: ":", omittingEmptySubsequences: false)
-        guard parts.count == 2, let ms = UInt64(parts[0]), ms <= 0xFFFF_FFFF_FFFF, let c = UInt16(parts[1]) else {
+        guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty && $0.utf8.allSatisfy { (48...57).contains($0) } }),
+              let ms = UInt64(parts[0]), ms <= 0xFFFF_FFFF_FFFF, let c = UInt16(parts[1]) else {
             return nil
         }
         self.init(millis: ms, counter: c)

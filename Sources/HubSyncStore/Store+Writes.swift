@@ -22,11 +22,13 @@ extension Store {
         let key = op.key
         let collection = try Collection.named(key.collection)
         try Collection.validate(id: key.id)
-        let old = try load(key, db: db)
+        let loaded = try ctx.load(key, db: db)
+        let old = loaded?.state
         var state = old ?? RecordState(key: key)
         switch op {
         case .put(_, let patch):
             try collection.validate(patch: patch)
+            try Normalization.check(patch)
             let stamp = ctx.stamp()
             for name in patch.keys.sorted(by: utf8Less) {
                 let value = patch[name]!
@@ -73,10 +75,11 @@ extension Store {
                     + "(see `hubsync conflicts`)")
             }
             try collection.validate(patch: [field: value])
+            try Normalization.check([field: value])
             state.write(field: field, value: value, stamp: ctx.stamp())
             try collection.validate(record: state)
         }
-        if state != old { try save(state, db: db, ctx: &ctx, origin: .local) }
+        try ctx.save(state, unlessEqualTo: loaded?.bytes, db: db, origin: .local)
     }
 
     /// Merges states from another replica (an import, a peer) in one transaction.
@@ -95,13 +98,13 @@ extension Store {
                     try ctx.clock.observe(remote.greatestTime, wallMillis: ctx.wallMillis)
                 }
                 for remote in states {
-                    let local = try load(remote.key, db: db)
-                    let merged = local.map { RecordState.merge($0, remote) } ?? remote
-                    if merged == local {
-                        summary.unchanged += 1
-                    } else {
-                        try save(merged, db: db, ctx: &ctx, origin: .remote)
+                    let local = try ctx.load(remote.key, db: db)
+                    let merged = local.map { RecordState.merge($0.state, remote) } ?? remote
+                    // Compared by canonical bytes: equal bytes are the only "unchanged".
+                    if try ctx.save(merged, unlessEqualTo: local?.bytes, db: db, origin: .remote) {
                         summary.changed += 1
+                    } else {
+                        summary.unchanged += 1
                     }
                 }
                 return summary
@@ -110,27 +113,56 @@ extension Store {
     }
 
     func load(_ key: RecordKey, db: Database) throws -> RecordState? {
-        let stmt = try db.cachedStatement(sql: "SELECT state FROM records WHERE collection = ? AND id = ?")
+        let stmt = try db.cachedStatement(sql: RecordSQL.load)
         guard let data = try Data.fetchOne(stmt, arguments: [key.collection, key.id]) else { return nil }
         return try CanonicalEncoding.decode([UInt8](data))
     }
+}
 
-    private func save(_ state: RecordState, db: Database, ctx: inout TransactionContext,
-                      origin: ChangeEvent.Origin) throws {
+/// The statements of the write path, prepared once per transaction.
+enum RecordSQL {
+    static let load = "SELECT state FROM records WHERE collection = ? AND id = ?"
+    static let save = """
+        INSERT INTO records (collection, id, state, digest, alive, updated, seq, conflicts)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (collection, id) DO UPDATE SET
+          state = excluded.state, digest = excluded.digest, alive = excluded.alive,
+          updated = excluded.updated, seq = excluded.seq, conflicts = excluded.conflicts
+        """
+}
+
+extension TransactionContext {
+    /// The record's state and its canonical bytes as stored, or nil when it was never written.
+    mutating func load(_ key: RecordKey, db: Database) throws -> (state: RecordState, bytes: [UInt8])? {
+        if loadStatement == nil { loadStatement = try db.makeStatement(sql: RecordSQL.load) }
+        loadStatement!.setUncheckedArguments([key.collection, key.id])
+        let cursor = try Row.fetchCursor(loadStatement!)
+        guard let row = try cursor.next() else { return nil }
+        return try row.withUnsafeData(atIndex: 0) { data in
+            guard let data else { throw DecodingError(message: "record \(key) has no state", offset: 0) }
+            let bytes = [UInt8](data)
+            return (try CanonicalEncoding.decode(bytes), bytes)
+        }
+    }
+
+    /// Writes the state with the next sequence number, unless its bytes equal `previous`.
+    /// Returns whether it wrote.
+    @discardableResult
+    mutating func save(_ state: RecordState, unlessEqualTo previous: [UInt8]?, db: Database,
+                       origin: ChangeEvent.Origin) throws -> Bool {
         let bytes = CanonicalEncoding.encode(state)
+        if let previous, previous == bytes { return false }
         let digest = CanonicalEncoding.digest(of: bytes)
-        ctx.lastSequence += 1
-        let stmt = try db.cachedStatement(sql: """
-            INSERT INTO records (collection, id, state, digest, alive, updated, seq, conflicts)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT (collection, id) DO UPDATE SET
-              state = excluded.state, digest = excluded.digest, alive = excluded.alive,
-              updated = excluded.updated, seq = excluded.seq, conflicts = excluded.conflicts
-            """)
-        try stmt.execute(arguments: [
+        lastSequence += 1
+        if saveStatement == nil { saveStatement = try db.makeStatement(sql: RecordSQL.save) }
+        var conflicts = 0
+        for reg in state.fields.values where reg.hasConflict { conflicts += 1 }
+        saveStatement!.setUncheckedArguments([
             state.key.collection, state.key.id, Data(bytes), Data(digest), state.isAlive ? 1 : 0,
-            Int64(bitPattern: state.updated.rawValue), ctx.lastSequence, state.conflictedFields.count,
+            Int64(bitPattern: state.updated.rawValue), lastSequence, conflicts,
         ])
-        ctx.events.append(ChangeEvent(sequence: ctx.lastSequence, state: state, origin: origin))
+        try saveStatement!.execute()
+        events.append(ChangeEvent(sequence: lastSequence, state: state, origin: origin))
+        return true
     }
 }

@@ -130,6 +130,8 @@ struct TransactionContext {
     let wallMillis: UInt64
     var clock = HybridLogicalClock()
     var events: [ChangeEvent] = []
+    var loadStatement: Statement?
+    var saveStatement: Statement?
 
     init(store: Store, lastSequence: Int64, wallMillis: UInt64) {
         self.store = store

@@ -39,7 +39,9 @@ struct ImportCommand: ParsableCommand {
         var tempFile: String?
         if file == "-" {
             let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("hubsync-import-\(getpid()).jsonl").path
-            FileManager.default.createFile(atPath: tmp, contents: FileHandle.standardInput.readDataToEndOfFile())
+            guard FileManager.default.createFile(atPath: tmp, contents: FileHandle.standardInput.readDataToEndOfFile()) else {
+                throw CLIError.failure("cannot buffer standard input in \(tmp): \(String(cString: strerror(errno)))")
+            }
             path = tmp
             tempFile = tmp
         }
@@ -133,11 +135,11 @@ struct ImportCommand: ParsableCommand {
         let value: Value
         do { value = try JSON.parse(bytes) } catch { throw ValidationFailure("\(error)") }
         guard let o = value.objectValue else { throw ValidationFailure("expected a JSON object, got a \(value.typeName)") }
-        if let format = o["format"] {
+        if isFirst, let format = o["format"] {
             guard format.stringValue == ExportFormat.name else {
                 throw ValidationFailure("unknown format \(JSON.serialize(format)); expected \"\(ExportFormat.name)\"")
             }
-            guard case .int(let v) = o["version"] ?? .null, v <= ExportFormat.version else {
+            guard case .int(let v) = o["version"] ?? .null, v >= 1, v <= ExportFormat.version else {
                 throw ValidationFailure("export version \(JSON.serialize(o["version"] ?? .null)) is newer than this "
                     + "hubsync understands (\(ExportFormat.version)); update hubsync on this device")
             }
@@ -146,10 +148,13 @@ struct ImportCommand: ParsableCommand {
         guard let collection = o["collection"]?.stringValue, let id = o["id"]?.stringValue else {
             throw ValidationFailure("each line needs \"collection\" and \"id\" strings")
         }
-        _ = try Collection.named(collection)
         try Collection.validate(id: id)
         let key = RecordKey(collection: collection, id: id)
         if let stateValue = o["state"] {
+            // Exports carry every collection, the internal `devices` one included.
+            guard Collection(rawValue: collection) != nil else {
+                throw ValidationFailure("unknown collection \"\(collection)\"")
+            }
             let state = try StateJSON.state(key: key, from: stateValue)
             guard let digest = o["digest"]?.stringValue else { throw ValidationFailure("\(key): no \"digest\"") }
             guard Hex.encode(CanonicalEncoding.digest(state)) == digest else {
@@ -158,6 +163,7 @@ struct ImportCommand: ParsableCommand {
             }
             return .state(state)
         }
+        _ = try Collection.named(collection)
         guard case .object(let fields) = o["fields"] ?? .null else {
             throw ValidationFailure("\(key): a plain record needs \"fields\" (an object); an exported one \"state\"")
         }

@@ -41,7 +41,7 @@ struct ExportCommand: ParsableCommand {
         func flush() throws { try handle.write(contentsOf: buffer); buffer.removeAll(keepingCapacity: true) }
         let header: Value = [
             "format": .string(ExportFormat.name), "version": .int(ExportFormat.version),
-            "device": .string(identity.deviceID.description), "created": .string(isoTime(store.lastClock)),
+            "device": .string(identity.deviceID.description), "created": .string(ISO8601DateFormatter().string(from: Date())),
         ]
         JSON.write(header, to: &buffer)
         buffer.append(10)

@@ -194,3 +194,35 @@ import Testing
         #expect(try store.integrityCheck() == "ok")
     }
 }
+
+@Suite struct StoreUnicodeTests {
+    let dir = TemporaryDirectory()
+    let nfc = "caf\u{E9}", nfd = "cafe\u{301}"
+
+    @Test func namesNotInNFCAreRefused() throws {
+        let store = try makeStore(dir)
+        let e = #expect(throws: StoreError.self) {
+            try store.apply(.put(key("personas", "p"), ["name": "P", nfd: "x"]))
+        }
+        #expect(e?.message.contains("not in Unicode NFC") == true)
+        let e2 = #expect(throws: StoreError.self) {
+            try store.apply(.put(key("preferences", "p"), ["value": .object([nfd: 1])]))
+        }
+        #expect(e2?.code == .invalidInput)
+        try store.apply(.put(key("personas", "p"), ["name": "P", nfc: "x"]))
+    }
+
+    /// Two spellings of one value are two values: concurrent writes of them are a conflict, and
+    /// both stores end with the same bytes.
+    @Test func valuesDifferingOnlyInNormalisationConverge() throws {
+        let a = try makeStore(dir, name: "a", device: 1), b = try makeStore(dir, name: "b", device: 2)
+        let k = key("memories", "m")
+        try a.apply(.put(k, ["text": .string(nfc)]))
+        try b.apply(.put(k, ["text": .string(nfd)]))
+        try a.merge([try #require(try b.get(k))])
+        try b.merge([try #require(try a.get(k))])
+        let sa = try #require(try a.get(k)), sb = try #require(try b.get(k))
+        #expect(CanonicalEncoding.encode(sa) == CanonicalEncoding.encode(sb))
+        #expect(sa.fields["text"]?.versions.count == 2)
+    }
+}
