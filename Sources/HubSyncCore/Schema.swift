@@ -6,16 +6,16 @@ public struct ValidationFailure: Error, CustomStringConvertible, Sendable, Equat
 }
 
 /// The Hub's collections and the rules their records follow.
-public enum Collection: String, Sendable, CaseIterable {
+public enum HubCollection: String, Sendable, CaseIterable {
     case personas, memories, preferences, conversations
     /// Group membership; written by pairing, not by hand.
     case devices
 
     /// Collections a person or an app may write directly.
-    public static let userCollections: [Collection] = [.personas, .memories, .preferences, .conversations]
+    public static let userCollections: [HubCollection] = [.personas, .memories, .preferences, .conversations]
 
-    public static func named(_ name: String) throws(ValidationFailure) -> Collection {
-        guard let c = Collection(rawValue: name), c != .devices else {
+    public static func named(_ name: String) throws(ValidationFailure) -> HubCollection {
+        guard let c = HubCollection(rawValue: name), c != .devices else {
             throw ValidationFailure("unknown collection \"\(name)\"; use one of: "
                 + userCollections.map(\.rawValue).joined(separator: ", "))
         }
@@ -78,9 +78,9 @@ public enum Collection: String, Sendable, CaseIterable {
                 }
             }
             if self == .conversations, name == "role", let role = value.stringValue,
-               !Collection.messageRoles.contains(role) {
+               !HubCollection.messageRoles.contains(role) {
                 throw ValidationFailure("conversations.role \"\(role)\" is not one of: "
-                    + Collection.messageRoles.sorted().joined(separator: ", "))
+                    + HubCollection.messageRoles.sorted().joined(separator: ", "))
             }
         }
     }

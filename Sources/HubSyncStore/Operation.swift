@@ -1,4 +1,5 @@
 public import HubSyncCore
+public import HubSyncCrypto
 
 /// A local write, as the CLI, the API or an app asks for it.
 public enum Operation: Sendable {
@@ -26,6 +27,19 @@ public struct ChangeEvent: Sendable {
     public var sequence: Int64
     public var state: RecordState
     public var origin: Origin
+    /// BLAKE2b-256 of the state's canonical bytes.
+    public var digest: [UInt8]
+    /// The peer whose states this change merged, if any.
+    public var source: DeviceID?
+    /// The merged state is exactly the one the source sent: it already has it.
+    public var echoesSource = false
+
+    public init(sequence: Int64, state: RecordState, origin: Origin, digest: [UInt8]) {
+        self.sequence = sequence
+        self.state = state
+        self.origin = origin
+        self.digest = digest
+    }
 }
 
 /// What a merge of remote states did.

@@ -27,6 +27,19 @@ enum Schema {
             try db.execute(sql: "INSERT INTO meta(key, value) VALUES ('log_epoch', ?), ('hlc', 0)",
                            arguments: [epoch.map { String(format: "%02x", $0) }.joined()])
         }
+        m.registerMigration("v2-peers") { db in
+            try db.execute(sql: """
+                CREATE TABLE peers (
+                    device TEXT PRIMARY KEY NOT NULL, -- hex of the 32-byte device ID
+                    address TEXT,                     -- HOST:PORT to dial, if known
+                    added INTEGER NOT NULL,           -- Unix ms
+                    their_epoch TEXT NOT NULL DEFAULT '', -- the peer's log epoch our watermark is in
+                    their_seq INTEGER NOT NULL DEFAULT 0, -- the peer's last sequence we applied
+                    acked_seq INTEGER NOT NULL DEFAULT 0, -- our last sequence the peer acknowledged
+                    last_sync INTEGER NOT NULL DEFAULT 0  -- Unix ms of the last exchange
+                ) STRICT;
+                """)
+        }
         return m
     }
 }

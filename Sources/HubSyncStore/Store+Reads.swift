@@ -63,10 +63,10 @@ extension Store {
     public func changes(after sequence: Int64, limit: Int) throws(StoreError) -> [ChangeEvent] {
         try wrap {
             try pool.read { db in
-                try Row.fetchAll(db, sql: "SELECT seq, state FROM records WHERE seq > ? ORDER BY seq LIMIT ?",
+                try Row.fetchAll(db, sql: "SELECT seq, state, digest FROM records WHERE seq > ? ORDER BY seq LIMIT ?",
                                  arguments: [sequence, limit]).map { row in
                     ChangeEvent(sequence: row["seq"], state: try CanonicalEncoding.decode([UInt8](row["state"] as Data)),
-                                origin: .local)
+                                origin: .local, digest: [UInt8](row["digest"] as Data))
                 }
             }
         }
@@ -110,5 +110,27 @@ extension Store {
                 return bad
             }
         }
+    }
+}
+
+extension Store {
+    /// Every record's key, last clock and digest, for reconciliation.
+    public func digests() throws(StoreError) -> [(key: RecordKey, updated: Timestamp, digest: [UInt8])] {
+        try wrap {
+            try pool.read { db in
+                var out: [(key: RecordKey, updated: Timestamp, digest: [UInt8])] = []
+                let cursor = try Row.fetchCursor(db, sql: "SELECT collection, id, updated, digest FROM records")
+                while let row = try cursor.next() {
+                    out.append((RecordKey(collection: row[0], id: row[1]),
+                                Timestamp(rawValue: UInt64(bitPattern: row[2])), [UInt8](row[3] as Data)))
+                }
+                return out
+            }
+        }
+    }
+
+    /// The states of the given records (those that exist), in the order asked.
+    public func states(for keys: [RecordKey]) throws(StoreError) -> [RecordState] {
+        try wrap { try pool.read { db in try keys.compactMap { try load($0, db: db) } } }
     }
 }

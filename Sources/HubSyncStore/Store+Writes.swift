@@ -1,4 +1,5 @@
 public import HubSyncCore
+public import HubSyncCrypto
 internal import GRDB
 import Foundation
 
@@ -20,8 +21,8 @@ extension Store {
 
     private func apply(_ op: Operation, db: Database, ctx: inout TransactionContext) throws {
         let key = op.key
-        let collection = try Collection.named(key.collection)
-        try Collection.validate(id: key.id)
+        let collection = try HubCollection.named(key.collection)
+        try HubCollection.validate(id: key.id)
         let loaded = try ctx.load(key, db: db)
         let old = loaded?.state
         var state = old ?? RecordState(key: key)
@@ -88,11 +89,20 @@ extension Store {
     /// written; the local clock moves past every reading merged.
     @discardableResult
     public func merge(_ states: [RecordState]) throws(StoreError) -> MergeSummary {
+        try merge(states, source: nil) { _ in }
+    }
+
+    /// Merges states in one transaction that also runs `alsoInTransaction` (a watermark update).
+    /// Events name the peer the states came from, and whether the result is exactly what it sent
+    /// (then pushing it back to that peer would tell it nothing).
+    func merge(_ states: [RecordState], source: DeviceID?,
+               alsoInTransaction: (Database) throws -> Void) throws(StoreError) -> MergeSummary {
         try wrap {
             try transaction { db, ctx in
+                try alsoInTransaction(db)
                 var summary = MergeSummary()
                 for remote in states {
-                    guard Collection(rawValue: remote.key.collection) != nil else {
+                    guard HubCollection(rawValue: remote.key.collection) != nil else {
                         throw ValidationFailure("\(remote.key): unknown collection \"\(remote.key.collection)\"")
                     }
                     try ctx.clock.observe(remote.greatestTime, wallMillis: ctx.wallMillis)
@@ -101,7 +111,8 @@ extension Store {
                     let local = try ctx.load(remote.key, db: db)
                     let merged = local.map { RecordState.merge($0.state, remote) } ?? remote
                     // Compared by canonical bytes: equal bytes are the only "unchanged".
-                    if try ctx.save(merged, unlessEqualTo: local?.bytes, db: db, origin: .remote) {
+                    if try ctx.save(merged, unlessEqualTo: local?.bytes, db: db, origin: .remote, source: source,
+                                    sourceState: remote) {
                         summary.changed += 1
                     } else {
                         summary.unchanged += 1
@@ -149,7 +160,7 @@ extension TransactionContext {
     /// Returns whether it wrote.
     @discardableResult
     mutating func save(_ state: RecordState, unlessEqualTo previous: [UInt8]?, db: Database,
-                       origin: ChangeEvent.Origin) throws -> Bool {
+                       origin: ChangeEvent.Origin, source: DeviceID? = nil, sourceState: RecordState? = nil) throws -> Bool {
         let bytes = CanonicalEncoding.encode(state)
         if let previous, previous == bytes { return false }
         let digest = CanonicalEncoding.digest(of: bytes)
@@ -162,7 +173,12 @@ extension TransactionContext {
             Int64(bitPattern: state.updated.rawValue), lastSequence, conflicts,
         ])
         try saveStatement!.execute()
-        events.append(ChangeEvent(sequence: lastSequence, state: state, origin: origin))
+        var event = ChangeEvent(sequence: lastSequence, state: state, origin: origin, digest: digest)
+        if let source, let sourceState {
+            event.source = source
+            event.echoesSource = CanonicalEncoding.encode(sourceState) == bytes
+        }
+        events.append(event)
         return true
     }
 }

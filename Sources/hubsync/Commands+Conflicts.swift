@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HubSyncCore
+import HubSyncAgent
 import HubSyncStore
 
 struct ConflictsCommand: ParsableCommand {
@@ -48,6 +49,9 @@ struct ResolveCommand: ParsableCommand {
     func run() throws {
         let key = try recordKey(collection, id)
         let v = try parseJSONArgument(value, option: "--value")
+        if let answer = try applyThroughAgent(.resolve(key, field: field, value: v), directory: common.directory) {
+            return reportAgentAnswer(format: format, verb: "resolved \(field) of", answer: answer)
+        }
         let store = try common.directory.openStore()
         let event = try guarded { try store.apply(.resolve(key, field: field, value: v)) }
         let state = try guarded { try store.get(key) }!

@@ -55,7 +55,7 @@ struct ImportCommand: ParsableCommand {
             case .header: break
             case .plain(let key, let patch):
                 if !seen.contains(key), try guarded({ try store.get(key) })?.isAlive != true {
-                    let missing = Collection(rawValue: key.collection)!.requiredFields.filter { patch[$0.name] == nil }
+                    let missing = HubCollection(rawValue: key.collection)!.requiredFields.filter { patch[$0.name] == nil }
                     if let m = missing.first {
                         throw CLIError.failure("\(path):\(number): new record \(key) needs the field \"\(m.name)\"; "
                             + "nothing was imported")
@@ -148,11 +148,11 @@ struct ImportCommand: ParsableCommand {
         guard let collection = o["collection"]?.stringValue, let id = o["id"]?.stringValue else {
             throw ValidationFailure("each line needs \"collection\" and \"id\" strings")
         }
-        try Collection.validate(id: id)
+        try HubCollection.validate(id: id)
         let key = RecordKey(collection: collection, id: id)
         if let stateValue = o["state"] {
             // Exports carry every collection, the internal `devices` one included.
-            guard Collection(rawValue: collection) != nil else {
+            guard HubCollection(rawValue: collection) != nil else {
                 throw ValidationFailure("unknown collection \"\(collection)\"")
             }
             let state = try StateJSON.state(key: key, from: stateValue)
@@ -163,11 +163,11 @@ struct ImportCommand: ParsableCommand {
             }
             return .state(state)
         }
-        _ = try Collection.named(collection)
+        _ = try HubCollection.named(collection)
         guard case .object(let fields) = o["fields"] ?? .null else {
             throw ValidationFailure("\(key): a plain record needs \"fields\" (an object); an exported one \"state\"")
         }
-        try Collection(rawValue: collection)!.validate(patch: fields)
+        try HubCollection(rawValue: collection)!.validate(patch: fields)
         return .plain(key, fields)
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HubSyncCore
+import HubSyncAgent
 import HubSyncCrypto
 import HubSyncStore
 
@@ -21,8 +22,8 @@ func parseJSONArgument(_ text: String, option: String) throws(CLIError) -> Value
 /// Validates a collection name and record ID from the command line.
 func recordKey(_ collection: String, _ id: String) throws(CLIError) -> RecordKey {
     try guarded {
-        _ = try Collection.named(collection)
-        try Collection.validate(id: id)
+        _ = try HubCollection.named(collection)
+        try HubCollection.validate(id: id)
         return RecordKey(collection: collection, id: id)
     }
 }
@@ -49,6 +50,9 @@ struct PutCommand: ParsableCommand {
         let key = try recordKey(collection, id)
         guard case .object(let patch) = try parseJSONArgument(fields, option: "--json") else {
             throw CLIError.usage("--json must be a JSON object of fields, e.g. '{\"name\": \"Ada\"}'")
+        }
+        if let answer = try applyThroughAgent(.put(key, patch), directory: common.directory) {
+            return reportAgentAnswer(format: format, verb: "put", answer: answer)
         }
         let store = try common.directory.openStore()
         let event = try guarded { try store.apply(.put(key, patch)) }
@@ -145,6 +149,9 @@ struct RecordArguments: ParsableArguments {
 
     func write(_ make: (RecordKey) -> HubSyncStore.Operation, verb: String) throws {
         let key = try recordKey(collection, id)
+        if let answer = try applyThroughAgent(make(key), directory: common.directory) {
+            return reportAgentAnswer(format: format, verb: verb, answer: answer)
+        }
         let store = try common.directory.openStore()
         let event = try guarded { try store.apply(make(key)) }
         let state = try guarded { try store.get(key) }!

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import HubSyncCore
 import HubSyncCrypto
+import HubSyncAgent
 import HubSyncStore
 
 /// The export file format: JSON Lines, a header line, then one line per record.

@@ -3,7 +3,7 @@ import Foundation
 
 /// `hubsync`: the command-line face of a HubSync device.
 @main
-struct HubSync: ParsableCommand {
+struct HubSync: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hubsync",
         abstract: "Keep the AI Hub's personas, memories, preferences and conversations in step on every device.",
@@ -17,16 +17,20 @@ struct HubSync: ParsableCommand {
             InitCommand.self, IdCommand.self, PutCommand.self, GetCommand.self, ListCommand.self,
             DeleteCommand.self, UndeleteCommand.self, AddCommand.self, RemoveCommand.self,
             ConflictsCommand.self, ResolveCommand.self, ExportCommand.self, ImportCommand.self,
-            DoctorCommand.self,
+            RunCommand.self, PeersCommand.self, StatusCommand.self, DoctorCommand.self,
         ]
     )
 
     /// Runs the command, mapping every failure to a message on standard error and exit status
     /// 1 (failed) or 2 (bad usage or input).
-    static func main() {
+    static func main() async {
         do {
             var command = try parseAsRoot()
-            try command.run()
+            if var async = command as? any AsyncParsableCommand {
+                try await async.run()
+            } else {
+                try command.run()
+            }
         } catch let e as CLIError {
             FileHandle.standardError.write(Data("hubsync: \(e.message)\n".utf8))
             Foundation.exit(e.status)

@@ -1,0 +1,228 @@
+import Foundation
+import Hummingbird
+public import HubSyncCore
+public import HubSyncCrypto
+public import HubSyncNet
+public import HubSyncStore
+public import Logging
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+
+/// `hubsync run`: the long-running agent. A ServiceGroup of the sync listener and peer dialers,
+/// the repair timer and the local API; SIGTERM or SIGINT shuts it down cleanly.
+public final class Agent: Sendable {
+    public let directory: String
+    public let identity: Identity
+    public let configuration: AgentConfiguration
+    public let store: Store
+    let node: SyncNode
+    let logger: Logger
+    let token: String
+    let ready = Mutex<(listen: String?, api: String?)>((nil, nil))
+    let peersChanged: (stream: AsyncStream<Void>, continuation: AsyncStream<Void>.Continuation)
+    let started = Date()
+
+    public static let stateFile = "agent.json"
+    public static let tokenFile = "api.token"
+
+    public init(directory: String, identity: Identity, configuration: AgentConfiguration, logger: Logger) throws {
+        self.directory = directory
+        self.identity = identity
+        self.configuration = configuration
+        self.logger = logger
+        store = try Store(path: directory + "/store.sqlite", device: identity.deviceID,
+                          maxClockDriftMillis: configuration.maxClockDriftMillis, logger: logger)
+        node = SyncNode(identity: identity, store: store, logger: logger)
+        token = try Self.loadOrCreateToken(directory: directory)
+        peersChanged = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Reads the API token, creating it (mode 0600) on first use.
+    static func loadOrCreateToken(directory: String) throws -> String {
+        let path = directory + "/" + tokenFile
+        if let data = FileManager.default.contents(atPath: path) {
+            let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            if text.count >= 32 { return text }
+        }
+        let token = Hex.encode(SymmetricKey.random(byteCount: 32).withUnsafeBytes { Array($0) })
+        let fd = open(path + ".tmp", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        guard fd >= 0 else { throw ValidationFailure("cannot write \(path): \(String(cString: strerror(errno)))") }
+        _ = (token + "\n").withCString { write(fd, $0, strlen($0)) }
+        fsync(fd)
+        close(fd)
+        guard rename(path + ".tmp", path) == 0 else { throw ValidationFailure("cannot write \(path)") }
+        return token
+    }
+
+    public func run() async throws {
+        let api = LocalAPI(store: AsyncStore(store), node: node, token: token, status: { [self] in await status() },
+                          peersChanged: { [self] in peersChanged.continuation.yield() })
+        guard let (apiHost, apiPort) = Self.split(configuration.api) else {
+            throw ValidationFailure("api address \(configuration.api) is not HOST:PORT")
+        }
+        guard ["127.0.0.1", "localhost", "::1"].contains(apiHost) else {
+            throw ValidationFailure("the local API listens on loopback only; got \(apiHost)")
+        }
+        let app = Application(
+            router: api.router(),
+            configuration: .init(address: .hostname(apiHost, port: apiPort), serverName: "hubsync"),
+            onServerRunning: { [self] channel in
+                markReady(api: channel.localAddress.map(Self.text) ?? configuration.api)
+            },
+            logger: logger)
+        let sync = SyncService(agent: self)
+        let repair = RepairTimer(node: node, interval: configuration.repairInterval)
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: sync), .init(service: repair), .init(service: app)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        defer { unlink(directory + "/" + Self.stateFile) }
+        try await group.run()
+        logger.info("agent stopped")
+    }
+
+    func markReady(listen: String? = nil, api: String? = nil) {
+        let both = ready.withLock { r -> (String, String)? in
+            if let listen { r.listen = listen }
+            if let api { r.api = api }
+            guard let l = r.listen, let a = r.api else { return nil }
+            return (l, a)
+        }
+        guard let (l, a) = both else { return }
+        let state: Value = ["pid": .int(Int64(getpid())), "listen": .string(l), "api": .string(a),
+                            "device_id": .string(identity.deviceID.description)]
+        let path = directory + "/" + Self.stateFile
+        try? Data((JSON.serialize(state) + "\n").utf8).write(to: URL(fileURLWithPath: path + ".tmp"))
+        rename(path + ".tmp", path)
+        logger.info("agent ready", metadata: ["listen": "\(l)", "api": "\(a)"])
+    }
+
+    static func text(_ address: SocketAddress) -> String {
+        let host = address.ipAddress ?? "127.0.0.1"
+        return (host.contains(":") ? "[\(host)]" : host) + ":\(address.port ?? 0)"
+    }
+
+    static func split(_ address: String) -> (String, Int)? {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else { return nil }
+        var host = String(address[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return (host, port)
+    }
+
+    /// The status document: this device, the store, and every peer's connection state.
+    func status() async -> Value {
+        let store = AsyncStore(self.store)
+        let peers = (try? await store.run { try $0.peers() }) ?? []
+        let lastSequence = (try? await store.run { try $0.lastSequence() }) ?? 0
+        let counts = (try? await store.run { try $0.counts() }) ?? [:]
+        let conflicts = (try? await store.run { try $0.conflicts().count }) ?? 0
+        let live = Dictionary(node.status().map { ($0.device, $0) }, uniquingKeysWith: { a, _ in a })
+        let peerValues: [Value] = peers.map { p in
+            let s = live[p.device]
+            var o: [String: Value] = [
+                "device_id": .string(p.device.description),
+                "address": p.address.map { .string($0) } ?? .null,
+                "connected": .bool(s?.connected ?? false),
+                "pending_to_send": .int(max(0, lastSequence - p.ackedSequence)),
+                "their_sequence_held": .int(p.theirSequence),
+                "bytes_sent": .int(Int64(s?.bytesSent ?? 0)),
+                "bytes_received": .int(Int64(s?.bytesReceived ?? 0)),
+                "last_sync": p.lastSync > 0 ? .string(isoTime(Timestamp(millis: p.lastSync, counter: 0))) : .null,
+            ]
+            if !(s?.connected ?? false) {
+                o["reason"] = .string(s?.reason ?? (p.address == nil ? "no address known: add one with `hubsync peers add ID --address HOST:PORT`, or wait for it to connect" : "connecting"))
+            }
+            return .object(o)
+        }
+        let refused: [Value] = node.refusedDevices().sorted { $0.key < $1.key }.map { device, at in
+            ["device_id": .string(device.description), "reason": "refused: not trusted",
+             "at": .string(isoTime(Timestamp(millis: at, counter: 0)))]
+        }
+        let (listen, api) = ready.withLock { ($0.listen, $0.api) }
+        return [
+            "device_id": .string(identity.deviceID.description),
+            "pid": .int(Int64(getpid())),
+            "listen": listen.map { .string($0) } ?? .null,
+            "api": api.map { .string($0) } ?? .null,
+            "uptime_seconds": .int(Int64(Date().timeIntervalSince(started))),
+            "store": ["last_sequence": .int(lastSequence), "conflicts": .int(Int64(conflicts)),
+                      "records": .object(counts.mapValues { .int(Int64($0)) })],
+            "peers": .array(peerValues),
+            "refused": .array(refused),
+        ]
+    }
+
+    // MARK: services
+
+    /// Listens for peers and keeps a dialer running for every trusted peer with an address.
+    struct SyncService: Service {
+        let agent: Agent
+
+        func run() async throws {
+            guard let (host, port) = Agent.split(agent.configuration.listen) else {
+                throw ValidationFailure("listen address \(agent.configuration.listen) is not HOST:PORT")
+            }
+            do {
+              try await cancelWhenGracefulShutdown {
+                try await withThrowingDiscardingTaskGroup { group in
+                    group.addTask {
+                        try await agent.node.listen(host: host, port: port) { address in
+                            agent.markReady(listen: Agent.text(address))
+                        }
+                    }
+                    group.addTask { await maintainPeers() }
+                }
+              }
+            } catch is CancellationError {
+                return
+            }
+        }
+
+        /// Starts or stops dialers as peers are added, removed or given new addresses.
+        func maintainPeers() async {
+            var dialers: [DeviceID: (address: String, task: Task<Void, Never>)] = [:]
+            defer { for d in dialers.values { d.task.cancel() } }
+            let store = AsyncStore(agent.store)
+            while !Task.isCancelled {
+                let peers = (try? await store.run { try $0.peers() }) ?? []
+                let wanted = Dictionary(peers.compactMap { p in p.address.map { (p.device, $0) } }, uniquingKeysWith: { a, _ in a })
+                for (device, d) in dialers where wanted[device] != d.address {
+                    d.task.cancel()
+                    dialers.removeValue(forKey: device)
+                }
+                for (device, address) in wanted where dialers[device] == nil {
+                    let node = agent.node
+                    dialers[device] = (address, Task { await node.maintain(peer: device, address: address) })
+                }
+                // Woken by the API when peers change; otherwise look again every few seconds
+                // (another process may have changed the store).
+                await withTaskGroup(of: Void.self) { g in
+                    g.addTask { for await _ in agent.peersChanged.stream { return } }
+                    g.addTask { try? await Task.sleep(for: .seconds(5)) }
+                    await g.next()
+                    g.cancelAll()
+                }
+            }
+        }
+    }
+
+    /// Runs a repair round with every peer on a timer (protocol/SPEC.md, repair).
+    struct RepairTimer: Service {
+        let node: SyncNode
+        let interval: Duration
+
+        func run() async throws {
+            do {
+                try await cancelWhenGracefulShutdown {
+                    while true {
+                        try await Task.sleep(for: interval)
+                        await node.repairAll()
+                    }
+                }
+            } catch is CancellationError {
+                return
+            }
+        }
+    }
+}

@@ -1,0 +1,46 @@
+import Foundation
+public import HubSyncCore
+
+/// The agent's settings: `config.json` in the data directory, each overridable by a flag.
+///
+/// ```json
+/// {"listen": "0.0.0.0:7400", "api": "127.0.0.1:7401", "repair_interval_seconds": 600,
+///  "max_clock_drift_seconds": 60}
+/// ```
+public struct AgentConfiguration: Sendable, Equatable {
+    /// Where peers connect (HOST:PORT; port 0 picks a free one).
+    public var listen = "0.0.0.0:7400"
+    /// Where the local API listens; loopback only.
+    public var api = "127.0.0.1:7401"
+    /// How often the dialing side of each session runs a repair round.
+    public var repairInterval: Duration = .seconds(600)
+    public var maxClockDriftMillis: UInt64 = 60_000
+
+    public init() {}
+
+    public static let fileName = "config.json"
+
+    /// Reads `config.json` from the data directory; defaults when it does not exist.
+    public static func load(from directory: String) throws(ValidationFailure) -> AgentConfiguration {
+        var c = AgentConfiguration()
+        let path = directory + "/" + fileName
+        guard let data = FileManager.default.contents(atPath: path) else { return c }
+        let value: Value
+        do { value = try JSON.parse([UInt8](data)) } catch {
+            throw ValidationFailure("\(path): \(error); fix the file or remove it to use the defaults")
+        }
+        guard let o = value.objectValue else { throw ValidationFailure("\(path) must hold a JSON object") }
+        for (key, v) in o {
+            switch (key, v) {
+            case ("listen", .string(let s)): c.listen = s
+            case ("api", .string(let s)): c.api = s
+            case ("repair_interval_seconds", .int(let n)) where n > 0: c.repairInterval = .seconds(n)
+            case ("max_clock_drift_seconds", .int(let n)) where n > 0: c.maxClockDriftMillis = UInt64(n) * 1000
+            default:
+                throw ValidationFailure("\(path): unknown or invalid setting \"\(key)\": \(JSON.serialize(v)); "
+                    + "settings: listen, api, repair_interval_seconds, max_clock_drift_seconds")
+            }
+        }
+        return c
+    }
+}

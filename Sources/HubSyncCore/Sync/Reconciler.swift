@@ -1,0 +1,73 @@
+/// What one reconciliation message taught the side that received it.
+public struct ReconcileOutcome: Sendable, Equatable {
+    /// The message to send back; nil when there is nothing more to say (send `reconcileDone`).
+    public var reply: ReconcileMessage?
+    /// Items this side holds that the peer lacks: push their records.
+    public var have: [ReconItem]
+    /// IDs of items the peer holds that this side lacks: request them.
+    public var need: [ItemID]
+
+    public init(reply: ReconcileMessage?, have: [ReconItem] = [], need: [ItemID] = []) {
+        self.reply = reply
+        self.have = have
+        self.need = need
+    }
+}
+
+/// Range-based set reconciliation (Meyer; the Negentropy protocol) between this side's set and a
+/// peer's, as a pure state machine (protocol/sync.md, "Reconciliation").
+///
+/// The initiator calls ``initiate()`` and sends the message; from then on each side passes every
+/// message it receives to ``receive(_:)`` and sends the reply, or `reconcileDone` when there is
+/// none. Whichever side receives the ID list of a range learns both directions for that range
+/// (``ReconcileOutcome/have`` and ``ReconcileOutcome/need``); the other side learns nothing about
+/// it. So when the exchange ends, each side has learned exactly the differences in the ranges it
+/// settled, and pushing its `have` and requesting its `need` transfers the whole symmetric
+/// difference, each item once.
+public struct Reconciler: Sendable {
+    public let set: ReconcileSet
+    public let isInitiator: Bool
+    /// How many sub-ranges a differing range is split into.
+    public let branching: Int
+    /// A differing range holding at most this many of our items is answered with their IDs.
+    public let idListThreshold: Int
+    /// No reply, tag byte included, is larger than this.
+    public let maxMessageBytes: Int
+
+    var started: Bool
+    /// Everything reported so far, so that an item is reported once even if a peer makes a range
+    /// be settled twice.
+    var reportedHave: Set<ItemID> = []
+    var reportedNeed: Set<ItemID> = []
+
+    /// - Precondition: `branching` in 2...256, `idListThreshold` in 1...1024, and
+    ///   `maxMessageBytes` in 1...1 MiB and at least twice the largest single answer to one range
+    ///   (so that every reply settles at least one differing range).
+    public init(set: ReconcileSet, isInitiator: Bool, branching: Int = 16, idListThreshold: Int = 32,
+                maxMessageBytes: Int = 500_000) {
+        precondition((2...256).contains(branching), "branching must be 2...256")
+        precondition((1...1024).contains(idListThreshold), "idListThreshold must be 1...1024")
+        let largestAnswer = max(branching * (Self.maxBoundSize + 1 + Fingerprint.byteCount),
+                                Self.maxBoundSize + 1 + 10 + ItemID.byteCount * idListThreshold)
+        precondition(maxMessageBytes <= FrameCodec.maxFrameSize && maxMessageBytes >= 2 * largestAnswer + 64,
+                     "maxMessageBytes must be \(2 * largestAnswer + 64)...\(FrameCodec.maxFrameSize)")
+        self.set = set
+        self.isInitiator = isInitiator
+        self.branching = branching
+        self.idListThreshold = idListThreshold
+        self.maxMessageBytes = maxMessageBytes
+        started = !isInitiator
+    }
+
+    /// The largest encoded bound: a 10-byte varint, the length byte, a 32-byte prefix.
+    static let maxBoundSize = 10 + 1 + ItemID.byteCount
+
+    /// The first message (initiator only): one range, the fingerprint of the whole set.
+    public mutating func initiate() -> ReconcileMessage {
+        precondition(isInitiator, "only the initiator starts a reconciliation")
+        started = true
+        return ReconcileMessage(ranges: [
+            ReconcileRange(upperBound: .infinity, mode: .fingerprint(set.fingerprint(of: 0..<set.count))),
+        ])
+    }
+}

@@ -1,0 +1,128 @@
+/// The byte layout of sync messages (protocol/sync.md, "Messages").
+extension SyncMessage {
+    /// The message's bytes: a tag byte, then its fields, big-endian.
+    public func encoded() -> [UInt8] {
+        var w = WireWriter()
+        switch self {
+        case .hello(let h):
+            w.u8(Tag.hello.rawValue)
+            w.u16(h.protocolVersion)
+            w.u16(h.schemaVersion)
+            w.u32(UInt32(h.capabilities.count))
+            for c in h.capabilities { w.string(c) }
+            w.string(h.logEpoch)
+            w.u64(h.clock.rawValue)
+            w.bytes.append(contentsOf: h.unknown)
+        case .fastPathRequest(let since, let epoch):
+            w.u8(Tag.fastPathRequest.rawValue)
+            w.u64(UInt64(bitPattern: since))
+            w.string(epoch)
+        case .changes(let batch):
+            w.u8(Tag.changes.rawValue)
+            w.u64(UInt64(bitPattern: batch.lastSequence))
+            w.u8(batch.isFinal ? 1 : 0)
+            w.u32(UInt32(batch.states.count))
+            for s in batch.states { w.blob(CanonicalEncoding.encode(s)) }
+        case .ack(let sequence):
+            w.u8(Tag.ack.rawValue)
+            w.u64(UInt64(bitPattern: sequence))
+        case .reconcile(let m):
+            w.u8(Tag.reconcile.rawValue)
+            m.append(to: &w)
+        case .request(let ids):
+            w.u8(Tag.request.rawValue)
+            w.u32(UInt32(ids.count))
+            for id in ids { id.append(to: &w.bytes) }
+        case .reconcileDone:
+            w.u8(Tag.reconcileDone.rawValue)
+        case .ping(let nonce):
+            w.u8(Tag.ping.rawValue)
+            w.u64(nonce)
+        case .pong(let nonce):
+            w.u8(Tag.pong.rawValue)
+            w.u64(nonce)
+        case .goodbye(let reason):
+            w.u8(Tag.goodbye.rawValue)
+            w.string(reason)
+        }
+        return w.bytes
+    }
+
+    /// Decodes one message, checking every tag, length and count against the bytes given; never
+    /// allocates more than a small multiple of `bytes.count`.
+    public static func decode(_ bytes: [UInt8]) throws(WireError) -> SyncMessage {
+        var r = WireReader(bytes, context: "message")
+        let rawTag = try r.u8()
+        guard let tag = Tag(rawValue: rawTag) else { throw r.error("unknown message type \(rawTag)") }
+        r.context = "\(tag)"
+        let message: SyncMessage
+        switch tag {
+        case .hello:
+            message = .hello(try readHello(&r))
+        case .fastPathRequest:
+            let since = Int64(bitPattern: try r.u64())
+            guard since >= 0 else { throw r.error("negative sequence \(since)") }
+            message = .fastPathRequest(since: since, epoch: try r.string("log epoch"))
+        case .changes:
+            message = .changes(try readChanges(&r))
+        case .ack:
+            let sequence = Int64(bitPattern: try r.u64())
+            guard sequence >= 0 else { throw r.error("negative sequence \(sequence)") }
+            message = .ack(sequence: sequence)
+        case .reconcile:
+            message = .reconcile(try ReconcileMessage.read(from: &r))
+        case .request:
+            let n = try r.count(minSize: ItemID.byteCount, of: "IDs")
+            var ids: [ItemID] = []
+            ids.reserveCapacity(n)
+            for _ in 0..<n { ids.append(ItemID(bytes: try r.take(ItemID.byteCount))!) }
+            message = .request(ids: ids)
+        case .reconcileDone:
+            message = .reconcileDone
+        case .ping:
+            message = .ping(nonce: try r.u64())
+        case .pong:
+            message = .pong(nonce: try r.u64())
+        case .goodbye:
+            message = .goodbye(reason: try r.string("reason"))
+        }
+        try r.expectEnd()
+        return message
+    }
+
+    private static func readHello(_ r: inout WireReader) throws(WireError) -> Hello {
+        let protocolVersion = try r.u16()
+        let schemaVersion = try r.u16()
+        let n = try r.count(minSize: 4, of: "capabilities")
+        var capabilities: [String] = []
+        capabilities.reserveCapacity(n)
+        for i in 0..<n { capabilities.append(try r.string("capability \(i)")) }
+        let epoch = try r.string("log epoch")
+        let clock = Timestamp(rawValue: try r.u64())
+        let unknown = Array(try r.take(r.remaining))
+        return Hello(protocolVersion: protocolVersion, schemaVersion: schemaVersion, capabilities: capabilities,
+                     logEpoch: epoch, clock: clock, unknown: unknown)
+    }
+
+    private static func readChanges(_ r: inout WireReader) throws(WireError) -> ChangeBatch {
+        let lastSequence = Int64(bitPattern: try r.u64())
+        guard lastSequence >= 0 else { throw r.error("negative sequence \(lastSequence)") }
+        let flags = try r.u8()
+        guard flags & ~1 == 0 else { throw r.error("unknown flags \(flags)") }
+        let n = try r.count(minSize: 4, of: "states")
+        var states: [RecordState] = []
+        states.reserveCapacity(n)
+        for i in 0..<n {
+            let length = Int(try r.u32())
+            let start = r.pos
+            let slice = try r.take(length)
+            do {
+                states.append(try CanonicalEncoding.decode(Array(slice)))
+            } catch {
+                r.pos = start
+                throw r.error("state \(i): \(error.message) at byte \(error.offset) of the state")
+            }
+        }
+        return ChangeBatch(states: states, lastSequence: lastSequence, isFinal: flags & 1 == 1)
+    }
+}

@@ -1,0 +1,71 @@
+/// One message of the sync protocol (protocol/sync.md, "Messages"); each travels as one sealed
+/// frame payload.
+public enum SyncMessage: Sendable, Equatable {
+    /// The first message each side sends after the handshake.
+    case hello(Hello)
+    /// "Send me your changes after your local sequence `since` of log epoch `epoch`"; an empty
+    /// epoch or 0 asks for everything.
+    case fastPathRequest(since: Int64, epoch: String)
+    /// Record states: a fast-path stream, a live push, or records sent after reconciliation.
+    case changes(ChangeBatch)
+    /// The receiver has durably applied the sender's changes up to this sequence.
+    case ack(sequence: Int64)
+    /// One round of range-based set reconciliation.
+    case reconcile(ReconcileMessage)
+    /// "Send me the records whose items have these IDs" (learned by reconciliation).
+    case request(ids: [ItemID])
+    /// The sender has nothing more to say in this reconciliation: it is over.
+    case reconcileDone
+    case ping(nonce: UInt64)
+    case pong(nonce: UInt64)
+    /// The sender is closing the connection; the reason is for the peer's log.
+    case goodbye(reason: String)
+
+    /// The tag byte that starts each message.
+    enum Tag: UInt8 {
+        case hello = 1, fastPathRequest, changes, ack, reconcile, request, reconcileDone, ping, pong, goodbye
+    }
+}
+
+/// What a peer says about itself when a connection starts.
+public struct Hello: Sendable, Equatable {
+    public var protocolVersion: UInt16
+    public var schemaVersion: UInt16
+    /// Optional features the sender supports, by name.
+    public var capabilities: [String]
+    /// Names the sender's change log; a new epoch means its sequences started over.
+    public var logEpoch: String
+    /// The sender's clock when it sent this.
+    public var clock: Timestamp
+    /// Bytes after the fields above, written by a newer peer: kept, never dropped, so that a
+    /// message passed on or stored keeps them.
+    public var unknown: [UInt8]
+
+    /// The sync protocol version this implementation speaks.
+    public static let currentProtocolVersion: UInt16 = 1
+
+    public init(protocolVersion: UInt16 = Hello.currentProtocolVersion, schemaVersion: UInt16,
+                capabilities: [String], logEpoch: String, clock: Timestamp, unknown: [UInt8] = []) {
+        self.protocolVersion = protocolVersion
+        self.schemaVersion = schemaVersion
+        self.capabilities = capabilities
+        self.logEpoch = logEpoch
+        self.clock = clock
+        self.unknown = unknown
+    }
+}
+
+/// Record states sent in one message.
+public struct ChangeBatch: Sendable, Equatable {
+    public var states: [RecordState]
+    /// The sender's local sequence of the last state in the batch; 0 when not from the log.
+    public var lastSequence: Int64
+    /// Ends a fast-path stream: the sender has sent every change it had when asked.
+    public var isFinal: Bool
+
+    public init(states: [RecordState], lastSequence: Int64 = 0, isFinal: Bool = false) {
+        self.states = states
+        self.lastSequence = lastSequence
+        self.isFinal = isFinal
+    }
+}

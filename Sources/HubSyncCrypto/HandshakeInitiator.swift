@@ -1,0 +1,95 @@
+/// The initiator's side of the session handshake: the device that opened the TCP connection.
+///
+/// Call ``start()`` and send its bytes (message 1); pass the reply (message 2) to
+/// ``receive(_:)``, check that the returned `peerDevice` is trusted, then send `finish`
+/// (message 3) and seal traffic with the result's keys. If the peer is not trusted, close the
+/// connection without sending message 3: the responder then never learns who called.
+///
+/// A value type: copies run independently. Any error ends the handshake; later calls throw
+/// `.unexpectedMessage`. The ephemeral secret is dropped (and zeroed) as soon as message 2
+/// has been processed, whatever the outcome.
+public struct HandshakeInitiator: Sendable {
+    private enum State: Sendable {
+        case ready(Handshake.EphemeralKeyPair)
+        case awaitingResponse(Handshake.EphemeralKeyPair, message1: [UInt8])
+        case finished
+        case failed
+    }
+
+    private let identity: SigningKey
+    private var state: State
+
+    /// Prepares a handshake that proves `identity` to the responder.
+    public init(identity: SigningKey) {
+        self.init(identity: identity, ephemeral: .generate())
+    }
+
+    /// Prepares a handshake with a given ephemeral pair, for test vectors.
+    init(identity: SigningKey, ephemeral: Handshake.EphemeralKeyPair) {
+        self.identity = identity
+        state = .ready(ephemeral)
+    }
+
+    /// Returns message 1 (version ‖ ephemeral public key, 33 bytes) to send to the responder.
+    ///
+    /// Calling it again before ``receive(_:)`` returns the same bytes.
+    /// - Precondition: the handshake has not ended (one initiator per connection).
+    public mutating func start() -> [UInt8] {
+        switch state {
+        case .ready(let ephemeral):
+            let message1 = [Handshake.version] + ephemeral.publicKey
+            state = .awaitingResponse(ephemeral, message1: message1)
+            return message1
+        case .awaitingResponse(_, let message1):
+            return message1
+        case .finished, .failed:
+            preconditionFailure("HandshakeInitiator.start() called after the handshake ended; "
+                + "use a new HandshakeInitiator for each connection")
+        }
+    }
+
+    /// Processes message 2: authenticates the responder and returns its device, message 3 and
+    /// the session keys.
+    ///
+    /// - Throws: `.unexpectedMessage` before ``start()`` or after the handshake ended;
+    ///   `.malformed` for a wrong length or unusable ephemeral key; `.decryptFailed` when the
+    ///   sealed identity does not authenticate; `.badSignature` when the responder's signature
+    ///   does not cover this handshake.
+    public mutating func receive(
+        _ msg2: [UInt8]
+    ) throws(HandshakeError) -> (peerDevice: DeviceID, finish: [UInt8], result: HandshakeResult) {
+        guard case .awaitingResponse(let ephemeral, let message1) = state else {
+            throw HandshakeError(code: .unexpectedMessage, message: "handshake failed: message 2 arrived "
+                + (isEnded ? "after the handshake ended" : "before message 1 was sent")
+                + "; the connection is closed")
+        }
+        state = .failed
+        guard msg2.count == Handshake.message2ByteCount else {
+            throw HandshakeError(code: .malformed, message:
+                "handshake failed: message 2 from the responder has \(msg2.count) bytes; expected "
+                + "\(Handshake.message2ByteCount) (the peer may run an incompatible version)")
+        }
+        let responderEphemeralKey = Array(msg2[0..<Handshake.ephemeralKeyByteCount])
+        let sessionKeys = try Handshake.sessionKeys(
+            role: .initiator, ephemeral: ephemeral, peerPublicKey: responderEphemeralKey)
+        let transcriptHash = Handshake.transcriptHash(message1: message1, responderEphemeralKey: responderEphemeralKey)
+        let keys = Handshake.DerivedKeys(sessionKeys: sessionKeys, transcriptHash: transcriptHash)
+        let peerKey = try Handshake.openIdentity(
+            Array(msg2[Handshake.ephemeralKeyByteCount...]), role: .responder,
+            key: keys.handshakeResponderToInitiator, transcriptHash: transcriptHash)
+        let finish = Handshake.sealIdentity(
+            identity, role: .initiator, key: keys.handshakeInitiatorToResponder, transcriptHash: transcriptHash)
+        let result = HandshakeResult(
+            peerKey: peerKey, sendKey: keys.trafficInitiatorToResponder,
+            receiveKey: keys.trafficResponderToInitiator, transcriptHash: transcriptHash)
+        state = .finished
+        return (result.peerDevice, finish, result)
+    }
+
+    private var isEnded: Bool {
+        switch state {
+        case .finished, .failed: true
+        case .ready, .awaitingResponse: false
+        }
+    }
+}

@@ -1,0 +1,105 @@
+/// The responder's side of the session handshake: the device that accepted the TCP connection.
+///
+/// Pass message 1 to ``receive(_:)`` and send back its result (message 2); pass message 3 to
+/// ``receiveFinish(_:)``, then check that the result's `peerDevice` is trusted before any data
+/// moves, and close the connection if it is not.
+///
+/// A value type: copies run independently. Any error ends the handshake; later calls throw
+/// `.unexpectedMessage`. The ephemeral secret is dropped (and zeroed) once message 1 has been
+/// processed; the handshake key for message 3 is dropped once it has been processed.
+public struct HandshakeResponder: Sendable {
+    /// What the responder keeps between message 2 and message 3.
+    private struct Pending: Sendable {
+        let handshakeKey: SymmetricKey
+        let sendKey: SymmetricKey
+        let receiveKey: SymmetricKey
+        let transcriptHash: [UInt8]
+    }
+
+    private enum State: Sendable {
+        case ready(Handshake.EphemeralKeyPair)
+        case awaitingFinish(Pending)
+        case finished
+        case failed
+    }
+
+    private let identity: SigningKey
+    private var state: State
+
+    /// Prepares a handshake that proves `identity` to the initiator.
+    public init(identity: SigningKey) {
+        self.init(identity: identity, ephemeral: .generate())
+    }
+
+    /// Prepares a handshake with a given ephemeral pair, for test vectors.
+    init(identity: SigningKey, ephemeral: Handshake.EphemeralKeyPair) {
+        self.identity = identity
+        state = .ready(ephemeral)
+    }
+
+    /// Processes message 1 and returns message 2 (ephemeral public key ‖ sealed identity, 144 bytes).
+    ///
+    /// - Throws: `.unexpectedMessage` if called twice or after a failure; `.versionMismatch`
+    ///   when the version byte is not 1; `.malformed` for a wrong length or unusable ephemeral key.
+    public mutating func receive(_ msg1: [UInt8]) throws(HandshakeError) -> [UInt8] {
+        guard case .ready(let ephemeral) = state else {
+            throw HandshakeError(code: .unexpectedMessage, message:
+                "handshake failed: a second message 1 arrived; the connection is closed")
+        }
+        state = .failed
+        guard let version = msg1.first else {
+            throw HandshakeError(code: .malformed, message:
+                "handshake failed: message 1 from the initiator is empty; the connection is closed")
+        }
+        guard version == Handshake.version else {
+            throw HandshakeError(code: .versionMismatch, message:
+                "handshake failed: the initiator speaks handshake version \(version); this device speaks "
+                + "version \(Handshake.version); update HubSync on the older device")
+        }
+        guard msg1.count == Handshake.message1ByteCount else {
+            throw HandshakeError(code: .malformed, message:
+                "handshake failed: message 1 from the initiator has \(msg1.count) bytes; expected "
+                + "\(Handshake.message1ByteCount); the connection is closed")
+        }
+        let initiatorEphemeralKey = Array(msg1[1...])
+        let sessionKeys = try Handshake.sessionKeys(
+            role: .responder, ephemeral: ephemeral, peerPublicKey: initiatorEphemeralKey)
+        let transcriptHash = Handshake.transcriptHash(message1: msg1, responderEphemeralKey: ephemeral.publicKey)
+        let keys = Handshake.DerivedKeys(sessionKeys: sessionKeys, transcriptHash: transcriptHash)
+        let sealed = Handshake.sealIdentity(
+            identity, role: .responder, key: keys.handshakeResponderToInitiator, transcriptHash: transcriptHash)
+        state = .awaitingFinish(Pending(
+            handshakeKey: keys.handshakeInitiatorToResponder, sendKey: keys.trafficResponderToInitiator,
+            receiveKey: keys.trafficInitiatorToResponder, transcriptHash: transcriptHash))
+        return ephemeral.publicKey + sealed
+    }
+
+    /// Processes message 3: authenticates the initiator and returns the session keys.
+    ///
+    /// - Throws: `.unexpectedMessage` before ``receive(_:)``, twice, or after a failure;
+    ///   `.malformed` for a wrong length; `.decryptFailed` when the sealed identity does not
+    ///   authenticate; `.badSignature` when the initiator's signature does not cover this handshake.
+    public mutating func receiveFinish(_ msg3: [UInt8]) throws(HandshakeError) -> HandshakeResult {
+        guard case .awaitingFinish(let pending) = state else {
+            throw HandshakeError(code: .unexpectedMessage, message: "handshake failed: message 3 arrived "
+                + (isReady ? "before message 1" : "after the handshake ended") + "; the connection is closed")
+        }
+        state = .failed
+        guard msg3.count == Handshake.message3ByteCount else {
+            throw HandshakeError(code: .malformed, message:
+                "handshake failed: message 3 from the initiator has \(msg3.count) bytes; expected "
+                + "\(Handshake.message3ByteCount); the connection is closed")
+        }
+        let peerKey = try Handshake.openIdentity(
+            msg3, role: .initiator, key: pending.handshakeKey, transcriptHash: pending.transcriptHash)
+        state = .finished
+        return HandshakeResult(
+            peerKey: peerKey, sendKey: pending.sendKey, receiveKey: pending.receiveKey,
+            transcriptHash: pending.transcriptHash)
+    }
+
+    private var isReady: Bool {
+        if case .ready = state { return true }
+        return false
+    }
+}

@@ -1,0 +1,267 @@
+import Foundation
+public import HubSyncCore
+public import HubSyncCrypto
+public import HubSyncStore
+public import Logging
+public import NIOCore
+import NIOPosix
+import Synchronization
+
+/// Why a peer is or is not connected, for status.
+public struct PeerStatus: Sendable {
+    public var device: DeviceID
+    public var address: String?
+    public var connected = false
+    /// When not connected: why (unreachable, refused: not trusted, handshake failed, clock skew, …).
+    public var reason: String?
+    public var lastSync: UInt64 = 0
+    public var lastRepair: UInt64 = 0
+    public var bytesSent = 0
+    public var bytesReceived = 0
+    public init(device: DeviceID) { self.device = device }
+}
+
+/// The sync side of an agent: listens for peers, dials the trusted ones it knows an address
+/// for, keeps at most one session per peer, and reports each peer's status.
+public final class SyncNode: SyncSessionDelegate, Sendable {
+    public let identity: Identity
+    let store: AsyncStore
+    let logger: Logger
+    let group: MultiThreadedEventLoopGroup
+    let sessions = Mutex<[DeviceID: SyncSession]>([:])
+    let statuses = Mutex<[DeviceID: PeerStatus]>([:])
+    /// Untrusted devices that tried to connect, with the time: status names them.
+    let refused = Mutex<[DeviceID: UInt64]>([:])
+    let listenAddress = Mutex<SocketAddress?>(nil)
+
+    public init(identity: Identity, store: Store, logger: Logger, group: MultiThreadedEventLoopGroup = .singleton) {
+        self.identity = identity
+        self.store = AsyncStore(store)
+        self.logger = logger
+        self.group = group
+    }
+
+    /// The address the listener bound (port 0 is resolved), once listening.
+    public var boundAddress: SocketAddress? { listenAddress.withLock { $0 } }
+
+    // MARK: listening
+
+    /// Binds the listener and serves connections until cancelled. `ready` gets the bound address.
+    public func listen(host: String, port: Int, ready: @Sendable (SocketAddress) -> Void) async throws {
+        let server = try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .bind(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try Self.configure(channel)
+                }
+            }
+        let address = server.channel.localAddress!
+        listenAddress.withLock { $0 = address }
+        ready(address)
+        logger.info("listening for peers", metadata: ["address": "\(address)"])
+        try await withThrowingDiscardingTaskGroup { tasks in
+            try await server.executeThenClose { inbound in
+                for try await connection in inbound {
+                    tasks.addTask { await self.serve(connection, initiator: false, expected: nil) }
+                }
+            }
+        }
+    }
+
+    static func configure(_ channel: any Channel) throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
+        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder()))
+        try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(FrameEncoder()))
+        return try NIOAsyncChannel(wrappingChannelSynchronously: channel,
+                                   configuration: .init(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8)))
+    }
+
+    // MARK: dialing
+
+    /// Keeps one peer connected: dials its address, and after a failure or disconnect dials again
+    /// with backoff (0.25 s doubling to 30 s), until cancelled.
+    public func maintain(peer: DeviceID, address: String) async {
+        var delay: Duration = .milliseconds(250)
+        while !Task.isCancelled {
+            if sessions.withLock({ $0[peer] != nil }) {
+                // Connected (maybe by the peer dialing us): check again later.
+                try? await Task.sleep(for: .seconds(1))
+                continue
+            }
+            let started = ContinuousClock.now
+            do {
+                try await dial(peer: peer, address: address)
+            } catch {
+                setStatus(peer) { $0.connected = false; $0.reason = Self.describe(error, address: address) }
+                logger.debug("dial failed", metadata: ["peer.id": "\(peer.short)", "error": "\(error)"])
+            }
+            if ContinuousClock.now - started > .seconds(10) { delay = .milliseconds(250) }
+            try? await Task.sleep(for: delay)
+            delay = min(delay * 2, .seconds(30))
+        }
+    }
+
+    func dial(peer: DeviceID, address: String) async throws {
+        guard let (host, port) = Self.split(address) else {
+            throw NetError(.malformed, "peer address \(address) is not HOST:PORT")
+        }
+        let channel = try await ClientBootstrap(group: group)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connectTimeout(.seconds(5))
+            .connect(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture { try Self.configure(channel) }
+            }
+        await serve(channel, initiator: true, expected: peer)
+    }
+
+    static func split(_ address: String) -> (String, Int)? {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else { return nil }
+        var host = String(address[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return (host, port)
+    }
+
+    static func describe(_ error: any Error, address: String) -> String {
+        if let e = error as? NetError {
+            switch e.code {
+            case .untrusted: return "refused: not trusted (\(e.message))"
+            case .clockSkew: return "clock skew: \(e.message)"
+            case .handshakeFailed: return "handshake failed: \(e.message)"
+            default: return e.message
+            }
+        }
+        return "unreachable at \(address): \(error)"
+    }
+
+    // MARK: sessions
+
+    /// Handshake, trust check, then the sync session, on one connection.
+    func serve(_ channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>, initiator: Bool, expected: DeviceID?) async {
+        let seen = Mutex<DeviceID?>(expected)
+        // A connection that does not finish its handshake in time is closed.
+        let raw = channel.channel
+        let deadline = Task {
+            try await Task.sleep(for: .seconds(10))
+            raw.close(promise: nil)
+        }
+        do {
+            try await channel.executeThenClose { inbound, outbound in
+                let accept: (DeviceID) async throws -> Void = { [self] device in
+                    seen.withLock { $0 = device }
+                    if let expected, device != expected {
+                        throw NetError(.unexpectedPeer, "expected device \(expected.short) at that address, found \(device.short)")
+                    }
+                    let trusted = try await store.run { try $0.isTrusted(device) }
+                    guard trusted else {
+                        refused.withLock { $0[device] = UInt64(Date().timeIntervalSince1970 * 1000) }
+                        logger.warning("refused a device that is not trusted", metadata: ["peer.id": "\(device)"])
+                        throw NetError(.untrusted, "device \(device) is not trusted; add it with `hubsync peers add \(device)`")
+                    }
+                }
+                let (peer, reader, writer) = initiator
+                    ? try await SecureHandshake.initiate(identity: identity.signingKey, inbound: inbound,
+                                                         outbound: outbound, accept: accept)
+                    : try await SecureHandshake.respond(identity: identity.signingKey, inbound: inbound,
+                                                        outbound: outbound, accept: accept)
+                deadline.cancel()
+                let session = SyncSession(peer: peer, isInitiator: initiator, store: store, writer: writer,
+                                          logger: logger, delegate: self)
+                guard register(session) else {
+                    try? await writer.send(.goodbye(reason: "duplicate connection"))
+                    return
+                }
+                defer { unregister(session) }
+                logger.info("peer connected", metadata: ["peer.id": "\(peer.short)", "initiator": "\(initiator)"])
+                try await session.run(reader: reader)
+            }
+        } catch {
+            deadline.cancel()
+            if let peer = seen.withLock({ $0 }) {
+                setStatus(peer) { $0.connected = false; $0.reason = Self.describe(error, address: "") }
+            }
+            logger.info("connection ended", metadata: ["peer.id": "\(seen.withLock { $0 }?.short ?? "?")", "reason": "\(error)"])
+        }
+    }
+
+    /// Keeps one session per peer: when both sides dialed, the connection opened by the device
+    /// with the smaller ID wins, on both sides alike.
+    func register(_ session: SyncSession) -> Bool {
+        let kept = sessions.withLock { all -> Bool in
+            if let existing = all[session.peer] {
+                let preferredInitiator = min(identity.deviceID, session.peer)
+                let newIsPreferred = (session.isInitiator ? identity.deviceID : session.peer) == preferredInitiator
+                let oldIsPreferred = (existing.isInitiator ? identity.deviceID : existing.peer) == preferredInitiator
+                if oldIsPreferred || !newIsPreferred { return false }
+                Task { try? await existing.writer.send(.goodbye(reason: "duplicate connection")) }
+            }
+            all[session.peer] = session
+            return true
+        }
+        if kept { setStatus(session.peer) { $0.connected = true; $0.reason = nil } }
+        return kept
+    }
+
+    func unregister(_ session: SyncSession) {
+        let counters = session.counters
+        sessions.withLock { all in
+            if all[session.peer] === session { all.removeValue(forKey: session.peer) }
+        }
+        setStatus(session.peer) { s in
+            s.bytesSent += counters.sent
+            s.bytesReceived += counters.received
+            if !self.sessions.withLock({ $0[session.peer] != nil }) {
+                s.connected = false
+                if s.reason == nil { s.reason = "disconnected" }
+            }
+        }
+    }
+
+    func setStatus(_ peer: DeviceID, _ change: (inout PeerStatus) -> Void) {
+        statuses.withLock { all in
+            var s = all[peer] ?? PeerStatus(device: peer)
+            change(&s)
+            all[peer] = s
+        }
+    }
+
+    /// Every known peer's status, with live byte counts for connected ones.
+    public func status() -> [PeerStatus] {
+        let live = sessions.withLock { $0 }
+        return statuses.withLock { all in
+            all.values.map { s in
+                var s = s
+                if let session = live[s.device] {
+                    s.connected = true
+                    s.bytesSent += session.counters.sent
+                    s.bytesReceived += session.counters.received
+                }
+                return s
+            }
+        }
+    }
+
+    /// Devices that tried to connect without being trusted, with when (Unix ms).
+    public func refusedDevices() -> [DeviceID: UInt64] { refused.withLock { $0 } }
+
+    /// Asks every session this agent dialed to run a repair round now.
+    public func repairAll() async {
+        for session in sessions.withLock({ Array($0.values) }) where session.isInitiator {
+            try? await session.startRepair()
+        }
+    }
+
+    /// Ends the session with a peer (it was removed).
+    public func disconnect(_ peer: DeviceID) async {
+        if let s = sessions.withLock({ $0[peer] }) { try? await s.writer.send(.goodbye(reason: "no longer trusted")) }
+    }
+
+    public func session(_ session: SyncSession, didCompleteFastPathFrom peer: DeviceID) {
+        setStatus(peer) { $0.lastSync = UInt64(Date().timeIntervalSince1970 * 1000) }
+    }
+
+    public func session(_ session: SyncSession, didCompleteRepairWith peer: DeviceID, itemsSent: Int, itemsReceived: Int) {
+        setStatus(peer) { $0.lastRepair = UInt64(Date().timeIntervalSince1970 * 1000) }
+        logger.info("repair round done", metadata: ["peer.id": "\(peer.short)", "sent": "\(itemsSent)", "received": "\(itemsReceived)"])
+    }
+}
+

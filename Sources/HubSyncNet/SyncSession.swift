@@ -1,0 +1,313 @@
+import Foundation
+public import HubSyncCore
+public import HubSyncCrypto
+public import HubSyncStore
+public import Logging
+import Synchronization
+
+/// What a session tells the node that runs it.
+public protocol SyncSessionDelegate: AnyObject, Sendable {
+    func session(_ session: SyncSession, didCompleteFastPathFrom peer: DeviceID)
+    func session(_ session: SyncSession, didCompleteRepairWith peer: DeviceID, itemsSent: Int, itemsReceived: Int)
+}
+
+/// One authenticated, encrypted connection with a trusted peer, running the sync protocol
+/// (protocol/SPEC.md, chapter 3): hello, the fast path from the peer's watermark, live push of
+/// every change, and repair by range-fingerprint reconciliation.
+public final class SyncSession: Sendable {
+    public let peer: DeviceID
+    public let isInitiator: Bool
+    let store: AsyncStore
+    let writer: SecureWriter
+    let logger: Logger
+    weak let delegate: (any SyncSessionDelegate)?
+    let state = Mutex(State())
+    let wake: (stream: AsyncStream<Void>, continuation: AsyncStream<Void>.Continuation)
+
+    public static let protocolVersion: UInt16 = 1
+    public static let schemaVersion: UInt16 = 1
+    static let batchBytes = 512 * 1024
+
+    struct State {
+        var theirEpoch: String?
+        var fastPathFrom: Int64?
+        var reconciler: Reconciler?
+        var items: [ItemID: RecordKey] = [:]
+        var repairSent = 0
+        var repairReceived = 0
+        var repairing = false
+        /// Our sequences whose change is exactly what this peer sent us: no need to push back.
+        var echoes = Set<Int64>()
+    }
+
+    init(peer: DeviceID, isInitiator: Bool, store: AsyncStore, writer: SecureWriter, logger: Logger,
+         delegate: (any SyncSessionDelegate)?) {
+        self.peer = peer
+        self.isInitiator = isInitiator
+        self.store = store
+        self.writer = writer
+        self.delegate = delegate
+        var logger = logger
+        logger[metadataKey: "peer.id"] = "\(peer.short)"
+        self.logger = logger
+        wake = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
+    }
+
+    public var counters: TrafficCounters { writer.counters }
+
+    /// Runs the session until the peer goes away or an error ends it.
+    func run(reader: SecureReader) async throws {
+        var reader = reader
+        let subscription = store.store.subscribe()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { [self] in
+                for await event in subscription {
+                    if event.source == peer, event.echoesSource {
+                        _ = state.withLock { $0.echoes.insert(event.sequence) }
+                    }
+                    wake.continuation.yield()
+                }
+            }
+            group.addTask { [self] in try await pushLoop() }
+            defer { group.cancelAll(); wake.continuation.finish() }
+            let epoch = store.store.logEpoch
+            let clock = store.store.lastClock
+            try await writer.send(.hello(Hello(protocolVersion: Self.protocolVersion, schemaVersion: Self.schemaVersion,
+                                               capabilities: ["fastpath", "live", "reconcile"], logEpoch: epoch,
+                                               clock: clock, unknown: [])))
+            while let message = try await reader.receive() {
+                try await handle(message)
+            }
+            throw NetError(.closed, "the peer closed the connection")
+        }
+    }
+
+    // MARK: inbound
+
+    func handle(_ message: SyncMessage) async throws {
+        switch message {
+        case .hello(let hello):
+            guard hello.protocolVersion == Self.protocolVersion else {
+                try? await writer.send(.goodbye(reason: "protocol version \(Self.protocolVersion) only"))
+                throw NetError(.incompatible, "the peer speaks protocol version \(hello.protocolVersion); this agent speaks \(Self.protocolVersion)")
+            }
+            do {
+                try await store.run { try $0.checkClock(hello.clock) }
+            } catch {
+                try? await writer.send(.goodbye(reason: "clock skew: \(error)"))
+                throw NetError(.clockSkew, "\(error)")
+            }
+            let peer = self.peer
+            let record = try await store.run { try $0.peer(peer) }
+            var since: Int64 = 0
+            if let record {
+                if record.theirEpoch == hello.logEpoch {
+                    since = record.theirSequence
+                } else if record.theirSequence > 0 {
+                    logger.info("peer's store was made anew; starting its changes from the beginning")
+                    try await store.run { try $0.resetWatermark(of: peer, epoch: hello.logEpoch) }
+                }
+            }
+            state.withLock { $0.theirEpoch = hello.logEpoch }
+            try await writer.send(.fastPathRequest(since: since, epoch: hello.logEpoch))
+
+        case .fastPathRequest(let since, let epoch):
+            let from = epoch == store.store.logEpoch ? since : 0
+            state.withLock { $0.fastPathFrom = from }
+            wake.continuation.yield()
+
+        case .changes(let batch):
+            try await apply(batch)
+
+        case .ack(let sequence):
+            let peer = self.peer
+            try await store.run { try $0.recordAck(from: peer, sequence: sequence) }
+
+        case .reconcile(let m):
+            try await reconcile(m)
+
+        case .request(let ids):
+            let keys = state.withLock { s in ids.compactMap { s.items[$0] } }
+            try await sendStates(keys: keys)
+            state.withLock { $0.repairSent += keys.count }
+
+        case .reconcileDone:
+            finishRepair()
+
+        case .ping(let nonce):
+            try await writer.send(.pong(nonce: nonce))
+
+        case .pong:
+            break
+
+        case .goodbye(let reason):
+            throw NetError(.closed, "the peer ended the session: \(reason)")
+        }
+    }
+
+    func apply(_ batch: ChangeBatch) async throws {
+        let peer = self.peer
+        let epoch = state.withLock { $0.theirEpoch } ?? ""
+        do {
+            if batch.lastSequence > 0 {
+                try await store.run { try $0.merge(batch.states, from: peer, epoch: epoch, upTo: batch.lastSequence) }
+                try await writer.send(.ack(sequence: batch.lastSequence))
+            } else if !batch.states.isEmpty {
+                try await store.run { try $0.merge(batch.states) }
+                state.withLock { $0.repairReceived += batch.states.count }
+            }
+        } catch let e as StoreError where e.code == .clockSkew {
+            try? await writer.send(.goodbye(reason: e.message))
+            throw NetError(.clockSkew, e.message)
+        }
+        if batch.isFinal {
+            logger.debug("fast path received", metadata: ["sequence": "\(batch.lastSequence)"])
+            delegate?.session(self, didCompleteFastPathFrom: peer)
+            if isInitiator { try await startRepair() }
+        }
+    }
+
+    // MARK: outbound
+
+    /// Sends every change after the peer's watermark, then each new change as it happens.
+    func pushLoop() async throws {
+        var cursor: Int64?
+        for await _ in wake.stream {
+            if cursor == nil {
+                guard let from = state.withLock({ $0.fastPathFrom }) else { continue }
+                cursor = from
+                try await catchUp(from: &cursor!, final: true)
+            } else {
+                try await catchUp(from: &cursor!, final: false)
+            }
+        }
+    }
+
+    /// Streams the change log after `cursor` in bounded batches; a fresh peer never needs all of it in memory.
+    func catchUp(from cursor: inout Int64, final: Bool) async throws {
+        while true {
+            let after = cursor
+            let events = try await store.run { try $0.changes(after: after, limit: 256) }
+            guard let last = events.last else { break }
+            let echoes = state.withLock { s in
+                let e = s.echoes.filter { $0 <= last.sequence }
+                s.echoes.subtract(e)
+                return e
+            }
+            var chunk: [RecordState] = []
+            var bytes = 0
+            for e in events where !echoes.contains(e.sequence) {
+                let size = CanonicalEncoding.encode(e.state).count
+                if bytes + size > Self.batchBytes, !chunk.isEmpty {
+                    try await writer.send(.changes(ChangeBatch(states: chunk, lastSequence: 0, isFinal: false)))
+                    chunk.removeAll()
+                    bytes = 0
+                }
+                chunk.append(e.state)
+                bytes += size
+            }
+            try await writer.send(.changes(ChangeBatch(states: chunk, lastSequence: last.sequence, isFinal: false)))
+            cursor = last.sequence
+        }
+        if final {
+            try await writer.send(.changes(ChangeBatch(states: [], lastSequence: 0, isFinal: true)))
+        }
+    }
+
+    func sendStates(keys: [RecordKey]) async throws {
+        guard !keys.isEmpty else { return }
+        var start = 0
+        while start < keys.count {
+            let slice = Array(keys[start..<min(start + 256, keys.count)])
+            start += slice.count
+            let states = try await store.run { try $0.states(for: slice) }
+            var chunk: [RecordState] = []
+            var bytes = 0
+            for s in states {
+                let size = CanonicalEncoding.encode(s).count
+                if bytes + size > Self.batchBytes, !chunk.isEmpty {
+                    try await writer.send(.changes(ChangeBatch(states: chunk, lastSequence: 0, isFinal: false)))
+                    chunk.removeAll()
+                    bytes = 0
+                }
+                chunk.append(s)
+                bytes += size
+            }
+            if !chunk.isEmpty {
+                try await writer.send(.changes(ChangeBatch(states: chunk, lastSequence: 0, isFinal: false)))
+            }
+        }
+    }
+
+    // MARK: repair
+
+    /// Builds the reconciliation set from the store: one item per record, (last clock, hash of key and digest).
+    func makeReconciler(initiator: Bool) async throws -> Reconciler {
+        let digests = try await store.run { try $0.digests() }
+        var items: [ReconItem] = []
+        var map: [ItemID: RecordKey] = [:]
+        items.reserveCapacity(digests.count)
+        map.reserveCapacity(digests.count)
+        for d in digests {
+            let item = ReconItem.item(key: d.key, updated: d.updated, digest: d.digest)
+            items.append(item)
+            map[item.id] = d.key
+        }
+        let reconciler = Reconciler(set: ReconcileSet(items: items), isInitiator: initiator)
+        state.withLock { $0.items = map }
+        return reconciler
+    }
+
+    /// Starts a reconciliation round (the dialing side does, after the fast path and on a timer).
+    public func startRepair() async throws {
+        let busy = state.withLock { s in
+            if s.repairing { return true }
+            s.repairing = true
+            s.repairSent = 0
+            s.repairReceived = 0
+            return false
+        }
+        guard !busy else { return }
+        var reconciler = try await makeReconciler(initiator: true)
+        let first = reconciler.initiate()
+        state.withLock { $0.reconciler = reconciler }
+        try await writer.send(.reconcile(first))
+    }
+
+    func reconcile(_ m: ReconcileMessage) async throws {
+        if state.withLock({ $0.reconciler == nil }) {
+            let r = try await makeReconciler(initiator: false)
+            state.withLock {
+                $0.reconciler = r
+                $0.repairing = true
+            }
+        }
+        let outcome: ReconcileOutcome = try state.withLock { s in
+            var r = s.reconciler!
+            defer { s.reconciler = r }
+            return try r.receive(m)
+        }
+        let haveKeys = state.withLock { s in outcome.have.compactMap { s.items[$0.id] } }
+        try await sendStates(keys: haveKeys)
+        state.withLock { $0.repairSent += haveKeys.count }
+        if !outcome.need.isEmpty { try await writer.send(.request(ids: outcome.need)) }
+        if let reply = outcome.reply {
+            try await writer.send(.reconcile(reply))
+        } else {
+            try await writer.send(.reconcileDone)
+            finishRepair()
+        }
+    }
+
+    func finishRepair() {
+        let (wasRepairing, sent, received) = state.withLock { s in
+            let r = (s.repairing, s.repairSent, s.repairReceived)
+            s.repairing = false
+            s.reconciler = nil
+            return r
+        }
+        if wasRepairing {
+            delegate?.session(self, didCompleteRepairWith: peer, itemsSent: sent, itemsReceived: received)
+        }
+    }
+}

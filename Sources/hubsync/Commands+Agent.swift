@@ -1,0 +1,176 @@
+import ArgumentParser
+import Foundation
+import HubSyncAgent
+import HubSyncCore
+import HubSyncCrypto
+import HubSyncStore
+import Logging
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the agent: sync with trusted peers, serve the local API.",
+        discussion: """
+            Listens for peers (--listen, default 0.0.0.0:7400), dials every trusted peer with a known \
+            address, pushes each change at once and repairs gaps by Merkle diffing. The local API \
+            (--api, default 127.0.0.1:7401, loopback only) needs the bearer token in DIR/api.token. \
+            Once both are bound, DIR/agent.json holds {"pid", "listen", "api"} with the real ports \
+            (port 0 picks a free one). Settings come from DIR/config.json; flags override them. \
+            SIGTERM or SIGINT stops it cleanly.
+            """)
+
+    @OptionGroup var common: CommonOptions
+    @Option(help: ArgumentHelp("Where peers connect.", valueName: "HOST:PORT")) var listen: String?
+    @Option(help: ArgumentHelp("Where the local API listens (loopback only).", valueName: "HOST:PORT")) var api: String?
+    @Option(help: ArgumentHelp("Seconds between repair rounds.", valueName: "SECONDS")) var repairInterval: Int?
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: String = "info"
+
+    func run() async throws {
+        let dir = common.directory
+        let identity = try dir.identity()
+        var config = try guarded { try AgentConfiguration.load(from: dir.path) }
+        if let listen { config.listen = listen }
+        if let api { config.api = api }
+        if let repairInterval {
+            guard repairInterval > 0 else { throw CLIError.usage("--repair-interval must be at least 1") }
+            config.repairInterval = .seconds(repairInterval)
+        }
+        if let running = AgentClient.running(in: dir) {
+            throw CLIError.failure("an agent already runs on \(dir.path) (API at \(running.host):\(running.port)); stop it first")
+        }
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        var logger = Logger(label: "hubsync")
+        logger[metadataKey: "device"] = "\(identity.deviceID.short)"
+        let agent = try guarded { try Agent(directory: dir.path, identity: identity, configuration: config, logger: logger) }
+        do {
+            try await agent.run()
+        } catch {
+            throw CLIError.failure("the agent stopped: \(error)")
+        }
+    }
+}
+
+struct PeersCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "peers",
+        abstract: "List, add or remove the devices this one trusts.",
+        discussion: "Only peers added on both sides talk to each other.",
+        subcommands: [PeersList.self, PeersAdd.self, PeersRemove.self],
+        defaultSubcommand: PeersList.self)
+}
+
+struct PeersList: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List trusted peers.")
+    @OptionGroup var common: CommonOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        let store = try common.directory.openStore()
+        let peers = try guarded { try store.peers() }
+        if output.json {
+            printJSON(.array(peers.map { p in
+                ["device_id": .string(p.device.description), "address": p.address.map { .string($0) } ?? .null,
+                 "their_sequence_held": .int(p.theirSequence), "acknowledged_sequence": .int(p.ackedSequence)]
+            }))
+            return
+        }
+        if peers.isEmpty { print("No trusted peers. Add one with: hubsync peers add DEVICE-ID --address HOST:PORT") }
+        for p in peers { print("\(p.device)  \(p.address ?? "(no address)")") }
+    }
+}
+
+struct PeersAdd: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "add", abstract: "Trust a device (by its ID, from `hubsync id` there).")
+    @OptionGroup var common: CommonOptions
+    @OptionGroup var output: OutputOptions
+    @Argument(help: "The other device's ID.") var deviceID: String
+    @Option(help: ArgumentHelp("Where to reach it.", valueName: "HOST:PORT")) var address: String?
+
+    func run() throws {
+        let device = try guarded { try DeviceID(parsing: deviceID) }
+        if let address, !address.contains(":") { throw CLIError.usage("--address must be HOST:PORT, e.g. 192.168.1.20:7400") }
+        var added: Bool
+        if let agent = AgentClient.running(in: common.directory) {
+            var body: [String: Value] = ["device_id": .string(device.description)]
+            if let address { body["address"] = .string(address) }
+            added = try agent.call("POST", "/v1/peers", body: .object(body)).objectValue?["added"] == .bool(true)
+        } else {
+            let store = try common.directory.openStore()
+            added = try guarded { try store.addPeer(device, address: address) }
+        }
+        if output.json {
+            printJSON(["device_id": .string(device.description), "added": .bool(added)])
+        } else {
+            print(added ? "Trusted \(device)" : "Already trusted: \(device)" + (address.map { " (address now \($0))" } ?? ""))
+        }
+    }
+}
+
+struct PeersRemove: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "remove", abstract: "Stop trusting a device.")
+    @OptionGroup var common: CommonOptions
+    @OptionGroup var output: OutputOptions
+    @Argument(help: "The device's ID.") var deviceID: String
+
+    func run() throws {
+        let device = try guarded { try DeviceID(parsing: deviceID) }
+        if let agent = AgentClient.running(in: common.directory) {
+            _ = try agent.call("DELETE", "/v1/peers/\(pathSegment(device.description))")
+        } else {
+            let store = try common.directory.openStore()
+            guard try guarded({ try store.removePeer(device) }) else {
+                throw CLIError.failure("\(device) is not a trusted peer; see `hubsync peers`")
+            }
+        }
+        if output.json { printJSON(["device_id": .string(device.description), "removed": true]) } else { print("Removed \(device)") }
+    }
+}
+
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show the agent and every peer: connected, or why not; last sync; what is left to send.")
+    @OptionGroup var common: CommonOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        let dir = common.directory
+        guard let agent = AgentClient.running(in: dir) else {
+            let store = try dir.openStore()
+            let peers = try guarded { try store.peers() }
+            let last = try guarded { try store.lastSequence() }
+            let doc: Value = [
+                "agent": "not running",
+                "peers": .array(peers.map { p in
+                    ["device_id": .string(p.device.description), "connected": false,
+                     "reason": "the agent is not running: start it with `hubsync run`",
+                     "pending_to_send": .int(max(0, last - p.ackedSequence))]
+                }),
+            ]
+            if output.json { printJSON(doc) } else {
+                print("Agent: not running (start it with `hubsync run --data \(dir.path)`)")
+                for p in peers { print("  \(p.device): \(max(0, last - p.ackedSequence)) changes to send") }
+            }
+            return
+        }
+        let status = try agent.call("GET", "/v1/status")
+        if output.json { printJSON(status); return }
+        let o = status.objectValue ?? [:]
+        print("Device \(o["device_id"]?.stringValue ?? "?")  listening on \(o["listen"]?.stringValue ?? "?"), API \(o["api"]?.stringValue ?? "?")")
+        for p in o["peers"]?.arrayValue ?? [] {
+            let po = p.objectValue ?? [:]
+            let state = po["connected"] == true ? "connected" : "not connected: \(po["reason"]?.stringValue ?? "?")"
+            print("  \(po["device_id"]?.stringValue ?? "?"): \(state); last sync \(po["last_sync"]?.stringValue ?? "never"); "
+                + "\(JSON.serialize(po["pending_to_send"] ?? 0)) changes to send; "
+                + "sent \(JSON.serialize(po["bytes_sent"] ?? 0)) B, received \(JSON.serialize(po["bytes_received"] ?? 0)) B")
+        }
+        for r in o["refused"]?.arrayValue ?? [] {
+            print("  refused: \(r.objectValue?["device_id"]?.stringValue ?? "?") is not trusted")
+        }
+    }
+}

@@ -1,0 +1,142 @@
+import Testing
+@testable import HubSyncCrypto
+
+/// A sender and a receiver on the same fresh key, and the first `count` sealed messages.
+private func stream(messages count: Int) throws -> (receiver: SecretStreamReceiver, plain: [[UInt8]], sealed: [[UInt8]]) {
+    let key = SymmetricKey.random()
+    var sender = SecretStreamSender(key: key)
+    let receiver = try SecretStreamReceiver(key: key, header: sender.header)
+    let plain = (0..<count).map { Array("message \($0) of the stream".utf8) }
+    return (receiver, plain, plain.map { sender.seal($0) })
+}
+
+private func code(_ error: any Error) -> CryptoError.Code? { (error as? CryptoError)?.code }
+
+@Suite struct SecretStreamTests {
+    @Test func roundTripsIncludingEmptyAndLargeMessages() throws {
+        let key = SymmetricKey.random()
+        var sender = SecretStreamSender(key: key)
+        #expect(sender.header.count == 24)
+        var receiver = try SecretStreamReceiver(key: key, header: sender.header)
+        var random = HandshakeTestRandom(seed: 7)
+        for message in [[], [0], random.bytes(count: 1 << 20), Array("hello".utf8)] as [[UInt8]] {
+            let sealed = sender.seal(message)
+            #expect(sealed.count == message.count + 17)
+            #expect(try receiver.open(sealed) == message)
+        }
+    }
+
+    @Test func sameMessageSealsDifferentlyAndHeadersAreFresh() {
+        let key = SymmetricKey.random()
+        var sender = SecretStreamSender(key: key)
+        #expect(sender.seal([1, 2, 3]) != sender.seal([1, 2, 3]))
+        #expect(SecretStreamSender(key: key).header != sender.header)
+    }
+
+    @Test func tamperingWithAnyByteFails() throws {
+        let (prototype, _, sealed) = try stream(messages: 1)
+        for index in sealed[0].indices {
+            var tampered = sealed[0]
+            tampered[index] ^= 0x01
+            var receiver = prototype
+            #expect("byte \(index)") { try receiver.open(tampered) } throws: { code($0) == .invalidKey }
+        }
+        var receiver = prototype
+        #expect(try receiver.open(sealed[0]) == Array("message 0 of the stream".utf8))
+    }
+
+    @Test func replayFailsAndStaysFailed() throws {
+        var (receiver, plain, sealed) = try stream(messages: 3)
+        #expect(try receiver.open(sealed[0]) == plain[0])
+        #expect { try receiver.open(sealed[0]) } throws: { code($0) == .invalidKey }
+        #expect { try receiver.open(sealed[1]) } throws: { error in
+            (error as? CryptoError)?.message.contains("earlier message failed") == true
+        }
+    }
+
+    @Test func reorderFails() throws {
+        var (receiver, _, sealed) = try stream(messages: 2)
+        #expect { try receiver.open(sealed[1]) } throws: { code($0) == .invalidKey }
+        #expect(throws: CryptoError.self) { try receiver.open(sealed[0]) }
+    }
+
+    @Test func droppedMessageFails() throws {
+        var (receiver, plain, sealed) = try stream(messages: 3)
+        #expect(try receiver.open(sealed[0]) == plain[0])
+        #expect { try receiver.open(sealed[2]) } throws: { code($0) == .invalidKey }
+    }
+
+    @Test func truncationFails() throws {
+        let (prototype, _, sealed) = try stream(messages: 1)
+        for length in [0, 1, 16, 17, sealed[0].count - 1] {
+            var receiver = prototype
+            #expect("length \(length)") { try receiver.open(Array(sealed[0].prefix(length))) } throws: {
+                code($0) == (length < 17 ? .invalidLength : .invalidKey)
+            }
+            // Sticky: the intact message is refused afterwards.
+            #expect(throws: CryptoError.self) { try receiver.open(sealed[0]) }
+        }
+    }
+
+    @Test func wrongKeyOrHeaderFails() throws {
+        let key = SymmetricKey.random()
+        var sender = SecretStreamSender(key: key)
+        let sealed = sender.seal([1, 2, 3])
+        var wrongKey = try SecretStreamReceiver(key: .random(), header: sender.header)
+        #expect(throws: CryptoError.self) { try wrongKey.open(sealed) }
+        var wrongHeader = try SecretStreamReceiver(key: key, header: SecretStreamSender(key: key).header)
+        #expect(throws: CryptoError.self) { try wrongHeader.open(sealed) }
+    }
+
+    @Test func badKeyOrHeaderLengthIsRejected() {
+        let header = SecretStreamSender(key: .random()).header
+        #expect { try SecretStreamReceiver(key: .random(byteCount: 16), header: header) } throws: {
+            code($0) == .invalidLength
+        }
+        #expect { try SecretStreamReceiver(key: .random(), header: Array(header.dropLast())) } throws: {
+            code($0) == .invalidLength
+        }
+    }
+
+    @Test func copiesShareOneStream() throws {
+        let key = SymmetricKey.random()
+        var sender = SecretStreamSender(key: key)
+        var copy = sender
+        var receiver = try SecretStreamReceiver(key: key, header: sender.header)
+        let first = sender.seal([1]), second = copy.seal([2])
+        var receiverCopy = receiver
+        #expect(try receiver.open(first) == [1])
+        #expect(try receiverCopy.open(second) == [2])
+        #expect(throws: CryptoError.self) { try receiver.open(second) }
+    }
+
+    /// Copies sealing from several tasks at once still produce one valid stream: each task's
+    /// messages in its own order, interleaved in some order the receiver accepts in full.
+    @Test func copiesSealSafelyFromManyTasks() async throws {
+        let key = SymmetricKey.random()
+        let sender = SecretStreamSender(key: key)
+        let perTask = await withTaskGroup(of: [[UInt8]].self) { group in
+            for task in 0..<4 {
+                group.addTask {
+                    var copy = sender
+                    return (0..<50).map { copy.seal([UInt8(task), UInt8($0)]) }
+                }
+            }
+            return await group.reduce(into: [[[UInt8]]]()) { $0.append($1) }
+        }
+        // Rebuild the stream order: the next message is the head of one task's list; try each
+        // head on a fresh receiver that has replayed the order found so far.
+        var heads = perTask.map { $0[...] }
+        var order: [[UInt8]] = []
+        func accepts(_ candidate: [UInt8]) -> Bool {
+            guard var receiver = try? SecretStreamReceiver(key: key, header: sender.header) else { return false }
+            for message in order { _ = try? receiver.open(message) }
+            return (try? receiver.open(candidate)) != nil
+        }
+        while heads.contains(where: { !$0.isEmpty }) {
+            let next = try #require(heads.indices.first { !heads[$0].isEmpty && accepts(heads[$0].first!) })
+            order.append(heads[next].removeFirst())
+        }
+        #expect(order.count == 200)
+    }
+}
