@@ -129,6 +129,8 @@ public final class Agent: Sendable {
                 "bytes_sent": .int(Int64(s?.bytesSent ?? 0)),
                 "bytes_received": .int(Int64(s?.bytesReceived ?? 0)),
                 "last_sync": p.lastSync > 0 ? .string(isoTime(Timestamp(millis: p.lastSync, counter: 0))) : .null,
+                "fast_path_from": s?.fastPathFrom.map { .int($0) } ?? .null,
+                "last_repair": (s?.lastRepair ?? 0) > 0 ? .string(isoTime(Timestamp(millis: s!.lastRepair, counter: 0))) : .null,
             ]
             if !(s?.connected ?? false) {
                 o["reason"] = .string(s?.reason ?? (p.address == nil ? "no address known: add one with `hubsync peers add ID --address HOST:PORT`, or wait for it to connect" : "connecting"))

@@ -63,23 +63,23 @@ extension Handshake {
         guard let plaintext = open(sealed, key: key, transcriptHash: transcriptHash),
               plaintext.count == identityByteCount else {
             throw HandshakeError(code: .decryptFailed, message:
-                "handshake failed: \(messageName) from the \(sender) did not decrypt; it was altered in "
-                + "transit or the key exchange was tampered with, so the connection is closed")
+                "handshake \(messageName) from the \(sender) did not decrypt: it was altered in transit "
+                + "or the key exchange was tampered with, so the connection must be closed")
         }
         let peerKey: PublicSigningKey
         do {
             peerKey = try PublicSigningKey(rawRepresentation: plaintext[0..<PublicSigningKey.byteCount])
         } catch {
             throw HandshakeError(code: .badSignature, message:
-                "handshake failed: the \(sender)'s identity key is not a valid Ed25519 key "
-                + "(\(error.message)); the connection is closed")
+                "the \(sender)'s identity key in the handshake is not a valid Ed25519 key "
+                + "(\(error.message)); the connection must be closed")
         }
         let signature = Array(plaintext[PublicSigningKey.byteCount...])
         guard peerKey.isValidSignature(signature, for: signedMessage(role: role, transcriptHash: transcriptHash)) else {
             throw HandshakeError(code: .badSignature, message:
-                "handshake failed: the \(sender)'s signature does not cover this handshake "
-                + "(the key it presented, device \(DeviceID(publicKey: peerKey)), did not sign it; possible man in the middle), "
-                + "so the connection is closed")
+                "the \(sender)'s handshake signature does not cover this session "
+                + "(the key it presented, device \(DeviceID(publicKey: peerKey)), did not sign it; "
+                + "possibly a man in the middle), so the connection must be closed")
         }
         return peerKey
     }

@@ -73,8 +73,8 @@ extension Handshake {
         guard status == 0, let transmit else {
             let sender = role == .initiator ? "responder" : "initiator"
             throw HandshakeError(code: .malformed, message:
-                "handshake failed: the \(sender)'s ephemeral key is a low-order point (no shared secret); "
-                + "the peer is broken or hostile, so the connection is closed")
+                "the \(sender)'s ephemeral handshake key is a low-order point with no shared secret; "
+                + "the peer is broken or hostile, so the connection must be closed")
         }
         let (receiveKey, transmitKey) = (SymmetricKey(receive), SymmetricKey(transmit))
         return switch role {

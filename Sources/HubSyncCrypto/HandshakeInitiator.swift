@@ -59,14 +59,14 @@ public struct HandshakeInitiator: Sendable {
         _ msg2: [UInt8]
     ) throws(HandshakeError) -> (peerDevice: DeviceID, finish: [UInt8], result: HandshakeResult) {
         guard case .awaitingResponse(let ephemeral, let message1) = state else {
-            throw HandshakeError(code: .unexpectedMessage, message: "handshake failed: message 2 arrived "
+            throw HandshakeError(code: .unexpectedMessage, message: "handshake message 2 arrived "
                 + (isEnded ? "after the handshake ended" : "before message 1 was sent")
-                + "; the connection is closed")
+                + "; the connection must be closed")
         }
         state = .failed
         guard msg2.count == Handshake.message2ByteCount else {
             throw HandshakeError(code: .malformed, message:
-                "handshake failed: message 2 from the responder has \(msg2.count) bytes; expected "
+                "handshake message 2 from the responder has \(msg2.count) bytes; expected "
                 + "\(Handshake.message2ByteCount) (the peer may run an incompatible version)")
         }
         let responderEphemeralKey = Array(msg2[0..<Handshake.ephemeralKeyByteCount])

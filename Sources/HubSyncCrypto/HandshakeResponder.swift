@@ -44,22 +44,22 @@ public struct HandshakeResponder: Sendable {
     public mutating func receive(_ msg1: [UInt8]) throws(HandshakeError) -> [UInt8] {
         guard case .ready(let ephemeral) = state else {
             throw HandshakeError(code: .unexpectedMessage, message:
-                "handshake failed: a second message 1 arrived; the connection is closed")
+                "a second handshake message 1 arrived; the connection must be closed")
         }
         state = .failed
         guard let version = msg1.first else {
             throw HandshakeError(code: .malformed, message:
-                "handshake failed: message 1 from the initiator is empty; the connection is closed")
+                "handshake message 1 from the initiator is empty; the connection must be closed")
         }
         guard version == Handshake.version else {
             throw HandshakeError(code: .versionMismatch, message:
-                "handshake failed: the initiator speaks handshake version \(version); this device speaks "
+                "the initiator speaks handshake version \(version); this device speaks "
                 + "version \(Handshake.version); update HubSync on the older device")
         }
         guard msg1.count == Handshake.message1ByteCount else {
             throw HandshakeError(code: .malformed, message:
-                "handshake failed: message 1 from the initiator has \(msg1.count) bytes; expected "
-                + "\(Handshake.message1ByteCount); the connection is closed")
+                "handshake message 1 from the initiator has \(msg1.count) bytes; expected "
+                + "\(Handshake.message1ByteCount); the connection must be closed")
         }
         let initiatorEphemeralKey = Array(msg1[1...])
         let sessionKeys = try Handshake.sessionKeys(
@@ -81,14 +81,14 @@ public struct HandshakeResponder: Sendable {
     ///   authenticate; `.badSignature` when the initiator's signature does not cover this handshake.
     public mutating func receiveFinish(_ msg3: [UInt8]) throws(HandshakeError) -> HandshakeResult {
         guard case .awaitingFinish(let pending) = state else {
-            throw HandshakeError(code: .unexpectedMessage, message: "handshake failed: message 3 arrived "
-                + (isReady ? "before message 1" : "after the handshake ended") + "; the connection is closed")
+            throw HandshakeError(code: .unexpectedMessage, message: "handshake message 3 arrived "
+                + (isReady ? "before message 1" : "after the handshake ended") + "; the connection must be closed")
         }
         state = .failed
         guard msg3.count == Handshake.message3ByteCount else {
             throw HandshakeError(code: .malformed, message:
-                "handshake failed: message 3 from the initiator has \(msg3.count) bytes; expected "
-                + "\(Handshake.message3ByteCount); the connection is closed")
+                "handshake message 3 from the initiator has \(msg3.count) bytes; expected "
+                + "\(Handshake.message3ByteCount); the connection must be closed")
         }
         let peerKey = try Handshake.openIdentity(
             msg3, role: .initiator, key: pending.handshakeKey, transcriptHash: pending.transcriptHash)

@@ -32,7 +32,19 @@ public actor SecureWriter {
         counters.sentBytes.add(sender.header.count + 4, ordering: .relaxed)
     }
 
+    private var busy = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    /// Seals and writes one message. Callers take turns (first come, first served): the actor
+    /// is reentrant at the write's await, and a later message sealed before an earlier one is
+    /// written would reach the peer out of order and fail authentication there.
     public func send(_ message: SyncMessage) async throws {
+        while busy { await withCheckedContinuation { waiting.append($0) } }
+        busy = true
+        defer {
+            busy = false
+            if !waiting.isEmpty { waiting.removeFirst().resume() }
+        }
         let sealed = sender.seal(message.encoded())
         counters.sentBytes.add(sealed.count + 4, ordering: .relaxed)
         try await outbound.write(ByteBuffer(bytes: sealed))

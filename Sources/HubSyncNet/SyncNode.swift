@@ -16,6 +16,8 @@ public struct PeerStatus: Sendable {
     public var reason: String?
     public var lastSync: UInt64 = 0
     public var lastRepair: UInt64 = 0
+    /// The peer's sequence the last fast path asked for changes after (0: from the start).
+    public var fastPathFrom: Int64?
     public var bytesSent = 0
     public var bytesReceived = 0
     public init(device: DeviceID) { self.device = device }
@@ -253,6 +255,10 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
     /// Ends the session with a peer (it was removed).
     public func disconnect(_ peer: DeviceID) async {
         if let s = sessions.withLock({ $0[peer] }) { try? await s.writer.send(.goodbye(reason: "no longer trusted")) }
+    }
+
+    public func session(_ session: SyncSession, didRequestChangesAfter sequence: Int64, from peer: DeviceID) {
+        setStatus(peer) { $0.fastPathFrom = sequence }
     }
 
     public func session(_ session: SyncSession, didCompleteFastPathFrom peer: DeviceID) {

@@ -7,6 +7,7 @@ import Synchronization
 
 /// What a session tells the node that runs it.
 public protocol SyncSessionDelegate: AnyObject, Sendable {
+    func session(_ session: SyncSession, didRequestChangesAfter sequence: Int64, from peer: DeviceID)
     func session(_ session: SyncSession, didCompleteFastPathFrom peer: DeviceID)
     func session(_ session: SyncSession, didCompleteRepairWith peer: DeviceID, itemsSent: Int, itemsReceived: Int)
 }
@@ -36,8 +37,6 @@ public final class SyncSession: Sendable {
         var repairSent = 0
         var repairReceived = 0
         var repairing = false
-        /// Our sequences whose change is exactly what this peer sent us: no need to push back.
-        var echoes = Set<Int64>()
     }
 
     init(peer: DeviceID, isInitiator: Bool, store: AsyncStore, writer: SecureWriter, logger: Logger,
@@ -61,12 +60,7 @@ public final class SyncSession: Sendable {
         let subscription = store.store.subscribe()
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { [self] in
-                for await event in subscription {
-                    if event.source == peer, event.echoesSource {
-                        _ = state.withLock { $0.echoes.insert(event.sequence) }
-                    }
-                    wake.continuation.yield()
-                }
+                for await _ in subscription { wake.continuation.yield() }
             }
             group.addTask { [self] in try await pushLoop() }
             defer { group.cancelAll(); wake.continuation.finish() }
@@ -109,6 +103,7 @@ public final class SyncSession: Sendable {
                 }
             }
             state.withLock { $0.theirEpoch = hello.logEpoch }
+            delegate?.session(self, didRequestChangesAfter: since, from: peer)
             try await writer.send(.fastPathRequest(since: since, epoch: hello.logEpoch))
 
         case .fastPathRequest(let since, let epoch):
@@ -189,14 +184,10 @@ public final class SyncSession: Sendable {
             let after = cursor
             let events = try await store.run { try $0.changes(after: after, limit: 256) }
             guard let last = events.last else { break }
-            let echoes = state.withLock { s in
-                let e = s.echoes.filter { $0 <= last.sequence }
-                s.echoes.subtract(e)
-                return e
-            }
             var chunk: [RecordState] = []
             var bytes = 0
-            for e in events where !echoes.contains(e.sequence) {
+            // A change that is exactly what this peer sent us would tell it nothing.
+            for e in events where !(e.echoesSource && e.source == peer) {
                 let size = CanonicalEncoding.encode(e.state).count
                 if bytes + size > Self.batchBytes, !chunk.isEmpty {
                     try await writer.send(.changes(ChangeBatch(states: chunk, lastSequence: 0, isFinal: false)))

@@ -40,6 +40,11 @@ enum Schema {
                 ) STRICT;
                 """)
         }
+        m.registerMigration("v3-echo") { db in
+            // The peer whose state this row is exactly (set by a merge whose result equals what the
+            // peer sent); the push to that peer skips it.
+            try db.execute(sql: "ALTER TABLE records ADD COLUMN echo_of TEXT")
+        }
         return m
     }
 }

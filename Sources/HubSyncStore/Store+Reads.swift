@@ -1,4 +1,5 @@
 public import HubSyncCore
+import HubSyncCrypto
 internal import GRDB
 import Foundation
 
@@ -63,10 +64,15 @@ extension Store {
     public func changes(after sequence: Int64, limit: Int) throws(StoreError) -> [ChangeEvent] {
         try wrap {
             try pool.read { db in
-                try Row.fetchAll(db, sql: "SELECT seq, state, digest FROM records WHERE seq > ? ORDER BY seq LIMIT ?",
+                try Row.fetchAll(db, sql: "SELECT seq, state, digest, echo_of FROM records WHERE seq > ? ORDER BY seq LIMIT ?",
                                  arguments: [sequence, limit]).map { row in
-                    ChangeEvent(sequence: row["seq"], state: try CanonicalEncoding.decode([UInt8](row["state"] as Data)),
-                                origin: .local, digest: [UInt8](row["digest"] as Data))
+                    var e = ChangeEvent(sequence: row["seq"], state: try CanonicalEncoding.decode([UInt8](row["state"] as Data)),
+                                        origin: .local, digest: [UInt8](row["digest"] as Data))
+                    if let echo: String = row["echo_of"], let device = try? DeviceID(hex: echo) {
+                        e.source = device
+                        e.echoesSource = true
+                    }
+                    return e
                 }
             }
         }

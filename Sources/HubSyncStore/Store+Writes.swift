@@ -134,11 +134,12 @@ extension Store {
 enum RecordSQL {
     static let load = "SELECT state FROM records WHERE collection = ? AND id = ?"
     static let save = """
-        INSERT INTO records (collection, id, state, digest, alive, updated, seq, conflicts)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+        INSERT INTO records (collection, id, state, digest, alive, updated, seq, conflicts, echo_of)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT (collection, id) DO UPDATE SET
           state = excluded.state, digest = excluded.digest, alive = excluded.alive,
-          updated = excluded.updated, seq = excluded.seq, conflicts = excluded.conflicts
+          updated = excluded.updated, seq = excluded.seq, conflicts = excluded.conflicts,
+          echo_of = excluded.echo_of
         """
 }
 
@@ -168,16 +169,17 @@ extension TransactionContext {
         if saveStatement == nil { saveStatement = try db.makeStatement(sql: RecordSQL.save) }
         var conflicts = 0
         for reg in state.fields.values where reg.hasConflict { conflicts += 1 }
-        saveStatement!.setUncheckedArguments([
-            state.key.collection, state.key.id, Data(bytes), Data(digest), state.isAlive ? 1 : 0,
-            Int64(bitPattern: state.updated.rawValue), lastSequence, conflicts,
-        ])
-        try saveStatement!.execute()
         var event = ChangeEvent(sequence: lastSequence, state: state, origin: origin, digest: digest)
         if let source, let sourceState {
             event.source = source
             event.echoesSource = CanonicalEncoding.encode(sourceState) == bytes
         }
+        saveStatement!.setUncheckedArguments([
+            state.key.collection, state.key.id, Data(bytes), Data(digest), state.isAlive ? 1 : 0,
+            Int64(bitPattern: state.updated.rawValue), lastSequence, conflicts,
+            event.echoesSource ? source?.hex : nil,
+        ])
+        try saveStatement!.execute()
         events.append(event)
         return true
     }

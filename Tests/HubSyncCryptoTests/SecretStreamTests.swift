@@ -1,13 +1,24 @@
 import Testing
 @testable import HubSyncCrypto
 
-/// A sender and a receiver on the same fresh key, and the first `count` sealed messages.
-private func stream(messages count: Int) throws -> (receiver: SecretStreamReceiver, plain: [[UInt8]], sealed: [[UInt8]]) {
+/// A stream on a fresh key: its first `count` messages and a maker of independent receivers
+/// (copies of one receiver share its state, so each probe needs a new one).
+private struct SealedStream {
     let key = SymmetricKey.random()
-    var sender = SecretStreamSender(key: key)
-    let receiver = try SecretStreamReceiver(key: key, header: sender.header)
-    let plain = (0..<count).map { Array("message \($0) of the stream".utf8) }
-    return (receiver, plain, plain.map { sender.seal($0) })
+    let header: [UInt8]
+    let plain: [[UInt8]]
+    let sealed: [[UInt8]]
+
+    init(messages count: Int) {
+        var sender = SecretStreamSender(key: key)
+        header = sender.header
+        plain = (0..<count).map { Array("message \($0) of the stream".utf8) }
+        sealed = plain.map { sender.seal($0) }
+    }
+
+    func makeReceiver() throws -> SecretStreamReceiver {
+        try SecretStreamReceiver(key: key, header: header)
+    }
 }
 
 private func code(_ error: any Error) -> CryptoError.Code? { (error as? CryptoError)?.code }
@@ -34,20 +45,23 @@ private func code(_ error: any Error) -> CryptoError.Code? { (error as? CryptoEr
     }
 
     @Test func tamperingWithAnyByteFails() throws {
-        let (prototype, _, sealed) = try stream(messages: 1)
-        for index in sealed[0].indices {
-            var tampered = sealed[0]
-            tampered[index] ^= 0x01
-            var receiver = prototype
-            #expect("byte \(index)") { try receiver.open(tampered) } throws: { code($0) == .invalidKey }
+        let stream = SealedStream(messages: 1)
+        for index in stream.sealed[0].indices {
+            for bit in [0x01, 0x80] as [UInt8] {
+                var tampered = stream.sealed[0]
+                tampered[index] ^= bit
+                var receiver = try stream.makeReceiver()
+                #expect("byte \(index) bit \(bit)") { try receiver.open(tampered) } throws: { code($0) == .invalidKey }
+            }
         }
-        var receiver = prototype
-        #expect(try receiver.open(sealed[0]) == Array("message 0 of the stream".utf8))
+        var receiver = try stream.makeReceiver()
+        #expect(try receiver.open(stream.sealed[0]) == stream.plain[0])
     }
 
     @Test func replayFailsAndStaysFailed() throws {
-        var (receiver, plain, sealed) = try stream(messages: 3)
-        #expect(try receiver.open(sealed[0]) == plain[0])
+        let stream = SealedStream(messages: 3), sealed = stream.sealed
+        var receiver = try stream.makeReceiver()
+        #expect(try receiver.open(sealed[0]) == stream.plain[0])
         #expect { try receiver.open(sealed[0]) } throws: { code($0) == .invalidKey }
         #expect { try receiver.open(sealed[1]) } throws: { error in
             (error as? CryptoError)?.message.contains("earlier message failed") == true
@@ -55,21 +69,23 @@ private func code(_ error: any Error) -> CryptoError.Code? { (error as? CryptoEr
     }
 
     @Test func reorderFails() throws {
-        var (receiver, _, sealed) = try stream(messages: 2)
+        let stream = SealedStream(messages: 2), sealed = stream.sealed
+        var receiver = try stream.makeReceiver()
         #expect { try receiver.open(sealed[1]) } throws: { code($0) == .invalidKey }
         #expect(throws: CryptoError.self) { try receiver.open(sealed[0]) }
     }
 
     @Test func droppedMessageFails() throws {
-        var (receiver, plain, sealed) = try stream(messages: 3)
-        #expect(try receiver.open(sealed[0]) == plain[0])
+        let stream = SealedStream(messages: 3), sealed = stream.sealed
+        var receiver = try stream.makeReceiver()
+        #expect(try receiver.open(sealed[0]) == stream.plain[0])
         #expect { try receiver.open(sealed[2]) } throws: { code($0) == .invalidKey }
     }
 
     @Test func truncationFails() throws {
-        let (prototype, _, sealed) = try stream(messages: 1)
+        let stream = SealedStream(messages: 1), sealed = stream.sealed
         for length in [0, 1, 16, 17, sealed[0].count - 1] {
-            var receiver = prototype
+            var receiver = try stream.makeReceiver()
             #expect("length \(length)") { try receiver.open(Array(sealed[0].prefix(length))) } throws: {
                 code($0) == (length < 17 ? .invalidLength : .invalidKey)
             }
@@ -96,6 +112,14 @@ private func code(_ error: any Error) -> CryptoError.Code? { (error as? CryptoEr
         #expect { try SecretStreamReceiver(key: .random(), header: Array(header.dropLast())) } throws: {
             code($0) == .invalidLength
         }
+    }
+
+    @Test func failureIsStickyForCopiesToo() throws {
+        let stream = SealedStream(messages: 2)
+        var receiver = try stream.makeReceiver()
+        var copy = receiver
+        #expect(throws: CryptoError.self) { try receiver.open(stream.sealed[1]) }
+        #expect(throws: CryptoError.self) { try copy.open(stream.sealed[0]) }
     }
 
     @Test func copiesShareOneStream() throws {

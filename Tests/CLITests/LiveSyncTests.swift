@@ -1,0 +1,186 @@
+import Foundation
+import HubSyncAgent
+import HubSyncCore
+import Testing
+
+/// Live sync between real `hubsync run` processes on loopback.
+@Suite(.timeLimit(.minutes(5))) struct LiveSyncTests {
+    let dir = TemporaryDirectory()
+
+    func device(_ name: String) -> Device { Device(data: dir.path + "/" + name) }
+
+    @Test func aPutOnAIsReadableOnBWithinOneSecond() throws {
+        let a = try AgentProcess(device("a")), b = try AgentProcess(device("b"))
+        try pair(a, b)
+        for i in 0..<5 {
+            let start = Date()
+            try a.api("PATCH", "/v1/records/personas/p\(i)", ["name": .string("Persona \(i)")])
+            try waitUntil("p\(i) on b", timeout: 1) { b.record("personas", "p\(i)") != nil }
+            #expect(Date().timeIntervalSince(start) < 1)
+        }
+        // Through the CLI too: the write goes to the running agent and is pushed at once.
+        try a.device.ok("put", "memories", "m1", "--json", #"{"text": "from the CLI"}"#)
+        try waitUntil("m1 on b", timeout: 1) { b.record("memories", "m1")?["fields"]?.objectValue?["text"] == "from the CLI" }
+    }
+
+    @Test func offlineEditsOfOneFieldConvergeToTheSameValueAndConflict() throws {
+        let a = try AgentProcess(device("a"))
+        var b: AgentProcess? = try AgentProcess(device("b"))
+        try pair(a, b!)
+        try a.api("PATCH", "/v1/records/personas/ada", ["name": "Ada"])
+        try waitUntil("ada on b", timeout: 5) { b!.record("personas", "ada") != nil }
+        b!.stop()
+        b = nil
+        try a.api("PATCH", "/v1/records/personas/ada", ["name": "Ada (edited on A)"])
+        try device("b").ok("put", "personas", "ada", "--json", #"{"name": "Ada (edited on B)"}"#) // store directly
+        b = try AgentProcess(device("b"))
+        try waitUntil("both see one conflict", timeout: 10) {
+            let ca = try a.api("GET", "/v1/conflicts").arrayValue ?? []
+            let cb = try b!.api("GET", "/v1/conflicts").arrayValue ?? []
+            return ca.count == 1 && ca == cb
+        }
+        let conflict = try #require(try a.api("GET", "/v1/conflicts").arrayValue?.first?.objectValue)
+        #expect(Set(conflict["values"]?.arrayValue ?? []) == ["Ada (edited on A)", "Ada (edited on B)"])
+        #expect(a.record("personas", "ada")?["fields"] == b!.record("personas", "ada")?["fields"])
+    }
+
+    @Test func threeAgentsInALineConvergeThroughTheMiddleOne() throws {
+        let a = try AgentProcess(device("a")), b = try AgentProcess(device("b")), c = try AgentProcess(device("c"))
+        try pair(a, b)
+        try pair(b, c)
+        try a.api("PATCH", "/v1/records/memories/from-a", ["text": "written on A"])
+        try c.api("PATCH", "/v1/records/memories/from-c", ["text": "written on C"])
+        try waitUntil("A's record on C and C's on A", timeout: 5) {
+            c.record("memories", "from-a") != nil && a.record("memories", "from-c") != nil
+        }
+        // A and C never connected to each other.
+        #expect(try a.peerStatus(c.id) == nil)
+    }
+
+    @Test func anUntrustedPeerIsDroppedDuringTheHandshakeAndNamed() throws {
+        let a = try AgentProcess(device("a")), c = try AgentProcess(device("c"))
+        try a.api("PATCH", "/v1/records/memories/secret", ["text": "only for trusted devices"])
+        // C trusts A, but A does not trust C.
+        try c.device.ok("peers", "add", a.id, "--address", a.listen)
+        try waitUntil("A names C as refused", timeout: 10) {
+            try a.status()["refused"]?.arrayValue?.contains { $0.objectValue?["device_id"]?.stringValue == c.id } == true
+        }
+        let why = try c.peerStatus(a.id)?["reason"]?.stringValue ?? ""
+        #expect(!why.isEmpty)
+        #expect(c.record("memories", "secret") == nil)
+        let text = try String(contentsOfFile: a.device.data + "/agent.log", encoding: .utf8)
+        #expect(text.contains(c.id))
+    }
+
+    @Test func malformedFramesCloseOnlyThatConnection() throws {
+        let a = try AgentProcess(device("a")), b = try AgentProcess(device("b"))
+        try pair(a, b)
+        let port = UInt16(a.listen.split(separator: ":").last!)!
+        for garbage in [[UInt8](repeating: 0xFF, count: 8), [0, 0, 0, 40, 1, 2, 3], Array("GET / HTTP/1.1\r\n\r\n".utf8), [0, 0, 0, 33] + [1] + [UInt8](repeating: 7, count: 32)] {
+            let closed = try sendRaw(garbage, port: port)
+            #expect(closed, "the agent should close a connection that sent \(garbage.prefix(8))")
+        }
+        try a.api("PATCH", "/v1/records/memories/after", ["text": "still syncing"])
+        try waitUntil("after on b", timeout: 5) { b.record("memories", "after") != nil }
+        #expect(a.isConnected(to: b))
+    }
+
+    @Test func aChangeFeedShowsChangesAsServerSentEvents() throws {
+        let a = try AgentProcess(device("a"))
+        try a.api("PATCH", "/v1/records/memories/m1", ["text": "one"])
+        let events = try readEvents(port: a.client.port, token: a.client.token, path: "/v1/changes?since=0", count: 1)
+        #expect(events.first?.contains("\"id\":\"m1\"") == true)
+    }
+}
+
+/// Connects to a port, sends bytes, and reports whether the peer closed the connection within 12 s.
+func sendRaw(_ bytes: [UInt8], port: UInt16) throws -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = port.bigEndian
+    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
+    let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    guard rc == 0 else { throw TimedOut(description: "cannot connect to port \(port)") }
+    _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
+    var tv = timeval(tv_sec: 12, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    var buf = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = read(fd, &buf, buf.count)
+        if n == 0 { return true }         // closed by the agent
+        if n < 0 { return errno == ECONNRESET } // timed out (still open) or reset
+    }
+}
+
+/// Reads `count` server-sent events from the local API.
+func readEvents(port: UInt16, token: String, path: String, count: Int) throws -> [String] {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = port.bigEndian
+    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
+    _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    let request = "GET \(path) HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\n\r\n"
+    _ = request.withCString { write(fd, $0, strlen($0)) }
+    var tv = timeval(tv_sec: 10, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    var text = ""
+    var buf = [UInt8](repeating: 0, count: 4096)
+    while text.components(separatedBy: "event: change").count - 1 < count {
+        let n = read(fd, &buf, buf.count)
+        guard n > 0 else { break }
+        text += String(decoding: buf[0..<n], as: UTF8.self)
+    }
+    return text.components(separatedBy: "\n").filter { $0.hasPrefix("data: ") }
+}
+
+/// SIGKILL of the receiving agent in the middle of a 50,000-record transfer.
+@Suite(.timeLimit(.minutes(5))) struct TransferCrashTests {
+    let dir = TemporaryDirectory()
+
+    @Test func aKilledReceiverResumesWhereItStoppedAndConverges() throws {
+        let source = Device(data: dir.path + "/a")
+        try source.ok("init")
+        let count = 50_000
+        var lines = ""
+        for i in 0..<count {
+            lines += #"{"collection":"memories","id":"m\#(String(format: "%05d", i))","fields":{"text":"memory \#(i) \#(String(repeating: "x", count: 200))"}}"# + "\n"
+        }
+        try lines.write(toFile: dir.path + "/plain.jsonl", atomically: true, encoding: .utf8)
+        try source.ok("import", dir.path + "/plain.jsonl")
+        let a = try AgentProcess(source)
+        var b: AgentProcess? = try AgentProcess(Device(data: dir.path + "/b"))
+        let bID = b!.id
+        try pair(a, b!)
+        // Kill B once it holds part of the transfer.
+        var heldBeforeKill = 0
+        try waitUntil("b holds part of the transfer", timeout: 60, interval: 0.002) {
+            var n = 0
+            if case .int(let v) = try b!.status()["store"]?.objectValue?["records"]?.objectValue?["memories"] ?? .null { n = Int(v) }
+            heldBeforeKill = n
+            return n > 0
+        }
+        b!.kill9()
+        b = nil
+        #expect(heldBeforeKill < count, "the transfer finished before the kill; the test proves nothing")
+        let peers = try #require(try Device(data: dir.path + "/b").ok("peers", "--json").json?.arrayValue)
+        guard case .int(let watermark) = peers.first?.objectValue?["their_sequence_held"] ?? .null else {
+            Issue.record("no watermark"); return
+        }
+        #expect(watermark > 0)
+        b = try AgentProcess(Device(data: dir.path + "/b"))
+        try waitUntil("b holds all \(count)", timeout: 120, interval: 0.05) {
+            try b!.status()["store"]?.objectValue?["records"]?.objectValue?["memories"] == .int(Int64(count))
+        }
+        // The second transfer asked for A's changes after the watermark, not from zero.
+        let from = try #require(try b!.peerStatus(a.id)?["fast_path_from"])
+        #expect(from == .int(watermark))
+        _ = bID
+        let exportA = try a.device.ok("export", "-").stdout.split(separator: "\n").dropFirst()
+        let exportB = try b!.device.ok("export", "-").stdout.split(separator: "\n").dropFirst()
+        #expect(Array(exportA) == Array(exportB))
+    }
+}

@@ -1,0 +1,173 @@
+import HubSyncCore
+import Testing
+
+@Suite struct SyncReconcileTests {
+    struct Case: Sendable, CustomTestStringConvertible {
+        var count: Int
+        var differences: Int
+        var pattern: DifferencePattern
+        var testDescription: String { "N=\(count) d=\(differences) \(pattern.rawValue)" }
+    }
+
+    static let cases: [Case] = [0, 1, 100, 10_000, 100_000].flatMap { n in
+        [0, 10, 1_000].flatMap { d in DifferencePattern.allCases.map { Case(count: n, differences: d, pattern: $0) } }
+    }.filter { $0.differences > 0 || $0.pattern == .random }
+
+    /// Each side learns exactly the differences in the ranges it settled: together, what the
+    /// initiator has plus what the responder needs is what only the initiator holds, and the
+    /// other way round, each item once.
+    static func expectExactDifference(_ run: ReconcileRun, _ a: [ReconItem], _ b: [ReconItem],
+                                      _ label: String) {
+        let setA = Set(a), setB = Set(b)
+        let onlyA = Set(setA.subtracting(setB).map(\.id)), onlyB = Set(setB.subtracting(setA).map(\.id))
+        let aToB = run.initiatorHave.map(\.id) + run.responderNeed
+        let bToA = run.responderHave.map(\.id) + run.initiatorNeed
+        #expect(Set(aToB) == onlyA, "\(label): A→B")
+        #expect(Set(bToA) == onlyB, "\(label): B→A")
+        #expect(aToB.count == onlyA.count && bToA.count == onlyB.count, "\(label): an item reported twice")
+        #expect(run.initiatorHave.allSatisfy(setA.contains) && run.responderHave.allSatisfy(setB.contains))
+    }
+
+    @Test(arguments: cases)
+    func reachesTheSymmetricDifference(_ c: Case) throws {
+        let seed = UInt64(c.count &* 31 &+ c.differences &* 7) &+ (c.pattern == .recent ? 1 : 0)
+        let (a, b) = makeReplicaSets(count: c.count, differences: c.differences, pattern: c.pattern, seed: seed)
+        let run = try reconcile(a, b)
+        Self.expectExactDifference(run, a, b, c.testDescription)
+        print("reconcile \(c.testDescription): \(run.roundTrips) round trips, \(run.messages) messages, "
+            + "\(run.bytes) bytes, largest \(run.largestMessage)")
+        #expect(run.largestMessage <= 500_000)
+        if c.differences == 0 {
+            #expect(run.roundTrips == 1 && run.messages == 2 && run.bytes <= 512, "\(c.testDescription)")
+        }
+        if c.count == 100_000 {
+            #expect(run.roundTrips <= 3, "\(c.testDescription)")
+            #expect(run.bytes <= (c.differences <= 10 ? 16_000 : 1_000_000), "\(c.testDescription)")
+        }
+    }
+
+    /// The same sets reconciled with the roles swapped give the mirrored result.
+    @Test func rolesSwapped() throws {
+        let (a, b) = makeReplicaSets(count: 10_000, differences: 300, pattern: .random, seed: 5)
+        let run = try reconcile(b, a)
+        Self.expectExactDifference(run, b, a, "swapped")
+    }
+
+    /// Small message limits defer ranges to later rounds; the result is still exact and no
+    /// message exceeds its sender's limit.
+    @Test(arguments: [(8_192, 8_192), (500_000, 8_192), (8_192, 500_000), (4_096, 65_536)])
+    func continuesWhenMessagesAreFull(limits: (Int, Int)) throws {
+        for (seed, pattern) in zip([11, 12] as [UInt64], DifferencePattern.allCases) {
+            let (a, b) = makeReplicaSets(count: 20_000, differences: 1_500, pattern: pattern, seed: seed)
+            let run = try reconcile(a, b, branching: 8, idListThreshold: 16,
+                                    initiatorMaxBytes: limits.0, responderMaxBytes: limits.1)
+            Self.expectExactDifference(run, a, b, "limits \(limits) \(pattern)")
+            #expect(run.largestMessage <= max(limits.0, limits.1))
+            print("reconcile limits \(limits) \(pattern): \(run.roundTrips) round trips, \(run.bytes) bytes")
+        }
+    }
+
+    @Test(arguments: [(2, 1), (4, 3), (16, 32), (64, 128)])
+    func otherParameters(shape: (branching: Int, threshold: Int)) throws {
+        let (a, b) = makeReplicaSets(count: 5_000, differences: 200, pattern: .random, seed: 21)
+        let run = try reconcile(a, b, branching: shape.branching, idListThreshold: shape.threshold)
+        Self.expectExactDifference(run, a, b, "b=\(shape.branching) t=\(shape.threshold)")
+    }
+
+    /// Items that share a clock reading are separated by ID prefixes.
+    @Test func itemsAtOneTime() throws {
+        var rng = SplitMix64(seed: 3)
+        let items = (0..<3_000).map { _ in
+            ReconItem(time: 42, id: ItemID(words: (rng.next() & 0xFFFF_0000_0000_0000, rng.next(), 0, rng.next())))
+        }
+        var b = Array(items.dropFirst(40))
+        b.append(ReconItem(time: 42, id: ItemID(words: (1, 2, 3, 4))))
+        let run = try reconcile(items, b)
+        Self.expectExactDifference(run, items, b, "one time")
+    }
+
+    @Test func recordItems() {
+        var s = RecordState(key: RecordKey(collection: "memories", id: "m1"))
+        s.write(field: "text", value: "hello", stamp: Stamp(time: Timestamp(millis: 5, counter: 1), device: device(1)))
+        let item = ReconItem.item(for: s, digest: CanonicalEncoding.digest(s))
+        #expect(item.time == Timestamp(millis: 5, counter: 1).rawValue)
+        #expect(item == ReconItem.item(for: s, digest: CanonicalEncoding.digest(s)))
+        var t = s
+        t.write(field: "text", value: "bye", stamp: Stamp(time: Timestamp(millis: 5, counter: 1), device: device(2)))
+        #expect(ReconItem.item(for: t, digest: CanonicalEncoding.digest(t)).id != item.id)
+        var other = RecordState(key: RecordKey(collection: "memories", id: "m2"))
+        other.write(field: "text", value: "hello", stamp: Stamp(time: Timestamp(millis: 5, counter: 1), device: device(1)))
+        #expect(ReconItem.item(for: other, digest: CanonicalEncoding.digest(other)).id != item.id)
+    }
+
+    /// Range fingerprints from prefix sums equal fingerprints of the range built alone, and do
+    /// not depend on the order items were given in.
+    @Test func fingerprintsAreOrderFreeAndLocal() {
+        let (a, _) = makeReplicaSets(count: 500, differences: 0, pattern: .random, seed: 8)
+        let set = ReconcileSet(items: a + a.prefix(50))
+        #expect(set.count == 500)
+        var rng = SplitMix64(seed: 9)
+        for _ in 0..<200 {
+            let lo = Int.random(in: 0...500, using: &rng), hi = Int.random(in: lo...500, using: &rng)
+            let alone = ReconcileSet(items: Array(set.items[lo..<hi]).shuffled(using: &rng))
+            #expect(set.fingerprint(of: lo..<hi) == alone.fingerprint(of: 0..<alone.count))
+        }
+        #expect(set.fingerprint(of: 3..<3) == ReconcileSet(items: []).fingerprint(of: 0..<0))
+        #expect(set.fingerprint(of: 0..<2) != set.fingerprint(of: 1..<3))
+    }
+
+    /// The fingerprint definition, byte for byte (protocol/sync.md, "Fingerprints"); the values
+    /// were computed independently with Python's hashlib.
+    @Test func fingerprintVector() {
+        let one = ItemID(bytes: [1] + [UInt8](repeating: 0, count: 31))!
+        let big = ItemID(bytes: [UInt8](repeating: 0xFF, count: 32))!
+        // 1 + (2^256 − 1) = 0 mod 2^256: the sum of these two is zero.
+        let set = ReconcileSet(items: [ReconItem(time: 1, id: one), ReconItem(time: 2, id: big)])
+        #expect(set.fingerprint(of: 0..<2).description == "0e82d4aa5b69a02162d650a57654a208")
+        #expect(set.fingerprint(of: 0..<0).description == "4a1931803561f431decab002e7425f0a")
+        let a = ItemID(bytes: (0..<32).map { UInt8($0) })!, b = ItemID(bytes: (100..<132).map { UInt8($0) })!
+        let two = ReconcileSet(items: [ReconItem(time: 7, id: b), ReconItem(time: 7, id: a)])
+        #expect(two.fingerprint(of: 0..<2).description == "fff35d8d28a9848c3a9c41d1bffdd820")
+        #expect(two.fingerprint(of: 0..<1).description == "17fb8b0ad57db51c4e76c03f5ccfbd8a")
+    }
+
+    @Test func boundLookup() {
+        let items = [ReconItem(time: 5, id: ItemID(words: (0x10 << 56, 0, 0, 0))),
+                     ReconItem(time: 5, id: ItemID(words: (0x20 << 56, 0, 0, 0))),
+                     ReconItem(time: 9, id: ItemID(words: (0, 0, 0, 1)))]
+        let set = ReconcileSet(items: items)
+        #expect(set.index(of: .zero) == 0)
+        #expect(set.index(of: ReconBound(time: 5)) == 0)
+        #expect(set.index(of: ReconBound(time: 5, idPrefix: [0x11])) == 1)
+        #expect(set.index(of: ReconBound(time: 5, idPrefix: [0x20])) == 1)
+        #expect(set.index(of: ReconBound(time: 6)) == 2)
+        #expect(set.index(of: .infinity) == 3)
+        #expect(set.indices(from: ReconBound(time: 5, idPrefix: [0x11]), to: .infinity) == 1..<3)
+    }
+
+    @Test func invalidMessagesAreRefused() throws {
+        var r = Reconciler(set: ReconcileSet(items: []), isInitiator: false)
+        let fp = ReconcileSet(items: []).fingerprint(of: 0..<0)
+        let cases: [[ReconcileRange]] = [
+            [],
+            [ReconcileRange(upperBound: ReconBound(time: 3), mode: .skip)],
+            [ReconcileRange(upperBound: ReconBound(time: 3), mode: .skip),
+             ReconcileRange(upperBound: ReconBound(time: 3), mode: .skip),
+             ReconcileRange(upperBound: .infinity, mode: .skip)],
+            [ReconcileRange(upperBound: ReconBound(time: 0, idPrefix: [0, 0]), mode: .skip),
+             ReconcileRange(upperBound: .infinity, mode: .fingerprint(fp))],
+            [ReconcileRange(upperBound: .infinity, mode: .skip),
+             ReconcileRange(upperBound: .infinity, mode: .skip)],
+        ]
+        for ranges in cases {
+            #expect(throws: WireError.self) { try r.receive(ReconcileMessage(ranges: ranges)) }
+        }
+        var initiator = Reconciler(set: ReconcileSet(items: []), isInitiator: true)
+        #expect(throws: WireError.self) {
+            try initiator.receive(ReconcileMessage(ranges: [ReconcileRange(upperBound: .infinity, mode: .skip)]))
+        }
+        // An all-skip message needs no reply.
+        let outcome = try r.receive(ReconcileMessage(ranges: [ReconcileRange(upperBound: .infinity, mode: .skip)]))
+        #expect(outcome.reply == nil && outcome.have.isEmpty && outcome.need.isEmpty)
+    }
+}
