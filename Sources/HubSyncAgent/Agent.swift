@@ -20,7 +20,8 @@ public final class Agent: Sendable {
     let logger: Logger
     let token: String
     let ready = Mutex<(listen: String?, api: String?)>((nil, nil))
-    let peersChanged: (stream: AsyncStream<Void>, continuation: AsyncStream<Void>.Continuation)
+    /// Set by the API when trusted peers change, so dialers start or stop at once.
+    let peersChanged = Atomic<Bool>(false)
     let started = Date()
 
     public static let stateFile = "agent.json"
@@ -35,7 +36,6 @@ public final class Agent: Sendable {
                           maxClockDriftMillis: configuration.maxClockDriftMillis, logger: logger)
         node = SyncNode(identity: identity, store: store, logger: logger)
         token = try Self.loadOrCreateToken(directory: directory)
-        peersChanged = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
 
     /// Reads the API token, creating it (mode 0600) on first use.
@@ -57,7 +57,7 @@ public final class Agent: Sendable {
 
     public func run() async throws {
         let api = LocalAPI(store: AsyncStore(store), node: node, token: token, status: { [self] in await status() },
-                          peersChanged: { [self] in peersChanged.continuation.yield() })
+                          peersChanged: { [self] in peersChanged.store(true, ordering: .releasing) })
         guard let (apiHost, apiPort) = Self.split(configuration.api) else {
             throw ValidationFailure("api address \(configuration.api) is not HOST:PORT")
         }
@@ -73,10 +73,14 @@ public final class Agent: Sendable {
             logger: logger)
         let sync = SyncService(agent: self)
         let repair = RepairTimer(node: node, interval: configuration.repairInterval)
-        let group = ServiceGroup(configuration: .init(
+        var groupConfiguration = ServiceGroupConfiguration(
             services: [.init(service: sync), .init(service: repair), .init(service: app)],
             gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger))
+            logger: logger)
+        // A shutdown that hangs (a client holding a request open) is cut short.
+        groupConfiguration.maximumGracefulShutdownDuration = .seconds(5)
+        groupConfiguration.maximumCancellationDuration = .seconds(5)
+        let group = ServiceGroup(configuration: groupConfiguration)
         defer { unlink(directory + "/" + Self.stateFile) }
         try await group.run()
         logger.info("agent stopped")
@@ -128,7 +132,8 @@ public final class Agent: Sendable {
                 "their_sequence_held": .int(p.theirSequence),
                 "bytes_sent": .int(Int64(s?.bytesSent ?? 0)),
                 "bytes_received": .int(Int64(s?.bytesReceived ?? 0)),
-                "last_sync": p.lastSync > 0 ? .string(isoTime(Timestamp(millis: p.lastSync, counter: 0))) : .null,
+                "last_sync": max(p.lastSync, s?.lastSync ?? 0) > 0
+                    ? .string(isoTime(Timestamp(millis: max(p.lastSync, s?.lastSync ?? 0), counter: 0))) : .null,
                 "fast_path_from": s?.fastPathFrom.map { .int($0) } ?? .null,
                 "last_repair": (s?.lastRepair ?? 0) > 0 ? .string(isoTime(Timestamp(millis: s!.lastRepair, counter: 0))) : .null,
             ]
@@ -148,6 +153,8 @@ public final class Agent: Sendable {
             "listen": listen.map { .string($0) } ?? .null,
             "api": api.map { .string($0) } ?? .null,
             "uptime_seconds": .int(Int64(Date().timeIntervalSince(started))),
+            "repair_interval_seconds": .int(configuration.repairInterval.components.seconds),
+            "max_clock_drift_seconds": .int(Int64(configuration.maxClockDriftMillis / 1000)),
             "store": ["last_sequence": .int(lastSequence), "conflicts": .int(Int64(conflicts)),
                       "records": .object(counts.mapValues { .int(Int64($0)) })],
             "peers": .array(peerValues),
@@ -197,13 +204,11 @@ public final class Agent: Sendable {
                     let node = agent.node
                     dialers[device] = (address, Task { await node.maintain(peer: device, address: address) })
                 }
-                // Woken by the API when peers change; otherwise look again every few seconds
-                // (another process may have changed the store).
-                await withTaskGroup(of: Void.self) { g in
-                    g.addTask { for await _ in agent.peersChanged.stream { return } }
-                    g.addTask { try? await Task.sleep(for: .seconds(5)) }
-                    await g.next()
-                    g.cancelAll()
+                // Look again as soon as the API says peers changed, else after 5 s (another
+                // process may have changed the store). Checking a flag ten times a second costs
+                // nothing measurable; a cancelled wait on an AsyncStream would end the stream.
+                for _ in 0..<50 where !agent.peersChanged.exchange(false, ordering: .acquiringAndReleasing) {
+                    guard (try? await Task.sleep(for: .milliseconds(100))) != nil else { return }
                 }
             }
         }

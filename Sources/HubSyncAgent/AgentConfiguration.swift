@@ -1,7 +1,8 @@
 import Foundation
 public import HubSyncCore
 
-/// The agent's settings: `config.json` in the data directory, each overridable by a flag.
+/// The agent's settings: `config.json` in the data directory (lines starting with `//` are
+/// comments), each overridable by a flag. examples/config.json documents every setting.
 ///
 /// ```json
 /// {"listen": "0.0.0.0:7400", "api": "127.0.0.1:7401", "repair_interval_seconds": 600,
@@ -25,8 +26,12 @@ public struct AgentConfiguration: Sendable, Equatable {
         var c = AgentConfiguration()
         let path = directory + "/" + fileName
         guard let data = FileManager.default.contents(atPath: path) else { return c }
+        // Lines that start with // are comments (see examples/config.json).
+        let text = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+            .map { $0.drop { $0 == " " || $0 == "\t" }.hasPrefix("//") ? "" : String($0) }
+            .joined(separator: "\n")
         let value: Value
-        do { value = try JSON.parse([UInt8](data)) } catch {
+        do { value = try JSON.parse(text) } catch {
             throw ValidationFailure("\(path): \(error); fix the file or remove it to use the defaults")
         }
         guard let o = value.objectValue else { throw ValidationFailure("\(path) must hold a JSON object") }

@@ -5,6 +5,7 @@ public import HubSyncCrypto
 public import HubSyncNet
 public import HubSyncStore
 import NIOCore
+import ServiceLifecycle
 
 /// The agent's local HTTP + JSON API (loopback only, bearer token): records, conflicts, a change
 /// feed as server-sent events, status and peers. Routes are listed in README.md.
@@ -113,7 +114,7 @@ public struct LocalAPI: Sendable {
     /// Server-sent events: each change as `id: SEQ`, `event: change`, `data: {...}`. With
     /// `?since=SEQ` the feed first replays the changes after that sequence.
     func changeFeed(since: Int64?) -> Response {
-        let subscription = store.store.subscribe()
+        let subscription = store.store.subscription()
         let store = self.store
         var headers = HTTPFields()
         headers[.contentType] = "text/event-stream"
@@ -132,8 +133,13 @@ public struct LocalAPI: Sendable {
                 cursor = after
             }
             try await writer.write(ByteBuffer(string: ": live\n\n"))
-            for await e in subscription where since == nil || e.sequence > cursor {
-                try await writer.write(ByteBuffer(string: Self.sse(e)))
+            // The feed ends when the agent shuts down, instead of holding the shutdown open.
+            try await withGracefulShutdownHandler {
+                for await e in subscription.events where since == nil || e.sequence > cursor {
+                    try await writer.write(ByteBuffer(string: Self.sse(e)))
+                }
+            } onGracefulShutdown: {
+                subscription.cancel()
             }
             try await writer.finish(nil)
         })

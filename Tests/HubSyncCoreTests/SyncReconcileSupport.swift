@@ -83,6 +83,8 @@ struct ReconcileRun {
     /// Encoded bytes of every message (tag included), both ways.
     var bytes = 0
     var largestMessage = 0
+    var largestFromInitiator = 0
+    var largestFromResponder = 0
     var initiatorHave: [ReconItem] = []
     var initiatorNeed: [ItemID] = []
     var responderHave: [ReconItem] = []
@@ -105,6 +107,11 @@ func reconcile(_ a: [ReconItem], _ b: [ReconItem], branching: Int = 16, idListTh
         run.messages += 1
         run.bytes += bytes.count
         run.largestMessage = max(run.largestMessage, bytes.count)
+        if toResponder {
+            run.largestFromInitiator = max(run.largestFromInitiator, bytes.count)
+        } else {
+            run.largestFromResponder = max(run.largestFromResponder, bytes.count)
+        }
         guard case .reconcile(let m) = try SyncMessage.decode(bytes) else { return run }
         if toResponder {
             let outcome = try responder.receive(m)

@@ -62,9 +62,30 @@ import Testing
             let run = try reconcile(a, b, branching: 8, idListThreshold: 16,
                                     initiatorMaxBytes: limits.0, responderMaxBytes: limits.1)
             Self.expectExactDifference(run, a, b, "limits \(limits) \(pattern)")
-            #expect(run.largestMessage <= max(limits.0, limits.1))
+            #expect(run.largestFromInitiator <= limits.0 && run.largestFromResponder <= limits.1)
             print("reconcile limits \(limits) \(pattern): \(run.roundTrips) round trips, \(run.bytes) bytes")
         }
+    }
+
+    /// A message too large for our own limit is answered range by range up to half the limit;
+    /// the rest is folded into one fingerprint up to infinity, for the peer to split again.
+    @Test func foldsWhatDoesNotFit() throws {
+        let (items, _) = makeReplicaSets(count: 5_000, differences: 0, pattern: .random, seed: 30)
+        let set = ReconcileSet(items: items)
+        var ranges: [ReconcileRange] = []
+        for k in stride(from: 5, to: 5_000, by: 5) {
+            ranges.append(ReconcileRange(upperBound: set.bound(before: k),
+                                         mode: .fingerprint(Fingerprint(bytes: [UInt8](repeating: UInt8(k % 256), count: 16))!)))
+        }
+        ranges.append(ReconcileRange(upperBound: .infinity, mode: .skip))
+        let message = ReconcileMessage(ranges: ranges)
+        #expect(message.encodedSize > 10_000)
+        var r = Reconciler(set: set, isInitiator: false, maxMessageBytes: 4_096)
+        let reply = try #require(try r.receive(message).reply)
+        #expect(reply.encodedSize + 1 <= 4_096)
+        #expect(reply.ranges.last?.upperBound == .infinity)
+        guard case .fingerprint = reply.ranges.last?.mode else { Issue.record("no folded rest"); return }
+        #expect(try SyncMessage.decode(SyncMessage.reconcile(reply).encoded()) == .reconcile(reply))
     }
 
     @Test(arguments: [(2, 1), (4, 3), (16, 32), (64, 128)])

@@ -61,8 +61,10 @@ public struct ReconcileSet: Sendable {
         return lo..<max(lo, index(of: upper, from: lo))
     }
 
-    /// The shortest bound between the items at `index - 1` and `index`.
-    func bound(before index: Int) -> ReconBound {
+    /// The shortest bound above the item at `index - 1` and not above the item at `index`.
+    ///
+    /// - Precondition: `index` in 1..<count.
+    public func bound(before index: Int) -> ReconBound {
         ReconBound.between(items[index - 1], items[index])
     }
 }
