@@ -1,4 +1,4 @@
-/// The byte layout of reconciliation messages (protocol/sync.md, "reconcile").
+/// The byte layout of reconciliation messages (protocol/SPEC.md, chapter 3, "reconcile").
 extension ReconBound {
     /// `varint(time − previous bound's time) ‖ u8 prefix length ‖ prefix`, or `00 ff` for infinity.
     func encodedSize(after previousTime: UInt64) -> Int {

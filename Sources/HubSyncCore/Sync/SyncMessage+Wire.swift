@@ -1,4 +1,4 @@
-/// The byte layout of sync messages (protocol/sync.md, "Messages").
+/// The byte layout of sync messages (protocol/SPEC.md, chapter 3, "Messages").
 extension SyncMessage {
     /// The message's bytes: a tag byte, then its fields, big-endian.
     public func encoded() -> [UInt8] {

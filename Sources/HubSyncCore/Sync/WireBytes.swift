@@ -1,4 +1,4 @@
-/// Appends the big-endian fields of sync messages (protocol/sync.md, "Conventions").
+/// Appends the big-endian fields of sync messages (protocol/SPEC.md, chapter 3, "Conventions").
 struct WireWriter {
     var bytes: [UInt8] = []
 
