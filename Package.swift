@@ -49,7 +49,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "hubsync-bench", dependencies: [
-            "HubSyncStore", "HubSyncCore", "HubSyncCrypto",
+            "HubSyncStore", "HubSyncCore", "HubSyncCrypto", "HubSyncAgent",
         ]),
 
         .testTarget(name: "HubSyncCryptoTests", dependencies: ["HubSyncCrypto"]),

@@ -82,6 +82,35 @@ public struct LocalAPI: Sendable {
             let (field, elements) = try await setBody(request)
             return try await write(.remove(try recordKey(context), field: field, elements: elements))
         }
+        // Many writes in one transaction: {"operations": [{"op": "put", "collection", "id",
+        // "fields"} | {"op": "delete", ...}, ...]}; all apply or none.
+        router.post("v1/batch") { request, _ in
+            let body = try await bodyObject(request)
+            guard let list = body["operations"]?.arrayValue else { throw APIError(.badRequest, "give \"operations\" (an array)") }
+            var ops: [HubSyncStore.Operation] = []
+            for item in list {
+                guard let o = item.objectValue, let c = o["collection"]?.stringValue, let id = o["id"]?.stringValue else {
+                    throw APIError(.badRequest, "each operation needs \"op\", \"collection\" and \"id\"")
+                }
+                let key = RecordKey(collection: c, id: id)
+                switch o["op"]?.stringValue {
+                case "put":
+                    guard let fields = o["fields"]?.objectValue else { throw APIError(.badRequest, "put needs \"fields\"") }
+                    ops.append(.put(key, fields))
+                case "delete": ops.append(.delete(key))
+                case "undelete": ops.append(.undelete(key))
+                default: throw APIError(.badRequest, "\"op\" must be put, delete or undelete")
+                }
+            }
+            do {
+                let batch = ops
+                let events = try await store.run { try $0.apply(batch) }
+                return json(["applied": .int(Int64(ops.count)), "changed": .int(Int64(events.count)),
+                             "last_sequence": events.last.map { .int($0.sequence) } ?? .null])
+            } catch let e as StoreError {
+                throw APIError(e.code == .invalidInput ? .badRequest : e.code == .notFound ? .notFound : .internalServerError, e.message)
+            }
+        }
         router.get("v1/conflicts") { _, _ in
             let records = try await store.run { try $0.conflicts() }
             return json(.array(records.flatMap { s in s.conflictedFields.map { conflictJSON(s, field: $0) } }))

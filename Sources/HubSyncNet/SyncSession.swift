@@ -62,6 +62,17 @@ public final class SyncSession: Sendable {
             group.addTask { [self] in
                 for await _ in subscription { wake.continuation.yield() }
             }
+            // Writes by another process on this store (a CLI import while the agent runs) send no
+            // events here: look at the log's end once a second and push what is new.
+            group.addTask { [self] in
+                var last = try await store.run { try $0.lastSequence() }
+                while true {
+                    try await Task.sleep(for: .seconds(1))
+                    let now = try await store.run { try $0.lastSequence() }
+                    if now != last { wake.continuation.yield() }
+                    last = now
+                }
+            }
             group.addTask { [self] in try await pushLoop() }
             defer { group.cancelAll(); wake.continuation.finish() }
             let epoch = store.store.logEpoch

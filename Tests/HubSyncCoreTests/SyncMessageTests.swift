@@ -43,7 +43,7 @@ func sampleSyncMessages(seed: UInt64) -> [SyncMessage] {
         }
     }
 
-    /// The worked examples of protocol/sync.md, byte for byte.
+    /// Message layouts of protocol/SPEC.md 3.1, byte for byte.
     @Test func layoutExamples() throws {
         let clock = Timestamp(millis: 1_700_000_000_000, counter: 0)
         let examples: [(SyncMessage, String)] = [

@@ -137,7 +137,7 @@ import Testing
         #expect(set.fingerprint(of: 0..<2) != set.fingerprint(of: 1..<3))
     }
 
-    /// The fingerprint definition, byte for byte (protocol/sync.md, "Fingerprints"); the values
+    /// The fingerprint definition, byte for byte (protocol/SPEC.md 3.4); the values
     /// were computed independently with Python's hashlib.
     @Test func fingerprintVector() {
         let one = ItemID(bytes: [1] + [UInt8](repeating: 0, count: 31))!

@@ -1,7 +1,7 @@
 import Testing
 @testable import HubSyncCrypto
 
-/// The worked example of protocol/handshake.md 2.6, computed independently (Python composition
+/// The worked example of protocol/SPEC.md 2.6, computed independently (Python composition
 /// over libsodium primitives) and reproduced here by the state machines.
 @Suite struct HandshakeVectorTests {
     static let initiatorSeed = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"

@@ -1,0 +1,235 @@
+import Foundation
+import HubSyncAgent
+import HubSyncCore
+
+/// A `hubsync run` process started by the bench, on free loopback ports.
+final class BenchAgent {
+    let data: String
+    let hubsync: String
+    var pid: pid_t = 0
+    var client: LocalAPIClient!
+    var listen = ""
+
+    init(data: String, hubsync: String) throws {
+        self.data = data
+        self.hubsync = hubsync
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, data + ".log", O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        let args = [hubsync, "run", "--data", data, "--listen", "127.0.0.1:0", "--api", "127.0.0.1:0", "--log-level", "warning"]
+        let argv = args.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        unlink(data + "/agent.json")
+        guard posix_spawn(&pid, hubsync, &actions, nil, argv, environ) == 0 else { throw BenchError("cannot start the agent") }
+        let deadline = Date().addingTimeInterval(15)
+        while Date() < deadline {
+            if let d = FileManager.default.contents(atPath: data + "/agent.json"), let o = (try? JSON.parse([UInt8](d)))?.objectValue,
+               o["pid"] == .int(Int64(pid)) {
+                listen = o["listen"]?.stringValue ?? ""
+                client = LocalAPIClient.running(inDataDirectory: data)
+                return
+            }
+            usleep(10_000)
+        }
+        throw BenchError("the agent on \(data) did not start; see \(data).log")
+    }
+
+    func stop() {
+        kill(pid, SIGTERM)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+    }
+
+    /// Peak resident memory of the agent so far, in MiB (VmHWM).
+    var peakRSS: Double {
+        let text = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let line = text.split(separator: "\n").first { $0.hasPrefix("VmHWM:") } ?? ""
+        return Double(line.split(separator: " ").dropFirst().first ?? "0").map { $0 / 1024 } ?? 0
+    }
+
+    /// CPU seconds used so far (user + system).
+    var cpuSeconds: Double {
+        let fields = ((try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? "").split(separator: ")").last?
+            .split(separator: " ") ?? []
+        guard fields.count > 13, let u = Double(fields[11]), let s = Double(fields[12]) else { return 0 }
+        return (u + s) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    func memories() -> Int {
+        guard let (_, v) = try? client.request("GET", "/v1/status"),
+              case .int(let n) = v.objectValue?["store"]?.objectValue?["records"]?.objectValue?["memories"] ?? .null else { return 0 }
+        return Int(n)
+    }
+
+    func peer() -> [String: Value] {
+        guard let (_, v) = try? client.request("GET", "/v1/status") else { return [:] }
+        return v.objectValue?["peers"]?.arrayValue?.first?.objectValue ?? [:]
+    }
+}
+
+/// Follows an agent's change feed on a thread, noting when each record ID arrives.
+final class FeedWatcher: @unchecked Sendable { // state guarded by `condition`
+    let condition = NSCondition()
+    var arrivals: [String: Date] = [:]
+    let fd: Int32
+
+    init(port: UInt16, token: String) {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = port.bigEndian
+        inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        let request = "GET /v1/changes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\n\r\n"
+        _ = request.withCString { write(fd, $0, strlen($0)) }
+        let thread = Thread { [self] in readLoop() }
+        thread.start()
+    }
+
+    func readLoop() {
+        var pending = ""
+        var buf = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = read(fd, &buf, buf.count)
+            if n <= 0 { return }
+            let now = Date()
+            pending += String(decoding: buf[0..<n], as: UTF8.self)
+            var ids: [String] = []
+            while let r = pending.range(of: "\n") {
+                let line = pending[..<r.lowerBound]
+                pending = String(pending[r.upperBound...])
+                guard line.hasPrefix("data: "), let v = try? JSON.parse(String(line.dropFirst(6))),
+                      let id = v.objectValue?["record"]?.objectValue?["id"]?.stringValue else { continue }
+                ids.append(id)
+            }
+            if !ids.isEmpty {
+                condition.lock()
+                for id in ids { arrivals[id] = now }
+                condition.broadcast()
+                condition.unlock()
+            }
+        }
+    }
+
+    /// Waits until every ID has arrived; returns the latest arrival, or nil after `timeout`.
+    func waitFor(_ ids: Set<String>, timeout: TimeInterval) -> Date? {
+        let deadline = Date().addingTimeInterval(timeout)
+        condition.lock()
+        defer { condition.unlock() }
+        while !ids.allSatisfy({ arrivals[$0] != nil }) {
+            if !condition.wait(until: deadline) { return nil }
+        }
+        return ids.compactMap { arrivals[$0] }.max()
+    }
+
+    func close() { shutdown(fd, Int32(SHUT_RDWR)); Foundation.close(fd) }
+}
+
+extension Bench {
+    /// Live-sync figures between two agents on loopback.
+    func syncFigures(plainFile: String) throws -> [Row] {
+        var rows: [Row] = []
+        let a = work + "/sync-a"
+        try runCLI(["init", "--data", a])
+        try runCLI(["import", plainFile, "--data", a])
+        let aID = try cliOutput(["id", "--data", a])
+
+        // Full sync of every record into an empty peer, several runs.
+        var times: [Double] = [], rssA: [Double] = [], rssB: [Double] = []
+        var lastB: String = ""
+        for run in 0..<max(1, min(options.runs, 3)) {
+            let b = work + "/sync-b\(run)"
+            try runCLI(["init", "--data", b])
+            let agentA = try BenchAgent(data: a, hubsync: options.hubsync)
+            let agentB = try BenchAgent(data: b, hubsync: options.hubsync)
+            let bID = try cliOutput(["id", "--data", b])
+            try runCLI(["peers", "add", aID, "--address", agentA.listen, "--data", b])
+            let start = Date()
+            try runCLI(["peers", "add", bID, "--address", agentB.listen, "--data", a])
+            while agentB.memories() < options.records {
+                guard Date().timeIntervalSince(start) < 600 else { throw BenchError("full sync did not finish in 10 minutes") }
+                usleep(20_000)
+            }
+            times.append(Date().timeIntervalSince(start))
+            rssA.append(agentA.peakRSS)
+            rssB.append(agentB.peakRSS)
+            if run == max(1, min(options.runs, 3)) - 1 {
+                lastB = b
+                rows.append(contentsOf: try liveFigures(agentA, agentB))
+            } else {
+                try runCLI(["peers", "remove", bID, "--data", a])
+            }
+            agentA.stop()
+            agentB.stop()
+        }
+        _ = lastB
+        rows.insert(Row(name: "full sync of \(options.records) records into an empty peer",
+                        value: "\(fmt(median(times), 2)) s", rate: "(peak RSS A \(fmt(median(rssA), 0)) MB, B \(fmt(median(rssB), 0)) MB)",
+                        goal: "≤ 5 s, RSS ≤ 100 MB"), at: 0)
+        return rows
+    }
+
+    /// Propagation, a 1% change and idle cost, between two connected agents holding the data set.
+    func liveFigures(_ a: BenchAgent, _ b: BenchAgent) throws -> [Row] {
+        var rows: [Row] = []
+        let feed = FeedWatcher(port: b.client.port, token: b.client.token)
+        defer { feed.close() }
+        usleep(200_000)
+        // Propagation: one write at a time through A's API until B's change feed shows it.
+        var latencies: [Double] = []
+        for i in 0..<1000 {
+            let id = "prop-\(i)"
+            let start = Date()
+            _ = try a.client.request("PATCH", "/v1/records/memories/\(id)", body: ["text": .string("propagation \(i)")])
+            guard let arrived = feed.waitFor([id], timeout: 10) else { throw BenchError("\(id) did not reach B") }
+            latencies.append(arrived.timeIntervalSince(start) * 1000)
+        }
+        latencies.sort()
+        rows.append(Row(name: "propagation A API → B change feed (1,000 writes)",
+                        value: "p50 \(fmt(latencies[499], 2)) ms", rate: "p99 \(fmt(latencies[989], 2)) ms",
+                        goal: "p50 ≤ 5 ms, p99 ≤ 25 ms"))
+        // A 1% change: 1,000 records spread over the store, edited on A in one batch.
+        var changeTimes: [Double] = []
+        for run in 0..<max(1, options.runs) {
+            let ids = (0..<1000).map { recordID(($0 * (options.records / 1000) + run) % options.records) }
+            let ops: [Value] = ids.map { ["op": "put", "collection": "memories", "id": .string($0), "fields": ["mood": .string("run \(run)")]] }
+            let start = Date()
+            let (status, _) = try a.client.request("POST", "/v1/batch", body: ["operations": .array(ops)])
+            guard status == 200 else { throw BenchError("batch failed: HTTP \(status)") }
+            let expected = Set(ids)
+            feed.condition.lock(); for id in ids { feed.arrivals[id] = nil }; feed.condition.unlock()
+            guard let done = feed.waitFor(expected, timeout: 30) else { throw BenchError("the 1% change did not reach B") }
+            changeTimes.append(done.timeIntervalSince(start))
+        }
+        rows.append(Row(name: "a 1% change (1,000 records edited on A) visible on B",
+                        value: "\(fmt(median(changeTimes), 3)) s", goal: "≤ 0.5 s"))
+        // Idle: nothing to do for a minute.
+        let bytes0 = idleBytes(a), cpuA0 = a.cpuSeconds, cpuB0 = b.cpuSeconds
+        sleep(60)
+        let bytes1 = idleBytes(a)
+        let cpu = max(a.cpuSeconds - cpuA0, b.cpuSeconds - cpuB0) / 60 * 100
+        rows.append(Row(name: "idle, two connected agents, 60 s", value: "\(fmt(cpu, 2))% CPU",
+                        rate: "\(bytes1 - bytes0) B of traffic", goal: "< 1% CPU, < 2 KB/min"))
+        return rows
+    }
+
+    func idleBytes(_ agent: BenchAgent) -> Int64 {
+        let p = agent.peer()
+        guard case .int(let s) = p["bytes_sent"] ?? .null, case .int(let r) = p["bytes_received"] ?? .null else { return 0 }
+        return s + r
+    }
+
+    func cliOutput(_ args: [String]) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: options.hubsync)
+        p.arguments = args
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
