@@ -32,8 +32,10 @@ public final class Agent: Sendable {
         self.identity = identity
         self.configuration = configuration
         self.logger = logger
+        let offset = configuration.clockOffsetMillis
         store = try Store(path: directory + "/store.sqlite", device: identity.deviceID,
-                          maxClockDriftMillis: configuration.maxClockDriftMillis, logger: logger)
+                          maxClockDriftMillis: configuration.maxClockDriftMillis,
+                          wallClock: { UInt64(max(0, Int64(Store.systemClock()) + offset)) }, logger: logger)
         node = SyncNode(identity: identity, store: store, logger: logger)
         token = try Self.loadOrCreateToken(directory: directory)
     }

@@ -16,6 +16,8 @@ public struct AgentConfiguration: Sendable, Equatable {
     /// How often the dialing side of each session runs a repair round.
     public var repairInterval: Duration = .seconds(600)
     public var maxClockDriftMillis: UInt64 = 60_000
+    /// Added to the wall clock: only for tests of clock skew (`hubsync run --clock-offset-ms`).
+    public var clockOffsetMillis: Int64 = 0
 
     public init() {}
 

@@ -76,7 +76,7 @@ public final class SyncSession: Sendable {
             group.addTask { [self] in try await pushLoop() }
             defer { group.cancelAll(); wake.continuation.finish() }
             let epoch = store.store.logEpoch
-            let clock = store.store.lastClock
+            let clock = store.store.now
             try await writer.send(.hello(Hello(protocolVersion: Self.protocolVersion, schemaVersion: Self.schemaVersion,
                                                capabilities: ["fastpath", "live", "reconcile"], logEpoch: epoch,
                                                clock: clock, unknown: [])))

@@ -80,6 +80,9 @@ public final class Store: Sendable {
     /// The current hybrid logical clock reading (the last issued or observed).
     public var lastClock: Timestamp { clock.withLock { $0.last } }
 
+    /// This device's time as a clock reading: the later of the wall clock and the last reading.
+    public var now: Timestamp { max(lastClock, Timestamp(millis: wallClock(), counter: 0)) }
+
     /// Runs `body` in one write transaction, with the clock brought up to the persisted reading
     /// (another process may have written) and saved again at the end.
     func transaction<T>(_ body: (Database, inout TransactionContext) throws -> T) throws -> (T, [ChangeEvent]) {

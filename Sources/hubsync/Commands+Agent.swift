@@ -24,6 +24,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Where the local API listens (loopback only).", valueName: "HOST:PORT")) var api: String?
     @Option(help: ArgumentHelp("Seconds between repair rounds.", valueName: "SECONDS")) var repairInterval: Int?
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: String = "info"
+    @Option(help: .hidden) var clockOffsetMs: Int64 = 0
 
     func run() async throws {
         let dir = common.directory
@@ -35,6 +36,7 @@ struct RunCommand: AsyncParsableCommand {
             guard repairInterval > 0 else { throw CLIError.usage("--repair-interval must be at least 1") }
             config.repairInterval = .seconds(repairInterval)
         }
+        config.clockOffsetMillis = clockOffsetMs
         if let running = AgentClient.running(in: dir) {
             throw CLIError.failure("an agent already runs on \(dir.path) (API at \(running.host):\(running.port)); stop it first")
         }

@@ -184,3 +184,22 @@ func readEvents(port: UInt16, token: String, path: String, count: Int) throws ->
         #expect(Array(exportA) == Array(exportB))
     }
 }
+
+@Suite(.timeLimit(.minutes(2))) struct ClockSkewTests {
+    let dir = TemporaryDirectory()
+
+    /// A peer whose clock is ten minutes ahead is refused, and status says why; nothing of it
+    /// drags the local clock.
+    @Test func aPeerWithAClockTooFarAheadIsRefusedAndShownInStatus() throws {
+        let a = try AgentProcess(Device(data: dir.path + "/a"))
+        let b = try AgentProcess(Device(data: dir.path + "/b"), extra: ["--clock-offset-ms", "600000"])
+        try b.api("PATCH", "/v1/records/memories/future", ["text": "written ten minutes ahead"])
+        try a.device.ok("peers", "add", b.id, "--address", b.listen)
+        try b.device.ok("peers", "add", a.id, "--address", a.listen)
+        try waitUntil("a shows clock skew for b", timeout: 15) {
+            (try a.peerStatus(b.id)?["reason"]?.stringValue)?.contains("clock skew") == true
+        }
+        #expect(a.record("memories", "future") == nil)
+        #expect(!a.isConnected(to: b))
+    }
+}
