@@ -39,13 +39,18 @@ public actor SecureWriter {
     /// is reentrant at the write's await, and a later message sealed before an earlier one is
     /// written would reach the peer out of order and fail authentication there.
     public func send(_ message: SyncMessage) async throws {
+        try await send(raw: message.encoded())
+    }
+
+    /// Sends a message already encoded (``SyncMessage/encodeChanges(encodedStates:lastSequence:isFinal:)``).
+    public func send(raw plaintext: [UInt8]) async throws {
         while busy { await withCheckedContinuation { waiting.append($0) } }
         busy = true
         defer {
             busy = false
             if !waiting.isEmpty { waiting.removeFirst().resume() }
         }
-        let sealed = sender.seal(message.encoded())
+        let sealed = sender.seal(plaintext)
         counters.sentBytes.add(sealed.count + 4, ordering: .relaxed)
         try await outbound.write(ByteBuffer(bytes: sealed))
     }

@@ -24,6 +24,15 @@ public final class SyncSession: Sendable {
     weak let delegate: (any SyncSessionDelegate)?
     let state = Mutex(State())
     let wake: (stream: AsyncStream<Void>, continuation: AsyncStream<Void>.Continuation)
+    /// What the reader wants sent. The reader never waits on the network itself: if both sides'
+    /// readers blocked on sends while the other's inbound buffer was full, neither would read
+    /// again. A separate task sends these in order.
+    let outbox: (stream: AsyncStream<Outgoing>, continuation: AsyncStream<Outgoing>.Continuation)
+
+    enum Outgoing: Sendable {
+        case message(SyncMessage)
+        case states([RecordKey])
+    }
 
     public static let protocolVersion: UInt16 = 1
     public static let schemaVersion: UInt16 = 1
@@ -50,7 +59,10 @@ public final class SyncSession: Sendable {
         logger[metadataKey: "peer.id"] = "\(peer.short)"
         self.logger = logger
         wake = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
+        outbox = AsyncStream.makeStream()
     }
+
+    func post(_ message: SyncMessage) { outbox.continuation.yield(.message(message)) }
 
     public var counters: TrafficCounters { writer.counters }
 
@@ -74,7 +86,15 @@ public final class SyncSession: Sendable {
                 }
             }
             group.addTask { [self] in try await pushLoop() }
-            defer { group.cancelAll(); wake.continuation.finish() }
+            group.addTask { [self] in
+                for await item in outbox.stream {
+                    switch item {
+                    case .message(let m): try await writer.send(m)
+                    case .states(let keys): try await sendStates(keys: keys)
+                    }
+                }
+            }
+            defer { group.cancelAll(); wake.continuation.finish(); outbox.continuation.finish() }
             let epoch = store.store.logEpoch
             let clock = store.store.now
             try await writer.send(.hello(Hello(protocolVersion: Self.protocolVersion, schemaVersion: Self.schemaVersion,
@@ -115,7 +135,7 @@ public final class SyncSession: Sendable {
             }
             state.withLock { $0.theirEpoch = hello.logEpoch }
             delegate?.session(self, didRequestChangesAfter: since, from: peer)
-            try await writer.send(.fastPathRequest(since: since, epoch: hello.logEpoch))
+            post(.fastPathRequest(since: since, epoch: hello.logEpoch))
 
         case .fastPathRequest(let since, let epoch):
             let from = epoch == store.store.logEpoch ? since : 0
@@ -134,14 +154,14 @@ public final class SyncSession: Sendable {
 
         case .request(let ids):
             let keys = state.withLock { s in ids.compactMap { s.items[$0] } }
-            try await sendStates(keys: keys)
+            outbox.continuation.yield(.states(keys))
             state.withLock { $0.repairSent += keys.count }
 
         case .reconcileDone:
             finishRepair()
 
         case .ping(let nonce):
-            try await writer.send(.pong(nonce: nonce))
+            post(.pong(nonce: nonce))
 
         case .pong:
             break
@@ -157,7 +177,7 @@ public final class SyncSession: Sendable {
         do {
             if batch.lastSequence > 0 {
                 try await store.run { try $0.merge(batch.states, from: peer, epoch: epoch, upTo: batch.lastSequence) }
-                try await writer.send(.ack(sequence: batch.lastSequence))
+                post(.ack(sequence: batch.lastSequence))
             } else if !batch.states.isEmpty {
                 try await store.run { try $0.merge(batch.states) }
                 state.withLock { $0.repairReceived += batch.states.count }
@@ -189,27 +209,27 @@ public final class SyncSession: Sendable {
         }
     }
 
-    /// Streams the change log after `cursor` in bounded batches; a fresh peer never needs all of it in memory.
+    /// Streams the change log after `cursor` in bounded batches, as stored (no decoding); a fresh
+    /// peer never needs all of it in memory, and changes that echo this peer are skipped.
     func catchUp(from cursor: inout Int64, final: Bool) async throws {
+        let peer = self.peer
         while true {
             let after = cursor
-            let events = try await store.run { try $0.changes(after: after, limit: 256) }
-            guard let last = events.last else { break }
-            var chunk: [RecordState] = []
+            let chunk = try await store.run { try $0.rawChanges(after: after, limit: 512, excludingEchoesOf: peer) }
+            guard chunk.lastSequence > after else { break }
+            var batch: [[UInt8]] = []
             var bytes = 0
-            // A change that is exactly what this peer sent us would tell it nothing.
-            for e in events where !(e.echoesSource && e.source == peer) {
-                let size = CanonicalEncoding.encode(e.state).count
-                if bytes + size > Self.batchBytes, !chunk.isEmpty {
-                    try await writer.send(.changes(ChangeBatch(states: chunk, lastSequence: 0, isFinal: false)))
-                    chunk.removeAll()
+            for state in chunk.states {
+                if bytes + state.count > Self.batchBytes, !batch.isEmpty {
+                    try await writer.send(raw: SyncMessage.encodeChanges(encodedStates: batch, lastSequence: 0, isFinal: false))
+                    batch.removeAll()
                     bytes = 0
                 }
-                chunk.append(e.state)
-                bytes += size
+                batch.append(state)
+                bytes += state.count
             }
-            try await writer.send(.changes(ChangeBatch(states: chunk, lastSequence: last.sequence, isFinal: false)))
-            cursor = last.sequence
+            try await writer.send(raw: SyncMessage.encodeChanges(encodedStates: batch, lastSequence: chunk.lastSequence, isFinal: false))
+            cursor = chunk.lastSequence
         }
         if final {
             try await writer.send(.changes(ChangeBatch(states: [], lastSequence: 0, isFinal: true)))
@@ -273,7 +293,7 @@ public final class SyncSession: Sendable {
         var reconciler = try await makeReconciler(initiator: true)
         let first = reconciler.initiate()
         state.withLock { $0.reconciler = reconciler }
-        try await writer.send(.reconcile(first))
+        post(.reconcile(first))
     }
 
     func reconcile(_ m: ReconcileMessage) async throws {
@@ -290,13 +310,13 @@ public final class SyncSession: Sendable {
             return try r.receive(m)
         }
         let haveKeys = state.withLock { s in outcome.have.compactMap { s.items[$0.id] } }
-        try await sendStates(keys: haveKeys)
+        if !haveKeys.isEmpty { outbox.continuation.yield(.states(haveKeys)) }
         state.withLock { $0.repairSent += haveKeys.count }
-        if !outcome.need.isEmpty { try await writer.send(.request(ids: outcome.need)) }
+        if !outcome.need.isEmpty { post(.request(ids: outcome.need)) }
         if let reply = outcome.reply {
-            try await writer.send(.reconcile(reply))
+            post(.reconcile(reply))
         } else {
-            try await writer.send(.reconcileDone)
+            post(.reconcileDone)
             finishRepair()
         }
     }

@@ -140,3 +140,33 @@ extension Store {
         try wrap { try pool.read { db in try keys.compactMap { try load($0, db: db) } } }
     }
 }
+
+/// A stretch of the change log as stored: canonical bytes, not decoded.
+public struct RawChanges: Sendable {
+    /// States after the cursor that are not echoes of the excluded peer, in sequence order.
+    public var states: [[UInt8]]
+    /// The last sequence looked at (echoes included): the next call starts after it.
+    public var lastSequence: Int64
+}
+
+extension Store {
+    /// Up to `limit` log entries after `sequence`, skipping those whose state is exactly what
+    /// `peer` sent (pushing them back would tell it nothing), as stored bytes.
+    public func rawChanges(after sequence: Int64, limit: Int, excludingEchoesOf peer: DeviceID) throws(StoreError) -> RawChanges {
+        try wrap {
+            try pool.read { db in
+                let rows = try Row.fetchAll(db, sql: """
+                    SELECT seq, state, echo_of FROM records WHERE seq > ? ORDER BY seq LIMIT ?
+                    """, arguments: [sequence, limit])
+                var out = RawChanges(states: [], lastSequence: sequence)
+                let hex = peer.hex
+                for row in rows {
+                    out.lastSequence = row[0]
+                    if let echo: String = row[2], echo == hex { continue }
+                    out.states.append([UInt8](row[1] as Data))
+                }
+                return out
+            }
+        }
+    }
+}

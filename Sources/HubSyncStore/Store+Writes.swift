@@ -111,8 +111,9 @@ extension Store {
                     let local = try ctx.load(remote.key, db: db)
                     let merged = local.map { RecordState.merge($0.state, remote) } ?? remote
                     // Compared by canonical bytes: equal bytes are the only "unchanged".
+                    // With nothing here before, the result is exactly what the source sent.
                     if try ctx.save(merged, unlessEqualTo: local?.bytes, db: db, origin: .remote, source: source,
-                                    sourceState: remote) {
+                                    sourceState: local == nil ? nil : remote) {
                         summary.changed += 1
                     } else {
                         summary.unchanged += 1
@@ -170,9 +171,9 @@ extension TransactionContext {
         var conflicts = 0
         for reg in state.fields.values where reg.hasConflict { conflicts += 1 }
         var event = ChangeEvent(sequence: lastSequence, state: state, origin: origin, digest: digest)
-        if let source, let sourceState {
+        if let source {
             event.source = source
-            event.echoesSource = CanonicalEncoding.encode(sourceState) == bytes
+            event.echoesSource = sourceState.map { CanonicalEncoding.encode($0) == bytes } ?? true
         }
         saveStatement!.setUncheckedArguments([
             state.key.collection, state.key.id, Data(bytes), Data(digest), state.isAlive ? 1 : 0,
