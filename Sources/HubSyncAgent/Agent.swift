@@ -109,12 +109,7 @@ public final class Agent: Sendable {
         return (host.contains(":") ? "[\(host)]" : host) + ":\(address.port ?? 0)"
     }
 
-    static func split(_ address: String) -> (String, Int)? {
-        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else { return nil }
-        var host = String(address[..<colon])
-        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        return (host, port)
-    }
+    static func split(_ address: String) -> (String, Int)? { SyncNode.split(address) }
 
     /// The status document: this device, the store, and every peer's connection state.
     func status() async -> Value {

@@ -116,7 +116,8 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
         await serve(channel, initiator: true, expected: peer)
     }
 
-    static func split(_ address: String) -> (String, Int)? {
+    /// Splits `HOST:PORT` (`[v6]:PORT` too) into its parts.
+    public static func split(_ address: String) -> (String, Int)? {
         guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else { return nil }
         var host = String(address[..<colon])
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }

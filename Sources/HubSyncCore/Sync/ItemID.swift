@@ -96,16 +96,22 @@ public struct ReconItem: Sendable, Hashable, Comparable, CustomStringConvertible
     /// Two replicas holding different states of a record hold two different items.
     /// - Precondition: `digest` is the 32-byte digest of `state` (``CanonicalEncoding/digest(_:)``).
     public static func item(for state: RecordState, digest: [UInt8]) -> ReconItem {
+        item(key: state.key, updated: state.updated, digest: digest)
+    }
+
+    /// The same item from what a store keeps beside each record (key, last clock, digest),
+    /// without decoding the state.
+    public static func item(key: RecordKey, updated: Timestamp, digest: [UInt8]) -> ReconItem {
         precondition(digest.count == 32, "a record digest has 32 bytes (got \(digest.count))")
         var input: [UInt8] = []
-        input.reserveCapacity(state.key.collection.utf8.count + state.key.id.utf8.count + 34)
-        input.append(contentsOf: state.key.collection.utf8)
+        input.reserveCapacity(key.collection.utf8.count + key.id.utf8.count + 34)
+        input.append(contentsOf: key.collection.utf8)
         input.append(0)
-        input.append(contentsOf: state.key.id.utf8)
+        input.append(contentsOf: key.id.utf8)
         input.append(0)
         input.append(contentsOf: digest)
         let hash = Blake2b.hash(input, outputLength: 32)
-        return ReconItem(time: state.updated.rawValue, id: ItemID(padding: hash))
+        return ReconItem(time: updated.rawValue, id: ItemID(padding: hash))
     }
 
     public static func < (a: ReconItem, b: ReconItem) -> Bool {
