@@ -204,8 +204,10 @@ public final class Agent: Sendable {
                 // Look again as soon as the API says peers changed, else after 5 s (another
                 // process may have changed the store). Checking a flag ten times a second costs
                 // nothing measurable; a cancelled wait on an AsyncStream would end the stream.
-                for _ in 0..<50 where !agent.peersChanged.exchange(false, ordering: .acquiringAndReleasing) {
+                var waited = 0
+                while waited < 50, !agent.peersChanged.exchange(false, ordering: .acquiringAndReleasing) {
                     guard (try? await Task.sleep(for: .milliseconds(100))) != nil else { return }
+                    waited += 1
                 }
             }
         }

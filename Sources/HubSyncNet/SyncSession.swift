@@ -46,6 +46,10 @@ public final class SyncSession: Sendable {
         var repairSent = 0
         var repairReceived = 0
         var repairing = false
+        /// The first repair waits for both fast paths, so it never sends what they already carry.
+        var fastPathSent = false
+        var fastPathReceived = false
+        var firstRepairStarted = false
     }
 
     init(peer: DeviceID, isInitiator: Bool, store: AsyncStore, writer: SecureWriter, logger: Logger,
@@ -189,7 +193,8 @@ public final class SyncSession: Sendable {
         if batch.isFinal {
             logger.debug("fast path received", metadata: ["sequence": "\(batch.lastSequence)"])
             delegate?.session(self, didCompleteFastPathFrom: peer)
-            if isInitiator { try await startRepair() }
+            state.withLock { $0.fastPathReceived = true }
+            try await startFirstRepairIfReady()
         }
     }
 
@@ -203,6 +208,8 @@ public final class SyncSession: Sendable {
                 guard let from = state.withLock({ $0.fastPathFrom }) else { continue }
                 cursor = from
                 try await catchUp(from: &cursor!, final: true)
+                state.withLock { $0.fastPathSent = true }
+                try await startFirstRepairIfReady()
             } else {
                 try await catchUp(from: &cursor!, final: false)
             }
@@ -278,6 +285,18 @@ public final class SyncSession: Sendable {
         let reconciler = Reconciler(set: ReconcileSet(items: items), isInitiator: initiator)
         state.withLock { $0.items = map }
         return reconciler
+    }
+
+    /// The dialing side's first repair: once this side has sent its fast path and received the
+    /// peer's (the peer merges our batches before it reads the reconcile message that follows).
+    func startFirstRepairIfReady() async throws {
+        guard isInitiator else { return }
+        let go = state.withLock { s in
+            guard s.fastPathSent, s.fastPathReceived, !s.firstRepairStarted else { return false }
+            s.firstRepairStarted = true
+            return true
+        }
+        if go { try await startRepair() }
     }
 
     /// Starts a reconciliation round (the dialing side does, after the fast path and on a timer).
