@@ -34,10 +34,14 @@ import Testing
         // Follow B's feed in the background, then write on A with the same client.
         let follower = Process()
         follower.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        follower.arguments = ["python3", script, "--data", b.device.data, "follow", "--until-id", "from-python"]
+        // From the feed's first change on, so the follower cannot miss the write however late it connects.
+        follower.arguments = ["python3", script, "--data", b.device.data, "follow", "--since", "0", "--until-id", "from-python"]
         let out = Pipe()
         follower.standardOutput = out
         try follower.run()
+        // If the change never shows, end the follower rather than hang the suite.
+        let followerRef = follower
+        DispatchQueue.global().asyncAfter(deadline: .now() + 60) { if followerRef.isRunning { followerRef.terminate() } }
         let writer = try run(["python3", script, "--data", a.device.data, "write-memory", "from-python", "Written by the example client", "--tag", "example"])
         #expect(writer.status == 0, "\(writer.stderr)")
         #expect((try? JSON.parse(writer.stdout))?.objectValue?["id"] == "from-python")
