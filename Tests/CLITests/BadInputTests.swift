@@ -96,11 +96,29 @@ import Testing
     }
 
     @Test(arguments: ["init", "id", "put", "get", "list", "delete", "undelete", "add", "remove", "conflicts",
-                      "resolve", "export", "import", "doctor"])
+                      "resolve", "export", "import", "doctor", "run", "status"])
     func everyCommandHasHelp(command: String) throws {
         let r = try hubsync([command, "--help"])
         #expect(r.status == 0)
         #expect(r.stdout.contains("--data"))
         #expect(r.stdout.contains("USAGE"))
+    }
+}
+
+@Suite struct PeerCommandHelpTests {
+    @Test(arguments: [["peers", "add"], ["peers", "remove"], ["peers", "list"]])
+    func peerCommandsHaveHelp(command: [String]) throws {
+        let r = try hubsync(command + ["--help"])
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("--data"))
+    }
+
+    @Test func aMistypedDeviceIDIsRefusedWithAHint() throws {
+        let dir = TemporaryDirectory()
+        let d = Device(data: dir.path + "/d")
+        try d.ok("init")
+        let r = try d.run("peers", "add", "AAAAAAA-BBBBBBB")
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("56"))
     }
 }
