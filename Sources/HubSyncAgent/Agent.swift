@@ -60,7 +60,7 @@ public final class Agent: Sendable {
     public func run() async throws {
         let api = LocalAPI(store: AsyncStore(store), node: node, token: token, status: { [self] in await status() },
                           peersChanged: { [self] in peersChanged.store(true, ordering: .releasing) })
-        guard let (apiHost, apiPort) = Self.split(configuration.api) else {
+        guard let (apiHost, apiPort) = SyncNode.split(configuration.api) else {
             throw ValidationFailure("api address \(configuration.api) is not HOST:PORT")
         }
         guard ["127.0.0.1", "localhost", "::1"].contains(apiHost) else {
@@ -108,8 +108,6 @@ public final class Agent: Sendable {
         let host = address.ipAddress ?? "127.0.0.1"
         return (host.contains(":") ? "[\(host)]" : host) + ":\(address.port ?? 0)"
     }
-
-    static func split(_ address: String) -> (String, Int)? { SyncNode.split(address) }
 
     /// The status document: this device, the store, and every peer's connection state.
     func status() async -> Value {
@@ -166,7 +164,7 @@ public final class Agent: Sendable {
         let agent: Agent
 
         func run() async throws {
-            guard let (host, port) = Agent.split(agent.configuration.listen) else {
+            guard let (host, port) = SyncNode.split(agent.configuration.listen) else {
                 throw ValidationFailure("listen address \(agent.configuration.listen) is not HOST:PORT")
             }
             do {

@@ -224,18 +224,7 @@ public final class SyncSession: Sendable {
             let after = cursor
             let chunk = try await store.run { try $0.rawChanges(after: after, limit: 512, excludingEchoesOf: peer) }
             guard chunk.lastSequence > after else { break }
-            var batch: [[UInt8]] = []
-            var bytes = 0
-            for state in chunk.states {
-                if bytes + state.count > Self.batchBytes, !batch.isEmpty {
-                    try await writer.send(raw: SyncMessage.encodeChanges(encodedStates: batch, lastSequence: 0, isFinal: false))
-                    batch.removeAll()
-                    bytes = 0
-                }
-                batch.append(state)
-                bytes += state.count
-            }
-            try await writer.send(raw: SyncMessage.encodeChanges(encodedStates: batch, lastSequence: chunk.lastSequence, isFinal: false))
+            try await sendBatches(chunk.states, lastSequence: chunk.lastSequence)
             cursor = chunk.lastSequence
         }
         if final {
@@ -244,28 +233,30 @@ public final class SyncSession: Sendable {
     }
 
     func sendStates(keys: [RecordKey]) async throws {
-        guard !keys.isEmpty else { return }
         var start = 0
         while start < keys.count {
             let slice = Array(keys[start..<min(start + 256, keys.count)])
             start += slice.count
             let states = try await store.run { try $0.states(for: slice) }
-            var chunk: [RecordState] = []
-            var bytes = 0
-            for s in states {
-                let size = CanonicalEncoding.encode(s).count
-                if bytes + size > Self.batchBytes, !chunk.isEmpty {
-                    try await writer.send(.changes(ChangeBatch(states: chunk, lastSequence: 0, isFinal: false)))
-                    chunk.removeAll()
-                    bytes = 0
-                }
-                chunk.append(s)
-                bytes += size
-            }
-            if !chunk.isEmpty {
-                try await writer.send(.changes(ChangeBatch(states: chunk, lastSequence: 0, isFinal: false)))
-            }
+            if !states.isEmpty { try await sendBatches(states.map(CanonicalEncoding.encode), lastSequence: 0) }
         }
+    }
+
+    /// Sends encoded states as `changes` messages of at most ``batchBytes`` of states each; the
+    /// last one carries `lastSequence` (and is sent even when empty, to move the peer's watermark).
+    func sendBatches(_ states: [[UInt8]], lastSequence: Int64) async throws {
+        var batch: [[UInt8]] = []
+        var bytes = 0
+        for state in states {
+            if bytes + state.count > Self.batchBytes, !batch.isEmpty {
+                try await writer.send(raw: SyncMessage.encodeChanges(encodedStates: batch, lastSequence: 0, isFinal: false))
+                batch.removeAll()
+                bytes = 0
+            }
+            batch.append(state)
+            bytes += state.count
+        }
+        try await writer.send(raw: SyncMessage.encodeChanges(encodedStates: batch, lastSequence: lastSequence, isFinal: false))
     }
 
     // MARK: repair
