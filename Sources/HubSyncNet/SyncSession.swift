@@ -183,7 +183,7 @@ public final class SyncSession: Sendable {
                 try await store.run { try $0.merge(batch.states, from: peer, epoch: epoch, upTo: batch.lastSequence) }
                 post(.ack(sequence: batch.lastSequence))
             } else if !batch.states.isEmpty {
-                try await store.run { try $0.merge(batch.states) }
+                try await store.run { try $0.merge(batch.states, from: peer) }
                 state.withLock { $0.repairReceived += batch.states.count }
             }
         } catch let e as StoreError where e.code == .clockSkew {
@@ -224,7 +224,7 @@ public final class SyncSession: Sendable {
             let after = cursor
             let chunk = try await store.run { try $0.rawChanges(after: after, limit: 512, excludingEchoesOf: peer) }
             guard chunk.lastSequence > after else { break }
-            try await sendBatches(chunk.states, lastSequence: chunk.lastSequence)
+            try await sendBatches(chunk.states, sequences: chunk.sequences, lastSequence: chunk.lastSequence)
             cursor = chunk.lastSequence
         }
         if final {
@@ -238,25 +238,30 @@ public final class SyncSession: Sendable {
             let slice = Array(keys[start..<min(start + 256, keys.count)])
             start += slice.count
             let states = try await store.run { try $0.states(for: slice) }
-            if !states.isEmpty { try await sendBatches(states.map(CanonicalEncoding.encode), lastSequence: 0) }
+            if !states.isEmpty { try await sendBatches(states.map(CanonicalEncoding.encode), sequences: nil, lastSequence: 0) }
         }
     }
 
-    /// Sends encoded states as `changes` messages of at most ``batchBytes`` of states each; the
-    /// last one carries `lastSequence` (and is sent even when empty, to move the peer's watermark).
-    func sendBatches(_ states: [[UInt8]], lastSequence: Int64) async throws {
-        var batch: [[UInt8]] = []
+    /// Sends encoded states as `changes` messages of at most ``batchBytes`` of states each.
+    ///
+    /// Log entries (`sequences` given) move the peer's watermark with every message: each
+    /// carries the sequence of its last state, and the last one `lastSequence` (sent even when
+    /// empty, when echoes were skipped). Repair states (`sequences` nil) carry 0.
+    func sendBatches(_ states: [[UInt8]], sequences: [Int64]?, lastSequence: Int64) async throws {
+        var start = 0
         var bytes = 0
-        for state in states {
-            if bytes + state.count > Self.batchBytes, !batch.isEmpty {
-                try await writer.send(raw: SyncMessage.encodeChanges(encodedStates: batch, lastSequence: 0, isFinal: false))
-                batch.removeAll()
+        for (index, state) in states.enumerated() {
+            if bytes + state.count > Self.batchBytes, index > start {
+                let upTo = sequences?[index - 1] ?? 0
+                try await writer.send(raw: SyncMessage.encodeChanges(encodedStates: Array(states[start..<index]),
+                                                                     lastSequence: upTo, isFinal: false))
+                start = index
                 bytes = 0
             }
-            batch.append(state)
             bytes += state.count
         }
-        try await writer.send(raw: SyncMessage.encodeChanges(encodedStates: batch, lastSequence: lastSequence, isFinal: false))
+        try await writer.send(raw: SyncMessage.encodeChanges(encodedStates: Array(states[start...]),
+                                                             lastSequence: lastSequence, isFinal: false))
     }
 
     // MARK: repair

@@ -83,6 +83,13 @@ extension Store {
         }
     }
 
+    /// Merges states a peer sent outside its change log (a repair), noting the peer as their
+    /// source so that results equal to what it sent are never pushed back to it.
+    @discardableResult
+    public func merge(_ states: [RecordState], from peer: DeviceID) throws(StoreError) -> MergeSummary {
+        try merge(states, source: peer) { _ in }
+    }
+
     /// Records that the peer has applied this store's changes up to `sequence`.
     public func recordAck(from peer: DeviceID, sequence: Int64) throws(StoreError) {
         try wrap {

@@ -145,6 +145,8 @@ extension Store {
 public struct RawChanges: Sendable {
     /// States after the cursor that are not echoes of the excluded peer, in sequence order.
     public var states: [[UInt8]]
+    /// The sequence of each state in ``states``.
+    public var sequences: [Int64]
     /// The last sequence looked at (echoes included): the next call starts after it.
     public var lastSequence: Int64
 }
@@ -155,15 +157,17 @@ extension Store {
     public func rawChanges(after sequence: Int64, limit: Int, excludingEchoesOf peer: DeviceID) throws(StoreError) -> RawChanges {
         try wrap {
             try pool.read { db in
-                let rows = try Row.fetchAll(db, sql: """
-                    SELECT seq, state, echo_of FROM records WHERE seq > ? ORDER BY seq LIMIT ?
-                    """, arguments: [sequence, limit])
-                var out = RawChanges(states: [], lastSequence: sequence)
-                let hex = peer.hex
-                for row in rows {
+                // An echo's state is never read: SQLite loads a column only when it is asked for.
+                let rows = try Row.fetchCursor(db, sql: """
+                    SELECT seq, CASE WHEN echo_of = ? THEN NULL ELSE state END
+                    FROM records WHERE seq > ? ORDER BY seq LIMIT ?
+                    """, arguments: [peer.hex, sequence, limit])
+                var out = RawChanges(states: [], sequences: [], lastSequence: sequence)
+                while let row = try rows.next() {
                     out.lastSequence = row[0]
-                    if let echo: String = row[2], echo == hex { continue }
-                    out.states.append([UInt8](row[1] as Data))
+                    guard let state: Data = row[1] else { continue }
+                    out.states.append([UInt8](state))
+                    out.sequences.append(out.lastSequence)
                 }
                 return out
             }

@@ -57,6 +57,32 @@ import Testing
         #expect(try a.peerStatus(c.id) == nil)
     }
 
+    /// Records B received are not pushed back to A: B's log marks them as echoes of A, and
+    /// batches split for size still move B's watermark.
+    @Test func receivedRecordsAreNotSentBack() throws {
+        let source = device("a")
+        try source.ok("init")
+        var lines = ""
+        for i in 0..<1_500 {
+            lines += #"{"collection":"memories","id":"m\#(i)","fields":{"text":"\#(String(repeating: "y", count: 1_200)) \#(i)"}}"# + "\n"
+        }
+        try lines.write(toFile: dir.path + "/plain.jsonl", atomically: true, encoding: .utf8)
+        try source.ok("import", dir.path + "/plain.jsonl")
+        let a = try AgentProcess(source), b = try AgentProcess(device("b"))
+        try pair(a, b)
+        try waitUntil("b holds all 1,500", timeout: 30) {
+            try b.status()["store"]?.objectValue?["records"]?.objectValue?["memories"] == .int(1_500)
+        }
+        let fromA = try #require(try b.peerStatus(a.id))
+        guard case .int(let received) = fromA["bytes_received"] ?? .null, case .int(let sent) = fromA["bytes_sent"] ?? .null else {
+            Issue.record("no byte counts in \(fromA)"); return
+        }
+        #expect(received > 1_800_000) // more than 512 KB per 512-entry chunk: batches are split
+        #expect(sent < received / 20, "B sent \(sent) bytes back for \(received) received")
+        // Every batch was acknowledged: A knows B holds its whole log.
+        try waitUntil("A sees nothing left to send", timeout: 5) { try a.peerStatus(b.id)?["pending_to_send"] == .int(0) }
+    }
+
     @Test func anUntrustedPeerIsDroppedDuringTheHandshakeAndNamed() throws {
         let a = try AgentProcess(device("a")), c = try AgentProcess(device("c"))
         try a.api("PATCH", "/v1/records/memories/secret", ["text": "only for trusted devices"])
