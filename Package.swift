@@ -55,7 +55,11 @@ let package = Package(
         .testTarget(name: "HubSyncCryptoTests", dependencies: ["HubSyncCrypto"]),
         .testTarget(name: "HubSyncCoreTests", dependencies: ["HubSyncCore", "HubSyncCrypto"]),
         .testTarget(name: "HubSyncStoreTests", dependencies: ["HubSyncStore", "HubSyncCore", "HubSyncCrypto"]),
-        .testTarget(name: "CLITests", dependencies: ["HubSyncCore", "HubSyncAgent"]),
+        .testTarget(name: "CLITests", dependencies: [
+            "HubSyncCore", "HubSyncAgent",
+            // Only to damage a store behind the agents' backs, as a lost disk block would.
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -131,6 +131,13 @@ public final class Agent: Sendable {
                     ? .string(isoTime(Timestamp(millis: max(p.lastSync, s?.lastSync ?? 0), counter: 0))) : .null,
                 "fast_path_from": s?.fastPathFrom.map { .int($0) } ?? .null,
                 "last_repair": (s?.lastRepair ?? 0) > 0 ? .string(isoTime(Timestamp(millis: s!.lastRepair, counter: 0))) : .null,
+                "last_repair_round": s?.lastRepairReport.map { r in
+                    .object([
+                        "records_sent": .int(Int64(r.itemsSent)), "records_received": .int(Int64(r.itemsReceived)),
+                        "round_trips": .int(Int64(r.roundTrips)), "bytes_sent": .int(Int64(r.bytesSent)),
+                        "bytes_received": .int(Int64(r.bytesReceived)), "milliseconds": .int(Int64(r.milliseconds)),
+                    ])
+                } ?? .null,
             ]
             if !(s?.connected ?? false) {
                 o["reason"] = .string(s?.reason ?? (p.address == nil ? "no address known: add one with `hubsync peers add ID --address HOST:PORT`, or wait for it to connect" : "connecting"))

@@ -38,12 +38,15 @@ public actor SecureWriter {
     /// Seals and writes one message. Callers take turns (first come, first served): the actor
     /// is reentrant at the write's await, and a later message sealed before an earlier one is
     /// written would reach the peer out of order and fail authentication there.
-    public func send(_ message: SyncMessage) async throws {
+    /// Returns the frame's size on the wire.
+    @discardableResult
+    public func send(_ message: SyncMessage) async throws -> Int {
         try await send(raw: message.encoded())
     }
 
     /// Sends a message already encoded (``SyncMessage/encodeChanges(encodedStates:lastSequence:isFinal:)``).
-    public func send(raw plaintext: [UInt8]) async throws {
+    @discardableResult
+    public func send(raw plaintext: [UInt8]) async throws -> Int {
         while busy { await withCheckedContinuation { waiting.append($0) } }
         busy = true
         defer {
@@ -53,6 +56,7 @@ public actor SecureWriter {
         let sealed = sender.seal(plaintext)
         counters.sentBytes.add(sealed.count + 4, ordering: .relaxed)
         try await outbound.write(ByteBuffer(bytes: sealed))
+        return sealed.count + 4
     }
 }
 
@@ -61,6 +65,8 @@ public struct SecureReader {
     private var iterator: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator
     private var receiver: SecretStreamReceiver
     let counters: TrafficCounters
+    /// The size on the wire of the frame the last message came in.
+    public private(set) var lastFrameBytes = 0
 
     init(iterator: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator, receiver: SecretStreamReceiver,
          counters: TrafficCounters) {
@@ -72,7 +78,8 @@ public struct SecureReader {
     /// The next message, or nil when the peer closed the connection.
     public mutating func receive() async throws -> SyncMessage? {
         guard let frame = try await iterator.next() else { return nil }
-        counters.receivedBytes.add(frame.readableBytes + 4, ordering: .relaxed)
+        lastFrameBytes = frame.readableBytes + 4
+        counters.receivedBytes.add(lastFrameBytes, ordering: .relaxed)
         let plaintext: [UInt8]
         do {
             plaintext = try receiver.open(Array(frame.readableBytesView))

@@ -16,6 +16,8 @@ public struct PeerStatus: Sendable {
     public var reason: String?
     public var lastSync: UInt64 = 0
     public var lastRepair: UInt64 = 0
+    /// What the last repair round with this peer cost.
+    public var lastRepairReport: RepairReport?
     /// The peer's sequence the last fast path asked for changes after (0: from the start).
     public var fastPathFrom: Int64?
     public var bytesSent = 0
@@ -170,7 +172,7 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
                 let session = SyncSession(peer: peer, isInitiator: initiator, store: store, writer: writer,
                                           logger: logger, delegate: self)
                 guard register(session) else {
-                    try? await writer.send(.goodbye(reason: "duplicate connection"))
+                    _ = try? await writer.send(.goodbye(reason: "duplicate connection"))
                     return
                 }
                 defer { unregister(session) }
@@ -255,7 +257,7 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
 
     /// Ends the session with a peer (it was removed).
     public func disconnect(_ peer: DeviceID) async {
-        if let s = sessions.withLock({ $0[peer] }) { try? await s.writer.send(.goodbye(reason: "no longer trusted")) }
+        if let s = sessions.withLock({ $0[peer] }) { _ = try? await s.writer.send(.goodbye(reason: "no longer trusted")) }
     }
 
     public func session(_ session: SyncSession, didRequestChangesAfter sequence: Int64, from peer: DeviceID) {
@@ -266,9 +268,15 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
         setStatus(peer) { $0.lastSync = UInt64(Date().timeIntervalSince1970 * 1000) }
     }
 
-    public func session(_ session: SyncSession, didCompleteRepairWith peer: DeviceID, itemsSent: Int, itemsReceived: Int) {
-        setStatus(peer) { $0.lastRepair = UInt64(Date().timeIntervalSince1970 * 1000) }
-        logger.info("repair round done", metadata: ["peer.id": "\(peer.short)", "sent": "\(itemsSent)", "received": "\(itemsReceived)"])
+    public func session(_ session: SyncSession, didCompleteRepairWith peer: DeviceID, report: RepairReport) {
+        setStatus(peer) {
+            $0.lastRepair = UInt64(Date().timeIntervalSince1970 * 1000)
+            $0.lastRepairReport = report
+        }
+        logger.info("repair round done", metadata: [
+            "peer.id": "\(peer.short)", "sent": "\(report.itemsSent)", "received": "\(report.itemsReceived)",
+            "round_trips": "\(report.roundTrips)", "bytes": "\(report.bytesSent + report.bytesReceived)",
+        ])
     }
 }
 

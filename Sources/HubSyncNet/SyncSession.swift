@@ -9,7 +9,21 @@ import Synchronization
 public protocol SyncSessionDelegate: AnyObject, Sendable {
     func session(_ session: SyncSession, didRequestChangesAfter sequence: Int64, from peer: DeviceID)
     func session(_ session: SyncSession, didCompleteFastPathFrom peer: DeviceID)
-    func session(_ session: SyncSession, didCompleteRepairWith peer: DeviceID, itemsSent: Int, itemsReceived: Int)
+    func session(_ session: SyncSession, didCompleteRepairWith peer: DeviceID, report: RepairReport)
+}
+
+/// What one repair round (reconciliation) cost, for status and benchmarks.
+public struct RepairReport: Sendable, Equatable {
+    /// Records this side sent because the peer lacked them, and records it received.
+    public var itemsSent = 0, itemsReceived = 0
+    /// Reconcile exchanges: an initiator's message and the reply to it.
+    public var roundTrips = 0
+    /// Frames of the reconciliation itself (`reconcile`, `request`, `reconcileDone`), both
+    /// directions, as on the wire; the record states that follow are not included.
+    public var bytesSent = 0, bytesReceived = 0
+    /// From the first reconcile message to the end of the round.
+    public var milliseconds = 0
+    public init() {}
 }
 
 /// One authenticated, encrypted connection with a trusted peer, running the sync protocol
@@ -43,8 +57,8 @@ public final class SyncSession: Sendable {
         var fastPathFrom: Int64?
         var reconciler: Reconciler?
         var items: [ItemID: RecordKey] = [:]
-        var repairSent = 0
-        var repairReceived = 0
+        var repair = RepairReport()
+        var repairStarted = Date()
         var repairing = false
         /// The first repair waits for both fast paths, so it never sends what they already carry.
         var fastPathSent = false
@@ -93,7 +107,9 @@ public final class SyncSession: Sendable {
             group.addTask { [self] in
                 for await item in outbox.stream {
                     switch item {
-                    case .message(let m): try await writer.send(m)
+                    case .message(let m):
+                        let bytes = try await writer.send(m)
+                        if m.isReconciliation { state.withLock { $0.repair.bytesSent += bytes } }
                     case .states(let keys): try await sendStates(keys: keys)
                     }
                 }
@@ -105,6 +121,10 @@ public final class SyncSession: Sendable {
                                                capabilities: ["fastpath", "live", "reconcile"], logEpoch: epoch,
                                                clock: clock, unknown: [])))
             while let message = try await reader.receive() {
+                if message.isReconciliation {
+                    let bytes = reader.lastFrameBytes
+                    state.withLock { $0.repair.bytesReceived += bytes }
+                }
                 try await handle(message)
             }
             throw NetError(.closed, "the peer closed the connection")
@@ -117,13 +137,13 @@ public final class SyncSession: Sendable {
         switch message {
         case .hello(let hello):
             guard hello.protocolVersion == Self.protocolVersion else {
-                try? await writer.send(.goodbye(reason: "protocol version \(Self.protocolVersion) only"))
+                _ = try? await writer.send(.goodbye(reason: "protocol version \(Self.protocolVersion) only"))
                 throw NetError(.incompatible, "the peer speaks protocol version \(hello.protocolVersion); this agent speaks \(Self.protocolVersion)")
             }
             do {
                 try await store.run { try $0.checkClock(hello.clock) }
             } catch {
-                try? await writer.send(.goodbye(reason: "clock skew: \(error)"))
+                _ = try? await writer.send(.goodbye(reason: "clock skew: \(error)"))
                 throw NetError(.clockSkew, "\(error)")
             }
             let peer = self.peer
@@ -159,7 +179,7 @@ public final class SyncSession: Sendable {
         case .request(let ids):
             let keys = state.withLock { s in ids.compactMap { s.items[$0] } }
             outbox.continuation.yield(.states(keys))
-            state.withLock { $0.repairSent += keys.count }
+            state.withLock { $0.repair.itemsSent += keys.count }
 
         case .reconcileDone:
             finishRepair()
@@ -184,10 +204,10 @@ public final class SyncSession: Sendable {
                 post(.ack(sequence: batch.lastSequence))
             } else if !batch.states.isEmpty {
                 try await store.run { try $0.merge(batch.states, from: peer) }
-                state.withLock { $0.repairReceived += batch.states.count }
+                state.withLock { $0.repair.itemsReceived += batch.states.count }
             }
         } catch let e as StoreError where e.code == .clockSkew {
-            try? await writer.send(.goodbye(reason: e.message))
+            _ = try? await writer.send(.goodbye(reason: e.message))
             throw NetError(.clockSkew, e.message)
         }
         if batch.isFinal {
@@ -300,8 +320,9 @@ public final class SyncSession: Sendable {
         let busy = state.withLock { s in
             if s.repairing { return true }
             s.repairing = true
-            s.repairSent = 0
-            s.repairReceived = 0
+            s.repair = RepairReport()
+            s.repair.roundTrips = 1
+            s.repairStarted = Date()
             return false
         }
         guard !busy else { return }
@@ -317,8 +338,11 @@ public final class SyncSession: Sendable {
             state.withLock {
                 $0.reconciler = r
                 $0.repairing = true
+                $0.repair = RepairReport()
+                $0.repairStarted = Date()
             }
         }
+        if !isInitiator { state.withLock { $0.repair.roundTrips += 1 } }
         let outcome: ReconcileOutcome = try state.withLock { s in
             var r = s.reconciler!
             defer { s.reconciler = r }
@@ -326,9 +350,10 @@ public final class SyncSession: Sendable {
         }
         let haveKeys = state.withLock { s in outcome.have.compactMap { s.items[$0.id] } }
         if !haveKeys.isEmpty { outbox.continuation.yield(.states(haveKeys)) }
-        state.withLock { $0.repairSent += haveKeys.count }
+        state.withLock { $0.repair.itemsSent += haveKeys.count }
         if !outcome.need.isEmpty { post(.request(ids: outcome.need)) }
         if let reply = outcome.reply {
+            if isInitiator { state.withLock { $0.repair.roundTrips += 1 } }
             post(.reconcile(reply))
         } else {
             post(.reconcileDone)
@@ -337,14 +362,16 @@ public final class SyncSession: Sendable {
     }
 
     func finishRepair() {
-        let (wasRepairing, sent, received) = state.withLock { s in
-            let r = (s.repairing, s.repairSent, s.repairReceived)
+        let (wasRepairing, report) = state.withLock { s in
+            var report = s.repair
+            report.milliseconds = Int(Date().timeIntervalSince(s.repairStarted) * 1000)
+            let r = (s.repairing, report)
             s.repairing = false
             s.reconciler = nil
             return r
         }
         if wasRepairing {
-            delegate?.session(self, didCompleteRepairWith: peer, itemsSent: sent, itemsReceived: received)
+            delegate?.session(self, didCompleteRepairWith: peer, report: report)
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import HubSyncAgent
 import HubSyncCore
 import Testing
@@ -81,6 +82,39 @@ import Testing
         #expect(sent < received / 20, "B sent \(sent) bytes back for \(received) received")
         // Every batch was acknowledged: A knows B holds its whole log.
         try waitUntil("A sees nothing left to send", timeout: 5) { try a.peerStatus(b.id)?["pending_to_send"] == .int(0) }
+    }
+
+    /// Records lost from one store with no trace in any change log (a damaged disk, an old
+    /// copy put back) come back by repair on the next connection; status tells what it cost.
+    @Test func aRepairRoundBringsBackRecordsLostWithoutATrace() throws {
+        let a = try AgentProcess(device("a"))
+        var b: AgentProcess? = try AgentProcess(device("b"))
+        try pair(a, b!)
+        let ops: [Value] = (0..<300).map { ["op": "put", "collection": "memories", "id": .string("m\($0)"), "fields": ["text": .string("memory \($0)")]] }
+        try a.api("POST", "/v1/batch", ["operations": .array(ops)])
+        try waitUntil("b holds all 300", timeout: 10) { try b!.status()["store"]?.objectValue?["records"]?.objectValue?["memories"] == .int(300) }
+        // The first round, on connecting, found both sides equal: one round trip, a few bytes.
+        try waitUntil("a reports the first round", timeout: 10) { try a.peerStatus(b!.id)?["last_repair_round"]?.objectValue != nil }
+        let first = try #require(try a.peerStatus(b!.id)?["last_repair_round"]?.objectValue)
+        #expect(first["round_trips"] == .int(1))
+        #expect(first["records_sent"] == .int(0) && first["records_received"] == .int(0))
+        b!.stop()
+        b = nil
+        let lost = (0..<10).map { "m\($0 * 29)" }
+        let queue = try DatabaseQueue(path: device("b").data + "/store.sqlite")
+        try queue.write { db in
+            try db.execute(sql: "DELETE FROM records WHERE collection = 'memories' AND id IN (\(lost.map { "'\($0)'" }.joined(separator: ",")))")
+        }
+        try queue.close()
+        b = try AgentProcess(device("b"))
+        try waitUntil("b holds all 300 again", timeout: 10) { try b!.status()["store"]?.objectValue?["records"]?.objectValue?["memories"] == .int(300) }
+        for id in lost { #expect(b!.record("memories", id)?["fields"]?.objectValue?["text"] != nil, "\(id)") }
+        try waitUntil("b reports the round", timeout: 10) { try b!.peerStatus(a.id)?["last_repair_round"]?.objectValue?["records_received"] == .int(10) }
+        let round = try #require(try b!.peerStatus(a.id)?["last_repair_round"]?.objectValue)
+        guard case .int(let trips) = round["round_trips"] ?? .null, case .int(let sent) = round["bytes_sent"] ?? .null,
+              case .int(let received) = round["bytes_received"] ?? .null else { Issue.record("\(round)"); return }
+        #expect(trips >= 1 && trips <= 3)
+        #expect(sent + received > 0 && sent + received < 16_000)
     }
 
     @Test func anUntrustedPeerIsDroppedDuringTheHandshakeAndNamed() throws {

@@ -21,6 +21,14 @@ public enum SyncMessage: Sendable, Equatable {
     /// The sender is closing the connection; the reason is for the peer's log.
     case goodbye(reason: String)
 
+    /// Whether this message is part of a reconciliation itself (not the records it leads to).
+    public var isReconciliation: Bool {
+        switch self {
+        case .reconcile, .request, .reconcileDone: true
+        default: false
+        }
+    }
+
     /// The tag byte that starts each message.
     enum Tag: UInt8 {
         case hello = 1, fastPathRequest, changes, ack, reconcile, request, reconcileDone, ping, pong, goodbye
