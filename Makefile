@@ -25,6 +25,7 @@ test: setup
 	$(SWIFT) test $(BUILD_FLAGS)
 
 bench: release
+	@bash scripts/setup.sh bench
 	@$(BIN_RELEASE)/hubsync-bench --hubsync $(BIN_RELEASE)/hubsync
 
 clean:

@@ -60,6 +60,18 @@ public final class SyncSession: Sendable {
         var repair = RepairReport()
         var repairStarted = Date()
         var repairing = false
+        /// Records this side asked for in the current round and has not received yet: the
+        /// round's report waits for them (they come after the reconciliation has ended).
+        var awaitingStates = 0
+        var reportPending = false
+
+        /// The finished round's report, with its duration; no report is pending after this.
+        mutating func takeReport() -> RepairReport {
+            reportPending = false
+            awaitingStates = 0
+            repair.milliseconds = Int(Date().timeIntervalSince(repairStarted) * 1000)
+            return repair
+        }
         /// The first repair waits for both fast paths, so it never sends what they already carry.
         var fastPathSent = false
         var fastPathReceived = false
@@ -204,7 +216,13 @@ public final class SyncSession: Sendable {
                 post(.ack(sequence: batch.lastSequence))
             } else if !batch.states.isEmpty {
                 try await store.run { try $0.merge(batch.states, from: peer) }
-                state.withLock { $0.repair.itemsReceived += batch.states.count }
+                let n = batch.states.count
+                let report = state.withLock { s -> RepairReport? in
+                    s.repair.itemsReceived += n
+                    s.awaitingStates = max(0, s.awaitingStates - n)
+                    return s.reportPending && s.awaitingStates == 0 ? s.takeReport() : nil
+                }
+                if let report { delegate?.session(self, didCompleteRepairWith: peer, report: report) }
             }
         } catch let e as StoreError where e.code == .clockSkew {
             _ = try? await writer.send(.goodbye(reason: e.message))
@@ -317,14 +335,16 @@ public final class SyncSession: Sendable {
 
     /// Starts a reconciliation round (the dialing side does, after the fast path and on a timer).
     public func startRepair() async throws {
-        let busy = state.withLock { s in
-            if s.repairing { return true }
+        let (busy, earlier) = state.withLock { s -> (Bool, RepairReport?) in
+            if s.repairing { return (true, nil) }
+            let earlier = s.reportPending ? s.takeReport() : nil
             s.repairing = true
             s.repair = RepairReport()
             s.repair.roundTrips = 1
             s.repairStarted = Date()
-            return false
+            return (false, earlier)
         }
+        if let earlier { delegate?.session(self, didCompleteRepairWith: peer, report: earlier) }
         guard !busy else { return }
         var reconciler = try await makeReconciler(initiator: true)
         let first = reconciler.initiate()
@@ -335,12 +355,15 @@ public final class SyncSession: Sendable {
     func reconcile(_ m: ReconcileMessage) async throws {
         if state.withLock({ $0.reconciler == nil }) {
             let r = try await makeReconciler(initiator: false)
-            state.withLock {
-                $0.reconciler = r
-                $0.repairing = true
-                $0.repair = RepairReport()
-                $0.repairStarted = Date()
+            let earlier = state.withLock { s -> RepairReport? in
+                let earlier = s.reportPending ? s.takeReport() : nil
+                s.reconciler = r
+                s.repairing = true
+                s.repair = RepairReport()
+                s.repairStarted = Date()
+                return earlier
             }
+            if let earlier { delegate?.session(self, didCompleteRepairWith: peer, report: earlier) }
         }
         if !isInitiator { state.withLock { $0.repair.roundTrips += 1 } }
         let outcome: ReconcileOutcome = try state.withLock { s in
@@ -351,7 +374,10 @@ public final class SyncSession: Sendable {
         let haveKeys = state.withLock { s in outcome.have.compactMap { s.items[$0.id] } }
         if !haveKeys.isEmpty { outbox.continuation.yield(.states(haveKeys)) }
         state.withLock { $0.repair.itemsSent += haveKeys.count }
-        if !outcome.need.isEmpty { post(.request(ids: outcome.need)) }
+        if !outcome.need.isEmpty {
+            state.withLock { $0.awaitingStates += outcome.need.count }
+            post(.request(ids: outcome.need))
+        }
         if let reply = outcome.reply {
             if isInitiator { state.withLock { $0.repair.roundTrips += 1 } }
             post(.reconcile(reply))
@@ -361,17 +387,15 @@ public final class SyncSession: Sendable {
         }
     }
 
+    /// Ends the round; its report goes out now, or once the records asked for have arrived.
     func finishRepair() {
-        let (wasRepairing, report) = state.withLock { s in
-            var report = s.repair
-            report.milliseconds = Int(Date().timeIntervalSince(s.repairStarted) * 1000)
-            let r = (s.repairing, report)
+        let report = state.withLock { s -> RepairReport? in
+            guard s.repairing else { return nil }
             s.repairing = false
             s.reconciler = nil
-            return r
+            s.reportPending = true
+            return s.awaitingStates == 0 ? s.takeReport() : nil
         }
-        if wasRepairing {
-            delegate?.session(self, didCompleteRepairWith: peer, report: report)
-        }
+        if let report { delegate?.session(self, didCompleteRepairWith: peer, report: report) }
     }
 }

@@ -16,8 +16,15 @@ struct Bench {
             case "--records": options.records = Int(args.popFirst() ?? "") ?? options.records
             case "--runs": options.runs = Int(args.popFirst() ?? "") ?? options.runs
             case "--only": options.only = args.popFirst()
+            case "--skip-anchors": options.anchors = false
+            case "--scripts": options.scripts = args.popFirst() ?? options.scripts
             case "--help", "-h":
-                print("usage: hubsync-bench [--hubsync PATH] [--records N] [--runs N] [--only writes|merges|open|list|sync]")
+                print("""
+                    usage: hubsync-bench [--hubsync PATH] [--records N] [--runs N] [--only writes|merges|open|list|sync]
+                                         [--skip-anchors] [--scripts DIR]
+                      --skip-anchors  do not run Syncthing on the same data (a full sync takes it minutes)
+                      --scripts DIR   where bench-syncthing.sh is (default: scripts)
+                    """)
                 return
             default:
                 FileHandle.standardError.write(Data("hubsync-bench: unknown argument \(a); see --help\n".utf8))
@@ -33,6 +40,9 @@ struct Bench {
         var runs = 5
         /// Run only the figures whose name contains this text (the data set is always made).
         var only: String?
+        /// Measure the anchors (Syncthing) in the same run, on the same data.
+        var anchors = true
+        var scripts = "scripts"
     }
 
     let options: Options
@@ -76,7 +86,7 @@ struct Bench {
         for r in rows {
             print(r.name.padding(toLength: width, withPad: " ", startingAt: 0) + "  "
                 + r.value.padding(toLength: 14, withPad: " ", startingAt: 0)
-                + r.rate.padding(toLength: 34, withPad: " ", startingAt: 0) + "goal: " + r.goal)
+                + r.rate.padding(toLength: 42, withPad: " ", startingAt: 0) + "goal: " + r.goal)
         }
     }
 

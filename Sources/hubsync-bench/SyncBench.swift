@@ -138,7 +138,6 @@ extension Bench {
 
         // Full sync of every record into an empty peer, several runs.
         var times: [Double] = [], rssA: [Double] = [], rssB: [Double] = []
-        var lastB: String = ""
         for run in 0..<max(1, min(options.runs, 3)) {
             let b = work + "/sync-b\(run)"
             try runCLI(["init", "--data", b])
@@ -156,19 +155,97 @@ extension Bench {
             rssA.append(agentA.peakRSS)
             rssB.append(agentB.peakRSS)
             if run == max(1, min(options.runs, 3)) - 1 {
-                lastB = b
                 rows.append(contentsOf: try liveFigures(agentA, agentB))
+                agentA.stop()
+                agentB.stop()
+                rows.append(contentsOf: try repairFigures(a: a, b: b, aID: aID))
             } else {
                 try runCLI(["peers", "remove", bID, "--data", a])
+                agentA.stop()
+                agentB.stop()
             }
-            agentA.stop()
-            agentB.stop()
         }
-        _ = lastB
         rows.insert(Row(name: "full sync of \(options.records) records into an empty peer",
                         value: "\(fmt(median(times), 2)) s", rate: "(peak RSS A \(fmt(median(rssA), 0)) MB, B \(fmt(median(rssB), 0)) MB)",
                         goal: "≤ 5 s, RSS ≤ 100 MB"), at: 0)
+        if options.anchors { rows.insert(try syncthingFullSync(plainFile: plainFile), at: 1) }
         return rows
+    }
+
+    /// The anchor: Syncthing between two instances on loopback, the same records as one JSON
+    /// file each, into an empty folder (one run: it takes minutes).
+    func syncthingFullSync(plainFile: String) throws -> Row {
+        let files = work + "/syncthing-files"
+        try FileManager.default.createDirectory(atPath: files, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: files) }
+        let text = try String(contentsOfFile: plainFile, encoding: .utf8)
+        for (i, line) in text.split(separator: "\n").enumerated() {
+            FileManager.default.createFile(atPath: files + String(format: "/mem-%06d.json", i), contents: Data((line + "\n").utf8))
+        }
+        let output = try shellOutput(["bash", options.scripts + "/bench-syncthing.sh", files, work + "/syncthing"])
+        guard let o = (try? JSON.parse(output))?.objectValue, let seconds = o["seconds"]?.number else {
+            throw BenchError("bench-syncthing.sh printed no figures: \(output)")
+        }
+        let version = (try? shellOutput(["syncthing", "--version"]))?.split(separator: " ").dropFirst().first ?? "?"
+        return Row(name: "  anchor: Syncthing \(version), the same records as \(options.records) files (1 run)",
+                   value: "\(fmt(seconds, 1)) s",
+                   rate: "(peak RSS A \(o["rss_a_mb"]?.number.map { fmt($0, 0) } ?? "?") MB, B \(o["rss_b_mb"]?.number.map { fmt($0, 0) } ?? "?") MB)",
+                   goal: "HubSync well below")
+    }
+
+    /// Repair with real agents: records removed from B's store behind its back (no change-log
+    /// trace, so only reconciliation finds them), then both agents restarted; B's status reports
+    /// the round it ran on connecting.
+    func repairFigures(a: String, b: String, aID: String) throws -> [Row] {
+        var rows: [Row] = []
+        var rng = SplitMix(seed: 7)
+        for lost in [0, 10, 1000] {
+            var trips: [Double] = [], bytes: [Double] = []
+            for _ in 0..<max(1, min(options.runs, 3)) {
+                var ids = Set<String>()
+                while ids.count < lost { ids.insert(recordID(Int(rng.next() % UInt64(options.records)))) }
+                if !ids.isEmpty {
+                    let list = ids.map { "'\($0)'" }.joined(separator: ",")
+                    _ = try shellOutput(["sqlite3", b + "/store.sqlite", "DELETE FROM records WHERE collection = 'memories' AND id IN (\(list))"])
+                }
+                let agentA = try BenchAgent(data: a, hubsync: options.hubsync)
+                defer { agentA.stop() }
+                try runCLI(["peers", "add", aID, "--address", agentA.listen, "--data", b])
+                let agentB = try BenchAgent(data: b, hubsync: options.hubsync)
+                defer { agentB.stop() }
+                let start = Date()
+                var round: [String: Value] = [:]
+                while true {
+                    round = agentB.peer()["last_repair_round"]?.objectValue ?? [:]
+                    if round["records_received"] == .int(Int64(lost)) { break }
+                    guard Date().timeIntervalSince(start) < 120 else { throw BenchError("no repair round with \(lost) records in 2 minutes: \(round)") }
+                    usleep(20_000)
+                }
+                guard case .int(let t) = round["round_trips"] ?? .null, case .int(let s) = round["bytes_sent"] ?? .null,
+                      case .int(let r) = round["bytes_received"] ?? .null else { throw BenchError("repair round without figures: \(round)") }
+                trips.append(Double(t))
+                bytes.append(Double(s + r))
+            }
+            let (name, goal) = lost == 0 ? ("already in sync", "1 round trip, ≤ 512 B")
+                : lost == 10 ? ("10 random differences", "≤ 3 round trips, ≤ 16 KB") : ("1,000 random differences", "≤ 3 round trips, ≤ 1 MB")
+            rows.append(Row(name: "repair at \(options.records / 1000)k, \(name), real agents",
+                            value: "\(fmt(median(trips), 0)) RT", rate: "\(Int(median(bytes))) B both ways (reconcile frames)", goal: goal))
+        }
+        return rows
+    }
+
+    /// Runs a program (found on PATH) and returns its standard output; fails on a non-zero exit.
+    func shellOutput(_ args: [String]) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = args
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw BenchError("\(args.joined(separator: " ")) exited \(p.terminationStatus)") }
+        return String(decoding: data, as: UTF8.self)
     }
 
     /// Propagation, a 1% change and idle cost, between two connected agents holding the data set.
@@ -231,5 +308,16 @@ extension Bench {
         let data = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+extension Value {
+    /// A JSON number as a Double (integers too).
+    var number: Double? {
+        switch self {
+        case .int(let i): Double(i)
+        case .double(let d): d
+        default: nil
+        }
     }
 }
