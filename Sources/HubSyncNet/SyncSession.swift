@@ -98,7 +98,7 @@ public final class SyncSession: Sendable {
 
     /// Runs the session until the peer goes away or an error ends it.
     func run(reader: SecureReader) async throws {
-        var reader = reader
+        let box = ReaderBox(reader)
         let subscription = store.store.subscribe()
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { [self] in
@@ -126,21 +126,65 @@ public final class SyncSession: Sendable {
                     }
                 }
             }
-            defer { group.cancelAll(); wake.continuation.finish(); outbox.continuation.finish() }
+            // The reader opens and decodes frames while the handler applies what came before.
+            let inbox = Inbox(capacity: 8)
+            group.addTask { [self] in
+                while let message = try await box.reader.receive() {
+                    if message.isReconciliation {
+                        let bytes = box.reader.lastFrameBytes
+                        state.withLock { $0.repair.bytesReceived += bytes }
+                    }
+                    guard await inbox.push(message) else { return }
+                }
+                throw NetError(.closed, "the peer closed the connection")
+            }
+            group.addTask { [self] in
+                while let message = await inbox.next() {
+                    if let batch = Self.logBatch(message) {
+                        // Log batches already waiting are merged in the same transaction.
+                        var batches = [batch], states = batch.states.count
+                        while states < 4096, let more = inbox.next(if: { Self.logBatch($0) != nil }).flatMap(Self.logBatch) {
+                            batches.append(more)
+                            states += more.states.count
+                        }
+                        try await applyLog(batches)
+                    } else {
+                        try await handle(message)
+                    }
+                }
+            }
+            defer { group.cancelAll(); wake.continuation.finish(); outbox.continuation.finish(); inbox.finish() }
             let epoch = store.store.logEpoch
             let clock = store.store.now
             try await writer.send(.hello(Hello(protocolVersion: Self.protocolVersion, schemaVersion: Self.schemaVersion,
                                                capabilities: ["fastpath", "live", "reconcile"], logEpoch: epoch,
                                                clock: clock, unknown: [])))
-            while let message = try await reader.receive() {
-                if message.isReconciliation {
-                    let bytes = reader.lastFrameBytes
-                    state.withLock { $0.repair.bytesReceived += bytes }
-                }
-                try await handle(message)
-            }
-            throw NetError(.closed, "the peer closed the connection")
+            // The first task to end, by error or not, ends the session.
+            try await group.next()
+            throw NetError(.closed, "the session ended")
         }
+    }
+
+    /// A batch from the peer's change log (fast path or live push), not a final marker.
+    static func logBatch(_ message: SyncMessage) -> ChangeBatch? {
+        guard case .changes(let batch) = message, batch.lastSequence > 0, !batch.isFinal else { return nil }
+        return batch
+    }
+
+    /// Merges consecutive log batches in one transaction that also moves the watermark to the
+    /// last one, then acknowledges it.
+    func applyLog(_ batches: [ChangeBatch]) async throws {
+        let peer = self.peer
+        let epoch = state.withLock { $0.theirEpoch } ?? ""
+        let upTo = batches.last!.lastSequence
+        let states = batches.count == 1 ? batches[0].states : batches.flatMap(\.states)
+        do {
+            try await store.run { try $0.merge(states, from: peer, epoch: epoch, upTo: upTo) }
+        } catch let e as StoreError where e.code == .clockSkew {
+            _ = try? await writer.send(.goodbye(reason: e.message))
+            throw NetError(.clockSkew, e.message)
+        }
+        post(.ack(sequence: upTo))
     }
 
     // MARK: inbound
@@ -398,4 +442,10 @@ public final class SyncSession: Sendable {
         }
         if let report { delegate?.session(self, didCompleteRepairWith: peer, report: report) }
     }
+}
+
+/// Hands the reader to the one task that reads; nothing else touches it.
+private final class ReaderBox: @unchecked Sendable {
+    var reader: SecureReader
+    init(_ reader: SecureReader) { self.reader = reader }
 }

@@ -45,6 +45,11 @@ enum Schema {
             // peer sent); the push to that peer skips it.
             try db.execute(sql: "ALTER TABLE records ADD COLUMN echo_of TEXT")
         }
+        m.registerMigration("v4-source") { db in
+            // The peer a row's latest change came from ("" for an import, NULL for a local write), so a replay of the
+            // change feed tells local and remote changes apart as the live feed did.
+            try db.execute(sql: "ALTER TABLE records ADD COLUMN source TEXT")
+        }
         return m
     }
 }

@@ -64,10 +64,12 @@ extension Store {
     public func changes(after sequence: Int64, limit: Int) throws(StoreError) -> [ChangeEvent] {
         try wrap {
             try pool.read { db in
-                try Row.fetchAll(db, sql: "SELECT seq, state, digest, echo_of FROM records WHERE seq > ? ORDER BY seq LIMIT ?",
+                try Row.fetchAll(db, sql: "SELECT seq, state, digest, echo_of, source FROM records WHERE seq > ? ORDER BY seq LIMIT ?",
                                  arguments: [sequence, limit]).map { row in
+                    let origin: String? = row["source"]
                     var e = ChangeEvent(sequence: row["seq"], state: try CanonicalEncoding.decode([UInt8](row["state"] as Data)),
-                                        origin: .local, digest: [UInt8](row["digest"] as Data))
+                                        origin: origin == nil ? .local : .remote, digest: [UInt8](row["digest"] as Data))
+                    e.source = origin.flatMap { try? DeviceID(hex: $0) }
                     if let echo: String = row["echo_of"], let device = try? DeviceID(hex: echo) {
                         e.source = device
                         e.echoesSource = true

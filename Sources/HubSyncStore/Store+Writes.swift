@@ -135,12 +135,12 @@ extension Store {
 enum RecordSQL {
     static let load = "SELECT state FROM records WHERE collection = ? AND id = ?"
     static let save = """
-        INSERT INTO records (collection, id, state, digest, alive, updated, seq, conflicts, echo_of)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+        INSERT INTO records (collection, id, state, digest, alive, updated, seq, conflicts, echo_of, source)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT (collection, id) DO UPDATE SET
           state = excluded.state, digest = excluded.digest, alive = excluded.alive,
           updated = excluded.updated, seq = excluded.seq, conflicts = excluded.conflicts,
-          echo_of = excluded.echo_of
+          echo_of = excluded.echo_of, source = excluded.source
         """
 }
 
@@ -178,7 +178,8 @@ extension TransactionContext {
         saveStatement!.setUncheckedArguments([
             state.key.collection, state.key.id, Data(bytes), Data(digest), state.isAlive ? 1 : 0,
             Int64(bitPattern: state.updated.rawValue), lastSequence, conflicts,
-            event.echoesSource ? source?.hex : nil,
+            // The log's origin: a peer's ID, "" for a merge from elsewhere (an import), NULL for a local write.
+            event.echoesSource ? source?.hex : nil, origin == .remote ? (source?.hex ?? "") : nil,
         ])
         try saveStatement!.execute()
         events.append(event)

@@ -139,6 +139,20 @@ import Testing
         #expect(try b.get(k)?.visibleFields["name"] == "Ada C")
     }
 
+    /// A replay of the log tells local writes from merged changes, as the live events did.
+    @Test func theLogRemembersWhereEachChangeCameFrom() throws {
+        let a = try makeStore(dir, name: "a", device: 1)
+        let b = try makeStore(dir, name: "b", device: 2)
+        try a.apply(.put(key("memories", "from-a"), ["text": "t"]))
+        try b.apply(.put(key("memories", "local"), ["text": "u"]))
+        let live = try b.merge([try #require(try a.get(key("memories", "from-a")))], from: a.device)
+        #expect(live.changed == 1)
+        let replay = try b.changes(after: 0, limit: 10)
+        #expect(replay.map(\.state.key.id) == ["local", "from-a"])
+        #expect(replay.map(\.origin) == [.local, .remote])
+        #expect(replay.map(\.source) == [nil, a.device])
+    }
+
     @Test func mergingTheSameStateTwiceChangesNothing() throws {
         let a = try makeStore(dir, name: "a", device: 1)
         let b = try makeStore(dir, name: "b", device: 2)
