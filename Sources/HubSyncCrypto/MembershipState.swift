@@ -4,10 +4,12 @@
 /// does. A statement is accepted when its signature is valid, its parent (the issuer's own add)
 /// is accepted, and no effective removal of its issuer attacks it; a removal of X attacks every
 /// statement X issued except those in the removal's own ancestry (the chain of parents from the
-/// remover to the founder). Labels are found as a grounded fixpoint, so the result depends only
-/// on the set of statements, never on the order they arrived in. Removal wins: a removal that
-/// stays contested (two devices removing each other) still counts, and a removed device is
-/// never a member again, whatever adds name it later.
+/// remover to the founder), and a removal is attacked only by a removal whose issuer is at most
+/// as deep in the chain (so a removed device cannot undo its removal by a member closer to the
+/// founder by claiming it removed that member first). Labels are found as a grounded fixpoint,
+/// so the result depends only on the set of statements, never on the order they arrived in.
+/// Removal wins: a removal that stays contested (two devices at the same depth removing each
+/// other) still counts, and a removed device is never a member again, whatever adds name it.
 public struct MembershipState: Sendable {
     /// The group whose statements count; others are ignored.
     public let groupID: [UInt8]
@@ -90,7 +92,12 @@ public struct MembershipState: Sendable {
         while changed {
             changed = false
             for (hash, s) in statements where label[hash] == .undecided {
-                let attackers = (removalsOf[s.issuerDevice] ?? []).filter { !(ancestry[$0]?.contains(hash) ?? false) }
+                let attackers = (removalsOf[s.issuerDevice] ?? []).filter { attacker in
+                    let chain = ancestry[attacker] ?? []
+                    guard !chain.contains(hash) else { return false }
+                    // A removal is attacked only by a removal from a device at most as deep.
+                    return s.kind != .remove || chain.count <= (ancestry[hash]?.count ?? 0)
+                }
                 let support: Label
                 if s.kind == .genesis {
                     support = .accepted
