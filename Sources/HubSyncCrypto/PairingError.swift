@@ -27,6 +27,10 @@ public struct PairingError: Error, CustomStringConvertible, Sendable {
         public static let used = Code("used")
         /// An invite code could not be read.
         public static let invalidCode = Code("invalidCode")
+        /// The group files could not be read or written.
+        public static let storage = Code("storage")
+        /// The connection closed or timed out before the run ended.
+        public static let connection = Code("connection")
 
         /// The code's name.
         public var description: String { name }
