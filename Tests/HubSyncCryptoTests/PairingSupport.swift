@@ -30,14 +30,14 @@ enum PairingFixture {
         var m1 = joiner.start()
         alter(1, &m1)
         var m2: [UInt8]
-        do { m2 = try inviter.receive(m1) } catch { run.inviterError = error as? PairingError; return run }
+        do { m2 = try inviter.receive(m1) } catch { run.inviterError = error; return run }
         alter(2, &m2)
         var m3: [UInt8]
         do { m3 = try joiner.receive(m2) } catch {
-            run.joinerError = error as? PairingError
+            run.joinerError = error
             if run.joinerError?.code == .wrongCode {
                 do { _ = try inviter.receiveConfirmation(PairingJoiner.abortMessage) } catch {
-                    run.inviterError = error as? PairingError
+                    run.inviterError = error
                 }
             }
             return run
@@ -45,7 +45,7 @@ enum PairingFixture {
         alter(3, &m3)
         let joinerKey: PublicSigningKey
         do { joinerKey = try inviter.receiveConfirmation(m3).joinerKey } catch {
-            run.inviterError = error as? PairingError
+            run.inviterError = error
             return run
         }
         run.confirmedJoiner = joinerKey
@@ -53,7 +53,7 @@ enum PairingFixture {
         let add = MembershipStatement.add(joinerKey, by: founder, credential: genesis, time: 2)
         var m4 = inviter.sealGroup(secrets: secrets, statements: [genesis, add])
         alter(4, &m4)
-        do { run.joined = try joiner.receiveGroup(m4) } catch { run.joinerError = error as? PairingError }
+        do { run.joined = try joiner.receiveGroup(m4) } catch { run.joinerError = error }
         return run
     }
 
