@@ -47,6 +47,9 @@ extension Agent {
             try MembershipFiles.saveStatements(updated.sortedStatements, in: directory)
             return (secrets, updated.sortedStatements)
         }
+        // The add's record carries the address, so other members can dial the new device.
+        try await publish(statements.filter { $0.kind == .add && $0.subjectDevice == device },
+                          addresses: address.map { [device: $0] } ?? [:])
         _ = try await AsyncStore(store).run { try $0.addPeer(device, address: address) }
         peersChanged.store(true, ordering: .releasing)
         return (secrets, statements)
@@ -84,6 +87,18 @@ extension Agent {
         router.delete("v1/pairing/invites/:name") { _, context in
             desk.cancel(named: try context.parameters.require("name"))
             return json(["withdrawn": true])
+        }
+        router.delete("v1/pairing/household/:device") { [self] _, context in
+            let device: DeviceID
+            do { device = try DeviceID(parsing: try context.parameters.require("device")) } catch let e as DeviceIDError {
+                throw APIError(.badRequest, e.message)
+            }
+            let state: MembershipState
+            do { state = try await removeFromHousehold(device) } catch let e as PairingError {
+                throw APIError(e.code == .unknownInvite ? .notFound : e.code == .used ? .badRequest : .internalServerError, e.message)
+            }
+            guard let secrets = try? MembershipFiles.loadSecrets(in: directory) else { throw APIError(.internalServerError, "no household") }
+            return json(Self.householdJSON(secrets: secrets, state: state))
         }
         router.get("v1/pairing/household") { [self] _, _ in
             let loaded: (GroupSecrets, MembershipState)?

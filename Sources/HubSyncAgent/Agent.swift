@@ -80,7 +80,8 @@ public final class Agent: Sendable {
         let sync = SyncService(agent: self)
         let repair = RepairTimer(node: node, interval: configuration.repairInterval)
         var groupConfiguration = ServiceGroupConfiguration(
-            services: [.init(service: sync), .init(service: repair), .init(service: app)],
+            services: [.init(service: sync), .init(service: repair), .init(service: MembershipService(agent: self)),
+                       .init(service: app)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
         // A shutdown that hangs (a client holding a request open) is cut short.

@@ -35,6 +35,9 @@ public actor SecureWriter {
     private var busy = false
     private var waiting: [CheckedContinuation<Void, Never>] = []
 
+    /// Closes the connection (both directions): the session's reader then ends.
+    public func close() { outbound.finish() }
+
     /// Seals and writes one message. Callers take turns (first come, first served): the actor
     /// is reentrant at the write's await, and a later message sealed before an earlier one is
     /// written would reach the peer out of order and fail authentication there.

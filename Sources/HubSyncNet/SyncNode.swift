@@ -276,7 +276,11 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
 
     /// Ends the session with a peer (it was removed).
     public func disconnect(_ peer: DeviceID) async {
-        if let s = sessions.withLock({ $0[peer] }) { try? await s.writer.send(.goodbye(reason: "no longer trusted")) }
+        if let s = sessions.withLock({ $0[peer] }) {
+            try? await s.writer.send(.goodbye(reason: "no longer trusted"))
+            // Not left to the peer: a removed device may ignore the goodbye.
+            await s.writer.close()
+        }
     }
 
     public func session(_ session: SyncSession, didRequestChangesAfter sequence: Int64, from peer: DeviceID) {

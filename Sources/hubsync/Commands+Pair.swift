@@ -18,7 +18,7 @@ struct PairCommand: ParsableCommand {
             other and sync. A wrong code uses one of the invite's attempts (default 3); an invite \
             expires after 5 minutes. protocol/SPEC.md chapter 4 describes the exchange.
             """,
-        subcommands: [PairInvite.self, PairJoin.self, PairHousehold.self])
+        subcommands: [PairInvite.self, PairJoin.self, PairHousehold.self, PairRemove.self])
 }
 
 struct PairInvite: ParsableCommand {
@@ -224,4 +224,32 @@ func parseDuration(_ text: String) -> Int? {
         return Int(t.dropLast()).map { $0 * factor }
     }
     return Int(t)
+}
+
+struct PairRemove: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "remove",
+        abstract: "Remove a device from the household, on every member.",
+        discussion: """
+            Signs a removal statement through this device's running agent. It syncs to every \
+            member, which stops trusting the device and closes its sessions at once; the device \
+            cannot rejoin with the same identity. Members that the removed device had added are \
+            added again by this one. The group key moves to the next epoch here (handing the new \
+            key to the other members is not done yet).
+            """)
+    @OptionGroup var common: CommonOptions
+    @OptionGroup var output: OutputOptions
+    @Argument(help: "The device's ID.") var deviceID: String
+
+    func run() throws {
+        let device = try guarded { try DeviceID(parsing: deviceID) }
+        guard let agent = AgentClient.running(in: common.directory) else {
+            throw CLIError.failure("no agent runs on \(common.directory.path); start it with `hubsync run` so the "
+                + "removal reaches the other members at once")
+        }
+        let state = try agent.call("DELETE", "/v1/pairing/household/\(pathSegment(device.description))")
+        if output.json { printJSON(state); return }
+        let epoch = state.objectValue?["key_epoch"].map { JSON.serialize($0) } ?? "?"
+        print("Removed \(device) from the household (key epoch \(epoch))")
+    }
 }
