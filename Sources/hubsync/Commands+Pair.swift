@@ -52,13 +52,28 @@ struct PairInvite: ParsableCommand {
         guard let code = o["code"]?.stringValue, let name = o["name"]?.stringValue else {
             throw CLIError.failure("the agent answered an invite without a code: \(JSON.serialize(opened))")
         }
+        // Interrupted (handlers set before the code is shown): withdraw the invite, so the code stops working.
+        let signals = [SIGINT, SIGTERM].map { number -> any DispatchSourceSignal in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                _ = try? agent.call("DELETE", "/v1/pairing/invites/\(pathSegment(name))")
+                FileHandle.standardError.write(Data("hubsync: invite \(name) withdrawn\n".utf8))
+                Foundation.exit(130)
+            }
+            source.resume()
+            return source
+        }
+        defer { signals.forEach { $0.cancel() } }
         // Written unbuffered: whoever reads the code must see it before this command ends.
         var first = o
         first["event"] = "invite"
         FileHandle.standardOutput.write(Data(((output.json ? JSON.serialize(.object(first)) : code) + "\n").utf8))
         if !output.json {
-            FileHandle.standardError.write(Data(("Type this code on the new device: hubsync pair join \(code) --host "
-                + "THIS-DEVICE:PORT (valid \(ttl), \(attempts) attempts). Waiting…\n").utf8))
+            let listen = (try? agent.call("GET", "/v1/status"))?.objectValue?["listen"]?.stringValue ?? "HOST:PORT"
+            let host = listen.hasPrefix("0.0.0.0:") ? "THIS-DEVICE-ADDRESS:" + listen.dropFirst(8) : listen
+            FileHandle.standardError.write(Data(("On the new device: hubsync pair join \(code) --host \(host) "
+                + "(valid \(ttl), \(attempts) attempts). Waiting…\n").utf8))
         }
         var lastFailure: String?
         while true {

@@ -130,8 +130,20 @@ final class InviteProcess: @unchecked Sendable { // used from one test at a time
         #expect(r.stderr.contains("hubsync run"), "\(r.stderr)")
     }
 
+    @Test func anInterruptedInviteIsWithdrawn() throws {
+        let a = try AgentProcess(device("a")), b = try AgentProcess(device("b"))
+        let invite = try InviteProcess(a.device)
+        kill(invite.process.processIdentifier, SIGINT)
+        let outcome = try invite.finish(timeout: 10)
+        #expect(outcome.status == 130)
+        #expect(outcome.stderr.contains("withdrawn"), "\(outcome.stderr)")
+        let r = try b.device.run("pair", "join", invite.code, "--host", a.listen)
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("no open invite"), "\(r.stderr)")
+    }
+
     @Test func pairCommandsHaveHelp() throws {
-        for sub in ["invite", "join", "household"] {
+        for sub in ["invite", "join", "household", "remove"] {
             let r = try hubsync(["pair", sub, "--help"])
             #expect(r.status == 0)
             #expect(r.stdout.contains("--json"))
