@@ -74,7 +74,9 @@ public struct PairingInvite: Sendable {
     public mutating func finishAttempt(joined: DeviceID?, failure: String? = nil, now: UInt64) -> Bool {
         running = max(0, running - 1)
         if let joined {
-            guard state == .open, now < expiresAt else { refresh(now: now); return false }
+            // Admitted already: a run that confirmed while the invite was open counts even if the
+            // deadline passed while the member was being signed in.
+            guard state == .open else { return false }
             state = .joined(joined)
             return true
         }

@@ -88,19 +88,25 @@ public final class PairingDesk: Sendable {
             }
             let (joinerKey, details) = try inviter.receiveConfirmation(Array(message3.readableBytesView))
             let device = DeviceID(publicKey: joinerKey)
-            let accepted = invites.withLock { all -> Bool in
+            let stillOpen = invites.withLock { all -> Bool in
                 guard var invite = all[name] else { return false }
-                let ok = invite.finishAttempt(joined: device, now: clock())
+                invite.refresh(now: clock())
                 all[name] = invite
-                return ok
+                return invite.state == .open
             }
-            finished = true
-            guard accepted else {
+            guard stillOpen else {
                 throw PairingError(code: .expired, message: "the code matched but the invite \(name) expired "
                     + "or was used meanwhile; device \(device.short) was not added")
             }
             let address = details.listenPort != 0 ? remoteHost.map { Self.join(host: $0, port: details.listenPort) } : nil
+            // Admitted first: if that fails (say, the device was removed before), the attempt fails.
             let (secrets, statements) = try await admit(joinerKey, address)
+            invites.withLock { all in
+                guard var invite = all[name] else { return }
+                invite.finishAttempt(joined: device, now: clock())
+                all[name] = invite
+            }
+            finished = true
             try await outbound.write(ByteBuffer(bytes: inviter.sealGroup(secrets: secrets, statements: statements)))
             logger.info("a device joined through pairing", metadata: ["invite": "\(name)", "peer.id": "\(device)"])
         } catch {

@@ -43,7 +43,8 @@ import Testing
         try waitUntil("B back with A and C", timeout: 15) { b.isConnected(to: a) && b.isConnected(to: c) }
 
         // A removes C: A and B drop it, it cannot come back, and what it writes stays with it.
-        let removed = try a.device.ok("pair", "remove", c.id, "--json").json?.objectValue ?? [:]
+        // `peers remove` of a household member is a household removal (so is `pair remove`).
+        let removed = try a.device.ok("peers", "remove", c.id, "--json").json?.objectValue ?? [:]
         #expect(removed["removed"]?.arrayValue == [.string(c.id)])
         #expect(removed["key_epoch"] == 1)
         try waitUntil("A and B dropped C", timeout: 5) {
@@ -65,5 +66,7 @@ import Testing
         #expect(a.record("memories", "after-removal") == nil)
         #expect(b.record("memories", "after-removal") == nil)
         #expect(!a.isConnected(to: c) && !b.isConnected(to: c))
+        let again = try a.device.run("pair", "remove", c.id)
+        #expect(again.status == 1 && again.stderr.contains("removed already"), "\(again.stderr)")
     }
 }

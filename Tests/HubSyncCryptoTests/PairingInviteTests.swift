@@ -67,9 +67,11 @@ import Testing
         #expect(invite.attemptsLeft == 3)
     }
 
-    @Test func aJoinAfterTheDeadlineIsRefused() {
+    @Test func aJoinAfterTheInviteExpiredIsRefused() {
         var invite = PairingInvite(code: PairingFixture.code(), now: 0, ttlMillis: 5_000, attempts: 3)
         #expect(invite.beginAttempt(now: 4_999) == .proceed(attemptsLeft: 2))
+        invite.refresh(now: 5_001)
+        #expect(invite.state == .expired)
         let device = DeviceID(publicKey: SigningKey.generate().publicKey)
         let accepted = invite.finishAttempt(joined: device, now: 5_001)
         #expect(!accepted)
