@@ -41,7 +41,13 @@ extension Agent {
         let records = try await AsyncStore(store).run { try $0.list(HubCollection.devices.rawValue) }
         var fromRecords: [MembershipStatement] = []
         var hints: [DeviceID: String] = [:]
+        var grants: [MembershipKeyGrant] = []
         for record in records {
+            if let text = record.visibleFields["grant"]?.stringValue, let bytes = Hex.decode(text),
+               let grant = try? MembershipKeyGrant(encoded: bytes) {
+                grants.append(grant)
+                continue
+            }
             guard let text = record.visibleFields["statement"]?.stringValue, let bytes = Hex.decode(text),
                   let statement = try? MembershipStatement(encoded: bytes) else { continue }
             fromRecords.append(statement)
@@ -57,6 +63,7 @@ extension Agent {
             return (state, state.sortedStatements.filter { !recorded.contains(Hex.encode($0.hash)) })
         }
         try await publish(unpublished)
+        try await applyKeyGrants(grants, state: state, secrets: secrets)
 
         let me = identity.deviceID
         let peers = try await AsyncStore(store).run { try $0.peers() }
@@ -80,8 +87,8 @@ extension Agent {
     }
 
     /// Removes `device` from the household: signs the removal, re-adds the members whose chain
-    /// ran through it, rotates the group key (a stub: the new key is not sent to the others yet)
-    /// and applies the result at once.
+    /// ran through it, grants a fresh group key to every remaining member and applies the
+    /// result at once.
     func removeFromHousehold(_ device: DeviceID) async throws -> MembershipState {
         let directory = self.directory
         let (state, issued) = try Self.householdLock.withLock { _ -> (MembershipState, [MembershipStatement]) in
@@ -109,12 +116,57 @@ extension Agent {
                 after.insert([add])
             }
             try MembershipFiles.saveStatements(after.sortedStatements, in: directory)
-            try MembershipFiles.saveSecrets(secrets.rotate(), in: directory)
             return (after, issued)
         }
         try await publish(issued)
+        try await grantNewKey(state: state)
         try await reconcileMembership()
         return state
+    }
+
+    /// Draws a fresh group key for the state's epoch and grants it to every member, this
+    /// device included; returns the grants written.
+    @discardableResult
+    func grantNewKey(state: MembershipState) async throws -> [MembershipKeyGrant] {
+        let key = SymmetricKey.random(byteCount: 32)
+        let grants = state.members.values.map {
+            MembershipKeyGrant.make(key: key, epoch: state.keyEpoch, groupID: state.groupID, recipient: $0,
+                                    issuer: identity.signingKey)
+        }
+        let stamp = Stamp(time: Timestamp(millis: Store.systemClock(), counter: 0), device: identity.deviceID)
+        let records = grants.map { grant -> RecordState in
+            let bytes = grant.encoded()
+            var record = RecordState(key: RecordKey(collection: HubCollection.devices.rawValue,
+                                                    id: "grant-" + Hex.encode(Blake2b.hash(bytes, outputLength: 32))))
+            record.undelete(stamp: stamp)
+            record.write(field: "grant", value: .string(Hex.encode(bytes)), stamp: stamp)
+            return record
+        }
+        _ = try await AsyncStore(store).run { try $0.merge(records) }
+        logger.info("granted a new group key", metadata: ["epoch": "\(state.keyEpoch)", "members": "\(grants.count)"])
+        return grants
+    }
+
+    /// Holds the key of the current grant (the highest epoch, then the smallest issuer). When
+    /// the household's epoch is past every grant (removals made concurrently on two members),
+    /// the member with the smallest device ID grants a new key for it.
+    func applyKeyGrants(_ grants: [MembershipKeyGrant], state: MembershipState, secrets: GroupSecrets) async throws {
+        let me = identity.deviceID
+        guard state.isMember(me) else { return }
+        let current = state.currentGrant(for: me, among: grants)
+        if state.keyEpoch > (current?.epoch ?? 0), state.members.keys.min() == me,
+           !grants.contains(where: { $0.issuerDevice == me && $0.epoch == state.keyEpoch }) {
+            let issued = try await grantNewKey(state: state)
+            return try await applyKeyGrants(grants + issued, state: state, secrets: secrets)
+        }
+        guard let current, let key = current.open(with: identity.signingKey),
+              current.epoch != secrets.keyEpoch || key != secrets.groupKey else { return }
+        let directory = self.directory
+        try Self.householdLock.withLock { _ in
+            try MembershipFiles.saveSecrets(GroupSecrets(groupID: secrets.groupID, groupKey: key, keyEpoch: current.epoch,
+                                                         recoveryPublicKey: secrets.recoveryPublicKey), in: directory)
+        }
+        logger.info("holding the group key of a new epoch", metadata: ["epoch": "\(current.epoch)", "issuer": "\(current.issuerDevice.short)"])
     }
 
     /// Keeps membership applied: at start, on every change to the `devices` collection, and

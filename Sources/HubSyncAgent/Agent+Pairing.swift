@@ -129,6 +129,9 @@ extension Agent {
         [
             "group_id": .string(Hex.encode(secrets.groupID)),
             "key_epoch": .int(Int64(state.keyEpoch)),
+            // The epoch and a fingerprint of the group key this device holds (not the key).
+            "held_key_epoch": .int(Int64(secrets.keyEpoch)),
+            "held_key_id": .string(Hex.encode(Blake2b.hash("hubsync-key-id", outputLength: 16, key: secrets.groupKey).prefix(8))),
             "founder": state.founder.map { .string($0.description) } ?? .null,
             "members": .array(state.members.keys.sorted().map { .string($0.description) }),
             "removed": .array(state.removed.sorted().map { .string($0.description) }),

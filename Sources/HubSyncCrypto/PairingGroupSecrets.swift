@@ -57,10 +57,9 @@ public struct GroupSecrets: Sendable, Equatable {
         GroupSecrets(groupID: groupID, groupKey: .random(byteCount: 32), keyEpoch: 0, recoveryPublicKey: recoveryPublicKey)
     }
 
-    /// The secrets after a removal: the next epoch with a fresh key.
+    /// The same group at the next epoch with a fresh random key.
     ///
-    /// A stub of key rotation: it only draws a new random key and moves the epoch; handing the
-    /// new key to the remaining members is not done yet.
+    /// The agent hands keys to members with ``MembershipKeyGrant`` (protocol/SPEC.md 4.8).
     public func rotate() -> GroupSecrets {
         GroupSecrets(groupID: groupID, groupKey: .random(byteCount: 32), keyEpoch: keyEpoch + 1,
                      recoveryPublicKey: recoveryPublicKey)

@@ -43,6 +43,8 @@ import Testing
         try waitUntil("B back with A and C", timeout: 15) { b.isConnected(to: a) && b.isConnected(to: c) }
 
         // A removes C: A and B drop it, it cannot come back, and what it writes stays with it.
+        let keyBefore = try household(a)["held_key_id"]
+        #expect(try household(b)["held_key_id"] == keyBefore && household(c)["held_key_id"] == keyBefore)
         // `peers remove` of a household member is a household removal (so is `pair remove`).
         let removed = try a.device.ok("peers", "remove", c.id, "--json").json?.objectValue ?? [:]
         #expect(removed["removed"]?.arrayValue == [.string(c.id)])
@@ -52,6 +54,13 @@ import Testing
             return gone && !a.isConnected(to: c) && !b.isConnected(to: c)
         }
         #expect(try household(b)["removed"]?.arrayValue == [.string(c.id)])
+        // The group key rotated: A and B hold the new one, C still the old one.
+        try waitUntil("A and B hold the key of epoch 1", timeout: 5) {
+            let onA = try household(a), onB = try household(b)
+            return onA["held_key_epoch"] == 1 && onB["held_key_epoch"] == 1 && onA["held_key_id"] == onB["held_key_id"]
+        }
+        #expect(try household(a)["held_key_id"] != keyBefore)
+        #expect(try household(c)["held_key_id"] == keyBefore)
         try c.api("PATCH", "/v1/records/memories/after-removal", ["text": "must not leave C"])
         // B restarted on a new port: tell C where it is now, as discovery would.
         try c.device.ok("peers", "add", b.id, "--address", b.listen)
