@@ -142,6 +142,21 @@ final class InviteProcess: @unchecked Sendable { // used from one test at a time
         #expect(r.stderr.contains("no open invite"), "\(r.stderr)")
     }
 
+    @Test func malformedPairingRequestsCloseOnlyThatConnection() throws {
+        let a = try AgentProcess(device("a")), b = try AgentProcess(device("b"))
+        let invite = try InviteProcess(a.device, "--attempts", "3")
+        let port = UInt16(a.listen.split(separator: ":").last!)!
+        let name = Array(invite.code.prefix(4).utf8)
+        // A pairing first byte with garbage, a wrong version, and a cut message 1 naming the invite.
+        for request in [[0x50, 0xFF, 0x00], [0x50, 9, 4] + name, [0x50, 1, 4] + name + [1, 2, 3]] as [[UInt8]] {
+            let frame = [0, 0, 0, UInt8(request.count)] + request
+            #expect(try sendRaw(frame, port: port), "\(request) was not closed")
+        }
+        // None of them started an attempt; the invite still works.
+        try b.device.ok("pair", "join", invite.code, "--host", a.listen)
+        #expect(try invite.finish(timeout: 10).status == 0)
+    }
+
     @Test func pairCommandsHaveHelp() throws {
         for sub in ["invite", "join", "household", "remove"] {
             let r = try hubsync(["pair", sub, "--help"])
