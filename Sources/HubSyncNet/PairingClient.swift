@@ -23,8 +23,11 @@ public enum PairingClient {
                     channel.eventLoop.makeCompletedFuture { try SyncNode.configure(channel) }
                 }
         } catch {
-            throw NetError(.closed, "cannot reach the inviting device at \(address): \(error); check the address "
-                + "and that its agent runs (`hubsync run`)")
+            let text = "\(error)"
+            let reason = ["Connection refused": "connection refused", "timed out": "no answer within 5 s",
+                          "No route": "no route to the host"].first { text.contains($0.key) }?.value ?? text
+            throw NetError(.closed, "cannot reach the inviting device at \(address) (\(reason)); check the address "
+                + "(`listen` in `hubsync status` there) and that its agent runs (`hubsync run`)")
         }
         let raw = channel.channel
         let deadline = Task {
