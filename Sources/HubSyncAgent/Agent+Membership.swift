@@ -78,7 +78,7 @@ extension Agent {
         }
         for device in state.removed where known[device] != nil || node.status().contains(where: { $0.device == device && $0.connected }) {
             _ = try await AsyncStore(store).run { try $0.removePeer(device) }
-            await node.disconnect(device)
+            await node.closeSession(with: device)
             logger.info("dropped a device removed from the household", metadata: ["peer.id": "\(device)"])
             changed = true
         }

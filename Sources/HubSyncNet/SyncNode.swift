@@ -41,6 +41,14 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
     /// Lets the listener serve pairing runs with `desk` (nil: refuse them).
     public func servePairing(with desk: PairingDesk?) { pairingDesk.withLock { $0 = desk } }
 
+    /// Ends the session with a device removed from the household: says goodbye, then closes
+    /// the connection without waiting for the peer (a removed device may ignore the goodbye).
+    public func closeSession(with peer: DeviceID) async {
+        guard let session = sessions.withLock({ $0[peer] }) else { return }
+        _ = try? await session.writer.send(.goodbye(reason: "removed from the household"))
+        await session.writer.close()
+    }
+
     public init(identity: Identity, store: Store, logger: Logger, group: MultiThreadedEventLoopGroup = .singleton) {
         self.identity = identity
         self.store = AsyncStore(store)
@@ -276,11 +284,7 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
 
     /// Ends the session with a peer (it was removed).
     public func disconnect(_ peer: DeviceID) async {
-        if let s = sessions.withLock({ $0[peer] }) {
-            try? await s.writer.send(.goodbye(reason: "no longer trusted"))
-            // Not left to the peer: a removed device may ignore the goodbye.
-            await s.writer.close()
-        }
+        if let s = sessions.withLock({ $0[peer] }) { try? await s.writer.send(.goodbye(reason: "no longer trusted")) }
     }
 
     public func session(_ session: SyncSession, didRequestChangesAfter sequence: Int64, from peer: DeviceID) {
