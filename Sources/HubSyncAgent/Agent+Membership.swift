@@ -154,7 +154,8 @@ extension Agent {
         let me = identity.deviceID
         guard state.isMember(me) else { return }
         let current = state.currentGrant(for: me, among: grants)
-        if state.keyEpoch > (current?.epoch ?? 0), state.members.keys.min() == me,
+        // A device that joined after a rotation holds the current key from its inviter, not a grant.
+        if state.keyEpoch > max(current?.epoch ?? 0, secrets.keyEpoch), state.members.keys.min() == me,
            !grants.contains(where: { $0.issuerDevice == me && $0.epoch == state.keyEpoch }) {
             let issued = try await grantNewKey(state: state)
             return try await applyKeyGrants(grants + issued, state: state, secrets: secrets)

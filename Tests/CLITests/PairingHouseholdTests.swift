@@ -77,5 +77,15 @@ import Testing
         #expect(!a.isConnected(to: c) && !b.isConnected(to: c))
         let again = try a.device.run("pair", "remove", c.id)
         #expect(again.status == 1 && again.stderr.contains("removed already"), "\(again.stderr)")
+
+        // A device joining after the rotation gets the current key, and nobody rotates again.
+        let keyNow = try household(a)["held_key_id"]
+        let d = try AgentProcess(device("d"))
+        try join(d, through: a)
+        try waitUntil("D connected to B through the synced membership", timeout: 15) { b.isConnected(to: d) }
+        for x in [a, b, d] {
+            let h = try household(x)
+            #expect(h["held_key_epoch"] == 1 && h["held_key_id"] == keyNow, "\(x.device.data)")
+        }
     }
 }
