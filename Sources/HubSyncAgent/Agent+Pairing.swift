@@ -73,7 +73,14 @@ extension Agent {
             if case .int(let n) = body["attempts"] ?? .null { attempts = n }
             guard ttl >= 1, ttl <= 86_400 else { throw APIError(.badRequest, "\"ttl_seconds\" must be 1 to 86400") }
             guard attempts >= 1, attempts <= 100 else { throw APIError(.badRequest, "\"attempts\" must be 1 to 100") }
-            do { _ = try loadOrFoundHousehold() } catch let e as PairingError { throw APIError(.internalServerError, e.message) }
+            let household: MembershipState
+            do { household = try loadOrFoundHousehold().1 } catch let e as PairingError {
+                throw APIError(.internalServerError, e.message)
+            }
+            guard household.isMember(identity.deviceID) else {
+                throw APIError(.conflict, "this device is no longer a member of its household (it was removed), "
+                    + "so it cannot invite others; pair it again with a new identity")
+            }
             let invite = desk.open(ttlMillis: UInt64(ttl) * 1000, attempts: Int(attempts))
             var answer = Self.inviteJSON(invite)
             answer["code"] = .string(invite.code.text)
