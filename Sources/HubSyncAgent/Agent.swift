@@ -66,8 +66,12 @@ public final class Agent: Sendable {
         guard ["127.0.0.1", "localhost", "::1"].contains(apiHost) else {
             throw ValidationFailure("the local API listens on loopback only; got \(apiHost)")
         }
+        let router = api.router()
+        let desk = makePairingDesk()
+        node.servePairing(with: desk)
+        addPairingRoutes(to: router, desk: desk)
         let app = Application(
-            router: api.router(),
+            router: router,
             configuration: .init(address: .hostname(apiHost, port: apiPort), serverName: "hubsync"),
             onServerRunning: { [self] channel in
                 markReady(api: channel.localAddress.map(Self.text) ?? configuration.api)
@@ -76,7 +80,8 @@ public final class Agent: Sendable {
         let sync = SyncService(agent: self)
         let repair = RepairTimer(node: node, interval: configuration.repairInterval)
         var groupConfiguration = ServiceGroupConfiguration(
-            services: [.init(service: sync), .init(service: repair), .init(service: app)],
+            services: [.init(service: sync), .init(service: repair), .init(service: MembershipService(agent: self)),
+                       .init(service: app)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
         // A shutdown that hangs (a client holding a request open) is cut short.

@@ -35,6 +35,9 @@ public actor SecureWriter {
     private var busy = false
     private var waiting: [CheckedContinuation<Void, Never>] = []
 
+    /// Closes the connection (both directions): the session's reader then ends.
+    public func close() { outbound.finish() }
+
     /// Seals and writes one message. Callers take turns (first come, first served): the actor
     /// is reentrant at the write's await, and a later message sealed before an earlier one is
     /// written would reach the peer out of order and fail authentication there.
@@ -127,8 +130,17 @@ enum SecureHandshake {
                         outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
                         accept: (DeviceID) async throws -> Void) async throws -> (DeviceID, SecureReader, SecureWriter) {
         var iterator = inbound.makeAsyncIterator()
-        var hs = HandshakeResponder(identity: identity)
         let msg1 = try await readFrame(&iterator)
+        return try await respond(identity: identity, message1: msg1, iterator: iterator, outbound: outbound, accept: accept)
+    }
+
+    /// The accepting side, once the listener has read message 1 (to tell it from a pairing run).
+    static func respond(identity: SigningKey, message1 msg1: [UInt8],
+                        iterator: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator,
+                        outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
+                        accept: (DeviceID) async throws -> Void) async throws -> (DeviceID, SecureReader, SecureWriter) {
+        var iterator = iterator
+        var hs = HandshakeResponder(identity: identity)
         let msg2: [UInt8]
         do { msg2 = try hs.receive(msg1) } catch { throw NetError(.handshakeFailed, "handshake failed: \(error)") }
         try await outbound.write(ByteBuffer(bytes: msg2))

@@ -37,6 +37,19 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
     /// Untrusted devices that tried to connect, with the time: status names them.
     let refused = Mutex<[DeviceID: UInt64]>([:])
     let listenAddress = Mutex<SocketAddress?>(nil)
+    /// Serves pairing runs on the listener, when set (protocol/SPEC.md 4.2).
+    let pairingDesk = Mutex<PairingDesk?>(nil)
+
+    /// Lets the listener serve pairing runs with `desk` (nil: refuse them).
+    public func servePairing(with desk: PairingDesk?) { pairingDesk.withLock { $0 = desk } }
+
+    /// Ends the session with a device removed from the household: says goodbye, then closes
+    /// the connection without waiting for the peer (a removed device may ignore the goodbye).
+    public func closeSession(with peer: DeviceID) async {
+        guard let session = sessions.withLock({ $0[peer] }) else { return }
+        _ = try? await session.writer.send(.goodbye(reason: "removed from the household"))
+        await session.writer.close()
+    }
 
     public init(identity: Identity, store: Store, logger: Logger, group: MultiThreadedEventLoopGroup = .singleton) {
         self.identity = identity
@@ -163,11 +176,27 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
                         throw NetError(.untrusted, "device \(device) is not trusted; add it with `hubsync peers add \(device)`")
                     }
                 }
-                let (peer, reader, writer) = initiator
-                    ? try await SecureHandshake.initiate(identity: identity.signingKey, inbound: inbound,
-                                                         outbound: outbound, accept: accept)
-                    : try await SecureHandshake.respond(identity: identity.signingKey, inbound: inbound,
-                                                        outbound: outbound, accept: accept)
+                let (peer, reader, writer): (DeviceID, SecureReader, SecureWriter)
+                if initiator {
+                    (peer, reader, writer) = try await SecureHandshake.initiate(
+                        identity: identity.signingKey, inbound: inbound, outbound: outbound, accept: accept)
+                } else {
+                    // The first frame's first byte tells a pairing run from a session handshake.
+                    var iterator = inbound.makeAsyncIterator()
+                    let first = try await SecureHandshake.readFrame(&iterator)
+                    if first.first == Pairing.firstByte {
+                        guard let desk = pairingDesk.withLock({ $0 }) else {
+                            try await outbound.write(ByteBuffer(bytes: PairingInviter.refusal(.unknownInvite)))
+                            return
+                        }
+                        try await desk.serve(first: first, iterator: &iterator, outbound: outbound,
+                                             remoteHost: raw.remoteAddress?.ipAddress)
+                        deadline.cancel()
+                        return
+                    }
+                    (peer, reader, writer) = try await SecureHandshake.respond(
+                        identity: identity.signingKey, message1: first, iterator: iterator, outbound: outbound, accept: accept)
+                }
                 deadline.cancel()
                 let session = SyncSession(peer: peer, isInitiator: initiator, store: store, writer: writer,
                                           logger: logger, delegate: self)

@@ -121,6 +121,14 @@ struct PeersRemove: ParsableCommand {
 
     func run() throws {
         let device = try guarded { try DeviceID(parsing: deviceID) }
+        // A household member is removed from the household, on every member (protocol/SPEC.md 4.8).
+        if let agent = AgentClient.running(in: common.directory),
+           (try? agent.client.request("GET", "/v1/pairing/household"))?.body.objectValue?["members"]?.arrayValue?
+               .contains(.string(device.description)) == true {
+            let state = try agent.call("DELETE", "/v1/pairing/household/\(pathSegment(device.description))")
+            if output.json { printJSON(state) } else { print("Removed \(device) from the household") }
+            return
+        }
         if let agent = AgentClient.running(in: common.directory) {
             _ = try agent.call("DELETE", "/v1/peers/\(pathSegment(device.description))")
         } else {

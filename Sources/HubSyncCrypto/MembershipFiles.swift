@@ -1,0 +1,80 @@
+import Foundation
+
+/// Where a device keeps its household while pairing runs on its own files.
+///
+/// `pairing-group.key` holds the ``GroupSecrets`` encoding (104 bytes, mode 0600);
+/// `membership.statements` holds the known statements, 217 bytes each, in hash order. Both are
+/// replaced atomically (write a temporary file, fsync, rename). An interim home: the household
+/// key file that another part of HubSync introduces is meant to take over the secrets.
+public enum MembershipFiles {
+    /// The group secrets file's name.
+    public static let secretsFileName = "pairing-group.key"
+    /// The statements file's name.
+    public static let statementsFileName = "membership.statements"
+
+    /// The saved group secrets, or nil when this device has no household yet.
+    public static func loadSecrets(in directory: String) throws(PairingError) -> GroupSecrets? {
+        let path = directory + "/" + secretsFileName
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        do {
+            return try GroupSecrets(encoded: SecureBytes(copying: data))
+        } catch {
+            throw PairingError(code: .storage, message: "\(path) is damaged (\(error.message)); "
+                + "restore it from a backup or pair this device again")
+        }
+    }
+
+    /// Saves the group secrets (mode 0600).
+    public static func saveSecrets(_ secrets: GroupSecrets, in directory: String) throws(PairingError) {
+        let bytes = secrets.encoded().withUnsafeBytes { Array($0) }
+        try write(bytes, to: directory + "/" + secretsFileName, mode: 0o600)
+    }
+
+    /// The saved statements (empty when there are none).
+    public static func loadStatements(in directory: String) throws(PairingError) -> [MembershipStatement] {
+        let path = directory + "/" + statementsFileName
+        guard let data = FileManager.default.contents(atPath: path) else { return [] }
+        let bytes = [UInt8](data)
+        guard bytes.count % MembershipStatement.byteCount == 0 else {
+            throw PairingError(code: .storage, message: "\(path) has \(bytes.count) bytes, not a whole number of "
+                + "statements; restore it from a backup or pair this device again")
+        }
+        var out: [MembershipStatement] = []
+        for start in stride(from: 0, to: bytes.count, by: MembershipStatement.byteCount) {
+            out.append(try MembershipStatement(encoded: bytes[start..<(start + MembershipStatement.byteCount)]))
+        }
+        return out
+    }
+
+    /// Saves statements (replacing the file).
+    public static func saveStatements(_ statements: [MembershipStatement], in directory: String) throws(PairingError) {
+        try write(statements.flatMap { $0.encoded() }, to: directory + "/" + statementsFileName, mode: 0o644)
+    }
+
+    /// The household as saved: its secrets and the state of its statements, or nil.
+    public static func load(in directory: String) throws(PairingError) -> (GroupSecrets, MembershipState)? {
+        guard let secrets = try loadSecrets(in: directory) else { return nil }
+        return (secrets, MembershipState(groupID: secrets.groupID, statements: try loadStatements(in: directory)))
+    }
+
+    private static func write(_ bytes: [UInt8], to path: String, mode: mode_t) throws(PairingError) {
+        let temporary = path + ".tmp-" + String(UInt64.random(in: .min ... .max), radix: 16)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL, mode)
+        guard fd >= 0 else {
+            throw PairingError(code: .storage, message: "cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+        var written = 0
+        while written < bytes.count {
+            let n = bytes.withUnsafeBytes { Foundation.write(fd, $0.baseAddress! + written, bytes.count - written) }
+            guard n > 0 else { break }
+            written += n
+        }
+        let synced = fsync(fd) == 0
+        close(fd)
+        guard written == bytes.count, synced, rename(temporary, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary)
+            throw PairingError(code: .storage, message: "cannot write \(path): \(reason)")
+        }
+    }
+}

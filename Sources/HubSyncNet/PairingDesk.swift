@@ -1,0 +1,129 @@
+import Foundation
+public import HubSyncCrypto
+public import Logging
+import NIOCore
+import Synchronization
+
+/// The inviting side of pairing on a listener: the open invites and the runs against them
+/// (protocol/SPEC.md 4.1-4.4).
+///
+/// The sync listener hands it every connection whose first frame starts with
+/// ``Pairing/firstByte``. `admit` is called once a joiner's key is confirmed: it records the
+/// new member (signs its add, saves it, trusts the device) and returns what the joiner gets.
+public final class PairingDesk: Sendable {
+    /// Records a confirmed joiner; `address` is where its agent listens, when it said.
+    public typealias Admit = @Sendable (_ joiner: PublicSigningKey, _ address: String?) async throws
+        -> (secrets: GroupSecrets, statements: [MembershipStatement])
+
+    let identity: SigningKey
+    let logger: Logger
+    let admit: Admit
+    let clock: @Sendable () -> UInt64
+    let invites = Mutex<[String: PairingInvite]>([:])
+
+    /// A desk for `identity` that calls `admit` for each confirmed joiner.
+    public init(identity: SigningKey, logger: Logger,
+                clock: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) },
+                admit: @escaping Admit) {
+        self.identity = identity
+        self.logger = logger
+        self.clock = clock
+        self.admit = admit
+    }
+
+    /// Opens a new invite with a fresh code whose name no other invite here uses.
+    public func open(ttlMillis: UInt64, attempts: Int) -> PairingInvite {
+        let now = clock()
+        return invites.withLock { all in
+            var code = InviteCode.generate()
+            while all[code.name] != nil { code = InviteCode.generate() }
+            let invite = PairingInvite(code: code, now: now, ttlMillis: ttlMillis, attempts: attempts)
+            all[code.name] = invite
+            return invite
+        }
+    }
+
+    /// The invite named `name`, brought up to date (expired when its time is up).
+    public func invite(named name: String) -> PairingInvite? {
+        let now = clock()
+        return invites.withLock { all in
+            guard var invite = all[name] else { return nil }
+            invite.refresh(now: now)
+            all[name] = invite
+            return invite
+        }
+    }
+
+    /// Forgets an invite (its inviter gave up).
+    public func cancel(named name: String) {
+        _ = invites.withLock { $0.removeValue(forKey: name) }
+    }
+
+    /// Runs the inviter's side on a connection whose first frame was `first`.
+    func serve(first: [UInt8], iterator: inout NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator,
+               outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, remoteHost: String?) async throws {
+        let opening = try Pairing.Opening(message1: first)
+        let name = opening.inviteName
+        let now = clock()
+        let (start, code) = invites.withLock { all -> (PairingInvite.Start, InviteCode?) in
+            guard var invite = all[name] else { return (.refused(.unknownInvite), nil) }
+            let start = invite.beginAttempt(now: now)
+            all[name] = invite
+            return (start, invite.code)
+        }
+        guard case .proceed(let attemptsLeft) = start, let code else {
+            if case .refused(let status) = start {
+                logger.info("pairing refused", metadata: ["invite": "\(name)", "status": "\(status)"])
+                try await outbound.write(ByteBuffer(bytes: PairingInviter.refusal(status)))
+            }
+            return
+        }
+        var inviter = PairingInviter(identity: identity, code: code, attemptsLeft: attemptsLeft)
+        var finished = false
+        do {
+            try await outbound.write(ByteBuffer(bytes: try inviter.receive(first)))
+            guard let message3 = try await iterator.next() else {
+                throw PairingError(code: .connection, message: "the joining device closed the connection "
+                    + "before confirming the code (\(attemptsLeft) attempts left)")
+            }
+            let (joinerKey, details) = try inviter.receiveConfirmation(Array(message3.readableBytesView))
+            let device = DeviceID(publicKey: joinerKey)
+            let stillOpen = invites.withLock { all -> Bool in
+                guard var invite = all[name] else { return false }
+                invite.refresh(now: clock())
+                all[name] = invite
+                return invite.state == .open
+            }
+            guard stillOpen else {
+                throw PairingError(code: .expired, message: "the code matched but the invite \(name) expired "
+                    + "or was used meanwhile; device \(device.short) was not added")
+            }
+            let address = details.listenPort != 0 ? remoteHost.map { Self.join(host: $0, port: details.listenPort) } : nil
+            // Admitted first: if that fails (say, the device was removed before), the attempt fails.
+            let (secrets, statements) = try await admit(joinerKey, address)
+            invites.withLock { all in
+                guard var invite = all[name] else { return }
+                invite.finishAttempt(joined: device, now: clock())
+                all[name] = invite
+            }
+            finished = true
+            try await outbound.write(ByteBuffer(bytes: inviter.sealGroup(secrets: secrets, statements: statements)))
+            logger.info("a device joined through pairing", metadata: ["invite": "\(name)", "peer.id": "\(device)"])
+        } catch {
+            if !finished {
+                let message = (error as? PairingError)?.message ?? "\(error)"
+                invites.withLock { all in
+                    guard var invite = all[name] else { return }
+                    invite.finishAttempt(joined: nil, failure: message, now: clock())
+                    all[name] = invite
+                }
+            }
+            logger.info("pairing attempt failed", metadata: ["invite": "\(name)", "reason": "\(error)"])
+            throw error
+        }
+    }
+
+    static func join(host: String, port: UInt16) -> String {
+        (host.contains(":") ? "[\(host)]" : host) + ":\(port)"
+    }
+}

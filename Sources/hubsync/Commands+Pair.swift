@@ -1,0 +1,270 @@
+import ArgumentParser
+import Foundation
+import HubSyncAgent
+import HubSyncCore
+import HubSyncCrypto
+import HubSyncNet
+import HubSyncStore
+
+struct PairCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pair",
+        abstract: "Bring a device into the household with a short code.",
+        discussion: """
+            On a member: `hubsync pair invite` prints a code such as ABCD-1234-5678 and waits. On the \
+            new device: `hubsync pair join ABCD-1234-5678 --host HOST:PORT` (the member's sync \
+            address). The two devices run CPace with the code, confirm it both ways, and the new \
+            device receives the household's secrets and signed membership; both then trust each \
+            other and sync. A wrong code uses one of the invite's attempts (default 3); an invite \
+            expires after 5 minutes. protocol/SPEC.md chapter 4 describes the exchange.
+            """,
+        subcommands: [PairInvite.self, PairJoin.self, PairHousehold.self, PairRemove.self])
+}
+
+struct PairInvite: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "invite",
+        abstract: "Open an invite on this device's running agent, print its code and wait for a device to join.",
+        discussion: """
+            Prints the code alone on the first line of standard output (with --json: a JSON object \
+            holding it), then waits. Exit status: 0 once a device joined; 1 when the invite expired \
+            or ran out of attempts (each on its own message), or the agent is not running.
+            """)
+    @OptionGroup var common: CommonOptions
+    @OptionGroup var output: OutputOptions
+    @Option(help: ArgumentHelp("How long the invite stays open: seconds, or with a unit (90s, 5m, 1h).", valueName: "DURATION"))
+    var ttl: String = "5m"
+    @Option(help: "How many tries the code allows (a wrong code uses one).") var attempts: Int = 3
+
+    func run() throws {
+        guard let seconds = parseDuration(ttl), seconds >= 1, seconds <= 86_400 else {
+            throw CLIError.usage("--ttl \(ttl) is not a duration from 1 s to 24 h (e.g. 90s, 5m, 1h)")
+        }
+        guard (1...100).contains(attempts) else { throw CLIError.usage("--attempts must be 1 to 100") }
+        _ = try common.directory.identity()
+        guard let agent = AgentClient.running(in: common.directory) else {
+            throw CLIError.failure("no agent runs on \(common.directory.path); the agent hosts the invite, so start "
+                + "it first with `hubsync run --data \(common.directory.path)`")
+        }
+        let opened = try agent.call("POST", "/v1/pairing/invites",
+                                    body: ["ttl_seconds": .int(Int64(seconds)), "attempts": .int(Int64(attempts))])
+        let o = opened.objectValue ?? [:]
+        guard let code = o["code"]?.stringValue, let name = o["name"]?.stringValue else {
+            throw CLIError.failure("the agent answered an invite without a code: \(JSON.serialize(opened))")
+        }
+        // Interrupted (handlers set before the code is shown): withdraw the invite, so the code stops working.
+        let signals = [SIGINT, SIGTERM].map { number -> any DispatchSourceSignal in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                _ = try? agent.call("DELETE", "/v1/pairing/invites/\(pathSegment(name))")
+                FileHandle.standardError.write(Data("hubsync: invite \(name) withdrawn\n".utf8))
+                Foundation.exit(130)
+            }
+            source.resume()
+            return source
+        }
+        defer { signals.forEach { $0.cancel() } }
+        // Written unbuffered: whoever reads the code must see it before this command ends.
+        var first = o
+        first["event"] = "invite"
+        FileHandle.standardOutput.write(Data(((output.json ? JSON.serialize(.object(first)) : code) + "\n").utf8))
+        if !output.json {
+            let listen = (try? agent.call("GET", "/v1/status"))?.objectValue?["listen"]?.stringValue ?? "HOST:PORT"
+            let host = listen.hasPrefix("0.0.0.0:") ? "THIS-DEVICE-ADDRESS:" + listen.dropFirst(8) : listen
+            FileHandle.standardError.write(Data(("On the new device: hubsync pair join \(code) --host \(host) "
+                + "(valid \(ttl), \(attempts) attempts). Waiting…\n").utf8))
+        }
+        var lastFailure: String?
+        while true {
+            Thread.sleep(forTimeInterval: 0.1)
+            let state = try agent.call("GET", "/v1/pairing/invites/\(pathSegment(name))").objectValue ?? [:]
+            if let failure = state["last_failure"]?.stringValue, failure != lastFailure {
+                lastFailure = failure
+                if !output.json { FileHandle.standardError.write(Data("\(failure)\n".utf8)) }
+            }
+            switch state["state"]?.stringValue {
+            case "joined":
+                let device = state["device_id"]?.stringValue ?? "?"
+                if output.json { printJSON(["event": "joined", "device_id": .string(device)]) } else {
+                    print("Device \(device) joined the household")
+                }
+                return
+            case "expired":
+                if output.json { printJSON(["event": "expired", "name": .string(name)]) }
+                throw CLIError.failure("the invite \(name) expired before a device joined; run `hubsync pair invite` again")
+            case "exhausted":
+                if output.json { printJSON(["event": "exhausted", "name": .string(name)]) }
+                throw CLIError.failure("the invite \(name) ran out of attempts (\(attempts) wrong codes); nobody joined; "
+                    + "run `hubsync pair invite` again and check the code as it is typed")
+            default:
+                continue
+            }
+        }
+    }
+}
+
+struct PairJoin: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "join",
+        abstract: "Join a household with the code a member shows.",
+        discussion: """
+            Runs the pairing exchange with the inviting member's agent at --host, saves the \
+            household, trusts the inviter and, when this device's agent runs, waits until it is \
+            connected to the inviter. Exit status: 0 joined; 1 refused or failed (wrong code, \
+            expired or used-up invite, unreachable); 2 the code or an option cannot be read.
+            """)
+    @OptionGroup var common: CommonOptions
+    @OptionGroup var output: OutputOptions
+    @Argument(help: "The code shown by `hubsync pair invite`, e.g. ABCD-1234-5678.") var code: String
+    @Option(help: ArgumentHelp("The inviting member's sync address (its `listen` in `hubsync status`).", valueName: "HOST:PORT"))
+    var host: String?
+    @Option(help: ArgumentHelp("Seconds to wait for the connection to the inviter after joining.", valueName: "SECONDS"))
+    var connectTimeout: Int = 15
+
+    func run() async throws {
+        let invite: InviteCode
+        do { invite = try InviteCode(parsing: code) } catch { throw CLIError.usage(error.message) }
+        guard let host else {
+            throw CLIError.usage("give the inviting member's address with --host HOST:PORT (shown as `listen` by "
+                + "`hubsync status` there); finding it by mDNS is not available in this build")
+        }
+        guard SyncNode.split(host) != nil else { throw CLIError.usage("--host must be HOST:PORT, e.g. 192.168.1.20:7400") }
+        let dir = common.directory
+        let identity = try dir.identity()
+        if let (secrets, state) = try pairingGuarded({ try MembershipFiles.load(in: dir.path) }),
+           state.members.count > 1 {
+            throw CLIError.failure("this device is already in a household of \(state.members.count) devices "
+                + "(group \(Hex.encode(secrets.groupID.prefix(8)))); it cannot join another one")
+        }
+        let agent = AgentClient.running(in: dir)
+        let listenPort = agent.flatMap { _ in Self.agentListenPort(dir) } ?? 0
+        let started = Date()
+        let result: PairingJoinResult
+        do {
+            result = try await PairingClient.join(address: host, code: invite, identity: identity.signingKey,
+                                                  details: JoinerDetails(listenPort: listenPort))
+        } catch let e as PairingError {
+            throw CLIError.failure(e.message)
+        } catch let e as NetError {
+            throw CLIError.failure(e.message)
+        }
+        let state = MembershipState(groupID: result.secrets.groupID, statements: result.statements)
+        guard state.isMember(identity.deviceID), state.isMember(result.inviterDevice) else {
+            throw CLIError.failure("the inviting device confirmed the code but sent a membership that does not make "
+                + "both devices members; nothing was saved; try again or report it")
+        }
+        try pairingGuarded {
+            try MembershipFiles.saveStatements(state.sortedStatements, in: dir.path)
+            try MembershipFiles.saveSecrets(result.secrets, in: dir.path)
+        }
+        let inviter = result.inviterDevice
+        if let agent {
+            _ = try agent.call("POST", "/v1/peers", body: ["device_id": .string(inviter.description), "address": .string(host)])
+            let deadline = Date().addingTimeInterval(Double(connectTimeout))
+            var connected = false
+            while Date() < deadline, !connected {
+                let status = try agent.call("GET", "/v1/status").objectValue ?? [:]
+                connected = status["peers"]?.arrayValue?.contains {
+                    $0.objectValue?["device_id"]?.stringValue == inviter.description && $0.objectValue?["connected"] == true
+                } ?? false
+                if !connected { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            guard connected else {
+                throw CLIError.failure("joined the household, but this agent did not connect to \(inviter.short) at "
+                    + "\(host) within \(connectTimeout) s; see `hubsync status`")
+            }
+        } else {
+            let store = try dir.openStore()
+            _ = try guarded { try store.addPeer(inviter, address: host) }
+        }
+        let millis = Int(Date().timeIntervalSince(started) * 1000)
+        if output.json {
+            var o = (Agent.householdJSON(secrets: result.secrets, state: state).objectValue ?? [:])
+            o["inviter"] = .string(inviter.description)
+            o["connected"] = .bool(agent != nil)
+            o["elapsed_ms"] = .int(Int64(millis))
+            printJSON(.object(o))
+        } else if agent != nil {
+            print("Joined the household through \(inviter) and connected (\(state.members.count) members, \(millis) ms)")
+        } else {
+            print("Joined the household through \(inviter) (\(state.members.count) members); start the agent with "
+                + "`hubsync run --data \(dir.path)` to sync")
+        }
+    }
+
+    /// The port this device's running agent listens on for peers, from agent.json.
+    static func agentListenPort(_ dir: DataDirectory) -> UInt16? {
+        guard let data = FileManager.default.contents(atPath: dir.path + "/agent.json"),
+              let listen = (try? JSON.parse([UInt8](data)))?.objectValue?["listen"]?.stringValue,
+              let (_, port) = SyncNode.split(listen) else { return nil }
+        return UInt16(exactly: port)
+    }
+}
+
+struct PairHousehold: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "household",
+        abstract: "Show this device's household: group, key epoch, members and removed devices.")
+    @OptionGroup var common: CommonOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        let dir = common.directory
+        _ = try dir.identity()
+        guard let (secrets, state) = try pairingGuarded({ try MembershipFiles.load(in: dir.path) }) else {
+            if output.json { printJSON(["household": .null]) } else {
+                print("No household yet: `hubsync pair invite` founds one; `hubsync pair join CODE` joins one")
+            }
+            return
+        }
+        let doc = Agent.householdJSON(secrets: secrets, state: state)
+        if output.json { printJSON(doc); return }
+        print("Household \(Hex.encode(secrets.groupID.prefix(8)))…  key epoch \(state.keyEpoch)")
+        for m in state.members.keys.sorted() { print("  member  \(m)" + (m == state.founder ? " (founder)" : "")) }
+        for r in state.removed.sorted() { print("  removed \(r)") }
+    }
+}
+
+/// Runs a body whose pairing errors become failures with their message.
+func pairingGuarded<T>(_ body: () throws -> T) throws(CLIError) -> T {
+    do { return try body() } catch let e as PairingError { throw .failure(e.message) } catch { throw CLIError(error) }
+}
+
+/// Reads `90`, `90s`, `5m`, `1h` as seconds.
+func parseDuration(_ text: String) -> Int? {
+    let t = text.trimmingCharacters(in: .whitespaces).lowercased()
+    let units: [(String, Int)] = [("h", 3600), ("m", 60), ("s", 1)]
+    for (suffix, factor) in units where t.hasSuffix(suffix) {
+        return Int(t.dropLast()).map { $0 * factor }
+    }
+    return Int(t)
+}
+
+struct PairRemove: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "remove",
+        abstract: "Remove a device from the household, on every member.",
+        discussion: """
+            Signs a removal statement through this device's running agent. It syncs to every \
+            member, which stops trusting the device and closes its sessions at once; the device \
+            cannot rejoin with the same identity. Members that the removed device had added are \
+            added again by this one. The group key moves to the next epoch here (handing the new \
+            key to the other members is not done yet).
+            """)
+    @OptionGroup var common: CommonOptions
+    @OptionGroup var output: OutputOptions
+    @Argument(help: "The device's ID.") var deviceID: String
+
+    func run() throws {
+        let device = try guarded { try DeviceID(parsing: deviceID) }
+        guard let agent = AgentClient.running(in: common.directory) else {
+            throw CLIError.failure("no agent runs on \(common.directory.path); start it with `hubsync run` so the "
+                + "removal reaches the other members at once")
+        }
+        let state = try agent.call("DELETE", "/v1/pairing/household/\(pathSegment(device.description))")
+        if output.json { printJSON(state); return }
+        let epoch = state.objectValue?["key_epoch"].map { JSON.serialize($0) } ?? "?"
+        print("Removed \(device) from the household (key epoch \(epoch))")
+    }
+}
