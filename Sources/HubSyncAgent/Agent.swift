@@ -58,8 +58,16 @@ public final class Agent: Sendable {
     }
 
     public func run() async throws {
-        let api = LocalAPI(store: AsyncStore(store), node: node, token: token, status: { [self] in await status() },
-                          peersChanged: { [self] in peersChanged.store(true, ordering: .releasing) })
+        var api = LocalAPI(store: AsyncStore(store), node: node, token: token, status: { [self] in await status() },
+                           peersChanged: { [self] in peersChanged.store(true, ordering: .releasing) })
+        api.removeMember = { [self] device in
+            guard let (_, household) = try? MembershipFiles.load(in: directory), household.isMember(device),
+                  device != identity.deviceID else { return false }
+            do { _ = try await removeFromHousehold(device) } catch let e as PairingError {
+                throw APIError(.internalServerError, e.message)
+            }
+            return true
+        }
         guard let (apiHost, apiPort) = SyncNode.split(configuration.api) else {
             throw ValidationFailure("api address \(configuration.api) is not HOST:PORT")
         }

@@ -15,6 +15,9 @@ public struct LocalAPI: Sendable {
     let token: String
     let status: @Sendable () async -> Value
     let peersChanged: @Sendable () -> Void
+    /// Removes a household member from the household (on every member); false when the device
+    /// is not a member, and then only this device's trust in it goes.
+    var removeMember: @Sendable (DeviceID) async throws -> Bool = { _ in false }
 
     public func router() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
@@ -38,6 +41,11 @@ public struct LocalAPI: Sendable {
             let device: DeviceID
             do { device = try DeviceID(parsing: try context.parameters.require("device")) } catch let e as DeviceIDError {
                 throw APIError(.badRequest, e.message)
+            }
+            // A member would be trusted again at the next membership sync: it leaves the household.
+            if try await removeMember(device) {
+                peersChanged()
+                return json(["device_id": .string(device.description), "removed": true, "household": true])
             }
             let removed = try await store.run { try $0.removePeer(device) }
             await node.disconnect(device)
