@@ -151,11 +151,19 @@ struct BackupInitCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "init", abstract: "Create a repository at the target (`backup now` also does, on first use).")
     @OptionGroup var options: RepoOptions
+    @Option(help: ArgumentHelp("Pack size in bytes (default 4 MiB; smaller packs suit slow links).", valueName: "BYTES"))
+    var packSize = Repository.defaultPackSize
+
+    func validate() throws {
+        guard (64 << 10 ... 128 << 20).contains(packSize) else {
+            throw ValidationError("--pack-size must be between 65536 (64 KiB) and 134217728 (128 MiB)")
+        }
+    }
 
     func run() throws {
         let household = try options.household()
         let target = try options.target()
-        let repo = try backupGuarded { try Repository.create(at: target, household: household) }
+        let repo = try backupGuarded { try Repository.create(at: target, household: household, packSize: packSize) }
         if options.output.json {
             printJSON(["repository": .string(target.description), "id": .string(repo.id), "created": true])
         } else {

@@ -1,0 +1,192 @@
+import Foundation
+import HubSyncCore
+import Testing
+
+/// `hubsync backup` end to end, through real processes and a real repository directory.
+@Suite struct BackupCLITests {
+    let dir = TemporaryDirectory()
+
+    /// Plain memory records `m00000`…, about 1 KB each; `variant` changes the text.
+    func recordsFile(_ name: String, ids: some Sequence<Int>, variant: String = "") throws -> String {
+        let path = "\(dir.path)/\(name).jsonl"
+        let words = ["tea", "garden", "music", "river", "quiet", "coffee", "idea", "book", "walk", "light"]
+        var out = ""
+        for i in ids {
+            var text = variant
+            var k = UInt64(i) &* 0x9E37_79B9_7F4A_7C15
+            while text.utf8.count < 950 { text += words[Int(k >> 33) % words.count] + " "; k = k &* 6364136223846793005 &+ 1442695040888963407 }
+            out += #"{"collection":"memories","id":"m\#(String(format: "%05d", i))","fields":{"text":"\#(text)","tags":["t\#(i % 5)"]}}"#
+            out += "\n"
+        }
+        try out.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// The export's record lines (the header names the device and time, so it differs).
+    func exportedRecords(_ d: Device) throws -> [String] {
+        let r = try d.ok("export", "-")
+        return r.stdout.split(separator: "\n").dropFirst().map(String.init).sorted()
+    }
+
+    func size(_ path: String) -> Int {
+        var total = 0
+        for case let f as String in FileManager.default.enumerator(atPath: path) ?? NSArray().objectEnumerator() as! FileManager.DirectoryEnumerator {
+            total += ((try? FileManager.default.attributesOfItem(atPath: path + "/" + f))?[.size] as? Int) ?? 0
+        }
+        return total
+    }
+
+    @Test func backupChangeBackupVerifyAndRestoreOnABareMachine() throws {
+        let d = Device(data: dir.path + "/d")
+        let initJSON = try #require(try d.ok("init", "--json").json?.objectValue)
+        let recovery = try #require(initJSON["recovery_key"]?.stringValue)
+        try d.ok("import", try recordsFile("all", ids: 0..<10_000))
+        let repo = "local:" + dir.path + "/repo"
+
+        let first = try #require(try d.ok("backup", "now", "--repo", repo, "--json").json?.objectValue)
+        #expect(first["repository_created"] == .bool(true))
+        let size1 = size(dir.path + "/repo")
+        // 1% of the records, spread evenly over the store.
+        try d.ok("import", try recordsFile("change", ids: stride(from: 37, to: 10_000, by: 100), variant: "edited "))
+        let second = try #require(try d.ok("backup", "now", "--repo", repo, "--json").json?.objectValue)
+        let growth = Double(size(dir.path + "/repo") - size1) / Double(size1)
+        #expect(growth < 0.10, "the repository grew by \(Int(growth * 100))%")
+        #expect(second["id"] != first["id"])
+
+        let list = try #require(try d.ok("backup", "list", "--repo", repo, "--json").json?.arrayValue)
+        #expect(list.count == 2)
+        let verify = try #require(try d.ok("backup", "verify", "--read-data", "--repo", repo, "--json").json?.objectValue)
+        #expect(verify["ok"] == .bool(true))
+        try d.ok("backup", "verify", "--read-data-subset", "1/3", "--repo", repo)
+
+        // A bare machine: no data directory, only the repository and the recovery key.
+        let fresh = dir.path + "/fresh"
+        let restored = try hubsync(["backup", "restore", "latest", "--repo", repo, "--recovery-key", recovery,
+                                    "--into", fresh, "--json"])
+        #expect(restored.status == 0, "\(restored.stderr)")
+        #expect(try exportedRecords(Device(data: fresh)) == exportedRecords(d))
+        // The restored device has the household's secrets: it opens the repository itself.
+        try Device(data: fresh).ok("backup", "list", "--repo", repo)
+
+        let drill = try #require(try d.ok("backup", "drill", "--repo", repo, "--json").json?.objectValue)
+        #expect(drill["ok"] == .bool(true))
+    }
+
+    @Test func wrongRecoveryKeyAndMissingRepositoryAreClearErrors() throws {
+        let d = Device(data: dir.path + "/d")
+        try d.ok("init")
+        let other = Device(data: dir.path + "/other")
+        let otherKey = try #require(try other.ok("init", "--json").json?.objectValue?["recovery_key"]?.stringValue)
+        let repo = "local:" + dir.path + "/repo"
+        let missing = try d.run("backup", "list", "--repo", repo)
+        #expect(missing.status == 1 && missing.stderr.contains("no backup repository"))
+        try d.ok("backup", "now", "--repo", repo)
+        let wrong = try hubsync(["backup", "restore", "latest", "--repo", repo, "--recovery-key", otherKey, "--into", dir.path + "/x"])
+        #expect(wrong.status == 1 && wrong.stderr.contains("recovery key does not open"))
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/x/store.sqlite"))
+        let typo = try hubsync(["backup", "restore", "latest", "--repo", repo, "--recovery-key", "AAAA-BBBB", "--into", dir.path + "/x"])
+        #expect(typo.status == 2 && typo.stderr.contains("recovery key has"))
+        let noRepo = try d.run("backup", "now")
+        #expect(noRepo.status == 2 && noRepo.stderr.contains("--repo"))
+        // Another household's device cannot open it with its group key.
+        let foreign = try other.run("backup", "list", "--repo", repo)
+        #expect(foreign.status == 1 && foreign.stderr.contains("not this household's"))
+    }
+
+    @Test func flippedBitFailsVerifyAndRestoreUnlessSkipped() throws {
+        let d = Device(data: dir.path + "/d")
+        try d.ok("init")
+        try d.ok("import", try recordsFile("all", ids: 0..<3_000))
+        let repo = "local:" + dir.path + "/repo"
+        try d.ok("backup", "init", "--repo", repo, "--pack-size", "131072")
+        let snap = try #require(try d.ok("backup", "now", "--repo", repo, "--json").json?.objectValue?["id"]?.stringValue)
+        let packs = (FileManager.default.enumerator(atPath: dir.path + "/repo/data")?.allObjects as? [String] ?? [])
+            .filter { $0.count > 60 }.sorted()
+        #expect(packs.count >= 3)
+        let victim = dir.path + "/repo/data/" + packs[1]
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: victim))
+        bytes[1000] ^= 0x01
+        try bytes.write(to: URL(fileURLWithPath: victim))
+        let packID = String(packs[1].split(separator: "/").last!)
+
+        let verify = try d.run("backup", "verify", "--read-data", "--repo", repo, "--json")
+        #expect(verify.status == 1)
+        let damaged = try #require(verify.json?.objectValue?["damaged_packs"]?.arrayValue?.first?.objectValue)
+        #expect(damaged["pack"]?.stringValue == packID)
+        #expect(damaged["snapshots"]?.arrayValue == [.string(snap)])
+        let text = try d.run("backup", "verify", "--read-data", "--repo", repo)
+        #expect(text.stdout.contains(packID) && text.stdout.contains(String(snap.prefix(8))))
+
+        let refused = try d.run("backup", "restore", "latest", "--repo", repo, "--into", dir.path + "/r")
+        #expect(refused.status == 1 && refused.stderr.contains(packID) && refused.stderr.contains("--skip-damaged"))
+        let skipped = try #require(try d.ok("backup", "restore", "latest", "--repo", repo, "--into", dir.path + "/r2",
+                                            "--skip-damaged", "--json").json?.objectValue)
+        guard case .int(let n) = skipped["records"] ?? .null else { Issue.record("no record count"); return }
+        #expect(n > 2_000 && n < 3_000)
+    }
+
+    @Test func backupKilledMidwayLeavesAValidRepositoryAndTheRerunReusesItsPacks() throws {
+        let d = Device(data: dir.path + "/d")
+        try d.ok("init")
+        try d.ok("import", try recordsFile("all", ids: 0..<20_000))
+        let repoPath = dir.path + "/repo"
+        let repo = "local:" + repoPath
+        try d.ok("backup", "init", "--repo", repo, "--pack-size", "65536")
+        func packCount() -> Int {
+            (FileManager.default.enumerator(atPath: repoPath + "/data")?.allObjects as? [String] ?? []).filter { $0.count > 60 && !$0.contains(".tmp") }.count
+        }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: hubsyncPath)
+        p.arguments = ["backup", "now", "--repo", repo, "--data", d.data]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let deadline = Date().addingTimeInterval(60)
+        while packCount() < 5, p.isRunning, Date() < deadline { usleep(1000) }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        let snapshots = (try? FileManager.default.contentsOfDirectory(atPath: repoPath + "/snapshots")) ?? []
+        try #require(snapshots.isEmpty, "the backup finished before it could be killed; make the data set larger")
+        let written = packCount()
+        #expect(written >= 5)
+
+        // The repository is valid as it is, and the rerun writes only what had not arrived.
+        try d.ok("backup", "verify", "--repo", repo)
+        let rerun = try #require(try d.ok("backup", "now", "--repo", repo, "--json").json?.objectValue)
+        #expect(rerun["orphan_packs_reused"] == .int(Int64(written)))
+        guard case .int(let new) = rerun["new_chunks"] ?? .null, case .int(let all) = rerun["chunks"] ?? .null else {
+            Issue.record("no chunk counts"); return
+        }
+        #expect(new < all)
+        try d.ok("backup", "verify", "--read-data", "--repo", repo)
+        try d.ok("backup", "restore", "latest", "--repo", repo, "--into", dir.path + "/r")
+        #expect(try exportedRecords(Device(data: dir.path + "/r")) == exportedRecords(d))
+    }
+
+    @Test func forgetWithRetentionAndPrune() throws {
+        let d = Device(data: dir.path + "/d")
+        try d.ok("init")
+        try d.ok("import", try recordsFile("all", ids: 0..<1_000))
+        let repo = "local:" + dir.path + "/repo"
+        for i in 0..<3 {
+            try d.ok("put", "memories", "m00001", "--json", #"{"mood": "round \#(i)"}"#)
+            try d.ok("backup", "now", "--repo", repo)
+        }
+        let dry = try #require(try d.ok("backup", "forget", "--keep-last", "2", "--dry-run", "--repo", repo, "--json").json?.objectValue)
+        #expect(dry["forgotten"]?.arrayValue?.count == 1)
+        #expect(try d.ok("backup", "list", "--repo", repo, "--json").json?.arrayValue?.count == 3)
+        let done = try #require(try d.ok("backup", "forget", "--keep-last", "1", "--prune", "--repo", repo, "--json").json?.objectValue)
+        #expect(done["forgotten"]?.arrayValue?.count == 2)
+        #expect(done["prune"]?.objectValue != nil)
+        try d.ok("backup", "verify", "--read-data", "--repo", repo)
+        let bad = try d.run("backup", "forget", "--repo", repo)
+        #expect(bad.status == 2 && bad.stderr.contains("--keep"))
+    }
+
+    @Test func everyBackupCommandHasHelp() throws {
+        for sub in ["init", "now", "list", "verify", "restore", "forget", "prune", "drill"] {
+            let r = try hubsync(["backup", sub, "--help"])
+            #expect(r.status == 0 && r.stdout.contains("--repo") && r.stdout.contains("--json"), "backup \(sub) --help")
+        }
+    }
+}
