@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages HubSync needs, only those missing; prints nothing when all are there.
 set -euo pipefail
-packages=(libsodium-dev libavahi-client-dev libzstd-dev libsqlite3-dev pkg-config avahi-daemon avahi-utils dbus iproute2)
+packages=(libsodium-dev libavahi-client-dev libzstd-dev libsqlite3-dev pkg-config avahi-daemon avahi-utils dbus iproute2 restic)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
