@@ -1,6 +1,6 @@
 import HubSyncCrypto
 
-/// Cuts the sorted stream of records into chunks on record boundaries (protocol/SPEC.md 5.4).
+/// Cuts the sorted stream of records into chunks on record boundaries (protocol/SPEC.md 5.6).
 ///
 /// A chunk ends after a record when the chunk has at least `minimum` bytes and the record's
 /// cut value — the first 4 bytes (big-endian) of BLAKE2b-128 keyed with `K_cut` over

@@ -27,7 +27,7 @@ struct PackEntry: Sendable, Equatable {
     }
 }
 
-/// Pack files (protocol/SPEC.md 5.6): `blob … blob ‖ sealed header ‖ u32 header length ‖
+/// Pack files (protocol/SPEC.md 5.7): `blob … blob ‖ sealed header ‖ u32 header length ‖
 /// "HSPACK01"`. Each blob is `Sealed(K_data, AD = 0x01 ‖ chunk ID, flag ‖ payload)`; the sealed
 /// header lists every blob, so a pack explains itself even when no index names it (a backup
 /// killed before it wrote its index). The pack ID is the unkeyed BLAKE2b-256 of the whole file.

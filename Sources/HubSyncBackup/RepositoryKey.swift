@@ -33,9 +33,16 @@ enum Sealed {
 
     static func seal(_ plaintext: [UInt8], key: SymmetricKey, ad: [UInt8]) -> [UInt8] {
         Sodium.ensureInitialized()
-        var out = [UInt8](repeating: 0, count: plaintext.count + overhead)
+        var nonce = [UInt8](repeating: 0, count: nonceBytes)
+        randombytes_buf(&nonce, nonceBytes)
+        return seal(plaintext, key: key, ad: ad, nonce: nonce)
+    }
+
+    /// Seals with a given nonce (test vectors only: a nonce must never repeat under one key).
+    static func seal(_ plaintext: [UInt8], key: SymmetricKey, ad: [UInt8], nonce: [UInt8]) -> [UInt8] {
+        precondition(nonce.count == nonceBytes)
+        var out = nonce + [UInt8](repeating: 0, count: plaintext.count + overhead - nonceBytes)
         out.withUnsafeMutableBufferPointer { o in
-            randombytes_buf(o.baseAddress!, nonceBytes)
             key.withUnsafeBytes { k in
                 var clen: UInt64 = 0
                 _ = crypto_aead_xchacha20poly1305_ietf_encrypt(
