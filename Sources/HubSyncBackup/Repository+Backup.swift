@@ -29,6 +29,8 @@ extension Repository {
         let lease = try lease(exclusive: false, holder: holder)
         defer { lease.release() }
         var index = try loadIndex()
+        // Chunks whose pack has gone missing are written again rather than referred to.
+        for p in index.missing { for e in index.packs[p] ?? [] where index.blobs[e.id]?.pack == p { index.blobs[e.id] = nil } }
         let estimate = ((try? store.counts()) ?? [:]).values.reduce(0, +)
         var chunker = Chunker(parameters: chunker, cutKey: key.cut)
         var pack = PackWriter(key: key, capacity: packSize)

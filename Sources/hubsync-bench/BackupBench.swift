@@ -28,28 +28,32 @@ extension Bench {
 
         // restic's input: one JSON file per record, the same content as the records' fields.
         let files = work + "/files"
-        var lines: [String] = []
+        // Only the lines the runs change are kept, so this process stays small.
+        var lines: [Int: String] = [:]
         if restic != nil {
-            let text = try String(contentsOfFile: plainFile, encoding: .utf8)
-            lines = text.split(separator: "\n").map(String.init)
-            for (i, line) in lines.enumerated() { try writeRecordFile(files, i, line) }
+            var i = 0
+            try forEachLine(of: plainFile) { line in
+                try writeRecordFile(files, i, line)
+                if i % 100 < options.runs { lines[i] = line }
+                i += 1
+            }
         }
 
         for run in 0..<options.runs {
             // hubsync
             let repo = work + "/repo-\(run)"
-            var (kb, t) = try measureCLI(["backup", "now", "--repo", "local:" + repo, "--data", data])
+            var (kb, t) = try measureCLIPeak(["backup", "now", "--repo", "local:" + repo, "--data", data])
             ours[0].add(t, kb)
             let size0 = directorySize(repo)
             repoSize.ours.append(Double(size0))
             try changeOnePercent(storePath: data + "/store.sqlite", device: identity.deviceID, run: run)
-            (kb, t) = try measureCLI(["backup", "now", "--repo", "local:" + repo, "--data", data])
+            (kb, t) = try measureCLIPeak(["backup", "now", "--repo", "local:" + repo, "--data", data])
             ours[1].add(t, kb, bytes: directorySize(repo) - size0)
-            (kb, t) = try measureCLI(["backup", "now", "--repo", "local:" + repo, "--data", data])
+            (kb, t) = try measureCLIPeak(["backup", "now", "--repo", "local:" + repo, "--data", data])
             ours[2].add(t, kb)
-            (kb, t) = try measureCLI(["backup", "verify", "--read-data", "--repo", "local:" + repo, "--data", data])
+            (kb, t) = try measureCLIPeak(["backup", "verify", "--read-data", "--repo", "local:" + repo, "--data", data])
             ours[3].add(t, kb)
-            (kb, t) = try measureCLI(["backup", "restore", "latest", "--repo", "local:" + repo, "--data", data,
+            (kb, t) = try measureCLIPeak(["backup", "restore", "latest", "--repo", "local:" + repo, "--data", data,
                                       "--into", work + "/restored-\(run)"])
             ours[4].add(t, kb)
             try? FileManager.default.removeItem(atPath: repo)
@@ -65,8 +69,8 @@ extension Bench {
             theirs[0].add(t, kb)
             let rsize0 = directorySize(rrepo)
             repoSize.theirs.append(Double(rsize0))
-            for i in stride(from: run % 100, to: lines.count, by: 100) {
-                try writeRecordFile(files, i, lines[i].replacingOccurrences(of: "\"source\":\"bench\"",
+            for i in stride(from: run % 100, to: options.records, by: 100) {
+                try writeRecordFile(files, i, lines[i]!.replacingOccurrences(of: "\"source\":\"bench\"",
                                                                             with: "\"source\":\"bench\",\"mood\":\"run \(run)\""))
             }
             (kb, t) = try spawnTool(restic, ["backup", "--quiet", files], env: env)
@@ -119,7 +123,32 @@ extension Bench {
         try content.write(toFile: dir + "/" + recordID(i) + ".json", atomically: false, encoding: .utf8)
     }
 
+    /// Runs hubsync like ``measureCLI(_:)``, with the peak RSS read as in ``spawnTool(_:_:env:)``.
+    func measureCLIPeak(_ args: [String]) throws -> (maxRSSKiB: Int, seconds: Double) {
+        try spawnTool(options.hubsync, args, env: ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" })
+    }
+
+    /// Calls `body` with each line of a file, reading it in blocks.
+    func forEachLine(of path: String, _ body: (String) throws -> Void) throws {
+        guard let h = FileHandle(forReadingAtPath: path) else { throw BenchError("cannot read \(path)") }
+        defer { try? h.close() }
+        var pending = Data()
+        while true {
+            let block = h.readData(ofLength: 1 << 20)
+            if block.isEmpty { break }
+            pending.append(block)
+            while let nl = pending.firstIndex(of: 10) {
+                try body(String(decoding: pending[pending.startIndex..<nl], as: UTF8.self))
+                pending.removeSubrange(pending.startIndex...nl)
+            }
+        }
+        if !pending.isEmpty { try body(String(decoding: pending, as: UTF8.self)) }
+    }
+
     /// Runs a tool with output to /dev/null; returns its peak RSS (KiB) and wall time.
+    ///
+    /// The peak is the child's VmHWM, polled from /proc every 2 ms until it exits: rusage's
+    /// ru_maxrss would start from this process's own peak, which a spawned child inherits.
     func spawnTool(_ exe: String, _ args: [String], env: [String]) throws -> (maxRSSKiB: Int, seconds: Double) {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -134,10 +163,17 @@ extension Bench {
         let rc = posix_spawn(&pid, exe, &actions, nil, argv, envp)
         guard rc == 0 else { throw BenchError("cannot start \(exe): \(String(cString: strerror(rc)))") }
         var status: Int32 = 0
-        var usage = rusage()
-        _ = wait4(pid, &status, 0, &usage)
+        var peak = 0
+        while waitpid(pid, &status, WNOHANG) == 0 {
+            if let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+               let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+               let kb = Int(line.split(separator: " ").dropFirst().first ?? "") {
+                peak = max(peak, kb)
+            }
+            usleep(2000)
+        }
         guard status == 0 else { throw BenchError("\(exe) \(args.joined(separator: " ")) failed (status \(status))") }
-        return (Int(usage.ru_maxrss), Date().timeIntervalSince(start))
+        return (peak, Date().timeIntervalSince(start))
     }
 
     func directorySize(_ path: String) -> Int {

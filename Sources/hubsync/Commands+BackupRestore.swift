@@ -86,11 +86,29 @@ struct BackupRestoreCommand: ParsableCommand {
             throw CLIError.failure("\(dir.path) already holds a store; --into takes a new data directory "
                 + "(to restore into this device's stores use --merge or --revert)")
         }
-        let identity = Identity.exists(in: dir.url) ? try dir.identity() : try guarded { try Identity.create(in: dir.url) }
+        // What this restore creates is removed again if it fails, so it can simply be run again.
+        var created: [String] = []
+        var succeeded = false
+        defer {
+            if !succeeded {
+                for path in created.reversed() { try? FileManager.default.removeItem(atPath: path) }
+            }
+        }
+        if !FileManager.default.fileExists(atPath: dir.path) { created.append(dir.path) }
+        let identity: Identity
+        if Identity.exists(in: dir.url) {
+            identity = try dir.identity()
+        } else {
+            identity = try guarded { try Identity.create(in: dir.url) }
+            created.append(Identity.keyFileURL(in: dir.url).path)
+        }
         if !Household.exists(in: dir.url), let household = snap.household {
             try guarded { try household.save(in: dir.url) }
+            created.append(Household.fileURL(in: dir.url).path)
         }
+        created += [dir.storePath, dir.storePath + "-wal", dir.storePath + "-shm"]
         if !FileManager.default.fileExists(atPath: dir.devicePath) {
+            created.append(dir.devicePath)
             let device: Value = ["name": .string(ProcessInfo.processInfo.hostName),
                                  "device_id": .string(identity.deviceID.description)]
             try guarded { try Data((JSON.serialize(device) + "\n").utf8).write(to: URL(fileURLWithPath: dir.devicePath)) }
@@ -99,6 +117,7 @@ struct BackupRestoreCommand: ParsableCommand {
         let report = try backupGuarded {
             try repo.restore(snap, into: store, skipDamaged: skipDamaged, only: try? only, progress: progress.callback)
         }
+        succeeded = true
         return ["into": .string(dir.path), "device_id": .string(identity.deviceID.description),
                 "records": .int(Int64(report.records)), "skipped_chunks": .int(Int64(report.skippedChunks.count)),
                 "damaged_packs": .array(report.damagedPacks.map { .string($0.hex) }),

@@ -119,7 +119,8 @@ import Testing
 
         let refused = try d.run("backup", "restore", "latest", "--repo", repo, "--into", dir.path + "/r")
         #expect(refused.status == 1 && refused.stderr.contains(packID) && refused.stderr.contains("--skip-damaged"))
-        let skipped = try #require(try d.ok("backup", "restore", "latest", "--repo", repo, "--into", dir.path + "/r2",
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/r"), "a refused restore leaves nothing behind")
+        let skipped = try #require(try d.ok("backup", "restore", "latest", "--repo", repo, "--into", dir.path + "/r",
                                             "--skip-damaged", "--json").json?.objectValue)
         guard case .int(let n) = skipped["records"] ?? .null else { Issue.record("no record count"); return }
         #expect(n > 2_000 && n < 3_000)
