@@ -184,6 +184,33 @@ import Testing
         #expect(bad.status == 2 && bad.stderr.contains("--keep"))
     }
 
+    @Test func mergeAndRevertGoThroughTheRunningAgent() throws {
+        let d = Device(data: dir.path + "/d")
+        try d.ok("init")
+        let agent = try AgentProcess(d)
+        defer { agent.stop() }
+        try agent.api("PUT", "/v1/records/memories/m1", ["text": "likes tea"])
+        try agent.api("PUT", "/v1/records/memories/m2", ["text": "walks at dawn"])
+        let repo = "local:" + dir.path + "/repo"
+        try d.ok("backup", "now", "--repo", repo)
+        try agent.api("DELETE", "/v1/records/memories/m1")
+        try agent.api("PATCH", "/v1/records/memories/m2", ["text": "walks at dusk"])
+        try agent.api("PUT", "/v1/records/memories/m3", ["text": "made after the snapshot"])
+
+        let merged = try #require(try d.ok("backup", "restore", "latest", "--merge", "--repo", repo, "--json").json?.objectValue)
+        #expect(merged["through_agent"] == .bool(true))
+        func text(_ id: String) -> Value? { agent.record("memories", id)?["fields"]?.objectValue?["text"] }
+        func deleted(_ id: String) -> Bool { agent.record("memories", id)?["deleted"] == .bool(true) }
+        #expect(text("m1") == .string("likes tea") && !deleted("m1"))
+        #expect(text("m2") == .string("walks at dusk"), "a merge keeps later edits")
+
+        try d.ok("backup", "restore", "latest", "--revert", "--record", "memories/m2", "--repo", repo)
+        #expect(text("m2") == .string("walks at dawn"))
+        #expect(!deleted("m3"), "--record limits the revert to that record")
+        try d.ok("backup", "restore", "latest", "--revert", "--repo", repo)
+        #expect(deleted("m3"), "a whole revert deletes records made since")
+    }
+
     @Test func everyBackupCommandHasHelp() throws {
         for sub in ["init", "now", "list", "verify", "restore", "forget", "prune", "drill"] {
             let r = try hubsync(["backup", sub, "--help"])

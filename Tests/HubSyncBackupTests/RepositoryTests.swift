@@ -123,6 +123,36 @@ import Testing
         #expect(try dump(restored) == dump(store))
     }
 
+    @Test func twoDevicesBackingUpAtOnceCorruptNothing() throws {
+        let (household, _) = makeHousehold()
+        let target = LocalTarget(path: dir.path + "/repo")
+        try Repository.create(at: target, household: household, packSize: 128 << 10)
+        let a = try filledStore(dir, count: 3_000, device: 1)
+        let bDir = TemporaryDirectory()
+        let b = try filledStore(bDir, count: 2_000, device: 2)
+        let stores = [a, b]
+        let failures = FailureBox()
+        DispatchQueue.concurrentPerform(iterations: 2) { i in
+            do {
+                let repo = try Repository.open(at: target, household: household, recoveryKey: nil)
+                for _ in 0..<2 {
+                    _ = try repo.backup(store: stores[i], device: "d\(i)", hostname: "h", household: household, holder: "d\(i)")
+                }
+            } catch { failures.add("\(error)") }
+        }
+        #expect(failures.all.isEmpty, "\(failures.all)")
+        let repo = try Repository.open(at: target, household: household, recoveryKey: nil)
+        let snapshots = try repo.snapshots()
+        #expect(snapshots.count == 4)
+        #expect(try repo.verify(readData: true).ok)
+        for (i, store) in stores.enumerated() {
+            let s = try #require(snapshots.last { $0.device == "d\(i)" })
+            let restored = try Store(path: dir.path + "/restored-\(i).sqlite", device: device(9))
+            _ = try repo.restore(s, into: restored, skipDamaged: false)
+            #expect(try dump(restored) == dump(store))
+        }
+    }
+
     @Test func leasesExcludePruneDuringBackupAndExpire() throws {
         let (household, _) = makeHousehold()
         let target = LocalTarget(path: dir.path + "/repo")
@@ -140,4 +170,12 @@ import Testing
         let taken = try repo.lease(exclusive: true, holder: "prune")
         taken.release()
     }
+}
+
+/// Errors collected from concurrent work.
+final class FailureBox: @unchecked Sendable { // every access goes through `lock`
+    private let lock = NSLock()
+    private var items: [String] = []
+    func add(_ s: String) { lock.withLock { items.append(s) } }
+    var all: [String] { lock.withLock { items } }
 }
