@@ -211,6 +211,20 @@ import Testing
         #expect(deleted("m3"), "a whole revert deletes records made since")
     }
 
+    @Test func aDeviceMadeBeforeBackupsGetsItsHouseholdWithInitHousehold() throws {
+        let d = Device(data: dir.path + "/d")
+        try d.ok("init")
+        try FileManager.default.removeItem(atPath: d.data + "/household.key")
+        let repo = "local:" + dir.path + "/repo"
+        let refused = try d.run("backup", "now", "--repo", repo)
+        #expect(refused.status == 1 && refused.stderr.contains("hubsync init --household"))
+        let made = try #require(try d.ok("init", "--household", "--json").json?.objectValue)
+        #expect(made["recovery_key"]?.stringValue?.count == 63)
+        let again = try d.run("init", "--household")
+        #expect(again.status == 1 && again.stderr.contains("never overwritten"))
+        try d.ok("backup", "now", "--repo", repo)
+    }
+
     @Test func everyBackupCommandHasHelp() throws {
         for sub in ["init", "now", "list", "verify", "restore", "forget", "prune", "drill"] {
             let r = try hubsync(["backup", sub, "--help"])
