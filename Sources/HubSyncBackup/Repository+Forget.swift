@@ -1,4 +1,5 @@
 import Foundation
+import HubSyncCrypto
 
 /// Which snapshots to keep (the others are forgotten). A snapshot kept by any rule stays.
 public struct RetentionPolicy: Sendable, Equatable {
@@ -87,6 +88,8 @@ public struct PruneReport: Sendable {
     public var packsRewritten = 0
     public var bytesFreed = 0
     public var indexFilesReplaced = 0
+    /// Packs in use that failed their check and were left untouched.
+    public var damagedPacksKept: [BlobID] = []
 }
 
 extension Repository {
@@ -133,11 +136,22 @@ extension Repository {
                 keepPacks.append((p, entries))
                 continue
             }
+            if live.isEmpty {
+                dropPacks.append(p)
+                report.bytesFreed += index.packSizes[p] ?? 0
+                report.packsDeleted += 1
+                continue
+            }
+            // A damaged pack still in use is kept as it is: copying would spread the damage and
+            // deleting would lose what is intact. `verify --read-data` names it.
+            guard let file = try? target.get(Repository.packName(p)), BlobID(Blake2b.hash(file)) == p else {
+                keepPacks.append((p, entries))
+                report.damagedPacksKept.append(p)
+                continue
+            }
             dropPacks.append(p)
             report.bytesFreed += index.packSizes[p] ?? 0
-            if live.isEmpty { report.packsDeleted += 1; continue }
             report.packsRewritten += 1
-            let file = try target.get(Repository.packName(p))
             for e in live where copied.insert(e.id).inserted {
                 let blob = Array(file[Int(e.offset)..<Int(e.offset) + Int(e.length)])
                 writer.add(sealed: blob, entry: e)

@@ -256,11 +256,14 @@ struct BackupForgetCommand: ParsableCommand {
 
 func pruneJSON(_ r: PruneReport) -> Value {
     ["packs_deleted": .int(Int64(r.packsDeleted)), "packs_rewritten": .int(Int64(r.packsRewritten)),
-     "bytes_freed": .int(Int64(r.bytesFreed)), "index_files_replaced": .int(Int64(r.indexFilesReplaced))]
+     "bytes_freed": .int(Int64(r.bytesFreed)), "index_files_replaced": .int(Int64(r.indexFilesReplaced)),
+     "damaged_packs_kept": .array(r.damagedPacksKept.map { .string($0.hex) })]
 }
 
 func pruneText(_ r: PruneReport) -> String {
     "pruned: \(r.packsDeleted) packs deleted, \(r.packsRewritten) rewritten, \(byteText(max(0, r.bytesFreed))) freed"
+        + (r.damagedPacksKept.isEmpty ? "" : "; left \(r.damagedPacksKept.count) damaged pack(s) in use untouched "
+            + "(see `hubsync backup verify --read-data`)")
 }
 
 struct BackupPruneCommand: ParsableCommand {

@@ -74,6 +74,17 @@ import Testing
         let partial = try repo.restore(s2.snapshot, into: fresh, skipDamaged: true)
         #expect(partial.skippedChunks.count >= 1)
         #expect(partial.records > 5_000 && partial.records < 6_001)
+
+        // Prune leaves a damaged pack in use untouched: it neither copies nor deletes it.
+        try target.delete("snapshots/" + s1.snapshot.id.hex)
+        try store.apply(.put(RecordKey(collection: "memories", id: memoryID(10)), ["mood": "x"]))
+        _ = try repo.backup(store: store, device: "d1", hostname: "h", household: household, holder: "t")
+        try target.delete("snapshots/" + s2.snapshot.id.hex)
+        let pruned = try repo.prune(holder: "t")
+        let stillThere = try target.exists(victim)
+        #expect(stillThere, "a damaged pack still in use is never deleted by prune")
+        _ = pruned
+        #expect(try repo.verify(readData: true).damagedPacks.keys.allSatisfy { $0 == damaged.key })
     }
 
     @Test func wrongKeysAndMissingRepositoryAreClearErrors() throws {
