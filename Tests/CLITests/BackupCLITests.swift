@@ -225,6 +225,45 @@ import Testing
         try d.ok("backup", "now", "--repo", repo)
     }
 
+    /// A full target disk (a 2 MiB tmpfs, in a private mount namespace so nothing outlives the
+    /// test) fails the backup with a clear message and loses nothing already stored.
+    @Test(.enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare"),
+                   "needs root and unshare(1) to mount a small tmpfs in a private mount namespace"))
+    func aFullTargetDiskIsAClearErrorAndLosesNothing() throws {
+        let d = Device(data: dir.path + "/d")
+        try d.ok("init")
+        try d.ok("import", try recordsFile("few", ids: 0..<1_000))
+        let more = try recordsFile("more", ids: 1_000..<12_000)
+        let repo = dir.path + "/repo"
+        try FileManager.default.createDirectory(atPath: repo, withIntermediateDirectories: true)
+        let q = { (s: String) in "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+        let h = q(hubsyncPath), data = q(d.data), r = q("local:" + repo)
+        let script = """
+            mount -t tmpfs -o size=2m tmpfs \(q(repo)) || exit 97
+            \(h) backup now --repo \(r) --data \(data) >/dev/null 2>&1 || exit 98
+            \(h) import \(q(more)) --data \(data) >/dev/null 2>&1 || exit 99
+            \(h) backup now --repo \(r) --data \(data) 2>&1 >/dev/null | grep -v '"event"'; echo "status=$?"
+            \(h) backup list --repo \(r) --data \(data) --json
+            \(h) backup verify --read-data --repo \(r) --data \(data) --json 2>/dev/null
+            """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+        p.arguments = ["-m", "--propagation", "private", "sh", "-c", script]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0, "\(text)")
+        #expect(text.contains("the target disk is full") && text.contains("nothing already stored was changed"), "\(text)")
+        let lines = text.split(separator: "\n")
+        let list = try #require(lines.first { $0.hasPrefix("[") }.flatMap { try? JSON.parse(String($0)) }?.arrayValue)
+        #expect(list.count == 1, "the first snapshot is still there, alone")
+        let verify = try #require(lines.first { $0.hasPrefix("{\"blobs") }.flatMap { try? JSON.parse(String($0)) }?.objectValue)
+        #expect(verify["ok"] == .bool(true), "\(text)")
+    }
+
     @Test func everyBackupCommandHasHelp() throws {
         for sub in ["init", "now", "list", "verify", "restore", "forget", "prune", "drill"] {
             let r = try hubsync(["backup", sub, "--help"])
