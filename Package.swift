@@ -43,18 +43,22 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        .target(name: "HubSyncBackup", dependencies: [
+            "HubSyncStore", "HubSyncCore", "HubSyncCrypto", "CHubZstd", "CHubSodium",
+        ]),
         .executableTarget(name: "hubsync", dependencies: [
-            "HubSyncAgent", "HubSyncStore", "HubSyncCore", "HubSyncCrypto", "CHubAvahi", "CHubZstd",
+            "HubSyncAgent", "HubSyncBackup", "HubSyncStore", "HubSyncCore", "HubSyncCrypto", "CHubAvahi", "CHubZstd",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "hubsync-bench", dependencies: [
-            "HubSyncStore", "HubSyncCore", "HubSyncCrypto", "HubSyncAgent",
+            "HubSyncStore", "HubSyncCore", "HubSyncCrypto", "HubSyncAgent", "HubSyncBackup",
         ]),
 
         .testTarget(name: "HubSyncCryptoTests", dependencies: ["HubSyncCrypto"]),
         .testTarget(name: "HubSyncCoreTests", dependencies: ["HubSyncCore", "HubSyncCrypto"]),
         .testTarget(name: "HubSyncStoreTests", dependencies: ["HubSyncStore", "HubSyncCore", "HubSyncCrypto"]),
+        .testTarget(name: "HubSyncBackupTests", dependencies: ["HubSyncBackup", "HubSyncStore", "HubSyncCore", "HubSyncCrypto"]),
         .testTarget(name: "CLITests", dependencies: [
             "HubSyncCore", "HubSyncAgent",
             // Only to damage a store behind the agents' backs, as a lost disk block would.

@@ -20,7 +20,7 @@ struct Bench {
             case "--scripts": options.scripts = args.popFirst() ?? options.scripts
             case "--help", "-h":
                 print("""
-                    usage: hubsync-bench [--hubsync PATH] [--records N] [--runs N] [--only writes|merges|open|list|sync]
+                    usage: hubsync-bench [--hubsync PATH] [--records N] [--runs N] [--only writes|merges|open|list|sync|backup]
                                          [--skip-anchors] [--scripts DIR]
                       --skip-anchors  do not run Syncthing on the same data (a full sync takes it minutes)
                       --scripts DIR   where bench-syncthing.sh is (default: scripts)
@@ -81,6 +81,7 @@ struct Bench {
         if wanted("open") { rows.append(try openTime(storePath: data + "/store.sqlite", device: identity.deviceID)) }
         if wanted("list") { rows.append(contentsOf: try listRSS(data: data)) }
         if wanted("sync") { rows.append(contentsOf: try syncFigures(plainFile: plain)) }
+        if wanted("backup") { rows.append(contentsOf: try backupFigures(data: data, plainFile: plain)) }
 
         let width = rows.map(\.name.count).max() ?? 40
         for r in rows {

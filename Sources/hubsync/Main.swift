@@ -17,7 +17,7 @@ struct HubSync: AsyncParsableCommand {
             InitCommand.self, IdCommand.self, PutCommand.self, GetCommand.self, ListCommand.self,
             DeleteCommand.self, UndeleteCommand.self, AddCommand.self, RemoveCommand.self,
             ConflictsCommand.self, ResolveCommand.self, ExportCommand.self, ImportCommand.self,
-            RunCommand.self, PeersCommand.self, PairCommand.self, StatusCommand.self, DoctorCommand.self,
+            RunCommand.self, PeersCommand.self, PairCommand.self, StatusCommand.self, DoctorCommand.self, BackupCommand.self,
         ]
     )
 

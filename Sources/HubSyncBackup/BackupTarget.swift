@@ -1,0 +1,36 @@
+import Foundation
+
+/// Where a repository's files live: a flat namespace of named, immutable files.
+///
+/// Names are relative paths such as `config`, `keys/group-…`, `data/ab/<pack ID>`,
+/// `index/<ID>`, `snapshots/<ID>` and `locks/<ID>`. The repository code uses nothing else, so
+/// a peer target (a paired device storing the files in its data directory) plugs in by
+/// implementing these calls over the agents' transport.
+public protocol BackupTarget: Sendable {
+    /// A short text for messages, such as `local:/mnt/usb/hubsync`.
+    var description: String { get }
+    /// Stores a file atomically: after a crash the name holds either nothing or all of `data`.
+    /// Replaces an existing file only when `replacing` is true (only leases do).
+    func put(_ name: String, _ data: [UInt8], replacing: Bool) throws(BackupError)
+    /// The whole file; `.notFound` when it does not exist.
+    func get(_ name: String) throws(BackupError) -> [UInt8]
+    /// `length` bytes from `offset` of a file.
+    func get(_ name: String, offset: Int, length: Int) throws(BackupError) -> [UInt8]
+    /// The names of the files under a folder (`data` lists its sub-folders' files too), with sizes.
+    func list(_ folder: String) throws(BackupError) -> [(name: String, size: Int)]
+    /// Removes a file; removing a missing file is not an error.
+    func delete(_ name: String) throws(BackupError)
+    /// Whether a file exists.
+    func exists(_ name: String) throws(BackupError) -> Bool
+}
+
+/// Parses a `--repo` value: `local:PATH` (or a plain absolute path).
+public func makeTarget(_ text: String) throws(BackupError) -> any BackupTarget {
+    if text.hasPrefix("local:") { return LocalTarget(path: String(text.dropFirst(6))) }
+    if text.hasPrefix("/") { return LocalTarget(path: text) }
+    if text.hasPrefix("peer:") {
+        throw BackupError(.invalidInput, "peer targets (\(text)) are not supported by this version yet; "
+            + "use local:PATH (a directory on a USB disk or NAS mount)")
+    }
+    throw BackupError(.invalidInput, "unknown repository \"\(text)\"; give local:PATH, e.g. --repo local:/mnt/usb/hubsync")
+}

@@ -1,0 +1,77 @@
+import HubSyncCrypto
+
+/// Cuts the sorted stream of records into chunks on record boundaries (protocol/SPEC.md 5.6).
+///
+/// A chunk ends after a record when the chunk has at least `minimum` bytes and the record's
+/// cut value — the first 4 bytes (big-endian) of BLAKE2b-128 keyed with `K_cut` over
+/// `collection ‖ 0x00 ‖ id` — is below `size × 2^32 / target` (size: the record's framed
+/// length), so a chunk holds about `target` bytes whatever the record sizes. It also ends
+/// before a record that would take it past `maximum`, and before the first record of another
+/// collection. Boundaries depend only on record keys and sizes, never on the position in the
+/// stream, so an edit changes the one chunk holding the record, not its neighbours.
+struct Chunker {
+    struct Parameters: Sendable, Equatable {
+        var minimum = 1024
+        var target = 3072
+        var maximum = 16384
+    }
+
+    let parameters: Parameters
+    let cutKey: SymmetricKey
+    private(set) var current: [UInt8] = []
+    private var collection: String?
+    private var records = 0
+
+    init(parameters: Parameters, cutKey: SymmetricKey) {
+        self.parameters = parameters
+        self.cutKey = cutKey
+        current.reserveCapacity(parameters.maximum + 4096)
+    }
+
+    /// The cut value of a record key.
+    static func cutValue(collection: String, id: String, key: SymmetricKey) -> UInt32 {
+        let h = Blake2b.hash(Array(collection.utf8) + [0] + Array(id.utf8), outputLength: 16, key: key)
+        return UInt32(h[0]) << 24 | UInt32(h[1]) << 16 | UInt32(h[2]) << 8 | UInt32(h[3])
+    }
+
+    /// Adds one record's canonical bytes; returns the chunks completed by it (0, 1 or 2).
+    mutating func add(collection: String, id: String, state: UnsafeRawBufferPointer) -> [[UInt8]] {
+        var done: [[UInt8]] = []
+        let framed = 4 + state.count
+        if !current.isEmpty, collection != self.collection || current.count + framed > parameters.maximum {
+            done.append(current)
+            current.removeAll(keepingCapacity: true)
+        }
+        self.collection = collection
+        let n = UInt32(state.count)
+        current.append(UInt8(n >> 24)); current.append(UInt8(n >> 16 & 255))
+        current.append(UInt8(n >> 8 & 255)); current.append(UInt8(n & 255))
+        current.append(contentsOf: state)
+        if current.count >= parameters.minimum {
+            let threshold = UInt64(framed) << 32 / UInt64(parameters.target)
+            if UInt64(Self.cutValue(collection: collection, id: id, key: cutKey)) < threshold {
+                done.append(current)
+                current.removeAll(keepingCapacity: true)
+            }
+        }
+        return done
+    }
+
+    /// The last, partial chunk, if any.
+    mutating func finish() -> [UInt8]? {
+        guard !current.isEmpty else { return nil }
+        defer { current.removeAll() }
+        return current
+    }
+
+    /// The records' canonical bytes in a chunk's plaintext.
+    static func records(in chunk: [UInt8]) throws(BackupError) -> [ArraySlice<UInt8>] {
+        var out: [ArraySlice<UInt8>] = []
+        var r = ByteReader(chunk, what: "chunk")
+        while r.remaining > 0 {
+            let n = Int(try r.u32())
+            out.append(try r.take(n))
+        }
+        return out
+    }
+}

@@ -1,0 +1,155 @@
+import Foundation
+
+/// A repository in a local directory: a USB disk, a NAS mount.
+///
+/// Files are written to a temporary name in the same folder, synced, read back and compared,
+/// then renamed into place and the folder synced: a crash leaves either the old state or the
+/// whole new file, never a partial one under the final name.
+public struct LocalTarget: BackupTarget {
+    public let path: String
+
+    public init(path: String) {
+        self.path = path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
+    }
+
+    public var description: String { "local:\(path)" }
+
+    func full(_ name: String) -> String { path + "/" + name }
+
+    func failure(_ what: String, _ name: String, _ err: Int32 = errno) -> BackupError {
+        let reason = String(cString: strerror(err))
+        var hint = ""
+        if err == ENOSPC || err == EDQUOT { hint = "; the target disk is full: free space there or run `hubsync backup forget --prune`" }
+        else if err == EACCES || err == EPERM { hint = "; check the permissions of \(path)" }
+        else if err == EROFS { hint = "; the target is mounted read-only" }
+        return BackupError(.io, "cannot \(what) \(full(name)): \(reason)\(hint); nothing already stored was changed")
+    }
+
+    public func put(_ name: String, _ data: [UInt8], replacing: Bool) throws(BackupError) {
+        let target = full(name)
+        let dir = (target as NSString).deletingLastPathComponent
+        if mkdir(dir, 0o700) != 0, errno != EEXIST {
+            if errno == ENOENT {
+                try makeDirectory(dir)
+            } else {
+                throw failure("create folder for", name)
+            }
+        }
+        if !replacing, access(target, F_OK) == 0 { return } // content-addressed: already there
+        let tmp = dir + "/.tmp-" + String(UInt64.random(in: .min ... .max), radix: 16)
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw failure("write", name) }
+        var done = 0
+        var err: Int32 = 0
+        data.withUnsafeBytes { raw in
+            while done < raw.count {
+                let n = write(fd, raw.baseAddress! + done, raw.count - done)
+                if n < 0 { if errno == EINTR { continue }; err = errno; return }
+                done += n
+            }
+            if fsync(fd) != 0 { err = errno }
+        }
+        close(fd)
+        if err != 0 {
+            unlink(tmp)
+            throw failure("write", name, err)
+        }
+        // Read back what the disk holds before the file becomes visible under its name.
+        guard let back = FileManager.default.contents(atPath: tmp), back.elementsEqual(data) else {
+            unlink(tmp)
+            throw BackupError(.io, "\(full(name)) read back differently from what was written; the target disk "
+                + "may be failing; nothing already stored was changed")
+        }
+        guard rename(tmp, target) == 0 else {
+            let e = errno
+            unlink(tmp)
+            throw failure("rename into", name, e)
+        }
+        let dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dfd >= 0 { _ = fsync(dfd); close(dfd) }
+    }
+
+    private func makeDirectory(_ dir: String) throws(BackupError) {
+        do {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw BackupError(.io, "cannot create \(dir): \(error.localizedDescription)")
+        }
+    }
+
+    public func get(_ name: String) throws(BackupError) -> [UInt8] {
+        let fd = open(full(name), O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { throw BackupError(.notFound, "\(full(name)) does not exist") }
+            throw failure("read", name)
+        }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw failure("read", name) }
+        return try readAll(fd, offset: 0, length: Int(st.st_size), name: name)
+    }
+
+    public func get(_ name: String, offset: Int, length: Int) throws(BackupError) -> [UInt8] {
+        let fd = open(full(name), O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { throw BackupError(.notFound, "\(full(name)) does not exist") }
+            throw failure("read", name)
+        }
+        defer { close(fd) }
+        return try readAll(fd, offset: offset, length: length, name: name)
+    }
+
+    private func readAll(_ fd: Int32, offset: Int, length: Int, name: String) throws(BackupError) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: length)
+        var got = 0
+        var err: Int32 = 0
+        out.withUnsafeMutableBytes { raw in
+            while got < length {
+                let n = pread(fd, raw.baseAddress! + got, length - got, off_t(offset + got))
+                if n < 0 { if errno == EINTR { continue }; err = errno; return }
+                if n == 0 { return }
+                got += n
+            }
+        }
+        if err != 0 { throw failure("read", name, err) }
+        guard got == length else {
+            throw BackupError(.damaged, "\(full(name)) is shorter than expected (\(got) of \(offset + length) bytes)")
+        }
+        return out
+    }
+
+    public func list(_ folder: String) throws(BackupError) -> [(name: String, size: Int)] {
+        var out: [(String, Int)] = []
+        func walk(_ rel: String) throws(BackupError) {
+            let dirPath = full(rel)
+            guard let d = opendir(dirPath) else {
+                if errno == ENOENT { return }
+                throw failure("list", rel)
+            }
+            defer { closedir(d) }
+            while let e = readdir(d) {
+                let name = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+                if name == "." || name == ".." || name.hasPrefix(".tmp-") { continue }
+                let child = rel + "/" + name
+                var st = stat()
+                guard stat(full(child), &st) == 0 else { continue }
+                if st.st_mode & S_IFMT == S_IFDIR {
+                    try walk(child)
+                } else {
+                    out.append((child, Int(st.st_size)))
+                }
+            }
+        }
+        try walk(folder)
+        return out.sorted { $0.0 < $1.0 }
+    }
+
+    public func delete(_ name: String) throws(BackupError) {
+        if unlink(full(name)) != 0, errno != ENOENT { throw failure("delete", name) }
+    }
+
+    public func exists(_ name: String) throws(BackupError) -> Bool {
+        access(full(name), F_OK) == 0
+    }
+}

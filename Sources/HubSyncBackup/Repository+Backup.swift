@@ -1,0 +1,99 @@
+import Foundation
+public import HubSyncCore
+public import HubSyncCrypto
+public import HubSyncStore
+
+/// Called with a phase name, the work done and the work in all (an estimate while reading).
+public typealias BackupProgress = (_ phase: String, _ done: Int, _ total: Int) -> Void
+
+/// What one backup did.
+public struct BackupResult: Sendable {
+    public var snapshot: Snapshot
+    /// Chunks in the snapshot, chunks written anew and chunks already in the repository.
+    public var chunks: Int
+    public var newChunks: Int
+    /// Packs written, and packs left by an interrupted run that this run indexed and reused.
+    public var packsWritten: Int
+    public var orphanPacksAdopted: Int
+    /// Bytes written to the target (packs, index and snapshot).
+    public var bytesAdded: Int
+}
+
+extension Repository {
+    /// Takes a snapshot of `store`: exports every record in (collection, id) order, chunks the
+    /// export, writes the chunks the repository lacks into packs, then an index naming the new
+    /// packs, then the snapshot. A crash at any point leaves a valid repository; the packs
+    /// already written are found by the next run and not written again.
+    public func backup(store: Store, device: String, hostname: String, household: Household?, holder: String,
+                       progress: BackupProgress = { _, _, _ in }) throws(BackupError) -> BackupResult {
+        let lease = try lease(exclusive: false, holder: holder)
+        defer { lease.release() }
+        var index = try loadIndex()
+        // Chunks whose pack has gone missing are written again rather than referred to.
+        for p in index.missing { for e in index.packs[p] ?? [] where index.blobs[e.id]?.pack == p { index.blobs[e.id] = nil } }
+        let estimate = ((try? store.counts()) ?? [:]).values.reduce(0, +)
+        var chunker = Chunker(parameters: chunker, cutKey: key.cut)
+        var pack = PackWriter(key: key, capacity: packSize)
+        var chunkIDs: [BlobID] = []
+        var newPacks: [(BlobID, [PackEntry])] = []
+        var pending = Set<BlobID>()
+        var records = 0, bytes = 0, newChunks = 0, added = 0
+        var collections: [String: Int] = [:]
+        var failure: BackupError?
+
+        func flush() throws(BackupError) {
+            guard !pack.isEmpty else { return }
+            let (id, file, entries) = pack.finish()
+            try target.put(Repository.packName(id), file, replacing: false)
+            added += file.count
+            newPacks.append((id, entries))
+            index.add(pack: id, entries: entries)
+            pending.removeAll()
+            try lease.renew()
+        }
+        func take(_ chunk: [UInt8]) throws(BackupError) {
+            let id = key.chunkID(of: chunk)
+            chunkIDs.append(id)
+            guard index.blobs[id] == nil, !pending.contains(id) else { return }
+            pack.add(chunk: chunk, id: id)
+            pending.insert(id)
+            newChunks += 1
+            if pack.size >= packSize { try flush() }
+        }
+
+        let clock: Timestamp
+        do {
+            clock = try store.forEachRawRecord { collection, id, alive, state in
+                records += 1
+                bytes += state.count
+                if alive { collections[collection, default: 0] += 1 }
+                do throws(BackupError) {
+                    for c in chunker.add(collection: collection, id: id, state: state) { try take(c) }
+                } catch {
+                    failure = error
+                    throw error
+                }
+                if records % 5000 == 0 { progress("backup", records, max(estimate, records)) }
+            }
+        } catch {
+            if let failure { throw failure }
+            throw BackupError(.io, "cannot read the store: \(error.message)")
+        }
+        if let last = chunker.finish() { try take(last) }
+        try flush()
+        progress("backup", records, records)
+
+        // Packs left by an interrupted run are named by this run's index, so later runs skip the scan.
+        let adopted = index.orphans.map { ($0, index.packs[$0] ?? []) }
+        if let name = try writeIndex(newPacks + adopted) {
+            added += (try? target.get(name).count) ?? 0
+        }
+        var snapshot = Snapshot(id: BlobID([UInt8](repeating: 0, count: 32)),
+                                time: UInt64(Date().timeIntervalSince1970 * 1000), device: device, hostname: hostname,
+                                records: records, collections: collections, bytes: bytes, addedBytes: added,
+                                clock: clock, household: household, chunks: chunkIDs)
+        snapshot.id = try writeSnapshot(snapshot)
+        return BackupResult(snapshot: snapshot, chunks: chunkIDs.count, newChunks: newChunks,
+                            packsWritten: newPacks.count, orphanPacksAdopted: adopted.count, bytesAdded: added)
+    }
+}

@@ -1,0 +1,174 @@
+import Foundation
+import HubSyncCrypto
+
+/// Which snapshots to keep (the others are forgotten). A snapshot kept by any rule stays.
+public struct RetentionPolicy: Sendable, Equatable {
+    public var last = 0
+    public var hourly = 0
+    public var daily = 0
+    public var weekly = 0
+    public var monthly = 0
+    public var yearly = 0
+    /// Keep every snapshot younger than this many seconds (relative to the newest snapshot).
+    public var within: TimeInterval = 0
+
+    public init() {}
+
+    public var isEmpty: Bool { self == RetentionPolicy() }
+
+    /// Parses a duration: a number and a unit, several allowed: `30m`, `12h`, `7d`, `2w`, `1y2m` no;
+    /// units: s, m (minutes), h, d, w, y.
+    public static func parseDuration(_ text: String) -> TimeInterval? {
+        var total: TimeInterval = 0
+        var number = ""
+        for ch in text {
+            if ch.isNumber { number.append(ch); continue }
+            guard let n = Double(number) else { return nil }
+            let unit: Double
+            switch ch {
+            case "s": unit = 1
+            case "m": unit = 60
+            case "h": unit = 3600
+            case "d": unit = 86400
+            case "w": unit = 7 * 86400
+            case "y": unit = 365 * 86400
+            default: return nil
+            }
+            total += n * unit
+            number = ""
+        }
+        return number.isEmpty && total > 0 ? total : nil
+    }
+
+    /// The snapshots to keep and to forget, newest first, with the reasons for keeping.
+    public func apply(to snapshots: [Snapshot]) -> (keep: [(Snapshot, [String])], forget: [Snapshot]) {
+        let sorted = snapshots.sorted { $0.time > $1.time }
+        var reasons: [[String]] = Array(repeating: [], count: sorted.count)
+        for i in 0..<min(last, sorted.count) { reasons[i].append("last") }
+        let calendar: Calendar = {
+            var c = Calendar(identifier: .iso8601)
+            c.timeZone = TimeZone(identifier: "UTC")!
+            return c
+        }()
+        func bucket(_ n: Int, _ name: String, _ key: (Date) -> String) {
+            guard n > 0 else { return }
+            var seen = Set<String>()
+            for (i, s) in sorted.enumerated() {
+                let k = key(Date(timeIntervalSince1970: Double(s.time) / 1000))
+                if seen.insert(k).inserted {
+                    reasons[i].append(name)
+                    if seen.count >= n { break }
+                }
+            }
+        }
+        func c(_ d: Date, _ parts: Set<Calendar.Component>) -> String {
+            let x = calendar.dateComponents(parts, from: d)
+            return "\(x.yearForWeekOfYear ?? 0)-\(x.year ?? 0)-\(x.month ?? 0)-\(x.weekOfYear ?? 0)-\(x.day ?? 0)-\(x.hour ?? 0)"
+        }
+        bucket(hourly, "hourly") { c($0, [.year, .month, .day, .hour]) }
+        bucket(daily, "daily") { c($0, [.year, .month, .day]) }
+        bucket(weekly, "weekly") { c($0, [.yearForWeekOfYear, .weekOfYear]) }
+        bucket(monthly, "monthly") { c($0, [.year, .month]) }
+        bucket(yearly, "yearly") { c($0, [.year]) }
+        if within > 0, let newest = sorted.first {
+            for (i, s) in sorted.enumerated() where Double(newest.time - s.time) / 1000 <= within { reasons[i].append("within") }
+        }
+        var keep: [(Snapshot, [String])] = []
+        var forget: [Snapshot] = []
+        for (i, s) in sorted.enumerated() {
+            if reasons[i].isEmpty { forget.append(s) } else { keep.append((s, reasons[i])) }
+        }
+        return (keep, forget)
+    }
+}
+
+/// What prune did.
+public struct PruneReport: Sendable {
+    public var packsDeleted = 0
+    public var packsRewritten = 0
+    public var bytesFreed = 0
+    public var indexFilesReplaced = 0
+    /// Packs in use that failed their check and were left untouched.
+    public var damagedPacksKept: [BlobID] = []
+}
+
+extension Repository {
+    /// Forgets (deletes the manifests of) the snapshots the policy does not keep.
+    public func forget(policy: RetentionPolicy, dryRun: Bool = false,
+                       holder: String) throws(BackupError) -> (keep: [(Snapshot, [String])], forget: [Snapshot]) {
+        let lease = try lease(exclusive: true, holder: holder)
+        defer { lease.release() }
+        let plan = policy.apply(to: try snapshots())
+        if !dryRun {
+            for s in plan.forget { try target.delete("snapshots/" + s.id.hex) }
+        }
+        return plan
+    }
+
+    /// Removes what no snapshot needs: packs holding only unused chunks are deleted; packs
+    /// holding some are rewritten with the used chunks only. Order: new packs, a new index
+    /// naming every pack kept, removal of the old index files, then of the old packs; a crash
+    /// at any point leaves every snapshot readable.
+    public func prune(holder: String, progress: BackupProgress = { _, _, _ in }) throws(BackupError) -> PruneReport {
+        let lease = try lease(exclusive: true, holder: holder)
+        defer { lease.release() }
+        var report = PruneReport()
+        let index = try loadIndex()
+        var used = Set<BlobID>()
+        for s in try snapshots() { used.formUnion(s.chunks) }
+        var keepPacks: [(BlobID, [PackEntry])] = []
+        var dropPacks: [BlobID] = []
+        var writer = PackWriter(key: key, capacity: packSize)
+        var newPacks: [(BlobID, [PackEntry])] = []
+        var copied = Set<BlobID>()
+        func flush() throws(BackupError) {
+            guard !writer.isEmpty else { return }
+            let (id, file, entries) = writer.finish()
+            try target.put(Repository.packName(id), file, replacing: false)
+            newPacks.append((id, entries))
+            try lease.renew()
+        }
+        let packs = index.packs.keys.sorted()
+        for (i, p) in packs.enumerated() {
+            let entries = index.packs[p]!
+            let live = entries.filter { used.contains($0.id) }
+            if live.count == entries.count, index.packSizes[p] != nil {
+                keepPacks.append((p, entries))
+                continue
+            }
+            if live.isEmpty {
+                dropPacks.append(p)
+                report.bytesFreed += index.packSizes[p] ?? 0
+                report.packsDeleted += 1
+                continue
+            }
+            // A damaged pack still in use is kept as it is: copying would spread the damage and
+            // deleting would lose what is intact. `verify --read-data` names it.
+            guard let file = try? target.get(Repository.packName(p)), BlobID(Blake2b.hash(file)) == p else {
+                keepPacks.append((p, entries))
+                report.damagedPacksKept.append(p)
+                continue
+            }
+            dropPacks.append(p)
+            report.bytesFreed += index.packSizes[p] ?? 0
+            report.packsRewritten += 1
+            for e in live where copied.insert(e.id).inserted {
+                let blob = Array(file[Int(e.offset)..<Int(e.offset) + Int(e.length)])
+                writer.add(sealed: blob, entry: e)
+                if writer.size >= packSize { try flush() }
+            }
+            progress("prune", i + 1, packs.count)
+        }
+        try flush()
+        for (_, entries) in newPacks { report.bytesFreed -= entries.reduce(0) { $0 + Int($1.length) } }
+        if dropPacks.isEmpty && index.orphans.isEmpty { return report }
+        let newIndex = try writeIndex(keepPacks + newPacks)
+        for f in index.files where f != newIndex {
+            try target.delete(f)
+            report.indexFilesReplaced += 1
+        }
+        for p in dropPacks { try target.delete(Repository.packName(p)) }
+        for (p, _) in index.unreadable { try target.delete(Repository.packName(p)); report.packsDeleted += 1 }
+        return report
+    }
+}

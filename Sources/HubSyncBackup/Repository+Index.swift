@@ -1,0 +1,84 @@
+import HubSyncCrypto
+
+/// Every blob the repository holds: from the index files, plus packs no index names yet
+/// (left by a backup killed before it wrote its index), read from their own headers.
+struct RepositoryIndex {
+    var blobs: [BlobID: BlobLocation] = [:]
+    var packs: [BlobID: [PackEntry]] = [:]
+    /// Pack sizes as listed on the target.
+    var packSizes: [BlobID: Int] = [:]
+    /// The index files read.
+    var files: [String] = []
+    /// Packs found on the target that no index names (their entries are in `packs`).
+    var orphans: [BlobID] = []
+    /// Packs named by an index but missing on the target.
+    var missing: [BlobID] = []
+    /// Packs whose header could not be read (damaged orphans).
+    var unreadable: [(BlobID, String)] = []
+
+    mutating func add(pack: BlobID, entries: [PackEntry]) {
+        packs[pack] = entries
+        for e in entries {
+            blobs[e.id] = BlobLocation(pack: pack, offset: e.offset, length: e.length, rawLength: e.rawLength)
+        }
+    }
+}
+
+extension Repository {
+    /// Reads every index file and lists the packs; optionally reads the headers of unindexed packs.
+    func loadIndex(scanOrphans: Bool = true) throws(BackupError) -> RepositoryIndex {
+        var index = RepositoryIndex()
+        for (name, _) in try target.list("index") {
+            let file = try target.get(name)
+            guard BlobID(Blake2b.hash(file)).hex == name.split(separator: "/").last.map(String.init),
+                  let plain = Sealed.open(file[...], key: key.data, ad: Label.index) else {
+                throw BackupError(.damaged, "index file \(name) is damaged; run `hubsync backup verify` and then "
+                    + "`hubsync backup prune`, which rewrites the index from the packs' own headers")
+            }
+            var r = ByteReader(plain, what: "index \(name)")
+            let packCount = Int(try r.u32())
+            for _ in 0..<packCount {
+                let pack = try r.id()
+                let n = Int(try r.u32())
+                var entries: [PackEntry] = []
+                entries.reserveCapacity(n)
+                for _ in 0..<n { entries.append(try PackEntry.read(&r)) }
+                index.add(pack: pack, entries: entries)
+            }
+            index.files.append(name)
+        }
+        for (name, size) in try target.list("data") {
+            guard let id = name.split(separator: "/").last.flatMap({ BlobID(hex: String($0)) }) else { continue }
+            index.packSizes[id] = size
+            if index.packs[id] == nil, scanOrphans {
+                do throws(BackupError) {
+                    let file = try target.get(name)
+                    guard BlobID(Blake2b.hash(file)) == id else { throw BackupError(.damaged, "pack \(id.short) does not match its ID") }
+                    index.add(pack: id, entries: try PackReader.entries(ofPack: file, name: id.hex, key: key))
+                    index.orphans.append(id)
+                } catch {
+                    index.unreadable.append((id, error.message))
+                }
+            }
+        }
+        index.missing = index.packs.keys.filter { index.packSizes[$0] == nil }.sorted()
+        return index
+    }
+
+    /// Writes an index file naming `packs`; returns its name.
+    @discardableResult
+    func writeIndex(_ packs: [(BlobID, [PackEntry])]) throws(BackupError) -> String? {
+        guard !packs.isEmpty else { return nil }
+        var w = ByteWriter()
+        w.u32(UInt32(packs.count))
+        for (id, entries) in packs {
+            w.append(id.bytes)
+            w.u32(UInt32(entries.count))
+            for e in entries { e.write(to: &w) }
+        }
+        let file = Sealed.seal(w.bytes, key: key.data, ad: Label.index)
+        let name = "index/" + BlobID(Blake2b.hash(file)).hex
+        try target.put(name, file, replacing: false)
+        return name
+    }
+}

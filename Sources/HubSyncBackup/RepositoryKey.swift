@@ -1,0 +1,115 @@
+@preconcurrency internal import CHubSodium
+internal import CHubZstd
+import HubSyncCrypto
+
+/// The repository key and the keys derived from it (protocol/SPEC.md 5.3):
+/// `K_data` encrypts every blob, `K_id` names chunks, `K_cut` chooses chunk boundaries;
+/// each is BLAKE2b-256 keyed with the repository key over an ASCII label.
+public struct RepositoryKey: Sendable {
+    let master: SymmetricKey
+    let data: SymmetricKey
+    let chunkID: SymmetricKey
+    let cut: SymmetricKey
+
+    public init(_ master: SymmetricKey) {
+        precondition(master.byteCount == 32, "a repository key has 32 bytes")
+        self.master = master
+        data = SymmetricKey(copying: Blake2b.hash("hubsync-backup-v1 data", outputLength: 32, key: master))
+        chunkID = SymmetricKey(copying: Blake2b.hash("hubsync-backup-v1 chunk-id", outputLength: 32, key: master))
+        cut = SymmetricKey(copying: Blake2b.hash("hubsync-backup-v1 chunker", outputLength: 32, key: master))
+    }
+
+    /// A new random key.
+    public static func generate() -> RepositoryKey { RepositoryKey(.random()) }
+
+    /// The chunk ID: keyed BLAKE2b-256 of the chunk's plaintext.
+    func chunkID(of plaintext: [UInt8]) -> BlobID { BlobID(Blake2b.hash(plaintext, outputLength: 32, key: chunkID)) }
+}
+
+/// XChaCha20-Poly1305 (IETF) with a random 24-byte nonce: `nonce ‖ ciphertext ‖ tag`.
+enum Sealed {
+    static let nonceBytes = 24
+    static let overhead = 24 + 16
+
+    static func seal(_ plaintext: [UInt8], key: SymmetricKey, ad: [UInt8]) -> [UInt8] {
+        Sodium.ensureInitialized()
+        var nonce = [UInt8](repeating: 0, count: nonceBytes)
+        randombytes_buf(&nonce, nonceBytes)
+        return seal(plaintext, key: key, ad: ad, nonce: nonce)
+    }
+
+    /// Seals with a given nonce (test vectors only: a nonce must never repeat under one key).
+    static func seal(_ plaintext: [UInt8], key: SymmetricKey, ad: [UInt8], nonce: [UInt8]) -> [UInt8] {
+        precondition(nonce.count == nonceBytes)
+        var out = nonce + [UInt8](repeating: 0, count: plaintext.count + overhead - nonceBytes)
+        out.withUnsafeMutableBufferPointer { o in
+            key.withUnsafeBytes { k in
+                var clen: UInt64 = 0
+                _ = crypto_aead_xchacha20poly1305_ietf_encrypt(
+                    o.baseAddress! + nonceBytes, &clen, plaintext, UInt64(plaintext.count), ad, UInt64(ad.count), nil,
+                    o.baseAddress!, k.baseAddress!.assumingMemoryBound(to: UInt8.self))
+            }
+        }
+        return out
+    }
+
+    /// The plaintext, or nil when the box was damaged or sealed with another key or AD.
+    static func open(_ box: ArraySlice<UInt8>, key: SymmetricKey, ad: [UInt8]) -> [UInt8]? {
+        guard box.count >= overhead else { return nil }
+        var out = [UInt8](repeating: 0, count: box.count - overhead)
+        let ok = box.withUnsafeBufferPointer { b in
+            key.withUnsafeBytes { k in
+                var mlen: UInt64 = 0
+                return crypto_aead_xchacha20poly1305_ietf_decrypt(
+                    &out, &mlen, nil, b.baseAddress! + nonceBytes, UInt64(b.count - nonceBytes), ad, UInt64(ad.count),
+                    b.baseAddress!, k.baseAddress!.assumingMemoryBound(to: UInt8.self)) == 0
+            }
+        }
+        return ok ? out : nil
+    }
+}
+
+/// Associated data labels of the sealed structures.
+enum Label {
+    static let packHeader = Array("hubsync-backup-v1 pack-header".utf8)
+    static let index = Array("hubsync-backup-v1 index".utf8)
+    static let snapshot = Array("hubsync-backup-v1 snapshot".utf8)
+    static let repositoryKey = Array("hubsync-backup-v1 repository-key".utf8)
+
+    /// A chunk blob's associated data: the type byte 1 then the chunk ID.
+    static func chunk(_ id: BlobID) -> [UInt8] { [1] + id.bytes }
+}
+
+/// zstd, used only when it saves at least an eighth of the bytes.
+enum Compression {
+    static let stored: UInt8 = 0
+    static let zstd: UInt8 = 1
+
+    /// `flag ‖ payload`: flag 1 and a zstd frame (level 3) when that is at most 7/8 of the
+    /// input, else flag 0 and the input itself.
+    static func pack(_ input: [UInt8]) -> [UInt8] {
+        let bound = ZSTD_compressBound(input.count)
+        var out = [UInt8](repeating: 0, count: bound + 1)
+        let n = out.withUnsafeMutableBytes { o in
+            input.withUnsafeBytes { i in ZSTD_compress(o.baseAddress! + 1, bound, i.baseAddress, i.count, 3) }
+        }
+        if ZSTD_isError(n) == 0, n <= input.count - input.count / 8 {
+            out[0] = zstd
+            out.removeLast(out.count - 1 - n)
+            return out
+        }
+        return [stored] + input
+    }
+
+    /// The input of ``pack(_:)``, or nil when the payload is not valid or not `rawLength` long.
+    static func unpack(_ payload: [UInt8], rawLength: Int) -> [UInt8]? {
+        guard let flag = payload.first else { return nil }
+        if flag == stored { return payload.count - 1 == rawLength ? Array(payload[1...]) : nil }
+        guard flag == zstd else { return nil }
+        var out = [UInt8](repeating: 0, count: rawLength)
+        let n = out.withUnsafeMutableBytes { o in
+            payload.withUnsafeBytes { p in ZSTD_decompress(o.baseAddress, rawLength, p.baseAddress! + 1, p.count - 1) }
+        }
+        return ZSTD_isError(n) == 0 && n == rawLength ? out : nil
+    }
+}

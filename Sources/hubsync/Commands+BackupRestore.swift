@@ -1,0 +1,329 @@
+import ArgumentParser
+import Foundation
+import HubSyncBackup
+import HubSyncCore
+import HubSyncCrypto
+import HubSyncStore
+
+struct BackupRestoreCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "restore", abstract: "Restore a snapshot into a new data directory or the live stores.",
+        discussion: """
+            --into DIR  a new data directory (a new device, disaster recovery): every record and the clock \
+            exactly as in the snapshot; the directory gets a new device identity and the household's secrets.
+            --merge     into this device's stores: merges the snapshot's records (bringing back lost ones) \
+            and undeletes those deleted since.
+            --revert    into this device's stores: the snapshot's values written as new edits, so every \
+            peer follows; records made since are deleted (limit it with --record).
+              hubsync backup restore latest --repo local:/mnt/usb/hubsync --recovery-key KEY --into ~/hubsync
+              hubsync backup restore 3fa9c2d1 --merge --record memories/m42
+            """)
+    @OptionGroup var options: RepoOptions
+    @Argument(help: "A snapshot ID (or a unique prefix), or latest.") var snapshot: String
+    @Option(help: ArgumentHelp("Restore into this new data directory.", valueName: "DIR")) var into: String?
+    @Flag(help: "Merge into this device's stores (undeletes what the snapshot has alive).") var merge = false
+    @Flag(help: "Write the snapshot's values as new edits (every peer follows).") var revert = false
+    @Option(help: ArgumentHelp("Only this record.", valueName: "COLLECTION/ID")) var record: String?
+    @Option(help: ArgumentHelp("Open the repository with the household's recovery key (\"-\" reads it from standard input).",
+                               valueName: "KEY"))
+    var recoveryKey: String?
+    @Flag(help: "Restore everything that is intact when some packs are damaged.") var skipDamaged = false
+
+    func validate() throws {
+        if [into != nil, merge, revert].filter({ $0 }).count != 1 {
+            throw ValidationError("give exactly one of --into DIR, --merge or --revert")
+        }
+        if let record, record.split(separator: "/", maxSplits: 1).count != 2 {
+            throw ValidationError("--record takes COLLECTION/ID, e.g. memories/m42")
+        }
+    }
+
+    var only: RecordKey? {
+        get throws {
+            guard let record else { return nil }
+            let parts = record.split(separator: "/", maxSplits: 1).map(String.init)
+            return try recordKey(parts[0], parts[1])
+        }
+    }
+
+    func run() throws {
+        let repo = try options.open(recoveryKey: recoveryKey)
+        let snap = try backupGuarded { try repo.snapshot(named: snapshot) }
+        let progress = ProgressReporter()
+        let start = Date()
+        var result: Value
+        if let into {
+            result = try restoreInto(repo, snap, directory: DataDirectory(path: into), progress: progress)
+        } else {
+            result = try restoreLive(repo, snap, progress: progress)
+        }
+        let seconds = Date().timeIntervalSince(start)
+        guard case .object(var o) = result else { return }
+        o["snapshot"] = .string(snap.id.hex)
+        o["seconds"] = .double(seconds)
+        if options.output.json {
+            printJSON(.object(o))
+        } else {
+            var line = "restored snapshot \(snap.id.short) (\(iso8601Text(snap.time))): "
+            if case .int(let n) = o["records"] ?? .null { line += "\(n) records" }
+            if case .int(let n) = o["writes"] ?? .null { line += ", \(n) writes" }
+            if let d = o["into"]?.stringValue { line += " into \(d)" }
+            line += " in \(String(format: "%.1f", seconds)) s"
+            if case .int(let n) = o["skipped_chunks"] ?? .null, n > 0 {
+                line += "; skipped \(n) damaged chunks (their records are missing)"
+            }
+            print(line)
+            if let d = o["into"]?.stringValue, let id = o["device_id"]?.stringValue {
+                print("New device ID: \(id); start it with `hubsync run --data \(d)` and pair it with the household again")
+            }
+        }
+    }
+
+    /// Restores into a new data directory: identity, household secrets, store, clock.
+    func restoreInto(_ repo: Repository, _ snap: Snapshot, directory dir: DataDirectory,
+                     progress: ProgressReporter) throws -> Value {
+        if FileManager.default.fileExists(atPath: dir.storePath) {
+            throw CLIError.failure("\(dir.path) already holds a store; --into takes a new data directory "
+                + "(to restore into this device's stores use --merge or --revert)")
+        }
+        // What this restore creates is removed again if it fails, so it can simply be run again.
+        var created: [String] = []
+        var succeeded = false
+        defer {
+            if !succeeded {
+                for path in created.reversed() { try? FileManager.default.removeItem(atPath: path) }
+            }
+        }
+        if !FileManager.default.fileExists(atPath: dir.path) { created.append(dir.path) }
+        let identity: Identity
+        if Identity.exists(in: dir.url) {
+            identity = try dir.identity()
+        } else {
+            identity = try guarded { try Identity.create(in: dir.url) }
+            created.append(Identity.keyFileURL(in: dir.url).path)
+        }
+        if !Household.exists(in: dir.url), let household = snap.household {
+            try guarded { try household.save(in: dir.url) }
+            created.append(Household.fileURL(in: dir.url).path)
+        }
+        created += [dir.storePath, dir.storePath + "-wal", dir.storePath + "-shm"]
+        if !FileManager.default.fileExists(atPath: dir.devicePath) {
+            created.append(dir.devicePath)
+            let device: Value = ["name": .string(ProcessInfo.processInfo.hostName),
+                                 "device_id": .string(identity.deviceID.description)]
+            try guarded { try Data((JSON.serialize(device) + "\n").utf8).write(to: URL(fileURLWithPath: dir.devicePath)) }
+        }
+        let store = try guarded { try Store(path: dir.storePath, device: identity.deviceID) }
+        let report = try backupGuarded {
+            try repo.restore(snap, into: store, skipDamaged: skipDamaged, only: try? only, progress: progress.callback)
+        }
+        succeeded = true
+        return ["into": .string(dir.path), "device_id": .string(identity.deviceID.description),
+                "records": .int(Int64(report.records)), "skipped_chunks": .int(Int64(report.skippedChunks.count)),
+                "damaged_packs": .array(report.damagedPacks.map { .string($0.hex) }),
+                "clock": .string(store.lastClock.description)]
+    }
+
+    /// Merges into or reverts this device's stores; writes go through the agent when one runs.
+    func restoreLive(_ repo: Repository, _ snap: Snapshot, progress: ProgressReporter) throws -> Value {
+        let dir = options.directory
+        let store = try dir.openStore()
+        let agent = AgentClient.running(in: dir)
+        let only = try self.only
+        var writes = 0
+        var seen = Set<RecordKey>()
+        func apply(_ ops: [HubSyncStore.Operation]) throws {
+            guard !ops.isEmpty else { return }
+            writes += ops.count
+            if let agent {
+                for part in stride(from: 0, to: ops.count, by: 500) {
+                    let list: [Value] = ops[part..<min(part + 500, ops.count)].map(operationJSON)
+                    _ = try agent.call("POST", "/v1/batch", body: ["operations": .array(list)])
+                }
+            } else {
+                try guarded { try store.apply(ops) }
+            }
+        }
+        let report = try backupGuarded {
+            try repo.readRecords(of: snap, skipDamaged: skipDamaged, only: only, progress: progress.callback) { batch in
+                for s in batch { seen.insert(s.key) }
+                if merge {
+                    try store.merge(batch)
+                    var current: [RecordKey: RecordState] = [:]
+                    for s in try store.states(for: batch.map(\.key)) { current[s.key] = s }
+                    try apply(RestorePlan.undeletes(snapshot: batch, current: current))
+                } else {
+                    var current: [RecordKey: RecordState] = [:]
+                    for s in try store.states(for: batch.map(\.key)) { current[s.key] = s }
+                    try apply(batch.flatMap { RestorePlan.revert(snapshot: $0, current: current[$0.key]) })
+                }
+            }
+        }
+        if revert {
+            // Records made after the snapshot did not exist at that point in time.
+            var extra: [HubSyncStore.Operation] = []
+            if let only {
+                if !seen.contains(only), let c = try guarded({ try store.get(only) }), c.isAlive { extra.append(.delete(only)) }
+            } else {
+                try guarded {
+                    try store.forEachRecord { s in if s.isAlive, !seen.contains(s.key) { extra.append(.delete(s.key)) } }
+                }
+            }
+            try apply(extra)
+        }
+        if let only, report.records == 0 {
+            throw CLIError.failure("snapshot \(snap.id.short) holds no record \(only); see `hubsync backup list`")
+        }
+        return ["mode": .string(merge ? "merge" : "revert"), "records": .int(Int64(report.records)),
+                "writes": .int(Int64(writes)), "through_agent": .bool(agent != nil),
+                "skipped_chunks": .int(Int64(report.skippedChunks.count))]
+    }
+}
+
+/// An operation as the local API's batch endpoint takes it.
+func operationJSON(_ op: HubSyncStore.Operation) -> Value {
+    let k = op.key
+    switch op {
+    case .put(_, let fields):
+        return ["op": "put", "collection": .string(k.collection), "id": .string(k.id), "fields": .object(fields)]
+    case .delete: return ["op": "delete", "collection": .string(k.collection), "id": .string(k.id)]
+    default: return ["op": "undelete", "collection": .string(k.collection), "id": .string(k.id)]
+    }
+}
+
+struct BackupForgetCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "forget", abstract: "Forget snapshots the retention rules do not keep (then prune to free space).",
+        discussion: "A snapshot kept by any rule stays. Periods are in UTC.\n  hubsync backup forget --keep-daily 7 --keep-weekly 4 --prune")
+    @OptionGroup var options: RepoOptions
+    @Option(help: "Keep the N newest snapshots.") var keepLast = 0
+    @Option(help: "Keep the newest snapshot of each of the last N hours that have one.") var keepHourly = 0
+    @Option(help: "… of each of the last N days.") var keepDaily = 0
+    @Option(help: "… of each of the last N ISO weeks.") var keepWeekly = 0
+    @Option(help: "… of each of the last N months.") var keepMonthly = 0
+    @Option(help: "… of each of the last N years.") var keepYearly = 0
+    @Option(help: ArgumentHelp("Keep every snapshot this recent relative to the newest (e.g. 7d, 12h, 2w).",
+                               valueName: "DURATION"))
+    var keepWithin: String?
+    @Flag(help: "Show what would be forgotten; change nothing.") var dryRun = false
+    @Flag(help: "Prune afterwards: free the space no remaining snapshot needs.") var prune = false
+
+    func validate() throws {
+        if [keepLast, keepHourly, keepDaily, keepWeekly, keepMonthly, keepYearly].contains(where: { $0 < 0 }) {
+            throw ValidationError("--keep-* counts must be 0 or more")
+        }
+        if let w = keepWithin, RetentionPolicy.parseDuration(w) == nil {
+            throw ValidationError("--keep-within takes a duration such as 30m, 12h, 7d, 2w or 1y")
+        }
+        if policy.isEmpty {
+            throw ValidationError("give at least one --keep-* rule (forgetting every snapshot is not offered)")
+        }
+    }
+
+    var policy: RetentionPolicy {
+        var p = RetentionPolicy()
+        p.last = keepLast; p.hourly = keepHourly; p.daily = keepDaily; p.weekly = keepWeekly
+        p.monthly = keepMonthly; p.yearly = keepYearly
+        p.within = keepWithin.flatMap(RetentionPolicy.parseDuration) ?? 0
+        return p
+    }
+
+    func run() throws {
+        let repo = try options.open()
+        let plan = try backupGuarded { try repo.forget(policy: policy, dryRun: dryRun, holder: options.holder) }
+        var pruneReport: PruneReport?
+        if prune, !dryRun {
+            pruneReport = try backupGuarded { try repo.prune(holder: options.holder, progress: ProgressReporter().callback) }
+        }
+        if options.output.json {
+            var o: [String: Value] = [
+                "kept": .array(plan.keep.map { s, why in
+                    guard case .object(var o) = s.summary else { return .null }
+                    o["reasons"] = .array(why.map { .string($0) })
+                    return .object(o)
+                }),
+                "forgotten": .array(plan.forget.map(\.summary)), "dry_run": .bool(dryRun),
+            ]
+            if let r = pruneReport { o["prune"] = pruneJSON(r) }
+            printJSON(.object(o))
+        } else {
+            for (s, why) in plan.keep { print("keep    \(s.id.short)  \(iso8601Text(s.time))  (\(why.joined(separator: ", ")))") }
+            for s in plan.forget { print("\(dryRun ? "would forget" : "forget ") \(s.id.short)  \(iso8601Text(s.time))") }
+            if let r = pruneReport { print(pruneText(r)) }
+        }
+    }
+}
+
+func pruneJSON(_ r: PruneReport) -> Value {
+    ["packs_deleted": .int(Int64(r.packsDeleted)), "packs_rewritten": .int(Int64(r.packsRewritten)),
+     "bytes_freed": .int(Int64(r.bytesFreed)), "index_files_replaced": .int(Int64(r.indexFilesReplaced)),
+     "damaged_packs_kept": .array(r.damagedPacksKept.map { .string($0.hex) })]
+}
+
+func pruneText(_ r: PruneReport) -> String {
+    "pruned: \(r.packsDeleted) packs deleted, \(r.packsRewritten) rewritten, \(byteText(max(0, r.bytesFreed))) freed"
+        + (r.damagedPacksKept.isEmpty ? "" : "; left \(r.damagedPacksKept.count) damaged pack(s) in use untouched "
+            + "(see `hubsync backup verify --read-data`)")
+}
+
+struct BackupPruneCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "prune", abstract: "Free the space that no snapshot needs (after forget).")
+    @OptionGroup var options: RepoOptions
+
+    func run() throws {
+        let repo = try options.open()
+        let r = try backupGuarded { try repo.prune(holder: options.holder, progress: ProgressReporter().callback) }
+        if options.output.json { printJSON(pruneJSON(r)) } else { print(pruneText(r)) }
+    }
+}
+
+struct BackupDrillCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "drill",
+        abstract: "Restore the latest snapshot into a scratch directory, check it, and report recovery time and point.",
+        discussion: "The recovery time is how long the restore took; the recovery point is the age of the latest snapshot.")
+    @OptionGroup var options: RepoOptions
+    @Option(help: ArgumentHelp("Open the repository with the recovery key.", valueName: "KEY")) var recoveryKey: String?
+
+    func run() throws {
+        let repo = try options.open(recoveryKey: recoveryKey)
+        let snap = try backupGuarded { try repo.snapshot(named: "latest") }
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("hubsync-drill-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let start = Date()
+        let identity = try guarded { try Identity.create(in: scratch) }
+        let store = try guarded { try Store(path: scratch.path + "/store.sqlite", device: identity.deviceID) }
+        let report = try backupGuarded {
+            try repo.restore(snap, into: store, skipDamaged: false, progress: ProgressReporter().callback)
+        }
+        let restoreSeconds = Date().timeIntervalSince(start)
+        let integrity = try guarded { try store.integrityCheck() }
+        let badDigests = try guarded { try store.verifyDigests() }
+        let counts = try guarded { try store.counts() }
+        var problems: [String] = []
+        if integrity != "ok" { problems.append("SQLite integrity check: \(integrity)") }
+        if !badDigests.isEmpty { problems.append("\(badDigests.count) records do not match their digests") }
+        if report.records != snap.records { problems.append("restored \(report.records) records; the snapshot holds \(snap.records)") }
+        if counts != snap.collections.filter({ $0.value > 0 }) { problems.append("live record counts differ from the snapshot's") }
+        let age = snap.age()
+        if options.output.json {
+            printJSON(["ok": .bool(problems.isEmpty), "snapshot": .string(snap.id.hex), "records": .int(Int64(report.records)),
+                       "recovery_time_seconds": .double(restoreSeconds), "recovery_point_seconds": .double(age),
+                       "problems": .array(problems.map { .string($0) })])
+        } else {
+            print("drill: restored snapshot \(snap.id.short) (\(report.records) records) in \(String(format: "%.1f", restoreSeconds)) s "
+                + "(recovery time); latest snapshot is \(ageText(age)) old (recovery point)")
+            for p in problems { print("problem: \(p)") }
+            print(problems.isEmpty ? "ok: the restored store is sound" : "the drill found problems; run `hubsync backup verify --read-data`")
+        }
+        if !problems.isEmpty { throw ExitCode(1) }
+    }
+}
+
+func ageText(_ seconds: Double) -> String {
+    if seconds < 120 { return "\(Int(seconds)) s" }
+    if seconds < 7200 { return "\(Int(seconds / 60)) min" }
+    if seconds < 172_800 { return String(format: "%.1f h", seconds / 3600) }
+    return String(format: "%.1f days", seconds / 86400)
+}

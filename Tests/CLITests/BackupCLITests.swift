@@ -1,0 +1,273 @@
+import Foundation
+import HubSyncCore
+import Testing
+
+/// `hubsync backup` end to end, through real processes and a real repository directory.
+@Suite struct BackupCLITests {
+    let dir = TemporaryDirectory()
+
+    /// Plain memory records `m00000`…, about 1 KB each; `variant` changes the text.
+    func recordsFile(_ name: String, ids: some Sequence<Int>, variant: String = "") throws -> String {
+        let path = "\(dir.path)/\(name).jsonl"
+        let words = ["tea", "garden", "music", "river", "quiet", "coffee", "idea", "book", "walk", "light"]
+        var out = ""
+        for i in ids {
+            var text = variant
+            var k = UInt64(i) &* 0x9E37_79B9_7F4A_7C15
+            while text.utf8.count < 950 { text += words[Int(k >> 33) % words.count] + " "; k = k &* 6364136223846793005 &+ 1442695040888963407 }
+            out += #"{"collection":"memories","id":"m\#(String(format: "%05d", i))","fields":{"text":"\#(text)","tags":["t\#(i % 5)"]}}"#
+            out += "\n"
+        }
+        try out.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// The export's record lines (the header names the device and time, so it differs).
+    func exportedRecords(_ d: Device) throws -> [String] {
+        let r = try d.ok("export", "-")
+        return r.stdout.split(separator: "\n").dropFirst().map(String.init).sorted()
+    }
+
+    func size(_ path: String) -> Int {
+        var total = 0
+        for case let f as String in FileManager.default.enumerator(atPath: path) ?? NSArray().objectEnumerator() as! FileManager.DirectoryEnumerator {
+            total += ((try? FileManager.default.attributesOfItem(atPath: path + "/" + f))?[.size] as? Int) ?? 0
+        }
+        return total
+    }
+
+    @Test func backupChangeBackupVerifyAndRestoreOnABareMachine() throws {
+        let d = Device(data: dir.path + "/d")
+        let initJSON = try #require(try d.ok("init", "--json").json?.objectValue)
+        let recovery = try #require(initJSON["recovery_key"]?.stringValue)
+        try d.ok("import", try recordsFile("all", ids: 0..<10_000))
+        let repo = "local:" + dir.path + "/repo"
+
+        let first = try #require(try d.ok("backup", "now", "--repo", repo, "--json").json?.objectValue)
+        #expect(first["repository_created"] == .bool(true))
+        let size1 = size(dir.path + "/repo")
+        // 1% of the records, spread evenly over the store.
+        try d.ok("import", try recordsFile("change", ids: stride(from: 37, to: 10_000, by: 100), variant: "edited "))
+        let second = try #require(try d.ok("backup", "now", "--repo", repo, "--json").json?.objectValue)
+        let growth = Double(size(dir.path + "/repo") - size1) / Double(size1)
+        #expect(growth < 0.10, "the repository grew by \(Int(growth * 100))%")
+        #expect(second["id"] != first["id"])
+
+        let list = try #require(try d.ok("backup", "list", "--repo", repo, "--json").json?.arrayValue)
+        #expect(list.count == 2)
+        let verify = try #require(try d.ok("backup", "verify", "--read-data", "--repo", repo, "--json").json?.objectValue)
+        #expect(verify["ok"] == .bool(true))
+        try d.ok("backup", "verify", "--read-data-subset", "1/3", "--repo", repo)
+
+        // A bare machine: no data directory, only the repository and the recovery key.
+        let fresh = dir.path + "/fresh"
+        let restored = try hubsync(["backup", "restore", "latest", "--repo", repo, "--recovery-key", recovery,
+                                    "--into", fresh, "--json"])
+        #expect(restored.status == 0, "\(restored.stderr)")
+        #expect(try exportedRecords(Device(data: fresh)) == exportedRecords(d))
+        // The restored device has the household's secrets: it opens the repository itself.
+        try Device(data: fresh).ok("backup", "list", "--repo", repo)
+
+        let drill = try #require(try d.ok("backup", "drill", "--repo", repo, "--json").json?.objectValue)
+        #expect(drill["ok"] == .bool(true))
+    }
+
+    @Test func wrongRecoveryKeyAndMissingRepositoryAreClearErrors() throws {
+        let d = Device(data: dir.path + "/d")
+        try d.ok("init")
+        let other = Device(data: dir.path + "/other")
+        let otherKey = try #require(try other.ok("init", "--json").json?.objectValue?["recovery_key"]?.stringValue)
+        let repo = "local:" + dir.path + "/repo"
+        let missing = try d.run("backup", "list", "--repo", repo)
+        #expect(missing.status == 1 && missing.stderr.contains("no backup repository"))
+        try d.ok("backup", "now", "--repo", repo)
+        let wrong = try hubsync(["backup", "restore", "latest", "--repo", repo, "--recovery-key", otherKey, "--into", dir.path + "/x"])
+        #expect(wrong.status == 1 && wrong.stderr.contains("recovery key does not open"))
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/x/store.sqlite"))
+        let typo = try hubsync(["backup", "restore", "latest", "--repo", repo, "--recovery-key", "AAAA-BBBB", "--into", dir.path + "/x"])
+        #expect(typo.status == 2 && typo.stderr.contains("recovery key has"))
+        let noRepo = try d.run("backup", "now")
+        #expect(noRepo.status == 2 && noRepo.stderr.contains("--repo"))
+        // Another household's device cannot open it with its group key.
+        let foreign = try other.run("backup", "list", "--repo", repo)
+        #expect(foreign.status == 1 && foreign.stderr.contains("not this household's"))
+    }
+
+    @Test func flippedBitFailsVerifyAndRestoreUnlessSkipped() throws {
+        let d = Device(data: dir.path + "/d")
+        try d.ok("init")
+        try d.ok("import", try recordsFile("all", ids: 0..<3_000))
+        let repo = "local:" + dir.path + "/repo"
+        try d.ok("backup", "init", "--repo", repo, "--pack-size", "131072")
+        let snap = try #require(try d.ok("backup", "now", "--repo", repo, "--json").json?.objectValue?["id"]?.stringValue)
+        let packs = (FileManager.default.enumerator(atPath: dir.path + "/repo/data")?.allObjects as? [String] ?? [])
+            .filter { $0.count > 60 }.sorted()
+        #expect(packs.count >= 3)
+        let victim = dir.path + "/repo/data/" + packs[1]
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: victim))
+        bytes[1000] ^= 0x01
+        try bytes.write(to: URL(fileURLWithPath: victim))
+        let packID = String(packs[1].split(separator: "/").last!)
+
+        let verify = try d.run("backup", "verify", "--read-data", "--repo", repo, "--json")
+        #expect(verify.status == 1)
+        let damaged = try #require(verify.json?.objectValue?["damaged_packs"]?.arrayValue?.first?.objectValue)
+        #expect(damaged["pack"]?.stringValue == packID)
+        #expect(damaged["snapshots"]?.arrayValue == [.string(snap)])
+        let text = try d.run("backup", "verify", "--read-data", "--repo", repo)
+        #expect(text.stdout.contains(packID) && text.stdout.contains(String(snap.prefix(8))))
+
+        let refused = try d.run("backup", "restore", "latest", "--repo", repo, "--into", dir.path + "/r")
+        #expect(refused.status == 1 && refused.stderr.contains(packID) && refused.stderr.contains("--skip-damaged"))
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/r"), "a refused restore leaves nothing behind")
+        let skipped = try #require(try d.ok("backup", "restore", "latest", "--repo", repo, "--into", dir.path + "/r",
+                                            "--skip-damaged", "--json").json?.objectValue)
+        guard case .int(let n) = skipped["records"] ?? .null else { Issue.record("no record count"); return }
+        #expect(n > 2_000 && n < 3_000)
+    }
+
+    @Test func backupKilledMidwayLeavesAValidRepositoryAndTheRerunReusesItsPacks() throws {
+        let d = Device(data: dir.path + "/d")
+        try d.ok("init")
+        try d.ok("import", try recordsFile("all", ids: 0..<20_000))
+        let repoPath = dir.path + "/repo"
+        let repo = "local:" + repoPath
+        try d.ok("backup", "init", "--repo", repo, "--pack-size", "65536")
+        func packCount() -> Int {
+            (FileManager.default.enumerator(atPath: repoPath + "/data")?.allObjects as? [String] ?? []).filter { $0.count > 60 && !$0.contains(".tmp") }.count
+        }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: hubsyncPath)
+        p.arguments = ["backup", "now", "--repo", repo, "--data", d.data]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let deadline = Date().addingTimeInterval(60)
+        while packCount() < 5, p.isRunning, Date() < deadline { usleep(1000) }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        let snapshots = (try? FileManager.default.contentsOfDirectory(atPath: repoPath + "/snapshots")) ?? []
+        try #require(snapshots.isEmpty, "the backup finished before it could be killed; make the data set larger")
+        let written = packCount()
+        #expect(written >= 5)
+
+        // The repository is valid as it is, and the rerun writes only what had not arrived.
+        try d.ok("backup", "verify", "--repo", repo)
+        let rerun = try #require(try d.ok("backup", "now", "--repo", repo, "--json").json?.objectValue)
+        #expect(rerun["orphan_packs_reused"] == .int(Int64(written)))
+        guard case .int(let new) = rerun["new_chunks"] ?? .null, case .int(let all) = rerun["chunks"] ?? .null else {
+            Issue.record("no chunk counts"); return
+        }
+        #expect(new < all)
+        try d.ok("backup", "verify", "--read-data", "--repo", repo)
+        try d.ok("backup", "restore", "latest", "--repo", repo, "--into", dir.path + "/r")
+        #expect(try exportedRecords(Device(data: dir.path + "/r")) == exportedRecords(d))
+    }
+
+    @Test func forgetWithRetentionAndPrune() throws {
+        let d = Device(data: dir.path + "/d")
+        try d.ok("init")
+        try d.ok("import", try recordsFile("all", ids: 0..<1_000))
+        let repo = "local:" + dir.path + "/repo"
+        for i in 0..<3 {
+            try d.ok("put", "memories", "m00001", "--json", #"{"mood": "round \#(i)"}"#)
+            try d.ok("backup", "now", "--repo", repo)
+        }
+        let dry = try #require(try d.ok("backup", "forget", "--keep-last", "2", "--dry-run", "--repo", repo, "--json").json?.objectValue)
+        #expect(dry["forgotten"]?.arrayValue?.count == 1)
+        #expect(try d.ok("backup", "list", "--repo", repo, "--json").json?.arrayValue?.count == 3)
+        let done = try #require(try d.ok("backup", "forget", "--keep-last", "1", "--prune", "--repo", repo, "--json").json?.objectValue)
+        #expect(done["forgotten"]?.arrayValue?.count == 2)
+        #expect(done["prune"]?.objectValue != nil)
+        try d.ok("backup", "verify", "--read-data", "--repo", repo)
+        let bad = try d.run("backup", "forget", "--repo", repo)
+        #expect(bad.status == 2 && bad.stderr.contains("--keep"))
+    }
+
+    @Test func mergeAndRevertGoThroughTheRunningAgent() throws {
+        let d = Device(data: dir.path + "/d")
+        try d.ok("init")
+        let agent = try AgentProcess(d)
+        defer { agent.stop() }
+        try agent.api("PUT", "/v1/records/memories/m1", ["text": "likes tea"])
+        try agent.api("PUT", "/v1/records/memories/m2", ["text": "walks at dawn"])
+        let repo = "local:" + dir.path + "/repo"
+        try d.ok("backup", "now", "--repo", repo)
+        try agent.api("DELETE", "/v1/records/memories/m1")
+        try agent.api("PATCH", "/v1/records/memories/m2", ["text": "walks at dusk"])
+        try agent.api("PUT", "/v1/records/memories/m3", ["text": "made after the snapshot"])
+
+        let merged = try #require(try d.ok("backup", "restore", "latest", "--merge", "--repo", repo, "--json").json?.objectValue)
+        #expect(merged["through_agent"] == .bool(true))
+        func text(_ id: String) -> Value? { agent.record("memories", id)?["fields"]?.objectValue?["text"] }
+        func deleted(_ id: String) -> Bool { agent.record("memories", id)?["deleted"] == .bool(true) }
+        #expect(text("m1") == .string("likes tea") && !deleted("m1"))
+        #expect(text("m2") == .string("walks at dusk"), "a merge keeps later edits")
+
+        try d.ok("backup", "restore", "latest", "--revert", "--record", "memories/m2", "--repo", repo)
+        #expect(text("m2") == .string("walks at dawn"))
+        #expect(!deleted("m3"), "--record limits the revert to that record")
+        try d.ok("backup", "restore", "latest", "--revert", "--repo", repo)
+        #expect(deleted("m3"), "a whole revert deletes records made since")
+    }
+
+    @Test func aDeviceMadeBeforeBackupsGetsItsHouseholdWithInitHousehold() throws {
+        let d = Device(data: dir.path + "/d")
+        try d.ok("init")
+        try FileManager.default.removeItem(atPath: d.data + "/household.key")
+        let repo = "local:" + dir.path + "/repo"
+        let refused = try d.run("backup", "now", "--repo", repo)
+        #expect(refused.status == 1 && refused.stderr.contains("hubsync init --household"))
+        let made = try #require(try d.ok("init", "--household", "--json").json?.objectValue)
+        #expect(made["recovery_key"]?.stringValue?.count == 63)
+        let again = try d.run("init", "--household")
+        #expect(again.status == 1 && again.stderr.contains("never overwritten"))
+        try d.ok("backup", "now", "--repo", repo)
+    }
+
+    /// A full target disk (a 2 MiB tmpfs, in a private mount namespace so nothing outlives the
+    /// test) fails the backup with a clear message and loses nothing already stored.
+    @Test(.enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare"),
+                   "needs root and unshare(1) to mount a small tmpfs in a private mount namespace"))
+    func aFullTargetDiskIsAClearErrorAndLosesNothing() throws {
+        let d = Device(data: dir.path + "/d")
+        try d.ok("init")
+        try d.ok("import", try recordsFile("few", ids: 0..<1_000))
+        let more = try recordsFile("more", ids: 1_000..<12_000)
+        let repo = dir.path + "/repo"
+        try FileManager.default.createDirectory(atPath: repo, withIntermediateDirectories: true)
+        let q = { (s: String) in "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+        let h = q(hubsyncPath), data = q(d.data), r = q("local:" + repo)
+        let script = """
+            mount -t tmpfs -o size=2m tmpfs \(q(repo)) || exit 97
+            \(h) backup now --repo \(r) --data \(data) >/dev/null 2>&1 || exit 98
+            \(h) import \(q(more)) --data \(data) >/dev/null 2>&1 || exit 99
+            \(h) backup now --repo \(r) --data \(data) 2>&1 >/dev/null | grep -v '"event"'; echo "status=$?"
+            \(h) backup list --repo \(r) --data \(data) --json
+            \(h) backup verify --read-data --repo \(r) --data \(data) --json 2>/dev/null
+            """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+        p.arguments = ["-m", "--propagation", "private", "sh", "-c", script]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0, "\(text)")
+        #expect(text.contains("the target disk is full") && text.contains("nothing already stored was changed"), "\(text)")
+        let lines = text.split(separator: "\n")
+        let list = try #require(lines.first { $0.hasPrefix("[") }.flatMap { try? JSON.parse(String($0)) }?.arrayValue)
+        #expect(list.count == 1, "the first snapshot is still there, alone")
+        let verify = try #require(lines.first { $0.hasPrefix("{\"blobs") }.flatMap { try? JSON.parse(String($0)) }?.objectValue)
+        #expect(verify["ok"] == .bool(true), "\(text)")
+    }
+
+    @Test func everyBackupCommandHasHelp() throws {
+        for sub in ["init", "now", "list", "verify", "restore", "forget", "prune", "drill"] {
+            let r = try hubsync(["backup", sub, "--help"])
+            #expect(r.status == 0 && r.stdout.contains("--repo") && r.stdout.contains("--json"), "backup \(sub) --help")
+        }
+    }
+}

@@ -1,0 +1,192 @@
+import Foundation
+import HubSyncBackup
+import HubSyncCore
+import HubSyncCrypto
+import HubSyncStore
+import Testing
+
+@Suite struct RepositoryTests {
+    let dir = TemporaryDirectory()
+
+    @Test func incrementalBackupOfSpreadChangesGrowsLittleAndRestoresExactly() throws {
+        let store = try filledStore(dir, count: 20_000)
+        let (household, recovery) = makeHousehold()
+        let target = LocalTarget(path: dir.path + "/repo")
+        let repo = try Repository.create(at: target, household: household)
+        let first = try repo.backup(store: store, device: "d1", hostname: "h", household: household, holder: "test")
+        let size1 = directorySize(target.path)
+        #expect(first.newChunks == first.chunks)
+
+        // 1% of the records, spread evenly over the whole store.
+        var ops: [HubSyncStore.Operation] = []
+        for i in stride(from: 50, to: 20_000, by: 100) {
+            ops.append(.put(RecordKey(collection: "memories", id: memoryID(i)), ["mood": .string("changed \(i)")]))
+        }
+        try store.apply(ops)
+        let second = try repo.backup(store: store, device: "d1", hostname: "h", household: household, holder: "test")
+        let size2 = directorySize(target.path)
+        let growth = Double(size2 - size1) / Double(size1)
+        #expect(growth < 0.10, "grew \(Int(growth * 100))% (\(size1) → \(size2))")
+        #expect(second.newChunks < second.chunks / 4)
+
+        let unchanged = try repo.backup(store: store, device: "d1", hostname: "h", household: household, holder: "test")
+        #expect(unchanged.newChunks == 0)
+
+        let report = try repo.verify(readData: true)
+        #expect(report.ok, "\(report.problems)")
+        #expect(report.blobsChecked > 0)
+
+        // Restore with only the recovery key, into a new store of another device.
+        let opened = try Repository.open(at: target, household: nil, recoveryKey: recovery)
+        let snapshot = try opened.snapshot(named: "latest")
+        #expect(snapshot.household == household)
+        let restored = try Store(path: dir.path + "/restored.sqlite", device: device(2))
+        let read = try opened.restore(snapshot, into: restored, skipDamaged: false)
+        #expect(read.records == 20_001)
+        #expect(try dump(restored) == dump(store))
+        #expect(restored.lastClock == store.lastClock)
+    }
+
+    @Test func flippedBitIsFoundAndRestoreSkipsOnlyWhatIsDamaged() throws {
+        let store = try filledStore(dir, count: 6_000)
+        let (household, _) = makeHousehold()
+        let target = LocalTarget(path: dir.path + "/repo")
+        let repo = try Repository.create(at: target, household: household, packSize: 512 << 10)
+        let s1 = try repo.backup(store: store, device: "d1", hostname: "h", household: household, holder: "t")
+        let s2 = try repo.backup(store: store, device: "d1", hostname: "h", household: household, holder: "t")
+        let packs = try target.list("data")
+        #expect(packs.count > 2)
+        let victim = packs[packs.count / 2].name
+        var bytes = try target.get(victim)
+        bytes[bytes.count / 3] ^= 0x10
+        try Data(bytes).write(to: URL(fileURLWithPath: target.path + "/" + victim))
+
+        let report = try repo.verify(readData: true)
+        #expect(!report.ok)
+        let damaged = try #require(report.damagedPacks.first)
+        #expect(victim.hasSuffix(damaged.key.hex))
+        #expect(Set(damaged.value) == [s1.snapshot.id, s2.snapshot.id])
+        #expect(report.problems.joined().contains(damaged.key.hex))
+
+        let fresh = try Store(path: dir.path + "/r1.sqlite", device: device(3))
+        #expect(throws: BackupError.self) { try repo.restore(s2.snapshot, into: fresh, skipDamaged: false) }
+        #expect(try fresh.lastSequence() == 0, "a refused restore writes nothing")
+        let partial = try repo.restore(s2.snapshot, into: fresh, skipDamaged: true)
+        #expect(partial.skippedChunks.count >= 1)
+        #expect(partial.records > 5_000 && partial.records < 6_001)
+
+        // Prune leaves a damaged pack in use untouched: it neither copies nor deletes it.
+        try target.delete("snapshots/" + s1.snapshot.id.hex)
+        try store.apply(.put(RecordKey(collection: "memories", id: memoryID(10)), ["mood": "x"]))
+        _ = try repo.backup(store: store, device: "d1", hostname: "h", household: household, holder: "t")
+        try target.delete("snapshots/" + s2.snapshot.id.hex)
+        let pruned = try repo.prune(holder: "t")
+        let stillThere = try target.exists(victim)
+        #expect(stillThere, "a damaged pack still in use is never deleted by prune")
+        _ = pruned
+        #expect(try repo.verify(readData: true).damagedPacks.keys.allSatisfy { $0 == damaged.key })
+    }
+
+    @Test func wrongKeysAndMissingRepositoryAreClearErrors() throws {
+        let (household, _) = makeHousehold()
+        let (other, otherRecovery) = makeHousehold()
+        let target = LocalTarget(path: dir.path + "/repo")
+        do {
+            _ = try Repository.open(at: target, household: household, recoveryKey: nil)
+            Issue.record("opened a missing repository")
+        } catch { #expect(error.code == .missingRepository) }
+        try Repository.create(at: target, household: household)
+        do {
+            _ = try Repository.open(at: target, household: nil, recoveryKey: otherRecovery)
+            Issue.record("opened with another household's recovery key")
+        } catch { #expect(error.code == .wrongKey && error.message.contains("recovery key")) }
+        do {
+            _ = try Repository.open(at: target, household: other, recoveryKey: nil)
+            Issue.record("opened with another household's group key")
+        } catch { #expect(error.code == .wrongKey) }
+        do {
+            try Repository.create(at: target, household: household)
+            Issue.record("created over an existing repository")
+        } catch { #expect(error.code == .exists) }
+    }
+
+    @Test func forgetAndPruneKeepWhatIsNeeded() throws {
+        let store = try filledStore(dir, count: 3_000)
+        let (household, _) = makeHousehold()
+        let target = LocalTarget(path: dir.path + "/repo")
+        let repo = try Repository.create(at: target, household: household, packSize: 256 << 10)
+        for round in 0..<3 {
+            try store.apply((0..<300).map { .put(RecordKey(collection: "memories", id: memoryID($0 * 10)), ["mood": .string("r\(round)")]) })
+            _ = try repo.backup(store: store, device: "d", hostname: "h", household: household, holder: "t")
+        }
+        var policy = RetentionPolicy()
+        policy.last = 1
+        let plan = try repo.forget(policy: policy, holder: "t")
+        #expect(plan.forget.count == 2 && plan.keep.count == 1)
+        let before = directorySize(target.path)
+        let pruned = try repo.prune(holder: "t")
+        #expect(pruned.packsDeleted + pruned.packsRewritten > 0)
+        #expect(directorySize(target.path) < before)
+        let report = try repo.verify(readData: true)
+        #expect(report.ok, "\(report.problems)")
+        let restored = try Store(path: dir.path + "/r.sqlite", device: device(4))
+        _ = try repo.restore(try repo.snapshot(named: "latest"), into: restored, skipDamaged: false)
+        #expect(try dump(restored) == dump(store))
+    }
+
+    @Test func twoDevicesBackingUpAtOnceCorruptNothing() throws {
+        let (household, _) = makeHousehold()
+        let target = LocalTarget(path: dir.path + "/repo")
+        try Repository.create(at: target, household: household, packSize: 128 << 10)
+        let a = try filledStore(dir, count: 3_000, device: 1)
+        let bDir = TemporaryDirectory()
+        let b = try filledStore(bDir, count: 2_000, device: 2)
+        let stores = [a, b]
+        let failures = FailureBox()
+        DispatchQueue.concurrentPerform(iterations: 2) { i in
+            do {
+                let repo = try Repository.open(at: target, household: household, recoveryKey: nil)
+                for _ in 0..<2 {
+                    _ = try repo.backup(store: stores[i], device: "d\(i)", hostname: "h", household: household, holder: "d\(i)")
+                }
+            } catch { failures.add("\(error)") }
+        }
+        #expect(failures.all.isEmpty, "\(failures.all)")
+        let repo = try Repository.open(at: target, household: household, recoveryKey: nil)
+        let snapshots = try repo.snapshots()
+        #expect(snapshots.count == 4)
+        #expect(try repo.verify(readData: true).ok)
+        for (i, store) in stores.enumerated() {
+            let s = try #require(snapshots.last { $0.device == "d\(i)" })
+            let restored = try Store(path: dir.path + "/restored-\(i).sqlite", device: device(9))
+            _ = try repo.restore(s, into: restored, skipDamaged: false)
+            #expect(try dump(restored) == dump(store))
+        }
+    }
+
+    @Test func leasesExcludePruneDuringBackupAndExpire() throws {
+        let (household, _) = makeHousehold()
+        let target = LocalTarget(path: dir.path + "/repo")
+        let repo = try Repository.create(at: target, household: household)
+        let shared = try repo.lease(exclusive: false, holder: "backup A")
+        let shared2 = try repo.lease(exclusive: false, holder: "backup B")
+        do {
+            _ = try repo.lease(exclusive: true, holder: "prune")
+            Issue.record("an exclusive lease was granted beside shared ones")
+        } catch { #expect(error.code == .locked && error.message.contains("backup A") || error.message.contains("backup B")) }
+        shared.release(); shared2.release()
+        // A lease whose holder died expires and is taken over without a manual unlock.
+        let stale = try repo.lease(exclusive: true, holder: "dead", duration: -1)
+        _ = stale
+        let taken = try repo.lease(exclusive: true, holder: "prune")
+        taken.release()
+    }
+}
+
+/// Errors collected from concurrent work.
+final class FailureBox: @unchecked Sendable { // every access goes through `lock`
+    private let lock = NSLock()
+    private var items: [String] = []
+    func add(_ s: String) { lock.withLock { items.append(s) } }
+    var all: [String] { lock.withLock { items } }
+}
