@@ -17,6 +17,12 @@ extension Agent {
     func loadOrFoundHousehold() throws -> (GroupSecrets, MembershipState) {
         try Self.householdLock.withLock { _ in
             if let existing = try MembershipFiles.load(in: directory) { return existing }
+            if let household = try? Household.load(from: URL(fileURLWithPath: directory)) {
+                let founded = try MembershipFiles.found(founder: identity.signingKey, household: household,
+                                                        time: Store.systemClock(), in: directory)
+                logger.info("founded a household", metadata: ["group": "\(Hex.encode(founded.0.groupID.prefix(8)))"])
+                return founded
+            }
             let genesis = MembershipStatement.genesis(founder: identity.signingKey, time: Store.systemClock())
             let secrets = GroupSecrets.found(groupID: genesis.groupID)
             try MembershipFiles.saveStatements([genesis], in: directory)

@@ -4,8 +4,8 @@ import Foundation
 ///
 /// `pairing-group.key` holds the ``GroupSecrets`` encoding (104 bytes, mode 0600);
 /// `membership.statements` holds the known statements, 217 bytes each, in hash order. Both are
-/// replaced atomically (write a temporary file, fsync, rename). An interim home: the household
-/// key file that another part of HubSync introduces is meant to take over the secrets.
+/// replaced atomically (write a temporary file, fsync, rename). Saving the secrets also updates
+/// `household.key`, which backups use (see ``mirrorIntoHousehold(_:in:)``).
 public enum MembershipFiles {
     /// The group secrets file's name.
     public static let secretsFileName = "pairing-group.key"
@@ -28,6 +28,7 @@ public enum MembershipFiles {
     public static func saveSecrets(_ secrets: GroupSecrets, in directory: String) throws(PairingError) {
         let bytes = secrets.encoded().withUnsafeBytes { Array($0) }
         try write(bytes, to: directory + "/" + secretsFileName, mode: 0o600)
+        try mirrorIntoHousehold(secrets, in: directory)
     }
 
     /// The saved statements (empty when there are none).

@@ -26,7 +26,10 @@ struct InitCommand: ParsableCommand {
         let dir = common.directory
         if household {
             let identity = try dir.identity()
-            let (_, recovery) = try guarded { try Household.create(in: dir.url) }
+            let (household, recovery) = try guarded { try Household.create(in: dir.url) }
+            if try guarded({ try MembershipFiles.loadSecrets(in: dir.path) }) == nil {
+                _ = try guarded { try MembershipFiles.found(founder: identity.signingKey, household: household, time: Store.systemClock(), in: dir.path) }
+            }
             if output.json {
                 printJSON(["device_id": .string(identity.deviceID.description), "data": .string(dir.path),
                            "recovery_key": .string(recovery.description)])
@@ -38,7 +41,9 @@ struct InitCommand: ParsableCommand {
         let identity = try guarded { try Identity.create(in: dir.url) }
         let store = try guarded { try Store(path: dir.storePath, device: identity.deviceID) }
         _ = store
-        let (_, recovery) = try guarded { try Household.create(in: dir.url) }
+        let (household, recovery) = try guarded { try Household.create(in: dir.url) }
+        // This device founds its household; `pair join` on it later adopts another household instead.
+        _ = try guarded { try MembershipFiles.found(founder: identity.signingKey, household: household, time: Store.systemClock(), in: dir.path) }
         let name = self.name ?? ProcessInfo.processInfo.hostName
         let device: Value = ["name": .string(name), "device_id": .string(identity.deviceID.description)]
         try guarded { try Data((JSON.serialize(device) + "\n").utf8).write(to: URL(fileURLWithPath: dir.devicePath)) }
