@@ -59,7 +59,9 @@ extension Household {
             }
             return v
         }
-        let groupID = try hex("group_id", groupIDByteCount)
+        // 16 bytes as made here; 32 when the ID comes from a household formed by pairing.
+        let groupID: [UInt8]
+        if let long = try? hex("group_id", 32) { groupID = long } else { groupID = try hex("group_id", groupIDByteCount) }
         var keyBytes = try hex("group_key", 32)
         defer { for i in keyBytes.indices { keyBytes[i] = 0 } }
         let recovery = try hex("recovery_public_key", 32)

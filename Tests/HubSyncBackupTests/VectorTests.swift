@@ -172,6 +172,9 @@ import Testing
         rotated.groupKey = .random()
         try rotated.save(in: url)
         #expect(try Household.load(from: url) == rotated)
+        rotated.groupID = [UInt8](repeating: 7, count: 32) // a household formed by pairing has 32-byte IDs
+        try rotated.save(in: url)
+        #expect(try Household.load(from: url) == rotated)
         chmod(dir.path + "/household.key", 0o644)
         #expect(throws: HouseholdError.self) { try Household.load(from: url) }
     }
