@@ -16,7 +16,7 @@ extension MembershipFiles {
         return (secrets, MembershipState(groupID: genesis.groupID, statements: [genesis]))
     }
 
-    /// Writes `household.key` from the group secrets: the first 16 bytes of the group ID, the
+    /// Writes `household.key` from the group secrets: the group ID (32 bytes), the
     /// group key, key epoch + 1 (household epochs start at 1), and the recovery public key.
     /// Does nothing when neither the secrets nor an existing household file have a recovery key.
     static func mirrorIntoHousehold(_ secrets: GroupSecrets, in directory: String) throws(PairingError) {
@@ -24,7 +24,7 @@ extension MembershipFiles {
         let existing = try? Household.load(from: url)
         let unset = secrets.recoveryPublicKey.allSatisfy { $0 == 0 }
         guard let recovery = unset ? existing?.recoveryPublicKey : secrets.recoveryPublicKey else { return }
-        let household = Household(groupID: Array(secrets.groupID.prefix(Household.groupIDByteCount)), groupKey: secrets.groupKey,
+        let household = Household(groupID: secrets.groupID, groupKey: secrets.groupKey,
                                   epoch: UInt32(clamping: secrets.keyEpoch + 1), recoveryPublicKey: recovery)
         guard household != existing else { return }
         do {
