@@ -29,6 +29,7 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        .target(name: "HubSyncDiscovery", dependencies: ["HubSyncCrypto", "CHubAvahi"]),
         .target(name: "HubSyncNet", dependencies: [
             "HubSyncStore", "HubSyncCore", "HubSyncCrypto",
             .product(name: "NIOCore", package: "swift-nio"),
@@ -56,6 +57,7 @@ let package = Package(
         .testTarget(name: "HubSyncCoreTests", dependencies: ["HubSyncCore", "HubSyncCrypto"]),
         .testTarget(name: "HubSyncStoreTests", dependencies: ["HubSyncStore", "HubSyncCore", "HubSyncCrypto"]),
         .testTarget(name: "CLITests", dependencies: ["HubSyncCore", "HubSyncAgent"]),
+        .testTarget(name: "HubSyncDiscoveryTests", dependencies: ["HubSyncDiscovery", "HubSyncCrypto"]),
     ],
     swiftLanguageModes: [.v6]
 )
