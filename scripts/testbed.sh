@@ -39,6 +39,7 @@ up() {
     for _ in $(seq 100); do [ -S "/proc/$pid/root/run/dbus/system_bus_socket" ] && break; sleep 0.05; done
     nsenter -t "$pid" -m -n avahi-daemon --no-drop-root --no-chroot --no-rlimits -f "$dir/avahi.conf" </dev/null >"$dir/avahi.log" 2>&1 &
     echo $! >"$dir/avahi.pid"
+    for _ in $(seq 200); do [ -S "/proc/$pid/root/run/avahi-daemon/socket" ] && break; sleep 0.05; done
   done
 }
 
@@ -73,6 +74,7 @@ enable-wide-area=no
 [publish]
 publish-hinfo=no
 publish-workstation=no
+publish-aaaa-on-ipv4=no
 CONF
 }
 
@@ -82,7 +84,7 @@ down() {
     for p in $(ip netns pids "$ns"); do kill -9 "$p" 2>/dev/null || true; done
     ip netns del "$ns"
   done
-  rm -rf "$state/$name" "$state/$name"-*.pid
+  rm -rf "${state:?}/$name" "$state/$name"-*.pid
 }
 
 case ${1:-} in

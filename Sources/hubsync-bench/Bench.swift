@@ -17,7 +17,7 @@ struct Bench {
             case "--runs": options.runs = Int(args.popFirst() ?? "") ?? options.runs
             case "--only": options.only = args.popFirst()
             case "--help", "-h":
-                print("usage: hubsync-bench [--hubsync PATH] [--records N] [--runs N] [--only writes|merges|open|list|sync]")
+                print("usage: hubsync-bench [--hubsync PATH] [--records N] [--runs N] [--only writes|merges|open|list|sync|discovery]")
                 return
             default:
                 FileHandle.standardError.write(Data("hubsync-bench: unknown argument \(a); see --help\n".utf8))
@@ -71,6 +71,7 @@ struct Bench {
         if wanted("open") { rows.append(try openTime(storePath: data + "/store.sqlite", device: identity.deviceID)) }
         if wanted("list") { rows.append(contentsOf: try listRSS(data: data)) }
         if wanted("sync") { rows.append(contentsOf: try syncFigures(plainFile: plain)) }
+        if wanted("discovery") { rows.append(contentsOf: try discoveryFigures()) }
 
         let width = rows.map(\.name.count).max() ?? 40
         for r in rows {
