@@ -23,6 +23,12 @@ final class Testbed: @unchecked Sendable { // used from one test at a time
 
     /// Why system tests cannot run here, or nil when they can.
     static let unavailableReason: String? = {
+        let reason = findUnavailableReason()
+        if let reason { FileHandle.standardError.write(Data("SystemTests skipped: \(reason)\n".utf8)) }
+        return reason
+    }()
+
+    static func findUnavailableReason() -> String? {
         guard getuid() == 0 else { return "system tests need root to create network namespaces (CI runs them as root)" }
         for tool in ["/usr/sbin/ip", "/usr/bin/unshare", "/usr/bin/nsenter", "/usr/sbin/avahi-daemon", "/usr/bin/dbus-daemon", "/usr/bin/avahi-browse"]
         where !FileManager.default.isExecutableFile(atPath: tool) {
@@ -33,7 +39,7 @@ final class Testbed: @unchecked Sendable { // used from one test at a time
         }
         removeLeftovers()
         return nil
-    }()
+    }
 
     /// Creates the bridge and `count` devices (holders and addresses; daemons start separately).
     init(devices count: Int) throws {
