@@ -86,7 +86,7 @@ struct DiscoverySystemTests {
     }
 
     /// No avahi-daemon: status says mDNS is unavailable and the agent still syncs over a
-    /// static address.
+    /// static address; once the daemons start, the agents advertise without a restart.
     @Test func withoutAvahiStatusSaysSoAndStaticAddressesStillSync() throws {
         let bed = try Testbed(devices: 2)
         defer { bed.tearDown() }
@@ -107,6 +107,18 @@ struct DiscoverySystemTests {
         try waitUntil("A and B connected over the static address", timeout: 20) { a.isConnected(to: b) && b.isConnected(to: a) }
         try b.ok("put", "personas", "bo", "--json", #"{"name": "Bo"}"#)
         try waitUntil("the record on A", timeout: 10) { try a.hubsync("get", "personas", "bo").stdout.contains("Bo") }
+
+        // The daemons arrive later (on A: avahi on an existing bus; on B: bus and avahi): both
+        // agents pick mDNS up by themselves and advertise.
+        try a.startAvahi()
+        try b.startDaemons()
+        try waitUntil("both to say mDNS is running", timeout: 15) {
+            try a.status()["mdns"]?.objectValue?["state"] == "running" && b.status()["mdns"]?.objectValue?["state"] == "running"
+        }
+        let nameOfA = try #require(try a.status()["mdns"]?.objectValue?["service_name"]?.stringValue)
+        try waitUntil("B's avahi-browse to see A", timeout: 15, interval: 0.25) {
+            try b.browse().contains { $0.name == nameOfA && $0.address == a.address }
+        }
     }
 
     /// Three devices found over mDNS; with B's link down (and netem delay on C), a record
