@@ -23,14 +23,19 @@ struct DiscoverySystemTests {
         #expect(try a.ok("status").stdout.contains("mDNS: running"))
 
         try a.ok("put", "personas", "ada", "--json", #"{"name": "Ada"}"#)
-        try waitUntil("the record on B", timeout: 10) {
-            try b.hubsync("get", "personas", "ada", "--json").json?.objectValue?["fields"]?.objectValue?["name"] == "Ada"
-                || b.hubsync("get", "personas", "ada", "--json").stdout.contains("Ada")
-        }
+        try waitUntil("the record on B", timeout: 10) { try b.hubsync("get", "personas", "ada").stdout.contains("Ada") }
         // Whoever dialled recorded the other's discovered address as its last-known one.
         let recorded = try [a.ok("peers", "list", "--json").json, b.ok("peers", "list", "--json").json]
             .compactMap { $0?.arrayValue?.first?.objectValue?["address"]?.stringValue }
         #expect(recorded.contains { $0 == a.listenAddress || $0 == b.listenAddress }, "recorded: \(recorded)")
+
+        // SIGTERM: A stops cleanly and withdraws its advert.
+        let nameOfA = try #require(try a.status()["mdns"]?.objectValue?["service_name"]?.stringValue)
+        #expect(try b.browse().contains { $0.name == nameOfA })
+        #expect(a.stopAgent() == 0)
+        try waitUntil("B's avahi-browse to lose A", timeout: 10, interval: 0.25) {
+            try !b.browse().contains { $0.name == nameOfA }
+        }
     }
 
     /// avahi-daemon restarted in A's namespace: A is advertised again within seconds, and after

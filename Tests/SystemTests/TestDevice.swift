@@ -164,6 +164,14 @@ final class TestDevice: @unchecked Sendable { // used from one test at a time
         return "\(address):\(port)"
     }
 
+    /// Stops the agent with SIGTERM; its exit status.
+    func stopAgent() -> Int32 {
+        defer { agent = nil }
+        guard let agent else { return -1 }
+        if agent.isRunning { Foundation.kill(agent.pid, SIGTERM) }
+        return agent.wait()
+    }
+
     func killAgent() {
         agent?.stop(SIGKILL)
         agent = nil
