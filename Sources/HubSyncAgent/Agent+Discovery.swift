@@ -45,9 +45,22 @@ extension Agent {
             }
             var configuration = DiscoveryConfiguration(port: port!, txt: Discovery.txt(groupKey: agent.groupKey))
             configuration.retryInterval = .seconds(2)
+            // An agent listening on loopback only cannot be reached from the network: browse, but
+            // do not advertise.
+            if let (host, _) = SyncNode.split(agent.configuration.listen),
+               host == "localhost" || host == "::1" || host.hasPrefix("127.") {
+                configuration.publishes = false
+            }
             let discovery = Discovery(configuration)
             agent.discovery.withLock { $0 = discovery }
-            try discovery.start()
+            do {
+                try discovery.start()
+            } catch {
+                // Status shows why; the agent keeps syncing over static and last-known addresses.
+                agent.logger.error("mDNS discovery could not start", metadata: ["error": "\(error)"])
+                try? await gracefulShutdown()
+                return
+            }
             let dialer = DiscoveryDialer(agent: agent)
             defer {
                 dialer.cancelAll()

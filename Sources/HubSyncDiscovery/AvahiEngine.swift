@@ -42,7 +42,10 @@ final class AvahiEngine: @unchecked Sendable {
     }
 
     func start() throws(DiscoveryError) {
-        guard let poll else { throw DiscoveryError("cannot create avahi's threaded poll (out of memory)") }
+        guard let poll else {
+            setState(.daemonUnavailable(reason: "avahi-client could not start (no threaded poll: out of memory)"))
+            throw DiscoveryError("cannot create avahi's threaded poll (out of memory)")
+        }
         let go = lifecycle.withLock { l -> Bool in
             guard !l.started, !l.stopped else { return false }
             l.started = true
@@ -52,6 +55,7 @@ final class AvahiEngine: @unchecked Sendable {
         // Connecting makes blocking D-Bus calls: do it on avahi's thread, not the caller's.
         scheduleRetry(afterMilliseconds: 0)
         guard avahi_threaded_poll_start(poll) >= 0 else {
+            setState(.daemonUnavailable(reason: "avahi-client could not start its thread"))
             throw DiscoveryError("cannot start avahi's threaded poll thread")
         }
     }
