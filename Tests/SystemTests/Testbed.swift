@@ -79,12 +79,18 @@ final class Testbed: @unchecked Sendable { // used from one test at a time
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    /// Removes namespaces a crashed earlier run left (their test process is gone).
+    /// Removes namespaces and directories a crashed earlier run left (its test process is gone).
     static func removeLeftovers() {
-        removeNamespaces { ns in
-            guard ns.hasPrefix(prefix), let x = ns.dropFirst(prefix.count).firstIndex(of: "x"),
-                  let pid = Int32(ns.dropFirst(prefix.count)[..<x]) else { return false }
+        func isLeftover(_ name: String) -> Bool {
+            guard name.hasPrefix(prefix), let x = name.dropFirst(prefix.count).firstIndex(of: "x"),
+                  let pid = Int32(name.dropFirst(prefix.count)[..<x]) else { return false }
             return pid != getpid() && kill(pid, 0) != 0 && errno == ESRCH
+        }
+        removeNamespaces(where: isLeftover)
+        let temporary = FileManager.default.temporaryDirectory
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: temporary.path)) ?? []
+        where entry.hasPrefix("hubsync-testbed-") && isLeftover(String(entry.dropFirst("hubsync-testbed-".count))) {
+            try? FileManager.default.removeItem(atPath: temporary.appendingPathComponent(entry).path)
         }
     }
 
