@@ -25,6 +25,17 @@ extension Bench {
             guard status == 0 else { throw BenchError("testbed.sh \(args.joined(separator: " ")): \(out)") }
             return out
         }
+        // A bench killed earlier left its namespaces (hsb<PID>-…, that PID gone): remove them.
+        let listed = dir + "/netns.out"
+        _ = try run(["/usr/sbin/ip", "netns", "list"], environment: [], output: listed)
+        let stale = Set(String(decoding: FileManager.default.contents(atPath: listed) ?? Data(), as: UTF8.self)
+            .split(separator: "\n").compactMap { line -> String? in
+                guard line.hasPrefix("hsb"), let dash = line.firstIndex(of: "-"),
+                      let pid = Int32(line[line.index(line.startIndex, offsetBy: 3)..<dash]),
+                      kill(pid, 0) != 0 && errno == ESRCH else { return nil }
+                return String(line[..<dash])
+            })
+        for old in stale { _ = try? testbed(["down", old]) }
         try testbed(["up", bed, "2"])
         defer { _ = try? testbed(["down", bed]) }
         let (a, b) = (dir + "/a", dir + "/b")
