@@ -90,6 +90,39 @@ struct DiscoverySystemTests {
             + "agent restarted on a new port: reconnected after \(String(format: "%.2f", reconnected)) s")
     }
 
+    /// Another device took A's service name while A's daemon was down: A renames itself,
+    /// status says so, and A is advertised under the new name.
+    @Test func aNameCollisionRenamesTheService() throws {
+        let bed = try Testbed(devices: 2)
+        defer { bed.tearDown() }
+        let (a, b) = (bed.devices[0], bed.devices[1])
+        try a.startDaemons()
+        try b.startDaemons()
+        try a.startAgent()
+        let original = try #require(try a.status()["mdns"]?.objectValue?["service_name"]?.stringValue)
+        a.stopAvahi()
+        try waitUntil("B's avahi-browse to lose A", timeout: 15, interval: 0.25) {
+            try !b.browse().contains { $0.name == original }
+        }
+        let squatter = try b.spawn(["/usr/bin/avahi-publish", "--service", original, "_hubsync._tcp", "9", "v=1"],
+                                   log: b.directory + "/publish.log")
+        defer { squatter.stop() }
+        try waitUntil("B's own advert under A's old name", timeout: 15, interval: 0.25) {
+            try b.browse().contains { $0.name == original && $0.address == b.address }
+        }
+        try a.startAvahi()
+        try waitUntil("A to rename its service", timeout: 20) {
+            try a.status()["mdns"]?.objectValue?["service_name"]?.stringValue != original
+        }
+        let mdns = try a.status()["mdns"]?.objectValue ?? [:]
+        let renamed = try #require(mdns["service_name"]?.stringValue)
+        #expect(mdns["state"] == "running")
+        #expect(mdns["reason"]?.stringValue?.contains("renamed to \(renamed)") == true)
+        try waitUntil("B to see A under its new name", timeout: 15, interval: 0.25) {
+            try b.browse().contains { $0.name == renamed && $0.address == a.address }
+        }
+    }
+
     /// No avahi-daemon: status says mDNS is unavailable and the agent still syncs over a
     /// static address; once the daemons start, the agents advertise without a restart.
     @Test func withoutAvahiStatusSaysSoAndStaticAddressesStillSync() throws {
