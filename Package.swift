@@ -29,6 +29,7 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        .target(name: "HubSyncDiscovery", dependencies: ["HubSyncCrypto", "CHubAvahi"]),
         .target(name: "HubSyncNet", dependencies: [
             "HubSyncStore", "HubSyncCore", "HubSyncCrypto",
             .product(name: "NIOCore", package: "swift-nio"),
@@ -36,7 +37,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "HubSyncAgent", dependencies: [
-            "HubSyncNet", "HubSyncStore", "HubSyncCore", "HubSyncCrypto",
+            "HubSyncNet", "HubSyncDiscovery", "HubSyncStore", "HubSyncCore", "HubSyncCrypto",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -64,6 +65,9 @@ let package = Package(
             // Only to damage a store behind the agents' backs, as a lost disk block would.
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
+        .testTarget(name: "HubSyncDiscoveryTests", dependencies: ["HubSyncDiscovery", "HubSyncCrypto"]),
+        // Real agents in network namespaces with real avahi-daemons (root only; they say why they skip).
+        .testTarget(name: "SystemTests", dependencies: ["HubSyncCore"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 public import HubSyncCore
 public import HubSyncCrypto
+import HubSyncDiscovery
 public import HubSyncNet
 public import HubSyncStore
 public import Logging
@@ -22,6 +23,10 @@ public final class Agent: Sendable {
     let ready = Mutex<(listen: String?, api: String?)>((nil, nil))
     /// Set by the API when trusted peers change, so dialers start or stop at once.
     let peersChanged = Atomic<Bool>(false)
+    /// Counts changes to trusted peers, so discovery retries devices it found untrusted.
+    let trustGeneration = Atomic<Int>(0)
+    /// mDNS publishing and browsing, once started (Agent+Discovery.swift).
+    let discovery = Mutex<Discovery?>(nil)
     let started = Date()
 
     public static let stateFile = "agent.json"
@@ -59,7 +64,10 @@ public final class Agent: Sendable {
 
     public func run() async throws {
         var api = LocalAPI(store: AsyncStore(store), node: node, token: token, status: { [self] in await status() },
-                           peersChanged: { [self] in peersChanged.store(true, ordering: .releasing) })
+                           peersChanged: { [self] in
+                               peersChanged.store(true, ordering: .releasing)
+                               trustGeneration.add(1, ordering: .releasing)
+                           })
         api.removeMember = { [self] device in
             guard let (_, household) = try? MembershipFiles.load(in: directory), household.isMember(device),
                   device != identity.deviceID else { return false }
@@ -87,9 +95,12 @@ public final class Agent: Sendable {
             logger: logger)
         let sync = SyncService(agent: self)
         let repair = RepairTimer(node: node, interval: configuration.repairInterval)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: sync), .init(service: repair), .init(service: MembershipService(agent: self)), .init(service: app),
+        ]
+        if configuration.mdns { services.append(.init(service: DiscoveryService(agent: self))) }
         var groupConfiguration = ServiceGroupConfiguration(
-            services: [.init(service: sync), .init(service: repair), .init(service: MembershipService(agent: self)),
-                       .init(service: app)],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
         // A shutdown that hangs (a client holding a request open) is cut short.
@@ -153,7 +164,8 @@ public final class Agent: Sendable {
                 } ?? .null,
             ]
             if !(s?.connected ?? false) {
-                o["reason"] = .string(s?.reason ?? (p.address == nil ? "no address known: add one with `hubsync peers add ID --address HOST:PORT`, or wait for it to connect" : "connecting"))
+                o["reason"] = .string(s?.reason ?? (p.address == nil ? "no address known: "
+                    + (configuration.mdns ? "not found on mDNS yet; " : "") + "add one with `hubsync peers add ID --address HOST:PORT`, or wait for it to connect" : "connecting"))
             }
             return .object(o)
         }
@@ -174,6 +186,7 @@ public final class Agent: Sendable {
                       "records": .object(counts.mapValues { .int(Int64($0)) })],
             "peers": .array(peerValues),
             "refused": .array(refused),
+            "mdns": discoveryStatus(),
         ]
     }
 

@@ -6,7 +6,7 @@ public import HubSyncCore
 ///
 /// ```json
 /// {"listen": "0.0.0.0:7400", "api": "127.0.0.1:7401", "repair_interval_seconds": 600,
-///  "max_clock_drift_seconds": 60}
+///  "max_clock_drift_seconds": 60, "mdns": true}
 /// ```
 public struct AgentConfiguration: Sendable, Equatable {
     /// Where peers connect (HOST:PORT; port 0 picks a free one).
@@ -16,6 +16,8 @@ public struct AgentConfiguration: Sendable, Equatable {
     /// How often the dialing side of each session runs a repair round.
     public var repairInterval: Duration = .seconds(600)
     public var maxClockDriftMillis: UInt64 = 60_000
+    /// Whether to advertise on mDNS and dial trusted peers found there (avahi-daemon).
+    public var mdns = true
     /// Added to the wall clock: only for tests of clock skew (`hubsync run --clock-offset-ms`).
     public var clockOffsetMillis: Int64 = 0
 
@@ -43,9 +45,10 @@ public struct AgentConfiguration: Sendable, Equatable {
             case ("api", .string(let s)): c.api = s
             case ("repair_interval_seconds", .int(let n)) where n > 0: c.repairInterval = .seconds(n)
             case ("max_clock_drift_seconds", .int(let n)) where n > 0: c.maxClockDriftMillis = UInt64(n) * 1000
+            case ("mdns", .bool(let b)): c.mdns = b
             default:
                 throw ValidationFailure("\(path): unknown or invalid setting \"\(key)\": \(JSON.serialize(v)); "
-                    + "settings: listen, api, repair_interval_seconds, max_clock_drift_seconds")
+                    + "settings: listen, api, repair_interval_seconds, max_clock_drift_seconds, mdns")
             }
         }
         return c

@@ -131,6 +131,23 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
         await serve(channel, initiator: true, expected: peer)
     }
 
+    /// Dials an address that discovery found, whoever answers there: the handshake refuses an
+    /// untrusted device; a trusted one gets this address recorded as its last-known address (so
+    /// it is dialled again without mDNS) and a session until it ends. Returns the device that
+    /// answered and whether it was trusted; throws when nothing could be reached.
+    public func dial(discovered address: String) async throws -> (device: DeviceID?, trusted: Bool) {
+        guard let (host, port) = Self.split(address) else {
+            throw NetError(.malformed, "peer address \(address) is not HOST:PORT")
+        }
+        let channel = try await ClientBootstrap(group: group)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connectTimeout(.seconds(5))
+            .connect(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture { try Self.configure(channel) }
+            }
+        return await serve(channel, initiator: true, expected: nil, discoveredAt: address)
+    }
+
     /// Splits `HOST:PORT` (`[v6]:PORT` too) into its parts.
     public static func split(_ address: String) -> (String, Int)? {
         guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else { return nil }
@@ -154,8 +171,12 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
     // MARK: sessions
 
     /// Handshake, trust check, then the sync session, on one connection.
-    func serve(_ channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>, initiator: Bool, expected: DeviceID?) async {
+    /// `discoveredAt`: the address discovery found this peer at, recorded once it is trusted.
+    @discardableResult
+    func serve(_ channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>, initiator: Bool, expected: DeviceID?,
+               discoveredAt: String? = nil) async -> (device: DeviceID?, trusted: Bool) {
         let seen = Mutex<DeviceID?>(expected)
+        let trustedPeer = Mutex(false)
         // A connection that does not finish its handshake in time is closed.
         let raw = channel.channel
         let deadline = Task {
@@ -175,6 +196,8 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
                         logger.warning("refused a device that is not trusted", metadata: ["peer.id": "\(device)"])
                         throw NetError(.untrusted, "device \(device) is not trusted; add it with `hubsync peers add \(device)`")
                     }
+                    trustedPeer.withLock { $0 = true }
+                    refused.withLock { _ = $0.removeValue(forKey: device) } // trusted since
                 }
                 let (peer, reader, writer): (DeviceID, SecureReader, SecureWriter)
                 if initiator {
@@ -198,6 +221,10 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
                         identity: identity.signingKey, message1: first, iterator: iterator, outbound: outbound, accept: accept)
                 }
                 deadline.cancel()
+                if let discoveredAt, try await store.run({ try $0.peer(peer)?.address }) != discoveredAt {
+                    _ = try await store.run { try $0.addPeer(peer, address: discoveredAt) }
+                    logger.info("recorded a discovered address", metadata: ["peer.id": "\(peer.short)", "address": "\(discoveredAt)"])
+                }
                 let session = SyncSession(peer: peer, isInitiator: initiator, store: store, writer: writer,
                                           logger: logger, delegate: self)
                 guard register(session) else {
@@ -215,6 +242,7 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
             }
             logger.info("connection ended", metadata: ["peer.id": "\(seen.withLock { $0 }?.short ?? "?")", "reason": "\(error)"])
         }
+        return (seen.withLock { $0 }, trustedPeer.withLock { $0 })
     }
 
     /// Keeps one session per peer: when both sides dialed, the connection opened by the device

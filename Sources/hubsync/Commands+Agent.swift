@@ -16,7 +16,9 @@ struct RunCommand: AsyncParsableCommand {
             (--api, default 127.0.0.1:7401, loopback only) needs the bearer token in DIR/api.token. \
             Once both are bound, DIR/agent.json holds {"pid", "listen", "api"} with the real ports \
             (port 0 picks a free one). Settings come from DIR/config.json; flags override them. \
-            SIGTERM or SIGINT stops it cleanly.
+            SIGTERM or SIGINT stops it cleanly. Unless --no-mdns, it advertises _hubsync._tcp \
+            through the system's avahi-daemon and dials trusted peers it finds there; without the \
+            daemon it keeps using static and last-known addresses and status says why.
             """)
 
     @OptionGroup var common: CommonOptions
@@ -24,6 +26,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Where the local API listens (loopback only).", valueName: "HOST:PORT")) var api: String?
     @Option(help: ArgumentHelp("Seconds between repair rounds.", valueName: "SECONDS")) var repairInterval: Int?
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: String = "info"
+    @Flag(help: "Do not advertise on mDNS nor dial peers found there (avahi-daemon).") var noMdns = false
     @Option(help: .hidden) var clockOffsetMs: Int64 = 0
 
     func run() async throws {
@@ -37,6 +40,7 @@ struct RunCommand: AsyncParsableCommand {
             config.repairInterval = .seconds(repairInterval)
         }
         config.clockOffsetMillis = clockOffsetMs
+        if noMdns { config.mdns = false }
         if let running = AgentClient.running(in: dir) {
             throw CLIError.failure("an agent already runs on \(dir.path) (API at \(running.host):\(running.port)); stop it first")
         }
@@ -172,6 +176,13 @@ struct StatusCommand: ParsableCommand {
         if output.json { printJSON(status); return }
         let o = status.objectValue ?? [:]
         print("Device \(o["device_id"]?.stringValue ?? "?")  listening on \(o["listen"]?.stringValue ?? "?"), API \(o["api"]?.stringValue ?? "?")")
+        if let m = o["mdns"]?.objectValue {
+            switch m["state"]?.stringValue {
+            case "running": print("mDNS: running" + (m["reason"]?.stringValue.map { " (\($0))" } ?? ""))
+            case "unavailable": print("mDNS unavailable: \(m["reason"]?.stringValue ?? "?")")
+            case let state: print("mDNS: \(state ?? "?")" + (m["reason"]?.stringValue.map { " (\($0))" } ?? ""))
+            }
+        }
         for p in o["peers"]?.arrayValue ?? [] {
             let po = p.objectValue ?? [:]
             let state = po["connected"] == true ? "connected" : "not connected: \(po["reason"]?.stringValue ?? "?")"

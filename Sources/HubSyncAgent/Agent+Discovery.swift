@@ -1,0 +1,213 @@
+import Foundation
+public import HubSyncCore
+import HubSyncCrypto
+import HubSyncDiscovery
+import HubSyncNet
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+extension Agent {
+    /// The household's group key, for the blinded tag in adverts (`hubsync init` founds a
+    /// household; a data directory made before that has none, and its adverts carry only `v=1`).
+    var groupKey: SymmetricKey? { (try? MembershipFiles.loadSecrets(in: directory))??.groupKey }
+
+    /// Whether this device trusts a device outside its household (added by hand with `hubsync
+    /// peers add`): such a device advertises another group's tag, so every `v=1` advert is dialled
+    /// (the handshake still refuses whoever is not trusted).
+    var trustsDevicesOutsideHousehold: Bool {
+        guard let peers = try? store.peers() else { return false }
+        guard let (_, household) = try? MembershipFiles.load(in: directory) else { return !peers.isEmpty }
+        return peers.contains { !household.isMember($0.device) }
+    }
+
+    /// mDNS for status: `{"state": "running" | "unavailable" | "starting" | "disabled", ...}`.
+    func discoveryStatus() -> Value {
+        guard configuration.mdns else { return ["state": "disabled", "reason": "turned off (--no-mdns or \"mdns\": false)"] }
+        guard let discovery = discovery.withLock({ $0 }) else { return ["state": "starting"] }
+        var o: [String: Value] = ["service_name": .string(discovery.serviceName)]
+        switch discovery.state {
+        case .running: o["state"] = "running"
+        case .collisionRenamed(let name):
+            o["state"] = "running"
+            o["reason"] = .string("the service name collided; renamed to \(name)")
+        case .daemonUnavailable(let reason):
+            o["state"] = "unavailable"
+            o["reason"] = .string(reason)
+        case .starting: o["state"] = "starting"
+        case .stopped: o["state"] = "stopped"
+        }
+        return .object(o)
+    }
+
+    /// Advertises this agent and dials every `v=1` advert of our group; the handshake keeps out
+    /// devices that are not trusted and records trusted ones' addresses (SyncNode).
+    struct DiscoveryService: Service {
+        let agent: Agent
+
+        func run() async throws {
+            // Advertise the port actually bound (port 0 picks one).
+            var port: Int?
+            while port == nil {
+                port = agent.node.boundAddress?.port
+                if port == nil { guard (try? await Task.sleep(for: .milliseconds(20))) != nil else { return } }
+            }
+            var configuration = DiscoveryConfiguration(port: port!, txt: Discovery.txt(groupKey: agent.groupKey))
+            configuration.retryInterval = .seconds(2)
+            // An agent listening on loopback only cannot be reached from the network: browse, but
+            // do not advertise.
+            if let (host, _) = SyncNode.split(agent.configuration.listen),
+               host == "localhost" || host == "::1" || host.hasPrefix("127.") {
+                configuration.publishes = false
+            }
+            let discovery = Discovery(configuration)
+            agent.discovery.withLock { $0 = discovery }
+            do {
+                try discovery.start()
+            } catch {
+                // Status shows why; the agent keeps syncing over static and last-known addresses.
+                agent.logger.error("mDNS discovery could not start", metadata: ["error": "\(error)"])
+                try? await gracefulShutdown()
+                return
+            }
+            let dialer = DiscoveryDialer(agent: agent)
+            defer {
+                dialer.cancelAll()
+                discovery.stop()
+            }
+            agent.logger.info("mDNS discovery started", metadata: ["service": "\(discovery.serviceName)", "port": "\(port!)"])
+            try? await cancelWhenGracefulShutdown {
+                try await withThrowingDiscardingTaskGroup { group in
+                    group.addTask { await dialer.tick() }
+                    group.addTask { await rotateTag(discovery) }
+                    for await event in discovery.events {
+                        switch event {
+                        case .found(let service):
+                            guard accepts(service) else { continue }
+                            agent.logger.debug("found on mDNS", metadata: ["service": "\(service.name)", "address": "\(service.endpoint)"])
+                            dialer.found(service)
+                        case .lost(let name):
+                            dialer.lost(name)
+                        case .stateChanged(let state):
+                            agent.logger.info("mDNS \(state)")
+                        }
+                    }
+                    throw CancellationError()
+                }
+            }
+        }
+
+        /// Only our protocol version, and with a group key only adverts tagged for our group.
+        func accepts(_ service: DiscoveredService) -> Bool {
+            guard service.txt["v"] == Discovery.protocolVersion else { return false }
+            guard let key = agent.groupKey, !agent.trustsDevicesOutsideHousehold else { return true }
+            guard let tag = service.txt["g"] else { return false }
+            return GroupTag.matches(tag, groupKey: key)
+        }
+
+        /// Re-publishes the TXT records when the day's tag changes.
+        func rotateTag(_ discovery: Discovery) async {
+            var current = Discovery.txt(groupKey: agent.groupKey)
+            while (try? await Task.sleep(for: .seconds(60))) != nil {
+                let next = Discovery.txt(groupKey: agent.groupKey)
+                if next != current {
+                    discovery.update(txt: next)
+                    current = next
+                }
+            }
+        }
+    }
+
+    /// Dials services found on mDNS until the device behind each is known and connected.
+    final class DiscoveryDialer: Sendable {
+        struct Entry {
+            var service: DiscoveredService
+            var device: DeviceID?
+            var task: Task<Void, Never>?
+            var nextAttempt = ContinuousClock.now
+            var delay: Duration = .milliseconds(250)
+            /// Refused (not trusted): try again only once trust changed, or after a minute.
+            var refusedAtGeneration: Int?
+        }
+
+        let agent: Agent
+        let entries = Mutex<[String: Entry]>([:])
+
+        init(agent: Agent) { self.agent = agent }
+
+        func found(_ service: DiscoveredService) {
+            entries.withLock { all in
+                if var e = all[service.name], e.service.endpoint == service.endpoint {
+                    e.service = service
+                    all[service.name] = e
+                } else {
+                    all[service.name]?.task?.cancel()
+                    all[service.name] = Entry(service: service)
+                }
+            }
+        }
+
+        func lost(_ name: String) {
+            // A running session stays up (the recorded address dials it again if it drops);
+            // only stop trying to reach a service that is gone.
+            entries.withLock { all in
+                if all[name]?.task == nil { all.removeValue(forKey: name) }
+            }
+        }
+
+        func cancelAll() {
+            entries.withLock { all in for e in all.values { e.task?.cancel() } }
+        }
+
+        /// Every 100 ms: start a dial for each service whose device is not connected and whose
+        /// retry time has come.
+        func tick() async {
+            while (try? await Task.sleep(for: .milliseconds(100))) != nil {
+                let connected = Set(agent.node.status().filter(\.connected).map(\.device))
+                let generation = agent.trustGeneration.load(ordering: .acquiring)
+                let now = ContinuousClock.now
+                entries.withLock { all in
+                    for (name, e) in all where e.task == nil && now >= e.nextAttempt {
+                        if let device = e.device, connected.contains(device) { continue }
+                        if let g = e.refusedAtGeneration, g == generation, now - e.nextAttempt < .seconds(60) { continue }
+                        var e = e
+                        let endpoint = e.service.endpoint
+                        e.task = Task { [self] in await attempt(name: name, endpoint: endpoint) }
+                        all[name] = e
+                    }
+                }
+            }
+        }
+
+        func attempt(name: String, endpoint: String) async {
+            let generation = agent.trustGeneration.load(ordering: .acquiring)
+            var device: DeviceID?, trusted = false, reached = false
+            let started = ContinuousClock.now
+            do {
+                (device, trusted) = try await agent.node.dial(discovered: endpoint)
+                reached = true
+            } catch {
+                agent.logger.debug("could not reach a discovered service", metadata: ["address": "\(endpoint)", "error": "\(error)"])
+            }
+            entries.withLock { all in
+                guard var e = all[name], e.service.endpoint == endpoint else { return }
+                e.task = nil
+                if let device { e.device = device }
+                if reached && device != nil && !trusted {
+                    e.refusedAtGeneration = generation
+                    e.nextAttempt = .now + .seconds(1)
+                } else if reached && trusted && ContinuousClock.now - started > .seconds(10) {
+                    // A session ran and ended: dial again soon if it is not back by other means.
+                    e.refusedAtGeneration = nil
+                    e.delay = .milliseconds(250)
+                    e.nextAttempt = .now + e.delay
+                } else {
+                    // Unreachable, or the other side refused us: back off.
+                    e.nextAttempt = .now + e.delay
+                    e.delay = min(e.delay * 2, .seconds(30))
+                }
+                all[name] = e
+            }
+        }
+    }
+}

@@ -1,0 +1,228 @@
+import Foundation
+import HubSyncCore
+import Testing
+
+/// One device of a ``Testbed``: a holder process keeping a network and a mount namespace, its
+/// own dbus-daemon and avahi-daemon, a hubsync data directory, and maybe a running agent.
+final class TestDevice: @unchecked Sendable { // used from one test at a time
+    unowned let testbed: Testbed
+    let index: Int
+    /// The named network namespace (`ip netns attach`), so leftovers can be found by name.
+    let namespace: String
+    let holder: ChildProcess
+    let directory: String
+    var dbus: ChildProcess?
+    var avahi: ChildProcess?
+    var agent: ChildProcess?
+
+    var address: String { "10.77.0.\(index)" }
+    var data: String { directory + "/data" }
+    /// The bridge-side end of this device's veth pair.
+    var bridgePort: String { "v\(index)" }
+
+    init(testbed: Testbed, index: Int) throws {
+        self.testbed = testbed
+        self.index = index
+        namespace = "\(testbed.name)-\(index)"
+        directory = testbed.directory + "/dev\(index)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        // A tmpfs over /run (only in this mount namespace) gives private /run/dbus and
+        // /run/avahi-daemon without creating anything on the host.
+        holder = try ChildProcess("/usr/bin/unshare", [
+            "--net", "--mount", "--propagation", "private", "/bin/sh", "-c",
+            "mount -t tmpfs -o mode=0755 tmpfs /run && mkdir /run/dbus /run/avahi-daemon && exec sleep infinity"],
+            stdout: directory + "/holder.log")
+        let pid = holder.pid
+        try waitUntil("the holder of \(namespace) to mount its /run", timeout: 10, interval: 0.02) { [holder] in
+            guard holder.isRunning else { throw CommandFailed(description: "the holder of \(namespace) exited: \(holder.wait())") }
+            return FileManager.default.fileExists(atPath: "/proc/\(pid)/root/run/avahi-daemon")
+        }
+        try must("/usr/sbin/ip", "netns", "attach", namespace, "\(pid)")
+        try testbed.ip(testbed.bridgeNamespace, "link", "add", bridgePort, "type", "veth", "peer", "name", "eth0", "netns", namespace)
+        try testbed.ip(testbed.bridgeNamespace, "link", "set", bridgePort, "master", "br0", "up")
+        try testbed.ip(namespace, "link", "set", "lo", "up")
+        try testbed.ip(namespace, "addr", "add", "\(address)/16", "dev", "eth0")
+        try testbed.ip(namespace, "link", "set", "eth0", "up")
+        try writeConfigurations()
+        try ok("init")
+        id = try ok("id").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    // MARK: daemons
+
+    func writeConfigurations() throws {
+        try """
+        <!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+         "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+        <busconfig>
+          <type>system</type>
+          <listen>unix:path=/run/dbus/system_bus_socket</listen>
+          <auth>EXTERNAL</auth>
+          <policy context="default">
+            <allow user="*"/>
+            <allow own="*"/>
+            <allow send_destination="*"/>
+            <allow receive_sender="*"/>
+          </policy>
+        </busconfig>
+
+        """.write(toFile: directory + "/dbus.conf", atomically: true, encoding: .utf8)
+        try """
+        [server]
+        host-name=\(namespace)
+        use-ipv4=yes
+        use-ipv6=no
+        allow-interfaces=eth0
+        enable-dbus=yes
+        disallow-other-stacks=no
+        ratelimit-interval-usec=0
+        [wide-area]
+        enable-wide-area=no
+        [publish]
+        publish-hinfo=no
+        publish-workstation=no
+        publish-aaaa-on-ipv4=no
+
+        """.write(toFile: directory + "/avahi.conf", atomically: true, encoding: .utf8)
+    }
+
+    /// Starts a process inside this device's namespaces, its output appended to `log`.
+    func spawn(_ args: [String], log: String) throws -> ChildProcess {
+        try ChildProcess("/usr/bin/nsenter", ["-t", "\(holder.pid)", "-m", "-n"] + args, stdout: log)
+    }
+
+    /// Starts this device's system bus and waits for its socket.
+    func startDBus() throws {
+        dbus = try spawn(["/usr/bin/dbus-daemon", "--config-file=\(directory)/dbus.conf", "--nofork", "--nopidfile"],
+                         log: directory + "/dbus.log")
+        try waitUntil("dbus-daemon in \(namespace)", timeout: 10, interval: 0.02) {
+            FileManager.default.fileExists(atPath: "/proc/\(holder.pid)/root/run/dbus/system_bus_socket")
+        }
+    }
+
+    /// Starts avahi-daemon and waits until it owns its D-Bus name (its socket appears).
+    func startAvahi() throws {
+        avahi = try spawn(["/usr/sbin/avahi-daemon", "--no-drop-root", "--no-chroot", "--no-rlimits", "-f", directory + "/avahi.conf"],
+                          log: directory + "/avahi.log")
+        try waitUntil("avahi-daemon in \(namespace)", timeout: 10, interval: 0.02) {
+            guard avahi?.isRunning == true else { throw CommandFailed(description: "avahi-daemon in \(namespace) exited; see \(directory)/avahi.log") }
+            return FileManager.default.fileExists(atPath: "/proc/\(holder.pid)/root/run/avahi-daemon/socket")
+        }
+    }
+
+    /// Stops avahi-daemon (SIGTERM, as a service manager would).
+    func stopAvahi() {
+        avahi?.stop(SIGTERM)
+        avahi = nil
+    }
+
+    /// Both daemons.
+    func startDaemons() throws {
+        try startDBus()
+        try startAvahi()
+    }
+
+    // MARK: hubsync
+
+    /// Runs `hubsync ARGS --data DATA` inside this device.
+    @discardableResult
+    func hubsync(_ args: String...) throws -> RunResult {
+        try runProgram("/usr/bin/nsenter", ["-t", "\(holder.pid)", "-m", "-n", hubsyncPath] + args + ["--data", data])
+    }
+
+    /// Runs hubsync and requires success.
+    @discardableResult
+    func ok(_ args: String...) throws -> RunResult {
+        let r = try runProgram("/usr/bin/nsenter", ["-t", "\(holder.pid)", "-m", "-n", hubsyncPath] + args + ["--data", data])
+        guard r.status == 0 else {
+            throw CommandFailed(description: "hubsync \(args.joined(separator: " ")) on \(namespace) exited \(r.status): \(r.stderr)")
+        }
+        return r
+    }
+
+    /// This device's ID (`hubsync id`).
+    private(set) var id = ""
+
+    /// Starts `hubsync run` on free ports and waits until it is ready.
+    func startAgent(_ extra: String...) throws {
+        let p = try spawn([hubsyncPath, "run", "--data", data, "--listen", "0.0.0.0:0", "--api", "127.0.0.1:0", "--log-level", "debug"] + extra,
+                          log: directory + "/agent.log")
+        agent = p
+        try waitUntil("the agent on \(namespace) ready", timeout: 15, interval: 0.05) {
+            guard p.isRunning else { throw CommandFailed(description: "the agent on \(namespace) exited; see \(directory)/agent.log") }
+            guard let d = FileManager.default.contents(atPath: data + "/agent.json"),
+                  let o = (try? JSON.parse([UInt8](d)))?.objectValue else { return false }
+            return o["pid"] == .int(Int64(p.pid))
+        }
+    }
+
+    /// The agent's `listen` address as it reports it (0.0.0.0:PORT) turned into ours.
+    var listenAddress: String? {
+        guard let d = FileManager.default.contents(atPath: data + "/agent.json"),
+              let listen = (try? JSON.parse([UInt8](d)))?.objectValue?["listen"]?.stringValue,
+              let port = listen.split(separator: ":").last else { return nil }
+        return "\(address):\(port)"
+    }
+
+    /// Stops the agent with SIGTERM; its exit status.
+    func stopAgent() -> Int32 {
+        defer { agent = nil }
+        guard let agent else { return -1 }
+        if agent.isRunning { Foundation.kill(agent.pid, SIGTERM) }
+        return agent.wait()
+    }
+
+    func killAgent() {
+        agent?.stop(SIGKILL)
+        agent = nil
+    }
+
+    /// `hubsync status --json`.
+    func status() throws -> [String: Value] {
+        try ok("status", "--json").json?.objectValue ?? [:]
+    }
+
+    func isConnected(to other: TestDevice) -> Bool {
+        guard let peers = (try? status())?["peers"]?.arrayValue else { return false }
+        return peers.contains { $0.objectValue?["device_id"]?.stringValue == other.id && $0.objectValue?["connected"] == .bool(true) }
+    }
+
+    // MARK: faults
+
+    /// Takes this device's link down at the bridge (a partition), or up again.
+    func setLink(up: Bool) throws {
+        try testbed.ip(testbed.bridgeNamespace, "link", "set", bridgePort, up ? "up" : "down")
+    }
+
+    /// Adds netem delay and loss on this device's interface. Returns false, changing nothing,
+    /// when the kernel has no netem qdisc (sch_netem not built or not loadable).
+    @discardableResult
+    func netem(delayMilliseconds: Int, lossPercent: Double = 0) throws -> Bool {
+        let r = try runProgram("/usr/bin/nsenter", ["-t", "\(holder.pid)", "-n", "/usr/sbin/tc", "qdisc", "replace", "dev", "eth0",
+                                                     "root", "netem", "delay", "\(delayMilliseconds)ms", "loss", "\(lossPercent)%"])
+        if r.status != 0, r.stderr.contains("qdisc kind is unknown") { return false }
+        guard r.status == 0 else { throw CommandFailed(description: "tc netem on \(namespace): \(r.stderr)") }
+        return true
+    }
+
+    /// Removes netem again.
+    func clearNetem() throws {
+        _ = try runProgram("/usr/bin/nsenter", ["-t", "\(holder.pid)", "-n", "/usr/sbin/tc", "qdisc", "del", "dev", "eth0", "root"])
+    }
+
+    /// avahi-browse inside this device: resolved `_hubsync._tcp` services as (name, address, port).
+    func browse() throws -> [(name: String, address: String, port: Int)] {
+        let r = try runProgram("/usr/bin/nsenter", ["-t", "\(holder.pid)", "-m", "-n",
+                                                     "/usr/bin/avahi-browse", "--resolve", "--terminate", "--parsable", "_hubsync._tcp"])
+        return r.stdout.split(separator: "\n").compactMap { line in
+            let f = line.split(separator: ";", omittingEmptySubsequences: false)
+            guard f.count >= 9, f[0] == "=" else { return nil }
+            return (String(f[3]), String(f[7]), Int(f[8]) ?? 0)
+        }
+    }
+
+    /// Kills everything this device runs (by PID), the holder last.
+    func kill() {
+        for p in [agent, avahi, dbus, holder].compactMap({ $0 }) { p.stop(SIGKILL) }
+    }
+}
