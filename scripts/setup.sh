@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages HubSync needs, only those missing; prints nothing when all are there.
-# Usage: setup.sh [bench]
+# Usage: setup.sh [bench]   (python3 runs examples/api_client.py in the tests)
 set -euo pipefail
-packages=(libsodium-dev libavahi-client-dev libzstd-dev libsqlite3-dev pkg-config avahi-daemon avahi-utils dbus iproute2)
+packages=(libsodium-dev libavahi-client-dev libzstd-dev libsqlite3-dev pkg-config avahi-daemon avahi-utils dbus iproute2 python3)
 # `setup.sh bench`: also what `make bench` runs beside HubSync: the anchors, and sqlite3 and curl
 # for its set-up steps.
-if [ "${1:-}" = bench ]; then packages+=(syncthing sqlite3 restic curl bc python3); fi
+if [ "${1:-}" = bench ]; then packages+=(syncthing sqlite3 restic curl bc); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
