@@ -32,17 +32,27 @@ public final class Agent: Sendable {
     public static let stateFile = "agent.json"
     public static let tokenFile = "api.token"
 
-    public init(directory: String, identity: Identity, configuration: AgentConfiguration, logger: Logger) throws {
+    public convenience init(directory: String, identity: Identity, configuration: AgentConfiguration, logger: Logger) throws {
+        // What can throw happens here, outside the designated initialiser: the Swift 6.3 optimiser
+        // crashes ("Found ownership error") on a throw from an initialiser of a class with
+        // Mutex/Atomic members.
+        let offset = configuration.clockOffsetMillis
+        let store = try Store(path: directory + "/store.sqlite", device: identity.deviceID,
+                              maxClockDriftMillis: configuration.maxClockDriftMillis,
+                              wallClock: { UInt64(max(0, Int64(Store.systemClock()) + offset)) }, logger: logger)
+        let token = try Self.loadOrCreateToken(directory: directory)
+        self.init(directory: directory, identity: identity, configuration: configuration, logger: logger, store: store, token: token)
+    }
+
+    private init(directory: String, identity: Identity, configuration: AgentConfiguration, logger: Logger,
+                 store: Store, token: String) {
         self.directory = directory
         self.identity = identity
         self.configuration = configuration
         self.logger = logger
-        let offset = configuration.clockOffsetMillis
-        store = try Store(path: directory + "/store.sqlite", device: identity.deviceID,
-                          maxClockDriftMillis: configuration.maxClockDriftMillis,
-                          wallClock: { UInt64(max(0, Int64(Store.systemClock()) + offset)) }, logger: logger)
+        self.store = store
         node = SyncNode(identity: identity, store: store, logger: logger)
-        token = try Self.loadOrCreateToken(directory: directory)
+        self.token = token
     }
 
     /// Reads the API token, creating it (mode 0600) on first use.
