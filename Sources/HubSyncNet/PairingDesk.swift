@@ -54,6 +54,19 @@ public final class PairingDesk: Sendable {
         }
     }
 
+    /// The names of the invites still open now, sorted: what the agent's advert offers (`i=`,
+    /// protocol/SPEC.md chapter 6).
+    public func openInviteNames() -> [String] {
+        let now = clock()
+        return invites.withLock { all in
+            all.values.filter { invite in
+                var invite = invite
+                invite.refresh(now: now)
+                return invite.state == .open
+            }.map(\.code.name).sorted()
+        }
+    }
+
     /// Forgets an invite (its inviter gave up).
     public func cancel(named name: String) {
         _ = invites.withLock { $0.removeValue(forKey: name) }
