@@ -108,9 +108,8 @@ echo "(on the laptop $(ms_since "$t") ms after the put; the laptop never saw the
 say "One household of three on every device"
 hs 1 pair household
 tags() { on 1 avahi-browse --resolve --terminate --parsable _hubsync._tcp 2>/dev/null | awk -F';' '$1 == "=" { print $10 }' | grep -o 'g=[0-9a-f]*' | sort -u; }
-adverts() { on 1 avahi-browse --resolve --terminate --parsable _hubsync._tcp 2>/dev/null; }
-# avahi-daemon announces a changed record at most about once a second: wait for the invites to go.
-for _ in $(seq 50); do if [ "$(tags | wc -l)" -eq 1 ] && ! adverts | grep -q '"i='; then break; fi; sleep 0.1; done
-echo "Their adverts now carry one and the same blinded tag, $(tags | head -n1) (it changes every day):"
-on 1 avahi-browse --resolve --terminate --parsable _hubsync._tcp 2>/dev/null | awk -F';' '$1 == "=" { printf "  %s at %s:%s  %s %s\n", $4, $8, $9, $10, $11 }'
+for _ in $(seq 50); do [ "$(tags | wc -l)" -eq 1 ] && break; sleep 0.1; done
+echo "Their adverts now carry one and the same blinded tag, $(tags | head -n1) (it changes every day;"
+echo "i= names an invite, for two minutes after it closed):"
+on 1 avahi-browse --resolve --terminate --parsable _hubsync._tcp 2>/dev/null | awk -F';' '$1 == "=" { printf "  %s at %s:%s ", $4, $8, $9; for (i = 10; i <= NF; i++) printf " %s", $i; printf "\n" }'
 say "Done: tearing the namespaces, daemons and agents down."

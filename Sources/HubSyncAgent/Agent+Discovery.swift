@@ -107,9 +107,10 @@ extension Agent {
             return GroupTag.matches(tag, groupKey: key)
         }
 
-        /// The TXT records now: `v=1`, the day's group tag, and `i=` the names of open invites.
+        /// The TXT records now: `v=1`, the day's group tag, and `i=` the names of open invites
+        /// (and of those closed in the last two minutes, so a late joiner hears why it is refused).
         func advertTXT() -> [String: String] {
-            Discovery.txt(groupKey: agent.groupKey, invites: desk.openInviteNames())
+            Discovery.txt(groupKey: agent.groupKey, invites: desk.advertisedInviteNames())
         }
 
         /// Re-publishes the TXT records when they change: an invite opened or closed (checked
@@ -124,7 +125,7 @@ extension Agent {
                     key = agent.groupKey
                     lastKeyCheck = .now
                 }
-                let next = Discovery.txt(groupKey: key, invites: desk.openInviteNames())
+                let next = Discovery.txt(groupKey: key, invites: desk.advertisedInviteNames())
                 if next != current {
                     discovery.update(txt: next)
                     current = next

@@ -64,6 +64,47 @@ struct HouseholdSystemTests {
         }
     }
 
+    /// Joining by mDNS alone: wrong codes use attempts, a fourth attempt is refused, an expired
+    /// invite is refused, each with its own message; the inviter's group is unchanged. (The
+    /// advert keeps naming a closed invite for a while, so late joiners hear why.)
+    @Test func wrongCodesAFourthAttemptAndAnExpiredInviteAreRefusedOverMDNS() throws {
+        let bed = try Testbed(devices: 2)
+        defer { bed.tearDown() }
+        let (a, b) = (bed.devices[0], bed.devices[1])
+        for d in [a, b] { try d.startDaemons(); try d.startAgent() }
+        let before = try a.ok("pair", "household", "--json").stdout
+
+        let invite = try a.startInvite()
+        defer { invite.process.stop(SIGTERM) }
+        for (n, left) in [(1, "2 attempts left"), (2, "1 attempt left"), (3, "0 attempts left")] {
+            let r = try b.hubsync("pair", "join", wrongCode(invite.code, n))
+            #expect(r.status == 1)
+            #expect(r.stderr.contains("the code did not match (\(left))"), "\(r.stderr)")
+        }
+        let fourth = try b.hubsync("pair", "join", invite.code)
+        #expect(fourth.status == 1)
+        #expect(fourth.stderr.contains("no attempts left"), "\(fourth.stderr)")
+        try waitUntil("the invite to end", timeout: 10) { !invite.process.isRunning }
+        #expect(invite.process.wait() == 1)
+
+        let short = try a.startInvite(ttl: "1s")
+        defer { short.process.stop(SIGTERM) }
+        try waitUntil("the short invite to expire", timeout: 10) { !short.process.isRunning }
+        let late = try b.hubsync("pair", "join", short.code)
+        #expect(late.status == 1)
+        #expect(late.stderr.contains("has expired"), "\(late.stderr)")
+
+        #expect(try a.ok("pair", "household", "--json").stdout == before)
+        #expect(try members(b) <= 1)
+        #expect(!a.isConnected(to: b))
+    }
+
+    /// The code with its last four digits changed (the `n`th wrong one).
+    func wrongCode(_ code: String, _ n: Int) -> String {
+        let last = Int(code.suffix(4))!
+        return code.dropLast(4) + String(format: "%04d", (last + n) % 10_000)
+    }
+
     /// No device offers the invite: the join says so within its search time and changes nothing.
     @Test func aCodeNobodyOffersIsReportedClearly() throws {
         let bed = try Testbed(devices: 2)
