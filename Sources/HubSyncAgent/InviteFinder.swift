@@ -1,5 +1,6 @@
 import Foundation
 import HubSyncDiscovery
+import Synchronization
 
 /// Finds the agent offering a pairing invite on the local network: browses `_hubsync._tcp`
 /// through avahi-daemon for an advert whose `i=` record names the invite (protocol/SPEC.md 6).
@@ -17,7 +18,7 @@ public enum InviteFinder {
     }
 
     /// Browses for up to `timeout` for an advert offering the invite `name`. An IPv4 address is
-    /// preferred: an IPv6 one is taken only when no IPv4 one for the same advert follows soon.
+    /// preferred: an IPv6 one is taken only when no IPv4 one came by the end of a round.
     ///
     /// Discovery resolves each advert once, and an advert seen before the invite opened may come
     /// back from avahi's cache without its `i=` record; so the browse starts over in short rounds
@@ -40,28 +41,24 @@ public enum InviteFinder {
         let discovery = Discovery(configuration)
         do { try discovery.start() } catch { return .unavailable(error.description) }
         defer { discovery.stop() }
-        return await withTaskGroup(of: Outcome?.self) { group in
+        // An IPv6 match waits here for the end of the round, in case an IPv4 one follows.
+        let ipv6 = Box()
+        let outcome = await withTaskGroup(of: Outcome?.self) { group in
             group.addTask {
-                var fallback: String?
-                var fallbackDeadline: ContinuousClock.Instant?
                 for await event in discovery.events {
-                    if let d = fallbackDeadline, ContinuousClock.now >= d, let fallback { return .found(fallback) }
                     switch event {
                     case .found(let service):
                         guard service.txt["v"] == Discovery.protocolVersion,
                               Discovery.invites(in: service.txt).contains(wanted) else { continue }
                         if !service.address.contains(":") { return .found(service.endpoint) }
-                        if fallback == nil {
-                            fallback = service.endpoint
-                            fallbackDeadline = .now + .milliseconds(500)
-                        }
+                        ipv6.value.withLock { if $0 == nil { $0 = service.endpoint } }
                     case .stateChanged(.daemonUnavailable(let reason)):
                         return .unavailable(reason)
                     default:
                         continue
                     }
                 }
-                return fallback.map { .found($0) }
+                return nil
             }
             group.addTask {
                 try? await Task.sleep(for: timeout)
@@ -70,7 +67,13 @@ public enum InviteFinder {
             let first = await group.next() ?? nil
             group.cancelAll()
             discovery.stop()
-            return first ?? .notFound
+            return first
         }
+        return outcome ?? ipv6.value.withLock { $0 }.map { .found($0) } ?? .notFound
+    }
+
+    /// An IPv6 endpoint found during a round, shared between its tasks.
+    final class Box: Sendable {
+        let value = Mutex<String?>(nil)
     }
 }
