@@ -44,6 +44,8 @@ extension Agent {
     /// devices that are not trusted and records trusted ones' addresses (SyncNode).
     struct DiscoveryService: Service {
         let agent: Agent
+        /// Its open invites are offered in the advert (`i=`), so joiners find them without --host.
+        let desk: PairingDesk
 
         func run() async throws {
             // Advertise the port actually bound (port 0 picks one).
@@ -52,7 +54,7 @@ extension Agent {
                 port = agent.node.boundAddress?.port
                 if port == nil { guard (try? await Task.sleep(for: .milliseconds(20))) != nil else { return } }
             }
-            var configuration = DiscoveryConfiguration(port: port!, txt: Discovery.txt(groupKey: agent.groupKey))
+            var configuration = DiscoveryConfiguration(port: port!, txt: advertTXT())
             configuration.retryInterval = .seconds(2)
             // An agent listening on loopback only cannot be reached from the network: browse, but
             // do not advertise.
@@ -105,11 +107,25 @@ extension Agent {
             return GroupTag.matches(tag, groupKey: key)
         }
 
-        /// Re-publishes the TXT records when the day's tag changes.
+        /// The TXT records now: `v=1`, the day's group tag, and `i=` the names of open invites
+        /// (and of those closed in the last two minutes, so a late joiner hears why it is refused).
+        func advertTXT() -> [String: String] {
+            Discovery.txt(groupKey: agent.groupKey, invites: desk.advertisedInviteNames())
+        }
+
+        /// Re-publishes the TXT records when they change: an invite opened or closed (checked
+        /// every 100 ms, so a joiner finds a fresh invite at once), the day's tag, a new group key.
         func rotateTag(_ discovery: Discovery) async {
-            var current = Discovery.txt(groupKey: agent.groupKey)
-            while (try? await Task.sleep(for: .seconds(60))) != nil {
-                let next = Discovery.txt(groupKey: agent.groupKey)
+            var current = advertTXT()
+            var key = agent.groupKey
+            var lastKeyCheck = ContinuousClock.now
+            while (try? await Task.sleep(for: .milliseconds(100))) != nil {
+                // The group key is read from disk: once a second is enough.
+                if ContinuousClock.now - lastKeyCheck >= .seconds(1) {
+                    key = agent.groupKey
+                    lastKeyCheck = .now
+                }
+                let next = Discovery.txt(groupKey: key, invites: desk.advertisedInviteNames())
                 if next != current {
                     discovery.update(txt: next)
                     current = next

@@ -108,7 +108,7 @@ public final class Agent: Sendable {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: sync), .init(service: repair), .init(service: MembershipService(agent: self)), .init(service: app),
         ]
-        if configuration.mdns { services.append(.init(service: DiscoveryService(agent: self))) }
+        if configuration.mdns { services.append(.init(service: DiscoveryService(agent: self, desk: desk))) }
         var groupConfiguration = ServiceGroupConfiguration(
             services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],

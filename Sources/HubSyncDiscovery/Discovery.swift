@@ -48,11 +48,18 @@ public final class Discovery: Sendable {
 
     deinit { engine.stop() }
 
-    /// The TXT records for an advert: `v=1`, and `g=` the blinded tag when there is a group key.
-    public static func txt(groupKey: SymmetricKey?, at date: Date = Date()) -> [String: String] {
+    /// The TXT records for an advert: `v=1`, `g=` the blinded tag when there is a group key, and
+    /// `i=` the public names of the open pairing invites, comma-separated, when there are any.
+    public static func txt(groupKey: SymmetricKey?, invites: [String] = [], at date: Date = Date()) -> [String: String] {
         var txt = ["v": protocolVersion]
         if let groupKey { txt["g"] = GroupTag.tag(groupKey: groupKey, epoch: GroupTag.epoch(at: date)) }
+        if !invites.isEmpty { txt["i"] = invites.joined(separator: ",") }
         return txt
+    }
+
+    /// The invite names an advert offers (its `i=` record), upper case.
+    public static func invites(in txt: [String: String]) -> [String] {
+        (txt["i"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).uppercased() }.filter { !$0.isEmpty }
     }
 
     /// A fresh service name, `hubsync-` and 8 random hex digits.

@@ -20,6 +20,8 @@ public final class PairingDesk: Sendable {
     let admit: Admit
     let clock: @Sendable () -> UInt64
     let invites = Mutex<[String: PairingInvite]>([:])
+    /// When ``advertisedInviteNames(lingerMillis:)`` first saw each invite closed (taken inside `invites`' lock).
+    let closedAt = Mutex<[String: UInt64]>([:])
 
     /// A desk for `identity` that calls `admit` for each confirmed joiner.
     public init(identity: SigningKey, logger: Logger,
@@ -51,6 +53,31 @@ public final class PairingDesk: Sendable {
             invite.refresh(now: now)
             all[name] = invite
             return invite
+        }
+    }
+
+    /// The names the agent's advert offers (`i=`, protocol/SPEC.md 4.2 and 6), sorted: every
+    /// open invite, and one that closed (joined, expired, used up) less than `lingerMillis` ago,
+    /// so a joiner who comes late still reaches this device and is told why it is refused. A
+    /// withdrawn invite is forgotten, so it goes at once.
+    public func advertisedInviteNames(lingerMillis: UInt64 = 120_000) -> [String] {
+        let now = clock()
+        return invites.withLock { all in
+            closedAt.withLock { closed in
+                var names: [String] = []
+                for (name, invite) in all {
+                    var invite = invite
+                    invite.refresh(now: now)
+                    if invite.state == .open {
+                        names.append(name)
+                    } else {
+                        let at = closed[name] ?? now
+                        closed[name] = at
+                        if now - at < lingerMillis { names.append(name) }
+                    }
+                }
+                return names.sorted()
+            }
         }
     }
 

@@ -20,7 +20,7 @@ struct Bench {
             case "--scripts": options.scripts = args.popFirst() ?? options.scripts
             case "--help", "-h":
                 print("""
-                    usage: hubsync-bench [--hubsync PATH] [--records N] [--runs N] [--only writes|merges|open|list|sync|backup|discovery]
+                    usage: hubsync-bench [--hubsync PATH] [--records N] [--runs N] [--only writes|merges|open|list|sync|backup|discovery|pair]
                                          [--skip-anchors] [--scripts DIR]
                       --skip-anchors  do not run Syncthing on the same data (a full sync takes it minutes)
                       --scripts DIR   where bench-syncthing.sh is (default: scripts)
@@ -83,6 +83,7 @@ struct Bench {
         if wanted("sync") { rows.append(contentsOf: try syncFigures(plainFile: plain)) }
         if wanted("backup") { rows.append(contentsOf: try backupFigures(data: data, plainFile: plain)) }
         if wanted("discovery") { rows.append(contentsOf: try discoveryFigures()) }
+        if wanted("pair") { rows.append(contentsOf: try pairFigures()) }
 
         let width = rows.map(\.name.count).max() ?? 40
         for r in rows {

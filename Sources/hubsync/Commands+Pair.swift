@@ -11,8 +11,9 @@ struct PairCommand: ParsableCommand {
         commandName: "pair",
         abstract: "Bring a device into the household with a short code.",
         discussion: """
-            On a member: `hubsync pair invite` prints a code such as ABCD-1234-5678 and waits. On the \
-            new device: `hubsync pair join ABCD-1234-5678 --host HOST:PORT` (the member's sync \
+            On a member: `hubsync pair invite` prints a code such as ABCD-1234-5678, offers it in \
+            the agent's mDNS advert and waits. On the new device: `hubsync pair join ABCD-1234-5678` \
+            finds the member on the local network (or give `--host HOST:PORT`, the member's sync \
             address). The two devices run CPace with the code, confirm it both ways, and the new \
             device receives the household's secrets and signed membership; both then trust each \
             other and sync. A wrong code uses one of the invite's attempts (default 3); an invite \
@@ -72,7 +73,7 @@ struct PairInvite: ParsableCommand {
         if !output.json {
             let listen = (try? agent.call("GET", "/v1/status"))?.objectValue?["listen"]?.stringValue ?? "HOST:PORT"
             let host = listen.hasPrefix("0.0.0.0:") ? "THIS-DEVICE-ADDRESS:" + listen.dropFirst(8) : listen
-            FileHandle.standardError.write(Data(("On the new device: hubsync pair join \(code) --host \(host) "
+            FileHandle.standardError.write(Data(("On the new device: hubsync pair join \(code) (found over mDNS; or add --host \(host)) "
                 + "(valid \(ttl), \(attempts) attempts). Waiting…\n").utf8))
         }
         var lastFailure: String?
@@ -109,7 +110,8 @@ struct PairJoin: AsyncParsableCommand {
         commandName: "join",
         abstract: "Join a household with the code a member shows.",
         discussion: """
-            Runs the pairing exchange with the inviting member's agent at --host, saves the \
+            Finds the inviting member's agent over mDNS by the code's name (its advert offers the \
+            open invite; or use --host), runs the pairing exchange with it, saves the \
             household, trusts the inviter and, when this device's agent runs, waits until it is \
             connected to the inviter. Exit status: 0 joined; 1 refused or failed (wrong code, \
             expired or used-up invite, unreachable); 2 the code or an option cannot be read.
@@ -117,19 +119,19 @@ struct PairJoin: AsyncParsableCommand {
     @OptionGroup var common: CommonOptions
     @OptionGroup var output: OutputOptions
     @Argument(help: "The code shown by `hubsync pair invite`, e.g. ABCD-1234-5678.") var code: String
-    @Option(help: ArgumentHelp("The inviting member's sync address (its `listen` in `hubsync status`).", valueName: "HOST:PORT"))
+    @Option(help: ArgumentHelp("The inviting member's sync address (its `listen` in `hubsync status`); without it the "
+                               + "inviter is found over mDNS by the invite's name.", valueName: "HOST:PORT"))
     var host: String?
+    @Option(help: ArgumentHelp("Seconds to look for the inviter over mDNS (without --host).", valueName: "SECONDS"))
+    var findTimeout: Int = 5
     @Option(help: ArgumentHelp("Seconds to wait for the connection to the inviter after joining.", valueName: "SECONDS"))
     var connectTimeout: Int = 15
 
     func run() async throws {
         let invite: InviteCode
         do { invite = try InviteCode(parsing: code) } catch { throw CLIError.usage(error.message) }
-        guard let host else {
-            throw CLIError.usage("give the inviting member's address with --host HOST:PORT (shown as `listen` by "
-                + "`hubsync status` there); finding it by mDNS is not available in this build")
-        }
-        guard SyncNode.split(host) != nil else { throw CLIError.usage("--host must be HOST:PORT, e.g. 192.168.1.20:7400") }
+        if let host, SyncNode.split(host) == nil { throw CLIError.usage("--host must be HOST:PORT, e.g. 192.168.1.20:7400") }
+        guard (1...120).contains(findTimeout) else { throw CLIError.usage("--find-timeout must be 1 to 120 seconds") }
         let dir = common.directory
         let identity = try dir.identity()
         if let (secrets, state) = try pairingGuarded({ try MembershipFiles.load(in: dir.path) }),
@@ -140,6 +142,8 @@ struct PairJoin: AsyncParsableCommand {
         let agent = AgentClient.running(in: dir)
         let listenPort = agent.flatMap { _ in Self.agentListenPort(dir) } ?? 0
         let started = Date()
+        let host: String
+        if let given = self.host { host = given } else { host = try await findInviter(invite.name) }
         let result: PairingJoinResult
         do {
             result = try await PairingClient.join(address: host, code: invite, identity: identity.signingKey,
@@ -190,6 +194,21 @@ struct PairJoin: AsyncParsableCommand {
         } else {
             print("Joined the household through \(inviter) (\(state.members.count) members); start the agent with "
                 + "`hubsync run --data \(dir.path)` to sync")
+        }
+    }
+
+    /// The sync address of the agent advertising the invite `name` over mDNS.
+    func findInviter(_ name: String) async throws -> String {
+        switch await InviteFinder.find(name: name, timeout: .seconds(findTimeout)) {
+        case .found(let address):
+            if !output.json { FileHandle.standardError.write(Data("Found invite \(name) offered at \(address)\n".utf8)) }
+            return address
+        case .notFound:
+            throw CLIError.failure("no device on this network is offering invite \(name) (looked for \(findTimeout) s); "
+                + "check the code, or give --host HOST:PORT (the inviter's `listen` in `hubsync status`)")
+        case .unavailable(let reason):
+            throw CLIError.failure("cannot look for invite \(name) on this network: mDNS unavailable: \(reason); "
+                + "give the inviter's address with --host HOST:PORT (its `listen` in `hubsync status`)")
         }
     }
 

@@ -18,6 +18,16 @@ import Testing
         #expect(Set(txt.keys) == ["v", "g"])
     }
 
+    @Test func openInvitesAreOfferedByName() {
+        let txt = Discovery.txt(groupKey: nil, invites: ["ABCD", "KQRT"])
+        #expect(txt == ["v": "1", "i": "ABCD,KQRT"])
+        #expect(Discovery.invites(in: txt) == ["ABCD", "KQRT"])
+        #expect(Discovery.invites(in: ["v": "1", "i": " abcd ,,"]) == ["ABCD"])
+        #expect(Discovery.invites(in: ["v": "1"]) == [])
+        // With no invite open the advert has no `i` at all.
+        #expect(Discovery.txt(groupKey: nil, invites: []).keys.contains("i") == false)
+    }
+
     @Test func parsesKeyValueEntries() {
         let entries: [[UInt8]] = [Array("v=1".utf8), Array("G=abc".utf8), Array("flag".utf8), Array("v=2".utf8),
                                   [], Array("=x".utf8), Array("e=a=b".utf8)]
