@@ -77,6 +77,7 @@ public final class Agent: Sendable {
         let router = api.router()
         let desk = makePairingDesk()
         node.servePairing(with: desk)
+        node.serveBackups(with: makeBackupHandler())
         addPairingRoutes(to: router, desk: desk)
         let app = Application(
             router: router,

@@ -18,6 +18,10 @@ public struct AgentConfiguration: Sendable, Equatable {
     public var maxClockDriftMillis: UInt64 = 60_000
     /// Added to the wall clock: only for tests of clock skew (`hubsync run --clock-offset-ms`).
     public var clockOffsetMillis: Int64 = 0
+    /// What this device keeps for other members' peer targets (`"peer_backups"`).
+    public var peerBackups = PeerBackupSettings()
+    /// This device's own backup schedule (`"backup"`), when configured.
+    public var backup: BackupSchedule?
 
     public init() {}
 
@@ -43,9 +47,11 @@ public struct AgentConfiguration: Sendable, Equatable {
             case ("api", .string(let s)): c.api = s
             case ("repair_interval_seconds", .int(let n)) where n > 0: c.repairInterval = .seconds(n)
             case ("max_clock_drift_seconds", .int(let n)) where n > 0: c.maxClockDriftMillis = UInt64(n) * 1000
+            case ("peer_backups", .object(let o)): c.peerBackups = try PeerBackupSettings(o, path: path)
+            case ("backup", .object(let o)): c.backup = try BackupSchedule(o, path: path)
             default:
                 throw ValidationFailure("\(path): unknown or invalid setting \"\(key)\": \(JSON.serialize(v)); "
-                    + "settings: listen, api, repair_interval_seconds, max_clock_drift_seconds")
+                    + "settings: listen, api, repair_interval_seconds, max_clock_drift_seconds, peer_backups, backup")
             }
         }
         return c

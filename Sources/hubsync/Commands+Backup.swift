@@ -11,7 +11,8 @@ struct BackupCommand: ParsableCommand {
         commandName: "backup",
         abstract: "Take, list, check and restore encrypted snapshot backups.",
         discussion: """
-            A repository is a directory (a USB disk, a NAS mount): --repo local:PATH, else the first \
+            A repository is a directory (a USB disk, a NAS mount): --repo local:PATH, or a paired device \
+            that stores it in its data directory (append-only, under a quota): --repo peer:DEVICE-ID; else the first \
             target of "backup": {"targets": [...]} in the data directory's config.json. Snapshots are \
             encrypted; any device of the household opens them, and so does the household's recovery key \
             (printed once by `hubsync init`) on a machine that has nothing else.
@@ -28,7 +29,7 @@ struct RepoOptions: ParsableArguments {
     @OptionGroup var common: CommonOptions
     @OptionGroup var output: OutputOptions
     @Option(name: .customLong("repo"), help: ArgumentHelp(
-        "The repository: local:PATH (default: the first target in config.json's \"backup\" section).",
+        "The repository: local:PATH, or peer:DEVICE-ID (a paired device that stores it; default: the first target in config.json's \"backup\" section).",
         valueName: "TARGET"))
     var repo: String?
 
@@ -41,6 +42,7 @@ struct RepoOptions: ParsableArguments {
             throw .usage("no repository given: pass --repo local:PATH (a directory on a USB disk or NAS mount), or set "
                 + "\"backup\": {\"targets\": [\"local:PATH\"]} in \(directory.path)/config.json")
         }
+        if text.hasPrefix("peer:") { return try peerTarget(String(text.dropFirst(5))) }
         return try backupGuarded { try makeTarget(text) }
     }
 
