@@ -93,7 +93,7 @@ public final class PeerStorage: Sendable {
             return []
         case .usage:
             purgeExpired(client)
-            return PeerProtocol.Usage(used: try currentUsage(client), quota: quota,
+            return PeerProtocol.Usage(used: max(0, try currentUsage(client)), quota: quota,
                                       quarantined: quarantineBytes(client)).encoded()
         case .prune:
             let plan = try PrunePlan.verify(q.data)
@@ -119,7 +119,9 @@ public final class PeerStorage: Sendable {
         let folder = area(client) + "/quarantine/" + String(now) + "-" + hexEncode(Blake2b.hash(signed, outputLength: 16).prefix(8))
         let box = LocalTarget(path: folder)
         try box.put("plan", signed, replacing: true)
-        try box.put("release", Array("\(release)\n".utf8), replacing: true)
+        let releaseText = Array("\(release)\n".utf8)
+        try box.put("release", releaseText, replacing: true)
+        usage.withLock { $0[client, default: 0] += signed.count + releaseText.count }
         let repo = repository(client)
         var moved: [String] = []
         for name in plan.names {
