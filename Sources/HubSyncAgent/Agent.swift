@@ -23,6 +23,8 @@ public final class Agent: Sendable {
     /// Set by the API when trusted peers change, so dialers start or stop at once.
     let peersChanged = Atomic<Bool>(false)
     let started = Date()
+    /// What the scheduled backups did last (Agent+BackupSchedule.swift).
+    let backupState = Mutex<BackupRunState>(BackupRunState())
 
     public static let stateFile = "agent.json"
     public static let tokenFile = "api.token"
@@ -90,7 +92,7 @@ public final class Agent: Sendable {
         let repair = RepairTimer(node: node, interval: configuration.repairInterval)
         var groupConfiguration = ServiceGroupConfiguration(
             services: [.init(service: sync), .init(service: repair), .init(service: MembershipService(agent: self)),
-                       .init(service: app)],
+                       .init(service: BackupService(agent: self)), .init(service: app)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
         // A shutdown that hangs (a client holding a request open) is cut short.
@@ -175,6 +177,7 @@ public final class Agent: Sendable {
                       "records": .object(counts.mapValues { .int(Int64($0)) })],
             "peers": .array(peerValues),
             "refused": .array(refused),
+            "backup": backupStatus(),
         ]
     }
 
