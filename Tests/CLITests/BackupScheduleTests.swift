@@ -35,6 +35,22 @@ import Testing
         #expect(text.contains("Backup: last"))
     }
 
+    @Test func theAgentBacksUpToAPeerOnItsInterval() throws {
+        let server = try AgentProcess(device("server"))
+        let laptop = device("laptop")
+        try laptop.ok("init")
+        try #"{"backup": {"targets": ["peer:\#(server.id)"], "interval_seconds": 1}}"#
+            .write(toFile: laptop.data + "/config.json", atomically: true, encoding: .utf8)
+        let agent = try AgentProcess(laptop)
+        try pair(server, agent) // until now the laptop knows no address for the server: attempts fail
+        try agent.api("PATCH", "/v1/records/memories/one", ["text": "kept by the server"])
+        try waitUntil("a scheduled backup on the peer", timeout: 60, interval: 0.1) {
+            try agent.status()["backup"]?.objectValue?["snapshot"]?.stringValue != nil
+        }
+        #expect(FileManager.default.fileExists(atPath: server.device.data + "/backups"))
+        #expect(try laptop.ok("backup", "list", "--json").json?.arrayValue?.isEmpty == false)
+    }
+
     @Test func aBackupOlderThanTheRecoveryPointIsAWarning() throws {
         let d = device("b")
         try d.ok("init")
