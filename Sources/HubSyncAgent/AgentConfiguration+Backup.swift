@@ -1,5 +1,5 @@
 import HubSyncBackup
-public import HubSyncCore
+import HubSyncCore
 
 /// What this device keeps for other members that back up to it (`peer:DEVICE-ID`):
 /// `"peer_backups": {"quota_bytes": 10737418240, "quarantine_seconds": 604800}`.

@@ -44,7 +44,7 @@ public final class PeerStorage: Sendable {
     private func answer(_ q: PeerProtocol.Request, client: DeviceID, server: DeviceID,
                         isMember: (PublicSigningKey) -> Bool) throws(BackupError) -> [UInt8] {
         let repo = repository(client)
-        if q.operation != .usage && q.operation != .prune && q.operation != .list {
+        if q.operation != .usage && q.operation != .prune {
             guard PeerProtocol.isValidName(q.name) else {
                 throw BackupError(.invalidInput, "\"\(q.name)\" is not a repository file name")
             }
@@ -76,9 +76,6 @@ public final class PeerStorage: Sendable {
         case .range:
             return try repo.get(q.name, offset: Int(q.offset), length: Int(q.length))
         case .list:
-            guard q.name.isEmpty || PeerProtocol.isValidName(q.name) else {
-                throw BackupError(.invalidInput, "\"\(q.name)\" is not a repository folder name")
-            }
             return PeerProtocol.encodeList(try repo.list(q.name))
         case .exists:
             return [try repo.exists(q.name) ? 1 : 0]

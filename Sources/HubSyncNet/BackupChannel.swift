@@ -1,4 +1,3 @@
-public import HubSyncCrypto
 import Foundation
 import NIOCore
 
