@@ -205,6 +205,10 @@ struct BackupNowCommand: ParsableCommand {
             o["packs_written"] = .int(Int64(result.packsWritten))
             o["orphan_packs_reused"] = .int(Int64(result.orphanPacksAdopted))
             o["seconds"] = .double(seconds)
+            if let u = try? (target as? PeerTarget)?.usage() {
+                o["peer_storage"] = ["used_bytes": .int(Int64(u.used)), "quota_bytes": .int(Int64(u.quota)),
+                                     "quarantined_bytes": .int(Int64(u.quarantined))]
+            }
             printJSON(.object(o))
         } else {
             print(result.snapshot.id.hex)
@@ -213,6 +217,10 @@ struct BackupNowCommand: ParsableCommand {
                 + "\(target.description) in \(String(format: "%.1f", seconds)) s"
                 + (result.orphanPacksAdopted > 0 ? "; reused \(result.orphanPacksAdopted) packs of an interrupted backup" : "")
                 + "\n").utf8))
+            if let u = try? (target as? PeerTarget)?.usage() {
+                FileHandle.standardError.write(Data(("the peer stores \(byteText(u.used)) of its \(byteText(u.quota)) quota "
+                    + "for this device" + (u.quarantined > 0 ? " (\(byteText(u.quarantined)) in quarantine)" : "") + "\n").utf8))
+            }
         }
     }
 }

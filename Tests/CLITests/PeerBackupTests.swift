@@ -57,6 +57,10 @@ import Testing
         let first = try laptop.device.ok("backup", "now", "--repo", repo)
         #expect(first.stdout.trimmingCharacters(in: .whitespacesAndNewlines).count == 64)
         #expect(first.stderr.contains("added to peer:"))
+        let second = try #require(try laptop.device.ok("backup", "now", "--repo", repo, "--json").json?.objectValue)
+        let usage = try #require(second["peer_storage"]?.objectValue)
+        #expect(usage["quota_bytes"] == .int(10 << 30))
+        if case .int(let used) = usage["used_bytes"] ?? .null { #expect(used > 1000) } else { Issue.record("no used_bytes") }
 
         // The server keeps the files under backups/<laptop hex>/repo; none holds the record's text.
         let area = server.device.data + "/backups"
@@ -76,11 +80,11 @@ import Testing
             try laptop.device.ok("import", try recordsFile("change\(round)", ids: 0..<300, variant: "round \(round) "))
             try laptop.device.ok("backup", "now", "--repo", repo)
         }
-        #expect(try laptop.device.ok("backup", "list", "--repo", repo, "--json").json?.arrayValue?.count == 3)
+        #expect(try laptop.device.ok("backup", "list", "--repo", repo, "--json").json?.arrayValue?.count == 4)
         let before = Set(files(area).filter { $0.contains("/repo/") && !$0.contains("/locks/") })
         let done = try #require(try laptop.device.ok("backup", "forget", "--keep-last", "1", "--prune", "--repo", repo,
                                                     "--json").json?.objectValue)
-        #expect(done["forgotten"]?.arrayValue?.count == 2)
+        #expect(done["forgotten"]?.arrayValue?.count == 3)
         let movedList = try #require(done["quarantined"]?.objectValue?["files"]?.arrayValue)
         let moved = movedList.compactMap(\.stringValue)
         #expect(moved.contains { $0.hasPrefix("snapshots/") } && moved.contains { $0.hasPrefix("data/") })
