@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import Synchronization
 
 /// A backup connection after its handshake: whole messages (`u32 length ‖ body`, split into
 /// sealed frames of at most 256 KiB) in both directions (protocol/SPEC.md 5.12).
@@ -12,6 +13,21 @@ public final class BackupChannel: @unchecked Sendable { // used by one task: the
 
     var reader: SecureReader
     let writer: SecureWriter
+    /// When a message last went either way (ContinuousClock nanoseconds since the channel opened).
+    let opened = ContinuousClock.now
+    let lastActivity = Atomic<Int64>(0)
+
+    /// How long no message has gone either way.
+    var idle: Duration { (ContinuousClock.now - opened) - .nanoseconds(lastActivity.load(ordering: .relaxed)) }
+
+    func touch() {
+        let elapsed = ContinuousClock.now - opened
+        lastActivity.store(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000,
+                           ordering: .relaxed)
+    }
+
+    /// Closes the connection: a pending ``receive()`` then ends.
+    public func close() async { await writer.close() }
 
     init(reader: SecureReader, writer: SecureWriter) {
         self.reader = reader
@@ -29,9 +45,11 @@ public final class BackupChannel: @unchecked Sendable { // used by one task: the
         message.removeFirst(4)
         while message.count < length {
             guard let part = try await reader.receiveRaw() else { return nil }
+            touch() // a long message on a slow link is not idle
             message += part
         }
         guard message.count == length else { throw NetError(.malformed, "a backup message is longer than it said") }
+        touch()
         return message
     }
 
@@ -45,5 +63,6 @@ public final class BackupChannel: @unchecked Sendable { // used by one task: the
             try await writer.send(raw: Array(bytes[start..<end]))
             start = end
         } while start < bytes.count
+        touch()
     }
 }

@@ -6,6 +6,9 @@ extension SyncNode {
     /// Serves one backup connection from a device on behalf of the repository it stores here.
     public typealias BackupHandler = @Sendable (_ client: DeviceID, _ channel: BackupChannel) async throws -> Void
 
+    /// How long a backup connection may stay silent before the peer closes it.
+    static let backupIdleTimeout: Duration = .seconds(300)
+
     /// Lets the listener serve backup connections with `handler` (nil: refuse them).
     public func serveBackups(with handler: BackupHandler?) { backupHandler.withLock { $0 = handler } }
 
@@ -31,6 +34,14 @@ extension SyncNode {
         }
         try await channel.send([0])
         logger.info("backup connection", metadata: ["peer.id": "\(peer.short)"])
+        // A client that sends nothing for `backupIdleTimeout` loses its connection.
+        let watchdog = Task {
+            while !Task.isCancelled {
+                try await Task.sleep(for: .seconds(10))
+                if channel.idle > Self.backupIdleTimeout { await channel.close(); return }
+            }
+        }
+        defer { watchdog.cancel() }
         try await handler(peer, channel)
     }
 }
