@@ -139,4 +139,25 @@ import Testing
         #expect(offline.status != 0)
         #expect(offline.stderr.contains("offline"), "\(offline.stderr)")
     }
+
+    @Test func theQuarantineLastsAsLongAsThePeersConfigurationSays() throws {
+        let serverDevice = device("server")
+        try serverDevice.ok("init")
+        try #"{"peer_backups": {"quarantine_seconds": 0}}"#.write(toFile: serverDevice.data + "/config.json",
+                                                                 atomically: true, encoding: .utf8)
+        let server = try AgentProcess(serverDevice), laptop = try AgentProcess(device("laptop"))
+        try pair(server, laptop)
+        let repo = "peer:" + server.id
+        try laptop.device.ok("import", try recordsFile("a", ids: 0..<50))
+        try laptop.device.ok("backup", "now", "--repo", repo)
+        try laptop.device.ok("import", try recordsFile("b", ids: 0..<50, variant: "changed "))
+        try laptop.device.ok("backup", "now", "--repo", repo)
+        try laptop.device.ok("backup", "forget", "--keep-last", "1", "--prune", "--repo", repo)
+        let quarantine = serverDevice.data + "/backups"
+        #expect(files(quarantine).contains { $0.contains("/quarantine/") })
+        // Its time is up at once: the next request for usage (after a backup) frees the space.
+        try laptop.device.ok("backup", "now", "--repo", repo)
+        #expect(!files(quarantine).contains { $0.contains("/quarantine/") })
+        try laptop.device.ok("backup", "verify", "--read-data", "--repo", repo)
+    }
 }
