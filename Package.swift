@@ -60,7 +60,7 @@ let package = Package(
         .testTarget(name: "HubSyncStoreTests", dependencies: ["HubSyncStore", "HubSyncCore", "HubSyncCrypto"]),
         .testTarget(name: "HubSyncBackupTests", dependencies: ["HubSyncBackup", "HubSyncStore", "HubSyncCore", "HubSyncCrypto"]),
         .testTarget(name: "CLITests", dependencies: [
-            "HubSyncCore", "HubSyncAgent",
+            "HubSyncCore", "HubSyncAgent", "HubSyncBackup", "HubSyncCrypto",
             // Only to damage a store behind the agents' backs, as a lost disk block would.
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),

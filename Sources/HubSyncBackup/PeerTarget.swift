@@ -30,19 +30,27 @@ public final class PeerTarget: BackupTarget {
     /// The files this target's prune plans moved into quarantine, and when the peer frees them.
     public var quarantined: (names: [String], release: UInt64) { moved.withLock { $0 } }
 
-    /// Runs one request on the open connection, connecting first when needed; a broken
-    /// connection is dropped so the next request dials again.
+    /// Runs one request on the open connection, connecting first when needed. A connection
+    /// that broke since its last use (the peer restarted, or closed it after 300 s of silence) is
+    /// dialed again once: every request is safe to repeat (puts never replace, plans skip what
+    /// is gone).
     func call(_ request: PeerProtocol.Request) throws(BackupError) -> [UInt8] {
         let answer = connection.withLock { c -> Result<[UInt8], BackupError> in
-            do throws(BackupError) {
-                if c == nil {
-                    c = try PeerConnection(host: host, port: port, identity: identity, expected: device,
-                                           peerText: "the peer \(device.short) at \(host):\(port)")
+            var attempts = c == nil ? 1 : 2
+            while true {
+                attempts -= 1
+                do throws(BackupError) {
+                    if c == nil {
+                        c = try PeerConnection(host: host, port: port, identity: identity, expected: device,
+                                               peerText: "the peer \(device.short) at \(host):\(port)")
+                    }
+                    return .success(try c!.call(request))
+                } catch {
+                    guard error.code == .io else { return .failure(error) }
+                    let wasOpen = c != nil
+                    c = nil
+                    if !wasOpen || attempts == 0 { return .failure(error) }
                 }
-                return .success(try c!.call(request))
-            } catch {
-                if error.code == .io { c = nil }
-                return .failure(error)
             }
         }
         return try answer.get()

@@ -1,5 +1,7 @@
 import Foundation
+import HubSyncBackup
 import HubSyncCore
+import HubSyncCrypto
 import Testing
 
 /// `--repo peer:DEVICE-ID`: one device's backups kept by another (the home server) over the
@@ -159,5 +161,24 @@ import Testing
         try laptop.device.ok("backup", "now", "--repo", repo)
         #expect(!files(quarantine).contains { $0.contains("/quarantine/") })
         try laptop.device.ok("backup", "verify", "--read-data", "--repo", repo)
+    }
+
+    @Test func aPeerThatRestartedIsDialedAgainWithinOneRun() throws {
+        let server = try AgentProcess(device("server")), laptop = try AgentProcess(device("laptop"))
+        try pair(server, laptop)
+        let identity = try Identity.load(from: URL(fileURLWithPath: laptop.device.data))
+        let colon = try #require(server.listen.lastIndex(of: ":"))
+        let port = try #require(Int(server.listen[server.listen.index(after: colon)...]))
+        let target = PeerTarget(device: try DeviceID(parsing: server.id), host: String(server.listen[..<colon]), port: port,
+                                identity: identity.signingKey)
+        try target.put("data/aa/one", [1, 2, 3], replacing: false)
+        server.stop()
+        // Same address again; the target's connection broke meanwhile.
+        let again = try AgentProcess(server.device, extra: ["--listen", server.listen])
+        #expect(again.listen == server.listen)
+        #expect(try target.get("data/aa/one") == [1, 2, 3])
+        // Nothing listening: offline, said once (no retry loop).
+        again.stop()
+        #expect(throws: BackupError.self) { try target.exists("data/aa/one") }
     }
 }
