@@ -37,7 +37,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "HubSyncAgent", dependencies: [
-            "HubSyncNet", "HubSyncDiscovery", "HubSyncStore", "HubSyncCore", "HubSyncCrypto",
+            "HubSyncNet", "HubSyncDiscovery", "HubSyncStore", "HubSyncCore", "HubSyncCrypto", "HubSyncBackup",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -61,7 +61,7 @@ let package = Package(
         .testTarget(name: "HubSyncStoreTests", dependencies: ["HubSyncStore", "HubSyncCore", "HubSyncCrypto"]),
         .testTarget(name: "HubSyncBackupTests", dependencies: ["HubSyncBackup", "HubSyncStore", "HubSyncCore", "HubSyncCrypto"]),
         .testTarget(name: "CLITests", dependencies: [
-            "HubSyncCore", "HubSyncAgent",
+            "HubSyncCore", "HubSyncAgent", "HubSyncBackup", "HubSyncCrypto",
             // Only to damage a store behind the agents' backs, as a lost disk block would.
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),

@@ -28,6 +28,8 @@ public final class Agent: Sendable {
     /// mDNS publishing and browsing, once started (Agent+Discovery.swift).
     let discovery = Mutex<Discovery?>(nil)
     let started = Date()
+    /// What the scheduled backups did last (Agent+BackupSchedule.swift).
+    let backupState = Mutex<BackupRunState>(BackupRunState())
 
     public static let stateFile = "agent.json"
     public static let tokenFile = "api.token"
@@ -95,6 +97,7 @@ public final class Agent: Sendable {
         let router = api.router()
         let desk = makePairingDesk()
         node.servePairing(with: desk)
+        node.serveBackups(with: makeBackupHandler())
         addPairingRoutes(to: router, desk: desk)
         let app = Application(
             router: router,
@@ -106,7 +109,8 @@ public final class Agent: Sendable {
         let sync = SyncService(agent: self)
         let repair = RepairTimer(node: node, interval: configuration.repairInterval)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: sync), .init(service: repair), .init(service: MembershipService(agent: self)), .init(service: app),
+            .init(service: sync), .init(service: repair), .init(service: MembershipService(agent: self)),
+            .init(service: BackupService(agent: self)), .init(service: app),
         ]
         if configuration.mdns { services.append(.init(service: DiscoveryService(agent: self, desk: desk))) }
         var groupConfiguration = ServiceGroupConfiguration(
@@ -197,6 +201,7 @@ public final class Agent: Sendable {
             "peers": .array(peerValues),
             "refused": .array(refused),
             "mdns": discoveryStatus(),
+            "backup": backupStatus(),
         ]
     }
 

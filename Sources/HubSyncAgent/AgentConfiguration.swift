@@ -20,6 +20,10 @@ public struct AgentConfiguration: Sendable, Equatable {
     public var mdns = true
     /// Added to the wall clock: only for tests of clock skew (`hubsync run --clock-offset-ms`).
     public var clockOffsetMillis: Int64 = 0
+    /// What this device keeps for other members' peer targets (`"peer_backups"`).
+    public var peerBackups = PeerBackupSettings()
+    /// This device's own backup schedule (`"backup"`), when configured.
+    public var backup: BackupSchedule?
 
     public init() {}
 
@@ -46,9 +50,11 @@ public struct AgentConfiguration: Sendable, Equatable {
             case ("repair_interval_seconds", .int(let n)) where n > 0: c.repairInterval = .seconds(n)
             case ("max_clock_drift_seconds", .int(let n)) where n > 0: c.maxClockDriftMillis = UInt64(n) * 1000
             case ("mdns", .bool(let b)): c.mdns = b
+            case ("peer_backups", .object(let o)): c.peerBackups = try PeerBackupSettings(o, path: path)
+            case ("backup", .object(let o)): c.backup = try BackupSchedule(o, path: path)
             default:
                 throw ValidationFailure("\(path): unknown or invalid setting \"\(key)\": \(JSON.serialize(v)); "
-                    + "settings: listen, api, repair_interval_seconds, max_clock_drift_seconds, mdns")
+                    + "settings: listen, api, repair_interval_seconds, max_clock_drift_seconds, mdns, peer_backups, backup")
             }
         }
         return c

@@ -19,6 +19,11 @@ public struct BackupError: Error, Sendable, CustomStringConvertible {
         case notFound
         /// Bad input from the user.
         case invalidInput
+        /// A peer target refused to store more: its quota for this device is used up.
+        case overQuota
+        /// A peer target refused the request: this device is not trusted there, or the request
+        /// would replace or delete stored files outside a signed prune plan.
+        case refused
     }
 
     public let code: Code

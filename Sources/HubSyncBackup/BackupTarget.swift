@@ -22,15 +22,26 @@ public protocol BackupTarget: Sendable {
     func delete(_ name: String) throws(BackupError)
     /// Whether a file exists.
     func exists(_ name: String) throws(BackupError) -> Bool
+    /// Removes several files, in order, as one step where the target can (a peer signs one
+    /// prune plan for them).
+    func remove(_ names: [String]) throws(BackupError)
 }
 
-/// Parses a `--repo` value: `local:PATH` (or a plain absolute path).
-public func makeTarget(_ text: String) throws(BackupError) -> any BackupTarget {
+extension BackupTarget {
+    public func remove(_ names: [String]) throws(BackupError) {
+        for name in names { try delete(name) }
+    }
+}
+
+/// Parses a `--repo` value: `local:PATH` (or a plain absolute path); `peer:DEVICE-ID` goes to
+/// `peer`, which knows this device's identity and the peer's address.
+public func makeTarget(_ text: String,
+                       peer: (String) throws(BackupError) -> any BackupTarget = { text throws(BackupError) in
+                           throw BackupError(.invalidInput, "peer targets (\(text)) need a device: pass --data DIR")
+                       }) throws(BackupError) -> any BackupTarget {
     if text.hasPrefix("local:") { return LocalTarget(path: String(text.dropFirst(6))) }
     if text.hasPrefix("/") { return LocalTarget(path: text) }
-    if text.hasPrefix("peer:") {
-        throw BackupError(.invalidInput, "peer targets (\(text)) are not supported by this version yet; "
-            + "use local:PATH (a directory on a USB disk or NAS mount)")
-    }
-    throw BackupError(.invalidInput, "unknown repository \"\(text)\"; give local:PATH, e.g. --repo local:/mnt/usb/hubsync")
+    if text.hasPrefix("peer:") { return try peer(String(text.dropFirst(5))) }
+    throw BackupError(.invalidInput, "unknown repository \"\(text)\"; give local:PATH (e.g. --repo "
+        + "local:/mnt/usb/hubsync) or peer:DEVICE-ID (a paired device that stores backups)")
 }

@@ -3,6 +3,7 @@ struct ByteWriter {
     var bytes: [UInt8] = []
 
     mutating func u8(_ v: UInt8) { bytes.append(v) }
+    mutating func u16(_ v: UInt16) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
     mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
     mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
     mutating func append(_ b: some Sequence<UInt8>) { bytes.append(contentsOf: b) }
@@ -32,6 +33,10 @@ struct ByteReader {
     }
 
     mutating func u8() throws(BackupError) -> UInt8 { try take(1).first! }
+
+    mutating func u16() throws(BackupError) -> UInt16 {
+        try take(2).reduce(0) { $0 << 8 | UInt16($1) }
+    }
 
     mutating func u32() throws(BackupError) -> UInt32 {
         try take(4).reduce(0) { $0 << 8 | UInt32($1) }

@@ -100,7 +100,7 @@ extension Repository {
         defer { lease.release() }
         let plan = policy.apply(to: try snapshots())
         if !dryRun {
-            for s in plan.forget { try target.delete("snapshots/" + s.id.hex) }
+            try target.remove(plan.forget.map { "snapshots/" + $0.id.hex })
         }
         return plan
     }
@@ -163,12 +163,11 @@ extension Repository {
         for (_, entries) in newPacks { report.bytesFreed -= entries.reduce(0) { $0 + Int($1.length) } }
         if dropPacks.isEmpty && index.orphans.isEmpty { return report }
         let newIndex = try writeIndex(keepPacks + newPacks)
-        for f in index.files where f != newIndex {
-            try target.delete(f)
-            report.indexFilesReplaced += 1
-        }
-        for p in dropPacks { try target.delete(Repository.packName(p)) }
-        for (p, _) in index.unreadable { try target.delete(Repository.packName(p)); report.packsDeleted += 1 }
+        let oldIndex = index.files.filter { $0 != newIndex }
+        report.indexFilesReplaced = oldIndex.count
+        report.packsDeleted += index.unreadable.count
+        // Old index files first, then packs: one step (one signed plan on a peer).
+        try target.remove(oldIndex + dropPacks.map(Repository.packName) + index.unreadable.map { Repository.packName($0.0) })
         return report
     }
 }

@@ -66,7 +66,8 @@ public final class Repository {
             configBytes = try target.get("config")
         } catch where error.code == .notFound {
             throw BackupError(.missingRepository, "no backup repository at \(target.description) (it has no config file); "
-                + "check the path (is the disk mounted?) or create one with `hubsync backup init --repo \(target.description)`")
+                + (target is PeerTarget ? "that device stores none for this one yet; " : "check the path (is the disk mounted?) or ")
+                + "create one with `hubsync backup init --repo \(target.description)`")
         }
         guard let config = (try? JSON.parse(configBytes))?.objectValue,
               case .int(let version) = config["version"] ?? .null, let repoID = config["id"]?.stringValue,

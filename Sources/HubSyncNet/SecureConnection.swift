@@ -80,19 +80,25 @@ public struct SecureReader {
 
     /// The next message, or nil when the peer closed the connection.
     public mutating func receive() async throws -> SyncMessage? {
-        guard let frame = try await iterator.next() else { return nil }
-        lastFrameBytes = frame.readableBytes + 4
-        counters.receivedBytes.add(lastFrameBytes, ordering: .relaxed)
-        let plaintext: [UInt8]
-        do {
-            plaintext = try receiver.open(Array(frame.readableBytesView))
-        } catch {
-            throw NetError(.malformed, "a frame failed authentication (tampered, replayed or out of order): \(error)")
-        }
+        guard let plaintext = try await receiveRaw() else { return nil }
         do {
             return try SyncMessage.decode(plaintext)
         } catch {
             throw NetError(.malformed, "malformed message: \(error)")
+        }
+    }
+}
+
+extension SecureReader {
+    /// The next frame's plaintext, or nil when the peer closed the connection.
+    public mutating func receiveRaw() async throws -> [UInt8]? {
+        guard let frame = try await iterator.next() else { return nil }
+        lastFrameBytes = frame.readableBytes + 4
+        counters.receivedBytes.add(lastFrameBytes, ordering: .relaxed)
+        do {
+            return try receiver.open(Array(frame.readableBytesView))
+        } catch {
+            throw NetError(.malformed, "a frame failed authentication (tampered, replayed or out of order): \(error)")
         }
     }
 }

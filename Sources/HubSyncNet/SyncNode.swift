@@ -39,6 +39,8 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
     let listenAddress = Mutex<SocketAddress?>(nil)
     /// Serves pairing runs on the listener, when set (protocol/SPEC.md 4.2).
     let pairingDesk = Mutex<PairingDesk?>(nil)
+    /// Serves backup connections on the listener, when set (protocol/SPEC.md 5.12).
+    let backupHandler = Mutex<BackupHandler?>(nil)
 
     /// Lets the listener serve pairing runs with `desk` (nil: refuse them).
     public func servePairing(with desk: PairingDesk?) { pairingDesk.withLock { $0 = desk } }
@@ -215,6 +217,11 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
                         try await desk.serve(first: first, iterator: &iterator, outbound: outbound,
                                              remoteHost: raw.remoteAddress?.ipAddress)
                         deadline.cancel()
+                        return
+                    }
+                    if first == [BackupChannel.firstByte, 1] {
+                        // Not recorded as the sync peer: a backup connection's end says nothing about sync.
+                        try await serveBackup(iterator: iterator, outbound: outbound, deadline: deadline)
                         return
                     }
                     (peer, reader, writer) = try await SecureHandshake.respond(

@@ -193,5 +193,11 @@ struct StatusCommand: ParsableCommand {
         for r in o["refused"]?.arrayValue ?? [] {
             print("  refused: \(r.objectValue?["device_id"]?.stringValue ?? "?") is not trusted")
         }
+        if let b = o["backup"]?.objectValue {
+            let age = b["age_seconds"].flatMap { if case .int(let n) = $0 { return "\(n) s ago" } else { return nil } }
+            print("Backup: last \(b["last"]?.stringValue ?? "never")\(age.map { " (\($0))" } ?? "") to "
+                + "\(b["target"]?.stringValue ?? "-"), every \(JSON.serialize(b["interval_seconds"] ?? 0)) s")
+            if let w = b["warning"]?.stringValue { print("  warning: \(w)") }
+        }
     }
 }

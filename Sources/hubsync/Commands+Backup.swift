@@ -11,7 +11,8 @@ struct BackupCommand: ParsableCommand {
         commandName: "backup",
         abstract: "Take, list, check and restore encrypted snapshot backups.",
         discussion: """
-            A repository is a directory (a USB disk, a NAS mount): --repo local:PATH, else the first \
+            A repository is a directory (a USB disk, a NAS mount): --repo local:PATH, or a paired device \
+            that stores it in its data directory (append-only, under a quota): --repo peer:DEVICE-ID; else the first \
             target of "backup": {"targets": [...]} in the data directory's config.json. Snapshots are \
             encrypted; any device of the household opens them, and so does the household's recovery key \
             (printed once by `hubsync init`) on a machine that has nothing else.
@@ -28,7 +29,7 @@ struct RepoOptions: ParsableArguments {
     @OptionGroup var common: CommonOptions
     @OptionGroup var output: OutputOptions
     @Option(name: .customLong("repo"), help: ArgumentHelp(
-        "The repository: local:PATH (default: the first target in config.json's \"backup\" section).",
+        "The repository: local:PATH, or peer:DEVICE-ID (a paired device that stores it; default: the first target in config.json's \"backup\" section).",
         valueName: "TARGET"))
     var repo: String?
 
@@ -41,6 +42,7 @@ struct RepoOptions: ParsableArguments {
             throw .usage("no repository given: pass --repo local:PATH (a directory on a USB disk or NAS mount), or set "
                 + "\"backup\": {\"targets\": [\"local:PATH\"]} in \(directory.path)/config.json")
         }
+        if text.hasPrefix("peer:") { return try peerTarget(String(text.dropFirst(5))) }
         return try backupGuarded { try makeTarget(text) }
     }
 
@@ -203,6 +205,10 @@ struct BackupNowCommand: ParsableCommand {
             o["packs_written"] = .int(Int64(result.packsWritten))
             o["orphan_packs_reused"] = .int(Int64(result.orphanPacksAdopted))
             o["seconds"] = .double(seconds)
+            if let u = try? (target as? PeerTarget)?.usage() {
+                o["peer_storage"] = ["used_bytes": .int(Int64(u.used)), "quota_bytes": .int(Int64(u.quota)),
+                                     "quarantined_bytes": .int(Int64(u.quarantined))]
+            }
             printJSON(.object(o))
         } else {
             print(result.snapshot.id.hex)
@@ -211,6 +217,10 @@ struct BackupNowCommand: ParsableCommand {
                 + "\(target.description) in \(String(format: "%.1f", seconds)) s"
                 + (result.orphanPacksAdopted > 0 ? "; reused \(result.orphanPacksAdopted) packs of an interrupted backup" : "")
                 + "\n").utf8))
+            if let u = try? (target as? PeerTarget)?.usage() {
+                FileHandle.standardError.write(Data(("the peer stores \(byteText(u.used)) of its \(byteText(u.quota)) quota "
+                    + "for this device" + (u.quarantined > 0 ? " (\(byteText(u.quarantined)) in quarantine)" : "") + "\n").utf8))
+            }
         }
     }
 }

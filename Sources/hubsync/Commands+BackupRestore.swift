@@ -245,11 +245,13 @@ struct BackupForgetCommand: ParsableCommand {
                 "forgotten": .array(plan.forget.map(\.summary)), "dry_run": .bool(dryRun),
             ]
             if let r = pruneReport { o["prune"] = pruneJSON(r) }
+            if let q = quarantineJSON(repo.target) { o["quarantined"] = q }
             printJSON(.object(o))
         } else {
             for (s, why) in plan.keep { print("keep    \(s.id.short)  \(iso8601Text(s.time))  (\(why.joined(separator: ", ")))") }
             for s in plan.forget { print("\(dryRun ? "would forget" : "forget ") \(s.id.short)  \(iso8601Text(s.time))") }
             if let r = pruneReport { print(pruneText(r)) }
+            if let q = quarantineText(repo.target) { print(q) }
         }
     }
 }
@@ -266,6 +268,21 @@ func pruneText(_ r: PruneReport) -> String {
             + "(see `hubsync backup verify --read-data`)")
 }
 
+/// On a peer target: the files its prune plans moved into quarantine and when the peer frees them.
+func quarantineJSON(_ target: any BackupTarget) -> Value? {
+    guard let peer = target as? PeerTarget else { return nil }
+    let q = peer.quarantined
+    return ["files": .array(q.names.map { .string($0) }), "count": .int(Int64(q.names.count)),
+            "release": q.names.isEmpty ? .null : .string(iso8601Text(q.release))]
+}
+
+func quarantineText(_ target: any BackupTarget) -> String? {
+    guard let peer = target as? PeerTarget, !peer.quarantined.names.isEmpty else { return nil }
+    let q = peer.quarantined
+    return "moved \(q.names.count) file(s) into quarantine on \(peer.description); the peer frees the space after "
+        + iso8601Text(q.release)
+}
+
 struct BackupPruneCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prune", abstract: "Free the space that no snapshot needs (after forget).")
@@ -274,7 +291,14 @@ struct BackupPruneCommand: ParsableCommand {
     func run() throws {
         let repo = try options.open()
         let r = try backupGuarded { try repo.prune(holder: options.holder, progress: ProgressReporter().callback) }
-        if options.output.json { printJSON(pruneJSON(r)) } else { print(pruneText(r)) }
+        if options.output.json {
+            guard case .object(var o) = pruneJSON(r) else { return }
+            if let q = quarantineJSON(repo.target) { o["quarantined"] = q }
+            printJSON(.object(o))
+        } else {
+            print(pruneText(r))
+            if let q = quarantineText(repo.target) { print(q) }
+        }
     }
 }
 

@@ -1,0 +1,74 @@
+import HubSyncBackup
+import HubSyncCore
+
+/// What this device keeps for other members that back up to it (`peer:DEVICE-ID`):
+/// `"peer_backups": {"quota_bytes": 10737418240, "quarantine_seconds": 604800}`.
+public struct PeerBackupSettings: Sendable, Equatable {
+    /// The most each member may store here, its quarantine included (default 10 GiB).
+    public var quotaBytes = PeerStorage.defaultQuota
+    /// How long files a prune plan removed stay in quarantine before the space is freed (default 7 days).
+    public var quarantineSeconds = PeerStorage.defaultQuarantineSeconds
+
+    public init() {}
+
+    init(_ o: [String: Value], path: String) throws(ValidationFailure) {
+        for (key, v) in o {
+            switch (key, v) {
+            case ("quota_bytes", .int(let n)) where n > 0: quotaBytes = Int(n)
+            case ("quarantine_seconds", .int(let n)) where n >= 0: quarantineSeconds = Int(n)
+            case ("quarantine_days", .int(let n)) where n >= 0: quarantineSeconds = Int(n) * 86_400
+            default:
+                throw ValidationFailure("\(path): unknown or invalid setting \"peer_backups.\(key)\": \(JSON.serialize(v)); "
+                    + "settings: quota_bytes, quarantine_seconds (or quarantine_days)")
+            }
+        }
+    }
+}
+
+/// This device's own backups, taken by the agent:
+/// `"backup": {"targets": ["local:/mnt/usb/hubsync", "peer:ID"], "interval_seconds": 3600,
+/// "keep_last": 24, "keep_daily": 7, "recovery_point_seconds": 86400}`.
+public struct BackupSchedule: Sendable, Equatable {
+    /// Where to back up, in order; the CLI's default `--repo` is the first.
+    public var targets: [String] = []
+    /// How often the agent takes a snapshot (0: never; the CLI still reads `targets`).
+    public var intervalSeconds = 0
+    /// Retention applied after each scheduled backup (`forget`, no prune); empty keeps all.
+    public var retention = RetentionPolicy()
+    /// A last snapshot older than this is a warning in status (default: twice the interval).
+    public var recoveryPointSeconds = 0
+
+    public init() {}
+
+    init(_ o: [String: Value], path: String) throws(ValidationFailure) {
+        func bad(_ key: String, _ v: Value) -> ValidationFailure {
+            ValidationFailure("\(path): unknown or invalid setting \"backup.\(key)\": \(JSON.serialize(v)); settings: "
+                + "targets (an array of \"local:PATH\" or \"peer:DEVICE-ID\"), interval_seconds, recovery_point_seconds, "
+                + "keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly, keep_within (\"7d\")")
+        }
+        for (key, v) in o {
+            switch (key, v) {
+            case ("targets", .array(let a)):
+                for t in a {
+                    guard let s = t.stringValue ?? t.objectValue?["target"]?.stringValue,
+                          s.hasPrefix("local:") || s.hasPrefix("peer:") || s.hasPrefix("/") else { throw bad(key, v) }
+                    targets.append(s)
+                }
+            case ("target", .string(let s)): targets.insert(s, at: 0)
+            case ("interval_seconds", .int(let n)) where n >= 0: intervalSeconds = Int(n)
+            case ("recovery_point_seconds", .int(let n)) where n >= 0: recoveryPointSeconds = Int(n)
+            case ("keep_last", .int(let n)) where n >= 0: retention.last = Int(n)
+            case ("keep_hourly", .int(let n)) where n >= 0: retention.hourly = Int(n)
+            case ("keep_daily", .int(let n)) where n >= 0: retention.daily = Int(n)
+            case ("keep_weekly", .int(let n)) where n >= 0: retention.weekly = Int(n)
+            case ("keep_monthly", .int(let n)) where n >= 0: retention.monthly = Int(n)
+            case ("keep_yearly", .int(let n)) where n >= 0: retention.yearly = Int(n)
+            case ("keep_within", .string(let s)):
+                guard let d = RetentionPolicy.parseDuration(s) else { throw bad(key, v) }
+                retention.within = d
+            default: throw bad(key, v)
+            }
+        }
+        if recoveryPointSeconds == 0 { recoveryPointSeconds = intervalSeconds * 2 }
+    }
+}

@@ -1,0 +1,68 @@
+import Foundation
+import NIOCore
+import Synchronization
+
+/// A backup connection after its handshake: whole messages (`u32 length ‖ body`, split into
+/// sealed frames of at most 256 KiB) in both directions (protocol/SPEC.md 5.12).
+public final class BackupChannel: @unchecked Sendable { // used by one task: the connection's
+    /// The first byte of the marker frame that opens a backup connection (`0x42 ‖ version`);
+    /// the same value as `PeerProtocol.firstByte` in HubSyncBackup.
+    public static let firstByte: UInt8 = 0x42
+    static let partSize = 256 * 1024
+    static let maxMessageSize = 64 << 20
+
+    var reader: SecureReader
+    let writer: SecureWriter
+    /// When a message last went either way (ContinuousClock nanoseconds since the channel opened).
+    let opened = ContinuousClock.now
+    let lastActivity = Atomic<Int64>(0)
+
+    /// How long no message has gone either way.
+    var idle: Duration { (ContinuousClock.now - opened) - .nanoseconds(lastActivity.load(ordering: .relaxed)) }
+
+    func touch() {
+        let elapsed = ContinuousClock.now - opened
+        lastActivity.store(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000,
+                           ordering: .relaxed)
+    }
+
+    /// Closes the connection: a pending ``receive()`` then ends.
+    public func close() async { await writer.close() }
+
+    init(reader: SecureReader, writer: SecureWriter) {
+        self.reader = reader
+        self.writer = writer
+    }
+
+    /// The next message, or nil when the client closed the connection.
+    public func receive() async throws -> [UInt8]? {
+        guard var message = try await reader.receiveRaw() else { return nil }
+        guard message.count >= 4 else { throw NetError(.malformed, "a backup message without its length") }
+        let length = message.prefix(4).reduce(0) { $0 << 8 | Int($1) }
+        guard length <= Self.maxMessageSize else {
+            throw NetError(.malformed, "a backup message of \(length) bytes is over the \(Self.maxMessageSize)-byte limit")
+        }
+        message.removeFirst(4)
+        while message.count < length {
+            guard let part = try await reader.receiveRaw() else { return nil }
+            touch() // a long message on a slow link is not idle
+            message += part
+        }
+        guard message.count == length else { throw NetError(.malformed, "a backup message is longer than it said") }
+        touch()
+        return message
+    }
+
+    /// Sends one message.
+    public func send(_ body: [UInt8]) async throws {
+        let count = UInt32(body.count)
+        let bytes = [UInt8(count >> 24), UInt8(count >> 16 & 0xff), UInt8(count >> 8 & 0xff), UInt8(count & 0xff)] + body
+        var start = 0
+        repeat {
+            let end = min(bytes.count, start + Self.partSize)
+            try await writer.send(raw: Array(bytes[start..<end]))
+            start = end
+        } while start < bytes.count
+        touch()
+    }
+}
