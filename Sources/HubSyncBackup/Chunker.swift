@@ -9,6 +9,10 @@ import HubSyncCrypto
 /// before a record that would take it past `maximum`, and before the first record of another
 /// collection. Boundaries depend only on record keys and sizes, never on the position in the
 /// stream, so an edit changes the one chunk holding the record, not its neighbours.
+///
+/// A record whose framed length exceeds `FastCDC.threshold` ends the chunk before it and is
+/// split by FastCDC into chunks of its own, so its frame spans them; readers take a snapshot's
+/// chunks as one stream of frames (`RecordStream`).
 struct Chunker {
     struct Parameters: Sendable, Equatable {
         var minimum = 1024
@@ -18,6 +22,7 @@ struct Chunker {
 
     let parameters: Parameters
     let cutKey: SymmetricKey
+    let fastCDC: FastCDC
     private(set) var current: [UInt8] = []
     private var collection: String?
     private var records = 0
@@ -25,6 +30,7 @@ struct Chunker {
     init(parameters: Parameters, cutKey: SymmetricKey) {
         self.parameters = parameters
         self.cutKey = cutKey
+        fastCDC = FastCDC(cutKey: cutKey)
         current.reserveCapacity(parameters.maximum + 4096)
     }
 
@@ -34,10 +40,24 @@ struct Chunker {
         return UInt32(h[0]) << 24 | UInt32(h[1]) << 16 | UInt32(h[2]) << 8 | UInt32(h[3])
     }
 
-    /// Adds one record's canonical bytes; returns the chunks completed by it (0, 1 or 2).
+    /// Adds one record's canonical bytes; returns the chunks completed by it (0, 1 or 2, or
+    /// more for a record split by FastCDC).
     mutating func add(collection: String, id: String, state: UnsafeRawBufferPointer) -> [[UInt8]] {
         var done: [[UInt8]] = []
         let framed = 4 + state.count
+        if framed > FastCDC.threshold {
+            if !current.isEmpty {
+                done.append(current)
+                current.removeAll(keepingCapacity: true)
+            }
+            self.collection = collection
+            let n = UInt32(state.count)
+            var frame: [UInt8] = [UInt8(n >> 24), UInt8(n >> 16 & 255), UInt8(n >> 8 & 255), UInt8(n & 255)]
+            frame.reserveCapacity(framed)
+            frame.append(contentsOf: state)
+            for r in fastCDC.split(frame) { done.append(Array(frame[r])) }
+            return done
+        }
         if !current.isEmpty, collection != self.collection || current.count + framed > parameters.maximum {
             done.append(current)
             current.removeAll(keepingCapacity: true)
@@ -64,7 +84,7 @@ struct Chunker {
         return current
     }
 
-    /// The records' canonical bytes in a chunk's plaintext.
+    /// The records' canonical bytes in a chunk's plaintext that holds whole frames only.
     static func records(in chunk: [UInt8]) throws(BackupError) -> [ArraySlice<UInt8>] {
         var out: [ArraySlice<UInt8>] = []
         var r = ByteReader(chunk, what: "chunk")

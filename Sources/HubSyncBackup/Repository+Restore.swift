@@ -14,12 +14,14 @@ public struct ReadReport: Sendable {
 }
 
 extension Repository {
-    /// Reads the records of `snapshot` in batches, pack by pack (records are independent, so the
-    /// order does not matter to a merge).
+    /// Reads the records of `snapshot` in batches, each pack once.
     ///
     /// First checks every pack the snapshot needs (its BLAKE2b against its ID): with a damaged or
     /// missing pack, refuses before handing on a single record, naming the pack, unless
     /// `skipDamaged`; then every chunk that still authenticates is read and the rest skipped.
+    /// Packs are read in the order the snapshot first needs them, and the chunk plaintexts are
+    /// taken in snapshot order as one stream of frames, since a large record's frame spans
+    /// several chunks (a chunk read ahead of its turn waits in memory).
     public func readRecords(of snapshot: Snapshot, skipDamaged: Bool, only: RecordKey? = nil, batchSize: Int = 5000,
                             progress: BackupProgress = { _, _, _ in },
                             _ body: ([RecordState]) throws -> Void) throws(BackupError) -> ReadReport {
@@ -28,16 +30,21 @@ extension Repository {
         let index = try loadIndex()
         var report = ReadReport()
         var byPack: [BlobID: [(BlobID, BlobLocation)]] = [:]
-        var seen = Set<BlobID>()
-        for c in snapshot.chunks where seen.insert(c).inserted {
+        var packs: [BlobID] = []
+        var uses: [BlobID: Int] = [:]
+        var lost = Set<BlobID>()
+        for c in snapshot.chunks {
+            uses[c, default: 0] += 1
+            guard uses[c] == 1 else { continue }
             guard let loc = index.blobs[c] else {
                 report.skippedChunks.append(c)
+                lost.insert(c)
                 continue
             }
+            if byPack[loc.pack] == nil { packs.append(loc.pack) }
             byPack[loc.pack, default: []].append((c, loc))
         }
-        let packs = byPack.keys.sorted()
-        for p in packs {
+        for p in byPack.keys.sorted() {
             let ok = (try? target.get(Repository.packName(p))).map { BlobID(Blake2b.hash($0)) == p } ?? false
             if !ok { report.damagedPacks.append(p) }
         }
@@ -55,8 +62,62 @@ extension Repository {
         }
         var batch: [RecordState] = []
         batch.reserveCapacity(batchSize)
+        func hand(_ states: [RecordState]) throws(BackupError) {
+            for state in states {
+                if let only, state.key != only { continue }
+                batch.append(state)
+                report.records += 1
+                if batch.count >= batchSize {
+                    do { try body(batch) } catch { throw BackupError(.io, "restore stopped: \(error)") }
+                    batch.removeAll(keepingCapacity: true)
+                }
+            }
+        }
+        func decode(_ raws: [ArraySlice<UInt8>], chunk id: BlobID) throws(BackupError) -> [RecordState] {
+            var out: [RecordState] = []
+            out.reserveCapacity(raws.count)
+            for raw in raws {
+                do { out.append(try CanonicalEncoding.decode(Array(raw))) } catch {
+                    throw BackupError(.damaged, "a record ending in chunk \(id.short) does not decode: \(error)")
+                }
+            }
+            return out
+        }
+        // The stream in snapshot order: chunks opened but not yet reached wait in `pending`.
+        var pending: [BlobID: [UInt8]] = [:]
+        var position = 0
+        var stream = RecordStream()
+        var resync = false
+        func drain() throws(BackupError) {
+            let order = snapshot.chunks
+            while position < order.count {
+                let c = order[position]
+                if lost.contains(c) {
+                    // After a lost chunk the next frame start is unknown: take the first chunk
+                    // that holds whole frames that all decode.
+                    stream.reset()
+                    resync = true
+                    position += 1
+                    continue
+                }
+                guard let plain = pending[c] else { return }
+                uses[c]! -= 1
+                if uses[c] == 0 { pending[c] = nil }
+                position += 1
+                if resync {
+                    guard let raws = try? Chunker.records(in: plain),
+                          let states = try? decode(raws, chunk: c) else {
+                        report.skippedChunks.append(c)
+                        continue
+                    }
+                    resync = false
+                    try hand(states)
+                } else {
+                    try hand(try decode(stream.feed(plain), chunk: c))
+                }
+            }
+        }
         var done = 0
-        var failure: (any Error)?
         for p in packs {
             let name = Repository.packName(p)
             let file = try? target.get(name)
@@ -64,28 +125,19 @@ extension Repository {
                 let end = Int(loc.offset) + Int(loc.length)
                 guard let file, end <= file.count,
                       let chunk = PackReader.openChunk(file[Int(loc.offset)..<end], id: id, rawLength: Int(loc.rawLength), key: key) else {
-                    if skipDamaged { report.skippedChunks.append(id); continue }
+                    if skipDamaged { report.skippedChunks.append(id); lost.insert(id); continue }
                     throw BackupError(.damaged, "chunk \(id.short) in pack \(name) is damaged; nothing more was restored; "
                         + "pass --skip-damaged to restore everything else")
                 }
-                for raw in try Chunker.records(in: chunk) {
-                    let state: RecordState
-                    do { state = try CanonicalEncoding.decode(Array(raw)) } catch {
-                        throw BackupError(.damaged, "a record in chunk \(id.short) does not decode: \(error)")
-                    }
-                    if let only, state.key != only { continue }
-                    batch.append(state)
-                    report.records += 1
-                    if batch.count >= batchSize {
-                        do { try body(batch) } catch { failure = error; break }
-                        batch.removeAll(keepingCapacity: true)
-                    }
-                }
-                if failure != nil { break }
+                pending[id] = chunk
                 done += 1
             }
-            if let failure { throw BackupError(.io, "restore stopped: \(failure)") }
-            progress("restore", done, seen.count)
+            try drain()
+            progress("restore", done, uses.count)
+        }
+        try drain()
+        if !stream.atBoundary, !skipDamaged {
+            throw BackupError(.damaged, "snapshot \(snapshot.id.short) ends inside a record; its last chunk is missing")
         }
         if !batch.isEmpty {
             do { try body(batch) } catch { throw BackupError(.io, "restore stopped: \(error)") }

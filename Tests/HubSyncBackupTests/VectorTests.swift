@@ -46,6 +46,19 @@ import Testing
         out["chunker"] = ["parameters": ["min": 1024, "target": 3072, "max": 16384], "records": .array(records),
                           "record_bytes": "each record's state is `length` bytes, all equal to its index n",
                           "chunk_record_counts": .array(sizes.map { .int(Int64($0)) })]
+        // FastCDC (5.6): the gear table, and the pieces of a fixed pseudo-random input.
+        let cdc = FastCDC(cutKey: key.cut)
+        var input: [UInt8] = []
+        var j: UInt32 = 0
+        while input.count < 700_000 {
+            input += Blake2b.hash([UInt8(j >> 24), UInt8(j >> 16 & 255), UInt8(j >> 8 & 255), UInt8(j & 255)], outputLength: 64)
+            j += 1
+        }
+        input = Array(input.prefix(700_000))
+        out["fastcdc"] = ["gear": .array(cdc.gear.map { .string(hexEncode(withUnsafeBytes(of: $0.bigEndian, Array.init))) }),
+                          "length": 700_000,
+                          "input": "BLAKE2b-512 (unkeyed) of u32(j) for j = 0, 1, 2, ..., concatenated, first `length` bytes",
+                          "piece_lengths": .array(cdc.split(input).map { .int(Int64($0.count)) })]
         let plain = Array("hubsync backup chunk".utf8)
         out["chunk_ids"] = [["plaintext": .string(hexEncode(plain)), "id": .string(key.chunkID(of: plain).hex)]]
         let nonce = pattern(24, 9)

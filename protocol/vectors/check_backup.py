@@ -60,6 +60,30 @@ if n_in_chunk:
     counts.append(n_in_chunk)
 check(counts == V["chunker"]["chunk_record_counts"], f"chunk boundaries (5.6): {counts}")
 
+# FastCDC for large records (5.6): the keyed gear table and the pieces of a fixed input.
+f = V["fastcdc"]
+gear = [struct.unpack("<Q", H(b"hubsync-backup-v1 gear" + bytes([i]), k_cut, 16)[:8])[0] for i in range(256)]
+check(["%016x" % g for g in gear] == f["gear"], "FastCDC gear table (5.6)")
+data = b"".join(H(struct.pack(">I", j), size=64) for j in range((f["length"] + 63) // 64))[:f["length"]]
+MIN, AVG, MAX, MASK_S, MASK_L = 16384, 65536, 262144, 0xFFFFC00000000000, 0xFFFC000000000000
+
+def fastcdc_piece(s):
+    n = len(data) - s
+    if n <= MIN:
+        return n
+    n = min(n, MAX)
+    normal, fp = min(AVG, n), 0
+    for i in range(MIN, n):
+        fp = ((fp << 1) + gear[data[s + i]]) & 0xFFFFFFFFFFFFFFFF
+        if fp & (MASK_S if i < normal else MASK_L) == 0:
+            return i + 1
+    return n
+
+pieces, s = [], 0
+while s < len(data):
+    pieces.append(fastcdc_piece(s)); s += pieces[-1]
+check(pieces == f["piece_lengths"], f"FastCDC pieces (5.6): {pieces}")
+
 for c in V["chunk_ids"]:
     check(H(x(c["plaintext"]), k_id).hex() == c["id"], "chunk ID (5.6)")
 for s in V["sealed"]:
