@@ -175,6 +175,10 @@ import Testing
         }
         let dry = try #require(try d.ok("backup", "forget", "--keep-last", "2", "--dry-run", "--repo", repo, "--json").json?.objectValue)
         #expect(dry["forgotten"]?.arrayValue?.count == 1)
+        // The three snapshots fall in one year: --keep-yearly 1 keeps the newest of them.
+        let yearly = try #require(try d.ok("backup", "forget", "--keep-yearly", "1", "--dry-run", "--repo", repo, "--json")
+            .json?.objectValue)
+        #expect(yearly["forgotten"]?.arrayValue?.count == 2)
         #expect(try d.ok("backup", "list", "--repo", repo, "--json").json?.arrayValue?.count == 3)
         let done = try #require(try d.ok("backup", "forget", "--keep-last", "1", "--prune", "--repo", repo, "--json").json?.objectValue)
         #expect(done["forgotten"]?.arrayValue?.count == 2)
