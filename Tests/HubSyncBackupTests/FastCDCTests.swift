@@ -142,4 +142,18 @@ import Testing
         #expect(report.records == expected.count)
         #expect(try dump(fresh) == expected)
     }
+
+    @Test func aRepetitiveLargeRecordWhosePiecesRepeatRestores() throws {
+        let store = try filledStore(dir, count: 50)
+        let big = RecordKey(collection: "memories", id: "m000020x")
+        try store.apply(.put(big, ["text": .string(String(repeating: "a", count: 1_100_000))]))
+        let (household, _) = makeHousehold()
+        let target = LocalTarget(path: dir.path + "/repo")
+        let repo = try Repository.create(at: target, household: household)
+        let snap = try repo.backup(store: store, device: "d1", hostname: "h", household: household, holder: "t").snapshot
+        #expect(Set(snap.chunks).count < snap.chunks.count, "identical pieces are one chunk, listed again")
+        let fresh = try Store(path: dir.path + "/fresh.sqlite", device: device(2))
+        _ = try repo.restore(snap, into: fresh, skipDamaged: false)
+        #expect(try dump(fresh) == dump(store))
+    }
 }
