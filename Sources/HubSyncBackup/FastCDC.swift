@@ -51,7 +51,7 @@ struct FastCDC: Sendable {
         }
     }
 
-    /// Splits `data` into content-defined pieces (their lengths, in order).
+    /// Splits `data` into content-defined pieces: their ranges, in order.
     func split(_ data: [UInt8]) -> [Range<Int>] {
         var out: [Range<Int>] = []
         data.withUnsafeBytes { all in
