@@ -179,7 +179,7 @@ extension Agent {
 
         func run() async throws {
             let flag = Flag()
-            let subscription = agent.store.subscription()
+            let subscription = agent.store.subscription(buffering: 16) { $0.state.key.collection == HubCollection.devices.rawValue }
             do {
                 try await cancelWhenGracefulShutdown {
                     try await withThrowingDiscardingTaskGroup { group in
@@ -192,7 +192,9 @@ extension Agent {
                             defer { subscription.cancel() }
                             var ticks = 0
                             while !Task.isCancelled {
-                                if flag.raised.exchange(false, ordering: .acquiringAndReleasing) || ticks >= 10 {
+                                // A change to the devices collection raises the flag; a full look every 10 s
+                                // covers what a subscription cannot see (another process's writes).
+                                if flag.raised.exchange(false, ordering: .acquiringAndReleasing) || ticks >= 100 {
                                     ticks = 0
                                     do { try await agent.reconcileMembership() } catch {
                                         agent.logger.warning("membership not applied", metadata: ["error": "\(error)"])

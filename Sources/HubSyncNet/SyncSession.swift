@@ -99,7 +99,7 @@ public final class SyncSession: Sendable {
     /// Runs the session until the peer goes away or an error ends it.
     func run(reader: SecureReader) async throws {
         let box = ReaderBox(reader)
-        let subscription = store.store.subscribe()
+        let subscription = store.store.subscription(buffering: 1).events // only a wake-up
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { [self] in
                 for await _ in subscription { wake.continuation.yield() }
@@ -127,7 +127,7 @@ public final class SyncSession: Sendable {
                 }
             }
             // The reader opens and decodes frames while the handler applies what came before.
-            let inbox = Inbox(capacity: 8)
+            let inbox = Inbox(capacity: 4)
             group.addTask { [self] in
                 while let message = try await box.reader.receive() {
                     if message.isReconciliation {
@@ -143,7 +143,7 @@ public final class SyncSession: Sendable {
                     if let batch = Self.logBatch(message) {
                         // Log batches already waiting are merged in the same transaction.
                         var batches = [batch], states = batch.states.count
-                        while states < 4096, let more = inbox.next(if: { Self.logBatch($0) != nil }).flatMap(Self.logBatch) {
+                        while states < 2048, let more = inbox.next(if: { Self.logBatch($0) != nil }).flatMap(Self.logBatch) {
                             batches.append(more)
                             states += more.states.count
                         }

@@ -12,8 +12,8 @@ extension Store {
     func publish(_ events: [ChangeEvent]) {
         guard !events.isEmpty else { return }
         let targets = subscribers.withLock { Array($0.values) }
-        for c in targets {
-            for e in events { c.yield(e) }
+        for t in targets {
+            for e in events where t.include?(e) ?? true { t.continuation.yield(e) }
         }
     }
 }
@@ -28,10 +28,14 @@ public struct ChangeSubscription: Sendable {
 }
 
 extension Store {
-    public func subscription() -> ChangeSubscription {
-        let (stream, continuation) = AsyncStream<ChangeEvent>.makeStream(bufferingPolicy: .bufferingNewest(10_000))
+    /// A subscription to the changes `include` accepts (all by default), buffering the newest
+    /// `buffering` for a slow reader: a reader that only needs to be woken keeps 1, so a bulk
+    /// merge does not pile up thousands of records in memory for it.
+    public func subscription(buffering: Int = 10_000,
+                             where include: (@Sendable (ChangeEvent) -> Bool)? = nil) -> ChangeSubscription {
+        let (stream, continuation) = AsyncStream<ChangeEvent>.makeStream(bufferingPolicy: .bufferingNewest(buffering))
         let id = nextSubscriber.withLock { n in n += 1; return n }
-        subscribers.withLock { $0[id] = continuation }
+        subscribers.withLock { $0[id] = (continuation, include) }
         continuation.onTermination = { [weak self] _ in
             _ = self?.subscribers.withLock { $0.removeValue(forKey: id) }
         }

@@ -165,6 +165,11 @@ extension TransactionContext {
                        origin: ChangeEvent.Origin, source: DeviceID? = nil, sourceState: RecordState? = nil) throws -> Bool {
         let bytes = CanonicalEncoding.encode(state)
         if let previous, previous == bytes { return false }
+        guard bytes.count <= Store.maxRecordBytes else {
+            throw StoreError(.invalidInput, "\(state.key) would be \(bytes.count) bytes with its history; a record is at most "
+                + "\(Store.maxRecordBytes / 1024) KiB, so that it fits one sync frame (1 MiB); nothing was written — "
+                + "split the value over several records")
+        }
         let digest = CanonicalEncoding.digest(of: bytes)
         lastSequence += 1
         if saveStatement == nil { saveStatement = try db.makeStatement(sql: RecordSQL.save) }

@@ -15,7 +15,8 @@ public final class Store: Sendable {
     public let path: String
     let pool: DatabasePool
     let clock: Mutex<HybridLogicalClock>
-    let subscribers = Mutex<[UInt64: AsyncStream<ChangeEvent>.Continuation]>([:])
+    let subscribers = Mutex<[UInt64: (continuation: AsyncStream<ChangeEvent>.Continuation,
+                                      include: (@Sendable (ChangeEvent) -> Bool)?)]>([:])
     let nextSubscriber = Mutex<UInt64>(0)
     let wallClock: @Sendable () -> UInt64
     let logger: Logger
@@ -109,6 +110,9 @@ public final class Store: Sendable {
     }
 
     /// Maps any error thrown inside a transaction to a ``StoreError``.
+    /// The largest record, in canonical bytes: a record travels whole in one sync frame (1 MiB).
+    public static let maxRecordBytes = 768 * 1024
+
     func wrap<T>(_ body: () throws -> T) throws(StoreError) -> T {
         do {
             return try body()

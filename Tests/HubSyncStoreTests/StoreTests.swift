@@ -17,6 +17,18 @@ import Testing
         #expect(try store.get(key("personas", "ada"))?.visibleFields["style"] == nil)
     }
 
+    /// A record must fit one sync frame: a larger one is refused and nothing is written.
+    @Test func aRecordTooLargeToSyncIsRefused() throws {
+        let store = try makeStore(dir)
+        let k = key("memories", "huge")
+        #expect(throws: StoreError.self) {
+            try store.apply(.put(k, ["text": .string(String(repeating: "x", count: Store.maxRecordBytes + 1))]))
+        }
+        #expect(try store.get(k) == nil)
+        try store.apply(.put(k, ["text": .string(String(repeating: "x", count: Store.maxRecordBytes - 4096))]))
+        #expect(try store.get(k) != nil)
+    }
+
     @Test func writingTheSameValueAgainChangesNothing() throws {
         let store = try makeStore(dir)
         try store.apply(.put(key("memories", "m"), ["text": "t"]))
