@@ -4,7 +4,9 @@
 #
 #   scripts/bench-syncthing.sh FILES_DIR WORK_DIR
 #
-# Prints one JSON line: {"seconds": S, "files": N, "rss_a_mb": A, "rss_b_mb": B}.
+# Prints one JSON line: {"seconds": S, "files": N, "rss_a_mb": A, "rss_b_mb": B}; when the second
+# instance has not finished within LIMIT seconds (env SYNCTHING_LIMIT, default 1200), it prints
+# {"timed_out": true, "seconds": LIMIT, "synced": K, "files": N, ...} instead.
 # Every announce, relay, NAT, upgrade, usage and crash report is off: traffic stays on
 # 127.0.0.1. Ports: the kernel picks free ones (bound to port 0, read back, released), so a
 # rare race with another program is possible; the script then fails and says so.
@@ -102,7 +104,13 @@ wait_for "$gui_a" "$count" 900   # A's own scan first: not part of the figure
 start=$(date +%s.%N)
 syncthing serve --home="$work/home-b" --no-browser --no-restart --no-upgrade >"$work/b.log" 2>&1 &
 pid_b=$!; pids+=("$pid_b")
-wait_for "$gui_b" "$count" 1800
+limit=${SYNCTHING_LIMIT:-1200}
+if ! wait_for "$gui_b" "$count" "$limit" 2>/dev/null; then
+  read -r _ synced _ <<<"$(folder_status "$gui_b")" || true
+  printf '{"timed_out": true, "seconds": %d, "synced": %d, "files": %d, "rss_a_mb": %s, "rss_b_mb": %s}\n' \
+    "$limit" "${synced:-0}" "$count" "$(rss_mb "$pid_a")" "$(rss_mb "$pid_b")"
+  exit 0
+fi
 end=$(date +%s.%N)
 printf '{"seconds": %.2f, "files": %d, "rss_a_mb": %s, "rss_b_mb": %s}\n' \
   "$(echo "$end - $start" | bc)" "$count" "$(rss_mb "$pid_a")" "$(rss_mb "$pid_b")"

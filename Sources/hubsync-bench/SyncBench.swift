@@ -187,6 +187,12 @@ extension Bench {
             throw BenchError("bench-syncthing.sh printed no figures: \(output)")
         }
         let version = (try? shellOutput(["syncthing", "--version"]))?.split(separator: " ").dropFirst().first ?? "?"
+        if o["timed_out"] == .bool(true) {
+            return Row(name: "  anchor: Syncthing \(version), the same records as \(options.records) files (1 run)",
+                       value: "> \(fmt(seconds, 0)) s",
+                       rate: "(gave up: \(o["synced"]?.number.map { fmt($0, 0) } ?? "?") of \(options.records) files synced)",
+                       goal: "HubSync well below")
+        }
         return Row(name: "  anchor: Syncthing \(version), the same records as \(options.records) files (1 run)",
                    value: "\(fmt(seconds, 1)) s",
                    rate: "(peak RSS A \(o["rss_a_mb"]?.number.map { fmt($0, 0) } ?? "?") MB, B \(o["rss_b_mb"]?.number.map { fmt($0, 0) } ?? "?") MB)",
