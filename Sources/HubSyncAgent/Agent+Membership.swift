@@ -92,7 +92,7 @@ extension Agent {
     func removeFromHousehold(_ device: DeviceID) async throws -> MembershipState {
         let directory = self.directory
         let (state, issued) = try Self.householdLock.withLock { _ -> (MembershipState, [MembershipStatement]) in
-            guard let (secrets, before) = try MembershipFiles.load(in: directory) else {
+            guard let (_, before) = try MembershipFiles.load(in: directory) else {
                 throw PairingError(code: .storage, message: "this device has no household; nothing to remove")
             }
             guard let key = before.members[device] else {

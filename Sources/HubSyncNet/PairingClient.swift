@@ -11,17 +11,12 @@ public enum PairingClient {
     ///   connection), or a ``NetError`` when the address is unusable or unreachable.
     public static func join(address: String, code: InviteCode, identity: SigningKey,
                             details: JoinerDetails, timeout: Duration = .seconds(10)) async throws -> PairingJoinResult {
-        guard let (host, port) = SyncNode.split(address) else {
+        guard SyncNode.split(address) != nil else {
             throw NetError(.malformed, "\(address) is not HOST:PORT")
         }
         let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
         do {
-            channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .connectTimeout(.seconds(5))
-                .connect(host: host, port: port) { channel in
-                    channel.eventLoop.makeCompletedFuture { try SyncNode.configure(channel) }
-                }
+            channel = try await SyncNode.connect(to: address, group: MultiThreadedEventLoopGroup.singleton)
         } catch {
             let text = "\(error)"
             let reason = ["Connection refused": "connection refused", "timed out": "no answer within 5 s",

@@ -120,16 +120,21 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
         }
     }
 
-    func dial(peer: DeviceID, address: String) async throws {
-        guard let (host, port) = Self.split(address) else {
+    /// Opens a framed TCP connection to `address` (HOST:PORT), giving up after 5 s.
+    static func connect(to address: String, group: any EventLoopGroup) async throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
+        guard let (host, port) = split(address) else {
             throw NetError(.malformed, "peer address \(address) is not HOST:PORT")
         }
-        let channel = try await ClientBootstrap(group: group)
+        return try await ClientBootstrap(group: group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.seconds(5))
             .connect(host: host, port: port) { channel in
-                channel.eventLoop.makeCompletedFuture { try Self.configure(channel) }
+                channel.eventLoop.makeCompletedFuture { try configure(channel) }
             }
+    }
+
+    func dial(peer: DeviceID, address: String) async throws {
+        let channel = try await Self.connect(to: address, group: group)
         await serve(channel, initiator: true, expected: peer)
     }
 
@@ -138,15 +143,7 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
     /// it is dialled again without mDNS) and a session until it ends. Returns the device that
     /// answered and whether it was trusted; throws when nothing could be reached.
     public func dial(discovered address: String) async throws -> (device: DeviceID?, trusted: Bool) {
-        guard let (host, port) = Self.split(address) else {
-            throw NetError(.malformed, "peer address \(address) is not HOST:PORT")
-        }
-        let channel = try await ClientBootstrap(group: group)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .connectTimeout(.seconds(5))
-            .connect(host: host, port: port) { channel in
-                channel.eventLoop.makeCompletedFuture { try Self.configure(channel) }
-            }
+        let channel = try await Self.connect(to: address, group: group)
         return await serve(channel, initiator: true, expected: nil, discoveredAt: address)
     }
 
