@@ -22,22 +22,23 @@ let package = Package(
         .systemLibrary(name: "CHubAvahi", pkgConfig: "avahi-client", providers: [.apt(["libavahi-client-dev"])]),
         .systemLibrary(name: "CHubZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
 
-        .target(name: "HubSyncCrypto", dependencies: ["CHubSodium"]),
-        .target(name: "HubSyncCore", dependencies: ["HubSyncCrypto"]),
+        .target(name: "HubSyncBase"),
+        .target(name: "HubSyncCrypto", dependencies: ["HubSyncBase", "CHubSodium"]),
+        .target(name: "HubSyncCore", dependencies: ["HubSyncBase", "HubSyncCrypto"]),
         .target(name: "HubSyncStore", dependencies: [
-            "HubSyncCore", "HubSyncCrypto",
+            "HubSyncBase", "HubSyncCore", "HubSyncCrypto",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .target(name: "HubSyncDiscovery", dependencies: ["HubSyncCrypto", "CHubAvahi"]),
+        .target(name: "HubSyncDiscovery", dependencies: ["HubSyncBase", "HubSyncCrypto", "CHubAvahi"]),
         .target(name: "HubSyncNet", dependencies: [
-            "HubSyncStore", "HubSyncCore", "HubSyncCrypto",
+            "HubSyncBase", "HubSyncStore", "HubSyncCore", "HubSyncCrypto",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "HubSyncAgent", dependencies: [
-            "HubSyncNet", "HubSyncDiscovery", "HubSyncStore", "HubSyncCore", "HubSyncCrypto", "HubSyncBackup",
+            "HubSyncBase", "HubSyncNet", "HubSyncDiscovery", "HubSyncStore", "HubSyncCore", "HubSyncCrypto", "HubSyncBackup",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -45,10 +46,10 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "HubSyncBackup", dependencies: [
-            "HubSyncStore", "HubSyncCore", "HubSyncCrypto", "CHubZstd", "CHubSodium",
+            "HubSyncBase", "HubSyncStore", "HubSyncCore", "HubSyncCrypto", "CHubZstd", "CHubSodium",
         ]),
         .executableTarget(name: "hubsync", dependencies: [
-            "HubSyncAgent", "HubSyncBackup", "HubSyncStore", "HubSyncCore", "HubSyncCrypto", "CHubAvahi", "CHubZstd",
+            "HubSyncBase", "HubSyncAgent", "HubSyncBackup", "HubSyncStore", "HubSyncCore", "HubSyncCrypto", "CHubAvahi", "CHubZstd",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
