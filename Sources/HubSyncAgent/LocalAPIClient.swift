@@ -1,4 +1,5 @@
 import Foundation
+public import HubSyncBase
 public import HubSyncCore
 
 /// The local API could not be reached or answered something unreadable.
@@ -23,44 +24,67 @@ public struct LocalAPIClient: Sendable {
         self.token = token
     }
 
-    /// The running agent of a data directory, or nil when none runs (no agent.json, or its
-    /// process is gone).
+    /// The running agent of a data directory, or nil when none runs: the process holding the
+    /// directory's writer lock as an agent, once it has written its bound addresses.
     public static func running(inDataDirectory path: String) -> LocalAPIClient? {
-        guard let data = FileManager.default.contents(atPath: path + "/agent.json"),
-              let state = (try? JSON.parse([UInt8](data)))?.objectValue,
-              case .int(let pid) = state["pid"] ?? .null, kill(pid_t(pid), 0) == 0,
+        let directory = DataDirectory(path: path)
+        guard let holder = WriterLock.holder(in: directory), holder.isAgent else { return nil }
+        return running(in: directory, pid: holder.pid)
+    }
+
+    /// The API of the agent with process ID `pid` on `directory`, from its `agent.json`; nil
+    /// until that agent has written it (a file left by an earlier agent names another PID).
+    public static func running(in directory: DataDirectory, pid: Int32) -> LocalAPIClient? {
+        guard let bytes = directory.contents(of: DataDirectory.agentStateFile),
+              let state = (try? JSON.parse(bytes))?.objectValue,
+              case .int(let statePID) = state["pid"] ?? .null, statePID == Int64(pid),
               let api = state["api"]?.stringValue, let colon = api.lastIndex(of: ":"),
               let port = UInt16(api[api.index(after: colon)...]),
-              let tokenData = FileManager.default.contents(atPath: path + "/api.token") else { return nil }
-        let token = String(decoding: tokenData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        return LocalAPIClient(host: String(api[..<colon]), port: port, token: token)
+              let token = directory.contents(of: DataDirectory.tokenFile) else { return nil }
+        var host = String(api[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return LocalAPIClient(host: host, port: port,
+                              token: String(decoding: token, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
     /// Sends a request; returns the status code and the parsed JSON body.
     public func request(_ method: String, _ path: String, body: Value? = nil) throws(APIClientError) -> (status: Int, body: Value) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw APIClientError("cannot open a socket: \(String(cString: strerror(errno)))") }
+        let address = host == "localhost" ? "127.0.0.1" : host
+        let family = address.contains(":") ? AF_INET6 : AF_INET
+        let fd = socket(family, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw APIClientError("cannot open a socket: \(errnoText())") }
         defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = port.bigEndian
-        inet_pton(AF_INET, host == "localhost" ? "127.0.0.1" : host, &addr.sin_addr)
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        let rc: Int32
+        if family == AF_INET6 {
+            var addr = sockaddr_in6()
+            addr.sin6_family = sa_family_t(AF_INET6)
+            addr.sin6_port = port.bigEndian
+            guard inet_pton(AF_INET6, address, &addr.sin6_addr) == 1 else { throw APIClientError("\(host) is not an IP address") }
+            rc = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+            }
+        } else {
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_port = port.bigEndian
+            guard inet_pton(AF_INET, address, &addr.sin_addr) == 1 else { throw APIClientError("\(host) is not an IP address") }
+            rc = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
         }
         guard rc == 0 else {
-            throw APIClientError("the agent's API at \(host):\(port) does not answer (\(String(cString: strerror(errno)))); "
+            throw APIClientError("the agent's API at \(host):\(port) does not answer (\(errnoText())); "
                 + "is `hubsync run` still running?")
         }
         let payload = body.map { JSON.serialize($0) } ?? ""
-        var text = "\(method) \(path) HTTP/1.1\r\nHost: \(host)\r\nAuthorization: Bearer \(token)\r\nConnection: close\r\n"
+        var text = "\(method) \(path) HTTP/1.1\r\nHost: \(address.contains(":") ? "[\(address)]" : address):\(port)\r\nAuthorization: Bearer \(token)\r\nConnection: close\r\n"
         if body != nil { text += "Content-Type: application/json\r\n" }
         text += "Content-Length: \(payload.utf8.count)\r\n\r\n" + payload
         var bytes = Array(text.utf8)
         var sent = 0
         while sent < bytes.count {
             let n = bytes.withUnsafeMutableBytes { Foundation.write(fd, $0.baseAddress! + sent, $0.count - sent) }
-            guard n > 0 else { throw APIClientError("cannot send to the agent: \(String(cString: strerror(errno)))") }
+            guard n > 0 else { throw APIClientError("cannot send to the agent: \(errnoText())") }
             sent += n
         }
         var response: [UInt8] = []

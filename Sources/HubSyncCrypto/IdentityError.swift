@@ -1,3 +1,4 @@
+public import HubSyncBase
 /// Why an identity could not be created or loaded, with what to do about it in ``message``.
 public struct IdentityError: Error, Sendable, CustomStringConvertible {
     /// What kind of failure this is; match on it, show ``message`` to people.

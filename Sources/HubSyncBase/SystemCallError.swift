@@ -2,6 +2,9 @@
 import Glibc
 #endif
 
+/// The C library's text for an errno value, such as "Permission denied".
+public func errnoText(_ code: Int32 = errno) -> String { String(cString: strerror(code)) }
+
 /// A failed system call: which call, on which path, and errno.
 public struct SystemCallError: Error, Sendable, CustomStringConvertible {
     /// The call's name, such as "open".
@@ -11,15 +14,21 @@ public struct SystemCallError: Error, Sendable, CustomStringConvertible {
     /// The errno value.
     public let errno: Int32
 
+    public init(call: String, path: String, errno: Int32) {
+        self.call = call
+        self.path = path
+        self.errno = errno
+    }
+
     /// The C library's text for ``errno``, such as "Permission denied".
-    public var reason: String { String(cString: strerror(errno)) }
+    public var reason: String { errnoText(errno) }
 
     /// "open PATH: REASON".
     public var description: String { "\(call) \(path): \(reason)" }
 
     /// Runs `body`, retrying while it fails with EINTR, and throws if it returns -1.
     @discardableResult
-    static func check<Result: FixedWidthInteger>(
+    public static func check<Result: FixedWidthInteger>(
         _ call: String, _ path: String, _ body: () -> Result
     ) throws(SystemCallError) -> Result {
         while true {
