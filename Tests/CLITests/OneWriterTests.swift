@@ -67,9 +67,13 @@ import Testing
                 #expect(agent.record("memories", id.addingPercentEncoding(withAllowedCharacters: unreserved)!)?["id"]
                         == .string(id))
             }
-            // A path that is not valid percent-encoding is refused, not stored as typed.
-            let (status, body) = try agent.client.request("PATCH", "/v1/records/memories/100%", body: ["text": "x"])
-            #expect(status == 400, "\(body)")
+            // A path that is not valid percent-encoding is refused, not stored as typed (sent raw:
+            // an HTTP client would encode it first).
+            let answer = try rawRequest(port: agent.client.port, "PATCH /v1/records/memories/100% HTTP/1.1\r\n"
+                + "Host: 127.0.0.1\r\nAuthorization: Bearer \(agent.client.token)\r\nContent-Length: 12\r\n"
+                + "Connection: close\r\n\r\n{\"text\":\"x\"}")
+            #expect(answer.hasPrefix("HTTP/1.1 400"), "\(answer)")
+            #expect(answer.contains("not valid percent-encoding"), "\(answer)")
             agent.stop()
         }
         results["HTTP API"] = try Self.holdings(http)
@@ -173,4 +177,31 @@ import Testing
         #expect(agent.record("memories", "m2") == nil)
         agent.stop()
     }
+}
+
+/// Sends `text` as it is to 127.0.0.1:`port` and returns everything the server answers.
+func rawRequest(port: UInt16, _ text: String) throws -> String {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw TimedOut(description: "socket: \(errno)") }
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = port.bigEndian
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let rc = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard rc == 0 else { throw TimedOut(description: "connect: \(errno)") }
+    let bytes = Array(text.utf8)
+    guard bytes.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == bytes.count else {
+        throw TimedOut(description: "send: \(errno)")
+    }
+    var answer: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if n <= 0 { break }
+        answer += chunk[0..<n]
+    }
+    return String(decoding: answer, as: UTF8.self)
 }
