@@ -49,7 +49,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "HubSyncBackup", dependencies: [
-            "HubSyncBase", "HubSyncStore", "HubSyncCore", "HubSyncCrypto", "CHubZstd", "CHubSodium",
+            "HubSyncBase", "HubSyncNet", "HubSyncStore", "HubSyncCore", "HubSyncCrypto", "CHubZstd", "CHubSodium",
         ]),
         .executableTarget(name: "hubsync", dependencies: [
             "HubSyncBase", "HubSyncAgent", "HubSyncBackup", "HubSyncStore", "HubSyncCore", "HubSyncCrypto", "CHubAvahi", "CHubZstd",

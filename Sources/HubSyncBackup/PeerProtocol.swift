@@ -1,19 +1,10 @@
 import HubSyncCrypto
 
 /// The request/response protocol between a device and the peer that stores its repository
-/// (protocol/SPEC.md 5.12). Both ends use these encodings; the transport (a SIGMA-authenticated,
-/// secretstream-encrypted connection) is the agents' own.
+/// (protocol/SPEC.md 5.12). Both ends use these encodings; the transport (the marker frame, a
+/// SIGMA-authenticated, secretstream-encrypted connection, messages split into frames) is
+/// HubSyncNet's `BackupClient` and `BackupChannel`.
 public enum PeerProtocol {
-    /// The first byte of the marker frame that opens a backup connection on a sync listener.
-    public static let firstByte: UInt8 = 0x42
-    /// The protocol version, the marker frame's second byte.
-    public static let version: UInt8 = 1
-    /// The marker frame: `0x42 ‖ version`.
-    public static var marker: [UInt8] { [firstByte, version] }
-    /// The largest plaintext of one frame a message is split into.
-    public static let partSize = 256 * 1024
-    /// The largest message (a pack is a few MiB).
-    public static let maxMessageSize = 64 << 20
 
     /// What a request asks for.
     public enum Operation: UInt8, Sendable {

@@ -1,5 +1,6 @@
 import Foundation
 import HubSyncCrypto
+import HubSyncNet
 import Synchronization
 
 /// A repository kept by a paired device (the home server) in its data directory:
@@ -13,7 +14,7 @@ public final class PeerTarget: BackupTarget {
     public let host: String
     public let port: Int
     let identity: SigningKey
-    let connection = Mutex<PeerConnection?>(nil)
+    let connection = Mutex<BackupClient?>(nil)
     /// Files moved into quarantine by this target's prune plans, with the release time (Unix ms).
     let moved = Mutex<(names: [String], release: UInt64)>(([], 0))
 
@@ -33,27 +34,57 @@ public final class PeerTarget: BackupTarget {
     /// Runs one request on the open connection, connecting first when needed. A connection
     /// that broke since its last use (the peer restarted, or closed it after 300 s of silence) is
     /// dialed again once: every request is safe to repeat (puts never replace, plans skip what
-    /// is gone).
+    /// is gone). Blocks the calling thread, which must not be one of the cooperative pool's.
     func call(_ request: PeerProtocol.Request) throws(BackupError) -> [UInt8] {
+        let peerText = "the peer \(device.short) at \(host):\(port)"
+        let address = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
         let answer = connection.withLock { c -> Result<[UInt8], BackupError> in
             var attempts = c == nil ? 1 : 2
             while true {
                 attempts -= 1
+                var opening = c == nil
                 do throws(BackupError) {
                     if c == nil {
-                        c = try PeerConnection(host: host, port: port, identity: identity, expected: device,
-                                               peerText: "the peer \(device.short) at \(host):\(port)")
+                        let (client, hello) = try Self.transport(peerText, opening: true) {
+                            try BackupClient.blocking { [identity, device] in
+                                try await BackupClient.open(address: address, identity: identity, expected: device)
+                            }
+                        }
+                        c = client
+                        // The hello: ok, or why this device may not store backups there.
+                        _ = try PeerProtocol.result(hello, from: peerText)
                     }
-                    return .success(try c!.call(request))
+                    opening = false
+                    let client = c!
+                    let bytes = try Self.transport(peerText, opening: false) { try client.callBlocking(request.encoded()) }
+                    return .success(Array(try PeerProtocol.result(bytes, from: peerText)))
                 } catch {
                     guard error.code == .io else { return .failure(error) }
-                    let wasOpen = c != nil
+                    let wasOpen = c != nil && !opening
+                    c?.close()
                     c = nil
                     if !wasOpen || attempts == 0 { return .failure(error) }
                 }
             }
         }
         return try answer.get()
+    }
+
+    /// Runs a transport step, saying what its failure means for the person running the backup.
+    static func transport<T>(_ peerText: String, opening: Bool, _ body: () throws -> T) throws(BackupError) -> T {
+        do {
+            return try body()
+        } catch let e as NetError where e.code == .unexpectedPeer {
+            throw BackupError(.refused, e.message)
+        } catch let e as NetError where e.code == .timeout {
+            throw BackupError(.io, "\(peerText) did not answer in time; what it stored already is kept; run the command again")
+        } catch where opening {
+            throw BackupError(.io, "\(peerText) is offline (\(NetError.describe(error))); start its agent (`hubsync run`) or "
+                + "check its address in `hubsync peers`; nothing was stored or changed")
+        } catch {
+            throw BackupError(.io, "the connection to \(peerText) ended (\(NetError.describe(error))); it may not trust this "
+                + "device (`hubsync peers add` there) or its agent stopped; what it stored already is kept")
+        }
     }
 
     public func put(_ name: String, _ data: [UInt8], replacing: Bool) throws(BackupError) {

@@ -5,9 +5,10 @@ import Synchronization
 /// A backup connection after its handshake: whole messages (`u32 length ‖ body`, split into
 /// sealed frames of at most 256 KiB) in both directions (protocol/SPEC.md 5.12).
 public final class BackupChannel: @unchecked Sendable { // used by one task: the connection's
-    /// The first byte of the marker frame that opens a backup connection (`0x42 ‖ version`);
-    /// the same value as `PeerProtocol.firstByte` in HubSyncBackup.
+    /// The first byte of the marker frame that opens a backup connection (`0x42 ‖ version`).
     public static let firstByte: UInt8 = 0x42
+    /// The backup protocol's version, the marker frame's second byte.
+    public static let version: UInt8 = 1
     static let partSize = 256 * 1024
     static let maxMessageSize = 64 << 20
 

@@ -1,0 +1,162 @@
+import Dispatch
+public import HubSyncCrypto
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// The client side of a backup connection (protocol/SPEC.md 5.12): dials a device's sync
+/// listener, sends the backup marker, runs the SIGMA handshake as initiator over the same
+/// pipeline as sync sessions, checks that the responder is the expected device, reads its hello,
+/// then carries one request and its answer at a time.
+///
+/// The connection lives in a task of its own; ``call(_:)`` hands it requests. The repository
+/// code is synchronous, so ``callBlocking(_:)`` is there for it: it must run on a thread of its
+/// own (the CLI's, or the agent's blocking-I/O pool), never on the cooperative pool.
+public final class BackupClient: Sendable {
+    /// What the client sends first: `0x42 ‖ version`.
+    public static let marker: [UInt8] = [BackupChannel.firstByte, BackupChannel.version]
+
+    private struct Job: Sendable {
+        let request: [UInt8]
+        let reply: CheckedContinuation<[UInt8], any Error>
+    }
+
+    private let jobs: AsyncStream<Job>.Continuation
+    private let channel: any Channel
+
+    private init(jobs: AsyncStream<Job>.Continuation, channel: any Channel) {
+        self.jobs = jobs
+        self.channel = channel
+    }
+
+    deinit { close() }
+
+    /// Ends the connection; a call under way fails.
+    public func close() {
+        jobs.finish()
+        channel.close(promise: nil)
+    }
+
+    /// Connects to the device `expected` at `address` as `identity`; returns the client and the
+    /// device's hello (its first message: whether it stores backups for this device).
+    /// - Parameter answerTimeout: how long one answer may take before the connection is closed.
+    public static func open(address: String, identity: SigningKey, expected: DeviceID,
+                            answerTimeout: Duration = .seconds(60)) async throws -> (client: BackupClient, hello: [UInt8]) {
+        let nio = try await SyncNode.connect(to: address, group: MultiThreadedEventLoopGroup.singleton)
+        let raw = nio.channel
+        let (stream, continuation) = AsyncStream<Job>.makeStream()
+        let client = BackupClient(jobs: continuation, channel: raw)
+        let opened = Waiter()
+        // A connection that does not finish its handshake in time is closed.
+        let handshakeDeadline = Task {
+            try await Task.sleep(for: .seconds(10))
+            raw.close(promise: nil)
+        }
+        let hello = try await withCheckedThrowingContinuation { (ready: CheckedContinuation<[UInt8], any Error>) in
+            opened.continuation.withLock { $0 = ready }
+            Task {
+                do {
+                    try await nio.executeThenClose { inbound, outbound in
+                        try await outbound.write(ByteBuffer(bytes: marker))
+                        let (_, reader, writer) = try await SecureHandshake.initiate(
+                            identity: identity, inbound: inbound, outbound: outbound,
+                            accept: { device in
+                                guard device == expected else {
+                                    throw NetError(.unexpectedPeer, "the agent at \(address) is device \(device.short), "
+                                        + "not \(expected.short); check the address in `hubsync peers`")
+                                }
+                            })
+                        handshakeDeadline.cancel()
+                        let backup = BackupChannel(reader: reader, writer: writer)
+                        guard let hello = try await backup.receive() else {
+                            throw NetError(.closed, "\(address) closed the connection after the handshake")
+                        }
+                        opened.continuation.withLock { $0.take() }?.resume(returning: hello)
+                        for await job in stream {
+                            let timedOut = Atomic<Bool>(false)
+                            let timer = Task {
+                                try await Task.sleep(for: answerTimeout)
+                                timedOut.store(true, ordering: .relaxed)
+                                raw.close(promise: nil)
+                            }
+                            defer { timer.cancel() }
+                            do {
+                                try await backup.send(job.request)
+                                guard let answer = try await backup.receive() else {
+                                    throw timedOut.load(ordering: .relaxed)
+                                        ? NetError(.timeout, "no answer within \(answerTimeout.components.seconds) s")
+                                        : NetError(.closed, "the peer closed the connection")
+                                }
+                                job.reply.resume(returning: answer)
+                            } catch {
+                                job.reply.resume(throwing: error)
+                                throw error
+                            }
+                        }
+                    }
+                } catch {
+                    opened.continuation.withLock { $0.take() }?.resume(throwing: error)
+                }
+                // Requests queued behind a broken connection fail instead of waiting forever.
+                continuation.finish()
+                for await job in stream { job.reply.resume(throwing: NetError(.closed, "the connection ended")) }
+                opened.continuation.withLock { $0.take() }?.resume(throwing: NetError(.closed, "the connection ended"))
+            }
+        }
+        return (client, hello)
+    }
+
+    /// Whoever waits for the connection to open.
+    private final class Waiter: Sendable {
+        let continuation = Mutex<CheckedContinuation<[UInt8], any Error>?>(nil)
+    }
+
+    /// Sends one request and returns the answer.
+    public func call(_ request: [UInt8]) async throws -> [UInt8] {
+        try await withCheckedThrowingContinuation { reply in
+            if case .terminated = jobs.yield(Job(request: request, reply: reply)) {
+                reply.resume(throwing: NetError(.closed, "the connection ended"))
+            }
+        }
+    }
+
+    /// ``call(_:)`` for synchronous callers; blocks the calling thread until the answer is in.
+    public func callBlocking(_ request: [UInt8]) throws -> [UInt8] {
+        try Self.blocking { try await self.call(request) }
+    }
+
+    /// Runs `body` to completion and returns its result, blocking the calling thread (which must
+    /// not be one of the cooperative pool's: `body` needs one of them to run).
+    public static func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+        let result = Outcome<T>()
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            let outcome: Result<T, any Error>
+            do { outcome = .success(try await body()) } catch { outcome = .failure(error) }
+            result.value.withLock { $0 = outcome }
+            done.signal()
+        }
+        done.wait()
+        return try result.value.withLock { $0! }.get()
+    }
+}
+
+/// A result handed from a task to the thread that waits for it.
+private final class Outcome<T: Sendable>: Sendable {
+    let value = Mutex<Result<T, any Error>?>(nil)
+}
+
+extension NetError {
+    /// A short reason for a transport failure, for messages: a ``NetError``'s message, or what
+    /// the system said about a connection that could not be made.
+    public static func describe(_ error: any Error) -> String {
+        switch error {
+        case let e as NetError: return e.message
+        case let e as NIOConnectionError:
+            return e.connectionErrors.first.map { "\($0.error)" } ?? (e.dnsAError ?? e.dnsAAAAError).map { "\($0)" } ?? "\(e)"
+        case let e as IOError: return e.description
+        case is ChannelError: return "the connection closed"
+        default: return "\(error)"
+        }
+    }
+}
