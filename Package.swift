@@ -69,6 +69,11 @@ let package = Package(
             // Only to damage a store behind the agents' backs, as a lost disk block would.
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
+        .testTarget(name: "HubSyncNetTests", dependencies: [
+            "HubSyncNet", "HubSyncCore",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
         .testTarget(name: "HubSyncDiscoveryTests", dependencies: ["HubSyncDiscovery", "HubSyncCrypto"]),
         // Real agents in network namespaces with real avahi-daemons (root only; they say why they skip).
         .testTarget(name: "SystemTests", dependencies: ["HubSyncCore"]),

@@ -1,29 +1,34 @@
 import HubSyncCore
 import NIOCore
 
-/// Splits the TCP byte stream into length-prefixed frames (u32 big-endian length, then the
-/// payload); a length over the maximum closes the connection with an error.
+/// Splits the TCP byte stream into frames with Core's ``FrameCodec`` (u32 big-endian length,
+/// then the payload); a length over the limit closes the connection with an error.
 struct FrameDecoder: ByteToMessageDecoder {
     typealias InboundOut = ByteBuffer
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
-        guard length <= UInt32(FrameCodec.maxFrameSize) else {
-            throw NetError(.malformed, "frame of \(length) bytes is over the \(FrameCodec.maxFrameSize)-byte limit")
+        let view = buffer.readableBytesView
+        guard view.count >= 4 else { return .needMoreData }
+        let length: Int
+        do { length = try FrameCodec.payloadLength(announcedBy: view.prefix(4)) } catch {
+            throw NetError(.malformed, error.message)
         }
-        guard buffer.readableBytes >= 4 + Int(length) else { return .needMoreData }
+        guard buffer.readableBytes >= 4 + length else { return .needMoreData }
         buffer.moveReaderIndex(forwardBy: 4)
-        context.fireChannelRead(wrapInboundOut(buffer.readSlice(length: Int(length))!))
+        context.fireChannelRead(wrapInboundOut(buffer.readSlice(length: length)!))
         return .continue
     }
 }
 
-/// Writes each outbound payload as one length-prefixed frame.
+/// Writes each outbound payload as one frame with Core's ``FrameCodec``; a payload over the
+/// limit fails the write instead of reaching a peer that would refuse it.
 struct FrameEncoder: MessageToByteEncoder {
     typealias OutboundIn = ByteBuffer
 
     func encode(data: ByteBuffer, out: inout ByteBuffer) throws {
-        out.writeInteger(UInt32(data.readableBytes))
+        do { out.writeBytes(try FrameCodec.header(payloadCount: data.readableBytes)) } catch {
+            throw NetError(.malformed, error.message)
+        }
         out.writeImmutableBuffer(data)
     }
 }

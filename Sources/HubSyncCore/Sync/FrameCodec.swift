@@ -10,11 +10,29 @@ public enum FrameCodec {
     /// - Precondition: `payload.count <= maxFrameSize`.
     public static func encode(_ payload: [UInt8]) -> [UInt8] {
         precondition(payload.count <= maxFrameSize, "frame payload of \(payload.count) bytes exceeds \(maxFrameSize)")
-        var out: [UInt8] = []
-        out.reserveCapacity(4 + payload.count)
-        withUnsafeBytes(of: UInt32(payload.count).bigEndian) { out.append(contentsOf: $0) }
-        out.append(contentsOf: payload)
-        return out
+        return try! header(payloadCount: payload.count) + payload
+    }
+
+    /// The four-byte prefix of a frame whose payload has `count` bytes; throws when that is over
+    /// ``maxFrameSize`` (the peer would refuse the frame).
+    public static func header(payloadCount count: Int) throws(WireError) -> [UInt8] {
+        guard count <= maxFrameSize else {
+            throw WireError("frame of \(count) bytes exceeds the limit of \(maxFrameSize) bytes")
+        }
+        return [UInt8(truncatingIfNeeded: count >> 24), UInt8(truncatingIfNeeded: count >> 16),
+                UInt8(truncatingIfNeeded: count >> 8), UInt8(truncatingIfNeeded: count)]
+    }
+
+    /// The payload length announced by a frame's first four bytes; throws as soon as it is over
+    /// ``maxFrameSize``, before the payload arrives, so a peer cannot make the reader buffer an
+    /// oversize frame. Every reader of frames (``decode(_:)``, the network pipeline) asks this.
+    public static func payloadLength<Prefix: Collection<UInt8>>(announcedBy prefix: Prefix) throws(WireError) -> Int {
+        precondition(prefix.count == 4, "a frame's length prefix has 4 bytes")
+        let length = prefix.reduce(0) { $0 << 8 | Int($1) }
+        guard length <= maxFrameSize else {
+            throw WireError("frame of \(length) bytes exceeds the limit of \(maxFrameSize) bytes")
+        }
+        return length
     }
 
     /// Removes one complete frame from the front of `buffer` and returns its payload; returns nil,
@@ -24,10 +42,7 @@ public enum FrameCodec {
     /// arrive, so a peer cannot make the reader buffer an oversize frame.
     public static func decode(_ buffer: inout [UInt8]) throws(WireError) -> [UInt8]? {
         guard buffer.count >= 4 else { return nil }
-        let length = Int(buffer[0]) << 24 | Int(buffer[1]) << 16 | Int(buffer[2]) << 8 | Int(buffer[3])
-        guard length <= maxFrameSize else {
-            throw WireError("frame of \(length) bytes exceeds the limit of \(maxFrameSize) bytes")
-        }
+        let length = try payloadLength(announcedBy: buffer[0..<4])
         guard buffer.count - 4 >= length else { return nil }
         let payload = Array(buffer[4..<4 + length])
         buffer.removeFirst(4 + length)

@@ -1,0 +1,65 @@
+import HubSyncCore
+@testable import HubSyncNet
+import NIOCore
+import NIOEmbedded
+import Testing
+
+/// The wire's frame handlers, on NIO's embedded channel: they cut frames exactly as Core's tested
+/// `FrameCodec` does, whatever the TCP segments, and enforce its limit both ways.
+@Suite struct FrameHandlerTests {
+    /// A deterministic generator, so a failure can be replayed.
+    struct SplitMix: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    static func channel() throws -> EmbeddedChannel {
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder()))
+        try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(FrameEncoder()))
+        return channel
+    }
+
+    @Test(arguments: [1, 2, 3, 7])
+    func framesSurviveAnySplitOfTheStream(seed: UInt64) throws {
+        var rng = SplitMix(state: seed)
+        let payloads: [[UInt8]] = [[], [1, 2, 3], (0..<70_000).map { UInt8(truncatingIfNeeded: $0) },
+                                   [UInt8](repeating: 0xAB, count: FrameCodec.maxFrameSize), [9]]
+        let stream = payloads.flatMap(FrameCodec.encode)
+        let channel = try Self.channel()
+        var offset = 0
+        while offset < stream.count {
+            let size = Int.random(in: 1...200_000, using: &rng)
+            try channel.writeInbound(ByteBuffer(bytes: stream[offset..<min(stream.count, offset + size)]))
+            offset += size
+        }
+        var received: [[UInt8]] = []
+        while let frame = try channel.readInbound(as: ByteBuffer.self) { received.append(Array(frame.readableBytesView)) }
+        #expect(received == payloads)
+        _ = try channel.finish()
+    }
+
+    @Test func anOversizeLengthIsRefusedBeforeItsBytesArrive() throws {
+        let channel = try Self.channel()
+        let header = [UInt8]([0x00, 0x10, 0x00, 0x01]) // 1 MiB + 1
+        #expect(throws: NetError.self) { try channel.writeInbound(ByteBuffer(bytes: header)) }
+        _ = try? channel.finish()
+    }
+
+    @Test func theEncoderWritesCodecFramesAndRefusesOversizePayloads() throws {
+        let channel = try Self.channel()
+        try channel.writeOutbound(ByteBuffer(bytes: [7, 8]))
+        let written = try #require(try channel.readOutbound(as: ByteBuffer.self))
+        #expect(Array(written.readableBytesView) == FrameCodec.encode([7, 8]))
+        #expect(throws: NetError.self) {
+            try channel.writeOutbound(ByteBuffer(bytes: [UInt8](repeating: 0, count: FrameCodec.maxFrameSize + 1)))
+        }
+        _ = try? channel.finish()
+    }
+}
