@@ -83,48 +83,15 @@ struct BackupRestoreCommand: ParsableCommand {
     /// Restores into a new data directory: identity, household secrets, store, clock.
     func restoreInto(_ repo: Repository, _ snap: Snapshot, directory dir: DataDirectory,
                      progress: ProgressReporter) throws -> Value {
-        if FileManager.default.fileExists(atPath: dir.storePath) {
-            throw CLIError.failure("\(dir.path) already holds a store; --into takes a new data directory "
-                + "(to restore into this device's stores use --merge or --revert)")
+        let only = try self.only
+        let made = try backupGuarded {
+            try repo.restoreNewDevice(snap, into: dir, deviceName: ProcessInfo.processInfo.hostName, skipDamaged: skipDamaged,
+                                      only: only, progress: progress.callback)
         }
-        // What this restore creates is removed again if it fails, so it can simply be run again.
-        var created: [String] = []
-        var succeeded = false
-        defer {
-            if !succeeded {
-                for path in created.reversed() { try? FileManager.default.removeItem(atPath: path) }
-            }
-        }
-        if !FileManager.default.fileExists(atPath: dir.path) { created.append(dir.path) }
-        let identity: Identity
-        if Identity.exists(in: dir.url) {
-            identity = try dir.identity()
-        } else {
-            identity = try guarded { try Identity.create(in: dir.url) }
-            created.append(Identity.keyFileURL(in: dir.url).path)
-        }
-        created.append(dir.lockPath)
-        try dir.lockExclusively(for: "restore --into")
-        if !Household.exists(in: dir.url), let household = snap.household {
-            try guarded { try household.save(in: dir.url) }
-            created.append(Household.fileURL(in: dir.url).path)
-        }
-        created += [dir.storePath, dir.storePath + "-wal", dir.storePath + "-shm"]
-        if !FileManager.default.fileExists(atPath: dir.file(DataDirectory.deviceFile)) {
-            created.append(dir.file(DataDirectory.deviceFile))
-            let device: Value = ["name": .string(ProcessInfo.processInfo.hostName),
-                                 "device_id": .string(identity.deviceID.description)]
-            try guarded { try Data((JSON.serialize(device) + "\n").utf8).write(to: URL(fileURLWithPath: dir.file(DataDirectory.deviceFile))) }
-        }
-        let store = try guarded { try Store(path: dir.storePath, device: identity.deviceID) }
-        let report = try backupGuarded {
-            try repo.restore(snap, into: store, skipDamaged: skipDamaged, only: try? only, progress: progress.callback)
-        }
-        succeeded = true
-        return ["into": .string(dir.path), "device_id": .string(identity.deviceID.description),
-                "records": .int(Int64(report.records)), "skipped_chunks": .int(Int64(report.skippedChunks.count)),
-                "damaged_packs": .array(report.damagedPacks.map { .string($0.hex) }),
-                "clock": .string(store.lastClock.description)]
+        return ["into": .string(dir.path), "device_id": .string(made.deviceID.description),
+                "records": .int(Int64(made.report.records)), "skipped_chunks": .int(Int64(made.report.skippedChunks.count)),
+                "damaged_packs": .array(made.report.damagedPacks.map { .string($0.hex) }),
+                "clock": .string(made.clock.description)]
     }
 
     /// Merges into or reverts this device's stores; writes go through the agent when one runs.
