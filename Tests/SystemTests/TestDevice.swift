@@ -203,10 +203,13 @@ final class TestDevice: @unchecked Sendable { // used from one test at a time
         _ = try await runProgram("/usr/bin/nsenter", ["-t", "\(holder.pid)", "-n", "/usr/sbin/tc", "qdisc", "del", "dev", "eth0", "root"])
     }
 
-    /// avahi-browse inside this device: resolved `_hubsync._tcp` services as (name, address, port).
+    /// avahi-browse inside this device: resolved `_hubsync._tcp` services as (name, address, port);
+    /// what it printed within 10 s if it does not end by then.
     func browse() async throws -> [(name: String, address: String, port: Int)] {
         let r = try await runProgram("/usr/bin/nsenter", ["-t", "\(holder.pid)", "-m", "-n",
-                                                     "/usr/bin/avahi-browse", "--resolve", "--terminate", "--parsable", "_hubsync._tcp"])
+                                                     "/usr/bin/avahi-browse", "--resolve", "--terminate", "--parsable", "_hubsync._tcp"],
+                                   // avahi-browse can wait forever on a resolve whose daemon went away.
+                                   timeout: 10)
         return r.stdout.split(separator: "\n").compactMap { line in
             let f = line.split(separator: ";", omittingEmptySubsequences: false)
             guard f.count >= 9, f[0] == "=" else { return nil }

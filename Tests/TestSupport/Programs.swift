@@ -35,10 +35,11 @@ public struct CommandFailed: Error, CustomStringConvertible {
 }
 
 /// Runs a program to completion, feeding it `stdin` if given, and collects its output (through
-/// temporary files, so no pipe can fill up and nothing blocks while it runs).
+/// temporary files, so no pipe can fill up and nothing blocks while it runs). With a `timeout`
+/// (seconds), a program still running then is killed (status 128 + SIGKILL).
 @discardableResult
 public func runProgram(_ path: String, _ args: [String], stdin: String? = nil,
-                       environment: [String: String]? = nil) async throws -> RunResult {
+                       environment: [String: String]? = nil, timeout: Double? = nil) async throws -> RunResult {
     let base = FileManager.default.temporaryDirectory.appendingPathComponent("hubsync-run-\(UUID().uuidString)").path
     defer {
         for suffix in [".in", ".out", ".err"] { try? FileManager.default.removeItem(atPath: base + suffix) }
@@ -46,7 +47,14 @@ public func runProgram(_ path: String, _ args: [String], stdin: String? = nil,
     if let stdin { try stdin.write(toFile: base + ".in", atomically: false, encoding: .utf8) }
     let child = try ChildProcess(path, args, stdin: stdin == nil ? nil : base + ".in",
                                  stdout: base + ".out", stderr: base + ".err", environment: environment)
+    let killer = timeout.map { seconds in
+        Task {
+            try await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
+            child.signal(SIGKILL)
+        }
+    }
     let status = await child.wait()
+    killer?.cancel()
     return RunResult(status: status,
                      stdout: String(decoding: FileManager.default.contents(atPath: base + ".out") ?? Data(), as: UTF8.self),
                      stderr: String(decoding: FileManager.default.contents(atPath: base + ".err") ?? Data(), as: UTF8.self))
