@@ -60,23 +60,30 @@ let package = Package(
             "HubSyncStore", "HubSyncCore", "HubSyncCrypto", "HubSyncAgent", "HubSyncBackup",
         ]),
 
-        .testTarget(name: "HubSyncCryptoTests", dependencies: ["HubSyncCrypto"]),
-        .testTarget(name: "HubSyncCoreTests", dependencies: ["HubSyncCore", "HubSyncCrypto"]),
-        .testTarget(name: "HubSyncStoreTests", dependencies: ["HubSyncStore", "HubSyncCore", "HubSyncCrypto"]),
-        .testTarget(name: "HubSyncBackupTests", dependencies: ["HubSyncBackup", "HubSyncStore", "HubSyncCore", "HubSyncCrypto"]),
+        // What every test target shares: temporary directories, the seeded generator, waiting,
+        // child processes and agents.
+        .target(name: "HubSyncTestSupport", dependencies: ["HubSyncCore"], path: "Tests/TestSupport"),
+        .testTarget(name: "HubSyncCryptoTests", dependencies: ["HubSyncCrypto", "HubSyncTestSupport"]),
+        .testTarget(name: "HubSyncCoreTests", dependencies: ["HubSyncCore", "HubSyncCrypto", "HubSyncTestSupport"]),
+        .testTarget(name: "HubSyncStoreTests", dependencies: ["HubSyncStore", "HubSyncCore", "HubSyncCrypto", "HubSyncTestSupport"]),
+        .testTarget(name: "HubSyncBackupTests", dependencies: ["HubSyncBackup", "HubSyncStore", "HubSyncCore", "HubSyncCrypto", "HubSyncTestSupport"]),
         .testTarget(name: "CLITests", dependencies: [
-            "HubSyncCore", "HubSyncAgent", "HubSyncBackup", "HubSyncCrypto",
+            "HubSyncCore", "HubSyncAgent", "HubSyncBackup", "HubSyncCrypto", "HubSyncTestSupport",
             // Only to damage a store behind the agents' backs, as a lost disk block would.
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
+        .testTarget(name: "HubSyncAgentTests", dependencies: [
+            "HubSyncAgent", "HubSyncBase", "HubSyncCore", "HubSyncCrypto", "HubSyncStore", "HubSyncTestSupport",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "HubSyncNetTests", dependencies: [
-            "HubSyncNet", "HubSyncCore",
+            "HubSyncNet", "HubSyncCore", "HubSyncTestSupport",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
-        .testTarget(name: "HubSyncDiscoveryTests", dependencies: ["HubSyncDiscovery", "HubSyncCrypto"]),
+        .testTarget(name: "HubSyncDiscoveryTests", dependencies: ["HubSyncDiscovery", "HubSyncCrypto", "HubSyncTestSupport"]),
         // Real agents in network namespaces with real avahi-daemons (root only; they say why they skip).
-        .testTarget(name: "SystemTests", dependencies: ["HubSyncCore"]),
+        .testTarget(name: "SystemTests", dependencies: ["HubSyncCore", "HubSyncTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -134,7 +134,11 @@ public final class Agent: Sendable {
         groupConfiguration.maximumGracefulShutdownDuration = .seconds(5)
         groupConfiguration.maximumCancellationDuration = .seconds(5)
         let group = ServiceGroup(configuration: groupConfiguration)
-        defer { unlink(directory + "/" + Self.stateFile) }
+        defer {
+            unlink(directory + "/" + Self.stateFile)
+            // Stopped, the agent writes nothing more: a command may have the directory now.
+            writerLock.release()
+        }
         try await group.run()
         logger.info("agent stopped")
     }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 
 /// The exclusive lock on `DATA/writer.lock` that makes one process the store's only writer.
 ///
@@ -21,15 +22,25 @@ public final class WriterLock: Sendable {
     /// The role an agent writes into the lock file.
     public static let agentRole = "agent"
 
-    private let descriptor: Int32
+    /// The open lock file; -1 once released.
+    private let descriptor: Mutex<Int32>
     public let directory: DataDirectory
 
     private init(descriptor: Int32, directory: DataDirectory) {
-        self.descriptor = descriptor
+        self.descriptor = Mutex(descriptor)
         self.directory = directory
     }
 
-    deinit { close(descriptor) }
+    deinit { release() }
+
+    /// Lets go of the lock (closing the file releases it); later calls do nothing.
+    public func release() {
+        descriptor.withLock { fd in
+            guard fd >= 0 else { return }
+            close(fd)
+            fd = -1
+        }
+    }
 
     /// Takes the lock if no other process holds it; nil when one does.
     ///

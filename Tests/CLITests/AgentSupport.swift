@@ -3,97 +3,70 @@ import HubSyncAgent
 import HubSyncCore
 import Testing
 
-/// A `hubsync run` process on loopback with its own data directory; stopped when released.
-final class AgentProcess: @unchecked Sendable { // used from one test at a time
+/// A `hubsync run` process on loopback with its own data directory; killed when released.
+final class AgentProcess: Sendable {
     let device: Device
-    let process = Process()
-    private(set) var listen = ""
-    private(set) var client: LocalAPIClient!
+    let agent: SpawnedAgent
+    let client: LocalAPIClient
+    /// The device's ID (`hubsync id`).
+    let id: String
 
     /// Creates the device if needed and starts its agent on free ports.
-    init(_ device: Device, extra: [String] = []) throws {
+    init(_ device: Device, extra: [String] = []) async throws {
         self.device = device
-        if !FileManager.default.fileExists(atPath: device.data + "/identity.key") { try device.ok("init") }
-        process.executableURL = URL(fileURLWithPath: hubsyncPath)
-        process.arguments = ["run", "--data", device.data, "--listen", "127.0.0.1:0", "--api", "127.0.0.1:0"] + extra
-        let log = FileHandle(forWritingAtPath: device.data + "/agent.log") ?? {
-            FileManager.default.createFile(atPath: device.data + "/agent.log", contents: nil)
-            return FileHandle(forWritingAtPath: device.data + "/agent.log")!
-        }()
-        log.seekToEndOfFile()
-        process.standardOutput = log
-        process.standardError = log
-        try process.run()
-        // The agent writes agent.json once both listeners are bound.
-        try waitUntil("agent \(device.data) ready", timeout: 15) {
-            guard let data = FileManager.default.contents(atPath: device.data + "/agent.json"),
-                  let o = (try? JSON.parse([UInt8](data)))?.objectValue,
-                  o["pid"] == .int(Int64(process.processIdentifier)) else { return false }
-            listen = o["listen"]?.stringValue ?? ""
-            return true
+        if !FileManager.default.fileExists(atPath: device.data + "/identity.key") { try await device.ok("init") }
+        id = try await device.ok("id").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        agent = try await SpawnedAgent.start(data: device.data, extra: extra)
+        guard let client = LocalAPIClient.running(inDataDirectory: device.data) else {
+            throw CommandFailed(description: "no local API address in \(device.data)/agent.json")
         }
-        client = LocalAPIClient.running(inDataDirectory: device.data)
+        self.client = client
     }
 
-    deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() } }
+    /// The sync listener's address (`127.0.0.1:PORT`).
+    var listen: String { agent.listen }
 
-    var id: String { (try? device.ok("id").stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? "" }
+    /// Stops the agent with SIGTERM and waits for it to exit.
+    func stop() async { await agent.stop() }
 
-    func stop() {
-        guard process.isRunning else { return }
-        kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
-    }
+    /// Kills the agent with SIGKILL and waits for it to exit.
+    func kill9() async { await agent.kill() }
 
-    func kill9() {
-        guard process.isRunning else { return }
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+    /// A request through the local API.
+    func request(_ method: String, _ path: String, body: Value? = nil) async throws -> (status: Int, body: Value) {
+        try await client.request(method, path, body: body, timeout: .seconds(60))
     }
 
     /// A request through the local API that must succeed.
     @discardableResult
-    func api(_ method: String, _ path: String, _ body: Value? = nil) throws -> Value {
-        let (status, value) = try client.request(method, path, body: body)
+    func api(_ method: String, _ path: String, _ body: Value? = nil) async throws -> Value {
+        let (status, value) = try await request(method, path, body: body)
         guard (200..<300).contains(status) else { throw APIClientError("\(method) \(path): HTTP \(status) \(value)") }
         return value
     }
 
-    func record(_ collection: String, _ id: String) -> [String: Value]? {
-        guard let (status, v) = try? client.request("GET", "/v1/records/\(collection)/\(id)"), status == 200 else { return nil }
+    func record(_ collection: String, _ id: String) async -> [String: Value]? {
+        guard let (status, v) = try? await request("GET", "/v1/records/\(collection)/\(id)"), status == 200 else { return nil }
         return v.objectValue
     }
 
-    func status() throws -> [String: Value] { try api("GET", "/v1/status").objectValue ?? [:] }
+    func status() async throws -> [String: Value] { try await api("GET", "/v1/status").objectValue ?? [:] }
 
-    func peerStatus(_ deviceID: String) throws -> [String: Value]? {
-        try status()["peers"]?.arrayValue?.compactMap(\.objectValue).first { $0["device_id"]?.stringValue == deviceID }
+    func peerStatus(_ deviceID: String) async throws -> [String: Value]? {
+        try await status()["peers"]?.arrayValue?.compactMap(\.objectValue).first { $0["device_id"]?.stringValue == deviceID }
     }
 
-    func isConnected(to other: AgentProcess) -> Bool {
-        (try? peerStatus(other.id)?["connected"]) == .bool(true)
+    func isConnected(to other: AgentProcess) async -> Bool {
+        (try? await peerStatus(other.id)?["connected"]) == .bool(true)
     }
 }
 
 /// Trusts each agent to the other, with addresses, and waits until they are connected.
-func pair(_ a: AgentProcess, _ b: AgentProcess) throws {
-    try a.device.ok("peers", "add", b.id, "--address", b.listen)
-    try b.device.ok("peers", "add", a.id, "--address", a.listen)
-    try waitUntil("\(a.device.data) and \(b.device.data) connected", timeout: 15) {
-        a.isConnected(to: b) && b.isConnected(to: a)
+func pair(_ a: AgentProcess, _ b: AgentProcess) async throws {
+    try await a.device.ok("peers", "add", b.id, "--address", b.listen)
+    try await b.device.ok("peers", "add", a.id, "--address", a.listen)
+    try await waitUntil("\(a.device.data) and \(b.device.data) connected", timeout: 15) {
+        let ab = await a.isConnected(to: b), ba = await b.isConnected(to: a)
+        return ab && ba
     }
-}
-
-struct TimedOut: Error, CustomStringConvertible {
-    var description: String
-}
-
-/// Polls `condition` until it holds, failing after `timeout` seconds.
-func waitUntil(_ what: String, timeout: Double, interval: Double = 0.01, _ condition: () throws -> Bool) throws {
-    let deadline = Date().addingTimeInterval(timeout)
-    while Date() < deadline {
-        if try condition() { return }
-        Thread.sleep(forTimeInterval: interval)
-    }
-    throw TimedOut(description: "timed out after \(timeout) s waiting for \(what)")
 }

@@ -23,8 +23,8 @@ import Testing
     }
 
     /// The export's record lines (the header names the device and time, so it differs).
-    func exportedRecords(_ d: Device) throws -> [String] {
-        let r = try d.ok("export", "-")
+    func exportedRecords(_ d: Device) async throws -> [String] {
+        let r = try await d.ok("export", "-")
         return r.stdout.split(separator: "\n").dropFirst().map(String.init).sorted()
     }
 
@@ -36,70 +36,70 @@ import Testing
         return total
     }
 
-    @Test func backupChangeBackupVerifyAndRestoreOnABareMachine() throws {
+    @Test func backupChangeBackupVerifyAndRestoreOnABareMachine() async throws {
         let d = Device(data: dir.path + "/d")
-        let initJSON = try #require(try d.ok("init", "--json").json?.objectValue)
+        let initJSON = try #require(try await d.ok("init", "--json").json?.objectValue)
         let recovery = try #require(initJSON["recovery_key"]?.stringValue)
-        try d.ok("import", try recordsFile("all", ids: 0..<10_000))
+        try await d.ok("import", try recordsFile("all", ids: 0..<10_000))
         let repo = "local:" + dir.path + "/repo"
 
-        let first = try #require(try d.ok("backup", "now", "--repo", repo, "--json").json?.objectValue)
+        let first = try #require(try await d.ok("backup", "now", "--repo", repo, "--json").json?.objectValue)
         #expect(first["repository_created"] == .bool(true))
         let size1 = size(dir.path + "/repo")
         // 1% of the records, spread evenly over the store.
-        try d.ok("import", try recordsFile("change", ids: stride(from: 37, to: 10_000, by: 100), variant: "edited "))
-        let second = try #require(try d.ok("backup", "now", "--repo", repo, "--json").json?.objectValue)
+        try await d.ok("import", try recordsFile("change", ids: stride(from: 37, to: 10_000, by: 100), variant: "edited "))
+        let second = try #require(try await d.ok("backup", "now", "--repo", repo, "--json").json?.objectValue)
         let growth = Double(size(dir.path + "/repo") - size1) / Double(size1)
         #expect(growth < 0.10, "the repository grew by \(Int(growth * 100))%")
         #expect(second["id"] != first["id"])
 
-        let list = try #require(try d.ok("backup", "list", "--repo", repo, "--json").json?.arrayValue)
+        let list = try #require(try await d.ok("backup", "list", "--repo", repo, "--json").json?.arrayValue)
         #expect(list.count == 2)
-        let verify = try #require(try d.ok("backup", "verify", "--read-data", "--repo", repo, "--json").json?.objectValue)
+        let verify = try #require(try await d.ok("backup", "verify", "--read-data", "--repo", repo, "--json").json?.objectValue)
         #expect(verify["ok"] == .bool(true))
-        try d.ok("backup", "verify", "--read-data-subset", "1/3", "--repo", repo)
+        try await d.ok("backup", "verify", "--read-data-subset", "1/3", "--repo", repo)
 
         // A bare machine: no data directory, only the repository and the recovery key.
         let fresh = dir.path + "/fresh"
-        let restored = try hubsync(["backup", "restore", "latest", "--repo", repo, "--recovery-key", recovery,
+        let restored = try await hubsync(["backup", "restore", "latest", "--repo", repo, "--recovery-key", recovery,
                                     "--into", fresh, "--json"])
         #expect(restored.status == 0, "\(restored.stderr)")
-        #expect(try exportedRecords(Device(data: fresh)) == exportedRecords(d))
+        #expect(try await exportedRecords(Device(data: fresh)) == exportedRecords(d))
         // The restored device has the household's secrets: it opens the repository itself.
-        try Device(data: fresh).ok("backup", "list", "--repo", repo)
+        try await Device(data: fresh).ok("backup", "list", "--repo", repo)
 
-        let drill = try #require(try d.ok("backup", "drill", "--repo", repo, "--json").json?.objectValue)
+        let drill = try #require(try await d.ok("backup", "drill", "--repo", repo, "--json").json?.objectValue)
         #expect(drill["ok"] == .bool(true))
     }
 
-    @Test func wrongRecoveryKeyAndMissingRepositoryAreClearErrors() throws {
+    @Test func wrongRecoveryKeyAndMissingRepositoryAreClearErrors() async throws {
         let d = Device(data: dir.path + "/d")
-        try d.ok("init")
+        try await d.ok("init")
         let other = Device(data: dir.path + "/other")
-        let otherKey = try #require(try other.ok("init", "--json").json?.objectValue?["recovery_key"]?.stringValue)
+        let otherKey = try #require(try await other.ok("init", "--json").json?.objectValue?["recovery_key"]?.stringValue)
         let repo = "local:" + dir.path + "/repo"
-        let missing = try d.run("backup", "list", "--repo", repo)
+        let missing = try await d.run("backup", "list", "--repo", repo)
         #expect(missing.status == 1 && missing.stderr.contains("no backup repository"))
-        try d.ok("backup", "now", "--repo", repo)
-        let wrong = try hubsync(["backup", "restore", "latest", "--repo", repo, "--recovery-key", otherKey, "--into", dir.path + "/x"])
+        try await d.ok("backup", "now", "--repo", repo)
+        let wrong = try await hubsync(["backup", "restore", "latest", "--repo", repo, "--recovery-key", otherKey, "--into", dir.path + "/x"])
         #expect(wrong.status == 1 && wrong.stderr.contains("recovery key does not open"))
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/x/store.sqlite"))
-        let typo = try hubsync(["backup", "restore", "latest", "--repo", repo, "--recovery-key", "AAAA-BBBB", "--into", dir.path + "/x"])
+        let typo = try await hubsync(["backup", "restore", "latest", "--repo", repo, "--recovery-key", "AAAA-BBBB", "--into", dir.path + "/x"])
         #expect(typo.status == 2 && typo.stderr.contains("recovery key has"))
-        let noRepo = try d.run("backup", "now")
+        let noRepo = try await d.run("backup", "now")
         #expect(noRepo.status == 2 && noRepo.stderr.contains("--repo"))
         // Another household's device cannot open it with its group key.
-        let foreign = try other.run("backup", "list", "--repo", repo)
+        let foreign = try await other.run("backup", "list", "--repo", repo)
         #expect(foreign.status == 1 && foreign.stderr.contains("not this household's"))
     }
 
-    @Test func flippedBitFailsVerifyAndRestoreUnlessSkipped() throws {
+    @Test func flippedBitFailsVerifyAndRestoreUnlessSkipped() async throws {
         let d = Device(data: dir.path + "/d")
-        try d.ok("init")
-        try d.ok("import", try recordsFile("all", ids: 0..<3_000))
+        try await d.ok("init")
+        try await d.ok("import", try recordsFile("all", ids: 0..<3_000))
         let repo = "local:" + dir.path + "/repo"
-        try d.ok("backup", "init", "--repo", repo, "--pack-size", "131072")
-        let snap = try #require(try d.ok("backup", "now", "--repo", repo, "--json").json?.objectValue?["id"]?.stringValue)
+        try await d.ok("backup", "init", "--repo", repo, "--pack-size", "131072")
+        let snap = try #require(try await d.ok("backup", "now", "--repo", repo, "--json").json?.objectValue?["id"]?.stringValue)
         let packs = (FileManager.default.enumerator(atPath: dir.path + "/repo/data")?.allObjects as? [String] ?? [])
             .filter { $0.count > 60 }.sorted()
         #expect(packs.count >= 3)
@@ -109,134 +109,128 @@ import Testing
         try bytes.write(to: URL(fileURLWithPath: victim))
         let packID = String(packs[1].split(separator: "/").last!)
 
-        let verify = try d.run("backup", "verify", "--read-data", "--repo", repo, "--json")
+        let verify = try await d.run("backup", "verify", "--read-data", "--repo", repo, "--json")
         #expect(verify.status == 1)
         let damaged = try #require(verify.json?.objectValue?["damaged_packs"]?.arrayValue?.first?.objectValue)
         #expect(damaged["pack"]?.stringValue == packID)
         #expect(damaged["snapshots"]?.arrayValue == [.string(snap)])
-        let text = try d.run("backup", "verify", "--read-data", "--repo", repo)
+        let text = try await d.run("backup", "verify", "--read-data", "--repo", repo)
         #expect(text.stdout.contains(packID) && text.stdout.contains(String(snap.prefix(8))))
 
-        let refused = try d.run("backup", "restore", "latest", "--repo", repo, "--into", dir.path + "/r")
+        let refused = try await d.run("backup", "restore", "latest", "--repo", repo, "--into", dir.path + "/r")
         #expect(refused.status == 1 && refused.stderr.contains(packID) && refused.stderr.contains("--skip-damaged"))
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/r"), "a refused restore leaves nothing behind")
-        let skipped = try #require(try d.ok("backup", "restore", "latest", "--repo", repo, "--into", dir.path + "/r",
+        let skipped = try #require(try await d.ok("backup", "restore", "latest", "--repo", repo, "--into", dir.path + "/r",
                                             "--skip-damaged", "--json").json?.objectValue)
         guard case .int(let n) = skipped["records"] ?? .null else { Issue.record("no record count"); return }
         #expect(n > 2_000 && n < 3_000)
     }
 
-    @Test func backupKilledMidwayLeavesAValidRepositoryAndTheRerunReusesItsPacks() throws {
+    @Test func backupKilledMidwayLeavesAValidRepositoryAndTheRerunReusesItsPacks() async throws {
         let d = Device(data: dir.path + "/d")
-        try d.ok("init")
-        try d.ok("import", try recordsFile("all", ids: 0..<20_000))
+        try await d.ok("init")
+        try await d.ok("import", try recordsFile("all", ids: 0..<20_000))
         let repoPath = dir.path + "/repo"
         let repo = "local:" + repoPath
-        try d.ok("backup", "init", "--repo", repo, "--pack-size", "65536")
+        try await d.ok("backup", "init", "--repo", repo, "--pack-size", "65536")
         func packCount() -> Int {
             (FileManager.default.enumerator(atPath: repoPath + "/data")?.allObjects as? [String] ?? []).filter { $0.count > 60 && !$0.contains(".tmp") }.count
         }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: hubsyncPath)
-        p.arguments = ["backup", "now", "--repo", repo, "--data", d.data]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let deadline = Date().addingTimeInterval(60)
-        while packCount() < 5, p.isRunning, Date() < deadline { usleep(1000) }
-        kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
+        let p = try ChildProcess(hubsyncPath, ["backup", "now", "--repo", repo, "--data", d.data])
+        try? await waitUntil("5 packs written", timeout: 60, interval: 0.001) { packCount() >= 5 || !p.isRunning }
+        await p.stop(SIGKILL)
         let snapshots = (try? FileManager.default.contentsOfDirectory(atPath: repoPath + "/snapshots")) ?? []
         try #require(snapshots.isEmpty, "the backup finished before it could be killed; make the data set larger")
         let written = packCount()
         #expect(written >= 5)
 
         // The repository is valid as it is, and the rerun writes only what had not arrived.
-        try d.ok("backup", "verify", "--repo", repo)
-        let rerun = try #require(try d.ok("backup", "now", "--repo", repo, "--json").json?.objectValue)
+        try await d.ok("backup", "verify", "--repo", repo)
+        let rerun = try #require(try await d.ok("backup", "now", "--repo", repo, "--json").json?.objectValue)
         #expect(rerun["orphan_packs_reused"] == .int(Int64(written)))
         guard case .int(let new) = rerun["new_chunks"] ?? .null, case .int(let all) = rerun["chunks"] ?? .null else {
             Issue.record("no chunk counts"); return
         }
         #expect(new < all)
-        try d.ok("backup", "verify", "--read-data", "--repo", repo)
-        try d.ok("backup", "restore", "latest", "--repo", repo, "--into", dir.path + "/r")
-        #expect(try exportedRecords(Device(data: dir.path + "/r")) == exportedRecords(d))
+        try await d.ok("backup", "verify", "--read-data", "--repo", repo)
+        try await d.ok("backup", "restore", "latest", "--repo", repo, "--into", dir.path + "/r")
+        #expect(try await exportedRecords(Device(data: dir.path + "/r")) == exportedRecords(d))
     }
 
-    @Test func forgetWithRetentionAndPrune() throws {
+    @Test func forgetWithRetentionAndPrune() async throws {
         let d = Device(data: dir.path + "/d")
-        try d.ok("init")
-        try d.ok("import", try recordsFile("all", ids: 0..<1_000))
+        try await d.ok("init")
+        try await d.ok("import", try recordsFile("all", ids: 0..<1_000))
         let repo = "local:" + dir.path + "/repo"
         for i in 0..<3 {
-            try d.ok("put", "memories", "m00001", "--json", #"{"mood": "round \#(i)"}"#)
-            try d.ok("backup", "now", "--repo", repo)
+            try await d.ok("put", "memories", "m00001", "--json", #"{"mood": "round \#(i)"}"#)
+            try await d.ok("backup", "now", "--repo", repo)
         }
-        let dry = try #require(try d.ok("backup", "forget", "--keep-last", "2", "--dry-run", "--repo", repo, "--json").json?.objectValue)
+        let dry = try #require(try await d.ok("backup", "forget", "--keep-last", "2", "--dry-run", "--repo", repo, "--json").json?.objectValue)
         #expect(dry["forgotten"]?.arrayValue?.count == 1)
         // The three snapshots fall in one year: --keep-yearly 1 keeps the newest of them.
-        let yearly = try #require(try d.ok("backup", "forget", "--keep-yearly", "1", "--dry-run", "--repo", repo, "--json")
+        let yearly = try #require(try await d.ok("backup", "forget", "--keep-yearly", "1", "--dry-run", "--repo", repo, "--json")
             .json?.objectValue)
         #expect(yearly["forgotten"]?.arrayValue?.count == 2)
-        #expect(try d.ok("backup", "list", "--repo", repo, "--json").json?.arrayValue?.count == 3)
-        let done = try #require(try d.ok("backup", "forget", "--keep-last", "1", "--prune", "--repo", repo, "--json").json?.objectValue)
+        #expect(try await d.ok("backup", "list", "--repo", repo, "--json").json?.arrayValue?.count == 3)
+        let done = try #require(try await d.ok("backup", "forget", "--keep-last", "1", "--prune", "--repo", repo, "--json").json?.objectValue)
         #expect(done["forgotten"]?.arrayValue?.count == 2)
         #expect(done["prune"]?.objectValue != nil)
-        try d.ok("backup", "verify", "--read-data", "--repo", repo)
-        let bad = try d.run("backup", "forget", "--repo", repo)
+        try await d.ok("backup", "verify", "--read-data", "--repo", repo)
+        let bad = try await d.run("backup", "forget", "--repo", repo)
         #expect(bad.status == 2 && bad.stderr.contains("--keep"))
     }
 
-    @Test func mergeAndRevertGoThroughTheRunningAgent() throws {
+    @Test func mergeAndRevertGoThroughTheRunningAgent() async throws {
         let d = Device(data: dir.path + "/d")
-        try d.ok("init")
-        let agent = try AgentProcess(d)
-        defer { agent.stop() }
-        try agent.api("PUT", "/v1/records/memories/m1", ["text": "likes tea"])
-        try agent.api("PUT", "/v1/records/memories/m2", ["text": "walks at dawn"])
+        try await d.ok("init")
+        let agent = try await AgentProcess(d)
+        defer { agent.agent.process.signal(SIGTERM) }
+        try await agent.api("PUT", "/v1/records/memories/m1", ["text": "likes tea"])
+        try await agent.api("PUT", "/v1/records/memories/m2", ["text": "walks at dawn"])
         let repo = "local:" + dir.path + "/repo"
-        try d.ok("backup", "now", "--repo", repo)
-        try agent.api("DELETE", "/v1/records/memories/m1")
-        try agent.api("PATCH", "/v1/records/memories/m2", ["text": "walks at dusk"])
-        try agent.api("PUT", "/v1/records/memories/m3", ["text": "made after the snapshot"])
+        try await d.ok("backup", "now", "--repo", repo)
+        try await agent.api("DELETE", "/v1/records/memories/m1")
+        try await agent.api("PATCH", "/v1/records/memories/m2", ["text": "walks at dusk"])
+        try await agent.api("PUT", "/v1/records/memories/m3", ["text": "made after the snapshot"])
 
-        let merged = try #require(try d.ok("backup", "restore", "latest", "--merge", "--repo", repo, "--json").json?.objectValue)
+        let merged = try #require(try await d.ok("backup", "restore", "latest", "--merge", "--repo", repo, "--json").json?.objectValue)
         #expect(merged["through_agent"] == .bool(true))
-        func text(_ id: String) -> Value? { agent.record("memories", id)?["fields"]?.objectValue?["text"] }
-        func deleted(_ id: String) -> Bool { agent.record("memories", id)?["deleted"] == .bool(true) }
-        #expect(text("m1") == .string("likes tea") && !deleted("m1"))
-        #expect(text("m2") == .string("walks at dusk"), "a merge keeps later edits")
+        func text(_ id: String) async -> Value? { await agent.record("memories", id)?["fields"]?.objectValue?["text"] }
+        func deleted(_ id: String) async -> Bool { await agent.record("memories", id)?["deleted"] == .bool(true) }
+        let m1 = await text("m1"), m1Deleted = await deleted("m1")
+        #expect(m1 == .string("likes tea") && !m1Deleted)
+        #expect(await text("m2") == .string("walks at dusk"), "a merge keeps later edits")
 
-        try d.ok("backup", "restore", "latest", "--revert", "--record", "memories/m2", "--repo", repo)
-        #expect(text("m2") == .string("walks at dawn"))
-        #expect(!deleted("m3"), "--record limits the revert to that record")
-        try d.ok("backup", "restore", "latest", "--revert", "--repo", repo)
-        #expect(deleted("m3"), "a whole revert deletes records made since")
+        try await d.ok("backup", "restore", "latest", "--revert", "--record", "memories/m2", "--repo", repo)
+        #expect(await text("m2") == .string("walks at dawn"))
+        #expect(await !deleted("m3"), "--record limits the revert to that record")
+        try await d.ok("backup", "restore", "latest", "--revert", "--repo", repo)
+        #expect(await deleted("m3"), "a whole revert deletes records made since")
     }
 
-    @Test func aDeviceMadeBeforeBackupsGetsItsHouseholdWithInitHousehold() throws {
+    @Test func aDeviceMadeBeforeBackupsGetsItsHouseholdWithInitHousehold() async throws {
         let d = Device(data: dir.path + "/d")
-        try d.ok("init")
+        try await d.ok("init")
         try FileManager.default.removeItem(atPath: d.data + "/household.key")
         let repo = "local:" + dir.path + "/repo"
-        let refused = try d.run("backup", "now", "--repo", repo)
+        let refused = try await d.run("backup", "now", "--repo", repo)
         #expect(refused.status == 1 && refused.stderr.contains("hubsync init --household"))
-        let made = try #require(try d.ok("init", "--household", "--json").json?.objectValue)
+        let made = try #require(try await d.ok("init", "--household", "--json").json?.objectValue)
         #expect(made["recovery_key"]?.stringValue?.count == 63)
-        let again = try d.run("init", "--household")
+        let again = try await d.run("init", "--household")
         #expect(again.status == 1 && again.stderr.contains("never overwritten"))
-        try d.ok("backup", "now", "--repo", repo)
+        try await d.ok("backup", "now", "--repo", repo)
     }
 
     /// A full target disk (a 2 MiB tmpfs, in a private mount namespace so nothing outlives the
     /// test) fails the backup with a clear message and loses nothing already stored.
     @Test(.enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare"),
                    "needs root and unshare(1) to mount a small tmpfs in a private mount namespace"))
-    func aFullTargetDiskIsAClearErrorAndLosesNothing() throws {
+    func aFullTargetDiskIsAClearErrorAndLosesNothing() async throws {
         let d = Device(data: dir.path + "/d")
-        try d.ok("init")
-        try d.ok("import", try recordsFile("few", ids: 0..<1_000))
+        try await d.ok("init")
+        try await d.ok("import", try recordsFile("few", ids: 0..<1_000))
         let more = try recordsFile("more", ids: 1_000..<12_000)
         let repo = dir.path + "/repo"
         try FileManager.default.createDirectory(atPath: repo, withIntermediateDirectories: true)
@@ -250,16 +244,10 @@ import Testing
             \(h) backup list --repo \(r) --data \(data) --json
             \(h) backup verify --read-data --repo \(r) --data \(data) --json 2>/dev/null
             """
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
-        p.arguments = ["-m", "--propagation", "private", "sh", "-c", script]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0, "\(text)")
+        let out = dir.path + "/full-disk.out"
+        let status = try await ChildProcess("/usr/bin/unshare", ["-m", "--propagation", "private", "sh", "-c", script], stdout: out).wait()
+        let text = String(decoding: FileManager.default.contents(atPath: out) ?? Data(), as: UTF8.self)
+        #expect(status == 0, "\(text)")
         #expect(text.contains("the target disk is full") && text.contains("nothing already stored was changed"), "\(text)")
         let lines = text.split(separator: "\n")
         let list = try #require(lines.first { $0.hasPrefix("[") }.flatMap { try? JSON.parse(String($0)) }?.arrayValue)
@@ -268,9 +256,9 @@ import Testing
         #expect(verify["ok"] == .bool(true), "\(text)")
     }
 
-    @Test func everyBackupCommandHasHelp() throws {
+    @Test func everyBackupCommandHasHelp() async throws {
         for sub in ["init", "now", "list", "verify", "restore", "forget", "prune", "drill"] {
-            let r = try hubsync(["backup", sub, "--help"])
+            let r = try await hubsync(["backup", sub, "--help"])
             #expect(r.status == 0 && r.stdout.contains("--repo") && r.stdout.contains("--json"), "backup \(sub) --help")
         }
     }

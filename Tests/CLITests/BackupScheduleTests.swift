@@ -9,69 +9,69 @@ import Testing
 
     func device(_ name: String) -> Device { Device(data: dir.path + "/" + name) }
 
-    @Test func theAgentBacksUpOnItsIntervalAndAppliesRetention() throws {
+    @Test func theAgentBacksUpOnItsIntervalAndAppliesRetention() async throws {
         let d = device("a")
-        try d.ok("init")
+        try await d.ok("init")
         let repo = "local:" + dir.path + "/repo"
         try #"{"backup": {"targets": ["\#(repo)"], "interval_seconds": 1, "keep_last": 2, "recovery_point_seconds": 3600}}"#
             .write(toFile: d.data + "/config.json", atomically: true, encoding: .utf8)
-        let agent = try AgentProcess(d)
-        try agent.api("PATCH", "/v1/records/memories/one", ["text": "scheduled"])
+        let agent = try await AgentProcess(d)
+        try await agent.api("PATCH", "/v1/records/memories/one", ["text": "scheduled"])
         // Several scheduled snapshots; retention keeps two.
         var seen = Set<String>()
-        try waitUntil("three scheduled backups", timeout: 60, interval: 0.1) {
-            if let s = try agent.status()["backup"]?.objectValue?["snapshot"]?.stringValue { seen.insert(s) }
+        try await waitUntil("three scheduled backups", timeout: 60, interval: 0.1) {
+            if let s = try await agent.status()["backup"]?.objectValue?["snapshot"]?.stringValue { seen.insert(s) }
             return seen.count >= 3
         }
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path + "/repo/snapshots").count == 2)
-        let b = try #require(try agent.status()["backup"]?.objectValue)
+        let b = try #require(try await agent.status()["backup"]?.objectValue)
         #expect(b["warning"] == .null)
         #expect(b["last"]?.stringValue != nil && b["target"]?.stringValue == repo)
         #expect(b["age_seconds"] != .null)
         // The snapshots open with the CLI and hold the record.
-        try d.ok("backup", "verify", "--repo", repo)
-        #expect(try d.ok("backup", "list", "--json").json?.arrayValue?.count == 2) // default --repo: backup.targets
-        let text = try d.ok("status").stdout
+        try await d.ok("backup", "verify", "--repo", repo)
+        #expect(try await d.ok("backup", "list", "--json").json?.arrayValue?.count == 2) // default --repo: backup.targets
+        let text = try await d.ok("status").stdout
         #expect(text.contains("Backup: last"))
     }
 
-    @Test func theAgentBacksUpToAPeerOnItsInterval() throws {
-        let server = try AgentProcess(device("server"))
+    @Test func theAgentBacksUpToAPeerOnItsInterval() async throws {
+        let server = try await AgentProcess(device("server"))
         let laptop = device("laptop")
-        try laptop.ok("init")
+        try await laptop.ok("init")
         try #"{"backup": {"targets": ["peer:\#(server.id)"], "interval_seconds": 1}}"#
             .write(toFile: laptop.data + "/config.json", atomically: true, encoding: .utf8)
-        let agent = try AgentProcess(laptop)
-        try pair(server, agent) // until now the laptop knows no address for the server: attempts fail
-        try agent.api("PATCH", "/v1/records/memories/one", ["text": "kept by the server"])
-        try waitUntil("a scheduled backup on the peer", timeout: 60, interval: 0.1) {
-            try agent.status()["backup"]?.objectValue?["snapshot"]?.stringValue != nil
+        let agent = try await AgentProcess(laptop)
+        try await pair(server, agent) // until now the laptop knows no address for the server: attempts fail
+        try await agent.api("PATCH", "/v1/records/memories/one", ["text": "kept by the server"])
+        try await waitUntil("a scheduled backup on the peer", timeout: 60, interval: 0.1) {
+            try await agent.status()["backup"]?.objectValue?["snapshot"]?.stringValue != nil
         }
         #expect(FileManager.default.fileExists(atPath: server.device.data + "/backups"))
-        #expect(try laptop.ok("backup", "list", "--json").json?.arrayValue?.isEmpty == false)
+        #expect(try await laptop.ok("backup", "list", "--json").json?.arrayValue?.isEmpty == false)
     }
 
-    @Test func aBackupOlderThanTheRecoveryPointIsAWarning() throws {
+    @Test func aBackupOlderThanTheRecoveryPointIsAWarning() async throws {
         let d = device("b")
-        try d.ok("init")
+        try await d.ok("init")
         // The target cannot be written (a file stands where the directory should be).
         FileManager.default.createFile(atPath: dir.path + "/blocked", contents: Data("x".utf8))
         try #"{"backup": {"targets": ["local:\#(dir.path)/blocked/repo"], "interval_seconds": 1, "recovery_point_seconds": 1}}"#
             .write(toFile: d.data + "/config.json", atomically: true, encoding: .utf8)
-        let agent = try AgentProcess(d)
-        try waitUntil("a backup warning", timeout: 30, interval: 0.1) {
-            (try agent.status()["backup"]?.objectValue?["warning"]?.stringValue)?.contains("recovery point") == true
+        let agent = try await AgentProcess(d)
+        try await waitUntil("a backup warning", timeout: 30, interval: 0.1) {
+            (try await agent.status()["backup"]?.objectValue?["warning"]?.stringValue)?.contains("recovery point") == true
         }
-        let w = try #require(try agent.status()["backup"]?.objectValue?["warning"]?.stringValue)
+        let w = try #require(try await agent.status()["backup"]?.objectValue?["warning"]?.stringValue)
         #expect(w.contains("failed"), "\(w)")
-        #expect(try d.ok("status").stdout.contains("warning:"))
+        #expect(try await d.ok("status").stdout.contains("warning:"))
     }
 
-    @Test func badBackupSettingsAreRefusedWithTheirName() throws {
+    @Test func badBackupSettingsAreRefusedWithTheirName() async throws {
         let d = device("c")
-        try d.ok("init")
+        try await d.ok("init")
         try #"{"backup": {"targets": ["ftp://x"]}}"#.write(toFile: d.data + "/config.json", atomically: true, encoding: .utf8)
-        let r = try d.run("run", "--listen", "127.0.0.1:0", "--api", "127.0.0.1:0")
+        let r = try await d.run("run", "--listen", "127.0.0.1:0", "--api", "127.0.0.1:0")
         #expect(r.status != 0)
         #expect(r.stderr.contains("backup.targets"), "\(r.stderr)")
     }

@@ -6,15 +6,15 @@ import Testing
 @Suite struct BadInputTests {
     let dir = TemporaryDirectory()
 
-    func seeded() throws -> Device {
+    func seeded() async throws -> Device {
         let d = Device(data: dir.path + "/d")
-        try d.ok("init")
-        try d.ok("put", "personas", "ada", "--json", #"{"name": "Ada"}"#)
+        try await d.ok("init")
+        try await d.ok("put", "personas", "ada", "--json", #"{"name": "Ada"}"#)
         return d
     }
 
-    func snapshot(_ d: Device) throws -> String {
-        try d.ok("export", "-").stdout.split(separator: "\n").dropFirst().joined(separator: "\n")
+    func snapshot(_ d: Device) async throws -> String {
+        try await d.ok("export", "-").stdout.split(separator: "\n").dropFirst().joined(separator: "\n")
     }
 
     @Test(arguments: [
@@ -34,71 +34,71 @@ import Testing
         (["frobnicate"], 2, "Unknown option"),
         (["put", "personas", "ada", "--json", #"{"name": "A"}"#, "--frob"], 2, "Unknown option"),
     ])
-    func refusedWithAMessageAndNothingChanged(args: [String], status: Int32, message: String) throws {
-        let d = try seeded()
-        let before = try snapshot(d)
-        let r = try hubsync(args + ["--data", d.data])
+    func refusedWithAMessageAndNothingChanged(args: [String], status: Int32, message: String) async throws {
+        let d = try await seeded()
+        let before = try await snapshot(d)
+        let r = try await hubsync(args + ["--data", d.data])
         #expect(r.status == status, "\(args): \(r.stderr)")
         #expect(r.stderr.contains(message), "\(args): \(r.stderr)")
-        #expect(try snapshot(d) == before)
+        #expect(try await snapshot(d) == before)
     }
 
-    @Test func aCorruptExportLineImportsNothing() throws {
-        let d = try seeded()
+    @Test func aCorruptExportLineImportsNothing() async throws {
+        let d = try await seeded()
         let other = Device(data: dir.path + "/other")
-        try other.ok("init")
-        try other.ok("put", "memories", "m1", "--json", #"{"text": "one"}"#)
-        try other.ok("put", "memories", "m2", "--json", #"{"text": "two"}"#)
-        var lines = try other.ok("export", "-").stdout.split(separator: "\n").map(String.init)
+        try await other.ok("init")
+        try await other.ok("put", "memories", "m1", "--json", #"{"text": "one"}"#)
+        try await other.ok("put", "memories", "m2", "--json", #"{"text": "two"}"#)
+        var lines = try await other.ok("export", "-").stdout.split(separator: "\n").map(String.init)
         lines[2] = lines[2].replacingOccurrences(of: "two", with: "tvo") // damaged in transit
         let file = dir.path + "/damaged.jsonl"
         try lines.joined(separator: "\n").write(toFile: file, atomically: true, encoding: .utf8)
-        let before = try snapshot(d)
-        let r = try d.run("import", file)
+        let before = try await snapshot(d)
+        let r = try await d.run("import", file)
         #expect(r.status == 1)
         #expect(r.stderr.contains("damaged.jsonl:3"))
         #expect(r.stderr.contains("does not match its digest"))
         #expect(r.stderr.contains("nothing was imported"))
-        #expect(try snapshot(d) == before)
+        #expect(try await snapshot(d) == before)
         // A line that is not JSON at all, in a file of plain records.
         try "{\"collection\":\"memories\",\"id\":\"a\",\"fields\":{\"text\":\"x\"}}\n{oops\n".write(toFile: file, atomically: true, encoding: .utf8)
-        let r2 = try d.run("import", file)
+        let r2 = try await d.run("import", file)
         #expect(r2.status == 1)
         #expect(r2.stderr.contains("damaged.jsonl:2: invalid JSON"))
-        #expect(try snapshot(d) == before)
+        #expect(try await snapshot(d) == before)
     }
 
-    @Test func initNeverOverwritesAnIdentity() throws {
+    @Test func initNeverOverwritesAnIdentity() async throws {
         let d = Device(data: dir.path + "/d")
-        try d.ok("init")
-        let first = try d.ok("id").stdout
+        try await d.ok("init")
+        let first = try await d.ok("id").stdout
         let keyBefore = try Data(contentsOf: URL(fileURLWithPath: d.data + "/identity.key"))
-        let r = try d.run("init")
+        let r = try await d.run("init")
         #expect(r.status == 1)
         #expect(r.stderr.contains("already has an identity"))
-        #expect(try d.ok("id").stdout == first)
+        #expect(try await d.ok("id").stdout == first)
         #expect(try Data(contentsOf: URL(fileURLWithPath: d.data + "/identity.key")) == keyBefore)
     }
 
-    @Test func anIdentityKeyReadableByOthersIsRefused() throws {
+    @Test func anIdentityKeyReadableByOthersIsRefused() async throws {
         let d = Device(data: dir.path + "/d")
-        try d.ok("init")
+        try await d.ok("init")
         chmod(d.data + "/identity.key", 0o644)
-        let r = try d.run("get", "personas", "x")
+        let r = try await d.run("get", "personas", "x")
         #expect(r.status == 1)
         #expect(r.stderr.contains("chmod 600"))
     }
 
-    @Test func commandsWithoutADeviceSayHowToCreateOne() throws {
-        let r = try hubsync(["list", "memories", "--data", dir.path + "/none"])
+    @Test func commandsWithoutADeviceSayHowToCreateOne() async throws {
+        let r = try await hubsync(["list", "memories", "--data", dir.path + "/none"])
         #expect(r.status == 1)
         #expect(r.stderr.contains("hubsync init"))
     }
 
     @Test(arguments: ["init", "id", "put", "get", "list", "delete", "undelete", "add", "remove", "conflicts",
                       "resolve", "export", "import", "doctor", "run", "status"])
-    func everyCommandHasHelp(command: String) throws {
-        let r = try hubsync([command, "--help"])
+    func everyCommandHasHelp(command: String) async throws {
+        let r = try await hubsync([command, "--help"])
         #expect(r.status == 0)
         #expect(r.stdout.contains("--data"))
         #expect(r.stdout.contains("USAGE"))
@@ -107,17 +107,17 @@ import Testing
 
 @Suite struct PeerCommandHelpTests {
     @Test(arguments: [["peers", "add"], ["peers", "remove"], ["peers", "list"]])
-    func peerCommandsHaveHelp(command: [String]) throws {
-        let r = try hubsync(command + ["--help"])
+    func peerCommandsHaveHelp(command: [String]) async throws {
+        let r = try await hubsync(command + ["--help"])
         #expect(r.status == 0)
         #expect(r.stdout.contains("--data"))
     }
 
-    @Test func aMistypedDeviceIDIsRefusedWithAHint() throws {
+    @Test func aMistypedDeviceIDIsRefusedWithAHint() async throws {
         let dir = TemporaryDirectory()
         let d = Device(data: dir.path + "/d")
-        try d.ok("init")
-        let r = try d.run("peers", "add", "AAAAAAA-BBBBBBB")
+        try await d.ok("init")
+        let r = try await d.run("peers", "add", "AAAAAAA-BBBBBBB")
         #expect(r.status == 2)
         #expect(r.stderr.contains("56"))
     }

@@ -20,46 +20,38 @@ import Testing
         return path
     }
 
-    @Test func killedImportsLoseNothingReportedAndLeaveASoundStore() throws {
+    @Test func killedImportsLoseNothingReportedAndLeaveASoundStore() async throws {
         let d = Device(data: dir.path + "/d")
-        try d.ok("init")
+        try await d.ok("init")
         var rng = SystemRandomNumberGenerator()
         for round in 0..<8 {
             let prefix = "r\(round)"
             let file = try plainFile(prefix: prefix, count: 4_000)
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: hubsyncPath)
-            p.arguments = ["import", file, "--batch", "250", "--data", d.data]
-            let err = Pipe()
-            p.standardError = err
-            p.standardOutput = FileHandle.nullDevice
-            try p.run()
+            let progress = "\(dir.path)/\(prefix).progress"
+            let p = try ChildProcess(hubsyncPath, ["import", file, "--batch", "250", "--data", d.data], stderr: progress)
             // Wait for a random number of committed batches, reading the progress events.
             let killAfter = Int.random(in: 1...10, using: &rng)
-            var reported = 0, events = 0, buffer = Data()
-            let reader = err.fileHandleForReading
-            readLoop: while events < killAfter {
-                let chunk = reader.availableData
-                if chunk.isEmpty { break } // the import finished first
-                buffer.append(chunk)
-                while let nl = buffer.firstIndex(of: 10) {
-                    let line = buffer[buffer.startIndex..<nl]
-                    buffer = Data(buffer[buffer.index(after: nl)...])
-                    if case .int(let done) = (try? JSON.parse([UInt8](line)))?.objectValue?["done"] ?? .null {
+            var reported = 0, events = 0
+            try await waitUntil("\(killAfter) progress events of import \(prefix)", timeout: 60, interval: 0.001) {
+                let running = p.isRunning // before reading, so a finished import's last events are read
+                let text = String(decoding: FileManager.default.contents(atPath: progress) ?? Data(), as: UTF8.self)
+                events = 0
+                for line in text.split(separator: "\n", omittingEmptySubsequences: false).dropLast() {
+                    if case .int(let done) = (try? JSON.parse(String(line)))?.objectValue?["done"] ?? .null {
                         reported = Int(done)
                         events += 1
-                        if events >= killAfter { break readLoop }
+                        if events >= killAfter { return true }
                     }
                 }
+                return !running // the import finished first
             }
             // Then kill at a random moment inside the next batch.
-            usleep(UInt32.random(in: 0...30_000, using: &rng))
-            kill(p.processIdentifier, SIGKILL)
-            p.waitUntilExit()
+            try await Task.sleep(for: .microseconds(Int.random(in: 0...30_000, using: &rng)))
+            await p.stop(SIGKILL)
 
-            let doctor = try #require(try d.ok("doctor", "--json").json?.objectValue)
+            let doctor = try #require(try await d.ok("doctor", "--json").json?.objectValue)
             #expect(doctor["store"]?.objectValue?["ok"] == true, "round \(round): \(doctor)")
-            let listed = try #require(try d.ok("list", "memories", "--json").json?.arrayValue)
+            let listed = try #require(try await d.ok("list", "memories", "--json").json?.arrayValue)
             let ids = Set(listed.compactMap { $0.objectValue?["id"]?.stringValue }.filter { $0.hasPrefix(prefix + "-") })
             // Every record reported done is there: the file's first `reported` records.
             let missing = (0..<reported).map { "\(prefix)-\(String(format: "%05d", $0))" }.filter { !ids.contains($0) }
@@ -67,19 +59,19 @@ import Testing
             #expect(ids.count >= reported)
         }
         // The store still takes writes, and a re-import completes what was cut short.
-        try d.ok("import", try plainFile(prefix: "r0", count: 4_000))
-        #expect(try d.ok("get", "memories", "r0-03999", "--json").json?.objectValue?["id"] == "r0-03999")
+        try await d.ok("import", try plainFile(prefix: "r0", count: 4_000))
+        #expect(try await d.ok("get", "memories", "r0-03999", "--json").json?.objectValue?["id"] == "r0-03999")
     }
 
-    @Test func tenThousandPlainRecordsImportAndASecondImportChangesNothing() throws {
+    @Test func tenThousandPlainRecordsImportAndASecondImportChangesNothing() async throws {
         let d = Device(data: dir.path + "/d")
-        try d.ok("init")
+        try await d.ok("init")
         let file = try plainFile(prefix: "bulk", count: 10_000)
-        let first = try #require(try d.ok("import", file, "--json").json?.objectValue)
+        let first = try #require(try await d.ok("import", file, "--json").json?.objectValue)
         #expect(first["written"] == 10_000)
-        let second = try #require(try d.ok("import", file, "--json").json?.objectValue)
+        let second = try #require(try await d.ok("import", file, "--json").json?.objectValue)
         #expect(second["written"] == 0)
         #expect(second["unchanged"] == 10_000)
-        #expect(try d.ok("list", "memories", "--json").json?.arrayValue?.count == 10_000)
+        #expect(try await d.ok("list", "memories", "--json").json?.arrayValue?.count == 10_000)
     }
 }

@@ -12,8 +12,8 @@ import Testing
     static let ids = ["a/b", "100%", "%2F", "café note", "🦊 fox", String(repeating: "ü", count: 128)]
 
     /// What a device's store holds, from its export: each live record's key and visible fields.
-    static func holdings(_ device: Device) throws -> [String: Value] {
-        let lines = try device.ok("export", "-").stdout.split(separator: "\n")
+    static func holdings(_ device: Device) async throws -> [String: Value] {
+        let lines = try await device.ok("export", "-").stdout.split(separator: "\n")
         var out: [String: Value] = [:]
         for line in lines {
             guard let o = (try? JSON.parse(String(line)))?.objectValue, let c = o["collection"]?.stringValue,
@@ -29,7 +29,7 @@ import Testing
             .joined(separator: "\n") + "\n"
     }
 
-    @Test func everyWritePathStoresTheIDAsTyped() throws {
+    @Test func everyWritePathStoresTheIDAsTyped() async throws {
         let tmp = TemporaryDirectory()
         let expected = Dictionary(uniqueKeysWithValues: Self.ids.map { ("memories/\($0)", Value.object(["text": "x"])) })
         #expect(Self.ids.last!.utf8.count == 256)
@@ -37,88 +37,89 @@ import Testing
 
         // 1. The CLI with no agent: it takes the writer lock and writes the store itself.
         let direct = Device(data: tmp.path + "/direct")
-        try direct.ok("init")
+        try await direct.ok("init")
         for id in Self.ids {
-            let r = try direct.ok("put", "memories", id, "--json", #"{"text": "x"}"#)
+            let r = try await direct.ok("put", "memories", id, "--json", #"{"text": "x"}"#)
             #expect(!r.stdout.contains("through the running agent"))
         }
-        results["CLI without agent"] = try Self.holdings(direct)
+        results["CLI without agent"] = try await Self.holdings(direct)
 
         // 2. The CLI while an agent runs: through the agent.
         let viaAgent = Device(data: tmp.path + "/via-agent")
         do {
-            let agent = try AgentProcess(viaAgent, extra: ["--no-mdns"])
+            let agent = try await AgentProcess(viaAgent, extra: ["--no-mdns"])
             for id in Self.ids {
-                let r = try viaAgent.ok("put", "memories", id, "--json", #"{"text": "x"}"#)
+                let r = try await viaAgent.ok("put", "memories", id, "--json", #"{"text": "x"}"#)
                 #expect(r.stdout.contains("through the running agent"), "\(id): \(r.stdout)")
             }
-            agent.stop()
+            await agent.stop()
         }
-        results["CLI through agent"] = try Self.holdings(viaAgent)
+        results["CLI through agent"] = try await Self.holdings(viaAgent)
 
         // 3. The HTTP API, each ID percent-encoded once in the path.
         let http = Device(data: tmp.path + "/http")
         do {
-            let agent = try AgentProcess(http, extra: ["--no-mdns"])
+            let agent = try await AgentProcess(http, extra: ["--no-mdns"])
             let unreserved = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~")
             for id in Self.ids {
                 let path = "/v1/records/memories/" + id.addingPercentEncoding(withAllowedCharacters: unreserved)!
-                try agent.api("PATCH", path, ["text": "x"])
-                #expect(agent.record("memories", id.addingPercentEncoding(withAllowedCharacters: unreserved)!)?["id"]
+                try await agent.api("PATCH", path, ["text": "x"])
+                #expect(await agent.record("memories", id.addingPercentEncoding(withAllowedCharacters: unreserved)!)?["id"]
                         == .string(id))
             }
             // A path that is not valid percent-encoding is refused, not stored as typed (sent raw:
             // an HTTP client would encode it first).
-            let answer = try rawRequest(port: agent.client.port, "PATCH /v1/records/memories/100% HTTP/1.1\r\n"
-                + "Host: 127.0.0.1\r\nAuthorization: Bearer \(agent.client.token)\r\nContent-Length: 12\r\n"
-                + "Connection: close\r\n\r\n{\"text\":\"x\"}")
+            let token = agent.client.token, port = agent.client.port
+            let answer = try await onDedicatedThread { try rawRequest(port: port, "PATCH /v1/records/memories/100% HTTP/1.1\r\n"
+                + "Host: 127.0.0.1\r\nAuthorization: Bearer \(token)\r\nContent-Length: 12\r\n"
+                + "Connection: close\r\n\r\n{\"text\":\"x\"}") }
             #expect(answer.hasPrefix("HTTP/1.1 400"), "\(answer)")
             #expect(answer.contains("not valid percent-encoding"), "\(answer)")
-            agent.stop()
+            await agent.stop()
         }
-        results["HTTP API"] = try Self.holdings(http)
+        results["HTTP API"] = try await Self.holdings(http)
 
         // 4. Import of plain records, without and with an agent.
         let file = tmp.path + "/plain.jsonl"
         try Self.plainLines(Self.ids).write(toFile: file, atomically: true, encoding: .utf8)
         let imported = Device(data: tmp.path + "/import")
-        try imported.ok("init")
-        try imported.ok("import", file)
-        results["import"] = try Self.holdings(imported)
+        try await imported.ok("init")
+        try await imported.ok("import", file)
+        results["import"] = try await Self.holdings(imported)
         let importedViaAgent = Device(data: tmp.path + "/import-agent")
         do {
-            let agent = try AgentProcess(importedViaAgent, extra: ["--no-mdns"])
-            try importedViaAgent.ok("import", file)
-            agent.stop()
+            let agent = try await AgentProcess(importedViaAgent, extra: ["--no-mdns"])
+            try await importedViaAgent.ok("import", file)
+            await agent.stop()
         }
-        results["import through agent"] = try Self.holdings(importedViaAgent)
+        results["import through agent"] = try await Self.holdings(importedViaAgent)
 
         // 5. restore --merge through the agent brings back records deleted after the snapshot.
         let restored = Device(data: tmp.path + "/restore")
-        try restored.ok("init")
-        try restored.ok("import", file)
-        try restored.ok("backup", "now", "--repo", "local:" + tmp.path + "/repo")
-        for id in Self.ids { try restored.ok("delete", "memories", id) }
-        #expect(try Self.holdings(restored).isEmpty)
+        try await restored.ok("init")
+        try await restored.ok("import", file)
+        try await restored.ok("backup", "now", "--repo", "local:" + tmp.path + "/repo")
+        for id in Self.ids { try await restored.ok("delete", "memories", id) }
+        #expect(try await Self.holdings(restored).isEmpty)
         do {
-            let agent = try AgentProcess(restored, extra: ["--no-mdns"])
-            let r = try restored.ok("backup", "restore", "latest", "--merge", "--repo", "local:" + tmp.path + "/repo", "--json")
+            let agent = try await AgentProcess(restored, extra: ["--no-mdns"])
+            let r = try await restored.ok("backup", "restore", "latest", "--merge", "--repo", "local:" + tmp.path + "/repo", "--json")
             #expect(r.stdout.contains("\"through_agent\":true"), "\(r.stdout)")
-            agent.stop()
+            await agent.stop()
         }
-        results["restore --merge"] = try Self.holdings(restored)
+        results["restore --merge"] = try await Self.holdings(restored)
 
         for (path, held) in results.sorted(by: { $0.key < $1.key }) {
             #expect(held == expected, "\(path) stored \(held.keys.sorted())")
         }
     }
 
-    @Test func aKilledAgentDoesNotBlockTheCLIAndItsNextStartPushesTheWrite() throws {
+    @Test func aKilledAgentDoesNotBlockTheCLIAndItsNextStartPushesTheWrite() async throws {
         let tmp = TemporaryDirectory()
-        let a = try AgentProcess(Device(data: tmp.path + "/a"), extra: ["--no-mdns"])
-        let b = try AgentProcess(Device(data: tmp.path + "/b"), extra: ["--no-mdns"])
-        try pair(a, b)
-        a.kill9()
+        let a = try await AgentProcess(Device(data: tmp.path + "/a"), extra: ["--no-mdns"])
+        let b = try await AgentProcess(Device(data: tmp.path + "/b"), extra: ["--no-mdns"])
+        try await pair(a, b)
+        await a.kill9()
         // agent.json is left behind; the lock went with the process. Even when the PID it names is
         // alive again (reused by another process, here this test's), the CLI goes by the lock.
         let statePath = a.device.data + "/agent.json"
@@ -127,42 +128,43 @@ import Testing
         state["pid"] = .int(Int64(getpid()))
         try JSON.serialize(.object(state)).write(toFile: statePath, atomically: true, encoding: .utf8)
         let started = Date()
-        let r = try a.device.ok("put", "memories", "after-crash", "--json", #"{"text": "written while A was down"}"#)
-        #expect(Date().timeIntervalSince(started) < 5)
+        let r = try await a.device.ok("put", "memories", "after-crash", "--json", #"{"text": "written while A was down"}"#)
+        // No waiting for a lock holder (a command waits up to 60 s for one): well under that.
+        #expect(Date().timeIntervalSince(started) < 30)
         #expect(r.stdout.contains("put memories/after-crash"), "\(r.stdout)")
         #expect(!r.stdout.contains("through the running agent"))
-        #expect(try a.device.ok("status").stdout.contains("not running"))
+        #expect(try await a.device.ok("status").stdout.contains("not running"))
 
-        let restarted = try AgentProcess(a.device, extra: ["--no-mdns"])
-        try waitUntil("the write made while A was down reaches B", timeout: 20) {
-            b.record("memories", "after-crash")?["fields"]?.objectValue?["text"] == "written while A was down"
+        let restarted = try await AgentProcess(a.device, extra: ["--no-mdns"])
+        try await waitUntil("the write made while A was down reaches B", timeout: 20) {
+            await b.record("memories", "after-crash")?["fields"]?.objectValue?["text"] == "written while A was down"
         }
-        restarted.stop()
-        b.stop()
+        await restarted.stop()
+        await b.stop()
     }
 
-    @Test func aSecondAgentOnTheSameDirectoryIsRefused() throws {
+    @Test func aSecondAgentOnTheSameDirectoryIsRefused() async throws {
         let tmp = TemporaryDirectory()
         let device = Device(data: tmp.path + "/a")
-        let agent = try AgentProcess(device, extra: ["--no-mdns"])
-        let r = try device.run("run", "--listen", "127.0.0.1:0", "--api", "127.0.0.1:0", "--no-mdns")
+        let agent = try await AgentProcess(device, extra: ["--no-mdns"])
+        let r = try await device.run("run", "--listen", "127.0.0.1:0", "--api", "127.0.0.1:0", "--no-mdns")
         #expect(r.status == 1)
-        #expect(r.stderr.contains("an agent already runs on \(device.data) (pid \(agent.process.processIdentifier))"), "\(r.stderr)")
+        #expect(r.stderr.contains("an agent already runs on \(device.data) (pid \(agent.agent.process.pid))"), "\(r.stderr)")
         // The running agent still answers.
-        try device.ok("put", "memories", "m1", "--json", #"{"text": "still here"}"#)
-        agent.stop()
+        try await device.ok("put", "memories", "m1", "--json", #"{"text": "still here"}"#)
+        await agent.stop()
     }
 
-    @Test func theBatchRouteTakesEveryKindOfWriteAndRefusesABadOneWhole() throws {
+    @Test func theBatchRouteTakesEveryKindOfWriteAndRefusesABadOneWhole() async throws {
         let tmp = TemporaryDirectory()
         let device = Device(data: tmp.path + "/a")
-        let agent = try AgentProcess(device, extra: ["--no-mdns"])
+        let agent = try await AgentProcess(device, extra: ["--no-mdns"])
         let ops: Value = ["operations": [
             ["op": "put", "collection": "memories", "id": "m/1", "fields": ["text": "x", "tags": ["a"]]],
             ["op": "add", "collection": "memories", "id": "m/1", "field": "tags", "elements": ["b"]],
             ["op": "remove", "collection": "memories", "id": "m/1", "field": "tags", "elements": ["a"]],
         ], "records": true]
-        let answer = try agent.api("POST", "/v1/batch", ops).objectValue ?? [:]
+        let answer = try await agent.api("POST", "/v1/batch", ops).objectValue ?? [:]
         #expect(answer["applied"] == 3)
         let last = answer["results"]?.arrayValue?.last?.objectValue?["record"]?.objectValue
         #expect(last?["fields"]?.objectValue?["tags"] == ["b"])
@@ -171,11 +173,11 @@ import Testing
             ["op": "put", "collection": "memories", "id": "m2", "fields": ["text": "y"]],
             ["op": "shout", "collection": "memories", "id": "m3"],
         ]]
-        let (status, body) = try agent.client.request("POST", "/v1/batch", body: bad)
+        let (status, body) = try await agent.request("POST", "/v1/batch", body: bad)
         #expect(status == 400)
         #expect(body.objectValue?["error"]?.stringValue?.hasPrefix("operations[1]: \"op\" must be") == true, "\(body)")
-        #expect(agent.record("memories", "m2") == nil)
-        agent.stop()
+        #expect(await agent.record("memories", "m2") == nil)
+        await agent.stop()
     }
 }
 

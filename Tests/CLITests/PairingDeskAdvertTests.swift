@@ -17,7 +17,7 @@ import Testing
         }
     }
 
-    @Test func openInvitesAreOfferedAndClosedOnesLingerThenGo() {
+    @Test func openInvitesAreOfferedAndClosedOnesLingerThenGo() async {
         let clock = Clock()
         let d = desk(clock)
         #expect(d.advertisedInviteNames().isEmpty)

@@ -10,81 +10,89 @@ import Testing
 
     func device(_ name: String) -> Device { Device(data: dir.path + "/" + name) }
 
-    func join(_ joiner: AgentProcess, through member: AgentProcess) throws {
-        let invite = try InviteProcess(member.device)
-        try joiner.device.ok("pair", "join", invite.code, "--host", member.listen)
-        #expect(try invite.finish(timeout: 10).status == 0)
+    func join(_ joiner: AgentProcess, through member: AgentProcess) async throws {
+        let invite = try await InviteProcess(member.device)
+        try await joiner.device.ok("pair", "join", invite.code, "--host", member.listen)
+        #expect(try await invite.finish(timeout: 10).status == 0)
     }
 
-    func household(_ agent: AgentProcess) throws -> [String: Value] {
-        try agent.api("GET", "/v1/pairing/household").objectValue ?? [:]
+    func household(_ agent: AgentProcess) async throws -> [String: Value] {
+        try await agent.api("GET", "/v1/pairing/household").objectValue ?? [:]
     }
 
-    @Test func membershipSyncsAndRemovalReachesEveryMember() throws {
-        let a = try AgentProcess(device("a"))
-        var b = try AgentProcess(device("b"))
-        let c = try AgentProcess(device("c"))
-        try join(b, through: a)
-        try join(c, through: b)
+    @Test func membershipSyncsAndRemovalReachesEveryMember() async throws {
+        let a = try await AgentProcess(device("a"))
+        var b = try await AgentProcess(device("b"))
+        let c = try await AgentProcess(device("c"))
+        try await join(b, through: a)
+        try await join(c, through: b)
 
         // A never saw C pair, yet trusts it once the signed chain A→B→C reaches it.
-        try waitUntil("A connected to C directly", timeout: 15) { a.isConnected(to: c) }
-        try waitUntil("all three see three members", timeout: 10) {
-            try [a, b, c].allSatisfy { try household($0)["members"]?.arrayValue?.count == 3 }
+        try await waitUntil("A connected to C directly", timeout: 15) { await a.isConnected(to: c) }
+        try await waitUntil("all three see three members", timeout: 10) {
+            for agent in [a, b, c] where try await household(agent)["members"]?.arrayValue?.count != 3 { return false }
+            return true
         }
-        try c.api("PATCH", "/v1/records/memories/from-c", ["text": "written on C"])
-        try waitUntil("C's record on A", timeout: 5) { a.record("memories", "from-c") != nil }
+        try await c.api("PATCH", "/v1/records/memories/from-c", ["text": "written on C"])
+        try await waitUntil("C's record on A", timeout: 5) { await a.record("memories", "from-c") != nil }
 
         // With B gone, A's writes still reach C directly.
-        b.kill9()
-        try a.api("PATCH", "/v1/records/memories/from-a", ["text": "written on A while B is down"])
-        try waitUntil("A's record on C without B", timeout: 5) { c.record("memories", "from-a") != nil }
-        b = try AgentProcess(device("b"))
-        try waitUntil("B back with A and C", timeout: 15) { b.isConnected(to: a) && b.isConnected(to: c) }
+        await b.kill9()
+        try await a.api("PATCH", "/v1/records/memories/from-a", ["text": "written on A while B is down"])
+        try await waitUntil("A's record on C without B", timeout: 5) { await c.record("memories", "from-a") != nil }
+        b = try await AgentProcess(device("b"))
+        try await waitUntil("B back with A and C", timeout: 15) {
+            let ba = await b.isConnected(to: a), bc = await b.isConnected(to: c)
+            return ba && bc
+        }
 
         // A removes C: A and B drop it, it cannot come back, and what it writes stays with it.
-        let keyBefore = try household(a)["held_key_id"]
-        #expect(try household(b)["held_key_id"] == keyBefore && household(c)["held_key_id"] == keyBefore)
+        let keyBefore = try await household(a)["held_key_id"]
+        let householdOfB = try await household(b), householdOfC = try await household(c)
+        #expect(householdOfB["held_key_id"] == keyBefore && householdOfC["held_key_id"] == keyBefore)
         // `peers remove` of a household member is a household removal (so is `pair remove`).
-        let removed = try a.device.ok("peers", "remove", c.id, "--json").json?.objectValue ?? [:]
+        let removed = try await a.device.ok("peers", "remove", c.id, "--json").json?.objectValue ?? [:]
         #expect(removed["removed"]?.arrayValue == [.string(c.id)])
         #expect(removed["key_epoch"] == 1)
-        try waitUntil("A and B dropped C", timeout: 5) {
-            let gone = try a.peerStatus(c.id) == nil && b.peerStatus(c.id) == nil
-            return gone && !a.isConnected(to: c) && !b.isConnected(to: c)
+        try await waitUntil("A and B dropped C", timeout: 5) {
+            let goneFromA = try await a.peerStatus(c.id) == nil, goneFromB = try await b.peerStatus(c.id) == nil
+            let ac = await a.isConnected(to: c), bc = await b.isConnected(to: c)
+            return goneFromA && goneFromB && !ac && !bc
         }
-        #expect(try household(b)["removed"]?.arrayValue == [.string(c.id)])
+        #expect(try await household(b)["removed"]?.arrayValue == [.string(c.id)])
         // The group key rotated: A and B hold the new one, C still the old one.
-        try waitUntil("A and B hold the key of epoch 1", timeout: 5) {
-            let onA = try household(a), onB = try household(b)
+        try await waitUntil("A and B hold the key of epoch 1", timeout: 5) {
+            let onA = try await household(a), onB = try await household(b)
             return onA["held_key_epoch"] == 1 && onB["held_key_epoch"] == 1 && onA["held_key_id"] == onB["held_key_id"]
         }
-        #expect(try household(a)["held_key_id"] != keyBefore)
-        #expect(try household(c)["held_key_id"] == keyBefore)
-        try c.api("PATCH", "/v1/records/memories/after-removal", ["text": "must not leave C"])
+        #expect(try await household(a)["held_key_id"] != keyBefore)
+        #expect(try await household(c)["held_key_id"] == keyBefore)
+        try await c.api("PATCH", "/v1/records/memories/after-removal", ["text": "must not leave C"])
         // B restarted on a new port: tell C where it is now, as discovery would.
-        try c.device.ok("peers", "add", b.id, "--address", b.listen)
-        try waitUntil("C's reconnects refused", timeout: 15) {
-            let refusedBy = { (x: AgentProcess) in
-                (try? x.status()["refused"]?.arrayValue?.contains { $0.objectValue?["device_id"]?.stringValue == c.id }) == true
+        try await c.device.ok("peers", "add", b.id, "--address", b.listen)
+        try await waitUntil("C's reconnects refused", timeout: 15) {
+            let refusedBy = { (x: AgentProcess) async in
+                (try? await x.status()["refused"]?.arrayValue?.contains { $0.objectValue?["device_id"]?.stringValue == c.id }) == true
             }
-            return refusedBy(a) || refusedBy(b)
+            let byA = await refusedBy(a), byB = await refusedBy(b)
+            return byA || byB
         }
-        try a.api("PATCH", "/v1/records/memories/marker", ["text": "sync between A and B still flows"])
-        try waitUntil("marker on B", timeout: 5) { b.record("memories", "marker") != nil }
-        #expect(a.record("memories", "after-removal") == nil)
-        #expect(b.record("memories", "after-removal") == nil)
-        #expect(!a.isConnected(to: c) && !b.isConnected(to: c))
-        let again = try a.device.run("pair", "remove", c.id)
+        try await a.api("PATCH", "/v1/records/memories/marker", ["text": "sync between A and B still flows"])
+        try await waitUntil("marker on B", timeout: 5) { await b.record("memories", "marker") != nil }
+        #expect(await a.record("memories", "after-removal") == nil)
+        #expect(await b.record("memories", "after-removal") == nil)
+        let ac = await a.isConnected(to: c), bc = await b.isConnected(to: c)
+        #expect(!ac && !bc)
+        let again = try await a.device.run("pair", "remove", c.id)
         #expect(again.status == 1 && again.stderr.contains("removed already"), "\(again.stderr)")
 
         // A device joining after the rotation gets the current key, and nobody rotates again.
-        let keyNow = try household(a)["held_key_id"]
-        let d = try AgentProcess(device("d"))
-        try join(d, through: a)
-        try waitUntil("D connected to B through the synced membership", timeout: 15) { b.isConnected(to: d) }
+        let keyNow = try await household(a)["held_key_id"]
+        let d = try await AgentProcess(device("d"))
+        try await join(d, through: a)
+        try await waitUntil("D connected to B through the synced membership", timeout: 15) { await b.isConnected(to: d) }
         for x in [a, b, d] {
-            let h = try household(x)
+            let h = try await household(x)
             #expect(h["held_key_epoch"] == 1 && h["held_key_id"] == keyNow, "\(x.device.data)")
         }
     }

@@ -4,36 +4,35 @@ import HubSyncCore
 import Testing
 
 /// `hubsync pair invite` running in the background: its code, then its outcome.
-final class InviteProcess: @unchecked Sendable { // used from one test at a time
-    let process = Process()
-    let out = Pipe(), err = Pipe()
-    private(set) var code = ""
+final class InviteProcess: Sendable {
+    let process: ChildProcess
+    let out: String, err: String
+    let code: String
 
-    init(_ device: Device, _ extra: String...) throws {
-        process.executableURL = URL(fileURLWithPath: hubsyncPath)
-        process.arguments = ["pair", "invite", "--data", device.data] + extra
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
+    init(_ device: Device, _ extra: String...) async throws {
+        let base = device.data + "/invite-\(UUID().uuidString)"
+        out = base + ".out"
+        err = base + ".err"
+        process = try ChildProcess(hubsyncPath, ["pair", "invite", "--data", device.data] + extra, stdout: out, stderr: err)
         // The first line of standard output is the code alone.
-        var line: [UInt8] = []
-        while true {
-            let byte = out.fileHandleForReading.readData(ofLength: 1)
-            guard let b = byte.first else { break }
-            if b == UInt8(ascii: "\n") { break }
-            line.append(b)
+        var line: Substring?
+        try await waitUntil("pair invite to print its code", timeout: 15) { [out, process] in
+            let text = String(decoding: FileManager.default.contents(atPath: out) ?? Data(), as: UTF8.self)
+            if let newline = text.firstIndex(of: "\n") { line = text[..<newline] }
+            return line != nil || !process.isRunning
         }
-        code = String(decoding: line, as: UTF8.self)
+        code = String(line ?? "")
     }
 
-    deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() } }
+    deinit { process.signal(SIGKILL) }
 
     /// Waits for the command to end; returns its status and the rest of its output.
-    func finish(timeout: Double) throws -> RunResult {
-        try waitUntil("pair invite to end", timeout: timeout) { !process.isRunning }
-        return RunResult(status: process.terminationStatus,
-                         stdout: String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self),
-                         stderr: String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+    func finish(timeout: Double) async throws -> RunResult {
+        try await waitUntil("pair invite to end", timeout: timeout) { !process.isRunning }
+        let stdout = String(decoding: FileManager.default.contents(atPath: out) ?? Data(), as: UTF8.self)
+        return RunResult(status: await process.wait(),
+                         stdout: String(stdout.drop { $0 != "\n" }.dropFirst()),
+                         stderr: String(decoding: FileManager.default.contents(atPath: err) ?? Data(), as: UTF8.self))
     }
 }
 
@@ -43,8 +42,8 @@ final class InviteProcess: @unchecked Sendable { // used from one test at a time
 
     func device(_ name: String) -> Device { Device(data: dir.path + "/" + name) }
 
-    func household(_ device: Device) throws -> [String: Value] {
-        try #require(try device.ok("pair", "household", "--json").json?.objectValue)
+    func household(_ device: Device) async throws -> [String: Value] {
+        try #require(try await device.ok("pair", "household", "--json").json?.objectValue)
     }
 
     /// The code with its last four digits changed.
@@ -53,115 +52,118 @@ final class InviteProcess: @unchecked Sendable { // used from one test at a time
         return String(code.dropLast(4)) + String(format: "%04d", (last + n) % 10_000)
     }
 
-    @Test func aDeviceJoinsWithTheCodeAndItsRecordsReachTheInviter() throws {
-        let a = try AgentProcess(device("a")), b = try AgentProcess(device("b"))
-        let invite = try InviteProcess(a.device)
+    @Test func aDeviceJoinsWithTheCodeAndItsRecordsReachTheInviter() async throws {
+        let a = try await AgentProcess(device("a")), b = try await AgentProcess(device("b"))
+        let invite = try await InviteProcess(a.device)
         #expect(invite.code.range(of: #"^[A-Z]{4}-\d{4}-\d{4}$"#, options: .regularExpression) != nil, "\(invite.code)")
-        let joined = try b.device.ok("pair", "join", invite.code, "--host", a.listen, "--json")
+        let joined = try await b.device.ok("pair", "join", invite.code, "--host", a.listen, "--json")
         let answer = try #require(joined.json?.objectValue)
         #expect(answer["connected"] == true)
-        let outcome = try invite.finish(timeout: 10)
+        let outcome = try await invite.finish(timeout: 10)
         #expect(outcome.status == 0, "\(outcome.stderr)")
         #expect(outcome.stdout.contains("joined"))
 
         // Both see the same household of two, and trust each other.
-        let onA = try household(a.device), onB = try household(b.device)
+        let onA = try await household(a.device), onB = try await household(b.device)
         #expect(onA["group_id"] == onB["group_id"])
         #expect(onA["members"] == onB["members"])
         #expect(onA["members"]?.arrayValue?.count == 2)
-        try waitUntil("a and b connected", timeout: 10) { a.isConnected(to: b) && b.isConnected(to: a) }
+        try await waitUntil("a and b connected", timeout: 10) {
+            let ab = await a.isConnected(to: b), ba = await b.isConnected(to: a)
+            return ab && ba
+        }
 
-        try b.api("PATCH", "/v1/records/memories/from-b", ["text": "written on the new device"])
-        try waitUntil("b's record on a", timeout: 5) { a.record("memories", "from-b") != nil }
-        try a.api("PATCH", "/v1/records/personas/from-a", ["name": "written on the member"])
-        try waitUntil("a's record on b", timeout: 5) { b.record("personas", "from-a") != nil }
+        try await b.api("PATCH", "/v1/records/memories/from-b", ["text": "written on the new device"])
+        try await waitUntil("b's record on a", timeout: 5) { await a.record("memories", "from-b") != nil }
+        try await a.api("PATCH", "/v1/records/personas/from-a", ["name": "written on the member"])
+        try await waitUntil("a's record on b", timeout: 5) { await b.record("personas", "from-a") != nil }
     }
 
-    @Test func wrongCodesUseAttemptsAndAFourthAttemptIsRefused() throws {
-        let a = try AgentProcess(device("a")), b = try AgentProcess(device("b"))
-        let invite = try InviteProcess(a.device, "--attempts", "3")
-        let before = try household(a.device), beforeB = try household(b.device)
+    @Test func wrongCodesUseAttemptsAndAFourthAttemptIsRefused() async throws {
+        let a = try await AgentProcess(device("a")), b = try await AgentProcess(device("b"))
+        let invite = try await InviteProcess(a.device, "--attempts", "3")
+        let before = try await household(a.device), beforeB = try await household(b.device)
         for (n, left) in [(1, "2 attempts left"), (2, "1 attempt left"), (3, "0 attempts left")] {
-            let r = try b.device.run("pair", "join", wrong(invite.code, n), "--host", a.listen)
+            let r = try await b.device.run("pair", "join", wrong(invite.code, n), "--host", a.listen)
             #expect(r.status == 1)
             #expect(r.stderr.contains("the code did not match (\(left))"), "\(r.stderr)")
         }
-        let fourth = try b.device.run("pair", "join", invite.code, "--host", a.listen)
+        let fourth = try await b.device.run("pair", "join", invite.code, "--host", a.listen)
         #expect(fourth.status == 1)
         #expect(fourth.stderr.contains("no attempts left"), "\(fourth.stderr)")
-        let outcome = try invite.finish(timeout: 10)
+        let outcome = try await invite.finish(timeout: 10)
         #expect(outcome.status == 1)
         #expect(outcome.stderr.contains("ran out of attempts"), "\(outcome.stderr)")
         #expect(outcome.stderr.contains("did not match"))
-        #expect(try household(a.device) == before)
-        #expect(try household(b.device) == beforeB) // still only in the household its own init founded
-        #expect(try a.api("GET", "/v1/peers").arrayValue?.isEmpty == true)
+        #expect(try await household(a.device) == before)
+        #expect(try await household(b.device) == beforeB) // still only in the household its own init founded
+        #expect(try await a.api("GET", "/v1/peers").arrayValue?.isEmpty == true)
     }
 
-    @Test func anExpiredInviteIsRefusedWithItsOwnMessage() throws {
-        let a = try AgentProcess(device("a")), b = try AgentProcess(device("b"))
-        let invite = try InviteProcess(a.device, "--ttl", "1s")
-        let before = try household(a.device)
-        let outcome = try invite.finish(timeout: 10)
+    @Test func anExpiredInviteIsRefusedWithItsOwnMessage() async throws {
+        let a = try await AgentProcess(device("a")), b = try await AgentProcess(device("b"))
+        let invite = try await InviteProcess(a.device, "--ttl", "1s")
+        let before = try await household(a.device)
+        let outcome = try await invite.finish(timeout: 10)
         #expect(outcome.status == 1)
         #expect(outcome.stderr.contains("expired before a device joined"), "\(outcome.stderr)")
-        let r = try b.device.run("pair", "join", invite.code, "--host", a.listen)
+        let r = try await b.device.run("pair", "join", invite.code, "--host", a.listen)
         #expect(r.status == 1)
         #expect(r.stderr.contains("has expired"), "\(r.stderr)")
-        #expect(try household(a.device) == before)
-        #expect(try a.api("GET", "/v1/peers").arrayValue?.isEmpty == true)
+        #expect(try await household(a.device) == before)
+        #expect(try await a.api("GET", "/v1/peers").arrayValue?.isEmpty == true)
     }
 
-    @Test func anUnknownInviteAndAnUnreadableCodeAreRefused() throws {
-        let a = try AgentProcess(device("a")), b = try AgentProcess(device("b"))
-        let unknown = try b.device.run("pair", "join", "ABCD-1234-5678", "--host", a.listen)
+    @Test func anUnknownInviteAndAnUnreadableCodeAreRefused() async throws {
+        let a = try await AgentProcess(device("a")), b = try await AgentProcess(device("b"))
+        let unknown = try await b.device.run("pair", "join", "ABCD-1234-5678", "--host", a.listen)
         #expect(unknown.status == 1)
         #expect(unknown.stderr.contains("no open invite named ABCD"), "\(unknown.stderr)")
-        let short = try b.device.run("pair", "join", "ABCD-1234-567", "--host", a.listen)
+        let short = try await b.device.run("pair", "join", "ABCD-1234-567", "--host", a.listen)
         #expect(short.status == 2)
         #expect(short.stderr.contains("at least 8"), "\(short.stderr)")
         // No --host: the inviter is looked for over mDNS; nobody offers ABCD (or there is no
         // avahi-daemon here), so the join fails saying so and pointing at --host.
-        let noHost = try b.device.run("pair", "join", "ABCD-1234-5678", "--find-timeout", "1")
+        let noHost = try await b.device.run("pair", "join", "ABCD-1234-5678", "--find-timeout", "1")
         #expect(noHost.status == 1)
         #expect(noHost.stderr.contains("invite ABCD") && noHost.stderr.contains("--host HOST:PORT"), "\(noHost.stderr)")
-        let noAgent = try device("c").ok("init")
+        let noAgent = try await device("c").ok("init")
         _ = noAgent
-        let r = try device("c").run("pair", "invite")
+        let r = try await device("c").run("pair", "invite")
         #expect(r.status == 1)
         #expect(r.stderr.contains("hubsync run"), "\(r.stderr)")
     }
 
-    @Test func anInterruptedInviteIsWithdrawn() throws {
-        let a = try AgentProcess(device("a")), b = try AgentProcess(device("b"))
-        let invite = try InviteProcess(a.device)
-        kill(invite.process.processIdentifier, SIGINT)
-        let outcome = try invite.finish(timeout: 10)
+    @Test func anInterruptedInviteIsWithdrawn() async throws {
+        let a = try await AgentProcess(device("a")), b = try await AgentProcess(device("b"))
+        let invite = try await InviteProcess(a.device)
+        invite.process.signal(SIGINT)
+        let outcome = try await invite.finish(timeout: 10)
         #expect(outcome.status == 130)
         #expect(outcome.stderr.contains("withdrawn"), "\(outcome.stderr)")
-        let r = try b.device.run("pair", "join", invite.code, "--host", a.listen)
+        let r = try await b.device.run("pair", "join", invite.code, "--host", a.listen)
         #expect(r.status == 1)
         #expect(r.stderr.contains("no open invite"), "\(r.stderr)")
     }
 
-    @Test func malformedPairingRequestsCloseOnlyThatConnection() throws {
-        let a = try AgentProcess(device("a")), b = try AgentProcess(device("b"))
-        let invite = try InviteProcess(a.device, "--attempts", "3")
+    @Test func malformedPairingRequestsCloseOnlyThatConnection() async throws {
+        let a = try await AgentProcess(device("a")), b = try await AgentProcess(device("b"))
+        let invite = try await InviteProcess(a.device, "--attempts", "3")
         let port = UInt16(a.listen.split(separator: ":").last!)!
         let name = Array(invite.code.prefix(4).utf8)
         // A pairing first byte with garbage, a wrong version, and a cut message 1 naming the invite.
         for request in [[0x50, 0xFF, 0x00], [0x50, 9, 4] + name, [0x50, 1, 4] + name + [1, 2, 3]] as [[UInt8]] {
             let frame = [0, 0, 0, UInt8(request.count)] + request
-            #expect(try sendRaw(frame, port: port), "\(request) was not closed")
+            #expect(try await sendRaw(frame, port: port), "\(request) was not closed")
         }
         // None of them started an attempt; the invite still works.
-        try b.device.ok("pair", "join", invite.code, "--host", a.listen)
-        #expect(try invite.finish(timeout: 10).status == 0)
+        try await b.device.ok("pair", "join", invite.code, "--host", a.listen)
+        #expect(try await invite.finish(timeout: 10).status == 0)
     }
 
-    @Test func pairCommandsHaveHelp() throws {
+    @Test func pairCommandsHaveHelp() async throws {
         for sub in ["invite", "join", "household", "remove"] {
-            let r = try hubsync(["pair", sub, "--help"])
+            let r = try await hubsync(["pair", sub, "--help"])
             #expect(r.status == 0)
             #expect(r.stdout.contains("--json"))
         }

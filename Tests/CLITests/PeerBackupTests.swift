@@ -28,8 +28,8 @@ import Testing
         return path
     }
 
-    func exportedRecords(_ d: Device) throws -> [String] {
-        try d.ok("export", "-").stdout.split(separator: "\n").dropFirst().map(String.init).sorted()
+    func exportedRecords(_ d: Device) async throws -> [String] {
+        try await d.ok("export", "-").stdout.split(separator: "\n").dropFirst().map(String.init).sorted()
     }
 
     /// Every regular file under `path`, relative to it.
@@ -49,17 +49,17 @@ import Testing
         return files(path).contains { (FileManager.default.contents(atPath: path + "/" + $0) ?? Data()).range(of: n) != nil }
     }
 
-    @Test func backupToAPeerHoldsNoPlaintextRestoresAndPrunesThroughQuarantine() throws {
-        let server = try AgentProcess(device("server")), laptop = try AgentProcess(device("laptop"))
-        try pair(server, laptop)
+    @Test func backupToAPeerHoldsNoPlaintextRestoresAndPrunesThroughQuarantine() async throws {
+        let server = try await AgentProcess(device("server")), laptop = try await AgentProcess(device("laptop"))
+        try await pair(server, laptop)
         let secret = "picnic at the lighthouse 4f1c9"
-        try laptop.device.ok("import", try recordsFile("all", ids: 0..<300))
-        try laptop.device.ok("put", "memories", "known", "--json", #"{"text": "\#(secret)"}"#)
+        try await laptop.device.ok("import", try recordsFile("all", ids: 0..<300))
+        try await laptop.device.ok("put", "memories", "known", "--json", #"{"text": "\#(secret)"}"#)
         let repo = "peer:" + server.id
-        let first = try laptop.device.ok("backup", "now", "--repo", repo)
+        let first = try await laptop.device.ok("backup", "now", "--repo", repo)
         #expect(first.stdout.trimmingCharacters(in: .whitespacesAndNewlines).count == 64)
         #expect(first.stderr.contains("added to peer:"))
-        let second = try #require(try laptop.device.ok("backup", "now", "--repo", repo, "--json").json?.objectValue)
+        let second = try #require(try await laptop.device.ok("backup", "now", "--repo", repo, "--json").json?.objectValue)
         let usage = try #require(second["peer_storage"]?.objectValue)
         #expect(usage["quota_bytes"] == .int(10 << 30))
         if case .int(let used) = usage["used_bytes"] ?? .null { #expect(used > 1000) } else { Issue.record("no used_bytes") }
@@ -73,18 +73,18 @@ import Testing
         #expect(!anyFileContains(area, "lighthouse"))
 
         // Restore from the peer gives the same store.
-        try laptop.device.ok("backup", "verify", "--read-data", "--repo", repo)
-        try laptop.device.ok("backup", "restore", "latest", "--repo", repo, "--into", dir.path + "/restored")
-        #expect(try exportedRecords(device("restored")) == exportedRecords(laptop.device))
+        try await laptop.device.ok("backup", "verify", "--read-data", "--repo", repo)
+        try await laptop.device.ok("backup", "restore", "latest", "--repo", repo, "--into", dir.path + "/restored")
+        #expect(try await exportedRecords(device("restored")) == exportedRecords(laptop.device))
 
         // Two more snapshots with changes, then forget + prune: files move into quarantine.
         for round in 0..<2 {
-            try laptop.device.ok("import", try recordsFile("change\(round)", ids: 0..<300, variant: "round \(round) "))
-            try laptop.device.ok("backup", "now", "--repo", repo)
+            try await laptop.device.ok("import", try recordsFile("change\(round)", ids: 0..<300, variant: "round \(round) "))
+            try await laptop.device.ok("backup", "now", "--repo", repo)
         }
-        #expect(try laptop.device.ok("backup", "list", "--repo", repo, "--json").json?.arrayValue?.count == 4)
+        #expect(try await laptop.device.ok("backup", "list", "--repo", repo, "--json").json?.arrayValue?.count == 4)
         let before = Set(files(area).filter { $0.contains("/repo/") && !$0.contains("/locks/") })
-        let done = try #require(try laptop.device.ok("backup", "forget", "--keep-last", "1", "--prune", "--repo", repo,
+        let done = try #require(try await laptop.device.ok("backup", "forget", "--keep-last", "1", "--prune", "--repo", repo,
                                                     "--json").json?.objectValue)
         #expect(done["forgotten"]?.arrayValue?.count == 3)
         let movedList = try #require(done["quarantined"]?.objectValue?["files"]?.arrayValue)
@@ -99,86 +99,86 @@ import Testing
         }
         #expect(after.contains { $0.contains("/quarantine/") && $0.hasSuffix("/plan") })
         // The kept snapshot is whole.
-        #expect(try laptop.device.ok("backup", "list", "--repo", repo, "--json").json?.arrayValue?.count == 1)
-        try laptop.device.ok("backup", "verify", "--read-data", "--repo", repo)
-        try laptop.device.ok("backup", "restore", "latest", "--repo", repo, "--into", dir.path + "/restored2")
-        #expect(try exportedRecords(device("restored2")) == exportedRecords(laptop.device))
+        #expect(try await laptop.device.ok("backup", "list", "--repo", repo, "--json").json?.arrayValue?.count == 1)
+        try await laptop.device.ok("backup", "verify", "--read-data", "--repo", repo)
+        try await laptop.device.ok("backup", "restore", "latest", "--repo", repo, "--into", dir.path + "/restored2")
+        #expect(try await exportedRecords(device("restored2")) == exportedRecords(laptop.device))
     }
 
-    @Test func overQuotaUntrustedAndOfflineAreClearErrorsAndLoseNothing() throws {
+    @Test func overQuotaUntrustedAndOfflineAreClearErrorsAndLoseNothing() async throws {
         let serverDevice = device("server")
-        try serverDevice.ok("init")
+        try await serverDevice.ok("init")
         try #"{"peer_backups": {"quota_bytes": 60000}}"#.write(toFile: serverDevice.data + "/config.json",
                                                                atomically: true, encoding: .utf8)
-        let server = try AgentProcess(serverDevice), laptop = try AgentProcess(device("laptop"))
-        try pair(server, laptop)
+        let server = try await AgentProcess(serverDevice), laptop = try await AgentProcess(device("laptop"))
+        try await pair(server, laptop)
         let repo = "peer:" + server.id
-        try laptop.device.ok("import", try recordsFile("few", ids: 0..<20))
-        try laptop.device.ok("backup", "now", "--repo", repo)
+        try await laptop.device.ok("import", try recordsFile("few", ids: 0..<20))
+        try await laptop.device.ok("backup", "now", "--repo", repo)
 
         // 400 more incompressible records do not fit in 60 000 bytes.
-        try laptop.device.ok("import", try recordsFile("many", ids: 20..<420))
-        let full = try laptop.device.run("backup", "now", "--repo", repo)
+        try await laptop.device.ok("import", try recordsFile("many", ids: 20..<420))
+        let full = try await laptop.device.run("backup", "now", "--repo", repo)
         #expect(full.status != 0)
         #expect(full.stderr.contains("over quota"), "\(full.stderr)")
         // What was stored before is whole.
-        #expect(try laptop.device.ok("backup", "list", "--repo", repo, "--json").json?.arrayValue?.count == 1)
-        try laptop.device.ok("backup", "verify", "--read-data", "--repo", repo)
+        #expect(try await laptop.device.ok("backup", "list", "--repo", repo, "--json").json?.arrayValue?.count == 1)
+        try await laptop.device.ok("backup", "verify", "--read-data", "--repo", repo)
 
         // A device the server does not trust is refused with a reason.
         let stranger = device("stranger")
-        try stranger.ok("init")
-        try stranger.ok("peers", "add", server.id, "--address", server.listen)
-        let refused = try stranger.run("backup", "now", "--repo", repo)
+        try await stranger.ok("init")
+        try await stranger.ok("peers", "add", server.id, "--address", server.listen)
+        let refused = try await stranger.run("backup", "now", "--repo", repo)
         #expect(refused.status != 0)
         #expect(refused.stderr.contains("not trusted"), "\(refused.stderr)")
         // Only the laptop's area exists on the server.
         #expect(try FileManager.default.contentsOfDirectory(atPath: serverDevice.data + "/backups").count == 1)
 
         // The server offline: a clear error.
-        server.stop()
-        let offline = try laptop.device.run("backup", "list", "--repo", repo)
+        await server.stop()
+        let offline = try await laptop.device.run("backup", "list", "--repo", repo)
         #expect(offline.status != 0)
         #expect(offline.stderr.contains("offline"), "\(offline.stderr)")
     }
 
-    @Test func theQuarantineLastsAsLongAsThePeersConfigurationSays() throws {
+    @Test func theQuarantineLastsAsLongAsThePeersConfigurationSays() async throws {
         let serverDevice = device("server")
-        try serverDevice.ok("init")
+        try await serverDevice.ok("init")
         try #"{"peer_backups": {"quarantine_seconds": 0}}"#.write(toFile: serverDevice.data + "/config.json",
                                                                  atomically: true, encoding: .utf8)
-        let server = try AgentProcess(serverDevice), laptop = try AgentProcess(device("laptop"))
-        try pair(server, laptop)
+        let server = try await AgentProcess(serverDevice), laptop = try await AgentProcess(device("laptop"))
+        try await pair(server, laptop)
         let repo = "peer:" + server.id
-        try laptop.device.ok("import", try recordsFile("a", ids: 0..<50))
-        try laptop.device.ok("backup", "now", "--repo", repo)
-        try laptop.device.ok("import", try recordsFile("b", ids: 0..<50, variant: "changed "))
-        try laptop.device.ok("backup", "now", "--repo", repo)
-        try laptop.device.ok("backup", "forget", "--keep-last", "1", "--prune", "--repo", repo)
+        try await laptop.device.ok("import", try recordsFile("a", ids: 0..<50))
+        try await laptop.device.ok("backup", "now", "--repo", repo)
+        try await laptop.device.ok("import", try recordsFile("b", ids: 0..<50, variant: "changed "))
+        try await laptop.device.ok("backup", "now", "--repo", repo)
+        try await laptop.device.ok("backup", "forget", "--keep-last", "1", "--prune", "--repo", repo)
         let quarantine = serverDevice.data + "/backups"
         #expect(files(quarantine).contains { $0.contains("/quarantine/") })
         // Its time is up at once: the next request for usage (after a backup) frees the space.
-        try laptop.device.ok("backup", "now", "--repo", repo)
+        try await laptop.device.ok("backup", "now", "--repo", repo)
         #expect(!files(quarantine).contains { $0.contains("/quarantine/") })
-        try laptop.device.ok("backup", "verify", "--read-data", "--repo", repo)
+        try await laptop.device.ok("backup", "verify", "--read-data", "--repo", repo)
     }
 
-    @Test func aPeerThatRestartedIsDialedAgainWithinOneRun() throws {
-        let server = try AgentProcess(device("server")), laptop = try AgentProcess(device("laptop"))
-        try pair(server, laptop)
+    @Test func aPeerThatRestartedIsDialedAgainWithinOneRun() async throws {
+        let server = try await AgentProcess(device("server")), laptop = try await AgentProcess(device("laptop"))
+        try await pair(server, laptop)
         let identity = try Identity.load(from: URL(fileURLWithPath: laptop.device.data))
         let colon = try #require(server.listen.lastIndex(of: ":"))
         let port = try #require(Int(server.listen[server.listen.index(after: colon)...]))
         let target = PeerTarget(device: try DeviceID(parsing: server.id), host: String(server.listen[..<colon]), port: port,
                                 identity: identity.signingKey)
         try target.put("data/aa/one", [1, 2, 3], replacing: false)
-        server.stop()
+        await server.stop()
         // Same address again; the target's connection broke meanwhile.
-        let again = try AgentProcess(server.device, extra: ["--listen", server.listen])
+        let again = try await AgentProcess(server.device, extra: ["--listen", server.listen])
         #expect(again.listen == server.listen)
         #expect(try target.get("data/aa/one") == [1, 2, 3])
         // Nothing listening: offline, said once (no retry loop).
-        again.stop()
+        await again.stop()
         #expect(throws: BackupError.self) { try target.exists("data/aa/one") }
     }
 }

@@ -1,32 +1,14 @@
+@_exported import HubSyncTestSupport
 import Foundation
 import HubSyncBackup
 import HubSyncCore
 import HubSyncCrypto
 import HubSyncStore
 
-/// A temporary directory removed when the value is released.
-final class TemporaryDirectory: Sendable {
-    let path: String
-    init() {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("hubsync-backup-test-\(UUID().uuidString)").path
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
+// `TemporaryDirectory` and the seeded generator (`SplitMix`) come from HubSyncTestSupport,
+// re-exported above to every file of this target.
 
 func device(_ n: UInt64) -> DeviceID { DeviceID(words: (n, n, n, n)) }
-
-/// Deterministic pseudo-random numbers.
-struct SplitMix {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 let words = ["tea", "persona", "likes", "morning", "project", "garden", "music", "travel", "remember",
              "meeting", "family", "book", "quiet", "coffee", "walk", "idea", "code", "river", "light", "note"]

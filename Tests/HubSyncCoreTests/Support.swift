@@ -1,18 +1,9 @@
+@_exported import HubSyncTestSupport
 import HubSyncCore
 import HubSyncCrypto
 
-/// A small seeded generator, so that every random test can be replayed from its seed.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+// The seeded generator (`SplitMix64`) comes from HubSyncTestSupport, re-exported above to every
+// file of this target.
 
 func device(_ n: UInt64) -> DeviceID { DeviceID(words: (n &* 0x0101_0101, n, ~n, 7)) }
 

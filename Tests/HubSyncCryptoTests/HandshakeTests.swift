@@ -1,26 +1,6 @@
 import Testing
 @testable import HubSyncCrypto
 
-/// Seeded SplitMix64, so random tests of the handshake and streams replay the same inputs.
-struct HandshakeTestRandom: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// `count` random bytes.
-    mutating func bytes(count: Int) -> [UInt8] {
-        (0..<count).map { _ in UInt8.random(in: .min ... .max, using: &self) }
-    }
-}
-
 /// Test helpers shared by the handshake test files.
 enum HandshakeFixture {
     /// The key's bytes, for comparing keys in tests only.

@@ -1,4 +1,8 @@
+@_exported import HubSyncTestSupport
 import Foundation
+
+// `withTemporaryDirectory` and the seeded generator (`HandshakeTestRandom`) come from
+// HubSyncTestSupport, re-exported above to every file of this target.
 
 /// Decodes hex test vectors.
 func bytes(hex: String) -> [UInt8] {
@@ -9,12 +13,4 @@ func bytes(hex: String) -> [UInt8] {
 /// Encodes bytes as lowercase hex, for comparing against vectors.
 func hex(_ bytes: [UInt8]) -> String {
     bytes.map { String(format: "%02x", $0) }.joined()
-}
-
-/// Runs `body` with a fresh, not yet existing directory path, removing it afterwards.
-func withTemporaryDirectory<R>(_ body: (URL) throws -> R) rethrows -> R {
-    let directory = FileManager.default.temporaryDirectory
-        .appendingPathComponent("hubsync-crypto-tests-\(UUID().uuidString)", isDirectory: true)
-    defer { try? FileManager.default.removeItem(at: directory) }
-    return try body(directory)
 }

@@ -1,4 +1,5 @@
 import Foundation
+import HubSyncTestSupport
 @testable import HubSyncDiscovery
 import Testing
 
@@ -11,10 +12,8 @@ import Testing
         configuration.retryInterval = .milliseconds(200)
         let discovery = Discovery(configuration)
         try discovery.start()
-        let deadline = ContinuousClock.now + .seconds(10)
-        while discovery.state == .starting, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        // Still starting after 10 s shows as an unexpected state below.
+        try? await waitUntil("discovery to settle", timeout: 10, interval: 0.02) { discovery.state != .starting }
         switch discovery.state {
         case .running, .collisionRenamed: break
         case .daemonUnavailable(let reason): #expect(reason.hasPrefix("avahi-daemon is not running"), "\(reason)")

@@ -1,18 +1,11 @@
+@_exported import HubSyncTestSupport
 import Foundation
 import HubSyncCore
 import HubSyncCrypto
 import HubSyncStore
 import Synchronization
 
-/// A temporary directory removed when the value is released.
-final class TemporaryDirectory: Sendable {
-    let path: String
-    init() {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("hubsync-test-\(UUID().uuidString)").path
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
+// `TemporaryDirectory` comes from HubSyncTestSupport, re-exported above to every file of this target.
 
 /// A wall clock that tests move by hand.
 final class ManualClock: Sendable {

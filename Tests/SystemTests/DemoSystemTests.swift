@@ -18,9 +18,9 @@ struct DemoSystemTests {
         return FileManager.default.fileExists(atPath: here) ? here : nil
     }
 
-    @Test func theHouseholdDemoRunsAndCleansUp() throws {
+    @Test func theHouseholdDemoRunsAndCleansUp() async throws {
         let script = try #require(Self.demoScript, "scripts/demo.sh not found from \(hubsyncPath)")
-        let r = try runProgram("/usr/bin/env", ["HUBSYNC=\(hubsyncPath)", "bash", script])
+        let r = try await runProgram("/usr/bin/env", ["HUBSYNC=\(hubsyncPath)", "bash", script])
         #expect(r.status == 0, "demo exited \(r.status): \(r.stderr)\n\(r.stdout)")
         #expect(!r.stderr.contains("loopback demo"), "it fell back: \(r.stderr)")
         // Both joins found their inviter over mDNS, with no address typed.
@@ -30,7 +30,7 @@ struct DemoSystemTests {
         #expect(r.stdout.contains("laptop$ hubsync get personas ada\npersonas/ada\n  name: \"Ada\""), "\(r.stdout)")
         #expect(r.stdout.components(separatedBy: "  member  ").count == 4, "\(r.stdout)")
         // Torn down: no namespace of the demo is left.
-        let left = try runProgram("/usr/sbin/ip", ["netns", "list"]).stdout
+        let left = try await runProgram("/usr/sbin/ip", ["netns", "list"]).stdout
         #expect(!left.contains("hsdemo"), "left behind: \(left)")
     }
 }

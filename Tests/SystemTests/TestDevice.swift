@@ -13,14 +13,14 @@ final class TestDevice: @unchecked Sendable { // used from one test at a time
     let directory: String
     var dbus: ChildProcess?
     var avahi: ChildProcess?
-    var agent: ChildProcess?
+    var agent: SpawnedAgent?
 
     var address: String { "10.77.0.\(index)" }
     var data: String { directory + "/data" }
     /// The bridge-side end of this device's veth pair.
     var bridgePort: String { "v\(index)" }
 
-    init(testbed: Testbed, index: Int) throws {
+    init(testbed: Testbed, index: Int) async throws {
         self.testbed = testbed
         self.index = index
         namespace = "\(testbed.name)-\(index)"
@@ -33,19 +33,19 @@ final class TestDevice: @unchecked Sendable { // used from one test at a time
             "mount -t tmpfs -o mode=0755 tmpfs /run && mkdir /run/dbus /run/avahi-daemon && exec sleep infinity"],
             stdout: directory + "/holder.log")
         let pid = holder.pid
-        try waitUntil("the holder of \(namespace) to mount its /run", timeout: 10, interval: 0.02) { [holder] in
-            guard holder.isRunning else { throw CommandFailed(description: "the holder of \(namespace) exited: \(holder.wait())") }
+        try await waitUntil("the holder of \(namespace) to mount its /run", timeout: 10, interval: 0.02) { [holder] in
+            guard holder.isRunning else { throw CommandFailed(description: "the holder of \(namespace) exited: \(holder.exitStatus ?? -1)") }
             return FileManager.default.fileExists(atPath: "/proc/\(pid)/root/run/avahi-daemon")
         }
-        try must("/usr/sbin/ip", "netns", "attach", namespace, "\(pid)")
-        try testbed.ip(testbed.bridgeNamespace, "link", "add", bridgePort, "type", "veth", "peer", "name", "eth0", "netns", namespace)
-        try testbed.ip(testbed.bridgeNamespace, "link", "set", bridgePort, "master", "br0", "up")
-        try testbed.ip(namespace, "link", "set", "lo", "up")
-        try testbed.ip(namespace, "addr", "add", "\(address)/16", "dev", "eth0")
-        try testbed.ip(namespace, "link", "set", "eth0", "up")
+        try await must("/usr/sbin/ip", "netns", "attach", namespace, "\(pid)")
+        try await testbed.ip(testbed.bridgeNamespace, "link", "add", bridgePort, "type", "veth", "peer", "name", "eth0", "netns", namespace)
+        try await testbed.ip(testbed.bridgeNamespace, "link", "set", bridgePort, "master", "br0", "up")
+        try await testbed.ip(namespace, "link", "set", "lo", "up")
+        try await testbed.ip(namespace, "addr", "add", "\(address)/16", "dev", "eth0")
+        try await testbed.ip(namespace, "link", "set", "eth0", "up")
         try writeConfigurations()
-        try ok("init")
-        id = try ok("id").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try await ok("init")
+        id = try await ok("id").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     // MARK: daemons
@@ -92,48 +92,48 @@ final class TestDevice: @unchecked Sendable { // used from one test at a time
     }
 
     /// Starts this device's system bus and waits for its socket.
-    func startDBus() throws {
+    func startDBus() async throws {
         dbus = try spawn(["/usr/bin/dbus-daemon", "--config-file=\(directory)/dbus.conf", "--nofork", "--nopidfile"],
                          log: directory + "/dbus.log")
-        try waitUntil("dbus-daemon in \(namespace)", timeout: 10, interval: 0.02) {
+        try await waitUntil("dbus-daemon in \(namespace)", timeout: 10, interval: 0.02) {
             FileManager.default.fileExists(atPath: "/proc/\(holder.pid)/root/run/dbus/system_bus_socket")
         }
     }
 
     /// Starts avahi-daemon and waits until it owns its D-Bus name (its socket appears).
-    func startAvahi() throws {
+    func startAvahi() async throws {
         avahi = try spawn(["/usr/sbin/avahi-daemon", "--no-drop-root", "--no-chroot", "--no-rlimits", "-f", directory + "/avahi.conf"],
                           log: directory + "/avahi.log")
-        try waitUntil("avahi-daemon in \(namespace)", timeout: 10, interval: 0.02) {
+        try await waitUntil("avahi-daemon in \(namespace)", timeout: 10, interval: 0.02) {
             guard avahi?.isRunning == true else { throw CommandFailed(description: "avahi-daemon in \(namespace) exited; see \(directory)/avahi.log") }
             return FileManager.default.fileExists(atPath: "/proc/\(holder.pid)/root/run/avahi-daemon/socket")
         }
     }
 
     /// Stops avahi-daemon (SIGTERM, as a service manager would).
-    func stopAvahi() {
-        avahi?.stop(SIGTERM)
+    func stopAvahi() async {
+        await avahi?.stop(SIGTERM)
         avahi = nil
     }
 
     /// Both daemons.
-    func startDaemons() throws {
-        try startDBus()
-        try startAvahi()
+    func startDaemons() async throws {
+        try await startDBus()
+        try await startAvahi()
     }
 
     // MARK: hubsync
 
     /// Runs `hubsync ARGS --data DATA` inside this device.
     @discardableResult
-    func hubsync(_ args: String...) throws -> RunResult {
-        try runProgram("/usr/bin/nsenter", ["-t", "\(holder.pid)", "-m", "-n", hubsyncPath] + args + ["--data", data])
+    func hubsync(_ args: String...) async throws -> RunResult {
+        try await runProgram("/usr/bin/nsenter", ["-t", "\(holder.pid)", "-m", "-n", hubsyncPath] + args + ["--data", data])
     }
 
     /// Runs hubsync and requires success.
     @discardableResult
-    func ok(_ args: String...) throws -> RunResult {
-        let r = try runProgram("/usr/bin/nsenter", ["-t", "\(holder.pid)", "-m", "-n", hubsyncPath] + args + ["--data", data])
+    func ok(_ args: String...) async throws -> RunResult {
+        let r = try await runProgram("/usr/bin/nsenter", ["-t", "\(holder.pid)", "-m", "-n", hubsyncPath] + args + ["--data", data])
         guard r.status == 0 else {
             throw CommandFailed(description: "hubsync \(args.joined(separator: " ")) on \(namespace) exited \(r.status): \(r.stderr)")
         }
@@ -144,16 +144,10 @@ final class TestDevice: @unchecked Sendable { // used from one test at a time
     private(set) var id = ""
 
     /// Starts `hubsync run` on free ports and waits until it is ready.
-    func startAgent(_ extra: String...) throws {
-        let p = try spawn([hubsyncPath, "run", "--data", data, "--listen", "0.0.0.0:0", "--api", "127.0.0.1:0", "--log-level", "debug"] + extra,
-                          log: directory + "/agent.log")
-        agent = p
-        try waitUntil("the agent on \(namespace) ready", timeout: 15, interval: 0.05) {
-            guard p.isRunning else { throw CommandFailed(description: "the agent on \(namespace) exited; see \(directory)/agent.log") }
-            guard let d = FileManager.default.contents(atPath: data + "/agent.json"),
-                  let o = (try? JSON.parse([UInt8](d)))?.objectValue else { return false }
-            return o["pid"] == .int(Int64(p.pid))
-        }
+    func startAgent(_ extra: String...) async throws {
+        agent = try await SpawnedAgent.start(data: data, listen: "0.0.0.0:0", extra: ["--log-level", "debug"] + extra,
+                                             launcher: ["/usr/bin/nsenter", "-t", "\(holder.pid)", "-m", "-n"],
+                                             log: directory + "/agent.log")
     }
 
     /// The agent's `listen` address as it reports it (0.0.0.0:PORT) turned into ours.
@@ -165,40 +159,39 @@ final class TestDevice: @unchecked Sendable { // used from one test at a time
     }
 
     /// Stops the agent with SIGTERM; its exit status.
-    func stopAgent() -> Int32 {
+    func stopAgent() async -> Int32 {
         defer { agent = nil }
         guard let agent else { return -1 }
-        if agent.isRunning { Foundation.kill(agent.pid, SIGTERM) }
-        return agent.wait()
+        return await agent.stop()
     }
 
-    func killAgent() {
-        agent?.stop(SIGKILL)
+    func killAgent() async {
+        await agent?.kill()
         agent = nil
     }
 
     /// `hubsync status --json`.
-    func status() throws -> [String: Value] {
-        try ok("status", "--json").json?.objectValue ?? [:]
+    func status() async throws -> [String: Value] {
+        try await ok("status", "--json").json?.objectValue ?? [:]
     }
 
-    func isConnected(to other: TestDevice) -> Bool {
-        guard let peers = (try? status())?["peers"]?.arrayValue else { return false }
+    func isConnected(to other: TestDevice) async -> Bool {
+        guard let peers = (try? await status())?["peers"]?.arrayValue else { return false }
         return peers.contains { $0.objectValue?["device_id"]?.stringValue == other.id && $0.objectValue?["connected"] == .bool(true) }
     }
 
     // MARK: faults
 
     /// Takes this device's link down at the bridge (a partition), or up again.
-    func setLink(up: Bool) throws {
-        try testbed.ip(testbed.bridgeNamespace, "link", "set", bridgePort, up ? "up" : "down")
+    func setLink(up: Bool) async throws {
+        try await testbed.ip(testbed.bridgeNamespace, "link", "set", bridgePort, up ? "up" : "down")
     }
 
     /// Adds netem delay and loss on this device's interface. Returns false, changing nothing,
     /// when the kernel has no netem qdisc (sch_netem not built or not loadable).
     @discardableResult
-    func netem(delayMilliseconds: Int, lossPercent: Double = 0) throws -> Bool {
-        let r = try runProgram("/usr/bin/nsenter", ["-t", "\(holder.pid)", "-n", "/usr/sbin/tc", "qdisc", "replace", "dev", "eth0",
+    func netem(delayMilliseconds: Int, lossPercent: Double = 0) async throws -> Bool {
+        let r = try await runProgram("/usr/bin/nsenter", ["-t", "\(holder.pid)", "-n", "/usr/sbin/tc", "qdisc", "replace", "dev", "eth0",
                                                      "root", "netem", "delay", "\(delayMilliseconds)ms", "loss", "\(lossPercent)%"])
         if r.status != 0, r.stderr.contains("qdisc kind is unknown") { return false }
         guard r.status == 0 else { throw CommandFailed(description: "tc netem on \(namespace): \(r.stderr)") }
@@ -206,14 +199,17 @@ final class TestDevice: @unchecked Sendable { // used from one test at a time
     }
 
     /// Removes netem again.
-    func clearNetem() throws {
-        _ = try runProgram("/usr/bin/nsenter", ["-t", "\(holder.pid)", "-n", "/usr/sbin/tc", "qdisc", "del", "dev", "eth0", "root"])
+    func clearNetem() async throws {
+        _ = try await runProgram("/usr/bin/nsenter", ["-t", "\(holder.pid)", "-n", "/usr/sbin/tc", "qdisc", "del", "dev", "eth0", "root"])
     }
 
-    /// avahi-browse inside this device: resolved `_hubsync._tcp` services as (name, address, port).
-    func browse() throws -> [(name: String, address: String, port: Int)] {
-        let r = try runProgram("/usr/bin/nsenter", ["-t", "\(holder.pid)", "-m", "-n",
-                                                     "/usr/bin/avahi-browse", "--resolve", "--terminate", "--parsable", "_hubsync._tcp"])
+    /// avahi-browse inside this device: resolved `_hubsync._tcp` services as (name, address, port);
+    /// what it printed within 10 s if it does not end by then.
+    func browse() async throws -> [(name: String, address: String, port: Int)] {
+        let r = try await runProgram("/usr/bin/nsenter", ["-t", "\(holder.pid)", "-m", "-n",
+                                                     "/usr/bin/avahi-browse", "--resolve", "--terminate", "--parsable", "_hubsync._tcp"],
+                                   // avahi-browse can wait forever on a resolve whose daemon went away.
+                                   timeout: 10)
         return r.stdout.split(separator: "\n").compactMap { line in
             let f = line.split(separator: ";", omittingEmptySubsequences: false)
             guard f.count >= 9, f[0] == "=" else { return nil }
@@ -222,7 +218,11 @@ final class TestDevice: @unchecked Sendable { // used from one test at a time
     }
 
     /// Kills everything this device runs (by PID), the holder last.
+    /// Blocking: it runs from the testbed's `tearDown()`, which cannot await.
     func kill() {
-        for p in [agent, avahi, dbus, holder].compactMap({ $0 }) { p.stop(SIGKILL) }
+        for p in [agent?.process, avahi, dbus, holder].compactMap({ $0 }) {
+            p.signal(SIGKILL)
+            p.waitBlocking()
+        }
     }
 }

@@ -34,7 +34,7 @@ final class Testbed: @unchecked Sendable { // used from one test at a time
         where !FileManager.default.isExecutableFile(atPath: tool) {
             return "\(tool) is missing; run scripts/setup.sh"
         }
-        guard let r = try? runProgram("/usr/bin/unshare", ["--net", "--mount", "true"]), r.status == 0 else {
+        guard let r = try? runProgramBlocking("/usr/bin/unshare", ["--net", "--mount", "true"]), r.status == 0 else {
             return "cannot create network namespaces here (unshare --net failed)"
         }
         removeLeftovers()
@@ -42,17 +42,17 @@ final class Testbed: @unchecked Sendable { // used from one test at a time
     }
 
     /// Creates the bridge and `count` devices (holders and addresses; daemons start separately).
-    init(devices count: Int) throws {
+    init(devices count: Int) async throws {
         let n = Self.counterLock.withLock { Self.counter += 1; return Self.counter }
         name = "\(Self.prefix)\(getpid())x\(n)"
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("hubsync-testbed-\(name)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         do {
-            try must("/usr/sbin/ip", "netns", "add", bridgeNamespace)
-            try ip(bridgeNamespace, "link", "add", "br0", "type", "bridge")
-            try ip(bridgeNamespace, "link", "set", "br0", "up")
+            try await must("/usr/sbin/ip", "netns", "add", bridgeNamespace)
+            try await ip(bridgeNamespace, "link", "add", "br0", "type", "bridge")
+            try await ip(bridgeNamespace, "link", "set", "br0", "up")
             for k in 1...count {
-                devices.append(try TestDevice(testbed: self, index: k))
+                devices.append(try await TestDevice(testbed: self, index: k))
             }
         } catch {
             tearDown()
@@ -65,12 +65,13 @@ final class Testbed: @unchecked Sendable { // used from one test at a time
     var bridgeNamespace: String { name + "-br" }
 
     /// Runs `ip -n NAMESPACE ARGS`.
-    func ip(_ namespace: String, _ args: String...) throws {
-        let r = try runProgram("/usr/sbin/ip", ["-n", namespace] + args)
+    func ip(_ namespace: String, _ args: String...) async throws {
+        let r = try await runProgram("/usr/sbin/ip", ["-n", namespace] + args)
         guard r.status == 0 else { throw CommandFailed(description: "ip -n \(namespace) \(args.joined(separator: " ")): \(r.stderr)") }
     }
 
-    /// Kills every process this testbed started and removes its namespaces and files.
+    /// Kills every process this testbed started and removes its namespaces and files (blocking:
+    /// it runs from `defer` and `deinit`, which cannot await).
     func tearDown() {
         guard !tornDown else { return }
         tornDown = true
@@ -96,15 +97,15 @@ final class Testbed: @unchecked Sendable { // used from one test at a time
 
     /// Kills the processes inside each matching named namespace (ours), then deletes it.
     static func removeNamespaces(where matches: (String) -> Bool) {
-        guard let list = try? runProgram("/usr/sbin/ip", ["netns", "list"]) else { return }
+        guard let list = try? runProgramBlocking("/usr/sbin/ip", ["netns", "list"]) else { return }
         let names = list.stdout.split(separator: "\n").compactMap { $0.split(separator: " ").first.map(String.init) }
         for ns in names where matches(ns) {
-            if let pids = try? runProgram("/usr/sbin/ip", ["netns", "pids", ns]) {
+            if let pids = try? runProgramBlocking("/usr/sbin/ip", ["netns", "pids", ns]) {
                 for pid in pids.stdout.split(whereSeparator: \.isWhitespace).compactMap({ Int32($0) }) {
                     Foundation.kill(pid, SIGKILL)
                 }
             }
-            _ = try? runProgram("/usr/sbin/ip", ["netns", "delete", ns])
+            _ = try? runProgramBlocking("/usr/sbin/ip", ["netns", "delete", ns])
         }
     }
 }
