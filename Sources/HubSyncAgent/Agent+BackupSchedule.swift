@@ -130,8 +130,8 @@ extension Agent {
 
     /// The `"backup"` part of status: the last backup, its age, and a warning when it is older
     /// than the recovery point (or the last attempt failed); null when no schedule is configured.
-    func backupStatus() -> Value {
-        guard let schedule = configuration.backup, !schedule.targets.isEmpty else { return .null }
+    func backupStatus() -> AgentStatus.Backup? {
+        guard let schedule = configuration.backup, !schedule.targets.isEmpty else { return nil }
         let s = backupState.withLock { $0 }
         let now = UInt64(Date().timeIntervalSince1970 * 1000)
         let age = s.last.map { now > $0 ? Int64((now - $0) / 1000) : 0 }
@@ -145,15 +145,8 @@ extension Agent {
         if let e = s.error {
             warning = (warning.map { $0 + "; " } ?? "") + "the last backup to \(s.errorTarget ?? "?") failed: \(e)"
         }
-        return [
-            "targets": .array(schedule.targets.map { .string($0) }),
-            "interval_seconds": .int(Int64(schedule.intervalSeconds)),
-            "recovery_point_seconds": .int(Int64(point)),
-            "last": s.last.map { .string(isoTime(Timestamp(millis: $0, counter: 0))) } ?? .null,
-            "age_seconds": age.map { .int($0) } ?? .null,
-            "snapshot": s.snapshot.map { .string($0) } ?? .null,
-            "target": s.target.map { .string($0) } ?? .null,
-            "warning": warning.map { .string($0) } ?? .null,
-        ]
+        return AgentStatus.Backup(targets: schedule.targets, intervalSeconds: schedule.intervalSeconds,
+                                  recoveryPointSeconds: point, last: s.last.map { isoTime(Timestamp(millis: $0, counter: 0)) },
+                                  ageSeconds: age, snapshot: s.snapshot, target: s.target, warning: warning)
     }
 }

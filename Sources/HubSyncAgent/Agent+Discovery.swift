@@ -22,22 +22,20 @@ extension Agent {
     }
 
     /// mDNS for status: `{"state": "running" | "unavailable" | "starting" | "disabled", ...}`.
-    func discoveryStatus() -> Value {
-        guard configuration.mdns else { return ["state": "disabled", "reason": "turned off (--no-mdns or \"mdns\": false)"] }
-        guard let discovery = discovery.withLock({ $0 }) else { return ["state": "starting"] }
-        var o: [String: Value] = ["service_name": .string(discovery.serviceName)]
+    func discoveryStatus() -> AgentStatus.Discovery {
+        guard configuration.mdns else { return .init(state: "disabled", reason: "turned off (--no-mdns or \"mdns\": false)") }
+        guard let discovery = discovery.withLock({ $0 }) else { return .init(state: "starting") }
+        var status = AgentStatus.Discovery(state: "running", serviceName: discovery.serviceName)
         switch discovery.state {
-        case .running: o["state"] = "running"
-        case .collisionRenamed(let name):
-            o["state"] = "running"
-            o["reason"] = .string("the service name collided; renamed to \(name)")
+        case .running: break
+        case .collisionRenamed(let name): status.reason = "the service name collided; renamed to \(name)"
         case .daemonUnavailable(let reason):
-            o["state"] = "unavailable"
-            o["reason"] = .string(reason)
-        case .starting: o["state"] = "starting"
-        case .stopped: o["state"] = "stopped"
+            status.state = "unavailable"
+            status.reason = reason
+        case .starting: status.state = "starting"
+        case .stopped: status.state = "stopped"
         }
-        return .object(o)
+        return status
     }
 
     /// Advertises this agent and dials every `v=1` advert of our group; the handshake keeps out

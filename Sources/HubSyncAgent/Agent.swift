@@ -166,62 +166,47 @@ public final class Agent: Sendable {
         return (host.contains(":") ? "[\(host)]" : host) + ":\(address.port ?? 0)"
     }
 
-    /// The status document: this device, the store, and every peer's connection state.
-    func status() async -> Value {
+    /// The status: this device, the store, and every peer's connection state.
+    func status() async -> AgentStatus {
         let store = AsyncStore(self.store)
         let peers = (try? await store.run { try $0.peers() }) ?? []
         let lastSequence = (try? await store.run { try $0.lastSequence() }) ?? 0
         let counts = (try? await store.run { try $0.counts() }) ?? [:]
         let conflicts = (try? await store.run { try $0.conflicts().count }) ?? 0
         let live = Dictionary(node.status().map { ($0.device, $0) }, uniquingKeysWith: { a, _ in a })
-        let peerValues: [Value] = peers.map { p in
+        let time = { (millis: UInt64) -> String? in millis > 0 ? isoTime(Timestamp(millis: millis, counter: 0)) : nil }
+        let peerStates = peers.map { p -> AgentStatus.Peer in
             let s = live[p.device]
-            var o: [String: Value] = [
-                "device_id": .string(p.device.description),
-                "address": p.address.map { .string($0) } ?? .null,
-                "connected": .bool(s?.connected ?? false),
-                "pending_to_send": .int(max(0, lastSequence - p.ackedSequence)),
-                "their_sequence_held": .int(p.theirSequence),
-                "bytes_sent": .int(Int64(s?.bytesSent ?? 0)),
-                "bytes_received": .int(Int64(s?.bytesReceived ?? 0)),
-                "last_sync": max(p.lastSync, s?.lastSync ?? 0) > 0
-                    ? .string(isoTime(Timestamp(millis: max(p.lastSync, s?.lastSync ?? 0), counter: 0))) : .null,
-                "fast_path_from": s?.fastPathFrom.map { .int($0) } ?? .null,
-                "last_repair": (s?.lastRepair ?? 0) > 0 ? .string(isoTime(Timestamp(millis: s!.lastRepair, counter: 0))) : .null,
-                "last_repair_round": s?.lastRepairReport.map { r in
-                    .object([
-                        "records_sent": .int(Int64(r.itemsSent)), "records_received": .int(Int64(r.itemsReceived)),
-                        "round_trips": .int(Int64(r.roundTrips)), "bytes_sent": .int(Int64(r.bytesSent)),
-                        "bytes_received": .int(Int64(r.bytesReceived)), "milliseconds": .int(Int64(r.milliseconds)),
-                    ])
-                } ?? .null,
-            ]
-            if !(s?.connected ?? false) {
-                o["reason"] = .string(s?.reason ?? (p.address == nil ? "no address known: "
-                    + (configuration.mdns ? "not found on mDNS yet; " : "") + "add one with `hubsync peers add ID --address HOST:PORT`, or wait for it to connect" : "connecting"))
+            let connected = s?.connected ?? false
+            var reason: String?
+            if !connected {
+                reason = s?.reason ?? (p.address == nil ? "no address known: "
+                    + (configuration.mdns ? "not found on mDNS yet; " : "")
+                    + "add one with `hubsync peers add ID --address HOST:PORT`, or wait for it to connect" : "connecting")
             }
-            return .object(o)
+            return AgentStatus.Peer(
+                deviceID: p.device.description, address: p.address, connected: connected,
+                pendingToSend: max(0, lastSequence - p.ackedSequence), theirSequenceHeld: p.theirSequence,
+                bytesSent: s?.bytesSent ?? 0, bytesReceived: s?.bytesReceived ?? 0,
+                lastSync: time(max(p.lastSync, s?.lastSync ?? 0)), fastPathFrom: s?.fastPathFrom,
+                lastRepair: time(s?.lastRepair ?? 0),
+                lastRepairRound: s?.lastRepairReport.map { r in
+                    AgentStatus.RepairRound(recordsSent: r.itemsSent, recordsReceived: r.itemsReceived, roundTrips: r.roundTrips,
+                                            bytesSent: r.bytesSent, bytesReceived: r.bytesReceived, milliseconds: r.milliseconds)
+                },
+                reason: reason)
         }
-        let refused: [Value] = node.refusedDevices().sorted { $0.key < $1.key }.map { device, at in
-            ["device_id": .string(device.description), "reason": "refused: not trusted",
-             "at": .string(isoTime(Timestamp(millis: at, counter: 0)))]
+        let refused = node.refusedDevices().sorted { $0.key < $1.key }.map { device, at in
+            AgentStatus.Refused(deviceID: device.description, reason: "refused: not trusted", at: time(at) ?? "")
         }
         let (listen, api) = ready.withLock { ($0.listen, $0.api) }
-        return [
-            "device_id": .string(identity.deviceID.description),
-            "pid": .int(Int64(getpid())),
-            "listen": listen.map { .string($0) } ?? .null,
-            "api": api.map { .string($0) } ?? .null,
-            "uptime_seconds": .int(Int64(Date().timeIntervalSince(started))),
-            "repair_interval_seconds": .int(configuration.repairInterval.components.seconds),
-            "max_clock_drift_seconds": .int(Int64(configuration.maxClockDriftMillis / 1000)),
-            "store": ["last_sequence": .int(lastSequence), "conflicts": .int(Int64(conflicts)),
-                      "records": .object(counts.mapValues { .int(Int64($0)) })],
-            "peers": .array(peerValues),
-            "refused": .array(refused),
-            "mdns": discoveryStatus(),
-            "backup": backupStatus(),
-        ]
+        return AgentStatus(
+            deviceID: identity.deviceID.description, pid: Int(getpid()), listen: listen, api: api,
+            uptimeSeconds: Int(Date().timeIntervalSince(started)),
+            repairIntervalSeconds: Int(configuration.repairInterval.components.seconds),
+            maxClockDriftSeconds: Int(configuration.maxClockDriftMillis / 1000),
+            store: AgentStatus.StoreSummary(lastSequence: lastSequence, conflicts: conflicts, records: counts),
+            peers: peerStates, refused: refused, mdns: discoveryStatus(), backup: backupStatus())
     }
 
     // MARK: services

@@ -13,7 +13,7 @@ public struct LocalAPI: Sendable {
     let store: AsyncStore
     let node: SyncNode
     let token: String
-    let status: @Sendable () async -> Value
+    let status: @Sendable () async -> AgentStatus
     let peersChanged: @Sendable () -> Void
     /// Removes a household member from the household (on every member); false when the device
     /// is not a member, and then only this device's trust in it goes.
@@ -22,7 +22,11 @@ public struct LocalAPI: Sendable {
     public func router() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: BearerTokenMiddleware(token: token))
-        router.get("v1/status") { _, _ in json(await status()) }
+        router.get("v1/status") { _, _ in
+            var headers = HTTPFields()
+            headers[.contentType] = "application/json"
+            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: await status().encoded() + [10])))
+        }
         router.get("v1/peers") { _, _ in
             let peers = try await store.run { try $0.peers() }
             return json(.array(peers.map { ["device_id": .string($0.device.description), "address": $0.address.map { .string($0) } ?? .null] }))

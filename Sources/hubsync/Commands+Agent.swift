@@ -194,32 +194,30 @@ struct StatusCommand: ParsableCommand {
             }
             return
         }
-        let status = try agent.call("GET", "/v1/status")
-        if output.json { printJSON(status); return }
-        let o = status.objectValue ?? [:]
-        print("Device \(o["device_id"]?.stringValue ?? "?")  listening on \(o["listen"]?.stringValue ?? "?"), API \(o["api"]?.stringValue ?? "?")")
-        if let m = o["mdns"]?.objectValue {
-            switch m["state"]?.stringValue {
-            case "running": print("mDNS: running" + (m["reason"]?.stringValue.map { " (\($0))" } ?? ""))
-            case "unavailable": print("mDNS unavailable: \(m["reason"]?.stringValue ?? "?")")
-            case let state: print("mDNS: \(state ?? "?")" + (m["reason"]?.stringValue.map { " (\($0))" } ?? ""))
-            }
+        let answer = try agent.call("GET", "/v1/status")
+        if output.json { printJSON(answer); return }
+        var bytes: [UInt8] = []
+        JSON.write(answer, to: &bytes)
+        let status: AgentStatus
+        do { status = try AgentStatus(decoding: bytes) } catch {
+            throw CLIError.failure("the agent's status could not be read (\(error)); is it the same version as this hubsync?")
         }
-        for p in o["peers"]?.arrayValue ?? [] {
-            let po = p.objectValue ?? [:]
-            let state = po["connected"] == true ? "connected" : "not connected: \(po["reason"]?.stringValue ?? "?")"
-            print("  \(po["device_id"]?.stringValue ?? "?"): \(state); last sync \(po["last_sync"]?.stringValue ?? "never"); "
-                + "\(JSON.serialize(po["pending_to_send"] ?? 0)) changes to send; "
-                + "sent \(JSON.serialize(po["bytes_sent"] ?? 0)) B, received \(JSON.serialize(po["bytes_received"] ?? 0)) B")
+        print("Device \(status.deviceID)  listening on \(status.listen ?? "?"), API \(status.api ?? "?")")
+        let mdns = status.mdns
+        switch mdns.state {
+        case "unavailable": print("mDNS unavailable: \(mdns.reason ?? "?")")
+        default: print("mDNS: \(mdns.state)" + (mdns.reason.map { " (\($0))" } ?? ""))
         }
-        for r in o["refused"]?.arrayValue ?? [] {
-            print("  refused: \(r.objectValue?["device_id"]?.stringValue ?? "?") is not trusted")
+        for p in status.peers {
+            let state = p.connected ? "connected" : "not connected: \(p.reason ?? "?")"
+            print("  \(p.deviceID): \(state); last sync \(p.lastSync ?? "never"); \(p.pendingToSend) changes to send; "
+                + "sent \(p.bytesSent) B, received \(p.bytesReceived) B")
         }
-        if let b = o["backup"]?.objectValue {
-            let age = b["age_seconds"].flatMap { if case .int(let n) = $0 { return "\(n) s ago" } else { return nil } }
-            print("Backup: last \(b["last"]?.stringValue ?? "never")\(age.map { " (\($0))" } ?? "") to "
-                + "\(b["target"]?.stringValue ?? "-"), every \(JSON.serialize(b["interval_seconds"] ?? 0)) s")
-            if let w = b["warning"]?.stringValue { print("  warning: \(w)") }
+        for r in status.refused { print("  refused: \(r.deviceID) is not trusted") }
+        if let b = status.backup {
+            print("Backup: last \(b.last ?? "never")\(b.ageSeconds.map { " (\($0) s ago)" } ?? "") to "
+                + "\(b.target ?? "-"), every \(b.intervalSeconds) s")
+            if let w = b.warning { print("  warning: \(w)") }
         }
     }
 }

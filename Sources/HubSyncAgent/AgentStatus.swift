@@ -1,0 +1,151 @@
+import Foundation
+public import HubSyncCore
+
+/// What `GET /v1/status` answers and `hubsync status` prints: one type for the agent, its API
+/// and the CLI. Keys are snake_case; an absent value is `null`, never a missing key.
+public struct AgentStatus: Codable, Sendable, Equatable {
+    public var deviceID: String
+    public var pid: Int
+    @Nullable public var listen: String?
+    @Nullable public var api: String?
+    public var uptimeSeconds: Int
+    public var repairIntervalSeconds: Int
+    public var maxClockDriftSeconds: Int
+    public var store: StoreSummary
+    public var peers: [Peer]
+    public var refused: [Refused]
+    public var mdns: Discovery
+    @Nullable public var backup: Backup?
+
+    public struct StoreSummary: Codable, Sendable, Equatable {
+        public var lastSequence: Int64
+        public var conflicts: Int
+        /// Live records per collection.
+        public var records: [String: Int]
+    }
+
+    /// One trusted peer: connected, or why not; how far behind.
+    public struct Peer: Codable, Sendable, Equatable {
+        public var deviceID: String
+        @Nullable public var address: String?
+        public var connected: Bool
+        /// Local changes the peer has not acknowledged.
+        public var pendingToSend: Int64
+        /// The last of the peer's sequence numbers this device holds.
+        public var theirSequenceHeld: Int64
+        public var bytesSent: Int
+        public var bytesReceived: Int
+        @Nullable public var lastSync: String?
+        @Nullable public var fastPathFrom: Int64?
+        @Nullable public var lastRepair: String?
+        @Nullable public var lastRepairRound: RepairRound?
+        /// Why it is not connected (only when it is not).
+        public var reason: String?
+    }
+
+    public struct RepairRound: Codable, Sendable, Equatable {
+        public var recordsSent: Int
+        public var recordsReceived: Int
+        public var roundTrips: Int
+        public var bytesSent: Int
+        public var bytesReceived: Int
+        public var milliseconds: Int
+    }
+
+    /// A device that tried to connect and was refused.
+    public struct Refused: Codable, Sendable, Equatable {
+        public var deviceID: String
+        public var reason: String
+        public var at: String
+    }
+
+    /// mDNS: `running`, `starting`, `unavailable` (with the reason), `stopped` or `disabled`.
+    public struct Discovery: Codable, Sendable, Equatable {
+        public var state: String
+        public var reason: String?
+        public var serviceName: String?
+    }
+
+    /// The backup schedule and what it did last.
+    public struct Backup: Codable, Sendable, Equatable {
+        public var targets: [String]
+        public var intervalSeconds: Int
+        public var recoveryPointSeconds: Int
+        @Nullable public var last: String?
+        @Nullable public var ageSeconds: Int64?
+        @Nullable public var snapshot: String?
+        @Nullable public var target: String?
+        /// Older than the recovery point, or the last attempt failed.
+        @Nullable public var warning: String?
+    }
+
+    /// The status as JSON text, as the API sends it.
+    public func encoded() -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.sortedKeys]
+        return Array((try? encoder.encode(self)) ?? Data("{}".utf8))
+    }
+
+    /// Reads the API's answer.
+    public init(decoding bytes: [UInt8]) throws {
+        let decoder = JSONDecoder()
+        // snake_case to the property names; `id` is `ID` there (`device_id` → `deviceID`).
+        decoder.keyDecodingStrategy = .custom { path in
+            let parts = path.last!.stringValue.split(separator: "_").map(String.init)
+            let name = (parts.first ?? "") + parts.dropFirst().map { $0 == "id" ? "ID" : $0.prefix(1).uppercased() + $0.dropFirst() }.joined()
+            return AnyKey(name)
+        }
+        self = try decoder.decode(AgentStatus.self, from: Data(bytes))
+    }
+
+    private struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(_ name: String) { stringValue = name }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    public init(deviceID: String, pid: Int, listen: String?, api: String?, uptimeSeconds: Int, repairIntervalSeconds: Int,
+                maxClockDriftSeconds: Int, store: StoreSummary, peers: [Peer], refused: [Refused], mdns: Discovery,
+                backup: Backup?) {
+        self.deviceID = deviceID
+        self.pid = pid
+        self.listen = listen
+        self.api = api
+        self.uptimeSeconds = uptimeSeconds
+        self.repairIntervalSeconds = repairIntervalSeconds
+        self.maxClockDriftSeconds = maxClockDriftSeconds
+        self.store = store
+        self.peers = peers
+        self.refused = refused
+        self.mdns = mdns
+        self.backup = backup
+    }
+}
+
+/// An optional value that is written as `null` when absent (instead of leaving its key out) and
+/// read from a missing key or a `null` alike.
+@propertyWrapper
+public struct Nullable<Wrapped: Codable & Sendable & Equatable>: Codable, Sendable, Equatable {
+    public var wrappedValue: Wrapped?
+    public init(wrappedValue: Wrapped?) { self.wrappedValue = wrappedValue }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        wrappedValue = container.decodeNil() ? nil : try container.decode(Wrapped.self)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        if let wrappedValue { try container.encode(wrappedValue) } else { try container.encodeNil() }
+    }
+}
+
+extension KeyedDecodingContainer {
+    /// A missing key reads as nil.
+    public func decode<T>(_ type: Nullable<T>.Type, forKey key: Key) throws -> Nullable<T> {
+        try decodeIfPresent(type, forKey: key) ?? Nullable(wrappedValue: nil)
+    }
+}
