@@ -3,6 +3,7 @@ public import HubSyncCore
 import HubSyncCrypto
 import HubSyncDiscovery
 import HubSyncNet
+import HubSyncStore
 import Logging
 import ServiceLifecycle
 import Synchronization
@@ -46,13 +47,10 @@ extension Agent {
         let desk: PairingDesk
 
         func run() async throws {
-            // Advertise the port actually bound (port 0 picks one).
-            var port: Int?
-            while port == nil {
-                port = agent.node.boundAddress?.port
-                if port == nil { guard (try? await Task.sleep(for: .milliseconds(20))) != nil else { return } }
-            }
-            var configuration = DiscoveryConfiguration(port: port!, txt: advertTXT())
+            // Advertise the port actually bound (port 0 picks one), once the listener has it.
+            let address = await cancelWhenGracefulShutdown { await agent.node.waitForBoundAddress() }
+            guard let port = address?.port else { return }
+            var configuration = DiscoveryConfiguration(port: port, txt: advertTXT())
             configuration.retryInterval = .seconds(2)
             // An agent listening on loopback only cannot be reached from the network: browse, but
             // do not advertise.
@@ -61,6 +59,7 @@ extension Agent {
                 configuration.publishes = false
             }
             let discovery = Discovery(configuration)
+            let published = configuration.txt
             agent.discovery.withLock { $0 = discovery }
             do {
                 try discovery.start()
@@ -75,11 +74,11 @@ extension Agent {
                 dialer.cancelAll()
                 discovery.stop()
             }
-            agent.logger.info("mDNS discovery started", metadata: ["service": "\(discovery.serviceName)", "port": "\(port!)"])
+            agent.logger.info("mDNS discovery started", metadata: ["service": "\(discovery.serviceName)", "port": "\(port)"])
             try? await cancelWhenGracefulShutdown {
                 try await withThrowingDiscardingTaskGroup { group in
-                    group.addTask { await dialer.tick() }
-                    group.addTask { await rotateTag(discovery) }
+                    group.addTask { await dialer.run() }
+                    group.addTask { await renewAdvert(discovery, publishing: published) }
                     for await event in discovery.events {
                         switch event {
                         case .found(let service):
@@ -111,19 +110,25 @@ extension Agent {
             Discovery.txt(groupKey: agent.groupKey, invites: desk.advertisedInviteNames())
         }
 
-        /// Re-publishes the TXT records when they change: an invite opened or closed (checked
-        /// every 100 ms, so a joiner finds a fresh invite at once), the day's tag, a new group key.
-        func rotateTag(_ discovery: Discovery) async {
-            var current = advertTXT()
-            var key = agent.groupKey
-            var lastKeyCheck = ContinuousClock.now
-            while (try? await Task.sleep(for: .milliseconds(100))) != nil {
-                // The group key is read from disk: once a second is enough.
-                if ContinuousClock.now - lastKeyCheck >= .seconds(1) {
-                    key = agent.groupKey
-                    lastKeyCheck = .now
-                }
-                let next = Discovery.txt(groupKey: key, invites: desk.advertisedInviteNames())
+        /// Re-publishes the TXT records when they change: at once on an event (an invite opened,
+        /// attempted or withdrawn; trust or the group key changed), and at the times when they
+        /// change by themselves (an invite expires or stops lingering, the day's tag at 00:00 UTC).
+        func renewAdvert(_ discovery: Discovery, publishing txt: [String: String]) async {
+            let wake = WakeSignal(pending: true)
+            desk.changes.subscribe(wake)
+            agent.trustChanges.subscribe(wake)
+            defer {
+                desk.changes.remove(wake)
+                agent.trustChanges.remove(wake)
+            }
+            var current = txt
+            while true {
+                let now = UInt64(max(0, Date().timeIntervalSince1970 * 1000))
+                let nextDay = (GroupTag.epoch() + 1) * GroupTag.defaultEpochSeconds * 1000
+                let due = min(nextDay, desk.nextTimedChange() ?? .max)
+                let deadline = ContinuousClock.now + .milliseconds(Int64(due - min(due, now)) + 1)
+                guard await wake.wait(until: deadline) != .ended else { return }
+                let next = advertTXT()
                 if next != current {
                     discovery.update(txt: next)
                     current = next
@@ -146,6 +151,8 @@ extension Agent {
 
         let agent: Agent
         let entries = Mutex<[String: Entry]>([:])
+        /// Wakes ``run()``: services found or lost, dials ended, sessions, trust.
+        let wake = WakeSignal(pending: true)
 
         init(agent: Agent) { self.agent = agent }
 
@@ -159,6 +166,7 @@ extension Agent {
                     all[service.name] = Entry(service: service)
                 }
             }
+            wake.signal()
         }
 
         func lost(_ name: String) {
@@ -171,25 +179,47 @@ extension Agent {
 
         func cancelAll() {
             entries.withLock { all in for e in all.values { e.task?.cancel() } }
+            wake.finish()
         }
 
-        /// Every 100 ms: start a dial for each service whose device is not connected and whose
-        /// retry time has come.
-        func tick() async {
-            while (try? await Task.sleep(for: .milliseconds(100))) != nil {
-                let connected = Set(agent.node.status().filter(\.connected).map(\.device))
-                let generation = agent.trustGeneration.load(ordering: .acquiring)
-                let now = ContinuousClock.now
-                entries.withLock { all in
-                    for (name, e) in all where e.task == nil && now >= e.nextAttempt {
-                        if let device = e.device, connected.contains(device) { continue }
-                        if let g = e.refusedAtGeneration, g == generation, now - e.nextAttempt < .seconds(60) { continue }
-                        var e = e
-                        let endpoint = e.service.endpoint
-                        e.task = Task { [self] in await attempt(name: name, endpoint: endpoint) }
-                        all[name] = e
+        /// Starts a dial for each service whose device is not connected and whose retry time has
+        /// come; then waits for an event (a service found, a dial ended, a session started or
+        /// ended, trust changed) or the next retry time.
+        func run() async {
+            agent.node.sessionChanges.subscribe(wake)
+            agent.trustChanges.subscribe(wake)
+            defer {
+                agent.node.sessionChanges.remove(wake)
+                agent.trustChanges.remove(wake)
+            }
+            while true {
+                let next = startDue()
+                guard await wake.wait(until: next) != .ended else { return }
+            }
+        }
+
+        /// Starts the dials that are due; returns when the next one is (nil: none waits on time).
+        func startDue() -> ContinuousClock.Instant? {
+            let connected = Set(agent.node.status().filter(\.connected).map(\.device))
+            let generation = agent.trustGeneration.load(ordering: .acquiring)
+            let now = ContinuousClock.now
+            return entries.withLock { all -> ContinuousClock.Instant? in
+                var next: ContinuousClock.Instant?
+                for (name, e) in all where e.task == nil {
+                    if let device = e.device, connected.contains(device) { continue }
+                    var due = e.nextAttempt
+                    // Refused (not trusted): again once trust changed, or after a minute.
+                    if let g = e.refusedAtGeneration, g == generation { due = e.nextAttempt + .seconds(60) }
+                    if now < due {
+                        next = min(next ?? due, due)
+                        continue
                     }
+                    var e = e
+                    let endpoint = e.service.endpoint
+                    e.task = Task { [self] in await attempt(name: name, endpoint: endpoint) }
+                    all[name] = e
                 }
+                return next
             }
         }
 
@@ -222,6 +252,7 @@ extension Agent {
                 }
                 all[name] = e
             }
+            wake.signal()
         }
     }
 }

@@ -82,7 +82,7 @@ extension Agent {
             logger.info("dropped a device removed from the household", metadata: ["peer.id": "\(device)"])
             changed = true
         }
-        if changed { peersChanged.store(true, ordering: .releasing) }
+        if changed { trustChanged() }
         return changed
     }
 
@@ -167,47 +167,41 @@ extension Agent {
             try MembershipFiles.saveSecrets(GroupSecrets(groupID: secrets.groupID, groupKey: key, keyEpoch: current.epoch,
                                                          recoveryPublicKey: secrets.recoveryPublicKey), in: directory)
         }
+        trustChanged() // the advert's tag follows the key
         logger.info("holding the group key of a new epoch", metadata: ["epoch": "\(current.epoch)", "issuer": "\(current.issuerDevice.short)"])
     }
 
-    /// Keeps membership applied: at start, on every change to the `devices` collection, and
-    /// every second (the CLI changes the household files directly).
+    /// Keeps membership applied: at start, on every change to the `devices` collection, and when
+    /// trust changes (a joiner's household files saved, a peer added). The agent is the only
+    /// writer of its store and household files, so nothing changes unseen: no periodic re-read.
     struct MembershipService: Service {
         let agent: Agent
 
-        final class Flag: Sendable { let raised = Atomic<Bool>(true) }
-
         func run() async throws {
-            let flag = Flag()
-            let subscription = agent.store.subscription(buffering: 16) { $0.state.key.collection == HubCollection.devices.rawValue }
+            let devices = HubCollection.devices.rawValue
+            let subscription = agent.store.changeSignal { $0.state.key.collection == devices }
+            let wake = agent.trustChanges.subscribe(pending: true)
+            defer {
+                subscription.cancel()
+                agent.trustChanges.unsubscribe(wake)
+            }
             do {
                 try await cancelWhenGracefulShutdown {
                     try await withThrowingDiscardingTaskGroup { group in
                         group.addTask {
-                            for await event in subscription.events where event.state.key.collection == HubCollection.devices.rawValue {
-                                flag.raised.store(true, ordering: .releasing)
-                            }
+                            while await subscription.wait() { wake.signal() }
                         }
                         group.addTask {
                             defer { subscription.cancel() }
-                            var ticks = 0
-                            while !Task.isCancelled {
-                                // A change to the devices collection raises the flag; a full look every 10 s
-                                // covers what a subscription cannot see (another process's writes).
-                                if flag.raised.exchange(false, ordering: .acquiringAndReleasing) || ticks >= 100 {
-                                    ticks = 0
-                                    do { try await agent.reconcileMembership() } catch {
-                                        agent.logger.warning("membership not applied", metadata: ["error": "\(error)"])
-                                    }
+                            while await wake.wait() {
+                                do { try await agent.reconcileMembership() } catch {
+                                    agent.logger.warning("membership not applied", metadata: ["error": "\(error)"])
                                 }
-                                try await Task.sleep(for: .milliseconds(100))
-                                ticks += 1
                             }
                         }
                     }
                 }
             } catch is CancellationError {
-                subscription.cancel()
                 return
             }
         }

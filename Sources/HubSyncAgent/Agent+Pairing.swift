@@ -15,7 +15,10 @@ extension Agent {
 
     /// The household, founding a new one (this device alone, epoch 0) when there is none yet.
     func loadOrFoundHousehold() throws -> (GroupSecrets, MembershipState) {
-        try Self.householdLock.withLock { _ in
+        if let existing = try Self.householdLock.withLock({ _ in try MembershipFiles.load(in: directory) }) { return existing }
+        // Membership publishes the new statements and the advert carries the group's tag at once.
+        defer { trustChanged() }
+        return try Self.householdLock.withLock { _ in
             if let existing = try MembershipFiles.load(in: directory) { return existing }
             if let household = try? Household.load(from: URL(fileURLWithPath: directory)) {
                 let founded = try MembershipFiles.found(founder: identity.signingKey, household: household,
@@ -57,7 +60,7 @@ extension Agent {
         try await publish(statements.filter { $0.kind == .add && $0.subjectDevice == device },
                           addresses: address.map { [device: $0] } ?? [:])
         _ = try await AsyncStore(store).run { try $0.addPeer(device, address: address) }
-        peersChanged.store(true, ordering: .releasing)
+        trustChanged()
         return (secrets, statements)
     }
 
@@ -89,13 +92,33 @@ extension Agent {
             }
             let invite = desk.open(ttlMillis: UInt64(ttl) * 1000, attempts: Int(attempts))
             var answer = Self.inviteJSON(invite)
+            answer["revision"] = .int(Int64(desk.revision))
             answer["code"] = .string(invite.code.text)
             return json(.object(answer), status: .created)
         }
-        router.get("v1/pairing/invites/:name") { _, context in
+        // `?after=REVISION&wait=SECONDS` (at most 60): a long poll that answers once the desk's
+        // revision passed REVISION (an attempt began or ended, the invite was withdrawn), the
+        // invite left `open` (it expires at its time), or SECONDS passed; followers need no timer.
+        router.get("v1/pairing/invites/:name") { request, context in
             let name = try context.parameters.require("name")
-            guard let invite = desk.invite(named: name) else { throw APIError(.notFound, "no invite named \(name)") }
-            return json(.object(Self.inviteJSON(invite)))
+            let after = request.uri.queryParameters.get("after", as: UInt64.self)
+            let wait = min(60, max(0, request.uri.queryParameters.get("wait", as: Int.self) ?? 0))
+            let changes = desk.changes.subscribe()
+            defer { desk.changes.unsubscribe(changes) }
+            let deadline = ContinuousClock.now + .seconds(wait)
+            while true {
+                // The revision is read first: a change after it shows as a newer revision next time.
+                let revision = desk.revision
+                guard let invite = desk.invite(named: name) else { throw APIError(.notFound, "no invite named \(name)") }
+                var answer = Self.inviteJSON(invite)
+                answer["revision"] = .int(Int64(revision))
+                guard let after, revision <= after, invite.state == .open, ContinuousClock.now < deadline else {
+                    return json(.object(answer))
+                }
+                let now = UInt64(max(0, Date().timeIntervalSince1970 * 1000))
+                let expiry = ContinuousClock.now + .milliseconds(Int64(invite.expiresAt - min(invite.expiresAt, now)) + 1)
+                if await changes.wait(until: min(deadline, expiry)) == .ended { return json(.object(answer)) }
+            }
         }
         router.delete("v1/pairing/invites/:name") { _, context in
             desk.cancel(named: try context.parameters.require("name"))

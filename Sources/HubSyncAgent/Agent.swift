@@ -24,8 +24,9 @@ public final class Agent: Sendable {
     let logger: Logger
     let token: String
     let ready = Mutex<(listen: String?, api: String?)>((nil, nil))
-    /// Set by the API when trusted peers change, so dialers start or stop at once.
-    let peersChanged = Atomic<Bool>(false)
+    /// Signalled when trusted peers or the household change (the API, pairing, membership), so
+    /// dialers start or stop, membership is applied and the advert's group tag is renewed at once.
+    let trustChanges = WakeBroadcast()
     /// Counts changes to trusted peers, so discovery retries devices it found untrusted.
     let trustGeneration = Atomic<Int>(0)
     /// mDNS publishing and browsing, once started (Agent+Discovery.swift).
@@ -88,10 +89,7 @@ public final class Agent: Sendable {
 
     public func run() async throws {
         var api = LocalAPI(store: AsyncStore(store), node: node, token: token, status: { [self] in await status() },
-                           peersChanged: { [self] in
-                               peersChanged.store(true, ordering: .releasing)
-                               trustGeneration.add(1, ordering: .releasing)
-                           })
+                           peersChanged: { [self] in trustChanged() })
         api.removeMember = { [self] device in
             guard let (_, household) = try? MembershipFiles.load(in: directory), household.isMember(device),
                   device != identity.deviceID else { return false }
@@ -141,6 +139,12 @@ public final class Agent: Sendable {
         }
         try await group.run()
         logger.info("agent stopped")
+    }
+
+    /// Tells dialers, membership and the advert that trust or the household changed.
+    func trustChanged() {
+        trustGeneration.add(1, ordering: .releasing)
+        trustChanges.signal()
     }
 
     func markReady(listen: String? = nil, api: String? = nil) {
@@ -238,9 +242,19 @@ public final class Agent: Sendable {
         /// Starts or stops dialers as peers are added, removed or given new addresses.
         func maintainPeers() async {
             var dialers: [DeviceID: (address: String, task: Task<Void, Never>)] = [:]
-            defer { for d in dialers.values { d.task.cancel() } }
+            let changes = agent.trustChanges.subscribe(pending: true)
+            // A session records the address discovery found its peer at just before it starts.
+            agent.node.sessionChanges.subscribe(changes)
+            defer {
+                agent.node.sessionChanges.remove(changes)
+                agent.trustChanges.unsubscribe(changes)
+                for d in dialers.values { d.task.cancel() }
+            }
             let store = AsyncStore(agent.store)
-            while !Task.isCancelled {
+            // Peers change only through this agent (it is the store's only writer), and each
+            // such change signals (trust, or a session that recorded a discovered address):
+            // look at the peers then, and only then.
+            while await changes.wait() {
                 let peers = (try? await store.run { try $0.peers() }) ?? []
                 let wanted = Dictionary(peers.compactMap { p in p.address.map { (p.device, $0) } }, uniquingKeysWith: { a, _ in a })
                 for (device, d) in dialers where wanted[device] != d.address {
@@ -250,14 +264,6 @@ public final class Agent: Sendable {
                 for (device, address) in wanted where dialers[device] == nil {
                     let node = agent.node
                     dialers[device] = (address, Task { await node.maintain(peer: device, address: address) })
-                }
-                // Look again as soon as the API says peers changed, else after 5 s (another
-                // process may have changed the store). Checking a flag ten times a second costs
-                // nothing measurable; a cancelled wait on an AsyncStream would end the stream.
-                var waited = 0
-                while waited < 50, !agent.peersChanged.exchange(false, ordering: .acquiringAndReleasing) {
-                    guard (try? await Task.sleep(for: .milliseconds(100))) != nil else { return }
-                    waited += 1
                 }
             }
         }

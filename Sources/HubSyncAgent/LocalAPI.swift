@@ -124,7 +124,7 @@ public struct LocalAPI: Sendable {
             let records = try await store.run { try $0.conflicts() }
             return json(.array(records.flatMap { s in s.conflictedFields.map { conflictJSON(s, field: $0) } }))
         }
-        router.get("v1/changes") { request, _ in changeFeed(since: request.uri.queryParameters.get("since", as: Int64.self)) }
+        router.get("v1/changes") { request, _ in try await changeFeed(since: request.uri.queryParameters.get("since", as: Int64.self)) }
         return router
     }
 
@@ -165,36 +165,44 @@ public struct LocalAPI: Sendable {
         }
     }
 
-    /// Server-sent events: each change as `id: SEQ`, `event: change`, `data: {...}`. With
-    /// `?since=SEQ` the feed first replays the changes after that sequence.
-    func changeFeed(since: Int64?) -> Response {
-        let subscription = store.store.subscription()
-        let store = self.store
+    /// Server-sent events: each change as `id: SEQ`, `event: change`, `data: {...}`, in sequence
+    /// order with none missing, however slowly the client reads: the feed pages the change log
+    /// from the last sequence it sent, and a commit only wakes it. With `?since=SEQ` it starts
+    /// after that sequence, else after the last one committed when the request came. A comment
+    /// line `: live` marks the moment it first caught up with the log.
+    func changeFeed(since: Int64?) async throws -> Response {
+        // Subscribed before the start is read, so nothing committed in between is missed.
+        let subscription = store.store.changeSignal()
+        let start: Int64
+        if let since { start = since } else { start = try await store.run { try $0.lastSequence() } }
+        let store = self.store.store
         var headers = HTTPFields()
         headers[.contentType] = "text/event-stream"
         headers[.cacheControl] = "no-cache"
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            var cursor = since ?? Int64.max
-            if let since {
-                var after = since
-                while true {
-                    let from = after
-                    let events = try await store.run { try $0.changes(after: from, limit: 500) }
-                    guard let last = events.last else { break }
-                    for e in events { try await writer.write(ByteBuffer(string: Self.sse(e))) }
-                    after = last.sequence
-                }
-                cursor = after
-            }
-            try await writer.write(ByteBuffer(string: ": live\n\n"))
+            var cursor = start, live = false
             // The feed ends when the agent shuts down, instead of holding the shutdown open.
             try await withGracefulShutdownHandler {
-                for await e in subscription.events where since == nil || e.sequence > cursor {
-                    try await writer.write(ByteBuffer(string: Self.sse(e)))
+                while true {
+                    let events = try await store.changes(after: cursor, limit: 500)
+                    guard let last = events.last else {
+                        if !live {
+                            try await writer.write(ByteBuffer(string: ": live\n\n"))
+                            live = true
+                        }
+                        guard await subscription.wait() else { break }
+                        continue
+                    }
+                    // A slow client holds this write back (back pressure); the log keeps the rest.
+                    var text = ""
+                    for e in events { text += Self.sse(e) }
+                    try await writer.write(ByteBuffer(string: text))
+                    cursor = last.sequence
                 }
             } onGracefulShutdown: {
                 subscription.cancel()
             }
+            subscription.cancel()
             try await writer.finish(nil)
         })
     }

@@ -1,5 +1,6 @@
 import Foundation
 public import HubSyncCrypto
+public import HubSyncStore
 public import Logging
 import NIOCore
 import Synchronization
@@ -22,6 +23,19 @@ public final class PairingDesk: Sendable {
     let invites = Mutex<[String: PairingInvite]>([:])
     /// When ``advertisedInviteNames(lingerMillis:)`` first saw each invite closed (taken inside `invites`' lock).
     let closedAt = Mutex<[String: UInt64]>([:])
+    /// Counts changes to the invites (opened, withdrawn, an attempt begun or ended), for followers.
+    let revisionCounter = Mutex<UInt64>(0)
+    /// Signalled at every change that ``revision`` counts; an invite's expiry is a time, not an
+    /// event: see ``nextTimedChange(lingerMillis:)``.
+    public let changes = WakeBroadcast()
+
+    /// The number of changes so far; a follower waits until it moves past what it last saw.
+    public var revision: UInt64 { revisionCounter.withLock { $0 } }
+
+    func changed() {
+        revisionCounter.withLock { $0 += 1 }
+        changes.signal()
+    }
 
     /// A desk for `identity` that calls `admit` for each confirmed joiner.
     public init(identity: SigningKey, logger: Logger,
@@ -36,13 +50,15 @@ public final class PairingDesk: Sendable {
     /// Opens a new invite with a fresh code whose name no other invite here uses.
     public func open(ttlMillis: UInt64, attempts: Int) -> PairingInvite {
         let now = clock()
-        return invites.withLock { all in
+        let opened = invites.withLock { all in
             var code = InviteCode.generate()
             while all[code.name] != nil { code = InviteCode.generate() }
             let invite = PairingInvite(code: code, now: now, ttlMillis: ttlMillis, attempts: attempts)
             all[code.name] = invite
             return invite
         }
+        defer { changed() }
+        return opened
     }
 
     /// The invite named `name`, brought up to date (expired when its time is up).
@@ -84,6 +100,23 @@ public final class PairingDesk: Sendable {
     /// Forgets an invite (its inviter gave up).
     public func cancel(named name: String) {
         _ = invites.withLock { $0.removeValue(forKey: name) }
+        changed()
+    }
+
+    /// When (Unix ms) the advertised names next change with no event: an open invite expires,
+    /// or a closed one stops lingering; nil when nothing is due.
+    public func nextTimedChange(lingerMillis: UInt64 = 120_000) -> UInt64? {
+        let now = clock()
+        return invites.withLock { all in
+            closedAt.withLock { closed in
+                all.map { name, invite -> UInt64 in
+                    var invite = invite
+                    invite.refresh(now: now)
+                    if invite.state == .open { return invite.expiresAt }
+                    return (closed[name] ?? now) + lingerMillis
+                }.filter { $0 > now }.min()
+            }
+        }
     }
 
     /// Runs the inviter's side on a connection whose first frame was `first`.
@@ -98,6 +131,7 @@ public final class PairingDesk: Sendable {
             all[name] = invite
             return (start, invite.code)
         }
+        changed()
         guard case .proceed(let attemptsLeft) = start, let code else {
             if case .refused(let status) = start {
                 logger.info("pairing refused", metadata: ["invite": "\(name)", "status": "\(status)"])
@@ -133,6 +167,7 @@ public final class PairingDesk: Sendable {
                 invite.finishAttempt(joined: device, now: clock())
                 all[name] = invite
             }
+            changed()
             finished = true
             try await outbound.write(ByteBuffer(bytes: inviter.sealGroup(secrets: secrets, statements: statements)))
             logger.info("a device joined through pairing", metadata: ["invite": "\(name)", "peer.id": "\(device)"])
@@ -144,6 +179,7 @@ public final class PairingDesk: Sendable {
                     invite.finishAttempt(joined: nil, failure: message, now: clock())
                     all[name] = invite
                 }
+                changed()
             }
             logger.info("pairing attempt failed", metadata: ["invite": "\(name)", "reason": "\(error)"])
             throw error

@@ -37,6 +37,10 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
     /// Untrusted devices that tried to connect, with the time: status names them.
     let refused = Mutex<[DeviceID: UInt64]>([:])
     let listenAddress = Mutex<SocketAddress?>(nil)
+    /// Signalled once the listener is bound.
+    let listening = WakeBroadcast()
+    /// Signalled whenever a session starts or ends, so dialers wait for events, not a timer.
+    public let sessionChanges = WakeBroadcast()
     /// Serves pairing runs on the listener, when set (protocol/SPEC.md 4.2).
     let pairingDesk = Mutex<PairingDesk?>(nil)
     /// Serves backup connections on the listener, when set (protocol/SPEC.md 5.12).
@@ -63,6 +67,16 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
     /// The address the listener bound (port 0 is resolved), once listening.
     public var boundAddress: SocketAddress? { listenAddress.withLock { $0 } }
 
+    /// The bound address, once the listener is bound; nil when the waiting task is cancelled.
+    public func waitForBoundAddress() async -> SocketAddress? {
+        let signal = listening.subscribe()
+        defer { listening.unsubscribe(signal) }
+        while true {
+            if let address = boundAddress { return address }
+            guard await signal.wait() else { return nil }
+        }
+    }
+
     // MARK: listening
 
     /// Binds the listener and serves connections until cancelled. `ready` gets the bound address.
@@ -77,6 +91,7 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
             }
         let address = server.channel.localAddress!
         listenAddress.withLock { $0 = address }
+        listening.signal()
         ready(address)
         logger.info("listening for peers", metadata: ["address": "\(address)"])
         try await withThrowingDiscardingTaskGroup { tasks in
@@ -100,11 +115,13 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
     /// Keeps one peer connected: dials its address, and after a failure or disconnect dials again
     /// with backoff (0.25 s doubling to 30 s), until cancelled.
     public func maintain(peer: DeviceID, address: String) async {
+        let changes = sessionChanges.subscribe()
+        defer { sessionChanges.unsubscribe(changes) }
         var delay: Duration = .milliseconds(250)
         while !Task.isCancelled {
             if sessions.withLock({ $0[peer] != nil }) {
-                // Connected (maybe by the peer dialing us): check again later.
-                try? await Task.sleep(for: .seconds(1))
+                // Connected (maybe by the peer dialing us): wait until a session ends.
+                guard await changes.wait() else { return }
                 continue
             }
             let started = ContinuousClock.now
@@ -115,7 +132,13 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
                 logger.debug("dial failed", metadata: ["peer.id": "\(peer.short)", "error": "\(error)"])
             }
             if ContinuousClock.now - started > .seconds(10) { delay = .milliseconds(250) }
-            try? await Task.sleep(for: delay)
+            // Back off, unless the peer connects to us meanwhile (then wait for its session's end).
+            var outcome = WakeSignal.Outcome.signalled
+            let retry = ContinuousClock.now + delay
+            while outcome == .signalled, sessions.withLock({ $0[peer] == nil }) {
+                outcome = await changes.wait(until: retry)
+            }
+            if outcome == .ended { return }
             delay = min(delay * 2, .seconds(30))
         }
     }
@@ -263,7 +286,10 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
             all[session.peer] = session
             return true
         }
-        if kept { setStatus(session.peer) { $0.connected = true; $0.reason = nil } }
+        if kept {
+            setStatus(session.peer) { $0.connected = true; $0.reason = nil }
+            sessionChanges.signal()
+        }
         return kept
     }
 
@@ -280,6 +306,7 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
                 if s.reason == nil { s.reason = "disconnected" }
             }
         }
+        sessionChanges.signal()
     }
 
     func setStatus(_ peer: DeviceID, _ change: (inout PeerStatus) -> Void) {

@@ -99,21 +99,12 @@ public final class SyncSession: Sendable {
     /// Runs the session until the peer goes away or an error ends it.
     func run(reader: SecureReader) async throws {
         let box = ReaderBox(reader)
-        let subscription = store.store.subscription(buffering: 1).events // only a wake-up
+        // A commit wakes the push loop, which reads the log after its cursor. The agent is its
+        // store's only writer, so every change passes through this signal.
+        let changes = store.store.changeSignal()
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { [self] in
-                for await _ in subscription { wake.continuation.yield() }
-            }
-            // Writes by another process on this store (a CLI import while the agent runs) send no
-            // events here: look at the log's end once a second and push what is new.
-            group.addTask { [self] in
-                var last = try await store.run { try $0.lastSequence() }
-                while true {
-                    try await Task.sleep(for: .seconds(1))
-                    let now = try await store.run { try $0.lastSequence() }
-                    if now != last { wake.continuation.yield() }
-                    last = now
-                }
+                while await changes.wait() { wake.continuation.yield() }
             }
             group.addTask { [self] in try await pushLoop() }
             group.addTask { [self] in
@@ -153,7 +144,7 @@ public final class SyncSession: Sendable {
                     }
                 }
             }
-            defer { group.cancelAll(); wake.continuation.finish(); outbox.continuation.finish(); inbox.finish() }
+            defer { group.cancelAll(); changes.cancel(); wake.continuation.finish(); outbox.continuation.finish(); inbox.finish() }
             let epoch = store.store.logEpoch
             let clock = store.store.now
             try await writer.send(.hello(Hello(protocolVersion: Self.protocolVersion, schemaVersion: Self.schemaVersion,

@@ -62,21 +62,34 @@ extension Store {
 
     /// Changes after a local sequence number, oldest first: the sync fast path's source.
     public func changes(after sequence: Int64, limit: Int) throws(StoreError) -> [ChangeEvent] {
-        try wrap {
-            try pool.read { db in
-                try Row.fetchAll(db, sql: "SELECT seq, state, digest, echo_of, source FROM records WHERE seq > ? ORDER BY seq LIMIT ?",
-                                 arguments: [sequence, limit]).map { row in
-                    let origin: String? = row["source"]
-                    var e = ChangeEvent(sequence: row["seq"], state: try CanonicalEncoding.decode([UInt8](row["state"] as Data)),
-                                        origin: origin == nil ? .local : .remote, digest: [UInt8](row["digest"] as Data))
-                    e.source = origin.flatMap { try? DeviceID(hex: $0) }
-                    if let echo: String = row["echo_of"], let device = try? DeviceID(hex: echo) {
-                        e.source = device
-                        e.echoesSource = true
-                    }
-                    return e
-                }
+        try wrap { try pool.read { db in try Self.changes(db, after: sequence, limit: limit) } }
+    }
+
+    /// The same, read on GRDB's reader queue without blocking the caller's thread.
+    public func changes(after sequence: Int64, limit: Int) async throws(StoreError) -> [ChangeEvent] {
+        do {
+            return try await pool.read { db in try Self.changes(db, after: sequence, limit: limit) }
+        } catch let e as StoreError {
+            throw e
+        } catch let e as DecodingError {
+            throw StoreError(.corrupt, "\(e); the store file is damaged — restore it from a backup or a peer")
+        } catch {
+            throw StoreError(.database, "database error in \(path): \(error)")
+        }
+    }
+
+    static func changes(_ db: Database, after sequence: Int64, limit: Int) throws -> [ChangeEvent] {
+        try Row.fetchAll(db, sql: "SELECT seq, state, digest, echo_of, source FROM records WHERE seq > ? ORDER BY seq LIMIT ?",
+                         arguments: [sequence, limit]).map { row in
+            let origin: String? = row["source"]
+            var e = ChangeEvent(sequence: row["seq"], state: try CanonicalEncoding.decode([UInt8](row["state"] as Data)),
+                                origin: origin == nil ? .local : .remote, digest: [UInt8](row["digest"] as Data))
+            e.source = origin.flatMap { try? DeviceID(hex: $0) }
+            if let echo: String = row["echo_of"], let device = try? DeviceID(hex: echo) {
+                e.source = device
+                e.echoesSource = true
             }
+            return e
         }
     }
 

@@ -1,44 +1,109 @@
 public import HubSyncCore
 
+/// Change subscriptions carry wake-ups, not events: a subscriber that falls behind loses
+/// nothing, because it reads the change log from its own last sequence (``ChangeFeed``). Memory
+/// stays bounded however far behind it is.
 extension Store {
-    /// Every change applied from now on, local or remote, in sequence order.
-    ///
-    /// The stream buffers the newest 10,000 events for a slow reader; a reader that falls
-    /// further behind should catch up with ``changes(after:limit:)``.
-    public func subscribe() -> AsyncStream<ChangeEvent> {
-        subscription().events
+    /// Every change committed from now on, local or remote, in sequence order, read from the log
+    /// (see ``ChangeFeed``).
+    public func subscribe() throws(StoreError) -> ChangeFeed {
+        try changeFeed(after: nil)
+    }
+
+    /// The changes after `sequence` (nil: after the last one committed now), in sequence order,
+    /// read from the log in pages of `pageSize` as the reader asks for them.
+    public func changeFeed(after sequence: Int64?, pageSize: Int = 500) throws(StoreError) -> ChangeFeed {
+        // Subscribed before the start is read, so nothing committed in between is missed.
+        let subscription = changeSignal()
+        let start: Int64
+        if let sequence { start = sequence } else { start = try lastSequence() }
+        return ChangeFeed(store: self, subscription: subscription, after: start, pageSize: pageSize)
+    }
+
+    /// A wake-up for every committed transaction with a change that `include` accepts (all by
+    /// default); the subscriber then reads what it needs (the log after its cursor, a collection).
+    public func changeSignal(where include: (@Sendable (ChangeEvent) -> Bool)? = nil) -> ChangeSubscription {
+        let signal = WakeSignal()
+        let id = nextSubscriber.withLock { n in n += 1; return n }
+        subscribers.withLock { $0[id] = (signal, include) }
+        return ChangeSubscription(store: self, id: id, signal: signal)
     }
 
     func publish(_ events: [ChangeEvent]) {
         guard !events.isEmpty else { return }
         let targets = subscribers.withLock { Array($0.values) }
-        for t in targets {
-            for e in events where t.include?(e) ?? true { t.continuation.yield(e) }
+        for t in targets where t.include.map({ events.contains(where: $0) }) ?? true {
+            t.signal.signal()
         }
     }
 }
 
-/// A subscription that can be ended from outside its reader (shutdown, a closed client).
-public struct ChangeSubscription: Sendable {
-    public let events: AsyncStream<ChangeEvent>
-    let continuation: AsyncStream<ChangeEvent>.Continuation
+/// A change subscription: ``wait()`` returns once a change it accepts has been committed since
+/// the last wait (changes coalesce into one wake-up). Ends at ``cancel()`` or when released.
+public final class ChangeSubscription: Sendable {
+    weak let store: Store?
+    let id: UInt64
+    let signal: WakeSignal
 
-    /// Ends the stream: the reader's loop finishes after the events already delivered.
-    public func cancel() { continuation.finish() }
+    init(store: Store, id: UInt64, signal: WakeSignal) {
+        self.store = store
+        self.id = id
+        self.signal = signal
+    }
+
+    deinit { cancel() }
+
+    /// Waits for the next wake-up; false once cancelled (or when the waiting task is).
+    public func wait() async -> Bool { await signal.wait() }
+
+    /// Ends the subscription: a wait in progress, and every later one, returns false.
+    public func cancel() {
+        _ = store?.subscribers.withLock { $0.removeValue(forKey: id) }
+        signal.finish()
+    }
 }
 
-extension Store {
-    /// A subscription to the changes `include` accepts (all by default), buffering the newest
-    /// `buffering` for a slow reader: a reader that only needs to be woken keeps 1, so a bulk
-    /// merge does not pile up thousands of records in memory for it.
-    public func subscription(buffering: Int = 10_000,
-                             where include: (@Sendable (ChangeEvent) -> Bool)? = nil) -> ChangeSubscription {
-        let (stream, continuation) = AsyncStream<ChangeEvent>.makeStream(bufferingPolicy: .bufferingNewest(buffering))
-        let id = nextSubscriber.withLock { n in n += 1; return n }
-        subscribers.withLock { $0[id] = (continuation, include) }
-        continuation.onTermination = { [weak self] _ in
-            _ = self?.subscribers.withLock { $0.removeValue(forKey: id) }
+/// Every change after a sequence, in sequence order, with none missing however slowly it is
+/// read: it pages the change log (``Store/changes(after:limit:)``) from the last sequence it
+/// delivered, and waits for a wake-up when it has caught up.
+///
+/// The log is compacted (a record stands at its latest change), so a reader that is behind
+/// when a record changes twice sees that record once, at its latest change and sequence; the
+/// states it ends with are the store's. Ends (returns nil) once its subscription is cancelled.
+public struct ChangeFeed: AsyncSequence, Sendable {
+    public typealias Element = ChangeEvent
+    let store: Store
+    public let subscription: ChangeSubscription
+    let after: Int64
+    let pageSize: Int
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let store: Store
+        let subscription: ChangeSubscription
+        let pageSize: Int
+        /// The last sequence delivered.
+        public private(set) var cursor: Int64
+        var page: [ChangeEvent] = []
+        var index = 0
+
+        public mutating func next() async throws -> ChangeEvent? {
+            while index == page.count {
+                if subscription.signal.isFinished || Task.isCancelled { return nil }
+                page = try await store.changes(after: cursor, limit: pageSize)
+                index = 0
+                // Caught up: wait for the next commit (a commit since the read left the signal set).
+                if page.isEmpty, !(await subscription.wait()) { return nil }
+            }
+            defer { index += 1 }
+            cursor = page[index].sequence
+            return page[index]
         }
-        return ChangeSubscription(events: stream, continuation: continuation)
     }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(store: store, subscription: subscription, pageSize: pageSize, cursor: after)
+    }
+
+    /// Ends the feed: a reader waiting for changes gets nil.
+    public func cancel() { subscription.cancel() }
 }

@@ -15,8 +15,9 @@ public final class Store: Sendable {
     public let path: String
     let pool: DatabasePool
     let clock: Mutex<HybridLogicalClock>
-    let subscribers = Mutex<[UInt64: (continuation: AsyncStream<ChangeEvent>.Continuation,
-                                      include: (@Sendable (ChangeEvent) -> Bool)?)]>([:])
+    /// Change subscriptions: each is woken (never handed events) when a change it accepts
+    /// commits; readers page the log from their own sequence (Store+Subscribe.swift).
+    let subscribers = Mutex<[UInt64: (signal: WakeSignal, include: (@Sendable (ChangeEvent) -> Bool)?)]>([:])
     let nextSubscriber = Mutex<UInt64>(0)
     let wallClock: @Sendable () -> UInt64
     let logger: Logger

@@ -20,7 +20,7 @@ struct Bench {
             case "--scripts": options.scripts = args.popFirst() ?? options.scripts
             case "--help", "-h":
                 print("""
-                    usage: hubsync-bench [--hubsync PATH] [--records N] [--runs N] [--only writes|merges|open|list|sync|backup|discovery|pair]
+                    usage: hubsync-bench [--hubsync PATH] [--records N] [--runs N] [--only writes|merges|open|list|sync|idle|backup|discovery|pair]
                                          [--skip-anchors] [--scripts DIR]
                       --skip-anchors  do not run Syncthing on the same data (a full sync takes it minutes)
                       --scripts DIR   where bench-syncthing.sh is (default: scripts)
@@ -81,6 +81,7 @@ struct Bench {
         if wanted("open") { rows.append(try openTime(storePath: data + "/store.sqlite", device: identity.deviceID)) }
         if wanted("list") { rows.append(contentsOf: try listRSS(data: data)) }
         if wanted("sync") { rows.append(contentsOf: try syncFigures(plainFile: plain)) }
+        if wanted("idle") { rows.append(contentsOf: try idleFigures()) }
         if wanted("backup") { rows.append(contentsOf: try backupFigures(data: data, plainFile: plain)) }
         if wanted("discovery") { rows.append(contentsOf: try discoveryFigures()) }
         if wanted("pair") { rows.append(contentsOf: try pairFigures()) }

@@ -289,13 +289,7 @@ extension Bench {
         }
         rows.append(Row(name: "a 1% change (1,000 records edited on A) visible on B",
                         value: "\(fmt(median(changeTimes), 3)) s", goal: "≤ 0.5 s"))
-        // Idle: nothing to do for a minute.
-        let bytes0 = idleBytes(a), cpuA0 = a.cpuSeconds, cpuB0 = b.cpuSeconds
-        sleep(60)
-        let bytes1 = idleBytes(a)
-        let cpu = max(a.cpuSeconds - cpuA0, b.cpuSeconds - cpuB0) / 60 * 100
-        rows.append(Row(name: "idle, two connected agents, 60 s", value: "\(fmt(cpu, 2))% CPU",
-                        rate: "\(bytes1 - bytes0) B of traffic", goal: "< 1% CPU, < 2 KB/min"))
+        // Idle cost: see idleFigures (`--only idle`).
         return rows
     }
 

@@ -77,9 +77,12 @@ struct PairInvite: ParsableCommand {
                 + "(valid \(ttl), \(attempts) attempts). Waiting…\n").utf8))
         }
         var lastFailure: String?
+        // Follows the invite by long polls: the agent answers when something happened to it.
+        var revision: Int64 = 0
+        if case .int(let n) = o["revision"] ?? .null { revision = n }
         while true {
-            Thread.sleep(forTimeInterval: 0.1)
-            let state = try agent.call("GET", "/v1/pairing/invites/\(pathSegment(name))").objectValue ?? [:]
+            let state = try agent.call("GET", "/v1/pairing/invites/\(pathSegment(name))?after=\(revision)&wait=30").objectValue ?? [:]
+            if case .int(let n) = state["revision"] ?? .null { revision = n }
             if let failure = state["last_failure"]?.stringValue, failure != lastFailure {
                 lastFailure = failure
                 if !output.json { FileHandle.standardError.write(Data("\(failure)\n".utf8)) }

@@ -113,11 +113,11 @@ import Testing
 
     @Test func subscribersReceiveEveryChange() async throws {
         let store = try makeStore(dir)
-        let stream = store.subscribe()
+        let stream = try store.subscribe()
         try store.apply(.put(key("memories", "a"), ["text": "1"]))
         try store.apply(.put(key("memories", "b"), ["text": "2"]))
         var got: [String] = []
-        for await e in stream {
+        for try await e in stream {
             got.append(e.state.key.id)
             if got.count == 2 { break }
         }
