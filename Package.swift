@@ -41,6 +41,7 @@ let package = Package(
         .target(name: "HubSyncAgent", dependencies: [
             "HubSyncBase", "HubSyncNet", "HubSyncDiscovery", "HubSyncStore", "HubSyncCore", "HubSyncCrypto", "HubSyncBackup",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),

@@ -110,13 +110,9 @@ public final class Agent: Sendable {
         node.serveBackups(with: makeBackupHandler())
         addPairingRoutes(to: router, desk: desk)
         addJoinRoute(to: router)
-        let app = Application(
-            router: router,
-            configuration: .init(address: .hostname(apiHost, port: apiPort), serverName: "hubsync"),
-            onServerRunning: { [self] channel in
-                markReady(api: channel.localAddress.map(Self.text) ?? configuration.api)
-            },
-            logger: logger)
+        let app = LocalAPIServer(responder: router.buildResponder(), host: apiHost, port: apiPort, logger: logger) { [self] channel in
+            markReady(api: channel.localAddress.map(Self.text) ?? configuration.api)
+        }
         let sync = SyncService(agent: self)
         let repair = RepairTimer(node: node, interval: configuration.repairInterval)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [

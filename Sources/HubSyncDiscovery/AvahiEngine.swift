@@ -19,6 +19,8 @@ final class AvahiEngine: @unchecked Sendable {
     var client: OpaquePointer?
     var group: OpaquePointer?
     var browser: OpaquePointer?
+    /// Consecutive attempts that found no system bus (the retry backs off with them).
+    var failedConnects = 0
     var retryTimer: OpaquePointer?
     var txt: [String: String]
     var renamed = false
@@ -116,10 +118,15 @@ final class AvahiEngine: @unchecked Sendable {
         }, context, &error)
         if let c {
             client = c
+            failedConnects = 0
         } else {
-            // No system bus to talk to: avahi-daemon cannot be running either.
+            // No system bus to talk to: avahi-daemon cannot be running either. Look again later,
+            // backing off (2 s, 4 s, … up to a minute), so a machine without D-Bus is not woken
+            // every few seconds for nothing.
             setState(.daemonUnavailable(reason: "avahi-daemon is not running (the system D-Bus is not reachable: \(Self.message(error)))"))
-            scheduleRetry(afterMilliseconds: Self.milliseconds(configuration.retryInterval))
+            failedConnects += 1
+            let first = Self.milliseconds(configuration.retryInterval)
+            scheduleRetry(afterMilliseconds: min(first << min(failedConnects - 1, 8), max(first, 60_000)))
         }
     }
 
