@@ -39,11 +39,27 @@ public enum HouseholdJoin {
 }
 
 extension Agent {
-    /// `POST /v1/pairing/join` `{"code", "address"}`: this agent joins the household of the
-    /// invite at `address`, trusts the inviter and answers the household with `"inviter"`.
+    /// Waits until a session with `device` is up, woken by session changes; false after `limit`.
+    func waitForSession(with device: DeviceID, for limit: Duration) async -> Bool {
+        let changes = node.sessionChanges.subscribe(pending: true)
+        defer { node.sessionChanges.unsubscribe(changes) }
+        let deadline = ContinuousClock.now + limit
+        while true {
+            if node.status().contains(where: { $0.device == device && $0.connected }) { return true }
+            guard await changes.wait(until: deadline) == .signalled else { return false }
+        }
+    }
+
+    /// `POST /v1/pairing/join` `{"code", "address", "connect_seconds"}`: this agent joins the
+    /// household of the invite at `address`, trusts the inviter, waits (up to `connect_seconds`,
+    /// default 15) until it is connected to it, and answers the household with `"inviter"` and
+    /// `"connected"`.
     func addJoinRoute(to router: Router<BasicRequestContext>) {
         router.post("v1/pairing/join") { [self] request, _ in
             let body = try await bodyObject(request)
+            var connectSeconds: Int64 = 15
+            if case .int(let n) = body["connect_seconds"] ?? .null { connectSeconds = n }
+            guard (0...120).contains(connectSeconds) else { throw APIError(.badRequest, "\"connect_seconds\" must be 0 to 120") }
             guard let text = body["code"]?.stringValue, let address = body["address"]?.stringValue else {
                 throw APIError(.badRequest, "give \"code\" and \"address\" (the inviter's HOST:PORT)")
             }
@@ -62,10 +78,11 @@ extension Agent {
             }
             let inviter = outcome.result.inviterDevice
             _ = try await AsyncStore(store).run { try $0.addPeer(inviter, address: address) }
-            peersChanged.store(true, ordering: .releasing)
-            trustGeneration.add(1, ordering: .releasing)
+            // The household and the trusted peers changed: membership, dialers and the advert follow.
+            trustChanged()
             var answer = Self.householdJSON(secrets: outcome.result.secrets, state: outcome.state).objectValue ?? [:]
             answer["inviter"] = .string(inviter.description)
+            answer["connected"] = .bool(await waitForSession(with: inviter, for: .seconds(connectSeconds)))
             return json(.object(answer))
         }
     }

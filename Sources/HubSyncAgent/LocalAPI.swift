@@ -59,9 +59,16 @@ public struct LocalAPI: Sendable {
         }
         router.get("v1/records/:collection") { request, context in
             let collection = try pathParameter(context, "collection")
-            let limit = request.uri.queryParameters.get("limit", as: Int.self)
+            var limit: Int?
+            if let text = request.uri.queryParameters.get("limit") {
+                guard let n = Int(text), n >= 0 else {
+                    throw APIError(.badRequest, "limit must be a whole number, 0 or more; got \"\(text)\"")
+                }
+                limit = n
+            }
             let after = request.uri.queryParameters.get("after")
-            let records = try await store.run { try $0.list(collection, after: after, limit: limit) }
+            let count = limit
+            let records = try await store.run { try $0.list(collection, after: after, limit: count) }
             return json(.array(records.map(recordJSON)))
         }
         router.get("v1/records/:collection/:id") { _, context in

@@ -31,7 +31,7 @@ public struct LocalAPIClient: Sendable {
     /// directory's writer lock as an agent, once it has written its bound addresses.
     public static func running(inDataDirectory path: String) -> LocalAPIClient? {
         let directory = DataDirectory(path: path)
-        guard let holder = WriterLock.holder(in: directory), holder.isAgent else { return nil }
+        guard let holder = WriterLock.holder(in: directory) else { return nil }
         return running(in: directory, pid: holder.pid)
     }
 
@@ -59,7 +59,7 @@ public struct LocalAPIClient: Sendable {
     /// Sends a request; returns the status code and the parsed JSON body (null when the body is
     /// not JSON). `path` is sent as given, so its segments must be percent-encoded already.
     public func request(_ method: String, _ path: String, body: Value? = nil,
-                        timeout: Duration = .seconds(600)) async throws(APIClientError) -> (status: Int, body: Value) {
+                        timeout: Duration = .seconds(120)) async throws(APIClientError) -> (status: Int, body: Value) {
         let response = try start(method, path, body: body, timeout: timeout)
         do { return Self.answer(try await response.get()) } catch { throw failure(error) }
     }
@@ -67,7 +67,7 @@ public struct LocalAPIClient: Sendable {
     /// ``request(_:_:body:timeout:)`` for callers that are not async (the CLI's commands). It
     /// blocks the calling thread until an event loop of the shared HTTP client has the answer.
     public func request(_ method: String, _ path: String, body: Value? = nil) throws(APIClientError) -> (status: Int, body: Value) {
-        let response = try start(method, path, body: body, timeout: .seconds(600))
+        let response = try start(method, path, body: body, timeout: .seconds(120))
         do { return Self.answer(try response.wait()) } catch { throw failure(error) }
     }
 
@@ -83,8 +83,16 @@ public struct LocalAPIClient: Sendable {
             throw APIClientError("\(baseURL + path) is not a request the API can take: \(error)")
         }
         let deadline = NIODeadline.now() + .nanoseconds(timeout.components.seconds * 1_000_000_000)
-        return HTTPClient.shared.execute(request: request, deadline: deadline)
+        return Self.http.execute(request: request, deadline: deadline)
     }
+
+    /// The process's HTTP client: a dead or wrong address fails in seconds, and an agent that
+    /// stops answering mid-request (stopped, hung) within a minute, instead of holding the caller.
+    static let http: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = HTTPClient.Configuration.Timeout(connect: .seconds(5), read: .seconds(60))
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
 
     private static func answer(_ response: HTTPClient.Response) -> (status: Int, body: Value) {
         let bytes = response.body.map { Array($0.readableBytesView) } ?? []

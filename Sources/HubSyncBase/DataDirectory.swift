@@ -35,7 +35,8 @@ public struct DataDirectory: Sendable, Hashable {
     public static let deviceFile = "device.json"
     /// What the scheduled backups did last.
     public static let backupStateFile = "backup-state.json"
-    /// Held (flock) by the process that writes the store: the agent, or a command when none runs.
+    /// Who holds the writer lock (`PID ROLE`), written by the holder: a hint for messages. The
+    /// lock itself is an flock on the directory (``WriterLock``).
     public static let lockFile = "writer.lock"
     /// The folder where this device keeps other devices' backups (peer storage).
     public static let peerBackupsFolder = "backups"

@@ -1,28 +1,38 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Foundation
 import Synchronization
 
-/// The exclusive lock on `DATA/writer.lock` that makes one process the store's only writer.
+/// The exclusive lock that makes one process the store's only writer: an `flock(2)` on the data
+/// directory itself.
 ///
-/// It is an `flock(2)` lock: the kernel releases it when the holder exits, however it exits
-/// (`kill -9` included), so a crashed agent never leaves the directory locked. The file also
-/// names the holder (`PID ROLE`) so that others can say who holds it; that text is only a hint,
-/// the lock itself is the truth.
+/// The kernel releases it when the holder exits, however it exits (`kill -9` included), so a
+/// crashed agent never leaves the directory locked; and as it is the directory that is locked,
+/// there is no lock file to delete, replace or link elsewhere. Who holds it comes from the
+/// kernel too (`/proc/locks`); the holder also writes `DATA/writer.lock` (`PID ROLE`), a hint
+/// that only says what the holding process is doing, believed only when its PID is the kernel's.
 public final class WriterLock: Sendable {
-    /// Who holds a lock, as the holder wrote it.
+    /// Who holds a lock.
     public struct Holder: Sendable, Equatable, CustomStringConvertible {
+        /// The holding process, as the kernel reports it.
         public let pid: Int32
-        /// "agent" for `hubsync run`; a command's name otherwise.
-        public let role: String
+        /// "agent" for `hubsync run`; a command's name; nil when the holder did not say.
+        public let role: String?
         public var isAgent: Bool { role == WriterLock.agentRole }
-        public var description: String { isAgent ? "the agent (pid \(pid))" : "`hubsync \(role)` (pid \(pid))" }
+        public var description: String {
+            switch role {
+            case WriterLock.agentRole?: "the agent (pid \(pid))"
+            case let role?: "`hubsync \(role)` (pid \(pid))"
+            case nil: "process \(pid)"
+            }
+        }
     }
 
-    /// The role an agent writes into the lock file.
+    /// The role an agent writes into the hint file.
     public static let agentRole = "agent"
 
-    /// The open lock file; -1 once released.
+    /// The open directory; -1 once released.
     private let descriptor: Mutex<Int32>
     public let directory: DataDirectory
 
@@ -33,7 +43,7 @@ public final class WriterLock: Sendable {
 
     deinit { release() }
 
-    /// Lets go of the lock (closing the file releases it); later calls do nothing.
+    /// Lets go of the lock (closing the directory releases it); later calls do nothing.
     public func release() {
         descriptor.withLock { fd in
             guard fd >= 0 else { return }
@@ -44,10 +54,10 @@ public final class WriterLock: Sendable {
 
     /// Takes the lock if no other process holds it; nil when one does.
     ///
-    /// - Parameter role: written into the file for others to read ("agent", or the command).
+    /// - Parameter role: written into the hint file for others to read ("agent", or the command).
     public static func acquire(in directory: DataDirectory, role: String) throws(SystemCallError) -> WriterLock? {
-        let path = directory.lockPath
-        let fd = try SystemCallError.check("open", path) { open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600) }
+        let path = directory.path
+        let fd = try SystemCallError.check("open", path) { open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
         while flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let code = errno
             if code == EINTR { continue }
@@ -55,30 +65,71 @@ public final class WriterLock: Sendable {
             if code == EWOULDBLOCK { return nil }
             throw SystemCallError(call: "flock", path: path, errno: code)
         }
-        let text = Array("\(getpid()) \(role)\n".utf8)
-        _ = ftruncate(fd, 0)
-        _ = text.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+        // Only a hint, so a failure to write it changes nothing.
+        try? directory.writeAtomically(Array("\(getpid()) \(role)\n".utf8), to: DataDirectory.lockFile, mode: 0o600)
         return WriterLock(descriptor: fd, directory: directory)
     }
 
+    /// Who holds the lock, or nil when nobody does.
+    public static func holder(in directory: DataDirectory) -> Holder? {
+        guard let pid = holderPID(of: directory.path) else { return nil }
+        var role: String?
+        if let bytes = directory.contents(of: DataDirectory.lockFile) {
+            let parts = String(decoding: bytes.prefix(256), as: UTF8.self).split(whereSeparator: \.isWhitespace)
+            if parts.count == 2, Int32(parts[0]) == pid { role = String(parts[1]) }
+        }
+        return Holder(pid: pid, role: role)
+    }
+
     /// Whether some process holds the lock now.
-    public static func isHeld(in directory: DataDirectory) -> Bool {
-        let fd = open(directory.lockPath, O_RDONLY | O_CLOEXEC)
+    public static func isHeld(in directory: DataDirectory) -> Bool { holderPID(of: directory.path) != nil }
+
+    /// The PID of the process holding an exclusive flock on `path`, from the kernel's table of
+    /// locks; where there is no such table, -1 when some process holds it.
+    static func holderPID(of path: String) -> Int32? {
+        var status = stat()
+        guard stat(path, &status) == 0 else { return nil }
+        guard let table = readAll("/proc/locks") else { return probe(path) ? -1 : nil }
+        let dev = UInt64(status.st_dev)
+        let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & ~UInt64(0xfff))
+        let minor = (dev & 0xff) | ((dev >> 12) & ~UInt64(0xff))
+        let inode = UInt64(status.st_ino)
+        // "1: FLOCK  ADVISORY  WRITE 1397 00:2c:1183 0 EOF"; a blocked waiter's line has "->".
+        for line in String(decoding: table, as: UTF8.self).split(separator: "\n") where !line.contains("->") {
+            let f = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard f.count >= 6, f[1] == "FLOCK", f[3] == "WRITE", let pid = Int32(f[4]) else { continue }
+            let id = f[5].split(separator: ":")
+            guard id.count == 3, UInt64(id[0], radix: 16) == major, UInt64(id[1], radix: 16) == minor,
+                  UInt64(id[2]) == inode else { continue }
+            return pid
+        }
+        return nil
+    }
+
+    /// A whole file read to its end (a /proc file has no size to go by).
+    private static func readAll(_ path: String) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0, errno == EINTR { continue }
+            guard n > 0 else { return n == 0 ? bytes : nil }
+            bytes += chunk[0..<n]
+        }
+    }
+
+    /// Whether the lock is held, by trying a shared lock (used where the kernel lists no locks).
+    private static func probe(_ path: String) -> Bool {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { return false }
         defer { close(fd) }
-        // A shared lock is refused exactly while someone holds the exclusive one.
         if flock(fd, LOCK_SH | LOCK_NB) == 0 {
             flock(fd, LOCK_UN)
             return false
         }
         return errno == EWOULDBLOCK
-    }
-
-    /// Who holds the lock, or nil when nobody does.
-    public static func holder(in directory: DataDirectory) -> Holder? {
-        guard isHeld(in: directory), let bytes = directory.contents(of: DataDirectory.lockFile) else { return nil }
-        let parts = String(decoding: bytes, as: UTF8.self).split(whereSeparator: \.isWhitespace)
-        guard parts.count >= 2, let pid = Int32(parts[0]) else { return nil }
-        return Holder(pid: pid, role: parts[1...].joined(separator: " "))
     }
 }

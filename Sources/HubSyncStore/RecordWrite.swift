@@ -116,7 +116,8 @@ public struct RecordWriteResult: Sendable {
 
 extension Store {
     /// Applies writes in order: each run of local edits in one transaction, each run of merges
-    /// in another. A refused local edit refuses its whole run.
+    /// in another. A refused local edit refuses its whole run. Each result has the sequence of
+    /// the change its own write made.
     public func apply(_ writes: [RecordWrite]) throws(StoreError) -> [RecordWriteResult] {
         var results: [RecordWriteResult] = []
         var index = writes.startIndex
@@ -130,9 +131,7 @@ extension Store {
             } else {
                 var ops: [Operation] = []
                 while index < writes.endIndex, case .local(let op) = writes[index] { ops.append(op); index += 1 }
-                let events = try apply(ops)
-                let byKey = Dictionary(events.map { ($0.state.key, $0.sequence) }, uniquingKeysWith: { _, b in b })
-                results += ops.map { RecordWriteResult(key: $0.key, sequence: byKey[$0.key]) }
+                results += zip(ops, try applyReporting(ops)).map { RecordWriteResult(key: $0.key, sequence: $1) }
             }
         }
         return results

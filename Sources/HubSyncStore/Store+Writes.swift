@@ -14,6 +14,22 @@ extension Store {
         }
     }
 
+    /// ``apply(_:)-([Operation])`` that tells, for each operation in order, the sequence of the
+    /// change it made (nil when it changed nothing).
+    func applyReporting(_ operations: [Operation]) throws(StoreError) -> [Int64?] {
+        try wrap {
+            try transaction { db, ctx -> [Int64?] in
+                var sequences: [Int64?] = []
+                for op in operations {
+                    let before = ctx.events.count
+                    try apply(op, db: db, ctx: &ctx)
+                    sequences.append(ctx.events.count > before ? ctx.events.last?.sequence : nil)
+                }
+                return sequences
+            }.0
+        }
+    }
+
     @discardableResult
     public func apply(_ operation: Operation) throws(StoreError) -> ChangeEvent? {
         try apply([operation]).first
@@ -28,6 +44,11 @@ extension Store {
         var state = old ?? RecordState(key: key)
         switch op {
         case .put(_, let patch):
+            guard !patch.isEmpty || state.isAlive else {
+                throw StoreError(.invalidInput, "\(key) does not exist\(old == nil ? "" : " (it is deleted)"); a put that creates "
+                    + "a record names its fields, e.g. " + (collection.requiredFields.first.map { "{\"\($0.name)\": …}" } ?? "{\"field\": …}"))
+            }
+            guard !patch.isEmpty else { return } // an existing record, nothing named: nothing changes
             try collection.validate(patch: patch)
             try Normalization.check(patch)
             let stamp = ctx.stamp()

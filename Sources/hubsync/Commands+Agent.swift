@@ -63,20 +63,25 @@ struct RunCommand: AsyncParsableCommand {
 }
 
 /// The writer lock for an agent: refused while another agent holds it; while a command holds it
-/// (an import, a restore), the agent waits for it to finish.
+/// (an import, a restore), the agent waits for it to finish (up to a minute).
 func agentLock(_ dir: DataDirectory) throws(CLIError) -> WriterLock {
+    let clock = ContinuousClock()
+    let deadline = clock.now + .seconds(60)
     var told = false
     while true {
         do {
             if let lock = try WriterLock.acquire(in: dir, role: WriterLock.agentRole) { return lock }
         } catch {
-            throw .failure("cannot lock \(dir.lockPath): \(error.reason); check the directory's permissions")
+            throw .failure("cannot lock \(dir.path): \(error.reason); check that it exists and that you may read it")
         }
-        let holder = WriterLock.holder(in: dir)
-        if let holder, holder.isAgent {
+        guard let holder = WriterLock.holder(in: dir) else { continue }
+        if holder.isAgent || AgentClient.running(in: dir, pid: holder.pid) != nil {
             throw .failure("an agent already runs on \(dir.path) (pid \(holder.pid)); stop it first")
         }
-        if !told, let holder {
+        guard clock.now < deadline else {
+            throw .failure("\(holder) still holds \(dir.path) after a minute; start the agent when it has finished")
+        }
+        if !told {
             FileHandle.standardError.write(Data("hubsync: waiting for \(holder) to finish with \(dir.path)\n".utf8))
             told = true
         }

@@ -115,12 +115,13 @@ struct ImportCommand: ParsableCommand {
         }
         if !pending.isEmpty || total == 0 { try commit() }
 
+        let throughAgent = { if case .agent = writer { true } else { false } }()
         if output.json {
             printJSON(["records": .int(Int64(total)), "written": .int(Int64(written)),
-                       "merged": .int(Int64(merged)), "unchanged": .int(Int64(unchanged))])
+                       "merged": .int(Int64(merged)), "unchanged": .int(Int64(unchanged)), "through_agent": .bool(throughAgent)])
         } else {
-            print("Imported \(total) records: \(written) written as local edits, \(merged) merged, "
-                + "\(unchanged) already up to date")
+            print("Imported \(total) \(total == 1 ? "record" : "records"): \(written) written as local edits, \(merged) merged, "
+                + "\(unchanged) already up to date" + (throughAgent ? ", through the running agent" : ""))
         }
     }
 
@@ -156,7 +157,10 @@ struct ImportCommand: ParsableCommand {
         }
         // Plain records and export lines are writes in RecordWrite's form; other operations are
         // for the API's batches, not for files.
-        if let op = o["op"] { throw ValidationFailure("an import line has no \"op\" (got \(JSON.serialize(op)))") }
+        if let op = o["op"] {
+            throw ValidationFailure("a line holds a record (\"collection\", \"id\", \"fields\" or an exported \"state\"), not an "
+                + "operation; \"op\": \(JSON.serialize(op)) is for the local API's POST /v1/batch")
+        }
         return .write(try RecordWrite(parsing: o))
     }
 }

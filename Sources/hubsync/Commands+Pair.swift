@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Synchronization
 import HubSyncAgent
 import HubSyncCore
 import HubSyncCrypto
@@ -58,9 +59,11 @@ struct PairInvite: ParsableCommand {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler {
+                inviteInterrupted.store(true, ordering: .sequentiallyConsistent)
                 _ = try? agent.call("DELETE", "/v1/pairing/invites/\(pathSegment(name))")
                 FileHandle.standardError.write(Data("hubsync: invite \(name) withdrawn\n".utf8))
-                Foundation.exit(130)
+                // _exit: nothing buffered is left to flush, and no exit handler can hold the process up.
+                _exit(130)
             }
             source.resume()
             return source
@@ -81,7 +84,12 @@ struct PairInvite: ParsableCommand {
         var revision: Int64 = 0
         if case .int(let n) = o["revision"] ?? .null { revision = n }
         while true {
-            let state = try agent.call("GET", "/v1/pairing/invites/\(pathSegment(name))?after=\(revision)&wait=30").objectValue ?? [:]
+            let answer = Result { () throws(CLIError) in
+                try agent.call("GET", "/v1/pairing/invites/\(pathSegment(name))?after=\(revision)&wait=30")
+            }
+            // Interrupted: the handler withdraws the invite (which ends this poll) and exits 130.
+            while inviteInterrupted.load(ordering: .sequentiallyConsistent) { sleep(1) }
+            let state = try answer.get().objectValue ?? [:]
             if case .int(let n) = state["revision"] ?? .null { revision = n }
             if let failure = state["last_failure"]?.stringValue, failure != lastFailure {
                 lastFailure = failure
@@ -107,6 +115,9 @@ struct PairInvite: ParsableCommand {
         }
     }
 }
+
+/// Set when `pair invite` is interrupted, so its main loop leaves the exit to the signal handler.
+let inviteInterrupted = Atomic<Bool>(false)
 
 struct PairJoin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -135,6 +146,7 @@ struct PairJoin: AsyncParsableCommand {
         do { invite = try InviteCode(parsing: code) } catch { throw CLIError.usage(error.message) }
         if let host, SyncNode.split(host) == nil { throw CLIError.usage("--host must be HOST:PORT, e.g. 192.168.1.20:7400") }
         guard (1...120).contains(findTimeout) else { throw CLIError.usage("--find-timeout must be 1 to 120 seconds") }
+        guard (0...120).contains(connectTimeout) else { throw CLIError.usage("--connect-timeout must be 0 to 120 seconds") }
         let dir = common.directory
         let identity = try dir.identity()
         if let (secrets, state) = try pairingGuarded({ try MembershipFiles.load(in: dir.path) }),
@@ -151,19 +163,11 @@ struct PairJoin: AsyncParsableCommand {
         let connected: Bool
         switch try dir.writer() {
         case .agent(let agent):
-            household = try agent.call("POST", "/v1/pairing/join",
-                                       body: ["code": .string(invite.text), "address": .string(host)]).objectValue ?? [:]
+            household = try agent.call("POST", "/v1/pairing/join", body: [
+                "code": .string(invite.text), "address": .string(host), "connect_seconds": .int(Int64(connectTimeout)),
+            ]).objectValue ?? [:]
             inviter = household["inviter"]?.stringValue ?? "?"
-            let deadline = Date().addingTimeInterval(Double(connectTimeout))
-            var isConnected = false
-            while Date() < deadline, !isConnected {
-                let status = try agent.call("GET", "/v1/status").objectValue ?? [:]
-                isConnected = status["peers"]?.arrayValue?.contains {
-                    $0.objectValue?["device_id"]?.stringValue == inviter && $0.objectValue?["connected"] == true
-                } ?? false
-                if !isConnected { try await Task.sleep(for: .milliseconds(50)) }
-            }
-            guard isConnected else {
+            guard household["connected"] == .bool(true) else {
                 throw CLIError.failure("joined the household, but this agent did not connect to \(inviter) at "
                     + "\(host) within \(connectTimeout) s; see `hubsync status`")
             }

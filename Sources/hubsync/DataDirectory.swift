@@ -57,7 +57,7 @@ extension DataDirectory {
         do {
             heldLock = try WriterLock.acquire(in: self, role: role)
         } catch {
-            throw .failure("cannot lock \(lockPath): \(error.reason); check the directory's permissions")
+            throw .failure("cannot lock \(path): \(error.reason); check that it exists and that you may read it")
         }
         return heldLock
     }
@@ -73,36 +73,41 @@ extension DataDirectory {
 
     /// Where this command's writes go: the running agent when one holds the directory, else the
     /// store itself, with the writer lock held for the rest of the command. While another command
-    /// holds the lock, waits for it (up to `patience`).
+    /// holds the lock, waits for it (up to `patience`); an agent that holds it but whose API
+    /// cannot be found is an error after a few seconds, not a wait.
     func writer(patience: Duration = .seconds(60)) throws(CLIError) -> Writer {
         let clock = ContinuousClock()
-        let deadline = clock.now + patience
+        let start = clock.now
         var told = false
         while true {
             if try takeLock() != nil {
                 let id = try identity()
                 return .direct(try guarded { try Store(path: storePath, device: id.deviceID) })
             }
-            let holder = WriterLock.holder(in: self)
-            if let holder, holder.isAgent, let agent = AgentClient.running(in: self, pid: holder.pid) {
-                return .agent(agent)
+            guard let holder = WriterLock.holder(in: self) else { continue } // let go just now: try again
+            if let agent = AgentClient.running(in: self, pid: holder.pid) { return .agent(agent) }
+            let waited = clock.now - start
+            if holder.isAgent || holder.role == nil, waited > .seconds(10) {
+                // The holder's agent.json does not name it: a hand-edited or removed file, or not an agent at all.
+                throw .failure("\(holder) holds \(path), but \(DataDirectory.agentStateFile) there does not name it, "
+                    + "so its API cannot be found; if it is an agent, restart it (`kill \(holder.pid)`, then `hubsync run`)")
             }
-            guard clock.now < deadline else {
-                throw .failure("\(holder?.description ?? "another process") holds \(path) and did not let go within "
-                    + "\(patience.components.seconds) s; try again when it has finished")
+            guard waited < patience else {
+                throw .failure("\(holder) holds \(path) and did not let go within \(patience.components.seconds) s; "
+                    + "try again when it has finished")
             }
-            if !told, let holder, !holder.isAgent {
+            if !told, !holder.isAgent, holder.role != nil {
                 FileHandle.standardError.write(Data("hubsync: waiting for \(holder) to finish with \(path)\n".utf8))
                 told = true
             }
-            // The lock holder is another command, or an agent still starting (its API not bound yet).
+            // The holder is another command, or an agent still starting (its API not bound yet).
             Thread.sleep(forTimeInterval: 0.05)
         }
     }
 
     /// The running agent, when one holds the directory.
     func runningAgent() -> AgentClient? {
-        guard let holder = WriterLock.holder(in: self), holder.isAgent else { return nil }
+        guard let holder = WriterLock.holder(in: self) else { return nil }
         return AgentClient.running(in: self, pid: holder.pid)
     }
 

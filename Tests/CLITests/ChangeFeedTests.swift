@@ -8,13 +8,12 @@ import Testing
 @Suite(.timeLimit(.minutes(5))) struct ChangeFeedTests {
     let dir = TemporaryDirectory()
 
-    @Test func aSlowReaderGetsEveryChangeOnceInOrder() throws {
-        let agent = try AgentProcess(Device(data: dir.path + "/a"))
-        defer { agent.stop() }
+    @Test func aSlowReaderGetsEveryChangeOnceInOrder() async throws {
+        let agent = try await AgentProcess(Device(data: dir.path + "/a"))
         let feed = try SSEReader(port: agent.client.port, token: agent.client.token, path: "/v1/changes")
         defer { feed.close() }
         // The feed is live (caught up with the log) before the first write.
-        try feed.read(until: { $0.contains(": live\n") })
+        try await onDedicatedThread { try feed.read(until: { $0.contains(": live\n") }) }
         // About 30 MB of events: far more than socket buffers and any in-memory queue hold.
         let total = 25_000, batch = 1_000, padding = String(repeating: "x", count: 1000)
         var first: Int64?, last: Int64 = 0
@@ -22,17 +21,18 @@ import Testing
             let ops: [Value] = (0..<batch).map { i in
                 ["op": "put", "collection": "memories", "id": .string("m\(b * batch + i)"), "fields": ["text": .string("memory \(b) \(i) \(padding)")]]
             }
-            let answer = try agent.api("POST", "/v1/batch", ["operations": .array(ops)]).objectValue ?? [:]
+            let answer = try await agent.api("POST", "/v1/batch", ["operations": .array(ops)]).objectValue ?? [:]
             guard case .int(let seq) = answer["last_sequence"] ?? .null else { Issue.record("no last_sequence: \(answer)"); return }
             first = first ?? seq - Int64(batch) + 1
             last = seq
             // The reader takes a little between batches: it falls ever further behind.
-            try feed.readSome(bytes: 4096)
+            try await onDedicatedThread { try feed.readSome(bytes: 4096) }
         }
         let expected = Array(try #require(first)...last)
         #expect(expected.count == total)
         // The body is chunked, one chunk per page of whole events: the last id ends the test.
-        try feed.read(until: { text in text.suffix(20_000).contains("id: \(last)\n") })
+        let lastID = last
+        try await onDedicatedThread { try feed.read(until: { text in text.suffix(20_000).contains("id: \(lastID)\n") }) }
         // Lines end in "\n"; the chunked framing adds "\r\n" (one Character in Swift).
         let ids = feed.text.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" })
             .compactMap { line in line.hasPrefix("id: ") ? Int64(line.dropFirst(4)) : nil }
@@ -40,11 +40,13 @@ import Testing
         let missing = Set(expected).subtracting(ids).sorted()
         #expect(missing.isEmpty, "missing \(missing.count) sequences, first \(missing.prefix(10))")
         #expect(ids == expected, "not every sequence exactly once in order")
+        await agent.stop()
     }
 }
 
-/// Reads a server-sent event stream from the local API over a plain socket.
-final class SSEReader {
+/// Reads a server-sent event stream from the local API over a plain socket (blocking reads: call
+/// them on a dedicated thread).
+final class SSEReader: @unchecked Sendable { // used by one test at a time, one call at a time
     let fd: Int32
     private(set) var text = ""
 

@@ -7,6 +7,9 @@ import Testing
 /// import, a restore), the store holds exactly what the user typed; a killed agent never blocks
 /// the CLI.
 @Suite struct OneWriterTests {
+    /// Kept by the suite (each test has its own instance), so it outlives the test's agents.
+    let tmp = TemporaryDirectory()
+
     /// IDs that an encoding slip would change: a slash, a percent sign, an escape typed
     /// literally, a space and a non-ASCII letter, an emoji, and the longest ID (256 bytes).
     static let ids = ["a/b", "100%", "%2F", "café note", "🦊 fox", String(repeating: "ü", count: 128)]
@@ -30,7 +33,6 @@ import Testing
     }
 
     @Test func everyWritePathStoresTheIDAsTyped() async throws {
-        let tmp = TemporaryDirectory()
         let expected = Dictionary(uniqueKeysWithValues: Self.ids.map { ("memories/\($0)", Value.object(["text": "x"])) })
         #expect(Self.ids.last!.utf8.count == 256)
         var results: [String: [String: Value]] = [:]
@@ -115,7 +117,6 @@ import Testing
     }
 
     @Test func aKilledAgentDoesNotBlockTheCLIAndItsNextStartPushesTheWrite() async throws {
-        let tmp = TemporaryDirectory()
         let a = try await AgentProcess(Device(data: tmp.path + "/a"), extra: ["--no-mdns"])
         let b = try await AgentProcess(Device(data: tmp.path + "/b"), extra: ["--no-mdns"])
         try await pair(a, b)
@@ -144,7 +145,6 @@ import Testing
     }
 
     @Test func aSecondAgentOnTheSameDirectoryIsRefused() async throws {
-        let tmp = TemporaryDirectory()
         let device = Device(data: tmp.path + "/a")
         let agent = try await AgentProcess(device, extra: ["--no-mdns"])
         let r = try await device.run("run", "--listen", "127.0.0.1:0", "--api", "127.0.0.1:0", "--no-mdns")
@@ -155,8 +155,46 @@ import Testing
         await agent.stop()
     }
 
+    /// The lock is on the directory: the `writer.lock` file only names the holder, so removing
+    /// it, filling it with garbage or replacing it by a link changes nothing.
+    @Test func tamperingWithTheHintFileNeitherBypassesNorBlocksTheAgent() async throws {
+        let device = Device(data: tmp.path + "/a")
+        let agent = try await AgentProcess(device, extra: ["--no-mdns"])
+        let hint = device.data + "/writer.lock", victim = tmp.path + "/victim.txt"
+        try "precious\n".write(toFile: victim, atomically: true, encoding: .utf8)
+        let tampers: [(String, () throws -> Void)] = [
+            ("removed", { try FileManager.default.removeItem(atPath: hint) }),
+            ("garbage", { try Data([0x47, 0x00, 0xff, 0x0a]).write(to: URL(fileURLWithPath: hint)) }),
+            ("a dead pid", { try "99999 import\n".write(toFile: hint, atomically: true, encoding: .utf8) }),
+            ("a link", { try FileManager.default.createSymbolicLink(atPath: hint, withDestinationPath: victim) }),
+        ]
+        for (i, (what, tamper)) in tampers.enumerated() {
+            try? FileManager.default.removeItem(atPath: hint)
+            if what != "removed" { try tamper() } else { try? tamper() }
+            let r = try await device.ok("put", "memories", "t\(i)", "--json", #"{"text": "x"}"#)
+            #expect(r.stdout.contains("through the running agent"), "hint \(what): \(r.stdout) \(r.stderr)")
+            let second = try await device.run("run", "--listen", "127.0.0.1:0", "--api", "127.0.0.1:0", "--no-mdns")
+            #expect(second.status == 1 && second.stderr.contains("an agent already runs"), "hint \(what): \(second.stderr)")
+        }
+        #expect(try String(contentsOfFile: victim, encoding: .utf8) == "precious\n")
+        await agent.stop()
+    }
+
+    @Test func aPutThatNamesNoFieldCreatesNothing() async throws {
+        let device = Device(data: tmp.path + "/a")
+        try await device.ok("init")
+        let r = try await device.run("put", "memories", "empty", "--json", "{}")
+        #expect(r.status == 2, "\(r.stdout) \(r.stderr)")
+        #expect(r.stderr.contains("names its fields"), "\(r.stderr)")
+        let listed = try await device.ok("list", "memories", "--deleted", "--json")
+        #expect(!listed.stdout.contains("empty"), "\(listed.stdout)")
+        // On an existing record, nothing named changes nothing.
+        try await device.ok("put", "memories", "m1", "--json", #"{"text": "x"}"#)
+        let again = try await device.ok("put", "memories", "m1", "--json", "{}")
+        #expect(again.stdout.contains("unchanged"), "\(again.stdout)")
+    }
+
     @Test func theBatchRouteTakesEveryKindOfWriteAndRefusesABadOneWhole() async throws {
-        let tmp = TemporaryDirectory()
         let device = Device(data: tmp.path + "/a")
         let agent = try await AgentProcess(device, extra: ["--no-mdns"])
         let ops: Value = ["operations": [
@@ -166,7 +204,11 @@ import Testing
         ], "records": true]
         let answer = try await agent.api("POST", "/v1/batch", ops).objectValue ?? [:]
         #expect(answer["applied"] == 3)
-        let last = answer["results"]?.arrayValue?.last?.objectValue?["record"]?.objectValue
+        let results = answer["results"]?.arrayValue?.compactMap(\.objectValue) ?? []
+        // Each write has the sequence of its own change.
+        let sequences = results.compactMap { r -> Int64? in if case .int(let n) = r["sequence"] ?? .null { n } else { nil } }
+        #expect(sequences.count == 3 && Set(sequences).count == 3 && sequences == sequences.sorted(), "\(results)")
+        let last = results.last?["record"]?.objectValue
         #expect(last?["fields"]?.objectValue?["tags"] == ["b"])
         #expect(last?["id"] == "m/1")
         let bad: Value = ["operations": [
@@ -177,6 +219,8 @@ import Testing
         #expect(status == 400)
         #expect(body.objectValue?["error"]?.stringValue?.hasPrefix("operations[1]: \"op\" must be") == true, "\(body)")
         #expect(await agent.record("memories", "m2") == nil)
+        let (badLimit, why) = try await agent.request("GET", "/v1/records/memories?limit=abc")
+        #expect(badLimit == 400, "\(why)")
         await agent.stop()
     }
 }

@@ -29,7 +29,9 @@ final class InProcessAgent: Sendable {
         let agent = self.agent
         task = Task { try await agent.run() }
         let directory = self.directory
-        try await waitUntil("the in-process agent's API is bound", timeout: 15) {
+        // The agent shares this process's cooperative pool with every other test, some of them
+        // CPU-bound for seconds at a time, so its start may wait for a thread.
+        try await waitUntil("the in-process agent's API is bound", timeout: 120) {
             LocalAPIClient.running(inDataDirectory: directory.path) != nil
         }
         client = LocalAPIClient.running(inDataDirectory: path)!
@@ -43,9 +45,11 @@ final class InProcessAgent: Sendable {
 }
 
 @Suite struct InProcessAgentTests {
+    /// Kept by the suite, so it outlives every agent a test starts in it.
+    let tmp = TemporaryDirectory()
+
     @Test func theAgentHoldsTheWriterLockForItsLifetime() async throws {
-        let tmp = TemporaryDirectory()
-        let path = tmp.path + "/a"
+        let path = tmp.path + "/lock"
         do {
             let running = try await InProcessAgent(in: path)
             let holder = try #require(WriterLock.holder(in: running.directory))
@@ -63,8 +67,7 @@ final class InProcessAgent: Sendable {
     }
 
     @Test func writesThroughTheAPIAreStoredAsTyped() async throws {
-        let tmp = TemporaryDirectory()
-        let running = try await InProcessAgent(in: tmp.path + "/a")
+        let running = try await InProcessAgent(in: tmp.path + "/ids")
         let (status, answer) = try await running.client.request(
             "PATCH", "/v1/records/memories/a%2Fb%20%F0%9F%A6%8A", body: ["text": "x"])
         #expect(status == 200, "\(answer)")
