@@ -1,4 +1,5 @@
 import Foundation
+public import HubSyncBase
 
 /// The household's shared secrets: what every member device holds so that any of them can open
 /// the household's backups (protocol/SPEC.md, chapter 5).
@@ -65,20 +66,22 @@ public struct Household: Sendable, Equatable {
 }
 
 /// Why household secrets could not be created, loaded or used.
-public struct HouseholdError: Error, Sendable, CustomStringConvertible {
-    /// What kind of failure this is.
-    public enum Code: Sendable, Hashable { case missing, exists, malformed, insecurePermissions, io, wrongRecoveryKey }
+public struct HouseholdError: CodedError, Sendable {
+    public var fields: CodedErrorFields<HouseholdError>
+    public init(fields: CodedErrorFields<HouseholdError>) { self.fields = fields }
+}
 
-    /// What kind of failure this is; match on it.
-    public let code: Code
-    /// What happened and what to do, for a person to read.
-    public let message: String
-
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-
-    /// The message.
-    public var description: String { message }
+extension ErrorCode<HouseholdError> {
+    /// The data directory has no household file.
+    public static var missing: Self { Self("missing") }
+    /// The data directory has a household file already.
+    public static var exists: Self { Self("exists") }
+    /// The household file is not readable household secrets.
+    public static var malformed: Self { Self("malformed") }
+    /// The household file can be read or written by other users.
+    public static var insecurePermissions: Self { Self("insecurePermissions") }
+    /// A system call failed.
+    public static var io: Self { Self("io") }
+    /// The recovery key given is not the household's.
+    public static var wrongRecoveryKey: Self { Self("wrongRecoveryKey") }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import HubSyncBase
 
 extension Identity {
     /// Creates a new identity in `directory` and saves it, creating the directory (mode 0700).

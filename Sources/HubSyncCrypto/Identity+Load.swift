@@ -1,4 +1,5 @@
 import Foundation
+import HubSyncBase
 
 extension Identity {
     /// Loads the identity in `directory`.

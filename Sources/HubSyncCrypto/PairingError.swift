@@ -1,52 +1,42 @@
+public import HubSyncBase
+
 /// Why pairing failed; the connection must then be closed. ``message`` is for a person.
-public struct PairingError: Error, CustomStringConvertible, Sendable {
-    /// What kind of failure this is; match on it, show ``PairingError/message`` to people.
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
-        private let name: String
-        private init(_ name: String) { self.name = name }
+public struct PairingError: CodedError, Sendable {
+    public var fields: CodedErrorFields<PairingError>
+    public init(fields: CodedErrorFields<PairingError>) { self.fields = fields }
+}
 
-        /// A message has the wrong length or layout.
-        public static let malformed = Code("malformed")
-        /// The peer speaks another pairing version.
-        public static let versionMismatch = Code("versionMismatch")
-        /// Key confirmation failed: the two sides used different codes (or a message was altered).
-        public static let wrongCode = Code("wrongCode")
-        /// The peer's CPace share is not a valid point or gives the identity.
-        public static let invalidShare = Code("invalidShare")
-        /// Sealed data did not authenticate under the session key.
-        public static let decryptFailed = Code("decryptFailed")
-        /// A method was called in the wrong state.
-        public static let unexpectedMessage = Code("unexpectedMessage")
-        /// The inviter knows no open invite by that name.
-        public static let unknownInvite = Code("unknownInvite")
-        /// The invite's time ran out.
-        public static let expired = Code("expired")
-        /// The invite has no attempts left.
-        public static let exhausted = Code("exhausted")
-        /// The invite was already used by another device.
-        public static let used = Code("used")
-        /// An invite code could not be read.
-        public static let invalidCode = Code("invalidCode")
-        /// The group files could not be read or written.
-        public static let storage = Code("storage")
-        /// The connection closed or timed out before the run ended.
-        public static let connection = Code("connection")
+extension ErrorCode<PairingError> {
+    /// A message has the wrong length or layout.
+    public static var malformed: Self { Self("malformed") }
+    /// The peer speaks another pairing version.
+    public static var versionMismatch: Self { Self("versionMismatch") }
+    /// Key confirmation failed: the two sides used different codes (or a message was altered).
+    public static var wrongCode: Self { Self("wrongCode") }
+    /// The peer's CPace share is not a valid point or gives the identity.
+    public static var invalidShare: Self { Self("invalidShare") }
+    /// Sealed data did not authenticate under the session key.
+    public static var decryptFailed: Self { Self("decryptFailed") }
+    /// A method was called in the wrong state.
+    public static var unexpectedMessage: Self { Self("unexpectedMessage") }
 
-        /// The code's name.
-        public var description: String { name }
-    }
+    // The invite's life.
 
-    /// What kind of failure this is.
-    public let code: Code
-    /// What happened and what to do, for a person to read.
-    public let message: String
+    /// The inviter knows no open invite by that name.
+    public static var unknownInvite: Self { Self("unknownInvite") }
+    /// The invite's time ran out.
+    public static var expired: Self { Self("expired") }
+    /// The invite has no attempts left.
+    public static var exhausted: Self { Self("exhausted") }
+    /// The invite was already used by another device.
+    public static var used: Self { Self("used") }
+    /// An invite code could not be read.
+    public static var invalidCode: Self { Self("invalidCode") }
 
-    /// Creates an error with a code and a readable message.
-    public init(code: Code, message: String) {
-        self.code = code
-        self.message = message
-    }
+    // Around the protocol.
 
-    /// The message.
-    public var description: String { message }
+    /// The group files could not be read or written.
+    public static var storage: Self { Self("storage") }
+    /// The connection closed or timed out before the run ended.
+    public static var connection: Self { Self("connection") }
 }

@@ -1,3 +1,4 @@
+public import HubSyncBase
 import HubSyncCore
 import NIOCore
 
@@ -29,27 +30,18 @@ struct FrameEncoder: MessageToByteEncoder {
 }
 
 /// A networking failure: a code to match on and a message for the log and status.
-public struct NetError: Error, CustomStringConvertible, Sendable {
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
-        let name: String
-        public static let malformed = Code(name: "malformed")
-        public static let untrusted = Code(name: "not trusted")
-        public static let handshakeFailed = Code(name: "handshake failed")
-        public static let clockSkew = Code(name: "clock skew")
-        public static let closed = Code(name: "closed")
-        public static let timeout = Code(name: "timeout")
-        public static let unexpectedPeer = Code(name: "unexpected peer")
-        public static let incompatible = Code(name: "incompatible")
-        public var description: String { name }
-    }
+public struct NetError: CodedError, Sendable {
+    public var fields: CodedErrorFields<NetError>
+    public init(fields: CodedErrorFields<NetError>) { self.fields = fields }
+}
 
-    public var code: Code
-    public var message: String
-
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-
-    public var description: String { message }
+extension ErrorCode<NetError> {
+    public static var malformed: Self { Self("malformed") }
+    public static var untrusted: Self { Self("not trusted") }
+    public static var handshakeFailed: Self { Self("handshake failed") }
+    public static var clockSkew: Self { Self("clock skew") }
+    public static var closed: Self { Self("closed") }
+    public static var timeout: Self { Self("timeout") }
+    public static var unexpectedPeer: Self { Self("unexpected peer") }
+    public static var incompatible: Self { Self("incompatible") }
 }

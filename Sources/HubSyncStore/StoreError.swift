@@ -1,32 +1,24 @@
+public import HubSyncBase
 public import HubSyncCore
 
 /// A store operation failed: a code to match on and a message a person can act on.
-public struct StoreError: Error, CustomStringConvertible, Sendable {
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
-        let name: String
-        public static let invalidInput = Code(name: "invalid input")
-        public static let notFound = Code(name: "not found")
-        public static let noConflict = Code(name: "no conflict")
-        public static let clockSkew = Code(name: "clock skew")
-        public static let corrupt = Code(name: "corrupt")
-        public static let wrongDevice = Code(name: "wrong device")
-        public static let database = Code(name: "database")
-        public var description: String { name }
-    }
-
-    public var code: Code
-    public var message: String
-
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-
-    public var description: String { message }
+public struct StoreError: CodedError, Sendable {
+    public var fields: CodedErrorFields<StoreError>
+    public init(fields: CodedErrorFields<StoreError>) { self.fields = fields }
 
     static func invalid(_ f: ValidationFailure) -> StoreError { StoreError(.invalidInput, f.message) }
 
     static func notFound(_ key: RecordKey) -> StoreError {
         StoreError(.notFound, "no record \(key); check the ID with `hubsync list \(key.collection)`")
     }
+}
+
+extension ErrorCode<StoreError> {
+    public static var invalidInput: Self { Self("invalid input") }
+    public static var notFound: Self { Self("not found") }
+    public static var noConflict: Self { Self("no conflict") }
+    public static var clockSkew: Self { Self("clock skew") }
+    public static var corrupt: Self { Self("corrupt") }
+    public static var wrongDevice: Self { Self("wrong device") }
+    public static var database: Self { Self("database") }
 }
