@@ -1,4 +1,5 @@
 import Foundation
+import HubSyncBase
 import Hummingbird
 public import HubSyncCore
 public import HubSyncCrypto
@@ -66,7 +67,7 @@ public final class Agent: Sendable {
         }
         let token = Hex.encode(SymmetricKey.random(byteCount: 32).withUnsafeBytes { Array($0) })
         let fd = open(path + ".tmp", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        guard fd >= 0 else { throw ValidationFailure("cannot write \(path): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw ValidationFailure("cannot write \(path): \(Errno.message(errno))") }
         _ = (token + "\n").withCString { write(fd, $0, strlen($0)) }
         fsync(fd)
         close(fd)

@@ -1,4 +1,5 @@
 import Foundation
+import HubSyncBase
 public import HubSyncCore
 
 /// The local API could not be reached or answered something unreadable.
@@ -39,7 +40,7 @@ public struct LocalAPIClient: Sendable {
     /// Sends a request; returns the status code and the parsed JSON body.
     public func request(_ method: String, _ path: String, body: Value? = nil) throws(APIClientError) -> (status: Int, body: Value) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw APIClientError("cannot open a socket: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw APIClientError("cannot open a socket: \(Errno.message(errno))") }
         defer { close(fd) }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
@@ -49,7 +50,7 @@ public struct LocalAPIClient: Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard rc == 0 else {
-            throw APIClientError("the agent's API at \(host):\(port) does not answer (\(String(cString: strerror(errno)))); "
+            throw APIClientError("the agent's API at \(host):\(port) does not answer (\(Errno.message(errno))); "
                 + "is `hubsync run` still running?")
         }
         let payload = body.map { JSON.serialize($0) } ?? ""
@@ -60,7 +61,7 @@ public struct LocalAPIClient: Sendable {
         var sent = 0
         while sent < bytes.count {
             let n = bytes.withUnsafeMutableBytes { Foundation.write(fd, $0.baseAddress! + sent, $0.count - sent) }
-            guard n > 0 else { throw APIClientError("cannot send to the agent: \(String(cString: strerror(errno)))") }
+            guard n > 0 else { throw APIClientError("cannot send to the agent: \(Errno.message(errno))") }
             sent += n
         }
         var response: [UInt8] = []

@@ -1,4 +1,5 @@
 import Foundation
+import HubSyncBase
 import HubSyncCrypto
 
 /// One backup connection to a peer's sync listener, from the client side: a blocking TCP socket
@@ -119,12 +120,12 @@ final class PeerConnection {
                     var len = socklen_t(MemoryLayout<Int32>.size)
                     getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
                     rc = err == 0 ? 0 : -1
-                    if err != 0 { reason = String(cString: strerror(err)) }
+                    if err != 0 { reason = Errno.message(err) }
                 } else {
                     reason = "no answer within 5 s"
                 }
             } else if rc != 0 {
-                reason = String(cString: strerror(errno))
+                reason = Errno.message(errno)
             }
             if rc == 0 {
                 _ = fcntl(fd, F_SETFL, flags)
@@ -151,7 +152,7 @@ final class PeerConnection {
             }
         }
         if err != 0 {
-            throw BackupError(.io, "the connection to \(peerText) broke (\(String(cString: strerror(err)))); "
+            throw BackupError(.io, "the connection to \(peerText) broke (\(Errno.message(err))); "
                 + "what it stored already is kept; run the command again")
         }
     }
@@ -179,7 +180,7 @@ final class PeerConnection {
             throw BackupError(.io, "\(peerText) did not answer in time; what it stored already is kept; run the command again")
         }
         if err != 0 || got < count {
-            let why = err != 0 ? String(cString: strerror(err)) : "closed by the peer"
+            let why = err != 0 ? Errno.message(err) : "closed by the peer"
             throw BackupError(.io, "the connection to \(peerText) ended (\(why)); it may not trust this device "
                 + "(`hubsync peers add` there) or its agent stopped; what it stored already is kept")
         }

@@ -1,4 +1,5 @@
 import Foundation
+import HubSyncBase
 
 /// Where a device keeps its household while pairing runs on its own files.
 ///
@@ -62,7 +63,7 @@ public enum MembershipFiles {
         let temporary = path + ".tmp-" + String(UInt64.random(in: .min ... .max), radix: 16)
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL, mode)
         guard fd >= 0 else {
-            throw PairingError(code: .storage, message: "cannot write \(path): \(String(cString: strerror(errno)))")
+            throw PairingError(code: .storage, message: "cannot write \(path): \(Errno.message(errno))")
         }
         var written = 0
         while written < bytes.count {
@@ -73,7 +74,7 @@ public enum MembershipFiles {
         let synced = fsync(fd) == 0
         close(fd)
         guard written == bytes.count, synced, rename(temporary, path) == 0 else {
-            let reason = String(cString: strerror(errno))
+            let reason = Errno.message(errno)
             unlink(temporary)
             throw PairingError(code: .storage, message: "cannot write \(path): \(reason)")
         }

@@ -1,4 +1,5 @@
 import Foundation
+import HubSyncBase
 import HubSyncCore
 import HubSyncCrypto
 import HubSyncStore
@@ -161,7 +162,7 @@ extension Bench {
         let start = Date()
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, exe, &actions, nil, argv, envp)
-        guard rc == 0 else { throw BenchError("cannot start \(exe): \(String(cString: strerror(rc)))") }
+        guard rc == 0 else { throw BenchError("cannot start \(exe): \(Errno.message(rc))") }
         var status: Int32 = 0
         var peak = 0
         while waitpid(pid, &status, WNOHANG) == 0 {

@@ -1,4 +1,5 @@
 import Foundation
+import HubSyncBase
 import HubSyncCore
 import HubSyncCrypto
 import HubSyncStore
@@ -246,7 +247,7 @@ struct Bench {
         defer { argv.forEach { free($0) } }
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, options.hubsync, &actions, nil, argv, environ)
-        guard rc == 0 else { throw BenchError("cannot start \(options.hubsync): \(String(cString: strerror(rc)))") }
+        guard rc == 0 else { throw BenchError("cannot start \(options.hubsync): \(Errno.message(rc))") }
         var status: Int32 = 0
         var usage = rusage()
         _ = wait4(pid, &status, 0, &usage)
