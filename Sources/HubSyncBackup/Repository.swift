@@ -1,4 +1,5 @@
 import Foundation
+import HubSyncBase
 public import HubSyncCrypto
 import HubSyncCore
 
