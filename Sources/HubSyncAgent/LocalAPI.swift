@@ -95,7 +95,7 @@ public struct LocalAPI: Sendable {
         router.post("v1/batch") { request, _ in
             let body = try await bodyObject(request)
             guard let list = body["operations"]?.arrayValue else { throw APIError(.badRequest, "give \"operations\" (an array)") }
-            var ops: [HubSyncStore.Operation] = []
+            var ops: [RecordOperation] = []
             for item in list {
                 guard let o = item.objectValue, let c = o["collection"]?.stringValue, let id = o["id"]?.stringValue else {
                     throw APIError(.badRequest, "each operation needs \"op\", \"collection\" and \"id\"")
@@ -127,7 +127,7 @@ public struct LocalAPI: Sendable {
         return router
     }
 
-    func write(_ op: HubSyncStore.Operation) async throws -> Response {
+    func write(_ op: RecordOperation) async throws -> Response {
         let key = op.key
         do {
             let (event, state) = try await store.run { store in

@@ -6,7 +6,7 @@ import Foundation
 extension Store {
     /// Applies local writes in one transaction: all of them, or none when one is refused.
     @discardableResult
-    public func apply(_ operations: [Operation]) throws(StoreError) -> [ChangeEvent] {
+    public func apply(_ operations: [RecordOperation]) throws(StoreError) -> [ChangeEvent] {
         try wrap {
             try transaction { db, ctx in
                 for op in operations { try apply(op, db: db, ctx: &ctx) }
@@ -15,11 +15,11 @@ extension Store {
     }
 
     @discardableResult
-    public func apply(_ operation: Operation) throws(StoreError) -> ChangeEvent? {
+    public func apply(_ operation: RecordOperation) throws(StoreError) -> ChangeEvent? {
         try apply([operation]).first
     }
 
-    private func apply(_ op: Operation, db: Database, ctx: inout TransactionContext) throws {
+    private func apply(_ op: RecordOperation, db: Database, ctx: inout TransactionContext) throws {
         let key = op.key
         let collection = try HubCollection.named(key.collection)
         try HubCollection.validate(id: key.id)
@@ -152,7 +152,7 @@ extension TransactionContext {
         let cursor = try Row.fetchCursor(loadStatement!)
         guard let row = try cursor.next() else { return nil }
         return try row.withUnsafeData(atIndex: 0) { data in
-            guard let data else { throw DecodingError(message: "record \(key) has no state", offset: 0) }
+            guard let data else { throw CanonicalDecodingError(message: "record \(key) has no state", offset: 0) }
             let bytes = [UInt8](data)
             return (try CanonicalEncoding.decode(bytes), bytes)
         }

@@ -122,7 +122,7 @@ public final class Store: Sendable {
             throw .invalid(e)
         } catch let e as ClockSkewError {
             throw StoreError(.clockSkew, "refused: \(e)")
-        } catch let e as DecodingError {
+        } catch let e as CanonicalDecodingError {
             throw StoreError(.corrupt, "\(e); the store file is damaged — restore it from a backup or a peer")
         } catch {
             throw StoreError(.database, "database error in \(path): \(error)")

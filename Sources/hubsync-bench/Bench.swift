@@ -115,7 +115,7 @@ struct Bench {
             let cpuStart = cpuSeconds()
             var i = 0
             while i < perRun {
-                let ops: [HubSyncStore.Operation] = (i..<min(i + 1000, perRun)).map { n in
+                let ops: [RecordOperation] = (i..<min(i + 1000, perRun)).map { n in
                     let id = recordID(spread ? (n &* 7919 &+ run &* 13) % options.records : (n + run * perRun) % options.records)
                     return .put(RecordKey(collection: "memories", id: id), ["mood": .string("run \(run) write \(n)")])
                 }

@@ -32,7 +32,7 @@ struct AgentClient {
 
 /// Applies a write through the running agent, if one runs: returns the record JSON it answered
 /// (with `sequence` and `changed`), or nil when no agent runs on the data directory.
-func applyThroughAgent(_ op: HubSyncStore.Operation, directory: DataDirectory) throws(CLIError) -> Value? {
+func applyThroughAgent(_ op: RecordOperation, directory: DataDirectory) throws(CLIError) -> Value? {
     guard let agent = AgentClient.running(in: directory) else { return nil }
     let key = op.key
     let path = "/v1/records/\(pathSegment(key.collection))/\(pathSegment(key.id))"

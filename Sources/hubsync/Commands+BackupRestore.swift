@@ -132,7 +132,7 @@ struct BackupRestoreCommand: ParsableCommand {
         let only = try self.only
         var writes = 0
         var seen = Set<RecordKey>()
-        func apply(_ ops: [HubSyncStore.Operation]) throws {
+        func apply(_ ops: [RecordOperation]) throws {
             guard !ops.isEmpty else { return }
             writes += ops.count
             if let agent {
@@ -161,7 +161,7 @@ struct BackupRestoreCommand: ParsableCommand {
         }
         if revert {
             // Records made after the snapshot did not exist at that point in time.
-            var extra: [HubSyncStore.Operation] = []
+            var extra: [RecordOperation] = []
             if let only {
                 if !seen.contains(only), let c = try guarded({ try store.get(only) }), c.isAlive { extra.append(.delete(only)) }
             } else {
@@ -181,7 +181,7 @@ struct BackupRestoreCommand: ParsableCommand {
 }
 
 /// An operation as the local API's batch endpoint takes it.
-func operationJSON(_ op: HubSyncStore.Operation) -> Value {
+func operationJSON(_ op: RecordOperation) -> Value {
     let k = op.key
     switch op {
     case .put(_, let fields):

@@ -77,7 +77,7 @@ struct ImportCommand: ParsableCommand {
 
         // Pass 2: apply in batches, each one transaction.
         let progress = Progress(total: total, phase: "importing")
-        var plain: [HubSyncStore.Operation] = []
+        var plain: [RecordOperation] = []
         var states: [RecordState] = []
         var done = 0, written = 0, merged = MergeSummary(), unchangedPlain = 0
         func commit() throws {

@@ -147,7 +147,7 @@ struct RecordArguments: ParsableArguments {
     @Argument(help: "The collection.") var collection: String
     @Argument(help: "The record's ID.") var id: String
 
-    func write(_ make: (RecordKey) -> HubSyncStore.Operation, verb: String) throws {
+    func write(_ make: (RecordKey) -> RecordOperation, verb: String) throws {
         let key = try recordKey(collection, id)
         if let answer = try applyThroughAgent(make(key), directory: common.directory) {
             return reportAgentAnswer(format: format, verb: verb, answer: answer)

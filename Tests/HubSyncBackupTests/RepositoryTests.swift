@@ -18,7 +18,7 @@ import Testing
         #expect(first.newChunks == first.chunks)
 
         // 1% of the records, spread evenly over the whole store.
-        var ops: [HubSyncStore.Operation] = []
+        var ops: [RecordOperation] = []
         for i in stride(from: 50, to: 20_000, by: 100) {
             ops.append(.put(RecordKey(collection: "memories", id: memoryID(i)), ["mood": .string("changed \(i)")]))
         }
