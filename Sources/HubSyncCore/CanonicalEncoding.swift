@@ -73,11 +73,11 @@ public enum CanonicalEncoding {
         }
     }
 
-    @inline(__always) static func appendU64(_ v: UInt64, to out: inout [UInt8]) {
-        withUnsafeBytes(of: v.bigEndian) { out.append(contentsOf: $0) }
-    }
+    @inline(__always) static func appendU64(_ v: UInt64, to out: inout [UInt8]) { appendInteger(v, to: &out) }
+    @inline(__always) static func appendU32(_ v: UInt32, to out: inout [UInt8]) { appendInteger(v, to: &out) }
 
-    @inline(__always) static func appendU32(_ v: UInt32, to out: inout [UInt8]) {
+    /// The bytes of `v`, big-endian.
+    @inline(__always) static func appendInteger(_ v: some FixedWidthInteger, to out: inout [UInt8]) {
         withUnsafeBytes(of: v.bigEndian) { out.append(contentsOf: $0) }
     }
 
@@ -177,19 +177,16 @@ struct Reader {
         return bytes[pos]
     }
 
-    mutating func u32() throws(CanonicalDecodingError) -> UInt32 {
-        try need(4)
-        var v: UInt32 = 0
-        for i in 0..<4 { v = v << 8 | UInt32(bytes[pos + i]) }
-        pos += 4
-        return v
-    }
+    mutating func u32() throws(CanonicalDecodingError) -> UInt32 { try integer() }
+    mutating func u64() throws(CanonicalDecodingError) -> UInt64 { try integer() }
 
-    mutating func u64() throws(CanonicalDecodingError) -> UInt64 {
-        try need(8)
-        var v: UInt64 = 0
-        for i in 0..<8 { v = v << 8 | UInt64(bytes[pos + i]) }
-        pos += 8
+    /// A big-endian unsigned integer of `T`'s width.
+    @inline(__always) mutating func integer<T: FixedWidthInteger & UnsignedInteger>() throws(CanonicalDecodingError) -> T {
+        let size = MemoryLayout<T>.size
+        try need(size)
+        var v: T = 0
+        for i in 0..<size { v = v << 8 | T(bytes[pos + i]) }
+        pos += size
         return v
     }
 
