@@ -1,5 +1,5 @@
 import Foundation
-import HubSyncBase
+public import HubSyncBase
 import Hummingbird
 public import HubSyncCore
 public import HubSyncCrypto
@@ -15,6 +15,8 @@ import Synchronization
 /// the repair timer and the local API; SIGTERM or SIGINT shuts it down cleanly.
 public final class Agent: Sendable {
     public let directory: String
+    /// Held for the agent's lifetime: it is the only writer of the store and household files.
+    let writerLock: WriterLock
     public let identity: Identity
     public let configuration: AgentConfiguration
     public let store: Store
@@ -32,24 +34,34 @@ public final class Agent: Sendable {
     /// What the scheduled backups did last (Agent+BackupSchedule.swift).
     let backupState = Mutex<BackupRunState>(BackupRunState())
 
-    public static let stateFile = "agent.json"
-    public static let tokenFile = "api.token"
+    public static let stateFile = DataDirectory.agentStateFile
+    public static let tokenFile = DataDirectory.tokenFile
 
-    public convenience init(directory: String, identity: Identity, configuration: AgentConfiguration, logger: Logger) throws {
+    /// Sets up the agent of `directory`, taking its writer lock (or using `lock`, taken already).
+    public convenience init(directory: String, identity: Identity, configuration: AgentConfiguration, logger: Logger,
+                            lock: WriterLock? = nil) throws {
         // What can throw happens here, outside the designated initialiser: the Swift 6.3 optimiser
         // crashes ("Found ownership error") on a throw from an initialiser of a class with
         // Mutex/Atomic members.
+        let dataDirectory = DataDirectory(path: directory)
+        guard let writerLock = try lock ?? WriterLock.acquire(in: dataDirectory, role: WriterLock.agentRole) else {
+            let holder = WriterLock.holder(in: dataDirectory)
+            throw ValidationFailure((holder.map { "\($0)" } ?? "another process") + " holds \(directory); "
+                + (holder?.isAgent == true ? "an agent already runs there, stop it first" : "try again when it has finished"))
+        }
         let offset = configuration.clockOffsetMillis
         let store = try Store(path: directory + "/store.sqlite", device: identity.deviceID,
                               maxClockDriftMillis: configuration.maxClockDriftMillis,
                               wallClock: { UInt64(max(0, Int64(Store.systemClock()) + offset)) }, logger: logger)
         let token = try Self.loadOrCreateToken(directory: directory)
-        self.init(directory: directory, identity: identity, configuration: configuration, logger: logger, store: store, token: token)
+        self.init(directory: directory, writerLock: writerLock, identity: identity, configuration: configuration,
+                  logger: logger, store: store, token: token)
     }
 
-    private init(directory: String, identity: Identity, configuration: AgentConfiguration, logger: Logger,
-                 store: Store, token: String) {
+    private init(directory: String, writerLock: WriterLock, identity: Identity, configuration: AgentConfiguration,
+                 logger: Logger, store: Store, token: String) {
         self.directory = directory
+        self.writerLock = writerLock
         self.identity = identity
         self.configuration = configuration
         self.logger = logger
@@ -66,12 +78,11 @@ public final class Agent: Sendable {
             if text.count >= 32 { return text }
         }
         let token = Hex.encode(SymmetricKey.random(byteCount: 32).withUnsafeBytes { Array($0) })
-        let fd = open(path + ".tmp", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        guard fd >= 0 else { throw ValidationFailure("cannot write \(path): \(Errno.message(errno))") }
-        _ = (token + "\n").withCString { write(fd, $0, strlen($0)) }
-        fsync(fd)
-        close(fd)
-        guard rename(path + ".tmp", path) == 0 else { throw ValidationFailure("cannot write \(path)") }
+        do {
+            try DataDirectory.writeAtomically(Array((token + "\n").utf8), toPath: path, mode: 0o600)
+        } catch {
+            throw ValidationFailure("cannot write \(path): \(error.reason)")
+        }
         return token
     }
 
@@ -100,6 +111,7 @@ public final class Agent: Sendable {
         node.servePairing(with: desk)
         node.serveBackups(with: makeBackupHandler())
         addPairingRoutes(to: router, desk: desk)
+        addJoinRoute(to: router)
         let app = Application(
             router: router,
             configuration: .init(address: .hostname(apiHost, port: apiPort), serverName: "hubsync"),
@@ -137,9 +149,11 @@ public final class Agent: Sendable {
         guard let (l, a) = both else { return }
         let state: Value = ["pid": .int(Int64(getpid())), "listen": .string(l), "api": .string(a),
                             "device_id": .string(identity.deviceID.description)]
-        let path = directory + "/" + Self.stateFile
-        try? Data((JSON.serialize(state) + "\n").utf8).write(to: URL(fileURLWithPath: path + ".tmp"))
-        rename(path + ".tmp", path)
+        do {
+            try writerLock.directory.writeAtomically(Array((JSON.serialize(state) + "\n").utf8), to: Self.stateFile, mode: 0o644)
+        } catch {
+            logger.error("cannot write the agent's state file; commands will not find this agent", metadata: ["error": "\(error)"])
+        }
         logger.info("agent ready", metadata: ["listen": "\(l)", "api": "\(a)"])
     }
 

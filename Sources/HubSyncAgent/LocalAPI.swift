@@ -54,7 +54,7 @@ public struct LocalAPI: Sendable {
             return json(["device_id": .string(device.description), "removed": true])
         }
         router.get("v1/records/:collection") { request, context in
-            let collection = try context.parameters.require("collection")
+            let collection = try pathParameter(context, "collection")
             let limit = request.uri.queryParameters.get("limit", as: Int.self)
             let after = request.uri.queryParameters.get("after")
             let records = try await store.run { try $0.list(collection, after: after, limit: limit) }
@@ -67,57 +67,54 @@ public struct LocalAPI: Sendable {
             }
             return json(recordJSON(state))
         }
+        // Each record route states its write in RecordWrite's form, which the batch route and the
+        // CLI use too: one parser for every path into the store.
         router.patch("v1/records/:collection/:id") { request, context in
-            try await write(.put(try recordKey(context), try await bodyObject(request)))
+            try await write("put", context, ["fields": .object(try await bodyObject(request))])
         }
         router.put("v1/records/:collection/:id") { request, context in
-            try await write(.put(try recordKey(context), try await bodyObject(request)))
+            try await write("put", context, ["fields": .object(try await bodyObject(request))])
         }
-        router.delete("v1/records/:collection/:id") { _, context in try await write(.delete(try recordKey(context))) }
-        router.post("v1/records/:collection/:id/undelete") { _, context in try await write(.undelete(try recordKey(context))) }
+        router.delete("v1/records/:collection/:id") { _, context in try await write("delete", context) }
+        router.post("v1/records/:collection/:id/undelete") { _, context in try await write("undelete", context) }
         router.post("v1/records/:collection/:id/resolve") { request, context in
-            let body = try await bodyObject(request)
-            guard let field = body["field"]?.stringValue, let value = body["value"] else {
-                throw APIError(.badRequest, "give \"field\" and \"value\"")
-            }
-            return try await write(.resolve(try recordKey(context), field: field, value: value))
+            try await write("resolve", context, try await bodyObject(request))
         }
         router.post("v1/records/:collection/:id/add") { request, context in
-            let (field, elements) = try await setBody(request)
-            return try await write(.insert(try recordKey(context), field: field, elements: elements))
+            try await write("add", context, try await bodyObject(request))
         }
         router.post("v1/records/:collection/:id/remove") { request, context in
-            let (field, elements) = try await setBody(request)
-            return try await write(.remove(try recordKey(context), field: field, elements: elements))
+            try await write("remove", context, try await bodyObject(request))
         }
-        // Many writes in one transaction: {"operations": [{"op": "put", "collection", "id",
-        // "fields"} | {"op": "delete", ...}, ...]}; all apply or none.
+        // Many writes: {"operations": [RecordWrite's JSON form, ...], "records": false}; each run
+        // of local edits is one transaction (all apply or none), each run of merges another.
+        // With "records": true each result carries the record as it is after the writes.
         router.post("v1/batch") { request, _ in
             let body = try await bodyObject(request)
             guard let list = body["operations"]?.arrayValue else { throw APIError(.badRequest, "give \"operations\" (an array)") }
-            var ops: [RecordOperation] = []
-            for item in list {
-                guard let o = item.objectValue, let c = o["collection"]?.stringValue, let id = o["id"]?.stringValue else {
-                    throw APIError(.badRequest, "each operation needs \"op\", \"collection\" and \"id\"")
-                }
-                let key = RecordKey(collection: c, id: id)
-                switch o["op"]?.stringValue {
-                case "put":
-                    guard let fields = o["fields"]?.objectValue else { throw APIError(.badRequest, "put needs \"fields\"") }
-                    ops.append(.put(key, fields))
-                case "delete": ops.append(.delete(key))
-                case "undelete": ops.append(.undelete(key))
-                default: throw APIError(.badRequest, "\"op\" must be put, delete or undelete")
+            var writes: [RecordWrite] = []
+            for (index, item) in list.enumerated() {
+                guard let o = item.objectValue else { throw APIError(.badRequest, "operations[\(index)] is not an object") }
+                writes.append(try parseWrite(o, at: "operations[\(index)]: "))
+            }
+            let withRecords = body["records"] == .bool(true)
+            let batch = writes
+            let (results, records) = try await storeCall {
+                try await store.run { store -> ([RecordWriteResult], [RecordState?]) in
+                    let results = try store.apply(batch)
+                    return (results, withRecords ? try results.map { try store.get($0.key) } : [])
                 }
             }
-            do {
-                let batch = ops
-                let events = try await store.run { try $0.apply(batch) }
-                return json(["applied": .int(Int64(ops.count)), "changed": .int(Int64(events.count)),
-                             "last_sequence": events.last.map { .int($0.sequence) } ?? .null])
-            } catch let e as StoreError {
-                throw APIError(e.code == .invalidInput ? .badRequest : e.code == .notFound ? .notFound : .internalServerError, e.message)
+            let items: [Value] = results.enumerated().map { i, r in
+                var o: [String: Value] = ["collection": .string(r.key.collection), "id": .string(r.key.id),
+                                          "sequence": r.sequence.map { .int($0) } ?? .null, "changed": .bool(r.sequence != nil)]
+                if withRecords { o["record"] = records[i].map(recordJSON) ?? .null }
+                return .object(o)
             }
+            return json(["applied": .int(Int64(results.count)),
+                         "changed": .int(Int64(results.count { $0.sequence != nil })),
+                         "last_sequence": results.compactMap(\.sequence).max().map { .int($0) } ?? .null,
+                         "results": .array(items)])
         }
         router.get("v1/conflicts") { _, _ in
             let records = try await store.run { try $0.conflicts() }
@@ -127,22 +124,38 @@ public struct LocalAPI: Sendable {
         return router
     }
 
-    func write(_ op: RecordOperation) async throws -> Response {
-        let key = op.key
-        do {
-            let (event, state) = try await store.run { store in
-                let event = try store.apply(op)
-                return (event, try store.get(key))
+    /// Applies the write `op` names on the record the path names, with `body`'s members
+    /// (fields, field, elements, value), and answers the record with its change's sequence.
+    func write(_ op: String, _ context: BasicRequestContext, _ body: [String: Value] = [:]) async throws -> Response {
+        var object = body
+        object["op"] = .string(op)
+        object["collection"] = .string(try pathParameter(context, "collection"))
+        object["id"] = .string(try pathParameter(context, "id"))
+        let write = try parseWrite(object)
+        let key = write.key
+        let (result, state) = try await storeCall {
+            try await store.run { store in
+                let result = try store.apply([write])
+                return (result, try store.get(key))
             }
-            guard let state, case .object(var o) = recordJSON(state) else { throw APIError(.notFound, "no record \(key)") }
-            o["sequence"] = event.map { .int($0.sequence) } ?? .null
-            o["changed"] = .bool(event != nil)
-            return json(.object(o))
+        }
+        guard let state, case .object(var o) = recordJSON(state) else { throw APIError(.notFound, "no record \(key)") }
+        let sequence = result.first?.sequence
+        o["sequence"] = sequence.map { .int($0) } ?? .null
+        o["changed"] = .bool(sequence != nil)
+        return json(.object(o))
+    }
+
+    /// Runs a store call, answering its refusals with their HTTP status.
+    func storeCall<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
         } catch let e as StoreError {
             switch e.code {
             case .invalidInput: throw APIError(.badRequest, e.message)
             case .notFound: throw APIError(.notFound, e.message)
             case .noConflict: throw APIError(.conflict, e.message)
+            case .clockSkew: throw APIError(.conflict, e.message)
             default: throw APIError(.internalServerError, e.message)
             }
         }
@@ -189,8 +202,24 @@ public struct LocalAPI: Sendable {
     }
 }
 
+/// Parses a write with the one parser every path uses; a refusal is a 400 with its message.
+func parseWrite(_ object: [String: Value], at place: String = "") throws(APIError) -> RecordWrite {
+    do { return try RecordWrite(parsing: object) } catch { throw APIError(.badRequest, place + error.message) }
+}
+
+/// A path parameter, percent-decoded exactly once.
+func pathParameter(_ context: BasicRequestContext, _ name: String) throws -> String {
+    let raw = try context.parameters.require(name)
+    guard let decoded = raw.removingPercentEncoding else {
+        throw APIError(.badRequest, "the \(name) in the path is not valid percent-encoding; encode it as UTF-8, "
+            + "each byte outside A-Z a-z 0-9 - . _ ~ as %XX")
+    }
+    return decoded
+}
+
+/// The record key a path names (decoded once), checked as every write checks it.
 func recordKey(_ context: BasicRequestContext) throws -> RecordKey {
-    let collection = try context.parameters.require("collection"), id = try context.parameters.require("id")
+    let collection = try pathParameter(context, "collection"), id = try pathParameter(context, "id")
     do {
         _ = try HubCollection.named(collection)
         try HubCollection.validate(id: id)
@@ -208,14 +237,6 @@ func bodyObject(_ request: Request) async throws -> [String: Value] {
     }
     guard let o = value.objectValue else { throw APIError(.badRequest, "the body must be a JSON object") }
     return o
-}
-
-func setBody(_ request: Request) async throws -> (String, [Value]) {
-    let body = try await bodyObject(request)
-    guard let field = body["field"]?.stringValue, let elements = body["elements"]?.arrayValue else {
-        throw APIError(.badRequest, "give \"field\" and \"elements\" (an array)")
-    }
-    return (field, elements)
 }
 
 func json(_ value: Value, status: HTTPResponse.Status = .ok) -> Response {

@@ -1,5 +1,8 @@
+import AsyncHTTPClient
 import Foundation
-import HubSyncBase
+public import HubSyncBase
+import NIOCore
+import NIOHTTP1
 public import HubSyncCore
 
 /// The local API could not be reached or answered something unreadable.
@@ -24,77 +27,71 @@ public struct LocalAPIClient: Sendable {
         self.token = token
     }
 
-    /// The running agent of a data directory, or nil when none runs (no agent.json, or its
-    /// process is gone).
+    /// The running agent of a data directory, or nil when none runs: the process holding the
+    /// directory's writer lock as an agent, once it has written its bound addresses.
     public static func running(inDataDirectory path: String) -> LocalAPIClient? {
-        guard let data = FileManager.default.contents(atPath: path + "/agent.json"),
-              let state = (try? JSON.parse([UInt8](data)))?.objectValue,
-              case .int(let pid) = state["pid"] ?? .null, kill(pid_t(pid), 0) == 0,
+        let directory = DataDirectory(path: path)
+        guard let holder = WriterLock.holder(in: directory), holder.isAgent else { return nil }
+        return running(in: directory, pid: holder.pid)
+    }
+
+    /// The API of the agent with process ID `pid` on `directory`, from its `agent.json`; nil
+    /// until that agent has written it (a file left by an earlier agent names another PID).
+    public static func running(in directory: DataDirectory, pid: Int32) -> LocalAPIClient? {
+        guard let bytes = directory.contents(of: DataDirectory.agentStateFile),
+              let state = (try? JSON.parse(bytes))?.objectValue,
+              case .int(let statePID) = state["pid"] ?? .null, statePID == Int64(pid),
               let api = state["api"]?.stringValue, let colon = api.lastIndex(of: ":"),
               let port = UInt16(api[api.index(after: colon)...]),
-              let tokenData = FileManager.default.contents(atPath: path + "/api.token") else { return nil }
-        let token = String(decoding: tokenData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        return LocalAPIClient(host: String(api[..<colon]), port: port, token: token)
+              let token = directory.contents(of: DataDirectory.tokenFile) else { return nil }
+        var host = String(api[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return LocalAPIClient(host: host, port: port,
+                              token: String(decoding: token, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
-    /// Sends a request; returns the status code and the parsed JSON body.
+    /// The base URL of the API: `http://HOST:PORT`, with an IPv6 host in brackets.
+    public var baseURL: String {
+        let address = host == "localhost" ? "127.0.0.1" : host
+        return "http://" + (address.contains(":") ? "[\(address)]" : address) + ":\(port)"
+    }
+
+    /// Sends a request; returns the status code and the parsed JSON body (null when the body is
+    /// not JSON). `path` is sent as given, so its segments must be percent-encoded already.
+    public func request(_ method: String, _ path: String, body: Value? = nil,
+                        timeout: Duration = .seconds(600)) async throws(APIClientError) -> (status: Int, body: Value) {
+        let response = try start(method, path, body: body, timeout: timeout)
+        do { return Self.answer(try await response.get()) } catch { throw failure(error) }
+    }
+
+    /// ``request(_:_:body:timeout:)`` for callers that are not async (the CLI's commands). It
+    /// blocks the calling thread until an event loop of the shared HTTP client has the answer.
     public func request(_ method: String, _ path: String, body: Value? = nil) throws(APIClientError) -> (status: Int, body: Value) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw APIClientError("cannot open a socket: \(Errno.message(errno))") }
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = port.bigEndian
-        inet_pton(AF_INET, host == "localhost" ? "127.0.0.1" : host, &addr.sin_addr)
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard rc == 0 else {
-            throw APIClientError("the agent's API at \(host):\(port) does not answer (\(Errno.message(errno))); "
-                + "is `hubsync run` still running?")
-        }
-        let payload = body.map { JSON.serialize($0) } ?? ""
-        var text = "\(method) \(path) HTTP/1.1\r\nHost: \(host)\r\nAuthorization: Bearer \(token)\r\nConnection: close\r\n"
-        if body != nil { text += "Content-Type: application/json\r\n" }
-        text += "Content-Length: \(payload.utf8.count)\r\n\r\n" + payload
-        var bytes = Array(text.utf8)
-        var sent = 0
-        while sent < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { Foundation.write(fd, $0.baseAddress! + sent, $0.count - sent) }
-            guard n > 0 else { throw APIClientError("cannot send to the agent: \(Errno.message(errno))") }
-            sent += n
-        }
-        var response: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
-            if n <= 0 { break }
-            response.append(contentsOf: chunk[0..<n])
-        }
-        bytes = response
-        guard let headerEnd = bytes.indices.dropLast(3).first(where: {
-            bytes[$0] == 13 && bytes[$0 + 1] == 10 && bytes[$0 + 2] == 13 && bytes[$0 + 3] == 10
-        }) else { throw APIClientError("the agent sent an incomplete answer") }
-        let head = String(decoding: bytes[..<headerEnd], as: UTF8.self)
-        let statusLine = head.split(separator: "\r\n").first ?? ""
-        let status = Int(statusLine.split(separator: " ").dropFirst().first ?? "") ?? 0
-        var bodyBytes = Array(bytes[(headerEnd + 4)...])
-        if head.lowercased().contains("transfer-encoding: chunked") { bodyBytes = Self.dechunk(bodyBytes) }
-        let value = (try? JSON.parse(bodyBytes)) ?? .null
-        return (status, value)
+        let response = try start(method, path, body: body, timeout: .seconds(600))
+        do { return Self.answer(try response.wait()) } catch { throw failure(error) }
     }
 
-    static func dechunk(_ bytes: [UInt8]) -> [UInt8] {
-        var out: [UInt8] = []
-        var i = 0
-        while i < bytes.count {
-            guard let lineEnd = bytes[i...].indices.dropLast().first(where: { bytes[$0] == 13 && bytes[$0 + 1] == 10 }),
-                  let size = Int(String(decoding: bytes[i..<lineEnd], as: UTF8.self).split(separator: ";")[0], radix: 16),
-                  size > 0 else { break }
-            let start = lineEnd + 2
-            out.append(contentsOf: bytes[start..<min(start + size, bytes.count)])
-            i = start + size + 2
+    private func start(_ method: String, _ path: String, body: Value?,
+                       timeout: Duration) throws(APIClientError) -> EventLoopFuture<HTTPClient.Response> {
+        var headers = HTTPHeaders([("Authorization", "Bearer \(token)")])
+        if body != nil { headers.add(name: "Content-Type", value: "application/json") }
+        let request: HTTPClient.Request
+        do {
+            request = try HTTPClient.Request(url: baseURL + path, method: HTTPMethod(rawValue: method), headers: headers,
+                                             body: body.map { .bytes(Array(JSON.serialize($0).utf8)) })
+        } catch {
+            throw APIClientError("\(baseURL + path) is not a request the API can take: \(error)")
         }
-        return out
+        let deadline = NIODeadline.now() + .nanoseconds(timeout.components.seconds * 1_000_000_000)
+        return HTTPClient.shared.execute(request: request, deadline: deadline)
+    }
+
+    private static func answer(_ response: HTTPClient.Response) -> (status: Int, body: Value) {
+        let bytes = response.body.map { Array($0.readableBytesView) } ?? []
+        return (Int(response.status.code), (try? JSON.parse(bytes)) ?? .null)
+    }
+
+    private func failure(_ error: any Error) -> APIClientError {
+        APIClientError("the agent's API at \(baseURL) does not answer (\(error)); is `hubsync run` still running?")
     }
 }

@@ -1,3 +1,4 @@
+public import HubSyncBase
 import Foundation
 import HubSyncBase
 

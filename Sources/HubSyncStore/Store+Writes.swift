@@ -97,6 +97,12 @@ extension Store {
     /// (then pushing it back to that peer would tell it nothing).
     func merge(_ states: [RecordState], source: DeviceID?,
                alsoInTransaction: (Database) throws -> Void) throws(StoreError) -> MergeSummary {
+        try mergeReporting(states, source: source, alsoInTransaction: alsoInTransaction).0
+    }
+
+    /// ``merge(_:)`` that also returns the changes it made.
+    func mergeReporting(_ states: [RecordState], source: DeviceID? = nil,
+                        alsoInTransaction: (Database) throws -> Void = { _ in }) throws(StoreError) -> (MergeSummary, [ChangeEvent]) {
         try wrap {
             try transaction { db, ctx in
                 try alsoInTransaction(db)
@@ -120,7 +126,7 @@ extension Store {
                     }
                 }
                 return summary
-            }.0
+            }
         }
     }
 

@@ -36,9 +36,12 @@ public final class Store: Sendable {
     ///   - device: the local device; a store created by another device refuses to open.
     ///   - maxClockDriftMillis: how far ahead of the wall clock a remote clock may be.
     ///   - wallClock: the wall clock in milliseconds (tests pass their own).
+    ///   - readOnly: opens for reading only, beside the process that writes it (a running agent):
+    ///     no migration runs and every write fails.
     public init(path: String, device: DeviceID,
                 maxClockDriftMillis: UInt64 = HybridLogicalClock.defaultMaxDriftMillis,
                 wallClock: @escaping @Sendable () -> UInt64 = Store.systemClock,
+                readOnly: Bool = false,
                 logger: Logger = Logger(label: "hubsync.store")) throws(StoreError) {
         self.device = device
         self.path = path
@@ -46,23 +49,36 @@ public final class Store: Sendable {
         self.logger = logger
         var config = Configuration()
         config.busyMode = .timeout(10)
-        config.prepareDatabase { db in
-            // WAL with synchronous=NORMAL survives any process crash (SIGKILL included); only a
-            // power cut can lose the last transactions, never corrupt the file.
-            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        config.readonly = readOnly
+        if !readOnly {
+            config.prepareDatabase { db in
+                // WAL with synchronous=NORMAL survives any process crash (SIGKILL included); only a
+                // power cut can lose the last transactions, never corrupt the file.
+                try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            }
         }
         do {
             pool = try DatabasePool(path: path, configuration: config)
-            try Schema.migrator.migrate(pool)
-            let (epoch, owner, hlc) = try pool.write { db -> (String, String, Int64) in
-                if try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'device'") == nil {
-                    try db.execute(sql: "INSERT INTO meta(key, value) VALUES ('device', ?)", arguments: [device.hex])
+            if readOnly {
+                guard try pool.read({ try Schema.migrator.hasCompletedMigrations($0) }) else {
+                    throw StoreError(.database, "the store at \(path) needs an upgrade that only its writer makes; "
+                        + "stop the agent and run the command again")
                 }
-                return (
+            } else {
+                try Schema.migrator.migrate(pool)
+            }
+            let read = { (db: Database) throws -> (String, String, Int64) in
+                (
                     try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'log_epoch'") ?? "",
                     try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'device'") ?? "",
                     try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'hlc'") ?? 0
                 )
+            }
+            let (epoch, owner, hlc) = readOnly ? try pool.read(read) : try pool.write { db in
+                if try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'device'") == nil {
+                    try db.execute(sql: "INSERT INTO meta(key, value) VALUES ('device', ?)", arguments: [device.hex])
+                }
+                return try read(db)
             }
             guard owner == device.hex else {
                 throw StoreError(.wrongDevice, "the store at \(path) belongs to another device (\(owner.prefix(12))…); "

@@ -1,4 +1,5 @@
 import Foundation
+import HubSyncBase
 import HubSyncAgent
 import HubSyncCore
 

@@ -1,11 +1,13 @@
 import Foundation
+import HubSyncBase
 import HubSyncCore
 import HubSyncStore
 import HubSyncAgent
 
-/// Percent-encodes one path segment.
+/// Percent-encodes one path segment: everything but RFC 3986's unreserved ASCII characters.
 func pathSegment(_ s: String) -> String {
-    s.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? s
+    let unreserved = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~")
+    return s.addingPercentEncoding(withAllowedCharacters: unreserved) ?? s
 }
 
 /// The CLI's view of the running agent: the API client, with errors as the CLI reports them.
@@ -14,8 +16,9 @@ struct AgentClient {
     var host: String { client.host }
     var port: UInt16 { client.port }
 
-    static func running(in dir: DataDirectory) -> AgentClient? {
-        LocalAPIClient.running(inDataDirectory: dir.path).map(AgentClient.init)
+    /// The agent whose process `pid` holds the directory's writer lock, once its API is bound.
+    static func running(in dir: DataDirectory, pid: Int32) -> AgentClient? {
+        LocalAPIClient.running(in: dir, pid: pid).map(AgentClient.init)
     }
 
     /// A request that must succeed (2xx); otherwise the agent's error message becomes the CLI's.
@@ -30,33 +33,46 @@ struct AgentClient {
     }
 }
 
-/// Applies a write through the running agent, if one runs: returns the record JSON it answered
-/// (with `sequence` and `changed`), or nil when no agent runs on the data directory.
-func applyThroughAgent(_ op: RecordOperation, directory: DataDirectory) throws(CLIError) -> Value? {
-    guard let agent = AgentClient.running(in: directory) else { return nil }
-    let key = op.key
-    let path = "/v1/records/\(pathSegment(key.collection))/\(pathSegment(key.id))"
-    switch op {
-    case .put(_, let patch): return try agent.call("PATCH", path, body: .object(patch))
-    case .delete: return try agent.call("DELETE", path)
-    case .undelete: return try agent.call("POST", path + "/undelete")
-    case .insert(_, let field, let elements):
-        return try agent.call("POST", path + "/add", body: ["field": .string(field), "elements": .array(elements)])
-    case .remove(_, let field, let elements):
-        return try agent.call("POST", path + "/remove", body: ["field": .string(field), "elements": .array(elements)])
-    case .resolve(_, let field, let value):
-        return try agent.call("POST", path + "/resolve", body: ["field": .string(field), "value": value])
+/// What one write did: the record after it and the sequence number of the change (nil when
+/// nothing changed).
+struct WriteOutcome {
+    var record: Value
+    var sequence: Int64?
+    var throughAgent: Bool
+}
+
+/// Applies one write, stated as `RecordWrite`'s JSON form, on whichever path holds the
+/// directory: through the running agent, else on the store under the writer lock. Both parse
+/// it with the one function, `RecordWrite(parsing:)`.
+func perform(_ object: [String: Value], in directory: DataDirectory) throws(CLIError) -> WriteOutcome {
+    let write = try guarded { try RecordWrite(parsing: object) }
+    switch try directory.writer() {
+    case .agent(let agent):
+        let answer = try agent.call("POST", "/v1/batch", body: ["operations": [.object(write.json)], "records": true])
+        guard let result = answer.objectValue?["results"]?.arrayValue?.first?.objectValue else {
+            throw .failure("the agent's answer has no result for \(write.key)")
+        }
+        var sequence: Int64?
+        if case .int(let n) = result["sequence"] ?? .null { sequence = n }
+        return WriteOutcome(record: result["record"] ?? .null, sequence: sequence, throughAgent: true)
+    case .direct(let store):
+        let result = try guarded { try store.apply([write]) }
+        guard let state = try guarded({ try store.get(write.key) }) else { throw .failure("no record \(write.key)") }
+        return WriteOutcome(record: recordJSON(state), sequence: result.first?.sequence, throughAgent: false)
     }
 }
 
-/// Prints the agent's answer to a write like `report` prints a local one.
-func reportAgentAnswer(format: OutputFormat, verb: String, answer: Value) {
-    if format == .json { printJSON(answer); return }
-    let o = answer.objectValue ?? [:]
-    let key = "\(o["collection"]?.stringValue ?? "?")/\(o["id"]?.stringValue ?? "?")"
-    if case .int(let seq) = o["sequence"] ?? .null {
-        print("\(verb) \(key) (change #\(seq), through the running agent)")
-    } else {
-        print("\(key): unchanged")
+/// Prints the result of a write: the record and the sequence number the change got.
+func report(format: OutputFormat, verb: String, outcome: WriteOutcome) {
+    if format == .json {
+        guard case .object(var o) = outcome.record else { return }
+        o["sequence"] = outcome.sequence.map { .int($0) } ?? .null
+        o["changed"] = .bool(outcome.sequence != nil)
+        printJSON(.object(o))
+        return
     }
+    let r = outcome.record.objectValue ?? [:]
+    let key = "\(r["collection"]?.stringValue ?? "?")/\(r["id"]?.stringValue ?? "?")"
+    guard let sequence = outcome.sequence else { return print("\(key): unchanged") }
+    print("\(verb) \(key) (change #\(sequence)\(outcome.throughAgent ? ", through the running agent" : ""))")
 }

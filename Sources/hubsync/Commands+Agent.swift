@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HubSyncAgent
+import HubSyncBase
 import HubSyncCore
 import HubSyncCrypto
 import HubSyncStore
@@ -15,7 +16,9 @@ struct RunCommand: AsyncParsableCommand {
             address, pushes each change at once and repairs gaps by Merkle diffing. The local API \
             (--api, default 127.0.0.1:7401, loopback only) needs the bearer token in DIR/api.token. \
             Once both are bound, DIR/agent.json holds {"pid", "listen", "api"} with the real ports \
-            (port 0 picks a free one). Settings come from DIR/config.json; flags override them. \
+            (port 0 picks a free one). The agent holds DIR/writer.lock while it runs: it is then the \
+            only writer of the store, and other commands go through its API; a second agent on DIR is \
+            refused, and a command holding the lock (an import) is waited for. Settings come from DIR/config.json; flags override them. \
             SIGTERM or SIGINT stops it cleanly. Unless --no-mdns, it advertises _hubsync._tcp \
             through the system's avahi-daemon and dials trusted peers it finds there; without the \
             daemon it keeps using static and last-known addresses and status says why.
@@ -41,9 +44,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         config.clockOffsetMillis = clockOffsetMs
         if noMdns { config.mdns = false }
-        if let running = AgentClient.running(in: dir) {
-            throw CLIError.failure("an agent already runs on \(dir.path) (API at \(running.host):\(running.port)); stop it first")
-        }
+        let lock = try agentLock(dir)
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -52,12 +53,34 @@ struct RunCommand: AsyncParsableCommand {
         }
         var logger = Logger(label: "hubsync")
         logger[metadataKey: "device"] = "\(identity.deviceID.short)"
-        let agent = try guarded { try Agent(directory: dir.path, identity: identity, configuration: config, logger: logger) }
+        let agent = try guarded { try Agent(directory: dir.path, identity: identity, configuration: config, logger: logger, lock: lock) }
         do {
             try await agent.run()
         } catch {
             throw CLIError.failure("the agent stopped: \(error)")
         }
+    }
+}
+
+/// The writer lock for an agent: refused while another agent holds it; while a command holds it
+/// (an import, a restore), the agent waits for it to finish.
+func agentLock(_ dir: DataDirectory) throws(CLIError) -> WriterLock {
+    var told = false
+    while true {
+        do {
+            if let lock = try WriterLock.acquire(in: dir, role: WriterLock.agentRole) { return lock }
+        } catch {
+            throw .failure("cannot lock \(dir.lockPath): \(error.reason); check the directory's permissions")
+        }
+        let holder = WriterLock.holder(in: dir)
+        if let holder, holder.isAgent {
+            throw .failure("an agent already runs on \(dir.path) (pid \(holder.pid)); stop it first")
+        }
+        if !told, let holder {
+            FileHandle.standardError.write(Data("hubsync: waiting for \(holder) to finish with \(dir.path)\n".utf8))
+            told = true
+        }
+        Thread.sleep(forTimeInterval: 0.05)
     }
 }
 
@@ -101,12 +124,12 @@ struct PeersAdd: ParsableCommand {
         let device = try guarded { try DeviceID(parsing: deviceID) }
         if let address, !address.contains(":") { throw CLIError.usage("--address must be HOST:PORT, e.g. 192.168.1.20:7400") }
         var added: Bool
-        if let agent = AgentClient.running(in: common.directory) {
+        switch try common.directory.writer() {
+        case .agent(let agent):
             var body: [String: Value] = ["device_id": .string(device.description)]
             if let address { body["address"] = .string(address) }
             added = try agent.call("POST", "/v1/peers", body: .object(body)).objectValue?["added"] == .bool(true)
-        } else {
-            let store = try common.directory.openStore()
+        case .direct(let store):
             added = try guarded { try store.addPeer(device, address: address) }
         }
         if output.json {
@@ -126,17 +149,16 @@ struct PeersRemove: ParsableCommand {
     func run() throws {
         let device = try guarded { try DeviceID(parsing: deviceID) }
         // A household member is removed from the household, on every member (protocol/SPEC.md 4.8).
-        if let agent = AgentClient.running(in: common.directory),
-           (try? agent.client.request("GET", "/v1/pairing/household"))?.body.objectValue?["members"]?.arrayValue?
-               .contains(.string(device.description)) == true {
-            let state = try agent.call("DELETE", "/v1/pairing/household/\(pathSegment(device.description))")
-            if output.json { printJSON(state) } else { print("Removed \(device) from the household") }
-            return
-        }
-        if let agent = AgentClient.running(in: common.directory) {
+        switch try common.directory.writer() {
+        case .agent(let agent):
+            if (try? agent.client.request("GET", "/v1/pairing/household"))?.body.objectValue?["members"]?.arrayValue?
+                .contains(.string(device.description)) == true {
+                let state = try agent.call("DELETE", "/v1/pairing/household/\(pathSegment(device.description))")
+                if output.json { printJSON(state) } else { print("Removed \(device) from the household") }
+                return
+            }
             _ = try agent.call("DELETE", "/v1/peers/\(pathSegment(device.description))")
-        } else {
-            let store = try common.directory.openStore()
+        case .direct(let store):
             guard try guarded({ try store.removePeer(device) }) else {
                 throw CLIError.failure("\(device) is not a trusted peer; see `hubsync peers`")
             }
@@ -154,7 +176,7 @@ struct StatusCommand: ParsableCommand {
 
     func run() throws {
         let dir = common.directory
-        guard let agent = AgentClient.running(in: dir) else {
+        guard let agent = dir.runningAgent() else {
             let store = try dir.openStore()
             let peers = try guarded { try store.peers() }
             let last = try guarded { try store.lastSequence() }

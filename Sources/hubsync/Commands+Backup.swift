@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HubSyncBase
 import HubSyncBackup
 import HubSyncCore
 import HubSyncCrypto

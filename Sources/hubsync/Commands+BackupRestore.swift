@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HubSyncBase
 import HubSyncBackup
 import HubSyncCore
 import HubSyncCrypto
@@ -102,16 +103,18 @@ struct BackupRestoreCommand: ParsableCommand {
             identity = try guarded { try Identity.create(in: dir.url) }
             created.append(Identity.keyFileURL(in: dir.url).path)
         }
+        created.append(dir.lockPath)
+        try dir.lockExclusively(for: "restore --into")
         if !Household.exists(in: dir.url), let household = snap.household {
             try guarded { try household.save(in: dir.url) }
             created.append(Household.fileURL(in: dir.url).path)
         }
         created += [dir.storePath, dir.storePath + "-wal", dir.storePath + "-shm"]
-        if !FileManager.default.fileExists(atPath: dir.devicePath) {
-            created.append(dir.devicePath)
+        if !FileManager.default.fileExists(atPath: dir.file(DataDirectory.deviceFile)) {
+            created.append(dir.file(DataDirectory.deviceFile))
             let device: Value = ["name": .string(ProcessInfo.processInfo.hostName),
                                  "device_id": .string(identity.deviceID.description)]
-            try guarded { try Data((JSON.serialize(device) + "\n").utf8).write(to: URL(fileURLWithPath: dir.devicePath)) }
+            try guarded { try Data((JSON.serialize(device) + "\n").utf8).write(to: URL(fileURLWithPath: dir.file(DataDirectory.deviceFile))) }
         }
         let store = try guarded { try Store(path: dir.storePath, device: identity.deviceID) }
         let report = try backupGuarded {
@@ -127,28 +130,37 @@ struct BackupRestoreCommand: ParsableCommand {
     /// Merges into or reverts this device's stores; writes go through the agent when one runs.
     func restoreLive(_ repo: Repository, _ snap: Snapshot, progress: ProgressReporter) throws -> Value {
         let dir = options.directory
-        let store = try dir.openStore()
-        let agent = AgentClient.running(in: dir)
         let only = try self.only
+        // Writes go to whoever holds the directory; reads come from the store (read-only beside an agent).
+        let writer = try dir.writer()
+        let store: Store
+        switch writer {
+        case .direct(let own): store = own
+        case .agent: store = try dir.openStore()
+        }
         var writes = 0
         var seen = Set<RecordKey>()
-        func apply(_ ops: [RecordOperation]) throws {
-            guard !ops.isEmpty else { return }
-            writes += ops.count
-            if let agent {
-                for part in stride(from: 0, to: ops.count, by: 500) {
-                    let list: [Value] = ops[part..<min(part + 500, ops.count)].map(operationJSON)
+        func send(_ batch: [RecordWrite]) throws {
+            guard !batch.isEmpty else { return }
+            switch writer {
+            case .agent(let agent):
+                for part in stride(from: 0, to: batch.count, by: 500) {
+                    let list: [Value] = batch[part..<min(part + 500, batch.count)].map { .object($0.json) }
                     _ = try agent.call("POST", "/v1/batch", body: ["operations": .array(list)])
                 }
-            } else {
-                try guarded { try store.apply(ops) }
+            case .direct(let own):
+                _ = try guarded { try own.apply(batch) }
             }
+        }
+        func apply(_ ops: [RecordOperation]) throws {
+            writes += ops.count
+            try send(ops.map(RecordWrite.local))
         }
         let report = try backupGuarded {
             try repo.readRecords(of: snap, skipDamaged: skipDamaged, only: only, progress: progress.callback) { batch in
                 for s in batch { seen.insert(s.key) }
                 if merge {
-                    try store.merge(batch)
+                    try send(batch.map(RecordWrite.merge))
                     var current: [RecordKey: RecordState] = [:]
                     for s in try store.states(for: batch.map(\.key)) { current[s.key] = s }
                     try apply(RestorePlan.undeletes(snapshot: batch, current: current))
@@ -175,19 +187,8 @@ struct BackupRestoreCommand: ParsableCommand {
             throw CLIError.failure("snapshot \(snap.id.short) holds no record \(only); see `hubsync backup list`")
         }
         return ["mode": .string(merge ? "merge" : "revert"), "records": .int(Int64(report.records)),
-                "writes": .int(Int64(writes)), "through_agent": .bool(agent != nil),
+                "writes": .int(Int64(writes)), "through_agent": .bool({ if case .agent = writer { true } else { false } }()),
                 "skipped_chunks": .int(Int64(report.skippedChunks.count))]
-    }
-}
-
-/// An operation as the local API's batch endpoint takes it.
-func operationJSON(_ op: RecordOperation) -> Value {
-    let k = op.key
-    switch op {
-    case .put(_, let fields):
-        return ["op": "put", "collection": .string(k.collection), "id": .string(k.id), "fields": .object(fields)]
-    case .delete: return ["op": "delete", "collection": .string(k.collection), "id": .string(k.id)]
-    default: return ["op": "undelete", "collection": .string(k.collection), "id": .string(k.id)]
     }
 }
 

@@ -47,14 +47,9 @@ struct ResolveCommand: ParsableCommand {
     var value: String
 
     func run() throws {
-        let key = try recordKey(collection, id)
         let v = try parseJSONArgument(value, option: "--value")
-        if let answer = try applyThroughAgent(.resolve(key, field: field, value: v), directory: common.directory) {
-            return reportAgentAnswer(format: format, verb: "resolved \(field) of", answer: answer)
-        }
-        let store = try common.directory.openStore()
-        let event = try guarded { try store.apply(.resolve(key, field: field, value: v)) }
-        let state = try guarded { try store.get(key) }!
-        report(format: format, verb: "resolved \(field) of", state: state, sequence: event?.sequence)
+        let outcome = try perform(["op": "resolve", "collection": .string(collection), "id": .string(id),
+                                   "field": .string(field), "value": v], in: common.directory)
+        report(format: format, verb: "resolved \(field) of", outcome: outcome)
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HubSyncBase
 import HubSyncCore
 import HubSyncCrypto
 import HubSyncStore
@@ -26,6 +27,7 @@ struct InitCommand: ParsableCommand {
         let dir = common.directory
         if household {
             let identity = try dir.identity()
+            try dir.lockExclusively(for: "`init --household`")
             let (household, recovery) = try guarded { try Household.create(in: dir.url) }
             if try guarded({ try MembershipFiles.loadSecrets(in: dir.path) }) == nil {
                 _ = try guarded { try MembershipFiles.found(founder: identity.signingKey, household: household, time: Store.systemClock(), in: dir.path) }
@@ -39,6 +41,7 @@ struct InitCommand: ParsableCommand {
             return
         }
         let identity = try guarded { try Identity.create(in: dir.url) }
+        try dir.lockExclusively(for: "`init`")
         let store = try guarded { try Store(path: dir.storePath, device: identity.deviceID) }
         _ = store
         let (household, recovery) = try guarded { try Household.create(in: dir.url) }
@@ -46,7 +49,7 @@ struct InitCommand: ParsableCommand {
         _ = try guarded { try MembershipFiles.found(founder: identity.signingKey, household: household, time: Store.systemClock(), in: dir.path) }
         let name = self.name ?? ProcessInfo.processInfo.hostName
         let device: Value = ["name": .string(name), "device_id": .string(identity.deviceID.description)]
-        try guarded { try Data((JSON.serialize(device) + "\n").utf8).write(to: URL(fileURLWithPath: dir.devicePath)) }
+        try guarded { try Data((JSON.serialize(device) + "\n").utf8).write(to: URL(fileURLWithPath: dir.file(DataDirectory.deviceFile))) }
         if output.json {
             printJSON(["device_id": .string(identity.deviceID.description), "name": .string(name), "data": .string(dir.path),
                        "recovery_key": .string(recovery.description)])

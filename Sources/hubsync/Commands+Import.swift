@@ -30,12 +30,18 @@ struct ImportCommand: ParsableCommand {
     /// One line of the file, understood.
     enum Line {
         case header
-        case plain(RecordKey, [String: Value])
-        case state(RecordState)
+        case write(RecordWrite)
     }
 
     func run() throws {
-        let store = try common.directory.openStore()
+        let dir = common.directory
+        // Writes go to whoever holds the directory; the checks read the store (read-only beside an agent).
+        let writer = try dir.writer()
+        let store: Store
+        switch writer {
+        case .direct(let own): store = own
+        case .agent: store = try dir.openStore()
+        }
         var path = file
         var tempFile: String?
         if file == "-" {
@@ -54,7 +60,7 @@ struct ImportCommand: ParsableCommand {
         try forEachLine(path) { number, line in
             switch line {
             case .header: break
-            case .plain(let key, let patch):
+            case .write(.local(.put(let key, let patch))):
                 if !seen.contains(key), try guarded({ try store.get(key) })?.isAlive != true {
                     let missing = HubCollection(rawValue: key.collection)!.requiredFields.filter { patch[$0.name] == nil }
                     if let m = missing.first {
@@ -64,7 +70,10 @@ struct ImportCommand: ParsableCommand {
                 }
                 seen.insert(key)
                 total += 1
-            case .state(let state):
+            case .write(.local(let op)):
+                seen.insert(op.key)
+                total += 1
+            case .write(.merge(let state)):
                 do {
                     try store.checkClock(state.greatestTime)
                 } catch let e as StoreError {
@@ -75,44 +84,44 @@ struct ImportCommand: ParsableCommand {
             }
         }
 
-        // Pass 2: apply in batches, each one transaction.
+        // Pass 2: apply in batches, each one transaction (through the agent when it runs).
         let progress = Progress(total: total, phase: "importing")
-        var plain: [RecordOperation] = []
-        var states: [RecordState] = []
-        var done = 0, written = 0, merged = MergeSummary(), unchangedPlain = 0
+        var pending: [RecordWrite] = []
+        var done = 0, written = 0, merged = 0, unchanged = 0
         func commit() throws {
-            if !plain.isEmpty {
-                let events = try guarded { try store.apply(plain) }
-                written += events.count
-                unchangedPlain += plain.count - events.count
+            switch writer {
+            case .agent(let agent):
+                let answer = try agent.call("POST", "/v1/batch", body: ["operations": .array(pending.map { .object($0.json) })])
+                count(pending, changed: (answer.objectValue?["results"]?.arrayValue ?? []).map { $0.objectValue?["changed"] == true })
+            case .direct(let own):
+                let results = try guarded { try own.apply(pending) }
+                count(pending, changed: results.map { $0.sequence != nil })
             }
-            if !states.isEmpty {
-                let m = try guarded { try store.merge(states) }
-                merged.changed += m.changed
-                merged.unchanged += m.unchanged
-            }
-            done += plain.count + states.count
-            plain.removeAll(keepingCapacity: true)
-            states.removeAll(keepingCapacity: true)
+            done += pending.count
+            pending.removeAll(keepingCapacity: true)
             progress.report(done: done)
         }
-        try forEachLine(path) { _, line in
-            switch line {
-            case .header: break
-            case .plain(let key, let patch): plain.append(.put(key, patch))
-            case .state(let s): states.append(s)
+        func count(_ writes: [RecordWrite], changed: [Bool]) {
+            for (w, c) in zip(writes, changed) {
+                switch (w, c) {
+                case (.local, true): written += 1
+                case (.merge, true): merged += 1
+                default: unchanged += 1
+                }
             }
-            if plain.count + states.count >= batch { try commit() }
         }
-        if plain.count + states.count > 0 || total == 0 { try commit() }
+        try forEachLine(path) { _, line in
+            if case .write(let w) = line { pending.append(w) }
+            if pending.count >= batch { try commit() }
+        }
+        if !pending.isEmpty || total == 0 { try commit() }
 
         if output.json {
             printJSON(["records": .int(Int64(total)), "written": .int(Int64(written)),
-                       "merged": .int(Int64(merged.changed)),
-                       "unchanged": .int(Int64(merged.unchanged + unchangedPlain))])
+                       "merged": .int(Int64(merged)), "unchanged": .int(Int64(unchanged))])
         } else {
-            print("Imported \(total) records: \(written) written as local edits, \(merged.changed) merged, "
-                + "\(merged.unchanged + unchangedPlain) already up to date")
+            print("Imported \(total) records: \(written) written as local edits, \(merged) merged, "
+                + "\(unchanged) already up to date")
         }
     }
 
@@ -146,29 +155,9 @@ struct ImportCommand: ParsableCommand {
             }
             return .header
         }
-        guard let collection = o["collection"]?.stringValue, let id = o["id"]?.stringValue else {
-            throw ValidationFailure("each line needs \"collection\" and \"id\" strings")
-        }
-        try HubCollection.validate(id: id)
-        let key = RecordKey(collection: collection, id: id)
-        if let stateValue = o["state"] {
-            // Exports carry every collection, the internal `devices` one included.
-            guard HubCollection(rawValue: collection) != nil else {
-                throw ValidationFailure("unknown collection \"\(collection)\"")
-            }
-            let state = try StateJSON.state(key: key, from: stateValue)
-            guard let digest = o["digest"]?.stringValue else { throw ValidationFailure("\(key): no \"digest\"") }
-            guard Hex.encode(CanonicalEncoding.digest(state)) == digest else {
-                throw ValidationFailure("\(key): the state does not match its digest (the line is damaged); "
-                    + "export it again on the other device")
-            }
-            return .state(state)
-        }
-        _ = try HubCollection.named(collection)
-        guard case .object(let fields) = o["fields"] ?? .null else {
-            throw ValidationFailure("\(key): a plain record needs \"fields\" (an object); an exported one \"state\"")
-        }
-        try HubCollection(rawValue: collection)!.validate(patch: fields)
-        return .plain(key, fields)
+        // Plain records and export lines are writes in RecordWrite's form; other operations are
+        // for the API's batches, not for files.
+        if let op = o["op"] { throw ValidationFailure("an import line has no \"op\" (got \(JSON.serialize(op)))") }
+        return .write(try RecordWrite(parsing: o))
     }
 }

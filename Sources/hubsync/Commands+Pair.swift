@@ -43,7 +43,7 @@ struct PairInvite: ParsableCommand {
         }
         guard (1...100).contains(attempts) else { throw CLIError.usage("--attempts must be 1 to 100") }
         _ = try common.directory.identity()
-        guard let agent = AgentClient.running(in: common.directory) else {
+        guard let agent = common.directory.runningAgent() else {
             throw CLIError.failure("no agent runs on \(common.directory.path); the agent hosts the invite, so start "
                 + "it first with `hubsync run --data \(common.directory.path)`")
         }
@@ -139,60 +139,59 @@ struct PairJoin: AsyncParsableCommand {
             throw CLIError.failure("this device is already in a household of \(state.members.count) devices "
                 + "(group \(Hex.encode(secrets.groupID.prefix(8)))); it cannot join another one")
         }
-        let agent = AgentClient.running(in: dir)
-        let listenPort = agent.flatMap { _ in Self.agentListenPort(dir) } ?? 0
         let started = Date()
         let host: String
         if let given = self.host { host = given } else { host = try await findInviter(invite.name) }
-        let result: PairingJoinResult
-        do {
-            result = try await PairingClient.join(address: host, code: invite, identity: identity.signingKey,
-                                                  details: JoinerDetails(listenPort: listenPort))
-        } catch let e as PairingError {
-            throw CLIError.failure(e.message)
-        } catch let e as NetError {
-            throw CLIError.failure(e.message)
-        }
-        let state = MembershipState(groupID: result.secrets.groupID, statements: result.statements)
-        guard state.isMember(identity.deviceID), state.isMember(result.inviterDevice) else {
-            throw CLIError.failure("the inviting device confirmed the code but sent a membership that does not make "
-                + "both devices members; nothing was saved; try again or report it")
-        }
-        try pairingGuarded {
-            try MembershipFiles.saveStatements(state.sortedStatements, in: dir.path)
-            try MembershipFiles.saveSecrets(result.secrets, in: dir.path)
-        }
-        let inviter = result.inviterDevice
-        if let agent {
-            _ = try agent.call("POST", "/v1/peers", body: ["device_id": .string(inviter.description), "address": .string(host)])
+        // The household files have one writer: the agent when it runs, else this command.
+        let household: [String: Value]
+        let inviter: String
+        let connected: Bool
+        switch try dir.writer() {
+        case .agent(let agent):
+            household = try agent.call("POST", "/v1/pairing/join",
+                                       body: ["code": .string(invite.text), "address": .string(host)]).objectValue ?? [:]
+            inviter = household["inviter"]?.stringValue ?? "?"
             let deadline = Date().addingTimeInterval(Double(connectTimeout))
-            var connected = false
-            while Date() < deadline, !connected {
+            var isConnected = false
+            while Date() < deadline, !isConnected {
                 let status = try agent.call("GET", "/v1/status").objectValue ?? [:]
-                connected = status["peers"]?.arrayValue?.contains {
-                    $0.objectValue?["device_id"]?.stringValue == inviter.description && $0.objectValue?["connected"] == true
+                isConnected = status["peers"]?.arrayValue?.contains {
+                    $0.objectValue?["device_id"]?.stringValue == inviter && $0.objectValue?["connected"] == true
                 } ?? false
-                if !connected { try await Task.sleep(for: .milliseconds(50)) }
+                if !isConnected { try await Task.sleep(for: .milliseconds(50)) }
             }
-            guard connected else {
-                throw CLIError.failure("joined the household, but this agent did not connect to \(inviter.short) at "
+            guard isConnected else {
+                throw CLIError.failure("joined the household, but this agent did not connect to \(inviter) at "
                     + "\(host) within \(connectTimeout) s; see `hubsync status`")
             }
-        } else {
-            let store = try dir.openStore()
-            _ = try guarded { try store.addPeer(inviter, address: host) }
+            connected = true
+        case .direct(let store):
+            let outcome: HouseholdJoin.Outcome
+            do {
+                outcome = try await HouseholdJoin.join(directory: dir.path, identity: identity, code: invite,
+                                                       address: host, listenPort: 0)
+            } catch let e as PairingError {
+                throw CLIError.failure(e.message)
+            } catch let e as NetError {
+                throw CLIError.failure(e.message)
+            }
+            _ = try guarded { try store.addPeer(outcome.result.inviterDevice, address: host) }
+            household = Agent.householdJSON(secrets: outcome.result.secrets, state: outcome.state).objectValue ?? [:]
+            inviter = outcome.result.inviterDevice.description
+            connected = false
         }
+        let members = household["members"]?.arrayValue?.count ?? 0
         let millis = Int(Date().timeIntervalSince(started) * 1000)
         if output.json {
-            var o = (Agent.householdJSON(secrets: result.secrets, state: state).objectValue ?? [:])
-            o["inviter"] = .string(inviter.description)
-            o["connected"] = .bool(agent != nil)
+            var o = household
+            o["inviter"] = .string(inviter)
+            o["connected"] = .bool(connected)
             o["elapsed_ms"] = .int(Int64(millis))
             printJSON(.object(o))
-        } else if agent != nil {
-            print("Joined the household through \(inviter) and connected (\(state.members.count) members, \(millis) ms)")
+        } else if connected {
+            print("Joined the household through \(inviter) and connected (\(members) members, \(millis) ms)")
         } else {
-            print("Joined the household through \(inviter) (\(state.members.count) members); start the agent with "
+            print("Joined the household through \(inviter) (\(members) members); start the agent with "
                 + "`hubsync run --data \(dir.path)` to sync")
         }
     }
@@ -212,13 +211,6 @@ struct PairJoin: AsyncParsableCommand {
         }
     }
 
-    /// The port this device's running agent listens on for peers, from agent.json.
-    static func agentListenPort(_ dir: DataDirectory) -> UInt16? {
-        guard let data = FileManager.default.contents(atPath: dir.path + "/agent.json"),
-              let listen = (try? JSON.parse([UInt8](data)))?.objectValue?["listen"]?.stringValue,
-              let (_, port) = SyncNode.split(listen) else { return nil }
-        return UInt16(exactly: port)
-    }
 }
 
 struct PairHousehold: ParsableCommand {
@@ -277,7 +269,7 @@ struct PairRemove: ParsableCommand {
 
     func run() throws {
         let device = try guarded { try DeviceID(parsing: deviceID) }
-        guard let agent = AgentClient.running(in: common.directory) else {
+        guard let agent = common.directory.runningAgent() else {
             throw CLIError.failure("no agent runs on \(common.directory.path); start it with `hubsync run` so the "
                 + "removal reaches the other members at once")
         }

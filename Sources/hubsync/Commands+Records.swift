@@ -47,34 +47,17 @@ struct PutCommand: ParsableCommand {
     @Option(help: "Output format: text or json.") var format: OutputFormat = .text
 
     func run() throws {
-        let key = try recordKey(collection, id)
         guard case .object(let patch) = try parseJSONArgument(fields, option: "--json") else {
             throw CLIError.usage("--json must be a JSON object of fields, e.g. '{\"name\": \"Ada\"}'")
         }
-        if let answer = try applyThroughAgent(.put(key, patch), directory: common.directory) {
-            return reportAgentAnswer(format: format, verb: "put", answer: answer)
-        }
-        let store = try common.directory.openStore()
-        let event = try guarded { try store.apply(.put(key, patch)) }
-        let state = try guarded { try store.get(key) }!
-        report(format: format, verb: "put", state: state, sequence: event?.sequence)
+        let outcome = try perform(["op": "put", "collection": .string(collection), "id": .string(id), "fields": .object(patch)],
+                                  in: common.directory)
+        report(format: format, verb: "put", outcome: outcome)
     }
 }
 
 enum OutputFormat: String, ExpressibleByArgument, Sendable {
     case text, json
-}
-
-/// Prints the result of a write: the record and the sequence number the change got.
-func report(format: OutputFormat, verb: String, state: RecordState, sequence: Int64?) {
-    if format == .json {
-        guard case .object(var o) = recordJSON(state) else { return }
-        o["sequence"] = sequence.map { .int($0) } ?? .null
-        o["changed"] = .bool(sequence != nil)
-        printJSON(.object(o))
-    } else {
-        print(sequence == nil ? "\(state.key): unchanged" : "\(verb) \(state.key) (change #\(sequence!))")
-    }
 }
 
 struct GetCommand: ParsableCommand {
@@ -147,15 +130,13 @@ struct RecordArguments: ParsableArguments {
     @Argument(help: "The collection.") var collection: String
     @Argument(help: "The record's ID.") var id: String
 
-    func write(_ make: (RecordKey) -> RecordOperation, verb: String) throws {
-        let key = try recordKey(collection, id)
-        if let answer = try applyThroughAgent(make(key), directory: common.directory) {
-            return reportAgentAnswer(format: format, verb: verb, answer: answer)
-        }
-        let store = try common.directory.openStore()
-        let event = try guarded { try store.apply(make(key)) }
-        let state = try guarded { try store.get(key) }!
-        report(format: format, verb: verb, state: state, sequence: event?.sequence)
+    /// Performs the write `op` names, with `extra` members (field, elements); see `RecordWrite`.
+    func write(_ op: String, _ extra: [String: Value] = [:], verb: String) throws {
+        var object = extra
+        object["op"] = .string(op)
+        object["collection"] = .string(collection)
+        object["id"] = .string(id)
+        report(format: format, verb: verb, outcome: try perform(object, in: common.directory))
     }
 }
 
@@ -163,13 +144,13 @@ struct DeleteCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "delete", abstract: "Delete a record (undelete brings it back, with every field).")
     @OptionGroup var args: RecordArguments
-    func run() throws { try args.write({ .delete($0) }, verb: "deleted") }
+    func run() throws { try args.write("delete", verb: "deleted") }
 }
 
 struct UndeleteCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "undelete", abstract: "Bring a deleted record back.")
     @OptionGroup var args: RecordArguments
-    func run() throws { try args.write({ .undelete($0) }, verb: "undeleted") }
+    func run() throws { try args.write("undelete", verb: "undeleted") }
 }
 
 struct AddCommand: ParsableCommand {
@@ -180,7 +161,7 @@ struct AddCommand: ParsableCommand {
     @Argument(help: "The set field.") var field: String
     @Argument(help: "Elements to add.") var elements: [String]
     func run() throws {
-        try args.write({ .insert($0, field: field, elements: elements.map { .string($0) }) }, verb: "added to")
+        try args.write("add", ["field": .string(field), "elements": .array(elements.map { .string($0) })], verb: "added to")
     }
 }
 
@@ -191,6 +172,6 @@ struct RemoveCommand: ParsableCommand {
     @Argument(help: "The set field.") var field: String
     @Argument(help: "Elements to remove.") var elements: [String]
     func run() throws {
-        try args.write({ .remove($0, field: field, elements: elements.map { .string($0) }) }, verb: "removed from")
+        try args.write("remove", ["field": .string(field), "elements": .array(elements.map { .string($0) })], verb: "removed from")
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HubSyncBase
 import HubSyncCore
 import HubSyncCrypto
 import HubSyncStore
@@ -24,13 +25,11 @@ struct OutputOptions: ParsableArguments {
     var json = false
 }
 
-/// A device's data directory: identity key, store, device description.
-struct DataDirectory {
-    let path: String
-    var url: URL { URL(fileURLWithPath: path) }
-    var storePath: String { path + "/store.sqlite" }
-    var devicePath: String { path + "/device.json" }
+/// The writer lock this process holds, if any: taken by the first command step that writes or
+/// opens the store for writing, released by the kernel when the process exits.
+nonisolated(unsafe) private var heldLock: WriterLock?
 
+extension DataDirectory {
     /// The identity, or a failure saying how to create one.
     func identity() throws(CLIError) -> Identity {
         guard Identity.exists(in: url) else {
@@ -39,16 +38,85 @@ struct DataDirectory {
         return try guarded { try Identity.load(from: url) }
     }
 
-    /// Opens the device's store (the identity must exist).
+    /// Opens the device's store for a command that may write it only while no agent runs: with
+    /// the writer lock free, this process takes it and opens the store for writing; while another
+    /// process (the agent) holds it, the store opens read-only beside it.
     func openStore() throws(CLIError) -> Store {
         let id = try identity()
-        return try guarded { try Store(path: storePath, device: id.deviceID) }
+        if heldLock != nil || (try? takeLock()) != nil {
+            return try guarded { try Store(path: storePath, device: id.deviceID) }
+        }
+        return try guarded { try Store(path: storePath, device: id.deviceID, readOnly: true) }
+    }
+
+    /// Takes the writer lock for the rest of this process, if it is free.
+    @discardableResult
+    func takeLock() throws(CLIError) -> WriterLock? {
+        if let heldLock { return heldLock }
+        let role = CommandLine.arguments.dropFirst().first(where: { !$0.hasPrefix("-") }) ?? "command"
+        do {
+            heldLock = try WriterLock.acquire(in: self, role: role)
+        } catch {
+            throw .failure("cannot lock \(lockPath): \(error.reason); check the directory's permissions")
+        }
+        return heldLock
+    }
+
+    /// Takes the writer lock for a command that must have the directory to itself (init,
+    /// restore into a new directory), or says who holds it.
+    func lockExclusively(for what: String) throws(CLIError) {
+        guard try takeLock() == nil else { return }
+        let holder = WriterLock.holder(in: self)
+        throw .failure("\(holder?.description ?? "another process") holds \(path); \(what) needs the directory to itself"
+            + (holder?.isAgent == true ? ": stop the agent first" : ": try again when it has finished"))
+    }
+
+    /// Where this command's writes go: the running agent when one holds the directory, else the
+    /// store itself, with the writer lock held for the rest of the command. While another command
+    /// holds the lock, waits for it (up to `patience`).
+    func writer(patience: Duration = .seconds(60)) throws(CLIError) -> Writer {
+        let clock = ContinuousClock()
+        let deadline = clock.now + patience
+        var told = false
+        while true {
+            if try takeLock() != nil {
+                let id = try identity()
+                return .direct(try guarded { try Store(path: storePath, device: id.deviceID) })
+            }
+            let holder = WriterLock.holder(in: self)
+            if let holder, holder.isAgent, let agent = AgentClient.running(in: self, pid: holder.pid) {
+                return .agent(agent)
+            }
+            guard clock.now < deadline else {
+                throw .failure("\(holder?.description ?? "another process") holds \(path) and did not let go within "
+                    + "\(patience.components.seconds) s; try again when it has finished")
+            }
+            if !told, let holder, !holder.isAgent {
+                FileHandle.standardError.write(Data("hubsync: waiting for \(holder) to finish with \(path)\n".utf8))
+                told = true
+            }
+            // The lock holder is another command, or an agent still starting (its API not bound yet).
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+    }
+
+    /// The running agent, when one holds the directory.
+    func runningAgent() -> AgentClient? {
+        guard let holder = WriterLock.holder(in: self), holder.isAgent else { return nil }
+        return AgentClient.running(in: self, pid: holder.pid)
     }
 
     /// The name given at `init`, if any.
     var deviceName: String? {
-        guard let data = FileManager.default.contents(atPath: devicePath),
-              let v = try? JSON.parse([UInt8](data)) else { return nil }
+        guard let bytes = contents(of: DataDirectory.deviceFile), let v = try? JSON.parse(bytes) else { return nil }
         return v.objectValue?["name"]?.stringValue
     }
+}
+
+/// Where a command's writes go.
+enum Writer {
+    /// This process holds the writer lock and writes the store itself.
+    case direct(Store)
+    /// An agent holds it: writes go through its local API.
+    case agent(AgentClient)
 }

@@ -1,0 +1,72 @@
+import Foundation
+import Hummingbird
+public import HubSyncCore
+public import HubSyncCrypto
+public import HubSyncNet
+import HubSyncStore
+
+/// Joining a household, on whichever process holds the data directory: `hubsync pair join`
+/// itself when no agent runs, else the agent (`POST /v1/pairing/join`), so the household files
+/// always have one writer.
+public enum HouseholdJoin {
+    /// What a join brought.
+    public struct Outcome: Sendable {
+        public var result: PairingJoinResult
+        public var state: MembershipState
+    }
+
+    /// Runs the pairing exchange with the inviter at `address` and saves the household it sends.
+    /// The caller holds the directory's writer lock (it is the agent, or a command that took it).
+    public static func join(directory: String, identity: Identity, code: InviteCode, address: String,
+                            listenPort: UInt16) async throws -> Outcome {
+        if let (secrets, state) = try MembershipFiles.load(in: directory), state.members.count > 1 {
+            throw PairingError(code: .used, message: "this device is already in a household of \(state.members.count) devices "
+                + "(group \(Hex.encode(secrets.groupID.prefix(8)))); it cannot join another one")
+        }
+        let result = try await PairingClient.join(address: address, code: code, identity: identity.signingKey,
+                                                  details: JoinerDetails(listenPort: listenPort))
+        let state = MembershipState(groupID: result.secrets.groupID, statements: result.statements)
+        guard state.isMember(identity.deviceID), state.isMember(result.inviterDevice) else {
+            throw PairingError(code: .storage, message: "the inviting device confirmed the code but sent a membership that "
+                + "does not make both devices members; nothing was saved; try again or report it")
+        }
+        try Agent.householdLock.withLock { _ in
+            try MembershipFiles.saveStatements(state.sortedStatements, in: directory)
+            try MembershipFiles.saveSecrets(result.secrets, in: directory)
+        }
+        return Outcome(result: result, state: state)
+    }
+}
+
+extension Agent {
+    /// `POST /v1/pairing/join` `{"code", "address"}`: this agent joins the household of the
+    /// invite at `address`, trusts the inviter and answers the household with `"inviter"`.
+    func addJoinRoute(to router: Router<BasicRequestContext>) {
+        router.post("v1/pairing/join") { [self] request, _ in
+            let body = try await bodyObject(request)
+            guard let text = body["code"]?.stringValue, let address = body["address"]?.stringValue else {
+                throw APIError(.badRequest, "give \"code\" and \"address\" (the inviter's HOST:PORT)")
+            }
+            let code: InviteCode
+            do { code = try InviteCode(parsing: text) } catch let e as PairingError { throw APIError(.badRequest, e.message) }
+            guard SyncNode.split(address) != nil else { throw APIError(.badRequest, "\"address\" must be HOST:PORT") }
+            let listenPort = ready.withLock { $0.listen }.flatMap(SyncNode.split).flatMap { UInt16(exactly: $0.1) } ?? 0
+            let outcome: HouseholdJoin.Outcome
+            do {
+                outcome = try await HouseholdJoin.join(directory: directory, identity: identity, code: code,
+                                                       address: address, listenPort: listenPort)
+            } catch let e as PairingError {
+                throw APIError(e.code == .used ? .conflict : .forbidden, e.message)
+            } catch let e as NetError {
+                throw APIError(.badGateway, e.message)
+            }
+            let inviter = outcome.result.inviterDevice
+            _ = try await AsyncStore(store).run { try $0.addPeer(inviter, address: address) }
+            peersChanged.store(true, ordering: .releasing)
+            trustGeneration.add(1, ordering: .releasing)
+            var answer = Self.householdJSON(secrets: outcome.result.secrets, state: outcome.state).objectValue ?? [:]
+            answer["inviter"] = .string(inviter.description)
+            return json(.object(answer))
+        }
+    }
+}

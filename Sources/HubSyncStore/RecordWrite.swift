@@ -1,0 +1,140 @@
+public import HubSyncCore
+public import HubSyncCrypto
+
+/// One write as a person or an app states it, on every path into the store: the CLI with or
+/// without a running agent, the local API's record routes and `POST /v1/batch`, `hubsync
+/// import` and `hubsync backup restore --merge/--revert`.
+///
+/// ``init(parsing:)`` is the one function that turns such input into what the store applies,
+/// and ``json`` is its inverse, so a write sent to an agent arrives exactly as it was given.
+/// Collection names and IDs are taken as they are: nothing here or after it decodes, encodes
+/// or normalises them (they are checked, not changed).
+public enum RecordWrite: Sendable {
+    /// A local edit, stamped with this device's clock when applied.
+    case local(RecordOperation)
+    /// A record's whole sync state (an export line or a backup), merged as if a peer sent it.
+    case merge(RecordState)
+
+    public var key: RecordKey {
+        switch self {
+        case .local(let op): op.key
+        case .merge(let state): state.key
+        }
+    }
+
+    /// Parses one write:
+    /// - `{"op": "put", "collection", "id", "fields": {...}}`; without `"op"`, a line with
+    ///   `"fields"` is a put (the plain-record lines of `hubsync import`);
+    /// - `{"op": "delete" | "undelete", "collection", "id"}`;
+    /// - `{"op": "add" | "remove", "collection", "id", "field", "elements": [...]}`;
+    /// - `{"op": "resolve", "collection", "id", "field", "value"}`;
+    /// - `{"op": "merge", "collection", "id", "state", "digest"}`; without `"op"`, a line of
+    ///   `hubsync export` (the digest must match the state).
+    public init(parsing o: [String: Value]) throws(ValidationFailure) {
+        guard let collection = o["collection"]?.stringValue, let id = o["id"]?.stringValue else {
+            throw ValidationFailure("each write needs \"collection\" and \"id\" strings")
+        }
+        try HubCollection.validate(id: id)
+        let key = RecordKey(collection: collection, id: id)
+        let verb = o["op"]?.stringValue ?? (o["state"] != nil ? "merge" : "put")
+        if verb == "merge" {
+            // Exports carry every collection, the internal `devices` one included.
+            guard HubCollection(rawValue: collection) != nil else {
+                throw ValidationFailure("unknown collection \"\(collection)\"")
+            }
+            guard let stateValue = o["state"] else { throw ValidationFailure("\(key): a merge needs \"state\"") }
+            let state = try StateJSON.state(key: key, from: stateValue)
+            guard let digest = o["digest"]?.stringValue else { throw ValidationFailure("\(key): no \"digest\"") }
+            guard Hex.encode(CanonicalEncoding.digest(state)) == digest else {
+                throw ValidationFailure("\(key): the state does not match its digest (the line is damaged); "
+                    + "export it again on the other device")
+            }
+            self = .merge(state)
+            return
+        }
+        let kind = try HubCollection.named(collection)
+        func field() throws(ValidationFailure) -> String {
+            guard let f = o["field"]?.stringValue else { throw ValidationFailure("\(verb) needs \"field\" (a string)") }
+            return f
+        }
+        switch verb {
+        case "put":
+            guard case .object(let fields) = o["fields"] ?? .null else {
+                throw ValidationFailure("\(key): a put needs \"fields\" (an object); an exported record \"state\"")
+            }
+            try kind.validate(patch: fields)
+            self = .local(.put(key, fields))
+        case "delete": self = .local(.delete(key))
+        case "undelete": self = .local(.undelete(key))
+        case "add", "remove":
+            let name = try field()
+            guard let elements = o["elements"]?.arrayValue else {
+                throw ValidationFailure("\(verb) needs \"field\" and \"elements\" (an array)")
+            }
+            self = .local(verb == "add" ? .insert(key, field: name, elements: elements) : .remove(key, field: name, elements: elements))
+        case "resolve":
+            let name = try field()
+            guard let value = o["value"] else { throw ValidationFailure("resolve needs \"field\" and \"value\"") }
+            self = .local(.resolve(key, field: name, value: value))
+        default:
+            throw ValidationFailure("\"op\" must be put, delete, undelete, add, remove, resolve or merge")
+        }
+    }
+
+    /// The write as ``init(parsing:)`` reads it.
+    public var json: [String: Value] {
+        var o: [String: Value] = ["collection": .string(key.collection), "id": .string(key.id)]
+        switch self {
+        case .merge(let state):
+            o["op"] = "merge"
+            o["state"] = StateJSON.object(state)
+            o["digest"] = .string(Hex.encode(CanonicalEncoding.digest(state)))
+        case .local(.put(_, let fields)):
+            o["op"] = "put"
+            o["fields"] = .object(fields)
+        case .local(.delete): o["op"] = "delete"
+        case .local(.undelete): o["op"] = "undelete"
+        case .local(.insert(_, let field, let elements)), .local(.remove(_, let field, let elements)):
+            if case .local(.insert) = self { o["op"] = "add" } else { o["op"] = "remove" }
+            o["field"] = .string(field)
+            o["elements"] = .array(elements)
+        case .local(.resolve(_, let field, let value)):
+            o["op"] = "resolve"
+            o["field"] = .string(field)
+            o["value"] = value
+        }
+        return o
+    }
+}
+
+/// What one ``RecordWrite`` did.
+public struct RecordWriteResult: Sendable {
+    public var key: RecordKey
+    /// The change's sequence number; nil when the write changed nothing.
+    public var sequence: Int64?
+}
+
+extension Store {
+    /// Applies writes in order: each run of local edits in one transaction, each run of merges
+    /// in another. A refused local edit refuses its whole run.
+    public func apply(_ writes: [RecordWrite]) throws(StoreError) -> [RecordWriteResult] {
+        var results: [RecordWriteResult] = []
+        var index = writes.startIndex
+        while index < writes.endIndex {
+            if case .merge = writes[index] {
+                var states: [RecordState] = []
+                while index < writes.endIndex, case .merge(let s) = writes[index] { states.append(s); index += 1 }
+                let events = try mergeReporting(states).1
+                let byKey = Dictionary(events.map { ($0.state.key, $0.sequence) }, uniquingKeysWith: { _, b in b })
+                results += states.map { RecordWriteResult(key: $0.key, sequence: byKey[$0.key]) }
+            } else {
+                var ops: [RecordOperation] = []
+                while index < writes.endIndex, case .local(let op) = writes[index] { ops.append(op); index += 1 }
+                let events = try apply(ops)
+                let byKey = Dictionary(events.map { ($0.state.key, $0.sequence) }, uniquingKeysWith: { _, b in b })
+                results += ops.map { RecordWriteResult(key: $0.key, sequence: byKey[$0.key]) }
+            }
+        }
+        return results
+    }
+}
