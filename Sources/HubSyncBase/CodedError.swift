@@ -1,43 +1,39 @@
 /// An error with a ``code`` to match on, a ``message`` a person reads and an optional ``cause``.
 ///
-/// The shape of grpc-swift's `RuntimeError`. A module's error is a struct that holds its
-/// ``CodedErrorFields`` and declares its codes as static members of ``ErrorCode``:
+/// The shape of grpc-swift's `RuntimeError`. Each module's error is its own type, so that call
+/// sites can catch a `StoreError` apart from a `PairingError`, but all share the one list of
+/// codes, ``ErrorCode``. The type only holds its ``CodedErrorFields``:
 ///
 ///     public struct StoreError: CodedError {
-///         public var fields: CodedErrorFields<StoreError>
-///         public init(fields: CodedErrorFields<StoreError>) { self.fields = fields }
-///     }
-///
-///     extension ErrorCode<StoreError> {
-///         /// No record has that key.
-///         public static var notFound: Self { Self("not found") }
+///         public var fields: CodedErrorFields
+///         public init(fields: CodedErrorFields) { self.fields = fields }
 ///     }
 ///
 /// Every such error gets `init(code:message:cause:)`, `init(_:_:cause:)`, ``code``, ``message``,
 /// ``cause`` and a ``description`` that is the message.
-public protocol CodedError: Error, CustomStringConvertible {
+public protocol CodedError: Error, Sendable, CustomStringConvertible {
     /// The code, message and cause.
-    var fields: CodedErrorFields<Self> { get set }
+    var fields: CodedErrorFields { get set }
     /// Creates the error from its fields.
-    init(fields: CodedErrorFields<Self>)
+    init(fields: CodedErrorFields)
 }
 
 extension CodedError {
     /// What kind of failure this is; match on it, show ``message`` to people.
-    public typealias Code = ErrorCode<Self>
+    public typealias Code = ErrorCode
 
     /// Creates an error with a code, a readable message and an optional cause.
-    public init(code: Code, message: String, cause: (any Error)? = nil) {
+    public init(code: ErrorCode, message: String, cause: (any Error)? = nil) {
         self.init(fields: CodedErrorFields(code: code, message: message, cause: cause))
     }
 
     /// Creates an error with a code, a readable message and an optional cause.
-    public init(_ code: Code, _ message: String, cause: (any Error)? = nil) {
+    public init(_ code: ErrorCode, _ message: String, cause: (any Error)? = nil) {
         self.init(code: code, message: message, cause: cause)
     }
 
     /// What kind of failure this is.
-    public var code: Code {
+    public var code: ErrorCode {
         get { fields.code }
         set { fields.code = newValue }
     }
@@ -60,32 +56,17 @@ extension CodedError where Self: Equatable {
     public static func == (a: Self, b: Self) -> Bool { a.code == b.code && a.message == b.message }
 }
 
-/// A kind of failure of the error type `Domain`: a name, extensible by any module.
-///
-/// Declare codes as static members in `extension ErrorCode<SomeError>`; compare them with `==`
-/// or in a `switch`.
-public struct ErrorCode<Domain>: Hashable, Sendable, CustomStringConvertible {
-    /// The code's name, as logs show it.
-    public let name: String
-
-    /// A code named `name`.
-    public init(_ name: String) { self.name = name }
-
-    /// The code's name.
-    public var description: String { name }
-}
-
 /// What a ``CodedError`` holds: its code, its message and its cause.
-public struct CodedErrorFields<Domain>: Sendable {
+public struct CodedErrorFields: Sendable {
     /// What kind of failure this is.
-    public var code: ErrorCode<Domain>
+    public var code: ErrorCode
     /// What happened and what to do, for a person to read.
     public var message: String
     /// The lower-level error, if any.
     public var cause: (any Error)?
 
     /// Holds a code, a message and an optional cause.
-    public init(code: ErrorCode<Domain>, message: String, cause: (any Error)? = nil) {
+    public init(code: ErrorCode, message: String, cause: (any Error)? = nil) {
         self.code = code
         self.message = message
         self.cause = cause

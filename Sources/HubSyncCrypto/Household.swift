@@ -67,21 +67,6 @@ public struct Household: Sendable, Equatable {
 
 /// Why household secrets could not be created, loaded or used.
 public struct HouseholdError: CodedError, Sendable {
-    public var fields: CodedErrorFields<HouseholdError>
-    public init(fields: CodedErrorFields<HouseholdError>) { self.fields = fields }
-}
-
-extension ErrorCode<HouseholdError> {
-    /// The data directory has no household file.
-    public static var missing: Self { Self("missing") }
-    /// The data directory has a household file already.
-    public static var exists: Self { Self("exists") }
-    /// The household file is not readable household secrets.
-    public static var malformed: Self { Self("malformed") }
-    /// The household file can be read or written by other users.
-    public static var insecurePermissions: Self { Self("insecurePermissions") }
-    /// A system call failed.
-    public static var io: Self { Self("io") }
-    /// The recovery key given is not the household's.
-    public static var wrongRecoveryKey: Self { Self("wrongRecoveryKey") }
+    public var fields: CodedErrorFields
+    public init(fields: CodedErrorFields) { self.fields = fields }
 }

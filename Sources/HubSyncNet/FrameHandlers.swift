@@ -31,25 +31,6 @@ struct FrameEncoder: MessageToByteEncoder {
 
 /// A networking failure: a code to match on and a message for the log and status.
 public struct NetError: CodedError, Sendable {
-    public var fields: CodedErrorFields<NetError>
-    public init(fields: CodedErrorFields<NetError>) { self.fields = fields }
-}
-
-extension ErrorCode<NetError> {
-    /// A frame or message was damaged or too large.
-    public static var malformed: Self { Self("malformed") }
-    /// The peer is not a trusted device.
-    public static var untrusted: Self { Self("not trusted") }
-    /// The session handshake failed.
-    public static var handshakeFailed: Self { Self("handshake failed") }
-    /// The peer's clock is too far ahead of this device's.
-    public static var clockSkew: Self { Self("clock skew") }
-    /// The connection could not be made, or it closed.
-    public static var closed: Self { Self("closed") }
-    /// The peer did not answer in time.
-    public static var timeout: Self { Self("timeout") }
-    /// The peer is another device than the one dialled.
-    public static var unexpectedPeer: Self { Self("unexpected peer") }
-    /// The peer speaks a protocol version this device does not.
-    public static var incompatible: Self { Self("incompatible") }
+    public var fields: CodedErrorFields
+    public init(fields: CodedErrorFields) { self.fields = fields }
 }

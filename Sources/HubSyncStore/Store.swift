@@ -139,7 +139,7 @@ public final class Store: Sendable {
         } catch let e as ClockSkewError {
             throw StoreError(.clockSkew, "refused: \(e)")
         } catch let e as CanonicalDecodingError {
-            throw StoreError(.corrupt, "\(e); the store file is damaged — restore it from a backup or a peer")
+            throw StoreError(.damaged, "\(e); the store file is damaged — restore it from a backup or a peer")
         } catch {
             throw StoreError(.database, "database error in \(path): \(error)")
         }

@@ -55,7 +55,7 @@ final class AgentProcess: @unchecked Sendable { // used from one test at a time
     @discardableResult
     func api(_ method: String, _ path: String, _ body: Value? = nil) throws -> Value {
         let (status, value) = try client.request(method, path, body: body)
-        guard (200..<300).contains(status) else { throw APIClientError("\(method) \(path): HTTP \(status) \(value)") }
+        guard (200..<300).contains(status) else { throw APIClientError(.refused, "\(method) \(path): HTTP \(status) \(value)") }
         return value
     }
 

@@ -94,7 +94,7 @@ import Testing
         do {
             _ = try Repository.open(at: target, household: household, recoveryKey: nil)
             Issue.record("opened a missing repository")
-        } catch { #expect(error.code == .missingRepository) }
+        } catch { #expect(error.code == .missing) }
         try Repository.create(at: target, household: household)
         do {
             _ = try Repository.open(at: target, household: nil, recoveryKey: otherRecovery)

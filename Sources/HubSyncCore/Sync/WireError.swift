@@ -5,18 +5,13 @@ public import HubSyncBase
 /// The network layer ends the connection on this error (protocol/SPEC.md, chapter 3, "Errors"); the message
 /// names what was wrong, for the log.
 public struct WireError: CodedError, Sendable, Equatable {
-    public var fields: CodedErrorFields<WireError>
-    public init(fields: CodedErrorFields<WireError>) { self.fields = fields }
+    public var fields: CodedErrorFields
+    public init(fields: CodedErrorFields) { self.fields = fields }
 
     /// A refused message; `message` says what was wrong, e.g. "changes: state 3: truncated".
-    public init(_ message: String) { self.init(.invalidMessage, message) }
+    public init(_ message: String) { self.init(.malformed, message) }
 
     public var description: String { "invalid sync message from the peer: \(message)" }
-}
-
-extension ErrorCode<WireError> {
-    /// The frame or message is damaged, too large, or not HubSync's.
-    public static var invalidMessage: Self { Self("invalidMessage") }
 }
 
 extension WireError: ByteReadFailure {
