@@ -23,12 +23,6 @@ public struct LocalAPIClient: Sendable {
     public let port: UInt16
     public let token: String
 
-    public init(host: String, port: UInt16, token: String) {
-        self.host = host
-        self.port = port
-        self.token = token
-    }
-
     /// The running agent of a data directory, or nil when none runs: the process holding the
     /// directory's writer lock as an agent, once it has written its bound addresses.
     public static func running(inDataDirectory path: String) -> LocalAPIClient? {

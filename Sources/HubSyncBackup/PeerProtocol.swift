@@ -138,11 +138,6 @@ public enum PeerProtocol {
         public var used: Int
         public var quota: Int
         public var quarantined: Int
-        public init(used: Int, quota: Int, quarantined: Int) {
-            self.used = used
-            self.quota = quota
-            self.quarantined = quarantined
-        }
 
         public func encoded() -> [UInt8] {
             var w = ByteWriter()
