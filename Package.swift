@@ -58,6 +58,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "hubsync-bench", dependencies: [
+            "HubSyncBase",
             "HubSyncStore", "HubSyncCore", "HubSyncCrypto", "HubSyncAgent", "HubSyncBackup",
         ]),
 

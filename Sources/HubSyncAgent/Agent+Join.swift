@@ -27,7 +27,7 @@ public enum HouseholdJoin {
                                                   details: JoinerDetails(listenPort: listenPort))
         let state = MembershipState(groupID: result.secrets.groupID, statements: result.statements)
         guard state.isMember(identity.deviceID), state.isMember(result.inviterDevice) else {
-            throw PairingError(code: .storage, message: "the inviting device confirmed the code but sent a membership that "
+            throw PairingError(code: .io, message: "the inviting device confirmed the code but sent a membership that "
                 + "does not make both devices members; nothing was saved; try again or report it")
         }
         try Agent.householdLock.withLock { _ in

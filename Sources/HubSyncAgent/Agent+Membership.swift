@@ -93,7 +93,7 @@ extension Agent {
         let directory = self.directory
         let (state, issued) = try Self.householdLock.withLock { _ -> (MembershipState, [MembershipStatement]) in
             guard let (_, before) = try MembershipFiles.load(in: directory) else {
-                throw PairingError(code: .storage, message: "this device has no household; nothing to remove")
+                throw PairingError(code: .io, message: "this device has no household; nothing to remove")
             }
             guard let key = before.members[device] else {
                 throw PairingError(code: .unknownInvite, message: "\(device) is not a member of this household"
@@ -103,7 +103,7 @@ extension Agent {
                 throw PairingError(code: .used, message: "a device cannot remove itself; remove it from another member")
             }
             guard let credential = before.credential(of: identity.deviceID) else {
-                throw PairingError(code: .storage, message: "this device is no longer a member, so it cannot remove others")
+                throw PairingError(code: .io, message: "this device is no longer a member, so it cannot remove others")
             }
             let time = Store.systemClock()
             var after = before

@@ -40,14 +40,14 @@ extension Agent {
         let device = DeviceID(publicKey: joiner)
         let (secrets, statements) = try Self.householdLock.withLock { _ -> (GroupSecrets, [MembershipStatement]) in
             guard let (secrets, state) = try MembershipFiles.load(in: directory) else {
-                throw PairingError(code: .storage, message: "this device's household files disappeared during pairing")
+                throw PairingError(code: .io, message: "this device's household files disappeared during pairing")
             }
             guard !state.removed.contains(device) else {
                 throw PairingError(code: .used, message: "device \(device.short) was removed from the household "
                     + "and cannot join again with the same identity")
             }
             guard let credential = state.credential(of: identity.deviceID) else {
-                throw PairingError(code: .storage, message: "this device is no longer a member of its household, "
+                throw PairingError(code: .io, message: "this device is no longer a member of its household, "
                     + "so it cannot add others")
             }
             var updated = state

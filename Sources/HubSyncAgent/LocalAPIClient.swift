@@ -5,11 +5,13 @@ import NIOCore
 import NIOHTTP1
 public import HubSyncCore
 
-/// The local API could not be reached or answered something unreadable.
-public struct APIClientError: Error, CustomStringConvertible, Sendable {
-    public var message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
+/// The local API could not be reached, or the request could not be made.
+///
+/// `.closed` when the agent does not answer (the ``cause`` is the HTTP client's error),
+/// `.invalidInput` when the request is not one HTTP can carry.
+public struct APIClientError: CodedError {
+    public var fields: CodedErrorFields
+    public init(fields: CodedErrorFields) { self.fields = fields }
 }
 
 /// Talks to the agent running on a data directory, through its local API (HTTP/1.1 on loopback).
@@ -20,12 +22,6 @@ public struct LocalAPIClient: Sendable {
     public let host: String
     public let port: UInt16
     public let token: String
-
-    public init(host: String, port: UInt16, token: String) {
-        self.host = host
-        self.port = port
-        self.token = token
-    }
 
     /// The running agent of a data directory, or nil when none runs: the process holding the
     /// directory's writer lock as an agent, once it has written its bound addresses.
@@ -80,7 +76,7 @@ public struct LocalAPIClient: Sendable {
             request = try HTTPClient.Request(url: baseURL + path, method: HTTPMethod(rawValue: method), headers: headers,
                                              body: body.map { .bytes(Array(JSON.serialize($0).utf8)) })
         } catch {
-            throw APIClientError("\(baseURL + path) is not a request the API can take: \(error)")
+            throw APIClientError(.invalidInput, "\(baseURL + path) is not a request the API can take: \(error)", cause: error)
         }
         let deadline = NIODeadline.now() + .nanoseconds(timeout.components.seconds * 1_000_000_000)
         return Self.http.execute(request: request, deadline: deadline)
@@ -100,6 +96,7 @@ public struct LocalAPIClient: Sendable {
     }
 
     private func failure(_ error: any Error) -> APIClientError {
-        APIClientError("the agent's API at \(baseURL) does not answer (\(error)); is `hubsync run` still running?")
+        APIClientError(.closed, "the agent's API at \(baseURL) does not answer (\(error)); is `hubsync run` still running?",
+                       cause: error)
     }
 }

@@ -1,3 +1,4 @@
+import HubSyncBase
 import Foundation
 
 /// Where a repository's files live: a flat namespace of named, immutable files.

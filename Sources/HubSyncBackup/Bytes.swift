@@ -1,52 +1,24 @@
-/// Big-endian writing and bounds-checked reading of the repository's binary structures.
-struct ByteWriter {
-    var bytes: [UInt8] = []
+public import HubSyncBase
 
-    mutating func u8(_ v: UInt8) { bytes.append(v) }
-    mutating func u16(_ v: UInt16) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
-    mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
-    mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
-    mutating func append(_ b: some Sequence<UInt8>) { bytes.append(contentsOf: b) }
+/// The reader of repository files and backup messages; what is short or malformed is damaged.
+typealias RepositoryReader = ByteReader<BackupError>
+
+extension ByteReader where Failure == BackupError {
+    /// A 32-byte ``BlobID``.
+    mutating func id() throws(BackupError) -> BlobID { BlobID(Array(try take(32))) }
 }
 
-/// Reads what ``ByteWriter`` wrote; every read checks the bounds.
-struct ByteReader {
-    let bytes: [UInt8]
-    var position: Int
-    let what: String
-
-    init(_ bytes: [UInt8], what: String, from start: Int = 0) {
-        self.bytes = bytes
-        self.position = start
-        self.what = what
-    }
-
-    var remaining: Int { bytes.count - position }
-
-    mutating func take(_ n: Int) throws(BackupError) -> ArraySlice<UInt8> {
-        guard n >= 0, n <= remaining else {
-            throw BackupError(.damaged, "\(what) is truncated or damaged (needs \(n) bytes at offset \(position), "
-                + "has \(remaining))")
+extension BackupError: ByteReadFailure {
+    /// A repository file or backup message that is too short or malformed is damaged.
+    public init(_ problem: ByteReadProblem) {
+        switch problem.kind {
+        case .truncated(let needed):
+            self.init(.damaged, "\(problem.context) is truncated or damaged (needs \(needed) bytes at offset "
+                + "\(problem.position), has \(problem.remaining))")
+        case .invalid(let detail):
+            self.init(.damaged, "\(problem.context) is damaged: \(detail) (at offset \(problem.position))")
         }
-        defer { position += n }
-        return bytes[position..<position + n]
     }
-
-    mutating func u8() throws(BackupError) -> UInt8 { try take(1).first! }
-
-    mutating func u16() throws(BackupError) -> UInt16 {
-        try take(2).reduce(0) { $0 << 8 | UInt16($1) }
-    }
-
-    mutating func u32() throws(BackupError) -> UInt32 {
-        try take(4).reduce(0) { $0 << 8 | UInt32($1) }
-    }
-
-    mutating func u64() throws(BackupError) -> UInt64 {
-        try take(8).reduce(0) { $0 << 8 | UInt64($1) }
-    }
-
-    mutating func id() throws(BackupError) -> BlobID { BlobID(Array(try take(32))) }
 }
 
 /// A 32-byte identifier (chunk, pack, index or snapshot ID), shown as lowercase hex.

@@ -1,3 +1,4 @@
+import HubSyncBase
 import HubSyncCrypto
 
 /// Cuts the sorted stream of records into chunks on record boundaries (protocol/SPEC.md 5.6).
@@ -87,7 +88,7 @@ struct Chunker {
     /// The records' canonical bytes in a chunk's plaintext that holds whole frames only.
     static func records(in chunk: [UInt8]) throws(BackupError) -> [ArraySlice<UInt8>] {
         var out: [ArraySlice<UInt8>] = []
-        var r = ByteReader(chunk, what: "chunk")
+        var r = RepositoryReader(chunk, context: "chunk")
         while r.remaining > 0 {
             let n = Int(try r.u32())
             out.append(try r.take(n))

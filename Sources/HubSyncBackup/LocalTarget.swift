@@ -1,4 +1,5 @@
 import Foundation
+import HubSyncBase
 
 /// A repository in a local directory: a USB disk, a NAS mount.
 ///
@@ -17,7 +18,7 @@ public struct LocalTarget: BackupTarget {
     func full(_ name: String) -> String { path + "/" + name }
 
     func failure(_ what: String, _ name: String, _ err: Int32 = errno) -> BackupError {
-        let reason = String(cString: strerror(err))
+        let reason = Errno.message(err)
         var hint = ""
         if err == ENOSPC || err == EDQUOT { hint = "; the target disk is full: free space there or run `hubsync backup forget --prune`" }
         else if err == EACCES || err == EPERM { hint = "; check the permissions of \(path)" }

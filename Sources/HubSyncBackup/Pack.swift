@@ -1,3 +1,4 @@
+import HubSyncBase
 import HubSyncCrypto
 
 /// Where a blob lives: its pack, its place in the pack and its plaintext length.
@@ -22,7 +23,7 @@ struct PackEntry: Sendable, Equatable {
         w.u8(type); w.append(id.bytes); w.u32(offset); w.u32(length); w.u32(rawLength)
     }
 
-    static func read(_ r: inout ByteReader) throws(BackupError) -> PackEntry {
+    static func read(_ r: inout RepositoryReader) throws(BackupError) -> PackEntry {
         PackEntry(type: try r.u8(), id: try r.id(), offset: try r.u32(), length: try r.u32(), rawLength: try r.u32())
     }
 }
@@ -87,7 +88,7 @@ enum PackReader {
         guard file.count >= 12, Array(file[(file.count - 8)...]) == PackWriter.magic else {
             throw BackupError(.damaged, "pack \(name) has no valid trailer")
         }
-        var t = ByteReader(file, what: "pack \(name)", from: file.count - 12)
+        var t = RepositoryReader(file, context: "pack \(name)", from: file.count - 12)
         let headerLength = Int(try t.u32())
         guard headerLength + 12 <= file.count else { throw BackupError(.damaged, "pack \(name) has a damaged trailer") }
         let start = file.count - 12 - headerLength
@@ -100,7 +101,7 @@ enum PackReader {
         guard let plain = Sealed.open(header, key: key.data, ad: Label.packHeader) else {
             throw BackupError(.damaged, "the header of pack \(name) fails authentication (damaged, or another repository's)")
         }
-        var r = ByteReader(plain, what: "header of pack \(name)")
+        var r = RepositoryReader(plain, context: "header of pack \(name)")
         let n = Int(try r.u32())
         guard n <= plain.count / PackEntry.encodedSize else { throw BackupError(.damaged, "pack \(name) header is damaged") }
         var out: [PackEntry] = []

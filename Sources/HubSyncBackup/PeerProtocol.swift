@@ -1,3 +1,4 @@
+import HubSyncBase
 import HubSyncCrypto
 
 /// The request/response protocol between a device and the peer that stores its repository
@@ -48,7 +49,7 @@ public enum PeerProtocol {
         }
 
         public static func decode(_ bytes: [UInt8]) throws(BackupError) -> Request {
-            var r = ByteReader(bytes, what: "backup request")
+            var r = RepositoryReader(bytes, context: "backup request")
             guard let op = Operation(rawValue: try r.u8()) else {
                 throw BackupError(.invalidInput, "unknown backup request \(bytes.first ?? 0)")
             }
@@ -113,7 +114,7 @@ public enum PeerProtocol {
     }
 
     public static func decodeList(_ bytes: [UInt8]) throws(BackupError) -> [(name: String, size: Int)] {
-        var r = ByteReader(bytes, what: "list answer")
+        var r = RepositoryReader(bytes, context: "list answer")
         var out: [(String, Int)] = []
         for _ in 0..<Int(try r.u32()) {
             let n = Int(try r.u16())
@@ -128,11 +129,6 @@ public enum PeerProtocol {
         public var used: Int
         public var quota: Int
         public var quarantined: Int
-        public init(used: Int, quota: Int, quarantined: Int) {
-            self.used = used
-            self.quota = quota
-            self.quarantined = quarantined
-        }
 
         public func encoded() -> [UInt8] {
             var w = ByteWriter()
@@ -141,7 +137,7 @@ public enum PeerProtocol {
         }
 
         public static func decode(_ bytes: [UInt8]) throws(BackupError) -> Usage {
-            var r = ByteReader(bytes, what: "usage answer")
+            var r = RepositoryReader(bytes, context: "usage answer")
             return Usage(used: Int(try r.u64()), quota: Int(try r.u64()), quarantined: Int(try r.u64()))
         }
     }
@@ -157,7 +153,7 @@ public enum PeerProtocol {
     }
 
     public static func decodeMoved(_ bytes: [UInt8]) throws(BackupError) -> (release: UInt64, names: [String]) {
-        var r = ByteReader(bytes, what: "prune answer")
+        var r = RepositoryReader(bytes, context: "prune answer")
         let release = try r.u64()
         var names: [String] = []
         for _ in 0..<Int(try r.u32()) { names.append(String(decoding: try r.take(Int(try r.u16())), as: UTF8.self)) }
@@ -223,7 +219,7 @@ public struct PrunePlan: Sendable {
             throw BackupError(.invalidInput, "the prune plan is malformed")
         }
         let body = Array(bytes.dropLast(64)), signature = Array(bytes.suffix(64))
-        var r = ByteReader(body, what: "prune plan", from: 5)
+        var r = RepositoryReader(body, context: "prune plan", from: 5)
         let signer: PublicSigningKey
         do { signer = try PublicSigningKey(rawRepresentation: try r.take(32)) } catch {
             throw BackupError(.invalidInput, "the prune plan's signer key is invalid")

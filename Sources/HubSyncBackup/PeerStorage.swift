@@ -1,4 +1,5 @@
 import Foundation
+import HubSyncBase
 import HubSyncCrypto
 import Synchronization
 
@@ -127,7 +128,7 @@ public final class PeerStorage: Sendable {
             let dir = (to as NSString).deletingLastPathComponent
             try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             guard rename(from, to) == 0 else {
-                throw BackupError(.io, "cannot move \(name) into quarantine: \(String(cString: strerror(errno))); "
+                throw BackupError(.io, "cannot move \(name) into quarantine: \(Errno.message(errno)); "
                     + "\(moved.count) files were moved before, the rest is still stored")
             }
             moved.append(name)

@@ -1,3 +1,4 @@
+import HubSyncBase
 import HubSyncCrypto
 
 /// Every blob the repository holds: from the index files, plus packs no index names yet
@@ -35,7 +36,7 @@ extension Repository {
                 throw BackupError(.damaged, "index file \(name) is damaged; run `hubsync backup verify` and then "
                     + "`hubsync backup prune`, which rewrites the index from the packs' own headers")
             }
-            var r = ByteReader(plain, what: "index \(name)")
+            var r = RepositoryReader(plain, context: "index \(name)")
             let packCount = Int(try r.u32())
             for _ in 0..<packCount {
                 let pack = try r.id()

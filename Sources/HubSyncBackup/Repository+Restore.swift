@@ -163,7 +163,7 @@ extension Repository {
 public enum RestorePlan {
     /// For `--merge`: records alive in the snapshot but deleted in the store now are undeleted
     /// (the merge of the old states alone cannot undo a later delete).
-    public static func undeletes(snapshot: [RecordState], current: [RecordKey: RecordState]) -> [HubSyncStore.Operation] {
+    public static func undeletes(snapshot: [RecordState], current: [RecordKey: RecordState]) -> [RecordOperation] {
         snapshot.compactMap { s in
             guard s.isAlive, let c = current[s.key], !c.isAlive, c.causalLength > 0 else { return nil }
             return .undelete(s.key)
@@ -172,7 +172,7 @@ public enum RestorePlan {
 
     /// For `--revert`: the snapshot's values written as new edits: the visible fields as they were
     /// (fields added since set to null), deleted when the snapshot had it deleted.
-    public static func revert(snapshot s: RecordState, current c: RecordState?) -> [HubSyncStore.Operation] {
+    public static func revert(snapshot s: RecordState, current c: RecordState?) -> [RecordOperation] {
         if !s.isAlive {
             if let c, c.isAlive { return [.delete(s.key)] }
             return []

@@ -1,4 +1,5 @@
 import Foundation
+import HubSyncBase
 public import HubSyncCrypto
 import HubSyncCore
 
@@ -65,7 +66,7 @@ public final class Repository {
         do {
             configBytes = try target.get("config")
         } catch where error.code == .notFound {
-            throw BackupError(.missingRepository, "no backup repository at \(target.description) (it has no config file); "
+            throw BackupError(.missing, "no backup repository at \(target.description) (it has no config file); "
                 + (target is PeerTarget ? "that device stores none for this one yet; " : "check the path (is the disk mounted?) or ")
                 + "create one with `hubsync backup init --repo \(target.description)`")
         }

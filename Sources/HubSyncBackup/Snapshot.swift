@@ -1,4 +1,5 @@
 import Foundation
+import HubSyncBase
 public import HubSyncCore
 public import HubSyncCrypto
 
@@ -64,7 +65,7 @@ public struct Snapshot: Sendable {
     }
 
     static func decode(_ plain: [UInt8], id: BlobID) throws(BackupError) -> Snapshot {
-        var r = ByteReader(plain, what: "snapshot \(id.short)")
+        var r = RepositoryReader(plain, context: "snapshot \(id.short)")
         let n = Int(try r.u32())
         let jsonBytes = Array(try r.take(n))
         guard let o = (try? JSON.parse(jsonBytes))?.objectValue,

@@ -1,9 +1,14 @@
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
-/// The C library's text for an errno value, such as "Permission denied".
-public func errnoText(_ code: Int32 = errno) -> String { String(cString: strerror(code)) }
+/// The C library's errno, in words.
+public enum Errno {
+    /// The C library's text for the errno value `code`, such as "Permission denied".
+    public static func message(_ code: Int32) -> String { String(cString: strerror(code)) }
+}
 
 /// A failed system call: which call, on which path, and errno.
 public struct SystemCallError: Error, Sendable, CustomStringConvertible {
@@ -14,6 +19,7 @@ public struct SystemCallError: Error, Sendable, CustomStringConvertible {
     /// The errno value.
     public let errno: Int32
 
+    /// Records a failed call.
     public init(call: String, path: String, errno: Int32) {
         self.call = call
         self.path = path
@@ -21,7 +27,7 @@ public struct SystemCallError: Error, Sendable, CustomStringConvertible {
     }
 
     /// The C library's text for ``errno``, such as "Permission denied".
-    public var reason: String { errnoText(errno) }
+    public var reason: String { Errno.message(errno) }
 
     /// "open PATH: REASON".
     public var description: String { "\(call) \(path): \(reason)" }
@@ -34,8 +40,11 @@ public struct SystemCallError: Error, Sendable, CustomStringConvertible {
         while true {
             let result = body()
             if result != -1 { return result }
-            let code = Glibc.errno
+            let code = lastErrno()
             if code != EINTR { throw SystemCallError(call: call, path: path, errno: code) }
         }
     }
 }
+
+/// errno, read where the name is not ``SystemCallError/errno``.
+private func lastErrno() -> Int32 { errno }

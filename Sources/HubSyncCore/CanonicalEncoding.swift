@@ -1,7 +1,7 @@
 public import HubSyncCrypto
 
 /// A record's state could not be decoded: the bytes are damaged or not HubSync's.
-public struct DecodingError: Error, CustomStringConvertible, Sendable {
+public struct CanonicalDecodingError: Error, CustomStringConvertible, Sendable {
     public var message: String
     public var offset: Int
     public var description: String { "corrupt record state at byte \(offset): \(message)" }
@@ -73,11 +73,11 @@ public enum CanonicalEncoding {
         }
     }
 
-    @inline(__always) static func appendU64(_ v: UInt64, to out: inout [UInt8]) {
-        withUnsafeBytes(of: v.bigEndian) { out.append(contentsOf: $0) }
-    }
+    @inline(__always) static func appendU64(_ v: UInt64, to out: inout [UInt8]) { appendInteger(v, to: &out) }
+    @inline(__always) static func appendU32(_ v: UInt32, to out: inout [UInt8]) { appendInteger(v, to: &out) }
 
-    @inline(__always) static func appendU32(_ v: UInt32, to out: inout [UInt8]) {
+    /// The bytes of `v`, big-endian.
+    @inline(__always) static func appendInteger(_ v: some FixedWidthInteger, to out: inout [UInt8]) {
         withUnsafeBytes(of: v.bigEndian) { out.append(contentsOf: $0) }
     }
 
@@ -138,20 +138,20 @@ public enum CanonicalEncoding {
     }
 
     /// Decodes canonical bytes, checking every length and tag.
-    public static func decode(_ bytes: [UInt8]) throws(DecodingError) -> RecordState {
-        try bytes.withUnsafeBytes { raw in Result { () throws(DecodingError) in try decode(raw) } }.get()
+    public static func decode(_ bytes: [UInt8]) throws(CanonicalDecodingError) -> RecordState {
+        try bytes.withUnsafeBytes { raw in Result { () throws(CanonicalDecodingError) in try decode(raw) } }.get()
     }
 
-    public static func decode(_ raw: UnsafeRawBufferPointer) throws(DecodingError) -> RecordState {
+    public static func decode(_ raw: UnsafeRawBufferPointer) throws(CanonicalDecodingError) -> RecordState {
         var r = Reader(bytes: raw)
         let state = try r.readRecord()
         guard r.pos == raw.count else { throw r.error("\(raw.count - r.pos) bytes after the record") }
         return state
     }
 
-    public static func decodeValue(_ bytes: [UInt8]) throws(DecodingError) -> Value {
+    public static func decodeValue(_ bytes: [UInt8]) throws(CanonicalDecodingError) -> Value {
         try bytes.withUnsafeBytes { raw in
-            Result { () throws(DecodingError) in
+            Result { () throws(CanonicalDecodingError) in
                 var r = Reader(bytes: raw)
                 let v = try r.readValue(depth: 0)
                 guard r.pos == raw.count else { throw r.error("bytes after the value") }
@@ -165,42 +165,39 @@ struct Reader {
     let bytes: UnsafeRawBufferPointer
     var pos = 0
 
-    func error(_ m: String) -> DecodingError { DecodingError(message: m, offset: pos) }
+    func error(_ m: String) -> CanonicalDecodingError { CanonicalDecodingError(message: m, offset: pos) }
 
-    mutating func need(_ n: Int) throws(DecodingError) {
+    mutating func need(_ n: Int) throws(CanonicalDecodingError) {
         guard n >= 0, bytes.count - pos >= n else { throw error("truncated: \(n) more bytes expected") }
     }
 
-    mutating func u8() throws(DecodingError) -> UInt8 {
+    mutating func u8() throws(CanonicalDecodingError) -> UInt8 {
         try need(1)
         defer { pos += 1 }
         return bytes[pos]
     }
 
-    mutating func u32() throws(DecodingError) -> UInt32 {
-        try need(4)
-        var v: UInt32 = 0
-        for i in 0..<4 { v = v << 8 | UInt32(bytes[pos + i]) }
-        pos += 4
-        return v
-    }
+    mutating func u32() throws(CanonicalDecodingError) -> UInt32 { try integer() }
+    mutating func u64() throws(CanonicalDecodingError) -> UInt64 { try integer() }
 
-    mutating func u64() throws(DecodingError) -> UInt64 {
-        try need(8)
-        var v: UInt64 = 0
-        for i in 0..<8 { v = v << 8 | UInt64(bytes[pos + i]) }
-        pos += 8
+    /// A big-endian unsigned integer of `T`'s width.
+    @inline(__always) mutating func integer<T: FixedWidthInteger & UnsignedInteger>() throws(CanonicalDecodingError) -> T {
+        let size = MemoryLayout<T>.size
+        try need(size)
+        var v: T = 0
+        for i in 0..<size { v = v << 8 | T(bytes[pos + i]) }
+        pos += size
         return v
     }
 
     /// A count of items that each take at least `minSize` bytes; bounded by what is left.
-    mutating func count(minSize: Int) throws(DecodingError) -> Int {
+    mutating func count(minSize: Int) throws(CanonicalDecodingError) -> Int {
         let n = Int(try u32())
         guard n * minSize <= bytes.count - pos else { throw error("count \(n) larger than the data") }
         return n
     }
 
-    mutating func string() throws(DecodingError) -> String {
+    mutating func string() throws(CanonicalDecodingError) -> String {
         let n = Int(try u32())
         try need(n)
         let slice = UnsafeRawBufferPointer(rebasing: bytes[pos..<pos + n])
@@ -211,12 +208,12 @@ struct Reader {
         return s
     }
 
-    mutating func device() throws(DecodingError) -> DeviceID {
+    mutating func device() throws(CanonicalDecodingError) -> DeviceID {
         try need(32)
         return DeviceID(words: (try u64(), try u64(), try u64(), try u64()))
     }
 
-    mutating func readValue(depth: Int) throws(DecodingError) -> Value {
+    mutating func readValue(depth: Int) throws(CanonicalDecodingError) -> Value {
         guard depth < 128 else { throw error("value nested too deep") }
         let start = pos
         guard let tag = CanonicalEncoding.Tag(rawValue: try u8()) else { throw error("unknown value tag") }
@@ -228,7 +225,7 @@ struct Reader {
         case .double:
             let d = Double(bitPattern: try u64())
             guard d.isFinite, Value.number(d) == .double(d) else {
-                throw DecodingError(message: "non-canonical number", offset: start)
+                throw CanonicalDecodingError(message: "non-canonical number", offset: start)
             }
             return .double(d)
         case .string: return .string(try string())
@@ -252,7 +249,7 @@ struct Reader {
         }
     }
 
-    mutating func readRecord() throws(DecodingError) -> RecordState {
+    mutating func readRecord() throws(CanonicalDecodingError) -> RecordState {
         let version = try u8()
         guard version == CanonicalEncoding.formatVersion else {
             throw error("unknown record format version \(version)")

@@ -17,17 +17,16 @@ public struct CausalSet: Sendable, Hashable {
     }
 
     @discardableResult
-    public mutating func insert(_ v: Value) -> Bool {
-        let l = lengths[v] ?? 0
-        guard l % 2 == 0 else { return false }
-        lengths[v] = l + 1
-        return true
-    }
+    public mutating func insert(_ v: Value) -> Bool { step(v, ifPresent: false) }
 
     @discardableResult
-    public mutating func remove(_ v: Value) -> Bool {
+    public mutating func remove(_ v: Value) -> Bool { step(v, ifPresent: true) }
+
+    /// Moves `v`'s causal length one step on (absent to present, or present to absent) when
+    /// `v`'s presence is `present`; returns whether it moved.
+    private mutating func step(_ v: Value, ifPresent present: Bool) -> Bool {
         let l = lengths[v] ?? 0
-        guard l % 2 == 1 else { return false }
+        guard (l % 2 == 1) == present else { return false }
         lengths[v] = l + 1
         return true
     }

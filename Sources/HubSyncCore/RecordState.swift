@@ -28,12 +28,9 @@ public struct RecordState: Sendable, Hashable {
     public private(set) var fields: [String: Register]
     public private(set) var sets: [String: CausalSet]
 
+    /// A record never written.
     public init(key: RecordKey) {
-        self.key = key
-        causalLength = 0
-        updated = .zero
-        fields = [:]
-        sets = [:]
+        self.init(key: key, causalLength: 0, updated: .zero, fields: [:], sets: [:])
     }
 
     /// Rebuilds a state from its parts (decoding).

@@ -107,14 +107,28 @@ extension Handshake {
         })
     }
 
-    /// The four keys one handshake derives from the session keys and TH.
+    /// The four keys one handshake derives from the session keys and TH, and TH itself.
     struct DerivedKeys: Sendable {
         let handshakeResponderToInitiator: SymmetricKey
         let handshakeInitiatorToResponder: SymmetricKey
         let trafficResponderToInitiator: SymmetricKey
         let trafficInitiatorToResponder: SymmetricKey
+        let transcriptHash: [UInt8]
+
+        /// What `role` derives once it holds message 1 and the peer's ephemeral public key:
+        /// the session keys of its ephemeral pair and the peer's key, then TH, then the four keys.
+        ///
+        /// Throws `.malformed` when the peer's key gives no shared secret.
+        init(role: Role, ephemeral: EphemeralKeyPair, peerPublicKey: [UInt8],
+             message1: [UInt8]) throws(HandshakeError) {
+            let sessionKeys = try Handshake.sessionKeys(role: role, ephemeral: ephemeral, peerPublicKey: peerPublicKey)
+            let responderKey = role == .initiator ? peerPublicKey : ephemeral.publicKey
+            self.init(sessionKeys: sessionKeys,
+                      transcriptHash: Handshake.transcriptHash(message1: message1, responderEphemeralKey: responderKey))
+        }
 
         init(sessionKeys: SessionKeys, transcriptHash: [UInt8]) {
+            self.transcriptHash = transcriptHash
             let r2i = sessionKeys.responderToInitiator
             let i2r = sessionKeys.initiatorToResponder
             handshakeResponderToInitiator = deriveKey(from: r2i, label: .handshakeResponderToInitiator,

@@ -9,15 +9,7 @@
 /// `.unexpectedMessage`. The ephemeral secret is dropped (and zeroed) as soon as message 2
 /// has been processed, whatever the outcome.
 public struct HandshakeInitiator: Sendable {
-    private enum State: Sendable {
-        case ready(Handshake.EphemeralKeyPair)
-        case awaitingResponse(Handshake.EphemeralKeyPair, message1: [UInt8])
-        case finished
-        case failed
-    }
-
-    private let identity: SigningKey
-    private var state: State
+    private var progress: Handshake.Progress<(ephemeral: Handshake.EphemeralKeyPair, message1: [UInt8])>
 
     /// Prepares a handshake that proves `identity` to the responder.
     public init(identity: SigningKey) {
@@ -26,8 +18,7 @@ public struct HandshakeInitiator: Sendable {
 
     /// Prepares a handshake with a given ephemeral pair, for test vectors.
     init(identity: SigningKey, ephemeral: Handshake.EphemeralKeyPair) {
-        self.identity = identity
-        state = .ready(ephemeral)
+        progress = .init(identity: identity, ephemeral: ephemeral)
     }
 
     /// Returns message 1 (version ‖ ephemeral public key, 33 bytes) to send to the responder.
@@ -35,13 +26,13 @@ public struct HandshakeInitiator: Sendable {
     /// Calling it again before ``receive(_:)`` returns the same bytes.
     /// - Precondition: the handshake has not ended (one initiator per connection).
     public mutating func start() -> [UInt8] {
-        switch state {
+        switch progress.stage {
         case .ready(let ephemeral):
             let message1 = [Handshake.version] + ephemeral.publicKey
-            state = .awaitingResponse(ephemeral, message1: message1)
+            progress.stage = .waiting((ephemeral, message1))
             return message1
-        case .awaitingResponse(_, let message1):
-            return message1
+        case .waiting(let sent):
+            return sent.message1
         case .finished, .failed:
             preconditionFailure("HandshakeInitiator.start() called after the handshake ended; "
                 + "use a new HandshakeInitiator for each connection")
@@ -58,38 +49,30 @@ public struct HandshakeInitiator: Sendable {
     public mutating func receive(
         _ msg2: [UInt8]
     ) throws(HandshakeError) -> (peerDevice: DeviceID, finish: [UInt8], result: HandshakeResult) {
-        guard case .awaitingResponse(let ephemeral, let message1) = state else {
+        guard case .waiting(let sent) = progress.stage else {
             throw HandshakeError(code: .unexpectedMessage, message: "handshake message 2 arrived "
-                + (isEnded ? "after the handshake ended" : "before message 1 was sent")
+                + (progress.isEnded ? "after the handshake ended" : "before message 1 was sent")
                 + "; the connection must be closed")
         }
-        state = .failed
+        progress.stage = .failed
         guard msg2.count == Handshake.message2ByteCount else {
             throw HandshakeError(code: .malformed, message:
                 "handshake message 2 from the responder has \(msg2.count) bytes; expected "
                 + "\(Handshake.message2ByteCount) (the peer may run an incompatible version)")
         }
         let responderEphemeralKey = Array(msg2[0..<Handshake.ephemeralKeyByteCount])
-        let sessionKeys = try Handshake.sessionKeys(
-            role: .initiator, ephemeral: ephemeral, peerPublicKey: responderEphemeralKey)
-        let transcriptHash = Handshake.transcriptHash(message1: message1, responderEphemeralKey: responderEphemeralKey)
-        let keys = Handshake.DerivedKeys(sessionKeys: sessionKeys, transcriptHash: transcriptHash)
+        let keys = try Handshake.DerivedKeys(
+            role: .initiator, ephemeral: sent.ephemeral, peerPublicKey: responderEphemeralKey, message1: sent.message1)
+        let transcriptHash = keys.transcriptHash
         let peerKey = try Handshake.openIdentity(
             Array(msg2[Handshake.ephemeralKeyByteCount...]), role: .responder,
             key: keys.handshakeResponderToInitiator, transcriptHash: transcriptHash)
         let finish = Handshake.sealIdentity(
-            identity, role: .initiator, key: keys.handshakeInitiatorToResponder, transcriptHash: transcriptHash)
+            progress.identity, role: .initiator, key: keys.handshakeInitiatorToResponder, transcriptHash: transcriptHash)
         let result = HandshakeResult(
             peerKey: peerKey, sendKey: keys.trafficInitiatorToResponder,
             receiveKey: keys.trafficResponderToInitiator, transcriptHash: transcriptHash)
-        state = .finished
+        progress.stage = .finished
         return (result.peerDevice, finish, result)
-    }
-
-    private var isEnded: Bool {
-        switch state {
-        case .finished, .failed: true
-        case .ready, .awaitingResponse: false
-        }
     }
 }

@@ -16,15 +16,7 @@ public struct HandshakeResponder: Sendable {
         let transcriptHash: [UInt8]
     }
 
-    private enum State: Sendable {
-        case ready(Handshake.EphemeralKeyPair)
-        case awaitingFinish(Pending)
-        case finished
-        case failed
-    }
-
-    private let identity: SigningKey
-    private var state: State
+    private var progress: Handshake.Progress<Pending>
 
     /// Prepares a handshake that proves `identity` to the initiator.
     public init(identity: SigningKey) {
@@ -33,8 +25,7 @@ public struct HandshakeResponder: Sendable {
 
     /// Prepares a handshake with a given ephemeral pair, for test vectors.
     init(identity: SigningKey, ephemeral: Handshake.EphemeralKeyPair) {
-        self.identity = identity
-        state = .ready(ephemeral)
+        progress = .init(identity: identity, ephemeral: ephemeral)
     }
 
     /// Processes message 1 and returns message 2 (ephemeral public key ‖ sealed identity, 144 bytes).
@@ -42,11 +33,11 @@ public struct HandshakeResponder: Sendable {
     /// - Throws: `.unexpectedMessage` if called twice or after a failure; `.versionMismatch`
     ///   when the version byte is not 1; `.malformed` for a wrong length or unusable ephemeral key.
     public mutating func receive(_ msg1: [UInt8]) throws(HandshakeError) -> [UInt8] {
-        guard case .ready(let ephemeral) = state else {
+        guard case .ready(let ephemeral) = progress.stage else {
             throw HandshakeError(code: .unexpectedMessage, message:
                 "a second handshake message 1 arrived; the connection must be closed")
         }
-        state = .failed
+        progress.stage = .failed
         guard let version = msg1.first else {
             throw HandshakeError(code: .malformed, message:
                 "handshake message 1 from the initiator is empty; the connection must be closed")
@@ -62,15 +53,13 @@ public struct HandshakeResponder: Sendable {
                 + "\(Handshake.message1ByteCount); the connection must be closed")
         }
         let initiatorEphemeralKey = Array(msg1[1...])
-        let sessionKeys = try Handshake.sessionKeys(
-            role: .responder, ephemeral: ephemeral, peerPublicKey: initiatorEphemeralKey)
-        let transcriptHash = Handshake.transcriptHash(message1: msg1, responderEphemeralKey: ephemeral.publicKey)
-        let keys = Handshake.DerivedKeys(sessionKeys: sessionKeys, transcriptHash: transcriptHash)
+        let keys = try Handshake.DerivedKeys(
+            role: .responder, ephemeral: ephemeral, peerPublicKey: initiatorEphemeralKey, message1: msg1)
         let sealed = Handshake.sealIdentity(
-            identity, role: .responder, key: keys.handshakeResponderToInitiator, transcriptHash: transcriptHash)
-        state = .awaitingFinish(Pending(
+            progress.identity, role: .responder, key: keys.handshakeResponderToInitiator, transcriptHash: keys.transcriptHash)
+        progress.stage = .waiting(Pending(
             handshakeKey: keys.handshakeInitiatorToResponder, sendKey: keys.trafficResponderToInitiator,
-            receiveKey: keys.trafficInitiatorToResponder, transcriptHash: transcriptHash))
+            receiveKey: keys.trafficInitiatorToResponder, transcriptHash: keys.transcriptHash))
         return ephemeral.publicKey + sealed
     }
 
@@ -80,11 +69,11 @@ public struct HandshakeResponder: Sendable {
     ///   `.malformed` for a wrong length; `.decryptFailed` when the sealed identity does not
     ///   authenticate; `.badSignature` when the initiator's signature does not cover this handshake.
     public mutating func receiveFinish(_ msg3: [UInt8]) throws(HandshakeError) -> HandshakeResult {
-        guard case .awaitingFinish(let pending) = state else {
+        guard case .waiting(let pending) = progress.stage else {
             throw HandshakeError(code: .unexpectedMessage, message: "handshake message 3 arrived "
-                + (isReady ? "before message 1" : "after the handshake ended") + "; the connection must be closed")
+                + (progress.isReady ? "before message 1" : "after the handshake ended") + "; the connection must be closed")
         }
-        state = .failed
+        progress.stage = .failed
         guard msg3.count == Handshake.message3ByteCount else {
             throw HandshakeError(code: .malformed, message:
                 "handshake message 3 from the initiator has \(msg3.count) bytes; expected "
@@ -92,14 +81,9 @@ public struct HandshakeResponder: Sendable {
         }
         let peerKey = try Handshake.openIdentity(
             msg3, role: .initiator, key: pending.handshakeKey, transcriptHash: pending.transcriptHash)
-        state = .finished
+        progress.stage = .finished
         return HandshakeResult(
             peerKey: peerKey, sendKey: pending.sendKey, receiveKey: pending.receiveKey,
             transcriptHash: pending.transcriptHash)
-    }
-
-    private var isReady: Bool {
-        if case .ready = state { return true }
-        return false
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import HubSyncBase
 
 /// The `household.key` text format: the line `hubsync-household-v1`, then `group_id HEX`,
 /// `group_key HEX`, `epoch N` and `recovery_public_key HEX`, each line ending in "\n".
@@ -82,7 +83,7 @@ extension Household {
         }
         let temporary = dir + "/.\(Self.fileName).tmp-" + String(UInt64.random(in: .min ... .max), radix: 16)
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw HouseholdError(.io, "cannot write \(temporary): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw HouseholdError(.io, "cannot write \(temporary): \(Errno.message(errno))") }
         defer { unlink(temporary) }
         let ok = encoded().withUnsafeBytes { raw -> Bool in
             guard fchmod(fd, 0o600) == 0 else { return false }
@@ -94,16 +95,16 @@ extension Household {
             }
             return fsync(fd) == 0
         }
-        let reason = String(cString: strerror(errno))
+        let reason = Errno.message(errno)
         close(fd)
         guard ok else { throw HouseholdError(.io, "cannot write \(temporary): \(reason)") }
         if replacing {
             guard rename(temporary, path) == 0 else {
-                throw HouseholdError(.io, "cannot replace \(path): \(String(cString: strerror(errno)))")
+                throw HouseholdError(.io, "cannot replace \(path): \(Errno.message(errno))")
             }
         } else if link(temporary, path) != 0 {
             if errno == EEXIST { throw HouseholdError(.exists, "\(path) already exists; household secrets are never overwritten") }
-            throw HouseholdError(.io, "cannot create \(path): \(String(cString: strerror(errno)))")
+            throw HouseholdError(.io, "cannot create \(path): \(Errno.message(errno))")
         }
         let dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if dfd >= 0 { _ = fsync(dfd); close(dfd) }

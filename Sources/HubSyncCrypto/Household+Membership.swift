@@ -30,7 +30,7 @@ extension MembershipFiles {
         do {
             try household.save(in: url)
         } catch {
-            throw PairingError(code: .storage, message: "cannot update the household file in \(directory): \(error.message)")
+            throw PairingError(code: .io, message: "cannot update the household file in \(directory): \(error.message)")
         }
     }
 }

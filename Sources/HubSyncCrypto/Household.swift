@@ -1,4 +1,5 @@
 import Foundation
+public import HubSyncBase
 
 /// The household's shared secrets: what every member device holds so that any of them can open
 /// the household's backups (protocol/SPEC.md, chapter 5).
@@ -65,20 +66,7 @@ public struct Household: Sendable, Equatable {
 }
 
 /// Why household secrets could not be created, loaded or used.
-public struct HouseholdError: Error, Sendable, CustomStringConvertible {
-    /// What kind of failure this is.
-    public enum Code: Sendable, Hashable { case missing, exists, malformed, insecurePermissions, io, wrongRecoveryKey }
-
-    /// What kind of failure this is; match on it.
-    public let code: Code
-    /// What happened and what to do, for a person to read.
-    public let message: String
-
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-
-    /// The message.
-    public var description: String { message }
+public struct HouseholdError: CodedError, Sendable {
+    public var fields: CodedErrorFields
+    public init(fields: CodedErrorFields) { self.fields = fields }
 }

@@ -1,5 +1,6 @@
 public import HubSyncBase
 import Foundation
+import HubSyncBase
 
 extension Identity {
     /// Creates a new identity in `directory` and saves it, creating the directory (mode 0700).

@@ -1,5 +1,6 @@
 public import HubSyncBase
 import Foundation
+import HubSyncBase
 
 extension Identity {
     /// Loads the identity in `directory`.

@@ -1,4 +1,5 @@
 import Foundation
+import HubSyncBase
 
 /// Where a device keeps its household while pairing runs on its own files.
 ///
@@ -19,7 +20,7 @@ public enum MembershipFiles {
         do {
             return try GroupSecrets(encoded: SecureBytes(copying: data))
         } catch {
-            throw PairingError(code: .storage, message: "\(path) is damaged (\(error.message)); "
+            throw PairingError(code: .io, message: "\(path) is damaged (\(error.message)); "
                 + "restore it from a backup or pair this device again")
         }
     }
@@ -37,7 +38,7 @@ public enum MembershipFiles {
         guard let data = FileManager.default.contents(atPath: path) else { return [] }
         let bytes = [UInt8](data)
         guard bytes.count % MembershipStatement.byteCount == 0 else {
-            throw PairingError(code: .storage, message: "\(path) has \(bytes.count) bytes, not a whole number of "
+            throw PairingError(code: .io, message: "\(path) has \(bytes.count) bytes, not a whole number of "
                 + "statements; restore it from a backup or pair this device again")
         }
         var out: [MembershipStatement] = []
@@ -62,7 +63,7 @@ public enum MembershipFiles {
         let temporary = path + ".tmp-" + String(UInt64.random(in: .min ... .max), radix: 16)
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL, mode)
         guard fd >= 0 else {
-            throw PairingError(code: .storage, message: "cannot write \(path): \(String(cString: strerror(errno)))")
+            throw PairingError(code: .io, message: "cannot write \(path): \(Errno.message(errno))")
         }
         var written = 0
         while written < bytes.count {
@@ -73,9 +74,9 @@ public enum MembershipFiles {
         let synced = fsync(fd) == 0
         close(fd)
         guard written == bytes.count, synced, rename(temporary, path) == 0 else {
-            let reason = String(cString: strerror(errno))
+            let reason = Errno.message(errno)
             unlink(temporary)
-            throw PairingError(code: .storage, message: "cannot write \(path): \(reason)")
+            throw PairingError(code: .io, message: "cannot write \(path): \(reason)")
         }
     }
 }

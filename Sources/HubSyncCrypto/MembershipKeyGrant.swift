@@ -1,4 +1,5 @@
 @preconcurrency internal import CHubSodium
+import HubSyncBase
 
 /// A group key handed to one member after a removal (protocol/SPEC.md 4.8).
 ///
@@ -43,44 +44,20 @@ public struct MembershipKeyGrant: Sendable, Hashable {
                                   sealedKey: sealed, signature: issuer.signature(for: Array(signatureLabel.utf8) + body))
     }
 
-    private init(groupID: [UInt8], epoch: UInt64, recipient: PublicSigningKey, issuer: PublicSigningKey,
-                 sealedKey: [UInt8], signature: [UInt8]) {
-        self.groupID = groupID
-        self.epoch = epoch
-        self.recipient = recipient
-        self.issuer = issuer
-        self.sealedKey = sealedKey
-        self.signature = signature
-    }
-
     static func body(groupID: [UInt8], epoch: UInt64, recipient: PublicSigningKey, issuer: PublicSigningKey,
                      sealed: [UInt8]) -> [UInt8] {
-        var out = groupID
-        for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: epoch >> UInt64(shift))) }
-        return out + recipient.rawRepresentation + issuer.rawRepresentation + sealed
+        var out = ByteWriter()
+        out.append(groupID)
+        out.u64(epoch)
+        out.append(recipient.rawRepresentation)
+        out.append(issuer.rawRepresentation)
+        out.append(sealed)
+        return out.bytes
     }
 
     /// The 248-byte encoding.
     public func encoded() -> [UInt8] {
         Self.body(groupID: groupID, epoch: epoch, recipient: recipient, issuer: issuer, sealed: sealedKey) + signature
-    }
-
-    /// Decodes 248 bytes (layout and keys; not the signature).
-    public init(encoded bytes: some Collection<UInt8>) throws(PairingError) {
-        let b = Array(bytes)
-        guard b.count == Self.byteCount else {
-            throw PairingError(code: .malformed, message: "a key grant has \(b.count) bytes; expected \(Self.byteCount)")
-        }
-        var epoch: UInt64 = 0
-        for i in 32..<40 { epoch = epoch << 8 | UInt64(b[i]) }
-        do {
-            self.init(groupID: Array(b[0..<32]), epoch: epoch,
-                      recipient: try PublicSigningKey(rawRepresentation: b[40..<72]),
-                      issuer: try PublicSigningKey(rawRepresentation: b[72..<104]),
-                      sealedKey: Array(b[104..<184]), signature: Array(b[184...]))
-        } catch {
-            throw PairingError(code: .malformed, message: "a key grant holds an invalid key: \(error.message)")
-        }
     }
 
     /// Whether the issuer's signature covers the grant.
@@ -131,5 +108,18 @@ extension MembershipState {
             $0.groupID == groupID && $0.recipientDevice == me && $0.epoch <= keyEpoch
                 && isMember($0.issuerDevice) && $0.isSignatureValid
         }.min { ($1.epoch, $0.issuerDevice) < ($0.epoch, $1.issuerDevice) }
+    }
+}
+
+extension MembershipKeyGrant {
+    /// Decodes 248 bytes (layout and keys; not the signature).
+    public init(encoded bytes: some Collection<UInt8>) throws(PairingError) {
+        var reader = MembershipReader(Array(bytes), context: "a key grant")
+        guard reader.remaining == Self.byteCount else {
+            throw PairingError(code: .malformed, message: "a key grant has \(reader.remaining) bytes; expected \(Self.byteCount)")
+        }
+        self.init(groupID: try reader.bytes(32), epoch: try reader.u64(), recipient: try reader.key(),
+                  issuer: try reader.key(), sealedKey: try reader.bytes(Self.sealedByteCount),
+                  signature: try reader.bytes(SigningKey.signatureByteCount))
     }
 }

@@ -1,3 +1,5 @@
+import HubSyncBase
+
 /// One signed fact about the household's membership (protocol/SPEC.md 4.6).
 ///
 /// "Device X founded the group", "device X joined, added by Y", "device X removed by Y".
@@ -89,29 +91,17 @@ public struct MembershipStatement: Sendable, Hashable {
              nonce: nonce ?? SecureBytes(count: 16).withUnsafeBytes { Array($0) })
     }
 
-    private init(kind: Kind, groupID: [UInt8], subject: PublicSigningKey, issuer: PublicSigningKey,
-                 parent: [UInt8], time: UInt64, nonce: [UInt8], signature: [UInt8]) {
-        self.kind = kind
-        self.groupID = groupID
-        self.subject = subject
-        self.issuer = issuer
-        self.parent = parent
-        self.time = time
-        self.nonce = nonce
-        self.signature = signature
-    }
-
     static func encodeBody(kind: Kind, groupID: [UInt8], subject: PublicSigningKey, issuer: PublicSigningKey,
                            parent: [UInt8], time: UInt64, nonce: [UInt8]) -> [UInt8] {
-        var out: [UInt8] = [kind.rawValue]
-        out.reserveCapacity(byteCount)
-        out += groupID
-        out += subject.rawRepresentation
-        out += issuer.rawRepresentation
-        out += parent
-        for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: time >> UInt64(shift))) }
-        out += nonce
-        return out
+        var out = ByteWriter()
+        out.u8(kind.rawValue)
+        out.append(groupID)
+        out.append(subject.rawRepresentation)
+        out.append(issuer.rawRepresentation)
+        out.append(parent)
+        out.u64(time)
+        out.append(nonce)
+        return out.bytes
     }
 
     /// The 217-byte encoding.
@@ -123,29 +113,6 @@ public struct MembershipStatement: Sendable, Hashable {
     /// The statement's ID: BLAKE2b-256 of its encoding.
     public var hash: [UInt8] { Blake2b.hash(encoded(), outputLength: 32) }
 
-    /// Decodes 217 bytes. Checks the layout and the keys, not the signature
-    /// (``isSignatureValid``) nor the group.
-    public init(encoded bytes: some Collection<UInt8>) throws(PairingError) {
-        let b = Array(bytes)
-        guard b.count == Self.byteCount else {
-            throw PairingError(code: .malformed, message: "a membership statement has \(b.count) bytes; expected \(Self.byteCount)")
-        }
-        guard let kind = Kind(rawValue: b[0]) else {
-            throw PairingError(code: .malformed, message: "a membership statement has unknown kind \(b[0])")
-        }
-        let subject: PublicSigningKey, issuer: PublicSigningKey
-        do {
-            subject = try PublicSigningKey(rawRepresentation: b[33..<65])
-            issuer = try PublicSigningKey(rawRepresentation: b[65..<97])
-        } catch {
-            throw PairingError(code: .malformed, message: "a membership statement holds an invalid key: \(error.message)")
-        }
-        var time: UInt64 = 0
-        for i in 129..<137 { time = time << 8 | UInt64(b[i]) }
-        self.init(kind: kind, groupID: Array(b[1..<33]), subject: subject, issuer: issuer, parent: Array(b[97..<129]),
-                  time: time, nonce: Array(b[137..<153]), signature: Array(b[153...]))
-    }
-
     /// Whether the issuer's signature covers this statement, and a genesis is self-issued and
     /// names the group its key and nonce give.
     public var isSignatureValid: Bool {
@@ -156,5 +123,23 @@ public struct MembershipStatement: Sendable, Hashable {
                 && groupID == Self.groupID(founder: issuer, nonce: nonce)
         }
         return true
+    }
+}
+
+extension MembershipStatement {
+    /// Decodes 217 bytes. Checks the layout and the keys, not the signature
+    /// (``isSignatureValid``) nor the group.
+    public init(encoded bytes: some Collection<UInt8>) throws(PairingError) {
+        var reader = MembershipReader(Array(bytes), context: "a membership statement")
+        guard reader.remaining == Self.byteCount else {
+            throw PairingError(code: .malformed, message: "a membership statement has \(reader.remaining) bytes; expected \(Self.byteCount)")
+        }
+        let kindByte = try reader.u8()
+        guard let kind = Kind(rawValue: kindByte) else {
+            throw PairingError(code: .malformed, message: "a membership statement has unknown kind \(kindByte)")
+        }
+        self.init(kind: kind, groupID: try reader.bytes(32), subject: try reader.key(), issuer: try reader.key(),
+                  parent: try reader.bytes(32), time: try reader.u64(), nonce: try reader.bytes(16),
+                  signature: try reader.bytes(SigningKey.signatureByteCount))
     }
 }

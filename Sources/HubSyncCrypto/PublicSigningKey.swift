@@ -14,7 +14,7 @@ public struct PublicSigningKey: Sendable, Hashable {
         Sodium.ensureInitialized()
         let bytes = [UInt8](rawRepresentation)
         guard bytes.count == Self.byteCount else {
-            throw CryptoError(code: .invalidLength,
+            throw CryptoError(code: .wrongLength,
                               message: "Ed25519 public key has \(bytes.count) bytes; expected \(Self.byteCount)")
         }
         guard crypto_core_ed25519_is_valid_point(bytes) == 1 else {

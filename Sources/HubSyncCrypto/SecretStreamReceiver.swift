@@ -11,14 +11,14 @@ public struct SecretStreamReceiver: Sendable {
     /// Starts reading the stream that `header` opened under `key` (such as
     /// ``HandshakeResult/receiveKey``).
     ///
-    /// - Throws: `.invalidLength` when the key is not 32 bytes or the header not 24.
+    /// - Throws: `.wrongLength` when the key is not 32 bytes or the header not 24.
     public init(key: SymmetricKey, header: [UInt8]) throws(CryptoError) {
         guard key.byteCount == SecretStream.keyByteCount else {
-            throw CryptoError(code: .invalidLength, message:
+            throw CryptoError(code: .wrongLength, message:
                 "secret stream key has \(key.byteCount) bytes; expected \(SecretStream.keyByteCount)")
         }
         guard header.count == SecretStream.headerByteCount else {
-            throw CryptoError(code: .invalidLength, message:
+            throw CryptoError(code: .wrongLength, message:
                 "secret stream header has \(header.count) bytes; expected \(SecretStream.headerByteCount); "
                 + "the peer sent a broken stream start, so the connection must be closed")
         }
@@ -38,7 +38,7 @@ public struct SecretStreamReceiver: Sendable {
 
     /// Authenticates and decrypts the next message.
     ///
-    /// - Throws: `.invalidLength` for a ciphertext shorter than 17 bytes; `.invalidKey` when it
+    /// - Throws: `.wrongLength` for a ciphertext shorter than 17 bytes; `.invalidKey` when it
     ///   does not authenticate as the next message of this stream (altered, repeated, out of
     ///   order, after a lost message, or sealed under another key) or carries a tag other than
     ///   "message"; after any failure, the same error for every later call.
@@ -63,7 +63,7 @@ public struct SecretStreamReceiver: Sendable {
         _ ciphertext: [UInt8], state: UnsafeMutablePointer<crypto_secretstream_xchacha20poly1305_state>
     ) throws(CryptoError) -> [UInt8] {
         guard ciphertext.count >= SecretStream.overheadByteCount else {
-            throw CryptoError(code: .invalidLength, message:
+            throw CryptoError(code: .wrongLength, message:
                 "secret stream message has \(ciphertext.count) bytes, fewer than the "
                 + "\(SecretStream.overheadByteCount) every message carries; it was truncated, "
                 + "so the connection must be closed")

@@ -32,7 +32,7 @@ public struct SigningKey: Sendable {
     public init(seed: SecureBytes) throws(CryptoError) {
         Sodium.ensureInitialized()
         guard seed.count == Self.seedByteCount else {
-            throw CryptoError(code: .invalidLength,
+            throw CryptoError(code: .wrongLength,
                               message: "Ed25519 seed has \(seed.count) bytes; expected \(Self.seedByteCount)")
         }
         var publicKey = [UInt8](repeating: 0, count: PublicSigningKey.byteCount)

@@ -1,3 +1,4 @@
+public import HubSyncBase
 import HubSyncCore
 import NIOCore
 
@@ -34,27 +35,7 @@ struct FrameEncoder: MessageToByteEncoder {
 }
 
 /// A networking failure: a code to match on and a message for the log and status.
-public struct NetError: Error, CustomStringConvertible, Sendable {
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
-        let name: String
-        public static let malformed = Code(name: "malformed")
-        public static let untrusted = Code(name: "not trusted")
-        public static let handshakeFailed = Code(name: "handshake failed")
-        public static let clockSkew = Code(name: "clock skew")
-        public static let closed = Code(name: "closed")
-        public static let timeout = Code(name: "timeout")
-        public static let unexpectedPeer = Code(name: "unexpected peer")
-        public static let incompatible = Code(name: "incompatible")
-        public var description: String { name }
-    }
-
-    public var code: Code
-    public var message: String
-
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-
-    public var description: String { message }
+public struct NetError: CodedError, Sendable {
+    public var fields: CodedErrorFields
+    public init(fields: CodedErrorFields) { self.fields = fields }
 }

@@ -35,7 +35,7 @@ public enum PairingClient {
             var joiner = PairingJoiner(identity: identity, code: code, details: details)
             try await outbound.write(ByteBuffer(bytes: joiner.start()))
             guard let message2 = try await iterator.next() else {
-                throw PairingError(code: .connection, message: "the device at \(address) closed the connection "
+                throw PairingError(code: .closed, message: "the device at \(address) closed the connection "
                     + "without answering; is it a HubSync agent?")
             }
             let message3: [UInt8]
@@ -47,7 +47,7 @@ public enum PairingClient {
             }
             try await outbound.write(ByteBuffer(bytes: message3))
             guard let message4 = try await iterator.next() else {
-                throw PairingError(code: .connection, message: "the inviting device closed the connection before "
+                throw PairingError(code: .closed, message: "the inviting device closed the connection before "
                     + "sending the household (its invite may have expired meanwhile); start a new invite there")
             }
             return try joiner.receiveGroup(Array(message4.readableBytesView))

@@ -144,7 +144,7 @@ public final class PairingDesk: Sendable {
         do {
             try await outbound.write(ByteBuffer(bytes: try inviter.receive(first)))
             guard let message3 = try await iterator.next() else {
-                throw PairingError(code: .connection, message: "the joining device closed the connection "
+                throw PairingError(code: .closed, message: "the joining device closed the connection "
                     + "before confirming the code (\(attemptsLeft) attempts left)")
             }
             let (joinerKey, details) = try inviter.receiveConfirmation(Array(message3.readableBytesView))

@@ -185,7 +185,7 @@ public final class SyncSession: Sendable {
         case .hello(let hello):
             guard hello.protocolVersion == Self.protocolVersion else {
                 _ = try? await writer.send(.goodbye(reason: "protocol version \(Self.protocolVersion) only"))
-                throw NetError(.incompatible, "the peer speaks protocol version \(hello.protocolVersion); this agent speaks \(Self.protocolVersion)")
+                throw NetError(.versionMismatch, "the peer speaks protocol version \(hello.protocolVersion); this agent speaks \(Self.protocolVersion)")
             }
             do {
                 try await store.run { try $0.checkClock(hello.clock) }

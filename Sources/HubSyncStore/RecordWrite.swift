@@ -11,7 +11,7 @@ public import HubSyncCrypto
 /// or normalises them (they are checked, not changed).
 public enum RecordWrite: Sendable {
     /// A local edit, stamped with this device's clock when applied.
-    case local(Operation)
+    case local(RecordOperation)
     /// A record's whole sync state (an export line or a backup), merged as if a peer sent it.
     case merge(RecordState)
 
@@ -129,7 +129,7 @@ extension Store {
                 let byKey = Dictionary(events.map { ($0.state.key, $0.sequence) }, uniquingKeysWith: { _, b in b })
                 results += states.map { RecordWriteResult(key: $0.key, sequence: byKey[$0.key]) }
             } else {
-                var ops: [Operation] = []
+                var ops: [RecordOperation] = []
                 while index < writes.endIndex, case .local(let op) = writes[index] { ops.append(op); index += 1 }
                 results += zip(ops, try applyReporting(ops)).map { RecordWriteResult(key: $0.key, sequence: $1) }
             }

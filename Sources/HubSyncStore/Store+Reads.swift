@@ -71,8 +71,8 @@ extension Store {
             return try await pool.read { db in try Self.changes(db, after: sequence, limit: limit) }
         } catch let e as StoreError {
             throw e
-        } catch let e as DecodingError {
-            throw StoreError(.corrupt, "\(e); the store file is damaged — restore it from a backup or a peer")
+        } catch let e as CanonicalDecodingError {
+            throw StoreError(.damaged, "\(e); the store file is damaged — restore it from a backup or a peer")
         } catch {
             throw StoreError(.database, "database error in \(path): \(error)")
         }

@@ -6,7 +6,7 @@ import Foundation
 extension Store {
     /// Applies local writes in one transaction: all of them, or none when one is refused.
     @discardableResult
-    public func apply(_ operations: [Operation]) throws(StoreError) -> [ChangeEvent] {
+    public func apply(_ operations: [RecordOperation]) throws(StoreError) -> [ChangeEvent] {
         try wrap {
             try transaction { db, ctx in
                 for op in operations { try apply(op, db: db, ctx: &ctx) }
@@ -14,9 +14,9 @@ extension Store {
         }
     }
 
-    /// ``apply(_:)-([Operation])`` that tells, for each operation in order, the sequence of the
+    /// ``apply(_:)-([RecordOperation])`` that tells, for each operation in order, the sequence of the
     /// change it made (nil when it changed nothing).
-    func applyReporting(_ operations: [Operation]) throws(StoreError) -> [Int64?] {
+    func applyReporting(_ operations: [RecordOperation]) throws(StoreError) -> [Int64?] {
         try wrap {
             try transaction { db, ctx -> [Int64?] in
                 var sequences: [Int64?] = []
@@ -31,11 +31,11 @@ extension Store {
     }
 
     @discardableResult
-    public func apply(_ operation: Operation) throws(StoreError) -> ChangeEvent? {
+    public func apply(_ operation: RecordOperation) throws(StoreError) -> ChangeEvent? {
         try apply([operation]).first
     }
 
-    private func apply(_ op: Operation, db: Database, ctx: inout TransactionContext) throws {
+    private func apply(_ op: RecordOperation, db: Database, ctx: inout TransactionContext) throws {
         let key = op.key
         let collection = try HubCollection.named(key.collection)
         try HubCollection.validate(id: key.id)
@@ -179,7 +179,7 @@ extension TransactionContext {
         let cursor = try Row.fetchCursor(loadStatement!)
         guard let row = try cursor.next() else { return nil }
         return try row.withUnsafeData(atIndex: 0) { data in
-            guard let data else { throw DecodingError(message: "record \(key) has no state", offset: 0) }
+            guard let data else { throw CanonicalDecodingError(message: "record \(key) has no state", offset: 0) }
             let bytes = [UInt8](data)
             return (try CanonicalEncoding.decode(bytes), bytes)
         }

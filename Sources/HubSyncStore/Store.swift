@@ -139,8 +139,8 @@ public final class Store: Sendable {
             throw .invalid(e)
         } catch let e as ClockSkewError {
             throw StoreError(.clockSkew, "refused: \(e)")
-        } catch let e as DecodingError {
-            throw StoreError(.corrupt, "\(e); the store file is damaged — restore it from a backup or a peer")
+        } catch let e as CanonicalDecodingError {
+            throw StoreError(.damaged, "\(e); the store file is damaged — restore it from a backup or a peer")
         } catch {
             throw StoreError(.database, "database error in \(path): \(error)")
         }

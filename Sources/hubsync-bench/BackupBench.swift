@@ -1,4 +1,5 @@
 import Foundation
+import HubSyncBase
 import HubSyncCore
 import HubSyncCrypto
 import HubSyncStore
@@ -111,7 +112,7 @@ extension Bench {
     /// Changes 1% of the records, spread evenly over the store (a new field on every 100th).
     func changeOnePercent(storePath: String, device: DeviceID, run: Int) throws {
         let store = try Store(path: storePath, device: device)
-        let ops: [HubSyncStore.Operation] = stride(from: run % 100, to: options.records, by: 100).map {
+        let ops: [RecordOperation] = stride(from: run % 100, to: options.records, by: 100).map {
             .put(RecordKey(collection: "memories", id: recordID($0)), ["mood": .string("run \(run)")])
         }
         for part in stride(from: 0, to: ops.count, by: 1000) { try store.apply(Array(ops[part..<min(part + 1000, ops.count)])) }
@@ -161,7 +162,7 @@ extension Bench {
         let start = Date()
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, exe, &actions, nil, argv, envp)
-        guard rc == 0 else { throw BenchError("cannot start \(exe): \(String(cString: strerror(rc)))") }
+        guard rc == 0 else { throw BenchError("cannot start \(exe): \(Errno.message(rc))") }
         var status: Int32 = 0
         var peak = 0
         while waitpid(pid, &status, WNOHANG) == 0 {

@@ -1,4 +1,5 @@
 import Foundation
+import HubSyncBase
 import HubSyncCore
 import HubSyncCrypto
 import HubSyncStore
@@ -115,7 +116,7 @@ struct Bench {
             let cpuStart = cpuSeconds()
             var i = 0
             while i < perRun {
-                let ops: [HubSyncStore.Operation] = (i..<min(i + 1000, perRun)).map { n in
+                let ops: [RecordOperation] = (i..<min(i + 1000, perRun)).map { n in
                     let id = recordID(spread ? (n &* 7919 &+ run &* 13) % options.records : (n + run * perRun) % options.records)
                     return .put(RecordKey(collection: "memories", id: id), ["mood": .string("run \(run) write \(n)")])
                 }
@@ -247,7 +248,7 @@ struct Bench {
         defer { argv.forEach { free($0) } }
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, options.hubsync, &actions, nil, argv, environ)
-        guard rc == 0 else { throw BenchError("cannot start \(options.hubsync): \(String(cString: strerror(rc)))") }
+        guard rc == 0 else { throw BenchError("cannot start \(options.hubsync): \(Errno.message(rc))") }
         var status: Int32 = 0
         var usage = rusage()
         _ = wait4(pid, &status, 0, &usage)

@@ -1,4 +1,5 @@
 import Foundation
+import HubSyncBase
 import HubSyncCore
 
 extension Bench {
@@ -98,7 +99,7 @@ extension Bench {
         defer { env.forEach { free($0) } }
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, args[0], &actions, nil, argv, env)
-        guard rc == 0 else { throw BenchError("cannot start \(args[0]): \(String(cString: strerror(rc)))") }
+        guard rc == 0 else { throw BenchError("cannot start \(args[0]): \(Errno.message(rc))") }
         return pid
     }
 

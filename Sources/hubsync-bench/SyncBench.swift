@@ -243,16 +243,22 @@ extension Bench {
 
     /// Runs a program (found on PATH) and returns its standard output; fails on a non-zero exit.
     func shellOutput(_ args: [String]) throws -> String {
+        let (text, status) = try output(of: "/usr/bin/env", args)
+        guard status == 0 else { throw BenchError("\(args.joined(separator: " ")) exited \(status)") }
+        return text
+    }
+
+    /// Runs `executable` with `args` to its end; returns its standard output and exit status.
+    func output(of executable: String, _ args: [String]) throws -> (text: String, status: Int32) {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = args
         let out = Pipe()
         p.standardOutput = out
         try p.run()
         let data = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw BenchError("\(args.joined(separator: " ")) exited \(p.terminationStatus)") }
-        return String(decoding: data, as: UTF8.self)
+        return (String(decoding: data, as: UTF8.self), p.terminationStatus)
     }
 
     /// Propagation, a 1% change and idle cost, between two connected agents holding the data set.
@@ -299,16 +305,9 @@ extension Bench {
         return s + r
     }
 
+    /// Runs the hubsync CLI and returns its standard output, trimmed, whatever its exit status.
     func cliOutput(_ args: [String]) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: options.hubsync)
-        p.arguments = args
-        let out = Pipe()
-        p.standardOutput = out
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        try output(of: options.hubsync, args).text.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }
 

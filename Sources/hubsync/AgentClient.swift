@@ -27,7 +27,7 @@ struct AgentClient {
         do { (status, value) = try client.request(method, path, body: body) } catch { throw .failure(error.message) }
         guard (200..<300).contains(status) else {
             let message = value.objectValue?["error"]?.stringValue ?? "the agent answered HTTP \(status)"
-            throw CLIError(message: message, status: status == 400 ? 2 : 1)
+            throw CLIError(status == 400 ? .invalidInput : .refused, message)
         }
         return value
     }

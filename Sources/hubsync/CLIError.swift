@@ -1,32 +1,30 @@
+import HubSyncBase
 import HubSyncCore
 import HubSyncCrypto
 import HubSyncStore
 
-/// A failure the CLI reports: the message and the exit status (1 failed, 2 bad usage or input).
-struct CLIError: Error {
-    var message: String
-    var status: Int32
+/// A failure the CLI reports: a code, the message and, from the code, the exit status.
+struct CLIError: CodedError {
+    var fields: CodedErrorFields
+    init(fields: CodedErrorFields) { self.fields = fields }
 
-    static func usage(_ message: String) -> CLIError { CLIError(message: message, status: 2) }
-    static func failure(_ message: String) -> CLIError { CLIError(message: message, status: 1) }
+    /// The exit status: 2 for bad usage or input (`.invalidInput`), 1 for any other failure.
+    var status: Int32 { code == .invalidInput ? 2 : 1 }
+
+    static func usage(_ message: String) -> CLIError { CLIError(.invalidInput, message) }
+    static func failure(_ message: String) -> CLIError { CLIError(.other, message) }
 
     /// Maps the libraries' errors: input HubSync refuses is a usage error, the rest failures.
     init(_ error: any Error) {
         switch error {
         case let e as CLIError: self = e
-        case let e as StoreError:
-            self.init(message: e.message, status: e.code == .invalidInput ? 2 : 1)
-        case let e as ValidationFailure: self.init(message: e.message, status: 2)
-        case let e as JSONError: self.init(message: e.description, status: 2)
-        case let e as IdentityError: self.init(message: e.message, status: 1)
-        case let e as DeviceIDError: self.init(message: e.message, status: 2)
-        default: self.init(message: "\(error)", status: 1)
+        case let e as StoreError: self.init(e.code, e.message, cause: e)
+        case let e as ValidationFailure: self.init(.invalidInput, e.message, cause: e)
+        case let e as JSONError: self.init(.invalidInput, e.description, cause: e)
+        case let e as IdentityError: self.init(e.code == .invalidInput ? .other : e.code, e.message, cause: e)
+        case let e as DeviceIDError: self.init(.invalidInput, e.message, cause: e)
+        default: self.init(.other, "\(error)", cause: error)
         }
-    }
-
-    init(message: String, status: Int32) {
-        self.message = message
-        self.status = status
     }
 }
 

@@ -101,7 +101,7 @@ func parseRecoveryKey(_ text: String) throws(CLIError) -> RecoveryKey {
 /// Runs a backup library call, mapping its errors to the CLI's (bad input → status 2).
 func backupGuarded<T>(_ body: () throws -> T) throws(CLIError) -> T {
     do { return try body() } catch let error as BackupError {
-        throw CLIError(message: error.message, status: error.code == .invalidInput ? 2 : 1)
+        throw CLIError(error.code, error.message, cause: error)
     } catch {
         throw CLIError(error)
     }

@@ -119,7 +119,7 @@ struct BackupRestoreCommand: ParsableCommand {
                 _ = try guarded { try own.apply(batch) }
             }
         }
-        func apply(_ ops: [HubSyncStore.Operation]) throws {
+        func apply(_ ops: [RecordOperation]) throws {
             writes += ops.count
             try send(ops.map(RecordWrite.local))
         }
@@ -140,7 +140,7 @@ struct BackupRestoreCommand: ParsableCommand {
         }
         if revert {
             // Records made after the snapshot did not exist at that point in time.
-            var extra: [HubSyncStore.Operation] = []
+            var extra: [RecordOperation] = []
             if let only {
                 if !seen.contains(only), let c = try guarded({ try store.get(only) }), c.isAlive { extra.append(.delete(only)) }
             } else {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HubSyncBase
 import HubSyncCore
 import HubSyncCrypto
 import HubSyncStore
@@ -46,7 +47,7 @@ struct ImportCommand: ParsableCommand {
         if file == "-" {
             let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("hubsync-import-\(getpid()).jsonl").path
             guard FileManager.default.createFile(atPath: tmp, contents: FileHandle.standardInput.readDataToEndOfFile()) else {
-                throw CLIError.failure("cannot buffer standard input in \(tmp): \(String(cString: strerror(errno)))")
+                throw CLIError.failure("cannot buffer standard input in \(tmp): \(Errno.message(errno))")
             }
             path = tmp
             tempFile = tmp

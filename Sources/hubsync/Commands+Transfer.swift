@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HubSyncBase
 import HubSyncCore
 import HubSyncCrypto
 import HubSyncAgent
@@ -32,7 +33,7 @@ struct ExportCommand: ParsableCommand {
         let tmp = file + ".partial"
         if !toStdout {
             guard FileManager.default.createFile(atPath: tmp, contents: nil) else {
-                throw CLIError.failure("cannot create \(tmp): \(String(cString: strerror(errno)))")
+                throw CLIError.failure("cannot create \(tmp): \(Errno.message(errno))")
             }
         }
         guard let handle = toStdout ? FileHandle.standardOutput : FileHandle(forWritingAtPath: tmp) else {
@@ -64,7 +65,7 @@ struct ExportCommand: ParsableCommand {
                 try handle.synchronize()
                 try handle.close()
                 guard rename(tmp, file) == 0 else {
-                    throw CLIError.failure("cannot rename \(tmp) to \(file): \(String(cString: strerror(errno)))")
+                    throw CLIError.failure("cannot rename \(tmp) to \(file): \(Errno.message(errno))")
                 }
             }
         }

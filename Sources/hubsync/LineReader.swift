@@ -1,4 +1,5 @@
 import Foundation
+import HubSyncBase
 
 /// Reads a file line by line with getline(3), without holding the file in memory.
 final class LineReader {
@@ -9,7 +10,7 @@ final class LineReader {
 
     init(path: String) throws(CLIError) {
         guard let f = fopen(path, "r") else {
-            throw .failure("cannot open \(path): \(String(cString: strerror(errno)))")
+            throw .failure("cannot open \(path): \(Errno.message(errno))")
         }
         file = f
     }

@@ -41,7 +41,7 @@ final class AgentProcess: Sendable {
     @discardableResult
     func api(_ method: String, _ path: String, _ body: Value? = nil) async throws -> Value {
         let (status, value) = try await request(method, path, body: body)
-        guard (200..<300).contains(status) else { throw APIClientError("\(method) \(path): HTTP \(status) \(value)") }
+        guard (200..<300).contains(status) else { throw APIClientError(.refused, "\(method) \(path): HTTP \(status) \(value)") }
         return value
     }
 

@@ -13,7 +13,7 @@ import Testing
 
     func desk(_ clock: Clock) -> PairingDesk {
         PairingDesk(identity: SigningKey.generate(), logger: Logger(label: "test"), clock: { clock.now.load(ordering: .relaxed) }) { _, _ in
-            throw PairingError(code: .storage, message: "not used")
+            throw PairingError(code: .io, message: "not used")
         }
     }
 

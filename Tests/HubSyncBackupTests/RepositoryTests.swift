@@ -18,7 +18,7 @@ import Testing
         #expect(first.newChunks == first.chunks)
 
         // 1% of the records, spread evenly over the whole store.
-        var ops: [HubSyncStore.Operation] = []
+        var ops: [RecordOperation] = []
         for i in stride(from: 50, to: 20_000, by: 100) {
             ops.append(.put(RecordKey(collection: "memories", id: memoryID(i)), ["mood": .string("changed \(i)")]))
         }
@@ -94,7 +94,7 @@ import Testing
         do {
             _ = try Repository.open(at: target, household: household, recoveryKey: nil)
             Issue.record("opened a missing repository")
-        } catch { #expect(error.code == .missingRepository) }
+        } catch { #expect(error.code == .missing) }
         try Repository.create(at: target, household: household)
         do {
             _ = try Repository.open(at: target, household: nil, recoveryKey: otherRecovery)

@@ -28,7 +28,7 @@ func filledStore(_ dir: TemporaryDirectory, count: Int, device n: UInt64 = 1) th
     var rng = SplitMix(state: 7)
     var i = 0
     while i < count {
-        let ops: [HubSyncStore.Operation] = (i..<min(i + 1000, count)).map { k in
+        let ops: [RecordOperation] = (i..<min(i + 1000, count)).map { k in
             .put(RecordKey(collection: "memories", id: memoryID(k)),
                  ["text": .string(text(&rng)), "tags": [.string(words[k % words.count])], "source": "test"])
         }

@@ -20,7 +20,7 @@ import Testing
         let s = simulate(seed: 7).replicas[0].state
         let bytes = CanonicalEncoding.encode(s)
         for n in 0..<bytes.count {
-            #expect(throws: DecodingError.self) { try CanonicalEncoding.decode(Array(bytes.prefix(n))) }
+            #expect(throws: CanonicalDecodingError.self) { try CanonicalEncoding.decode(Array(bytes.prefix(n))) }
         }
         var rng = SplitMix64(seed: 99)
         for _ in 0..<2_000 {

@@ -28,7 +28,7 @@ import Testing
                 #expect(header.count == 24)
                 #expect(throws: CryptoError.self) { try receiver.open(random.bytes(count: 40)) }
             } catch {
-                #expect(header.count != 24 && error.code == .invalidLength)
+                #expect(header.count != 24 && error.code == .wrongLength)
             }
         }
     }

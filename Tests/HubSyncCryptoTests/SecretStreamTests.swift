@@ -87,7 +87,7 @@ private func code(_ error: any Error) -> CryptoError.Code? { (error as? CryptoEr
         for length in [0, 1, 16, 17, sealed[0].count - 1] {
             var receiver = try stream.makeReceiver()
             #expect("length \(length)") { try receiver.open(Array(sealed[0].prefix(length))) } throws: {
-                code($0) == (length < 17 ? .invalidLength : .invalidKey)
+                code($0) == (length < 17 ? .wrongLength : .invalidKey)
             }
             // Sticky: the intact message is refused afterwards.
             #expect(throws: CryptoError.self) { try receiver.open(sealed[0]) }
@@ -107,10 +107,10 @@ private func code(_ error: any Error) -> CryptoError.Code? { (error as? CryptoEr
     @Test func badKeyOrHeaderLengthIsRejected() {
         let header = SecretStreamSender(key: .random()).header
         #expect { try SecretStreamReceiver(key: .random(byteCount: 16), header: header) } throws: {
-            code($0) == .invalidLength
+            code($0) == .wrongLength
         }
         #expect { try SecretStreamReceiver(key: .random(), header: Array(header.dropLast())) } throws: {
-            code($0) == .invalidLength
+            code($0) == .wrongLength
         }
     }
 

@@ -1,3 +1,4 @@
+import HubSyncBase
 /// The byte layout of reconciliation messages (protocol/SPEC.md, chapter 3, "reconcile").
 extension ReconBound {
     /// `varint(time − previous bound's time) ‖ u8 prefix length ‖ prefix`, or `00 ff` for infinity.
@@ -5,7 +6,7 @@ extension ReconBound {
         isInfinity ? 2 : Varint.size(time &- previousTime) + 1 + prefixLength
     }
 
-    func append(after previousTime: UInt64, to w: inout WireWriter) {
+    func append(after previousTime: UInt64, to w: inout ByteWriter) {
         if isInfinity {
             w.varint(0)
             w.u8(0xFF)
@@ -30,7 +31,7 @@ extension ReconcileRange {
         return upperBound.encodedSize(after: previousTime) + 1 + payload
     }
 
-    func append(after previousTime: UInt64, to w: inout WireWriter) {
+    func append(after previousTime: UInt64, to w: inout ByteWriter) {
         upperBound.append(after: previousTime, to: &w)
         switch mode {
         case .skip:
@@ -57,7 +58,7 @@ extension ReconcileMessage {
         return size
     }
 
-    func append(to w: inout WireWriter) {
+    func append(to w: inout ByteWriter) {
         var previous: UInt64 = 0
         for r in ranges {
             r.append(after: previous, to: &w)

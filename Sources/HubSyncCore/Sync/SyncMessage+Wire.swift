@@ -1,8 +1,9 @@
+import HubSyncBase
 /// The byte layout of sync messages (protocol/SPEC.md, chapter 3, "Messages").
 extension SyncMessage {
     /// The message's bytes: a tag byte, then its fields, big-endian.
     public func encoded() -> [UInt8] {
-        var w = WireWriter()
+        var w = ByteWriter()
         switch self {
         case .hello(let h):
             w.u8(Tag.hello.rawValue)
@@ -114,12 +115,12 @@ extension SyncMessage {
         states.reserveCapacity(n)
         for i in 0..<n {
             let length = Int(try r.u32())
-            let start = r.pos
+            let start = r.position
             let slice = try r.take(length)
             do {
                 states.append(try CanonicalEncoding.decode(Array(slice)))
             } catch {
-                r.pos = start
+                r.position = start
                 throw r.error("state \(i): \(error.message) at byte \(error.offset) of the state")
             }
         }

@@ -2,7 +2,7 @@ public import HubSyncCore
 public import HubSyncCrypto
 
 /// A local write, as the CLI, the API or an app asks for it.
-public enum Operation: Sendable {
+public enum RecordOperation: Sendable {
     /// Patches fields: each named field gets the value (null removes it); set fields take arrays.
     case put(RecordKey, [String: Value])
     case delete(RecordKey)

@@ -1,0 +1,5 @@
+// HubSyncNet: connections between devices over NIO — framing, the secure channel (handshake
+// and secret streams), sync sessions, the pairing desk and client, and the backup channel.
+//
+// One of the two modules that import NIO (with Agent). It builds on Store, Core and Crypto;
+// it must not import Backup, Agent, Discovery or GRDB (the store is reached through Store).

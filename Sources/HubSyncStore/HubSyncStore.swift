@@ -1,0 +1,6 @@
+// HubSyncStore: the record store — one SQLite file per data directory, written through GRDB
+// in one serialized writer: local writes (RecordOperation), merges of remote states, the change
+// feed, peers' watermarks and what backups read.
+//
+// The only module that imports GRDB. It builds on Core and Crypto (and HubSyncBase); it must not
+// import Net, Discovery, Backup, Agent or NIO.
