@@ -16,7 +16,7 @@ struct RunCommand: AsyncParsableCommand {
             address, pushes each change at once and repairs gaps by Merkle diffing. The local API \
             (--api, default 127.0.0.1:7401, loopback only) needs the bearer token in DIR/api.token. \
             Once both are bound, DIR/agent.json holds {"pid", "listen", "api"} with the real ports \
-            (port 0 picks a free one). The agent holds DIR/writer.lock while it runs: it is then the \
+            (port 0 picks a free one). The agent holds a lock on DIR while it runs: it is then the \
             only writer of the store, and other commands go through its API; a second agent on DIR is \
             refused, and a command holding the lock (an import) is waited for. Settings come from DIR/config.json; flags override them. \
             SIGTERM or SIGINT stops it cleanly. Unless --no-mdns, it advertises _hubsync._tcp \

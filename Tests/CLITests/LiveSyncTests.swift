@@ -273,6 +273,8 @@ private func readEventsBlocking(port: UInt16, token: String, path: String, count
             (try await a.peerStatus(b.id)?["reason"]?.stringValue)?.contains("clock skew") == true
         }
         #expect(await a.record("memories", "future") == nil)
-        #expect(await !a.isConnected(to: b))
+        // Not "is not connected": each redial completes a handshake before the hello's clock check
+        // refuses it, so "connected" flickers for a moment; what must hold is that nothing of b
+        // arrives and status says why.
     }
 }
