@@ -1,4 +1,4 @@
-/// Message layouts and labels of the session handshake (protocol chapter 2.2).
+/// Message layouts and labels of the session handshake (protocol/SPEC.md 2.2).
 ///
 /// SIGMA-I over libsodium: ephemeral X25519 with `crypto_kx`, then each side signs the
 /// transcript hash with its Ed25519 identity and sends key and signature sealed under a

@@ -1,4 +1,4 @@
-/// Length-prefixed frames: `u32 big-endian payload length ‖ payload` (protocol/SPEC.md, chapter 3, "Frames").
+/// Length-prefixed frames: `u32 big-endian payload length ‖ payload` (protocol/SPEC.md 2.1).
 ///
 /// The network layer frames each encrypted message with it; a payload is one sealed message.
 public enum FrameCodec {

@@ -89,7 +89,7 @@ public struct ReconItem: Sendable, Hashable, Comparable, CustomStringConvertible
         self.id = id
     }
 
-    /// The item standing for one state of one record (protocol/SPEC.md, chapter 3, "Items"): time is the
+    /// The item standing for one state of one record (protocol/SPEC.md 3.3): time is the
     /// record's `updated` clock reading, id is
     /// BLAKE2b-256(collection ‖ 0x00 ‖ record id ‖ 0x00 ‖ digest).
     ///
@@ -121,7 +121,7 @@ public struct ReconItem: Sendable, Hashable, Comparable, CustomStringConvertible
     public var description: String { "\(time)/\(id)" }
 }
 
-/// The 16-byte fingerprint of a range of items (protocol/SPEC.md, chapter 3, "Fingerprints").
+/// The 16-byte fingerprint of a range of items (protocol/SPEC.md 3.4).
 public struct Fingerprint: Sendable, Hashable, CustomStringConvertible {
     public static let byteCount = 16
     let hi: UInt64, lo: UInt64

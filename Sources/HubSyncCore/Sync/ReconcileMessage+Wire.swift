@@ -1,5 +1,5 @@
 import HubSyncBase
-/// The byte layout of reconciliation messages (protocol/SPEC.md, chapter 3, "reconcile").
+/// The byte layout of reconciliation messages (protocol/SPEC.md 3.4).
 extension ReconBound {
     /// `varint(time − previous bound's time) ‖ u8 prefix length ‖ prefix`, or `00 ff` for infinity.
     func encodedSize(after previousTime: UInt64) -> Int {

@@ -4,7 +4,7 @@ import HubSyncCrypto
 ///
 /// An item is below the bound when (item.time, item.id) < (time, prefix padded with zero bytes
 /// to 32); every item is below ``infinity``. Bounds are as short as the items around them allow
-/// (protocol/SPEC.md, chapter 3, "Bounds").
+/// (protocol/SPEC.md 3.4).
 public struct ReconBound: Sendable, Hashable, CustomStringConvertible {
     public let time: UInt64
     /// The prefix padded with zero bytes to 32.
@@ -49,7 +49,7 @@ public struct ReconBound: Sendable, Hashable, CustomStringConvertible {
         return time != other.time ? time > other.time : other.padded < padded
     }
 
-    /// The shortest bound with `below < bound <= above` (protocol/SPEC.md, chapter 3, "Bounds").
+    /// The shortest bound with `below < bound <= above` (protocol/SPEC.md 3.4).
     ///
     /// - Precondition: `below < above`.
     static func between(_ below: ReconItem, _ above: ReconItem) -> ReconBound {

@@ -4,7 +4,7 @@ import HubSyncCrypto
 public struct ReconcileSet: Sendable {
     /// The items in ascending (time, id) order, without duplicates.
     public let items: [ReconItem]
-    /// `sums[i]` is the sum of the first `i` item IDs (protocol/SPEC.md, chapter 3, "Fingerprints").
+    /// `sums[i]` is the sum of the first `i` item IDs (protocol/SPEC.md 3.4).
     private let sums: [Sum256]
 
     /// Sorts `items` and removes duplicates; O(n log n), done once.

@@ -1,5 +1,5 @@
 extension Reconciler {
-    /// Answers one message from the peer (protocol/SPEC.md, chapter 3, "Answering a message").
+    /// Answers one message from the peer (protocol/SPEC.md 3.4).
     ///
     /// Each range is answered in order: a skip is skipped; an ID list is compared with our items
     /// (both directions learned) and skipped; a fingerprint equal to ours is skipped, and a

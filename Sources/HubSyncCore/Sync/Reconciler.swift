@@ -15,7 +15,7 @@ public struct ReconcileOutcome: Sendable, Equatable {
 }
 
 /// Range-based set reconciliation (Meyer; the Negentropy protocol) between this side's set and a
-/// peer's, as a pure state machine (protocol/SPEC.md, chapter 3, "Reconciliation").
+/// peer's, as a pure state machine (protocol/SPEC.md 3.4).
 ///
 /// The initiator calls ``initiate()`` and sends the message; from then on each side passes every
 /// message it receives to ``receive(_:)`` and sends the reply, or `reconcileDone` when there is

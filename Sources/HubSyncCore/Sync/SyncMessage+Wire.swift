@@ -1,5 +1,5 @@
 import HubSyncBase
-/// The byte layout of sync messages (protocol/SPEC.md, chapter 3, "Messages").
+/// The byte layout of sync messages (protocol/SPEC.md 3.1).
 extension SyncMessage {
     /// The message's bytes: a tag byte, then its fields, big-endian.
     public func encoded() -> [UInt8] {

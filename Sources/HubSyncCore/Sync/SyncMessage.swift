@@ -1,4 +1,4 @@
-/// One message of the sync protocol (protocol/SPEC.md, chapter 3, "Messages"); each travels as one sealed
+/// One message of the sync protocol (protocol/SPEC.md 3.1); each travels as one sealed
 /// frame payload.
 public enum SyncMessage: Sendable, Equatable {
     /// The first message each side sends after the handshake.

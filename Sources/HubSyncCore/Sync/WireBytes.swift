@@ -1,5 +1,5 @@
 public import HubSyncBase
 
-/// Reads the fields of one sync message (protocol/SPEC.md, chapter 3, "Conventions"), checking
+/// Reads the fields of one sync message (protocol/SPEC.md, "Conventions"), checking
 /// every length against the bytes left; written with ``ByteWriter``.
 typealias WireReader = ByteReader<WireError>

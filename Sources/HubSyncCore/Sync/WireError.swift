@@ -2,7 +2,7 @@ public import HubSyncBase
 
 /// A frame or sync message was refused: it is damaged, too large, or not HubSync's.
 ///
-/// The network layer ends the connection on this error (protocol/SPEC.md, chapter 3, "Errors"); the message
+/// The network layer ends the connection on this error (protocol/SPEC.md 3); the message
 /// names what was wrong, for the log.
 public struct WireError: CodedError, Sendable, Equatable {
     public var fields: CodedErrorFields
