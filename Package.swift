@@ -65,6 +65,7 @@ let package = Package(
         // What every test target shares: temporary directories, the seeded generator, waiting,
         // child processes and agents.
         .target(name: "HubSyncTestSupport", dependencies: ["HubSyncCore"], path: "Tests/TestSupport"),
+        .testTarget(name: "HubSyncBaseTests", dependencies: ["HubSyncBase", "HubSyncTestSupport"]),
         .testTarget(name: "HubSyncCryptoTests", dependencies: ["HubSyncCrypto", "HubSyncTestSupport"]),
         .testTarget(name: "HubSyncCoreTests", dependencies: ["HubSyncCore", "HubSyncCrypto", "HubSyncTestSupport"]),
         .testTarget(name: "HubSyncStoreTests", dependencies: ["HubSyncStore", "HubSyncCore", "HubSyncCrypto", "HubSyncTestSupport"]),

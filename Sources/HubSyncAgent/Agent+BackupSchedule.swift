@@ -1,3 +1,4 @@
+import HubSyncBase
 import Foundation
 import HubSyncBackup
 import HubSyncCore
@@ -40,11 +41,11 @@ extension Agent {
                     while true {
                         let now = UInt64(Date().timeIntervalSince1970 * 1000)
                         let due = (agent.backupState.withLock { $0.last } ?? 0) + UInt64(schedule.intervalSeconds) * 1000
-                        if due > now { try await Task.sleep(for: .milliseconds(Int64(due - now))) }
+                        if due > now { try await Deadlines.sleep(for: .milliseconds(Int64(due - now))) }
                         await agent.runScheduledBackups(schedule)
                         // After a failure, try again after the interval too (not in a tight loop).
                         if agent.backupState.withLock({ $0.error != nil }) {
-                            try await Task.sleep(for: .seconds(schedule.intervalSeconds))
+                            try await Deadlines.sleep(for: .seconds(schedule.intervalSeconds))
                         }
                     }
                 }

@@ -274,7 +274,7 @@ public final class Agent: Sendable {
             do {
                 try await cancelWhenGracefulShutdown {
                     while true {
-                        try await Task.sleep(for: interval)
+                        try await Deadlines.sleep(for: interval)
                         await node.repairAll()
                     }
                 }

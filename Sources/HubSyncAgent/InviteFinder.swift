@@ -1,3 +1,4 @@
+import HubSyncBase
 import Foundation
 import HubSyncDiscovery
 import Synchronization
@@ -61,7 +62,7 @@ public enum InviteFinder {
                 return nil
             }
             group.addTask {
-                try? await Task.sleep(for: timeout)
+                try? await Deadlines.sleep(for: timeout)
                 return nil
             }
             let first = await group.next() ?? nil

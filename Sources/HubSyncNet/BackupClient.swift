@@ -1,3 +1,4 @@
+import HubSyncBase
 import Dispatch
 public import HubSyncCrypto
 import NIOCore
@@ -49,7 +50,7 @@ public final class BackupClient: Sendable {
         let opened = Waiter()
         // A connection that does not finish its handshake in time is closed.
         let handshakeDeadline = Task {
-            try await Task.sleep(for: .seconds(10))
+            try await Deadlines.sleep(for: .seconds(10))
             raw.close(promise: nil)
         }
         let hello = try await withCheckedThrowingContinuation { (ready: CheckedContinuation<[UInt8], any Error>) in
@@ -75,7 +76,7 @@ public final class BackupClient: Sendable {
                         for await job in stream {
                             let timedOut = Atomic<Bool>(false)
                             let timer = Task {
-                                try await Task.sleep(for: answerTimeout)
+                                try await Deadlines.sleep(for: answerTimeout)
                                 timedOut.store(true, ordering: .relaxed)
                                 raw.close(promise: nil)
                             }

@@ -1,3 +1,4 @@
+import HubSyncBase
 public import HubSyncCrypto
 import NIOCore
 import NIOPosix
@@ -26,7 +27,7 @@ public enum PairingClient {
         }
         let raw = channel.channel
         let deadline = Task {
-            try await Task.sleep(for: timeout)
+            try await Deadlines.sleep(for: timeout)
             raw.close(promise: nil)
         }
         defer { deadline.cancel() }

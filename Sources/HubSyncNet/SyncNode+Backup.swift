@@ -1,3 +1,4 @@
+import HubSyncBase
 import Foundation
 public import HubSyncCrypto
 import NIOCore
@@ -37,7 +38,7 @@ extension SyncNode {
         // A client that sends nothing for `backupIdleTimeout` loses its connection.
         let watchdog = Task {
             while !Task.isCancelled {
-                try await Task.sleep(for: .seconds(10))
+                try await Deadlines.sleep(for: .seconds(10))
                 if channel.idle > Self.backupIdleTimeout { await channel.close(); return }
             }
         }

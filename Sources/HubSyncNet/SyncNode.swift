@@ -1,3 +1,4 @@
+import HubSyncBase
 import Foundation
 public import HubSyncCore
 public import HubSyncCrypto
@@ -202,7 +203,7 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
         // A connection that does not finish its handshake in time is closed.
         let raw = channel.channel
         let deadline = Task {
-            try await Task.sleep(for: .seconds(10))
+            try await Deadlines.sleep(for: .seconds(10))
             raw.close(promise: nil)
         }
         do {

@@ -1,3 +1,4 @@
+import HubSyncBase
 import Synchronization
 
 /// A wake-up for one waiting task: any number of producers ``signal()``, one consumer
@@ -99,7 +100,7 @@ public final class WakeSignal: Sendable {
             group.addTask { await self.wait() ? .signalled : .ended }
             group.addTask {
                 // Cancelled when the signal came first.
-                do { try await Task.sleep(until: deadline, clock: .continuous) } catch { return .ended }
+                do { try await Deadlines.sleep(until: deadline) } catch { return .ended }
                 return .timedOut
             }
             let first = await group.next()!
