@@ -24,7 +24,7 @@ public struct BackupRunState: Sendable {
 /// applies the retention rules (forget, without prune), and reports a backup older than the
 /// recovery point as a warning in status.
 extension Agent {
-    static let backupStateFile = "backup-state.json"
+    static let backupStateFile = DataDirectory.backupStateFile
 
     /// Runs the schedule until shutdown; idle when no interval or target is configured.
     struct BackupService: Service {
@@ -124,9 +124,11 @@ extension Agent {
         guard let last = s.last else { return }
         let v: Value = ["last": .int(Int64(last)), "snapshot": s.snapshot.map { .string($0) } ?? .null,
                         "target": s.target.map { .string($0) } ?? .null]
-        let path = directory + "/" + Self.backupStateFile
-        try? Data((JSON.serialize(v) + "\n").utf8).write(to: URL(fileURLWithPath: path + ".tmp"))
-        rename(path + ".tmp", path)
+        do {
+            try writerLock.directory.writeAtomically(Array((JSON.serialize(v) + "\n").utf8), to: Self.backupStateFile, mode: 0o644)
+        } catch {
+            logger.warning("cannot save the backup state; the next start may back up early", metadata: ["error": "\(error)"])
+        }
     }
 
     /// The `"backup"` part of status: the last backup, its age, and a warning when it is older

@@ -51,7 +51,7 @@ public final class Agent: Sendable {
                 + (holder?.isAgent == true ? "an agent already runs there, stop it first" : "try again when it has finished"))
         }
         let offset = configuration.clockOffsetMillis
-        let store = try Store(path: directory + "/store.sqlite", device: identity.deviceID,
+        let store = try Store(path: dataDirectory.storePath, device: identity.deviceID,
                               maxClockDriftMillis: configuration.maxClockDriftMillis,
                               wallClock: { UInt64(max(0, Int64(Store.systemClock()) + offset)) }, logger: logger)
         let token = try Self.loadOrCreateToken(directory: directory)

@@ -1,3 +1,4 @@
+import HubSyncBase
 import Foundation
 public import HubSyncCore
 
@@ -27,7 +28,7 @@ public struct AgentConfiguration: Sendable, Equatable {
 
     public init() {}
 
-    public static let fileName = "config.json"
+    public static let fileName = DataDirectory.configFile
 
     /// Reads `config.json` from the data directory; defaults when it does not exist.
     public static func load(from directory: String) throws(ValidationFailure) -> AgentConfiguration {

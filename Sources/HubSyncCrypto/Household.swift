@@ -9,7 +9,7 @@ public import HubSyncBase
 /// machine holding nothing but the printed recovery key can open the repository.
 public struct Household: Sendable, Equatable {
     /// Name of the file inside the data directory.
-    public static let fileName = "household.key"
+    public static let fileName = DataDirectory.householdFile
     /// Length of the group ID in bytes.
     public static let groupIDByteCount = 16
 

@@ -1,3 +1,4 @@
+import HubSyncBase
 import Foundation
 
 /// This device's long-term identity: its Ed25519 key pair and the device ID derived from it.
@@ -6,7 +7,7 @@ import Foundation
 /// read by ``load(from:)``; an existing identity is never overwritten.
 public struct Identity: Sendable {
     /// Name of the key file inside the data directory.
-    public static let fileName = "identity.key"
+    public static let fileName = DataDirectory.identityFile
 
     /// The private key; signs handshakes and membership statements.
     public let signingKey: SigningKey

@@ -9,9 +9,9 @@ import HubSyncBase
 /// `household.key`, which backups use (see ``mirrorIntoHousehold(_:in:)``).
 public enum MembershipFiles {
     /// The group secrets file's name.
-    public static let secretsFileName = "pairing-group.key"
+    public static let secretsFileName = DataDirectory.groupSecretsFile
     /// The statements file's name.
-    public static let statementsFileName = "membership.statements"
+    public static let statementsFileName = DataDirectory.statementsFile
 
     /// The saved group secrets, or nil when this device has no household yet.
     public static func loadSecrets(in directory: String) throws(PairingError) -> GroupSecrets? {
@@ -60,23 +60,8 @@ public enum MembershipFiles {
     }
 
     private static func write(_ bytes: [UInt8], to path: String, mode: mode_t) throws(PairingError) {
-        let temporary = path + ".tmp-" + String(UInt64.random(in: .min ... .max), radix: 16)
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL, mode)
-        guard fd >= 0 else {
-            throw PairingError(code: .io, message: "cannot write \(path): \(Errno.message(errno))")
-        }
-        var written = 0
-        while written < bytes.count {
-            let n = bytes.withUnsafeBytes { Foundation.write(fd, $0.baseAddress! + written, bytes.count - written) }
-            guard n > 0 else { break }
-            written += n
-        }
-        let synced = fsync(fd) == 0
-        close(fd)
-        guard written == bytes.count, synced, rename(temporary, path) == 0 else {
-            let reason = Errno.message(errno)
-            unlink(temporary)
-            throw PairingError(code: .io, message: "cannot write \(path): \(reason)")
+        do { try DataDirectory.writeAtomically(bytes, toPath: path, mode: mode) } catch {
+            throw PairingError(code: .io, message: "cannot write \(path): \(error.reason)")
         }
     }
 }

@@ -49,7 +49,7 @@ struct RepoOptions: ParsableArguments {
 
     /// The first target in config.json's "backup" section, if any.
     func configuredTarget() -> String? {
-        guard let data = FileManager.default.contents(atPath: directory.path + "/config.json") else { return nil }
+        guard let data = FileManager.default.contents(atPath: directory.configPath) else { return nil }
         let text = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
             .map { $0.drop { $0 == " " || $0 == "\t" }.hasPrefix("//") ? "" : String($0) }.joined(separator: "\n")
         guard let backup = (try? JSON.parse(text))?.objectValue?["backup"]?.objectValue else { return nil }
