@@ -72,38 +72,44 @@ public final class WriterLock: Sendable {
 
     /// Who holds the lock, or nil when nobody does.
     public static func holder(in directory: DataDirectory) -> Holder? {
-        guard let pid = holderPID(of: directory.path) else { return nil }
-        var role: String?
+        var hinted: (pid: Int32, role: String)?
         if let bytes = directory.contents(of: DataDirectory.lockFile) {
             let parts = String(decoding: bytes.prefix(256), as: UTF8.self).split(whereSeparator: \.isWhitespace)
-            if parts.count == 2, Int32(parts[0]) == pid { role = String(parts[1]) }
+            if parts.count == 2, let pid = Int32(parts[0]) { hinted = (pid, String(parts[1])) }
         }
-        return Holder(pid: pid, role: role)
+        if let pid = kernelHolder(of: directory.path) {
+            return Holder(pid: pid, role: hinted?.pid == pid ? hinted?.role : nil)
+        }
+        // The kernel's table names no holder: nobody holds it, or the table cannot be matched to
+        // this directory (a file system whose device and inode numbers differ there). Ask the lock
+        // itself, and then believe the hint if its process is alive.
+        guard probe(directory.path) else { return nil }
+        if let hinted, kill(hinted.pid, 0) == 0 { return Holder(pid: hinted.pid, role: hinted.role) }
+        return Holder(pid: -1, role: nil)
     }
 
     /// Whether some process holds the lock now.
-    public static func isHeld(in directory: DataDirectory) -> Bool { holderPID(of: directory.path) != nil }
+    public static func isHeld(in directory: DataDirectory) -> Bool { holder(in: directory) != nil }
 
     /// The PID of the process holding an exclusive flock on `path`, from the kernel's table of
-    /// locks; where there is no such table, -1 when some process holds it.
-    static func holderPID(of path: String) -> Int32? {
+    /// locks (`/proc/locks`): matched by inode, and by device too when several match.
+    static func kernelHolder(of path: String) -> Int32? {
         var status = stat()
-        guard stat(path, &status) == 0 else { return nil }
-        guard let table = readAll("/proc/locks") else { return probe(path) ? -1 : nil }
+        guard stat(path, &status) == 0, let table = readAll("/proc/locks") else { return nil }
         let dev = UInt64(status.st_dev)
         let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & ~UInt64(0xfff))
         let minor = (dev & 0xff) | ((dev >> 12) & ~UInt64(0xff))
         let inode = UInt64(status.st_ino)
+        var byInode: [(pid: Int32, sameDevice: Bool)] = []
         // "1: FLOCK  ADVISORY  WRITE 1397 00:2c:1183 0 EOF"; a blocked waiter's line has "->".
         for line in String(decoding: table, as: UTF8.self).split(separator: "\n") where !line.contains("->") {
             let f = line.split(separator: " ", omittingEmptySubsequences: true)
             guard f.count >= 6, f[1] == "FLOCK", f[3] == "WRITE", let pid = Int32(f[4]) else { continue }
             let id = f[5].split(separator: ":")
-            guard id.count == 3, UInt64(id[0], radix: 16) == major, UInt64(id[1], radix: 16) == minor,
-                  UInt64(id[2]) == inode else { continue }
-            return pid
+            guard id.count == 3, UInt64(id[2]) == inode else { continue }
+            byInode.append((pid, UInt64(id[0], radix: 16) == major && UInt64(id[1], radix: 16) == minor))
         }
-        return nil
+        return byInode.first(where: \.sameDevice)?.pid ?? (byInode.count == 1 ? byInode[0].pid : nil)
     }
 
     /// A whole file read to its end (a /proc file has no size to go by).
@@ -121,7 +127,8 @@ public final class WriterLock: Sendable {
         }
     }
 
-    /// Whether the lock is held, by trying a shared lock (used where the kernel lists no locks).
+    /// Whether the lock is held, by trying a shared lock. (An exclusive lock taken at that very
+    /// moment fails; every caller of ``acquire(in:role:)`` tries again.)
     private static func probe(_ path: String) -> Bool {
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { return false }

@@ -84,7 +84,7 @@ extension DataDirectory {
                 let id = try identity()
                 return .direct(try guarded { try Store(path: storePath, device: id.deviceID) })
             }
-            guard let holder = WriterLock.holder(in: self) else { continue } // let go just now: try again
+            guard let holder = WriterLock.holder(in: self) else { continue } // let go just now: take it
             if let agent = AgentClient.running(in: self, pid: holder.pid) { return .agent(agent) }
             let waited = clock.now - start
             if holder.isAgent || holder.role == nil, waited > .seconds(10) {
