@@ -1,4 +1,5 @@
 import HubSyncCore
+import HubSyncTestSupport
 @testable import HubSyncNet
 import NIOCore
 import NIOEmbedded
@@ -7,18 +8,6 @@ import Testing
 /// The wire's frame handlers, on NIO's embedded channel: they cut frames exactly as Core's tested
 /// `FrameCodec` does, whatever the TCP segments, and enforce its limit both ways.
 @Suite struct FrameHandlerTests {
-    /// A deterministic generator, so a failure can be replayed.
-    struct SplitMix: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     static func channel() throws -> EmbeddedChannel {
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder()))
@@ -28,7 +17,7 @@ import Testing
 
     @Test(arguments: [1, 2, 3, 7])
     func framesSurviveAnySplitOfTheStream(seed: UInt64) throws {
-        var rng = SplitMix(state: seed)
+        var rng = SeededRandom(seed: seed)
         let payloads: [[UInt8]] = [[], [1, 2, 3], (0..<70_000).map { UInt8(truncatingIfNeeded: $0) },
                                    [UInt8](repeating: 0xAB, count: FrameCodec.maxFrameSize), [9]]
         let stream = payloads.flatMap(FrameCodec.encode)
