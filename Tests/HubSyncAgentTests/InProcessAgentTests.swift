@@ -62,7 +62,9 @@ final class InProcessAgent: Sendable {
             }
             await running.stop()
         }
-        // Released with the agent: a command may take it now.
+        // Released with the agent: a command may take it now (once no child that another test is
+        // spawning right now holds a copy of this process's descriptors, from fork until exec).
+        try await waitUntil("the agent's lock is free", timeout: 20) { WriterLock.holder(in: DataDirectory(path: path)) == nil }
         #expect(try WriterLock.acquire(in: DataDirectory(path: path), role: "test") != nil)
     }
 
