@@ -1,4 +1,5 @@
 import Foundation
+import HubSyncBase
 import HubSyncCore
 import HubSyncCrypto
 import HubSyncNet
@@ -193,9 +194,19 @@ extension Agent {
                         }
                         group.addTask {
                             defer { subscription.cancel() }
+                            // A failed attempt (a busy store, a file that could not be written) is tried
+                            // again after a pause, longer each time: no later event may come to retry it.
+                            var retry: Duration = .seconds(1)
                             while await wake.wait() {
-                                do { try await agent.reconcileMembership() } catch {
-                                    agent.logger.warning("membership not applied", metadata: ["error": "\(error)"])
+                                do {
+                                    try await agent.reconcileMembership()
+                                    retry = .seconds(1)
+                                } catch {
+                                    agent.logger.warning("membership not applied; trying again", metadata: [
+                                        "error": "\(error)", "retry_seconds": "\(retry.components.seconds)"])
+                                    try await Deadlines.sleep(for: retry)
+                                    retry = min(retry * 2, .seconds(60))
+                                    wake.signal()
                                 }
                             }
                         }
