@@ -267,8 +267,8 @@ struct PairRemove: ParsableCommand {
             Signs a removal statement through this device's running agent. It syncs to every \
             member, which stops trusting the device and closes its sessions at once; the device \
             cannot rejoin with the same identity. Members that the removed device had added are \
-            added again by this one. The group key moves to the next epoch here (handing the new \
-            key to the other members is not done yet).
+            added again by this one. The group key moves to the next epoch, and the new key is \
+            granted to every remaining member (sealed to each member's identity and signed).
             """)
     @OptionGroup var common: CommonOptions
     @OptionGroup var output: OutputOptions
