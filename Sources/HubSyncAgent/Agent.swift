@@ -35,8 +35,6 @@ public final class Agent: Sendable {
     /// What the scheduled backups did last (Agent+BackupSchedule.swift).
     let backupState = Mutex<BackupRunState>(BackupRunState())
 
-    public static let stateFile = DataDirectory.agentStateFile
-    public static let tokenFile = DataDirectory.tokenFile
 
     /// Sets up the agent of `directory`, taking its writer lock (or using `lock`, taken already).
     public convenience init(directory: String, identity: Identity, configuration: AgentConfiguration, logger: Logger,
@@ -73,7 +71,7 @@ public final class Agent: Sendable {
 
     /// Reads the API token, creating it (mode 0600) on first use.
     static func loadOrCreateToken(directory: String) throws -> String {
-        let path = directory + "/" + tokenFile
+        let path = DataDirectory(path: directory).tokenPath
         if let data = FileManager.default.contents(atPath: path) {
             let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             if text.count >= 32 { return text }
@@ -129,7 +127,7 @@ public final class Agent: Sendable {
         groupConfiguration.maximumCancellationDuration = .seconds(5)
         let group = ServiceGroup(configuration: groupConfiguration)
         defer {
-            unlink(directory + "/" + Self.stateFile)
+            unlink(writerLock.directory.agentStatePath)
             // Stopped, the agent writes nothing more: a command may have the directory now.
             writerLock.release()
         }
@@ -154,7 +152,7 @@ public final class Agent: Sendable {
         let state: Value = ["pid": .int(Int64(getpid())), "listen": .string(l), "api": .string(a),
                             "device_id": .string(identity.deviceID.description)]
         do {
-            try writerLock.directory.writeAtomically(Array((JSON.serialize(state) + "\n").utf8), to: Self.stateFile, mode: 0o644)
+            try writerLock.directory.writeAtomically(Array((JSON.serialize(state) + "\n").utf8), to: DataDirectory.agentStateFile, mode: 0o644)
         } catch {
             logger.error("cannot write the agent's state file; commands will not find this agent", metadata: ["error": "\(error)"])
         }

@@ -86,7 +86,9 @@ public struct AgentStatus: Codable, Sendable, Equatable {
         encoder.outputFormatting = [.sortedKeys]
         return Array((try? encoder.encode(self)) ?? Data("{}".utf8))
     }
+}
 
+extension AgentStatus {
     /// Reads the API's answer.
     public init(decoding bytes: [UInt8]) throws {
         let decoder = JSONDecoder()
@@ -105,23 +107,6 @@ public struct AgentStatus: Codable, Sendable, Equatable {
         init(_ name: String) { stringValue = name }
         init?(stringValue: String) { self.stringValue = stringValue }
         init?(intValue: Int) { nil }
-    }
-
-    public init(deviceID: String, pid: Int, listen: String?, api: String?, uptimeSeconds: Int, repairIntervalSeconds: Int,
-                maxClockDriftSeconds: Int, store: StoreSummary, peers: [Peer], refused: [Refused], mdns: Discovery,
-                backup: Backup?) {
-        self.deviceID = deviceID
-        self.pid = pid
-        self.listen = listen
-        self.api = api
-        self.uptimeSeconds = uptimeSeconds
-        self.repairIntervalSeconds = repairIntervalSeconds
-        self.maxClockDriftSeconds = maxClockDriftSeconds
-        self.store = store
-        self.peers = peers
-        self.refused = refused
-        self.mdns = mdns
-        self.backup = backup
     }
 }
 

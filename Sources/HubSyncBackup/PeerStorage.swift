@@ -24,7 +24,7 @@ public final class PeerStorage: Sendable {
 
     /// Storage under `dataDirectory/backups`.
     public init(dataDirectory: String, quota: Int = defaultQuota, quarantineSeconds: Int = defaultQuarantineSeconds) {
-        root = dataDirectory + "/backups"
+        root = DataDirectory(path: dataDirectory).file(DataDirectory.peerBackupsFolder)
         self.quota = quota
         self.quarantineSeconds = quarantineSeconds
     }

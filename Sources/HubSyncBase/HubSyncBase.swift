@@ -4,8 +4,3 @@
 //
 // It imports only the C library and Foundation; it must not import any other HubSync module,
 // GRDB, NIO or a C target of ours.
-
-/// The module's name, for messages that say where something failed.
-public enum HubSyncBase {
-    public static let moduleName = "HubSyncBase"
-}

@@ -88,9 +88,6 @@ public final class WriterLock: Sendable {
         return Holder(pid: -1, role: nil)
     }
 
-    /// Whether some process holds the lock now.
-    public static func isHeld(in directory: DataDirectory) -> Bool { holder(in: directory) != nil }
-
     /// The PID of the process holding an exclusive flock on `path`, from the kernel's table of
     /// locks (`/proc/locks`): matched by inode, and by device too when several match.
     static func kernelHolder(of path: String) -> Int32? {

@@ -65,7 +65,13 @@ final class AgentProcess: Sendable {
 func pair(_ a: AgentProcess, _ b: AgentProcess) async throws {
     try await a.device.ok("peers", "add", b.id, "--address", b.listen)
     try await b.device.ok("peers", "add", a.id, "--address", a.listen)
-    try await waitUntil("\(a.device.data) and \(b.device.data) connected", timeout: 15) {
+    try await waitUntilConnected(a, b, "\(a.device.data) and \(b.device.data) connected", timeout: 15)
+}
+
+/// Waits until `a` and `b` are each connected to the other.
+func waitUntilConnected(_ a: AgentProcess, _ b: AgentProcess, _ what: String, timeout: Double,
+                        fileID: String = #fileID, line: Int = #line) async throws {
+    try await waitUntil(what, timeout: timeout, fileID: fileID, line: line) {
         let ab = await a.isConnected(to: b), ba = await b.isConnected(to: a)
         return ab && ba
     }

@@ -68,10 +68,7 @@ final class InviteProcess: Sendable {
         #expect(onA["group_id"] == onB["group_id"])
         #expect(onA["members"] == onB["members"])
         #expect(onA["members"]?.arrayValue?.count == 2)
-        try await waitUntil("a and b connected", timeout: 10) {
-            let ab = await a.isConnected(to: b), ba = await b.isConnected(to: a)
-            return ab && ba
-        }
+        try await waitUntilConnected(a, b, "a and b connected", timeout: 10)
 
         try await b.api("PATCH", "/v1/records/memories/from-b", ["text": "written on the new device"])
         try await waitUntil("b's record on a", timeout: 5) { await a.record("memories", "from-b") != nil }

@@ -18,10 +18,7 @@ struct DiscoverySystemTests {
         try await b.ok("peers", "add", a.id)
         try await a.startAgent()
         try await b.startAgent()
-        try await waitUntil("A and B connected over mDNS", timeout: 20) {
-            let ab = await a.isConnected(to: b), ba = await b.isConnected(to: a)
-            return ab && ba
-        }
+        try await waitUntilConnected(a, b, "A and B connected over mDNS", timeout: 20)
         #expect(try await a.status()["mdns"]?.objectValue?["state"] == "running")
         #expect(try await a.ok("status").stdout.contains("mDNS: running"))
 
@@ -53,10 +50,7 @@ struct DiscoverySystemTests {
         try await b.ok("peers", "add", a.id)
         try await a.startAgent()
         try await b.startAgent()
-        try await waitUntil("A and B connected", timeout: 20) {
-            let ab = await a.isConnected(to: b), ba = await b.isConnected(to: a)
-            return ab && ba
-        }
+        try await waitUntilConnected(a, b, "A and B connected", timeout: 20)
         let serviceName = try #require(try await a.status()["mdns"]?.objectValue?["service_name"]?.stringValue)
 
         await a.stopAvahi()
@@ -84,10 +78,7 @@ struct DiscoverySystemTests {
         try await a.startAgent()
         let newAddress = try #require(a.listenAddress)
         let agentRestarted = Date()
-        try await waitUntil("A and B reconnected", timeout: 20) {
-            let ab = await a.isConnected(to: b), ba = await b.isConnected(to: a)
-            return ab && ba
-        }
+        try await waitUntilConnected(a, b, "A and B reconnected", timeout: 20)
         let reconnected = Date().timeIntervalSince(agentRestarted)
         // B learnt A's new port from mDNS and recorded it as A's last-known address.
         try await waitUntil("B to record A's new address", timeout: 10) {
@@ -151,10 +142,7 @@ struct DiscoverySystemTests {
         let bAddress = try #require(b.listenAddress)
         try await a.ok("peers", "add", b.id, "--address", bAddress)
         try await b.ok("peers", "add", a.id)
-        try await waitUntil("A and B connected over the static address", timeout: 20) {
-            let ab = await a.isConnected(to: b), ba = await b.isConnected(to: a)
-            return ab && ba
-        }
+        try await waitUntilConnected(a, b, "A and B connected over the static address", timeout: 20)
         try await b.ok("put", "personas", "bo", "--json", #"{"name": "Bo"}"#)
         try await waitUntil("the record on A", timeout: 10) { try await a.hubsync("get", "personas", "bo").stdout.contains("Bo") }
 

@@ -137,10 +137,7 @@ struct HouseholdSystemTests {
         let (a, b) = (bed.devices[0], bed.devices[1])
         for d in [a, b] { try await d.startDaemons(); try await d.startAgent() }
         try await pair(b, through: a)
-        try await waitUntil("A and B connected", timeout: 15) {
-            let ab = await a.isConnected(to: b), ba = await b.isConnected(to: a)
-            return ab && ba
-        }
+        try await waitUntilConnected(a, b, "A and B connected", timeout: 15)
         let serviceName = try #require(try await a.status()["mdns"]?.objectValue?["service_name"]?.stringValue)
 
         await a.stopAvahi()
@@ -162,10 +159,7 @@ struct HouseholdSystemTests {
         await a.killAgent()
         try await a.startAgent()
         let agentRestarted = Date()
-        try await waitUntil("A and B reconnected", timeout: 20) {
-            let ab = await a.isConnected(to: b), ba = await b.isConnected(to: a)
-            return ab && ba
-        }
+        try await waitUntilConnected(a, b, "A and B reconnected", timeout: 20)
         let reconnected = Date().timeIntervalSince(agentRestarted)
         try await a.ok("put", "memories", "m1", "--json", #"{"text": "after the restart"}"#)
         try await waitUntil("the record on B", timeout: 10) { try await b.hubsync("get", "memories", "m1").stdout.contains("after the restart") }

@@ -238,3 +238,12 @@ final class TestDevice: @unchecked Sendable { // used from one test at a time
         }
     }
 }
+
+/// Waits until `a` and `b` are each connected to the other.
+func waitUntilConnected(_ a: TestDevice, _ b: TestDevice, _ what: String, timeout: Double,
+                        fileID: String = #fileID, line: Int = #line) async throws {
+    try await waitUntil(what, timeout: timeout, fileID: fileID, line: line) {
+        let ab = await a.isConnected(to: b), ba = await b.isConnected(to: a)
+        return ab && ba
+    }
+}
