@@ -40,7 +40,12 @@ struct LocalAPIServer: Service {
         } onServerRunning: { channel in
             await onRunning(channel)
         }
-        try await server.run()
+        do {
+            try await server.run()
+        } catch is CancellationError {
+            // A shutdown that outran its grace period cancels the services: a stop, not a failure.
+            return
+        }
     }
 
     /// An IMF-fixdate (RFC 9110), such as `Sun, 06 Nov 1994 08:49:37 GMT`.

@@ -32,7 +32,8 @@ struct DiscoverySystemTests {
         // SIGTERM: A stops cleanly and withdraws its advert.
         let nameOfA = try #require(try await a.status()["mdns"]?.objectValue?["service_name"]?.stringValue)
         #expect(try await b.browse().contains { $0.name == nameOfA })
-        #expect(await a.stopAgent() == 0)
+        let stopped = await a.stopAgent()
+        #expect(stopped == 0, "the agent exited \(stopped) on SIGTERM; its log ends: \(a.agentLogTail())")
         try await waitUntil("B's avahi-browse to lose A", timeout: 10, interval: 0.25) {
             try await !b.browse().contains { $0.name == nameOfA }
         }

@@ -171,6 +171,12 @@ final class TestDevice: @unchecked Sendable { // used from one test at a time
     }
 
     /// Stops the agent with SIGTERM; its exit status.
+    /// The end of this device's agent log, for a failure's message.
+    func agentLogTail(_ characters: Int = 1500) -> String {
+        String(String(decoding: FileManager.default.contents(atPath: directory + "/agent.log") ?? Data(), as: UTF8.self)
+            .suffix(characters))
+    }
+
     func stopAgent() async -> Int32 {
         defer { agent = nil }
         guard let agent else { return -1 }
