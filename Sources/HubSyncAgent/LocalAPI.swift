@@ -97,35 +97,20 @@ public struct LocalAPI: Sendable {
         router.post("v1/records/:collection/:id/remove") { request, context in
             try await write("remove", context, try await bodyObject(request))
         }
-        // Many writes: {"operations": [RecordWrite's JSON form, ...], "records": false}; each run
-        // of local edits is one transaction (all apply or none), each run of merges another.
-        // With "records": true each result carries the record as it is after the writes.
+        // Many writes, in ``BatchRequest``'s form; the answer is a ``BatchAnswer``.
         router.post("v1/batch") { request, _ in
-            let body = try await bodyObject(request)
-            guard let list = body["operations"]?.arrayValue else { throw APIError(.badRequest, "give \"operations\" (an array)") }
-            var writes: [RecordWrite] = []
-            for (index, item) in list.enumerated() {
-                guard let o = item.objectValue else { throw APIError(.badRequest, "operations[\(index)] is not an object") }
-                writes.append(try parseWrite(o, at: "operations[\(index)]: "))
+            let batch: BatchRequest
+            do { batch = try BatchRequest(json: try await bodyObject(request)) } catch let e as ValidationFailure {
+                throw APIError(.badRequest, e.message)
             }
-            let withRecords = body["records"] == .bool(true)
-            let batch = writes
+            let (writes, withRecords) = (batch.writes, batch.includeRecords)
             let (results, records) = try await storeCall {
-                try await store.run { store -> ([RecordWriteResult], [RecordState?]) in
-                    let results = try store.apply(batch)
-                    return (results, withRecords ? try results.map { try store.get($0.key) } : [])
+                try await store.run { store -> ([RecordWriteResult], [RecordState?]?) in
+                    let results = try store.apply(writes)
+                    return (results, withRecords ? try results.map { try store.get($0.key) } : nil)
                 }
             }
-            let items: [Value] = results.enumerated().map { i, r in
-                var o: [String: Value] = ["collection": .string(r.key.collection), "id": .string(r.key.id),
-                                          "sequence": r.sequence.map { .int($0) } ?? .null, "changed": .bool(r.sequence != nil)]
-                if withRecords { o["record"] = records[i].map(recordJSON) ?? .null }
-                return .object(o)
-            }
-            return json(["applied": .int(Int64(results.count)),
-                         "changed": .int(Int64(results.count { $0.sequence != nil })),
-                         "last_sequence": results.compactMap(\.sequence).max().map { .int($0) } ?? .null,
-                         "results": .array(items)])
+            return json(BatchAnswer(results: results, records: records).json)
         }
         router.get("v1/conflicts") { _, _ in
             let records = try await store.run { try $0.conflicts() }
@@ -222,8 +207,8 @@ public struct LocalAPI: Sendable {
 }
 
 /// Parses a write with the one parser every path uses; a refusal is a 400 with its message.
-func parseWrite(_ object: [String: Value], at place: String = "") throws(APIError) -> RecordWrite {
-    do { return try RecordWrite(parsing: object) } catch { throw APIError(.badRequest, place + error.message) }
+func parseWrite(_ object: [String: Value]) throws(APIError) -> RecordWrite {
+    do { return try RecordWrite(parsing: object) } catch { throw APIError(.badRequest, error.message) }
 }
 
 /// A path parameter, percent-decoded exactly once.

@@ -37,37 +37,24 @@ public struct LocalTarget: BackupTarget {
             }
         }
         if !replacing, access(target, F_OK) == 0 { return } // content-addressed: already there
-        let tmp = dir + "/.tmp-" + String(UInt64.random(in: .min ... .max), radix: 16)
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw failure("write", name) }
-        var done = 0
-        var err: Int32 = 0
-        data.withUnsafeBytes { raw in
-            while done < raw.count {
-                let n = write(fd, raw.baseAddress! + done, raw.count - done)
-                if n < 0 { if errno == EINTR { continue }; err = errno; return }
-                done += n
-            }
-            if fsync(fd) != 0 { err = errno }
-        }
-        close(fd)
-        if err != 0 {
-            unlink(tmp)
-            throw failure("write", name, err)
+        let file: AtomicFile
+        do throws(SystemCallError) {
+            file = try AtomicFile(path: target)
+            try file.write(data)
+            try file.sync()
+        } catch {
+            throw failure("write", name, error.errno)
         }
         // Read back what the disk holds before the file becomes visible under its name.
-        guard let back = FileManager.default.contents(atPath: tmp), back.elementsEqual(data) else {
-            unlink(tmp)
+        guard let back = FileManager.default.contents(atPath: file.temporaryPath), back.elementsEqual(data) else {
             throw BackupError(.io, "\(full(name)) read back differently from what was written; the target disk "
                 + "may be failing; nothing already stored was changed")
         }
-        guard rename(tmp, target) == 0 else {
-            let e = errno
-            unlink(tmp)
-            throw failure("rename into", name, e)
+        do throws(SystemCallError) {
+            try file.commit()
+        } catch {
+            throw failure(error.call == "rename" ? "rename into" : "sync the folder of", name, error.errno)
         }
-        let dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if dfd >= 0 { _ = fsync(dfd); close(dfd) }
     }
 
     private func makeDirectory(_ dir: String) throws(BackupError) {

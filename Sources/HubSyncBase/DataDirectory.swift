@@ -56,32 +56,16 @@ public struct DataDirectory: Sendable, Hashable {
         FileManager.default.contents(atPath: file(name)).map { [UInt8]($0) }
     }
 
-    /// Writes `bytes` as the file `name`: a temporary file in the directory, written in full,
-    /// synced, then renamed over the old one, so a crash leaves either the old or the new file.
+    /// Writes `bytes` as the file `name` through an ``AtomicFile``: a crash leaves either the old
+    /// or the new file.
     public func writeAtomically(_ bytes: [UInt8], to name: String, mode: mode_t = 0o600) throws(SystemCallError) {
         try Self.writeAtomically(bytes, toPath: file(name), mode: mode)
     }
 
     /// ``writeAtomically(_:to:mode:)`` for any path (the temporary file sits beside it).
     public static func writeAtomically(_ bytes: [UInt8], toPath path: String, mode: mode_t = 0o600) throws(SystemCallError) {
-        let temporary = path + ".tmp-" + String(UInt64.random(in: .min ... .max), radix: 16)
-        let fd = try SystemCallError.check("open", temporary) { open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode) }
-        var isOpen = true
-        do throws(SystemCallError) {
-            var written = 0
-            while written < bytes.count {
-                written += try SystemCallError.check("write", temporary) {
-                    bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, bytes.count - written) }
-                }
-            }
-            try SystemCallError.check("fsync", temporary) { fsync(fd) }
-            close(fd)
-            isOpen = false
-            try SystemCallError.check("rename", path) { rename(temporary, path) }
-        } catch {
-            if isOpen { close(fd) }
-            unlink(temporary)
-            throw error
-        }
+        let file = try AtomicFile(path: path, mode: mode)
+        try file.write(bytes)
+        try file.commit()
     }
 }

@@ -31,6 +31,12 @@ struct AgentClient {
         }
         return value
     }
+
+    /// `POST /v1/batch`: applies the writes through the agent.
+    func batch(_ request: BatchRequest) throws(CLIError) -> BatchAnswer {
+        let answer = try call("POST", "/v1/batch", body: request.json)
+        return try guarded { try BatchAnswer(json: answer) }
+    }
 }
 
 /// What one write did: the record after it and the sequence number of the change (nil when
@@ -48,13 +54,9 @@ func perform(_ object: [String: Value], in directory: DataDirectory) throws(CLIE
     let write = try guarded { try RecordWrite(parsing: object) }
     switch try directory.writer() {
     case .agent(let agent):
-        let answer = try agent.call("POST", "/v1/batch", body: ["operations": [.object(write.json)], "records": true])
-        guard let result = answer.objectValue?["results"]?.arrayValue?.first?.objectValue else {
-            throw .failure("the agent's answer has no result for \(write.key)")
-        }
-        var sequence: Int64?
-        if case .int(let n) = result["sequence"] ?? .null { sequence = n }
-        return WriteOutcome(record: result["record"] ?? .null, sequence: sequence, throughAgent: true)
+        let answer = try agent.batch(BatchRequest([write], includeRecords: true))
+        guard let result = answer.items.first else { throw .failure("the agent's answer has no result for \(write.key)") }
+        return WriteOutcome(record: result.record ?? .null, sequence: result.sequence, throughAgent: true)
     case .direct(let store):
         let result = try guarded { try store.apply([write]) }
         guard let state = try guarded({ try store.get(write.key) }) else { throw .failure("no record \(write.key)") }

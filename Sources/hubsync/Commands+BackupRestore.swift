@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HubSyncAgent
 import HubSyncBase
 import HubSyncBackup
 import HubSyncCore
@@ -112,8 +113,7 @@ struct BackupRestoreCommand: ParsableCommand {
             switch writer {
             case .agent(let agent):
                 for part in stride(from: 0, to: batch.count, by: 500) {
-                    let list: [Value] = batch[part..<min(part + 500, batch.count)].map { .object($0.json) }
-                    _ = try agent.call("POST", "/v1/batch", body: ["operations": .array(list)])
+                    _ = try agent.batch(BatchRequest(Array(batch[part..<min(part + 500, batch.count)])))
                 }
             case .direct(let own):
                 _ = try guarded { try own.apply(batch) }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HubSyncAgent
 import HubSyncBase
 import HubSyncCore
 import HubSyncCrypto
@@ -91,8 +92,7 @@ struct ImportCommand: ParsableCommand {
         func commit() throws {
             switch writer {
             case .agent(let agent):
-                let answer = try agent.call("POST", "/v1/batch", body: ["operations": .array(pending.map { .object($0.json) })])
-                count(pending, changed: (answer.objectValue?["results"]?.arrayValue ?? []).map { $0.objectValue?["changed"] == true })
+                count(pending, changed: try agent.batch(BatchRequest(pending)).items.map(\.changed))
             case .direct(let own):
                 let results = try guarded { try own.apply(pending) }
                 count(pending, changed: results.map { $0.sequence != nil })

@@ -30,17 +30,13 @@ struct ExportCommand: ParsableCommand {
         let identity = try dir.identity()
         let store = try dir.openStore()
         let toStdout = file == "-"
-        let tmp = file + ".partial"
-        if !toStdout {
-            guard FileManager.default.createFile(atPath: tmp, contents: nil) else {
-                throw CLIError.failure("cannot create \(tmp): \(Errno.message(errno))")
-            }
-        }
-        guard let handle = toStdout ? FileHandle.standardOutput : FileHandle(forWritingAtPath: tmp) else {
-            throw CLIError.failure("cannot write \(tmp)")
-        }
+        // A file appears only when complete (an interrupted export leaves the old one, if any).
+        let target = toStdout ? nil : try guarded { try AtomicFile(path: file, mode: 0o644) }
         var buffer: [UInt8] = []
-        func flush() throws { try handle.write(contentsOf: buffer); buffer.removeAll(keepingCapacity: true) }
+        func flush() throws {
+            if let target { try target.write(buffer) } else { try FileHandle.standardOutput.write(contentsOf: buffer) }
+            buffer.removeAll(keepingCapacity: true)
+        }
         let header: Value = [
             "format": .string(ExportFormat.name), "version": .int(ExportFormat.version),
             "device": .string(identity.deviceID.description), "created": .string(ISO8601DateFormatter().string(from: Date())),
@@ -61,13 +57,7 @@ struct ExportCommand: ParsableCommand {
                 if buffer.count > 1 << 16 { try flush() }
             }
             try flush()
-            if !toStdout {
-                try handle.synchronize()
-                try handle.close()
-                guard rename(tmp, file) == 0 else {
-                    throw CLIError.failure("cannot rename \(tmp) to \(file): \(Errno.message(errno))")
-                }
-            }
+            try target?.commit()
         }
         if toStdout { return }
         if output.json {
