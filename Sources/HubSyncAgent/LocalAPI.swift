@@ -21,6 +21,7 @@ public struct LocalAPI: Sendable {
 
     public func router() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: JSONErrorMiddleware())
         router.add(middleware: BearerTokenMiddleware(token: token))
         router.get("v1/status") { _, _ in
             var headers = HTTPFields()
@@ -262,15 +263,48 @@ struct APIError: HTTPResponseError {
     }
 }
 
-/// Every request must carry `Authorization: Bearer TOKEN` (the token file in the data directory).
+/// Every request must carry `Authorization: Bearer TOKEN` (the token file in the data directory;
+/// the scheme's name in any case, as RFC 9110 has it).
 struct BearerTokenMiddleware: RouterMiddleware {
     typealias Context = BasicRequestContext
     let token: String
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let auth = request.headers[.authorization], auth == "Bearer \(token)" else {
+        guard let auth = request.headers[.authorization], Self.matches(auth, token: token) else {
             throw APIError(.unauthorized, "missing or wrong bearer token; read it from the api.token file in the data directory")
         }
         return try await next(request, context)
+    }
+
+    /// Whether `header` is `Bearer TOKEN`, the token compared in constant time.
+    static func matches(_ header: String, token: String) -> Bool {
+        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return false }
+        let given = Array(parts[1].trimmingCharacters(in: .whitespaces).utf8), expected = Array(token.utf8)
+        guard given.count == expected.count else { return false }
+        return zip(given, expected).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
+    }
+}
+
+/// Gives the errors the HTTP layer raises without a body (no such route, a body over the limit)
+/// the API's JSON form, `{"error": MESSAGE}`, with a message that says what to do.
+struct JSONErrorMiddleware: RouterMiddleware {
+    typealias Context = BasicRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch is NIOTooManyBytesError {
+            throw APIError(.contentTooLarge, "the request body is over 4 MiB; send the writes in smaller batches")
+        } catch let error as HTTPError where error.body == nil {
+            switch error.status {
+            case .notFound:
+                throw APIError(.notFound, "no route \(request.method) \(request.uri.path); the README's local API table lists the routes")
+            case .contentTooLarge:
+                throw APIError(.contentTooLarge, "the request body is over 4 MiB; send the writes in smaller batches")
+            default:
+                throw APIError(error.status, error.status.reasonPhrase)
+            }
+        }
     }
 }

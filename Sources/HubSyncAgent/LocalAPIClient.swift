@@ -33,6 +33,8 @@ public struct LocalAPIClient: Sendable {
 
     /// The API of the agent with process ID `pid` on `directory`, from its `agent.json`; nil
     /// until that agent has written it (a file left by an earlier agent names another PID).
+    /// The token is only ever sent to a loopback address on a port that process `pid` listens
+    /// on: an `agent.json` edited to name another port or host gets nil, not the token.
     public static func running(in directory: DataDirectory, pid: Int32) -> LocalAPIClient? {
         guard let bytes = directory.contents(of: DataDirectory.agentStateFile),
               let state = (try? JSON.parse(bytes))?.objectValue,
@@ -42,8 +44,14 @@ public struct LocalAPIClient: Sendable {
               let token = directory.contents(of: DataDirectory.tokenFile) else { return nil }
         var host = String(api[..<colon])
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard isLoopback(host), ListeningSocket.isListening(onPort: port, process: pid) else { return nil }
         return LocalAPIClient(host: host, port: port,
                               token: String(decoding: token, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    /// Whether `host` names this machine's loopback interface.
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || (host.hasPrefix("127.") && host.split(separator: ".").count == 4)
     }
 
     /// The base URL of the API: `http://HOST:PORT`, with an IPv6 host in brackets.

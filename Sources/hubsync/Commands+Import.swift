@@ -65,7 +65,7 @@ struct ImportCommand: ParsableCommand {
                 if !seen.contains(key), try guarded({ try store.get(key) })?.isAlive != true {
                     let missing = HubCollection(rawValue: key.collection)!.requiredFields.filter { patch[$0.name] == nil }
                     if let m = missing.first {
-                        throw CLIError.failure("\(path):\(number): new record \(key) needs the field \"\(m.name)\"; "
+                        throw CLIError.usage("\(path):\(number): new record \(key) needs the field \"\(m.name)\"; "
                             + "nothing was imported")
                     }
                 }
@@ -78,7 +78,7 @@ struct ImportCommand: ParsableCommand {
                 do {
                     try store.checkClock(state.greatestTime)
                 } catch let e as StoreError {
-                    throw CLIError.failure("\(path):\(number): \(state.key): \(e.message); nothing was imported")
+                    throw CLIError.usage("\(path):\(number): \(state.key): \(e.message); nothing was imported")
                 }
                 seen.insert(state.key)
                 total += 1
@@ -136,7 +136,7 @@ struct ImportCommand: ParsableCommand {
             do {
                 line = try parse(bytes, isFirst: n == 1)
             } catch {
-                throw CLIError.failure("\(path):\(n): \(error.message); nothing was imported")
+                throw CLIError.usage("\(path):\(n): \(error.message); nothing was imported")
             }
             try body(n, line)
         }

@@ -88,8 +88,10 @@ extension DataDirectory {
             if let agent = AgentClient.running(in: self, pid: holder.pid) { return .agent(agent) }
             let waited = clock.now - start
             if holder.isAgent || holder.role == nil, waited > .seconds(10) {
-                // The holder's agent.json does not name it: a hand-edited or removed file, or not an agent at all.
-                throw .failure("\(holder) holds \(path), but \(DataDirectory.agentStateFile) there does not name it, "
+                // The holder's agent.json does not name it or a loopback port it listens on: a
+                // hand-edited or removed file (the token is not sent there), or not an agent at all.
+                throw .failure("\(holder) holds \(path), but \(DataDirectory.agentStateFile) there does not name it "
+                    + "and a loopback port it listens on, "
                     + "so its API cannot be found; if it is an agent, restart it (`kill \(holder.pid)`, then `hubsync run`)")
             }
             guard waited < patience else {

@@ -180,6 +180,50 @@ import Testing
         await agent.stop()
     }
 
+    /// The CLI reads the API's port from `agent.json`; it sends the token only to a loopback port
+    /// the lock holder itself listens on, so an edited file cannot send it to another process.
+    @Test func theTokenGoesOnlyToAPortTheAgentListensOn() async throws {
+        let a = Device(data: tmp.path + "/a"), b = Device(data: tmp.path + "/b")
+        let agentA = try await AgentProcess(a, extra: ["--no-mdns"])
+        let agentB = try await AgentProcess(b, extra: ["--no-mdns"])
+        let file = a.data + "/agent.json"
+        let original = try String(contentsOfFile: file, encoding: .utf8)
+        for (what, api) in [("another process's port", "\(agentB.client.host):\(agentB.client.port)"),
+                            ("another host", "10.77.255.1:\(agentA.client.port)")] {
+            let edited = original.replacingOccurrences(of: "\(agentA.client.host):\(agentA.client.port)", with: api)
+            #expect(edited != original)
+            try edited.write(toFile: file, atomically: true, encoding: .utf8)
+            #expect(LocalAPIClient.running(inDataDirectory: a.data) == nil, "agent.json naming \(what)")
+        }
+        try original.write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(LocalAPIClient.running(inDataDirectory: a.data)?.port == agentA.client.port)
+        await agentA.stop()
+        await agentB.stop()
+    }
+
+    /// Errors from the HTTP layer come in the API's JSON form too; the scheme's case is free.
+    @Test func everyAPIErrorIsJSONWithAMessage() async throws {
+        let device = Device(data: tmp.path + "/a")
+        let agent = try await AgentProcess(device, extra: ["--no-mdns"])
+        let (missing, why) = try await agent.request("GET", "/v1/nothing-here")
+        #expect(missing == 404)
+        #expect(why.objectValue?["error"]?.stringValue?.contains("no route GET /v1/nothing-here") == true, "\(why)")
+        let big = Value.object(["operations": .array([]), "padding": .string(String(repeating: "x", count: 5 << 20))])
+        let (tooLarge, said) = try await agent.request("POST", "/v1/batch", body: big)
+        #expect(tooLarge == 413)
+        #expect(said.objectValue?["error"]?.stringValue?.contains("smaller batches") == true, "\(said)")
+        let token = agent.client.token, port = agent.client.port
+        let lower = try await onDedicatedThread {
+            try rawRequest(port: port, "GET /v1/status HTTP/1.1\r\nHost: x\r\nAuthorization: bearer \(token)\r\nConnection: close\r\n\r\n")
+        }
+        #expect(lower.hasPrefix("HTTP/1.1 200"), "\(lower.prefix(200))")
+        let wrong = try await onDedicatedThread {
+            try rawRequest(port: port, "GET /v1/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)x\r\nConnection: close\r\n\r\n")
+        }
+        #expect(wrong.hasPrefix("HTTP/1.1 401") && wrong.contains("api.token"), "\(wrong.prefix(300))")
+        await agent.stop()
+    }
+
     @Test func aPutThatNamesNoFieldCreatesNothing() async throws {
         let device = Device(data: tmp.path + "/a")
         try await device.ok("init")
