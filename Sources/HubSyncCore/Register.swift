@@ -39,7 +39,10 @@ public struct Register: Sendable, Hashable {
     /// The visible value.
     public var winner: Version { versions[0] }
     public var value: Value { versions[0].value }
-    public var hasConflict: Bool { versions.count > 1 }
+    /// Whether concurrent writes left different values. Concurrent writes of one value (the same
+    /// file imported on two devices) are kept as versions but are no conflict: nothing is lost
+    /// whichever is shown.
+    public var hasConflict: Bool { versions.dropFirst().contains { $0.value != versions[0].value } }
     /// Concurrent writes that lost to the winner.
     public var losers: ArraySlice<Version> { versions.dropFirst() }
 

@@ -23,6 +23,18 @@ import Testing
         #expect(m.fields["name"]!.losers.count == 1)
     }
 
+    @Test func concurrentWritesOfOneValueAreNoConflict() {
+        var x = RecordState(key: testKey), y = RecordState(key: testKey)
+        x.write(field: "name", value: "same", stamp: stamp(10, a))
+        y.write(field: "name", value: "same", stamp: stamp(11, b))
+        y.write(field: "note", value: "y", stamp: stamp(11, b))
+        x.write(field: "note", value: "x", stamp: stamp(10, a))
+        let m = RecordState.merge(x, y)
+        #expect(m.fields["name"]!.versions.count == 2) // both writes kept
+        #expect(!m.fields["name"]!.hasConflict)
+        #expect(m.conflictedFields == ["note"])
+    }
+
     @Test func deleteWinsOverAConcurrentEditAndUndeleteKeepsTheEdit() {
         var x = RecordState(key: testKey)
         x.write(field: "name", value: "n", stamp: stamp(1, a))
