@@ -8,78 +8,42 @@ extension Bench {
     /// avahi-daemons (scripts/testbed.sh). Needs root; otherwise a row says why it was skipped.
     func discoveryFigures(runs: Int? = nil) throws -> [Row] {
         let name = "start to connected, trusted peer found by mDNS"
-        let script = FileManager.default.currentDirectoryPath + "/scripts/testbed.sh"
-        guard getuid() == 0, FileManager.default.isExecutableFile(atPath: script) else {
+        let dir = work + "/discovery"
+        guard let bed = try BenchTestbed.make(bench: self, folder: dir) else {
             return [Row(name: name, value: "skipped", rate: "needs root and scripts/testbed.sh", goal: "≤ 3 s")]
         }
-        let bed = "hsb\(getpid())"
-        let hubsync = URL(fileURLWithPath: options.hubsync).standardizedFileURL.path
-        let dir = work + "/discovery"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        /// Runs the testbed script; its output goes to a log file (its daemons outlive it).
-        @discardableResult
-        func testbed(_ args: [String]) throws -> String {
-            let log = dir + "/testbed-\(UUID().uuidString).out"
-            FileManager.default.createFile(atPath: log, contents: nil)
-            let status = try run(["/bin/bash", script] + args, environment: ["TESTBED_STATE=" + dir + "/state"], output: log)
-            let out = String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self)
-            guard status == 0 else { throw BenchError("testbed.sh \(args.joined(separator: " ")): \(out)") }
-            return out
-        }
-        // A bench killed earlier left its namespaces (hsb<PID>-…, that PID gone): remove them.
-        let listed = dir + "/netns.out"
-        _ = try run(["/usr/sbin/ip", "netns", "list"], environment: [], output: listed)
-        let stale = Set(String(decoding: FileManager.default.contents(atPath: listed) ?? Data(), as: UTF8.self)
-            .split(separator: "\n").compactMap { line -> String? in
-                guard line.hasPrefix("hsb"), let dash = line.firstIndex(of: "-"),
-                      let pid = Int32(line[line.index(line.startIndex, offsetBy: 3)..<dash]),
-                      kill(pid, 0) != 0 && errno == ESRCH else { return nil }
-                return String(line[..<dash])
-            })
-        for old in stale { _ = try? testbed(["down", old]) }
-        try testbed(["up", bed, "2"])
-        defer { _ = try? testbed(["down", bed]) }
+        defer { bed.down() }
         let (a, b) = (dir + "/a", dir + "/b")
-        try testbed(["exec", "\(bed)-1", hubsync, "init", "--data", a])
-        try testbed(["exec", "\(bed)-2", hubsync, "init", "--data", b])
-        let idA = try testbed(["exec", "\(bed)-1", hubsync, "id", "--data", a]).trimmingCharacters(in: .whitespacesAndNewlines)
-        let idB = try testbed(["exec", "\(bed)-2", hubsync, "id", "--data", b]).trimmingCharacters(in: .whitespacesAndNewlines)
-        try testbed(["exec", "\(bed)-1", hubsync, "peers", "add", idB, "--data", a])
-        let agentA = try startAgent(script: script, device: "\(bed)-1", hubsync: hubsync, data: a, stateDir: dir + "/state")
-        defer { kill(agentA, SIGTERM); var s: Int32 = 0; waitpid(agentA, &s, 0) }
+        try bed.hubsync(1, ["init", "--data", a])
+        try bed.hubsync(2, ["init", "--data", b])
+        let idA = try bed.hubsync(1, ["id", "--data", a]).trimmingCharacters(in: .whitespacesAndNewlines)
+        let idB = try bed.hubsync(2, ["id", "--data", b]).trimmingCharacters(in: .whitespacesAndNewlines)
+        try bed.hubsync(1, ["peers", "add", idB, "--data", a])
+        let agentA = try bed.startAgent(1, data: a)
+        defer { BenchTestbed.stop(agentA) }
 
         var times: [Double] = []
         for _ in 0..<(runs ?? options.runs) {
             // Forget any address B learnt before: only mDNS can tell it where A is.
-            _ = try? testbed(["exec", "\(bed)-2", hubsync, "peers", "remove", idA, "--data", b])
-            try testbed(["exec", "\(bed)-2", hubsync, "peers", "add", idA, "--data", b])
+            _ = try? bed.hubsync(2, ["peers", "remove", idA, "--data", b])
+            try bed.hubsync(2, ["peers", "add", idA, "--data", b])
             let start = Date()
-            let agentB = try startAgent(script: script, device: "\(bed)-2", hubsync: hubsync, data: b, stateDir: dir + "/state")
+            let agentB = try bed.startAgent(2, data: b)
             var connected: Double?
             while Date().timeIntervalSince(start) < 20 {
-                if let out = try? testbed(["exec", "\(bed)-2", hubsync, "status", "--json", "--data", b]),
-                   let peers = (try? JSON.parse(out))?.objectValue?["peers"]?.arrayValue,
+                if let peers = bed.status(2, data: b)["peers"]?.arrayValue,
                    peers.contains(where: { $0.objectValue?["connected"] == .bool(true) }) {
                     connected = Date().timeIntervalSince(start)
                     break
                 }
                 Thread.sleep(forTimeInterval: 0.02)
             }
-            kill(agentB, SIGTERM)
-            var s: Int32 = 0
-            waitpid(agentB, &s, 0)
+            BenchTestbed.stop(agentB)
             guard let connected else { throw BenchError("B never connected to A over mDNS; see \(dir)") }
             times.append(connected)
         }
         return [Row(name: name, value: "\(fmt(median(times), 2)) s",
                     rate: "first \(fmt(times[0], 2)) s, max \(fmt(times.max() ?? 0, 2)) s", goal: "≤ 3 s")]
-    }
-
-    /// Starts `hubsync run` inside a testbed device; returns its PID (nsenter execs into it).
-    func startAgent(script: String, device: String, hubsync: String, data: String, stateDir: String) throws -> pid_t {
-        let holder = try String(contentsOfFile: stateDir + "/\(device).pid", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        return try start(["/usr/bin/nsenter", "-t", holder, "-m", "-n", hubsync, "run", "--data", data,
-                          "--listen", "0.0.0.0:0", "--api", "127.0.0.1:0"], environment: [], output: data + ".log")
     }
 
     /// posix_spawn with stdin from /dev/null and stdout and stderr appended to `output`.

@@ -5,6 +5,8 @@ import HubSyncCore
 struct ProcessUsage {
     var cpuSeconds: Double
     var voluntarySwitches: Int
+    /// `voluntary_ctxt_switches` of `/proc/PID/status` itself: the main thread's only.
+    var mainThreadSwitches: Int
 
     /// Reads `/proc/PID/stat` (utime + stime) and the `voluntary_ctxt_switches` of every thread
     /// in `/proc/PID/task/*/status` (the process's own status counts its main thread only).
@@ -15,35 +17,117 @@ struct ProcessUsage {
         if fields.count > 13, let u = Double(fields[11]), let s = Double(fields[12]) {
             cpu = (u + s) / Double(sysconf(Int32(_SC_CLK_TCK)))
         }
-        var switches = 0
+        var switches = 0, main = 0
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        for line in status.split(separator: "\n") where line.hasPrefix("voluntary_ctxt_switches:") {
+            main = Int(line.split(separator: "\t").last?.trimmingCharacters(in: .whitespaces) ?? "") ?? 0
+        }
         for task in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? [] {
             let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/status", encoding: .utf8)) ?? ""
             for line in text.split(separator: "\n") where line.hasPrefix("voluntary_ctxt_switches:") {
                 switches += Int(line.split(separator: "\t").last?.trimmingCharacters(in: .whitespaces) ?? "") ?? 0
             }
         }
-        return ProcessUsage(cpuSeconds: cpu, voluntarySwitches: switches)
+        return ProcessUsage(cpuSeconds: cpu, voluntarySwitches: switches, mainThreadSwitches: main)
     }
+}
+
+/// Two idle agents to measure: their PIDs, their sync traffic so far, and how mDNS stands.
+struct IdlePair {
+    var pids: [pid_t]
+    var traffic: () -> Int64
+    var mdns: String
+    var stop: () -> Void
 }
 
 extension Bench {
     /// Two connected agents with nothing to do, discovery on: CPU % and voluntary context switches
     /// per minute of each, over 60 s, the median of `--runs` runs. An idle agent should sleep.
+    /// As root the agents run in the testbed's namespaces, each with its own avahi-daemon, and
+    /// find each other by mDNS alone; elsewhere on loopback with static addresses.
     func idleFigures() throws -> [Row] {
         let window = 60.0
-        var cpu: [[Double]] = [[], []], switches: [[Double]] = [[], []], traffic: [Double] = []
-        var mdnsState = "?"
+        var cpu: [[Double]] = [[], []], switches: [[Double]] = [[], []], main: [[Double]] = [[], []], traffic: [Double] = []
+        var where_ = ""
+        let bed = try BenchTestbed.make(bench: self, folder: work + "/idle")
+        defer { bed?.down() }
         for run in 0..<max(1, options.runs) {
-            let dirs = [work + "/idle-a\(run)", work + "/idle-b\(run)"]
-            for d in dirs {
-                _ = try runCLI(["init", "--data", d])
-                // Discovery on: browse (and advertise when listening beyond loopback).
-                try Data("{\"mdns\": true}\n".utf8).write(to: URL(fileURLWithPath: d + "/config.json"))
+            let pair = try bed.map { try idlePairInTestbed($0, run: run) } ?? idlePairOnLoopback(run: run)
+            defer { pair.stop() }
+            where_ = bed == nil ? "loopback, no testbed (needs root): mDNS \(pair.mdns)" : "testbed namespaces, own avahi-daemons: mDNS \(pair.mdns)"
+            // Let the connection's first repair round and the start-up settle.
+            sleep(5)
+            let bytes0 = pair.traffic()
+            let u0 = pair.pids.map(ProcessUsage.of)
+            let t0 = Date()
+            sleep(UInt32(window))
+            let u1 = pair.pids.map(ProcessUsage.of)
+            let elapsed = Date().timeIntervalSince(t0)
+            traffic.append(Double(pair.traffic() - bytes0))
+            for i in 0..<2 {
+                cpu[i].append((u1[i].cpuSeconds - u0[i].cpuSeconds) / elapsed * 100)
+                switches[i].append(Double(u1[i].voluntarySwitches - u0[i].voluntarySwitches) / elapsed * 60)
+                main[i].append(Double(u1[i].mainThreadSwitches - u0[i].mainThreadSwitches) / elapsed * 60)
             }
-            let a = try BenchAgent(data: dirs[0], hubsync: options.hubsync)
-            defer { a.stop() }
-            let b = try BenchAgent(data: dirs[1], hubsync: options.hubsync)
-            defer { b.stop() }
+        }
+        print("idle: \(where_)")
+        let perRun = { (xs: [Double], d: Int) in xs.map { fmt($0, d) }.joined(separator: ", ") }
+        let pairRow = { (name: String, xs: [[Double]], d: Int, suffix: String, goal: String) in
+            Row(name: name, value: "A \(fmt(median(xs[0]), d))\(suffix)",
+                rate: "B \(fmt(median(xs[1]), d))\(suffix)  (runs A \(perRun(xs[0], d)); B \(perRun(xs[1], d)))", goal: goal)
+        }
+        return [
+            pairRow("idle, two connected agents, discovery on, \(Int(window)) s: CPU", cpu, 3, "%", "≤ 0.2% each"),
+            pairRow("  voluntary context switches per minute, all threads", switches, 0, "", "≤ 60/min each"),
+            pairRow("  the same, /proc/PID/status (main thread)", main, 0, "", "≤ 60/min each"),
+            Row(name: "  sync traffic while idle", value: "\(Int(median(traffic))) B", goal: "< 2 KB/min"),
+        ]
+    }
+
+    /// Two agents in the testbed that trust each other with no address: only mDNS joins them.
+    func idlePairInTestbed(_ bed: BenchTestbed, run: Int) throws -> IdlePair {
+        let dirs = [bed.folder + "/a\(run)", bed.folder + "/b\(run)"]
+        for (k, d) in dirs.enumerated() { try bed.hubsync(k + 1, ["init", "--data", d]) }
+        let ids = try dirs.enumerated().map { k, d in try bed.hubsync(k + 1, ["id", "--data", d]).trimmingCharacters(in: .whitespacesAndNewlines) }
+        try bed.hubsync(1, ["peers", "add", ids[1], "--data", dirs[0]])
+        try bed.hubsync(2, ["peers", "add", ids[0], "--data", dirs[1]])
+        var pids: [pid_t] = []
+        let stop = { for pid in pids { BenchTestbed.stop(pid) } }
+        do {
+            pids.append(try bed.startAgent(1, data: dirs[0]))
+            pids.append(try bed.startAgent(2, data: dirs[1]))
+            let peer = { (k: Int) in bed.status(k, data: dirs[k - 1])["peers"]?.arrayValue?.first?.objectValue ?? [:] }
+            let start = Date()
+            while peer(1)["connected"] != .bool(true) || peer(2)["connected"] != .bool(true) {
+                guard Date().timeIntervalSince(start) < 30 else { throw BenchError("the idle agents did not find each other by mDNS in 30 s") }
+                usleep(200_000)
+            }
+            try bed.hubsync(1, ["put", "memories", "idle", "--json", #"{"text": "one record to sync"}"#, "--data", dirs[0]])
+            while (try? bed.hubsync(2, ["get", "memories", "idle", "--data", dirs[1]])) == nil {
+                guard Date().timeIntervalSince(start) < 30 else { throw BenchError("the record did not sync in 30 s") }
+                usleep(100_000)
+            }
+            let mdns = bed.status(1, data: dirs[0])["mdns"]?.objectValue ?? [:]
+            return IdlePair(pids: pids, traffic: {
+                let p = peer(1)
+                guard case .int(let s) = p["bytes_sent"] ?? .null, case .int(let r) = p["bytes_received"] ?? .null else { return 0 }
+                return s + r
+            }, mdns: (mdns["state"]?.stringValue ?? "?") + (mdns["reason"]?.stringValue.map { " (\($0))" } ?? ""), stop: stop)
+        } catch {
+            stop()
+            throw error
+        }
+    }
+
+    /// Two agents on loopback with each other's addresses (discovery on, but without a daemon).
+    func idlePairOnLoopback(run: Int) throws -> IdlePair {
+        let dirs = [work + "/idle-a\(run)", work + "/idle-b\(run)"]
+        for d in dirs { _ = try runCLI(["init", "--data", d]) }
+        let a = try BenchAgent(data: dirs[0], hubsync: options.hubsync)
+        let b: BenchAgent
+        do { b = try BenchAgent(data: dirs[1], hubsync: options.hubsync) } catch { a.stop(); throw error }
+        let stop = { a.stop(); b.stop() }
+        do {
             let aID = try cliOutput(["id", "--data", dirs[0]]), bID = try cliOutput(["id", "--data", dirs[1]])
             try runCLI(["peers", "add", aID, "--address", a.listen, "--data", dirs[1]])
             try runCLI(["peers", "add", bID, "--address", b.listen, "--data", dirs[0]])
@@ -53,37 +137,14 @@ extension Bench {
                 guard Date().timeIntervalSince(start) < 30 else { throw BenchError("the idle agents did not connect in 30 s") }
                 usleep(20_000)
             }
+            var mdns = "?"
             if let (_, v) = try? a.client.request("GET", "/v1/status"), let m = v.objectValue?["mdns"]?.objectValue {
-                mdnsState = (m["state"]?.stringValue ?? "?") + (m["reason"]?.stringValue.map { " (\($0))" } ?? "")
+                mdns = (m["state"]?.stringValue ?? "?") + (m["reason"]?.stringValue.map { " (\($0))" } ?? "")
             }
-            // Let the connection's first repair round and the start-up settle.
-            sleep(5)
-            let bytes0 = idleBytes(a)
-            let u0 = [ProcessUsage.of(a.pid), ProcessUsage.of(b.pid)]
-            let t0 = Date()
-            sleep(UInt32(window))
-            let u1 = [ProcessUsage.of(a.pid), ProcessUsage.of(b.pid)]
-            let elapsed = Date().timeIntervalSince(t0)
-            traffic.append(Double(idleBytes(a) - bytes0))
-            for i in 0..<2 {
-                cpu[i].append((u1[i].cpuSeconds - u0[i].cpuSeconds) / elapsed * 100)
-                switches[i].append(Double(u1[i].voluntarySwitches - u0[i].voluntarySwitches) / elapsed * 60)
-            }
-            try runCLI(["peers", "remove", bID, "--data", dirs[0]])
+            return IdlePair(pids: [a.pid, b.pid], traffic: { self.idleBytes(a) }, mdns: mdns, stop: stop)
+        } catch {
+            stop()
+            throw error
         }
-        let avahi = FileManager.default.fileExists(atPath: "/run/avahi-daemon/socket")
-        let note = avahi ? "mDNS \(mdnsState)" : "no avahi-daemon runs here: mDNS \(mdnsState); measured anyway"
-        print("idle: \(note)")
-        let perRun = { (xs: [Double], d: Int) in xs.map { fmt($0, d) }.joined(separator: ", ") }
-        return [
-            Row(name: "idle, two connected agents, discovery on, \(Int(window)) s: CPU",
-                value: "A \(fmt(median(cpu[0]), 3))%", rate: "B \(fmt(median(cpu[1]), 3))%  (runs A \(perRun(cpu[0], 3)); B \(perRun(cpu[1], 3)))",
-                goal: "≤ 0.2% each"),
-            Row(name: "  voluntary context switches per minute (all threads)",
-                value: "A \(Int(median(switches[0]).rounded()))",
-                rate: "B \(Int(median(switches[1]).rounded()))  (runs A \(perRun(switches[0], 0)); B \(perRun(switches[1], 0)))",
-                goal: "≤ 60/min each"),
-            Row(name: "  sync traffic while idle", value: "\(Int(median(traffic))) B", goal: "< 2 KB/min"),
-        ]
     }
 }
