@@ -86,7 +86,7 @@ struct ImportCommand: ParsableCommand {
         }
 
         // Pass 2: apply in batches, each one transaction (through the agent when it runs).
-        let progress = Progress(total: total, phase: "importing")
+        let progress = ProgressReporter()
         var pending: [RecordWrite] = []
         var done = 0, written = 0, merged = 0, unchanged = 0
         func commit() throws {
@@ -99,7 +99,7 @@ struct ImportCommand: ParsableCommand {
             }
             done += pending.count
             pending.removeAll(keepingCapacity: true)
-            progress.report(done: done)
+            progress.report("importing", done, total)
         }
         func count(_ writes: [RecordWrite], changed: [Bool]) {
             for (w, c) in zip(writes, changed) {

@@ -2,6 +2,7 @@ import Foundation
 import HubSyncCore
 import HubSyncCrypto
 import HubSyncAgent
+import HubSyncBackup
 
 /// Standard output through a buffer, so that long listings stream without a write per line.
 struct OutputBuffer {
@@ -54,24 +55,36 @@ func recordText(_ s: RecordState) -> String {
     return lines.joined(separator: "\n")
 }
 
-/// Writes progress for long work: a line that rewrites itself on a terminal, JSON events otherwise.
-struct Progress {
-    let total: Int
-    let phase: String
-    let start = Date()
+/// Progress of long work (backups, restores, imports): a line with an ETA on a terminal, JSON events otherwise,
+/// at most a few per second.
+final class ProgressReporter {
     let isTerminal = isatty(2) == 1
+    let quiet: Bool
+    var start = Date()
+    var phase = ""
+    var last = Date.distantPast
 
-    func report(done: Int) {
+    init(quiet: Bool = false) { self.quiet = quiet }
+
+    func report(_ phase: String, _ done: Int, _ total: Int) {
+        guard !quiet else { return }
+        if phase != self.phase { self.phase = phase; start = Date() }
+        let now = Date()
+        guard done >= total || now.timeIntervalSince(last) >= (isTerminal ? 0.2 : 0.5) else { return }
+        last = now
         if isTerminal {
-            let elapsed = Date().timeIntervalSince(start)
-            let eta = done > 0 ? elapsed / Double(done) * Double(total - done) : 0
+            let elapsed = now.timeIntervalSince(start)
+            let eta = done > 0 ? elapsed / Double(done) * Double(max(0, total - done)) : 0
             let pct = total > 0 ? done * 100 / total : 100
             FileHandle.standardError.write(Data("\r\(phase) \(done)/\(total) (\(pct)%) ETA \(Int(eta.rounded())) s   ".utf8))
             if done >= total { FileHandle.standardError.write(Data("\n".utf8)) }
         } else {
             let event: Value = ["event": "progress", "phase": .string(phase), "done": .int(Int64(done)),
-                                "total": .int(Int64(total))]
+                                "total": .int(Int64(total)),
+                                "elapsed_ms": .int(Int64(now.timeIntervalSince(start) * 1000))]
             FileHandle.standardError.write(Data((JSON.serialize(event) + "\n").utf8))
         }
     }
+
+    var callback: BackupProgress { { [self] in report($0, $1, $2) } }
 }
