@@ -26,7 +26,12 @@ public enum ListeningSocket {
         var inodes = Set<UInt64>()
         let suffix = ":" + String(format: "%04X", port)
         for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-            guard let text = try? String(contentsOfFile: table, encoding: .utf8) else { continue }
+            // Read to the end: `/proc` files report size 0, and String(contentsOfFile:) (like
+            // FileManager.contents) stops after the first read, about 4 KiB, so a port listed
+            // further down a busy machine's table was never found.
+            guard let handle = FileHandle(forReadingAtPath: table) else { continue }
+            defer { try? handle.close() }
+            let text = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
             for line in text.split(separator: "\n").dropFirst() {
                 let fields = line.split(whereSeparator: \.isWhitespace)
                 // sl, local_address, rem_address, st (0A: LISTEN), tx:rx, tr:when, retrnsmt, uid, timeout, inode
