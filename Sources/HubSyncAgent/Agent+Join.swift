@@ -77,7 +77,7 @@ extension Agent {
                 throw APIError(.badGateway, e.message)
             }
             let inviter = outcome.result.inviterDevice
-            _ = try await AsyncStore(store).run { try $0.addPeer(inviter, address: address) }
+            _ = try await store.write(.addPeer(inviter, address: address))
             // The household and the trusted peers changed: membership, dialers and the advert follow.
             trustChanged()
             var answer = Self.householdJSON(secrets: outcome.result.secrets, state: outcome.state).objectValue ?? [:]

@@ -30,7 +30,7 @@ extension Agent {
         let mine = statements.filter { $0.issuerDevice == identity.deviceID }
         guard !mine.isEmpty else { return }
         let records = mine.map { statementRecord($0, address: $0.kind == .add ? addresses[$0.subjectDevice] : nil) }
-        _ = try await AsyncStore(store).run { try $0.merge(records) }
+        _ = try await store.write(.merge(records))
     }
 
     /// Brings files, records and trusted peers in line with the household; returns whether the
@@ -39,7 +39,7 @@ extension Agent {
     func reconcileMembership() async throws -> Bool {
         let directory = self.directory
         guard let secrets = try MembershipFiles.loadSecrets(in: directory) else { return false }
-        let records = try await AsyncStore(store).run { try $0.list(HubCollection.devices.rawValue) }
+        let records = try await store.read(.records(in: HubCollection.devices.rawValue))
         var fromRecords: [MembershipStatement] = []
         var hints: [DeviceID: String] = [:]
         var grants: [MembershipKeyGrant] = []
@@ -67,18 +67,18 @@ extension Agent {
         try await applyKeyGrants(grants, state: state, secrets: secrets)
 
         let me = identity.deviceID
-        let peers = try await AsyncStore(store).run { try $0.peers() }
+        let peers = try await store.read(.peers)
         let known = Dictionary(peers.map { ($0.device, $0) }, uniquingKeysWith: { a, _ in a })
         var changed = false
         for device in state.members.keys where device != me {
             let hint = hints[device]
             if let peer = known[device], peer.address != nil || hint == nil { continue }
-            _ = try await AsyncStore(store).run { try $0.addPeer(device, address: hint) }
+            _ = try await store.write(.addPeer(device, address: hint))
             logger.info("trusting a household member", metadata: ["peer.id": "\(device)", "address": "\(hint ?? "-")"])
             changed = true
         }
         for device in state.removed where known[device] != nil || node.status().contains(where: { $0.device == device && $0.connected }) {
-            _ = try await AsyncStore(store).run { try $0.removePeer(device) }
+            _ = try await store.write(.removePeer(device))
             await node.closeSession(with: device)
             logger.info("dropped a device removed from the household", metadata: ["peer.id": "\(device)"])
             changed = true
@@ -143,7 +143,7 @@ extension Agent {
             record.write(field: "grant", value: .string(Hex.encode(bytes)), stamp: stamp)
             return record
         }
-        _ = try await AsyncStore(store).run { try $0.merge(records) }
+        _ = try await store.write(.merge(records))
         logger.info("granted a new group key", metadata: ["epoch": "\(state.keyEpoch)", "members": "\(grants.count)"])
         return grants
     }

@@ -59,7 +59,7 @@ extension Agent {
         // The add's record carries the address, so other members can dial the new device.
         try await publish(statements.filter { $0.kind == .add && $0.subjectDevice == device },
                           addresses: address.map { [device: $0] } ?? [:])
-        _ = try await AsyncStore(store).run { try $0.addPeer(device, address: address) }
+        _ = try await store.write(.addPeer(device, address: address))
         trustChanged()
         return (secrets, statements)
     }

@@ -86,7 +86,7 @@ public final class Agent: Sendable {
     }
 
     public func run() async throws {
-        var api = LocalAPI(store: AsyncStore(store), node: node, token: token, status: { [self] in await status() },
+        var api = LocalAPI(store: store, node: node, token: token, status: { [self] in await status() },
                            peersChanged: { [self] in trustChanged() })
         api.removeMember = { [self] device in
             guard let (_, household) = try? MembershipFiles.load(in: directory), household.isMember(device),
@@ -166,11 +166,10 @@ public final class Agent: Sendable {
 
     /// The status: this device, the store, and every peer's connection state.
     func status() async -> AgentStatus {
-        let store = AsyncStore(self.store)
-        let peers = (try? await store.run { try $0.peers() }) ?? []
-        let lastSequence = (try? await store.run { try $0.lastSequence() }) ?? 0
-        let counts = (try? await store.run { try $0.counts() }) ?? [:]
-        let conflicts = (try? await store.run { try $0.conflicts().count }) ?? 0
+        let peers = (try? await store.read(.peers)) ?? []
+        let lastSequence = (try? await store.read(.lastSequence)) ?? 0
+        let counts = (try? await store.read(.counts)) ?? [:]
+        let conflicts = (try? await store.read(.conflicts).count) ?? 0
         let live = Dictionary(node.status().map { ($0.device, $0) }, uniquingKeysWith: { a, _ in a })
         let time = { (millis: UInt64) -> String? in millis > 0 ? isoTime(Timestamp(millis: millis, counter: 0)) : nil }
         let peerStates = peers.map { p -> AgentStatus.Peer in
@@ -244,12 +243,11 @@ public final class Agent: Sendable {
                 agent.trustChanges.unsubscribe(changes)
                 for d in dialers.values { d.task.cancel() }
             }
-            let store = AsyncStore(agent.store)
             // Peers change only through this agent (it is the store's only writer), and each
             // such change signals (trust, or a session that recorded a discovered address):
             // look at the peers then, and only then.
             while await changes.wait() {
-                let peers = (try? await store.run { try $0.peers() }) ?? []
+                let peers = (try? await agent.store.read(.peers)) ?? []
                 let wanted = Dictionary(peers.compactMap { p in p.address.map { (p.device, $0) } }, uniquingKeysWith: { a, _ in a })
                 for (device, d) in dialers where wanted[device] != d.address {
                     d.task.cancel()

@@ -10,7 +10,7 @@ import ServiceLifecycle
 /// The agent's local HTTP + JSON API (loopback only, bearer token): records, conflicts, a change
 /// feed as server-sent events, status and peers. Routes are listed in README.md.
 public struct LocalAPI: Sendable {
-    let store: AsyncStore
+    let store: Store
     let node: SyncNode
     let token: String
     let status: @Sendable () async -> AgentStatus
@@ -29,7 +29,7 @@ public struct LocalAPI: Sendable {
             return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: await status().encoded() + [10])))
         }
         router.get("v1/peers") { _, _ in
-            let peers = try await store.run { try $0.peers() }
+            let peers = try await store.read(.peers)
             return json(.array(peers.map { ["device_id": .string($0.device.description), "address": $0.address.map { .string($0) } ?? .null] }))
         }
         router.post("v1/peers") { request, _ in
@@ -38,7 +38,7 @@ public struct LocalAPI: Sendable {
             let device: DeviceID
             do { device = try DeviceID(parsing: text) } catch let e as DeviceIDError { throw APIError(.badRequest, e.message) }
             let address = body["address"]?.stringValue
-            let added = try await store.run { try $0.addPeer(device, address: address) }
+            let added = try await store.write(.addPeer(device, address: address))
             peersChanged()
             return json(["device_id": .string(device.description), "added": .bool(added)], status: added ? .created : .ok)
         }
@@ -52,7 +52,7 @@ public struct LocalAPI: Sendable {
                 peersChanged()
                 return json(["device_id": .string(device.description), "removed": true, "household": true])
             }
-            let removed = try await store.run { try $0.removePeer(device) }
+            let removed = try await store.write(.removePeer(device))
             await node.disconnect(device)
             peersChanged()
             guard removed else { throw APIError(.notFound, "device \(device) is not a trusted peer") }
@@ -68,13 +68,12 @@ public struct LocalAPI: Sendable {
                 limit = n
             }
             let after = request.uri.queryParameters.get("after")
-            let count = limit
-            let records = try await store.run { try $0.list(collection, after: after, limit: count) }
+            let records = try await store.read(.records(in: collection, after: after, limit: limit))
             return json(.array(records.map(recordJSON)))
         }
         router.get("v1/records/:collection/:id") { _, context in
             let key = try recordKey(context)
-            guard let state = try await store.run({ try $0.get(key) }), state.causalLength > 0 else {
+            guard let state = try await store.read(.record(key)), state.causalLength > 0 else {
                 throw APIError(.notFound, "no record \(key)")
             }
             return json(recordJSON(state))
@@ -105,16 +104,14 @@ public struct LocalAPI: Sendable {
                 throw APIError(.badRequest, e.message)
             }
             let (writes, withRecords) = (batch.writes, batch.includeRecords)
-            let (results, records) = try await storeCall {
-                try await store.run { store -> ([RecordWriteResult], [RecordState?]?) in
-                    let results = try store.apply(writes)
-                    return (results, withRecords ? try results.map { try store.get($0.key) } : nil)
-                }
+            let (results, records) = try await storeCall { () async throws -> ([RecordWriteResult], [RecordState?]?) in
+                let results = try await store.apply(writes)
+                return (results, withRecords ? try await store.read(.records(results.map(\.key))) : nil)
             }
             return json(BatchAnswer(results: results, records: records).json)
         }
         router.get("v1/conflicts") { _, _ in
-            let records = try await store.run { try $0.conflicts() }
+            let records = try await store.read(.conflicts)
             return json(.array(records.flatMap { s in s.conflictedFields.map { conflictJSON(s, field: $0) } }))
         }
         router.get("v1/changes") { request, _ in try await changeFeed(since: request.uri.queryParameters.get("since", as: Int64.self)) }
@@ -131,10 +128,8 @@ public struct LocalAPI: Sendable {
         let write = try parseWrite(object)
         let key = write.key
         let (result, state) = try await storeCall {
-            try await store.run { store in
-                let result = try store.apply([write])
-                return (result, try store.get(key))
-            }
+            let result = try await store.apply([write])
+            return (result, try await store.read(.record(key)))
         }
         guard let state, case .object(var o) = recordJSON(state) else { throw APIError(.notFound, "no record \(key)") }
         let sequence = result.first?.sequence
@@ -165,10 +160,10 @@ public struct LocalAPI: Sendable {
     /// line `: live` marks the moment it first caught up with the log.
     func changeFeed(since: Int64?) async throws -> Response {
         // Subscribed before the start is read, so nothing committed in between is missed.
-        let subscription = store.store.changeSignal()
+        let subscription = store.changeSignal()
         let start: Int64
-        if let since { start = since } else { start = try await store.run { try $0.lastSequence() } }
-        let store = self.store.store
+        if let since { start = since } else { start = try await store.read(.lastSequence) }
+        let store = self.store
         var headers = HTTPFields()
         headers[.contentType] = "text/event-stream"
         headers[.cacheControl] = "no-cache"
@@ -177,7 +172,7 @@ public struct LocalAPI: Sendable {
             // The feed ends when the agent shuts down, instead of holding the shutdown open.
             try await withGracefulShutdownHandler {
                 while true {
-                    let events = try await store.changes(after: cursor, limit: 500)
+                    let events = try await store.read(.changes(after: cursor, limit: 500))
                     guard let last = events.last else {
                         if !live {
                             try await writer.write(ByteBuffer(string: ": live\n\n"))

@@ -5,7 +5,7 @@
 /// module; the error's type says which module failed, its message says what to do.
 public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     private enum Wrapped: Hashable, Sendable {
-        case invalidInput, notFound, missing, exists, malformed, damaged, io, insecurePermissions, other
+        case invalidInput, notFound, missing, exists, malformed, damaged, io, insecurePermissions, cancelled, other
         case wrongLength, invalidKey, wrongKey, badSignature, decryptFailed
         case invalidCharacter, checkMismatch
         case versionMismatch, unexpectedMessage, closed, timeout, untrusted, handshakeFailed, unexpectedPeer
@@ -38,6 +38,8 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     public static let io = ErrorCode(.io)
     /// A secret file can be read or written by other users.
     public static let insecurePermissions = ErrorCode(.insecurePermissions)
+    /// The task that was waiting for the work was cancelled (the agent is shutting down).
+    public static let cancelled = ErrorCode(.cancelled)
     /// A failure no other code names; the message says what happened.
     public static let other = ErrorCode(.other)
 

@@ -25,7 +25,7 @@ extension SyncNode {
             accept: { _ in })
         deadline.cancel()
         let channel = BackupChannel(reader: reader, writer: writer)
-        let trusted = try await store.run { try $0.isTrusted(peer) }
+        let trusted = try await store.read(.isTrusted(peer))
         guard trusted else {
             refused.withLock { $0[peer] = UInt64(Date().timeIntervalSince1970 * 1000) }
             logger.warning("refused backups from a device that is not trusted", metadata: ["peer.id": "\(peer)"])

@@ -30,7 +30,7 @@ public struct PeerStatus: Sendable {
 /// for, keeps at most one session per peer, and reports each peer's status.
 public final class SyncNode: SyncSessionDelegate, Sendable {
     public let identity: Identity
-    let store: AsyncStore
+    let store: Store
     let logger: Logger
     let group: MultiThreadedEventLoopGroup
     let sessions = Mutex<[DeviceID: SyncSession]>([:])
@@ -60,7 +60,7 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
 
     public init(identity: Identity, store: Store, logger: Logger, group: MultiThreadedEventLoopGroup = .singleton) {
         self.identity = identity
-        self.store = AsyncStore(store)
+        self.store = store
         self.logger = logger
         self.group = group
     }
@@ -213,7 +213,7 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
                     if let expected, device != expected {
                         throw NetError(.unexpectedPeer, "expected device \(expected.short) at that address, found \(device.short)")
                     }
-                    let trusted = try await store.run { try $0.isTrusted(device) }
+                    let trusted = try await store.read(.isTrusted(device))
                     guard trusted else {
                         refused.withLock { $0[device] = UInt64(Date().timeIntervalSince1970 * 1000) }
                         logger.warning("refused a device that is not trusted", metadata: ["peer.id": "\(device)"])
@@ -249,8 +249,8 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
                         identity: identity.signingKey, message1: first, iterator: iterator, outbound: outbound, accept: accept)
                 }
                 deadline.cancel()
-                if let discoveredAt, try await store.run({ try $0.peer(peer)?.address }) != discoveredAt {
-                    _ = try await store.run { try $0.addPeer(peer, address: discoveredAt) }
+                if let discoveredAt, try await store.read(.peer(peer))?.address != discoveredAt {
+                    _ = try await store.write(.addPeer(peer, address: discoveredAt))
                     logger.info("recorded a discovered address", metadata: ["peer.id": "\(peer.short)", "address": "\(discoveredAt)"])
                 }
                 let session = SyncSession(peer: peer, isInitiator: initiator, store: store, writer: writer,

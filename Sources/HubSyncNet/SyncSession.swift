@@ -32,7 +32,7 @@ public struct RepairReport: Sendable, Equatable {
 public final class SyncSession: Sendable {
     public let peer: DeviceID
     public let isInitiator: Bool
-    let store: AsyncStore
+    let store: Store
     let writer: SecureWriter
     let logger: Logger
     weak let delegate: (any SyncSessionDelegate)?
@@ -78,7 +78,7 @@ public final class SyncSession: Sendable {
         var firstRepairStarted = false
     }
 
-    init(peer: DeviceID, isInitiator: Bool, store: AsyncStore, writer: SecureWriter, logger: Logger,
+    init(peer: DeviceID, isInitiator: Bool, store: Store, writer: SecureWriter, logger: Logger,
          delegate: (any SyncSessionDelegate)?) {
         self.peer = peer
         self.isInitiator = isInitiator
@@ -101,7 +101,7 @@ public final class SyncSession: Sendable {
         let box = ReaderBox(reader)
         // A commit wakes the push loop, which reads the log after its cursor. The agent is its
         // store's only writer, so every change passes through this signal.
-        let changes = store.store.changeSignal()
+        let changes = store.changeSignal()
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { [self] in
                 while await changes.wait() { wake.continuation.yield() }
@@ -145,8 +145,8 @@ public final class SyncSession: Sendable {
                 }
             }
             defer { group.cancelAll(); changes.cancel(); wake.continuation.finish(); outbox.continuation.finish(); inbox.finish() }
-            let epoch = store.store.logEpoch
-            let clock = store.store.now
+            let epoch = store.logEpoch
+            let clock = store.now
             try await writer.send(.hello(Hello(protocolVersion: Self.protocolVersion, schemaVersion: Self.schemaVersion,
                                                capabilities: ["fastpath", "live", "reconcile"], logEpoch: epoch,
                                                clock: clock, unknown: [])))
@@ -170,7 +170,7 @@ public final class SyncSession: Sendable {
         let upTo = batches.last!.lastSequence
         let states = batches.count == 1 ? batches[0].states : batches.flatMap(\.states)
         do {
-            try await store.run { try $0.merge(states, from: peer, epoch: epoch, upTo: upTo) }
+            try await store.write(.merge(states, from: peer, epoch: epoch, upTo: upTo))
         } catch let e as StoreError where e.code == .clockSkew {
             _ = try? await writer.send(.goodbye(reason: e.message))
             throw NetError(.clockSkew, e.message)
@@ -188,20 +188,20 @@ public final class SyncSession: Sendable {
                 throw NetError(.versionMismatch, "the peer speaks protocol version \(hello.protocolVersion); this agent speaks \(Self.protocolVersion)")
             }
             do {
-                try await store.run { try $0.checkClock(hello.clock) }
+                try store.checkClock(hello.clock)
             } catch {
                 _ = try? await writer.send(.goodbye(reason: "clock skew: \(error)"))
                 throw NetError(.clockSkew, "\(error)")
             }
             let peer = self.peer
-            let record = try await store.run { try $0.peer(peer) }
+            let record = try await store.read(.peer(peer))
             var since: Int64 = 0
             if let record {
                 if record.theirEpoch == hello.logEpoch {
                     since = record.theirSequence
                 } else if record.theirSequence > 0 {
                     logger.info("peer's store was made anew; starting its changes from the beginning")
-                    try await store.run { try $0.resetWatermark(of: peer, epoch: hello.logEpoch) }
+                    try await store.write(.resetWatermark(of: peer, epoch: hello.logEpoch))
                 }
             }
             state.withLock { $0.theirEpoch = hello.logEpoch }
@@ -209,7 +209,7 @@ public final class SyncSession: Sendable {
             post(.fastPathRequest(since: since, epoch: hello.logEpoch))
 
         case .fastPathRequest(let since, let epoch):
-            let from = epoch == store.store.logEpoch ? since : 0
+            let from = epoch == store.logEpoch ? since : 0
             state.withLock { $0.fastPathFrom = from }
             wake.continuation.yield()
 
@@ -218,7 +218,7 @@ public final class SyncSession: Sendable {
 
         case .ack(let sequence):
             let peer = self.peer
-            try await store.run { try $0.recordAck(from: peer, sequence: sequence) }
+            try await store.write(.recordAck(from: peer, sequence: sequence))
 
         case .reconcile(let m):
             try await reconcile(m)
@@ -247,10 +247,10 @@ public final class SyncSession: Sendable {
         let epoch = state.withLock { $0.theirEpoch } ?? ""
         do {
             if batch.lastSequence > 0 {
-                try await store.run { try $0.merge(batch.states, from: peer, epoch: epoch, upTo: batch.lastSequence) }
+                try await store.write(.merge(batch.states, from: peer, epoch: epoch, upTo: batch.lastSequence))
                 post(.ack(sequence: batch.lastSequence))
             } else if !batch.states.isEmpty {
-                try await store.run { try $0.merge(batch.states, from: peer) }
+                try await store.write(.merge(batch.states, from: peer))
                 let n = batch.states.count
                 let report = state.withLock { s -> RepairReport? in
                     s.repair.itemsReceived += n
@@ -295,7 +295,7 @@ public final class SyncSession: Sendable {
         let peer = self.peer
         while true {
             let after = cursor
-            let chunk = try await store.run { try $0.rawChanges(after: after, limit: 512, excludingEchoesOf: peer) }
+            let chunk = try await store.read(.rawChanges(after: after, limit: 512, excludingEchoesOf: peer))
             guard chunk.lastSequence > after else { break }
             try await sendBatches(chunk.states, sequences: chunk.sequences, lastSequence: chunk.lastSequence)
             cursor = chunk.lastSequence
@@ -310,7 +310,7 @@ public final class SyncSession: Sendable {
         while start < keys.count {
             let slice = Array(keys[start..<min(start + 256, keys.count)])
             start += slice.count
-            let states = try await store.run { try $0.states(for: slice) }
+            let states = try await store.read(.states(for: slice))
             if !states.isEmpty { try await sendBatches(states.map(CanonicalEncoding.encode), sequences: nil, lastSequence: 0) }
         }
     }
@@ -341,7 +341,7 @@ public final class SyncSession: Sendable {
 
     /// Builds the reconciliation set from the store: one item per record, (last clock, hash of key and digest).
     func makeReconciler(initiator: Bool) async throws -> Reconciler {
-        let digests = try await store.run { try $0.digests() }
+        let digests = try await store.read(.digests)
         var items: [ReconItem] = []
         var map: [ItemID: RecordKey] = [:]
         items.reserveCapacity(digests.count)

@@ -116,24 +116,47 @@ public struct RecordWriteResult: Sendable {
 
 extension Store {
     /// Applies writes in order: each run of local edits in one transaction, each run of merges
-    /// in another. A refused local edit refuses its whole run. Each result has the sequence of
-    /// the change its own write made.
+    /// in another. A refused local edit refuses its whole run (the runs before it stay). Each
+    /// result has the sequence of the change its own write made.
     public func apply(_ writes: [RecordWrite]) throws(StoreError) -> [RecordWriteResult] {
         var results: [RecordWriteResult] = []
+        for run in Self.runs(of: writes) { results += try write(run) }
+        return results
+    }
+
+    /// The same, each run on GRDB's writer queue without blocking the caller's thread.
+    public func apply(_ writes: [RecordWrite]) async throws -> [RecordWriteResult] {
+        var results: [RecordWriteResult] = []
+        for run in Self.runs(of: writes) { results += try await write(run) }
+        return results
+    }
+
+    /// The writes cut into runs of one kind, each run one transaction that reports what each of
+    /// its writes changed.
+    static func runs(of writes: [RecordWrite]) -> [Write<[RecordWriteResult]>] {
+        var runs: [Write<[RecordWriteResult]>] = []
         var index = writes.startIndex
         while index < writes.endIndex {
             if case .merge = writes[index] {
                 var states: [RecordState] = []
                 while index < writes.endIndex, case .merge(let s) = writes[index] { states.append(s); index += 1 }
-                let events = try mergeReporting(states).1
-                let byKey = Dictionary(events.map { ($0.state.key, $0.sequence) }, uniquingKeysWith: { _, b in b })
-                results += states.map { RecordWriteResult(key: $0.key, sequence: byKey[$0.key]) }
+                runs.append(.init(records: { [states] store, db, ctx in
+                    _ = try store.merge(states, source: nil, db: db, ctx: &ctx)
+                    let byKey = Dictionary(ctx.events.map { ($0.state.key, $0.sequence) }, uniquingKeysWith: { _, b in b })
+                    return states.map { RecordWriteResult(key: $0.key, sequence: byKey[$0.key]) }
+                }))
             } else {
                 var ops: [RecordOperation] = []
                 while index < writes.endIndex, case .local(let op) = writes[index] { ops.append(op); index += 1 }
-                results += zip(ops, try applyReporting(ops)).map { RecordWriteResult(key: $0.key, sequence: $1) }
+                runs.append(.init(records: { [ops] store, db, ctx in
+                    try ops.map { op in
+                        let before = ctx.events.count
+                        try store.apply(op, db: db, ctx: &ctx)
+                        return RecordWriteResult(key: op.key, sequence: ctx.events.count > before ? ctx.events.last?.sequence : nil)
+                    }
+                }))
             }
         }
-        return results
+        return runs
     }
 }

@@ -32,8 +32,6 @@ extension Store {
     /// Moves the clock up to `reading` (a restored store takes its source's clock) and persists it;
     /// a clock already later stays.
     public func restoreClock(atLeast reading: Timestamp) throws(StoreError) {
-        try wrap {
-            _ = try transaction { _, ctx in ctx.clock.restore(atLeast: reading) }
-        }
+        try write(.init(records: { _, _, ctx in ctx.clock.restore(atLeast: reading) }))
     }
 }

@@ -3,11 +3,82 @@ import HubSyncCrypto
 internal import GRDB
 import Foundation
 
+/// The store's reads, each a ``Store/Read`` (run it with `read(_:)`, blocking or with `await`),
+/// and the blocking methods the CLI and tests call by name.
+extension Store.Read {
+    /// The record's state, deleted or not; nil when it was never written here.
+    public static func record(_ key: RecordKey) -> Store.Read<RecordState?> {
+        .init { store, db in try store.load(key, db: db) }
+    }
+
+    /// The records of a collection in ID order (UTF-8 byte order); see ``Store/forEach(in:after:limit:includeDeleted:_:)``.
+    public static func records(in collection: String, after: String? = nil, limit: Int? = nil,
+                               includeDeleted: Bool = false) -> Store.Read<[RecordState]> {
+        .init { _, db in
+            var out: [RecordState] = []
+            try Store.forEach(db, in: collection, after: after, limit: limit, includeDeleted: includeDeleted) { out.append($0) }
+            return out
+        }
+    }
+
+    /// Each record's state, in the order of `keys`; nil for a record never written here.
+    public static func records(_ keys: [RecordKey]) -> Store.Read<[RecordState?]> {
+        .init { store, db in try keys.map { try store.load($0, db: db) } }
+    }
+
+    /// Records with at least one conflicted field, in (collection, id) order.
+    public static var conflicts: Store.Read<[RecordState]> {
+        .init { _, db in
+            try Data.fetchAll(db, sql: "SELECT state FROM records WHERE conflicts > 0 ORDER BY collection, id")
+                .map { try CanonicalEncoding.decode([UInt8]($0)) }
+        }
+    }
+
+    /// Changes after a local sequence number, oldest first: the sync fast path's source.
+    public static func changes(after sequence: Int64, limit: Int) -> Store.Read<[ChangeEvent]> {
+        .init { _, db in try Store.changes(db, after: sequence, limit: limit) }
+    }
+
+    /// The latest local sequence number.
+    public static var lastSequence: Store.Read<Int64> {
+        .init { _, db in try Int64.fetchOne(db, sql: "SELECT coalesce(max(seq), 0) FROM records") ?? 0 }
+    }
+
+    /// Counts of live records per collection.
+    public static var counts: Store.Read<[String: Int]> {
+        .init { _, db in
+            var out: [String: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT collection, count(*) AS n FROM records WHERE alive = 1 GROUP BY collection") {
+                out[row["collection"]] = row["n"]
+            }
+            return out
+        }
+    }
+
+    /// SQLite's integrity check report ("ok" when the file is sound).
+    public static var integrityCheck: Store.Read<String> {
+        .init { _, db in try String.fetchAll(db, sql: "PRAGMA integrity_check").joined(separator: "\n") }
+    }
+
+    /// The keys of the records whose stored digest does not match their state.
+    public static var digestMismatches: Store.Read<[RecordKey]> {
+        .init { _, db in
+            var bad: [RecordKey] = []
+            let cursor = try Row.fetchCursor(db, sql: "SELECT collection, id, state, digest FROM records")
+            while let row = try cursor.next() {
+                let state = [UInt8](row["state"] as Data)
+                if CanonicalEncoding.digest(of: state) != [UInt8](row["digest"] as Data) {
+                    bad.append(RecordKey(collection: row["collection"], id: row["id"]))
+                }
+            }
+            return bad
+        }
+    }
+}
+
 extension Store {
     /// The record's state, deleted or not; nil when it was never written here.
-    public func get(_ key: RecordKey) throws(StoreError) -> RecordState? {
-        try wrap { try pool.read { db in try load(key, db: db) } }
-    }
+    public func get(_ key: RecordKey) throws(StoreError) -> RecordState? { try read(.record(key)) }
 
     /// Visits the records of a collection in ID order (UTF-8 byte order), streaming from disk.
     ///
@@ -19,25 +90,29 @@ extension Store {
                         _ body: (RecordState) throws -> Void) throws(StoreError) {
         try wrap {
             try pool.read { db in
-                var sql = "SELECT state FROM records WHERE collection = ?"
-                var args: StatementArguments = [collection]
-                if let after { sql += " AND id > ?"; args += [after] }
-                if !includeDeleted { sql += " AND alive = 1" }
-                sql += " ORDER BY id"
-                if let limit { sql += " LIMIT ?"; args += [limit] }
-                let cursor = try Data.fetchCursor(db, sql: sql, arguments: args)
-                while let data = try cursor.next() {
-                    try body(try CanonicalEncoding.decode([UInt8](data)))
-                }
+                try Self.forEach(db, in: collection, after: after, limit: limit, includeDeleted: includeDeleted, body)
             }
         }
     }
 
+    static func forEach(_ db: Database, in collection: String, after: String?, limit: Int?, includeDeleted: Bool,
+                        _ body: (RecordState) throws -> Void) throws {
+        var sql = "SELECT state FROM records WHERE collection = ?"
+        var args: StatementArguments = [collection]
+        if let after { sql += " AND id > ?"; args += [after] }
+        if !includeDeleted { sql += " AND alive = 1" }
+        sql += " ORDER BY id"
+        if let limit { sql += " LIMIT ?"; args += [limit] }
+        let cursor = try Data.fetchCursor(db, sql: sql, arguments: args)
+        while let data = try cursor.next() {
+            try body(try CanonicalEncoding.decode([UInt8](data)))
+        }
+    }
+
+    /// The records of a collection in ID order; see ``forEach(in:after:limit:includeDeleted:_:)``.
     public func list(_ collection: String, after: String? = nil, limit: Int? = nil,
                      includeDeleted: Bool = false) throws(StoreError) -> [RecordState] {
-        var out: [RecordState] = []
-        try forEach(in: collection, after: after, limit: limit, includeDeleted: includeDeleted) { out.append($0) }
-        return out
+        try read(.records(in: collection, after: after, limit: limit, includeDeleted: includeDeleted))
     }
 
     /// Visits every record of every collection, tombstones included, in (collection, id) order.
@@ -51,31 +126,11 @@ extension Store {
     }
 
     /// Records with at least one conflicted field, in (collection, id) order.
-    public func conflicts() throws(StoreError) -> [RecordState] {
-        try wrap {
-            try pool.read { db in
-                try Data.fetchAll(db, sql: "SELECT state FROM records WHERE conflicts > 0 ORDER BY collection, id")
-                    .map { try CanonicalEncoding.decode([UInt8]($0)) }
-            }
-        }
-    }
+    public func conflicts() throws(StoreError) -> [RecordState] { try read(.conflicts) }
 
     /// Changes after a local sequence number, oldest first: the sync fast path's source.
     public func changes(after sequence: Int64, limit: Int) throws(StoreError) -> [ChangeEvent] {
-        try wrap { try pool.read { db in try Self.changes(db, after: sequence, limit: limit) } }
-    }
-
-    /// The same, read on GRDB's reader queue without blocking the caller's thread.
-    public func changes(after sequence: Int64, limit: Int) async throws(StoreError) -> [ChangeEvent] {
-        do {
-            return try await pool.read { db in try Self.changes(db, after: sequence, limit: limit) }
-        } catch let e as StoreError {
-            throw e
-        } catch let e as CanonicalDecodingError {
-            throw StoreError(.damaged, "\(e); the store file is damaged — restore it from a backup or a peer")
-        } catch {
-            throw StoreError(.database, "database error in \(path): \(error)")
-        }
+        try read(.changes(after: sequence, limit: limit))
     }
 
     static func changes(_ db: Database, after sequence: Int64, limit: Int) throws -> [ChangeEvent] {
@@ -94,65 +149,69 @@ extension Store {
     }
 
     /// The latest local sequence number.
-    public func lastSequence() throws(StoreError) -> Int64 {
-        try wrap { try pool.read { db in try Int64.fetchOne(db, sql: "SELECT coalesce(max(seq), 0) FROM records") ?? 0 } }
-    }
+    public func lastSequence() throws(StoreError) -> Int64 { try read(.lastSequence) }
 
     /// Counts of live records per collection.
-    public func counts() throws(StoreError) -> [String: Int] {
-        try wrap {
-            try pool.read { db in
-                var out: [String: Int] = [:]
-                for row in try Row.fetchAll(db, sql: "SELECT collection, count(*) AS n FROM records WHERE alive = 1 GROUP BY collection") {
-                    out[row["collection"]] = row["n"]
-                }
-                return out
+    public func counts() throws(StoreError) -> [String: Int] { try read(.counts) }
+
+    /// Runs SQLite's integrity check; returns its report ("ok" when the file is sound).
+    public func integrityCheck() throws(StoreError) -> String { try read(.integrityCheck) }
+
+    /// Verifies every stored digest against its state; returns the keys that do not match.
+    public func verifyDigests() throws(StoreError) -> [RecordKey] { try read(.digestMismatches) }
+}
+
+/// What reconciliation and the sync fast path read.
+extension Store.Read {
+    /// Every record's key, last clock and digest, for reconciliation.
+    public static var digests: Store.Read<[(key: RecordKey, updated: Timestamp, digest: [UInt8])]> {
+        .init { _, db in
+            var out: [(key: RecordKey, updated: Timestamp, digest: [UInt8])] = []
+            let cursor = try Row.fetchCursor(db, sql: "SELECT collection, id, updated, digest FROM records")
+            while let row = try cursor.next() {
+                out.append((RecordKey(collection: row[0], id: row[1]),
+                            Timestamp(rawValue: UInt64(bitPattern: row[2])), [UInt8](row[3] as Data)))
             }
+            return out
         }
     }
 
-    /// Runs SQLite's integrity check; returns its report ("ok" when the file is sound).
-    public func integrityCheck() throws(StoreError) -> String {
-        try wrap { try pool.read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check").joined(separator: "\n") } }
+    /// The states of the given records (those that exist), in the order asked.
+    public static func states(for keys: [RecordKey]) -> Store.Read<[RecordState]> {
+        .init { store, db in try keys.compactMap { try store.load($0, db: db) } }
     }
 
-    /// Verifies every stored digest against its state; returns the keys that do not match.
-    public func verifyDigests() throws(StoreError) -> [RecordKey] {
-        try wrap {
-            try pool.read { db in
-                var bad: [RecordKey] = []
-                let cursor = try Row.fetchCursor(db, sql: "SELECT collection, id, state, digest FROM records")
-                while let row = try cursor.next() {
-                    let state = [UInt8](row["state"] as Data)
-                    if CanonicalEncoding.digest(of: state) != [UInt8](row["digest"] as Data) {
-                        bad.append(RecordKey(collection: row["collection"], id: row["id"]))
-                    }
-                }
-                return bad
+    /// Up to `limit` log entries after `sequence`, skipping those whose state is exactly what
+    /// `peer` sent (pushing them back would tell it nothing), as stored bytes.
+    public static func rawChanges(after sequence: Int64, limit: Int, excludingEchoesOf peer: DeviceID) -> Store.Read<RawChanges> {
+        .init { _, db in
+            // An echo's state is never read: SQLite loads a column only when it is asked for.
+            let rows = try Row.fetchCursor(db, sql: """
+                SELECT seq, CASE WHEN echo_of = ? THEN NULL ELSE state END
+                FROM records WHERE seq > ? ORDER BY seq LIMIT ?
+                """, arguments: [peer.hex, sequence, limit])
+            var out = RawChanges(states: [], sequences: [], lastSequence: sequence)
+            while let row = try rows.next() {
+                out.lastSequence = row[0]
+                guard let state: Data = row[1] else { continue }
+                out.states.append([UInt8](state))
+                out.sequences.append(out.lastSequence)
             }
+            return out
         }
     }
 }
 
 extension Store {
     /// Every record's key, last clock and digest, for reconciliation.
-    public func digests() throws(StoreError) -> [(key: RecordKey, updated: Timestamp, digest: [UInt8])] {
-        try wrap {
-            try pool.read { db in
-                var out: [(key: RecordKey, updated: Timestamp, digest: [UInt8])] = []
-                let cursor = try Row.fetchCursor(db, sql: "SELECT collection, id, updated, digest FROM records")
-                while let row = try cursor.next() {
-                    out.append((RecordKey(collection: row[0], id: row[1]),
-                                Timestamp(rawValue: UInt64(bitPattern: row[2])), [UInt8](row[3] as Data)))
-                }
-                return out
-            }
-        }
-    }
+    public func digests() throws(StoreError) -> [(key: RecordKey, updated: Timestamp, digest: [UInt8])] { try read(.digests) }
 
     /// The states of the given records (those that exist), in the order asked.
-    public func states(for keys: [RecordKey]) throws(StoreError) -> [RecordState] {
-        try wrap { try pool.read { db in try keys.compactMap { try load($0, db: db) } } }
+    public func states(for keys: [RecordKey]) throws(StoreError) -> [RecordState] { try read(.states(for: keys)) }
+
+    /// Up to `limit` log entries after `sequence`, skipping echoes of `peer`; see ``Store/Read/rawChanges(after:limit:excludingEchoesOf:)``.
+    public func rawChanges(after sequence: Int64, limit: Int, excludingEchoesOf peer: DeviceID) throws(StoreError) -> RawChanges {
+        try read(.rawChanges(after: sequence, limit: limit, excludingEchoesOf: peer))
     }
 }
 
@@ -164,28 +223,4 @@ public struct RawChanges: Sendable {
     public var sequences: [Int64]
     /// The last sequence looked at (echoes included): the next call starts after it.
     public var lastSequence: Int64
-}
-
-extension Store {
-    /// Up to `limit` log entries after `sequence`, skipping those whose state is exactly what
-    /// `peer` sent (pushing them back would tell it nothing), as stored bytes.
-    public func rawChanges(after sequence: Int64, limit: Int, excludingEchoesOf peer: DeviceID) throws(StoreError) -> RawChanges {
-        try wrap {
-            try pool.read { db in
-                // An echo's state is never read: SQLite loads a column only when it is asked for.
-                let rows = try Row.fetchCursor(db, sql: """
-                    SELECT seq, CASE WHEN echo_of = ? THEN NULL ELSE state END
-                    FROM records WHERE seq > ? ORDER BY seq LIMIT ?
-                    """, arguments: [peer.hex, sequence, limit])
-                var out = RawChanges(states: [], sequences: [], lastSequence: sequence)
-                while let row = try rows.next() {
-                    out.lastSequence = row[0]
-                    guard let state: Data = row[1] else { continue }
-                    out.states.append([UInt8](state))
-                    out.sequences.append(out.lastSequence)
-                }
-                return out
-            }
-        }
-    }
 }

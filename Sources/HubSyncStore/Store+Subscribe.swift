@@ -64,7 +64,7 @@ public final class ChangeSubscription: Sendable {
 }
 
 /// Every change after a sequence, in sequence order, with none missing however slowly it is
-/// read: it pages the change log (``Store/changes(after:limit:)``) from the last sequence it
+/// read: it pages the change log (``Store/Read/changes(after:limit:)``) from the last sequence it
 /// delivered, and waits for a wake-up when it has caught up.
 ///
 /// The log is compacted (a record stands at its latest change), so a reader that is behind
@@ -89,7 +89,7 @@ public struct ChangeFeed: AsyncSequence, Sendable {
         public mutating func next() async throws -> ChangeEvent? {
             while index == page.count {
                 if subscription.signal.isFinished || Task.isCancelled { return nil }
-                page = try await store.changes(after: cursor, limit: pageSize)
+                page = try await store.read(.changes(after: cursor, limit: pageSize))
                 index = 0
                 // Caught up: wait for the next commit (a commit since the read left the signal set).
                 if page.isEmpty, !(await subscription.wait()) { return nil }

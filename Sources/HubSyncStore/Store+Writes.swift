@@ -3,31 +3,59 @@ public import HubSyncCrypto
 internal import GRDB
 import Foundation
 
+/// The store's record writes, each a ``Store/Write`` (run it with `write(_:)`, blocking or with
+/// `await`), and the blocking methods the CLI and tests call by name.
+extension Store.Write {
+    /// Local writes in one transaction: all of them, or none when one is refused; their changes.
+    public static func apply(_ operations: [RecordOperation]) -> Store.Write<[ChangeEvent]> {
+        .init(records: { store, db, ctx in
+            for op in operations { try store.apply(op, db: db, ctx: &ctx) }
+            return ctx.events
+        })
+    }
+
+    /// States from another replica (an import) merged in one transaction.
+    ///
+    /// A state whose clock is too far ahead of this device's is refused before anything is
+    /// written; the local clock moves past every reading merged.
+    public static func merge(_ states: [RecordState]) -> Store.Write<MergeSummary> {
+        .init(records: { store, db, ctx in try store.merge(states, source: nil, db: db, ctx: &ctx) })
+    }
+}
+
+extension Store {
+    /// Merges `states` in the transaction of `ctx`. Events name the peer the states came from
+    /// (`source`), and whether the result is exactly what it sent (then pushing it back to that
+    /// peer would tell it nothing).
+    func merge(_ states: [RecordState], source: DeviceID?, db: Database, ctx: inout TransactionContext) throws -> MergeSummary {
+        var summary = MergeSummary()
+        for remote in states {
+            guard HubCollection(rawValue: remote.key.collection) != nil else {
+                throw ValidationFailure("\(remote.key): unknown collection \"\(remote.key.collection)\"")
+            }
+            try ctx.clock.observe(remote.greatestTime, wallMillis: ctx.wallMillis)
+        }
+        for remote in states {
+            let local = try ctx.load(remote.key, db: db)
+            let merged = local.map { RecordState.merge($0.state, remote) } ?? remote
+            // Compared by canonical bytes: equal bytes are the only "unchanged".
+            // With nothing here before, the result is exactly what the source sent.
+            if try ctx.save(merged, unlessEqualTo: local?.bytes, db: db, origin: .remote, source: source,
+                            sourceState: local == nil ? nil : remote) {
+                summary.changed += 1
+            } else {
+                summary.unchanged += 1
+            }
+        }
+        return summary
+    }
+}
+
 extension Store {
     /// Applies local writes in one transaction: all of them, or none when one is refused.
     @discardableResult
     public func apply(_ operations: [RecordOperation]) throws(StoreError) -> [ChangeEvent] {
-        try wrap {
-            try transaction { db, ctx in
-                for op in operations { try apply(op, db: db, ctx: &ctx) }
-            }.1
-        }
-    }
-
-    /// ``apply(_:)-([RecordOperation])`` that tells, for each operation in order, the sequence of the
-    /// change it made (nil when it changed nothing).
-    func applyReporting(_ operations: [RecordOperation]) throws(StoreError) -> [Int64?] {
-        try wrap {
-            try transaction { db, ctx -> [Int64?] in
-                var sequences: [Int64?] = []
-                for op in operations {
-                    let before = ctx.events.count
-                    try apply(op, db: db, ctx: &ctx)
-                    sequences.append(ctx.events.count > before ? ctx.events.last?.sequence : nil)
-                }
-                return sequences
-            }.0
-        }
+        try write(.apply(operations))
     }
 
     @discardableResult
@@ -35,7 +63,14 @@ extension Store {
         try apply([operation]).first
     }
 
-    private func apply(_ op: RecordOperation, db: Database, ctx: inout TransactionContext) throws {
+    /// Merges states from another replica (an import, a peer) in one transaction; see
+    /// ``Store/Write/merge(_:)``.
+    @discardableResult
+    public func merge(_ states: [RecordState]) throws(StoreError) -> MergeSummary {
+        try write(.merge(states))
+    }
+
+    func apply(_ op: RecordOperation, db: Database, ctx: inout TransactionContext) throws {
         let key = op.key
         let collection = try HubCollection.named(key.collection)
         try HubCollection.validate(id: key.id)
@@ -102,53 +137,6 @@ extension Store {
             try collection.validate(record: state)
         }
         try ctx.save(state, unlessEqualTo: loaded?.bytes, db: db, origin: .local)
-    }
-
-    /// Merges states from another replica (an import, a peer) in one transaction.
-    ///
-    /// A state whose clock is too far ahead of this device's is refused before anything is
-    /// written; the local clock moves past every reading merged.
-    @discardableResult
-    public func merge(_ states: [RecordState]) throws(StoreError) -> MergeSummary {
-        try merge(states, source: nil) { _ in }
-    }
-
-    /// Merges states in one transaction that also runs `alsoInTransaction` (a watermark update).
-    /// Events name the peer the states came from, and whether the result is exactly what it sent
-    /// (then pushing it back to that peer would tell it nothing).
-    func merge(_ states: [RecordState], source: DeviceID?,
-               alsoInTransaction: (Database) throws -> Void) throws(StoreError) -> MergeSummary {
-        try mergeReporting(states, source: source, alsoInTransaction: alsoInTransaction).0
-    }
-
-    /// ``merge(_:)`` that also returns the changes it made.
-    func mergeReporting(_ states: [RecordState], source: DeviceID? = nil,
-                        alsoInTransaction: (Database) throws -> Void = { _ in }) throws(StoreError) -> (MergeSummary, [ChangeEvent]) {
-        try wrap {
-            try transaction { db, ctx in
-                try alsoInTransaction(db)
-                var summary = MergeSummary()
-                for remote in states {
-                    guard HubCollection(rawValue: remote.key.collection) != nil else {
-                        throw ValidationFailure("\(remote.key): unknown collection \"\(remote.key.collection)\"")
-                    }
-                    try ctx.clock.observe(remote.greatestTime, wallMillis: ctx.wallMillis)
-                }
-                for remote in states {
-                    let local = try ctx.load(remote.key, db: db)
-                    let merged = local.map { RecordState.merge($0.state, remote) } ?? remote
-                    // Compared by canonical bytes: equal bytes are the only "unchanged".
-                    // With nothing here before, the result is exactly what the source sent.
-                    if try ctx.save(merged, unlessEqualTo: local?.bytes, db: db, origin: .remote, source: source,
-                                    sourceState: local == nil ? nil : remote) {
-                        summary.changed += 1
-                    } else {
-                        summary.unchanged += 1
-                    }
-                }
-                return summary
-            }
-        }
     }
 
     func load(_ key: RecordKey, db: Database) throws -> RecordState? {

@@ -7,7 +7,8 @@ import Synchronization
 
 /// The device's replica of every collection, in one SQLite file (WAL mode).
 ///
-/// Each write is one transaction. Every change applied, local or remote, gets the next local
+/// Each read and write is a ``Store/Read`` or ``Store/Write``, run blocking or with `await`
+/// (Store+Access.swift). Each write is one transaction. Every change applied, local or remote, gets the next local
 /// sequence number; the `records.seq` column is the compacted change log (a record stands at
 /// its latest change), which the sync fast path reads after a peer's watermark.
 public final class Store: Sendable {
@@ -101,50 +102,8 @@ public final class Store: Sendable {
     /// This device's time as a clock reading: the later of the wall clock and the last reading.
     public var now: Timestamp { max(lastClock, Timestamp(millis: wallClock(), counter: 0)) }
 
-    /// Runs `body` in one write transaction, with the clock brought up to the persisted reading
-    /// (another process may have written) and saved again at the end.
-    func transaction<T>(_ body: (Database, inout TransactionContext) throws -> T) throws -> (T, [ChangeEvent]) {
-        let result: (T, [ChangeEvent]) = try pool.write { db in
-            let persisted = Timestamp(rawValue: UInt64(bitPattern:
-                try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'hlc'") ?? 0))
-            let lastSeq = try Int64.fetchOne(db, sql: "SELECT coalesce(max(seq), 0) FROM records") ?? 0
-            var ctx = TransactionContext(store: self, lastSequence: lastSeq, wallMillis: wallClock())
-            ctx.clock = clock.withLock { c in
-                c.restore(atLeast: persisted)
-                return c
-            }
-            let value = try body(db, &ctx)
-            if ctx.clock.last > persisted {
-                try db.execute(sql: "INSERT INTO meta(key, value) VALUES ('hlc', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                               arguments: [Int64(bitPattern: ctx.clock.last.rawValue)])
-            }
-            let last = ctx.clock.last
-            clock.withLock { $0.restore(atLeast: last) }
-            return (value, ctx.events)
-        }
-        publish(result.1)
-        return result
-    }
-
-    /// Maps any error thrown inside a transaction to a ``StoreError``.
     /// The largest record, in canonical bytes: a record travels whole in one sync frame (1 MiB).
     public static let maxRecordBytes = 768 * 1024
-
-    func wrap<T>(_ body: () throws -> T) throws(StoreError) -> T {
-        do {
-            return try body()
-        } catch let e as StoreError {
-            throw e
-        } catch let e as ValidationFailure {
-            throw .invalid(e)
-        } catch let e as ClockSkewError {
-            throw StoreError(.clockSkew, "refused: \(e)")
-        } catch let e as CanonicalDecodingError {
-            throw StoreError(.damaged, "\(e); the store file is damaged — restore it from a backup or a peer")
-        } catch {
-            throw StoreError(.database, "database error in \(path): \(error)")
-        }
-    }
 }
 
 /// State shared by the writes of one transaction.

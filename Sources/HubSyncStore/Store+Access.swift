@@ -1,0 +1,114 @@
+public import HubSyncCore
+internal import GRDB
+
+/// Every read and write of the store is stated once, as a ``Store/Read`` or a ``Store/Write``
+/// holding its `(Database) throws -> T` core, and runs either way:
+///
+/// - blocking the calling thread: `try store.read(.peers)` (the named methods such as
+///   ``Store/peers()`` are this), for the CLI and tests;
+/// - on GRDB's own queues without blocking the caller: `try await store.read(.peers)`, for the
+///   agent, whose tasks run on the cooperative pool and NIO's event loops, which must never wait
+///   on SQLite. Reads then run concurrently on the pool's reader connections; writes are
+///   serialised by its one writer.
+///
+/// Both ways throw only ``StoreError`` (the async ones declare plain `throws`: Swift 6.3 crashes
+/// compiling `catch let e as StoreError where …` around a call with a typed `throws`), and a
+/// write publishes its changes to subscribers (``Store/changeSignal(where:)``) only after it has
+/// committed, alike.
+extension Store {
+    /// A read of the store: one read transaction, a consistent snapshot.
+    public struct Read<Value: Sendable>: Sendable {
+        let body: @Sendable (Store, Database) throws -> Value
+    }
+
+    /// A write of the store: one write transaction, all of it or nothing. Its result comes with
+    /// the record changes it made, published once it has committed.
+    public struct Write<Value: Sendable>: Sendable {
+        let body: @Sendable (Store, Database) throws -> (Value, [ChangeEvent])
+
+        init(body: @escaping @Sendable (Store, Database) throws -> (Value, [ChangeEvent])) { self.body = body }
+
+        /// A write of the peers table (trust, addresses, watermarks): no record changes, no clock.
+        init(peers body: @escaping @Sendable (Store, Database) throws -> Value) {
+            self.body = { store, db in (try body(store, db), []) }
+        }
+
+        /// A write of records: the clock is brought up to the persisted reading (another process
+        /// may have written) and saved again at the end; each change gets the next sequence.
+        init(records body: @escaping @Sendable (Store, Database, inout TransactionContext) throws -> Value) {
+            self.body = { store, db in try store.recordTransaction(db) { ctx in try body(store, db, &ctx) } }
+        }
+    }
+
+    /// Runs a read on the calling thread.
+    public func read<T>(_ read: Read<T>) throws(StoreError) -> T {
+        try wrap { try pool.read { db in try read.body(self, db) } }
+    }
+
+    /// Runs a read on one of GRDB's reader connections, concurrently with other reads.
+    public func read<T>(_ read: Read<T>) async throws -> T {
+        try await wrap { try await pool.read { db in try read.body(self, db) } }
+    }
+
+    /// Runs a write on the calling thread, then wakes the subscribers of what it changed.
+    @discardableResult
+    public func write<T>(_ write: Write<T>) throws(StoreError) -> T {
+        let (value, events) = try wrap { try pool.write { db in try write.body(self, db) } }
+        publish(events)
+        return value
+    }
+
+    /// Runs a write on GRDB's writer queue, after the writes before it, then wakes the
+    /// subscribers of what it changed.
+    @discardableResult
+    public func write<T>(_ write: Write<T>) async throws -> T {
+        let (value, events) = try await wrap { try await pool.write { db in try write.body(self, db) } }
+        publish(events)
+        return value
+    }
+
+    /// The body of a record write, inside the write transaction `db` is in.
+    func recordTransaction<T>(_ db: Database, _ body: (inout TransactionContext) throws -> T) throws -> (T, [ChangeEvent]) {
+        let persisted = Timestamp(rawValue: UInt64(bitPattern:
+            try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'hlc'") ?? 0))
+        let lastSeq = try Int64.fetchOne(db, sql: "SELECT coalesce(max(seq), 0) FROM records") ?? 0
+        var ctx = TransactionContext(store: self, lastSequence: lastSeq, wallMillis: wallClock())
+        ctx.clock = clock.withLock { c in
+            c.restore(atLeast: persisted)
+            return c
+        }
+        let value = try body(&ctx)
+        if ctx.clock.last > persisted {
+            try db.execute(sql: "INSERT INTO meta(key, value) VALUES ('hlc', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                           arguments: [Int64(bitPattern: ctx.clock.last.rawValue)])
+        }
+        let last = ctx.clock.last
+        clock.withLock { $0.restore(atLeast: last) }
+        return (value, ctx.events)
+    }
+
+    /// Runs `body`, mapping any error it throws to a ``StoreError``.
+    func wrap<T>(_ body: () throws -> T) throws(StoreError) -> T {
+        do { return try body() } catch { throw storeError(error) }
+    }
+
+    /// Awaits `body`, mapping any error it throws to a ``StoreError``.
+    func wrap<T>(_ body: () async throws -> T) async throws(StoreError) -> T {
+        do { return try await body() } catch { throw storeError(error) }
+    }
+
+    /// The ``StoreError`` for an error thrown inside a read or write.
+    func storeError(_ error: any Error) -> StoreError {
+        switch error {
+        case let e as StoreError: e
+        case let e as ValidationFailure: .invalid(e)
+        case let e as ClockSkewError: StoreError(.clockSkew, "refused: \(e)", cause: e)
+        case let e as CancellationError:
+            StoreError(.cancelled, "a store call in \(path) was cancelled (its task ended, as at shutdown); "
+                + "a write is all or nothing, so none was left half done", cause: e)
+        case let e as CanonicalDecodingError:
+            StoreError(.damaged, "\(e); the store file is damaged — restore it from a backup or a peer", cause: e)
+        default: StoreError(.database, "database error in \(path): \(error)", cause: error)
+        }
+    }
+}
