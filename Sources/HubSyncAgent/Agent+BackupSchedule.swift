@@ -5,7 +5,6 @@ import HubSyncCore
 import HubSyncCrypto
 import HubSyncNet
 import HubSyncStore
-import NIOPosix
 import ServiceLifecycle
 
 /// What the scheduled backups did last, for status (also kept in `DATA/backup-state.json`).
@@ -31,7 +30,7 @@ extension Agent {
         let agent: Agent
 
         func run() async throws {
-            agent.loadBackupState()
+            await agent.loadBackupState()
             guard let schedule = agent.configuration.backup, schedule.intervalSeconds > 0, !schedule.targets.isEmpty else {
                 try? await gracefulShutdown()
                 return
@@ -60,7 +59,7 @@ extension Agent {
         var failure: (String, String)?
         for text in schedule.targets {
             do {
-                let snapshot = try await NIOThreadPool.singleton.runIfActive { try self.backupOnce(to: text, schedule) }
+                let snapshot = try await BlockingIO.run { try self.backupOnce(to: text, schedule) }
                 backupState.withLock {
                     $0.last = snapshot.time
                     $0.snapshot = snapshot.id.hex
@@ -77,10 +76,11 @@ extension Agent {
             $0.error = failure?.1
             $0.errorTarget = failure?.0
         }
-        saveBackupState()
+        await saveBackupState()
     }
 
-    /// `hubsync backup now` for one target, in this process; then the retention rules.
+    /// `hubsync backup now` for one target, in this process; then the retention rules. Blocking
+    /// (files, sockets, SQLite): it runs on the blocking-I/O pool.
     func backupOnce(to text: String, _ schedule: BackupSchedule) throws -> Snapshot {
         let household = try Household.load(from: URL(fileURLWithPath: directory))
         let target = try makeTarget(text, peer: { id throws(BackupError) in try self.peerTarget(id) })
@@ -109,8 +109,10 @@ extension Agent {
         return PeerTarget(device: device, host: host, port: port, identity: identity.signingKey)
     }
 
-    func loadBackupState() {
-        guard let data = FileManager.default.contents(atPath: directory + "/" + Self.backupStateFile),
+    /// Reads what the last scheduled backup did, as saved at the end of the last run.
+    func loadBackupState() async {
+        let path = directory + "/" + Self.backupStateFile
+        guard let data = (try? await BlockingIO.run { FileManager.default.contents(atPath: path) }) ?? nil,
               let o = (try? JSON.parse([UInt8](data)))?.objectValue, case .int(let last) = o["last"] ?? .null else { return }
         backupState.withLock {
             $0.last = UInt64(last)
@@ -119,13 +121,17 @@ extension Agent {
         }
     }
 
-    func saveBackupState() {
+    /// Saves what the scheduled backups did last (`DATA/backup-state.json`).
+    func saveBackupState() async {
         let s = backupState.withLock { $0 }
         guard let last = s.last else { return }
         let v: Value = ["last": .int(Int64(last)), "snapshot": s.snapshot.map { .string($0) } ?? .null,
                         "target": s.target.map { .string($0) } ?? .null]
+        let directory = writerLock.directory
         do {
-            try writerLock.directory.writeAtomically(Array((JSON.serialize(v) + "\n").utf8), to: Self.backupStateFile, mode: 0o644)
+            try await BlockingIO.run {
+                try directory.writeAtomically(Array((JSON.serialize(v) + "\n").utf8), to: Self.backupStateFile, mode: 0o644)
+            }
         } catch {
             logger.warning("cannot save the backup state; the next start may back up early", metadata: ["error": "\(error)"])
         }

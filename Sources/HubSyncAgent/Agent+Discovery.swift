@@ -11,14 +11,20 @@ import Synchronization
 extension Agent {
     /// The household's group key, for the blinded tag in adverts (`hubsync init` founds a
     /// household; a data directory made before that has none, and its adverts carry only `v=1`).
-    var groupKey: SymmetricKey? { (try? MembershipFiles.loadSecrets(in: directory))??.groupKey }
+    func groupKey() async -> SymmetricKey? {
+        let directory = self.directory
+        return (try? await BlockingIO.run { try MembershipFiles.loadSecrets(in: directory)?.groupKey }) ?? nil
+    }
 
     /// Whether this device trusts a device outside its household (added by hand with `hubsync
     /// peers add`): such a device advertises another group's tag, so every `v=1` advert is dialled
     /// (the handshake still refuses whoever is not trusted).
-    var trustsDevicesOutsideHousehold: Bool {
-        guard let peers = try? store.peers() else { return false }
-        guard let (_, household) = try? MembershipFiles.load(in: directory) else { return !peers.isEmpty }
+    func trustsDevicesOutsideHousehold() async -> Bool {
+        guard let peers = try? await store.read(.peers) else { return false }
+        let directory = self.directory
+        guard let (_, household) = (try? await BlockingIO.run { try MembershipFiles.load(in: directory) }) ?? nil else {
+            return !peers.isEmpty
+        }
         return peers.contains { !household.isMember($0.device) }
     }
 
@@ -50,7 +56,7 @@ extension Agent {
             // Advertise the port actually bound (port 0 picks one), once the listener has it.
             let address = await cancelWhenGracefulShutdown { await agent.node.waitForBoundAddress() }
             guard let port = address?.port else { return }
-            var configuration = DiscoveryConfiguration(port: port, txt: advertTXT())
+            var configuration = DiscoveryConfiguration(port: port, txt: await advertTXT())
             configuration.retryInterval = .seconds(2)
             // An agent listening on loopback only cannot be reached from the network: browse, but
             // do not advertise.
@@ -70,10 +76,6 @@ extension Agent {
                 return
             }
             let dialer = DiscoveryDialer(agent: agent)
-            defer {
-                dialer.cancelAll()
-                discovery.stop()
-            }
             agent.logger.info("mDNS discovery started", metadata: ["service": "\(discovery.serviceName)", "port": "\(port)"])
             try? await cancelWhenGracefulShutdown {
                 try await withThrowingDiscardingTaskGroup { group in
@@ -82,7 +84,7 @@ extension Agent {
                     for await event in discovery.events {
                         switch event {
                         case .found(let service):
-                            guard accepts(service) else { continue }
+                            guard await accepts(service) else { continue }
                             agent.logger.debug("found on mDNS", metadata: ["service": "\(service.name)", "address": "\(service.endpoint)"])
                             dialer.found(service)
                         case .lost(let name):
@@ -94,20 +96,23 @@ extension Agent {
                     throw CancellationError()
                 }
             }
+            dialer.cancelAll()
+            // Stopping frees avahi's client, which talks to the daemon over D-Bus.
+            _ = try? await BlockingIO.run { discovery.stop() }
         }
 
         /// Only our protocol version, and with a group key only adverts tagged for our group.
-        func accepts(_ service: DiscoveredService) -> Bool {
+        func accepts(_ service: DiscoveredService) async -> Bool {
             guard service.txt["v"] == Discovery.protocolVersion else { return false }
-            guard let key = agent.groupKey, !agent.trustsDevicesOutsideHousehold else { return true }
+            guard let key = await agent.groupKey(), !(await agent.trustsDevicesOutsideHousehold()) else { return true }
             guard let tag = service.txt["g"] else { return false }
             return GroupTag.matches(tag, groupKey: key)
         }
 
         /// The TXT records now: `v=1`, the day's group tag, and `i=` the names of open invites
         /// (and of those closed in the last two minutes, so a late joiner hears why it is refused).
-        func advertTXT() -> [String: String] {
-            Discovery.txt(groupKey: agent.groupKey, invites: desk.advertisedInviteNames())
+        func advertTXT() async -> [String: String] {
+            Discovery.txt(groupKey: await agent.groupKey(), invites: desk.advertisedInviteNames())
         }
 
         /// Re-publishes the TXT records when they change: at once on an event (an invite opened,
@@ -128,9 +133,10 @@ extension Agent {
                 let due = min(nextDay, desk.nextTimedChange() ?? .max)
                 let deadline = ContinuousClock.now + .milliseconds(Int64(due - min(due, now)) + 1)
                 guard await wake.wait(until: deadline) != .ended else { return }
-                let next = advertTXT()
+                let next = await advertTXT()
                 if next != current {
-                    discovery.update(txt: next)
+                    // Avahi updates the record over D-Bus, waiting for the daemon's answer.
+                    _ = try? await BlockingIO.run { discovery.update(txt: next) }
                     current = next
                 }
             }

@@ -3,7 +3,6 @@ import HubSyncBackup
 import HubSyncCrypto
 import HubSyncNet
 import HubSyncStore
-import NIOPosix
 
 /// The agent stores other members' backups (`peer:DEVICE-ID` targets) in `DATA/backups/`
 /// (protocol/SPEC.md 5.12): requests arrive on backup connections of the sync listener.
@@ -25,7 +24,7 @@ extension Agent {
                 do {
                     let request = try PeerProtocol.Request.decode(message)
                     // File work runs on the blocking-I/O pool, not the event loop or cooperative pool.
-                    answer = try await NIOThreadPool.singleton.runIfActive {
+                    answer = try await BlockingIO.run {
                         storage.handle(request, from: client, server: server, isMember: isMember)
                     }
                 } catch let e as BackupError {

@@ -89,8 +89,9 @@ public final class Agent: Sendable {
         var api = LocalAPI(store: store, node: node, token: token, status: { [self] in await status() },
                            peersChanged: { [self] in trustChanged() })
         api.removeMember = { [self] device in
-            guard let (_, household) = try? MembershipFiles.load(in: directory), household.isMember(device),
-                  device != identity.deviceID else { return false }
+            let directory = self.directory
+            guard let (_, household) = (try? await BlockingIO.run { try MembershipFiles.load(in: directory) }) ?? nil,
+                  household.isMember(device), device != identity.deviceID else { return false }
             do { _ = try await removeFromHousehold(device) } catch let e as PairingError {
                 throw APIError(.internalServerError, e.message)
             }
@@ -109,7 +110,7 @@ public final class Agent: Sendable {
         addPairingRoutes(to: router, desk: desk)
         addJoinRoute(to: router)
         let app = LocalAPIServer(responder: router.buildResponder(), host: apiHost, port: apiPort, logger: logger) { [self] channel in
-            markReady(api: channel.localAddress.map(Self.text) ?? configuration.api)
+            await markReady(api: channel.localAddress.map(Self.text) ?? configuration.api)
         }
         let sync = SyncService(agent: self)
         let repair = RepairTimer(node: node, interval: configuration.repairInterval)
@@ -141,7 +142,8 @@ public final class Agent: Sendable {
         trustChanges.signal()
     }
 
-    func markReady(listen: String? = nil, api: String? = nil) {
+    /// Notes an address bound; once both are, writes the agent's state file (`agent.json`).
+    func markReady(listen: String? = nil, api: String? = nil) async {
         let both = ready.withLock { r -> (String, String)? in
             if let listen { r.listen = listen }
             if let api { r.api = api }
@@ -151,8 +153,11 @@ public final class Agent: Sendable {
         guard let (l, a) = both else { return }
         let state: Value = ["pid": .int(Int64(getpid())), "listen": .string(l), "api": .string(a),
                             "device_id": .string(identity.deviceID.description)]
+        let directory = writerLock.directory
         do {
-            try writerLock.directory.writeAtomically(Array((JSON.serialize(state) + "\n").utf8), to: DataDirectory.agentStateFile, mode: 0o644)
+            try await BlockingIO.run {
+                try directory.writeAtomically(Array((JSON.serialize(state) + "\n").utf8), to: DataDirectory.agentStateFile, mode: 0o644)
+            }
         } catch {
             logger.error("cannot write the agent's state file; commands will not find this agent", metadata: ["error": "\(error)"])
         }
@@ -219,9 +224,10 @@ public final class Agent: Sendable {
             do {
               try await cancelWhenGracefulShutdown {
                 try await withThrowingDiscardingTaskGroup { group in
+                    group.addTask { try await agent.node.listen(host: host, port: port) { _ in } }
                     group.addTask {
-                        try await agent.node.listen(host: host, port: port) { address in
-                            agent.markReady(listen: Agent.text(address))
+                        if let address = await agent.node.waitForBoundAddress() {
+                            await agent.markReady(listen: Agent.text(address))
                         }
                     }
                     group.addTask { await maintainPeers() }
