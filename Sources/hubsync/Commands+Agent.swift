@@ -44,7 +44,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         config.clockOffsetMillis = clockOffsetMs
         if noMdns { config.mdns = false }
-        let lock = try agentLock(dir)
+        let lock = try await agentLock(dir)
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -64,7 +64,7 @@ struct RunCommand: AsyncParsableCommand {
 
 /// The writer lock for an agent: refused while another agent holds it; while a command holds it
 /// (an import, a restore), the agent waits for it to finish (up to a minute).
-func agentLock(_ dir: DataDirectory) throws(CLIError) -> WriterLock {
+func agentLock(_ dir: DataDirectory) async throws(CLIError) -> WriterLock {
     let clock = ContinuousClock()
     let deadline = clock.now + .seconds(60)
     var told = false
@@ -85,7 +85,8 @@ func agentLock(_ dir: DataDirectory) throws(CLIError) -> WriterLock {
             FileHandle.standardError.write(Data("hubsync: waiting for \(holder) to finish with \(dir.path)\n".utf8))
             told = true
         }
-        Thread.sleep(forTimeInterval: 0.05)
+        // Polled: the holder is another process, whose end nothing here is told of.
+        try? await Deadlines.sleep(for: .milliseconds(50))
     }
 }
 
