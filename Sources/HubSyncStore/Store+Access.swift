@@ -9,7 +9,9 @@ internal import GRDB
 /// - on GRDB's own queues without blocking the caller: `try await store.read(.peers)`, for the
 ///   agent, whose tasks run on the cooperative pool and NIO's event loops, which must never wait
 ///   on SQLite. Reads then run concurrently on the pool's reader connections; writes are
-///   serialised by its one writer.
+///   serialised by its one writer. In an async function the compiler picks this variant of
+///   `read(_:)` and `write(_:)` (a missing `await` does not compile); async code should use
+///   these, not the named blocking methods.
 ///
 /// Both ways throw only ``StoreError`` (the async ones declare plain `throws`: Swift 6.3 crashes
 /// compiling `catch let e as StoreError where …` around a call with a typed `throws`), and a
