@@ -30,11 +30,12 @@ final class BenchAgent {
                o["pid"] == .int(Int64(pid)) {
                 listen = o["listen"]?.stringValue ?? ""
                 client = LocalAPIClient.running(inDataDirectory: data)
-                return
+                if client != nil { return }
             }
             usleep(10_000)
         }
-        throw BenchError("the agent on \(data) did not start; see \(data).log")
+        stop() // never leave an agent behind
+        throw BenchError("the agent on \(data) did not start, or its API was not found; see \(data).log")
     }
 
     func stop() {
