@@ -35,7 +35,7 @@ struct FrameEncoder: MessageToByteEncoder {
 }
 
 /// A networking failure: a code to match on and a message for the log and status.
-public struct NetError: CodedError, Sendable {
+public struct NetError: CodedError, Sendable, Equatable {
     public var fields: CodedErrorFields
     public init(fields: CodedErrorFields) { self.fields = fields }
 }

@@ -53,9 +53,7 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
     /// Ends the session with a device removed from the household: says goodbye, then closes
     /// the connection without waiting for the peer (a removed device may ignore the goodbye).
     public func closeSession(with peer: DeviceID) async {
-        guard let session = sessions.withLock({ $0[peer] }) else { return }
-        _ = try? await session.writer.send(.goodbye(reason: "removed from the household"))
-        await session.writer.close()
+        sessions.withLock { $0[peer] }?.close(reason: "removed from the household")
     }
 
     public init(identity: Identity, store: Store, logger: Logger, group: MultiThreadedEventLoopGroup = .singleton) {
@@ -253,7 +251,7 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
                     _ = try await store.write(.addPeer(peer, address: discoveredAt))
                     logger.info("recorded a discovered address", metadata: ["peer.id": "\(peer.short)", "address": "\(discoveredAt)"])
                 }
-                let session = SyncSession(peer: peer, isInitiator: initiator, store: store, writer: writer,
+                let session = SyncSession(peer: peer, isInitiator: initiator, store: store, counters: writer.counters,
                                           logger: logger, delegate: self)
                 guard register(session) else {
                     _ = try? await writer.send(.goodbye(reason: "duplicate connection"))
@@ -261,7 +259,7 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
                 }
                 defer { unregister(session) }
                 logger.info("peer connected", metadata: ["peer.id": "\(peer.short)", "initiator": "\(initiator)"])
-                try await session.run(reader: reader)
+                try await session.run(reader: reader, writer: writer)
             }
         } catch {
             deadline.cancel()
@@ -282,7 +280,7 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
                 let newIsPreferred = (session.isInitiator ? identity.deviceID : session.peer) == preferredInitiator
                 let oldIsPreferred = (existing.isInitiator ? identity.deviceID : existing.peer) == preferredInitiator
                 if oldIsPreferred || !newIsPreferred { return false }
-                Task { try? await existing.writer.send(.goodbye(reason: "duplicate connection")) }
+                existing.close(reason: "duplicate connection")
             }
             all[session.peer] = session
             return true
@@ -340,13 +338,13 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
     /// Asks every session this agent dialed to run a repair round now.
     public func repairAll() async {
         for session in sessions.withLock({ Array($0.values) }) where session.isInitiator {
-            try? await session.startRepair()
+            session.startRepair()
         }
     }
 
     /// Ends the session with a peer (it was removed).
     public func disconnect(_ peer: DeviceID) async {
-        if let s = sessions.withLock({ $0[peer] }) { _ = try? await s.writer.send(.goodbye(reason: "no longer trusted")) }
+        sessions.withLock { $0[peer] }?.close(reason: "no longer trusted")
     }
 
     public func session(_ session: SyncSession, didRequestChangesAfter sequence: Int64, from peer: DeviceID) {

@@ -1,0 +1,118 @@
+import HubSyncBase
+public import HubSyncCore
+
+/// The events a session's driver feeds in: one `mutating` method each.
+extension SyncSessionStateMachine {
+    /// The session begins: sends this side's hello.
+    public mutating func start(logEpoch: String, clock: Timestamp) -> [Action] {
+        ourEpoch = logEpoch
+        let hello = Hello(schemaVersion: SyncSession.schemaVersion,
+                          capabilities: configuration.capabilities.map(\.rawValue).sorted(),
+                          logEpoch: logEpoch, clock: clock)
+        return [.send(.hello(hello))]
+    }
+
+    /// A message arrived in a frame of `bytes` bytes on the wire.
+    public mutating func received(_ message: SyncMessage, bytes: Int) -> [Action] {
+        guard phase != .closed else { return [] }
+        inbound.append((message, bytes))
+        var actions: [Action] = []
+        drainInbound(&actions)
+        pumpOutbound(&actions)
+        return actions
+    }
+
+    /// A frame could not be opened or decoded: the session ends, telling the peer why.
+    public mutating func receivedMalformed(_ error: NetError) -> [Action] {
+        close(goodbye: "malformed message", error: error)
+    }
+
+    /// The peer closed the connection.
+    public mutating func peerClosed() -> [Action] {
+        close(goodbye: nil, error: NetError(.closed, "the peer closed the connection"))
+    }
+
+    /// Reading or writing the connection failed.
+    public mutating func connectionFailed(_ error: any Error) -> [Action] {
+        close(goodbye: nil, error: error as? NetError
+            ?? NetError(.closed, "the connection failed: \(NetError.describe(error))", cause: error))
+    }
+
+    /// This side's store committed a change (local, or merged from any peer).
+    public mutating func localChangesCommitted() -> [Action] {
+        guard phase != .closed else { return [] }
+        logDirty = true
+        var actions: [Action] = []
+        pumpOutbound(&actions)
+        return actions
+    }
+
+    /// The connection took a message from ``Action/sendChanges(encodedStates:lastSequence:)``.
+    public mutating func changesWritten() -> [Action] {
+        guard phase != .closed else { return [] }
+        sendsInFlight -= 1
+        var actions: [Action] = []
+        pumpOutbound(&actions)
+        return actions
+    }
+
+    /// The node asks for a repair round (the repair timer, or an operator).
+    public mutating func repairRequested() -> [Action] {
+        var actions: [Action] = []
+        startRepair(&actions)
+        return actions
+    }
+
+    /// This side ends the session (the peer was removed, or a duplicate connection).
+    public mutating func closeRequested(reason: String) -> [Action] {
+        close(goodbye: reason, error: NetError(.closed, "this device ended the session: \(reason)"))
+    }
+
+    /// A store operation failed. A clock too far ahead ends the session as clock skew.
+    public mutating func storeFailed(_ error: any Error) -> [Action] {
+        let coded = error as? any CodedError
+        if coded?.code == .clockSkew {
+            let message = coded?.message ?? "\(error)"
+            return close(goodbye: "clock skew: \(message)", error: NetError(.clockSkew, message, cause: error))
+        }
+        return close(goodbye: "internal error", error: NetError(.io, "the store failed during sync: \(error)", cause: error))
+    }
+
+    /// A store operation finished.
+    public mutating func storeFinished(_ result: StoreResult) -> [Action] {
+        guard phase != .closed else { return [] }
+        var actions: [Action] = []
+        switch result {
+        case .watermarkLoaded(let epoch, let sequence):
+            watermarkLoaded(epoch: epoch, sequence: sequence, &actions)
+        case .watermarkReset, .ackRecorded:
+            inboundBusy = false
+        case .logMerged:
+            inboundBusy = false
+            finishBatch(&actions)
+        case .repairStatesMerged(let count):
+            inboundBusy = false
+            repairStatesArrived(count, &actions)
+            finishBatch(&actions)
+        case .logRead(let states, let sequences, let lastSequence):
+            logRead(states: states, sequences: sequences, lastSequence: lastSequence, &actions)
+        case .statesRead(let states):
+            outboundRead = nil
+            if !states.isEmpty { appendChanges(states, sequences: nil, lastSequence: 0, &actions) }
+            releaseHeldRepairMessages(&actions)
+        case .repairSetLoaded(let digests):
+            repairSetLoaded(digests, &actions)
+        }
+        drainInbound(&actions)
+        pumpOutbound(&actions)
+        return actions
+    }
+
+    /// Ends the session once: later events do nothing.
+    mutating func close(goodbye: String?, error: NetError) -> [Action] {
+        guard phase != .closed else { return [] }
+        phase = .closed
+        inbound.removeAll()
+        return [.close(goodbye: goodbye, error: error)]
+    }
+}

@@ -1,0 +1,169 @@
+public import HubSyncCore
+
+/// The sync protocol of one session (protocol/SPEC.md 3.2) as a pure state machine: hello and
+/// capabilities, the fast path from the peer's watermark, live push, acknowledgements and repair
+/// rounds. No I/O: each `mutating` method takes one event and returns the ``Action``s the driver
+/// (``SyncSession``) performs; store reads and writes come back as ``StoreResult``s.
+///
+/// The shape of NIO's `NIOTypedHTTPServerUpgraderStateMachine` and of ``HandshakeInitiator``:
+/// tests drive it with events and check the actions, without sockets or a store.
+///
+/// Ordering rules it keeps:
+/// - Inbound messages are handled one at a time, in order: while a store operation for one is
+///   in flight, later ones wait in a queue of at most ``Configuration/inboundCapacity``; when it
+///   is full the driver stops reading (``Action/pauseReading``) until it drains.
+/// - Log batches waiting together are merged in one transaction (at most
+///   ``Configuration/mergeStates`` states).
+/// - One outbound store read at a time; log reads go before repair records, so live pushes are
+///   not delayed behind a repair; at most ``Configuration/sendsInFlight`` `changes` messages are
+///   handed to the writer and not yet written (back-pressure from the connection).
+public struct SyncSessionStateMachine: Sendable {
+    /// Limits and features of one session.
+    public struct Configuration: Sendable {
+        /// At most this many bytes of states in one `changes` message (SPEC 3.2: 512 KiB).
+        public var batchBytes = 512 * 1024
+        /// Log entries read per store read.
+        public var logReadLimit = 512
+        /// Records read per store read when sending repair records.
+        public var stateReadLimit = 256
+        /// At most this many log states merged in one transaction.
+        public var mergeStates = 2048
+        /// Inbound messages queued before reading pauses.
+        public var inboundCapacity = 4
+        /// `changes` messages handed to the writer and not yet written before reads pause.
+        public var sendsInFlight = 2
+        /// The capabilities this side lists in its hello.
+        public var capabilities = SyncCapability.supported
+        public init() {}
+    }
+
+    /// Where the session stands.
+    enum Phase: Sendable, Equatable {
+        /// Waiting for the peer's hello (the first message it must send).
+        case awaitingHello
+        /// The hello was accepted; the peer's watermark is being read.
+        case loadingWatermark
+        /// Fast path, live push and repair.
+        case open
+        /// Ended; every later event is ignored.
+        case closed
+    }
+
+    public let isInitiator: Bool
+    public let configuration: Configuration
+    var phase = Phase.awaitingHello
+    /// This side's log epoch, from ``start(logEpoch:clock:)``.
+    var ourEpoch = ""
+    /// The peer's log epoch, from its hello.
+    var theirEpoch = ""
+    /// The capabilities both sides listed; empty until the peer's hello is accepted.
+    public internal(set) var negotiated: Set<SyncCapability> = []
+
+    // Inbound.
+    var inbound: [(message: SyncMessage, bytes: Int)] = []
+    /// A store operation for an inbound message is in flight: the queue waits for it.
+    var inboundBusy = false
+    var readingPaused = false
+    /// The fast-path marker that came with the merge in flight (handled once it is merged).
+    var finalPending = false
+    /// The peer's sequence the merge in flight moves the watermark to (acknowledged after it).
+    var mergingUpTo: Int64?
+
+    // Outbound.
+    /// The peer's sequence the fast path started from and, after it, the last sequence sent;
+    /// nil until the peer asked for the fast path.
+    var pushCursor: Int64?
+    /// The log may hold changes after ``pushCursor``.
+    var logDirty = false
+    var fastPathSent = false
+    var fastPathReceived = false
+    var outboundRead: OutboundRead?
+    var sendsInFlight = 0
+    /// Records to send for a repair, not read yet.
+    var repairKeys: [RecordKey] = []
+
+    enum OutboundRead: Sendable, Equatable { case log(after: Int64), states }
+
+    // Repair.
+    var repair = RepairRound()
+
+    public init(isInitiator: Bool, configuration: Configuration = Configuration()) {
+        self.isInitiator = isInitiator
+        self.configuration = configuration
+    }
+
+    /// Whether the session has ended.
+    public var isClosed: Bool { phase == .closed }
+
+    /// Size on the wire of a sealed frame around a plaintext of `count` bytes.
+    static func frameBytes(_ count: Int) -> Int { 4 + 17 + count }
+}
+
+extension SyncSessionStateMachine {
+    /// What the driver does for the machine.
+    public enum Action: Sendable, Equatable {
+        /// Sends a message after those sent before.
+        case send(SyncMessage)
+        /// Sends a `changes` message of states already encoded; the driver calls
+        /// ``changesWritten()`` once the connection has taken it.
+        case sendChanges(encodedStates: [[UInt8]], lastSequence: Int64)
+        /// Runs a store operation; the driver passes its result to ``storeFinished(_:)`` or its
+        /// error to ``storeFailed(_:)``.
+        case store(StoreRequest)
+        /// Stops reading frames until ``resumeReading``: the inbound queue is full.
+        case pauseReading
+        case resumeReading
+        /// Tells the node something for status.
+        case report(Report)
+        /// Sends `goodbye` when a reason is given, closes the connection, and ends the session
+        /// with `error`.
+        case close(goodbye: String?, error: NetError)
+    }
+
+    /// A store operation the machine needs.
+    public enum StoreRequest: Sendable, Equatable {
+        /// Checks the peer's clock reading, then reads the peer's log epoch and watermark.
+        case loadWatermark(peerClock: Timestamp)
+        /// Forgets the peer's watermark: its store was made anew under `epoch`.
+        case resetWatermark(epoch: String)
+        /// Reads up to `limit` log entries after `after`, skipping echoes of the peer.
+        case readLog(after: Int64, limit: Int)
+        /// Reads the current states of records, encoded, for a repair.
+        case readStates([RecordKey])
+        /// Merges log states and moves the peer's watermark to `upTo` in one transaction.
+        case mergeLog([RecordState], epoch: String, upTo: Int64)
+        /// Merges records sent by a repair (no watermark moves).
+        case mergeRepairStates([RecordState])
+        /// Records that the peer has applied this side's changes up to the sequence.
+        case recordAck(Int64)
+        /// Reads every record's key, last clock and digest for a repair round.
+        case loadRepairSet
+    }
+
+    /// What a finished ``StoreRequest`` gave.
+    public enum StoreResult: Sendable {
+        /// The peer's recorded epoch and watermark (nil: none recorded yet).
+        case watermarkLoaded(epoch: String?, sequence: Int64)
+        case watermarkReset
+        /// Log states with their sequences, and the last sequence looked at (echoes included).
+        case logRead(states: [[UInt8]], sequences: [Int64], lastSequence: Int64)
+        case statesRead([[UInt8]])
+        case logMerged
+        case repairStatesMerged(count: Int)
+        case ackRecorded
+        case repairSetLoaded([(key: RecordKey, updated: Timestamp, digest: [UInt8])])
+    }
+
+    /// Facts for the node's status.
+    public enum Report: Sendable, Equatable {
+        /// This side asked the peer for its changes after this sequence.
+        case requestedChanges(after: Int64)
+        /// The peer's fast path has arrived in full.
+        case fastPathReceived
+        /// A repair round began (the driver times it).
+        case repairStarted
+        /// A repair round ended; `milliseconds` is left for the driver to fill in.
+        case repairFinished(RepairReport)
+    }
+}
+

@@ -1,0 +1,78 @@
+import HubSyncCore
+@testable import HubSyncNet
+import Testing
+
+/// How the session state machine ends: gracefully, on a protocol error, on a malformed frame,
+/// on clock skew; and that nothing happens after.
+@Suite struct SyncSessionCloseTests {
+    @Test func thePeersGoodbyeEndsTheSessionWithItsReason() {
+        var m = Machine.synced()
+        let closing = m.received(.goodbye(reason: "shutting down"), bytes: 30).closing
+        #expect(closing?.goodbye == nil) // no goodbye back
+        #expect(closing?.error.code == .closed)
+        #expect(closing?.error.message.contains("shutting down") == true)
+        #expect(m.isClosed)
+    }
+
+    @Test func aGoodbyeBeforeTheHelloIsAGracefulEndToo() {
+        var m = Machine(isInitiator: true)
+        _ = m.start(logEpoch: "ours", clock: .zero)
+        let closing = m.received(.goodbye(reason: "duplicate connection"), bytes: 30).closing
+        #expect(closing?.error.code == .closed)
+        #expect(closing?.error.message.contains("duplicate connection") == true)
+    }
+
+    @Test func closingThisSideSaysGoodbyeOnceAndIgnoresEverythingAfter() {
+        var m = Machine.synced()
+        #expect(m.closeRequested(reason: "removed from the household").closing?.goodbye == "removed from the household")
+        #expect(m.closeRequested(reason: "again").isEmpty)
+        #expect(m.localChangesCommitted().isEmpty)
+        #expect(m.received(.ping(nonce: 1), bytes: 30).isEmpty)
+        #expect(m.storeFinished(.logMerged).isEmpty)
+        #expect(m.repairRequested().isEmpty)
+    }
+
+    @Test func aMalformedFrameClosesWithAGoodbyeAndTheDecodingError() {
+        var m = Machine.synced()
+        let closing = m.receivedMalformed(NetError(.malformed, "malformed message: changes: truncated")).closing
+        #expect(closing?.goodbye == "malformed message")
+        #expect(closing?.error.code == .malformed)
+        #expect(closing?.error.message.contains("truncated") == true)
+    }
+
+    @Test func aMessageBeforeTheHelloIsAProtocolError() {
+        var m = Machine(isInitiator: false)
+        _ = m.start(logEpoch: "ours", clock: .zero)
+        let closing = m.received(.changes(ChangeBatch(states: [record(1)], lastSequence: 1)), bytes: 90).closing
+        #expect(closing?.error.code == .unexpectedMessage)
+        #expect(closing?.goodbye == "expected hello")
+    }
+
+    @Test func aSecondHelloIsAProtocolError() {
+        var m = Machine.synced()
+        #expect(m.received(peerHello(), bytes: 60).closing?.error.code == .unexpectedMessage)
+    }
+
+    @Test func aClockTooFarAheadEndsTheSessionAsClockSkew() {
+        var m = Machine(isInitiator: true)
+        _ = m.start(logEpoch: "ours", clock: .zero)
+        _ = m.received(peerHello(), bytes: 60)
+        let closing = m.storeFailed(NetError(.clockSkew, "refused: 90 s ahead")).closing
+        #expect(closing?.error.code == .clockSkew)
+        #expect(closing?.goodbye == "clock skew: refused: 90 s ahead")
+    }
+
+    @Test func anyOtherStoreFailureEndsTheSessionAsAnIOError() {
+        var m = Machine.synced()
+        _ = m.received(.changes(ChangeBatch(states: [record(1)], lastSequence: 1)), bytes: 90)
+        let closing = m.storeFailed(NetError(.io, "disk full")).closing
+        #expect(closing?.error.code == .io)
+        #expect(m.storeFinished(.logMerged).isEmpty) // no acknowledgement for a merge that failed
+    }
+
+    @Test func thePeerClosingTheConnectionEndsTheSession() {
+        var m = Machine.synced()
+        #expect(m.peerClosed().closing?.error.code == .closed)
+        #expect(m.peerClosed().isEmpty)
+    }
+}

@@ -1,0 +1,133 @@
+import HubSyncCore
+@testable import HubSyncNet
+import Testing
+
+/// Repair rounds in the session state machine: when they start, how they interleave with live
+/// pushes, and what they report. The peer's side is Core's real ``Reconciler``.
+@Suite struct SyncSessionRepairTests {
+    typealias Digest = (key: RecordKey, updated: Timestamp, digest: [UInt8])
+
+    static func digests(_ ids: [Int]) -> [Digest] {
+        ids.map { id in
+            let state = record(id)
+            return (state.key, state.updated, [UInt8](repeating: UInt8(id), count: 32))
+        }
+    }
+
+    static func reconciler(_ ids: [Int], initiator: Bool) -> Reconciler {
+        Reconciler(set: ReconcileSet(items: digests(ids).map { ReconItem.item(key: $0.key, updated: $0.updated, digest: $0.digest) }),
+                   isInitiator: initiator)
+    }
+
+    @Test func theDialingSideStartsTheFirstRoundOnceBothFastPathsAreDone() {
+        var m = Machine.opened(initiator: true)
+        _ = m.received(.fastPathRequest(since: 0, epoch: "ours"), bytes: 30)
+        let ourEnd = m.storeFinished(.logRead(states: [], sequences: [], lastSequence: 0))
+        #expect(!ourEnd.storeRequests.contains(.loadRepairSet))
+        let theirEnd = m.received(.changes(ChangeBatch(states: [], isFinal: true)), bytes: 30)
+        #expect(theirEnd.storeRequests == [.loadRepairSet])
+        #expect(theirEnd.contains(.report(.repairStarted)))
+        // The first message goes out once the set is loaded.
+        let loaded = m.storeFinished(.repairSetLoaded(Self.digests([1, 2])))
+        guard case .reconcile = loaded.sent.first else { Issue.record("no reconcile: \(loaded)"); return }
+    }
+
+    @Test func theAnsweringSideNeverStartsARound() {
+        var m = Machine.synced(initiator: false)
+        #expect(m.repairRequested().isEmpty)
+    }
+
+    @Test func aRoundUnderWayIsNotStartedTwice() {
+        var m = Machine.synced(initiator: true) // the first round is loading its set
+        #expect(m.repairRequested().isEmpty)
+    }
+
+    @Test func repairRecordsAndLivePushesInterleave() throws {
+        var configuration = Machine.Configuration()
+        configuration.stateReadLimit = 2
+        var m = Machine.synced(initiator: true, configuration: configuration)
+        let start = m.storeFinished(.repairSetLoaded(Self.digests([1, 2, 3, 4, 5])))
+        guard case .reconcile(let first) = start.sent.first else { Issue.record("no reconcile"); return }
+
+        // The peer holds nothing: it answers with its (empty) ID list; we learn we have 5 to send.
+        var peer = Self.reconciler([], initiator: false)
+        let reply = try #require(try peer.receive(first).reply)
+        let answered = m.received(.reconcile(reply), bytes: 40)
+        #expect(answered.storeRequests == [.readStates([1, 2].map { record($0).key })])
+        // `reconcileDone` waits behind the records, so the peer counts them in its round.
+        #expect(answered.sent.isEmpty)
+
+        // A local change meanwhile is read right after this batch of repair records.
+        #expect(m.localChangesCommitted().isEmpty)
+        let batch = m.storeFinished(.statesRead([1, 2].map { CanonicalEncoding.encode(record($0)) }))
+        #expect(batch.changesSent.map(\.lastSequence) == [0]) // repair records move no watermark
+        #expect(batch.storeRequests == [.readLog(after: 0, limit: 512)])
+        let pushed = m.storeFinished(.logRead(states: [CanonicalEncoding.encode(record(9))], sequences: [1], lastSequence: 1))
+        #expect(pushed.changesSent.map(\.lastSequence) == [1])
+        #expect(pushed.storeRequests.isEmpty) // two batches in flight: wait for the connection
+        #expect(m.changesWritten().storeRequests == [.readLog(after: 1, limit: 512)])
+        #expect(m.storeFinished(.logRead(states: [], sequences: [], lastSequence: 1)).storeRequests
+            == [.readStates([3, 4].map { record($0).key })])
+        #expect(m.storeFinished(.statesRead([3, 4].map { CanonicalEncoding.encode(record($0)) })).sent.isEmpty)
+        _ = m.changesWritten()
+        _ = m.changesWritten()
+        let last = m.storeFinished(.statesRead([CanonicalEncoding.encode(record(5))]))
+        guard case .sendChanges = last.first, case .send(.reconcileDone) = last.last else {
+            Issue.record("reconcileDone does not follow the last repair records: \(last)")
+            return
+        }
+    }
+
+    @Test func theReportWaitsForTheRecordsAskedFor() throws {
+        var m = Machine.synced(initiator: true)
+        let start = m.storeFinished(.repairSetLoaded(Self.digests([1])))
+        guard case .reconcile(let first) = start.sent.first else { Issue.record("no reconcile"); return }
+        var peer = Self.reconciler([1, 2, 3], initiator: false)
+        let reply = try #require(try peer.receive(first).reply)
+
+        let answered = m.received(.reconcile(reply), bytes: 200)
+        guard case .request(let ids) = answered.sent.first else { Issue.record("no request: \(answered)"); return }
+        #expect(ids.count == 2)
+        #expect(answered.sent.last == .reconcileDone)
+        #expect(answered.repairReports.isEmpty)
+
+        _ = m.received(.changes(ChangeBatch(states: [record(2)])), bytes: 90)
+        #expect(m.storeFinished(.repairStatesMerged(count: 1)).repairReports.isEmpty)
+        _ = m.received(.changes(ChangeBatch(states: [record(3)])), bytes: 90)
+        let done = m.storeFinished(.repairStatesMerged(count: 1))
+        let report = try #require(done.repairReports.first)
+        #expect(report.itemsReceived == 2 && report.itemsSent == 0 && report.roundTrips == 1)
+        #expect(report.bytesReceived == 200)
+        #expect(report.bytesSent > 0)
+    }
+
+    @Test func theAnsweringSideLoadsItsSetBeforeHandlingLaterMessages() throws {
+        var m = Machine.synced(initiator: false)
+        var dialer = Self.reconciler([1, 2], initiator: true)
+        let asked = m.received(.reconcile(dialer.initiate()), bytes: 50)
+        #expect(asked.storeRequests == [.loadRepairSet])
+        #expect(m.received(.ping(nonce: 3), bytes: 30).isEmpty)
+        let answered = m.storeFinished(.repairSetLoaded(Self.digests([1, 2])))
+        // In sync: the round ends at once, and the ping waiting behind it is answered after.
+        #expect(answered.sent == [.reconcileDone, .pong(nonce: 3)])
+        #expect(answered.repairReports.count == 1)
+    }
+
+    @Test func requestedRecordsAreSentFromTheLoadedSet() {
+        var m = Machine.synced(initiator: false)
+        var dialer = Self.reconciler([], initiator: true)
+        _ = m.received(.reconcile(dialer.initiate()), bytes: 50)
+        _ = m.storeFinished(.repairSetLoaded(Self.digests([4])))
+        let item = ReconItem.item(key: Self.digests([4])[0].key, updated: Self.digests([4])[0].updated,
+                                  digest: Self.digests([4])[0].digest)
+        #expect(m.received(.request(ids: [item.id]), bytes: 40).storeRequests == [.readStates([record(4).key])])
+    }
+
+    @Test func aMalformedReconcileMessageClosesTheSession() {
+        var m = Machine.synced(initiator: false)
+        _ = m.received(.reconcile(ReconcileMessage(ranges: [])), bytes: 30)
+        let closing = m.storeFinished(.repairSetLoaded(Self.digests([1]))).closing
+        #expect(closing?.error.code == .malformed)
+        #expect(closing?.goodbye == "malformed reconcile message")
+    }
+}
