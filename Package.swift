@@ -80,7 +80,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "HubSyncNetTests", dependencies: [
-            "HubSyncNet", "HubSyncCore", "HubSyncTestSupport",
+            "HubSyncNet", "HubSyncCore", "HubSyncCrypto", "HubSyncTestSupport",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),

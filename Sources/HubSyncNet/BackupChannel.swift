@@ -9,11 +9,13 @@ public final class BackupChannel: @unchecked Sendable { // used by one task: the
     public static let firstByte: UInt8 = 0x42
     /// The backup protocol's version, the marker frame's second byte.
     public static let version: UInt8 = 1
+    /// What a backup client sends first: `0x42 ‖ version`.
+    public static let marker: [UInt8] = [firstByte, version]
     static let partSize = 256 * 1024
     static let maxMessageSize = 64 << 20
 
-    var reader: SecureReader
-    let writer: SecureWriter
+    var inbound: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator
+    let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
     /// When a message last went either way (ContinuousClock nanoseconds since the channel opened).
     let opened = ContinuousClock.now
     let lastActivity = Atomic<Int64>(0)
@@ -28,16 +30,22 @@ public final class BackupChannel: @unchecked Sendable { // used by one task: the
     }
 
     /// Closes the connection: a pending ``receive()`` then ends.
-    public func close() async { await writer.close() }
+    public func close() async { outbound.finish() }
 
-    init(reader: SecureReader, writer: SecureWriter) {
-        self.reader = reader
-        self.writer = writer
+    /// A channel over the plaintext messages of a secure channel (``SecureChannelHandler``).
+    init(inbound: NIOAsyncChannelInboundStream<ByteBuffer>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) {
+        self.inbound = inbound.makeAsyncIterator()
+        self.outbound = outbound
+    }
+
+    /// The next frame's plaintext, or nil when the peer closed the connection.
+    func receiveRaw() async throws -> [UInt8]? {
+        try await inbound.next().map { Array($0.readableBytesView) }
     }
 
     /// The next message, or nil when the client closed the connection.
     public func receive() async throws -> [UInt8]? {
-        guard var message = try await reader.receiveRaw() else { return nil }
+        guard var message = try await receiveRaw() else { return nil }
         guard message.count >= 4 else { throw NetError(.malformed, "a backup message without its length") }
         let length = message.prefix(4).reduce(0) { $0 << 8 | Int($1) }
         guard length <= Self.maxMessageSize else {
@@ -45,7 +53,7 @@ public final class BackupChannel: @unchecked Sendable { // used by one task: the
         }
         message.removeFirst(4)
         while message.count < length {
-            guard let part = try await reader.receiveRaw() else { return nil }
+            guard let part = try await receiveRaw() else { return nil }
             touch() // a long message on a slow link is not idle
             message += part
         }
@@ -61,7 +69,7 @@ public final class BackupChannel: @unchecked Sendable { // used by one task: the
         var start = 0
         repeat {
             let end = min(bytes.count, start + Self.partSize)
-            try await writer.send(raw: Array(bytes[start..<end]))
+            try await outbound.write(ByteBuffer(bytes: bytes[start..<end]))
             start = end
         } while start < bytes.count
         touch()

@@ -5,18 +5,16 @@ import NIOCore
 import NIOPosix
 import Synchronization
 
-/// The client side of a backup connection (protocol/SPEC.md 5.12): dials a device's sync
-/// listener, sends the backup marker, runs the SIGMA handshake as initiator over the same
-/// pipeline as sync sessions, checks that the responder is the expected device, reads its hello,
-/// then carries one request and its answer at a time.
+/// The client side of a backup connection (protocol/SPEC.md 5.12): opens an authenticated
+/// channel to the device for backups (``SecureChannel/open(to:for:identity:group:accept:)``, the
+/// call sync dialers use too: the marker, the SIGMA handshake as initiator, the check that the
+/// responder is the expected device), reads its hello, then carries one request and its answer
+/// at a time.
 ///
 /// The connection lives in a task of its own; ``call(_:)`` hands it requests. The repository
 /// code is synchronous, so ``callBlocking(_:)`` is there for it: it must run on a thread of its
 /// own (the CLI's, or the agent's blocking-I/O pool), never on the cooperative pool.
 public final class BackupClient: Sendable {
-    /// What the client sends first: `0x42 ‖ version`.
-    public static let marker: [UInt8] = [BackupChannel.firstByte, BackupChannel.version]
-
     private struct Job: Sendable {
         let request: [UInt8]
         let reply: CheckedContinuation<[UInt8], any Error>
@@ -43,32 +41,22 @@ public final class BackupClient: Sendable {
     /// - Parameter answerTimeout: how long one answer may take before the connection is closed.
     public static func open(address: String, identity: SigningKey, expected: DeviceID,
                             answerTimeout: Duration = .seconds(60)) async throws -> (client: BackupClient, hello: [UInt8]) {
-        let nio = try await SyncNode.connect(to: address, group: MultiThreadedEventLoopGroup.singleton)
-        let raw = nio.channel
+        let channel = try await SecureChannel.open(to: address, for: .backup, identity: identity) { device in
+            guard device == expected else {
+                throw NetError(.unexpectedPeer, "the agent at \(address) is device \(device.short), "
+                    + "not \(expected.short); check the address in `hubsync peers`")
+            }
+        }
+        let raw = channel.channel.channel
         let (stream, continuation) = AsyncStream<Job>.makeStream()
         let client = BackupClient(jobs: continuation, channel: raw)
         let opened = Waiter()
-        // A connection that does not finish its handshake in time is closed.
-        let handshakeDeadline = Task {
-            try await Deadlines.sleep(for: .seconds(10))
-            raw.close(promise: nil)
-        }
         let hello = try await withCheckedThrowingContinuation { (ready: CheckedContinuation<[UInt8], any Error>) in
             opened.continuation.withLock { $0 = ready }
             Task {
                 do {
-                    try await nio.executeThenClose { inbound, outbound in
-                        try await outbound.write(ByteBuffer(bytes: marker))
-                        let (_, reader, writer) = try await SecureHandshake.initiate(
-                            identity: identity, inbound: inbound, outbound: outbound,
-                            accept: { device in
-                                guard device == expected else {
-                                    throw NetError(.unexpectedPeer, "the agent at \(address) is device \(device.short), "
-                                        + "not \(expected.short); check the address in `hubsync peers`")
-                                }
-                            })
-                        handshakeDeadline.cancel()
-                        let backup = BackupChannel(reader: reader, writer: writer)
+                    try await channel.executeThenClose { inbound, outbound in
+                        let backup = BackupChannel(inbound: inbound, outbound: outbound)
                         guard let hello = try await backup.receive() else {
                             throw NetError(.closed, "\(address) closed the connection after the handshake")
                         }

@@ -3,6 +3,7 @@ import HubSyncCore
 public import HubSyncCrypto
 import HubSyncStore
 import Logging
+import NIOCore
 import Synchronization
 
 /// What a session tells the node that runs it.
@@ -77,8 +78,8 @@ public final class SyncSession: Sendable {
 
     /// Runs the session until the peer goes away, this side closes it, or an error ends it;
     /// always throws the reason it ended.
-    func run(reader: SecureReader, writer: SecureWriter) async throws {
-        let box = ReaderBox(reader)
+    func run(inbound: NIOAsyncChannelInboundStream<ByteBuffer>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) async throws {
+        let box = ReaderBox(inbound.makeAsyncIterator())
         let gate = ReadGate()
         let outbox = AsyncStream<Outgoing>.makeStream()
         let drained = AsyncStream<Void>.makeStream()
@@ -93,11 +94,16 @@ public final class SyncSession: Sendable {
             group.addTask {
                 while await gate.waitUntilOpen() {
                     do {
-                        guard let message = try await box.reader.receive() else {
+                        guard let plaintext = try await box.iterator.next() else {
                             events.yield(.peerClosed)
                             return
                         }
-                        events.yield(.received(message, bytes: box.reader.lastFrameBytes))
+                        let message: SyncMessage
+                        do { message = try SyncMessage.decode(Array(plaintext.readableBytesView)) } catch {
+                            events.yield(.malformed(NetError(.malformed, "malformed message: \(error)", cause: error)))
+                            return
+                        }
+                        events.yield(.received(message, bytes: SyncSessionStateMachine.frameBytes(plaintext.readableBytes)))
                     } catch let e as NetError where e.code == .malformed {
                         events.yield(.malformed(e))
                         return
@@ -113,10 +119,10 @@ public final class SyncSession: Sendable {
                     for await item in outbox.stream {
                         switch item {
                         case .message(let message):
-                            try await writer.send(message)
+                            try await outbound.write(ByteBuffer(bytes: message.encoded()))
                         case .changes(let states, let lastSequence):
-                            try await writer.send(raw: SyncMessage.encodeChanges(encodedStates: states, lastSequence: lastSequence,
-                                                                                 isFinal: false))
+                            let bytes = SyncMessage.encodeChanges(encodedStates: states, lastSequence: lastSequence, isFinal: false)
+                            try await outbound.write(ByteBuffer(bytes: bytes))
                             events.yield(.written)
                         }
                     }
@@ -202,8 +208,8 @@ extension SyncSessionStateMachine {
     }
 }
 
-/// Hands the reader to the one task that reads; nothing else touches it.
+/// Hands the inbound iterator to the one task that reads; nothing else touches it.
 private final class ReaderBox: @unchecked Sendable {
-    var reader: SecureReader
-    init(_ reader: SecureReader) { self.reader = reader }
+    var iterator: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator
+    init(_ iterator: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator) { self.iterator = iterator }
 }

@@ -1,0 +1,124 @@
+import HubSyncBase
+public import HubSyncCrypto
+public import NIOCore
+import NIOPosix
+import Synchronization
+
+/// What a connection to a device's listener is for; the dialing side says so with its first
+/// frame (protocol/SPEC.md 4.2): pairing `0x50 …`, backup the marker `0x42 0x01`, sync neither.
+public enum ChannelPurpose: Sendable, Equatable, CustomStringConvertible {
+    case sync, backup, pairing
+
+    public var description: String {
+        switch self {
+        case .sync: "sync"
+        case .backup: "backup"
+        case .pairing: "pairing"
+        }
+    }
+}
+
+/// Byte counters of one connection, for status.
+public final class TrafficCounters: Sendable {
+    let sentBytes = Atomic<Int>(0)
+    let receivedBytes = Atomic<Int>(0)
+    public init() {}
+    public var sent: Int { sentBytes.load(ordering: .relaxed) }
+    public var received: Int { receivedBytes.load(ordering: .relaxed) }
+}
+
+/// A connection past its handshake: its purpose, the authenticated peer, and the channel,
+/// whose messages are plaintexts (the pipeline's ``SecureChannelHandler`` seals and opens them).
+public struct AuthenticatedChannel: Sendable {
+    public let purpose: ChannelPurpose
+    /// The device at the other end; nil for pairing, which CPace authenticates over plaintext.
+    public let peer: DeviceID?
+    public let counters: TrafficCounters
+    let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
+}
+
+/// Opens connections through the one pipeline every connection uses: the frame codec (with
+/// Core's limits), then ``SecureChannelHandler`` (the handshake, then secretstream sealing and
+/// opening), then NIO's async channel.
+public enum SecureChannel {
+    /// How long a connection may take to finish its handshake before it is closed.
+    static let handshakeTimeout: TimeAmount = .seconds(10)
+
+    /// The pipeline of a connection, for either side; returns the async channel and what the
+    /// handshake establishes.
+    static func configure(_ channel: any Channel, role: SecureChannelHandler.Role, identity: SigningKey,
+                          accept: @escaping SecureChannelHandler.Accept)
+        throws -> (NIOAsyncChannel<ByteBuffer, ByteBuffer>, EventLoopFuture<AuthenticatedChannel.Parts>) {
+        let established = channel.eventLoop.makePromise(of: AuthenticatedChannel.Parts.self)
+        let handler = SecureChannelHandler(role: role, identity: identity, timeout: handshakeTimeout,
+                                           accept: accept, established: established)
+        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder()))
+        try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(FrameEncoder()))
+        try channel.pipeline.syncOperations.addHandler(handler)
+        let async = try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
+            wrappingChannelSynchronously: channel,
+            configuration: .init(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8)))
+        return (async, established.futureResult)
+    }
+
+    /// Opens an authenticated channel to the device at `address` (HOST:PORT) for `purpose`
+    /// (sync or backup), as `identity`. `accept` decides, from the device that answered,
+    /// whether to go on (before this side reveals its identity); it throws to refuse.
+    ///
+    /// - Throws: ``NetError``: `malformed` for an unusable address, `handshakeFailed`,
+    ///   `timeout`, `closed`, or what `accept` threw; NIO's errors when nothing answers.
+    public static func open(to address: String, for purpose: ChannelPurpose, identity: SigningKey,
+                            group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+                            accept: @escaping @Sendable (DeviceID) async throws -> Void) async throws -> AuthenticatedChannel {
+        precondition(purpose != .pairing, "pairing runs over plaintext frames: use SyncNode.connect")
+        let (channel, established) = try await connect(to: address, group: group) { channel in
+            try configure(channel, role: .initiator(purpose), identity: identity, accept: { device, _ in try await accept(device) })
+        }
+        do {
+            let parts = try await established.get()
+            return AuthenticatedChannel(purpose: purpose, peer: parts.peer, counters: parts.counters, channel: channel)
+        } catch {
+            await discard(channel)
+            throw error
+        }
+    }
+
+    /// Closes a channel that will not be used; NIO requires its writer to be finished first.
+    static func discard(_ channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
+        try? await channel.executeThenClose { _, _ in }
+    }
+
+    /// Opens a TCP connection to `address` (HOST:PORT) with the pipeline `configure` builds,
+    /// giving up after 5 s.
+    static func connect<Output: Sendable>(to address: String, group: any EventLoopGroup,
+                                          configure: @escaping @Sendable (any Channel) throws -> Output) async throws -> Output {
+        guard let (host, port) = SyncNode.split(address) else {
+            throw NetError(.malformed, "peer address \(address) is not HOST:PORT")
+        }
+        return try await ClientBootstrap(group: group)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connectTimeout(.seconds(5))
+            .connect(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture { try configure(channel) }
+            }
+    }
+}
+
+extension AuthenticatedChannel {
+    /// What the handshake establishes, before the channel is wrapped.
+    struct Parts: Sendable {
+        var purpose: ChannelPurpose
+        var peer: DeviceID?
+        var counters: TrafficCounters
+    }
+
+    /// Runs `body` with the channel's inbound messages and outbound writer, then closes it.
+    public func executeThenClose<Result: Sendable>(
+        _ body: (NIOAsyncChannelInboundStream<ByteBuffer>, NIOAsyncChannelOutboundWriter<ByteBuffer>) async throws -> Result
+    ) async throws -> Result {
+        try await channel.executeThenClose(body)
+    }
+
+    /// Closes the connection without using it.
+    public func close() async { await SecureChannel.discard(channel) }
+}

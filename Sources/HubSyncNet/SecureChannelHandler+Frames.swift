@@ -1,0 +1,116 @@
+import HubSyncBase
+import HubSyncCrypto
+import NIOCore
+
+/// Frames through the secure channel: the handshake's, then sealed messages.
+extension SecureChannelHandler {
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        receive(unwrapInboundIn(data), context: context)
+    }
+
+    func receive(_ frame: ByteBuffer, context: ChannelHandlerContext) {
+        switch state {
+        case .established:
+            counters.receivedBytes.add(frame.readableBytes + 4, ordering: .relaxed)
+            do {
+                let plaintext = try receiver!.open(Array(frame.readableBytesView))
+                context.fireChannelRead(wrapInboundOut(ByteBuffer(bytes: plaintext)))
+            } catch {
+                // Sticky: the stream cannot go on after a frame that does not authenticate.
+                state = .failed
+                context.fireErrorCaught(NetError(.malformed,
+                    "a frame failed authentication (tampered, replayed or out of order): \(error)", cause: error))
+            }
+        case .passthrough:
+            context.fireChannelRead(wrapInboundOut(frame))
+        case .verifying:
+            pending.append(frame)
+        case .failed:
+            break
+        case .idle, .routing, .awaitingMessage1, .awaitingMessage2, .awaitingMessage3, .awaitingHeader:
+            counters.receivedBytes.add(frame.readableBytes + 4, ordering: .relaxed)
+            do {
+                try handshake(Array(frame.readableBytesView), context: context)
+            } catch let error as NetError {
+                fail(error, context: context)
+            } catch {
+                fail(NetError(.handshakeFailed, "handshake failed: \(error)", cause: error), context: context)
+            }
+        }
+    }
+
+    /// One handshake frame (protocol/SPEC.md 2.4, 2.5, 4.2).
+    func handshake(_ frame: [UInt8], context: ChannelHandlerContext) throws {
+        switch state {
+        case .routing where frame.first == Pairing.firstByte:
+            purpose = .pairing
+            state = .passthrough
+            succeed(peer: nil)
+            context.fireChannelRead(wrapInboundOut(ByteBuffer(bytes: frame)))
+        case .routing where frame == BackupChannel.marker:
+            purpose = .backup
+            state = .awaitingMessage1
+        case .routing, .awaitingMessage1:
+            var responder = HandshakeResponder(identity: identity)
+            let message2 = try responder.receive(frame)
+            write(message2, context: context)
+            context.flush()
+            state = .awaitingMessage3(responder)
+        case .awaitingMessage2(var initiator):
+            let step = try initiator.receive(frame)
+            verify(step.peerDevice, result: step.result, finish: step.finish, context: context)
+        case .awaitingMessage3(var responder):
+            let result = try responder.receiveFinish(frame)
+            verify(result.peerDevice, result: result, finish: nil, context: context)
+        case .awaitingHeader(let peer, let key):
+            do { receiver = try SecretStreamReceiver(key: key, header: frame) } catch {
+                throw NetError(.handshakeFailed, "the peer's stream header is unusable: \(error)", cause: error)
+            }
+            state = .established
+            succeed(peer: peer)
+        case .idle, .verifying, .established, .passthrough, .failed:
+            break
+        }
+    }
+
+    /// Asks `accept` about the peer; then sends message 3 (initiator) and this side's stream
+    /// header, and handles the frames that arrived meanwhile.
+    func verify(_ peer: DeviceID, result: HandshakeResult, finish: [UInt8]?, context: ChannelHandlerContext) {
+        state = .verifying
+        let decided = context.eventLoop.makePromise(of: Void.self)
+        let (accept, purpose) = (self.accept, self.purpose)
+        decided.completeWithTask { try await accept(peer, purpose) }
+        decided.futureResult.assumeIsolated().whenComplete { [self] outcome in
+            guard case .verifying = state else { return } // closed meanwhile
+            if case .failure(let error) = outcome { return fail(error, context: context) }
+            if let finish { write(finish, context: context) }
+            let sender = SecretStreamSender(key: result.sendKey)
+            write(sender.header, context: context)
+            context.flush()
+            self.sender = sender
+            state = .awaitingHeader(peer, receiveKey: result.receiveKey)
+            let waiting = pending
+            pending = []
+            for frame in waiting { receive(frame, context: context) }
+            if !waiting.isEmpty { context.fireChannelReadComplete() }
+        }
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch state {
+        case .established:
+            let plaintext = unwrapOutboundIn(data)
+            write(sender!.seal(Array(plaintext.readableBytesView)), context: context, promise: promise)
+        case .passthrough:
+            counters.sentBytes.add(unwrapOutboundIn(data).readableBytes + 4, ordering: .relaxed)
+            context.write(data, promise: promise)
+        default:
+            promise?.fail(NetError(.unexpectedMessage, "a message was written before the secure channel was established"))
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        fail(error, context: context)
+        context.fireErrorCaught(error)
+    }
+}
