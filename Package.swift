@@ -80,7 +80,8 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "HubSyncNetTests", dependencies: [
-            "HubSyncNet", "HubSyncCore", "HubSyncCrypto", "HubSyncTestSupport",
+            "HubSyncNet", "HubSyncCore", "HubSyncCrypto", "HubSyncStore", "HubSyncTestSupport",
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),

@@ -75,11 +75,22 @@ public enum SecureChannel {
             try configure(channel, role: .initiator(purpose), identity: identity, accept: { device, _ in try await accept(device) })
         }
         do {
-            let parts = try await established.get()
+            let parts = try await handshake(established, on: channel)
             return AuthenticatedChannel(purpose: purpose, peer: parts.peer, counters: parts.counters, channel: channel)
         } catch {
             await discard(channel)
             throw error
+        }
+    }
+
+    /// Waits for the handshake on `channel` to end; cancelling the wait closes the connection.
+    static func handshake(_ established: EventLoopFuture<AuthenticatedChannel.Parts>,
+                          on channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async throws -> AuthenticatedChannel.Parts {
+        let raw = channel.channel
+        return try await withTaskCancellationHandler {
+            try await established.get()
+        } onCancel: {
+            raw.close(promise: nil)
         }
     }
 

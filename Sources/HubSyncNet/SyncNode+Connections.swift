@@ -171,7 +171,7 @@ extension SyncNode {
     /// Serves an accepted connection once its handshake has ended, by its purpose.
     func serve(_ accepted: Accepted) async {
         let parts: AuthenticatedChannel.Parts
-        do { parts = try await accepted.established.get() } catch {
+        do { parts = try await SecureChannel.handshake(accepted.established, on: accepted.channel) } catch {
             await SecureChannel.discard(accepted.channel)
             return ended(accepted.admission, error)
         }
