@@ -7,8 +7,10 @@ import Logging
 import Testing
 
 /// Two in-process nodes on loopback (port 0): the whole pipeline, the session driver and the
-/// one call that opens authenticated channels, without spawning processes.
-@Suite(.timeLimit(.minutes(1))) struct SyncNodeLiveTests {
+/// one call that opens authenticated channels, without spawning processes. The nodes share this
+/// process's cooperative pool with every other test, some CPU-bound for seconds, hence the long
+/// deadlines (a passing wait ends as soon as its condition holds).
+@Suite(.timeLimit(.minutes(5))) struct SyncNodeLiveTests {
     let dir = TemporaryDirectory()
 
     /// A node with its own store, listening on 127.0.0.1:0 until the test ends.
@@ -47,15 +49,15 @@ import Testing
         try b.store.addPeer(a.id, address: nil)
         let dialer = Task { await a.node.maintain(peer: b.id, address: b.address) }
         defer { dialer.cancel() }
-        try await waitUntil("b has the fast path", timeout: 10) { Self.text(b.store, "before") == .string("written before connecting") }
+        try await waitUntil("b has the fast path", timeout: 120) { Self.text(b.store, "before") == .string("written before connecting") }
         try Self.put(a.store, "live", "pushed")
-        try await waitUntil("b has the live push", timeout: 10) { Self.text(b.store, "live") == .string("pushed") }
+        try await waitUntil("b has the live push", timeout: 120) { Self.text(b.store, "live") == .string("pushed") }
         try Self.put(b.store, "back", "the other way")
-        try await waitUntil("a has b's change", timeout: 10) { Self.text(a.store, "back") == .string("the other way") }
+        try await waitUntil("a has b's change", timeout: 120) { Self.text(a.store, "back") == .string("the other way") }
         let status = try #require(a.node.status().first { $0.device == b.id })
         #expect(status.connected)
         #expect(status.bytesSent > 0 && status.bytesReceived > 0)
-        try await waitUntil("a's first repair round", timeout: 10) { a.node.status().first?.lastRepairReport != nil }
+        try await waitUntil("a's first repair round", timeout: 120) { a.node.status().first?.lastRepairReport != nil }
     }
 
     @Test func anUntrustedDialerIsRefusedAndNamed() async throws {
@@ -64,7 +66,7 @@ import Testing
         let outcome = try await a.node.dial(discovered: b.address)
         #expect(outcome.device == b.id)
         #expect(outcome.trusted) // a trusts b; b refuses a
-        try await waitUntil("b names a as refused", timeout: 10) { b.node.refusedDevices()[a.id] != nil }
+        try await waitUntil("b names a as refused", timeout: 120) { b.node.refusedDevices()[a.id] != nil }
         #expect(Self.text(b.store, "x") == nil)
     }
 
