@@ -1,0 +1,100 @@
+import HubSyncBase
+public import HubSyncCrypto
+import HubSyncStore
+public import NIOCore
+import NIOPosix
+
+/// The node's dialers: one per known peer, and one per address discovery finds.
+extension SyncNode {
+    /// Keeps one peer connected: dials its address, and after a failure or disconnect dials again
+    /// with backoff (0.25 s doubling to 30 s), until cancelled.
+    ///
+    /// A connection that lasted resets the backoff; one that ended soon does not, whichever side
+    /// dialed it (refused, a clock too far off, a peer that hangs up at once): otherwise two
+    /// agents that end each other's sessions would redial each other without pause.
+    public func maintain(peer: DeviceID, address: String) async {
+        let changes = sessionChanges.subscribe()
+        defer { sessionChanges.unsubscribe(changes) }
+        var delay: Duration = .milliseconds(250)
+        while !Task.isCancelled {
+            let started = ContinuousClock.now
+            if sessions.withLock({ $0[peer] != nil }) {
+                // Connected (maybe by the peer dialing us): wait until that session ends.
+                while sessions.withLock({ $0[peer] != nil }) {
+                    guard await changes.wait() else { return }
+                }
+            } else {
+                do {
+                    try await dial(peer: peer, address: address)
+                } catch {
+                    setStatus(peer) { $0.connected = false; $0.reason = Self.describe(error, address: address) }
+                    logger.debug("dial failed", metadata: ["peer.id": "\(peer.short)", "error": "\(error)"])
+                }
+            }
+            if ContinuousClock.now - started > .seconds(10) { delay = .milliseconds(250) }
+            // Back off, unless the peer connects to us meanwhile (then wait for its session's end).
+            var outcome = WakeSignal.Outcome.signalled
+            let retry = ContinuousClock.now + delay
+            while outcome == .signalled, sessions.withLock({ $0[peer] == nil }) {
+                outcome = await changes.wait(until: retry)
+            }
+            if outcome == .ended { return }
+            delay = min(delay * 2, .seconds(30))
+        }
+    }
+
+    /// Opens a framed TCP connection to `address` (HOST:PORT) without the secure channel, for
+    /// pairing (CPace authenticates its plaintext frames); giving up after 5 s.
+    static func connect(to address: String, group: any EventLoopGroup) async throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
+        try await SecureChannel.connect(to: address, group: group) { channel in
+            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder()))
+            try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(FrameEncoder()))
+            return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+        }
+    }
+
+    func dial(peer: DeviceID, address: String) async throws {
+        let admission = Admission(expected: peer)
+        let channel = try await SecureChannel.open(to: address, for: .sync, identity: identity.signingKey, group: group) {
+            [self] device in try await admit(device, for: .sync, admission)
+        }
+        await serveSync(channel, initiator: true)
+    }
+
+    /// Dials an address that discovery found, whoever answers there: the handshake refuses an
+    /// untrusted device; a trusted one gets this address recorded as its last-known address (so
+    /// it is dialled again without mDNS) and a session until it ends. Returns the device that
+    /// answered and whether it was trusted; throws when nothing could be reached.
+    public func dial(discovered address: String) async throws -> (device: DeviceID?, trusted: Bool) {
+        let admission = Admission(expected: nil)
+        do {
+            let channel = try await SecureChannel.open(to: address, for: .sync, identity: identity.signingKey, group: group) {
+                [self] device in try await admit(device, for: .sync, admission)
+            }
+            await serveSync(channel, initiator: true, discoveredAt: address)
+        } catch let error as NetError {
+            ended(admission, error)
+        }
+        return (admission.seen.withLock { $0 }, admission.trusted.withLock { $0 })
+    }
+
+    /// Splits `HOST:PORT` (`[v6]:PORT` too) into its parts.
+    public static func split(_ address: String) -> (String, Int)? {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else { return nil }
+        var host = String(address[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return (host, port)
+    }
+
+    static func describe(_ error: any Error, address: String) -> String {
+        if let e = error as? NetError {
+            switch e.code {
+            case .untrusted: return "refused: not trusted (\(e.message))"
+            case .clockSkew: return "clock skew: \(e.message)"
+            case .handshakeFailed: return "handshake failed: \(e.message)"
+            default: return e.message
+            }
+        }
+        return "unreachable at \(address): \(error)"
+    }
+}
