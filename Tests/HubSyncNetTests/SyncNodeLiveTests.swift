@@ -49,15 +49,15 @@ import Testing
         try b.store.addPeer(a.id, address: nil)
         let dialer = Task { await a.node.maintain(peer: b.id, address: b.address) }
         defer { dialer.cancel() }
-        try await waitUntil("b has the fast path", timeout: 120) { Self.text(b.store, "before") == .string("written before connecting") }
+        try await waitUntil("b has the fast path", timeout: 120, interval: 0.05) { Self.text(b.store, "before") == .string("written before connecting") }
         try Self.put(a.store, "live", "pushed")
-        try await waitUntil("b has the live push", timeout: 120) { Self.text(b.store, "live") == .string("pushed") }
+        try await waitUntil("b has the live push", timeout: 120, interval: 0.05) { Self.text(b.store, "live") == .string("pushed") }
         try Self.put(b.store, "back", "the other way")
-        try await waitUntil("a has b's change", timeout: 120) { Self.text(a.store, "back") == .string("the other way") }
+        try await waitUntil("a has b's change", timeout: 120, interval: 0.05) { Self.text(a.store, "back") == .string("the other way") }
         let status = try #require(a.node.status().first { $0.device == b.id })
         #expect(status.connected)
         #expect(status.bytesSent > 0 && status.bytesReceived > 0)
-        try await waitUntil("a's first repair round", timeout: 120) { a.node.status().first?.lastRepairReport != nil }
+        try await waitUntil("a's first repair round", timeout: 120, interval: 0.05) { a.node.status().first?.lastRepairReport != nil }
     }
 
     @Test func anUntrustedDialerIsRefusedAndNamed() async throws {
@@ -66,7 +66,7 @@ import Testing
         let outcome = try await a.node.dial(discovered: b.address)
         #expect(outcome.device == b.id)
         #expect(outcome.trusted) // a trusts b; b refuses a
-        try await waitUntil("b names a as refused", timeout: 120) { b.node.refusedDevices()[a.id] != nil }
+        try await waitUntil("b names a as refused", timeout: 120, interval: 0.05) { b.node.refusedDevices()[a.id] != nil }
         #expect(Self.text(b.store, "x") == nil)
     }
 
