@@ -114,7 +114,7 @@ extension SyncNode {
                     logger.info("recorded a discovered address", metadata: ["peer.id": "\(peer.short)", "address": "\(discoveredAt)"])
                 }
                 let session = SyncSession(peer: peer, isInitiator: initiator, store: store, counters: channel.counters,
-                                          logger: logger, delegate: self)
+                                          logger: logger, delegate: self, configuration: sessionConfiguration)
                 guard register(session) else {
                     try? await outbound.write(ByteBuffer(bytes: SyncMessage.goodbye(reason: "duplicate connection").encoded()))
                     return

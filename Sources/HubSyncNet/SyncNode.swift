@@ -46,6 +46,8 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
     let pairingDesk = Mutex<PairingDesk?>(nil)
     /// Serves backup connections on the listener, when set (protocol/SPEC.md 5.12).
     let backupHandler = Mutex<BackupHandler?>(nil)
+    /// Limits and capabilities of every session (tests give a peer fewer capabilities).
+    let sessionConfiguration: SyncSessionStateMachine.Configuration
 
     /// Lets the listener serve pairing runs with `desk` (nil: refuse them).
     public func servePairing(with desk: PairingDesk?) { pairingDesk.withLock { $0 = desk } }
@@ -56,11 +58,13 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
         sessions.withLock { $0[peer] }?.close(reason: "removed from the household")
     }
 
-    public init(identity: Identity, store: Store, logger: Logger, group: MultiThreadedEventLoopGroup = .singleton) {
+    public init(identity: Identity, store: Store, logger: Logger, group: MultiThreadedEventLoopGroup = .singleton,
+                sessionConfiguration: SyncSessionStateMachine.Configuration = .init()) {
         self.identity = identity
         self.store = store
         self.logger = logger
         self.group = group
+        self.sessionConfiguration = sessionConfiguration
     }
 
     /// The address the listener bound (port 0 is resolved), once listening.

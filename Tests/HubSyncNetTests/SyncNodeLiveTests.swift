@@ -20,10 +20,13 @@ import Testing
         let address: String
         let listener: Task<Void, any Error>
 
-        init(_ name: String, in dir: TemporaryDirectory) async throws {
+        init(_ name: String, in dir: TemporaryDirectory, capabilities: Set<SyncCapability> = SyncCapability.supported) async throws {
             let identity = Identity(signingKey: .generate())
             store = try Store(path: "\(dir.path)/\(name).sqlite", device: identity.deviceID)
-            node = SyncNode(identity: identity, store: store, logger: Logger(label: "test.\(name)"))
+            var configuration = SyncSessionStateMachine.Configuration()
+            configuration.capabilities = capabilities
+            node = SyncNode(identity: identity, store: store, logger: Logger(label: "test.\(name)"),
+                            sessionConfiguration: configuration)
             listener = Task { [node] in try await node.listen(host: "127.0.0.1", port: 0) { _ in } }
             let bound = try #require(await node.waitForBoundAddress())
             address = "127.0.0.1:\(bound.port!)"
@@ -58,6 +61,22 @@ import Testing
         #expect(status.connected)
         #expect(status.bytesSent > 0 && status.bytesReceived > 0)
         try await waitUntil("a's first repair round", timeout: 120, interval: 0.05) { a.node.status().first?.lastRepairReport != nil }
+    }
+
+    @Test func anIncompatibleHelloEndsTheSessionAndBothSidesSayWhy() async throws {
+        let a = try await TestNode("a", in: dir), old = try await TestNode("old", in: dir, capabilities: [.livePush])
+        try Self.put(a.store, "kept", "not sent to a peer that cannot take it")
+        try a.store.addPeer(old.id, address: old.address)
+        try old.store.addPeer(a.id, address: nil)
+        let dialer = Task { await a.node.maintain(peer: old.id, address: old.address) }
+        defer { dialer.cancel() }
+        try await waitUntil("a says why", timeout: 120, interval: 0.05) {
+            a.node.status().first { $0.device == old.id }?.reason?.contains("lacks the capability fastpath") == true
+        }
+        try await waitUntil("the old device says why", timeout: 120, interval: 0.05) {
+            old.node.status().first { $0.device == a.id }?.reason?.contains("incompatible hello") == true
+        }
+        #expect(Self.text(old.store, "kept") == nil)
     }
 
     @Test func anUntrustedDialerIsRefusedAndNamed() async throws {
