@@ -68,4 +68,15 @@ public struct DataDirectory: Sendable, Hashable {
         try file.write(bytes)
         try file.commit()
     }
+
+    /// ``writeAtomically(_:toPath:mode:)`` from memory the caller owns (a secret that must not be
+    /// copied into an array). With `replacing` false an existing file is left alone and the result
+    /// is false: what must never be overwritten (an identity, new household secrets).
+    @discardableResult
+    public static func writeAtomically(_ bytes: UnsafeRawBufferPointer, toPath path: String, mode: mode_t = 0o600,
+                                       replacing: Bool) throws(SystemCallError) -> Bool {
+        let file = try AtomicFile(path: path, mode: mode)
+        try file.write(bytes)
+        return try file.commit(replacing: replacing)
+    }
 }
