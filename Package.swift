@@ -31,6 +31,7 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        .target(name: "HubSyncHousehold", dependencies: ["HubSyncBase", "HubSyncCrypto"]),
         .target(name: "HubSyncDiscovery", dependencies: ["HubSyncBase", "HubSyncCrypto", "CHubAvahi"]),
         .target(name: "HubSyncNet", dependencies: [
             "HubSyncBase", "HubSyncStore", "HubSyncCore", "HubSyncCrypto",
@@ -39,7 +40,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "HubSyncAgent", dependencies: [
-            "HubSyncBase", "HubSyncNet", "HubSyncDiscovery", "HubSyncStore", "HubSyncCore", "HubSyncCrypto", "HubSyncBackup",
+            "HubSyncBase", "HubSyncNet", "HubSyncDiscovery", "HubSyncHousehold", "HubSyncStore", "HubSyncCore", "HubSyncCrypto", "HubSyncBackup",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -50,33 +51,34 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "HubSyncBackup", dependencies: [
-            "HubSyncBase", "HubSyncNet", "HubSyncStore", "HubSyncCore", "HubSyncCrypto", "CHubZstd", "CHubSodium",
+            "HubSyncBase", "HubSyncNet", "HubSyncHousehold", "HubSyncStore", "HubSyncCore", "HubSyncCrypto", "CHubZstd", "CHubSodium",
         ]),
         .executableTarget(name: "hubsync", dependencies: [
-            "HubSyncBase", "HubSyncAgent", "HubSyncBackup", "HubSyncStore", "HubSyncCore", "HubSyncCrypto", "CHubAvahi", "CHubZstd",
+            "HubSyncBase", "HubSyncAgent", "HubSyncBackup", "HubSyncHousehold", "HubSyncStore", "HubSyncCore", "HubSyncCrypto", "CHubAvahi", "CHubZstd",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "hubsync-bench", dependencies: [
             "HubSyncBase",
-            "HubSyncStore", "HubSyncCore", "HubSyncCrypto", "HubSyncAgent", "HubSyncBackup",
+            "HubSyncStore", "HubSyncCore", "HubSyncCrypto", "HubSyncAgent", "HubSyncBackup", "HubSyncHousehold",
         ]),
 
         // What every test target shares: temporary directories, the seeded generator, waiting,
         // child processes and agents.
         .target(name: "HubSyncTestSupport", dependencies: ["HubSyncCore"], path: "Tests/TestSupport"),
         .testTarget(name: "HubSyncBaseTests", dependencies: ["HubSyncBase", "HubSyncTestSupport"]),
-        .testTarget(name: "HubSyncCryptoTests", dependencies: ["HubSyncCrypto", "HubSyncTestSupport"]),
+        .testTarget(name: "HubSyncCryptoTests", dependencies: ["HubSyncCrypto", "HubSyncHousehold", "HubSyncTestSupport"]),
         .testTarget(name: "HubSyncCoreTests", dependencies: ["HubSyncCore", "HubSyncCrypto", "HubSyncTestSupport"]),
+        .testTarget(name: "HubSyncHouseholdTests", dependencies: ["HubSyncHousehold", "HubSyncBase", "HubSyncCrypto", "HubSyncTestSupport"]),
         .testTarget(name: "HubSyncStoreTests", dependencies: ["HubSyncStore", "HubSyncCore", "HubSyncCrypto", "HubSyncTestSupport"]),
-        .testTarget(name: "HubSyncBackupTests", dependencies: ["HubSyncBackup", "HubSyncStore", "HubSyncCore", "HubSyncCrypto", "HubSyncTestSupport"]),
+        .testTarget(name: "HubSyncBackupTests", dependencies: ["HubSyncBackup", "HubSyncHousehold", "HubSyncStore", "HubSyncCore", "HubSyncCrypto", "HubSyncTestSupport"]),
         .testTarget(name: "CLITests", dependencies: [
-            "HubSyncCore", "HubSyncAgent", "HubSyncBackup", "HubSyncCrypto", "HubSyncTestSupport",
+            "HubSyncCore", "HubSyncAgent", "HubSyncBackup", "HubSyncCrypto", "HubSyncHousehold", "HubSyncTestSupport",
             // Only to damage a store behind the agents' backs, as a lost disk block would.
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .testTarget(name: "HubSyncAgentTests", dependencies: [
-            "HubSyncAgent", "HubSyncBase", "HubSyncCore", "HubSyncCrypto", "HubSyncStore", "HubSyncTestSupport",
+            "HubSyncAgent", "HubSyncBase", "HubSyncCore", "HubSyncCrypto", "HubSyncHousehold", "HubSyncStore", "HubSyncTestSupport",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "HubSyncNetTests", dependencies: [

@@ -3,6 +3,7 @@ import Foundation
 import HubSyncBackup
 import HubSyncCore
 import HubSyncCrypto
+import HubSyncHousehold
 import HubSyncNet
 import HubSyncStore
 import ServiceLifecycle
@@ -82,7 +83,7 @@ extension Agent {
     /// `hubsync backup now` for one target, in this process; then the retention rules. Blocking
     /// (files, sockets, SQLite): it runs on the blocking-I/O pool.
     func backupOnce(to text: String, _ schedule: BackupSchedule) throws -> Snapshot {
-        let household = try Household.load(from: URL(fileURLWithPath: directory))
+        let household = try self.household.current.secretsForBackup(in: DataDirectory(path: directory))
         let target = try makeTarget(text, peer: { id throws(BackupError) in try self.peerTarget(id) })
         let repo = try Repository.exists(at: target)
             ? Repository.open(at: target, household: household, recoveryKey: nil)

@@ -2,6 +2,7 @@ import Foundation
 public import HubSyncCore
 import HubSyncCrypto
 import HubSyncDiscovery
+import HubSyncHousehold
 import HubSyncNet
 import HubSyncStore
 import Logging
@@ -11,20 +12,15 @@ import Synchronization
 extension Agent {
     /// The household's group key, for the blinded tag in adverts (`hubsync init` founds a
     /// household; a data directory made before that has none, and its adverts carry only `v=1`).
-    func groupKey() async -> SymmetricKey? {
-        let directory = self.directory
-        return (try? await BlockingIO.run { try MembershipFiles.loadSecrets(in: directory)?.groupKey }) ?? nil
-    }
+    func groupKey() async -> SymmetricKey? { household.current.groupKey }
 
     /// Whether this device trusts a device outside its household (added by hand with `hubsync
     /// peers add`): such a device advertises another group's tag, so every `v=1` advert is dialled
     /// (the handshake still refuses whoever is not trusted).
     func trustsDevicesOutsideHousehold() async -> Bool {
         guard let peers = try? await store.read(.peers) else { return false }
-        let directory = self.directory
-        guard let (_, household) = (try? await BlockingIO.run { try MembershipFiles.load(in: directory) }) ?? nil else {
-            return !peers.isEmpty
-        }
+        let household = self.household.current
+        guard household.isFounded else { return !peers.isEmpty }
         return peers.contains { !household.isMember($0.device) }
     }
 

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 public import HubSyncCore
 public import HubSyncCrypto
+public import HubSyncHousehold
 public import HubSyncNet
 import HubSyncStore
 
@@ -15,25 +16,14 @@ public enum HouseholdJoin {
         public var state: MembershipState
     }
 
-    /// Runs the pairing exchange with the inviter at `address` and saves the household it sends.
-    /// The caller holds the directory's writer lock (it is the agent, or a command that took it).
-    public static func join(directory: String, identity: Identity, code: InviteCode, address: String,
+    /// Runs the pairing exchange with the inviter at `address` and has `household` adopt what it
+    /// sends. The caller holds the directory's writer lock (it is the agent, or a command that took it).
+    public static func join(household: Household, code: InviteCode, address: String,
                             listenPort: UInt16) async throws -> Outcome {
-        if let (secrets, state) = try MembershipFiles.load(in: directory), state.members.count > 1 {
-            throw PairingError(code: .used, message: "this device is already in a household of \(state.members.count) devices "
-                + "(group \(Hex.encode(secrets.groupID.prefix(8)))); it cannot join another one")
-        }
-        let result = try await PairingClient.join(address: address, code: code, identity: identity.signingKey,
+        try household.current.checkCanJoin()
+        let result = try await PairingClient.join(address: address, code: code, identity: household.identity.signingKey,
                                                   details: JoinerDetails(listenPort: listenPort))
-        let state = MembershipState(groupID: result.secrets.groupID, statements: result.statements)
-        guard state.isMember(identity.deviceID), state.isMember(result.inviterDevice) else {
-            throw PairingError(code: .io, message: "the inviting device confirmed the code but sent a membership that "
-                + "does not make both devices members; nothing was saved; try again or report it")
-        }
-        try Agent.householdLock.withLock { _ in
-            try MembershipFiles.saveStatements(state.sortedStatements, in: directory)
-            try MembershipFiles.saveSecrets(result.secrets, in: directory)
-        }
+        let state = try await household.adopt(result.secrets, statements: result.statements, inviter: result.inviterDevice)
         return Outcome(result: result, state: state)
     }
 }
@@ -69,8 +59,10 @@ extension Agent {
             let listenPort = ready.withLock { $0.listen }.flatMap(SyncNode.split).flatMap { UInt16(exactly: $0.1) } ?? 0
             let outcome: HouseholdJoin.Outcome
             do {
-                outcome = try await HouseholdJoin.join(directory: directory, identity: identity, code: code,
-                                                       address: address, listenPort: listenPort)
+                outcome = try await HouseholdJoin.join(household: household, code: code, address: address,
+                                                       listenPort: listenPort)
+            } catch let e as HouseholdError {
+                throw APIError(e.code == .used ? .conflict : .forbidden, e.message)
             } catch let e as PairingError {
                 throw APIError(e.code == .used ? .conflict : .forbidden, e.message)
             } catch let e as NetError {
@@ -78,7 +70,7 @@ extension Agent {
             }
             let inviter = outcome.result.inviterDevice
             _ = try await store.write(.addPeer(inviter, address: address))
-            // The household and the trusted peers changed: membership, dialers and the advert follow.
+            // The trusted peers changed (the household's own update follows): dialers and the advert follow.
             trustChanged()
             var answer = Self.householdJSON(secrets: outcome.result.secrets, state: outcome.state).objectValue ?? [:]
             answer["inviter"] = .string(inviter.description)

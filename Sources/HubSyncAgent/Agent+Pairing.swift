@@ -2,60 +2,28 @@ import Foundation
 import Hummingbird
 import HubSyncCore
 import HubSyncCrypto
+public import HubSyncHousehold
 import HubSyncNet
 import HubSyncStore
-import Synchronization
 
 /// The agent hosts pairing: its sync listener serves the runs (protocol/SPEC.md 4.2), its local
 /// API opens invites and reports them, and each confirmed joiner is signed into the household's
 /// membership and trusted as a peer at once.
 extension Agent {
-    /// Serialises changes to the household files within this process (one agent per process).
-    static let householdLock = Mutex<Void>(())
-
-    /// The household, founding a new one (this device alone, epoch 0) when there is none yet.
-    func loadOrFoundHousehold() throws -> (GroupSecrets, MembershipState) {
-        if let existing = try Self.householdLock.withLock({ _ in try MembershipFiles.load(in: directory) }) { return existing }
-        // Membership publishes the new statements and the advert carries the group's tag at once.
-        defer { trustChanged() }
-        return try Self.householdLock.withLock { _ in
-            if let existing = try MembershipFiles.load(in: directory) { return existing }
-            if let household = try? Household.load(from: URL(fileURLWithPath: directory)) {
-                let founded = try MembershipFiles.found(founder: identity.signingKey, household: household,
-                                                        time: Store.systemClock(), in: directory)
-                logger.info("founded a household", metadata: ["group": "\(Hex.encode(founded.0.groupID.prefix(8)))"])
-                return founded
-            }
-            let genesis = MembershipStatement.genesis(founder: identity.signingKey, time: Store.systemClock())
-            let secrets = GroupSecrets.found(groupID: genesis.groupID)
-            try MembershipFiles.saveStatements([genesis], in: directory)
-            try MembershipFiles.saveSecrets(secrets, in: directory)
-            logger.info("founded a household", metadata: ["group": "\(Hex.encode(genesis.groupID.prefix(8)))"])
-            return (secrets, MembershipState(groupID: genesis.groupID, statements: [genesis]))
+    /// The household's membership, founding the household first when there is none yet.
+    func loadOrFoundHousehold() async throws(HouseholdError) -> MembershipState {
+        let wasFounded = household.current.isFounded
+        let state = try await household.foundIfNeeded(time: Store.systemClock())
+        if !wasFounded {
+            logger.info("founded a household", metadata: ["group": "\(Hex.encode(state.groupID.prefix(8)))"])
         }
+        return state
     }
 
     /// Signs the joiner into the household, saves it, and trusts the joiner as a peer.
-    func admit(_ joiner: PublicSigningKey, address: String?) async throws -> (secrets: GroupSecrets, statements: [MembershipStatement]) {
+    func admit(_ joiner: PublicSigningKey, address: String?) async throws -> (secrets: HouseholdSecrets, statements: [MembershipStatement]) {
         let device = DeviceID(publicKey: joiner)
-        let (secrets, statements) = try Self.householdLock.withLock { _ -> (GroupSecrets, [MembershipStatement]) in
-            guard let (secrets, state) = try MembershipFiles.load(in: directory) else {
-                throw PairingError(code: .io, message: "this device's household files disappeared during pairing")
-            }
-            guard !state.removed.contains(device) else {
-                throw PairingError(code: .used, message: "device \(device.short) was removed from the household "
-                    + "and cannot join again with the same identity")
-            }
-            guard let credential = state.credential(of: identity.deviceID) else {
-                throw PairingError(code: .io, message: "this device is no longer a member of its household, "
-                    + "so it cannot add others")
-            }
-            var updated = state
-            updated.insert([MembershipStatement.add(joiner, by: identity.signingKey, credential: credential,
-                                                    time: Store.systemClock())])
-            try MembershipFiles.saveStatements(updated.sortedStatements, in: directory)
-            return (secrets, updated.sortedStatements)
-        }
+        let (secrets, statements) = try await household.admit(joiner, time: Store.systemClock())
         // The add's record carries the address, so other members can dial the new device.
         try await publish(statements.filter { $0.kind == .add && $0.subjectDevice == device },
                           addresses: address.map { [device: $0] } ?? [:])
@@ -83,8 +51,8 @@ extension Agent {
             guard ttl >= 1, ttl <= 86_400 else { throw APIError(.badRequest, "\"ttl_seconds\" must be 1 to 86400") }
             guard attempts >= 1, attempts <= 100 else { throw APIError(.badRequest, "\"attempts\" must be 1 to 100") }
             let household: MembershipState
-            do { household = try loadOrFoundHousehold().1 } catch let e as PairingError {
-                throw APIError(.internalServerError, e.message)
+            do throws(HouseholdError) { household = try await loadOrFoundHousehold() } catch {
+                throw APIError(.internalServerError, error.message)
             }
             guard household.isMember(identity.deviceID) else {
                 throw APIError(.conflict, "this device is no longer a member of its household (it was removed), "
@@ -130,16 +98,15 @@ extension Agent {
                 throw APIError(.badRequest, e.message)
             }
             let state: MembershipState
-            do { state = try await removeFromHousehold(device) } catch let e as PairingError {
-                throw APIError(e.code == .unknownInvite ? .notFound : e.code == .used ? .badRequest : .internalServerError, e.message)
+            do { state = try await removeFromHousehold(device) } catch let e as HouseholdError {
+                throw APIError(e.code == .notFound ? .notFound : e.code == .invalidInput ? .badRequest : .internalServerError, e.message)
             }
-            guard let secrets = try? MembershipFiles.loadSecrets(in: directory) else { throw APIError(.internalServerError, "no household") }
+            guard let secrets = household.current.secrets else { throw APIError(.internalServerError, "no household") }
             return json(Self.householdJSON(secrets: secrets, state: state))
         }
         router.get("v1/pairing/household") { [self] _, _ in
-            let loaded: (GroupSecrets, MembershipState)?
-            do { loaded = try MembershipFiles.load(in: directory) } catch { throw APIError(.internalServerError, (error as? PairingError)?.message ?? "\(error)") }
-            guard let (secrets, state) = loaded else { return json(["household": .null]) }
+            let now = household.current
+            guard let secrets = now.secrets, let state = now.membership, now.isFounded else { return json(["household": .null]) }
             return json(Self.householdJSON(secrets: secrets, state: state))
         }
     }
@@ -161,12 +128,12 @@ extension Agent {
     }
 
     /// The household for people and tests: group, epoch, members and removed devices.
-    public static func householdJSON(secrets: GroupSecrets, state: MembershipState) -> Value {
+    public static func householdJSON(secrets: HouseholdSecrets, state: MembershipState) -> Value {
         [
             "group_id": .string(Hex.encode(secrets.groupID)),
             "key_epoch": .int(Int64(state.keyEpoch)),
             // The epoch and a fingerprint of the group key this device holds (not the key).
-            "held_key_epoch": .int(Int64(secrets.keyEpoch)),
+            "held_key_epoch": .int(Int64(secrets.epoch)),
             "held_key_id": .string(Hex.encode(Blake2b.hash("hubsync-key-id", outputLength: 16, key: secrets.groupKey).prefix(8))),
             "founder": state.founder.map { .string($0.description) } ?? .null,
             "members": .array(state.members.keys.sorted().map { .string($0.description) }),

@@ -1,6 +1,7 @@
 import Foundation
 import HubSyncBackup
 import HubSyncCrypto
+import HubSyncHousehold
 import HubSyncNet
 import HubSyncStore
 
@@ -11,11 +12,11 @@ extension Agent {
     func makeBackupHandler() -> SyncNode.BackupHandler {
         let storage = PeerStorage(dataDirectory: directory, quota: configuration.peerBackups.quotaBytes,
                                   quarantineSeconds: configuration.peerBackups.quarantineSeconds)
-        let server = identity.deviceID, directory = self.directory, store = self.store
+        let server = identity.deviceID, household = self.household, store = self.store
         // A prune plan's signer must be a current member of the household, or a trusted peer.
         let isMember: @Sendable (PublicSigningKey) -> Bool = { key in
             let device = DeviceID(publicKey: key)
-            if let (_, household) = try? MembershipFiles.load(in: directory), household.isMember(device) { return true }
+            if household.current.isMember(device) { return true }
             return (try? store.isTrusted(device)) == true
         }
         return { client, channel in

@@ -4,6 +4,7 @@ import Hummingbird
 public import HubSyncCore
 public import HubSyncCrypto
 import HubSyncDiscovery
+public import HubSyncHousehold
 public import HubSyncNet
 public import HubSyncStore
 public import Logging
@@ -20,6 +21,8 @@ public final class Agent: Sendable {
     public let identity: Identity
     public let configuration: AgentConfiguration
     public let store: Store
+    /// The household's secrets and membership; the agent is their one writer.
+    public let household: Household
     let node: SyncNode
     let logger: Logger
     let token: String
@@ -53,18 +56,20 @@ public final class Agent: Sendable {
                               maxClockDriftMillis: configuration.maxClockDriftMillis,
                               wallClock: { UInt64(max(0, Int64(Store.systemClock()) + offset)) }, logger: logger)
         let token = try Self.loadOrCreateToken(directory: directory)
+        let household = try Household(directory: dataDirectory, identity: identity)
         self.init(directory: directory, writerLock: writerLock, identity: identity, configuration: configuration,
-                  logger: logger, store: store, token: token)
+                  logger: logger, store: store, household: household, token: token)
     }
 
     private init(directory: String, writerLock: WriterLock, identity: Identity, configuration: AgentConfiguration,
-                 logger: Logger, store: Store, token: String) {
+                 logger: Logger, store: Store, household: Household, token: String) {
         self.directory = directory
         self.writerLock = writerLock
         self.identity = identity
         self.configuration = configuration
         self.logger = logger
         self.store = store
+        self.household = household
         node = SyncNode(identity: identity, store: store, logger: logger)
         self.token = token
     }
@@ -89,10 +94,8 @@ public final class Agent: Sendable {
         var api = LocalAPI(store: store, node: node, token: token, status: { [self] in await status() },
                            peersChanged: { [self] in trustChanged() })
         api.removeMember = { [self] device in
-            let directory = self.directory
-            guard let (_, household) = (try? await BlockingIO.run { try MembershipFiles.load(in: directory) }) ?? nil,
-                  household.isMember(device), device != identity.deviceID else { return false }
-            do { _ = try await removeFromHousehold(device) } catch let e as PairingError {
+            guard household.current.isMember(device), device != identity.deviceID else { return false }
+            do { _ = try await removeFromHousehold(device) } catch let e as HouseholdError {
                 throw APIError(.internalServerError, e.message)
             }
             return true

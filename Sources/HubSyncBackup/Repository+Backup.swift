@@ -24,7 +24,7 @@ extension Repository {
     /// export, writes the chunks the repository lacks into packs, then an index naming the new
     /// packs, then the snapshot. A crash at any point leaves a valid repository; the packs
     /// already written are found by the next run and not written again.
-    public func backup(store: Store, device: String, hostname: String, household: Household?, holder: String,
+    public func backup(store: Store, device: String, hostname: String, household: HouseholdSecrets?, holder: String,
                        progress: BackupProgress = { _, _, _ in }) throws(BackupError) -> BackupResult {
         let lease = try lease(exclusive: false, holder: holder)
         defer { lease.release() }

@@ -2,6 +2,7 @@ import Foundation
 public import HubSyncBase
 public import HubSyncCore
 public import HubSyncCrypto
+import HubSyncHousehold
 import HubSyncStore
 
 /// What restoring onto a new device made.
@@ -50,9 +51,9 @@ extension Repository {
             }
             defer { withExtendedLifetime(lock) {} }
             if !hadLock { created.append(directory.lockPath) }
-            if !Household.exists(in: directory.url), let household = snapshot.household {
-                try household.save(in: directory.url)
-                created.append(Household.fileURL(in: directory.url).path)
+            if try HouseholdFile.read(in: directory).secrets == nil, let household = snapshot.household {
+                try HouseholdFile.writeSecrets(household, in: directory, replacing: false)
+                created.append(directory.file(DataDirectory.householdFile))
             }
             created += [directory.storePath, directory.storePath + "-wal", directory.storePath + "-shm"]
             let devicePath = directory.file(DataDirectory.deviceFile)

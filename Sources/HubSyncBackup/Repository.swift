@@ -35,7 +35,7 @@ public final class Repository {
     /// sealed to its recovery public key; `config` is written last, so a crash leaves no
     /// half-made repository that looks real.
     @discardableResult
-    public static func create(at target: any BackupTarget, household: Household,
+    public static func create(at target: any BackupTarget, household: HouseholdSecrets,
                               packSize: Int = defaultPackSize) throws(BackupError) -> Repository {
         guard try !exists(at: target) else {
             throw BackupError(.exists, "a repository already exists at \(target.description); back up into it with "
@@ -60,7 +60,7 @@ public final class Repository {
     }
 
     /// Opens a repository with the household's group key, or else the recovery key.
-    public static func open(at target: any BackupTarget, household: Household?,
+    public static func open(at target: any BackupTarget, household: HouseholdSecrets?,
                             recoveryKey: RecoveryKey?) throws(BackupError) -> Repository {
         let configBytes: [UInt8]
         do {
@@ -94,36 +94,36 @@ public final class Repository {
 
 /// The `keys/` entries: the repository key wrapped for the group and sealed for recovery.
 enum KeyFile {
-    static func groupAD(repoID: String, household: Household) -> [UInt8] {
+    static func groupAD(repoID: String, household: HouseholdSecrets) -> [UInt8] {
         var w = ByteWriter()
         w.append(Label.repositoryKey)
         w.append(Array(repoID.utf8))
         w.append(household.groupID)
-        w.u32(household.epoch)
+        w.u32(household.backupEpoch)
         return w.bytes
     }
 
-    static func writeGroup(_ key: RepositoryKey, repoID: String, household: Household,
+    static func writeGroup(_ key: RepositoryKey, repoID: String, household: HouseholdSecrets,
                            to target: any BackupTarget) throws(BackupError) {
         let wrapped = key.master.withUnsafeBytes { m in
             Sealed.seal([UInt8](m), key: household.groupKey, ad: groupAD(repoID: repoID, household: household))
         }
         let v: Value = ["version": 1, "kind": "group", "group_id": .string(household.groupIDHex),
-                        "epoch": .int(Int64(household.epoch)), "wrapped": .string(hexEncode(wrapped))]
-        try target.put("keys/group-\(household.groupIDHex)-\(household.epoch)", Array((JSON.serialize(v) + "\n").utf8),
+                        "epoch": .int(Int64(household.backupEpoch)), "wrapped": .string(hexEncode(wrapped))]
+        try target.put("keys/group-\(household.groupIDHex)-\(household.backupEpoch)", Array((JSON.serialize(v) + "\n").utf8),
                        replacing: false)
     }
 
     static func writeRecovery(_ key: RepositoryKey, recoveryPublicKey: [UInt8],
                               to target: any BackupTarget) throws(BackupError) {
-        let sealed = Household.seal(key.master.withUnsafeBytes { SecureBytes(copying: $0) }, toRecoveryKey: recoveryPublicKey)
+        let sealed = HouseholdSecrets.seal(key.master.withUnsafeBytes { SecureBytes(copying: $0) }, toRecoveryKey: recoveryPublicKey)
         let v: Value = ["version": 1, "kind": "recovery", "recovery_public_key": .string(hexEncode(recoveryPublicKey)),
                         "sealed": .string(hexEncode(sealed))]
         try target.put("keys/recovery-\(hexEncode(recoveryPublicKey.prefix(8)))", Array((JSON.serialize(v) + "\n").utf8),
                        replacing: false)
     }
 
-    static func unwrap(repoID: String, target: any BackupTarget, household: Household?,
+    static func unwrap(repoID: String, target: any BackupTarget, household: HouseholdSecrets?,
                        recoveryKey: RecoveryKey?) throws(BackupError) -> RepositoryKey {
         var entries: [[String: Value]] = []
         for (name, _) in try target.list("keys") {
@@ -146,7 +146,7 @@ enum KeyFile {
                 + "pass --recovery-key KEY")
         }
         for e in entries where e["kind"]?.stringValue == "group" && e["group_id"]?.stringValue == household.groupIDHex {
-            guard case .int(let epoch) = e["epoch"] ?? .null, epoch == Int64(household.epoch),
+            guard case .int(let epoch) = e["epoch"] ?? .null, epoch == Int64(household.backupEpoch),
                   let wrapped = e["wrapped"]?.stringValue.flatMap(hexDecode),
                   let master = Sealed.open(wrapped[...], key: household.groupKey,
                                            ad: groupAD(repoID: repoID, household: household)),
@@ -154,7 +154,7 @@ enum KeyFile {
             return RepositoryKey(SymmetricKey(copying: master))
         }
         throw BackupError(.wrongKey, "the repository at \(target.description) is not this household's (no key entry "
-            + "for group \(household.groupIDHex.prefix(8))… epoch \(household.epoch) opens it); use --recovery-key KEY "
+            + "for group \(household.groupIDHex.prefix(8))… epoch \(household.backupEpoch) opens it); use --recovery-key KEY "
             + "if it is yours, or another --repo")
     }
 }

@@ -21,7 +21,7 @@ public struct Snapshot: Sendable {
     /// The store's hybrid logical clock when the snapshot was taken.
     public var clock: Timestamp
     /// The household's secrets, so a restore with the recovery key gets the group key back.
-    public var household: Household?
+    public var household: HouseholdSecrets?
     /// The chunks of the export, in order.
     public var chunks: [BlobID]
 
@@ -53,7 +53,7 @@ public struct Snapshot: Sendable {
         if let h = household {
             o["household"] = ["group_id": .string(h.groupIDHex),
                               "group_key": .string(h.groupKey.withUnsafeBytes { hexEncode($0) }),
-                              "epoch": .int(Int64(h.epoch)),
+                              "epoch": .int(Int64(h.backupEpoch)),
                               "recovery_public_key": .string(hexEncode(h.recoveryPublicKey))]
         }
         let json = Array(JSON.serialize(.object(o)).utf8)
@@ -84,13 +84,15 @@ public struct Snapshot: Sendable {
         var cols: [String: Int] = [:]
         for (k, v) in store["collections"]?.objectValue ?? [:] { if case .int(let x) = v { cols[k] = Int(x) } }
         func int(_ k: String) -> Int { if case .int(let x) = o[k] ?? .null { return Int(x) }; return 0 }
-        var household: Household?
+        var household: HouseholdSecrets?
         if let h = o["household"]?.objectValue, let gid = h["group_id"]?.stringValue.flatMap(hexDecode),
+           [HouseholdSecrets.groupIDByteCount, HouseholdSecrets.legacyGroupIDByteCount].contains(gid.count),
            let gkey = h["group_key"]?.stringValue.flatMap(hexDecode), gkey.count == 32,
-           case .int(let epoch) = h["epoch"] ?? .null,
-           let rpk = h["recovery_public_key"]?.stringValue.flatMap(hexDecode) {
-            household = Household(groupID: gid, groupKey: SymmetricKey(copying: gkey), epoch: UInt32(epoch),
-                                  recoveryPublicKey: rpk)
+           case .int(let epoch) = h["epoch"] ?? .null, epoch >= 0,
+           let rpk = h["recovery_public_key"]?.stringValue.flatMap(hexDecode), rpk.count == 32 {
+            // Snapshots name the backup epoch (the key epoch + 1).
+            household = HouseholdSecrets(groupID: gid, groupKey: SymmetricKey(copying: gkey),
+                                         epoch: HouseholdSecrets.epoch(fromBackupEpoch: UInt64(epoch)), recoveryPublicKey: rpk)
         }
         return Snapshot(id: id, time: UInt64(time), device: o["device"]?.stringValue ?? "",
                         hostname: o["hostname"]?.stringValue ?? "", records: Int(records), collections: cols,

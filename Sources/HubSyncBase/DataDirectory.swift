@@ -19,10 +19,11 @@ public struct DataDirectory: Sendable, Hashable {
     public static let identityFile = "identity.key"
     /// The store, one SQLite file in WAL mode.
     public static let storeFile = "store.sqlite"
-    /// The household's secrets for backups: group ID, group key, recovery public key.
+    /// The household's secrets (mode 0600): group ID, key epoch, group key, recovery public key.
     public static let householdFile = "household.key"
-    /// The household's secrets for pairing and membership.
-    public static let groupSecretsFile = "pairing-group.key"
+    /// Where versions before one household kept pairing's copy of the household's secrets; read
+    /// once to migrate a data directory into ``householdFile``, then removed.
+    public static let legacyGroupSecretsFile = "pairing-group.key"
     /// The household's signed membership statements.
     public static let statementsFile = "membership.statements"
     /// What a running agent bound: `{"pid", "listen", "api", "device_id"}`.

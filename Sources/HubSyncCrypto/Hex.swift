@@ -38,7 +38,7 @@ public enum Hex {
     ///
     /// Returns false, leaving `output` partly written, if the text has the wrong length or a
     /// character that is not a hex digit.
-    static func decode(_ text: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) -> Bool {
+    public static func decode(_ text: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) -> Bool {
         guard text.count == output.count * 2 else { return false }
         for index in 0..<output.count {
             guard let high = value(ofDigit: text[2 * index]),

@@ -1,14 +1,7 @@
-import HubSyncBase
-import Foundation
-
 /// This device's long-term identity: its Ed25519 key pair and the device ID derived from it.
 ///
-/// Kept in the data directory as `identity.key` (mode 0600), created by ``create(in:)`` and
-/// read by ``load(from:)``; an existing identity is never overwritten.
+/// HubSyncHousehold keeps it in the data directory (`identity.key`, mode 0600).
 public struct Identity: Sendable {
-    /// Name of the key file inside the data directory.
-    public static let fileName = DataDirectory.identityFile
-
     /// The private key; signs handshakes and membership statements.
     public let signingKey: SigningKey
     /// The device ID, the hash of the public key.
@@ -21,16 +14,5 @@ public struct Identity: Sendable {
     public init(signingKey: SigningKey) {
         self.signingKey = signingKey
         deviceID = DeviceID(publicKey: signingKey.publicKey)
-    }
-
-    /// The key file's location in `directory`.
-    public static func keyFileURL(in directory: URL) -> URL {
-        directory.appendingPathComponent(fileName, isDirectory: false)
-    }
-
-    /// Whether `directory` holds an identity key file (or anything else by that name).
-    public static func exists(in directory: URL) -> Bool {
-        var status = stat()
-        return lstat(keyFileURL(in: directory).path, &status) == 0
     }
 }

@@ -98,19 +98,6 @@ public struct MembershipKeyGrant: Sendable, Hashable {
     }
 }
 
-extension MembershipState {
-    /// The grant whose key this device should hold: among valid grants for this group
-    /// addressed to `me` and issued by a current member, those of the highest epoch not above
-    /// ``keyEpoch``, and of them the one whose issuer has the smallest device ID (so concurrent
-    /// removals on two members converge on one key).
-    public func currentGrant(for me: DeviceID, among grants: some Sequence<MembershipKeyGrant>) -> MembershipKeyGrant? {
-        grants.filter {
-            $0.groupID == groupID && $0.recipientDevice == me && $0.epoch <= keyEpoch
-                && isMember($0.issuerDevice) && $0.isSignatureValid
-        }.min { ($1.epoch, $0.issuerDevice) < ($0.epoch, $1.issuerDevice) }
-    }
-}
-
 extension MembershipKeyGrant {
     /// Decodes 248 bytes (layout and keys; not the signature).
     public init(encoded bytes: some Collection<UInt8>) throws(PairingError) {

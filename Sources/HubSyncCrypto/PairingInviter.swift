@@ -106,7 +106,7 @@ public struct PairingInviter: Sendable {
 
     /// Message 4: the group secrets and statements, sealed for the confirmed joiner.
     /// - Precondition: ``receiveConfirmation(_:)`` succeeded.
-    public mutating func sealGroup(secrets: GroupSecrets, statements: [MembershipStatement]) -> [UInt8] {
+    public mutating func sealGroup(secrets: HouseholdSecrets, statements: [MembershipStatement]) -> [UInt8] {
         guard case .confirmed(let key) = state else {
             preconditionFailure("PairingInviter.sealGroup called before the joiner was confirmed")
         }

@@ -3,7 +3,7 @@ public struct PairingJoinResult: Sendable {
     /// The inviting member's identity key.
     public let inviterKey: PublicSigningKey
     /// The household's secrets.
-    public let secrets: GroupSecrets
+    public let secrets: HouseholdSecrets
     /// The signed membership statements, including the one that adds the joiner.
     public let statements: [MembershipStatement]
 

@@ -130,12 +130,12 @@ public struct PairingJoiner: Sendable {
             throw PairingError(code: .decryptFailed, message: "the group sent by the inviting device did not "
                 + "authenticate; it was altered on the way; try again")
         }
-        guard plaintext.count >= GroupSecrets.byteCount + 4 else {
+        guard plaintext.count >= HouseholdSecrets.byteCount + 4 else {
             throw PairingError(code: .malformed, message: "the group sent by the inviting device is too short")
         }
-        let secretBytes = SecureBytes(copying: plaintext[0..<GroupSecrets.byteCount])
-        let secrets = try GroupSecrets(encoded: secretBytes)
-        var offset = GroupSecrets.byteCount
+        let secretBytes = SecureBytes(copying: plaintext[0..<HouseholdSecrets.byteCount])
+        let secrets = try HouseholdSecrets(encoded: secretBytes)
+        var offset = HouseholdSecrets.byteCount
         let count = plaintext[offset..<(offset + 4)].reduce(0) { $0 << 8 | Int($1) }
         offset += 4
         guard plaintext.count == offset + count * MembershipStatement.byteCount else {

@@ -27,7 +27,7 @@ public struct SecureBytes: Sendable {
     /// Creates `count` bytes filled in place by `initialize`, so secrets never pass through an array.
     ///
     /// The buffer starts zeroed; if `initialize` throws, it is zeroed again before being freed.
-    internal init(
+    public init(
         uninitializedCount count: Int,
         _ initialize: (UnsafeMutableRawBufferPointer) throws -> Void
     ) rethrows {

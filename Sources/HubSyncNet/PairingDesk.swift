@@ -14,7 +14,7 @@ import Synchronization
 public final class PairingDesk: Sendable {
     /// Records a confirmed joiner; `address` is where its agent listens, when it said.
     public typealias Admit = @Sendable (_ joiner: PublicSigningKey, _ address: String?) async throws
-        -> (secrets: GroupSecrets, statements: [MembershipStatement])
+        -> (secrets: HouseholdSecrets, statements: [MembershipStatement])
 
     let identity: SigningKey
     let logger: Logger

@@ -2,6 +2,7 @@ import Foundation
 import HubSyncBase
 import HubSyncCore
 import HubSyncCrypto
+import HubSyncHousehold
 import HubSyncStore
 
 /// Backup figures beside restic's on the same data: the store's memory records for hubsync,

@@ -2,6 +2,7 @@ import Foundation
 import HubSyncBase
 import HubSyncCore
 import HubSyncCrypto
+import HubSyncHousehold
 import HubSyncStore
 
 /// `hubsync-bench`: store and core figures on 100k memory records of about 1 KB, each a

@@ -1,6 +1,7 @@
 import HubSyncBase
 import HubSyncCore
 import HubSyncCrypto
+import HubSyncHousehold
 import HubSyncStore
 
 /// A failure the CLI reports: a code, the message and, from the code, the exit status.

@@ -4,6 +4,7 @@ import HubSyncBase
 import HubSyncBackup
 import HubSyncCore
 import HubSyncCrypto
+import HubSyncHousehold
 import HubSyncStore
 
 /// `hubsync backup …`: encrypted, deduplicated snapshots of the stores.
@@ -60,9 +61,9 @@ struct RepoOptions: ParsableArguments {
     }
 
     /// This device's household secrets, or a failure saying how to get them.
-    func household() throws(CLIError) -> Household {
+    func household() throws(CLIError) -> HouseholdSecrets {
         _ = try directory.identity()
-        return try guarded { try Household.load(from: directory.url) }
+        return try guarded { try HouseholdFile.secretsForBackup(in: directory) }
     }
 
     /// Opens the repository with the household's group key, or the recovery key if given.

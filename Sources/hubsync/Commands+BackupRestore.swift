@@ -5,6 +5,7 @@ import HubSyncBase
 import HubSyncBackup
 import HubSyncCore
 import HubSyncCrypto
+import HubSyncHousehold
 import HubSyncStore
 
 struct BackupRestoreCommand: ParsableCommand {

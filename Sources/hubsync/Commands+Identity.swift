@@ -3,9 +3,10 @@ import Foundation
 import HubSyncBase
 import HubSyncCore
 import HubSyncCrypto
+import HubSyncHousehold
 import HubSyncStore
 
-struct InitCommand: ParsableCommand {
+struct InitCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "init",
         abstract: "Create this device's identity, store and household, and print its device ID and recovery key.",
@@ -23,15 +24,12 @@ struct InitCommand: ParsableCommand {
     @Flag(help: "Only create the household secrets (and recovery key) for an existing device.")
     var household = false
 
-    func run() throws {
+    func run() async throws {
         let dir = common.directory
         if household {
             let identity = try dir.identity()
             try dir.lockExclusively(for: "`init --household`")
-            let (household, recovery) = try guarded { try Household.create(in: dir.url) }
-            if try guarded({ try MembershipFiles.loadSecrets(in: dir.path) }) == nil {
-                _ = try guarded { try MembershipFiles.found(founder: identity.signingKey, household: household, time: Store.systemClock(), in: dir.path) }
-            }
+            let recovery = try await addRecoveryKey(in: dir, identity: identity)
             if output.json {
                 printJSON(["device_id": .string(identity.deviceID.description), "data": .string(dir.path),
                            "recovery_key": .string(recovery.description)])
@@ -44,12 +42,11 @@ struct InitCommand: ParsableCommand {
         try dir.lockExclusively(for: "`init`")
         let store = try guarded { try Store(path: dir.storePath, device: identity.deviceID) }
         _ = store
-        let (household, recovery) = try guarded { try Household.create(in: dir.url) }
         // This device founds its household; `pair join` on it later adopts another household instead.
-        _ = try guarded { try MembershipFiles.found(founder: identity.signingKey, household: household, time: Store.systemClock(), in: dir.path) }
+        let recovery = try await addRecoveryKey(in: dir, identity: identity)
         let name = self.name ?? ProcessInfo.processInfo.hostName
         let device: Value = ["name": .string(name), "device_id": .string(identity.deviceID.description)]
-        try guarded { try Data((JSON.serialize(device) + "\n").utf8).write(to: URL(fileURLWithPath: dir.file(DataDirectory.deviceFile))) }
+        try guarded { try dir.writeAtomically(Array((JSON.serialize(device) + "\n").utf8), to: DataDirectory.deviceFile, mode: 0o644) }
         if output.json {
             printJSON(["device_id": .string(identity.deviceID.description), "name": .string(name), "data": .string(dir.path),
                        "recovery_key": .string(recovery.description)])
@@ -57,6 +54,16 @@ struct InitCommand: ParsableCommand {
             print("Created HubSync device \"\(name)\" in \(dir.path)")
             print("Device ID: \(identity.deviceID)")
             printRecoveryKey(recovery)
+        }
+    }
+
+    /// Gives the household of `dir` a recovery key, creating and founding the household when it
+    /// has none; this process holds the writer lock.
+    func addRecoveryKey(in dir: DataDirectory, identity: Identity) async throws(CLIError) -> RecoveryKey {
+        do {
+            return try await Household(directory: dir, identity: identity).addRecoveryKey(time: Store.systemClock())
+        } catch {
+            throw CLIError(error)
         }
     }
 

@@ -4,6 +4,7 @@ import Synchronization
 import HubSyncAgent
 import HubSyncCore
 import HubSyncCrypto
+import HubSyncHousehold
 import HubSyncNet
 import HubSyncStore
 
@@ -149,11 +150,7 @@ struct PairJoin: AsyncParsableCommand {
         guard (0...120).contains(connectTimeout) else { throw CLIError.usage("--connect-timeout must be 0 to 120 seconds") }
         let dir = common.directory
         let identity = try dir.identity()
-        if let (secrets, state) = try pairingGuarded({ try MembershipFiles.load(in: dir.path) }),
-           state.members.count > 1 {
-            throw CLIError.failure("this device is already in a household of \(state.members.count) devices "
-                + "(group \(Hex.encode(secrets.groupID.prefix(8)))); it cannot join another one")
-        }
+        try guarded { try HouseholdSnapshot.read(in: dir).checkCanJoin() }
         let started = Date()
         let host: String
         if let given = self.host { host = given } else { host = try await findInviter(invite.name) }
@@ -175,8 +172,11 @@ struct PairJoin: AsyncParsableCommand {
         case .direct(let store):
             let outcome: HouseholdJoin.Outcome
             do {
-                outcome = try await HouseholdJoin.join(directory: dir.path, identity: identity, code: invite,
-                                                       address: host, listenPort: 0)
+                // This command holds the writer lock: it is the household's one writer.
+                let household = try Household(directory: dir, identity: identity)
+                outcome = try await HouseholdJoin.join(household: household, code: invite, address: host, listenPort: 0)
+            } catch let e as HouseholdError {
+                throw CLIError.failure(e.message)
             } catch let e as PairingError {
                 throw CLIError.failure(e.message)
             } catch let e as NetError {
@@ -230,7 +230,8 @@ struct PairHousehold: ParsableCommand {
     func run() throws {
         let dir = common.directory
         _ = try dir.identity()
-        guard let (secrets, state) = try pairingGuarded({ try MembershipFiles.load(in: dir.path) }) else {
+        let household = try guarded { try HouseholdSnapshot.read(in: dir) }
+        guard let secrets = household.secrets, let state = household.membership, household.isFounded else {
             if output.json { printJSON(["household": .null]) } else {
                 print("No household yet: `hubsync pair invite` founds one; `hubsync pair join CODE` joins one")
             }
@@ -242,11 +243,6 @@ struct PairHousehold: ParsableCommand {
         for m in state.members.keys.sorted() { print("  member  \(m)" + (m == state.founder ? " (founder)" : "")) }
         for r in state.removed.sorted() { print("  removed \(r)") }
     }
-}
-
-/// Runs a body whose pairing errors become failures with their message.
-func pairingGuarded<T>(_ body: () throws -> T) throws(CLIError) -> T {
-    do { return try body() } catch let e as PairingError { throw .failure(e.message) } catch { throw CLIError(error) }
 }
 
 /// Reads `90`, `90s`, `5m`, `1h` as seconds.

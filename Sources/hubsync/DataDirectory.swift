@@ -3,6 +3,7 @@ import Foundation
 import HubSyncBase
 import HubSyncCore
 import HubSyncCrypto
+import HubSyncHousehold
 import HubSyncStore
 
 /// Options every command takes.

@@ -47,11 +47,11 @@ func dump(_ store: Store) throws -> [RecordKey: [UInt8]] {
     return out
 }
 
-func makeHousehold() -> (Household, RecoveryKey) {
+func makeHousehold() -> (HouseholdSecrets, RecoveryKey) {
     let rk = RecoveryKey.generate()
-    var id = [UInt8](repeating: 0, count: 16)
+    var id = [UInt8](repeating: 0, count: HouseholdSecrets.groupIDByteCount)
     for i in id.indices { id[i] = UInt8.random(in: 0...255) }
-    return (Household(groupID: id, groupKey: .random(), epoch: 1, recoveryPublicKey: rk.keyPair.publicKey), rk)
+    return (HouseholdSecrets(groupID: id, groupKey: .random(), epoch: 0, recoveryPublicKey: rk.keyPair.publicKey), rk)
 }
 
 /// The total size of the files under a directory.

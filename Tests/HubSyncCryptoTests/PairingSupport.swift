@@ -9,9 +9,9 @@ enum PairingFixture {
     }
 
     /// A one-member group founded by `founder`.
-    static func group(founder: SigningKey) -> (secrets: GroupSecrets, genesis: MembershipStatement) {
+    static func group(founder: SigningKey) -> (secrets: HouseholdSecrets, genesis: MembershipStatement) {
         let genesis = MembershipStatement.genesis(founder: founder, time: 1)
-        return (GroupSecrets.found(groupID: genesis.groupID), genesis)
+        return (HouseholdSecrets.found(groupID: genesis.groupID), genesis)
     }
 
     /// Runs a whole exchange between two state machines; the closures may alter each message.

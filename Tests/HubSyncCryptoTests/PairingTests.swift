@@ -1,5 +1,6 @@
 import Testing
 @testable import HubSyncCrypto
+import HubSyncHousehold
 
 /// The pairing state machines without sockets: success, wrong codes, tampering, refusals.
 @Suite struct PairingTests {

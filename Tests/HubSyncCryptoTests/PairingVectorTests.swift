@@ -1,5 +1,6 @@
 import Testing
 @testable import HubSyncCrypto
+import HubSyncHousehold
 
 /// protocol/vectors/pairing.json, written by protocol/vectors/generate_pairing.py (pure Python
 /// ristretto255 and Ed25519, no libsodium), reproduced by the libsodium-based Swift code.

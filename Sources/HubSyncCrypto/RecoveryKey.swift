@@ -102,7 +102,7 @@ public struct RecoveryKeyPair: Sendable {
     }
 }
 
-extension Household {
+extension HouseholdSecrets {
     /// Seals `secret` to a recovery public key (`crypto_box_seal`: anonymous sender); only the
     /// recovery key's secret half opens it.
     public static func seal(_ secret: SecureBytes, toRecoveryKey publicKey: [UInt8]) -> [UInt8] {

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
-@testable import HubSyncCrypto
+import HubSyncCrypto
+import HubSyncHousehold
+import HubSyncTestSupport
 
 @Suite struct IdentityTests {
     private func mode(of url: URL) throws -> Int {
@@ -29,7 +31,7 @@ import Testing
             let lines = try String(contentsOf: file, encoding: .utf8).split(separator: "\n")
             #expect(lines.count == 2)
             #expect(lines[0] == "hubsync-identity-v1")
-            #expect(String(lines[1]) == identity.signingKey.withSeedBytes { hex(Array($0)) })
+            #expect(String(lines[1]) == identity.signingKey.withSeedBytes { Hex.encode(Array($0)) })
             let leftovers = try FileManager.default.contentsOfDirectory(atPath: data.path)
             #expect(leftovers == ["identity.key"])
         }
@@ -103,7 +105,7 @@ import Testing
     @Test func loadAcceptsCRLFLineEnds() throws {
         try withTemporaryDirectory { directory in
             let identity = try Identity.create(in: directory)
-            let seed = identity.signingKey.withSeedBytes { hex(Array($0)) }
+            let seed = identity.signingKey.withSeedBytes { Hex.encode(Array($0)) }
             let path = Identity.keyFileURL(in: directory).path
             try Data("hubsync-identity-v1\r\n\(seed)\r\n".utf8).write(to: URL(fileURLWithPath: path))
             #expect(try Identity.load(from: directory).deviceID == identity.deviceID)

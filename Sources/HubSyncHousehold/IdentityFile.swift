@@ -1,3 +1,5 @@
+import HubSyncCrypto
+
 /// The `identity.key` text format: the line `hubsync-identity-v1`, then the 32-byte Ed25519
 /// seed as 64 lowercase hex characters, each line ending in "\n".
 ///

@@ -1,3 +1,5 @@
+public import HubSyncCrypto
+
 /// The household's membership as a pure function of the statements known (protocol/SPEC.md 4.7).
 ///
 /// A device is a member when an accepted add (or the genesis) names it and no effective removal

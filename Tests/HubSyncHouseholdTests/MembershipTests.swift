@@ -1,9 +1,11 @@
 import Testing
-@testable import HubSyncCrypto
+import HubSyncCrypto
+import HubSyncHousehold
+import HubSyncTestSupport
 
 /// The membership fold: chains of signatures from the founder, removal wins, order does not matter.
 @Suite struct MembershipTests {
-    struct Household {
+    struct Members {
         let a = SigningKey.generate(), b = SigningKey.generate(), c = SigningKey.generate(), d = SigningKey.generate()
         let genesis: MembershipStatement
         var groupID: [UInt8] { genesis.groupID }
@@ -12,7 +14,7 @@ import Testing
     }
 
     @Test func aChainFromTheFounderMakesMembers() {
-        let h = Household()
+        let h = Members()
         let addB = MembershipStatement.add(h.b.publicKey, by: h.a, credential: h.genesis, time: 2)
         let addC = MembershipStatement.add(h.c.publicKey, by: h.b, credential: addB, time: 3)
         let state = MembershipState(groupID: h.groupID, statements: [addC, addB, h.genesis])
@@ -23,7 +25,7 @@ import Testing
     }
 
     @Test func anAddWithoutItsChainDoesNothing() {
-        let h = Household()
+        let h = Members()
         let addB = MembershipStatement.add(h.b.publicKey, by: h.a, credential: h.genesis, time: 2)
         let addC = MembershipStatement.add(h.c.publicKey, by: h.b, credential: addB, time: 3)
         // B's own add has not arrived: C is not (yet) a member.
@@ -36,19 +38,19 @@ import Testing
     }
 
     @Test func aBadSignatureOrAnotherGroupIsIgnored() throws {
-        let h = Household()
+        let h = Members()
         let addB = MembershipStatement.add(h.b.publicKey, by: h.a, credential: h.genesis, time: 2)
         var bytes = addB.encoded()
         bytes[130] ^= 1  // the time
         let altered = try MembershipStatement(encoded: bytes)
         #expect(!altered.isSignatureValid)
         #expect(!MembershipState(groupID: h.groupID, statements: [h.genesis, altered]).isMember(h.id(h.b)))
-        let other = Household()
+        let other = Members()
         #expect(MembershipState(groupID: h.groupID, statements: [other.genesis]).members.isEmpty)
     }
 
     @Test func removalWinsAndTheRemovedDevicesLaterStatementsAreIgnored() {
-        let h = Household()
+        let h = Members()
         let addB = MembershipStatement.add(h.b.publicKey, by: h.a, credential: h.genesis, time: 2)
         let addC = MembershipStatement.add(h.c.publicKey, by: h.b, credential: addB, time: 3)
         let removeC = MembershipStatement.remove(h.c.publicKey, by: h.a, credential: h.genesis, time: 4)
@@ -63,7 +65,7 @@ import Testing
     }
 
     @Test func removingTheDeviceThatAddedYouKeepsYou() {
-        let h = Household()
+        let h = Members()
         let addB = MembershipStatement.add(h.b.publicKey, by: h.a, credential: h.genesis, time: 2)
         let bRemovesA = MembershipStatement.remove(h.a.publicKey, by: h.b, credential: addB, time: 3)
         let state = MembershipState(groupID: h.groupID, statements: [h.genesis, addB, bRemovesA])
@@ -72,7 +74,7 @@ import Testing
     }
 
     @Test func twoDevicesRemovingEachOtherAreBothRemoved() {
-        let h = Household()
+        let h = Members()
         let addB = MembershipStatement.add(h.b.publicKey, by: h.a, credential: h.genesis, time: 2)
         let addC = MembershipStatement.add(h.c.publicKey, by: h.a, credential: h.genesis, time: 2)
         let bRemovesC = MembershipStatement.remove(h.c.publicKey, by: h.b, credential: addB, time: 3)
@@ -83,7 +85,7 @@ import Testing
     }
 
     @Test func statementsRoundTrip() throws {
-        let h = Household()
+        let h = Members()
         let addB = MembershipStatement.add(h.b.publicKey, by: h.a, credential: h.genesis, time: 123_456)
         let back = try MembershipStatement(encoded: addB.encoded())
         #expect(back == addB && back.isSignatureValid && back.parent == h.genesis.hash)
@@ -133,10 +135,11 @@ import Testing
     }
 
     @Test func rotateMovesToTheNextEpochWithAFreshKey() {
-        let secrets = GroupSecrets.found(groupID: Household().groupID)
+        let secrets = HouseholdSecrets.found(groupID: Members().groupID)
         let next = secrets.rotate()
-        #expect(next.keyEpoch == secrets.keyEpoch + 1 && next.groupKey != secrets.groupKey && next.groupID == secrets.groupID)
-        let decoded = try? GroupSecrets(encoded: next.encoded())
+        #expect(next.epoch == secrets.epoch + 1 && next.groupKey != secrets.groupKey && next.groupID == secrets.groupID)
+        #expect(next.backupEpoch == UInt32(next.epoch + 1))
+        let decoded = try? HouseholdSecrets(encoded: next.encoded())
         #expect(decoded == next)
     }
 }

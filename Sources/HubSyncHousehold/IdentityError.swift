@@ -1,4 +1,5 @@
 public import HubSyncBase
+import HubSyncCrypto
 
 /// Why an identity could not be created or loaded, with what to do about it in ``message``.
 ///

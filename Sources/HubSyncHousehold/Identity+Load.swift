@@ -1,6 +1,6 @@
 public import HubSyncBase
+public import HubSyncCrypto
 import Foundation
-import HubSyncBase
 
 extension Identity {
     /// Loads the identity in `directory`.
