@@ -20,7 +20,6 @@ extension HouseholdFile {
     /// Decodes `pairing-group.key`, taking the recovery key from `household` when it has none.
     static func decodeLegacyPairing(_ bytes: [UInt8], in directory: DataDirectory,
                                     household: HouseholdSecrets?) throws(HouseholdError) -> HouseholdSecrets {
-        defer { zero(bytes) }
         var secrets: HouseholdSecrets
         do {
             secrets = try HouseholdSecrets(encoded: SecureBytes(copying: bytes))

@@ -27,22 +27,22 @@ public enum HouseholdFile {
     /// Reads the household in `directory`, in either layout.
     public static func read(in directory: DataDirectory) throws(HouseholdError) -> Contents {
         let statements = try readStatements(in: directory)
-        let legacyPairing = directory.contents(of: DataDirectory.legacyGroupSecretsFile)
-        guard let text = try readSecretsFile(in: directory) else {
+        var legacyPairing = directory.contents(of: DataDirectory.legacyGroupSecretsFile)
+        defer { if legacyPairing != nil { zero(&legacyPairing!) } }
+        guard var text = try readSecretsFile(in: directory) else {
             guard let legacyPairing else { return Contents(secrets: nil, statements: statements, isLegacy: false) }
             return Contents(secrets: try decodeLegacyPairing(legacyPairing, in: directory, household: nil),
                             statements: statements, isLegacy: true)
         }
-        defer { zero(text) }
+        defer { zero(&text) }
         if text.starts(with: Array(header.utf8)) {
             return Contents(secrets: try decode(text, path: directory.file(DataDirectory.householdFile)),
                             statements: statements, isLegacy: legacyPairing != nil)
         }
         let household = try decodeLegacyHousehold(text, path: directory.file(DataDirectory.householdFile))
-        let secrets = try legacyPairing.map { bytes throws(HouseholdError) in
-            try decodeLegacyPairing(bytes, in: directory, household: household)
-        } ?? household
-        return Contents(secrets: secrets, statements: statements, isLegacy: true)
+        guard let legacyPairing else { return Contents(secrets: household, statements: statements, isLegacy: true) }
+        return Contents(secrets: try decodeLegacyPairing(legacyPairing, in: directory, household: household),
+                        statements: statements, isLegacy: true)
     }
 
     /// The secrets backups use, which need a recovery public key.
@@ -120,7 +120,7 @@ public enum HouseholdFile {
         }
         let groupID = try hex("group_id", [HouseholdSecrets.groupIDByteCount, HouseholdSecrets.legacyGroupIDByteCount])
         var keyBytes = try hex("group_key", [32])
-        defer { zero(keyBytes); keyBytes = [] }
+        defer { zero(&keyBytes) }
         let recovery = try hex("recovery_public_key", [32])
         return HouseholdSecrets(groupID: groupID, groupKey: SymmetricKey(copying: keyBytes), epoch: epoch,
                                 recoveryPublicKey: recovery)
@@ -174,9 +174,8 @@ public enum HouseholdFile {
         }
     }
 
-    /// Overwrites a copy of secret bytes.
-    static func zero(_ bytes: [UInt8]) {
-        var bytes = bytes
+    /// Overwrites secret bytes read from a file once they are decoded.
+    static func zero(_ bytes: inout [UInt8]) {
         for i in bytes.indices { bytes[i] = 0 }
     }
 }
