@@ -64,8 +64,17 @@ extension Household {
             issued.append(add)
             after.insert([add])
         }
-        try commit(secrets: nil, statements: after.sortedStatements)
-        return (after, issued, grantNewKey(state: after))
+        let grants = grantNewKey(state: after)
+        // This device holds its new key at once: a fold before the grants are published as
+        // records must not see the epoch as ungranted and grant another key.
+        var secrets = current.secrets
+        if let mine = grants.first(where: { $0.recipientDevice == identity.deviceID }),
+           let key = mine.open(with: identity.signingKey) {
+            secrets?.groupKey = key
+            secrets?.epoch = mine.epoch
+        }
+        try commit(secrets: secrets, statements: after.sortedStatements)
+        return (after, issued, grants)
     }
 
     /// Folds in statements and grants other members published: saves new statements, holds the

@@ -16,6 +16,10 @@ public actor Household {
     public nonisolated let identity: Identity
     /// The latest snapshot and the followers of updates.
     private nonisolated let published: Mutex<Published>
+    /// Runs the actor's work off the cooperative pool (it writes and syncs files).
+    private nonisolated let executor = HouseholdExecutor()
+
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
     struct Published {
         var snapshot: HouseholdSnapshot

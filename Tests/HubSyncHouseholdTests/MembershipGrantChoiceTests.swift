@@ -25,4 +25,20 @@ import HubSyncHousehold
         // A removed device's grant never counts.
         #expect(state.currentGrant(for: me, among: [byX, old]) == old)
     }
+
+    @Test func twoGrantsOfOneIssuerForOneEpochGiveEveryMemberTheSameChoice() {
+        let a = SigningKey.generate(), b = SigningKey.generate(), x = SigningKey.generate()
+        let genesis = MembershipStatement.genesis(founder: a, time: 1)
+        let addB = MembershipStatement.add(b.publicKey, by: a, credential: genesis, time: 2)
+        let addX = MembershipStatement.add(x.publicKey, by: a, credential: genesis, time: 2)
+        let removeX = MembershipStatement.remove(x.publicKey, by: a, credential: genesis, time: 3)
+        let state = MembershipState(groupID: genesis.groupID, statements: [genesis, addB, addX, removeX])
+        let me = DeviceID(publicKey: b.publicKey)
+        let first = MembershipKeyGrant.make(key: .random(byteCount: 32), epoch: 1, groupID: genesis.groupID,
+                                            recipient: b.publicKey, issuer: a)
+        let second = MembershipKeyGrant.make(key: .random(byteCount: 32), epoch: 1, groupID: genesis.groupID,
+                                             recipient: b.publicKey, issuer: a)
+        let chosen = state.currentGrant(for: me, among: [first, second])
+        #expect(chosen != nil && chosen == state.currentGrant(for: me, among: [second, first]))
+    }
 }
