@@ -56,20 +56,19 @@ struct PairInvite: ParsableCommand {
             throw CLIError.failure("the agent answered an invite without a code: \(JSON.serialize(opened))")
         }
         // Interrupted (handlers set before the code is shown): withdraw the invite, so the code stops working.
-        let signals = [SIGINT, SIGTERM].map { number -> any DispatchSourceSignal in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler {
-                inviteInterrupted.store(true, ordering: .sequentiallyConsistent)
-                _ = try? agent.call("DELETE", "/v1/pairing/invites/\(pathSegment(name))")
-                FileHandle.standardError.write(Data("hubsync: invite \(name) withdrawn\n".utf8))
-                // _exit: nothing buffered is left to flush, and no exit handler can hold the process up.
-                _exit(130)
-            }
-            source.resume()
-            return source
-        }
-        defer { signals.forEach { $0.cancel() } }
+        // The handler only posts a semaphore (async-signal-safe); a thread of its own withdraws.
+        // (A dispatch signal source is armed later, on libdispatch's own thread: a signal that came
+        // first, to a thread that did not block it, was ignored and the invite stayed open.)
+        _ = inviteSignal // initialised here, never first in a signal handler
+        Thread { [agent] in
+            while sem_wait(inviteSignal) != 0 {}
+            inviteInterrupted.store(true, ordering: .sequentiallyConsistent)
+            _ = try? agent.call("DELETE", "/v1/pairing/invites/\(pathSegment(name))")
+            FileHandle.standardError.write(Data("hubsync: invite \(name) withdrawn\n".utf8))
+            // _exit: nothing buffered is left to flush, and no exit handler can hold the process up.
+            _exit(130)
+        }.start()
+        for number in [SIGINT, SIGTERM] { signal(number) { _ in sem_post(inviteSignal) } }
         // Written unbuffered: whoever reads the code must see it before this command ends.
         var first = o
         first["event"] = "invite"
@@ -119,6 +118,14 @@ struct PairInvite: ParsableCommand {
 
 /// Set when `pair invite` is interrupted, so its main loop leaves the exit to the signal handler.
 let inviteInterrupted = Atomic<Bool>(false)
+
+/// Posted by `pair invite`'s SIGINT and SIGTERM handler. On the heap behind a constant pointer,
+/// so the handler and the waiting thread share it without a Swift access to a variable.
+nonisolated(unsafe) let inviteSignal: UnsafeMutablePointer<sem_t> = {
+    let semaphore = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
+    sem_init(semaphore, 0, 0)
+    return semaphore
+}()
 
 struct PairJoin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
