@@ -7,29 +7,19 @@ import HubSyncNet
 import HubSyncStore
 import ServiceLifecycle
 
-/// Membership travels as records of the internal `devices` collection, so it syncs like
-/// everything else: one record per statement, ID = the statement's hash (hex), field
-/// `statement` = its 217 bytes (hex), and on adds the issuer's hint `address` (where it saw the
-/// new device's agent). Only a statement's issuer writes its record, so no record ever has two
-/// concurrent writers. The agent hands the records to its ``Household``, which folds them
+/// Membership travels as records of the internal `devices` collection (``HouseholdRecords``),
+/// so it syncs like everything else. Only a statement's issuer writes its record, so no record
+/// ever has two concurrent writers. The agent hands the records to its ``Household``, which folds them
 /// (protocol/SPEC.md 4.7) and trusts exactly its members: members become peers, removed devices
 /// stop being peers and their sessions are closed at once.
 extension Agent {
-    /// The record of one statement.
-    func statementRecord(_ statement: MembershipStatement, address: String?) -> RecordState {
-        var state = RecordState(key: RecordKey(collection: HubCollection.devices.rawValue, id: Hex.encode(statement.hash)))
-        let stamp = Stamp(time: Timestamp(millis: Store.systemClock(), counter: 0), device: identity.deviceID)
-        state.undelete(stamp: stamp)
-        state.write(field: "statement", value: .string(Hex.encode(statement.encoded())), stamp: stamp)
-        if let address { state.write(field: "address", value: .string(address), stamp: stamp) }
-        return state
-    }
-
     /// Writes the records of statements this device issued (it is their only writer).
     func publish(_ statements: [MembershipStatement], addresses: [DeviceID: String] = [:]) async throws {
         let mine = statements.filter { $0.issuerDevice == identity.deviceID }
         guard !mine.isEmpty else { return }
-        let records = mine.map { statementRecord($0, address: $0.kind == .add ? addresses[$0.subjectDevice] : nil) }
+        let records = mine.map {
+            HouseholdRecords.record(of: $0, address: $0.kind == .add ? addresses[$0.subjectDevice] : nil, by: identity.deviceID)
+        }
         _ = try await store.write(.merge(records))
     }
 
@@ -95,18 +85,9 @@ extension Agent {
         return state
     }
 
-    /// Writes the records of grants this device issued (one record each, ID `grant-` and the
-    /// hash of its bytes).
+    /// Writes the records of grants this device issued.
     func publish(_ grants: [MembershipKeyGrant]) async throws {
-        let stamp = Stamp(time: Timestamp(millis: Store.systemClock(), counter: 0), device: identity.deviceID)
-        let records = grants.map { grant -> RecordState in
-            let bytes = grant.encoded()
-            var record = RecordState(key: RecordKey(collection: HubCollection.devices.rawValue,
-                                                    id: "grant-" + Hex.encode(Blake2b.hash(bytes, outputLength: 32))))
-            record.undelete(stamp: stamp)
-            record.write(field: "grant", value: .string(Hex.encode(bytes)), stamp: stamp)
-            return record
-        }
+        let records = grants.map { HouseholdRecords.record(of: $0, by: identity.deviceID) }
         _ = try await store.write(.merge(records))
     }
 

@@ -4,6 +4,7 @@ import HubSyncAgent
 import HubSyncBase
 import HubSyncCore
 import HubSyncCrypto
+import HubSyncHousehold
 import HubSyncStore
 import Logging
 
@@ -146,18 +147,18 @@ struct PeersAdd: ParsableCommand {
     }
 }
 
-struct PeersRemove: ParsableCommand {
+struct PeersRemove: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "remove", abstract: "Stop trusting a device.")
     @OptionGroup var common: CommonOptions
     @OptionGroup var output: OutputOptions
     @Argument(help: "The device's ID.") var deviceID: String
 
-    func run() throws {
+    func run() async throws {
         let device = try guarded { try DeviceID(parsing: deviceID) }
         // A household member is removed from the household, on every member (protocol/SPEC.md 4.8).
         switch try common.directory.writer() {
         case .agent(let agent):
-            if (try? agent.client.request("GET", "/v1/pairing/household"))?.body.objectValue?["members"]?.arrayValue?
+            if (try? await agent.client.request("GET", "/v1/pairing/household"))?.body.objectValue?["members"]?.arrayValue?
                 .contains(.string(device.description)) == true {
                 let state = try agent.call("DELETE", "/v1/pairing/household/\(pathSegment(device.description))")
                 if output.json { printJSON(state) } else { print("Removed \(device) from the household") }
@@ -165,6 +166,11 @@ struct PeersRemove: ParsableCommand {
             }
             _ = try agent.call("DELETE", "/v1/peers/\(pathSegment(device.description))")
         case .direct(let store):
+            if try guarded({ try HouseholdSnapshot.read(in: common.directory) }).isMember(device) {
+                let state = try await removeFromHousehold(device, in: common.directory, store: store)
+                if output.json { printJSON(state) } else { print("Removed \(device) from the household") }
+                return
+            }
             guard try guarded({ try store.removePeer(device) }) else {
                 throw CLIError.failure("\(device) is not a trusted peer; see `hubsync peers`")
             }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Synchronization
 import HubSyncAgent
+import HubSyncBase
 import HubSyncCore
 import HubSyncCrypto
 import HubSyncHousehold
@@ -262,30 +263,46 @@ func parseDuration(_ text: String) -> Int? {
     return Int(t)
 }
 
-struct PairRemove: ParsableCommand {
+struct PairRemove: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "remove",
         abstract: "Remove a device from the household, on every member.",
         discussion: """
-            Signs a removal statement through this device's running agent. It syncs to every \
-            member, which stops trusting the device and closes its sessions at once; the device \
-            cannot rejoin with the same identity. Members that the removed device had added are \
-            added again by this one. The group key moves to the next epoch, and the new key is \
-            granted to every remaining member (sealed to each member's identity and signed).
+            Signs a removal statement, through this device's agent when it runs. It syncs to every \
+            member, which stops trusting the device and closes its sessions at once (without an \
+            agent: once the agent starts); the device cannot rejoin with the same identity. Members \
+            that the removed device had added are added again by this one. The group key moves to \
+            the next epoch, and the new key is granted to every remaining member (sealed to each \
+            member's identity and signed).
             """)
     @OptionGroup var common: CommonOptions
     @OptionGroup var output: OutputOptions
     @Argument(help: "The device's ID.") var deviceID: String
 
-    func run() throws {
+    func run() async throws {
         let device = try guarded { try DeviceID(parsing: deviceID) }
-        guard let agent = common.directory.runningAgent() else {
-            throw CLIError.failure("no agent runs on \(common.directory.path); start it with `hubsync run` so the "
-                + "removal reaches the other members at once")
+        let state: Value
+        switch try common.directory.writer() {
+        case .agent(let agent):
+            state = try agent.call("DELETE", "/v1/pairing/household/\(pathSegment(device.description))")
+        case .direct(let store):
+            state = try await removeFromHousehold(device, in: common.directory, store: store)
         }
-        let state = try agent.call("DELETE", "/v1/pairing/household/\(pathSegment(device.description))")
         if output.json { printJSON(state); return }
         let epoch = state.objectValue?["key_epoch"].map { JSON.serialize($0) } ?? "?"
         print("Removed \(device) from the household (key epoch \(epoch))")
+    }
+}
+
+/// Removes `device` from the household of `directory` in this process, which holds the writer
+/// lock (no agent runs); answers the household as the agent's API does.
+func removeFromHousehold(_ device: DeviceID, in directory: DataDirectory, store: Store) async throws(CLIError) -> Value {
+    do {
+        let household = try Household(directory: directory, identity: try directory.identity())
+        let state = try await HouseholdRecords.remove(device, from: household, in: store)
+        guard let secrets = household.current.secrets else { throw CLIError.failure("no household in \(directory.path)") }
+        return Agent.householdJSON(secrets: secrets, state: state)
+    } catch {
+        throw CLIError(error)
     }
 }

@@ -97,4 +97,26 @@ import Testing
             #expect(h["held_key_epoch"] == 1 && h["held_key_id"] == keyNow, "\(x.device.data)")
         }
     }
+
+    /// With no agent running, `pair remove` is signed by the command itself (it holds the writer
+    /// lock); the agent, started later, applies it and keeps it.
+    @Test func aRemovalWithoutAnAgentIsSignedByTheCommand() async throws {
+        var a = try await AgentProcess(device("a"))
+        let b = try await AgentProcess(device("b"))
+        try await join(b, through: a)
+        await a.stop()
+        let removed = try await a.device.ok("pair", "remove", b.id, "--json").json?.objectValue ?? [:]
+        #expect(removed["removed"]?.arrayValue == [.string(b.id)])
+        #expect(removed["key_epoch"] == 1 && removed["held_key_epoch"] == 1)
+        let peers = try await a.device.ok("peers", "list", "--json").json?.arrayValue ?? []
+        #expect(!peers.contains { $0.objectValue?["device_id"]?.stringValue == b.id })
+        let again = try await a.device.run("pair", "remove", b.id)
+        #expect(again.status == 1 && again.stderr.contains("removed already"), "\(again.stderr)")
+
+        a = try await AgentProcess(device("a"))
+        let household = try await household(a)
+        #expect(household["removed"]?.arrayValue == [.string(b.id)] && household["held_key_epoch"] == 1)
+        #expect(household["held_key_id"] == removed["held_key_id"])
+        #expect(try await a.peerStatus(b.id) == nil)
+    }
 }
