@@ -1,9 +1,9 @@
 import Foundation
 import Hummingbird
-public import HubSyncCore
+import HubSyncCore
 public import HubSyncCrypto
 public import HubSyncHousehold
-public import HubSyncNet
+import HubSyncNet
 import HubSyncStore
 
 /// Joining a household, on whichever process holds the data directory: `hubsync pair join`

@@ -1,4 +1,4 @@
-public import HubSyncBase
+import HubSyncBase
 public import HubSyncCrypto
 
 /// Making a household: `hubsync init`, `init --household`, the first invite of a device that
@@ -20,7 +20,7 @@ extension Household {
             secrets.recoveryPublicKey = publicKey
             try commit(secrets: secrets, statements: nil)
         } else {
-            try found(groupKey: .random(byteCount: 32), recoveryPublicKey: publicKey, time: time, replacing: false)
+            _ = try found(groupKey: .random(byteCount: 32), recoveryPublicKey: publicKey, time: time, replacing: false)
         }
         return recoveryKey
     }

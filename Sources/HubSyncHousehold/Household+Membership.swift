@@ -1,4 +1,4 @@
-public import HubSyncBase
+import HubSyncBase
 public import HubSyncCrypto
 
 /// Membership changes: admitting a joiner, removing a member, and folding in what other members

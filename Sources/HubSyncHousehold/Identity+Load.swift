@@ -1,4 +1,4 @@
-public import HubSyncBase
+import HubSyncBase
 public import HubSyncCrypto
 import Foundation
 
