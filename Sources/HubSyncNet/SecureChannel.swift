@@ -55,10 +55,20 @@ public enum SecureChannel {
         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder()))
         try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(FrameEncoder()))
         try channel.pipeline.syncOperations.addHandler(handler)
-        let async = try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
-            wrappingChannelSynchronously: channel,
-            configuration: .init(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8)))
+        let async = try wrap(channel, configuration: .init(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8)))
         return (async, established.futureResult)
+    }
+
+    /// Wraps a channel for async use, closing it if the wrapper is dropped before
+    /// `executeThenClose` runs: at shutdown the listener drops connections it accepted but never
+    /// served, and a dial can be cancelled between connecting and serving. NIO's
+    /// `init(wrappingChannelSynchronously:)` stops the process then ("Deinited NIOAsyncWriter
+    /// without calling finish()", seen on SIGTERM), so this uses the initialiser that closes on
+    /// deinit, which NIO marks deprecated only to steer towards explicit teardown.
+    static func wrap(_ channel: any Channel,
+                     configuration: NIOAsyncChannel<ByteBuffer, ByteBuffer>.Configuration = .init()) throws
+        -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
+        try NIOAsyncChannel<ByteBuffer, ByteBuffer>(synchronouslyWrapping: channel, configuration: configuration)
     }
 
     /// Opens an authenticated channel to the device at `address` (HOST:PORT) for `purpose`

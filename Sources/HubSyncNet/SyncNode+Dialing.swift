@@ -49,7 +49,7 @@ extension SyncNode {
         try await SecureChannel.connect(to: address, group: group) { channel in
             try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder()))
             try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(FrameEncoder()))
-            return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+            return try SecureChannel.wrap(channel)
         }
     }
 
