@@ -2,6 +2,7 @@
 // (chunks, packs, indexes, snapshots), local and peer targets, and the backup peer protocol.
 //
 // It builds on Store, Core, Crypto and Household (the household's secrets, a restored device's
-// files), with zstd and libsodium behind internal imports. It must not import Net, Agent, NIO or
-// GRDB: it reads records through Store and reaches peers over its own blocking connection, never
-// on an event loop.
+// files), with zstd and libsodium behind internal imports, and holds no sockets: the peer target
+// (PeerTarget) speaks the backup protocol over HubSyncNet's authenticated channel
+// (`BackupClient`, blocking calls, never on an event loop). It must not import Agent, NIO or
+// GRDB: it reads records through Store.
