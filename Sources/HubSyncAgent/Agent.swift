@@ -93,6 +93,7 @@ public final class Agent: Sendable {
     public func run() async throws {
         var api = LocalAPI(store: store, node: node, token: token, status: { [self] in await status() },
                            peersChanged: { [self] in trustChanged() })
+        api.householdGroup = { [household] in household.current.secrets?.groupID }
         api.removeMember = { [self] device in
             guard household.current.isMember(device), device != identity.deviceID else { return false }
             do { _ = try await removeFromHousehold(device) } catch let e as HouseholdError {

@@ -29,6 +29,34 @@ public enum HouseholdRecords {
         return record
     }
 
+    /// Whether `state` may enter the store of a device in the household `groupID` (nil: none
+    /// yet) from outside sync (an import, the local API): a record of another collection, or a
+    /// `devices` record holding a statement or key grant of that household. Records of another
+    /// household, or that hold neither, would only travel to every member as clutter.
+    public static func belongs(_ state: RecordState, toGroup groupID: [UInt8]?) -> Bool {
+        guard state.key.collection == HubCollection.devices.rawValue else { return true }
+        guard let groupID else { return false }
+        let fields = state.visibleFields
+        if let text = fields["statement"]?.stringValue {
+            guard let bytes = Hex.decode(text), let statement = try? MembershipStatement(encoded: bytes) else { return false }
+            return statement.groupID == groupID && statement.isSignatureValid
+        }
+        if let text = fields["grant"]?.stringValue {
+            guard let bytes = Hex.decode(text), let grant = try? MembershipKeyGrant(encoded: bytes) else { return false }
+            return grant.groupID == groupID && grant.isSignatureValid
+        }
+        return false
+    }
+
+    /// The writes of `writes` that may enter the store (``belongs(_:toGroup:)``).
+    public static func admissible(_ writes: [RecordWrite], toGroup groupID: [UInt8]?) -> (kept: [RecordWrite], refused: [RecordKey]) {
+        var kept: [RecordWrite] = [], refused: [RecordKey] = []
+        for write in writes {
+            if case .merge(let state) = write, !belongs(state, toGroup: groupID) { refused.append(state.key) } else { kept.append(write) }
+        }
+        return (kept, refused)
+    }
+
     /// Removes `device` from the household without an agent (`pair remove`, `peers remove`):
     /// the household signs the removal and grants the next epoch's key; their records go into
     /// `store` and the device stops being a peer. The caller holds the writer lock; the agent's

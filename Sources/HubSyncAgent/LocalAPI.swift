@@ -18,6 +18,8 @@ public struct LocalAPI: Sendable {
     /// Removes a household member from the household (on every member); false when the device
     /// is not a member, and then only this device's trust in it goes.
     var removeMember: @Sendable (DeviceID) async throws -> Bool = { _ in false }
+    /// The household's group ID (nil before there is one): `devices` records must belong to it.
+    var householdGroup: @Sendable () -> [UInt8]? = { nil }
 
     public func router() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
@@ -104,6 +106,10 @@ public struct LocalAPI: Sendable {
                 throw APIError(.badRequest, e.message)
             }
             let (writes, withRecords) = (batch.writes, batch.includeRecords)
+            if let key = HouseholdRecords.admissible(writes, toGroup: householdGroup()).refused.first {
+                throw APIError(.badRequest, "\(key) is not a membership record of this device's household; "
+                    + "devices records come only from this household (by sync, or in its own exports)")
+            }
             let (results, records) = try await storeCall { () async throws -> ([RecordWriteResult], [RecordState?]?) in
                 let results = try await store.apply(writes)
                 return (results, withRecords ? try await store.read(.records(results.map(\.key))) : nil)

@@ -4,6 +4,7 @@ import HubSyncAgent
 import HubSyncBase
 import HubSyncCore
 import HubSyncCrypto
+import HubSyncHousehold
 import HubSyncStore
 
 struct ImportCommand: ParsableCommand {
@@ -55,6 +56,10 @@ struct ImportCommand: ParsableCommand {
         }
         defer { if let tempFile { unlink(tempFile) } }
 
+        // Membership records of another household are left out (said below), not imported.
+        let group = (try? HouseholdFile.read(in: dir))?.secrets?.groupID
+        var foreign = 0
+
         // Pass 1: check every line; nothing is written.
         var seen = Set<RecordKey>()
         var total = 0
@@ -74,6 +79,8 @@ struct ImportCommand: ParsableCommand {
             case .write(.local(let op)):
                 seen.insert(op.key)
                 total += 1
+            case .write(.merge(let state)) where !HouseholdRecords.belongs(state, toGroup: group):
+                foreign += 1
             case .write(.merge(let state)):
                 do {
                     try store.checkClock(state.greatestTime)
@@ -111,7 +118,7 @@ struct ImportCommand: ParsableCommand {
             }
         }
         try forEachLine(path) { _, line in
-            if case .write(let w) = line { pending.append(w) }
+            if case .write(let w) = line, HouseholdRecords.admissible([w], toGroup: group).refused.isEmpty { pending.append(w) }
             if pending.count >= batch { try commit() }
         }
         if !pending.isEmpty || total == 0 { try commit() }
@@ -119,10 +126,15 @@ struct ImportCommand: ParsableCommand {
         let throughAgent = { if case .agent = writer { true } else { false } }()
         if output.json {
             printJSON(["records": .int(Int64(total)), "written": .int(Int64(written)),
-                       "merged": .int(Int64(merged)), "unchanged": .int(Int64(unchanged)), "through_agent": .bool(throughAgent)])
+                       "merged": .int(Int64(merged)), "unchanged": .int(Int64(unchanged)), "through_agent": .bool(throughAgent),
+                       "skipped_foreign_membership": .int(Int64(foreign))])
         } else {
             print("Imported \(total) \(total == 1 ? "record" : "records"): \(written) written as local edits, \(merged) merged, "
                 + "\(unchanged) already up to date" + (throughAgent ? ", through the running agent" : ""))
+            if foreign > 0 {
+                print("Left out \(foreign) membership \(foreign == 1 ? "record" : "records") of another household "
+                    + "(devices records travel only within their own household)")
+            }
         }
     }
 
