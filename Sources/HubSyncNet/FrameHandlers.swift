@@ -2,10 +2,23 @@ public import HubSyncBase
 import HubSyncCore
 import NIOCore
 
+/// The largest frame a connection takes now: small until the peer has authenticated (no
+/// handshake message comes near it), ``FrameCodec/maxFrameSize`` after. Owned by one channel
+/// and touched only on its event loop.
+final class FrameLimit {
+    /// What a peer that has not authenticated may send in one frame.
+    static let beforeAuthentication = 4096
+    var maximum: Int
+    init(_ maximum: Int) { self.maximum = maximum }
+}
+
 /// Splits the TCP byte stream into frames with Core's ``FrameCodec`` (u32 big-endian length,
-/// then the payload); a length over the limit closes the connection with an error.
+/// then the payload); a length over the limit closes the connection with an error, as soon as
+/// the prefix arrives.
 struct FrameDecoder: ByteToMessageDecoder {
     typealias InboundOut = ByteBuffer
+    /// A smaller limit than Core's, while it applies (the listener's connections before the handshake).
+    var limit: FrameLimit?
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         let view = buffer.readableBytesView
@@ -13,6 +26,10 @@ struct FrameDecoder: ByteToMessageDecoder {
         let length: Int
         do { length = try FrameCodec.payloadLength(announcedBy: view.prefix(4)) } catch {
             throw NetError(.malformed, error.message)
+        }
+        if let limit, length > limit.maximum {
+            throw NetError(.malformed, "a frame of \(length) bytes before the handshake has ended (the limit then is "
+                + "\(limit.maximum) bytes)")
         }
         guard buffer.readableBytes >= 4 + length else { return .needMoreData }
         buffer.moveReaderIndex(forwardBy: 4)

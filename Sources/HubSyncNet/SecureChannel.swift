@@ -50,9 +50,10 @@ public enum SecureChannel {
                           accept: @escaping SecureChannelHandler.Accept)
         throws -> (NIOAsyncChannel<ByteBuffer, ByteBuffer>, EventLoopFuture<AuthenticatedChannel.Parts>) {
         let established = channel.eventLoop.makePromise(of: AuthenticatedChannel.Parts.self)
+        let limit = FrameLimit(FrameLimit.beforeAuthentication)
         let handler = SecureChannelHandler(role: role, identity: identity, timeout: handshakeTimeout,
-                                           accept: accept, established: established)
-        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder()))
+                                           accept: accept, established: established, frameLimit: limit)
+        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(limit: limit)))
         try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(FrameEncoder()))
         try channel.pipeline.syncOperations.addHandler(handler)
         let async = try wrap(channel, configuration: .init(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8)))

@@ -1,4 +1,5 @@
 import HubSyncBase
+import HubSyncCore
 import HubSyncCrypto
 import NIOCore
 
@@ -24,6 +25,10 @@ extension SecureChannelHandler {
         case .passthrough:
             context.fireChannelRead(wrapInboundOut(frame))
         case .verifying:
+            guard pending.count < Self.maxPendingFrames else {
+                return fail(NetError(.malformed, "more than \(Self.maxPendingFrames) frames before the handshake was accepted"),
+                            context: context)
+            }
             pending.append(frame)
         case .failed:
             break
@@ -44,7 +49,7 @@ extension SecureChannelHandler {
         switch state {
         case .routing where frame.first == Pairing.firstByte:
             purpose = .pairing
-            state = .passthrough
+            state = .passthrough // pairing messages stay small: the limit stays
             succeed(peer: nil)
             context.fireChannelRead(wrapInboundOut(ByteBuffer(bytes: frame)))
         case .routing where frame == BackupChannel.marker:
@@ -67,6 +72,7 @@ extension SecureChannelHandler {
                 throw NetError(.handshakeFailed, "the peer's stream header is unusable: \(error)", cause: error)
             }
             state = .established
+            frameLimit.maximum = FrameCodec.maxFrameSize
             succeed(peer: peer)
         case .idle, .verifying, .established, .passthrough, .failed:
             break

@@ -1,4 +1,5 @@
 import HubSyncBase
+import HubSyncCore
 import HubSyncCrypto
 import NIOCore
 
@@ -57,9 +58,14 @@ final class SecureChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
     var receiver: SecretStreamReceiver?
     var established: EventLoopPromise<AuthenticatedChannel.Parts>?
     var deadline: Scheduled<Void>?
+    /// The decoder's frame limit, raised to Core's once the peer has authenticated.
+    let frameLimit: FrameLimit
+    /// Frames a peer may send while `accept` runs, before the connection is closed.
+    static let maxPendingFrames = 16
 
     init(role: Role, identity: SigningKey, timeout: TimeAmount, accept: @escaping Accept,
-         established: EventLoopPromise<AuthenticatedChannel.Parts>) {
+         established: EventLoopPromise<AuthenticatedChannel.Parts>, frameLimit: FrameLimit = FrameLimit(FrameCodec.maxFrameSize)) {
+        self.frameLimit = frameLimit
         self.role = role
         self.identity = identity
         self.timeout = timeout

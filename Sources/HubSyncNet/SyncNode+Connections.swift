@@ -21,10 +21,23 @@ extension SyncNode {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .bind(host: host, port: port) { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // Bounded: connections that have not authenticated cost memory and a deadline
+                    // each; past the bound a new one is closed at once (served, it fails at once).
+                    let admitted = handshakesInProgress.withLock { n -> Bool in
+                        guard n < Self.maxHandshakesInProgress else { return false }
+                        n += 1
+                        return true
+                    }
                     let admission = Admission(expected: nil)
                     let (async, established) = try SecureChannel.configure(
                         channel, role: .responder, identity: identity.signingKey,
                         accept: { [self] device, purpose in try await admit(device, for: purpose, admission) })
+                    if admitted {
+                        established.whenComplete { [self] _ in handshakesInProgress.withLock { $0 -= 1 } }
+                    } else {
+                        logger.debug("closed a connection: too many handshakes in progress")
+                        channel.close(promise: nil)
+                    }
                     return Accepted(channel: async, established: established, admission: admission)
                 }
             }

@@ -37,6 +37,9 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
     let statuses = Mutex<[DeviceID: PeerStatus]>([:])
     /// Untrusted devices that tried to connect, with the time: status names them.
     let refused = Mutex<[DeviceID: UInt64]>([:])
+    /// Accepted connections whose handshake has not ended; at most ``maxHandshakesInProgress``.
+    let handshakesInProgress = Mutex(0)
+    static let maxHandshakesInProgress = 128
     let listenAddress = Mutex<SocketAddress?>(nil)
     /// Signalled once the listener is bound.
     let listening = WakeBroadcast()

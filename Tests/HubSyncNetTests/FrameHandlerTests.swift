@@ -34,6 +34,27 @@ import Testing
         _ = try channel.finish()
     }
 
+    /// Before the handshake has ended a peer may send only small frames: the prefix of a big one
+    /// ends the connection before its bytes arrive (a listener would otherwise hold up to 1 MiB
+    /// for every connection that never authenticates). The limit is raised once it has.
+    @Test func beforeAuthenticationOnlySmallFramesAreTaken() throws {
+        let limit = FrameLimit(FrameLimit.beforeAuthentication)
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(limit: limit)))
+        try channel.writeInbound(ByteBuffer(bytes: FrameCodec.encode([UInt8](repeating: 1, count: FrameLimit.beforeAuthentication))))
+        #expect(try channel.readInbound(as: ByteBuffer.self)?.readableBytes == FrameLimit.beforeAuthentication)
+        #expect(throws: NetError.self) { try channel.writeInbound(ByteBuffer(bytes: [0x00, 0x10, 0x00, 0x00])) } // 1 MiB
+
+        let raised = FrameLimit(FrameLimit.beforeAuthentication)
+        let after = EmbeddedChannel()
+        try after.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(limit: raised)))
+        raised.maximum = FrameCodec.maxFrameSize
+        let big = [UInt8](repeating: 2, count: 100_000)
+        try after.writeInbound(ByteBuffer(bytes: FrameCodec.encode(big)))
+        #expect(try after.readInbound(as: ByteBuffer.self)?.readableBytes == big.count)
+        _ = try after.finish()
+    }
+
     @Test func anOversizeLengthIsRefusedBeforeItsBytesArrive() throws {
         let channel = try Self.channel()
         let header = [UInt8]([0x00, 0x10, 0x00, 0x01]) // 1 MiB + 1
