@@ -40,7 +40,10 @@ public struct LocalAPI: Sendable {
             let device: DeviceID
             do { device = try DeviceID(parsing: text) } catch let e as DeviceIDError { throw APIError(.badRequest, e.message) }
             let address = body["address"]?.stringValue
-            let added = try await store.write(.addPeer(device, address: address))
+            if let address, SyncNode.split(address).map({ $0.1 > 0 }) != true {
+                throw APIError(.badRequest, "\"address\" must be HOST:PORT with a port of 1–65535")
+            }
+            let added = try await storeCall { try await store.write(.addPeer(device, address: address)) }
             peersChanged()
             return json(["device_id": .string(device.description), "added": .bool(added)], status: added ? .created : .ok)
         }
@@ -62,6 +65,7 @@ public struct LocalAPI: Sendable {
         }
         router.get("v1/records/:collection") { request, context in
             let collection = try pathParameter(context, "collection")
+            do { _ = try HubCollection.named(collection) } catch let e as ValidationFailure { throw APIError(.badRequest, e.message) }
             var limit: Int?
             if let text = request.uri.queryParameters.get("limit") {
                 guard let n = Int(text), n >= 0 else {
@@ -120,7 +124,16 @@ public struct LocalAPI: Sendable {
             let records = try await store.read(.conflicts)
             return json(.array(records.flatMap { s in s.conflictedFields.map { conflictJSON(s, field: $0) } }))
         }
-        router.get("v1/changes") { request, _ in try await changeFeed(since: request.uri.queryParameters.get("since", as: Int64.self)) }
+        router.get("v1/changes") { request, _ in
+            var since: Int64?
+            if let text = request.uri.queryParameters.get("since") {
+                guard let n = Int64(text), n >= 0 else {
+                    throw APIError(.badRequest, "since must be a sequence number, 0 or more; got \"\(text)\"")
+                }
+                since = n
+            }
+            return try await changeFeed(since: since)
+        }
         return router
     }
 

@@ -26,6 +26,7 @@ extension Identity {
         let path = keyFileURL(in: directory).path
         do {
             try makeDirectories(directoryPath)
+            try keepPrivate(directoryPath)
         } catch {
             throw IdentityError(code: .io,
                                 message: "cannot create data directory \(directoryPath): \(error.description)",
@@ -55,6 +56,15 @@ extension Identity {
                              message: "this data directory (\(directory.path)) already has an identity "
                                 + "(\(device)); use another --data directory or remove it yourself if you "
                                 + "really mean to")
+    }
+
+    /// Gives an existing data directory of this user's mode 0700: the store and every file in it
+    /// hold the person's data, and SQLite creates them readable by all (the umask decides).
+    private static func keepPrivate(_ path: String) throws(SystemCallError) {
+        var status = stat()
+        try SystemCallError.check("stat", path) { stat(path, &status) }
+        guard status.st_uid == geteuid(), status.st_mode & 0o077 != 0 else { return }
+        try SystemCallError.check("chmod", path) { chmod(path, 0o700) }
     }
 
     /// Creates `path` and its missing parents; a directory this creates gets mode 0700.

@@ -78,11 +78,14 @@ extension SyncNode {
         return (admission.seen.withLock { $0 }, admission.trusted.withLock { $0 })
     }
 
-    /// Splits `HOST:PORT` (`[v6]:PORT` too) into its parts.
+    /// Splits `HOST:PORT` (`[v6]:PORT` too) into its parts; nil unless the host is there and the
+    /// port is 0–65535 (a bigger number would wrap to another port).
     public static func split(_ address: String) -> (String, Int)? {
-        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else { return nil }
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
+              (0...65535).contains(port) else { return nil }
         var host = String(address[..<colon])
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { return nil }
         return (host, port)
     }
 

@@ -5,6 +5,7 @@ import HubSyncBase
 import HubSyncCore
 import HubSyncCrypto
 import HubSyncHousehold
+import HubSyncNet
 import HubSyncStore
 import Logging
 
@@ -129,7 +130,9 @@ struct PeersAdd: ParsableCommand {
 
     func run() throws {
         let device = try guarded { try DeviceID(parsing: deviceID) }
-        if let address, !address.contains(":") { throw CLIError.usage("--address must be HOST:PORT, e.g. 192.168.1.20:7400") }
+        if let address, SyncNode.split(address).map({ $0.1 > 0 }) != true {
+            throw CLIError.usage("--address must be HOST:PORT with a port of 1–65535, e.g. 192.168.1.20:7400")
+        }
         var added: Bool
         switch try common.directory.writer() {
         case .agent(let agent):
@@ -189,6 +192,12 @@ struct StatusCommand: ParsableCommand {
     func run() throws {
         let dir = common.directory
         guard let agent = dir.runningAgent() else {
+            if let holder = WriterLock.holder(in: dir), holder.isAgent {
+                // An agent holds the directory, but its API cannot be found: say so, as writes do.
+                throw CLIError.failure("\(holder) holds \(dir.path), but \(DataDirectory.agentStateFile) there does not "
+                    + "name it and a loopback port it listens on, so its status cannot be read; restart it "
+                    + "(`kill \(holder.pid)`, then `hubsync run`)")
+            }
             let store = try dir.openStore()
             let peers = try guarded { try store.peers() }
             let last = try guarded { try store.lastSequence() }

@@ -9,6 +9,10 @@ final class LineReader {
     private(set) var lineNumber = 0
 
     init(path: String) throws(CLIError) {
+        var status = stat()
+        if stat(path, &status) == 0, status.st_mode & S_IFMT == S_IFDIR {
+            throw .usage("\(path) is a folder; give a file (or - for standard input)")
+        }
         guard let f = fopen(path, "r") else {
             throw .failure("cannot open \(path): \(Errno.message(errno))")
         }

@@ -32,6 +32,9 @@ import Testing
         (["list", "memories", "--limit", "-3"], 2, "--limit"),
         (["put", "personas", "ada"], 2, "Missing expected argument"),
         (["frobnicate"], 2, "Unknown option"),
+        (["peers", "add", "AAAAAAA-AAAAAAA-AAAAAAA-AAAAAAA-AAAAAAA-AAAAAAA-AAAAAAA-AAAAAAA", "--address", "127.0.0.1:99999"],
+         2, "port of 1–65535"),
+        (["import", "/tmp"], 2, "is a folder"),
         (["put", "personas", "ada", "--json", #"{"name": "A"}"#, "--frob"], 2, "Unknown option"),
     ])
     func refusedWithAMessageAndNothingChanged(args: [String], status: Int32, message: String) async throws {
