@@ -168,7 +168,7 @@ public enum HouseholdFile {
     /// Saves the statements (replacing the file; they are public, mode 0644).
     static func writeStatements(_ statements: [MembershipStatement], in directory: DataDirectory) throws(HouseholdError) {
         do {
-            try directory.writeAtomically(statements.flatMap { $0.encoded() }, to: DataDirectory.statementsFile, mode: 0o644)
+            try directory.writeAtomically(statements.flatMap { $0.encoded() }, to: DataDirectory.statementsFile, mode: 0o600)
         } catch {
             throw HouseholdError(.io, "cannot write \(directory.file(DataDirectory.statementsFile)): \(error.reason)", cause: error)
         }

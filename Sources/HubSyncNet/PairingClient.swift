@@ -37,7 +37,7 @@ public enum PairingClient {
             try await outbound.write(ByteBuffer(bytes: joiner.start()))
             guard let message2 = try await iterator.next() else {
                 throw PairingError(code: .closed, message: "the device at \(address) closed the connection "
-                    + "without answering; is it a HubSync agent?")
+                    + "without answering: it may be busy (try again in a few seconds), or it is not a HubSync agent")
             }
             let message3: [UInt8]
             do {

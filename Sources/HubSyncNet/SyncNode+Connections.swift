@@ -23,9 +23,11 @@ extension SyncNode {
                 channel.eventLoop.makeCompletedFuture {
                     // Bounded: connections that have not authenticated cost memory and a deadline
                     // each; past the bound a new one is closed at once (served, it fails at once).
-                    let admitted = handshakesInProgress.withLock { n -> Bool in
-                        guard n < Self.maxHandshakesInProgress else { return false }
-                        n += 1
+                    let source = channel.remoteAddress?.ipAddress ?? "?"
+                    let admitted = handshakesInProgress.withLock { counts -> Bool in
+                        guard counts[source, default: 0] < Self.maxHandshakesPerAddress,
+                              counts.values.reduce(0, +) < Self.maxHandshakesInProgress else { return false }
+                        counts[source, default: 0] += 1
                         return true
                     }
                     let admission = Admission(expected: nil)
@@ -33,9 +35,14 @@ extension SyncNode {
                         channel, role: .responder, identity: identity.signingKey,
                         accept: { [self] device, purpose in try await admit(device, for: purpose, admission) })
                     if admitted {
-                        established.whenComplete { [self] _ in handshakesInProgress.withLock { $0 -= 1 } }
+                        established.whenComplete { [self] _ in
+                            handshakesInProgress.withLock { counts in
+                                counts[source, default: 1] -= 1
+                                if counts[source] == 0 { counts[source] = nil }
+                            }
+                        }
                     } else {
-                        logger.debug("closed a connection: too many handshakes in progress")
+                        logger.debug("closed a connection: too many handshakes in progress", metadata: ["address": "\(source)"])
                         channel.close(promise: nil)
                     }
                     return Accepted(channel: async, established: established, admission: admission)

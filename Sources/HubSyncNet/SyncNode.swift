@@ -37,9 +37,12 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
     let statuses = Mutex<[DeviceID: PeerStatus]>([:])
     /// Untrusted devices that tried to connect, with the time: status names them.
     let refused = Mutex<[DeviceID: UInt64]>([:])
-    /// Accepted connections whose handshake has not ended; at most ``maxHandshakesInProgress``.
-    let handshakesInProgress = Mutex(0)
-    static let maxHandshakesInProgress = 128
+    /// Accepted connections whose handshake has not ended, by remote address: at most
+    /// ``maxHandshakesPerAddress`` from one address (so one host cannot crowd out pairing or
+    /// another peer) and ``maxHandshakesInProgress`` in all.
+    let handshakesInProgress = Mutex<[String: Int]>([:])
+    static let maxHandshakesPerAddress = 32
+    static let maxHandshakesInProgress = 1024
     let listenAddress = Mutex<SocketAddress?>(nil)
     /// Signalled once the listener is bound.
     let listening = WakeBroadcast()

@@ -108,7 +108,7 @@ struct PairInvite: ParsableCommand {
                 throw CLIError.failure("the invite \(name) expired before a device joined; run `hubsync pair invite` again")
             case "exhausted":
                 if output.json { printJSON(["event": "exhausted", "name": .string(name)]) }
-                throw CLIError.failure("the invite \(name) ran out of attempts (\(attempts) wrong codes); nobody joined; "
+                throw CLIError.failure("the invite \(name) ran out of attempts (\(attempts) used); nobody joined; "
                     + "run `hubsync pair invite` again and check the code as it is typed")
             default:
                 continue
@@ -153,7 +153,9 @@ struct PairJoin: AsyncParsableCommand {
     func run() async throws {
         let invite: InviteCode
         do { invite = try InviteCode(parsing: code) } catch { throw CLIError.usage(error.message) }
-        if let host, SyncNode.split(host) == nil { throw CLIError.usage("--host must be HOST:PORT, e.g. 192.168.1.20:7400") }
+        if let host, SyncNode.split(host).map({ $0.1 > 0 }) != true {
+            throw CLIError.usage("--host must be HOST:PORT with a port of 1–65535, e.g. 192.168.1.20:7400")
+        }
         guard (1...120).contains(findTimeout) else { throw CLIError.usage("--find-timeout must be 1 to 120 seconds") }
         guard (0...120).contains(connectTimeout) else { throw CLIError.usage("--connect-timeout must be 0 to 120 seconds") }
         let dir = common.directory
