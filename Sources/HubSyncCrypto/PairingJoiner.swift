@@ -76,7 +76,7 @@ public struct PairingJoiner: Sendable {
         case .proceed: break
         case .unknownInvite:
             throw PairingError(code: .unknownInvite, message: "pairing refused: that device has no open invite "
-                + "named \(name); check the code's letters, or \(again)")
+                + "named \(name) (it was withdrawn, or the code is mistyped: check its letters); \(again)")
         case .expired:
             throw PairingError(code: .expired, message: "pairing refused: the invite \(name) has expired; \(again)")
         case .exhausted:

@@ -75,9 +75,13 @@ struct PairInvite: ParsableCommand {
         first["event"] = "invite"
         FileHandle.standardOutput.write(Data(((output.json ? JSON.serialize(.object(first)) : code) + "\n").utf8))
         if !output.json {
-            let listen = (try? agent.call("GET", "/v1/status"))?.objectValue?["listen"]?.stringValue ?? "HOST:PORT"
+            let status = (try? agent.call("GET", "/v1/status"))?.objectValue
+            let listen = status?["listen"]?.stringValue ?? "HOST:PORT"
             let host = listen.hasPrefix("0.0.0.0:") ? "THIS-DEVICE-ADDRESS:" + listen.dropFirst(8) : listen
-            FileHandle.standardError.write(Data(("On the new device: hubsync pair join \(code) (found over mDNS; or add --host \(host)) "
+            // The new device finds this one over mDNS only while the advert runs.
+            let advertised = status?["mdns"]?.objectValue?["state"]?.stringValue == "running"
+            let how = advertised ? "(found over mDNS; or add --host \(host))" : "--host \(host) (mDNS is off here)"
+            FileHandle.standardError.write(Data(("On the new device: hubsync pair join \(code) \(how) "
                 + "(valid \(ttl), \(attempts) attempts). Waiting…\n").utf8))
         }
         var lastFailure: String?
