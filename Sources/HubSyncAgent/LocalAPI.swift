@@ -40,7 +40,7 @@ public struct LocalAPI: Sendable {
             let device: DeviceID
             do { device = try DeviceID(parsing: text) } catch let e as DeviceIDError { throw APIError(.badRequest, e.message) }
             let address = body["address"]?.stringValue
-            if let address, SyncNode.split(address).map({ $0.1 > 0 }) != true {
+            if let address, !SyncNode.isDialable(address) {
                 throw APIError(.badRequest, "\"address\" must be HOST:PORT with a port of 1–65535")
             }
             let added = try await storeCall { try await store.write(.addPeer(device, address: address)) }
@@ -305,17 +305,19 @@ struct BearerTokenMiddleware: RouterMiddleware {
 struct JSONErrorMiddleware: RouterMiddleware {
     typealias Context = BasicRequestContext
 
+    static let tooLarge = APIError(.contentTooLarge, "the request body is over 4 MiB; send the writes in smaller batches")
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
         } catch is NIOTooManyBytesError {
-            throw APIError(.contentTooLarge, "the request body is over 4 MiB; send the writes in smaller batches")
+            throw Self.tooLarge
         } catch let error as HTTPError where error.body == nil {
             switch error.status {
             case .notFound:
                 throw APIError(.notFound, "no route \(request.method) \(request.uri.path); the README's local API table lists the routes")
             case .contentTooLarge:
-                throw APIError(.contentTooLarge, "the request body is over 4 MiB; send the writes in smaller batches")
+                throw Self.tooLarge
             default:
                 throw APIError(error.status, error.status.reasonPhrase)
             }

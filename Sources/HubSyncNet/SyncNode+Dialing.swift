@@ -89,6 +89,11 @@ extension SyncNode {
         return (host, port)
     }
 
+    /// Whether `address` is `HOST:PORT` with a port a peer can listen on (1–65535).
+    public static func isDialable(_ address: String) -> Bool {
+        split(address).map { $0.1 > 0 } ?? false
+    }
+
     static func describe(_ error: any Error, address: String) -> String {
         if let e = error as? NetError {
             switch e.code {

@@ -130,7 +130,7 @@ struct PeersAdd: ParsableCommand {
 
     func run() throws {
         let device = try guarded { try DeviceID(parsing: deviceID) }
-        if let address, SyncNode.split(address).map({ $0.1 > 0 }) != true {
+        if let address, !SyncNode.isDialable(address) {
             throw CLIError.usage("--address must be HOST:PORT with a port of 1–65535, e.g. 192.168.1.20:7400")
         }
         var added: Bool
@@ -194,9 +194,7 @@ struct StatusCommand: ParsableCommand {
         guard let agent = dir.runningAgent() else {
             if let holder = WriterLock.holder(in: dir), holder.isAgent {
                 // An agent holds the directory, but its API cannot be found: say so, as writes do.
-                throw CLIError.failure("\(holder) holds \(dir.path), but \(DataDirectory.agentStateFile) there does not "
-                    + "name it and a loopback port it listens on, so its status cannot be read; restart it "
-                    + "(`kill \(holder.pid)`, then `hubsync run`)")
+                throw dir.unreachable(holder, "so its status cannot be read;")
             }
             let store = try dir.openStore()
             let peers = try guarded { try store.peers() }

@@ -157,7 +157,7 @@ struct PairJoin: AsyncParsableCommand {
     func run() async throws {
         let invite: InviteCode
         do { invite = try InviteCode(parsing: code) } catch { throw CLIError.usage(error.message) }
-        if let host, SyncNode.split(host).map({ $0.1 > 0 }) != true {
+        if let host, !SyncNode.isDialable(host) {
             throw CLIError.usage("--host must be HOST:PORT with a port of 1–65535, e.g. 192.168.1.20:7400")
         }
         guard (1...120).contains(findTimeout) else { throw CLIError.usage("--find-timeout must be 1 to 120 seconds") }

@@ -91,9 +91,7 @@ extension DataDirectory {
             if holder.isAgent || holder.role == nil, waited > .seconds(10) {
                 // The holder's agent.json does not name it or a loopback port it listens on: a
                 // hand-edited or removed file (the token is not sent there), or not an agent at all.
-                throw .failure("\(holder) holds \(path), but \(DataDirectory.agentStateFile) there does not name it "
-                    + "and a loopback port it listens on, "
-                    + "so its API cannot be found; if it is an agent, restart it (`kill \(holder.pid)`, then `hubsync run`)")
+                throw unreachable(holder, "so its API cannot be found; if it is an agent,")
             }
             guard waited < patience else {
                 throw .failure("\(holder) holds \(path) and did not let go within \(patience.components.seconds) s; "
@@ -106,6 +104,13 @@ extension DataDirectory {
             // The holder is another command, or an agent still starting (its API not bound yet).
             Thread.sleep(forTimeInterval: 0.05)
         }
+    }
+
+    /// The failure for a lock holder whose `agent.json` does not name it and a loopback port it
+    /// listens on: `consequence` says what cannot be done, then how to restart it.
+    func unreachable(_ holder: WriterLock.Holder, _ consequence: String) -> CLIError {
+        .failure("\(holder) holds \(path), but \(DataDirectory.agentStateFile) there does not name it and a loopback "
+            + "port it listens on, \(consequence) restart it (`kill \(holder.pid)`, then `hubsync run`)")
     }
 
     /// The running agent, when one holds the directory.
