@@ -4,9 +4,15 @@
 #
 #   scripts/bench-syncthing.sh FILES_DIR WORK_DIR
 #
-# Prints one JSON line: {"seconds": S, "files": N, "rss_a_mb": A, "rss_b_mb": B}; when the second
+# Prints one JSON line: {"seconds": S, "files": N, "rss_a_mb": A, "rss_b_mb": B, "change_1pct_s": C,
+# "single_change_s": [L, ...]}; when the second
 # instance has not finished within LIMIT seconds (env SYNCTHING_LIMIT, default 1200), it prints
 # {"timed_out": true, "seconds": LIMIT, "synced": K, "files": N, ...} instead.
+# After the full sync, with both running: a 1 % change (every 100th file of A rewritten with one
+# more field) and then SINGLE (env SYNCTHING_SINGLE, default 20) changes of one file each, each
+# timed from the write until A reports B complete again (/rest/db/completion: B has announced the
+# new versions). The watcher is off and each change asks A for a scan at once
+# (POST /rest/db/scan, which returns when the scan is done): Syncthing at its fastest.
 # Every announce, relay, NAT, upgrade, usage and crash report is off: traffic stays on
 # 127.0.0.1. Ports: the kernel picks free ones (bound to port 0, read back, released), so a
 # rare race with another program is possible; the script then fails and says so.
@@ -112,5 +118,38 @@ if ! wait_for "$gui_b" "$count" "$limit" 2>/dev/null; then
   exit 0
 fi
 end=$(date +%s.%N)
-printf '{"seconds": %.2f, "files": %d, "rss_a_mb": %s, "rss_b_mb": %s}\n' \
-  "$(echo "$end - $start" | bc)" "$count" "$(rss_mb "$pid_a")" "$(rss_mb "$pid_b")"
+full=$(echo "$end - $start" | bc)
+
+# B as A sees it: "completion needItems" (100 0 once B has everything A has).
+completion() {
+  curl -sf -H "X-API-Key: hubsync-bench" "http://127.0.0.1:$gui_a/rest/db/completion?folder=memories&device=$id_b" 2>/dev/null \
+    | python3 -c 'import sys, json; d = json.load(sys.stdin); print(int(d["completion"]), d["needItems"])' 2>/dev/null || true
+}
+# Rewrites the named files of A (one more field), asks A to scan, waits until B is complete again;
+# prints the seconds.
+change() {
+  local t0 deadline c need
+  t0=$(date +%s.%N)
+  python3 - "$@" <<'EOF2'
+import sys
+for path in sys.argv[1:]:
+    with open(path, encoding="utf-8") as f: text = f.read().rstrip("\n")
+    with open(path, "w", encoding="utf-8") as f: f.write(text[:-1] + ',"mood":"changed"}\n')
+EOF2
+  curl -sf -X POST -H "X-API-Key: hubsync-bench" "http://127.0.0.1:$gui_a/rest/db/scan?folder=memories" >/dev/null
+  deadline=$((SECONDS + 600))
+  while ((SECONDS < deadline)); do
+    read -r c need <<<"$(completion)" || true
+    if [ "${c:-0}" = 100 ] && [ "${need:-1}" = 0 ]; then break; fi
+    sleep 0.05
+  done
+  printf '%.3f\n' "$(echo "$(date +%s.%N) - $t0" | bc)"
+}
+mapfile -t all < <(find "$files_dir" -maxdepth 1 -type f | sort)
+one_pct=()
+for ((i = 0; i < ${#all[@]}; i += 100)); do one_pct+=("${all[$i]}"); done
+change_1pct=$(change "${one_pct[@]}")
+singles=()
+for ((i = 0; i < ${SYNCTHING_SINGLE:-20}; i++)); do singles+=("$(change "${all[$(( (i * 37 + 1) % ${#all[@]} ))]}")"); done
+printf '{"seconds": %.2f, "files": %d, "rss_a_mb": %s, "rss_b_mb": %s, "change_1pct_s": %.3f, "single_change_s": [%s]}\n' \
+  "$full" "$count" "$(rss_mb "$pid_a")" "$(rss_mb "$pid_b")" "$change_1pct" "$(IFS=,; echo "${singles[*]}")"

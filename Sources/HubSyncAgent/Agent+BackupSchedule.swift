@@ -7,6 +7,7 @@ import HubSyncHousehold
 import HubSyncNet
 import HubSyncStore
 import ServiceLifecycle
+import Synchronization
 
 /// What the scheduled backups did last, for status (also kept in `DATA/backup-state.json`).
 public struct BackupRunState: Sendable {
@@ -17,7 +18,27 @@ public struct BackupRunState: Sendable {
     /// Why the last attempt failed, if it did.
     var error: String?
     var errorTarget: String?
+    /// Snapshot files of a target this device could not read after its last backup there.
+    var unreadable: [String: [String]] = [:]
     public init() {}
+}
+
+/// How far the backup running now has got, for `GET /v1/backups/progress` (the dashboard's
+/// Backup now): its target, phase and counts, as the repository reports them.
+final class BackupProgressBoard: Sendable {
+    private let state = Mutex<(target: String, phase: String, done: Int, total: Int)?>(nil)
+
+    func update(target: String, phase: String, done: Int, total: Int) {
+        state.withLock { $0 = (target, phase, done, total) }
+    }
+
+    func finish() { state.withLock { $0 = nil } }
+
+    var json: Value {
+        guard let s = state.withLock({ $0 }) else { return ["running": false] }
+        return ["running": true, "target": .string(s.target), "phase": .string(s.phase), "done": .int(Int64(s.done)),
+                "total": .int(Int64(s.total))]
+    }
 }
 
 /// The agent takes `backup now` itself on the configured interval (`"backup"` in config.json),
@@ -30,23 +51,31 @@ extension Agent {
     struct BackupService: Service {
         let agent: Agent
 
+        /// Waits for the next backup's time, or for SIGHUP's new settings (then looks again).
         func run() async throws {
             await agent.loadBackupState()
-            guard let schedule = agent.configuration.backup, schedule.intervalSeconds > 0, !schedule.targets.isEmpty else {
-                try? await gracefulShutdown()
-                return
-            }
+            let changes = agent.configurationChanges.subscribe()
+            defer { agent.configurationChanges.unsubscribe(changes) }
             do {
                 try await cancelWhenGracefulShutdown {
+                    var retryAt: ContinuousClock.Instant?
                     while true {
+                        guard let schedule = agent.configuration.backup, schedule.intervalSeconds > 0, !schedule.targets.isEmpty else {
+                            guard await changes.wait() else { throw CancellationError() }
+                            continue
+                        }
                         let now = UInt64(Date().timeIntervalSince1970 * 1000)
                         let due = (agent.backupState.withLock { $0.last } ?? 0) + UInt64(schedule.intervalSeconds) * 1000
-                        if due > now { try await Deadlines.sleep(for: .milliseconds(Int64(due - now))) }
-                        await agent.runScheduledBackups(schedule)
+                        var at = ContinuousClock.now + .milliseconds(Int64(due > now ? due - now : 0))
                         // After a failure, try again after the interval too (not in a tight loop).
-                        if agent.backupState.withLock({ $0.error != nil }) {
-                            try await Deadlines.sleep(for: .seconds(schedule.intervalSeconds))
+                        if let retryAt, retryAt > at { at = retryAt }
+                        switch await changes.wait(until: at) {
+                        case .signalled: continue
+                        case .ended: throw CancellationError()
+                        case .timedOut: break
                         }
+                        await agent.runScheduledBackups(schedule)
+                        retryAt = agent.backupState.withLock({ $0.error != nil }) ? .now + .seconds(schedule.intervalSeconds) : nil
                     }
                 }
             } catch is CancellationError {
@@ -56,20 +85,38 @@ extension Agent {
     }
 
     /// One backup to each target, in order; the state records the last success and any failure.
-    func runScheduledBackups(_ schedule: BackupSchedule) async {
+    /// Answers each target's snapshot ID (hex) or why it failed.
+    @discardableResult
+    func runScheduledBackups(_ schedule: BackupSchedule) async -> [(target: String, result: Result<String, BackupFailure>)] {
         var failure: (String, String)?
+        var results: [(target: String, result: Result<String, BackupFailure>)] = []
+        defer { backupProgress.finish() }
         for text in schedule.targets {
             do {
-                let snapshot = try await BlockingIO.run { try self.backupOnce(to: text, schedule) }
+                let start = ContinuousClock.now
+                backupProgress.update(target: text, phase: "starting", done: 0, total: 0)
+                let (snapshot, size, unreadable) = try await BlockingIO.run { try self.backupOnce(to: text, schedule) }
+                let took = (ContinuousClock.now - start).components
+                let seconds = Double(took.seconds) + Double(took.attoseconds) / 1e18
                 backupState.withLock {
                     $0.last = snapshot.time
                     $0.snapshot = snapshot.id.hex
                     $0.target = text
+                    $0.unreadable[text] = unreadable.isEmpty ? nil : unreadable.map(\.message)
+                }
+                for u in unreadable {
+                    logger.warning("a snapshot of the backup target cannot be read", metadata: ["target": "\(text)", "error": "\(u.message)"])
                 }
                 logger.info("scheduled backup done", metadata: ["target": "\(text)", "snapshot": "\(snapshot.id.short)"])
+                metrics.noteBackup(target: text, finished: Store.systemClock(), seconds: seconds, repositoryBytes: size)
+                await recordAudit(.backup, subject: ["target": text, "snapshot": snapshot.id.hex, "records": "\(snapshot.records)"],
+                                  detail: "scheduled backup of \(snapshot.records) records to \(text)")
+                results.append((text, .success(snapshot.id.hex)))
             } catch {
                 let message = (error as? BackupError)?.message ?? "\(error)"
                 failure = (text, message)
+                results.append((text, .failure(BackupFailure(message: message))))
+                metrics.count(.backup)
                 logger.warning("scheduled backup failed", metadata: ["target": "\(text)", "error": "\(message)"])
             }
         }
@@ -78,22 +125,40 @@ extension Agent {
             $0.errorTarget = failure?.0
         }
         await saveBackupState()
+        return results
+    }
+
+    /// Why a backup to one target failed, in words.
+    struct BackupFailure: Error {
+        let message: String
     }
 
     /// `hubsync backup now` for one target, in this process; then the retention rules. Blocking
     /// (files, sockets, SQLite): it runs on the blocking-I/O pool.
-    func backupOnce(to text: String, _ schedule: BackupSchedule) throws -> Snapshot {
-        let household = try self.household.current.secretsForBackup(in: DataDirectory(path: directory))
-        let target = try makeTarget(text, peer: { id throws(BackupError) in try self.peerTarget(id) })
-        let repo = try Repository.exists(at: target)
-            ? Repository.open(at: target, household: household, recoveryKey: nil)
-            : Repository.create(at: target, household: household)
+    func backupOnce(to text: String, _ schedule: BackupSchedule) throws -> (Snapshot, Int?, [UnreadableSnapshot]) {
+        let (repo, household, target) = try repository(text, schedule, create: true)
         let host = ProcessInfo.processInfo.hostName
         let holder = "the agent on \(host) (pid \(getpid()))"
         let result = try repo.backup(store: store, device: identity.deviceID.description, hostname: host,
-                                     household: household, holder: holder, progress: { _, _, _ in })
+                                     household: household, holder: holder, signer: identity.signingKey,
+                                     progress: { [backupProgress] phase, done, total in
+                                         backupProgress.update(target: text, phase: phase, done: done, total: total)
+                                     })
         if !schedule.retention.isEmpty { _ = try repo.forget(policy: schedule.retention, holder: holder) }
-        return result.snapshot
+        // Damage is reported now, not found on the day a restore is needed.
+        return (result.snapshot, try? repositoryBytes(at: target), (try? repo.scanSnapshots().unreadable) ?? [])
+    }
+
+    /// The repository of a configured target, created when `create` and it does not exist yet
+    /// (nil when it does not exist and `create` is false). Blocking.
+    func repository(_ text: String, _ schedule: BackupSchedule, create: Bool) throws -> (Repository, HouseholdSecrets, any BackupTarget) {
+        let household = try self.household.current.secretsForBackup(in: DataDirectory(path: directory))
+        let target = try makeTarget(text, s3: schedule.s3, peer: { id throws(BackupError) in try self.peerTarget(id) })
+        guard try Repository.exists(at: target) else {
+            guard create else { throw BackupError(.notFound, "no repository at \(text) yet; Backup now creates it") }
+            return (try Repository.create(at: target, household: household), household, target)
+        }
+        return (try Repository.open(at: target, household: household, recoveryKey: nil), household, target)
     }
 
     /// A peer target for `DEVICE-ID[@HOST:PORT]`, the address from the peers table when not given.
@@ -131,7 +196,7 @@ extension Agent {
         let directory = writerLock.directory
         do {
             try await BlockingIO.run {
-                try directory.writeAtomically(Array((JSON.serialize(v) + "\n").utf8), to: Self.backupStateFile, mode: 0o644)
+                try directory.writeAtomically(Array((JSON.serialize(v) + "\n").utf8), to: Self.backupStateFile, mode: 0o600)
             }
         } catch {
             logger.warning("cannot save the backup state; the next start may back up early", metadata: ["error": "\(error)"])
@@ -154,6 +219,9 @@ extension Agent {
         }
         if let e = s.error {
             warning = (warning.map { $0 + "; " } ?? "") + "the last backup to \(s.errorTarget ?? "?") failed: \(e)"
+        }
+        for (target, messages) in s.unreadable.sorted(by: { $0.key < $1.key }) {
+            warning = (warning.map { $0 + "; " } ?? "") + "\(target): \(messages.joined(separator: "; "))"
         }
         return AgentStatus.Backup(targets: schedule.targets, intervalSeconds: schedule.intervalSeconds,
                                   recoveryPointSeconds: point, last: s.last.map { isoTime(Timestamp(millis: $0, counter: 0)) },

@@ -70,6 +70,8 @@ extension Agent {
             }
             let inviter = outcome.result.inviterDevice
             _ = try await store.write(.addPeer(inviter, address: address))
+            await recordAudit(.paired, subject: ["inviter": inviter.description, "address": address],
+                              detail: "joined the household through \(inviter.short) by invite code")
             // The trusted peers changed (the household's own update follows): dialers and the advert follow.
             trustChanged()
             var answer = Self.householdJSON(secrets: outcome.result.secrets, state: outcome.state).objectValue ?? [:]

@@ -27,10 +27,12 @@ extension Agent {
     /// the set of peers changed.
     @discardableResult
     func reconcileMembership() async throws -> Bool {
-        guard household.current.isFounded else { return false }
         let records = try await store.read(.records(in: HubCollection.devices.rawValue))
+        node.setPeerNames(DeviceNames.names(in: records))
+        guard household.current.isFounded else { return false }
         var fromRecords: [MembershipStatement] = []
         var hints: [DeviceID: String] = [:]
+        var recordsAbout: [DeviceID: [RecordState]] = [:]
         var grants: [MembershipKeyGrant] = []
         for record in records {
             if let text = record.visibleFields["grant"]?.stringValue, let bytes = Hex.decode(text),
@@ -41,6 +43,7 @@ extension Agent {
             guard let text = record.visibleFields["statement"]?.stringValue, let bytes = Hex.decode(text),
                   let statement = try? MembershipStatement(encoded: bytes) else { continue }
             fromRecords.append(statement)
+            recordsAbout[statement.subjectDevice, default: []].append(record)
             if let address = record.visibleFields["address"]?.stringValue { hints[statement.subjectDevice] = address }
         }
         guard let outcome = try await household.merge(statements: fromRecords, grants: grants,
@@ -60,28 +63,36 @@ extension Agent {
             let hint = hints[device]
             if let peer = known[device], peer.address != nil || hint == nil { continue }
             _ = try await store.write(.addPeer(device, address: hint))
-            logger.info("trusting a household member", metadata: ["peer.id": "\(device)", "address": "\(hint ?? "-")"])
+            logger.info("trusting a household member", metadata: node.peerMetadata(device).merging(["address": "\(hint ?? "-")"]) { $1 })
             changed = true
         }
         for device in state.removed where known[device] != nil || node.status().contains(where: { $0.device == device && $0.connected }) {
             _ = try await store.write(.removePeer(device))
-            await node.closeSession(with: device)
-            logger.info("dropped a device removed from the household", metadata: ["peer.id": "\(device)"])
+            // The statements about it go with the goodbye: the push of the removal may not have run.
+            await node.closeSession(with: device, sending: Array((recordsAbout[device] ?? []).prefix(64)))
+            logger.info("dropped a device removed from the household", metadata: node.peerMetadata(device))
             changed = true
         }
         if changed { trustChanged() }
         return changed
     }
 
-    /// Removes `device` from the household: the household signs the removal (re-adding the
-    /// members whose chain ran through it) and grants a fresh group key to every remaining
-    /// member; this publishes both and applies the result at once.
-    func removeFromHousehold(_ device: DeviceID) async throws -> MembershipState {
-        let (state, issued, grants) = try await household.remove(device, time: Store.systemClock())
+    /// Removes `device` from the household: the household signs the removal (adding again the
+    /// enrolled members in `keep`, removing the others with `removeEnrolled`, refusing otherwise)
+    /// and grants a fresh group key to every remaining member; this publishes both and applies
+    /// the result at once.
+    func removeFromHousehold(_ device: DeviceID, keep: Set<DeviceID> = [], removeEnrolled: Bool = false) async throws -> MembershipState {
+        let (state, issued, grants) = try await household.remove(device, keep: keep, removeEnrolled: removeEnrolled,
+                                                                 time: Store.systemClock())
         try await publish(issued)
         try await publish(grants)
         logger.info("granted a new group key", metadata: ["epoch": "\(state.keyEpoch)", "members": "\(grants.count)"])
         try await reconcileMembership()
+        await recordAudit(.removed, subject: ["device": device.description], detail: "removed \(device.short) from the household"
+            + (keep.isEmpty ? "" : "; kept \(keep.map(\.short).sorted().joined(separator: ", ")), which it had enrolled")
+            + (removeEnrolled ? "; removed the devices it had enrolled" : ""))
+        await recordAudit(.keyRotated, subject: ["epoch": "\(state.keyEpoch)", "members": "\(grants.count)"],
+                          detail: "granted a new group key for epoch \(state.keyEpoch) to \(grants.count) members")
         return state
     }
 
@@ -127,6 +138,8 @@ extension Agent {
                                     try await agent.reconcileMembership()
                                     retry = .seconds(1)
                                 } catch {
+                                    // A call cancelled because the agent is stopping (or failed to start) is no store trouble.
+                                    if Task.isCancelled || (error as? any CodedError)?.code == .cancelled { return }
                                     agent.logger.warning("membership not applied; trying again", metadata: [
                                         "error": "\(error)", "retry_seconds": "\(retry.components.seconds)"])
                                     try await Deadlines.sleep(for: retry)

@@ -29,6 +29,8 @@ extension Agent {
                           addresses: address.map { [device: $0] } ?? [:])
         _ = try await store.write(.addPeer(device, address: address))
         trustChanged()
+        await recordAudit(.paired, subject: ["device": device.description, "address": address ?? ""],
+                          detail: "admitted \(device.short) into the household by invite code")
         return (secrets, statements)
     }
 
@@ -45,11 +47,15 @@ extension Agent {
     func addPairingRoutes(to router: Router<BasicRequestContext>, desk: PairingDesk) {
         router.post("v1/pairing/invites") { [self] request, _ in
             let body = try await bodyObject(request)
-            var ttl: Int64 = 300, attempts: Int64 = 3
+            var ttl: Int64 = 300, attempts: Int64 = 3, perAddress: Int64?
             if case .int(let n) = body["ttl_seconds"] ?? .null { ttl = n }
             if case .int(let n) = body["attempts"] ?? .null { attempts = n }
+            if case .int(let n) = body["attempts_per_address"] ?? .null { perAddress = n }
             guard ttl >= 1, ttl <= 86_400 else { throw APIError(.badRequest, "\"ttl_seconds\" must be 1 to 86400") }
             guard attempts >= 1, attempts <= 100 else { throw APIError(.badRequest, "\"attempts\" must be 1 to 100") }
+            if let perAddress, !(1...attempts).contains(perAddress) {
+                throw APIError(.badRequest, "\"attempts_per_address\" must be 1 to \"attempts\" (\(attempts))")
+            }
             let household: MembershipState
             do throws(HouseholdError) { household = try await loadOrFoundHousehold() } catch {
                 throw APIError(.internalServerError, error.message)
@@ -58,7 +64,8 @@ extension Agent {
                 throw APIError(.conflict, "this device is no longer a member of its household (it was removed), "
                     + "so it cannot invite others; pair it again with a new identity")
             }
-            let invite = desk.open(ttlMillis: UInt64(ttl) * 1000, attempts: Int(attempts))
+            let invite = desk.open(ttlMillis: UInt64(ttl) * 1000, attempts: Int(attempts),
+                                   perAddressAttempts: perAddress.map { Int($0) })
             var answer = Self.inviteJSON(invite)
             answer["revision"] = .int(Int64(desk.revision))
             answer["code"] = .string(invite.code.text)
@@ -89,25 +96,57 @@ extension Agent {
             }
         }
         router.delete("v1/pairing/invites/:name") { _, context in
-            desk.cancel(named: try context.parameters.require("name"))
-            return json(["withdrawn": true])
+            let name = try context.parameters.require("name")
+            switch desk.withdraw(named: name) {
+            case .withdrawn:
+                return json(["withdrawn": true])
+            case .used(let device):
+                throw APIError(.conflict, "the invite \(name) was already used: device \(device) joined through it; "
+                    + "to undo that, remove the device with `hubsync pair remove \(device)`")
+            case .unknown:
+                throw APIError(.notFound, "no invite named \(name)")
+            }
         }
-        router.delete("v1/pairing/household/:device") { [self] _, context in
+        router.delete("v1/pairing/household/:device") { [self] request, context in
             let device: DeviceID
-            do { device = try DeviceID(parsing: try context.parameters.require("device")) } catch let e as DeviceIDError {
+            var keep: Set<DeviceID> = []
+            do {
+                device = try DeviceID(parsing: try context.parameters.require("device"))
+                for text in (request.uri.queryParameters.get("keep_enrolled") ?? "").split(separator: ",") {
+                    keep.insert(try DeviceID(parsing: String(text)))
+                }
+            } catch let e as DeviceIDError {
                 throw APIError(.badRequest, e.message)
             }
-            let state: MembershipState
-            do { state = try await removeFromHousehold(device) } catch let e as HouseholdError {
-                throw APIError(e.code == .notFound ? .notFound : e.code == .invalidInput ? .badRequest : .internalServerError, e.message)
+            let flag = request.uri.queryParameters.get("remove_enrolled") ?? "false"
+            guard ["true", "false", "1", "0"].contains(flag) else {
+                throw APIError(.badRequest, "remove_enrolled must be true or false, not \(flag)")
             }
+            let state = try await removeMember(device, keep: keep, removeEnrolled: flag == "true" || flag == "1")
             guard let secrets = household.current.secrets else { throw APIError(.internalServerError, "no household") }
-            return json(Self.householdJSON(secrets: secrets, state: state))
+            let names = await DeviceNames.read(from: store)
+            return json(Self.householdJSON(secrets: secrets, state: state, names: names))
         }
         router.get("v1/pairing/household") { [self] _, _ in
             let now = household.current
             guard let secrets = now.secrets, let state = now.membership, now.isFounded else { return json(["household": .null]) }
-            return json(Self.householdJSON(secrets: secrets, state: state))
+            let names = await DeviceNames.read(from: store)
+            return json(Self.householdJSON(secrets: secrets, state: state, names: names))
+        }
+    }
+
+    /// Removes a member through ``removeFromHousehold(_:keep:removeEnrolled:)``, answering the
+    /// API's errors: 409 with `enrolled` when it enrolled devices nobody decided about.
+    func removeMember(_ device: DeviceID, keep: Set<DeviceID> = [], removeEnrolled: Bool = false) async throws -> MembershipState {
+        do {
+            return try await removeFromHousehold(device, keep: keep, removeEnrolled: removeEnrolled)
+        } catch let e as EnrolledDevicesError {
+            throw APIError(.conflict, e.message, details: [
+                "device_id": .string(device.description),
+                "enrolled": .array(e.enrolled.map { .string($0.description) })])
+        } catch let e as HouseholdError {
+            throw APIError(e.code == .notFound ? .notFound : e.code == .invalidInput ? .badRequest
+                           : e.code == .refused ? .forbidden : .internalServerError, e.message)
         }
     }
 
@@ -115,8 +154,13 @@ extension Agent {
         var o: [String: Value] = [
             "name": .string(invite.code.name),
             "attempts_left": .int(Int64(invite.attemptsLeft)),
+            "attempts_per_address": .int(Int64(invite.perAddressAttempts)),
             "expires_at": .string(isoTime(Timestamp(millis: invite.expiresAt, counter: 0))),
             "last_failure": invite.lastFailure.map { .string($0) } ?? .null,
+            "failures": .array(invite.failures.map { f in
+                ["time": .string(isoTime(Timestamp(millis: f.time, counter: 0))),
+                 "address": f.address.map { .string($0) } ?? .null, "reason": .string(f.reason)]
+            }),
         ]
         switch invite.state {
         case .open: o["state"] = "open"
@@ -127,9 +171,11 @@ extension Agent {
         return o
     }
 
-    /// The household for people and tests: group, epoch, members and removed devices.
-    public static func householdJSON(secrets: HouseholdSecrets, state: MembershipState) -> Value {
-        [
+    /// The household for people and tests: group, epoch, members and removed devices, and the
+    /// names (DeviceNames) of those whose name is known, by device ID.
+    public static func householdJSON(secrets: HouseholdSecrets, state: MembershipState, names: [DeviceID: String] = [:]) -> Value {
+        let named = Array(state.members.keys) + Array(state.removed)
+        return [
             "group_id": .string(Hex.encode(secrets.groupID)),
             "key_epoch": .int(Int64(state.keyEpoch)),
             // The epoch and a fingerprint of the group key this device holds (not the key).
@@ -138,7 +184,13 @@ extension Agent {
             "founder": state.founder.map { .string($0.description) } ?? .null,
             "members": .array(state.members.keys.sorted().map { .string($0.description) }),
             "removed": .array(state.removed.sorted().map { .string($0.description) }),
+            // Who signed the removals that count against each removed device.
+            "removed_by": .object(Dictionary(uniqueKeysWithValues: state.removedBy.map { device, issuers in
+                (device.description, Value.array(issuers.sorted().map { .string($0.description) }))
+            })),
             "statements": .int(Int64(state.statements.count)),
+            "names": .object(Dictionary(named.compactMap { d in names[d].map { (d.description, Value.string($0)) } },
+                                        uniquingKeysWith: { a, _ in a })),
         ]
     }
 }

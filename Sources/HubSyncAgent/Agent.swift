@@ -11,6 +11,7 @@ public import Logging
 import NIOCore
 import ServiceLifecycle
 import Synchronization
+import UnixSignals
 
 /// `hubsync run`: the long-running agent. A ServiceGroup of the sync listener and peer dialers,
 /// the repair timer and the local API; SIGTERM or SIGINT shuts it down cleanly.
@@ -19,7 +20,14 @@ public final class Agent: Sendable {
     /// Held for the agent's lifetime: it is the only writer of the store and household files.
     let writerLock: WriterLock
     public let identity: Identity
-    public let configuration: AgentConfiguration
+    /// The settings: config.json and flags, read again from config.json on SIGHUP (Agent+Reload.swift).
+    public var configuration: AgentConfiguration { settings.withLock { $0 } }
+    let settings: Mutex<AgentConfiguration>
+    /// Signalled when SIGHUP brought new settings, so services that wait on them look again.
+    let configurationChanges = WakeBroadcast()
+    /// When set, SIGHUP reloads config.json and this applies `hubsync run`'s flags over it again
+    /// (nil: the signal is left alone, as agents in tests do).
+    let reloadFlags: (@Sendable (inout AgentConfiguration) -> Void)?
     public let store: Store
     /// The household's secrets and membership; the agent is their one writer.
     public let household: Household
@@ -27,6 +35,8 @@ public final class Agent: Sendable {
     let logger: Logger
     let token: String
     let ready = Mutex<(listen: String?, api: String?)>((nil, nil))
+    /// The last store failure status found, so the log says it once, not at every status call.
+    let storeProblem = Mutex<String?>(nil)
     /// Signalled when trusted peers or the household change (the API, pairing, membership), so
     /// dialers start or stop, membership is applied and the advert's group tag is renewed at once.
     let trustChanges = WakeBroadcast()
@@ -37,11 +47,20 @@ public final class Agent: Sendable {
     let started = Date()
     /// What the scheduled backups did last (Agent+BackupSchedule.swift).
     let backupState = Mutex<BackupRunState>(BackupRunState())
+    /// `GET /metrics` (Metrics.swift).
+    let metrics: AgentMetrics
+    /// This device's audit journal (AuditJournal.swift, Agent+Audit.swift).
+    let audit: AuditJournal
+    /// The dashboard's sign-in codes and sessions (Dashboard.swift).
+    let sessions = DashboardSessions()
+    /// The backup running now, for the dashboard (Agent+BackupSchedule.swift).
+    let backupProgress = BackupProgressBoard()
 
 
     /// Sets up the agent of `directory`, taking its writer lock (or using `lock`, taken already).
     public convenience init(directory: String, identity: Identity, configuration: AgentConfiguration, logger: Logger,
-                            lock: WriterLock? = nil) throws {
+                            lock: WriterLock? = nil,
+                            reloadOnHangup reloadFlags: (@Sendable (inout AgentConfiguration) -> Void)? = nil) throws {
         // What can throw happens here, outside the designated initialiser: the Swift 6.3 optimiser
         // crashes ("Found ownership error") on a throw from an initialiser of a class with
         // Mutex/Atomic members.
@@ -56,17 +75,26 @@ public final class Agent: Sendable {
                               maxClockDriftMillis: configuration.maxClockDriftMillis,
                               wallClock: { UInt64(max(0, Int64(Store.systemClock()) + offset)) }, logger: logger)
         let token = try Self.loadOrCreateToken(directory: directory)
+        // The store SQLite just created took the umask's mode: the directory and its files stay private.
+        do { try dataDirectory.keepPrivate() } catch {
+            throw ValidationFailure("\(directory) must be private to its owner (mode 0700, files 0600) and cannot be "
+                + "made so: \(error.reason); run `chmod -R go= \(directory)` as its owner")
+        }
         let household = try Household(directory: dataDirectory, identity: identity)
         self.init(directory: directory, writerLock: writerLock, identity: identity, configuration: configuration,
-                  logger: logger, store: store, household: household, token: token)
+                  logger: logger, store: store, household: household, token: token, reloadFlags: reloadFlags)
     }
 
     private init(directory: String, writerLock: WriterLock, identity: Identity, configuration: AgentConfiguration,
-                 logger: Logger, store: Store, household: Household, token: String) {
+                 logger: Logger, store: Store, household: Household, token: String,
+                 reloadFlags: (@Sendable (inout AgentConfiguration) -> Void)?) {
         self.directory = directory
         self.writerLock = writerLock
         self.identity = identity
-        self.configuration = configuration
+        settings = Mutex(configuration)
+        self.reloadFlags = reloadFlags
+        metrics = AgentMetrics(device: identity.deviceID)
+        audit = AuditJournal(store: store, identity: identity, deviceName: { AuditJournal.deviceName(in: directory) })
         self.logger = logger
         self.store = store
         self.household = household
@@ -74,9 +102,9 @@ public final class Agent: Sendable {
         self.token = token
     }
 
-    /// Reads the API token, creating it (mode 0600) on first use.
-    static func loadOrCreateToken(directory: String) throws -> String {
-        let path = DataDirectory(path: directory).tokenPath
+    /// Reads a token file of the data directory (the API's, or the metrics'), creating it (mode 0600) on first use.
+    static func loadOrCreateToken(directory: String, name: String = DataDirectory.tokenFile) throws -> String {
+        let path = DataDirectory(path: directory).file(name)
         if let data = FileManager.default.contents(atPath: path) {
             let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             if text.count >= 32 { return text }
@@ -91,14 +119,24 @@ public final class Agent: Sendable {
     }
 
     public func run() async throws {
+        // Keys that cannot be locked into memory still work: the log says so once.
+        SecureMemory.onLockFailure { [logger] reason in logger.warning("keys are not in locked memory", metadata: ["reason": "\(reason)"]) }
+        // A store damaged under the agent refuses writes from then on (Store+Damage.swift); the log says so once.
+        store.onDamage { [logger, store] damage in
+            logger.error("the store is damaged: writes and peers' changes are refused until it is repaired",
+                         metadata: ["error": "\(FailureText.storeDamage(damage, storePath: store.path, refused: false))"])
+        }
         var api = LocalAPI(store: store, node: node, token: token, status: { [self] in await status() },
                            peersChanged: { [self] in trustChanged() })
+        api.metricsToken = try Self.loadOrCreateToken(directory: directory, name: DataDirectory.metricsTokenFile)
         api.householdGroup = { [household] in household.current.secrets?.groupID }
+        api.householdDevices = { [household, identity] in HouseholdRecords.auditWriters(household.current, me: identity.deviceID) }
+        api.applied = { [self] writes, results in await auditResolutions(writes, results) }
+        api.isRemoved = { [household] in household.current.membership?.removed.contains($0) == true }
+        api.sessions = sessions
         api.removeMember = { [self] device in
             guard household.current.isMember(device), device != identity.deviceID else { return false }
-            do { _ = try await removeFromHousehold(device) } catch let e as HouseholdError {
-                throw APIError(.internalServerError, e.message)
-            }
+            _ = try await removeMember(device)
             return true
         }
         guard let (apiHost, apiPort) = SyncNode.split(configuration.api) else {
@@ -113,16 +151,42 @@ public final class Agent: Sendable {
         node.serveBackups(with: makeBackupHandler())
         addPairingRoutes(to: router, desk: desk)
         addJoinRoute(to: router)
-        let app = LocalAPIServer(responder: router.buildResponder(), host: apiHost, port: apiPort, logger: logger) { [self] channel in
+        addAuditRoutes(to: router)
+        addMetricsRoute(to: router)
+        addDeviceRoutes(to: router)
+        addDashboardRoutes(to: router)
+        do { try await publishName() } catch {
+            logger.warning("this device's name could not be recorded; the others show its ID alone", metadata: ["error": "\(error)"])
+        }
+        node.screenIncoming { [self] states, peer in
+            var refused = await screenAudit(states, from: peer)
+            for (key, reason) in DeviceNames.refusals(among: states) {
+                logger.warning("refused a device name record", metadata: ["peer.id": "\(peer.short)", "record": "\(key.id)", "reason": "\(reason)"])
+                refused[key] = reason
+            }
+            return refused
+        }
+        // Remote changes feed the propagation histogram as they commit (the filter sees every
+        // change and takes none, so the subscription never wakes).
+        let observer = store.changeSignal { [metrics] event in
+            metrics.observe(event)
+            return false
+        }
+        defer { observer.cancel() }
+        var app = LocalAPIServer(responder: router.buildResponder(), host: apiHost, port: apiPort, logger: logger) { [self] channel in
+            sessions.port.store(channel.localAddress?.port ?? apiPort, ordering: .relaxed)
             await markReady(api: channel.localAddress.map(Self.text) ?? configuration.api)
         }
+        app.answered = { [metrics] status in metrics.countAnswer(status) }
         let sync = SyncService(agent: self)
-        let repair = RepairTimer(node: node, interval: configuration.repairInterval)
+        let repair = RepairTimer(agent: self)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: sync), .init(service: repair), .init(service: MembershipService(agent: self)),
             .init(service: BackupService(agent: self)), .init(service: app),
         ]
         if configuration.mdns { services.append(.init(service: DiscoveryService(agent: self, desk: desk))) }
+        // SIGHUP is trapped before any service starts, so it never ends a running agent.
+        if reloadFlags != nil { services.append(.init(service: ReloadService(agent: self, signals: await UnixSignalsSequence(trapping: .sighup)))) }
         var groupConfiguration = ServiceGroupConfiguration(
             services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
@@ -163,12 +227,20 @@ public final class Agent: Sendable {
         let directory = writerLock.directory
         do {
             try await BlockingIO.run {
-                try directory.writeAtomically(Array((JSON.serialize(state) + "\n").utf8), to: DataDirectory.agentStateFile, mode: 0o644)
+                try directory.writeAtomically(Array((JSON.serialize(state) + "\n").utf8), to: DataDirectory.agentStateFile, mode: 0o600)
             }
         } catch {
             logger.error("cannot write the agent's state file; commands will not find this agent", metadata: ["error": "\(error)"])
         }
         logger.info("agent ready", metadata: ["listen": "\(l)", "api": "\(a)"])
+    }
+
+    /// Why a member of this device's household refuses it: members trust each other, so that
+    /// member most likely removed this device (it learns of the removal from no one it can still reach).
+    static func refusedByMember(_ device: DeviceID) -> String {
+        "refused: \(device.short), a member of this device's household, no longer trusts this device: it was most likely "
+            + "removed from the household there (`hubsync pair household` on a member shows it). Its records stay here; "
+            + "to rejoin, ask a member for a code (`hubsync pair invite` there, `hubsync pair join CODE` here)"
     }
 
     static func text(_ address: SocketAddress) -> String {
@@ -180,10 +252,22 @@ public final class Agent: Sendable {
     func status() async -> AgentStatus {
         let peers = (try? await store.read(.peers)) ?? []
         let lastSequence = (try? await store.read(.lastSequence)) ?? 0
-        let counts = (try? await store.read(.counts)) ?? [:]
+        // Counting reads every record's row: a store damaged under the agent shows here, and is said.
+        var counts: [String: Int] = [:], problem: String?
+        do { counts = try await store.read(.counts) } catch {
+            problem = (error as? StoreError)?.message ?? FailureText.unknown(error)
+        }
+        // Damage found by any call (this one or another) is said with what to do; it was logged when found.
+        if let damage = store.damageFound {
+            problem = FailureText.storeDamage(damage, storePath: store.path, refused: false)
+        } else if storeProblem.withLock({ old in defer { old = problem }; return old != problem }), let problem {
+            logger.error("the store cannot be read", metadata: ["error": "\(problem)"])
+        }
         let conflicts = (try? await store.read(.conflicts).count) ?? 0
+        let names = await DeviceNames.read(from: store)
         let live = Dictionary(node.status().map { ($0.device, $0) }, uniquingKeysWith: { a, _ in a })
         let time = { (millis: UInt64) -> String? in millis > 0 ? isoTime(Timestamp(millis: millis, counter: 0)) : nil }
+        let household = self.household.current
         let peerStates = peers.map { p -> AgentStatus.Peer in
             let s = live[p.device]
             let connected = s?.connected ?? false
@@ -192,9 +276,12 @@ public final class Agent: Sendable {
                 reason = s?.reason ?? (p.address == nil ? "no address known: "
                     + (configuration.mdns ? "not found on mDNS yet; " : "")
                     + "add one with `hubsync peers add ID --address HOST:PORT`, or wait for it to connect" : "connecting")
+                if reason?.hasPrefix("refused: not trusted") == true, household.isMember(p.device) {
+                    reason = Self.refusedByMember(p.device)
+                }
             }
             return AgentStatus.Peer(
-                deviceID: p.device.description, address: p.address, connected: connected,
+                deviceID: p.device.description, deviceName: names[p.device], address: p.address, connected: connected,
                 pendingToSend: max(0, lastSequence - p.ackedSequence), theirSequenceHeld: p.theirSequence,
                 bytesSent: s?.bytesSent ?? 0, bytesReceived: s?.bytesReceived ?? 0,
                 lastSync: time(max(p.lastSync, s?.lastSync ?? 0)), fastPathFrom: s?.fastPathFrom,
@@ -203,18 +290,20 @@ public final class Agent: Sendable {
                     AgentStatus.RepairRound(recordsSent: r.itemsSent, recordsReceived: r.itemsReceived, roundTrips: r.roundTrips,
                                             bytesSent: r.bytesSent, bytesReceived: r.bytesReceived, milliseconds: r.milliseconds)
                 },
-                reason: reason)
+                reason: reason,
+                undelivered: (s?.undelivered ?? [:]).map { AgentStatus.Undelivered(record: "\($0.key)", reason: $0.value) }
+                    .sorted { $0.record < $1.record })
         }
         let refused = node.refusedDevices().sorted { $0.key < $1.key }.map { device, at in
             AgentStatus.Refused(deviceID: device.description, reason: "refused: not trusted", at: time(at) ?? "")
         }
         let (listen, api) = ready.withLock { ($0.listen, $0.api) }
         return AgentStatus(
-            deviceID: identity.deviceID.description, pid: Int(getpid()), listen: listen, api: api,
+            deviceID: identity.deviceID.description, deviceName: names[identity.deviceID], pid: Int(getpid()), listen: listen, api: api,
             uptimeSeconds: Int(Date().timeIntervalSince(started)),
             repairIntervalSeconds: Int(configuration.repairInterval.components.seconds),
             maxClockDriftSeconds: Int(configuration.maxClockDriftMillis / 1000),
-            store: AgentStatus.StoreSummary(lastSequence: lastSequence, conflicts: conflicts, records: counts),
+            store: AgentStatus.StoreSummary(lastSequence: lastSequence, conflicts: conflicts, records: counts, problem: problem),
             peers: peerStates, refused: refused, mdns: discoveryStatus(), backup: backupStatus())
     }
 
@@ -231,7 +320,13 @@ public final class Agent: Sendable {
             do {
               try await cancelWhenGracefulShutdown {
                 try await withThrowingDiscardingTaskGroup { group in
-                    group.addTask { try await agent.node.listen(host: host, port: port) { _ in } }
+                    group.addTask {
+                        do { try await agent.node.listen(host: host, port: port) { _ in } } catch is CancellationError {
+                            throw CancellationError()
+                        } catch {
+                            throw ListenFailure(role: "peers", address: agent.configuration.listen, cause: error)
+                        }
+                    }
                     group.addTask {
                         if let address = await agent.node.waitForBoundAddress() {
                             await agent.markReady(listen: Agent.text(address))
@@ -275,16 +370,24 @@ public final class Agent: Sendable {
     }
 
     /// Runs a repair round with every peer on a timer (protocol/SPEC.md, repair).
+    /// The interval is read again when SIGHUP brings new settings.
     struct RepairTimer: Service {
-        let node: SyncNode
-        let interval: Duration
+        let agent: Agent
 
         func run() async throws {
+            let changes = agent.configurationChanges.subscribe()
+            defer { agent.configurationChanges.unsubscribe(changes) }
             do {
                 try await cancelWhenGracefulShutdown {
+                    var last = ContinuousClock.now
                     while true {
-                        try await Deadlines.sleep(for: interval)
-                        await node.repairAll()
+                        switch await changes.wait(until: last + agent.configuration.repairInterval) {
+                        case .timedOut:
+                            await agent.node.repairAll()
+                            last = .now
+                        case .signalled: continue
+                        case .ended: throw CancellationError()
+                        }
                     }
                 }
             } catch is CancellationError {

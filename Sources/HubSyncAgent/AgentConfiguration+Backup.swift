@@ -1,5 +1,7 @@
+import Foundation
 import HubSyncBackup
 import HubSyncCore
+import HubSyncS3
 
 /// What this device keeps for other members that back up to it (`peer:DEVICE-ID`):
 /// `"peer_backups": {"quota_bytes": 10737418240, "quarantine_seconds": 604800}`.
@@ -26,8 +28,9 @@ public struct PeerBackupSettings: Sendable, Equatable {
 }
 
 /// This device's own backups, taken by the agent:
-/// `"backup": {"targets": ["local:/mnt/usb/hubsync", "peer:ID"], "interval_seconds": 3600,
-/// "keep_last": 24, "keep_daily": 7, "recovery_point_seconds": 86400}`.
+/// `"backup": {"targets": ["local:/mnt/usb/hubsync", "peer:ID", "s3:https://HOST/BUCKET/PREFIX"],
+/// "interval_seconds": 3600, "keep_last": 24, "keep_daily": 7, "recovery_point_seconds": 86400,
+/// "s3": {"region": "eu-west-1", "credentials_file": "/etc/hubsync/s3-credentials"}}`.
 public struct BackupSchedule: Sendable, Equatable {
     /// Where to back up, in order; the CLI's default `--repo` is the first.
     public var targets: [String] = []
@@ -37,24 +40,37 @@ public struct BackupSchedule: Sendable, Equatable {
     public var retention = RetentionPolicy()
     /// A last snapshot older than this is a warning in status (default: twice the interval).
     public var recoveryPointSeconds = 0
+    /// How `s3:` targets are reached (region, credentials file, addressing, time limits).
+    public var s3 = S3Settings(environment: ProcessInfo.processInfo.environment)
 
     public init() {}
 
     init(_ o: [String: Value], path: String) throws(ValidationFailure) {
         func bad(_ key: String, _ v: Value) -> ValidationFailure {
             ValidationFailure("\(path): unknown or invalid setting \"backup.\(key)\": \(JSON.serialize(v)); settings: "
-                + "targets (an array of \"local:PATH\" or \"peer:DEVICE-ID\"), interval_seconds, recovery_point_seconds, "
-                + "keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly, keep_within (\"7d\")")
+                + "targets (an array of \"local:PATH\", \"peer:DEVICE-ID\" or \"s3:http(s)://HOST[:PORT]/BUCKET[/PREFIX]\"), "
+                + "interval_seconds, recovery_point_seconds, keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, "
+                + "keep_yearly, keep_within (\"7d\"), s3 (an object)")
         }
         for (key, v) in o {
             switch (key, v) {
             case ("targets", .array(let a)):
                 for t in a {
                     guard let s = t.stringValue ?? t.objectValue?["target"]?.stringValue,
-                          s.hasPrefix("local:") || s.hasPrefix("peer:") || s.hasPrefix("/") else { throw bad(key, v) }
+                          s.hasPrefix("local:") || s.hasPrefix("peer:") || s.hasPrefix("s3:") || s.hasPrefix("/")
+                    else { throw bad(key, v) }
+                    if s.hasPrefix("s3:") {
+                        do throws(S3Error) { _ = try S3Endpoint(parsing: String(s.dropFirst(3))) } catch {
+                            throw ValidationFailure("\(path): backup target \(s): \(error.message)")
+                        }
+                    }
                     targets.append(s)
                 }
             case ("target", .string(let s)): targets.insert(s, at: 0)
+            case ("s3", .object(let settings)):
+                let (parsed, problem) = S3Settings.parse(settings, environment: ProcessInfo.processInfo.environment)
+                guard let parsed else { throw ValidationFailure("\(path): \(problem ?? "invalid \"backup.s3\"")") }
+                s3 = parsed
             case ("interval_seconds", .int(let n)) where n >= 0: intervalSeconds = Int(n)
             case ("recovery_point_seconds", .int(let n)) where n >= 0: recoveryPointSeconds = Int(n)
             case ("keep_last", .int(let n)) where n >= 0: retention.last = Int(n)

@@ -32,9 +32,14 @@ public struct AgentConfiguration: Sendable, Equatable {
 
     /// Reads `config.json` from the data directory; defaults when it does not exist.
     public static func load(from directory: String) throws(ValidationFailure) -> AgentConfiguration {
-        var c = AgentConfiguration()
         let path = directory + "/" + fileName
-        guard let data = FileManager.default.contents(atPath: path) else { return c }
+        guard let data = FileManager.default.contents(atPath: path) else { return AgentConfiguration() }
+        return try parse(data, path: path)
+    }
+
+    /// The settings of a `config.json` file's bytes; its refusals name `path`.
+    public static func parse(_ data: Data, path: String) throws(ValidationFailure) -> AgentConfiguration {
+        var c = AgentConfiguration()
         // Lines that start with // are comments (see examples/config.json).
         let text = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
             .map { $0.drop { $0 == " " || $0 == "\t" }.hasPrefix("//") ? "" : String($0) }

@@ -5,6 +5,8 @@ public import HubSyncCore
 /// and the CLI. Keys are snake_case; an absent value is `null`, never a missing key.
 public struct AgentStatus: Codable, Sendable, Equatable {
     public var deviceID: String
+    /// This device's name (`init --name`, `hubsync name`).
+    @Nullable public var deviceName: String?
     public var pid: Int
     @Nullable public var listen: String?
     @Nullable public var api: String?
@@ -22,11 +24,16 @@ public struct AgentStatus: Codable, Sendable, Equatable {
         public var conflicts: Int
         /// Live records per collection.
         public var records: [String: Int]
+        /// Why the store could not be read (damaged, a failing disk), with what to do; null when it could.
+        @Nullable public var problem: String?
     }
 
     /// One trusted peer: connected, or why not; how far behind.
     public struct Peer: Codable, Sendable, Equatable {
         public var deviceID: String
+        /// The name the peer gave itself (its signed name record), cleaned for printing; nil
+        /// before it is known.
+        @Nullable public var deviceName: String?
         @Nullable public var address: String?
         public var connected: Bool
         /// Local changes the peer has not acknowledged.
@@ -41,6 +48,21 @@ public struct AgentStatus: Codable, Sendable, Equatable {
         @Nullable public var lastRepairRound: RepairRound?
         /// Why it is not connected (only when it is not).
         public var reason: String?
+        /// Records this device could not send to the peer, or merge from it, in the current
+        /// session, and why ("not sent: …", "not merged here: …"); the others went on, and each
+        /// is tried again at the next repair round.
+        public var undelivered: [Undelivered] = []
+    }
+
+    /// A record that could not be sent to a peer.
+    public struct Undelivered: Codable, Sendable, Equatable {
+        /// `collection/id`.
+        public var record: String
+        public var reason: String
+        public init(record: String, reason: String) {
+            self.record = record
+            self.reason = reason
+        }
     }
 
     public struct RepairRound: Codable, Sendable, Equatable {

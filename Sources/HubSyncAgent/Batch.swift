@@ -57,7 +57,7 @@ public struct BatchAnswer: Sendable {
     /// The answer to applying a batch: the store's results and, if asked, the records.
     public init(results: [RecordWriteResult], records: [RecordState?]?) {
         items = results.enumerated().map { i, r in
-            Item(key: r.key, sequence: r.sequence, record: records.map { $0[i].map(recordJSON) ?? .null })
+            Item(key: r.key, sequence: r.sequence, record: records.map { $0[i].map { recordJSON($0) } ?? .null })
         }
     }
 

@@ -13,6 +13,8 @@ public struct LocalAPI: Sendable {
     let store: Store
     let node: SyncNode
     let token: String
+    /// The token of `metrics.token`, which reads `GET /metrics` and nothing else.
+    var metricsToken: String?
     let status: @Sendable () async -> AgentStatus
     let peersChanged: @Sendable () -> Void
     /// Removes a household member from the household (on every member); false when the device
@@ -20,11 +22,19 @@ public struct LocalAPI: Sendable {
     var removeMember: @Sendable (DeviceID) async throws -> Bool = { _ in false }
     /// The household's group ID (nil before there is one): `devices` records must belong to it.
     var householdGroup: @Sendable () -> [UInt8]? = { nil }
+    /// Whose audit entries the household takes (``AuditWriters``).
+    var householdDevices: @Sendable () -> AuditWriters? = { nil }
+    /// Told of every write applied through the API, with its results (the audit journal).
+    var applied: @Sendable ([RecordWrite], [RecordWriteResult]) async -> Void = { _, _ in }
+    /// Whether the device was removed from the household: it cannot be trusted again (4.8).
+    var isRemoved: @Sendable (DeviceID) -> Bool = { _ in false }
+    /// The dashboard's sign-in codes and sessions, which the API takes beside the token.
+    var sessions = DashboardSessions()
 
     public func router() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
-        router.add(middleware: JSONErrorMiddleware())
-        router.add(middleware: BearerTokenMiddleware(token: token))
+        router.add(middleware: JSONErrorMiddleware(storePath: store.path))
+        router.add(middleware: AccessMiddleware(token: token, metricsToken: metricsToken, sessions: sessions))
         router.get("v1/status") { _, _ in
             var headers = HTTPFields()
             headers[.contentType] = "application/json"
@@ -32,13 +42,20 @@ public struct LocalAPI: Sendable {
         }
         router.get("v1/peers") { _, _ in
             let peers = try await store.read(.peers)
-            return json(.array(peers.map { ["device_id": .string($0.device.description), "address": $0.address.map { .string($0) } ?? .null] }))
+            let names = await DeviceNames.read(from: store)
+            return json(.array(peers.map {
+                ["device_id": .string($0.device.description), "device_name": names[$0.device].map { .string($0) } ?? .null,
+                 "address": $0.address.map { .string($0) } ?? .null]
+            }))
         }
         router.post("v1/peers") { request, _ in
             let body = try await bodyObject(request)
             guard let text = body["device_id"]?.stringValue else { throw APIError(.badRequest, "give \"device_id\"") }
             let device: DeviceID
             do { device = try DeviceID(parsing: text) } catch let e as DeviceIDError { throw APIError(.badRequest, e.message) }
+            if isRemoved(device) {
+                throw APIError(.badRequest, PeerTrust.removedMessage(device))
+            }
             let address = body["address"]?.stringValue
             if let address, !SyncNode.isDialable(address) {
                 throw APIError(.badRequest, "\"address\" must be HOST:PORT with a port of 1–65535")
@@ -75,7 +92,7 @@ public struct LocalAPI: Sendable {
             }
             let after = request.uri.queryParameters.get("after")
             let records = try await store.read(.records(in: collection, after: after, limit: limit))
-            return json(.array(records.map(recordJSON)))
+            return json(.array(records.map { recordJSON($0) }))
         }
         router.get("v1/records/:collection/:id") { _, context in
             let key = try recordKey(context)
@@ -110,7 +127,11 @@ public struct LocalAPI: Sendable {
                 throw APIError(.badRequest, e.message)
             }
             let (writes, withRecords) = (batch.writes, batch.includeRecords)
-            if let key = HouseholdRecords.admissible(writes, toGroup: householdGroup()).refused.first {
+            if let key = HouseholdRecords.admissible(writes, toGroup: householdGroup(), writers: householdDevices()).refused.first {
+                if key.collection == AuditEntry.collection {
+                    throw APIError(.badRequest, "\(key) is not an audit entry signed by the device it names, a device of this "
+                        + "household; it was left out, with the rest of the batch")
+                }
                 throw APIError(.badRequest, "\(key) is not a membership record of this device's household; "
                     + "devices records come only from this household (by sync, or in its own exports)")
             }
@@ -118,15 +139,18 @@ public struct LocalAPI: Sendable {
                 let results = try await store.apply(writes)
                 return (results, withRecords ? try await store.read(.records(results.map(\.key))) : nil)
             }
+            await applied(writes, results)
             return json(BatchAnswer(results: results, records: records).json)
         }
         router.get("v1/conflicts") { _, _ in
             let records = try await store.read(.conflicts)
-            return json(.array(records.flatMap { s in s.conflictedFields.map { conflictJSON(s, field: $0) } }))
+            let names = await DeviceNames.read(from: store)
+            return json(.array(records.flatMap { s in s.conflictedFields.map { conflictJSON(s, field: $0, names: names) } }))
         }
         router.get("v1/changes") { request, _ in
             var since: Int64?
-            if let text = request.uri.queryParameters.get("since") {
+            // A browser's EventSource that reconnects sends the last ID it got: it resumes after it.
+            if let text = request.uri.queryParameters.get("since") ?? request.headers[Self.lastEventID] {
                 guard let n = Int64(text), n >= 0 else {
                     throw APIError(.badRequest, "since must be a sequence number, 0 or more; got \"\(text)\"")
                 }
@@ -134,6 +158,7 @@ public struct LocalAPI: Sendable {
             }
             return try await changeFeed(since: since)
         }
+        addImportRoute(to: router)
         return router
     }
 
@@ -150,6 +175,7 @@ public struct LocalAPI: Sendable {
             let result = try await store.apply([write])
             return (result, try await store.read(.record(key)))
         }
+        await applied([write], result)
         guard let state, case .object(var o) = recordJSON(state) else { throw APIError(.notFound, "no record \(key)") }
         let sequence = result.first?.sequence
         o["sequence"] = sequence.map { .int($0) } ?? .null
@@ -167,7 +193,7 @@ public struct LocalAPI: Sendable {
             case .notFound: throw APIError(.notFound, e.message)
             case .noConflict: throw APIError(.conflict, e.message)
             case .clockSkew: throw APIError(.conflict, e.message)
-            default: throw APIError(.internalServerError, e.message)
+            default: throw JSONErrorMiddleware.apiError(e, storePath: store.path)
             }
         }
     }
@@ -213,6 +239,8 @@ public struct LocalAPI: Sendable {
             try await writer.finish(nil)
         })
     }
+
+    static let lastEventID = HTTPFields.Element.Name("Last-Event-ID")!
 
     static func sse(_ e: ChangeEvent) -> String {
         let data: Value = ["sequence": .int(e.sequence), "origin": e.origin == .local ? "local" : "remote",
@@ -268,33 +296,39 @@ func json(_ value: Value, status: HTTPResponse.Status = .ok) -> Response {
 struct APIError: HTTPResponseError {
     let status: HTTPResponse.Status
     let message: String
-    init(_ status: HTTPResponse.Status, _ message: String) {
+    /// More fields of the answer, beside `error` (such as the devices a refused removal names).
+    var details: [String: Value] = [:]
+    init(_ status: HTTPResponse.Status, _ message: String, details: [String: Value] = [:]) {
         self.status = status
         self.message = message
+        self.details = details
     }
     func response(from request: Request, context: some RequestContext) throws -> Response {
-        json(["error": .string(message)], status: status)
+        json(.object(details.merging(["error": .string(message)]) { _, new in new }), status: status)
     }
 }
 
-/// Every request must carry `Authorization: Bearer TOKEN` (the token file in the data directory;
-/// the scheme's name in any case, as RFC 9110 has it).
-struct BearerTokenMiddleware: RouterMiddleware {
-    typealias Context = BasicRequestContext
-    let token: String
-
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let auth = request.headers[.authorization], Self.matches(auth, token: token) else {
-            throw APIError(.unauthorized, "missing or wrong bearer token; read it from the api.token file in the data directory")
-        }
-        return try await next(request, context)
+/// The bearer token's check: `Authorization: Bearer TOKEN` (the token file in the data directory;
+/// the scheme's name in any case, as RFC 9110 has it). ``AccessMiddleware`` applies it, and takes
+/// the metrics token (`metrics.token`) for `GET /metrics` alone: the copy Prometheus holds reads
+/// figures, never records, invites or the household.
+enum BearerToken {
+    /// The file whose token a request for `path` should carry, for refusals: for /metrics the
+    /// metrics token (Prometheus' copy), not api.token.
+    static func file(for path: String) -> String {
+        path == "/metrics" ? "the metrics.token file (api.token works too, but never give it to a scraper)" : "the api.token file"
     }
 
     /// Whether `header` is `Bearer TOKEN`, the token compared in constant time.
     static func matches(_ header: String, token: String) -> Bool {
         let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
         guard parts.count == 2, parts[0].lowercased() == "bearer" else { return false }
-        let given = Array(parts[1].trimmingCharacters(in: .whitespaces).utf8), expected = Array(token.utf8)
+        return constantTimeEqual(parts[1].trimmingCharacters(in: .whitespaces), token)
+    }
+
+    /// Whether two secrets are equal, compared in time that does not depend on where they differ.
+    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+        let given = Array(a.utf8), expected = Array(b.utf8)
         guard given.count == expected.count else { return false }
         return zip(given, expected).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
     }
@@ -307,20 +341,47 @@ struct JSONErrorMiddleware: RouterMiddleware {
 
     static let tooLarge = APIError(.contentTooLarge, "the request body is over 4 MiB; send the writes in smaller batches")
 
+    /// The store file the agent serves, for the sentence of a store damaged under it.
+    var storePath: String
+
+    /// A store failure as a 500: a store damaged under the agent says so, with what to do.
+    static func apiError(_ error: StoreError, storePath: String) -> APIError {
+        guard Store.isDamage(error) else { return APIError(.internalServerError, error.message) }
+        return APIError(.internalServerError, FailureText.storeDamage(error, storePath: storePath, refused: true))
+    }
+
+    /// The 413 for a request: a single record's route is over the record limit, not a batch.
+    static func tooLarge(_ request: Request) -> APIError {
+        guard request.uri.path.hasPrefix("/v1/records/") else { return tooLarge }
+        return APIError(.contentTooLarge, "the request body is over 4 MiB; a write may make a record at most "
+            + "\(Store.maxRecordBytes / 1024) KiB; nothing was written — split the value over several records")
+    }
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
         } catch is NIOTooManyBytesError {
-            throw Self.tooLarge
+            throw Self.tooLarge(request)
         } catch let error as HTTPError where error.body == nil {
             switch error.status {
             case .notFound:
                 throw APIError(.notFound, "no route \(request.method) \(request.uri.path); the README's local API table lists the routes")
             case .contentTooLarge:
-                throw Self.tooLarge
+                throw Self.tooLarge(request)
             default:
                 throw APIError(error.status, error.status.reasonPhrase)
             }
+        } catch let error as any HTTPResponseError {
+            throw error
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch let error as StoreError {
+            // A store failure outside storeCall: its message says what happened (a damaged store, a full disk).
+            throw error.code == .invalidInput ? APIError(.badRequest, error.message) : Self.apiError(error, storePath: storePath)
+        } catch {
+            context.logger.error("unexpected failure in the local API", metadata: ["error": "\(String(reflecting: error))"])
+            throw APIError(.internalServerError, FailureText.describe(error)?.message
+                ?? FailureText.unknown(error) + "; the agent's log has the detail")
         }
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 public import HubSyncBase
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 public import HubSyncCore
 
 /// The local API could not be reached, or the request could not be made.
@@ -65,36 +66,81 @@ public struct LocalAPIClient: Sendable {
     public func request(_ method: String, _ path: String, body: Value? = nil,
                         timeout: Duration = .seconds(120)) async throws(APIClientError) -> (status: Int, body: Value) {
         let response = try start(method, path, body: body, timeout: timeout)
-        do { return Self.answer(try await response.get()) } catch { throw failure(error) }
+        do { return Self.answer(try await response.get()) } catch { throw failure(error, method: method, timeout: timeout) }
+    }
+
+    /// A GET whose answer is text, such as `/metrics`: the status and the body as UTF-8.
+    public func text(_ path: String, timeout: Duration = .seconds(60)) async throws(APIClientError) -> (status: Int, body: String) {
+        let response = try start("GET", path, body: nil, timeout: timeout)
+        do {
+            let answer = try await response.get()
+            return (Int(answer.status.code), String(decoding: answer.body.map { Array($0.readableBytesView) } ?? [], as: UTF8.self))
+        } catch {
+            throw failure(error, method: "GET", timeout: timeout)
+        }
     }
 
     /// ``request(_:_:body:timeout:)`` for callers that are not async (the CLI's commands). It
     /// blocks the calling thread until an event loop of the shared HTTP client has the answer.
-    public func request(_ method: String, _ path: String, body: Value? = nil) throws(APIClientError) -> (status: Int, body: Value) {
-        let response = try start(method, path, body: body, timeout: .seconds(120))
-        do { return Self.answer(try response.wait()) } catch { throw failure(error) }
+    /// `whileWaiting` runs once if no answer has come after `notice` (the CLI says what it waits for).
+    public func request(_ method: String, _ path: String, body: Value? = nil, timeout: Duration = .seconds(120),
+                        notice: Duration = .seconds(5),
+                        whileWaiting: (@Sendable () -> Void)? = nil) throws(APIClientError) -> (status: Int, body: Value) {
+        try send(method, path, payload: body.map { (Array(JSON.serialize($0).utf8), "application/json") }, timeout: timeout,
+                 notice: notice, whileWaiting: whileWaiting)
+    }
+
+    /// `POST path` with `bytes` as the body, as they are (a file for `POST /v1/import`);
+    /// otherwise as ``request(_:_:body:timeout:notice:whileWaiting:)``.
+    public func upload(_ path: String, bytes: [UInt8], timeout: Duration = .seconds(120), notice: Duration = .seconds(5),
+                       whileWaiting: (@Sendable () -> Void)? = nil) throws(APIClientError) -> (status: Int, body: Value) {
+        try send("POST", path, payload: (bytes, "application/octet-stream"), timeout: timeout, notice: notice, whileWaiting: whileWaiting)
+    }
+
+    private func send(_ method: String, _ path: String, payload: (bytes: [UInt8], type: String)?, timeout: Duration,
+                      notice: Duration, whileWaiting: (@Sendable () -> Void)?) throws(APIClientError) -> (status: Int, body: Value) {
+        let response = try start(method, path, payload: payload, timeout: timeout)
+        let reminder = whileWaiting.map { call in
+            response.eventLoop.scheduleTask(in: .nanoseconds(notice.components.seconds * 1_000_000_000)) { call() }
+        }
+        defer { reminder?.cancel() }
+        do { return Self.answer(try response.wait()) } catch { throw failure(error, method: method, timeout: timeout) }
     }
 
     private func start(_ method: String, _ path: String, body: Value?,
                        timeout: Duration) throws(APIClientError) -> EventLoopFuture<HTTPClient.Response> {
+        try start(method, path, payload: body.map { (Array(JSON.serialize($0).utf8), "application/json") }, timeout: timeout)
+    }
+
+    private func start(_ method: String, _ path: String, payload: (bytes: [UInt8], type: String)?,
+                       timeout: Duration) throws(APIClientError) -> EventLoopFuture<HTTPClient.Response> {
         var headers = HTTPHeaders([("Authorization", "Bearer \(token)")])
-        if body != nil { headers.add(name: "Content-Type", value: "application/json") }
+        if let payload { headers.add(name: "Content-Type", value: payload.type) }
         let request: HTTPClient.Request
         do {
             request = try HTTPClient.Request(url: baseURL + path, method: HTTPMethod(rawValue: method), headers: headers,
-                                             body: body.map { .bytes(Array(JSON.serialize($0).utf8)) })
+                                             body: payload.map { .bytes($0.bytes) })
         } catch {
             throw APIClientError(.invalidInput, "\(baseURL + path) is not a request the API can take: \(error)", cause: error)
         }
-        let deadline = NIODeadline.now() + .nanoseconds(timeout.components.seconds * 1_000_000_000)
+        let deadline = NIODeadline.now() + .nanoseconds(min(timeout, Self.readTimeout).components.seconds * 1_000_000_000)
         return Self.http.execute(request: request, deadline: deadline)
     }
+
+    /// How long the client waits for an answer that has stopped coming: 60 s, or the whole
+    /// seconds (1–3600) `HUBSYNC_AGENT_TIMEOUT` gives.
+    static let readTimeout: Duration = {
+        if let text = ProcessInfo.processInfo.environment["HUBSYNC_AGENT_TIMEOUT"], let n = Int64(text), (1...3600).contains(n) {
+            return .seconds(n)
+        }
+        return .seconds(60)
+    }()
 
     /// The process's HTTP client: a dead or wrong address fails in seconds, and an agent that
     /// stops answering mid-request (stopped, hung) within a minute, instead of holding the caller.
     static let http: HTTPClient = {
         var configuration = HTTPClient.Configuration()
-        configuration.timeout = HTTPClient.Configuration.Timeout(connect: .seconds(5), read: .seconds(60))
+        configuration.timeout = HTTPClient.Configuration.Timeout(connect: .seconds(5), read: .seconds(readTimeout.components.seconds))
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }()
 
@@ -103,8 +149,23 @@ public struct LocalAPIClient: Sendable {
         return (Int(response.status.code), (try? JSON.parse(bytes)) ?? .null)
     }
 
-    private func failure(_ error: any Error) -> APIClientError {
-        APIClientError(.closed, "the agent's API at \(baseURL) does not answer (\(error)); is `hubsync run` still running?",
-                       cause: error)
+    /// The failure as a sentence: an agent that took the request and then went silent (hung,
+    /// stopped, overloaded) may still apply a write, so that case says the outcome is unknown.
+    private func failure(_ error: any Error, method: String, timeout: Duration) -> APIClientError {
+        let seconds = min(timeout, Self.readTimeout).components.seconds
+        if let e = error as? HTTPClientError, e == .readTimeout || e == .deadlineExceeded {
+            let write = method != "GET" && method != "HEAD"
+            return APIClientError(.timeout, "the agent (its API at \(baseURL)) did not answer within \(seconds) s"
+                + (write ? "; the change may still be applied — check with `hubsync get` before sending it again" : ""),
+                cause: error)
+        }
+        if let e = error as? HTTPClientError, e == .connectTimeout {
+            return APIClientError(.closed, "the agent's API at \(baseURL) did not accept a connection within 5 s; "
+                + "is `hubsync run` still running?", cause: error)
+        }
+        let reason = (error as? NIOConnectionError).map { _ in "nothing listens there" }
+            ?? (error is HTTPClientError ? "the connection ended before the answer" : "the connection failed")
+        return APIClientError(.closed, "the agent's API at \(baseURL) does not answer (\(reason)); is `hubsync run` still running?",
+                              cause: error)
     }
 }

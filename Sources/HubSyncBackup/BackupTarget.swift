@@ -1,4 +1,5 @@
 import HubSyncBase
+public import HubSyncS3
 import Foundation
 
 /// Where a repository's files live: a flat namespace of named, immutable files.
@@ -34,15 +35,18 @@ extension BackupTarget {
     }
 }
 
-/// Parses a `--repo` value: `local:PATH` (or a plain absolute path); `peer:DEVICE-ID` goes to
+/// Parses a `--repo` value: `local:PATH` (or a plain absolute path);
+/// `s3:http(s)://HOST[:PORT]/BUCKET[/PREFIX]` with `s3` settings; `peer:DEVICE-ID` goes to
 /// `peer`, which knows this device's identity and the peer's address.
-public func makeTarget(_ text: String,
+public func makeTarget(_ text: String, s3: S3Settings = S3Settings(environment: ProcessInfo.processInfo.environment),
                        peer: (String) throws(BackupError) -> any BackupTarget = { text throws(BackupError) in
                            throw BackupError(.invalidInput, "peer targets (\(text)) need a device: pass --data DIR")
                        }) throws(BackupError) -> any BackupTarget {
     if text.hasPrefix("local:") { return LocalTarget(path: String(text.dropFirst(6))) }
     if text.hasPrefix("/") { return LocalTarget(path: text) }
+    if text.hasPrefix("s3:") { return try S3Target(String(text.dropFirst(3)), settings: s3) }
     if text.hasPrefix("peer:") { return try peer(String(text.dropFirst(5))) }
     throw BackupError(.invalidInput, "unknown repository \"\(text)\"; give local:PATH (e.g. --repo "
-        + "local:/mnt/usb/hubsync) or peer:DEVICE-ID (a paired device that stores backups)")
+        + "local:/mnt/usb/hubsync), s3:http(s)://HOST[:PORT]/BUCKET[/PREFIX] (an S3 bucket) or peer:DEVICE-ID "
+        + "(a paired device that stores backups)")
 }

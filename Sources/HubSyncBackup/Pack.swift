@@ -98,7 +98,7 @@ enum PackReader {
     /// The entries of a sealed pack header.
     static func entries(header: ArraySlice<UInt8>, name: String, packLength: Int,
                         key: RepositoryKey) throws(BackupError) -> [PackEntry] {
-        guard let plain = Sealed.open(header, key: key.data, ad: Label.packHeader) else {
+        guard let plain = key.open(header, ad: Label.packHeader) else {
             throw BackupError(.damaged, "the header of pack \(name) fails authentication (damaged, or another repository's)")
         }
         var r = RepositoryReader(plain, context: "header of pack \(name)")
@@ -117,7 +117,7 @@ enum PackReader {
 
     /// Opens one sealed chunk blob: authenticates, decompresses and checks the chunk ID.
     static func openChunk(_ sealed: ArraySlice<UInt8>, id: BlobID, rawLength: Int, key: RepositoryKey) -> [UInt8]? {
-        guard let payload = Sealed.open(sealed, key: key.data, ad: Label.chunk(id)),
+        guard let payload = key.open(sealed, ad: Label.chunk(id)),
               let plain = Compression.unpack(payload, rawLength: rawLength),
               key.chunkID(of: plain) == id else { return nil }
         return plain

@@ -48,7 +48,16 @@ public enum PeerProtocol {
             return w.bytes
         }
 
+        /// Decodes a request; anything that does not parse is `invalidInput` (status 5, malformed),
+        /// never an I/O failure the client would retry.
         public static func decode(_ bytes: [UInt8]) throws(BackupError) -> Request {
+            do { return try decodeFields(bytes) } catch {
+                if error.code == .invalidInput { throw error }
+                throw BackupError(.invalidInput, "a malformed backup request: \(error.message)")
+            }
+        }
+
+        static func decodeFields(_ bytes: [UInt8]) throws(BackupError) -> Request {
             var r = RepositoryReader(bytes, context: "backup request")
             guard let op = Operation(rawValue: try r.u8()) else {
                 throw BackupError(.invalidInput, "unknown backup request \(bytes.first ?? 0)")
@@ -160,12 +169,24 @@ public enum PeerProtocol {
         return (release, names)
     }
 
+    /// The longest range a `range` request may ask for: far more than any blob a repository
+    /// reads from a pack, well under a message's 64 MiB.
+    public static let maxRangeLength: UInt32 = 32 << 20
+    /// The largest signed prune plan a peer takes (about 150,000 names).
+    public static let maxPrunePlanSize = 8 << 20
+    /// The most `/`-separated parts a name may have (a repository uses at most 3: `data/XX/ID`).
+    public static let maxNameDepth = 4
+
     /// Whether a name is one a repository uses: relative, `/`-separated non-empty parts of
-    /// `[A-Za-z0-9._-]`, none `.`/`..` or starting with `.tmp-`, at most 512 bytes.
+    /// `[A-Za-z0-9._-]`, none `.`/`..` or starting with `.tmp-`, at most 512 bytes and
+    /// ``maxNameDepth`` parts.
     public static func isValidName(_ name: String) -> Bool {
         guard !name.isEmpty, name.utf8.count <= 512 else { return false }
-        for part in name.split(separator: "/", omittingEmptySubsequences: false) {
-            guard !part.isEmpty, part != ".", part != "..", !part.hasPrefix(".tmp-") else { return false }
+        let parts = name.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count <= maxNameDepth else { return false }
+        for part in parts {
+            // 255 bytes: what a file system takes for one name, so a longer part is malformed, not an I/O failure.
+            guard !part.isEmpty, part.utf8.count <= 255, part != ".", part != "..", !part.hasPrefix(".tmp-") else { return false }
             guard part.utf8.allSatisfy({ c in
                 (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a)
                     || c == 0x2e || c == 0x5f || c == 0x2d

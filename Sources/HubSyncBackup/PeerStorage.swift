@@ -13,6 +13,9 @@ import Synchronization
 public final class PeerStorage: Sendable {
     public let root: String
     public let quota: Int
+    /// How far prune plans may take a device's usage past its quota: an eighth of it, and at least
+    /// the cost of a few plans (64 KiB), so that a full repository can always be pruned.
+    public var planAllowance: Int { max(quota / 8, 64 * 1024) }
     public let quarantineSeconds: Int
     /// Bytes stored per member (repository and quarantine), counted once per process.
     let usage = Mutex<[DeviceID: Int]>([:])
@@ -21,6 +24,9 @@ public final class PeerStorage: Sendable {
 
     public static let defaultQuota = 10 << 30
     public static let defaultQuarantineSeconds = 7 * 86_400
+    /// What each stored file and folder costs at least against the quota (a file-system block),
+    /// so empty files under new folders are not free.
+    public static let entryCost = 4096
 
     /// Storage under `dataDirectory/backups`.
     public init(dataDirectory: String, quota: Int = defaultQuota, quarantineSeconds: Int = defaultQuarantineSeconds) {
@@ -38,7 +44,13 @@ public final class PeerStorage: Sendable {
                        isMember: (PublicSigningKey) -> Bool) -> [UInt8] {
         gate.withLock { _ in
             do throws(BackupError) { return PeerProtocol.response(.ok, try answer(request, client: client, server: server, isMember: isMember)) }
-            catch { return PeerProtocol.response(error) }
+            catch {
+                // The client learns what failed, not where this peer keeps its files.
+                let area = self.area(client)
+                let message = error.message.replacingOccurrences(of: area + "/repo/", with: "")
+                    .replacingOccurrences(of: area, with: "this device's area").replacingOccurrences(of: root, with: "the peer's backups folder")
+                return PeerProtocol.response(BackupError(error.code, message))
+            }
         }
     }
 
@@ -60,7 +72,8 @@ public final class PeerStorage: Sendable {
             let old = fileSize(repo.full(q.name))
             if old != nil, !isLease { return [] } // added once, never replaced
             let used = try currentUsage(client)
-            let grows = q.data.count - (old ?? 0)
+            let folders = missingFolders((repo.full(q.name) as NSString).deletingLastPathComponent, below: area(client))
+            let grows = Self.cost(q.data.count) + folders * Self.entryCost - (old.map(Self.cost) ?? 0)
             if grows > 0, used + grows > quota {
                 let quarantined = quarantineBytes(client)
                 throw BackupError(.overQuota, "over quota: storing \(q.name) (\(q.data.count) bytes) would use "
@@ -73,8 +86,22 @@ public final class PeerStorage: Sendable {
             usage.withLock { $0[client, default: 0] += grows }
             return []
         case .get:
+            // A folder is no file: not found (1), not an I/O failure a client would retry.
+            var isFolder: ObjCBool = false
+            if FileManager.default.fileExists(atPath: repo.full(q.name), isDirectory: &isFolder), isFolder.boolValue {
+                throw BackupError(.notFound, "\(q.name) is a folder, not a file")
+            }
             return try repo.get(q.name)
         case .range:
+            guard q.length <= PeerProtocol.maxRangeLength else {
+                throw BackupError(.invalidInput, "a range of \(q.length) bytes is over the \(PeerProtocol.maxRangeLength)-byte limit")
+            }
+            guard let size = fileSize(repo.full(q.name)) else {
+                throw BackupError(.notFound, "\(q.name) does not exist")
+            }
+            guard q.offset <= UInt64(size), UInt64(q.length) <= UInt64(size) - q.offset else {
+                throw BackupError(.invalidInput, "the range \(q.offset)+\(q.length) is outside \(q.name) (\(size) bytes)")
+            }
             return try repo.get(q.name, offset: Int(q.offset), length: Int(q.length))
         case .list:
             return PeerProtocol.encodeList(try repo.list(q.name))
@@ -85,7 +112,7 @@ public final class PeerStorage: Sendable {
                 throw BackupError(.refused, "\(q.name) may not be deleted directly: this peer keeps backups append-only; "
                     + "removals go through a signed prune plan into quarantine")
             }
-            let size = fileSize(repo.full(q.name)) ?? 0
+            let size = fileSize(repo.full(q.name)).map(Self.cost) ?? 0
             try repo.delete(q.name)
             usage.withLock { $0[client, default: 0] -= size }
             return []
@@ -94,6 +121,10 @@ public final class PeerStorage: Sendable {
             return PeerProtocol.Usage(used: max(0, try currentUsage(client)), quota: quota,
                                       quarantined: quarantineBytes(client)).encoded()
         case .prune:
+            guard q.data.count <= PeerProtocol.maxPrunePlanSize else {
+                throw BackupError(.invalidInput, "a prune plan of \(q.data.count) bytes is over the "
+                    + "\(PeerProtocol.maxPrunePlanSize)-byte limit; split it; nothing was removed")
+            }
             let plan = try PrunePlan.verify(q.data)
             guard plan.server == server else {
                 throw BackupError(.refused, "the prune plan names another storing device (\(plan.server.short)); nothing was removed")
@@ -106,6 +137,16 @@ public final class PeerStorage: Sendable {
                 throw BackupError(.invalidInput, "the prune plan names \"\(n)\", not a repository file; nothing was removed")
             }
             purgeExpired(client)
+            // The plan, its release time and its folders are stored here too: they count. Plans
+            // may pass the quota by ``planAllowance``, so a full repository can still be pruned.
+            let planCost = Self.cost(q.data.count) + 2 * Self.cost(32) + 3 * Self.entryCost
+            let used = try currentUsage(client)
+            guard used + planCost <= quota + planAllowance else {
+                throw BackupError(.overQuota, "over quota: keeping this prune plan (\(planCost) bytes with its folders) "
+                    + "would use \(used + planCost) of the \(quota) bytes (and \(planAllowance) more for plans) this peer keeps for this device; wait until "
+                    + "quarantine is freed or raise \"peer_backups\": {\"quota_bytes\"} in the peer's config.json; "
+                    + "nothing was removed")
+            }
             return try quarantine(plan, signed: q.data, client: client)
         }
     }
@@ -116,17 +157,20 @@ public final class PeerStorage: Sendable {
         let release = now + UInt64(quarantineSeconds) * 1000
         let folder = area(client) + "/quarantine/" + String(now) + "-" + hexEncode(Blake2b.hash(signed, outputLength: 16).prefix(8))
         let box = LocalTarget(path: folder)
+        let folders = missingFolders(folder, below: area(client))
         try box.put("plan", signed, replacing: true)
         let releaseText = Array("\(release)\n".utf8)
         try box.put("release", releaseText, replacing: true)
-        usage.withLock { $0[client, default: 0] += signed.count + releaseText.count }
+        usage.withLock { $0[client, default: 0] += Self.cost(signed.count) + Self.cost(releaseText.count) + folders * Self.entryCost }
         let repo = repository(client)
         var moved: [String] = []
         for name in plan.names {
             let from = repo.full(name), to = folder + "/files/" + name
             guard access(from, F_OK) == 0 else { continue }
             let dir = (to as NSString).deletingLastPathComponent
+            let made = missingFolders(dir, below: folder)
             try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            usage.withLock { $0[client, default: 0] += made * Self.entryCost }
             guard rename(from, to) == 0 else {
                 throw BackupError(.io, "cannot move \(name) into quarantine: \(Errno.message(errno)); "
                     + "\(moved.count) files were moved before, the rest is still stored")
@@ -144,7 +188,7 @@ public final class PeerStorage: Sendable {
             guard let text = FileManager.default.contents(atPath: base + "/" + entry + "/release"),
                   let release = UInt64(String(decoding: text, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)),
                   release <= now else { continue }
-            let size = treeSize(base + "/" + entry)
+            let size = treeSize(base + "/" + entry) + Self.entryCost // and the folder itself
             if (try? FileManager.default.removeItem(atPath: base + "/" + entry)) != nil {
                 usage.withLock { $0[client, default: 0] -= size }
             }
@@ -166,10 +210,27 @@ public final class PeerStorage: Sendable {
         return Int(st.st_size)
     }
 
+    /// What a file of `size` bytes costs against the quota.
+    static func cost(_ size: Int) -> Int { max(size, entryCost) }
+
+    /// How many folders from `dir` up to (not including) `base` do not exist yet.
+    func missingFolders(_ dir: String, below base: String) -> Int {
+        var count = 0, path = dir
+        while path.count > base.count, access(path, F_OK) != 0 {
+            count += 1
+            path = (path as NSString).deletingLastPathComponent
+        }
+        return count
+    }
+
+    /// What the files and folders under `path` cost against the quota (``cost(_:)`` each file,
+    /// ``entryCost`` each folder).
     func treeSize(_ path: String) -> Int {
         guard let walker = FileManager.default.enumerator(atPath: path) else { return 0 }
         var total = 0
-        while let rel = walker.nextObject() as? String { total += fileSize(path + "/" + rel) ?? 0 }
+        while let rel = walker.nextObject() as? String {
+            if let size = fileSize(path + "/" + rel) { total += Self.cost(size) } else { total += Self.entryCost }
+        }
         return total
     }
 }

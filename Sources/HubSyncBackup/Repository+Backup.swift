@@ -25,9 +25,14 @@ extension Repository {
     /// packs, then the snapshot. A crash at any point leaves a valid repository; the packs
     /// already written are found by the next run and not written again.
     public func backup(store: Store, device: String, hostname: String, household: HouseholdSecrets?, holder: String,
+                       signer: SigningKey? = nil,
                        progress: BackupProgress = { _, _, _ in }) throws(BackupError) -> BackupResult {
         let lease = try lease(exclusive: false, holder: holder)
         defer { lease.release() }
+        if let household {
+            try adoptHeldKey(household)
+            if let signer { try recordHousehold(household, signer: signer) }
+        }
         var index = try loadIndex()
         // Chunks whose pack has gone missing are written again rather than referred to.
         for p in index.missing { for e in index.packs[p] ?? [] where index.blobs[e.id]?.pack == p { index.blobs[e.id] = nil } }

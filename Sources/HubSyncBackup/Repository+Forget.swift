@@ -105,6 +105,17 @@ extension Repository {
         return plan
     }
 
+    /// Deletes the snapshot files whose content does not match their name (damaged beyond use);
+    /// files that are intact but do not open with this device's keys are left alone (another
+    /// member may read them). Returns those deleted (or, with `dryRun`, that would be).
+    public func forgetDamaged(dryRun: Bool = false, holder: String) throws(BackupError) -> [UnreadableSnapshot] {
+        let lease = try lease(exclusive: true, holder: holder)
+        defer { lease.release() }
+        let damaged = try scanSnapshots().unreadable.filter { $0.reason == .damaged }
+        if !dryRun, !damaged.isEmpty { try target.remove(damaged.map(\.name)) }
+        return damaged
+    }
+
     /// Removes what no snapshot needs: packs holding only unused chunks are deleted; packs
     /// holding some are rewritten with the used chunks only. Order: new packs, a new index
     /// naming every pack kept, removal of the old index files, then of the old packs; a crash
@@ -115,7 +126,14 @@ extension Repository {
         var report = PruneReport()
         let index = try loadIndex()
         var used = Set<BlobID>()
-        for s in try snapshots() { used.formUnion(s.chunks) }
+        let (readable, unreadable) = try scanSnapshots()
+        // A snapshot this device cannot open may still need chunks: prune only knowing them all.
+        if let closed = unreadable.first(where: { $0.reason == .keyNotHeld || $0.reason == .malformed }) {
+            throw BackupError(.wrongKey, "prune needs to read every snapshot, and "
+                + "\(unreadable.count == 1 ? "one" : "\(unreadable.count)") cannot be read here (\(closed.message)); "
+                + "prune on a member that holds the newest key; nothing was deleted")
+        }
+        for s in readable + unreadable.compactMap(\.snapshot) { used.formUnion(s.chunks) }
         var keepPacks: [(BlobID, [PackEntry])] = []
         var dropPacks: [BlobID] = []
         var writer = PackWriter(key: key, capacity: packSize)

@@ -32,7 +32,7 @@ extension Repository {
         for (name, _) in try target.list("index") {
             let file = try target.get(name)
             guard BlobID(Blake2b.hash(file)).hex == name.split(separator: "/").last.map(String.init),
-                  let plain = Sealed.open(file[...], key: key.data, ad: Label.index) else {
+                  let plain = key.open(file[...], ad: Label.index) else {
                 throw BackupError(.damaged, "index file \(name) is damaged; run `hubsync backup verify` and then "
                     + "`hubsync backup prune`, which rewrites the index from the packs' own headers")
             }

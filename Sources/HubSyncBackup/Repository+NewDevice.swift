@@ -12,11 +12,17 @@ public struct NewDeviceRestore: Sendable {
     public var report: ReadReport
     /// The restored store's clock: at least the snapshot's.
     public var clock: Timestamp
+    /// The household secrets the device took (from the manifest, or a signed household entry
+    /// whose signer the restored membership names), or nil.
+    public var household: HouseholdSecrets?
+    /// Why no household was taken when entries were there but none could be trusted.
+    public var householdNote: String?
 }
 
 extension Repository {
     /// Restores `snapshot` onto a new device in `directory` (disaster recovery, a replacement
-    /// laptop): a new identity unless one is there, the household's secrets from the snapshot,
+    /// laptop): a new identity unless one is there, the household's secrets (from the manifest,
+    /// or a household entry signed by a member of the restored membership; 5.5),
     /// `device.json`, and a store holding every record and the clock exactly as in the snapshot.
     ///
     /// Takes the directory's writer lock for the duration. What it creates is removed again if it
@@ -51,21 +57,31 @@ extension Repository {
             }
             defer { withExtendedLifetime(lock) {} }
             if !hadLock { created.append(directory.lockPath) }
-            if try HouseholdFile.read(in: directory).secrets == nil, let household = snapshot.household {
-                try HouseholdFile.writeSecrets(household, in: directory, replacing: false)
-                created.append(directory.file(DataDirectory.householdFile))
-            }
+            let needsHousehold = try HouseholdFile.read(in: directory).secrets == nil
             created += [directory.storePath, directory.storePath + "-wal", directory.storePath + "-shm"]
             let devicePath = directory.file(DataDirectory.deviceFile)
             if !files.fileExists(atPath: devicePath) {
                 let device: Value = ["name": .string(deviceName), "device_id": .string(identity.deviceID.description)]
-                try directory.writeAtomically(Array((JSON.serialize(device) + "\n").utf8), to: DataDirectory.deviceFile, mode: 0o644)
+                try directory.writeAtomically(Array((JSON.serialize(device) + "\n").utf8), to: DataDirectory.deviceFile, mode: 0o600)
                 created.append(devicePath)
             }
             let store = try Store(path: directory.storePath, device: identity.deviceID)
+            try directory.keepPrivate()
             let report = try restore(snapshot, into: store, skipDamaged: skipDamaged, only: only, progress: progress)
+            // The household: the manifest's (old snapshots), or a signed entry whose signer is a
+            // member in the membership just restored; never an entry anyone could have planted.
+            var household: HouseholdSecrets?
+            var note: String?
+            if needsHousehold {
+                (household, note) = try self.household(for: snapshot, restoredInto: store)
+                if let household {
+                    try HouseholdFile.writeSecrets(household, in: directory, replacing: false)
+                    created.append(directory.file(DataDirectory.householdFile))
+                }
+            }
             succeeded = true
-            return NewDeviceRestore(deviceID: identity.deviceID, report: report, clock: store.lastClock)
+            return NewDeviceRestore(deviceID: identity.deviceID, report: report, clock: store.lastClock,
+                                    household: household, householdNote: note)
         } catch let e as BackupError {
             throw e
         } catch let e as IdentityError {

@@ -12,6 +12,8 @@ public struct VerifyReport: Sendable {
     public var problems: [String] = []
     /// Damaged or missing packs, and the snapshots that need a chunk from each.
     public var damagedPacks: [BlobID: [BlobID]] = [:]
+    /// Snapshot files this device cannot read, each with why.
+    public var unreadableSnapshots: [UnreadableSnapshot] = []
     public var ok: Bool { problems.isEmpty }
 }
 
@@ -25,8 +27,10 @@ extension Repository {
         defer { lease.release() }
         var report = VerifyReport()
         let index = try loadIndex()
-        let snapshots = try snapshots()
+        let (snapshots, unreadable) = try scanSnapshots()
         report.snapshots = snapshots.count
+        report.unreadableSnapshots = unreadable
+        report.problems += unreadable.map(\.message)
         report.packs = index.packSizes.count
         var damaged: [BlobID: String] = [:]
         for p in index.missing { damaged[p] = "missing" }

@@ -5,18 +5,44 @@ import HubSyncCrypto
 /// The repository key and the keys derived from it (protocol/SPEC.md 5.3):
 /// `K_data` encrypts every blob, `K_id` names chunks, `K_cut` chooses chunk boundaries;
 /// each is BLAKE2b-256 keyed with the repository key over an ASCII label.
+///
+/// After the household's group key rotates, a repository gets fresh random **data keys**
+/// (5.5): what is written from then on is sealed under the newest one, which a removed device
+/// never held; `K_id` and `K_cut` stay, so deduplication goes on. Readers try every data key.
 public struct RepositoryKey: Sendable {
     let master: SymmetricKey
+    /// The data key new files are sealed with.
     let data: SymmetricKey
     let chunkID: SymmetricKey
     let cut: SymmetricKey
+    /// The data keys added after rotations, oldest first (not `K_data` of the master).
+    let extraDataKeys: [SymmetricKey]
+    /// Every data key a reader tries, the writing one first.
+    let readKeys: [SymmetricKey]
+    /// The backup epoch of each of ``readKeys`` (of the entry that added it; -1 when this device
+    /// opened no entry naming it, -2 for the master's `K_data`, older than all).
+    let readEpochs: [Int64]
 
     public init(_ master: SymmetricKey) {
+        self.init(master: master, extraDataKeys: [], writing: nil)
+    }
+
+    /// The key with data keys added after rotations; `writing` (one of them, or nil for the
+    /// master's `K_data`) seals what is written; `epochs` are the backup epochs of the extra keys.
+    init(master: SymmetricKey, extraDataKeys: [SymmetricKey], epochs: [Int64] = [], writing: SymmetricKey?) {
         precondition(master.byteCount == 32, "a repository key has 32 bytes")
         self.master = master
-        data = SymmetricKey(copying: Blake2b.hash("hubsync-backup-v1 data", outputLength: 32, key: master))
-        chunkID = SymmetricKey(copying: Blake2b.hash("hubsync-backup-v1 chunk-id", outputLength: 32, key: master))
-        cut = SymmetricKey(copying: Blake2b.hash("hubsync-backup-v1 chunker", outputLength: 32, key: master))
+        let masterData = Blake2b.deriveKey("hubsync-backup-v1 data", key: master)
+        chunkID = Blake2b.deriveKey("hubsync-backup-v1 chunk-id", key: master)
+        cut = Blake2b.deriveKey("hubsync-backup-v1 chunker", key: master)
+        self.extraDataKeys = extraDataKeys
+        let writingKey = writing ?? masterData
+        data = writingKey
+        let all = [(masterData, Int64(-2))] + zip(extraDataKeys, extraDataKeys.indices.map { $0 < epochs.count ? epochs[$0] : -1 })
+            .reversed()
+        let ordered = all.filter { $0.0 == writingKey }.prefix(1) + all.filter { $0.0 != writingKey }
+        readKeys = ordered.map(\.0)
+        readEpochs = ordered.map(\.1)
     }
 
     /// A new random key.
@@ -24,6 +50,29 @@ public struct RepositoryKey: Sendable {
 
     /// The chunk ID: keyed BLAKE2b-256 of the chunk's plaintext.
     func chunkID(of plaintext: [UInt8]) -> BlobID { BlobID(Blake2b.hash(plaintext, outputLength: 32, key: chunkID)) }
+
+    /// Opens a box sealed under any of the data keys, newest first.
+    func open(_ box: ArraySlice<UInt8>, ad: [UInt8]) -> [UInt8]? {
+        openWithEpoch(box, ad: ad)?.plain
+    }
+
+    /// Opens a box sealed under any of the data keys, and says the epoch of the key that opened it.
+    func openWithEpoch(_ box: ArraySlice<UInt8>, ad: [UInt8]) -> (plain: [UInt8], epoch: Int64)? {
+        for (k, epoch) in zip(readKeys, readEpochs) {
+            if let plain = Sealed.open(box, key: k, ad: ad) { return (plain, epoch) }
+        }
+        return nil
+    }
+
+    /// The master key followed by every extra data key: what a version 2 key entry wraps.
+    var material: SecureBytes {
+        let keys = [master] + extraDataKeys
+        return SecureBytes(uninitializedCount: 32 * keys.count) { out in
+            for (i, k) in keys.enumerated() {
+                k.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: out[(32 * i)..<(32 * i + 32)]).copyMemory(from: $0) }
+            }
+        }
+    }
 }
 
 /// XChaCha20-Poly1305 (IETF) with a random 24-byte nonce: `nonce ‖ ciphertext ‖ tag`.

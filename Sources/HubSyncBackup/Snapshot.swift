@@ -20,10 +20,14 @@ public struct Snapshot: Sendable {
     public var addedBytes: Int
     /// The store's hybrid logical clock when the snapshot was taken.
     public var clock: Timestamp
-    /// The household's secrets, so a restore with the recovery key gets the group key back.
+    /// The household's secrets from a manifest written before manifests stopped carrying the
+    /// group key (protocol/SPEC.md 5.9); nil for newer snapshots, whose household a restore with
+    /// the recovery key finds in the repository's `keys/household-…` entries instead.
     public var household: HouseholdSecrets?
     /// The chunks of the export, in order.
     public var chunks: [BlobID]
+    /// The backup epoch of the data key that opened the file (-1 unknown, -2 the master's); not stored.
+    var keyEpoch: Int64 = -2
 
     /// Age of the snapshot, in seconds, at `now`.
     public func age(now: Date = Date()) -> Double {
@@ -34,11 +38,12 @@ public struct Snapshot: Sendable {
     public var summary: Value {
         var cols: [String: Value] = [:]
         for (k, v) in collections { cols[k] = .int(Int64(v)) }
-        return ["id": .string(id.hex), "short_id": .string(id.short), "time": .int(Int64(time)),
-                "time_iso": .string(iso8601(time)), "device": .string(device), "hostname": .string(hostname),
+        // One time form in JSON (RFC 3339, UTC, milliseconds); the clock reading in a field named as such.
+        return ["id": .string(id.hex), "short_id": .string(id.short), "time": .string(iso8601(time, milliseconds: true)),
+                "device": .string(device), "hostname": .string(hostname),
                 "records": .int(Int64(records)), "collections": .object(cols), "bytes": .int(Int64(bytes)),
                 "added_bytes": .int(Int64(addedBytes)), "chunks": .int(Int64(chunks.count)),
-                "clock": .string(clock.description)]
+                "clock_hlc": .string(clock.description)]
     }
 
     func encode() -> [UInt8] {
@@ -50,10 +55,9 @@ public struct Snapshot: Sendable {
             "bytes": .int(Int64(bytes)), "added_bytes": .int(Int64(addedBytes)), "clock": .string(clock.description),
             "chunk_count": .int(Int64(chunks.count)),
         ]
+        // Never the group key: a device removed later may still hold this repository's old keys.
         if let h = household {
-            o["household"] = ["group_id": .string(h.groupIDHex),
-                              "group_key": .string(h.groupKey.withUnsafeBytes { hexEncode($0) }),
-                              "epoch": .int(Int64(h.backupEpoch)),
+            o["household"] = ["group_id": .string(h.groupIDHex), "epoch": .int(Int64(h.backupEpoch)),
                               "recovery_public_key": .string(hexEncode(h.recoveryPublicKey))]
         }
         let json = Array(JSON.serialize(.object(o)).utf8)
@@ -63,6 +67,9 @@ public struct Snapshot: Sendable {
         for c in chunks { w.append(c.bytes) }
         return w.bytes
     }
+
+    /// The latest time a manifest may name: the end of the year 9999 (Unix ms).
+    static let maxTime: UInt64 = 253_402_300_799_999
 
     static func decode(_ plain: [UInt8], id: BlobID) throws(BackupError) -> Snapshot {
         var r = RepositoryReader(plain, context: "snapshot \(id.short)")
@@ -75,7 +82,11 @@ public struct Snapshot: Sendable {
               let clock = o["clock"]?.stringValue.flatMap({ Timestamp(text: $0) }) else {
             throw BackupError(.damaged, "snapshot \(id.short) has a damaged manifest")
         }
-        guard count >= 0, Int(count) * 32 == r.remaining else {
+        // Checked before any arithmetic on them: a manifest is whatever a key holder wrote.
+        guard time >= 0, UInt64(time) <= Self.maxTime, records >= 0 else {
+            throw BackupError(.damaged, "snapshot \(id.short) has a damaged manifest (its time or record count is out of range)")
+        }
+        guard count >= 0, count <= Int64(r.remaining / 32), Int(count) * 32 == r.remaining else {
             throw BackupError(.damaged, "snapshot \(id.short) lists \(count) chunks but holds \(r.remaining / 32)")
         }
         var chunks: [BlobID] = []
@@ -101,36 +112,145 @@ public struct Snapshot: Sendable {
     }
 }
 
-func iso8601(_ ms: UInt64) -> String {
+func iso8601(_ ms: UInt64, milliseconds: Bool = false) -> String {
     let f = ISO8601DateFormatter()
-    f.formatOptions = [.withInternetDateTime]
+    f.formatOptions = milliseconds ? [.withInternetDateTime, .withFractionalSeconds] : [.withInternetDateTime]
     return f.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
 }
 
+/// A snapshot file this device cannot read, and why: it affects that snapshot only.
+public struct UnreadableSnapshot: Sendable, Equatable {
+    public enum Reason: String, Sendable {
+        /// Its content does not match its name: damaged, safe to forget (`backup forget --damaged`).
+        case damaged
+        /// Intact, but no key this device holds opens it: written under a newer key (this device
+        /// is behind on its grant, or was removed), or by someone outside the household.
+        case keyNotHeld = "key_not_held"
+        /// It opens but does not decode.
+        case malformed
+        /// It opens only with the data key of an epoch that had ended when it claims to have been
+        /// written (a snapshot under a newer key is older): a removed device, which still holds
+        /// that key, may have written it. Listed, never taken as `latest` or kept by retention.
+        case retiredKey = "retired_key"
+        /// It claims a time well ahead of this device's clock (``Repository/futureTolerance``): a
+        /// device removed from the household could date a snapshot so to make it the newest.
+        /// Listed, never taken as `latest`, kept (not forgotten) by retention.
+        case future = "dated_in_future"
+    }
+
+    /// The file's name in the repository (`snapshots/ID`).
+    public var name: String
+    public var reason: Reason
+    /// What happened and what to do.
+    public var message: String
+
+    /// The manifest, when the file opened (a snapshot under a retired key).
+    public var snapshot: Snapshot?
+
+    public init(name: String, reason: Reason, message: String, snapshot: Snapshot? = nil) {
+        self.name = name
+        self.reason = reason
+        self.message = message
+        self.snapshot = snapshot
+    }
+
+    public static func == (a: UnreadableSnapshot, b: UnreadableSnapshot) -> Bool {
+        a.name == b.name && a.reason == b.reason
+    }
+
+    /// The first 8 hex characters of the file's name.
+    public var short: String { String((name.split(separator: "/").last ?? "").prefix(8)) }
+}
+
 extension Repository {
-    /// Every snapshot, oldest first.
+    /// How far ahead of this device's clock a snapshot's time may be (ms) and still be taken as
+    /// the newest: clocks of a household's devices differ by seconds, not by ten minutes.
+    public static let futureTolerance: UInt64 = 10 * 60 * 1000
+
+    /// Every snapshot this device can read, oldest first; the others are in ``scanSnapshots()``.
     public func snapshots() throws(BackupError) -> [Snapshot] {
+        try scanSnapshots().readable
+    }
+
+    /// Every snapshot file: those this device reads (oldest first) and those it cannot, with why.
+    /// One unreadable file never hides the others (protocol/SPEC.md 5.9).
+    public func scanSnapshots() throws(BackupError) -> (readable: [Snapshot], unreadable: [UnreadableSnapshot]) {
         var out: [Snapshot] = []
+        var unreadable: [UnreadableSnapshot] = []
         for (name, _) in try target.list("snapshots") {
-            out.append(try loadSnapshot(name: name))
+            do throws(BackupError) {
+                out.append(try loadSnapshot(name: name))
+            } catch where error.code == .damaged || error.code == .wrongKey {
+                unreadable.append(UnreadableSnapshot(name: name, reason: Self.reason(error), message: error.message))
+            }
         }
-        return out.sorted { ($0.time, $0.id) < ($1.time, $1.id) }
+        // A snapshot sealed under an older epoch's data key that claims a time after the first
+        // snapshot under a newer key was written once that key had been retired (5.9).
+        var firstUnder: [Int64: UInt64] = [:]
+        for snap in out where snap.keyEpoch >= 0 { firstUnder[snap.keyEpoch] = min(firstUnder[snap.keyEpoch] ?? .max, snap.time) }
+        var readable: [Snapshot] = []
+        let horizon = UInt64(max(0, Date().timeIntervalSince1970 * 1000)) + Self.futureTolerance
+        for snap in out {
+            if snap.time > horizon {
+                unreadable.append(UnreadableSnapshot(
+                    name: "snapshots/" + snap.id.hex, reason: .future,
+                    message: "snapshot \(snap.id.short) claims to have been taken at \(iso8601(snap.time)), ahead of this "
+                        + "device's clock: a device with a wrong clock, or one removed from the household, wrote it; it is "
+                        + "never taken as the latest; restore it only by its ID if you know it is genuine",
+                    snapshot: snap))
+                continue
+            }
+            let retiredAt = firstUnder.filter { $0.key > snap.keyEpoch }.map(\.value).min()
+            guard let retiredAt, snap.time > retiredAt else { readable.append(snap); continue }
+            unreadable.append(UnreadableSnapshot(
+                name: "snapshots/" + snap.id.hex, reason: .retiredKey,
+                message: "snapshot \(snap.id.short) (\(iso8601(snap.time)), device \(snap.device.prefix(7))) is sealed under "
+                    + "a data key that was retired before that time: a device removed from the household may have written "
+                    + "it, so it is never taken as the latest or kept by retention; restore it only by its ID if you "
+                    + "know it is genuine, or remove the file \(snap.id.hex) from the repository's snapshots/",
+                snapshot: snap))
+        }
+        return (readable.sorted { ($0.time, $0.id) < ($1.time, $1.id) }, unreadable.sorted { $0.name < $1.name })
+    }
+
+    static func reason(_ error: BackupError) -> UnreadableSnapshot.Reason {
+        if error.code == .wrongKey { return .keyNotHeld }
+        return error.message.contains("does not match its name") ? .damaged : .malformed
     }
 
     func loadSnapshot(name: String) throws(BackupError) -> Snapshot {
         let file = try target.get(name)
         let id = BlobID(Blake2b.hash(file))
-        guard id.hex == name.split(separator: "/").last.map(String.init),
-              let plain = Sealed.open(file[...], key: key.data, ad: Label.snapshot) else {
-            throw BackupError(.damaged, "snapshot file \(name) is damaged (its hash or authentication fails); "
-                + "`hubsync backup forget` it or restore another snapshot")
+        let short = String((name.split(separator: "/").last ?? "").prefix(8))
+        guard id.hex == name.split(separator: "/").last.map(String.init) else {
+            throw BackupError(.damaged, "snapshot \(short) is damaged (its content does not match its name); "
+                + "`hubsync backup forget --damaged` removes it, and every other snapshot is unaffected")
         }
-        return try Snapshot.decode(plain, id: id)
+        guard let (plain, epoch) = key.openWithEpoch(file[...], ad: Label.snapshot) else {
+            throw BackupError(.wrongKey, "snapshot \(short) was written under a key this device does not hold: this "
+                + "device may have been removed from the household, or its grant of the newest key has not arrived "
+                + "yet (let it sync with a member); if no member can read it either, someone outside the household "
+                + "wrote it: remove the file \(name) from the repository")
+        }
+        do {
+            var snapshot = try Snapshot.decode(plain, id: id)
+            snapshot.keyEpoch = epoch
+            return snapshot
+        } catch {
+            throw BackupError(.damaged, "snapshot \(short) does not decode (\(error.message)); restore another snapshot")
+        }
     }
 
     /// The snapshot named by `text`: `latest`, a full ID or a unique prefix of one.
     public func snapshot(named text: String) throws(BackupError) -> Snapshot {
-        let all = try snapshots()
+        let (all, unreadable) = try scanSnapshots()
+        if text != "latest", !text.isEmpty,
+           let bad = unreadable.first(where: { ($0.name.split(separator: "/").last ?? "").hasPrefix(text.lowercased()) }),
+           !all.contains(where: { $0.id.hex.hasPrefix(text.lowercased()) }) {
+            // Named by its ID, a snapshot under a retired key is given (the caller warns).
+            if let snap = bad.snapshot { return snap }
+            throw BackupError(bad.reason == .keyNotHeld ? .wrongKey : .damaged, bad.message)
+        }
         if text == "latest" {
             guard let last = all.last else {
                 throw BackupError(.notFound, "the repository at \(target.description) has no snapshots yet; "

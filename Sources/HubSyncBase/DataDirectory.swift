@@ -30,6 +30,8 @@ public struct DataDirectory: Sendable, Hashable {
     public static let agentStateFile = "agent.json"
     /// The local API's bearer token (mode 0600).
     public static let tokenFile = "api.token"
+    /// The token that reads `GET /metrics` and nothing else (what Prometheus is given).
+    public static let metricsTokenFile = "metrics.token"
     /// Settings (`//` comment lines allowed).
     public static let configFile = "config.json"
     /// The name given at `hubsync init`.
@@ -51,6 +53,32 @@ public struct DataDirectory: Sendable, Hashable {
     public var tokenPath: String { file(Self.tokenFile) }
     public var configPath: String { file(Self.configFile) }
     public var lockPath: String { file(Self.lockFile) }
+
+    /// Keeps the directory private: makes it mode 0700 and every file in it 0600 (the store and
+    /// its `-wal` and `-shm` too; SQLite gives those the store's mode). A directory of another
+    /// user that others may reach is refused. Returns the names it fixed.
+    @discardableResult
+    public func keepPrivate() throws(SystemCallError) -> [String] {
+        var fixed: [String] = []
+        var status = stat()
+        try SystemCallError.check("stat", path) { stat(path, &status) }
+        if status.st_mode & 0o077 != 0 {
+            guard status.st_uid == geteuid() else {
+                throw SystemCallError(call: "chmod", path: path, errno: EPERM)
+            }
+            try SystemCallError.check("chmod", path) { chmod(path, 0o700) }
+            fixed.append(".")
+        }
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        for name in names.sorted() {
+            let full = file(name)
+            var s = stat()
+            guard lstat(full, &s) == 0, s.st_mode & S_IFMT == S_IFREG, s.st_mode & 0o077 != 0, s.st_uid == geteuid() else { continue }
+            try SystemCallError.check("chmod", full) { chmod(full, 0o600) }
+            fixed.append(name)
+        }
+        return fixed
+    }
 
     /// The bytes of a file in the directory, or nil when it does not exist or cannot be read.
     public func contents(of name: String) -> [UInt8]? {

@@ -43,3 +43,35 @@ public enum ListeningSocket {
         return inodes
     }
 }
+
+extension ListeningSocket {
+    /// A TCP socket bound to 127.0.0.1 on a port the OS picks (not yet listening): its
+    /// descriptor, which the caller closes, and the port.
+    public static func bindLoopback() throws(SystemCallError) -> (fd: Int32, port: Int) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw SystemCallError(call: "socket", path: "127.0.0.1", errno: errno) }
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &a) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+        }
+        guard ok else {
+            let e = errno
+            close(fd)
+            throw SystemCallError(call: "bind", path: "127.0.0.1:0", errno: e)
+        }
+        return (fd, Int(UInt16(bigEndian: a.sin_port)))
+    }
+
+    /// Ports the OS says are free now (bound to port 0 on 127.0.0.1, read back, closed), for a
+    /// server of another program that takes its ports as arguments (SeaweedFS in the S3 tests
+    /// and bench).
+    public static func freeLoopbackPorts(_ count: Int) throws(SystemCallError) -> [Int] {
+        var held: [(fd: Int32, port: Int)] = []
+        defer { for h in held { close(h.fd) } }
+        for _ in 0..<count { held.append(try bindLoopback()) }
+        return held.map(\.port)
+    }
+}

@@ -8,6 +8,21 @@ import Darwin
 public enum Errno {
     /// The C library's text for the errno value `code`, such as "Permission denied".
     public static func message(_ code: Int32) -> String { String(cString: strerror(code)) }
+
+    /// What a person reads when a network connection fails with `code`: what happened and what
+    /// to do; nil for a value a connection does not usually meet.
+    public static func connectionSentence(_ code: Int32) -> String? {
+        switch code {
+        case ECONNREFUSED: "connection refused: nothing listens at that address (is the agent or service running there?)"
+        case ETIMEDOUT: "timed out: the other side did not answer; check that it is on and reachable"
+        case EHOSTUNREACH, ENETUNREACH, EHOSTDOWN: "no route to that address; check the network and the address"
+        case ECONNRESET, EPIPE: "the other side closed the connection abruptly; it is tried again"
+        case EADDRNOTAVAIL: "that address is not one this machine can reach from here; check the address"
+        case ENOSPC: "the disk is full; free some space and try again"
+        case EACCES, EPERM: "permission denied by the system (a firewall rule, or a port below 1024)"
+        default: nil
+        }
+    }
 }
 
 /// A failed system call: which call, on which path, and errno.

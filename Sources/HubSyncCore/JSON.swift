@@ -260,9 +260,12 @@ struct Parser {
         return v
     }
 
+    /// The string's bytes as text; when they are not UTF-8, the error points at the first bad
+    /// byte of the input (escapes are ASCII, so the input's own bytes from `offset` show it).
     func validated(_ buf: UnsafeBufferPointer<UInt8>, at offset: Int) throws(JSONError) -> String {
         guard let s = String(validating: buf, as: UTF8.self) else {
-            throw JSONError(message: "string is not valid UTF-8", offset: offset)
+            let bad = UTF8Check.firstInvalid(in: UnsafeBufferPointer(rebasing: bytes[offset..<min(pos + 1, bytes.count)])) ?? 0
+            throw JSONError(message: "string is not valid UTF-8", offset: offset + bad)
         }
         return s
     }
@@ -297,5 +300,33 @@ struct Parser {
             throw JSONError(message: "number out of range", offset: start)
         }
         return .number(d)
+    }
+}
+
+/// Finds where bytes stop being UTF-8.
+public enum UTF8Check {
+    /// The offset of the first byte that does not start (or continue) a well-formed UTF-8
+    /// sequence (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF); nil when all are.
+    public static func firstInvalid(in bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+        var i = 0
+        while i < bytes.count {
+            let b = bytes[i]
+            if b < 0x80 { i += 1; continue }
+            let length: Int, second: ClosedRange<UInt8>
+            switch b {
+            case 0xC2...0xDF: (length, second) = (2, 0x80...0xBF)
+            case 0xE0: (length, second) = (3, 0xA0...0xBF)
+            case 0xED: (length, second) = (3, 0x80...0x9F)
+            case 0xE1...0xEF: (length, second) = (3, 0x80...0xBF)
+            case 0xF0: (length, second) = (4, 0x90...0xBF)
+            case 0xF1...0xF3: (length, second) = (4, 0x80...0xBF)
+            case 0xF4: (length, second) = (4, 0x80...0x8F)
+            default: return i
+            }
+            guard i + 1 < bytes.count, second.contains(bytes[i + 1]) else { return i }
+            for k in 2..<length where i + k >= bytes.count || !(0x80...0xBF).contains(bytes[i + k]) { return i }
+            i += length
+        }
+        return nil
     }
 }

@@ -45,12 +45,15 @@ public enum HubCollection: String, Sendable, CaseIterable {
     /// Allowed roles of a conversation message.
     public static let messageRoles: Set<String> = ["user", "assistant", "system", "tool"]
 
-    /// Checks a record ID: non-empty, at most 256 bytes, no control characters.
+    /// Checks a record ID: non-empty, at most 256 bytes, no control characters (C0, DEL, C1).
     public static func validate(id: String) throws(ValidationFailure) {
         guard !id.isEmpty else { throw ValidationFailure("record ID is empty") }
         guard id.utf8.count <= 256 else { throw ValidationFailure("record ID is longer than 256 bytes") }
-        guard !id.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
-            throw ValidationFailure("record ID contains a control character")
+        if let bad = id.unicodeScalars.firstIndex(where: { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }) {
+            let offset = id.unicodeScalars[..<bad].reduce(0) { $0 + UTF8.width($1) }
+            let hex = String(id.unicodeScalars[bad].value, radix: 16, uppercase: true)
+            throw ValidationFailure("record ID contains a control character (U+\(String(repeating: "0", count: 4 - hex.count) + hex) "
+                + "at byte \(offset)); give IDs as plain text")
         }
     }
 

@@ -38,6 +38,27 @@ public enum Blake2b {
         return text.withUTF8 { hash(UnsafeRawBufferPointer($0), outputLength: outputLength, key: key) }
     }
 
+    /// Derives a key: BLAKE2b of `bytes` keyed with `key`, written straight into locked memory
+    /// (no copy of the new key is left in an ordinary array).
+    public static func deriveKey(_ bytes: [UInt8], outputLength: Int = 32, key: SymmetricKey) -> SymmetricKey {
+        Sodium.ensureInitialized()
+        checkParameters(outputLength: outputLength, key: key)
+        return SymmetricKey(SecureBytes(uninitializedCount: outputLength) { output in
+            key.withUnsafeBytes { keyBytes in
+                let status = crypto_generichash(
+                    output.baseAddress!.assumingMemoryBound(to: UInt8.self), outputLength,
+                    bytes, UInt64(bytes.count),
+                    keyBytes.baseAddress!.assumingMemoryBound(to: UInt8.self), keyBytes.count)
+                precondition(status == 0, "crypto_generichash failed with valid parameters")
+            }
+        })
+    }
+
+    /// Derives a key from the UTF-8 encoding of `text`; see ``deriveKey(_:outputLength:key:)-([UInt8],_,_)``.
+    public static func deriveKey(_ text: String, outputLength: Int = 32, key: SymmetricKey) -> SymmetricKey {
+        deriveKey(Array(text.utf8), outputLength: outputLength, key: key)
+    }
+
     /// Traps with a readable message when a length is outside what BLAKE2b allows.
     static func checkParameters(outputLength: Int, key: SymmetricKey?) {
         precondition(outputLengthRange.contains(outputLength),

@@ -39,6 +39,16 @@ public struct Blake2bHasher: Sendable {
         bytes.withUnsafeBytes { update($0) }
     }
 
+    /// Returns the hash of everything fed so far as a key, written straight into locked memory.
+    public func finalizeKey() -> SymmetricKey {
+        let scratch = state.copy()
+        return SymmetricKey(SecureBytes(uninitializedCount: outputLength) { output in
+            let status = crypto_generichash_final(scratch.pointer, output.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                                                  outputLength)
+            precondition(status == 0, "crypto_generichash_final failed")
+        })
+    }
+
     /// Returns the hash of everything fed so far; the hasher stays usable.
     public func finalize() -> [UInt8] {
         // crypto_generichash_final invalidates its state, so finalize a scratch copy.

@@ -119,6 +119,6 @@ enum CPace {
         appendPrefixed(inviterShare, to: &tail)
         appendPrefixed(inviterData, to: &tail)
         hasher.update(tail)
-        return SymmetricKey(copying: hasher.finalize())
+        return hasher.finalizeKey()
     }
 }

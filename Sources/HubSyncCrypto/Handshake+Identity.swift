@@ -54,12 +54,13 @@ extension Handshake {
         return seal(identity.publicKey.rawRepresentation + signature, key: key, transcriptHash: transcriptHash)
     }
 
-    /// Opens the identity `role` sent and checks its signature over this handshake.
+    /// Opens the identity `role` sent (in `messageName`, by default its version 2 message) and
+    /// checks its signature over this handshake.
     static func openIdentity(
-        _ sealed: [UInt8], role: Role, key: SymmetricKey, transcriptHash: [UInt8]
+        _ sealed: [UInt8], role: Role, key: SymmetricKey, transcriptHash: [UInt8], messageName: String? = nil
     ) throws(HandshakeError) -> PublicSigningKey {
         let sender = role == .initiator ? "initiator" : "responder"
-        let messageName = role == .initiator ? "message 3" : "message 2"
+        let messageName = messageName ?? (role == .initiator ? "message 3" : "message 4")
         guard let plaintext = open(sealed, key: key, transcriptHash: transcriptHash),
               plaintext.count == identityByteCount else {
             throw HandshakeError(code: .decryptFailed, message:

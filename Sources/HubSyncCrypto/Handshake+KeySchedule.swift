@@ -83,10 +83,12 @@ extension Handshake {
         }
     }
 
-    /// TH = BLAKE2b-256("hubsync-handshake-v1" ‖ message 1 ‖ responder's ephemeral public key).
-    static func transcriptHash(message1: [UInt8], responderEphemeralKey: some Collection<UInt8>) -> [UInt8] {
+    /// TH = BLAKE2b-256(label ‖ message 1 ‖ responder's ephemeral public key); the label is
+    /// "hubsync-handshake-v2", or "hubsync-handshake-v1" when talking to a version 1 device (SPEC 2.4.2).
+    static func transcriptHash(message1: [UInt8], responderEphemeralKey: some Collection<UInt8>,
+                               label: String = transcriptLabel) -> [UInt8] {
         var hasher = Blake2bHasher(outputLength: transcriptHashByteCount)
-        hasher.update(Array(transcriptLabel.utf8))
+        hasher.update(Array(label.utf8))
         hasher.update(message1)
         hasher.update(Array(responderEphemeralKey))
         return hasher.finalize()
@@ -120,11 +122,11 @@ extension Handshake {
         ///
         /// Throws `.malformed` when the peer's key gives no shared secret.
         init(role: Role, ephemeral: EphemeralKeyPair, peerPublicKey: [UInt8],
-             message1: [UInt8]) throws(HandshakeError) {
+             message1: [UInt8], transcriptLabel: String = Handshake.transcriptLabel) throws(HandshakeError) {
             let sessionKeys = try Handshake.sessionKeys(role: role, ephemeral: ephemeral, peerPublicKey: peerPublicKey)
             let responderKey = role == .initiator ? peerPublicKey : ephemeral.publicKey
-            self.init(sessionKeys: sessionKeys,
-                      transcriptHash: Handshake.transcriptHash(message1: message1, responderEphemeralKey: responderKey))
+            self.init(sessionKeys: sessionKeys, transcriptHash: Handshake.transcriptHash(
+                message1: message1, responderEphemeralKey: responderKey, label: transcriptLabel))
         }
 
         init(sessionKeys: SessionKeys, transcriptHash: [UInt8]) {

@@ -1,12 +1,13 @@
 /// Message layouts and labels of the session handshake (protocol/SPEC.md 2.2).
 ///
-/// SIGMA-I over libsodium: ephemeral X25519 with `crypto_kx`, then each side signs the
+/// SIGMA-R over libsodium: ephemeral X25519 with `crypto_kx`, then each side signs the
 /// transcript hash with its Ed25519 identity and sends key and signature sealed under a
-/// handshake key. ``HandshakeInitiator`` and ``HandshakeResponder`` run it; this type holds the
+/// handshake key, the initiator first: the responder reveals its identity only to an initiator
+/// it trusts. ``HandshakeInitiator`` and ``HandshakeResponder`` run it; this type holds the
 /// shared constants and steps.
-enum Handshake {
+public enum Handshake {
     /// The version byte that opens message 1.
-    static let version: UInt8 = 1
+    static let version: UInt8 = 2
     /// An X25519 public key (`crypto_kx_PUBLICKEYBYTES`).
     static let ephemeralKeyByteCount = 32
     /// A handshake, session or traffic key (`crypto_kx_SESSIONKEYBYTES`).
@@ -23,14 +24,16 @@ enum Handshake {
     static let sealedIdentityByteCount = identityByteCount + aeadTagByteCount
 
     /// Message 1: version ‖ initiator's ephemeral public key.
-    static let message1ByteCount = 1 + ephemeralKeyByteCount
-    /// Message 2: responder's ephemeral public key ‖ sealed responder identity.
-    static let message2ByteCount = ephemeralKeyByteCount + sealedIdentityByteCount
+    public static let message1ByteCount = 1 + ephemeralKeyByteCount
+    /// Message 2: the responder's ephemeral public key, nothing that identifies it.
+    public static let message2ByteCount = ephemeralKeyByteCount
     /// Message 3: sealed initiator identity.
-    static let message3ByteCount = sealedIdentityByteCount
+    public static let message3ByteCount = sealedIdentityByteCount
+    /// Message 4: sealed responder identity, sent only to a trusted initiator.
+    public static let message4ByteCount = sealedIdentityByteCount
 
     /// Prefix of the transcript hash input.
-    static let transcriptLabel = "hubsync-handshake-v1"
+    static let transcriptLabel = "hubsync-handshake-v2"
     /// Prefix of the message the responder signs.
     static let responderSignatureLabel = "hubsync-sig-responder"
     /// Prefix of the message the initiator signs.

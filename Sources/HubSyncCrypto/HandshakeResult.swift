@@ -18,4 +18,13 @@ public struct HandshakeResult: Sendable {
         self.receiveKey = receiveKey
         self.transcriptHash = transcriptHash
     }
+
+    /// The result for `role` once it has authenticated the peer's `peerKey`: the traffic key of
+    /// its direction to send, the other to receive.
+    init(peerKey: PublicSigningKey, keys: Handshake.DerivedKeys, role: Handshake.Role) {
+        let (send, receive) = role == .initiator
+            ? (keys.trafficInitiatorToResponder, keys.trafficResponderToInitiator)
+            : (keys.trafficResponderToInitiator, keys.trafficInitiatorToResponder)
+        self.init(peerKey: peerKey, sendKey: send, receiveKey: receive, transcriptHash: keys.transcriptHash)
+    }
 }

@@ -27,6 +27,44 @@ public struct HouseholdSecrets: Sendable, Equatable {
     /// The X25519 public key derived from the household's recovery key (32 bytes; all zero when
     /// none is set yet).
     public var recoveryPublicKey: [UInt8]
+    /// Group keys this device held before ``groupKey``, oldest first: they open the backup key
+    /// entries written before a rotation (protocol/SPEC.md 5.5). Only this device's own history;
+    /// pairing never sends them.
+    public var previousKeys: [HeldGroupKey] = []
+
+    /// A group key of an earlier epoch that this device held.
+    public struct HeldGroupKey: Sendable, Equatable {
+        public var epoch: UInt64
+        public var key: SymmetricKey
+        public init(epoch: UInt64, key: SymmetricKey) {
+            self.epoch = epoch
+            self.key = key
+        }
+    }
+
+    /// At most this many earlier keys are kept (the oldest go first).
+    public static let maximumPreviousKeys = 64
+
+    /// The same secrets holding `key` for `epoch`; the key held until now joins ``previousKeys``.
+    public func holding(_ key: SymmetricKey, epoch: UInt64) -> HouseholdSecrets {
+        var next = self
+        guard key != groupKey || epoch != self.epoch else { return next }
+        if !previousKeys.contains(where: { $0.key == groupKey }) {
+            next.previousKeys.append(HeldGroupKey(epoch: self.epoch, key: groupKey))
+        }
+        next.previousKeys.removeAll { $0.key == key }
+        if next.previousKeys.count > Self.maximumPreviousKeys {
+            next.previousKeys.removeFirst(next.previousKeys.count - Self.maximumPreviousKeys)
+        }
+        next.groupKey = key
+        next.epoch = epoch
+        return next
+    }
+
+    /// Every group key this device holds, the current one first, then the earlier ones, newest first.
+    public var heldKeys: [HeldGroupKey] {
+        [HeldGroupKey(epoch: epoch, key: groupKey)] + previousKeys.reversed()
+    }
 
     /// Creates secrets from their parts.
     /// - Precondition: the group ID has 32 (or, from an old data directory, 16) bytes; the key and
@@ -63,8 +101,7 @@ public struct HouseholdSecrets: Sendable, Equatable {
     ///
     /// Members receive keys as ``MembershipKeyGrant``s (protocol/SPEC.md 4.8).
     public func rotate() -> HouseholdSecrets {
-        HouseholdSecrets(groupID: groupID, groupKey: .random(byteCount: 32), epoch: epoch + 1,
-                         recoveryPublicKey: recoveryPublicKey)
+        holding(.random(byteCount: 32), epoch: epoch + 1)
     }
 }
 

@@ -9,13 +9,18 @@ public enum Pairing {
     /// starts with its version (1), so a listener tells the two apart by this byte.
     public static let firstByte: UInt8 = 0x50
     /// The pairing protocol version, the second byte of message 1.
-    public static let version: UInt8 = 1
+    public static let version: UInt8 = 2
     /// The joiner's random session ID.
     static let sessionIDByteCount = 16
     /// A key-confirmation tag, BLAKE2b-256 keyed with the ISK.
     static let confirmationByteCount = 32
     /// The longest invite name message 1 may carry.
     static let maxInviteNameByteCount = 32
+    /// The longest message 1: with the longest invite name.
+    public static let maxMessage1ByteCount = 3 + maxInviteNameByteCount + sessionIDByteCount + CPace.pointByteCount
+    /// The longest message the joiner sends after message 1: its confirmation and sealed details (message 3).
+    public static let maxJoinerMessageByteCount = max(maxMessage1ByteCount,
+        confirmationByteCount + PublicSigningKey.byteCount + 2 + 16) // details: u16 port; 16: the AEAD tag
 
     /// Labels of the keys derived from the ISK.
     enum Label: String {
@@ -49,7 +54,7 @@ public enum Pairing {
 
     /// BLAKE2b-256 keyed with the 64-byte ISK over an ASCII label.
     static func derive(_ label: Label, from isk: SymmetricKey) -> SymmetricKey {
-        SymmetricKey(copying: Blake2b.hash(Array(label.rawValue.utf8), outputLength: 32, key: isk))
+        Blake2b.deriveKey(label.rawValue, key: isk)
     }
 
     /// The confirmation tags and the two payload keys of one run.
@@ -89,7 +94,7 @@ public enum Pairing {
             }
             let length = Int(message1[2])
             guard length >= 1, length <= Pairing.maxInviteNameByteCount,
-                  message1.count == 3 + length + Pairing.sessionIDByteCount + 2 * CPace.pointByteCount,
+                  message1.count == 3 + length + Pairing.sessionIDByteCount + CPace.pointByteCount,
                   let name = String(validating: message1[3..<(3 + length)], as: UTF8.self) else {
                 throw PairingError(code: .malformed, message: "the first pairing message has a wrong length or invite name")
             }

@@ -8,7 +8,7 @@
 public struct PairingInviter: Sendable {
     private enum State: Sendable {
         case ready
-        case awaitingConfirmation(keys: Pairing.Keys, joinerKey: PublicSigningKey)
+        case awaitingConfirmation(keys: Pairing.Keys)
         case confirmed(key: SymmetricKey)
         case finished
         case failed
@@ -37,7 +37,8 @@ public struct PairingInviter: Sendable {
     public static func refusal(_ status: Pairing.Status) -> [UInt8] { [status.rawValue] }
 
     /// Processes message 1 and returns message 2:
-    /// `0 ‖ u8 attempts left ‖ Y_I ‖ inviter's key ‖ inviter's confirmation`.
+    /// `0 ‖ u8 attempts left ‖ Y_I ‖ inviter's confirmation`; this device's identity key goes
+    /// only into message 4, under the PAKE's key.
     ///
     /// - Throws: `.malformed` (also for another invite's name), `.versionMismatch`,
     ///   `.invalidShare`, `.unexpectedMessage`.
@@ -54,11 +55,6 @@ public struct PairingInviter: Sendable {
         let sessionID = Array(message1[offset..<(offset + Pairing.sessionIDByteCount)])
         offset += Pairing.sessionIDByteCount
         let joinerShare = Array(message1[offset..<(offset + CPace.pointByteCount)])
-        offset += CPace.pointByteCount
-        let joinerKey: PublicSigningKey
-        do { joinerKey = try PublicSigningKey(rawRepresentation: message1[offset...]) } catch {
-            throw PairingError(code: .malformed, message: "the joining device's identity key is invalid")
-        }
         let generator = CPace.generator(password: code.secret, channelID: Array(code.name.utf8), sessionID: sessionID)
         guard let point = CPace.sharedPoint(scalar: scalar, peerShare: joinerShare) else {
             throw PairingError(code: .invalidShare, message: "the joining device sent an invalid key share; "
@@ -67,22 +63,20 @@ public struct PairingInviter: Sendable {
         let share = CPace.publicShare(scalar: scalar, generator: generator)
         let isk = CPace.intermediateSessionKey(
             sessionID: sessionID, sharedPoint: point, joinerShare: joinerShare,
-            joinerData: joinerKey.rawRepresentation, inviterShare: share,
-            inviterData: identity.publicKey.rawRepresentation)
+            joinerData: [], inviterShare: share, inviterData: [])
         let keys = Pairing.Keys(isk: isk)
-        state = .awaitingConfirmation(keys: keys, joinerKey: joinerKey)
-        return [Pairing.Status.proceed.rawValue, UInt8(clamping: attemptsLeft)] + share
-            + identity.publicKey.rawRepresentation + keys.inviterConfirmation
+        state = .awaitingConfirmation(keys: keys)
+        return [Pairing.Status.proceed.rawValue, UInt8(clamping: attemptsLeft)] + share + keys.inviterConfirmation
     }
 
-    /// Processes message 3: checks the joiner's confirmation and opens its details.
+    /// Processes message 3: checks the joiner's confirmation and opens its identity key and details.
     ///
     /// - Throws: `.wrongCode` when the joiner reports a mismatch or its confirmation does not
     ///   match; `.decryptFailed`, `.malformed`, `.unexpectedMessage`.
     public mutating func receiveConfirmation(
         _ message3: [UInt8]
     ) throws(PairingError) -> (joinerKey: PublicSigningKey, details: JoinerDetails) {
-        guard case .awaitingConfirmation(let keys, let joinerKey) = state else {
+        guard case .awaitingConfirmation(let keys) = state else {
             throw PairingError(code: .unexpectedMessage, message: "pairing message 3 arrived out of order")
         }
         state = .failed
@@ -97,21 +91,27 @@ public struct PairingInviter: Sendable {
                 + "not match (a wrong code or an altered message; \(left))")
         }
         guard let details = Handshake.open(Array(message3[Pairing.confirmationByteCount...]),
-                                           key: keys.joinerToInviter, transcriptHash: Pairing.joinerDetailsAD) else {
+                                           key: keys.joinerToInviter, transcriptHash: Pairing.joinerDetailsAD),
+              details.count >= PublicSigningKey.byteCount else {
             throw PairingError(code: .decryptFailed, message: "the joining device's details did not authenticate")
         }
+        let joinerKey: PublicSigningKey
+        do { joinerKey = try PublicSigningKey(rawRepresentation: details[..<PublicSigningKey.byteCount]) } catch {
+            throw PairingError(code: .malformed, message: "the joining device's identity key is invalid")
+        }
         state = .confirmed(key: keys.inviterToJoiner)
-        return (joinerKey, try JoinerDetails(encoded: details))
+        return (joinerKey, try JoinerDetails(encoded: Array(details[PublicSigningKey.byteCount...])))
     }
 
-    /// Message 4: the group secrets and statements, sealed for the confirmed joiner.
+    /// Message 4: this device's identity key, the group secrets and statements, sealed for the
+    /// confirmed joiner.
     /// - Precondition: ``receiveConfirmation(_:)`` succeeded.
     public mutating func sealGroup(secrets: HouseholdSecrets, statements: [MembershipStatement]) -> [UInt8] {
         guard case .confirmed(let key) = state else {
             preconditionFailure("PairingInviter.sealGroup called before the joiner was confirmed")
         }
         state = .finished
-        var plaintext = secrets.encoded().withUnsafeBytes { Array($0) }
+        var plaintext = identity.publicKey.rawRepresentation + secrets.encoded().withUnsafeBytes { Array($0) }
         let count = UInt32(statements.count)
         plaintext += [UInt8(count >> 24), UInt8((count >> 16) & 0xff), UInt8((count >> 8) & 0xff), UInt8(count & 0xff)]
         for s in statements { plaintext += s.encoded() }

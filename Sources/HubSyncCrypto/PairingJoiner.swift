@@ -9,7 +9,7 @@ public struct PairingJoiner: Sendable {
     private enum State: Sendable {
         case ready
         case awaitingReply(message1: [UInt8])
-        case awaitingGroup(key: SymmetricKey, inviterKey: PublicSigningKey)
+        case awaitingGroup(key: SymmetricKey)
         case finished
         case failed
     }
@@ -40,7 +40,8 @@ public struct PairingJoiner: Sendable {
         self.sessionID = sessionID
     }
 
-    /// Message 1: `0x50 ‖ version ‖ u8 n ‖ invite name ‖ session ID ‖ Y_J ‖ joiner's key`.
+    /// Message 1: `0x50 ‖ version ‖ u8 n ‖ invite name ‖ session ID ‖ Y_J`; nothing that
+    /// identifies this device, which is sent only under the PAKE's key (message 3).
     public mutating func start() -> [UInt8] {
         switch state {
         case .awaitingReply(let message1): return message1
@@ -51,13 +52,13 @@ public struct PairingJoiner: Sendable {
         let generator = CPace.generator(password: code.secret, channelID: name, sessionID: sessionID)
         let share = CPace.publicShare(scalar: scalar, generator: generator)
         let message1 = [Pairing.firstByte, Pairing.version, UInt8(name.count)] + name + sessionID + share
-            + identity.publicKey.rawRepresentation
         state = .awaitingReply(message1: message1)
         return message1
     }
 
     /// Processes message 2: a refusal (throws with the invite's status) or the inviter's share
-    /// and confirmation. Returns message 3: the joiner's confirmation and sealed details.
+    /// and confirmation. Returns message 3: the joiner's confirmation, then its identity key and
+    /// details sealed under the PAKE's key.
     ///
     /// - Throws: `.unknownInvite`, `.expired`, `.exhausted`, `.used` when the inviter refused;
     ///   `.wrongCode` when the confirmation does not match (the codes differ, or a message was
@@ -81,48 +82,44 @@ public struct PairingJoiner: Sendable {
             throw PairingError(code: .expired, message: "pairing refused: the invite \(name) has expired; \(again)")
         case .exhausted:
             throw PairingError(code: .exhausted, message: "pairing refused: the invite \(name) has no attempts left "
-                + "(too many wrong codes); \(again)")
+                + "for this device (too many wrong codes from its address, or in all); \(again)")
         case .used:
             throw PairingError(code: .used, message: "pairing refused: the invite \(name) was already used by "
                 + "another device; \(again)")
         }
-        let share = 2, key = share + CPace.pointByteCount, tag = key + PublicSigningKey.byteCount
+        let share = 2, tag = share + CPace.pointByteCount
         guard message2.count == tag + Pairing.confirmationByteCount else {
             throw PairingError(code: .malformed, message:
                 "pairing message 2 has \(message2.count) bytes; expected \(tag + Pairing.confirmationByteCount)")
         }
         let attemptsLeft = Int(message2[1])
-        let inviterShare = Array(message2[share..<key])
-        let inviterKey: PublicSigningKey
-        do { inviterKey = try PublicSigningKey(rawRepresentation: message2[key..<tag]) } catch {
-            throw PairingError(code: .malformed, message: "the inviting device's identity key is invalid")
-        }
+        let inviterShare = Array(message2[share..<tag])
         guard let point = CPace.sharedPoint(scalar: scalar, peerShare: inviterShare) else {
             throw PairingError(code: .invalidShare, message: "the inviting device sent an invalid key share; "
                 + "it is broken or someone is interfering; try again")
         }
-        let shareStart = message1.count - 2 * CPace.pointByteCount
+        let shareStart = message1.count - CPace.pointByteCount
         let isk = CPace.intermediateSessionKey(
             sessionID: sessionID, sharedPoint: point,
             joinerShare: Array(message1[shareStart..<(shareStart + CPace.pointByteCount)]),
-            joinerData: identity.publicKey.rawRepresentation,
-            inviterShare: inviterShare, inviterData: inviterKey.rawRepresentation)
+            joinerData: [], inviterShare: inviterShare, inviterData: [])
         let keys = Pairing.Keys(isk: isk)
         guard Pairing.tagsEqual(keys.inviterConfirmation, message2[tag...]) else {
             let left = attemptsLeft == 1 ? "1 attempt left" : "\(attemptsLeft) attempts left"
             throw PairingError(code: .wrongCode, message: "pairing failed: the code did not match (\(left)); "
                 + "check the code shown on the other device")
         }
-        state = .awaitingGroup(key: keys.inviterToJoiner, inviterKey: inviterKey)
-        return keys.joinerConfirmation
-            + Handshake.seal(details.encoded(), key: keys.joinerToInviter, transcriptHash: Pairing.joinerDetailsAD)
+        state = .awaitingGroup(key: keys.inviterToJoiner)
+        return keys.joinerConfirmation + Handshake.seal(identity.publicKey.rawRepresentation + details.encoded(),
+                                                        key: keys.joinerToInviter, transcriptHash: Pairing.joinerDetailsAD)
     }
 
-    /// Processes message 4, the sealed group: secrets, then `u32be n` and n statements.
+    /// Processes message 4, the sealed group: the inviter's identity key, the secrets, then
+    /// `u32be n` and n statements.
     ///
     /// - Throws: `.decryptFailed`, `.malformed`, `.unexpectedMessage`.
     public mutating func receiveGroup(_ message4: [UInt8]) throws(PairingError) -> PairingJoinResult {
-        guard case .awaitingGroup(let key, let inviterKey) = state else {
+        guard case .awaitingGroup(let key) = state else {
             throw PairingError(code: .unexpectedMessage, message: "pairing message 4 arrived out of order")
         }
         state = .failed
@@ -130,12 +127,17 @@ public struct PairingJoiner: Sendable {
             throw PairingError(code: .decryptFailed, message: "the group sent by the inviting device did not "
                 + "authenticate; it was altered on the way; try again")
         }
-        guard plaintext.count >= HouseholdSecrets.byteCount + 4 else {
+        let keyEnd = PublicSigningKey.byteCount
+        guard plaintext.count >= keyEnd + HouseholdSecrets.byteCount + 4 else {
             throw PairingError(code: .malformed, message: "the group sent by the inviting device is too short")
         }
-        let secretBytes = SecureBytes(copying: plaintext[0..<HouseholdSecrets.byteCount])
+        let inviterKey: PublicSigningKey
+        do { inviterKey = try PublicSigningKey(rawRepresentation: plaintext[0..<keyEnd]) } catch {
+            throw PairingError(code: .malformed, message: "the inviting device's identity key is invalid")
+        }
+        let secretBytes = SecureBytes(copying: plaintext[keyEnd..<(keyEnd + HouseholdSecrets.byteCount)])
         let secrets = try HouseholdSecrets(encoded: secretBytes)
-        var offset = HouseholdSecrets.byteCount
+        var offset = keyEnd + HouseholdSecrets.byteCount
         let count = plaintext[offset..<(offset + 4)].reduce(0) { $0 << 8 | Int($1) }
         offset += 4
         guard plaintext.count == offset + count * MembershipStatement.byteCount else {

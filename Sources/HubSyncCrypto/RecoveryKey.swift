@@ -70,7 +70,7 @@ public struct RecoveryKey: Sendable, Equatable, CustomStringConvertible {
     /// The X25519 key pair: `crypto_box_seed_keypair` over
     /// BLAKE2b-256(key = the 32 bytes, message = "hubsync recovery key v1").
     public var keyPair: RecoveryKeyPair {
-        let seed = Blake2b.hash("hubsync recovery key v1", outputLength: 32, key: SymmetricKey(bytes))
+        let seed = Blake2b.deriveKey("hubsync recovery key v1", key: SymmetricKey(bytes))
         var pk = [UInt8](repeating: 0, count: 32)
         let sk = SecureBytes(uninitializedCount: 32) { skOut in
             seed.withUnsafeBytes { s in

@@ -6,6 +6,9 @@
 /// peer's ``SecretStreamReceiver`` rejects any frame that was altered, dropped, repeated or
 /// reordered. Copies share the stream state (a nonce is never reused).
 public struct SecretStreamSender: Sendable {
+    /// The length of the header frame that starts a stream.
+    public static let headerByteCount = SecretStream.headerByteCount
+
     /// The 24-byte stream header the receiver needs before the first message; not secret.
     public let header: [UInt8]
     private let state: SecretStreamState

@@ -13,7 +13,8 @@ enum SecretStream {
     static let messageTag: UInt8 = 0
 }
 
-/// One `crypto_secretstream_xchacha20poly1305_state` (the stream key and nonce), zeroed on deinit.
+/// One `crypto_secretstream_xchacha20poly1305_state` (the stream key and nonce) in locked memory
+/// (``SecureArena``), zeroed on deinit.
 ///
 /// A class so that every copy of a ``SecretStreamSender`` or ``SecretStreamReceiver`` shares one
 /// state: a copy can never reuse a nonce or accept a message twice. `@unchecked Sendable` is
@@ -22,12 +23,16 @@ enum SecretStream {
 final class SecretStreamState: @unchecked Sendable {
     /// Guards `pointer` and holds the receiver's first failure (sticky once set).
     private let lock = Mutex<CryptoError?>(nil)
-    /// The state, at a stable address so it can be zeroed in place.
+    /// The arena's slot that holds the state (zeroed when handed out and when given back).
+    private let slot: SecureArena.Slot
+    /// The state, at the slot's stable address so it can be zeroed in place.
     private let pointer: UnsafeMutablePointer<crypto_secretstream_xchacha20poly1305_state>
 
     init() {
-        pointer = .allocate(capacity: 1)
-        sodium_memzero(pointer, MemoryLayout<crypto_secretstream_xchacha20poly1305_state>.size)
+        let layout = MemoryLayout<crypto_secretstream_xchacha20poly1305_state>.self
+        slot = SecureArena.shared.allocate(layout.size)
+        precondition(Int(bitPattern: slot.base) % layout.alignment == 0, "arena slots are 16-byte aligned")
+        pointer = slot.base.bindMemory(to: crypto_secretstream_xchacha20poly1305_state.self, capacity: 1)
     }
 
     /// Calls `body` with the state and the recorded failure while holding the lock.
@@ -40,7 +45,6 @@ final class SecretStreamState: @unchecked Sendable {
     }
 
     deinit {
-        sodium_memzero(pointer, MemoryLayout<crypto_secretstream_xchacha20poly1305_state>.size)
-        pointer.deallocate()
+        SecureArena.shared.release(slot)
     }
 }

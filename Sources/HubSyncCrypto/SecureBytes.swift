@@ -1,6 +1,7 @@
 @preconcurrency internal import CHubSodium
 
-/// Secret bytes that are zeroed when the last copy goes away and compared in constant time.
+/// Secret bytes in locked memory (``SecureArena``) that are zeroed when the last copy goes away and
+/// compared in constant time.
 ///
 /// The bytes are reachable only through ``withUnsafeBytes(_:)``; there is deliberately no way
 /// to get them as a `[UInt8]`, which would leave unzeroed copies on the heap.
@@ -65,26 +66,29 @@ extension SecureBytes: CustomStringConvertible, CustomDebugStringConvertible {
     public var debugDescription: String { description }
 }
 
+extension SecureBytes: CustomReflectable {
+    /// Shows the length only: `dump` and debuggers that reflect never reach the storage.
+    public var customMirror: Mirror { Mirror(self, children: ["count": count], displayStyle: .struct) }
+}
+
 extension SecureBytes {
-    /// Owns the heap buffer and zeroes it on deinit.
+    /// Owns a slot of locked memory from ``SecureArena`` and hands it back, zeroed, on deinit.
     ///
     /// `@unchecked Sendable` is safe: the buffer is written only inside `SecureBytes.init`, before
     /// the box is shared, and is read-only afterwards, so concurrent readers never race a writer.
     private final class Storage: @unchecked Sendable {
-        /// The whole allocation: at least one byte, so the base address is never nil.
-        private let allocation: UnsafeMutableRawBufferPointer
-        /// The secret bytes: the first `count` bytes of `allocation`.
+        /// The whole slot: at least 16 bytes, so the base address is never nil.
+        private let slot: SecureArena.Slot
+        /// The secret bytes: the first `count` bytes of the slot.
         let buffer: UnsafeMutableRawBufferPointer
 
         init(count: Int) {
-            allocation = .allocate(byteCount: max(count, 1), alignment: 16)
-            sodium_memzero(allocation.baseAddress!, allocation.count)
-            buffer = UnsafeMutableRawBufferPointer(rebasing: allocation[0..<count])
+            slot = SecureArena.shared.allocate(count)
+            buffer = UnsafeMutableRawBufferPointer(start: slot.base, count: count)
         }
 
         deinit {
-            sodium_memzero(allocation.baseAddress!, allocation.count)
-            allocation.deallocate()
+            SecureArena.shared.release(slot)
         }
     }
 }

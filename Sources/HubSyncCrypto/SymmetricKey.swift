@@ -33,3 +33,8 @@ extension SymmetricKey: CustomStringConvertible, CustomDebugStringConvertible {
     /// Shows the length only, never the key.
     public var debugDescription: String { description }
 }
+
+extension SymmetricKey: CustomReflectable {
+    /// Shows the length only: `dump` and debuggers that reflect never reach the key.
+    public var customMirror: Mirror { Mirror(self, children: ["byteCount": byteCount], displayStyle: .struct) }
+}

@@ -31,6 +31,7 @@ extension Household {
     public func foundIfNeeded(time: UInt64) throws(HouseholdError) -> MembershipState {
         let now = current
         if let membership = now.membership, now.isFounded { return membership }
+        if now.secretsLost { throw HouseholdError(.missing, HouseholdSnapshot.lostSecretsAdvice(directory)) }
         let secrets = now.secrets
         return try found(groupKey: secrets?.groupKey ?? .random(byteCount: 32),
                          recoveryPublicKey: secrets?.recoveryPublicKey ?? HouseholdSecrets.noRecoveryKey,

@@ -37,10 +37,15 @@ extension Household {
         return (secrets, state.sortedStatements)
     }
 
-    /// Removes `device`: signs the removal, re-adds the members whose chain ran through it, and
-    /// grants a fresh group key for the next epoch to every remaining member, this device
-    /// included. Returns the new state, the statements and the grants to publish.
-    public func remove(_ device: DeviceID, time: UInt64) throws(HouseholdError)
+    /// Removes `device`: signs the removal, then settles the devices it enrolled (the members
+    /// whose only chain of adds ran through it, ``enrolled(by:)``): those in `keep` are added
+    /// again by this device, which vouches for them; with `removeEnrolled` the others are removed
+    /// too. A device it enrolled that is neither kept nor removed refuses the whole removal
+    /// (``EnrolledDevicesError``), so a removal never silently keeps or drops one. Then it grants
+    /// a fresh group key for the new epoch to every remaining member, this device included.
+    /// Returns the new state, the statements and the grants to publish.
+    public func remove(_ device: DeviceID, keep: Set<DeviceID> = [], removeEnrolled: Bool = false,
+                       time: UInt64) throws
         -> (state: MembershipState, issued: [MembershipStatement], grants: [MembershipKeyGrant]) {
         guard let before = current.membership, current.isFounded else {
             throw HouseholdError(.missing, "this device has no household; nothing to remove")
@@ -52,14 +57,43 @@ extension Household {
         guard device != identity.deviceID else {
             throw HouseholdError(.invalidInput, "a device cannot remove itself; remove it from another member")
         }
-        guard let credential = before.credential(of: identity.deviceID) else {
-            throw HouseholdError(.refused, "this device is no longer a member, so it cannot remove others")
+        // A removed device may still sign one removal: of its remover, when that makes it a
+        // member again (the founder always can; 4.7 "Who may remove whom").
+        guard let credential = before.credential(of: identity.deviceID) ?? before.standingCredential(of: identity.deviceID) else {
+            throw HouseholdError(.refused, "this device is no longer a member, so it cannot remove others; ask a member "
+                + "to remove \(device.short), or pair this device again from a fresh data directory")
+        }
+        let removal = MembershipStatement.remove(key, by: identity.signingKey, credential: credential, time: time)
+        var trial = before
+        trial.insert([removal])
+        guard trial.isMember(identity.deviceID) else {
+            let by = (before.removedBy[identity.deviceID] ?? []).sorted().map(\.short).joined(separator: ", ")
+            throw HouseholdError(.refused, "this device was removed from the household"
+                + (by.isEmpty ? "" : " by \(by)") + " and removing \(device.short) would not make it a member again "
+                + "(only a device at most as deep in the household as its remover can undo a removal, and the founder always can); "
+                + "ask a member to remove \(device.short), or pair this device again from a fresh data directory")
+        }
+        // The devices it enrolled: members whose every chain of adds runs through it.
+        let enrolled = Set(before.members.keys).subtracting(trial.members.keys).subtracting([device])
+        if let stranger = keep.subtracting(enrolled).sorted().first {
+            throw HouseholdError(.invalidInput, "--keep-enrolled \(stranger.short): that device was not enrolled by "
+                + "\(device.short)" + (enrolled.isEmpty ? " (it enrolled none)" : "; it enrolled "
+                    + enrolled.sorted().map(\.description).joined(separator: ", ")))
+        }
+        let undecided = enrolled.subtracting(keep)
+        guard undecided.isEmpty || removeEnrolled else {
+            throw EnrolledDevicesError(device: device, enrolled: undecided.sorted(), kept: keep)
         }
         var after = before
-        var issued = [MembershipStatement.remove(key, by: identity.signingKey, credential: credential, time: time)]
+        var issued = [removal]
+        for orphan in undecided.sorted() {
+            guard let orphanKey = before.members[orphan] else { continue }
+            issued.append(.remove(orphanKey, by: identity.signingKey, credential: credential, time: time))
+        }
         after.insert(issued)
-        // Members whose only chain ran through the removed device are added again by this one.
-        for (orphan, orphanKey) in before.members where orphan != device && !after.isMember(orphan) {
+        // The kept devices are added again by this one, which vouches for them.
+        for orphan in keep.sorted() {
+            guard let orphanKey = before.members[orphan] else { continue }
             let add = MembershipStatement.add(orphanKey, by: identity.signingKey, credential: credential, time: time)
             issued.append(add)
             after.insert([add])
@@ -70,8 +104,7 @@ extension Household {
         var secrets = current.secrets
         if let mine = grants.first(where: { $0.recipientDevice == identity.deviceID }),
            let key = mine.open(with: identity.signingKey) {
-            secrets?.groupKey = key
-            secrets?.epoch = mine.epoch
+            secrets = secrets?.holding(key, epoch: mine.epoch)
         }
         try commit(secrets: secrets, statements: after.sortedStatements)
         return (after, issued, grants)
@@ -94,15 +127,17 @@ extension Household {
         guard state.isMember(me), var secrets = self.current.secrets else { return outcome }
         var grant = state.currentGrant(for: me, among: grants)
         // A device that joined after a rotation holds the current key from its inviter, not a grant.
-        if state.keyEpoch > max(grant?.epoch ?? 0, secrets.epoch), state.members.keys.min() == me,
+        // Any member that sees an epoch no grant covers (removals made concurrently) grants one:
+        // no particular member needs to be online, and the grants converge on the one whose issuer
+        // has the smallest device ID (``MembershipState/currentGrant(for:among:)``).
+        if state.keyEpoch > max(grant?.epoch ?? 0, secrets.epoch),
            !grants.contains(where: { $0.issuerDevice == me && $0.epoch == state.keyEpoch }) {
             outcome.issued = grantNewKey(state: state)
             grant = state.currentGrant(for: me, among: grants + outcome.issued)
         }
         guard let grant, let key = grant.open(with: identity.signingKey),
               grant.epoch != secrets.epoch || key != secrets.groupKey else { return outcome }
-        secrets.groupKey = key
-        secrets.epoch = grant.epoch
+        secrets = secrets.holding(key, epoch: grant.epoch)
         try commit(secrets: secrets, statements: nil)
         outcome.keyChanged = true
         return outcome

@@ -7,12 +7,13 @@ import Foundation
 ///
 /// `household.key` is text: the line `hubsync-household-v2`, then `group_id HEX`,
 /// `group_key HEX`, `epoch N` (the key epoch, 0 when founded) and `recovery_public_key HEX`
-/// (all zero when none is set), each line ending in "\n". Reading never writes: a directory in
+/// (all zero when none is set), then `previous_key EPOCH HEX` for each group key held before
+/// (oldest first), each line ending in "\n". Reading never writes: a directory in
 /// the layout before one household is read as if migrated; ``Household`` migrates it on disk.
 public enum HouseholdFile {
     static let header = "hubsync-household-v2"
     /// Larger files are rejected unread.
-    static let maximumSize = 4096
+    static let maximumSize = 16384
 
     /// What a data directory holds of its household.
     public struct Contents: Sendable {
@@ -27,7 +28,7 @@ public enum HouseholdFile {
     /// Reads the household in `directory`, in either layout.
     public static func read(in directory: DataDirectory) throws(HouseholdError) -> Contents {
         let statements = try readStatements(in: directory)
-        var legacyPairing = directory.contents(of: DataDirectory.legacyGroupSecretsFile)
+        var legacyPairing = try readPrivateFile(DataDirectory.legacyGroupSecretsFile, in: directory)
         defer { if legacyPairing != nil { zero(&legacyPairing!) } }
         guard var text = try readSecretsFile(in: directory) else {
             guard let legacyPairing else { return Contents(secrets: nil, statements: statements, isLegacy: false) }
@@ -52,7 +53,13 @@ public enum HouseholdFile {
 
     /// The raw `household.key`, or nil when there is none; refuses a file others may read.
     static func readSecretsFile(in directory: DataDirectory) throws(HouseholdError) -> [UInt8]? {
-        let path = directory.file(DataDirectory.householdFile)
+        try readPrivateFile(DataDirectory.householdFile, in: directory)
+    }
+
+    /// A file of secrets in the directory, or nil when there is none; refuses one that is not a
+    /// regular file or that others may read.
+    static func readPrivateFile(_ name: String, in directory: DataDirectory) throws(HouseholdError) -> [UInt8]? {
+        let path = directory.file(name)
         var status = stat()
         guard lstat(path, &status) == 0 else { return nil }
         guard status.st_mode & S_IFMT == S_IFREG else {
@@ -61,27 +68,52 @@ public enum HouseholdFile {
         guard status.st_mode & 0o077 == 0 else {
             throw HouseholdError(.insecurePermissions, "\(path) is accessible by others; run `chmod 600 \(path)`")
         }
-        guard let bytes = directory.contents(of: DataDirectory.householdFile), bytes.count < maximumSize else {
+        guard let bytes = directory.contents(of: name), bytes.count < maximumSize else {
             throw HouseholdError(.io, "cannot read \(path)")
         }
         return bytes
     }
 
-    /// The file's text for `secrets`, in zeroed-on-release memory (it holds the group key).
+    /// The file's text for `secrets`, in zeroed-on-release memory (it holds the group keys):
+    /// after the four fields, one line `previous_key EPOCH HEX` for each earlier key, oldest first.
     static func encode(_ secrets: HouseholdSecrets) -> SecureBytes {
-        let head = Array("\(header)\ngroup_id \(secrets.groupIDHex)\ngroup_key ".utf8)
-        let tail = Array("\nepoch \(secrets.epoch)\nrecovery_public_key \(Hex.encode(secrets.recoveryPublicKey))\n".utf8)
+        var parts: [(text: [UInt8], key: SymmetricKey?)] = [
+            (Array("\(header)\ngroup_id \(secrets.groupIDHex)\ngroup_key ".utf8), secrets.groupKey),
+            (Array("\nepoch \(secrets.epoch)\nrecovery_public_key \(Hex.encode(secrets.recoveryPublicKey))\n".utf8), nil),
+        ]
+        for held in secrets.previousKeys {
+            parts.append((Array("previous_key \(held.epoch) ".utf8), held.key))
+            parts.append((Array("\n".utf8), nil))
+        }
+        let total = parts.reduce(0) { $0 + $1.text.count + ($1.key?.byteCount ?? 0) * 2 }
         let digits = Array("0123456789abcdef".utf8)
-        return secrets.groupKey.withUnsafeBytes { key in
-            SecureBytes(uninitializedCount: head.count + key.count * 2 + tail.count) { out in
-                var i = 0
-                for b in head { out[i] = b; i += 1 }
-                for b in key {
-                    out[i] = digits[Int(b >> 4)]; out[i + 1] = digits[Int(b & 15)]; i += 2
+        return SecureBytes(uninitializedCount: total) { out in
+            var i = 0
+            for part in parts {
+                for b in part.text { out[i] = b; i += 1 }
+                part.key?.withUnsafeBytes { key in
+                    for b in key {
+                        out[i] = digits[Int(b >> 4)]; out[i + 1] = digits[Int(b & 15)]; i += 2
+                    }
                 }
-                for b in tail { out[i] = b; i += 1 }
             }
         }
+    }
+
+    /// The `previous_key EPOCH HEX` lines of the file's text, in order.
+    static func previousKeys(of text: [UInt8], path: String) throws(HouseholdError) -> [HouseholdSecrets.HeldGroupKey] {
+        var out: [HouseholdSecrets.HeldGroupKey] = []
+        for line in text.split(separator: UInt8(ascii: "\n")) where line.starts(with: Array("previous_key ".utf8)) {
+            let words = line.split(separator: UInt8(ascii: " "))
+            guard words.count == 3, let epoch = UInt64(String(decoding: words[1], as: UTF8.self)),
+                  var key = Hex.decode(String(decoding: words[2], as: UTF8.self)), key.count == 32 else {
+                throw HouseholdError(.malformed, "\(path): a previous_key line is damaged (`previous_key EPOCH HEX` "
+                    + "expected); restore the file from a backup or another device")
+            }
+            out.append(HouseholdSecrets.HeldGroupKey(epoch: epoch, key: SymmetricKey(copying: key)))
+            zero(&key)
+        }
+        return out
     }
 
     /// Decodes the file's text (version 2).
@@ -90,7 +122,9 @@ public enum HouseholdFile {
         guard let e = fields["epoch"], let epoch = UInt64(String(decoding: e, as: UTF8.self)) else {
             throw HouseholdError(.malformed, "\(path): epoch is missing or not a number")
         }
-        return try secrets(fields, epoch: epoch, path: path)
+        var secrets = try secrets(fields, epoch: epoch, path: path)
+        secrets.previousKeys = try previousKeys(of: text, path: path)
+        return secrets
     }
 
     /// The `name value` lines after `header`.

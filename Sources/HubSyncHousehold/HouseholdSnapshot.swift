@@ -1,3 +1,4 @@
+import Foundation
 public import HubSyncBase
 public import HubSyncCrypto
 
@@ -11,12 +12,16 @@ public struct HouseholdSnapshot: Sendable {
     public var membership: MembershipState?
     /// Counts the household's changes in this process.
     public var revision: UInt64
+    /// How many membership statements are saved (of any group): more than a founder's one means
+    /// this device shared a household with others, even when its secrets are gone.
+    public var savedStatements: Int
 
     /// The state of `contents`.
     init(contents: HouseholdFile.Contents, revision: UInt64) {
         secrets = contents.secrets
         membership = contents.secrets.map { MembershipState(groupID: $0.groupID, statements: contents.statements) }
         self.revision = revision
+        savedStatements = contents.statements.count
     }
 
     /// The household saved in `directory`, read without writing (an old layout is read as if
@@ -41,9 +46,31 @@ public struct HouseholdSnapshot: Sendable {
     /// The group key, once the household is founded (the advert's blinded tag is made from it).
     public var groupKey: SymmetricKey? { isFounded ? secrets?.groupKey : nil }
 
+    /// Whether this device's household secrets were lost rather than never made: none are saved,
+    /// but the saved statements show it shared a household with others (a founder alone has one).
+    /// Founding a household then would split the device off its own.
+    public var secretsLost: Bool { secrets == nil && savedStatements > 1 }
+
+    /// What to do when ``secretsLost``.
+    public static func lostSecretsAdvice(_ directory: DataDirectory) -> String {
+        "\(DataDirectory.householdFile) is missing from \(directory.path), though this device belongs to a household "
+            + "(its saved membership says so): bring it back with `hubsync repair --from-backup TARGET "
+            + "--recovery-key-file FILE --force --data \(directory.path)` (the household's recovery key), or join "
+            + "the household again with a code from a member; do not found a new one (`pair invite` here, "
+            + "`init --household`)"
+    }
+
     /// The secrets backups use, which need a recovery public key, or a failure saying how to
     /// get them.
     public func secretsForBackup(in directory: DataDirectory) throws(HouseholdError) -> HouseholdSecrets {
+        if secrets == nil, savedStatements > 1, !FileManager.default.fileExists(atPath: directory.file(DataDirectory.householdFile)) {
+            // The file was lost, not never made, on a device that shares a household with others:
+            // founding a new household would split this device off its own.
+            throw HouseholdError(.missing, "\(DataDirectory.householdFile) is missing from \(directory.path), though this "
+                + "device belongs to a household: give the household's recovery key with --recovery-key (or "
+                + "--recovery-key-file) to open its backups, or join the household again with a code from a member "
+                + "(`hubsync pair invite` there, `hubsync pair join CODE` here); do not found a new household with `init --household`")
+        }
         guard let secrets, secrets.hasRecoveryKey else {
             throw HouseholdError(.missing, "no household secrets for backups in \(directory.path) (\(DataDirectory.householdFile) "
                 + "is missing or has no recovery key): this data directory was made before backups existed; run "

@@ -26,8 +26,15 @@ public struct MembershipState: Sendable {
     /// Hashes of the accepted statements.
     public private(set) var accepted: Set<[UInt8]> = []
 
-    /// The key epoch: one more for every device that was a member and was removed.
-    public var keyEpoch: UInt64 { UInt64(removed.count) }
+    /// For each removed device, the issuers of the removals that count against it.
+    public private(set) var removedBy: [DeviceID: Set<DeviceID>] = [:]
+    /// How many removals signed by a device with a chain of adds from the founder are known.
+    private var groundedRemovals: UInt64 = 0
+
+    /// The key epoch: the number of removals known that a device with a chain of adds from the
+    /// founder signed, whether they count or not. It only grows as statements arrive, so every
+    /// rotation moves to an epoch no key was granted for before (protocol/SPEC.md 4.7).
+    public var keyEpoch: UInt64 { groundedRemovals }
 
     /// The state of `groupID` given `statements` (invalid and foreign ones are ignored).
     public init(groupID: [UInt8], statements: some Sequence<MembershipStatement> = []) {
@@ -58,6 +65,15 @@ public struct MembershipState: Sendable {
     public func credential(of device: DeviceID) -> MembershipStatement? {
         guard isMember(device) else { return nil }
         return accepted.compactMap { statements[$0] }
+            .filter { ($0.kind == .add || $0.kind == .genesis) && $0.subjectDevice == device }
+            .min { Hex.encode($0.hash) < Hex.encode($1.hash) }
+    }
+
+    /// The accepted statement that made `device` a member (its add, or the genesis), whether or
+    /// not it is removed now: a removed device signs with it only the removal of its remover that
+    /// makes it a member again (4.7).
+    public func standingCredential(of device: DeviceID) -> MembershipStatement? {
+        accepted.compactMap { statements[$0] }
             .filter { ($0.kind == .add || $0.kind == .genesis) && $0.subjectDevice == device }
             .min { Hex.encode($0.hash) < Hex.encode($1.hash) }
     }
@@ -125,10 +141,26 @@ public struct MembershipState: Sendable {
         for (hash, s) in statements where s.kind != .remove && label[hash] != .rejected {
             possible.insert(s.subjectDevice)
         }
+        // An accepted removal always counts (also of a device whose own chain was already cut, as
+        // when a removal takes the devices the removed one enrolled with it); a contested one
+        // counts between devices that may be members; a rejected one still stands (removing the
+        // remover never re-admits its victims) unless it removed a device on the chain of the
+        // removal that undid it: the remover itself, or a device it descends from.
         var removed: Set<DeviceID> = []
+        var removedBy: [DeviceID: Set<DeviceID>] = [:]
+        var grounded = 0
         for (hash, s) in statements where s.kind == .remove {
-            if label[hash] == .accepted || (label[hash] == .undecided && possible.contains(s.issuerDevice)) {
+            let isGrounded = self.isGrounded(hash)
+            if isGrounded { grounded += 1 }
+            let counts: Bool
+            switch label[hash]! {
+            case .accepted: counts = true
+            case .undecided: counts = possible.contains(s.issuerDevice) && possible.contains(s.subjectDevice)
+            case .rejected: counts = isGrounded && !isVoided(hash, label: label, removalsOf: removalsOf, ancestry: ancestry)
+            }
+            if counts {
                 removed.insert(s.subjectDevice)
+                removedBy[s.subjectDevice, default: []].insert(s.issuerDevice)
             }
         }
         var members: [DeviceID: PublicSigningKey] = [:]
@@ -137,9 +169,47 @@ public struct MembershipState: Sendable {
             if s.kind == .genesis { founder = s.subjectDevice }
             if s.kind != .remove, !removed.contains(s.subjectDevice) { members[s.subjectDevice] = s.subject }
         }
-        self.removed = removed.intersection(possible)
+        self.removed = removed
+        self.removedBy = removedBy
+        self.groundedRemovals = UInt64(grounded)
         self.members = members
         self.founder = founder
         self.accepted = Set(label.filter { $0.value == .accepted }.keys)
+    }
+
+    /// Whether the statement's chain of parents reaches a genesis through adds, each naming the
+    /// issuer of the statement below it: its issuer was a member once.
+    private func isGrounded(_ hash: [UInt8]) -> Bool {
+        var seen: Set<[UInt8]> = []
+        var current = hash
+        while let s = statements[current], seen.insert(current).inserted {
+            if s.kind == .genesis { return true }
+            guard let p = statements[s.parent], p.kind != .remove, p.subjectDevice == s.issuerDevice else { return false }
+            current = s.parent
+        }
+        return false
+    }
+
+    /// Whether a rejected removal is void: the statement on its chain that was undone (it, or the
+    /// nearest ancestor an accepted removal attacks) was undone by a removal whose own chain
+    /// holds the removal's subject, so removing the remover gives back exactly that chain.
+    private func isVoided(_ hash: [UInt8], label: [[UInt8]: Label], removalsOf: [DeviceID: [[UInt8]]],
+                          ancestry: [[UInt8]: Set<[UInt8]>]) -> Bool {
+        guard let victim = statements[hash]?.subjectDevice else { return true }
+        var seen: Set<[UInt8]> = []
+        var current = hash
+        while let s = statements[current], seen.insert(current).inserted, s.kind != .genesis {
+            let undoing = (removalsOf[s.issuerDevice] ?? []).filter { attacker in
+                guard label[attacker] == .accepted, let chain = ancestry[attacker], !chain.contains(current) else { return false }
+                return s.kind != .remove || chain.count <= (ancestry[current]?.count ?? 0)
+            }
+            if !undoing.isEmpty {
+                return undoing.contains { attacker in
+                    (ancestry[attacker] ?? []).contains { statements[$0]?.subjectDevice == victim }
+                }
+            }
+            current = s.parent
+        }
+        return false
     }
 }

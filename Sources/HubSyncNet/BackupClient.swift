@@ -142,10 +142,30 @@ extension NetError {
         switch error {
         case let e as NetError: return e.message
         case let e as NIOConnectionError:
-            return e.connectionErrors.first.map { "\($0.error)" } ?? (e.dnsAError ?? e.dnsAAAAError).map { "\($0)" } ?? "\(e)"
-        case let e as IOError: return e.description
+            if let code = errno(of: e) { return Errno.connectionSentence(code) ?? "could not connect: \(Errno.message(code))" }
+            if e.dnsAError != nil || e.dnsAAAAError != nil {
+                return "the host name could not be resolved; check the address (or use an IP address)"
+            }
+            return "could not connect; check that the other side is on and the address is right"
+        case let e as IOError:
+            return Errno.connectionSentence(e.errnoCode) ?? "the connection failed: \(Errno.message(e.errnoCode))"
+        case ChannelError.connectTimeout:
+            return "timed out: the other side did not answer; check that it is on and reachable"
         case is ChannelError: return "the connection closed"
-        default: return "\(error)"
+        case is CancellationError: return "stopped"
+        case let e as any CodedError: return e.message
+        default: return "an unexpected failure (\(String(describing: type(of: error))))"
+        }
+    }
+
+    /// The errno inside a NIO error, if it carries one.
+    public static func errno(of error: any Error) -> Int32? {
+        switch error {
+        case let e as IOError: return e.errnoCode
+        case let e as NIOConnectionError:
+            for failure in e.connectionErrors { if let code = errno(of: failure.error) { return code } }
+            return nil
+        default: return nil
         }
     }
 }

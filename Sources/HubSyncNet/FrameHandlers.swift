@@ -2,11 +2,12 @@ public import HubSyncBase
 import HubSyncCore
 import NIOCore
 
-/// The largest frame a connection takes now: small until the peer has authenticated (no
-/// handshake message comes near it), ``FrameCodec/maxFrameSize`` after. Owned by one channel
-/// and touched only on its event loop.
+/// The largest frame a connection takes now: until the peer has authenticated, exactly what
+/// the handshake's next step needs (``SecureChannelHandler`` sets it at each step: 83 bytes for
+/// a listener's first frame, 112 for message 3, …); ``FrameCodec/maxFrameSize`` after. Owned by
+/// one channel and touched only on its event loop.
 final class FrameLimit {
-    /// What a peer that has not authenticated may send in one frame.
+    /// The limit a connection starts with, before its handshake sets the exact one.
     static let beforeAuthentication = 4096
     var maximum: Int
     init(_ maximum: Int) { self.maximum = maximum }

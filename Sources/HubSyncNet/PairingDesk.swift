@@ -48,12 +48,13 @@ public final class PairingDesk: Sendable {
     }
 
     /// Opens a new invite with a fresh code whose name no other invite here uses.
-    public func open(ttlMillis: UInt64, attempts: Int) -> PairingInvite {
+    public func open(ttlMillis: UInt64, attempts: Int, perAddressAttempts: Int? = nil) -> PairingInvite {
         let now = clock()
         let opened = invites.withLock { all in
             var code = InviteCode.generate()
             while all[code.name] != nil { code = InviteCode.generate() }
-            let invite = PairingInvite(code: code, now: now, ttlMillis: ttlMillis, attempts: attempts)
+            let invite = PairingInvite(code: code, now: now, ttlMillis: ttlMillis, attempts: attempts,
+                                       perAddressAttempts: perAddressAttempts)
             all[code.name] = invite
             return invite
         }
@@ -98,6 +99,30 @@ public final class PairingDesk: Sendable {
     }
 
     /// Forgets an invite (its inviter gave up).
+    /// What withdrawing an invite did.
+    public enum Withdrawal: Sendable, Equatable {
+        case withdrawn
+        /// A device confirmed the code first (it has joined, or is being admitted): the invite stays.
+        case used(by: DeviceID)
+        case unknown
+    }
+
+    /// Withdraws the invite `name` unless a device has claimed it: decided in one step with the
+    /// claim at key confirmation, so a withdrawal racing a join is either before it (the join
+    /// fails) or after it (the answer names the device).
+    public func withdraw(named name: String) -> Withdrawal {
+        let now = clock()
+        let outcome = invites.withLock { all -> Withdrawal in
+            guard var invite = all[name] else { return .unknown }
+            invite.refresh(now: now)
+            if case .joined(let device) = invite.state { return .used(by: device) }
+            all[name] = nil
+            return .withdrawn
+        }
+        if outcome == .withdrawn { changed() }
+        return outcome
+    }
+
     public func cancel(named name: String) {
         _ = invites.withLock { $0.removeValue(forKey: name) }
         changed()
@@ -123,11 +148,15 @@ public final class PairingDesk: Sendable {
     func serve(first: [UInt8], iterator: inout NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator,
                outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, remoteHost: String?) async throws {
         let opening = try Pairing.Opening(message1: first)
+        // Only a well-formed message 1 spends an attempt (its share a valid point).
+        guard PairingInvite.isWellFormed(message1: first) else {
+            throw PairingError(code: .invalidShare, message: "the first pairing message holds no valid share")
+        }
         let name = opening.inviteName
         let now = clock()
         let (start, code) = invites.withLock { all -> (PairingInvite.Start, InviteCode?) in
             guard var invite = all[name] else { return (.refused(.unknownInvite), nil) }
-            let start = invite.beginAttempt(now: now)
+            let start = invite.beginAttempt(now: now, from: remoteHost)
             all[name] = invite
             return (start, invite.code)
         }
@@ -141,6 +170,7 @@ public final class PairingDesk: Sendable {
         }
         var inviter = PairingInviter(identity: identity, code: code, attemptsLeft: attemptsLeft)
         var finished = false
+        var claimed: DeviceID?
         do {
             try await outbound.write(ByteBuffer(bytes: try inviter.receive(first)))
             guard let message3 = try await iterator.next() else {
@@ -149,16 +179,18 @@ public final class PairingDesk: Sendable {
             }
             let (joinerKey, details) = try inviter.receiveConfirmation(Array(message3.readableBytesView))
             let device = DeviceID(publicKey: joinerKey)
-            let stillOpen = invites.withLock { all -> Bool in
+            // Claimed atomically before admission: of two runs that confirm at once, one joins.
+            let won = invites.withLock { all -> Bool in
                 guard var invite = all[name] else { return false }
-                invite.refresh(now: clock())
+                let won = invite.claim(for: device, now: clock())
                 all[name] = invite
-                return invite.state == .open
+                return won
             }
-            guard stillOpen else {
+            guard won else {
                 throw PairingError(code: .expired, message: "the code matched but the invite \(name) expired "
                     + "or was used meanwhile; device \(device.short) was not added")
             }
+            claimed = device
             let address = details.listenPort != 0 ? remoteHost.map { Self.join(host: $0, port: details.listenPort) } : nil
             // Admitted first: if that fails (say, the device was removed before), the attempt fails.
             let (secrets, statements) = try await admit(joinerKey, address)
@@ -170,13 +202,16 @@ public final class PairingDesk: Sendable {
             changed()
             finished = true
             try await outbound.write(ByteBuffer(bytes: inviter.sealGroup(secrets: secrets, statements: statements)))
-            logger.info("a device joined through pairing", metadata: ["invite": "\(name)", "peer.id": "\(device)"])
+            // Its name is not known yet (its signed name record comes with its first sync): the short and the whole ID.
+            logger.info("a device joined through pairing", metadata: ["invite": "\(name)", "peer.id": "\(device.short)",
+                                                                     "peer.device_id": "\(device)"])
         } catch {
             if !finished {
                 let message = (error as? PairingError)?.message ?? "\(error)"
                 invites.withLock { all in
                     guard var invite = all[name] else { return }
-                    invite.finishAttempt(joined: nil, failure: message, now: clock())
+                    if let claimed { invite.releaseClaim(of: claimed) }
+                    invite.finishAttempt(joined: nil, failure: message, now: clock(), address: remoteHost)
                     all[name] = invite
                 }
                 changed()

@@ -46,12 +46,12 @@ public enum SecureChannel {
 
     /// The pipeline of a connection, for either side; returns the async channel and what the
     /// handshake establishes.
-    static func configure(_ channel: any Channel, role: SecureChannelHandler.Role, identity: SigningKey,
-                          accept: @escaping SecureChannelHandler.Accept)
+    static func configure(_ channel: any Channel, role: SecureChannelHandler.Role, version: HandshakeVersion = .v2,
+                          identity: SigningKey, accept: @escaping SecureChannelHandler.Accept)
         throws -> (NIOAsyncChannel<ByteBuffer, ByteBuffer>, EventLoopFuture<AuthenticatedChannel.Parts>) {
         let established = channel.eventLoop.makePromise(of: AuthenticatedChannel.Parts.self)
         let limit = FrameLimit(FrameLimit.beforeAuthentication)
-        let handler = SecureChannelHandler(role: role, identity: identity, timeout: handshakeTimeout,
+        let handler = SecureChannelHandler(role: role, version: version, identity: identity, timeout: handshakeTimeout,
                                            accept: accept, established: established, frameLimit: limit)
         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(limit: limit)))
         try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(FrameEncoder()))
@@ -74,16 +74,47 @@ public enum SecureChannel {
 
     /// Opens an authenticated channel to the device at `address` (HOST:PORT) for `purpose`
     /// (sync or backup), as `identity`. `accept` decides, from the device that answered,
-    /// whether to go on (before this side reveals its identity); it throws to refuse.
+    /// whether to go on; it throws to refuse. In version 2 this side has identified itself by then
+    /// and the device answered only because it trusts this one; in version 1 `accept` runs before
+    /// this side reveals its identity.
+    ///
+    /// Version 2 first; a device that closes the connection at message 1 with nothing sent back
+    /// (what release v0.1.0 does with a version it does not know) gets one more connection, in
+    /// version 1 (protocol/SPEC.md 2.4.2). Nothing is remembered between calls.
     ///
     /// - Throws: ``NetError``: `malformed` for an unusable address, `handshakeFailed`,
     ///   `timeout`, `closed`, or what `accept` threw; NIO's errors when nothing answers.
     public static func open(to address: String, for purpose: ChannelPurpose, identity: SigningKey,
                             group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
                             accept: @escaping @Sendable (DeviceID) async throws -> Void) async throws -> AuthenticatedChannel {
+        do {
+            return try await open(to: address, for: purpose, version: .v2, identity: identity, group: group, accept: accept)
+        } catch is ClosedAtMessage1 {
+            do {
+                return try await open(to: address, for: purpose, version: .v1, identity: identity, group: group, accept: accept)
+            } catch let error as NetError where error.code == .handshakeFailed {
+                throw NetError(.handshakeFailed, "the device at \(address) closed the connection at handshake message 1 "
+                    + "of version 2, and version 1 failed too (\(error.message)); it may be busy, or run an "
+                    + "incompatible HubSync: update the older device", cause: error)
+            }
+        }
+    }
+
+    /// The device at the other end closed the connection after version 2's message 1 without
+    /// sending anything: what release v0.1.0 does (SPEC 2.4.2). ``open(to:for:identity:group:accept:)``
+    /// then tries version 1 once.
+    struct ClosedAtMessage1: Error, CustomStringConvertible {
+        var description: String { "the peer closed the connection at handshake message 1 without answering" }
+    }
+
+    /// Opens an authenticated channel in one handshake version, with no fallback.
+    static func open(to address: String, for purpose: ChannelPurpose, version: HandshakeVersion, identity: SigningKey,
+                     group: any EventLoopGroup,
+                     accept: @escaping @Sendable (DeviceID) async throws -> Void) async throws -> AuthenticatedChannel {
         precondition(purpose != .pairing, "pairing runs over plaintext frames: use SyncNode.connect")
         let (channel, established) = try await connect(to: address, group: group) { channel in
-            try configure(channel, role: .initiator(purpose), identity: identity, accept: { device, _ in try await accept(device) })
+            try configure(channel, role: .initiator(purpose), version: version, identity: identity,
+                          accept: { device, _ in try await accept(device) })
         }
         do {
             let parts = try await handshake(established, on: channel)

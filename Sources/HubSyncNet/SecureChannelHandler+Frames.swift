@@ -25,14 +25,15 @@ extension SecureChannelHandler {
         case .passthrough:
             context.fireChannelRead(wrapInboundOut(frame))
         case .verifying:
-            guard pending.count < Self.maxPendingFrames else {
+            guard case .initiator = role, pending.count < Self.maxPendingFrames else {
                 return fail(NetError(.malformed, "more than \(Self.maxPendingFrames) frames before the handshake was accepted"),
                             context: context)
             }
             pending.append(frame)
         case .failed:
             break
-        case .idle, .routing, .awaitingMessage1, .awaitingMessage2, .awaitingMessage3, .awaitingHeader:
+        case .idle, .routing, .awaitingMessage1, .awaitingMessage2, .awaitingMessage2V1, .awaitingMessage3, .awaitingMessage4,
+             .awaitingHeader:
             counters.receivedBytes.add(frame.readableBytes + 4, ordering: .relaxed)
             do {
                 try handshake(Array(frame.readableBytesView), context: context)
@@ -49,23 +50,41 @@ extension SecureChannelHandler {
         switch state {
         case .routing where frame.first == Pairing.firstByte:
             purpose = .pairing
-            state = .passthrough // pairing messages stay small: the limit stays
+            state = .passthrough // pairing messages stay small: so does the limit
+            frameLimit.maximum = Pairing.maxJoinerMessageByteCount
             succeed(peer: nil)
             context.fireChannelRead(wrapInboundOut(ByteBuffer(bytes: frame)))
         case .routing where frame == BackupChannel.marker:
             purpose = .backup
             state = .awaitingMessage1
+            frameLimit.maximum = Handshake.message1ByteCount
         case .routing, .awaitingMessage1:
             var responder = HandshakeResponder(identity: identity)
             let message2 = try responder.receive(frame)
             write(message2, context: context)
             context.flush()
             state = .awaitingMessage3(responder)
+            frameLimit.maximum = Handshake.message3ByteCount
         case .awaitingMessage2(var initiator):
+            let message3 = try initiator.receive(frame)
+            write(message3, context: context)
+            context.flush()
+            state = .awaitingMessage4(initiator)
+            frameLimit.maximum = Handshake.message4ByteCount
+        case .awaitingMessage2V1(var initiator):
             let step = try initiator.receive(frame)
+            // The responder has authenticated; its stream header follows once it has message 3.
+            frameLimit.maximum = FrameCodec.maxFrameSize
             verify(step.peerDevice, result: step.result, finish: step.finish, context: context)
         case .awaitingMessage3(var responder):
-            let result = try responder.receiveFinish(frame)
+            let step = try responder.receiveIdentity(frame)
+            // Nothing may come from the initiator until this side has answered with message 4.
+            frameLimit.maximum = 0
+            verify(step.peerDevice, result: step.result, finish: step.finish, context: context)
+        case .awaitingMessage4(var initiator):
+            let result = try initiator.receiveFinish(frame)
+            // The responder has authenticated: its stream header and first messages may follow at once.
+            frameLimit.maximum = FrameCodec.maxFrameSize
             verify(result.peerDevice, result: result, finish: nil, context: context)
         case .awaitingHeader(let peer, let key):
             do { receiver = try SecretStreamReceiver(key: key, header: frame) } catch {
@@ -79,8 +98,12 @@ extension SecureChannelHandler {
         }
     }
 
-    /// Asks `accept` about the peer; then sends message 3 (initiator) and this side's stream
-    /// header, and handles the frames that arrived meanwhile.
+    /// The largest first frame a listener takes: a pairing message 1 with the longest invite
+    /// name; a handshake message 1 (33 bytes) and the backup marker (2) are shorter.
+    static let routingFrameLimit = max(Pairing.maxMessage1ByteCount, Handshake.message1ByteCount)
+
+    /// Asks `accept` about the peer; then sends message 4 (responder: only now does it name
+    /// itself; a version 1 initiator: message 3, only now does it name itself) and this side's stream header, and handles the frames that arrived meanwhile.
     func verify(_ peer: DeviceID, result: HandshakeResult, finish: [UInt8]?, context: ChannelHandlerContext) {
         state = .verifying
         let decided = context.eventLoop.makePromise(of: Void.self)
@@ -95,6 +118,7 @@ extension SecureChannelHandler {
             context.flush()
             self.sender = sender
             state = .awaitingHeader(peer, receiveKey: result.receiveKey)
+            if case .responder = role { frameLimit.maximum = SecretStreamSender.headerByteCount }
             let waiting = pending
             pending = []
             for frame in waiting { receive(frame, context: context) }

@@ -4,8 +4,10 @@ import HubSyncCrypto
 import NIOCore
 
 /// The secure channel in the pipeline, after the frame codec (protocol/SPEC.md 2, 4.2): runs the
-/// SIGMA handshake with Crypto's state machines, then seals every outbound message and opens
-/// every inbound frame with the connection's secretstreams. Writes are sealed in the order the
+/// SIGMA-R handshake with Crypto's state machines (a listener names itself only to a device it
+/// trusts), then seals every outbound message and opens every inbound frame with the
+/// connection's secretstreams. Until the peer has authenticated, the decoder's ``FrameLimit``
+/// admits only the next handshake message's size. Writes are sealed in the order the
 /// channel takes them, so concurrent writers never interleave inside a stream.
 ///
 /// On the listening side the first frame routes the connection: `0x50 …` is pairing (frames pass
@@ -14,6 +16,10 @@ import NIOCore
 /// when that is its purpose. Nothing reaches the next handler before the handshake has ended and
 /// `accept` has taken the peer; `established` then gets the purpose and the peer. A handshake
 /// that fails or takes longer than the timeout closes the connection.
+///
+/// An initiator made with `version: .v1` speaks release v0.1.0's handshake instead (SPEC 2.4.2):
+/// the responder names itself in message 2, `accept` takes it, and only then does this side send
+/// its identity in message 3. A listener speaks only version 2.
 final class SecureChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -32,8 +38,15 @@ final class SecureChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
         case routing
         /// Responder, after the backup marker.
         case awaitingMessage1
+        /// Initiator: message 1 is sent; the responder's ephemeral key comes next.
         case awaitingMessage2(HandshakeInitiator)
+        /// Initiator talking to a version 1 device (SPEC 2.4.2): version 1's message 1 is sent; the
+        /// responder's ephemeral key and sealed identity come next.
+        case awaitingMessage2V1(HandshakeInitiatorV1)
+        /// Responder: message 2 is sent; the initiator's sealed identity comes next.
         case awaitingMessage3(HandshakeResponder)
+        /// Initiator: message 3 (this side's identity) is sent; the responder's comes next, if it trusts this device.
+        case awaitingMessage4(HandshakeInitiator)
         /// `accept` runs; frames that arrive meanwhile wait in ``pending``.
         case verifying
         /// This side's stream header is sent; the peer's is the next frame.
@@ -47,6 +60,8 @@ final class SecureChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     let role: Role
+    /// The handshake version an initiator speaks: 2, or 1 to a device that speaks only that.
+    let version: HandshakeVersion
     let identity: SigningKey
     let timeout: TimeAmount
     let accept: Accept
@@ -60,13 +75,15 @@ final class SecureChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
     var deadline: Scheduled<Void>?
     /// The decoder's frame limit, raised to Core's once the peer has authenticated.
     let frameLimit: FrameLimit
-    /// Frames a peer may send while `accept` runs, before the connection is closed.
+    /// Frames a responder may send while the initiator's `accept` runs, before the connection is
+    /// closed. An initiator has nothing to send while the responder's `accept` runs.
     static let maxPendingFrames = 16
 
-    init(role: Role, identity: SigningKey, timeout: TimeAmount, accept: @escaping Accept,
+    init(role: Role, version: HandshakeVersion = .v2, identity: SigningKey, timeout: TimeAmount, accept: @escaping Accept,
          established: EventLoopPromise<AuthenticatedChannel.Parts>, frameLimit: FrameLimit = FrameLimit(FrameCodec.maxFrameSize)) {
         self.frameLimit = frameLimit
         self.role = role
+        self.version = version
         self.identity = identity
         self.timeout = timeout
         self.accept = accept
@@ -85,7 +102,21 @@ final class SecureChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
 
     func channelInactive(context: ChannelHandlerContext) {
         deadline?.cancel()
-        fail(NetError(.handshakeFailed, "the peer closed the connection during the handshake"), context: nil)
+        if case .awaitingMessage2 = state, counters.received == 0 {
+            // What a version 1 device does with version 2's message 1; the dialer may retry in version 1.
+            fail(SecureChannel.ClosedAtMessage1(), context: nil)
+        } else if case .awaitingHeader = state, version == .v1, case .initiator = role {
+            // A version 1 responder that does not trust this device closes once it has message 3.
+            fail(NetError(.untrusted, "the version 1 device there closed the connection once this device had identified "
+                + "itself: this device is not trusted there; add it there with `hubsync peers add`"), context: nil)
+        } else if case .awaitingMessage4 = state {
+            // A responder that does not trust this device closes instead of naming itself.
+            fail(NetError(.untrusted, "the device there closed the connection once this device had identified itself: "
+                + "this device is not trusted there (or that is not the device expected); pair the devices first "
+                + "(`hubsync pair`), or add this device there with `hubsync peers add`"), context: nil)
+        } else {
+            fail(NetError(.handshakeFailed, "the peer closed the connection during the handshake"), context: nil)
+        }
         context.fireChannelInactive()
     }
 
@@ -105,11 +136,21 @@ final class SecureChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
         switch role {
         case .responder:
             state = .routing
+            frameLimit.maximum = Self.routingFrameLimit
         case .initiator(let purpose):
             if purpose == .backup { write(BackupChannel.marker, context: context) }
-            var initiator = HandshakeInitiator(identity: identity)
-            write(initiator.start(), context: context)
-            state = .awaitingMessage2(initiator)
+            switch version {
+            case .v2:
+                var initiator = HandshakeInitiator(identity: identity)
+                write(initiator.start(), context: context)
+                state = .awaitingMessage2(initiator)
+                frameLimit.maximum = Handshake.message2ByteCount
+            case .v1:
+                var initiator = HandshakeInitiatorV1(identity: identity)
+                write(initiator.start(), context: context)
+                state = .awaitingMessage2V1(initiator)
+                frameLimit.maximum = HandshakeInitiatorV1.message2ByteCount
+            }
             context.flush()
         }
     }
@@ -138,4 +179,12 @@ final class SecureChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
         established?.succeed(AuthenticatedChannel.Parts(purpose: purpose, peer: peer, counters: counters))
         established = nil
     }
+}
+
+/// The session handshake versions an initiator can speak (protocol/SPEC.md 2.2, 2.4.2).
+enum HandshakeVersion: Sendable, Equatable {
+    /// SIGMA-R: the responder names itself only to an initiator it trusts. Listeners speak only this.
+    case v2
+    /// Release v0.1.0's SIGMA-I, spoken only as initiator to a device that speaks nothing newer.
+    case v1
 }

@@ -17,8 +17,25 @@ public struct SyncCapability: RawRepresentable, Hashable, Sendable, CustomString
     /// `reconcile` message is a protocol error.
     public static let reconcile = SyncCapability(rawValue: "reconcile")
 
+    /// `parts`: a record state larger than a `changes` batch travels as `statePart` messages
+    /// (3.5). Without it, such a state is sent whole when it fits a frame, and otherwise not at
+    /// all: status names the record and the reason.
+    public static let parts = SyncCapability(rawValue: "parts")
+
     /// What this implementation supports and lists in its hello.
-    public static let supported: Set<SyncCapability> = [.fastPath, .livePush, .reconcile]
+    public static let supported: Set<SyncCapability> = [.fastPath, .livePush, .reconcile, .parts, .protocol2]
+
+    /// `protocol-2`: this side speaks protocol version 2 (SPEC 3.6): it stores and relays records
+    /// of collections it does not know and ignores optional message kinds (tags 64–127). A
+    /// session speaks the highest version both sides list (``protocolVersion(negotiated:)``).
+    public static let protocol2 = SyncCapability(rawValue: "protocol-2")
+
+    /// The protocol version a session speaks: the highest both hellos list (`protocol-N`
+    /// capabilities), 1 when they list none; the hello's own version field stays 1, which every
+    /// release reads.
+    public static func protocolVersion(negotiated: Set<SyncCapability>) -> Int {
+        negotiated.compactMap { $0.rawValue.hasPrefix("protocol-") ? Int($0.rawValue.dropFirst(9)) : nil }.max() ?? 1
+    }
     /// What a peer's hello must list for a session to go on.
     public static let required: Set<SyncCapability> = [.fastPath]
 

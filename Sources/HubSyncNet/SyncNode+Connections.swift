@@ -18,11 +18,15 @@ extension SyncNode {
     public func listen(host: String, port: Int, ready: @Sendable (SocketAddress) -> Void) async throws {
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // Accept backpressure: a burst of connections is taken a few at a time, so the loop
+            // also serves the connections it already has between them.
+            .serverChannelOption(.maxMessagesPerRead, value: 4)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .bind(host: host, port: port) { [self] channel in
-                channel.eventLoop.makeCompletedFuture {
+                channel.eventLoop.makeCompletedFuture { () -> Accepted? in
                     // Bounded: connections that have not authenticated cost memory and a deadline
-                    // each; past the bound a new one is closed at once (served, it fails at once).
+                    // each; past the bound a new one is closed at once, before it gets a pipeline
+                    // or a task (a refusal costs the accept and the close, nothing more).
                     let source = channel.remoteAddress?.ipAddress ?? "?"
                     let admitted = handshakesInProgress.withLock { counts -> Bool in
                         guard counts[source, default: 0] < Self.maxHandshakesPerAddress,
@@ -30,20 +34,35 @@ extension SyncNode {
                         counts[source, default: 0] += 1
                         return true
                     }
-                    let admission = Admission(expected: nil)
-                    let (async, established) = try SecureChannel.configure(
-                        channel, role: .responder, identity: identity.signingKey,
-                        accept: { [self] device, purpose in try await admit(device, for: purpose, admission) })
-                    if admitted {
-                        established.whenComplete { [self] _ in
-                            handshakesInProgress.withLock { counts in
-                                counts[source, default: 1] -= 1
-                                if counts[source] == 0 { counts[source] = nil }
-                            }
-                        }
-                    } else {
+                    guard admitted else {
                         logger.debug("closed a connection: too many handshakes in progress", metadata: ["address": "\(source)"])
                         channel.close(promise: nil)
+                        return nil
+                    }
+                    let release: @Sendable () -> Void = { [self] in
+                        handshakesInProgress.withLock { counts in
+                            counts[source, default: 1] -= 1
+                            if counts[source] == 0 { counts[source] = nil }
+                        }
+                    }
+                    let admission = Admission(expected: nil)
+                    let configured: (NIOAsyncChannel<ByteBuffer, ByteBuffer>, EventLoopFuture<AuthenticatedChannel.Parts>)
+                    do {
+                        configured = try SecureChannel.configure(
+                            channel, role: .responder, identity: identity.signingKey,
+                            accept: { [self] device, purpose in try await admit(device, for: purpose, admission) })
+                    } catch {
+                        release()
+                        throw error
+                    }
+                    let (async, established) = configured
+                    // A pairing run is unauthenticated until its end: it holds its place until it closes.
+                    established.whenComplete { result in
+                        if case .success(let parts) = result, parts.purpose == .pairing {
+                            channel.closeFuture.whenComplete { _ in release() }
+                        } else {
+                            release()
+                        }
                     }
                     return Accepted(channel: async, established: established, admission: admission)
                 }
@@ -56,6 +75,7 @@ extension SyncNode {
         try await withThrowingDiscardingTaskGroup { tasks in
             try await server.executeThenClose { inbound in
                 for try await connection in inbound {
+                    guard let connection else { continue } // refused at the door, already closed
                     tasks.addTask { await self.serve(connection) }
                 }
             }
@@ -81,21 +101,21 @@ extension SyncNode {
     }
 
     /// Decides whether a device that completed the handshake may go on: the one dialed, and
-    /// for sync a trusted one (backup connections answer an untrusted device in their hello).
+    /// a trusted one. A listener decides before it names itself (message 4), so a device it
+    /// does not trust never learns which device it reached (protocol/SPEC.md 2.4).
     func admit(_ device: DeviceID, for purpose: ChannelPurpose, _ admission: Admission) async throws {
         admission.seen.withLock { $0 = device }
         if let expected = admission.expected, device != expected {
             throw NetError(.unexpectedPeer, "expected device \(expected.short) at that address, found \(device.short)")
         }
-        guard purpose == .sync else { return }
+        guard purpose == .sync || purpose == .backup else { return }
         let trusted = try await store.read(.isTrusted(device))
         guard trusted else {
-            refused.withLock { $0[device] = UInt64(Date().timeIntervalSince1970 * 1000) }
-            logger.warning("refused a device that is not trusted", metadata: ["peer.id": "\(device)"])
+            noteRefused(device, "refused a device that is not trusted")
             throw NetError(.untrusted, "device \(device) is not trusted; add it with `hubsync peers add \(device)`")
         }
         admission.trusted.withLock { $0 = true }
-        refused.withLock { _ = $0.removeValue(forKey: device) } // trusted since
+        refused.withLock { $0.remove(device) } // trusted since
     }
 
     // MARK: serving
@@ -117,10 +137,25 @@ extension SyncNode {
     }
 
     /// Records why a connection with a known device ended, for status and the log.
+    /// Only a device this node dialed or trusts gets a status entry and a log line: a stranger's
+    /// (or a handshake that failed before anyone identified) costs neither memory nor log space,
+    /// beyond the bounded refused list (protocol/SPEC.md 2.1).
     func ended(_ admission: Admission, _ error: any Error) {
         let peer = admission.seen.withLock { $0 }
-        if let peer { setStatus(peer) { $0.connected = false; $0.reason = Self.describe(error, address: "") } }
-        logger.info("connection ended", metadata: ["peer.id": "\(peer?.short ?? "?")", "reason": "\(error)"])
+        let known = admission.expected != nil || admission.trusted.withLock { $0 }
+        guard known else {
+            return logger.debug("connection ended", metadata: ["peer.id": "\(peer?.short ?? "?")", "reason": "\(error)"])
+        }
+        let trouble = Self.isStoreTrouble(error)
+        if let peer {
+            setStatus(peer) { $0.connected = false; $0.reason = Self.describe(error, address: nil); $0.storeTrouble = trouble }
+        }
+        let metadata = peerMetadata(peer).merging(["reason": "\(NetError.describe(error))"]) { $1 }
+        if trouble {
+            logger.warning("connection ended on a store failure", metadata: metadata)
+        } else {
+            logger.info("connection ended", metadata: metadata)
+        }
     }
 
     /// A sync session on an authenticated channel, until it ends.
@@ -131,16 +166,19 @@ extension SyncNode {
             try await channel.executeThenClose { inbound, outbound in
                 if let discoveredAt, try await store.read(.peer(peer))?.address != discoveredAt {
                     _ = try await store.write(.addPeer(peer, address: discoveredAt))
-                    logger.info("recorded a discovered address", metadata: ["peer.id": "\(peer.short)", "address": "\(discoveredAt)"])
+                    logger.info("recorded a discovered address", metadata: peerMetadata(peer).merging(["address": "\(discoveredAt)"]) { $1 })
                 }
+                // The session's lines (a record not merged, a refused batch) name the peer too.
+                var sessionLogger = logger
+                for (key, value) in peerMetadata(peer) { sessionLogger[metadataKey: key] = value }
                 let session = SyncSession(peer: peer, isInitiator: initiator, store: store, counters: channel.counters,
-                                          logger: logger, delegate: self, configuration: sessionConfiguration)
+                                          logger: sessionLogger, delegate: self, configuration: sessionConfiguration)
                 guard register(session) else {
                     try? await outbound.write(ByteBuffer(bytes: SyncMessage.goodbye(reason: "duplicate connection").encoded()))
                     return
                 }
                 defer { unregister(session) }
-                logger.info("peer connected", metadata: ["peer.id": "\(peer.short)", "initiator": "\(initiator)"])
+                logger.info("peer connected", metadata: peerMetadata(peer).merging(["initiator": "\(initiator)"]) { $1 })
                 try await session.run(inbound: inbound, outbound: outbound)
             }
         } catch {
@@ -162,7 +200,7 @@ extension SyncNode {
                                      remoteHost: channel.channel.channel.remoteAddress?.ipAddress)
             }
         } catch {
-            logger.info("pairing connection ended", metadata: ["reason": "\(error)"])
+            logger.info("pairing connection ended", metadata: ["reason": "\(NetError.describe(error))"])
         }
     }
 }

@@ -28,10 +28,13 @@ extension SyncNode {
                     try await dial(peer: peer, address: address)
                 } catch {
                     setStatus(peer) { $0.connected = false; $0.reason = Self.describe(error, address: address) }
-                    logger.debug("dial failed", metadata: ["peer.id": "\(peer.short)", "error": "\(error)"])
+                    logger.debug("dial failed", metadata: peerMetadata(peer).merging(["error": "\(error)"]) { $1 })
                 }
             }
             if ContinuousClock.now - started > .seconds(10) { delay = .milliseconds(250) }
+            // A store that cannot keep what is sent (a full disk, here or there) waits 10 s at least:
+            // every new session would re-send what cannot be kept.
+            if statuses.withLock({ $0[peer]?.storeTrouble ?? false }) { delay = max(delay, .seconds(10)) }
             // Back off, unless the peer connects to us meanwhile (then wait for its session's end).
             var outcome = WakeSignal.Outcome.signalled
             let retry = ContinuousClock.now + delay
@@ -94,7 +97,16 @@ extension SyncNode {
         split(address).map { $0.1 > 0 } ?? false
     }
 
-    static func describe(_ error: any Error, address: String) -> String {
+    /// Whether a session ended because a store could not keep what it was sent: this side's
+    /// (``SyncSessionStateMachine/storeFailed(_:)``) or the peer's, as its goodbye says.
+    static func isStoreTrouble(_ error: any Error) -> Bool {
+        guard let e = error as? NetError else { return false }
+        if e.code == .io, e.message.hasPrefix("the store failed") { return true }
+        return e.code == .closed && SyncSessionStateMachine.storeFailureGoodbyes.contains { e.message.hasSuffix($0) }
+    }
+
+    /// Why a connection with a peer failed or ended, for status; `address` when this side dialed.
+    static func describe(_ error: any Error, address: String?) -> String {
         if let e = error as? NetError {
             switch e.code {
             case .untrusted: return "refused: not trusted (\(e.message))"
@@ -103,6 +115,7 @@ extension SyncNode {
             default: return e.message
             }
         }
-        return "unreachable at \(address): \(error)"
+        guard let address else { return "the connection ended: \(NetError.describe(error))" }
+        return "unreachable at \(address): \(NetError.describe(error))"
     }
 }

@@ -1,6 +1,6 @@
 import HubSyncBase
 import Foundation
-import HubSyncCore
+public import HubSyncCore
 public import HubSyncCrypto
 public import HubSyncStore
 public import Logging
@@ -19,10 +19,21 @@ public struct PeerStatus: Sendable {
     public var lastRepair: UInt64 = 0
     /// What the last repair round with this peer cost.
     public var lastRepairReport: RepairReport?
+    /// Repair rounds completed with this peer since the agent started, and their bytes.
+    public var repairRounds = 0
+    public var repairBytesSent = 0
+    public var repairBytesReceived = 0
     /// The peer's sequence the last fast path asked for changes after (0: from the start).
     public var fastPathFrom: Int64?
     public var bytesSent = 0
     public var bytesReceived = 0
+    /// Records this side could not send to the peer, or merge from it, in its current session,
+    /// with the reason (the others went on; each is tried again at the next repair round).
+    public var undelivered: [RecordKey: String] = [:]
+    /// Whether the last session ended on a store failure, here or on the peer (a full disk, a
+    /// damaged store): the dialer then waits at least 10 s before trying again, since a new
+    /// session would only re-send what cannot be kept.
+    public var storeTrouble = false
     public init(device: DeviceID) { self.device = device }
 }
 
@@ -35,8 +46,11 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
     let group: MultiThreadedEventLoopGroup
     let sessions = Mutex<[DeviceID: SyncSession]>([:])
     let statuses = Mutex<[DeviceID: PeerStatus]>([:])
-    /// Untrusted devices that tried to connect, with the time: status names them.
-    let refused = Mutex<[DeviceID: UInt64]>([:])
+    /// Untrusted devices that tried to connect, with the time: status names the latest 64.
+    let refused = Mutex(RefusedDevices())
+    /// How many connections were refused as untrusted since the start (for metrics).
+    let refusedTotal = Atomic<Int>(0)
+    public var refusedCount: Int { refusedTotal.load(ordering: .relaxed) }
     /// Accepted connections whose handshake has not ended, by remote address: at most
     /// ``maxHandshakesPerAddress`` from one address (so one host cannot crowd out pairing or
     /// another peer) and ``maxHandshakesInProgress`` in all.
@@ -52,16 +66,48 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
     let pairingDesk = Mutex<PairingDesk?>(nil)
     /// Serves backup connections on the listener, when set (protocol/SPEC.md 5.12).
     let backupHandler = Mutex<BackupHandler?>(nil)
+    /// Open backup connections by client, so a removal closes them at once (SPEC 4.8).
+    let backupChannels = Mutex<[DeviceID: [ObjectIdentifier: BackupChannel]]>([:])
+    /// Open backup connections per device: at most ``maxBackupConnectionsPerDevice`` each, so a
+    /// trusted device cannot make the storing peer hold messages on many connections at once.
+    let backupConnections = Mutex<[DeviceID: Int]>([:])
+    /// Checks what peers send before it is merged (the agent's audit journal), when set.
+    let screen = Mutex<(@Sendable ([RecordState], DeviceID) async -> [RecordKey: String])?>(nil)
     /// Limits and capabilities of every session (tests give a peer fewer capabilities).
     let sessionConfiguration: SyncSessionStateMachine.Configuration
+    /// Peers' names (verified and cleaned by the agent), for the log.
+    let peerNames = Mutex<[DeviceID: String]>([:])
+
+    /// Gives the log the peers' names (`peer.name` beside `peer.id`).
+    public func setPeerNames(_ names: [DeviceID: String]) { peerNames.withLock { $0 = names } }
+
+    /// A peer's log metadata: its short ID and, when known, its name. Every log line that
+    /// speaks of a peer carries it, so a person reading the log sees which device it was.
+    public func peerMetadata(_ peer: DeviceID?) -> Logger.Metadata {
+        var metadata: Logger.Metadata = ["peer.id": "\(peer?.short ?? "?")"]
+        if let peer, let name = peerNames.withLock({ $0[peer] }) { metadata["peer.name"] = "\(name)" }
+        return metadata
+    }
+
+    /// Has `screen` check every batch of states a peer sends: those it names are not stored,
+    /// and are reported as not merged with its reason.
+    public func screenIncoming(with screen: (@Sendable ([RecordState], DeviceID) async -> [RecordKey: String])?) {
+        self.screen.withLock { $0 = screen }
+    }
+
+    public func session(_ session: SyncSession, screen states: [RecordState], from peer: DeviceID) async -> [RecordKey: String] {
+        guard let screen = screen.withLock({ $0 }) else { return [:] }
+        return await screen(states, peer)
+    }
 
     /// Lets the listener serve pairing runs with `desk` (nil: refuse them).
     public func servePairing(with desk: PairingDesk?) { pairingDesk.withLock { $0 = desk } }
 
     /// Ends the session with a device removed from the household: says goodbye, then closes
     /// the connection without waiting for the peer (a removed device may ignore the goodbye).
-    public func closeSession(with peer: DeviceID) async {
-        sessions.withLock { $0[peer] }?.close(reason: "removed from the household")
+    public func closeSession(with peer: DeviceID, sending states: [RecordState] = []) async {
+        sessions.withLock { $0[peer] }?.close(reason: "removed from the household", sending: states)
+        await closeBackups(of: peer)
     }
 
     public init(identity: Identity, store: Store, logger: Logger, group: MultiThreadedEventLoopGroup = .singleton,
@@ -101,7 +147,7 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
             return true
         }
         if kept {
-            setStatus(session.peer) { $0.connected = true; $0.reason = nil }
+            setStatus(session.peer) { $0.connected = true; $0.reason = nil; $0.undelivered = [:] }
             sessionChanges.signal()
         }
         return kept
@@ -148,18 +194,33 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
     }
 
     /// Devices that tried to connect without being trusted, with when (Unix ms).
-    public func refusedDevices() -> [DeviceID: UInt64] { refused.withLock { $0 } }
+    public func refusedDevices() -> [DeviceID: UInt64] { refused.withLock { $0.entries } }
 
-    /// Asks every session this agent dialed to run a repair round now.
-    public func repairAll() async {
-        for session in sessions.withLock({ Array($0.values) }) where session.isInitiator {
+    /// Records a refused device for status, and logs it unless many were logged just now.
+    func noteRefused(_ device: DeviceID, _ what: String) {
+        let now = UInt64(Date().timeIntervalSince1970 * 1000)
+        refusedTotal.add(1, ordering: .relaxed)
+        guard let count = refused.withLock({ $0.record(device, at: now) }) else { return }
+        // The whole ID too: a person who means to trust that device adds it by it.
+        logger.warning("\(what)", metadata: peerMetadata(device).merging(["peer.device_id": "\(device)", "refused": "\(count)"]) { $1 })
+    }
+
+    /// Asks every session this agent dialed to run a repair round now; answers their peers (a
+    /// session the peer dialed runs the rounds that peer starts).
+    @discardableResult
+    public func repairAll() async -> [DeviceID] {
+        var started: [DeviceID] = []
+        for (peer, session) in sessions.withLock({ Array($0) }) where session.isInitiator {
             session.startRepair()
+            started.append(peer)
         }
+        return started
     }
 
     /// Ends the session with a peer (it was removed).
     public func disconnect(_ peer: DeviceID) async {
         sessions.withLock { $0[peer] }?.close(reason: "no longer trusted")
+        await closeBackups(of: peer)
     }
 
     public func session(_ session: SyncSession, didRequestChangesAfter sequence: Int64, from peer: DeviceID) {
@@ -170,10 +231,17 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
         setStatus(peer) { $0.lastSync = UInt64(Date().timeIntervalSince1970 * 1000) }
     }
 
+    public func session(_ session: SyncSession, couldNotDeliver key: RecordKey, to peer: DeviceID, reason: String) {
+        setStatus(peer) { $0.undelivered[key] = reason }
+    }
+
     public func session(_ session: SyncSession, didCompleteRepairWith peer: DeviceID, report: RepairReport) {
         setStatus(peer) {
             $0.lastRepair = UInt64(Date().timeIntervalSince1970 * 1000)
             $0.lastRepairReport = report
+            $0.repairRounds += 1
+            $0.repairBytesSent += report.bytesSent
+            $0.repairBytesReceived += report.bytesReceived
         }
         logger.info("repair round done", metadata: [
             "peer.id": "\(peer.short)", "sent": "\(report.itemsSent)", "received": "\(report.itemsReceived)",

@@ -1,10 +1,75 @@
+import HubSyncBase
 import HubSyncCore
 import HubSyncStore
 
 /// Every store call of a sync session: the state machine's ``SyncSessionStateMachine/StoreRequest``s.
 extension SyncSession {
     /// Runs one store request on the store's own queues and returns what the machine needs.
+    ///
+    /// A peer that speaks protocol 1 only (`peerKeepsUnknownCollections` false) refuses records
+    /// of collections it does not know, so those are held back from it (SPEC 3.6): left out of
+    /// what is read for it, the log's sequences still moving on.
+    func perform(_ request: SyncSessionStateMachine.StoreRequest,
+                 peerKeepsUnknownCollections: Bool = true) async throws -> SyncSessionStateMachine.StoreResult {
+        let result = try await perform(request)
+        guard !peerKeepsUnknownCollections else { return result }
+        func known(_ encoded: [UInt8]) -> Bool {
+            ForwardCompatibility.collection(ofEncoded: encoded).map(ForwardCompatibility.isKnown(collection:)) ?? true
+        }
+        switch result {
+        case .logRead(let states, let sequences, let lastSequence):
+            let kept = zip(states, sequences).filter { known($0.0) }
+            return .logRead(states: kept.map(\.0), sequences: kept.map(\.1), lastSequence: lastSequence)
+        case .statesRead(let states):
+            return .statesRead(states.filter(known))
+        case .repairSetLoaded(let digests):
+            return .repairSetLoaded(digests.filter { ForwardCompatibility.isKnown(collection: $0.key.collection) })
+        default:
+            return result
+        }
+    }
+
     func perform(_ request: SyncSessionStateMachine.StoreRequest) async throws -> SyncSessionStateMachine.StoreResult {
+        // States the node refuses to store (an audit entry that does not check out) are left
+        // out of the merge and reported as not merged, like those the store refuses.
+        switch request {
+        case .mergeLog(let states, let epoch, let upTo):
+            let (kept, refused) = await screened(states)
+            guard !refused.isEmpty else { break }
+            return Self.adding(refused, to: try await performMerge(.mergeLog(kept, epoch: epoch, upTo: upTo)))
+        case .mergeRepairStates(let states):
+            let (kept, refused) = await screened(states)
+            guard !refused.isEmpty else { break }
+            // The repair round counts every state that arrived, the refused ones too.
+            var result = try await performMerge(.mergeRepairStates(kept))
+            if case .partlyMerged(let more, .repairStatesMerged) = result {
+                result = .partlyMerged(refused: more, then: .repairStatesMerged(count: states.count))
+            } else if case .repairStatesMerged = result {
+                result = .repairStatesMerged(count: states.count)
+            }
+            return Self.adding(refused, to: result)
+        default:
+            break
+        }
+        return try await performMerge(request)
+    }
+
+    /// `states` split into those to merge and those the delegate refuses.
+    private func screened(_ states: [RecordState]) async -> ([RecordState], [SyncSessionStateMachine.Refusal]) {
+        guard let delegate else { return (states, []) }
+        let refused = await delegate.session(self, screen: states, from: peer)
+        guard !refused.isEmpty else { return (states, []) }
+        return (states.filter { refused[$0.key] == nil },
+                refused.sorted { $0.key < $1.key }.map { SyncSessionStateMachine.Refusal(key: $0.key, reason: $0.value) })
+    }
+
+    private static func adding(_ refused: [SyncSessionStateMachine.Refusal],
+                               to result: SyncSessionStateMachine.StoreResult) -> SyncSessionStateMachine.StoreResult {
+        if case .partlyMerged(let more, let then) = result { return .partlyMerged(refused: refused + more, then: then) }
+        return .partlyMerged(refused: refused, then: result)
+    }
+
+    private func performMerge(_ request: SyncSessionStateMachine.StoreRequest) async throws -> SyncSessionStateMachine.StoreResult {
         switch request {
         case .loadWatermark(let clock):
             try store.checkClock(clock)
@@ -20,16 +85,40 @@ extension SyncSession {
         case .readStates(let keys):
             return .statesRead(try await store.read(.states(for: keys)).map(CanonicalEncoding.encode))
         case .mergeLog(let states, let epoch, let upTo):
-            _ = try await store.write(.merge(states, from: peer, epoch: epoch, upTo: upTo))
-            return .logMerged
+            do {
+                _ = try await store.write(.merge(states, from: peer, epoch: epoch, upTo: upTo))
+                return .logMerged
+            } catch let error as StoreError where error.code == .invalidInput {
+                // One state this store refuses (a newer peer's collection) must not hold back
+                // the others: they are merged one by one, and the watermark moves past all.
+                let refused = try await mergeOneByOne(states)
+                _ = try await store.write(.merge([], from: peer, epoch: epoch, upTo: upTo))
+                return .partlyMerged(refused: refused, then: .logMerged)
+            }
         case .mergeRepairStates(let states):
-            _ = try await store.write(.merge(states, from: peer))
-            return .repairStatesMerged(count: states.count)
+            do {
+                _ = try await store.write(.merge(states, from: peer))
+                return .repairStatesMerged(count: states.count)
+            } catch let error as StoreError where error.code == .invalidInput {
+                let refused = try await mergeOneByOne(states)
+                return .partlyMerged(refused: refused, then: .repairStatesMerged(count: states.count))
+            }
         case .recordAck(let sequence):
             try await store.write(.recordAck(from: peer, sequence: sequence))
             return .ackRecorded
         case .loadRepairSet:
             return .repairSetLoaded(try await store.read(.digests))
         }
+    }
+
+    /// Merges states one transaction each; those the store refuses, with its reason.
+    private func mergeOneByOne(_ states: [RecordState]) async throws -> [SyncSessionStateMachine.Refusal] {
+        var refused: [SyncSessionStateMachine.Refusal] = []
+        for state in states {
+            do { _ = try await store.write(.merge([state], from: peer)) } catch let error as StoreError where error.code == .invalidInput {
+                refused.append(.init(key: state.key, reason: error.message))
+            }
+        }
+        return refused
     }
 }

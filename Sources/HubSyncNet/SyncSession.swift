@@ -1,5 +1,5 @@
 import HubSyncBase
-import HubSyncCore
+public import HubSyncCore
 public import HubSyncCrypto
 import HubSyncStore
 import Logging
@@ -11,6 +11,16 @@ public protocol SyncSessionDelegate: AnyObject, Sendable {
     func session(_ session: SyncSession, didRequestChangesAfter sequence: Int64, from peer: DeviceID)
     func session(_ session: SyncSession, didCompleteFastPathFrom peer: DeviceID)
     func session(_ session: SyncSession, didCompleteRepairWith peer: DeviceID, report: RepairReport)
+    /// A record could not be sent to the peer, or one it sent could not be merged here (the
+    /// others went on); `reason` says which and why. It is tried again at the next repair round.
+    func session(_ session: SyncSession, couldNotDeliver key: RecordKey, to peer: DeviceID, reason: String)
+    /// The states among `states` the peer sent that must not be stored, with the reason (the
+    /// others are merged; these are reported as not merged). None by default.
+    func session(_ session: SyncSession, screen states: [RecordState], from peer: DeviceID) async -> [RecordKey: String]
+}
+
+extension SyncSessionDelegate {
+    public func session(_ session: SyncSession, screen states: [RecordState], from peer: DeviceID) async -> [RecordKey: String] { [:] }
 }
 
 /// One authenticated, encrypted connection with a trusted peer, running the sync protocol
@@ -47,13 +57,14 @@ public final class SyncSession: Sendable {
         case stored(SyncSessionStateMachine.StoreResult)
         case storeFailed(any Error)
         case repairRequested
-        case closeRequested(String)
+        case closeRequested(String, [RecordState])
     }
 
     /// What the writer task sends, in order.
     enum Outgoing: Sendable {
         case message(SyncMessage)
         case changes([[UInt8]], lastSequence: Int64)
+        case part(StatePart)
     }
 
     init(peer: DeviceID, isInitiator: Bool, store: Store, counters: TrafficCounters, logger: Logger,
@@ -74,7 +85,11 @@ public final class SyncSession: Sendable {
     public func startRepair() { events.continuation.yield(.repairRequested) }
 
     /// Ends the session: says goodbye with `reason`, then closes the connection.
-    public func close(reason: String) { events.continuation.yield(.closeRequested(reason)) }
+    /// Ends the session with a goodbye giving `reason`; `states` (the records that tell the peer
+    /// why, such as the statement that removed it) are sent just before it.
+    public func close(reason: String, sending states: [RecordState] = []) {
+        events.continuation.yield(.closeRequested(reason, states))
+    }
 
     /// Runs the session until the peer goes away, this side closes it, or an error ends it;
     /// always throws the reason it ended.
@@ -98,6 +113,8 @@ public final class SyncSession: Sendable {
                             events.yield(.peerClosed)
                             return
                         }
+                        // Optional message kinds (tags 64–127, SPEC 3.6) of a newer peer are ignored.
+                        if let tag = plaintext.readableBytesView.first, (64...127).contains(tag) { continue }
                         let message: SyncMessage
                         do { message = try SyncMessage.decode(Array(plaintext.readableBytesView)) } catch {
                             events.yield(.malformed(NetError(.malformed, "malformed message: \(error)", cause: error)))
@@ -124,6 +141,9 @@ public final class SyncSession: Sendable {
                             let bytes = SyncMessage.encodeChanges(encodedStates: states, lastSequence: lastSequence, isFinal: false)
                             try await outbound.write(ByteBuffer(bytes: bytes))
                             events.yield(.written)
+                        case .part(let part):
+                            try await outbound.write(ByteBuffer(bytes: SyncMessage.statePart(part).encoded()))
+                            events.yield(.written)
                         }
                     }
                 } catch {
@@ -143,16 +163,19 @@ public final class SyncSession: Sendable {
                         outbox.continuation.yield(.message(message))
                     case .sendChanges(let states, let lastSequence):
                         outbox.continuation.yield(.changes(states, lastSequence: lastSequence))
+                    case .sendPart(let part):
+                        outbox.continuation.yield(.part(part))
                     case .store(let request):
+                        let keepsAll = SyncCapability.protocolVersion(negotiated: machine.negotiated) >= 2
                         group.addTask { [self] in
-                            do { events.yield(.stored(try await perform(request))) } catch { events.yield(.storeFailed(error)) }
+                            do { events.yield(.stored(try await perform(request, peerKeepsUnknownCollections: keepsAll))) } catch { events.yield(.storeFailed(error)) }
                         }
                     case .pauseReading:
                         gate.close()
                     case .resumeReading:
                         gate.open()
                     case .report(let report):
-                        tell(report, repairStarted: &repairStarted)
+                        tell(report, peerRelease: machine.peerRelease, repairStarted: &repairStarted)
                     case .close(let goodbye, let error):
                         if let goodbye { outbox.continuation.yield(.message(.goodbye(reason: goodbye))) }
                         outbox.continuation.finish()
@@ -173,12 +196,12 @@ public final class SyncSession: Sendable {
     }
 
     /// Tells the delegate and the log what the machine reports.
-    func tell(_ report: SyncSessionStateMachine.Report, repairStarted: inout ContinuousClock.Instant) {
+    func tell(_ report: SyncSessionStateMachine.Report, peerRelease: String?, repairStarted: inout ContinuousClock.Instant) {
         switch report {
         case .requestedChanges(let since):
             delegate?.session(self, didRequestChangesAfter: since, from: peer)
         case .fastPathReceived:
-            logger.debug("fast path received")
+            logger.debug("fast path received", metadata: ["peer.release": "\(peerRelease ?? "0.1.0 or earlier")"])
             delegate?.session(self, didCompleteFastPathFrom: peer)
         case .repairStarted:
             repairStarted = .now
@@ -186,6 +209,12 @@ public final class SyncSession: Sendable {
             let elapsed = ContinuousClock.now - repairStarted
             round.milliseconds = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
             delegate?.session(self, didCompleteRepairWith: peer, report: round)
+        case .undeliverable(let key, let reason):
+            logger.warning("a record could not be sent; the others go on", metadata: ["record": "\(key)", "reason": "\(reason)"])
+            delegate?.session(self, couldNotDeliver: key, to: peer, reason: "not sent: " + reason)
+        case .notMerged(let key, let reason):
+            logger.warning("a record the peer sent was not merged; the others were", metadata: ["record": "\(key)", "reason": "\(reason)"])
+            delegate?.session(self, couldNotDeliver: key, to: peer, reason: "not merged here: " + reason)
         }
     }
 }
@@ -203,7 +232,7 @@ extension SyncSessionStateMachine {
         case .stored(let result): storeFinished(result)
         case .storeFailed(let error): storeFailed(error)
         case .repairRequested: repairRequested()
-        case .closeRequested(let reason): closeRequested(reason: reason)
+        case .closeRequested(let reason, let states): closeRequested(reason: reason, sending: states)
         }
     }
 }

@@ -8,7 +8,7 @@ extension SyncSessionStateMachine {
         ourEpoch = logEpoch
         let hello = Hello(schemaVersion: SyncSession.schemaVersion,
                           capabilities: configuration.capabilities.map(\.rawValue).sorted(),
-                          logEpoch: logEpoch, clock: clock)
+                          logEpoch: logEpoch, clock: clock, release: HubSyncRelease.version)
         return [.send(.hello(hello))]
     }
 
@@ -64,8 +64,12 @@ extension SyncSessionStateMachine {
     }
 
     /// This side ends the session (the peer was removed, or a duplicate connection).
-    public mutating func closeRequested(reason: String) -> [Action] {
-        close(goodbye: reason, error: NetError(.closed, "this device ended the session: \(reason)"))
+    /// `states` go out just before the goodbye, as repair records (sequence 0), so that a removed
+    /// peer holds the statement that removed it even when the push of that change has not run yet.
+    public mutating func closeRequested(reason: String, sending states: [RecordState] = []) -> [Action] {
+        let last: [Action] = phase == .open && !states.isEmpty ? [.send(.changes(ChangeBatch(states: states)))] : []
+        let closing = close(goodbye: reason, error: NetError(.closed, "this device ended the session: \(reason)"))
+        return closing.isEmpty ? [] : last + closing
     }
 
     /// A store operation failed. A clock too far ahead ends the session as clock skew.
@@ -75,14 +79,35 @@ extension SyncSessionStateMachine {
             let message = coded?.message ?? "\(error)"
             return close(goodbye: "clock skew: \(message)", error: NetError(.clockSkew, message, cause: error))
         }
-        return close(goodbye: "internal error", error: NetError(.io, "the store failed during sync: \(error)", cause: error))
+        return close(goodbye: Self.storeFailureGoodbye(coded), error: NetError(.io, "the store failed during sync: \(error)", cause: error))
     }
+
+    /// What the peer is told of a store failure here: the kind a person can act on (a full disk,
+    /// a damaged store, a failing disk), worded from the peer's side and without this device's paths.
+    static func storeFailureGoodbye(_ error: (any CodedError)?) -> String {
+        guard let error else { return "internal error" }
+        switch error.code {
+        case .damaged: return storeFailureGoodbyes[0]
+        case .io where error.message.contains(" is full"): return storeFailureGoodbyes[1]
+        case .io: return storeFailureGoodbyes[2]
+        default: return "internal error"
+        }
+    }
+
+    /// The goodbyes of ``storeFailureGoodbye(_:)`` a person can act on: damaged, disk full, disk failing.
+    static let storeFailureGoodbyes = [
+        "the store on that device is damaged; it takes changes again after `hubsync repair` there",
+        "the disk of that device is full; it takes changes again once space is freed there",
+        "the store on that device cannot read or write its disk; check the disk there (`hubsync doctor`)",
+    ]
 
     /// A store operation finished.
     public mutating func storeFinished(_ result: StoreResult) -> [Action] {
         guard phase != .closed else { return [] }
         var actions: [Action] = []
         switch result {
+        case .partlyMerged(let refused, let then):
+            return refused.map { .report(.notMerged($0.key, reason: $0.reason)) } + storeFinished(then)
         case .watermarkLoaded(let epoch, let sequence):
             watermarkLoaded(epoch: epoch, sequence: sequence, &actions)
         case .watermarkReset, .ackRecorded:

@@ -45,7 +45,14 @@ extension SyncSessionStateMachine {
             pushCursor = epoch == ourEpoch ? since : 0
             logDirty = true
         case .changes(let batch):
+            guard assembling == nil else {
+                actions += close(goodbye: "changes inside a state sent in parts", error: NetError(.unexpectedMessage,
+                    "the peer sent a changes message before the last part of a state it was sending in parts"))
+                return
+            }
             receive(batch, &actions)
+        case .statePart(let part):
+            receive(part, &actions)
         case .ack(let sequence):
             inboundBusy = true
             actions.append(.store(.recordAck(sequence)))
@@ -64,7 +71,7 @@ extension SyncSessionStateMachine {
         case .pong:
             break
         case .goodbye(let reason):
-            actions += close(goodbye: nil, error: NetError(.closed, "the peer ended the session: \(reason)"))
+            actions += close(goodbye: nil, error: Self.goodbyeError(reason))
         }
     }
 
@@ -82,6 +89,7 @@ extension SyncSessionStateMachine {
             return
         }
         theirEpoch = hello.logEpoch
+        peerRelease = hello.release
         phase = .loadingWatermark
         inboundBusy = true
         actions.append(.store(.loadWatermark(peerClock: hello.clock)))
@@ -134,6 +142,37 @@ extension SyncSessionStateMachine {
         }
     }
 
+    /// One piece of a large state (3.5): pieces follow each other without gaps; the last one
+    /// completes the state, which is then handled as a `changes` message holding it alone.
+    mutating func receive(_ part: StatePart, _ actions: inout [Action]) {
+        guard negotiated.contains(.parts) else {
+            actions += close(goodbye: "unexpected statePart", error: NetError(.unexpectedMessage,
+                "the peer sent a state in parts, which this session did not negotiate"))
+            return
+        }
+        var current = assembling ?? (part.lastSequence, part.total, [])
+        guard current.lastSequence == part.lastSequence, current.total == part.total, current.bytes.count == part.offset else {
+            actions += close(goodbye: "statePart out of order", error: NetError(.unexpectedMessage,
+                "the peer sent a part at byte \(part.offset) of a \(part.total)-byte state (sequence \(part.lastSequence)) "
+                + "where byte \(current.bytes.count) of a \(current.total)-byte state (sequence \(current.lastSequence)) was due"))
+            return
+        }
+        if current.bytes.isEmpty { current.bytes.reserveCapacity(part.total) }
+        current.bytes += part.bytes
+        guard part.isLast else {
+            assembling = current
+            return
+        }
+        assembling = nil
+        let state: RecordState
+        do { state = try CanonicalEncoding.decode(current.bytes) } catch {
+            actions += close(goodbye: "malformed message", error: NetError(.malformed,
+                "a state the peer sent in parts is malformed: \(error.message) at byte \(error.offset)", cause: error))
+            return
+        }
+        receive(ChangeBatch(states: [state], lastSequence: part.lastSequence), &actions)
+    }
+
     /// After a batch is merged: the acknowledgement, and the end of the peer's fast path.
     mutating func finishBatch(_ actions: inout [Action]) {
         if let upTo = mergingUpTo {
@@ -162,6 +201,25 @@ extension SyncMessage {
         case .ping: "ping"
         case .pong: "pong"
         case .goodbye: "goodbye"
+        case .statePart: "statePart"
         }
+    }
+}
+
+extension SyncSessionStateMachine {
+    /// The error a peer's goodbye ends the session with. A clock-skew refusal is worded for this
+    /// side: the peer refused this device's clock readings, so this device's clock is the one ahead.
+    static func goodbyeError(_ reason: String) -> NetError {
+        guard reason.hasPrefix("clock skew") else { return NetError(.closed, "the peer ended the session: \(reason)") }
+        var ahead = "too far"
+        if let from = reason.range(of: "a remote clock is "), let to = reason.range(of: " s ahead", range: from.upperBound..<reason.endIndex) {
+            ahead = reason[from.upperBound..<to.lowerBound] + " s"
+        }
+        var limit = ""
+        if let from = reason.range(of: "(the limit is "), let to = reason.range(of: ")", range: from.upperBound..<reason.endIndex) {
+            limit = " (the limit is " + reason[from.upperBound..<to.lowerBound] + ")"
+        }
+        return NetError(.clockSkew, "this device's clock is \(ahead) ahead of that device's\(limit), so it refused this "
+            + "device's changes; set the date and time here (`timedatectl`, NTP)")
     }
 }

@@ -58,6 +58,8 @@ public struct SyncSessionStateMachine: Sendable {
     var theirEpoch = ""
     /// The capabilities both sides listed; empty until the peer's hello is accepted.
     public internal(set) var negotiated: Set<SyncCapability> = []
+    /// The peer's release of HubSync, from its hello (nil before it, and from release 0.1.0).
+    public internal(set) var peerRelease: String?
 
     // Inbound.
     var inbound: [(message: SyncMessage, bytes: Int)] = []
@@ -81,6 +83,8 @@ public struct SyncSessionStateMachine: Sendable {
     var sendsInFlight = 0
     /// Records to send for a repair, not read yet.
     var repairKeys: [RecordKey] = []
+    /// A state arriving in parts (3.5): its sequence, size and the bytes so far.
+    var assembling: (lastSequence: Int64, total: Int, bytes: [UInt8])?
 
     enum OutboundRead: Sendable, Equatable { case log(after: Int64), states }
 
@@ -107,6 +111,9 @@ extension SyncSessionStateMachine {
         /// Sends a `changes` message of states already encoded; the driver calls
         /// ``changesWritten()`` once the connection has taken it.
         case sendChanges(encodedStates: [[UInt8]], lastSequence: Int64)
+        /// Sends one piece of a large state; the driver calls ``changesWritten()`` once the
+        /// connection has taken it.
+        case sendPart(StatePart)
         /// Runs a store operation; the driver passes its result to ``storeFinished(_:)`` or its
         /// error to ``storeFailed(_:)``.
         case store(StoreRequest)
@@ -140,8 +147,18 @@ extension SyncSessionStateMachine {
         case loadRepairSet
     }
 
+    /// A record the store refused to merge, and why.
+    public struct Refusal: Sendable, Equatable {
+        public var key: RecordKey
+        public var reason: String
+        public init(key: RecordKey, reason: String) {
+            self.key = key
+            self.reason = reason
+        }
+    }
+
     /// What a finished ``StoreRequest`` gave.
-    public enum StoreResult: Sendable {
+    public indirect enum StoreResult: Sendable {
         /// The peer's recorded epoch and watermark (nil: none recorded yet).
         case watermarkLoaded(epoch: String?, sequence: Int64)
         case watermarkReset
@@ -152,6 +169,9 @@ extension SyncSessionStateMachine {
         case repairStatesMerged(count: Int)
         case ackRecorded
         case repairSetLoaded([(key: RecordKey, updated: Timestamp, digest: [UInt8])])
+        /// A merge the store refused some states of: the others were merged one by one (and a
+        /// log merge's watermark moved past all); then as `then`.
+        case partlyMerged(refused: [Refusal], then: StoreResult)
     }
 
     /// Facts for the node's status.
@@ -164,6 +184,11 @@ extension SyncSessionStateMachine {
         case repairStarted
         /// A repair round ended; `milliseconds` is left for the driver to fill in.
         case repairFinished(RepairReport)
+        /// A record's state could not be sent to this peer, and why; it is tried again at the
+        /// next repair round (the other records went on).
+        case undeliverable(RecordKey, reason: String)
+        /// A record the peer sent was refused by this store, and why (the others were merged).
+        case notMerged(RecordKey, reason: String)
     }
 }
 

@@ -38,9 +38,10 @@ public enum RecordWrite: Sendable {
         let key = RecordKey(collection: collection, id: id)
         let verb = o["op"]?.stringValue ?? (o["state"] != nil ? "merge" : "put")
         if verb == "merge" {
-            // Exports carry every collection, the internal `devices` one included.
-            guard HubCollection(rawValue: collection) != nil else {
-                throw ValidationFailure("unknown collection \"\(collection)\"")
+            // Exports carry every collection, the internal `devices` one included, and those of
+            // newer versions, which are kept (SPEC 3.6).
+            guard ForwardCompatibility.isWellFormed(collection: collection) else {
+                throw ValidationFailure("the collection name \"\(collection)\" is not 1 to 128 bytes without control characters")
             }
             guard let stateValue = o["state"] else { throw ValidationFailure("\(key): a merge needs \"state\"") }
             let state = try StateJSON.state(key: key, from: stateValue)
@@ -133,8 +134,12 @@ extension Store {
 
     /// The writes cut into runs of one kind, each run one transaction that reports what each of
     /// its writes changed.
+    ///
+    /// With more than one write, a refused local edit's message starts with its index,
+    /// `operations[N]: `, as a batch names it.
     static func runs(of writes: [RecordWrite]) -> [Write<[RecordWriteResult]>] {
         var runs: [Write<[RecordWriteResult]>] = []
+        let named = writes.count > 1
         var index = writes.startIndex
         while index < writes.endIndex {
             if case .merge = writes[index] {
@@ -147,11 +152,18 @@ extension Store {
                 }))
             } else {
                 var ops: [RecordOperation] = []
+                let first = index
                 while index < writes.endIndex, case .local(let op) = writes[index] { ops.append(op); index += 1 }
                 runs.append(.init(records: { [ops] store, db, ctx in
-                    try ops.map { op in
+                    try ops.enumerated().map { offset, op in
                         let before = ctx.events.count
-                        try store.apply(op, db: db, ctx: &ctx)
+                        do {
+                            try store.apply(op, db: db, ctx: &ctx)
+                        } catch where named {
+                            var refusal = store.storeError(error)
+                            refusal.message = "operations[\(first + offset)]: " + refusal.message
+                            throw refusal
+                        }
                         return RecordWriteResult(key: op.key, sequence: ctx.events.count > before ? ctx.events.last?.sequence : nil)
                     }
                 }))

@@ -55,6 +55,7 @@ extension Store {
     /// Runs a write on the calling thread, then wakes the subscribers of what it changed.
     @discardableResult
     public func write<T>(_ write: Write<T>) throws(StoreError) -> T {
+        try refuseWritesIfDamaged()
         let (value, events) = try wrap { try pool.write { db in try write.body(self, db) } }
         publish(events)
         return value
@@ -64,6 +65,7 @@ extension Store {
     /// subscribers of what it changed.
     @discardableResult
     public func write<T>(_ write: Write<T>) async throws -> T {
+        try refuseWritesIfDamaged()
         let (value, events) = try await wrap { try await pool.write { db in try write.body(self, db) } }
         publish(events)
         return value
@@ -91,12 +93,12 @@ extension Store {
 
     /// Runs `body`, mapping any error it throws to a ``StoreError``.
     func wrap<T>(_ body: () throws -> T) throws(StoreError) -> T {
-        do { return try body() } catch { throw storeError(error) }
+        do { return try body() } catch { throw noticing(storeError(error)) }
     }
 
     /// Awaits `body`, mapping any error it throws to a ``StoreError``.
     func wrap<T>(_ body: () async throws -> T) async throws(StoreError) -> T {
-        do { return try await body() } catch { throw storeError(error) }
+        do { return try await body() } catch { throw noticing(storeError(error)) }
     }
 
     /// The ``StoreError`` for an error thrown inside a read or write.
@@ -110,7 +112,7 @@ extension Store {
                 + "a write is all or nothing, so none was left half done", cause: e)
         case let e as CanonicalDecodingError:
             StoreError(.damaged, "\(e); the store file is damaged — restore it from a backup or a peer", cause: e)
-        default: StoreError(.database, "database error in \(path): \(error)", cause: error)
+        default: .sqlite(error, path: path, doing: "using")
         }
     }
 }

@@ -30,8 +30,9 @@ extension Store {
     func merge(_ states: [RecordState], source: DeviceID?, db: Database, ctx: inout TransactionContext) throws -> MergeSummary {
         var summary = MergeSummary()
         for remote in states {
-            guard HubCollection(rawValue: remote.key.collection) != nil else {
-                throw ValidationFailure("\(remote.key): unknown collection \"\(remote.key.collection)\"")
+            // A collection this version does not know is kept and relayed (SPEC 3.6), if well formed.
+            guard ForwardCompatibility.isWellFormed(collection: remote.key.collection) else {
+                throw ValidationFailure("\(remote.key): the collection name is not 1 to 128 bytes without control characters")
             }
             try ctx.clock.observe(remote.greatestTime, wallMillis: ctx.wallMillis)
         }
@@ -40,7 +41,7 @@ extension Store {
             let merged = local.map { RecordState.merge($0.state, remote) } ?? remote
             // Compared by canonical bytes: equal bytes are the only "unchanged".
             // With nothing here before, the result is exactly what the source sent.
-            if try ctx.save(merged, unlessEqualTo: local?.bytes, db: db, origin: .remote, source: source,
+            if try ctx.save(merged, over: local, db: db, origin: .remote, source: source,
                             sourceState: local == nil ? nil : remote) {
                 summary.changed += 1
             } else {
@@ -136,7 +137,7 @@ extension Store {
             state.write(field: field, value: value, stamp: ctx.stamp())
             try collection.validate(record: state)
         }
-        try ctx.save(state, unlessEqualTo: loaded?.bytes, db: db, origin: .local)
+        try ctx.save(state, over: loaded, db: db, origin: .local)
     }
 
     func load(_ key: RecordKey, db: Database) throws -> RecordState? {
@@ -146,48 +147,64 @@ extension Store {
     }
 }
 
-/// The statements of the write path, prepared once per transaction.
+/// The statements of the write path, prepared once per writer connection (GRDB's statement
+/// cache) and reused by every transaction on it.
 enum RecordSQL {
     static let load = "SELECT state FROM records WHERE collection = ? AND id = ?"
-    static let save = """
+    /// The write path's read: the row's rowid too, so its update needs no second key lookup.
+    static let loadForWrite = "SELECT rowid, state FROM records WHERE collection = ? AND id = ?"
+    static let insert = """
         INSERT INTO records (collection, id, state, digest, alive, updated, seq, conflicts, echo_of, source)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-        ON CONFLICT (collection, id) DO UPDATE SET
-          state = excluded.state, digest = excluded.digest, alive = excluded.alive,
-          updated = excluded.updated, seq = excluded.seq, conflicts = excluded.conflicts,
-          echo_of = excluded.echo_of, source = excluded.source
+        """
+    static let update = """
+        UPDATE records SET state = ?, digest = ?, alive = ?, updated = ?, seq = ?, conflicts = ?, echo_of = ?, source = ?
+        WHERE rowid = ?
         """
 }
 
+/// A record as the write path read it: where it is, its state and its stored canonical bytes.
+struct StoredRecord {
+    var rowid: Int64
+    var state: RecordState
+    var bytes: [UInt8]
+}
+
 extension TransactionContext {
-    /// The record's state and its canonical bytes as stored, or nil when it was never written.
-    mutating func load(_ key: RecordKey, db: Database) throws -> (state: RecordState, bytes: [UInt8])? {
-        if loadStatement == nil { loadStatement = try db.makeStatement(sql: RecordSQL.load) }
+    /// The record's row, state and canonical bytes as stored, or nil when it was never written.
+    mutating func load(_ key: RecordKey, db: Database) throws -> StoredRecord? {
+        if loadStatement == nil { loadStatement = try db.cachedStatement(sql: RecordSQL.loadForWrite) }
         loadStatement!.setUncheckedArguments([key.collection, key.id])
         let cursor = try Row.fetchCursor(loadStatement!)
         guard let row = try cursor.next() else { return nil }
-        return try row.withUnsafeData(atIndex: 0) { data in
+        let rowid: Int64 = row[0]
+        return try row.withUnsafeData(atIndex: 1) { data in
             guard let data else { throw CanonicalDecodingError(message: "record \(key) has no state", offset: 0) }
             let bytes = [UInt8](data)
-            return (try CanonicalEncoding.decode(bytes), bytes)
+            return StoredRecord(rowid: rowid, state: try CanonicalEncoding.decode(bytes), bytes: bytes)
         }
     }
 
-    /// Writes the state with the next sequence number, unless its bytes equal `previous`.
-    /// Returns whether it wrote.
+    /// Writes the state with the next sequence number over `stored` (its row is updated in place,
+    /// by rowid), or as a new row when `stored` is nil; nothing when its bytes equal the stored
+    /// ones. Returns whether it wrote.
     @discardableResult
-    mutating func save(_ state: RecordState, unlessEqualTo previous: [UInt8]?, db: Database,
+    mutating func save(_ state: RecordState, over stored: StoredRecord?, db: Database,
                        origin: ChangeEvent.Origin, source: DeviceID? = nil, sourceState: RecordState? = nil) throws -> Bool {
         let bytes = CanonicalEncoding.encode(state)
+        let previous = stored?.bytes
         if let previous, previous == bytes { return false }
-        guard bytes.count <= Store.maxRecordBytes else {
-            throw StoreError(.invalidInput, "\(state.key) would be \(bytes.count) bytes with its history; a record is at most "
-                + "\(Store.maxRecordBytes / 1024) KiB, so that it fits one sync frame (1 MiB); nothing was written — "
-                + "split the value over several records")
+        // Only a local write that grows a record past the limit is refused; a merge never is
+        // (its parts were each accepted somewhere), and sync sends any size in parts (SPEC 3.5).
+        if origin == .local, bytes.count > Store.maxRecordBytes, bytes.count > previous?.count ?? 0 {
+            // Exact bytes: rounded to KiB, a record just over the limit would read as equal to it.
+            throw StoreError(.invalidInput, "\(state.key) would be \(bytes.count) bytes as stored (its values with their "
+                + "write stamps and any kept concurrent values); a write may make a record at most \(Store.maxRecordBytes) bytes "
+                + "(\(Store.maxRecordBytes / 1024) KiB); nothing was written — split the value over several records"
+                + (state.hasConflicts ? ", or resolve its conflicts first (`hubsync conflicts`)" : ""))
         }
         let digest = CanonicalEncoding.digest(of: bytes)
         lastSequence += 1
-        if saveStatement == nil { saveStatement = try db.makeStatement(sql: RecordSQL.save) }
         var conflicts = 0
         for reg in state.fields.values where reg.hasConflict { conflicts += 1 }
         var event = ChangeEvent(sequence: lastSequence, state: state, origin: origin, digest: digest)
@@ -195,13 +212,21 @@ extension TransactionContext {
             event.source = source
             event.echoesSource = sourceState.map { CanonicalEncoding.encode($0) == bytes } ?? true
         }
-        saveStatement!.setUncheckedArguments([
-            state.key.collection, state.key.id, Data(bytes), Data(digest), state.isAlive ? 1 : 0,
-            Int64(bitPattern: state.updated.rawValue), lastSequence, conflicts,
-            // The log's origin: a peer's ID, "" for a merge from elsewhere (an import), NULL for a local write.
-            event.echoesSource ? source?.hex : nil, origin == .remote ? (source?.hex ?? "") : nil,
-        ])
-        try saveStatement!.execute()
+        // The log's origin: a peer's ID, "" for a merge from elsewhere (an import), NULL for a local write.
+        let echo: String? = event.echoesSource ? source?.hex : nil
+        let from: String? = origin == .remote ? (source?.hex ?? "") : nil
+        let columns: [(any DatabaseValueConvertible)?] = [
+            Data(bytes), Data(digest), state.isAlive ? 1 : 0, Int64(bitPattern: state.updated.rawValue), lastSequence, conflicts, echo, from,
+        ]
+        if let stored {
+            if updateStatement == nil { updateStatement = try db.cachedStatement(sql: RecordSQL.update) }
+            updateStatement!.setUncheckedArguments(StatementArguments(columns + [stored.rowid as (any DatabaseValueConvertible)?]))
+            try updateStatement!.execute()
+        } else {
+            if insertStatement == nil { insertStatement = try db.cachedStatement(sql: RecordSQL.insert) }
+            insertStatement!.setUncheckedArguments(StatementArguments([state.key.collection as (any DatabaseValueConvertible)?, state.key.id] + columns))
+            try insertStatement!.execute()
+        }
         events.append(event)
         return true
     }

@@ -22,6 +22,8 @@ public final class Store: Sendable {
     let nextSubscriber = Mutex<UInt64>(0)
     let wallClock: @Sendable () -> UInt64
     let logger: Logger
+    /// Damage found in the file, and who to tell when it is (Store+Damage.swift).
+    let damage = Mutex<DamageLatch>(DamageLatch())
 
     /// The store's log epoch: changes when a store is created anew, so peers holding a watermark
     /// for an older store start over instead of missing changes.
@@ -92,7 +94,7 @@ public final class Store: Sendable {
         } catch let e as StoreError {
             throw e
         } catch {
-            throw StoreError(.database, "cannot open the store at \(path): \(error)")
+            throw StoreError.sqlite(error, path: path, doing: "opening")
         }
     }
 
@@ -102,7 +104,8 @@ public final class Store: Sendable {
     /// This device's time as a clock reading: the later of the wall clock and the last reading.
     public var now: Timestamp { max(lastClock, Timestamp(millis: wallClock(), counter: 0)) }
 
-    /// The largest record, in canonical bytes: a record travels whole in one sync frame (1 MiB).
+    /// The largest record a local write may make, in canonical bytes. Merges may make larger
+    /// ones (concurrent edits from several devices); sync sends those in parts.
     public static let maxRecordBytes = 768 * 1024
 }
 
@@ -114,7 +117,8 @@ struct TransactionContext {
     var clock = HybridLogicalClock()
     var events: [ChangeEvent] = []
     var loadStatement: Statement?
-    var saveStatement: Statement?
+    var insertStatement: Statement?
+    var updateStatement: Statement?
 
     init(store: Store, lastSequence: Int64, wallMillis: UInt64) {
         self.store = store

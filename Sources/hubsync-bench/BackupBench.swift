@@ -30,16 +30,7 @@ extension Bench {
 
         // restic's input: one JSON file per record, the same content as the records' fields.
         let files = work + "/files"
-        // Only the lines the runs change are kept, so this process stays small.
-        var lines: [Int: String] = [:]
-        if restic != nil {
-            var i = 0
-            try forEachLine(of: plainFile) { line in
-                try writeRecordFile(files, i, line)
-                if i % 100 < options.runs { lines[i] = line }
-                i += 1
-            }
-        }
+        let lines = restic == nil ? [:] : try writeRecordFiles(plainFile, to: files, keeping: 0..<options.runs)
 
         for run in 0..<options.runs {
             // hubsync
@@ -97,6 +88,9 @@ extension Bench {
         var table: [(String, String, String, String)] = [("backup figure (time, peak RSS)", "hubsync", restic == nil ? "restic (not installed)" : "restic", "goal")]
         for (i, name) in names.enumerated() {
             table.append((name, col(ours[i], bytes: i == 1), col(theirs[i], bytes: i == 1), goals[i] + "; RSS ≤ 150 MB"))
+            results.append("backup", ["name": .string(name), "hubsync_s": .double(median(ours[i].seconds)),
+                                      "restic_s": theirs[i].seconds.isEmpty ? Value.null : Value.double(median(theirs[i].seconds)),
+                                      "hubsync_rss_mb": .double(median(ours[i].rssMiB))])
         }
         table.append(("repository size after the full backup", "\(fmt(median(repoSize.ours) / 1e6, 1)) MB",
                       repoSize.theirs.isEmpty ? "n/a" : "\(fmt(median(repoSize.theirs) / 1e6, 1)) MB", "≤ restic"))
@@ -117,6 +111,20 @@ extension Bench {
             .put(RecordKey(collection: "memories", id: recordID($0)), ["mood": .string("run \(run)")])
         }
         for part in stride(from: 0, to: ops.count, by: 1000) { try store.apply(Array(ops[part..<min(part + 1000, ops.count)])) }
+    }
+
+    /// Writes each record of `plainFile` as a JSON file under `files` (restic's input); returns
+    /// the lines of the records whose index modulo 100 is in `keeping` (the ones runs change),
+    /// so this process stays small.
+    func writeRecordFiles(_ plainFile: String, to files: String, keeping: Range<Int>) throws -> [Int: String] {
+        var lines: [Int: String] = [:]
+        var i = 0
+        try forEachLine(of: plainFile) { line in
+            try writeRecordFile(files, i, line)
+            if keeping.contains(i % 100) { lines[i] = line }
+            i += 1
+        }
+        return lines
     }
 
     func writeRecordFile(_ root: String, _ i: Int, _ content: String) throws {
@@ -147,16 +155,19 @@ extension Bench {
         if !pending.isEmpty { try body(String(decoding: pending, as: UTF8.self)) }
     }
 
-    /// Runs a tool with output to /dev/null; returns its peak RSS (KiB) and wall time.
+    /// Runs a tool with standard output to /dev/null; returns its peak RSS (KiB) and wall time.
+    /// Its standard error goes to a file whose end a failure quotes.
     ///
     /// The peak is the child's VmHWM, polled from /proc every 2 ms until it exits: rusage's
     /// ru_maxrss would start from this process's own peak, which a spawned child inherits.
     func spawnTool(_ exe: String, _ args: [String], env: [String]) throws -> (maxRSSKiB: Int, seconds: Double) {
+        let errors = NSTemporaryDirectory() + "/hubsync-bench-tool-\(getpid()).err"
+        defer { try? FileManager.default.removeItem(atPath: errors) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, errors, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         let argv = ([exe] + args).map { strdup($0) } + [nil]
         let envp = env.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
@@ -174,7 +185,10 @@ extension Bench {
             }
             usleep(2000)
         }
-        guard status == 0 else { throw BenchError("\(exe) \(args.joined(separator: " ")) failed (status \(status))") }
+        guard status == 0 else {
+            let said = ((try? String(contentsOfFile: errors, encoding: .utf8)) ?? "").suffix(2_000)
+            throw BenchError("\(exe) \(args.joined(separator: " ")) failed (status \(status)): \(said)")
+        }
         return (peak, Date().timeIntervalSince(start))
     }
 

@@ -12,36 +12,73 @@ struct Bench {
     static func main() throws {
         var args = CommandLine.arguments.dropFirst()
         var options = Options()
+        func usage(_ message: String) -> Never {
+            FileHandle.standardError.write(Data("hubsync-bench: \(message); see --help\n".utf8))
+            exit(2)
+        }
+        /// The value after an option; a missing one is bad usage.
+        func value(_ option: String) -> String {
+            guard let v = args.popFirst(), !v.hasPrefix("--") else { usage("\(option) needs a value") }
+            return v
+        }
+        /// A count after an option: a whole number from 1 to 10,000,000.
+        func count(_ option: String, _ text: String) -> Int {
+            guard let n = Int(text), (1...10_000_000).contains(n) else {
+                usage("\(option) takes whole numbers from 1 to 10000000, not \"\(text)\"")
+            }
+            return n
+        }
         while let a = args.popFirst() {
             switch a {
-            case "--hubsync": options.hubsync = args.popFirst() ?? options.hubsync
-            case "--records": options.records = Int(args.popFirst() ?? "") ?? options.records
-            case "--runs": options.runs = Int(args.popFirst() ?? "") ?? options.runs
-            case "--only": options.only = args.popFirst()
+            case "--hubsync": options.hubsync = value(a)
+            case "--records": options.records = count(a, value(a))
+            case "--runs": options.runs = count(a, value(a))
+            case "--only": options.only = value(a)
             case "--skip-anchors": options.anchors = false
-            case "--scripts": options.scripts = args.popFirst() ?? options.scripts
+            case "--scripts": options.scripts = value(a)
+            case "--plots": options.plots = value(a)
+            case "--sizes": options.sizes = value(a).split(separator: ",", omittingEmptySubsequences: false).map { count(a, String($0)) }
+            case "--million":
+                // The million-record run: every figure that scales with the store, once each.
+                options.records = 1_000_000
+                options.runs = 1
+                options.only = options.only ?? "import,open,sync,backup"
             case "--help", "-h":
                 print("""
-                    usage: hubsync-bench [--hubsync PATH] [--records N] [--runs N] [--only writes|merges|open|list|sync|idle|backup|discovery|pair]
-                                         [--skip-anchors] [--scripts DIR]
+                    usage: hubsync-bench [--hubsync PATH] [--records N] [--runs N] [--only writes|merges|open|list|sync|idle|backup|s3|discovery|pair|hostile|migration|raw]
+                                         [--skip-anchors] [--scripts DIR] [--plots DIR] [--sizes N,N,...] [--million]
+                      --only NAMES    run only the figures whose name contains one of these (comma-separated)
                       --skip-anchors  do not run Syncthing on the same data (a full sync takes it minutes)
-                      --scripts DIR   where bench-syncthing.sh is (default: scripts)
+                      --plots DIR     write the figures as DIR/results.json and draw PNG plots there
+                      --sizes N,...   also time a full sync at each record count, HubSync and Syncthing (the plot's curve)
+                      --million       1,000,000 records, one run: import, open, sync and backup figures with peak RSS
+                      --scripts DIR   where bench-syncthing.sh and bench-sqlite.py are (default: scripts)
                     """)
                 return
             default:
-                FileHandle.standardError.write(Data("hubsync-bench: unknown argument \(a); see --help\n".utf8))
-                exit(2)
+                usage("unknown argument \(a)")
             }
         }
-        try Bench(options: options).run()
+        do {
+            try Bench(options: options).run()
+        } catch {
+            // A sentence and exit status 1, not a trap with a backtrace.
+            FileHandle.standardError.write(Data("hubsync-bench: \(error)\n".utf8))
+            exit(1)
+        }
     }
 
     struct Options {
         var hubsync = ".build/release/hubsync"
         var records = 100_000
         var runs = 5
-        /// Run only the figures whose name contains this text (the data set is always made).
+        /// Run only the figures whose name contains one of these comma-separated texts (the data
+        /// set is always made).
         var only: String?
+        /// Where to write results.json and the plots; nil: no plots.
+        var plots: String?
+        /// Record counts at which to time a full sync for the plot (with Syncthing as the anchor).
+        var sizes: [Int] = []
         /// Measure the anchors (Syncthing) in the same run, on the same data.
         var anchors = true
         var scripts = "scripts"
@@ -49,6 +86,8 @@ struct Bench {
 
     let options: Options
     let work: String
+    /// What the plots are drawn from (`--plots`).
+    let results = BenchResults()
 
     init(options: Options) {
         self.options = options
@@ -58,7 +97,7 @@ struct Bench {
     func run() throws {
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: work) }
-        print("HubSync store and core benchmarks: \(options.records) memory records of about 1 KB, median of \(options.runs) runs")
+        print("HubSync store and core benchmarks: \(options.records) memory records of about 1 KB, median of \(options.runs) runs; load average \(loadAverage())")
         print("")
         var rows: [Row] = []
 
@@ -67,13 +106,12 @@ struct Bench {
         try runCLI(["init", "--data", data])
         let plain = work + "/memories.jsonl"
         try writePlainRecords(to: plain, count: options.records)
-        let importTime = try timeCLI(["import", plain, "--data", data])
-        rows.append(Row(name: "import \(options.records) plain records (hubsync import)",
-                        value: "\(fmt(importTime, 2)) s", rate: "\(Int(Double(options.records) / importTime)) records/s",
-                        goal: "10,000 in a few s"))
+        let wanted = { (name: String) in options.only.map { $0.split(separator: ",").contains { name.contains($0) } } ?? true }
+        if wanted("import") { rows.append(contentsOf: try importFigures(plainFile: plain, data: data)) } else { try runCLI(["import", plain, "--data", data]) }
 
         let identity = try Identity.load(from: URL(fileURLWithPath: data))
-        let wanted = { (name: String) in options.only.map { name.contains($0) } ?? true }
+        results.set("records", .int(Int64(options.records)))
+        results.set("load_average", .string(loadAverage()))
         if wanted("writes") {
             for spread in [false, true] {
                 rows.append(try batchedWrites(storePath: data + "/store.sqlite", device: identity.deviceID, spread: spread))
@@ -85,9 +123,21 @@ struct Bench {
         if wanted("sync") { rows.append(contentsOf: try syncFigures(plainFile: plain)) }
         if wanted("idle") { rows.append(contentsOf: try idleFigures()) }
         if wanted("backup") { rows.append(contentsOf: try backupFigures(data: data, plainFile: plain)) }
+        if wanted("s3") { rows.append(contentsOf: try s3Figures(data: data, plainFile: plain)) }
         if wanted("discovery") { rows.append(contentsOf: try discoveryFigures()) }
         if wanted("pair") { rows.append(contentsOf: try pairFigures()) }
+        if wanted("hostile") { rows.append(contentsOf: try hostileFigures()) }
+        if wanted("migration") { rows.append(contentsOf: try migrationFigures()) }
+        if wanted("raw") {
+            rows.append(blake2bThroughput())
+            rows.append(try zstdThroughput(plainFile: plain))
+            rows.append(try loopbackRoundTrip())
+        }
 
+        if !options.sizes.isEmpty { rows.append(contentsOf: try fullSyncSweep(sizes: options.sizes)) }
+        if let dir = options.plots { try results.write(to: dir, scripts: options.scripts) }
+
+        print("load average at the end: \(loadAverage())")
         let width = rows.map(\.name.count).max() ?? 40
         for r in rows {
             print(r.name.padding(toLength: width, withPad: " ", startingAt: 0) + "  "
@@ -104,6 +154,33 @@ struct Bench {
     }
 
     // MARK: figures
+
+    /// `hubsync import` of the plain-record file into a new data directory, `--runs` times (the
+    /// first one's directory is `data`, which the other figures use), each run beside SQLite alone
+    /// inserting the same rows (scripts/bench-sqlite.py), with the import's peak RSS.
+    func importFigures(plainFile: String, data: String) throws -> [Row] {
+        var times: [Double] = [], rss: [Double] = [], anchor: [Double] = []
+        for run in 0..<max(1, options.runs) {
+            let target = run == 0 ? data : work + "/import-\(run)"
+            if run > 0 { try runCLI(["init", "--data", target]) }
+            let (kb, t) = try measureCLIPeak(["import", plainFile, "--data", target])
+            times.append(t)
+            rss.append(Double(kb) / 1024)
+            if run > 0 { try? FileManager.default.removeItem(atPath: target) }
+            if let raw = try sqliteInsert(plainFile: plainFile) { anchor.append(raw.rowsPerSecond) }
+        }
+        let rate = Double(options.records) / median(times)
+        var rows = [Row(name: "import \(options.records) plain records (hubsync import)",
+                        value: "\(fmt(median(times), 2)) s",
+                        rate: "\(Int(rate)) records/s, peak RSS \(fmt(median(rss), 0)) MB",
+                        goal: "≥ 1/2 of SQLite alone")]
+        if !anchor.isEmpty {
+            rows.append(Row(name: "  raw: SQLite alone, the same rows (ID + JSON), 1 transaction, WAL, synchronous=NORMAL",
+                            value: "\(Int(median(anchor)))/s", rate: "HubSync's import: \(fmt(rate / median(anchor), 2)) of it",
+                            goal: "limit, no goal"))
+        }
+        return rows
+    }
 
     /// Field writes in batches of 1,000 (one transaction each) on existing records: either runs of
     /// neighbouring records (a bulk edit), or records spread over the whole store.
@@ -197,6 +274,11 @@ struct Bench {
     }
 
     // MARK: helpers
+
+    /// The 1, 5 and 15 minute load averages, as `uptime` prints them: how busy the machine was.
+    func loadAverage() -> String {
+        ((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "").split(separator: " ").prefix(3).joined(separator: " ")
+    }
 
     func recordID(_ n: Int) -> String { "m" + String(format: "%06d", n) }
 

@@ -29,16 +29,8 @@ extension Bench {
             return (status, String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self))
         }
         func agent(_ device: Int, data: String) throws -> pid_t {
-            let listen = namespaces ? "0.0.0.0:0" : "127.0.0.1:0"
-            let pid = try start(try on(device) + [hubsync, "run", "--data", data, "--listen", listen, "--api", "127.0.0.1:0"],
-                                environment: [], output: data + ".log")
-            let deadline = Date().addingTimeInterval(15)
-            while Date() < deadline {
-                if let d = FileManager.default.contents(atPath: data + "/agent.json"),
-                   (try? JSON.parse([UInt8](d)))?.objectValue?["pid"] == .int(Int64(pid)) { return pid }
-                Thread.sleep(forTimeInterval: 0.02)
-            }
-            throw BenchError("the agent for \(data) did not start; see \(data).log")
+            try startAgent(try on(device) + [hubsync], data: data, listen: namespaces ? "0.0.0.0:0" : "127.0.0.1:0",
+                           log: data + ".log").pid
         }
         func stop(_ pid: pid_t) {
             kill(pid, SIGTERM)
@@ -96,5 +88,22 @@ extension Bench {
             Row(name: "pair join to first record synced (\(how))", value: "\(fmt(median(toRecord), 2)) s",
                 rate: "join itself \(fmt(median(toJoined), 2)) s; max \(fmt(toRecord.max() ?? 0, 2)) s", goal: "≤ 2 s"),
         ]
+    }
+
+    /// Starts `hubsync run` (the command `hubsync` names, with any prefix) on `data`, listening on
+    /// `listen`, its output appended to `log`; waits until agent.json names it. Its PID and the
+    /// sync listener's address.
+    func startAgent(_ hubsync: [String], data: String, listen: String, log: String) throws -> (pid: pid_t, listen: String) {
+        let pid = try start(hubsync + ["run", "--data", data, "--listen", listen, "--api", "127.0.0.1:0"],
+                            environment: [], output: log)
+        let deadline = Date().addingTimeInterval(15)
+        while Date() < deadline {
+            if let d = FileManager.default.contents(atPath: data + "/agent.json"),
+               let o = (try? JSON.parse([UInt8](d)))?.objectValue, o["pid"] == .int(Int64(pid)) {
+                return (pid, o["listen"]?.stringValue ?? "")
+            }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        throw BenchError("the agent for \(data) did not start; see \(log)")
     }
 }

@@ -140,23 +140,14 @@ extension Bench {
 
         // Full sync of every record into an empty peer, several runs.
         var times: [Double] = [], rssA: [Double] = [], rssB: [Double] = []
-        for run in 0..<max(1, min(options.runs, 3)) {
+        let runs = max(1, min(options.runs, 3))
+        for run in 0..<runs {
             let b = work + "/sync-b\(run)"
-            try runCLI(["init", "--data", b])
-            let agentA = try BenchAgent(data: a, hubsync: options.hubsync)
-            let agentB = try BenchAgent(data: b, hubsync: options.hubsync)
-            let bID = try cliOutput(["id", "--data", b])
-            try runCLI(["peers", "add", aID, "--address", agentA.listen, "--data", b])
-            let start = Date()
-            try runCLI(["peers", "add", bID, "--address", agentB.listen, "--data", a])
-            while agentB.memories() < options.records {
-                guard Date().timeIntervalSince(start) < 600 else { throw BenchError("full sync did not finish in 10 minutes") }
-                usleep(20_000)
-            }
-            times.append(Date().timeIntervalSince(start))
+            let (agentA, agentB, bID, seconds) = try fullSync(from: a, aID: aID, into: b, records: options.records)
+            times.append(seconds)
             rssA.append(agentA.peakRSS)
             rssB.append(agentB.peakRSS)
-            if run == max(1, min(options.runs, 3)) - 1 {
+            if run == runs - 1 {
                 rows.append(contentsOf: try liveFigures(agentA, agentB))
                 agentA.stop()
                 agentB.stop()
@@ -165,18 +156,96 @@ extension Bench {
                 try runCLI(["peers", "remove", bID, "--data", a])
                 agentA.stop()
                 agentB.stop()
+                try? FileManager.default.removeItem(atPath: b)
             }
         }
         rows.insert(Row(name: "full sync of \(options.records) records into an empty peer",
                         value: "\(fmt(median(times), 2)) s", rate: "(peak RSS A \(fmt(median(rssA), 0)) MB, B \(fmt(median(rssB), 0)) MB)",
-                        goal: "≤ 5 s, RSS ≤ 100 MB"), at: 0)
-        if options.anchors { rows.insert(try syncthingFullSync(plainFile: plainFile), at: 1) }
+                        goal: "≤ 2 s at 100k, RSS ≤ 80 MB"), at: 0)
+        var anchor: Double?
+        if options.anchors {
+            let (row, seconds, changes) = try syncthingFullSync(plainFile: plainFile, records: options.records)
+            rows.insert(row, at: 1)
+            anchor = seconds
+            // Each change figure beside HubSync's.
+            for (prefix, anchorRow) in changes.reversed() {
+                if let i = rows.firstIndex(where: { $0.name.hasPrefix(prefix) }) { rows.insert(anchorRow, at: i + 1) } else { rows.append(anchorRow) }
+            }
+        }
+        results.append("full_sync", ["records": .int(Int64(options.records)), "hubsync_s": .double(median(times)),
+                                     "syncthing_s": anchor.map { Value.double($0) } ?? Value.null,
+                                     "rss_a_mb": .double(median(rssA)), "rss_b_mb": .double(median(rssB))])
+        return rows
+    }
+
+    /// Starts agents on `a` (holding the records) and on a new data directory `b`, makes them
+    /// peers and waits until `b` holds `records` memories; returns both agents (running), b's
+    /// device ID and the seconds from the second `peers add` to the last record.
+    func fullSync(from a: String, aID: String, into b: String, records: Int) throws -> (BenchAgent, BenchAgent, String, Double) {
+        try runCLI(["init", "--data", b])
+        let agentA = try BenchAgent(data: a, hubsync: options.hubsync)
+        let agentB: BenchAgent
+        do { agentB = try BenchAgent(data: b, hubsync: options.hubsync) } catch { agentA.stop(); throw error }
+        do {
+            let bID = try cliOutput(["id", "--data", b])
+            try runCLI(["peers", "add", aID, "--address", agentA.listen, "--data", b])
+            let start = Date()
+            try runCLI(["peers", "add", bID, "--address", agentB.listen, "--data", a])
+            // Polled every 20 ms through B's status, which counts B's records.
+            while agentB.memories() < records {
+                guard Date().timeIntervalSince(start) < 1800 else { throw BenchError("full sync did not finish in 30 minutes") }
+                usleep(20_000)
+            }
+            return (agentA, agentB, bID, Date().timeIntervalSince(start))
+        } catch {
+            agentA.stop()
+            agentB.stop()
+            throw error
+        }
+    }
+
+    /// Full-sync time into an empty peer at each record count (median of up to 3 runs), beside
+    /// Syncthing's on the same records (one run), for the plot of time against N.
+    func fullSyncSweep(sizes: [Int]) throws -> [Row] {
+        var rows: [Row] = []
+        for n in sizes {
+            let plain = work + "/sweep-\(n).jsonl", a = work + "/sweep-a\(n)"
+            try writePlainRecords(to: plain, count: n)
+            try runCLI(["init", "--data", a])
+            try runCLI(["import", plain, "--data", a])
+            let aID = try cliOutput(["id", "--data", a])
+            var times: [Double] = []
+            for run in 0..<max(1, min(options.runs, 3)) {
+                let b = work + "/sweep-b\(n)-\(run)"
+                let (agentA, agentB, bID, seconds) = try fullSync(from: a, aID: aID, into: b, records: n)
+                times.append(seconds)
+                try runCLI(["peers", "remove", bID, "--data", a])
+                agentA.stop()
+                agentB.stop()
+                try? FileManager.default.removeItem(atPath: b)
+            }
+            rows.append(Row(name: "full sync of \(n) records into an empty peer (sweep)", value: "\(fmt(median(times), 2)) s",
+                            goal: "the plot's curve"))
+            var anchor: Double?
+            if options.anchors {
+                let (row, seconds, _) = try syncthingFullSync(plainFile: plain, records: n)
+                rows.append(row)
+                anchor = seconds
+            }
+            results.append("full_sync", ["records": .int(Int64(n)), "hubsync_s": .double(median(times)),
+                                         "syncthing_s": anchor.map { Value.double($0) } ?? Value.null])
+            try? FileManager.default.removeItem(atPath: a)
+            try? FileManager.default.removeItem(atPath: plain)
+        }
         return rows
     }
 
     /// The anchor: Syncthing between two instances on loopback, the same records as one JSON
     /// file each, into an empty folder (one run: it takes minutes).
-    func syncthingFullSync(plainFile: String) throws -> Row {
+    ///
+    /// Returns the full-sync row and seconds (nil when it gave up), and the change figures as rows
+    /// each to print after the HubSync row whose name starts with the given text.
+    func syncthingFullSync(plainFile: String, records: Int) throws -> (Row, Double?, [(String, Row)]) {
         let files = work + "/syncthing-files"
         try FileManager.default.createDirectory(atPath: files, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: files) }
@@ -190,15 +259,25 @@ extension Bench {
         }
         let version = (try? shellOutput(["syncthing", "--version"]))?.split(separator: " ").dropFirst().first ?? "?"
         if o["timed_out"] == .bool(true) {
-            return Row(name: "  anchor: Syncthing \(version), the same records as \(options.records) files (1 run)",
-                       value: "> \(fmt(seconds, 0)) s",
-                       rate: "(gave up: \(o["synced"]?.number.map { fmt($0, 0) } ?? "?") of \(options.records) files synced)",
-                       goal: "HubSync well below")
+            return (Row(name: "  anchor: Syncthing \(version), the same records as \(records) files (1 run)",
+                        value: "> \(fmt(seconds, 0)) s",
+                       rate: "(gave up: \(o["synced"]?.number.map { fmt($0, 0) } ?? "?") of \(records) files synced)",
+                        goal: "HubSync well below"), nil, [])
         }
-        return Row(name: "  anchor: Syncthing \(version), the same records as \(options.records) files (1 run)",
+        var changes: [(String, Row)] = []
+        if let pct = o["change_1pct_s"]?.number {
+            changes.append(("propagation", Row(name: "  anchor: Syncthing, one file changed, scan asked at once, until the peer has it",
+                                               value: "p50 \(fmt(median((o["single_change_s"]?.arrayValue ?? []).compactMap(\.number)) * 1000, 0)) ms",
+                                               rate: "(\(o["single_change_s"]?.arrayValue?.count ?? 0) changes)", goal: "HubSync well below")))
+            changes.append(("a 1% change", Row(name: "  anchor: Syncthing, 1% of the files changed, scan asked at once",
+                                               value: "\(fmt(pct, 3)) s", goal: "HubSync well below")))
+            results.append("syncthing_changes", ["records": .int(Int64(records)), "change_1pct_s": .double(pct),
+                                                 "single_change_s": o["single_change_s"] ?? .null])
+        }
+        return (Row(name: "  anchor: Syncthing \(version), the same records as \(records) files (1 run)",
                    value: "\(fmt(seconds, 1)) s",
                    rate: "(peak RSS A \(o["rss_a_mb"]?.number.map { fmt($0, 0) } ?? "?") MB, B \(o["rss_b_mb"]?.number.map { fmt($0, 0) } ?? "?") MB)",
-                   goal: "HubSync well below")
+                   goal: "HubSync well below"), seconds, changes)
     }
 
     /// Repair with real agents: records removed from B's store behind its back (no change-log
@@ -277,6 +356,7 @@ extension Bench {
             guard let arrived = feed.waitFor([id], timeout: 10) else { throw BenchError("\(id) did not reach B") }
             latencies.append(arrived.timeIntervalSince(start) * 1000)
         }
+        results.set("propagation_ms", .array(latencies.map { Value.double($0) }))
         latencies.sort()
         rows.append(Row(name: "propagation A API → B change feed (1,000 writes)",
                         value: "p50 \(fmt(latencies[499], 2)) ms", rate: "p99 \(fmt(latencies[989], 2)) ms",

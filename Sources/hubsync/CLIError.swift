@@ -1,3 +1,4 @@
+import HubSyncAgent
 import HubSyncBase
 import HubSyncCore
 import HubSyncCrypto
@@ -24,8 +25,22 @@ struct CLIError: CodedError {
         case let e as JSONError: self.init(.invalidInput, e.description, cause: e)
         case let e as IdentityError: self.init(e.code == .invalidInput ? .other : e.code, e.message, cause: e)
         case let e as DeviceIDError: self.init(.invalidInput, e.message, cause: e)
-        default: self.init(.other, "\(error)", cause: error)
+        case let e as EnrolledDevicesError: self.init(.invalidInput, e.message, cause: e)
+        default:
+            if let known = FailureText.describe(error) {
+                self.init(known.code, known.message, cause: error)
+            } else if let e = error as? any CodedError {
+                self.init(e.code, e.message, cause: e)
+            } else {
+                self.init(.other, FailureText.unknown(error), cause: error)
+            }
         }
+    }
+
+    /// Whether this is a failure no one foresaw, whose detail belongs in a log, not in the message.
+    var isUnexpected: Bool {
+        guard code == .other, let cause else { return false }
+        return message == FailureText.unknown(cause)
     }
 }
 

@@ -21,7 +21,8 @@ struct RunCommand: AsyncParsableCommand {
             (port 0 picks a free one). The agent holds a lock on DIR while it runs: it is then the \
             only writer of the store, and other commands go through its API; a second agent on DIR is \
             refused, and a command holding the lock (an import) is waited for. Settings come from DIR/config.json; flags override them. \
-            SIGTERM or SIGINT stops it cleanly. Unless --no-mdns, it advertises _hubsync._tcp \
+            SIGTERM or SIGINT stops it cleanly; SIGHUP reads config.json again (a file that does not pass keeps \
+            the settings in use, and the log says why). Unless --no-mdns, it advertises _hubsync._tcp \
             through the system's avahi-daemon and dials trusted peers it finds there; without the \
             daemon it keeps using static and last-known addresses and status says why.
             """)
@@ -38,16 +39,35 @@ struct RunCommand: AsyncParsableCommand {
         let dir = common.directory
         let identity = try dir.identity()
         var config = try guarded { try AgentConfiguration.load(from: dir.path) }
-        if let listen { config.listen = listen }
-        if let api { config.api = api }
-        if let repairInterval {
-            guard repairInterval > 0 else { throw CLIError.usage("--repair-interval must be at least 1") }
-            config.repairInterval = .seconds(repairInterval)
+        if let repairInterval, repairInterval <= 0 { throw CLIError.usage("--repair-interval must be at least 1") }
+        // The flags override config.json, at start and again whenever SIGHUP reloads the file.
+        let flags: @Sendable (inout AgentConfiguration) -> Void = { [listen, api, repairInterval, noMdns, clockOffsetMs] c in
+            if let listen { c.listen = listen }
+            if let api { c.api = api }
+            if let repairInterval { c.repairInterval = .seconds(repairInterval) }
+            if noMdns { c.mdns = false }
+            c.clockOffsetMillis = clockOffsetMs
         }
-        config.clockOffsetMillis = clockOffsetMs
-        if noMdns { config.mdns = false }
+        flags(&config)
+        for (option, key, address) in [("--listen", "listen", config.listen), ("--api", "api", config.api)] {
+            guard let (host, _) = SyncNode.split(address) else {
+                throw CLIError.usage("\(option) (or \"\(key)\" in \(dir.file("config.json"))) must be HOST:PORT with a port "
+                    + "of 0–65535 (0 picks a free one); got \"\(address)\"")
+            }
+            if option == "--listen", !isListenableHost(host) {
+                // Refused before any lookup: a name would need DNS, and a typo would fail late with the resolver's words.
+                throw CLIError.usage("--listen (or \"listen\" in \(dir.file("config.json"))) needs an IP address of this machine "
+                    + "(or localhost); \"\(host)\" is not one — e.g. 0.0.0.0:7400 for every interface, 127.0.0.1:0 for this machine only")
+            }
+            if option == "--api", !["127.0.0.1", "localhost", "::1"].contains(host) {
+                throw CLIError.usage("--api must be a loopback address (127.0.0.1, ::1 or localhost): the local API "
+                    + "is for this machine only; got \"\(address)\"")
+            }
+        }
+        guard let level = Logger.Level(rawValue: logLevel) else {
+            throw CLIError.usage("--log-level must be one of trace, debug, info, notice, warning, error; got \"\(logLevel)\"")
+        }
         let lock = try await agentLock(dir)
-        let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
@@ -55,13 +75,24 @@ struct RunCommand: AsyncParsableCommand {
         }
         var logger = Logger(label: "hubsync")
         logger[metadataKey: "device"] = "\(identity.deviceID.short)"
-        let agent = try guarded { try Agent(directory: dir.path, identity: identity, configuration: config, logger: logger, lock: lock) }
+        if let name = dir.deviceName { logger[metadataKey: "device.name"] = "\(name)" }
+        let agent = try guarded { try Agent(directory: dir.path, identity: identity, configuration: config, logger: logger, lock: lock,
+                                             reloadOnHangup: flags) }
         do {
             try await agent.run()
         } catch {
-            throw CLIError.failure("the agent stopped: \(error)")
+            var failure = CLIError(error)
+            failure.message = "the agent stopped: " + failure.message
+            throw failure
         }
     }
+}
+
+/// Whether `host` is an IP address (v4 or v6) or localhost: what `--listen` can bind without a lookup.
+func isListenableHost(_ host: String) -> Bool {
+    if host == "localhost" { return true }
+    var v4 = in_addr(), v6 = in6_addr()
+    return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
 }
 
 /// The writer lock for an agent: refused while another agent holds it; while a command holds it
@@ -107,17 +138,34 @@ struct PeersList: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() throws {
-        let store = try common.directory.openStore()
+        let dir = common.directory
+        let store = try dir.openStore()
         let peers = try guarded { try store.peers() }
+        // The household's other members are trusted too, listed or not (a repaired store may have
+        // lost their rows): shown, so `peers` and `peers add` agree.
+        let household = try? HouseholdSnapshot.read(in: dir)
+        let own = try? dir.identity().deviceID
+        let listed = Set(peers.map(\.device))
+        let members = (household?.membership?.members.keys).map { Array($0) } ?? []
+        let unlisted = members.filter { $0 != own && !listed.contains($0) }.sorted { $0.description < $1.description }
+        let devices = DeviceLabels(store: store, directory: dir, own: nil, known: peers.map(\.device) + unlisted)
         if output.json {
             printJSON(.array(peers.map { p in
-                ["device_id": .string(p.device.description), "address": p.address.map { .string($0) } ?? .null,
+                ["device_id": .string(p.device.description), "device_name": devices.json(p.device),
+                 "address": p.address.map { .string($0) } ?? .null, "household_member": .bool(household?.isMember(p.device) ?? false),
                  "their_sequence_held": .int(p.theirSequence), "acknowledged_sequence": .int(p.ackedSequence)]
+            } + unlisted.map { m in
+                ["device_id": .string(m.description), "device_name": devices.json(m), "address": .null,
+                 "household_member": true, "their_sequence_held": 0, "acknowledged_sequence": 0]
             }))
             return
         }
-        if peers.isEmpty { print("No trusted peers. Add one with: hubsync peers add DEVICE-ID --address HOST:PORT") }
-        for p in peers { print("\(p.device)  \(p.address ?? "(no address)")") }
+        if peers.isEmpty && unlisted.isEmpty { print("No trusted peers. Add one with: hubsync peers add DEVICE-ID --address HOST:PORT") }
+        for p in peers { print("\(devices.label(p.device, full: true))  \(p.address ?? "(no address)")") }
+        for m in unlisted {
+            print("\(devices.label(m, full: true))  (household member; no address known: found over mDNS, "
+                + "or give one with `hubsync peers add \(m) --address HOST:PORT`)")
+        }
     }
 }
 
@@ -140,11 +188,14 @@ struct PeersAdd: ParsableCommand {
             if let address { body["address"] = .string(address) }
             added = try agent.call("POST", "/v1/peers", body: .object(body)).objectValue?["added"] == .bool(true)
         case .direct(let store):
+            if try guarded({ try HouseholdSnapshot.read(in: common.directory) }).membership?.removed.contains(device) == true {
+                throw CLIError.usage(PeerTrust.removedMessage(device))
+            }
             added = try guarded { try store.addPeer(device, address: address) }
         }
         if output.json {
             printJSON(["device_id": .string(device.description), "added": .bool(added)])
-        } else {
+        } else if !Quiet.isOn {
             print(added ? "Trusted \(device)" : "Already trusted: \(device)" + (address.map { " (address now \($0))" } ?? ""))
         }
     }
@@ -167,7 +218,7 @@ struct PeersRemove: AsyncParsableCommand {
                 if output.json { printJSON(state) } else { print("Removed \(device) from the household") }
                 return
             }
-            _ = try agent.call("DELETE", "/v1/peers/\(pathSegment(device.description))")
+            try removeTrust(device, through: agent)
         case .direct(let store):
             if try guarded({ try HouseholdSnapshot.read(in: common.directory) }).isMember(device) {
                 let state = try await removeFromHousehold(device, in: common.directory, store: store)
@@ -175,10 +226,20 @@ struct PeersRemove: AsyncParsableCommand {
                 return
             }
             guard try guarded({ try store.removePeer(device) }) else {
-                throw CLIError.failure("\(device) is not a trusted peer; see `hubsync peers`")
+                throw CLIError.usage("\(device) is not a trusted peer; see `hubsync peers`")
             }
         }
-        if output.json { printJSON(["device_id": .string(device.description), "removed": true]) } else { print("Removed \(device)") }
+        if output.json { printJSON(["device_id": .string(device.description), "removed": true]) } else if !Quiet.isOn { print("Removed \(device)") }
+    }
+}
+
+/// `DELETE /v1/peers/ID`; naming a device that is not a trusted peer is bad input (exit 2).
+func removeTrust(_ device: DeviceID, through agent: AgentClient) throws(CLIError) {
+    do {
+        _ = try agent.call("DELETE", "/v1/peers/\(pathSegment(device.description))")
+    } catch {
+        guard error.code == .notFound else { throw error }
+        throw CLIError(.invalidInput, error.message + "; see `hubsync peers`", cause: error)
     }
 }
 
@@ -196,24 +257,11 @@ struct StatusCommand: ParsableCommand {
                 // An agent holds the directory, but its API cannot be found: say so, as writes do.
                 throw dir.unreachable(holder, "so its status cannot be read;")
             }
-            let store = try dir.openStore()
-            let peers = try guarded { try store.peers() }
-            let last = try guarded { try store.lastSequence() }
-            let doc: Value = [
-                "agent": "not running",
-                "peers": .array(peers.map { p in
-                    ["device_id": .string(p.device.description), "connected": false,
-                     "reason": "the agent is not running: start it with `hubsync run`",
-                     "pending_to_send": .int(max(0, last - p.ackedSequence))]
-                }),
-            ]
-            if output.json { printJSON(doc) } else {
-                print("Agent: not running (start it with `hubsync run --data \(dir.path)`)")
-                for p in peers { print("  \(p.device): \(max(0, last - p.ackedSequence)) changes to send") }
-            }
+            try printWithoutAgent(state: "not running", reason: "the agent is not running: start it with `hubsync run`",
+                                  line: "Agent: not running (start it with `hubsync run --data \(dir.path)`)")
             return
         }
-        let answer = try agent.call("GET", "/v1/status")
+        let answer = try statusAnswer(agent)
         if output.json { printJSON(answer); return }
         var bytes: [UInt8] = []
         JSON.write(answer, to: &bytes)
@@ -221,22 +269,73 @@ struct StatusCommand: ParsableCommand {
         do { status = try AgentStatus(decoding: bytes) } catch {
             throw CLIError.failure("the agent's status could not be read (\(error)); is it the same version as this hubsync?")
         }
-        print("Device \(status.deviceID)  listening on \(status.listen ?? "?"), API \(status.api ?? "?")")
+        var devices = DeviceLabels(store: nil, directory: dir, own: try? DeviceID(parsing: status.deviceID),
+                                   known: (status.peers.map(\.deviceID) + status.refused.map(\.deviceID)).compactMap { try? DeviceID(parsing: $0) })
+        for p in status.peers {
+            // The agent sends names cleaned; cleaned again here, as text from another process.
+            if let id = try? DeviceID(parsing: p.deviceID), let name = p.deviceName.flatMap(DeviceNames.displayable) { devices.names[id] = name }
+        }
+        print("Device \(devices.label(status.deviceID, full: true))  listening on \(status.listen ?? "?"), API \(status.api ?? "?")")
+        if let problem = status.store.problem { print("Store: cannot be read: \(problem)") }
         let mdns = status.mdns
         switch mdns.state {
         case "unavailable": print("mDNS unavailable: \(mdns.reason ?? "?")")
-        default: print("mDNS: \(mdns.state)" + (mdns.reason.map { " (\($0))" } ?? ""))
+        default: print("mDNS: \(mdns.state)" + (mdns.reason.map { " — \($0)" } ?? ""))
         }
         for p in status.peers {
             let state = p.connected ? "connected" : "not connected: \(p.reason ?? "?")"
-            print("  \(p.deviceID): \(state); last sync \(p.lastSync ?? "never"); \(p.pendingToSend) changes to send; "
-                + "sent \(p.bytesSent) B, received \(p.bytesReceived) B")
+            print("  \(devices.label(p.deviceID)): \(state); last sync \(p.lastSync ?? "never"); "
+                + "\(plural(Int(p.pendingToSend), "change")) to send; sent \(byteText(Int(p.bytesSent))), received \(byteText(Int(p.bytesReceived)))")
+            if let r = p.lastRepairRound {
+                print("    last repair round \(p.lastRepair ?? "?"): \(plural(r.recordsSent, "record")) sent, \(plural(r.recordsReceived, "record")) "
+                    + "received, \(plural(r.roundTrips, "round trip")), \(byteText(r.bytesSent)) sent, \(byteText(r.bytesReceived)) received, \(r.milliseconds) ms")
+            }
+            for u in p.undelivered { print("    \(printable(u.record)): \(u.reason)") }
         }
-        for r in status.refused { print("  refused: \(r.deviceID) is not trusted") }
+        for r in status.refused { print("  refused: \(devices.label(r.deviceID)) is not trusted") }
         if let b = status.backup {
-            print("Backup: last \(b.last ?? "never")\(b.ageSeconds.map { " (\($0) s ago)" } ?? "") to "
-                + "\(b.target ?? "-"), every \(b.intervalSeconds) s")
+            print("Backup: last \(b.last ?? "never")\(b.ageSeconds.map { " (\(durationText(Int($0))) ago)" } ?? "") to "
+                + "\(b.target ?? "-"), every \(durationText(Int(b.intervalSeconds)))")
             if let w = b.warning { print("  warning: \(w)") }
+        }
+    }
+
+    /// The agent's status; from a hung agent, what the store says without it, then the failure.
+    func statusAnswer(_ agent: AgentClient) throws(CLIError) -> Value {
+        do {
+            return try agent.call("GET", "/v1/status", timeout: .seconds(10))
+        } catch {
+            if error.code == .timeout {
+                try printWithoutAgent(state: "not answering", reason: "the agent (pid \(agent.pid)) does not answer",
+                                      line: "Agent: pid \(agent.pid) does not answer (hung, stopped or overloaded); what the store says:")
+            }
+            throw error
+        }
+    }
+
+    /// The status the store alone can tell (each peer's changes left to send), for when no agent
+    /// answers: `state` and `reason` go in the JSON, `line` heads the text.
+    func printWithoutAgent(state: String, reason: String, line: String) throws(CLIError) {
+        let dir = common.directory
+        let store = try dir.openStore()
+        let peers = try guarded { try store.peers() }
+        let last = try guarded { try store.lastSequence() }
+        let own = try dir.identity().deviceID
+        let devices = DeviceLabels(store: store, directory: dir, own: own, known: peers.map(\.device))
+        let doc: Value = [
+            "agent": .string(state),
+            "device_id": .string(own.description), "device_name": devices.json(own),
+            "peers": .array(peers.map { p in
+                ["device_id": .string(p.device.description), "device_name": devices.json(p.device), "connected": false,
+                 "reason": .string(reason), "pending_to_send": .int(max(0, last - p.ackedSequence))]
+            }),
+        ]
+        if output.json { printJSON(doc) } else {
+            print("Device \(devices.label(own, full: true))")
+            print(line)
+            for p in peers {
+                print("  \(devices.label(p.device)): \(plural(Int(max(0, last - p.ackedSequence)), "change")) to send")
+            }
         }
     }
 }

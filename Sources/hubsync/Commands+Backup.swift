@@ -1,10 +1,13 @@
 import ArgumentParser
 import Foundation
+import HubSyncAgent
 import HubSyncBase
+import HubSyncAgent
 import HubSyncBackup
 import HubSyncCore
 import HubSyncCrypto
 import HubSyncHousehold
+import HubSyncS3
 import HubSyncStore
 
 /// `hubsync backup …`: encrypted, deduplicated snapshots of the stores.
@@ -14,8 +17,11 @@ struct BackupCommand: ParsableCommand {
         abstract: "Take, list, check and restore encrypted snapshot backups.",
         discussion: """
             A repository is a directory (a USB disk, a NAS mount): --repo local:PATH, or a paired device \
-            that stores it in its data directory (append-only, under a quota): --repo peer:DEVICE-ID; else the first \
-            target of "backup": {"targets": [...]} in the data directory's config.json. Snapshots are \
+            that stores it in its data directory (append-only, under a quota): --repo peer:DEVICE-ID, or an S3 bucket \
+            (AWS, SeaweedFS, MinIO…): --repo s3:http(s)://HOST[:PORT]/BUCKET[/PREFIX], with credentials from \
+            AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ~/.aws/credentials (AWS_PROFILE) or config.json's \
+            "backup": {"s3": {"credentials_file": PATH}}; else the first target of "backup": {"targets": [...]} in the \
+            data directory's config.json. Snapshots are \
             encrypted; any device of the household opens them, and so does the household's recovery key \
             (printed once by `hubsync init`) on a machine that has nothing else.
               hubsync backup now --repo local:/mnt/usb/hubsync
@@ -31,7 +37,7 @@ struct RepoOptions: ParsableArguments {
     @OptionGroup var common: CommonOptions
     @OptionGroup var output: OutputOptions
     @Option(name: .customLong("repo"), help: ArgumentHelp(
-        "The repository: local:PATH, or peer:DEVICE-ID (a paired device that stores it; default: the first target in config.json's \"backup\" section).",
+        "The repository: local:PATH, peer:DEVICE-ID (a paired device that stores it) or s3:http(s)://HOST[:PORT]/BUCKET[/PREFIX] (default: the first target in config.json's \"backup\" section).",
         valueName: "TARGET"))
     var repo: String?
 
@@ -45,15 +51,26 @@ struct RepoOptions: ParsableArguments {
                 + "\"backup\": {\"targets\": [\"local:PATH\"]} in \(directory.path)/config.json")
         }
         if text.hasPrefix("peer:") { return try peerTarget(String(text.dropFirst(5))) }
+        if text.hasPrefix("s3:") {
+            let (settings, problem) = S3Settings.parse(backupSection()?["s3"]?.objectValue,
+                                                       environment: ProcessInfo.processInfo.environment)
+            guard let settings else { throw .usage("\(directory.configPath): \(problem ?? "invalid \"backup.s3\"")") }
+            return try backupGuarded { try makeTarget(text, s3: settings) }
+        }
         return try backupGuarded { try makeTarget(text) }
+    }
+
+    /// config.json's "backup" section, if any.
+    func backupSection() -> [String: Value]? {
+        guard let data = FileManager.default.contents(atPath: directory.configPath) else { return nil }
+        let text = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+            .map { $0.drop { $0 == " " || $0 == "\t" }.hasPrefix("//") ? "" : String($0) }.joined(separator: "\n")
+        return (try? JSON.parse(text))?.objectValue?["backup"]?.objectValue
     }
 
     /// The first target in config.json's "backup" section, if any.
     func configuredTarget() -> String? {
-        guard let data = FileManager.default.contents(atPath: directory.configPath) else { return nil }
-        let text = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
-            .map { $0.drop { $0 == " " || $0 == "\t" }.hasPrefix("//") ? "" : String($0) }.joined(separator: "\n")
-        guard let backup = (try? JSON.parse(text))?.objectValue?["backup"]?.objectValue else { return nil }
+        guard let backup = backupSection() else { return nil }
         if let first = backup["targets"]?.arrayValue?.first {
             return first.stringValue ?? first.objectValue?["target"]?.stringValue
         }
@@ -67,11 +84,10 @@ struct RepoOptions: ParsableArguments {
     }
 
     /// Opens the repository with the household's group key, or the recovery key if given.
-    func open(recoveryKey: String? = nil) throws(CLIError) -> Repository {
+    func open(recoveryKey: RecoveryKey? = nil) throws(CLIError) -> Repository {
         let target = try target()
         if let recoveryKey {
-            let key = try parseRecoveryKey(recoveryKey)
-            return try backupGuarded { try Repository.open(at: target, household: nil, recoveryKey: key) }
+            return try backupGuarded { try Repository.open(at: target, household: nil, recoveryKey: recoveryKey) }
         }
         guard try backupGuarded({ try Repository.exists(at: target) }) else {
             // Opening reports the missing repository with its advice.
@@ -92,11 +108,82 @@ struct RepoOptions: ParsableArguments {
     }
 }
 
-/// Parses a recovery key given on the command line ("-" reads it from standard input).
-func parseRecoveryKey(_ text: String) throws(CLIError) -> RecoveryKey {
-    var source = text
-    if text == "-" { source = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self) }
-    do { return try RecoveryKey(text: source) } catch { throw .usage("--recovery-key: \(error.message)") }
+/// The household's recovery key, from a prompt, standard input, a file or (visible to other
+/// users in the process list, so discouraged) the command line.
+struct RecoveryKeyOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Open the repository with the household's recovery key instead of this device's household: "
+                               + "\"-\" asks for it without echo at a terminal, else reads standard input. A key typed "
+                               + "here shows in the process list and shell history.", valueName: "KEY|-"))
+    var recoveryKey: String?
+    @Option(help: ArgumentHelp("Read the recovery key from this file (as printed by `hubsync init`).", valueName: "FILE"))
+    var recoveryKeyFile: String?
+
+    func validate() throws {
+        if recoveryKey != nil && recoveryKeyFile != nil {
+            throw ValidationError("give --recovery-key or --recovery-key-file, not both")
+        }
+    }
+
+    /// The key, or nil when none was given.
+    func key() throws(CLIError) -> RecoveryKey? {
+        if let recoveryKeyFile {
+            guard let data = FileManager.default.contents(atPath: recoveryKeyFile) else {
+                throw .usage("--recovery-key-file: cannot read \(recoveryKeyFile); give the file holding the key `hubsync init` printed")
+            }
+            var bytes = [UInt8](data)
+            defer { for i in bytes.indices { bytes[i] = 0 } }
+            var info = stat()
+            if stat(recoveryKeyFile, &info) == 0, info.st_mode & 0o077 != 0 {
+                FileHandle.standardError.write(Data(("hubsync: \(recoveryKeyFile) can be read by other users (mode "
+                    + String(info.st_mode & 0o777, radix: 8) + "); anyone who reads it can open every backup of the "
+                    + "household: `chmod 600 \(recoveryKeyFile)`\n").utf8))
+            }
+            return try parseRecoveryKey(String(decoding: bytes, as: UTF8.self), from: "--recovery-key-file \(recoveryKeyFile)")
+        }
+        guard let recoveryKey else { return nil }
+        if recoveryKey == "-" {
+            guard let text = readSecretLine(prompt: "Recovery key: ") else {
+                throw .usage("--recovery-key -: nothing was read; type the key, or pipe it in")
+            }
+            guard text.contains(where: { !$0.isWhitespace }) else {
+                throw .usage("--recovery-key -: the key was empty; type the key `hubsync init` printed (groups of "
+                    + "letters and digits), or pipe it in")
+            }
+            return try parseRecoveryKey(text, from: "--recovery-key")
+        }
+        FileHandle.standardError.write(Data(("hubsync: a key given on the command line is visible to other users in the "
+            + "process list; next time use --recovery-key - or --recovery-key-file FILE\n").utf8))
+        return try parseRecoveryKey(recoveryKey, from: "--recovery-key")
+    }
+}
+
+/// Parses a recovery key's text; `from` names where it came from in the message.
+func parseRecoveryKey(_ text: String, from: String) throws(CLIError) -> RecoveryKey {
+    do { return try RecoveryKey(text: text) } catch { throw .usage("\(from): \(error.message)") }
+}
+
+/// One line from standard input: at a terminal after `prompt` (on standard error) with echo off,
+/// otherwise everything piped in. Nil at once at the end of input.
+func readSecretLine(prompt: String) -> String? {
+    guard isatty(STDIN_FILENO) == 1 else {
+        let data = FileHandle.standardInput.readDataToEndOfFile()
+        return data.isEmpty ? nil : String(decoding: data, as: UTF8.self)
+    }
+    // Echo goes off before the prompt shows: a key typed as soon as the prompt appears is
+    // neither echoed nor discarded (TCSAFLUSH drops input that came before it).
+    var saved = termios()
+    let haveTerminal = tcgetattr(STDIN_FILENO, &saved) == 0
+    if haveTerminal {
+        var quiet = saved
+        quiet.c_lflag &= ~tcflag_t(ECHO)
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet)
+    }
+    FileHandle.standardError.write(Data(prompt.utf8))
+    defer {
+        if haveTerminal { tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved) }
+        FileHandle.standardError.write(Data("\n".utf8))
+    }
+    return readLine(strippingNewline: true)
 }
 
 /// Runs a backup library call, mapping its errors to the CLI's (bad input → status 2).
@@ -123,6 +210,8 @@ struct BackupInitCommand: ParsableCommand {
     @OptionGroup var options: RepoOptions
     @Option(help: ArgumentHelp("Pack size in bytes (default 4 MiB; smaller packs suit slow links).", valueName: "BYTES"))
     var packSize = Repository.defaultPackSize
+    @Flag(help: "For an s3: repository whose bucket does not exist: create it without asking.")
+    var createBucket = false
 
     func validate() throws {
         guard (64 << 10 ... 128 << 20).contains(packSize) else {
@@ -133,12 +222,31 @@ struct BackupInitCommand: ParsableCommand {
     func run() throws {
         let household = try options.household()
         let target = try options.target()
+        if let s3 = target as? S3Target { try ensureBucket(s3) }
         let repo = try backupGuarded { try Repository.create(at: target, household: household, packSize: packSize) }
         if options.output.json {
             printJSON(["repository": .string(target.description), "id": .string(repo.id), "created": true])
         } else {
             print("Created backup repository \(repo.id.prefix(8)) at \(target.description)")
         }
+    }
+
+    /// A missing bucket is created with --create-bucket, or when a person at a terminal says yes.
+    func ensureBucket(_ target: S3Target) throws(CLIError) {
+        guard try !backupGuarded({ try target.bucketExists() }) else { return }
+        let endpoint = target.client.endpoint
+        var create = createBucket
+        if !create, isatty(0) == 1, isatty(2) == 1 {
+            FileHandle.standardError.write(Data("The bucket \(endpoint.bucket) does not exist at \(endpoint.hostHeader). Create it? [y/N] ".utf8))
+            let answer = readLine()?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
+            create = answer == "y" || answer == "yes"
+        }
+        guard create else {
+            throw .failure("the bucket \(endpoint.bucket) does not exist at \(endpoint.hostHeader); run again with "
+                + "--create-bucket to create it, or check the name in --repo; nothing was created")
+        }
+        try backupGuarded { try target.createBucket() }
+        if !options.output.json { FileHandle.standardError.write(Data("created bucket \(endpoint.bucket)\n".utf8)) }
     }
 }
 
@@ -157,14 +265,19 @@ struct BackupNowCommand: ParsableCommand {
         let created = try !backupGuarded { try Repository.exists(at: target) }
         let repo = created ? try backupGuarded { try Repository.create(at: target, household: household) }
             : try options.open()
-        let progress = ProgressReporter()
+        let progress = ProgressReporter(json: options.output.json)
         let start = Date()
         let result = try backupGuarded {
             try repo.backup(store: store, device: identity.deviceID.description,
                             hostname: dir.deviceName ?? ProcessInfo.processInfo.hostName, household: household,
-                            holder: options.holder, progress: progress.callback)
+                            holder: options.holder, signer: identity.signingKey, progress: progress.callback)
         }
         let seconds = Date().timeIntervalSince(start)
+        var reported: [String: Value] = ["seconds": .double(seconds)]
+        if let size = try? repositoryBytes(at: target) { reported["repository_bytes"] = .int(Int64(size)) }
+        recordAudit(dir, store: store, .backup,
+                    subject: ["target": target.description, "snapshot": result.snapshot.id.hex, "records": "\(result.snapshot.records)"],
+                    detail: "backup of \(plural(result.snapshot.records, "record")) to \(target.description)", metrics: reported)
         if options.output.json {
             guard case .object(var o) = result.snapshot.summary else { return }
             o["repository"] = .string(target.description)
@@ -180,10 +293,11 @@ struct BackupNowCommand: ParsableCommand {
             printJSON(.object(o))
         } else {
             print(result.snapshot.id.hex)
-            FileHandle.standardError.write(Data(("snapshot \(result.snapshot.id.short): \(result.snapshot.records) records, "
-                + "\(result.newChunks) of \(result.chunks) chunks new, \(byteText(result.bytesAdded)) added to "
+            if Quiet.isOn { return }
+            FileHandle.standardError.write(Data(("snapshot \(result.snapshot.id.short): \(plural(result.snapshot.records, "record")), "
+                + "\(result.newChunks) of \(plural(result.chunks, "chunk")) new, \(byteText(result.bytesAdded)) added to "
                 + "\(target.description) in \(String(format: "%.1f", seconds)) s"
-                + (result.orphanPacksAdopted > 0 ? "; reused \(result.orphanPacksAdopted) packs of an interrupted backup" : "")
+                + (result.orphanPacksAdopted > 0 ? "; reused \(plural(result.orphanPacksAdopted, "pack")) of an interrupted backup" : "")
                 + "\n").utf8))
             if let u = try? (target as? PeerTarget)?.usage() {
                 FileHandle.standardError.write(Data(("the peer stores \(byteText(u.used)) of its \(byteText(u.quota)) quota "
@@ -196,28 +310,38 @@ struct BackupNowCommand: ParsableCommand {
 struct BackupListCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "list", abstract: "List the snapshots, oldest first.")
     @OptionGroup var options: RepoOptions
-    @Option(help: ArgumentHelp("Open the repository with the recovery key instead of this device's household.",
-                               valueName: "KEY"))
-    var recoveryKey: String?
+    @OptionGroup var recovery: RecoveryKeyOptions
 
     func run() throws {
-        let repo = try options.open(recoveryKey: recoveryKey)
-        let snapshots = try backupGuarded { try repo.snapshots() }
+        let repo = try options.open(recoveryKey: recovery.key())
+        let (snapshots, unreadable) = try backupGuarded { try repo.scanSnapshots() }
         if options.output.json {
-            printJSON(.array(snapshots.map(\.summary)))
+            // Snapshots this device cannot read are listed with why (`"unreadable"`), never hidden.
+            printJSON(.array(snapshots.map(\.summary) + unreadable.map {
+                ["id": .string(String($0.name.split(separator: "/").last ?? "")), "unreadable": .string($0.reason.rawValue),
+                 "error": .string($0.message)]
+            }))
             return
         }
-        if snapshots.isEmpty { print("no snapshots yet; take one with `hubsync backup now`"); return }
-        print("ID        time                  device   records  size")
-        for s in snapshots {
-            print("\(s.id.short)  \(iso8601Text(s.time))  \(s.device.prefix(7))  \(String(s.records).padding(toLength: 7, withPad: " ", startingAt: 0))  \(byteText(s.bytes))")
+        if snapshots.isEmpty && unreadable.isEmpty { print("no snapshots yet; take one with `hubsync backup now`"); return }
+        let rows = snapshots.map { s in
+            [s.id.short, iso8601Text(s.time),
+             shortID(s.device) + (DeviceNames.displayable(s.hostname).map { " " + JSON.serialize(.string($0)) } ?? ""),
+             String(s.records), byteText(s.bytes)]
         }
+        if !rows.isEmpty { print(tableText(["ID", "time", "device", "records", "size"], rows, rightAligned: [3, 4]), terminator: "") }
+        for u in unreadable {
+            let why = [UnreadableSnapshot.Reason.damaged: "damaged", .keyNotHeld: "key not held", .malformed: "malformed",
+                       .retiredKey: "under a retired key", .future: "dated in the future"][u.reason] ?? "unreadable"
+            print("\(u.short)  not used: \(why)")
+        }
+        for u in unreadable { FileHandle.standardError.write(Data("hubsync: \(u.message)\n".utf8)) }
     }
 }
 
 func iso8601Text(_ ms: UInt64) -> String {
     let f = ISO8601DateFormatter()
-    f.formatOptions = [.withInternetDateTime]
+    f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
     return f.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
 }
 
@@ -230,7 +354,7 @@ struct BackupVerifyCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Read only part N of M of the packs (e.g. 1/7 on Mondays, 2/7 on Tuesdays…).",
                                valueName: "N/M"))
     var readDataSubset: String?
-    @Option(help: ArgumentHelp("Open the repository with the recovery key.", valueName: "KEY")) var recoveryKey: String?
+    @OptionGroup var recovery: RecoveryKeyOptions
 
     func validate() throws {
         if let s = readDataSubset { _ = try parseSubset(s) }
@@ -246,9 +370,9 @@ struct BackupVerifyCommand: ParsableCommand {
     }
 
     func run() throws {
-        let repo = try options.open(recoveryKey: recoveryKey)
+        let repo = try options.open(recoveryKey: recovery.key())
         let subset = try readDataSubset.map { try parseSubset($0) }
-        let progress = ProgressReporter()
+        let progress = ProgressReporter(json: options.output.json)
         let start = Date()
         let report = try backupGuarded {
             try repo.verify(readData: readData || subset != nil, subset: subset, progress: progress.callback)
@@ -263,10 +387,11 @@ struct BackupVerifyCommand: ParsableCommand {
                        "bytes_read": .int(Int64(report.bytesRead)), "problems": .array(report.problems.map { .string($0) }),
                        "damaged_packs": .array(damaged), "seconds": .double(seconds)])
         } else {
-            for p in report.problems { print("damaged: \(p)") }
-            print(report.ok ? "ok: \(report.snapshots) snapshots, \(report.packs) packs"
-                + (report.packsRead > 0 ? ", \(report.packsRead) packs read (\(byteText(report.bytesRead))), \(report.blobsChecked) chunks checked" : "")
-                : "the repository has \(report.problems.count) problem(s); restore other snapshots, or pass --skip-damaged to restore")
+            let unreadable = Set(report.unreadableSnapshots.map(\.message))
+            for p in report.problems { print(unreadable.contains(p) ? "not used: \(p)" : "damaged: \(p)") }
+            print(report.ok ? "ok: \(plural(report.snapshots, "snapshot")), \(plural(report.packs, "pack"))"
+                + (report.packsRead > 0 ? ", \(plural(report.packsRead, "pack")) read (\(byteText(report.bytesRead))), \(plural(report.blobsChecked, "chunk")) checked" : "")
+                : "the repository has \(plural(report.problems.count, "problem")); restore other snapshots, or pass --skip-damaged to restore")
         }
         if !report.ok { throw ExitCode(1) }
     }

@@ -27,9 +27,7 @@ struct BackupRestoreCommand: ParsableCommand {
     @Flag(help: "Merge into this device's stores (undeletes what the snapshot has alive).") var merge = false
     @Flag(help: "Write the snapshot's values as new edits (every peer follows).") var revert = false
     @Option(help: ArgumentHelp("Only this record.", valueName: "COLLECTION/ID")) var record: String?
-    @Option(help: ArgumentHelp("Open the repository with the household's recovery key (\"-\" reads it from standard input).",
-                               valueName: "KEY"))
-    var recoveryKey: String?
+    @OptionGroup var recovery: RecoveryKeyOptions
     @Flag(help: "Restore everything that is intact when some packs are damaged.") var skipDamaged = false
 
     func validate() throws {
@@ -50,9 +48,9 @@ struct BackupRestoreCommand: ParsableCommand {
     }
 
     func run() throws {
-        let repo = try options.open(recoveryKey: recoveryKey)
+        let repo = try options.open(recoveryKey: recovery.key())
         let snap = try backupGuarded { try repo.snapshot(named: snapshot) }
-        let progress = ProgressReporter()
+        let progress = ProgressReporter(json: options.output.json)
         let start = Date()
         var result: Value
         if let into {
@@ -66,16 +64,25 @@ struct BackupRestoreCommand: ParsableCommand {
         o["seconds"] = .double(seconds)
         if options.output.json {
             printJSON(.object(o))
+        } else if Quiet.isOn {
+            // Quiet: only what was lost is said.
+            if case .int(let n) = o["skipped_chunks"] ?? .null, n > 0 {
+                FileHandle.standardError.write(Data(("hubsync: skipped \(plural(Int(n), "damaged chunk")); "
+                    + "their records are missing\n").utf8))
+            }
         } else {
             var line = "restored snapshot \(snap.id.short) (\(iso8601Text(snap.time))): "
-            if case .int(let n) = o["records"] ?? .null { line += "\(n) records" }
-            if case .int(let n) = o["writes"] ?? .null { line += ", \(n) writes" }
+            if case .int(let n) = o["records"] ?? .null { line += plural(Int(n), "record") }
+            if case .int(let n) = o["writes"] ?? .null { line += ", " + plural(Int(n), "write") }
             if let d = o["into"]?.stringValue { line += " into \(d)" }
             line += " in \(String(format: "%.1f", seconds)) s"
             if case .int(let n) = o["skipped_chunks"] ?? .null, n > 0 {
-                line += "; skipped \(n) damaged chunks (their records are missing)"
+                line += "; skipped \(plural(Int(n), "damaged chunk")) (their records are missing)"
             }
             print(line)
+            if case .int(let epoch) = o["household_key_epoch"] ?? .null, let keyID = o["household_key_id"]?.stringValue {
+                print("Household key of epoch \(epoch) taken (key ID \(keyID))")
+            }
             if let d = o["into"]?.stringValue, let id = o["device_id"]?.stringValue {
                 print("New device ID: \(id); start it with `hubsync run --data \(d)` and pair it with the household again")
             }
@@ -90,10 +97,16 @@ struct BackupRestoreCommand: ParsableCommand {
             try repo.restoreNewDevice(snap, into: dir, deviceName: ProcessInfo.processInfo.hostName, skipDamaged: skipDamaged,
                                       only: only, progress: progress.callback)
         }
+        if let note = made.householdNote { FileHandle.standardError.write(Data("hubsync: \(note)\n".utf8)) }
         return ["into": .string(dir.path), "device_id": .string(made.deviceID.description),
                 "records": .int(Int64(made.report.records)), "skipped_chunks": .int(Int64(made.report.skippedChunks.count)),
                 "damaged_packs": .array(made.report.damagedPacks.map { .string($0.hex) }),
-                "clock": .string(made.clock.description)]
+                "clock_hlc": .string(made.clock.description),
+                // Which household key the device took (its epoch and fingerprint), or null.
+                "household_key_epoch": made.household.map { .int(Int64($0.epoch)) } ?? .null,
+                "household_key_id": made.household.map {
+                    .string(Hex.encode(Blake2b.hash("hubsync-key-id", outputLength: 16, key: $0.groupKey).prefix(8)))
+                } ?? .null]
     }
 
     /// Merges into or reverts this device's stores; writes go through the agent when one runs.
@@ -114,7 +127,7 @@ struct BackupRestoreCommand: ParsableCommand {
             switch writer {
             case .agent(let agent):
                 for part in stride(from: 0, to: batch.count, by: 500) {
-                    _ = try agent.batch(BatchRequest(Array(batch[part..<min(part + 500, batch.count)])))
+                    _ = try agent.apply(Array(batch[part..<min(part + 500, batch.count)]))
                 }
             case .direct(let own):
                 _ = try guarded { try own.apply(batch) }
@@ -146,7 +159,11 @@ struct BackupRestoreCommand: ParsableCommand {
                 if !seen.contains(only), let c = try guarded({ try store.get(only) }), c.isAlive { extra.append(.delete(only)) }
             } else {
                 try guarded {
-                    try store.forEachRecord { s in if s.isAlive, !seen.contains(s.key) { extra.append(.delete(s.key)) } }
+                    // Only user records: membership and the audit journal are never deleted by hand.
+                    let user = Set(HubCollection.userCollections.map(\.rawValue))
+                    try store.forEachRecord { s in
+                        if s.isAlive, !seen.contains(s.key), user.contains(s.key.collection) { extra.append(.delete(s.key)) }
+                    }
                 }
             }
             try apply(extra)
@@ -154,6 +171,10 @@ struct BackupRestoreCommand: ParsableCommand {
         if let only, report.records == 0 {
             throw CLIError.failure("snapshot \(snap.id.short) holds no record \(only); see `hubsync backup list`")
         }
+        recordAudit(dir, store: store, .restore,
+                    subject: ["snapshot": snap.id.hex, "mode": merge ? "merge" : "revert", "record": only.map { "\($0)" } ?? ""],
+                    detail: "restored snapshot \(snap.id.short) (\(merge ? "merged" : "reverted")) "
+                        + (only.map { "for \($0)" } ?? "for \(plural(report.records, "record"))"))
         return ["mode": .string(merge ? "merge" : "revert"), "records": .int(Int64(report.records)),
                 "writes": .int(Int64(writes)), "through_agent": .bool({ if case .agent = writer { true } else { false } }()),
                 "skipped_chunks": .int(Int64(report.skippedChunks.count))]
@@ -176,6 +197,8 @@ struct BackupForgetCommand: ParsableCommand {
     var keepWithin: String?
     @Flag(help: "Show what would be forgotten; change nothing.") var dryRun = false
     @Flag(help: "Prune afterwards: free the space no remaining snapshot needs.") var prune = false
+    @Flag(help: "Also delete the snapshot files whose content does not match their name (damaged); alone, only that.")
+    var damaged = false
 
     func validate() throws {
         if [keepLast, keepHourly, keepDaily, keepWeekly, keepMonthly, keepYearly].contains(where: { $0 < 0 }) {
@@ -184,8 +207,8 @@ struct BackupForgetCommand: ParsableCommand {
         if let w = keepWithin, RetentionPolicy.parseDuration(w) == nil {
             throw ValidationError("--keep-within takes a duration such as 30m, 12h, 7d, 2w or 1y")
         }
-        if policy.isEmpty {
-            throw ValidationError("give at least one --keep-* rule (forgetting every snapshot is not offered)")
+        if policy.isEmpty && !damaged {
+            throw ValidationError("give at least one --keep-* rule (forgetting every snapshot is not offered), or --damaged")
         }
     }
 
@@ -199,7 +222,9 @@ struct BackupForgetCommand: ParsableCommand {
 
     func run() throws {
         let repo = try options.open()
-        let plan = try backupGuarded { try repo.forget(policy: policy, dryRun: dryRun, holder: options.holder) }
+        let removed = damaged ? try backupGuarded { try repo.forgetDamaged(dryRun: dryRun, holder: options.holder) } : []
+        let plan = policy.isEmpty ? (keep: [], forget: [])
+            : try backupGuarded { try repo.forget(policy: policy, dryRun: dryRun, holder: options.holder) }
         var pruneReport: PruneReport?
         if prune, !dryRun {
             pruneReport = try backupGuarded { try repo.prune(holder: options.holder, progress: ProgressReporter().callback) }
@@ -212,6 +237,7 @@ struct BackupForgetCommand: ParsableCommand {
                     return .object(o)
                 }),
                 "forgotten": .array(plan.forget.map(\.summary)), "dry_run": .bool(dryRun),
+                "damaged_forgotten": .array(removed.map { .string($0.name) }),
             ]
             if let r = pruneReport { o["prune"] = pruneJSON(r) }
             if let q = quarantineJSON(repo.target) { o["quarantined"] = q }
@@ -219,6 +245,7 @@ struct BackupForgetCommand: ParsableCommand {
         } else {
             for (s, why) in plan.keep { print("keep    \(s.id.short)  \(iso8601Text(s.time))  (\(why.joined(separator: ", ")))") }
             for s in plan.forget { print("\(dryRun ? "would forget" : "forget ") \(s.id.short)  \(iso8601Text(s.time))") }
+            for u in removed { print("\(dryRun ? "would forget" : "forget ") \(u.short)  (damaged)") }
             if let r = pruneReport { print(pruneText(r)) }
             if let q = quarantineText(repo.target) { print(q) }
         }
@@ -277,10 +304,10 @@ struct BackupDrillCommand: ParsableCommand {
         abstract: "Restore the latest snapshot into a scratch directory, check it, and report recovery time and point.",
         discussion: "The recovery time is how long the restore took; the recovery point is the age of the latest snapshot.")
     @OptionGroup var options: RepoOptions
-    @Option(help: ArgumentHelp("Open the repository with the recovery key.", valueName: "KEY")) var recoveryKey: String?
+    @OptionGroup var recovery: RecoveryKeyOptions
 
     func run() throws {
-        let repo = try options.open(recoveryKey: recoveryKey)
+        let repo = try options.open(recoveryKey: recovery.key())
         let snap = try backupGuarded { try repo.snapshot(named: "latest") }
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("hubsync-drill-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: scratch) }

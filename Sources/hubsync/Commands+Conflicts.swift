@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HubSyncCore
+import HubSyncCrypto
 import HubSyncAgent
 import HubSyncStore
 
@@ -12,20 +13,27 @@ struct ConflictsCommand: ParsableCommand {
 
     @OptionGroup var common: CommonOptions
     @OptionGroup var output: OutputOptions
+    @Flag(help: "Show long values whole (else cut to the terminal's width).") var full = false
 
     func run() throws {
         let store = try common.directory.openStore()
         let records = try guarded { try store.conflicts() }
         let items = records.flatMap { s in s.conflictedFields.map { (s, $0) } }
+        let own = try common.directory.identity().deviceID
+        let devices = DeviceLabels(store: store, directory: common.directory, own: own,
+                                   known: items.flatMap { $0.0.fields[$0.1]!.versions.map(\.stamp.device) })
         if output.json {
-            printJSON(.array(items.map { conflictJSON($0.0, field: $0.1) }))
+            printJSON(.array(items.map { conflictJSON($0.0, field: $0.1, names: devices.names) }))
             return
         }
         if items.isEmpty { print("No conflicts."); return }
+        let limit = lineLimit(full: full)
+        print("\(plural(items.count, "conflict")):")
         for (s, field) in items {
-            print("\(s.key) \(field):")
+            print(printable("\(s.key) \(field)") + ":")
             for v in s.fields[field]!.versions {
-                print("  \(JSON.serialize(v.value))  (device \(v.stamp.device.short), \(isoTime(v.stamp.time)))")
+                print(cut("  device \(devices.label(v.stamp.device)), \(isoTime(v.stamp.time)): \(printable(JSON.serialize(v.value)))",
+                          to: limit))
             }
         }
         print("Resolve with: hubsync resolve COLLECTION ID FIELD --value JSON")
@@ -50,6 +58,11 @@ struct ResolveCommand: ParsableCommand {
         let v = try parseJSONArgument(value, option: "--value")
         let outcome = try perform(["op": "resolve", "collection": .string(collection), "id": .string(id),
                                    "field": .string(field), "value": v], in: common.directory)
+        // Through the agent, the agent records the resolution; here, this process does.
+        if let store = outcome.store, outcome.sequence != nil {
+            recordAudit(common.directory, store: store, .conflictResolved, subject: ["collection": collection, "id": id, "field": field],
+                        detail: "resolved the conflict of \(collection)/\(id) field \(field)")
+        }
         report(format: format, verb: "resolved \(field) of", outcome: outcome)
     }
 }

@@ -5,28 +5,57 @@ import HubSyncBase
 import HubSyncCore
 import HubSyncCrypto
 import HubSyncHousehold
+import HubSyncMigration
 import HubSyncStore
 
 struct ImportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "import",
-        abstract: "Merge an export file, or load plain records, into this device's store.",
+        abstract: "Import files into this device's store: HubSync exports, character cards, chat exports, Markdown.",
         discussion: """
-            Takes what `hubsync export` writes (every record's sync state: the import merges it, \
-            conflicts included) and plain records, one JSON object a line:
-              {"collection": "memories", "id": "m1", "fields": {"text": "likes tea"}}
-            which are written as new local edits. The whole file is checked before anything is \
-            written: a bad line changes nothing. Then it is applied in batches, with progress on \
-            standard error. Importing the same file again changes nothing. FILE - reads standard input.
+            Formats (--format auto finds it from the content):
+              hubsync      `hubsync export` files (merged, conflicts included), and
+                           plain records, one JSON object a line:
+                           {"collection": "memories", "id": "m1", "fields": {...}}
+              card         a character card V1, V2 or V3 as JSON, PNG (a tEXt
+                           chunk "chara" or "ccv3") or CHARX (zip): a persona,
+                           and its lorebook's entries as memories linked to it
+              sillytavern  a SillyTavern chat (.jsonl)
+              chatgpt      ChatGPT's conversations.json (streamed, any size)
+              claude       Claude's conversations.json
+              openwebui    an Open WebUI chat export
+              markdown     Markdown or text: a memory per section or paragraph
+            Record IDs come from the source's own IDs, so importing the same file again changes \
+            nothing. Each file is checked whole before anything of it is written: a bad file is \
+            named with the place of the problem and nothing of it is imported (exit 2); the other \
+            files are imported. Progress goes to standard error. FILE - reads standard input \
+            (format hubsync only). With --dry-run nothing is written: it prints what would be \
+            created, updated, removed and left unchanged, and what is skipped, with reasons. \
+            --persona is refused for HubSync files, whose records carry their own IDs.
             """)
 
     @OptionGroup var common: CommonOptions
     @OptionGroup var output: OutputOptions
-    @Argument(help: "The file to read, or -.") var file: String
+    @Argument(help: "The files to read (- for standard input).") var files: [String]
+    @Option(help: "auto, hubsync, card, sillytavern, chatgpt, claude, openwebui or markdown.") var format = "auto"
+    @Flag(help: "Check the files and say what would change; write nothing.") var dryRun = false
+    @Option(help: ArgumentHelp("For a card: the persona ID to write (default: derived from the card). "
+        + "For chats and Markdown: the persona the records are linked to.", valueName: "ID")) var persona: String?
     @Option(help: "Records per transaction.") var batch = 1000
 
     func validate() throws {
         guard (1...100_000).contains(batch) else { throw ValidationError("--batch must be 1 to 100000") }
+        guard !files.isEmpty else { throw ValidationError("give at least one FILE to import") }
+        guard format == "auto" || Migration.Format(rawValue: format) != nil else {
+            throw ValidationError("unknown --format \"\(format)\"; use auto, "
+                + Migration.Format.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        if let persona {
+            do { try HubCollection.validate(id: persona) } catch { throw ValidationError("--persona: \(error.message)") }
+        }
+        if files.contains("-"), format != "hubsync", format != "auto" {
+            throw ValidationError("standard input (-) takes --format hubsync only; save other files first")
+        }
     }
 
     /// One line of the file, understood.
@@ -44,137 +73,119 @@ struct ImportCommand: ParsableCommand {
         case .direct(let own): store = own
         case .agent: store = try dir.openStore()
         }
+        // Membership records of another household are left out of HubSync files (said), not imported.
+        let group = (try? HouseholdFile.read(in: dir))?.secrets?.groupID
+        var failures: [String] = []
+        var reports: [Value] = []
+        for file in files {
+            do {
+                reports.append(try importFile(file, writer: writer, store: store, group: group))
+            } catch let e as MigrationError {
+                failures.append(e.description)
+                if files.count > 1 { FileHandle.standardError.write(Data("hubsync: error: \(e.description)\n".utf8)) }
+            } catch let e as CLIError where e.code == .invalidInput && files.count > 1 {
+                failures.append(e.message)
+                FileHandle.standardError.write(Data("hubsync: error: \(e.message)\n".utf8))
+            }
+        }
+        if output.json { printJSON(files.count == 1 && reports.count == 1 ? reports[0] : .array(reports)) }
+        if !failures.isEmpty {
+            throw CLIError.usage(failures.count == 1 && files.count == 1 ? failures[0]
+                : "\(failures.count) of \(files.count) files were not imported (said above); the others were")
+        }
+    }
+
+    /// One file through ``FileImport``: checked whole, then written in batches.
+    func importFile(_ file: String, writer: Writer, store: Store, group: [UInt8]?) throws -> Value {
         var path = file
         var tempFile: String?
         if file == "-" {
             let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("hubsync-import-\(getpid()).jsonl").path
-            guard FileManager.default.createFile(atPath: tmp, contents: FileHandle.standardInput.readDataToEndOfFile()) else {
+            guard FileManager.default.createFile(atPath: tmp, contents: FileHandle.standardInput.readDataToEndOfFile(),
+                                                 attributes: [.posixPermissions: 0o600]) else {
                 throw CLIError.failure("cannot buffer standard input in \(tmp): \(Errno.message(errno))")
             }
             path = tmp
             tempFile = tmp
         }
         defer { if let tempFile { unlink(tempFile) } }
-
-        // Membership records of another household are left out (said below), not imported.
-        let group = (try? HouseholdFile.read(in: dir))?.secrets?.groupID
-        var foreign = 0, foreignKeys = Set<RecordKey>()
-
-        // Pass 1: check every line; nothing is written.
-        var seen = Set<RecordKey>()
-        var total = 0
-        try forEachLine(path) { number, line in
-            switch line {
-            case .header: break
-            case .write(.local(.put(let key, let patch))):
-                if !seen.contains(key), try guarded({ try store.get(key) })?.isAlive != true {
-                    let missing = HubCollection(rawValue: key.collection)!.requiredFields.filter { patch[$0.name] == nil }
-                    if let m = missing.first {
-                        throw CLIError.usage("\(path):\(number): new record \(key) needs the field \"\(m.name)\"; "
-                            + "nothing was imported")
-                    }
-                }
-                seen.insert(key)
-                total += 1
-            case .write(.local(let op)):
-                seen.insert(op.key)
-                total += 1
-            case .write(.merge(let state)) where !HouseholdRecords.belongs(state, toGroup: group):
-                foreign += 1
-                foreignKeys.insert(state.key)
-            case .write(.merge(let state)):
-                do {
-                    try store.checkClock(state.greatestTime)
-                } catch let e as StoreError {
-                    throw CLIError.usage("\(path):\(number): \(state.key): \(e.message); nothing was imported")
-                }
-                seen.insert(state.key)
-                total += 1
-            }
+        let kind: Migration.Format = file == "-" ? .hubsync
+            : format == "auto" ? try Migration.detect(path: path, displayName: file) : Migration.Format(rawValue: format)!
+        if kind != .hubsync {
+            var isFolder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else { throw MigrationError(file: file, "no such file") }
+            guard !isFolder.boolValue else { throw MigrationError(file: file, "is a folder; give a file") }
         }
-
-        // Pass 2: apply in batches, each one transaction (through the agent when it runs).
-        let progress = ProgressReporter()
-        var pending: [RecordWrite] = []
-        var done = 0, written = 0, merged = 0, unchanged = 0
-        func commit() throws {
+        if kind == .hubsync, persona != nil {
+            throw MigrationError(file: file, "--persona names the persona of a card's, a chat's or Markdown's records; "
+                + "a HubSync file's records carry their own IDs (import it without --persona)")
+        }
+        var job = FileImport(path: path, displayName: file == "-" ? "standard input" : file, format: kind, persona: persona, group: group)
+        if let snapshot = try? HouseholdSnapshot.read(in: common.directory), let me = try? common.directory.identity().deviceID {
+            job.devices = HouseholdRecords.auditWriters(snapshot, me: me)
+        }
+        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        let checking = ProgressReporter(json: output.json)
+        let plan = try passing {
+            try job.check(store: store, progress: { bytes in checking.report("checking \(file) (bytes)", bytes, size) })
+        }
+        var report = plan.object
+        report["file"] = .string(file)
+        let quiet = output.json || Quiet.isOn
+        // The plan is said once it is true: before a dry run ends, after a real import's writes
+        // (a failed write leaves no line on standard output claiming records were imported).
+        func say(_ dryRun: Bool) {
+            guard !quiet, dryRun || kind != .hubsync else { return }
+            let verb = dryRun ? "would import" : "imported"
+            print("\(MigrationError.escapingControls(file)) (\(kind.rawValue)): \(verb) \(plan.records) \(plan.records == 1 ? "record" : "records") "
+                + "(\(plan.collections.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))): "
+                + "\(plan.created) new, \(plan.updated) updated, \(plan.unchanged) unchanged"
+                + (plan.removed > 0 ? "; \(dryRun ? "would remove" : "removed") \(plan.removed) lorebook "
+                    + "\(plan.removed == 1 ? "memory" : "memories") whose entries the card no longer has" : ""))
+            let shown = dryRun ? plan.notes.count : min(plan.notes.count, 5)
+            for note in plan.notes.prefix(shown) { print(MigrationError.escapingControls("  skipped \(note.place): \(note.reason)")) }
+            if plan.notes.count > shown { print("  skipped \(plan.notes.count - shown) more (--dry-run lists them all)") }
+        }
+        report["dry_run"] = .bool(dryRun)
+        guard !dryRun else {
+            say(true)
+            return .object(report)
+        }
+        let progress = ProgressReporter(json: output.json)
+        let total = plan.records + plan.removed
+        let label = kind == .hubsync ? "importing" : "importing \(file)"
+        let result = try passing { try job.apply(batch: batch, store: store, write: { writes in
             switch writer {
-            case .agent(let agent):
-                count(pending, changed: try agent.batch(BatchRequest(pending)).items.map(\.changed))
-            case .direct(let own):
-                let results = try guarded { try own.apply(pending) }
-                count(pending, changed: results.map { $0.sequence != nil })
+            case .agent(let agent): return try agent.apply(writes)
+            case .direct(let own): return try guarded { try own.apply(writes) }.map { $0.sequence != nil }
             }
-            done += pending.count
-            pending.removeAll(keepingCapacity: true)
-            progress.report("importing", done, total)
-        }
-        func count(_ writes: [RecordWrite], changed: [Bool]) {
-            for (w, c) in zip(writes, changed) {
-                switch (w, c) {
-                case (.local, true): written += 1
-                case (.merge, true): merged += 1
-                default: unchanged += 1
+        }, progress: { done in progress.report(label, done, total) }) }
+        say(false)
+        let throughAgent = { if case .agent = writer { true } else { false } }()
+        report["written"] = .int(Int64(kind == .hubsync ? result.written : result.changed))
+        report["unchanged"] = .int(Int64(result.unchanged))
+        report["through_agent"] = .bool(throughAgent)
+        if kind == .hubsync {
+            let foreign = plan.notes.count
+            report["merged"] = .int(Int64(result.merged))
+            report["skipped_foreign_membership"] = .int(Int64(foreign))
+            if !quiet {
+                print("Imported \(plan.records) \(plan.records == 1 ? "record" : "records"): \(result.written) written as local edits, "
+                    + "\(result.merged) merged, \(result.unchanged) already up to date" + (throughAgent ? ", through the running agent" : ""))
+                if foreign > 0 {
+                    print("Left out \(foreign) membership \(foreign == 1 ? "record" : "records") of another household "
+                        + "(devices records travel only within their own household)")
                 }
             }
+        } else if !quiet {
+            print("  wrote \(result.changed), \(result.unchanged) already up to date" + (throughAgent ? ", through the running agent" : ""))
         }
-        try forEachLine(path) { _, line in
-            if case .write(let w) = line, !foreignKeys.contains(w.key) { pending.append(w) }
-            if pending.count >= batch { try commit() }
-        }
-        if !pending.isEmpty || total == 0 { try commit() }
-
-        let throughAgent = { if case .agent = writer { true } else { false } }()
-        if output.json {
-            printJSON(["records": .int(Int64(total)), "written": .int(Int64(written)),
-                       "merged": .int(Int64(merged)), "unchanged": .int(Int64(unchanged)), "through_agent": .bool(throughAgent),
-                       "skipped_foreign_membership": .int(Int64(foreign))])
-        } else {
-            print("Imported \(total) \(total == 1 ? "record" : "records"): \(written) written as local edits, \(merged) merged, "
-                + "\(unchanged) already up to date" + (throughAgent ? ", through the running agent" : ""))
-            if foreign > 0 {
-                print("Left out \(foreign) membership \(foreign == 1 ? "record" : "records") of another household "
-                    + "(devices records travel only within their own household)")
-            }
-        }
+        return .object(report)
     }
 
-    /// Parses each non-empty line of the file; an error names the file and line.
-    func forEachLine(_ path: String, _ body: (Int, Line) throws -> Void) throws {
-        let reader = try LineReader(path: path)
-        while let bytes = reader.next() {
-            let n = reader.lineNumber
-            if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
-            let line: Line
-            do {
-                line = try parse(bytes, isFirst: n == 1)
-            } catch {
-                throw CLIError.usage("\(path):\(n): \(error.message); nothing was imported")
-            }
-            try body(n, line)
-        }
-    }
-
-    func parse(_ bytes: UnsafeRawBufferPointer, isFirst: Bool) throws(ValidationFailure) -> Line {
-        let value: Value
-        do { value = try JSON.parse(bytes) } catch { throw ValidationFailure("\(error)") }
-        guard let o = value.objectValue else { throw ValidationFailure("expected a JSON object, got a \(value.typeName)") }
-        if isFirst, let format = o["format"] {
-            guard format.stringValue == ExportFormat.name else {
-                throw ValidationFailure("unknown format \(JSON.serialize(format)); expected \"\(ExportFormat.name)\"")
-            }
-            guard case .int(let v) = o["version"] ?? .null, v >= 1, v <= ExportFormat.version else {
-                throw ValidationFailure("export version \(JSON.serialize(o["version"] ?? .null)) is newer than this "
-                    + "hubsync understands (\(ExportFormat.version)); update hubsync on this device")
-            }
-            return .header
-        }
-        // Plain records and export lines are writes in RecordWrite's form; other operations are
-        // for the API's batches, not for files.
-        if let op = o["op"] {
-            throw ValidationFailure("a line holds a record (\"collection\", \"id\", \"fields\" or an exported \"state\"), not an "
-                + "operation; \"op\": \(JSON.serialize(op)) is for the local API's POST /v1/batch")
-        }
-        return .write(try RecordWrite(parsing: o))
+    /// Runs an import step: a bad file's ``MigrationError`` as it is (exit 2, the file named),
+    /// other failures as the CLI words them.
+    func passing<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let e as MigrationError { throw e } catch let e as CLIError { throw e } catch { throw CLIError(error) }
     }
 }

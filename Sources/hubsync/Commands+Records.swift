@@ -7,15 +7,16 @@ import HubSyncStore
 
 /// Reads a JSON argument, or standard input when it is "-".
 func parseJSONArgument(_ text: String, option: String) throws(CLIError) -> Value {
-    var source = text
-    if text == "-" {
-        let data = FileHandle.standardInput.readDataToEndOfFile()
-        source = String(decoding: data, as: UTF8.self)
-    }
+    // Parsed from the bytes, so text that is not UTF-8 is refused with its offset, not repaired.
+    let bytes = text == "-" ? [UInt8](FileHandle.standardInput.readDataToEndOfFile()) : Array(text.utf8)
     do {
-        return try JSON.parse(source)
+        return try JSON.parse(bytes)
     } catch {
-        throw .usage("\(option): \(error); quote the JSON for the shell, e.g. \(option) '{\"name\": \"Ada\"}'")
+        // Shell quoting is advice for the command line only, not for what came on standard input.
+        guard text != "-" else { throw .usage("\(option) - (standard input): \(error)") }
+        // A field's value is any JSON (a string in its quotes); the fields of a put are an object.
+        let example = option == "--value" ? "'\"Ada Lovelace\"'" : "'{\"name\": \"Ada\"}'"
+        throw .usage("\(option): \(error); quote the JSON for the shell, e.g. \(option) \(example)")
     }
 }
 
@@ -67,6 +68,7 @@ struct GetCommand: ParsableCommand {
     @OptionGroup var output: OutputOptions
     @Argument(help: "The collection.") var collection: String
     @Argument(help: "The record's ID.") var id: String
+    @Flag(help: "Show long values whole (else cut to the terminal's width).") var full = false
 
     func run() throws {
         let key = try recordKey(collection, id)
@@ -74,7 +76,12 @@ struct GetCommand: ParsableCommand {
         guard let state = try guarded({ try store.get(key) }), state.causalLength > 0 else {
             throw CLIError.failure("no record \(key); check the ID with `hubsync list \(collection)`")
         }
-        if output.json { printJSON(recordJSON(state)) } else { print(recordText(state)) }
+        // The devices of its conflicts, by name.
+        let devices = state.hasConflicts
+            ? DeviceLabels(store: store, directory: common.directory, own: try? common.directory.identity().deviceID) : nil
+        if output.json { printJSON(recordJSON(state, names: devices?.names ?? [:])) } else {
+            print(recordText(state, limit: lineLimit(full: full), devices: devices))
+        }
     }
 }
 
@@ -86,9 +93,10 @@ struct ListCommand: ParsableCommand {
     @OptionGroup var common: CommonOptions
     @OptionGroup var output: OutputOptions
     @Argument(help: "The collection.") var collection: String
-    @Option(help: "List at most N records.") var limit: Int?
+    @Option(parsing: .unconditional, help: "List at most N records.") var limit: Int?
     @Option(help: ArgumentHelp("Start after this ID.", valueName: "ID")) var after: String?
     @Flag(help: "Include deleted records.") var deleted = false
+    @Flag(help: "Show long values whole (else each line is cut to the terminal's width).") var full = false
 
     func validate() throws {
         if let limit, limit < 0 { throw ValidationError("--limit must be 0 or more") }
@@ -99,6 +107,7 @@ struct ListCommand: ParsableCommand {
         let store = try common.directory.openStore()
         var out = OutputBuffer()
         var first = true
+        let width = lineLimit(full: full)
         if output.json { out.write("[") }
         try guarded {
             try store.forEach(in: collection, after: after, limit: limit, includeDeleted: deleted) { state in
@@ -108,10 +117,15 @@ struct ListCommand: ParsableCommand {
                     JSON.write(recordJSON(state), to: &bytes)
                     out.write(bytes: bytes)
                 } else {
-                    var bytes = Array(state.key.id.utf8)
+                    var bytes = Array(printable(state.key.id).utf8)
                     bytes.append(contentsOf: (state.isAlive ? "\t" : "\t(deleted) ").utf8)
-                    JSON.write(.object(state.visibleFields), to: &bytes)
+                    var fields: [UInt8] = []
+                    JSON.write(.object(state.visibleFields), to: &fields)
+                    // JSON escapes C0 controls; C1 ones and bidirectional marks are escaped here.
+                    if fields.contains(where: { $0 >= 0xC2 }) { fields = Array(printable(String(decoding: fields, as: UTF8.self)).utf8) }
+                    bytes.append(contentsOf: fields)
                     if state.hasConflicts { bytes.append(contentsOf: "\t(conflict)".utf8) }
+                    if let width, bytes.count > width { bytes = Array(cut(String(decoding: bytes, as: UTF8.self), to: width).utf8) }
                     bytes.append(10)
                     out.write(bytes: bytes)
                 }
@@ -131,12 +145,12 @@ struct RecordArguments: ParsableArguments {
     @Argument(help: "The record's ID.") var id: String
 
     /// Performs the write `op` names, with `extra` members (field, elements); see `RecordWrite`.
-    func write(_ op: String, _ extra: [String: Value] = [:], verb: String) throws {
+    func write(_ op: String, _ extra: [String: Value] = [:], verb: String, ifMissing: String? = nil) throws {
         var object = extra
         object["op"] = .string(op)
         object["collection"] = .string(collection)
         object["id"] = .string(id)
-        report(format: format, verb: verb, outcome: try perform(object, in: common.directory))
+        report(format: format, verb: verb, outcome: try perform(object, in: common.directory, ifMissing: ifMissing))
     }
 }
 
@@ -161,7 +175,12 @@ struct AddCommand: ParsableCommand {
     @Argument(help: "The set field.") var field: String
     @Argument(help: "Elements to add.") var elements: [String]
     func run() throws {
-        try args.write("add", ["field": .string(field), "elements": .array(elements.map { .string($0) })], verb: "added to")
+        // Elements go into a record that exists; a new one starts with `put` and its required fields.
+        let key = "\(args.collection)/\(args.id)"
+        let missing = "\(key) does not exist; create it first with `hubsync put \(args.collection) \(args.id) --json '{…}'` "
+            + "(with its required fields), then add elements"
+        try args.write("add", ["field": .string(field), "elements": .array(elements.map { .string($0) })], verb: "added to",
+                       ifMissing: missing)
     }
 }
 

@@ -6,19 +6,14 @@ import HubSyncCrypto
 import HubSyncAgent
 import HubSyncStore
 
-/// The export file format: JSON Lines, a header line, then one line per record.
-enum ExportFormat {
-    static let name = "hubsync-export"
-    static let version: Int64 = 1
-}
-
 struct ExportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export",
         abstract: "Write every record's full sync state to a file (JSON Lines).",
         discussion: """
             Importing the file on another device merges it there: an offline sync, conflicts included. \
-            Deleted records are exported too, so deletes travel. FILE - writes to standard output.
+            Deleted records are exported too, so deletes travel. FILE - writes to standard output. \
+            The file holds every record in plain text: it is written readable by this user only (mode 0600).
             """)
 
     @OptionGroup var common: CommonOptions
@@ -31,7 +26,7 @@ struct ExportCommand: ParsableCommand {
         let store = try dir.openStore()
         let toStdout = file == "-"
         // A file appears only when complete (an interrupted export leaves the old one, if any).
-        let target = toStdout ? nil : try guarded { try AtomicFile(path: file, mode: 0o644) }
+        let target = toStdout ? nil : try guarded { try AtomicFile(path: file, mode: 0o600) }
         var buffer: [UInt8] = []
         func flush() throws {
             if let target { try target.write(buffer) } else { try FileHandle.standardOutput.write(contentsOf: buffer) }
@@ -39,7 +34,7 @@ struct ExportCommand: ParsableCommand {
         }
         let header: Value = [
             "format": .string(ExportFormat.name), "version": .int(ExportFormat.version),
-            "device": .string(identity.deviceID.description), "created": .string(ISO8601DateFormatter().string(from: Date())),
+            "device": .string(identity.deviceID.description), "created": .string(iso8601Text(UInt64(max(0, Date().timeIntervalSince1970 * 1000)))),
         ]
         JSON.write(header, to: &buffer)
         buffer.append(10)
@@ -62,8 +57,8 @@ struct ExportCommand: ParsableCommand {
         if toStdout { return }
         if output.json {
             printJSON(["file": .string(file), "records": .int(Int64(count))])
-        } else {
-            print("Exported \(count) records to \(file)")
+        } else if !Quiet.isOn {
+            print("Exported \(plural(count, "record")) to \(file)")
         }
     }
 }

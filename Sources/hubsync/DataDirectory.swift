@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HubSyncAgent
 import HubSyncBase
 import HubSyncCore
 import HubSyncCrypto
@@ -11,6 +12,12 @@ struct CommonOptions: ParsableArguments {
     @Option(name: .customLong("data"), help: ArgumentHelp(
         "The device's data directory (default: $HUBSYNC_DATA, else ~/.local/share/hubsync).", valueName: "DIR"))
     var dataPath: String?
+    @Flag(name: .shortAndLong, help: "Print no progress and no confirmations; errors and the data asked for still print.")
+    var quiet = false
+
+    func validate() throws {
+        if quiet { Quiet.isOn = true }
+    }
 
     var directory: DataDirectory {
         if let dataPath { return DataDirectory(path: dataPath) }
@@ -33,10 +40,34 @@ nonisolated(unsafe) private var heldLock: WriterLock?
 extension DataDirectory {
     /// The identity, or a failure saying how to create one.
     func identity() throws(CLIError) -> Identity {
+        var status = stat()
+        if stat(path, &status) == 0, access(path, R_OK | X_OK) != 0 {
+            throw .failure("permission denied on \(path): this user may not read the data directory; run HubSync "
+                + "as the user who owns it (`ls -ld \(path)`), or fix its mode with `chmod 700 \(path)`")
+        }
+        if stat(path, &status) == 0, status.st_mode & S_IFMT != S_IFDIR {
+            throw .usage("\(path) is a file, not a data directory; give a directory with --data")
+        }
         guard Identity.exists(in: url) else {
+            if let lost = lostIdentity(changed: false) { throw lost }
             throw .failure("no HubSync device in \(path); run `hubsync init --data \(path)` first")
         }
         return try guarded { try Identity.load(from: url) }
+    }
+
+    /// The failure for a directory that holds a device's store or household files but no
+    /// `identity.key`: the key was lost, and a new one would make another device, which the
+    /// store and the household do not belong to. Nil when none of those files is there.
+    func lostIdentity(changed: Bool) -> CLIError? {
+        let kept = [DataDirectory.storeFile, DataDirectory.householdFile, DataDirectory.statementsFile]
+            .filter { FileManager.default.fileExists(atPath: file($0)) }
+        guard let first = kept.first else { return nil }
+        return .failure("\(DataDirectory.identityFile) is missing from \(path), which holds a device's \(first)"
+            + (changed ? "; nothing was changed" : "")
+            + ": restore \(DataDirectory.identityFile) from a copy of this directory; without it this device cannot be "
+            + "recovered — make a new data directory (`hubsync init --data NEW-DIR`) and join the household there with a code "
+            + "from a member (`hubsync pair invite` on the member, `hubsync pair join CODE --data NEW-DIR`); the records come back "
+            + "from the peers")
     }
 
     /// Opens the device's store for a command that may write it only while no agent runs: with
@@ -49,6 +80,9 @@ extension DataDirectory {
         }
         return try guarded { try Store(path: storePath, device: id.deviceID, readOnly: true) }
     }
+
+    /// Whether this process holds the writer lock.
+    var holdsWriterLock: Bool { heldLock != nil }
 
     /// Takes the writer lock for the rest of this process, if it is free.
     @discardableResult
@@ -80,6 +114,7 @@ extension DataDirectory {
         let clock = ContinuousClock()
         let start = clock.now
         var told = false
+        _ = try identity() // no device here: say how to make one, before anything else
         while true {
             if try takeLock() != nil {
                 let id = try identity()
@@ -120,10 +155,7 @@ extension DataDirectory {
     }
 
     /// The name given at `init`, if any.
-    var deviceName: String? {
-        guard let bytes = contents(of: DataDirectory.deviceFile), let v = try? JSON.parse(bytes) else { return nil }
-        return v.objectValue?["name"]?.stringValue
-    }
+    var deviceName: String? { DeviceNames.configuredName(in: self) }
 }
 
 /// Where a command's writes go.
@@ -132,4 +164,10 @@ enum Writer {
     case direct(Store)
     /// An agent holds it: writes go through its local API.
     case agent(AgentClient)
+}
+
+/// `--quiet`: set while the arguments are parsed, read by everything that prints progress or a
+/// confirmation.
+enum Quiet {
+    nonisolated(unsafe) static var isOn = false
 }

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import HubSyncAgent
+import HubSyncCore
 
 /// `hubsync`: the command-line face of a HubSync device.
 @main
@@ -12,18 +14,20 @@ struct HubSync: AsyncParsableCommand {
             else ~/.local/share/hubsync. Add --json for machine-readable output.
             Exit status: 0 done, 1 failed (the message says why), 2 bad usage or input.
             """,
-        version: "0.1.0",
+        version: HubSyncVersion.text,
         subcommands: [
-            InitCommand.self, IdCommand.self, PutCommand.self, GetCommand.self, ListCommand.self,
+            InitCommand.self, IdCommand.self, NameCommand.self, PutCommand.self, GetCommand.self, ListCommand.self,
             DeleteCommand.self, UndeleteCommand.self, AddCommand.self, RemoveCommand.self,
-            ConflictsCommand.self, ResolveCommand.self, ExportCommand.self, ImportCommand.self,
-            RunCommand.self, PeersCommand.self, PairCommand.self, StatusCommand.self, DoctorCommand.self, BackupCommand.self,
+            ConflictsCommand.self, ResolveCommand.self, ExportCommand.self, ImportCommand.self, ExportCardCommand.self,
+            RunCommand.self, PeersCommand.self, PairCommand.self, StatusCommand.self, DoctorCommand.self,
+            RepairCommand.self, BackupCommand.self, AuditCommand.self, DashboardCommand.self, VersionCommand.self, ManCommand.self,
         ]
     )
 
     /// Runs the command, mapping every failure to a message on standard error and exit status
     /// 1 (failed) or 2 (bad usage or input).
     static func main() async {
+        if let refusal = invalidArgument() { fail(refusal) }
         do {
             var command = try parseAsRoot()
             if var async = command as? any AsyncParsableCommand {
@@ -32,8 +36,9 @@ struct HubSync: AsyncParsableCommand {
                 try command.run()
             }
         } catch let e as CLIError {
-            FileHandle.standardError.write(Data("hubsync: \(e.message)\n".utf8))
-            Foundation.exit(e.status)
+            fail(e)
+        } catch let e as ExitCode {
+            Foundation.exit(e.rawValue)
         } catch {
             let code = exitCode(for: error)
             let text = fullMessage(for: error)
@@ -41,8 +46,78 @@ struct HubSync: AsyncParsableCommand {
                 print(text)
                 Foundation.exit(0)
             }
-            FileHandle.standardError.write(Data("\(text)\n".utf8))
-            Foundation.exit(code == .validationFailure ? 2 : code.rawValue)
+            if code == .validationFailure || isParserError(error) {
+                if wantsJSON { fail(.usage(message(for: error))) }
+                FileHandle.standardError.write(Data("\(text)\n".utf8))
+                Foundation.exit(2)
+            }
+            // Anything else thrown out of a command: the same rule as every other failure.
+            fail(CLIError(error))
+        }
+    }
+
+    /// Prints the failure's message and exits with its status; a failure no one foresaw also
+    /// has its detail written to the log (standard error, marked as such).
+    static func fail(_ e: CLIError) -> Never {
+        if wantsJSON {
+            // Asked for JSON: the failure too, one object on standard error.
+            var o: [String: Value] = ["error": .string(e.message), "exit_status": .int(Int64(e.status))]
+            if e.isUnexpected, let cause = e.cause { o["detail"] = .string(String(reflecting: cause)) }
+            FileHandle.standardError.write(Data((JSON.serialize(.object(o)) + "\n").utf8))
+            Foundation.exit(e.status)
+        }
+        var text = "hubsync: \(e.message)\n"
+        if e.isUnexpected, let cause = e.cause {
+            text += "hubsync: this is not a failure HubSync knows how to explain; please report it with this detail:\n"
+                + "hubsync: detail: \(String(reflecting: cause))\n"
+        }
+        FileHandle.standardError.write(Data(text.utf8))
+        Foundation.exit(e.status)
+    }
+
+    /// Whether the command line asks for JSON output: `--json`, or `--format json` for the
+    /// commands whose `--json` is their input (`put`, `delete`, …).
+    static var wantsJSON: Bool {
+        let args = Array(CommandLine.arguments.dropFirst().prefix { $0 != "--" })
+        let inputIsJSON: Set = ["put", "delete", "undelete", "add", "remove", "resolve"]
+        if let command = args.first(where: { !$0.hasPrefix("-") }), inputIsJSON.contains(command) {
+            return args.contains("--format=json") || zip(args, args.dropFirst()).contains { $0 == "--format" && $1 == "json" }
+        }
+        return args.contains("--json")
+    }
+
+    /// Whether the argument parser raised `error` (a usage error: exit 2).
+    static func isParserError(_ error: any Error) -> Bool {
+        let name = String(reflecting: type(of: error))
+        return name.hasPrefix("ArgumentParser.")
+    }
+
+    /// Refuses an argument that is not valid UTF-8, naming it and the byte offset: Swift would
+    /// otherwise turn the bad bytes into U+FFFD and write that instead, with no warning.
+    static func invalidArgument() -> CLIError? {
+        for index in 1..<Int(CommandLine.argc) {
+            guard let pointer = CommandLine.unsafeArgv[index] else { continue }
+            let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(pointer).assumingMemoryBound(to: UInt8.self),
+                                            count: strlen(pointer))
+            if let offset = invalidUTF8Offset(bytes) {
+                return .usage("argument \(index) is not valid UTF-8 (at byte \(offset)); give IDs, field names and "
+                    + "values as UTF-8 text (check the terminal's or the script's encoding)")
+            }
+        }
+        return nil
+    }
+}
+
+/// The offset of the first byte that is not part of valid UTF-8 in `bytes`, or nil when they are.
+func invalidUTF8Offset(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+    var offset = 0
+    var iterator = bytes.makeIterator()
+    var decoder = UTF8()
+    while true {
+        switch decoder.decode(&iterator) {
+        case .scalarValue(let scalar): offset += UTF8.width(scalar)
+        case .emptyInput: return nil
+        case .error: return offset
         }
     }
 }

@@ -76,3 +76,15 @@ func waitUntilConnected(_ a: AgentProcess, _ b: AgentProcess, _ what: String, ti
         return ab && ba
     }
 }
+
+/// Joins `joiner` to `member`'s household with an invite `pair invite` opens on the member.
+func join(_ joiner: AgentProcess, through member: AgentProcess) async throws {
+    let invite = try await InviteProcess(member.device)
+    try await joiner.device.ok("pair", "join", invite.code, "--host", member.listen)
+    #expect(try await invite.finish(timeout: 10).status == 0)
+}
+
+/// The agent's household document (`GET /v1/pairing/household`).
+func household(_ agent: AgentProcess) async throws -> [String: Value] {
+    try await agent.api("GET", "/v1/pairing/household").objectValue ?? [:]
+}

@@ -28,7 +28,7 @@ import Testing
             let prefix = "r\(round)"
             let file = try plainFile(prefix: prefix, count: 4_000)
             let progress = "\(dir.path)/\(prefix).progress"
-            let p = try ChildProcess(hubsyncPath, ["import", file, "--batch", "250", "--data", d.data], stderr: progress)
+            let p = try ChildProcess(hubsyncPath, ["import", file, "--batch", "250", "--json", "--data", d.data], stderr: progress)
             // Wait for a random number of committed batches, reading the progress events.
             let killAfter = Int.random(in: 1...10, using: &rng)
             var reported = 0, events = 0

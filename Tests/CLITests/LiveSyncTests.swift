@@ -273,6 +273,13 @@ private func readEventsBlocking(port: UInt16, token: String, path: String, count
             (try await a.peerStatus(b.id)?["reason"]?.stringValue)?.contains("clock skew") == true
         }
         #expect(await a.record("memories", "future") == nil)
+        // The device whose clock is wrong is told so in its own terms, with what to do there.
+        // Between refused sessions b's reason flickers ("connected", "connecting"): under load a
+        // poll can miss the refused one for a while.
+        try await waitUntil("b shows that its own clock is ahead", timeout: 60) {
+            let reason = try await b.peerStatus(a.id)?["reason"]?.stringValue ?? ""
+            return reason.contains("this device's clock is ") && reason.contains("s ahead of that device's") && reason.contains("set the date and time here")
+        }
         // Not "is not connected": each redial completes a handshake before the hello's clock check
         // refuses it, so "connected" flickers for a moment; what must hold is that nothing of b
         // arrives and status says why.

@@ -269,8 +269,9 @@ import Testing
     }
 }
 
-/// Sends `text` as it is to 127.0.0.1:`port` and returns everything the server answers.
-func rawRequest(port: UInt16, _ text: String) throws -> String {
+/// Sends `text` as it is to 127.0.0.1:`port` and returns everything the server answers (or, with
+/// `until`, what it answered up to that text, for a stream such as the change feed; 30 s at most).
+func rawRequest(port: UInt16, _ text: String, until marker: String? = nil) throws -> String {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw TimedOut(description: "socket: \(errno)") }
     defer { close(fd) }
@@ -286,12 +287,17 @@ func rawRequest(port: UInt16, _ text: String) throws -> String {
     guard bytes.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == bytes.count else {
         throw TimedOut(description: "send: \(errno)")
     }
+    if marker != nil {
+        var limit = timeval(tv_sec: 30, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+    }
     var answer: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 4096)
     while true {
         let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
         if n <= 0 { break }
         answer += chunk[0..<n]
+        if let marker, String(decoding: answer, as: UTF8.self).contains(marker) { break }
     }
     return String(decoding: answer, as: UTF8.self)
 }

@@ -10,15 +10,6 @@ import Testing
 
     func device(_ name: String) -> Device { Device(data: dir.path + "/" + name) }
 
-    func join(_ joiner: AgentProcess, through member: AgentProcess) async throws {
-        let invite = try await InviteProcess(member.device)
-        try await joiner.device.ok("pair", "join", invite.code, "--host", member.listen)
-        #expect(try await invite.finish(timeout: 10).status == 0)
-    }
-
-    func household(_ agent: AgentProcess) async throws -> [String: Value] {
-        try await agent.api("GET", "/v1/pairing/household").objectValue ?? [:]
-    }
 
     @Test func membershipSyncsAndRemovalReachesEveryMember() async throws {
         let a = try await AgentProcess(device("a"))
@@ -100,6 +91,26 @@ import Testing
 
     /// With no agent running, `pair remove` is signed by the command itself (it holds the writer
     /// lock); the agent, started later, applies it and keeps it.
+    /// A member whose household.key was lost is never led to found a second household
+    /// (review of issue 11's fixes, finding 1): pair household, pair invite and doctor say what
+    /// happened and name the way back.
+    @Test func aMemberThatLostItsHouseholdKeyIsNotLedToFoundAnother() async throws {
+        let a = try await AgentProcess(device("a"))
+        var b = try await AgentProcess(device("b"))
+        try await join(b, through: a)
+        await b.stop()
+        try FileManager.default.removeItem(atPath: b.device.data + "/household.key")
+        let household = try await b.device.run("pair", "household")
+        #expect(household.status == 1 && household.stderr.contains("household.key is missing")
+                && household.stderr.contains("--recovery-key-file"), "\(household.stdout)\(household.stderr)")
+        let doctor = try await b.device.run("doctor")
+        #expect(doctor.status == 1 && doctor.stdout.contains("household.key is missing"), "\(doctor.stdout)")
+        b = try await AgentProcess(b.device)
+        let invite = try await b.device.run("pair", "invite", "--ttl", "10s")
+        #expect(invite.status != 0 && invite.stderr.contains("household.key is missing"), "\(invite.stdout)\(invite.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: b.device.data + "/household.key"), "no second household was founded")
+    }
+
     @Test func aRemovalWithoutAnAgentIsSignedByTheCommand() async throws {
         var a = try await AgentProcess(device("a"))
         let b = try await AgentProcess(device("b"))

@@ -1,6 +1,7 @@
 import Foundation
 import HubSyncAgent
 import HubSyncCore
+import HubSyncCrypto
 import Testing
 
 /// `hubsync pair invite` running in the background: its code, then its outcome.
@@ -78,7 +79,8 @@ final class InviteProcess: Sendable {
 
     @Test func wrongCodesUseAttemptsAndAFourthAttemptIsRefused() async throws {
         let a = try await AgentProcess(device("a")), b = try await AgentProcess(device("b"))
-        let invite = try await InviteProcess(a.device, "--attempts", "3")
+        // Every try comes from 127.0.0.1 here: that address may use all three.
+        let invite = try await InviteProcess(a.device, "--attempts", "3", "--attempts-per-address", "3")
         let before = try await household(a.device), beforeB = try await household(b.device)
         for (n, left) in [(1, "2 attempts left"), (2, "1 attempt left"), (3, "0 attempts left")] {
             let r = try await b.device.run("pair", "join", wrong(invite.code, n), "--host", a.listen)
@@ -141,6 +143,30 @@ final class InviteProcess: Sendable {
         let r = try await b.device.run("pair", "join", invite.code, "--host", a.listen)
         #expect(r.status == 1)
         #expect(r.stderr.contains("no open invite"), "\(r.stderr)")
+    }
+
+    @Test func aWithdrawnInviteSaysSoAndACodeCanBePipedQuietly() async throws {
+        let a = try await AgentProcess(device("a")), b = try await AgentProcess(device("b"))
+        let withdrawn = try await InviteProcess(a.device)
+        let name = try #require(try InviteCode(parsing: withdrawn.code).name)
+        _ = try await a.api("DELETE", "/v1/pairing/invites/\(name)")
+        let outcome = try await withdrawn.finish(timeout: 40)
+        #expect(outcome.status == 1 && outcome.stderr.contains("invite \(name) was withdrawn"), "\(outcome.stderr)")
+
+        // `pair join -` reads the code from standard input (it never shows in the process list);
+        // -q prints no confirmation.
+        let invite = try await InviteProcess(a.device)
+        let joined = try await b.device.ok("pair", "join", "-", "--host", a.listen, "-q", stdin: invite.code + "\n")
+        #expect(joined.stdout.isEmpty && joined.stderr.isEmpty, "\(joined.stdout) \(joined.stderr)")
+        #expect(try await invite.finish(timeout: 30).status == 0)
+        // Withdrawing a used invite is refused and names who joined; the record of it stays.
+        let usedName = try InviteCode(parsing: invite.code).name
+        let late = try await a.request("DELETE", "/v1/pairing/invites/\(usedName)")
+        #expect(late.status == 409 && late.body.objectValue?["error"]?.stringValue?.contains(b.id) == true, "\(late)")
+        #expect(try await a.api("GET", "/v1/pairing/invites/\(usedName)").objectValue?["state"] == "joined")
+        #expect(try await a.request("DELETE", "/v1/pairing/invites/ZZZZ").status == 404)
+        let empty = try await device("c").run("pair", "join", "-", "--host", a.listen, stdin: "  \n")
+        #expect(empty.status == 2 && empty.stderr.contains("no code was read"), "\(empty.stderr)")
     }
 
     @Test func malformedPairingRequestsCloseOnlyThatConnection() async throws {

@@ -27,4 +27,19 @@ struct Device {
         #expect(r.status == 0, "hubsync \(args.joined(separator: " ")) failed: \(r.stderr)", sourceLocation: sourceLocation)
         return r
     }
+
+    /// Makes the device (`init`) and writes the household's recovery key it prints to `file`
+    /// (mode 0600), for `--recovery-key-file`.
+    func initKeepingRecoveryKey(in file: String) async throws {
+        let key = try #require(try await ok("init", "--json").json?.objectValue?["recovery_key"]?.stringValue)
+        #expect(FileManager.default.createFile(atPath: file, contents: Data((key + "\n").utf8), attributes: [.posixPermissions: 0o600]))
+    }
 }
+
+/// An export's record lines, sorted: without the header (it names the device and the time) and
+/// without the audit journal's records (each backup, restore and repair adds an entry after its
+/// snapshot, so a restored store lacks them by design).
+func recordLines(ofExport text: String) -> [String] {
+    text.split(separator: "\n").dropFirst().map(String.init).filter { !$0.hasPrefix(#"{"collection":"audit""#) }.sorted()
+}
+

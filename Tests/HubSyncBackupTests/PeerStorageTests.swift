@@ -111,16 +111,123 @@ import Testing
     }
 
     @Test func quotaCountsQuarantineAndExpiredQuarantineIsFreed() throws {
-        let f = Fixture(quota: 1000, quarantine: 0)
-        #expect(f.put("data/aa/a", [UInt8](repeating: 1, count: 900)) == [0])
-        let over = f.put("data/aa/b", [UInt8](repeating: 2, count: 200))
+        // data/aa/a costs 30,000 bytes and three new folders (repo, data, aa) of 4,096 each.
+        let f = Fixture(quota: 80_000, quarantine: 0)
+        #expect(f.put("data/aa/a", [UInt8](repeating: 1, count: 30_000)) == [0])
+        let over = f.put("data/aa/b", [UInt8](repeating: 2, count: 40_000))
         #expect(over.first == PeerProtocol.Status.overQuota.rawValue)
         #expect(String(decoding: over.dropFirst(), as: UTF8.self).contains("over quota"))
-        #expect(f.get("data/aa/a").count == 901)
+        #expect(f.get("data/aa/a").count == 30_001)
         // Moved into quarantine that lasts 0 s: the next usage request frees it.
         #expect(f.prune(["data/aa/a"]).first == 0)
         let usage = try PeerProtocol.Usage.decode(Array(f.ask(PeerProtocol.Request(.usage)).dropFirst()))
-        #expect(usage.quarantined == 0 && usage.used < 100 && usage.quota == 1000)
-        #expect(f.put("data/aa/b", [UInt8](repeating: 2, count: 200)) == [0])
+        #expect(usage.quarantined == 0 && usage.used < 20_000 && usage.quota == 80_000)
+        #expect(f.put("data/aa/b", [UInt8](repeating: 2, count: 40_000)) == [0])
+    }
+
+    /// Finding 7 of issue 10: empty files under new folders and prune plans were free.
+    @Test func emptyFilesFoldersAndPrunePlansCountAgainstTheQuota() throws {
+        let f = Fixture(quota: 100_000, quarantine: 3600)
+        var stored = 0
+        for i in 0..<200 where f.put("data/\(String(format: "%02x", i))/x", []) == [0] { stored += 1 }
+        // Each costs a 4,096-byte file and a new folder: about 11 fit, never 200.
+        #expect(stored > 0 && stored < 15)
+        let usage = try PeerProtocol.Usage.decode(Array(f.ask(PeerProtocol.Request(.usage)).dropFirst()))
+        #expect(usage.used <= 100_000 && usage.used >= stored * 2 * PeerStorage.entryCost)
+        // Plans of 61 KB each: refused once they would pass the quota (plus an eighth), nothing moved.
+        let names = (0..<4000).map { String(format: "data/zz/%011d", $0) }
+        var accepted = 0
+        for _ in 0..<20 where f.prune(names).first == 0 { accepted += 1 }
+        #expect(accepted == 0)
+        #expect(f.prune(names).first == PeerProtocol.Status.overQuota.rawValue)
+        let after = try PeerProtocol.Usage.decode(Array(f.ask(PeerProtocol.Request(.usage)).dropFirst()))
+        #expect(after.used <= 100_000 + 100_000 / 8)
+    }
+
+    /// Review 2 of issue 10, G4: at a small quota the eighth was less than any plan costs, so a
+    /// full repository could never be pruned.
+    @Test func aFullRepositoryUnderASmallQuotaCanStillBePruned() throws {
+        let f = Fixture(quota: 100_000, quarantine: 3600)
+        var stored: [String] = []
+        for i in 0..<100 {
+            let name = "data/e0/\(String(format: "%04d", i))"
+            guard f.put(name, [UInt8](repeating: 7, count: 8_000)) == [0] else { break }
+            stored.append(name)
+        }
+        #expect(stored.count >= 5)
+        #expect(f.put("data/e0/more", [UInt8](repeating: 7, count: 8_000)).first == PeerProtocol.Status.overQuota.rawValue)
+        #expect(f.prune([stored[0]]).first == 0, "a one-file plan fits the allowance")
+    }
+
+    @Test func namesDeeperThanFourPartsAreRefused() {
+        let f = Fixture()
+        #expect(f.put("data/aa/bb/cc", [1]) == [0])
+        let deep = f.put("data/a/b/c/d", [1])
+        #expect(deep.first == PeerProtocol.Status.invalid.rawValue)
+        #expect(f.prune(["a/b/c/d/e"]).first == PeerProtocol.Status.invalid.rawValue)
+        #expect(f.get("data/aa").first == PeerProtocol.Status.notFound.rawValue, "a folder is not found, not an I/O failure")
+    }
+
+    /// Finding 6 of issue 10: a range past the end trapped, a huge one zero-filled 4 GiB.
+    static let outside: [(UInt64, UInt32)] = [(.max, 1), (0, .max), (5, 10), (11, 0), (UInt64(Int.max), 1), (1 << 63, 1 << 31)]
+    @Test(arguments: outside)
+    func rangesOutsideTheFileAreRefused(offset: UInt64, length: UInt32) {
+        let f = Fixture()
+        #expect(f.put("data/aa/a", Array(0..<10)) == [0])
+        var q = PeerProtocol.Request(.range, "data/aa/a")
+        q.offset = offset
+        q.length = length
+        let answer = f.ask(q)
+        #expect(answer.first == PeerProtocol.Status.invalid.rawValue, "\(answer.prefix(200))")
+        #expect(answer.count < 1000)
+    }
+
+    @Test func rangesInsideTheFileAreAnswered() {
+        let f = Fixture()
+        #expect(f.put("data/aa/a", Array(0..<10)) == [0])
+        var q = PeerProtocol.Request(.range, "data/aa/a")
+        (q.offset, q.length) = (3, 7)
+        #expect(f.ask(q) == [0] + Array(3..<10))
+        (q.offset, q.length) = (10, 0)
+        #expect(f.ask(q) == [0])
+        q.name = "data/aa/missing"
+        #expect(f.ask(q).first == PeerProtocol.Status.notFound.rawValue)
+    }
+
+    /// Any bytes a trusted peer sends as a request get an answer; none traps (a bounded fuzz run,
+    /// seeded so a failure repeats).
+    @Test func fuzzedRequestsAreAnsweredAndNeverTrap() throws {
+        let f = Fixture(quota: 1 << 20)
+        #expect(f.put("data/aa/a", Array(0..<100)) == [0])
+        var random = SeededRandom(seed: 0x10b)
+        let seeds: [[UInt8]] = [
+            PeerProtocol.Request(.get, "data/aa/a").encoded(),
+            { var q = PeerProtocol.Request(.range, "data/aa/a"); q.offset = 5; q.length = 10; return q.encoded() }(),
+            { var q = PeerProtocol.Request(.put, "data/bb/b"); q.data = [1, 2, 3]; return q.encoded() }(),
+            PeerProtocol.Request(.list, "data").encoded(),
+            PeerProtocol.Request(.exists, "config").encoded(),
+            PeerProtocol.Request(.delete, "locks/x").encoded(),
+            PeerProtocol.Request(.usage).encoded(),
+            { var q = PeerProtocol.Request(.prune); q.data = PrunePlan(signer: f.member.publicKey, server: f.server, time: 1,
+                                                                        names: ["data/aa/a"]).signed(by: f.member); return q.encoded() }(),
+        ]
+        for round in 0..<3000 {
+            var bytes = seeds[round % seeds.count]
+            for _ in 0..<Int(random.next() % 4) + 1 {
+                let at = Int(random.next() % UInt64(bytes.count + 1))
+                switch random.next() % 4 {
+                case 0 where at < bytes.count: bytes[at] = UInt8(truncatingIfNeeded: random.next())
+                case 1: bytes.insert(contentsOf: (0..<Int(random.next() % 9)).map { _ in UInt8(truncatingIfNeeded: random.next()) }, at: at)
+                case 2 where at < bytes.count: bytes.removeSubrange(at..<min(bytes.count, at + Int(random.next() % 8) + 1))
+                default: if !bytes.isEmpty { bytes[at % bytes.count] = 0xff } // lengths and offsets to their maximum
+                }
+            }
+            do {
+                let answer = f.ask(try PeerProtocol.Request.decode(bytes))
+                #expect(answer.first.map { $0 <= PeerProtocol.Status.invalid.rawValue } == true && answer.count <= 200_000)
+            } catch {
+                #expect(!error.message.isEmpty)
+            }
+        }
     }
 }

@@ -86,7 +86,7 @@ import HubSyncHousehold
         for point in invalid {
             var joiner = PairingJoiner(identity: .generate(), code: PairingFixture.code())
             var m1 = joiner.start()
-            m1.replaceSubrange((m1.count - 64)..<(m1.count - 32), with: point)
+            m1.replaceSubrange((m1.count - 32)..<m1.count, with: point) // Y_J ends message 1
             var inviter = PairingInviter(identity: .generate(), code: PairingFixture.code(), attemptsLeft: 1)
             #expect(throws: PairingError.self) { try inviter.receive(m1) }
 

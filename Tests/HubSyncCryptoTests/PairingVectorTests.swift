@@ -23,8 +23,7 @@ import HubSyncHousehold
         let k = try #require(CPace.sharedPoint(scalar: yJ, peerShare: shareI))
         #expect(k.withUnsafeBytes { hex(Array($0)) } == v["shared_point"] as! String)
         let isk = CPace.intermediateSessionKey(
-            sessionID: sid, sharedPoint: k, joinerShare: shareJ, joinerData: bytes(hex: v["joiner_key"] as! String),
-            inviterShare: shareI, inviterData: bytes(hex: v["inviter_key"] as! String))
+            sessionID: sid, sharedPoint: k, joinerShare: shareJ, joinerData: [], inviterShare: shareI, inviterData: [])
         #expect(isk.withUnsafeBytes { hex(Array($0)) } == v["isk"] as! String)
         let keys = Pairing.Keys(isk: isk)
         #expect(hex(keys.inviterConfirmation) == v["inviter_confirmation"] as! String)
@@ -53,6 +52,10 @@ import HubSyncHousehold
         let m3 = try joiner.receive(m2)
         #expect(hex(Array(m3[0..<32])) == v["joiner_confirmation"] as! String)
         #expect(try inviter.receiveConfirmation(m3).joinerKey.description == v["joiner_key"] as! String)
+        // Finding 9 of issue 10: neither identity key travels outside the PAKE's key.
+        for key in [v["joiner_key"] as! String, v["inviter_key"] as! String] {
+            for message in [m1, m2, m3] { #expect(!hex(message).contains(key)) }
+        }
     }
 
     @Test func membershipStatementsMatch() throws {

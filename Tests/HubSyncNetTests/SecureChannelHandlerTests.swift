@@ -42,8 +42,9 @@ import Testing
         try await dialer.send(to: listener)
         try await listener.send(to: dialer)
         try await dialer.send(to: listener)
-        try await dialer.send(to: listener)
         try await listener.send(to: dialer)
+        try await listener.send(to: dialer)
+        try await dialer.send(to: listener)
         #expect(try await listener.established.get().purpose == .backup)
         #expect(listener.asked.withLock { $0.map(\.1) } == [.backup])
     }
@@ -67,17 +68,20 @@ import Testing
         try await listener.send(to: dialer)
         try await dialer.send(to: listener) // message 3: the listener learns who calls, and refuses
         await #expect(throws: NetError(.untrusted, "not trusted")) { try await listener.established.get() }
-        #expect(try await listener.channel.readOutbound(as: ByteBuffer.self) == nil) // no stream header
+        // No message 4: the dialer never learns who listens (finding 9 of issue 10).
+        #expect(try await listener.channel.readOutbound(as: ByteBuffer.self) == nil)
         #expect(!listener.channel.isActive)
     }
 
-    @Test func aDialerThatRefusesTheListenerNeverRevealsItself() async throws {
+    @Test func aDialerThatRefusesTheListenerStartsNoStream() async throws {
         let dialer = try await TestEnd.make(.initiator(.sync), refusal: NetError(.unexpectedPeer, "another device"))
         let listener = try await TestEnd.make(.responder)
         try await dialer.send(to: listener)
         try await listener.send(to: dialer)
+        try await dialer.send(to: listener)
+        try await listener.send(to: dialer) // message 4: the dialer learns who listens, and refuses
         await #expect(throws: NetError.self) { try await dialer.established.get() }
-        #expect(try await dialer.channel.readOutbound(as: ByteBuffer.self) == nil) // no message 3
+        #expect(try await dialer.channel.readOutbound(as: ByteBuffer.self) == nil) // no stream header
         #expect(!dialer.channel.isActive)
     }
 

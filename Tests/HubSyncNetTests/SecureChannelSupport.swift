@@ -14,14 +14,15 @@ struct TestEnd {
 
     var device: DeviceID { DeviceID(publicKey: key.publicKey) }
 
-    /// A side playing `role`; its `accept` records what it was asked, then throws `refusal` if given.
-    static func make(_ role: SecureChannelHandler.Role, refusal: NetError? = nil, timeout: TimeAmount = .seconds(10)) async throws -> TestEnd {
+    /// A side playing `role` (an initiator in handshake `version`); its `accept` records what it was asked, then throws `refusal` if given.
+    static func make(_ role: SecureChannelHandler.Role, version: HandshakeVersion = .v2, refusal: NetError? = nil,
+                     timeout: TimeAmount = .seconds(10)) async throws -> TestEnd {
         let channel = NIOAsyncTestingChannel()
         let key = SigningKey.generate()
         let asked = Asked()
         let established = try await channel.testingEventLoop.executeInContext {
             let promise = channel.eventLoop.makePromise(of: AuthenticatedChannel.Parts.self)
-            let handler = SecureChannelHandler(role: role, identity: key, timeout: timeout, accept: { device, purpose in
+            let handler = SecureChannelHandler(role: role, version: version, identity: key, timeout: timeout, accept: { device, purpose in
                 asked.value.withLock { $0.append((device, purpose)) }
                 if let refusal { throw refusal }
             }, established: promise)
@@ -43,10 +44,11 @@ struct TestEnd {
 func handshake(_ dialer: TestEnd, _ listener: TestEnd, backup: Bool = false) async throws {
     if backup { try await dialer.send(to: listener) }  // the marker
     try await dialer.send(to: listener)                // message 1
-    try await listener.send(to: dialer)                // message 2
-    try await dialer.send(to: listener)                // message 3, once accepted
-    try await dialer.send(to: listener)                // the dialer's stream header
-    try await listener.send(to: dialer)                // the listener's stream header, once accepted
+    try await listener.send(to: dialer)                // message 2: an ephemeral key only
+    try await dialer.send(to: listener)                // message 3: the dialer's identity
+    try await listener.send(to: dialer)                // message 4, once the listener accepted the dialer
+    try await listener.send(to: dialer)                // the listener's stream header
+    try await dialer.send(to: listener)                // the dialer's stream header, once accepted
 }
 
 /// What an `accept` hook was asked.

@@ -79,12 +79,13 @@ import Testing
         #expect(Self.text(old.store, "kept") == nil)
     }
 
-    @Test func anUntrustedDialerIsRefusedAndNamed() async throws {
+    @Test func anUntrustedDialerIsRefusedAndNamedAndLearnsNothing() async throws {
         let a = try await TestNode("a", in: dir), b = try await TestNode("b", in: dir)
         try a.store.addPeer(b.id, address: b.address)
         let outcome = try await a.node.dial(discovered: b.address)
-        #expect(outcome.device == b.id)
-        #expect(outcome.trusted) // a trusts b; b refuses a
+        // a trusts b, but b refuses a before naming itself (protocol/SPEC.md 2.4): a learns nothing.
+        #expect(outcome.device == nil)
+        #expect(!outcome.trusted)
         try await waitUntil("b names a as refused", timeout: 120, interval: 0.05) { b.node.refusedDevices()[a.id] != nil }
         #expect(Self.text(b.store, "x") == nil)
     }

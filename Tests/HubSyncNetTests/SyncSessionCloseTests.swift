@@ -32,6 +32,20 @@ import Testing
         #expect(m.repairRequested().isEmpty)
     }
 
+    @Test func theRecordsGivenWithACloseGoBeforeTheGoodbye() {
+        var m = Machine.synced()
+        let removal = RecordState(key: RecordKey(collection: "devices", id: "removal"))
+        let actions = m.closeRequested(reason: "removed from the household", sending: [removal])
+        #expect(actions.count == 2)
+        guard case .send(.changes(let batch)) = actions.first else {
+            Issue.record("the first action is not the records: \(actions)")
+            return
+        }
+        #expect(batch.states == [removal] && batch.lastSequence == 0)
+        #expect(actions.closing?.goodbye == "removed from the household")
+        #expect(m.closeRequested(reason: "again", sending: [removal]).isEmpty)
+    }
+
     @Test func aMalformedFrameClosesWithAGoodbyeAndTheDecodingError() {
         var m = Machine.synced()
         let closing = m.receivedMalformed(NetError(.malformed, "malformed message: changes: truncated")).closing

@@ -17,8 +17,8 @@ import Testing
         #expect(try store.get(key("personas", "ada"))?.visibleFields["style"] == nil)
     }
 
-    /// A record must fit one sync frame: a larger one is refused and nothing is written.
-    @Test func aRecordTooLargeToSyncIsRefused() throws {
+    /// A local write may make a record at most 768 KiB: a larger one is refused, nothing written.
+    @Test func aWriteThatMakesARecordTooLargeIsRefused() throws {
         let store = try makeStore(dir)
         let k = key("memories", "huge")
         #expect(throws: StoreError.self) {
@@ -27,6 +27,24 @@ import Testing
         #expect(try store.get(k) == nil)
         try store.apply(.put(k, ["text": .string(String(repeating: "x", count: Store.maxRecordBytes - 4096))]))
         #expect(try store.get(k) != nil)
+    }
+
+    /// Concurrent large edits merge into a record over the write limit: the merge is never
+    /// refused; a write that grows it further is (with advice), one that shrinks it is not.
+    @Test func aMergeIsNeverRefusedForSizeButAWriteThatGrowsItIs() throws {
+        let a = try makeStore(dir, name: "a", device: 1), b = try makeStore(dir, name: "b", device: 2)
+        let k = key("memories", "bigc")
+        try a.apply(.put(k, ["text": .string(String(repeating: "a", count: 500_000))]))
+        try b.apply(.put(k, ["text": .string(String(repeating: "b", count: 500_000))]))
+        try b.merge([try #require(try a.get(k))])
+        let merged = try #require(try b.get(k))
+        #expect(merged.hasConflicts)
+        #expect(CanonicalEncoding.encode(merged).count > Store.maxRecordBytes)
+        let grow = #expect(throws: StoreError.self) { try b.apply(.put(k, ["title": "more"])) }
+        #expect(grow?.message.contains("resolve its conflicts") == true)
+        #expect(try b.get(k) == merged)
+        try b.apply(.resolve(k, field: "text", value: "settled"))
+        #expect(try b.get(k)?.visibleFields["text"] == "settled")
     }
 
     @Test func writingTheSameValueAgainChangesNothing() throws {

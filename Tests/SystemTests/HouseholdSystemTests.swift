@@ -80,7 +80,8 @@ struct HouseholdSystemTests {
         for d in [a, b] { try await d.startDaemons(); try await d.startAgent() }
         let before = try await a.ok("pair", "household", "--json").stdout
 
-        let invite = try await a.startInvite()
+        // Every try comes from B's one address: let it use all three.
+        let invite = try await a.startInvite(extra: ["--attempts-per-address", "3"])
         defer { invite.process.signal(SIGTERM) }
         for (n, left) in [(1, "2 attempts left"), (2, "1 attempt left"), (3, "0 attempts left")] {
             let r = try await b.hubsync("pair", "join", wrongCode(invite.code, n))
@@ -202,10 +203,10 @@ struct HouseholdSystemTests {
 
 extension TestDevice {
     /// `hubsync pair invite` running on this device; its code, once printed.
-    func startInvite(ttl: String = "2m") async throws -> (process: ChildProcess, code: String) {
+    func startInvite(ttl: String = "2m", extra: [String] = []) async throws -> (process: ChildProcess, code: String) {
         let out = directory + "/invite-\(UUID().uuidString).out"
         let process = try ChildProcess("/usr/bin/nsenter", ["-t", "\(holder.pid)", "-m", "-n", hubsyncPath, "pair", "invite",
-                                                            "--ttl", ttl, "--data", data],
+                                                            "--ttl", ttl, "--data", data] + extra,
                                        stdout: out, stderr: directory + "/invite.err")
         var code = ""
         try await waitUntil("the invite code on \(namespace)", timeout: 10, interval: 0.02) {

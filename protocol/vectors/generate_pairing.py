@@ -230,12 +230,13 @@ def build() -> dict:
     k_j = ristretto_encode(mul(scalar(y_j_hex), ristretto_decode(share_i)))
     k_i = ristretto_encode(mul(scalar(y_i_hex), ristretto_decode(share_j)))
     assert k_j == k_i
-    isk = h64(lv(DSI + b"-isk") + lv(sid) + lv(k_j) + lv(share_j) + lv(pk_j) + lv(share_i) + lv(pk_i))
+    # Version 2: no identity key in the clear, so AD_J and AD_I are empty (SPEC 4.3).
+    isk = h64(lv(DSI + b"-isk") + lv(sid) + lv(k_j) + lv(share_j) + lv(b"") + lv(share_i) + lv(b""))
     confirm_i = mac(isk, b"hubsync-pair-confirm-inviter")
     confirm_j = mac(isk, b"hubsync-pair-confirm-joiner")
     attempts_left = 2
-    msg1 = bytes([0x50, 1, len(name)]) + name + sid + share_j + pk_j
-    msg2 = bytes([0, attempts_left]) + share_i + pk_i + confirm_i
+    msg1 = bytes([0x50, 2, len(name)]) + name + sid + share_j
+    msg2 = bytes([0, attempts_left]) + share_i + confirm_i
 
     # A wrong code: the same scalars and session, secret 12345679.
     wrong_gen = ristretto_from_hash(h64(lv(DSI) + lv(b"12345679") + lv(name) + lv(sid)))

@@ -13,6 +13,7 @@ extension SyncMessage {
             for c in h.capabilities { w.string(c) }
             w.string(h.logEpoch)
             w.u64(h.clock.rawValue)
+            if let release = h.release { w.string(release) }
             w.bytes.append(contentsOf: h.unknown)
         case .fastPathRequest(let since, let epoch):
             w.u8(Tag.fastPathRequest.rawValue)
@@ -45,6 +46,12 @@ extension SyncMessage {
         case .goodbye(let reason):
             w.u8(Tag.goodbye.rawValue)
             w.string(reason)
+        case .statePart(let part):
+            w.u8(Tag.statePart.rawValue)
+            w.u64(UInt64(bitPattern: part.lastSequence))
+            w.u32(UInt32(part.total))
+            w.u32(UInt32(part.offset))
+            w.blob(part.bytes)
         }
         return w.bytes
     }
@@ -86,6 +93,8 @@ extension SyncMessage {
             message = .pong(nonce: try r.u64())
         case .goodbye:
             message = .goodbye(reason: try r.string("reason"))
+        case .statePart:
+            message = .statePart(try readStatePart(&r))
         }
         try r.expectEnd()
         return message
@@ -100,9 +109,35 @@ extension SyncMessage {
         for i in 0..<n { capabilities.append(try r.string("capability \(i)")) }
         let epoch = try r.string("log epoch")
         let clock = Timestamp(rawValue: try r.u64())
+        // The release, when the sender names one (0.2.0 on): a string of 1 to 64 bytes. Bytes
+        // that do not read as one are a newer peer's and are kept as they are.
+        var release: String?
+        var probe = r
+        if r.remaining > 0, let text = try? probe.string("release"), (1...Hello.maxReleaseBytes).contains(text.utf8.count),
+           !text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+            release = text
+            r = probe
+        }
         let unknown = Array(try r.take(r.remaining))
         return Hello(protocolVersion: protocolVersion, schemaVersion: schemaVersion, capabilities: capabilities,
-                     logEpoch: epoch, clock: clock, unknown: unknown)
+                     logEpoch: epoch, clock: clock, release: release, unknown: unknown)
+    }
+
+    private static func readStatePart(_ r: inout WireReader) throws(WireError) -> StatePart {
+        let lastSequence = Int64(bitPattern: try r.u64())
+        guard lastSequence >= 0 else { throw r.error("negative sequence \(lastSequence)") }
+        let total = Int(try r.u32())
+        let offset = Int(try r.u32())
+        guard total > 0, total <= StatePart.maxStateBytes else {
+            throw r.error("a state of \(total) bytes; states sent in parts are 1 to \(StatePart.maxStateBytes) bytes")
+        }
+        let length = Int(try r.u32())
+        guard length > 0, length <= StatePart.maxPieceBytes, offset <= total - length else {
+            throw r.error("a piece of \(length) bytes at offset \(offset) of a \(total)-byte state; pieces are 1 to "
+                + "\(StatePart.maxPieceBytes) bytes within the state")
+        }
+        let bytes = Array(try r.take(length))
+        return StatePart(lastSequence: lastSequence, total: total, offset: offset, bytes: bytes)
     }
 
     private static func readChanges(_ r: inout WireReader) throws(WireError) -> ChangeBatch {

@@ -1,0 +1,2 @@
+// zlib: CHARX character cards are zip files whose entries are usually deflated.
+#include <zlib.h>

@@ -1,0 +1,317 @@
+public import HubSyncCore
+public import HubSyncCrypto
+public import HubSyncMigration
+public import HubSyncStore
+
+/// Imports one file (HubSync's own JSON Lines, a character card, a chat export, Markdown) in
+/// two passes, for `hubsync import` and `POST /v1/import` alike: ``check(store:progress:)``
+/// reads the whole file, validates every record and says what would be created, updated,
+/// removed or left alone, writing nothing; ``apply(batch:write:progress:)`` reads it again and
+/// writes in batches. A file that fails the check has nothing imported.
+public struct FileImport: Sendable {
+    public var path: String
+    /// The name the person gave, for messages.
+    public var displayName: String
+    public var format: Migration.Format
+    public var persona: String?
+    /// The household's group ID: `devices` records of a HubSync file that do not belong to it
+    /// are left out (``HouseholdRecords/belongs(_:toGroup:)``).
+    public var group: [UInt8]?
+    /// Whose audit entries the household takes (``AuditWriters``): others' are left out.
+    public var devices: AuditWriters?
+
+    public init(path: String, displayName: String, format: Migration.Format, persona: String?, group: [UInt8]? = nil) {
+        self.path = path
+        self.displayName = displayName
+        self.format = format
+        self.persona = persona
+        self.group = group
+    }
+
+    /// What a file holds and what importing it would do.
+    public struct Plan: Sendable {
+        public var format: Migration.Format
+        public var created = 0, updated = 0, unchanged = 0
+        /// Lorebook memories and avatar parts of a re-imported card that the card no longer gives.
+        public var removed = 0
+        /// By collection: how many records the file gives.
+        public var collections: [String: Int] = [:]
+        public var notes: [ImportNote] = []
+        public var records: Int { created + updated + unchanged }
+
+        /// The plan as JSON members, for `--json` and `POST /v1/import`.
+        public var object: [String: Value] {
+            [
+                "format": .string(format.rawValue), "records": .int(Int64(records)), "create": .int(Int64(created)),
+                "update": .int(Int64(updated)), "unchanged": .int(Int64(unchanged)), "remove": .int(Int64(removed)),
+                "collections": .object(collections.mapValues { .int(Int64($0)) }),
+                "skipped": .array(notes.prefix(1000).map { .object(["place": .string($0.place), "reason": .string($0.reason)]) }),
+                "skipped_count": .int(Int64(notes.count)),
+            ]
+        }
+    }
+
+    /// What ``apply(batch:write:progress:)`` did.
+    public struct Outcome: Sendable {
+        /// Local puts that changed a record, merges that did, removals of lorebook memories.
+        public var written = 0, merged = 0, removed = 0
+        public var unchanged = 0
+        public var changed: Int { written + merged + removed }
+    }
+
+    /// A record the file gives that the store would refuse, named by file and place.
+    struct Refused: Error { var message: String }
+
+    /// Reads and checks the whole file against `store` (read only); `progress` gets the bytes
+    /// read so far (records, for a HubSync file).
+    public func check(store: Store, progress: (Int) -> Void = { _ in }) throws -> Plan {
+        var sink = CheckSink(plan: Plan(format: format), store: store)
+        do {
+            if format == .hubsync {
+                try readOwn { place, write in try sink.own(write, place: place, group: group, devices: devices, store: store) }
+            } else {
+                try Migration.read(path: path, displayName: displayName, format: format, persona: persona, into: &sink, progress: progress)
+                sink.plan.removed = try staleLinked(sink.cards, store: store).count
+            }
+        } catch let r as Refused {
+            throw MigrationError(file: displayName, r.message)
+        }
+        return sink.plan
+    }
+
+    /// Reads the file again and writes its records through `write`, `batch` at a time; `write`
+    /// answers, per write, whether it changed the store. `progress` gets the writes committed.
+    public func apply(batch: Int, store: Store, write: @escaping ([RecordWrite]) throws -> [Bool],
+                      progress: @escaping (Int) -> Void) throws -> Outcome {
+        var sink = ApplySink(batch: batch, write: write, progress: progress)
+        if format == .hubsync {
+            try readOwn { _, w in
+                if case .merge(let state) = w, !HouseholdRecords.belongs(state, toGroup: group, writers: devices) { return }
+                try sink.add(w)
+            }
+        } else {
+            try Migration.read(path: path, displayName: displayName, format: format, persona: persona, into: &sink)
+            for key in try staleLinked(sink.cards, store: store) { try sink.add(.local(.delete(key))) }
+        }
+        try sink.flush()
+        return sink.outcome
+    }
+
+    /// The write a record becomes: a local put of its fields.
+    public static func write(_ r: ImportedRecord) -> RecordWrite {
+        .local(.put(RecordKey(collection: r.collection, id: r.id), r.fields))
+    }
+
+    /// Whether putting `patch` on `state` would change nothing: every field already has that
+    /// value (and no conflict), every set those elements.
+    static func unchanged(_ state: RecordState, by patch: [String: Value], collection: HubCollection) -> Bool {
+        guard state.isAlive else { return false }
+        for (name, value) in patch {
+            if collection.setFields.contains(name) {
+                let current = Set(state.sets[name]?.elements ?? [])
+                guard current == Set(value.arrayValue ?? []) else { return false }
+            } else if let reg = state.fields[name] {
+                guard !reg.hasConflict, reg.value == value else { return false }
+            } else if !value.isNull {
+                return false
+            }
+        }
+        return true
+    }
+
+    // MARK: Records linked to a card's persona
+
+    /// The lorebook memories of `personaID` the store holds, alive, in ID order.
+    public static func lorebookMemories(of personaID: String, in store: Store) throws -> [RecordState] {
+        try linkedRecords(HubCollection.memories.rawValue, prefix: CardMapping.lorebookPrefix(personaID: personaID),
+                          persona: personaID, source: CardMapping.lorebookSource, in: store)
+    }
+
+    /// The avatar parts of `personaID` the store holds, alive, in ID order.
+    public static func avatarParts(of personaID: String, in store: Store) throws -> [RecordState] {
+        try linkedRecords(HubCollection.preferences.rawValue, prefix: CardMapping.avatarPartPrefix(personaID: personaID),
+                          persona: personaID, source: CardMapping.avatarSource, in: store)
+    }
+
+    /// The live records of `collection` whose IDs start with `prefix` and that name `persona`
+    /// and `source` in their fields.
+    static func linkedRecords(_ collection: String, prefix: String, persona: String, source: String, in store: Store) throws -> [RecordState] {
+        let end = Array(prefix.utf8)
+        var out: [RecordState] = []
+        var after = String(prefix.dropLast())
+        while true {
+            let page = try store.read(.records(in: collection, after: after, limit: 500))
+            for state in page {
+                if state.key.id.hasPrefix(prefix) {
+                    let f = state.visibleFields
+                    if f["persona"]?.stringValue == persona, f["source"]?.stringValue == source { out.append(state) }
+                } else if !Array(state.key.id.utf8).lexicographicallyPrecedes(end) {
+                    return out
+                }
+            }
+            guard page.count == 500, let last = page.last else { return out }
+            after = last.key.id
+        }
+    }
+
+    /// What a card import wrote for each persona: the IDs of its lorebook memories and avatar
+    /// parts, and whether the card had a picture.
+    struct CardWrites: Sendable {
+        var written = Set<String>()
+        var hasAvatar = false
+    }
+
+    /// The lorebook memories and avatar parts of the personas a card import wrote that the card
+    /// no longer gives (parts only when the card has a picture: a JSON card leaves them).
+    func staleLinked(_ cards: [String: CardWrites], store: Store) throws -> [RecordKey] {
+        var stale: [RecordKey] = []
+        for (persona, writes) in cards.sorted(by: { $0.key < $1.key }) {
+            var linked = try Self.lorebookMemories(of: persona, in: store)
+            if writes.hasAvatar { linked += try Self.avatarParts(of: persona, in: store) }
+            stale += linked.map(\.key).filter { !writes.written.contains($0.id) }
+        }
+        return stale
+    }
+
+    /// Notes the personas of cards and the records written for each.
+    static func track(_ r: ImportedRecord, in cards: inout [String: CardWrites]) {
+        if r.collection == "personas", r.fields["source"]?.stringValue == "character-card" {
+            let hasAvatar = r.fields["avatar_png"].map { !$0.isNull } == true || r.fields["avatar_parts"].map { !$0.isNull } == true
+            cards[r.id, default: CardWrites()].hasAvatar = hasAvatar
+        } else if let source = r.fields["source"]?.stringValue, source == CardMapping.lorebookSource || source == CardMapping.avatarSource,
+                  let persona = r.fields["persona"]?.stringValue {
+            cards[persona, default: CardWrites()].written.insert(r.id)
+        }
+    }
+
+    // MARK: Sinks
+
+    struct CheckSink: ImportSink {
+        var plan: Plan
+        let store: Store
+        var cards: [String: CardWrites] = [:]
+        /// Keys a HubSync file gave on an earlier line.
+        var seen = Set<RecordKey>()
+
+        init(plan: Plan, store: Store) {
+            self.plan = plan
+            self.store = store
+        }
+
+        mutating func record(_ r: ImportedRecord) throws {
+            let key = RecordKey(collection: r.collection, id: r.id)
+            let collection: HubCollection
+            do {
+                collection = try HubCollection.named(r.collection)
+                try HubCollection.validate(id: r.id)
+                try collection.validate(patch: r.fields)
+            } catch {
+                throw Refused(message: "\(key): \(error.message)")
+            }
+            try put(key, r.fields, collection: collection, place: nil)
+            FileImport.track(r, in: &cards)
+        }
+
+        /// Counts a put of `patch` on `key`; a new record must have the required fields, and
+        /// the record must stay within the store's size limit (``Store/maxRecordBytes``).
+        mutating func put(_ key: RecordKey, _ patch: [String: Value], collection: HubCollection, place: String?) throws {
+            let existing = try store.get(key)
+            // The record as the put would leave it, measured as the store measures it.
+            var after = existing ?? RecordState(key: key)
+            let stamp = Stamp(time: Timestamp(millis: max(after.updated.millis + 1, Store.systemClock()), counter: 0), device: store.device)
+            for (name, value) in patch {
+                if collection.setFields.contains(name) { _ = after.insert(value.arrayValue ?? [], into: name, stamp: stamp) } else {
+                    after.write(field: name, value: value, stamp: stamp)
+                }
+            }
+            let size = CanonicalEncoding.encode(after).count
+            if size > Store.maxRecordBytes, size > existing.map({ CanonicalEncoding.encode($0).count }) ?? 0 {
+                throw Refused(message: (place.map { "\($0): " } ?? "") + "\(key) would be \(size / 1024) KiB, over the "
+                    + "\(Store.maxRecordBytes / 1024) KiB one record may hold; shorten that text (or split it) in the file and import it again")
+            }
+            if seen.contains(key) {
+                plan.updated += 1
+            } else if let existing, existing.isAlive {
+                if FileImport.unchanged(existing, by: patch, collection: collection) { plan.unchanged += 1 } else { plan.updated += 1 }
+            } else {
+                if let missing = collection.requiredFields.first(where: { patch[$0.name] == nil }) {
+                    throw Refused(message: (place.map { "\($0): " } ?? "") + "new record \(key) needs the field \"\(missing.name)\"")
+                }
+                plan.created += 1
+            }
+            seen.insert(key)
+            plan.collections[key.collection, default: 0] += 1
+        }
+
+        /// Counts one write of a HubSync file (`place` is its line).
+        mutating func own(_ write: RecordWrite, place: String, group: [UInt8]?, devices: AuditWriters?, store: Store) throws {
+            switch write {
+            case .local(.put(let key, let patch)):
+                try put(key, patch, collection: try HubCollection.named(key.collection), place: place)
+            case .local(let op):
+                throw Refused(message: "\(place): \(op.key): only puts and exported states can be imported")
+            case .merge(let state) where state.key.collection == AuditEntry.collection
+                    && !HouseholdRecords.belongs(state, toGroup: group, writers: devices):
+                plan.notes.append(ImportNote(place: place, reason: "\(state.key) is not an audit entry signed by a device "
+                    + "of this household (left out)"))
+            case .merge(let state) where !HouseholdRecords.belongs(state, toGroup: group):
+                plan.notes.append(ImportNote(place: place, reason: "\(state.key) is a membership record of another household "
+                    + "(devices records travel only within their own household)"))
+            case .merge(let state):
+                do { try store.checkClock(state.greatestTime) } catch {
+                    throw Refused(message: "\(place): \(state.key): \(error.message)")
+                }
+                let existing = try store.get(state.key)
+                if seen.contains(state.key) {
+                    plan.updated += 1
+                } else if let existing {
+                    if RecordState.merge(existing, state) == existing { plan.unchanged += 1 } else { plan.updated += 1 }
+                } else {
+                    plan.created += 1
+                }
+                seen.insert(state.key)
+                plan.collections[state.key.collection, default: 0] += 1
+            }
+        }
+
+        mutating func skipped(_ note: ImportNote) { plan.notes.append(note) }
+    }
+
+    struct ApplySink: ImportSink {
+        let batch: Int
+        let write: ([RecordWrite]) throws -> [Bool]
+        let progress: (Int) -> Void
+        var pending: [RecordWrite] = []
+        var outcome = Outcome()
+        var done = 0
+        var cards: [String: CardWrites] = [:]
+
+        mutating func record(_ r: ImportedRecord) throws {
+            FileImport.track(r, in: &cards)
+            try add(FileImport.write(r))
+        }
+
+        mutating func add(_ w: RecordWrite) throws {
+            pending.append(w)
+            if pending.count >= batch { try flush() }
+        }
+
+        mutating func skipped(_ note: ImportNote) {}
+
+        mutating func flush() throws {
+            guard !pending.isEmpty else { return }
+            let results = try write(pending)
+            for (w, changed) in zip(pending, results) {
+                switch (w, changed) {
+                case (_, false): outcome.unchanged += 1
+                case (.merge, true): outcome.merged += 1
+                case (.local(.delete), true): outcome.removed += 1
+                case (.local, true): outcome.written += 1
+                }
+            }
+            done += pending.count
+            pending.removeAll(keepingCapacity: true)
+            progress(done)
+        }
+    }
+}

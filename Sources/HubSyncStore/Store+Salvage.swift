@@ -1,0 +1,86 @@
+import Foundation
+internal import GRDB
+public import HubSyncCore
+public import HubSyncCrypto
+
+/// What could still be read from a damaged store file.
+public struct SalvagedStore: Sendable {
+    /// Every record state that was read and decoded whole.
+    public var records: [RecordState] = []
+    /// The trusted peers (device, address) that were read.
+    public var peers: [(device: DeviceID, address: String?)] = []
+    /// Rows that could not be read or decoded.
+    public var unreadable = 0
+    /// Why reading stopped early, if it did (SQLite's words, for the log).
+    public var failures: [String] = []
+
+    /// Nothing salvaged (yet).
+    public init() {}
+}
+
+extension Store {
+    /// Reads what SQLite can still read from the store file at `path` (opened read-only, never
+    /// changed): each record row whose state decodes, and the peers table. A row or a range of
+    /// rows SQLite cannot read is counted and skipped, by rowid, so one damaged page does not cost
+    /// the rows after it. `hubsync repair` merges the result into a new store.
+    public static func salvage(from path: String, maxProbes: Int = 1_000_000) -> SalvagedStore {
+        var result = SalvagedStore()
+        var config = Configuration()
+        config.readonly = true
+        let queue: DatabaseQueue
+        do { queue = try DatabaseQueue(path: path, configuration: config) } catch {
+            result.failures.append("\(error)")
+            return result
+        }
+        try? queue.inDatabase { db in
+            salvageRecords(db, into: &result, maxProbes: maxProbes)
+            do {
+                for row in try Row.fetchAll(db, sql: "SELECT device, address FROM peers") {
+                    guard let hex: String = row["device"], let device = try? DeviceID(hex: hex) else {
+                        result.unreadable += 1
+                        continue
+                    }
+                    result.peers.append((device, row["address"]))
+                }
+            } catch {
+                result.failures.append("peers: \(error)")
+            }
+        }
+        return result
+    }
+
+    /// Reads the records table row by row in rowid order; after a failure, probes the following
+    /// rowids one at a time (up to the largest rowid SQLite still reports, at most `maxProbes`).
+    private static func salvageRecords(_ db: Database, into result: inout SalvagedStore, maxProbes: Int) {
+        var last: Int64 = 0
+        func take(_ row: Row) {
+            last = row["rowid"]
+            guard let data: Data = row["state"], let state = try? CanonicalEncoding.decode([UInt8](data)) else {
+                result.unreadable += 1
+                return
+            }
+            result.records.append(state)
+        }
+        do {
+            let cursor = try Row.fetchCursor(db, sql: "SELECT rowid, state FROM records ORDER BY rowid")
+            while let row = try cursor.next() { take(row) }
+            return
+        } catch {
+            result.failures.append("records after rowid \(last): \(error)")
+        }
+        let highest = (try? Int64.fetchOne(db, sql: "SELECT max(rowid) FROM records")) ?? nil
+        guard let highest, highest > last else { return }
+        var rowid = last + 1, probes = 0
+        while rowid <= highest, probes < maxProbes {
+            probes += 1
+            do {
+                if let row = try Row.fetchOne(db, sql: "SELECT rowid, state FROM records WHERE rowid = ?", arguments: [rowid]) {
+                    take(row)
+                }
+            } catch {
+                result.unreadable += 1
+            }
+            rowid += 1
+        }
+    }
+}

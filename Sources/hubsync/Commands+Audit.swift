@@ -1,0 +1,82 @@
+import ArgumentParser
+import Foundation
+import HubSyncAgent
+import HubSyncBase
+import HubSyncCore
+import HubSyncCrypto
+import HubSyncHousehold
+import HubSyncStore
+
+/// `hubsync audit`: the household's audit journal, every device's signed entries.
+struct AuditCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "audit", abstract: "Show the audit journal: who did what, when, on every device of the household.",
+        discussion: """
+            Each device signs an entry for every pairing, removal, key rotation, backup, restore, repair and \
+            conflict resolution it does; entries sync to every member, which checks each against the household \
+            and refuses one that is not signed by the device it names or that alters an entry (protocol/SPEC.md 8). \
+            Oldest first.
+              hubsync audit --since 2026-11-30 --json
+            """)
+
+    @OptionGroup var common: CommonOptions
+    @OptionGroup var output: OutputOptions
+    @Option(help: ArgumentHelp("Only entries from this time on: RFC 3339 (2026-11-30T22:41:07Z) or a date (2026-11-30).",
+                               valueName: "TIME"))
+    var since: String?
+    @Option(help: ArgumentHelp("Only entries this device wrote (its ID, the whole of it).", valueName: "ID")) var device: String?
+
+    func validate() throws {
+        if let since, AuditTime.parse(since) == nil {
+            throw ValidationError("--since takes an RFC 3339 time (2026-11-30T22:41:07Z) or a date (2026-11-30); got \"\(since)\"")
+        }
+        if let device {
+            do { _ = try DeviceID(parsing: device) } catch { throw ValidationError("--device: \(error.message)") }
+        }
+    }
+
+    func run() throws {
+        let dir = common.directory
+        let store = try dir.openStore()
+        let me = try dir.identity().deviceID
+        let household = try guarded { try HouseholdSnapshot.read(in: dir) }
+        let listed = try guarded {
+            try AuditJournal.listing(in: store, household: household, me: me, since: since.flatMap(AuditTime.parse),
+                                     device: device.flatMap { try? DeviceID(parsing: $0) })
+        }
+        if listed.hidden > 0 {
+            FileHandle.standardError.write(Data(("hubsync: left out \(plural(listed.hidden, "entry", "entries")) of devices this "
+                + "household never had (merged from outside sync: an import or the local API)\n").utf8))
+        }
+        if output.json { return printJSON(.array(listed.json)) }
+        if listed.entries.isEmpty { return print("no audit entries" + (since != nil || device != nil ? " match" : " yet")) }
+        for (e, j) in zip(listed.entries, listed.json) {
+            // The name the device signed, quoted (SPEC 4.10); every text escaped (printable()).
+            let who = e.device == me ? "this device" : e.device.short
+            let name = j.objectValue?["device_name"]?.stringValue.map { " " + printable(JSON.serialize(.string($0))) } ?? ""
+            print("\(iso8601Text(e.time))  \(who)\(name)  \(e.action.rawValue): \(printable(e.detail))")
+        }
+    }
+}
+
+/// Records what this command did in the audit journal: through the running agent, else into
+/// the store this process holds the writer lock of. A failure is a warning: the act is done.
+func recordAudit(_ dir: DataDirectory, store: Store?, _ action: AuditEntry.Action, subject: [String: String], detail: String,
+                 metrics: [String: Value] = [:]) {
+    do {
+        if dir.holdsWriterLock, let store {
+            let identity = try dir.identity()
+            let name = dir.deviceName
+            try AuditJournal(store: store, identity: identity, deviceName: { name }).append(action, subject: subject, detail: detail)
+        } else if let agent = dir.runningAgent() {
+            var body: [String: Value] = ["action": .string(action.rawValue), "detail": .string(detail),
+                                         "subject": .object(subject.mapValues { .string($0) })]
+            body.merge(metrics) { a, _ in a }
+            _ = try agent.call("POST", "/v1/audit", body: .object(body))
+        } else {
+            throw CLIError.failure("another command holds \(dir.path)")
+        }
+    } catch {
+        FileHandle.standardError.write(Data("hubsync: warning: the audit entry for this \(action.rawValue) was not written: \(error)\n".utf8))
+    }
+}

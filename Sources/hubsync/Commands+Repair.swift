@@ -1,0 +1,184 @@
+import ArgumentParser
+import Foundation
+import HubSyncAgent
+import HubSyncBackup
+import HubSyncBase
+import HubSyncCore
+import HubSyncCrypto
+import HubSyncHousehold
+import HubSyncStore
+
+struct RepairCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "repair",
+        abstract: "Rebuild a damaged store, keeping this device's identity and household.",
+        discussion: """
+            The damaged file is kept beside the new one (store.damaged-TIME.sqlite); nothing is deleted. \
+            The new store gets, in this order: every record SQLite can still read from the damaged file \
+            (unless --no-salvage), and the trusted peers it lists; with --from-backup, every record of a \
+            snapshot; and once the agent runs, everything the household's peers hold, in a full sync (the \
+            new store has a new change log, so every peer sends it all). The identity, household secrets \
+            and device ID do not change. Stop the agent first.
+              hubsync repair
+              hubsync repair --from-backup local:/mnt/usb/hubsync
+            """)
+
+    @OptionGroup var common: CommonOptions
+    @OptionGroup var output: OutputOptions
+    @Option(help: ArgumentHelp("Also restore the records of a snapshot in this repository (local:PATH or peer:DEVICE-ID).",
+                               valueName: "TARGET"))
+    var fromBackup: String?
+    @Option(help: ArgumentHelp("The snapshot to restore with --from-backup (an ID, a unique prefix, or latest).",
+                               valueName: "SNAPSHOT"))
+    var snapshot = "latest"
+    @OptionGroup var recovery: RecoveryKeyOptions
+    @Flag(help: "Do not read the damaged file; start from the backup and the peers alone.") var noSalvage = false
+    @Flag(help: "Rebuild even when the store passes SQLite's integrity check.") var force = false
+
+    func validate() throws {
+        if fromBackup == nil, recovery.recoveryKey != nil || recovery.recoveryKeyFile != nil {
+            throw ValidationError("--recovery-key and --recovery-key-file are for --from-backup")
+        }
+    }
+
+    func run() throws {
+        let dir = common.directory
+        let identity = try dir.identity()
+        try dir.lockExclusively(for: "`repair`")
+        if !force, let healthy = healthyStoreSummary(dir, identity) {
+            throw CLIError.failure("the store at \(dir.storePath) is not damaged (integrity check ok; \(healthy)); "
+                + "nothing was changed — add --force to rebuild it anyway")
+        }
+        // The repository opens before anything moves, so a wrong key or target changes nothing.
+        var source: (Repository, Snapshot)?
+        let holder = try fromBackup.map { text throws(CLIError) in try peerHoldingBackups(text, dir: dir, identity: identity) }
+        if let fromBackup = holder?.target ?? fromBackup {
+            var arguments = ["--repo", fromBackup, "--data", dir.path]
+            if output.json { arguments.append("--json") }
+            let options: RepoOptions
+            do { options = try RepoOptions.parse(arguments) } catch { throw CLIError.usage("--from-backup: \(error)") }
+            let repo = try options.open(recoveryKey: recovery.key())
+            source = (repo, try backupGuarded { try repo.snapshot(named: snapshot) })
+        }
+        let aside = try moveAside(dir)
+        var salvaged = SalvagedStore()
+        if let aside, !noSalvage { salvaged = Store.salvage(from: aside) }
+        let store = try guarded { try Store(path: dir.storePath, device: identity.deviceID) }
+        for start in stride(from: 0, to: salvaged.records.count, by: 500) {
+            let batch = Array(salvaged.records[start..<min(start + 500, salvaged.records.count)])
+            try guarded { _ = try store.merge(batch) }
+        }
+        for peer in salvaged.peers where peer.device != identity.deviceID {
+            _ = try guarded { try store.addPeer(peer.device, address: peer.address) }
+        }
+        // The device the backup came from stays trusted, at the address that reached it.
+        if let holder, let device = holder.device, let address = holder.address {
+            _ = try guarded { try store.addPeer(device, address: address) }
+        }
+        var fromSnapshot = 0
+        if let (repo, snap) = source {
+            let progress = ProgressReporter(json: output.json)
+            let report = try backupGuarded {
+                try repo.readRecords(of: snap, skipDamaged: true, progress: progress.callback) { batch in
+                    _ = try store.merge(batch)
+                }
+            }
+            fromSnapshot = report.records
+        }
+        // A household key file lost too comes back from the backup, as on a new device (SPEC 5.5):
+        // without it the device could not back up, and would be steered to found a new household.
+        var household: (secrets: HouseholdSecrets?, note: String?) = (nil, nil)
+        if let (repo, snap) = source, (try? HouseholdSnapshot.read(in: dir)).map({ $0.secrets == nil }) ?? false {
+            household = try guarded { try repo.household(for: snap, restoredInto: store) }
+            if let secrets = household.secrets { try guarded { try HouseholdFile.writeSecrets(secrets, in: dir, replacing: false) } }
+        }
+        let records = try guarded { try store.counts() }.values.reduce(0, +)
+        recordAudit(dir, store: store, .repair,
+                    subject: ["damaged_copy": aside ?? "", "snapshot": source?.1.id.hex ?? ""],
+                    detail: "rebuilt the store: \(plural(salvaged.records.count, "record")) salvaged"
+                        + (source.map { ", \(plural(fromSnapshot, "record")) from snapshot \($0.1.id.short)" } ?? ""))
+        // The new store, its WAL (created with the umask's mode) and the files moved aside are this
+        // user's alone, like every file here (0600): after the audit entry, the last write.
+        _ = try? dir.keepPrivate()
+        if output.json {
+            var o: [String: Value] = [
+                "device_id": .string(identity.deviceID.description), "store": .string(dir.storePath),
+                "records": .int(Int64(records)), "salvaged_records": .int(Int64(salvaged.records.count)),
+                "unreadable_rows": .int(Int64(salvaged.unreadable)), "peers": .int(Int64(salvaged.peers.count)),
+                "from_backup_records": .int(Int64(fromSnapshot)),
+            ]
+            o["damaged_copy"] = aside.map { .string($0) } ?? .null
+            o["household_key_restored"] = .bool(household.secrets != nil)
+            if let note = household.note { o["household_note"] = .string(note) }
+            printJSON(.object(o))
+            return
+        }
+        print("Rebuilt the store of device \(identity.deviceID.short)\(dir.deviceName.map { " (\($0))" } ?? "") "
+            + "in \(dir.path): \(plural(records, "record")) now.")
+        if let aside { print("  The damaged file is kept as \(aside).") }
+        if !noSalvage {
+            print("  Salvaged \(plural(salvaged.records.count, "record")) and \(plural(salvaged.peers.count, "trusted peer"))"
+                + (salvaged.unreadable > 0 ? "; \(plural(salvaged.unreadable, "row")) could not be read" : "") + ".")
+        }
+        if let (_, snap) = source {
+            print("  Restored \(plural(fromSnapshot, "record")) from snapshot \(snap.id.short) (\(iso8601Text(snap.time))).")
+        }
+        if let secrets = household.secrets {
+            print("  Restored the household's key (\(DataDirectory.householdFile), key epoch \(secrets.epoch)) from the backup.")
+        }
+        if let note = household.note { print("  \(note)") }
+        print("Start the agent (`hubsync run --data \(dir.path)`): the household's peers send it everything they hold "
+            + "in a full sync. Add a peer that was lost with `hubsync peers add DEVICE-ID --address HOST:PORT`.")
+    }
+
+    /// For a `peer:DEVICE-ID[@HOST:PORT]` target, the device and its address: from the target, else
+    /// from the store's peers table — read by salvage when the store is damaged, since opening it
+    /// would only say to run `repair`. `target` is the target with the address found; nil
+    /// members for a target of another kind.
+    func peerHoldingBackups(_ text: String, dir: DataDirectory,
+                            identity: Identity) throws(CLIError) -> (target: String?, device: DeviceID?, address: String?) {
+        guard text.hasPrefix("peer:") else { return (nil, nil, nil) }
+        let spec = String(text.dropFirst("peer:".count))
+        let parts = spec.split(separator: "@", maxSplits: 1).map(String.init)
+        guard let device = try? DeviceID(parsing: parts.first ?? "") else { return (nil, nil, nil) } // said when the target opens
+        if parts.count > 1 { return (nil, device, parts[1]) }
+        if healthyStoreSummary(dir, identity) != nil { return (nil, device, nil) } // the peers table is readable
+        let found = FileManager.default.fileExists(atPath: dir.storePath)
+            ? Store.salvage(from: dir.storePath).peers.first { $0.device == device }?.address : nil
+        guard let found else {
+            throw .usage("cannot find the address of \(device.short) in the damaged store; give it with the target: "
+                + "--from-backup peer:\(device)@HOST:PORT (`hubsync status` on that device shows it, after \"listening on\")")
+        }
+        return ("peer:\(device)@\(found)", device, found)
+    }
+
+    /// A summary of the store when it opens and passes SQLite's integrity check; nil when it is damaged or missing.
+    func healthyStoreSummary(_ dir: DataDirectory, _ identity: Identity) -> String? {
+        guard FileManager.default.fileExists(atPath: dir.storePath),
+              let store = try? Store(path: dir.storePath, device: identity.deviceID, readOnly: true),
+              (try? store.integrityCheck()) == "ok", let counts = try? store.counts() else { return nil }
+        return plural(counts.values.reduce(0, +), "record")
+    }
+
+    /// Renames the store file and its WAL and shared-memory files to `store.damaged-TIME.sqlite`;
+    /// returns the new path, or nil when there was no store file.
+    func moveAside(_ dir: DataDirectory) throws(CLIError) -> String? {
+        let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "")
+        let aside = dir.file("store.damaged-\(stamp).sqlite")
+        var moved = false
+        for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: dir.storePath + suffix) {
+            if rename(dir.storePath + suffix, aside + suffix) != 0 {
+                let code = errno
+                throw CLIError(.io, "cannot move the damaged store aside: " + (FailureText.systemCall(code, path: dir.storePath + suffix)
+                    ?? Errno.message(code)))
+            }
+            moved = moved || suffix.isEmpty
+        }
+        return moved ? aside : nil
+    }
+}
+
+/// "1 record", "2 records": a count with its noun, singular or plural.
+func plural(_ count: Int, _ noun: String, _ plural: String? = nil) -> String {
+    "\(count) " + (count == 1 ? noun : plural ?? noun + "s")
+}

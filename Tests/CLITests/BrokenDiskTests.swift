@@ -1,0 +1,227 @@
+import Foundation
+import HubSyncCore
+import Testing
+
+/// A damaged store, a full disk: each a clear answer, and `hubsync repair` rebuilds the store
+/// under the same device ID.
+@Suite struct BrokenDiskTests {
+    let dir = TemporaryDirectory()
+
+    /// Overwrites the store's first page after the 100-byte header (the schema) with garbage, as
+    /// a failing disk would: SQLite then calls the file malformed.
+    func damageStore(_ d: Device) throws {
+        let path = d.data + "/store.sqlite"
+        let handle = try #require(FileHandle(forUpdatingAtPath: path))
+        try handle.seek(toOffset: 100)
+        try handle.write(contentsOf: Data(repeating: 0x5A, count: 3_996))
+        try handle.close()
+    }
+
+    /// The record lines of an export (the header, which has the time, left out), sorted.
+    func records(_ d: Device) async throws -> [String] {
+        recordLines(ofExport: try await d.ok("export", "-").stdout)
+    }
+
+    func q(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+
+    @Test func aDamagedStoreIsNamedByDoctorAndEveryCommandAndRepairedFromABackup() async throws {
+        let d = Device(data: dir.path + "/d")
+        try await d.ok("init", "--name", "laptop")
+        let id = try await d.ok("id").stdout
+        try await d.ok("put", "personas", "ada", "--json", #"{"name": "Ada", "traits": ["curious"]}"#)
+        try await d.ok("put", "memories", "m1", "--json", #"{"text": "likes tea"}"#)
+        try await d.ok("delete", "memories", "m1")
+        try await d.ok("put", "memories", "m2", "--json", #"{"text": "a walk at noon"}"#)
+        let before = try await records(d)
+        let repo = "local:" + dir.path + "/repo"
+        try await d.ok("backup", "now", "--repo", repo)
+        try damageStore(d)
+
+        let doctor = try await d.run("doctor")
+        #expect(doctor.status == 1, "\(doctor.stdout)")
+        #expect(doctor.stdout.contains("FAIL store") && doctor.stdout.contains("hubsync repair"), "\(doctor.stdout)")
+        #expect(doctor.stdout.contains("ok   identity"), "\(doctor.stdout)")
+        for args in [["get", "personas", "ada"], ["list", "memories"], ["put", "memories", "m3", "--json", #"{"text": "x"}"#]] {
+            let r = try await hubsync(args + ["--data", d.data])
+            #expect(r.status == 1, "\(args): \(r.stderr)")
+            #expect(r.stderr.contains("is damaged") && r.stderr.contains("hubsync repair"), "\(args): \(r.stderr)")
+            #expect(!r.stderr.contains("SQLite error"), "\(args): \(r.stderr)")
+        }
+
+        let repaired = try await d.ok("repair", "--from-backup", repo)
+        #expect(repaired.stdout.contains("damaged file is kept"), "\(repaired.stdout)")
+        #expect(try await d.ok("id").stdout == id)
+        #expect(try await records(d) == before)
+        #expect(try await d.run("doctor").status == 0)
+        // The damaged file is kept, never deleted.
+        let kept = try FileManager.default.contentsOfDirectory(atPath: d.data).filter { $0.hasPrefix("store.damaged-") }
+        #expect(kept.contains { $0.hasSuffix(".sqlite") }, "\(kept)")
+        // A healthy store is not rebuilt without --force.
+        let again = try await d.run("repair")
+        #expect(again.status == 1 && again.stderr.contains("not damaged"), "\(again.stderr)")
+    }
+
+    @Test func repairSalvagesWhatSQLiteCanStillRead() async throws {
+        let d = Device(data: dir.path + "/d")
+        try await d.ok("init")
+        let id = try await d.ok("id").stdout
+        try await d.ok("put", "personas", "ada", "--json", #"{"name": "Ada"}"#)
+        try await d.ok("peers", "add", ExitCodeTableTests.someID, "--address", "127.0.0.1:7400")
+        let before = try await records(d)
+        // Readable but declared damaged: --force rebuilds from what can be read.
+        let r = try await d.ok("repair", "--force", "--json")
+        let o = try #require(r.json?.objectValue)
+        #expect(o["salvaged_records"] == .int(Int64(before.count)), "\(o)")
+        #expect(o["peers"] == 1)
+        #expect(try await d.ok("id").stdout == id)
+        #expect(try await records(d) == before)
+        #expect(try await d.ok("peers", "list").stdout.contains("127.0.0.1:7400"))
+    }
+
+    @Test func repairFromThePeersRestoresTheSameStoreUnderTheSameDeviceID() async throws {
+        let a = try await AgentProcess(Device(data: dir.path + "/a"))
+        var b = try await AgentProcess(Device(data: dir.path + "/b"))
+        try await pair(a, b)
+        for i in 0..<20 { try await a.device.ok("put", "memories", "m\(i)", "--json", #"{"text": "note \#(i)"}"#) }
+        try await b.device.ok("put", "personas", "bea", "--json", #"{"name": "Bea"}"#)
+        try await waitUntil("both hold 21 records", timeout: 20) {
+            let bea = await a.record("personas", "bea"), m19 = await b.record("memories", "m19")
+            return bea != nil && m19 != nil
+        }
+        await b.stop()
+        let bID = b.id
+        let before = try await records(b.device)
+        #expect(try await records(a.device) == before)
+        try damageStore(b.device)
+        let repaired = try await b.device.ok("repair")
+        #expect(repaired.stdout.contains("full sync"), "\(repaired.stdout)")
+        // The schema page is gone, so nothing was salvaged, not even the peers: add the one back.
+        try await b.device.ok("peers", "add", a.id, "--address", a.listen)
+        b = try await AgentProcess(b.device)
+        #expect(b.id == bID)
+        try await waitUntil("b holds every record again", timeout: 30) {
+            let m19 = await b.record("memories", "m19"), bea = await b.record("personas", "bea")
+            return m19 != nil && bea != nil
+        }
+        await b.stop()
+        let after = try await records(b.device)
+        // Every record of the stores, state for state. The household's membership records
+        // (`devices`) are the same statements; the agent publishes its own anew when it starts.
+        func stores(_ lines: [String]) -> [String] { lines.filter { !$0.hasPrefix(#"{"collection":"devices""#) } }
+        func members(_ lines: [String]) -> Set<String> {
+            Set(lines.compactMap { line in
+                guard line.hasPrefix(#"{"collection":"devices""#) else { return nil }
+                return (try? JSON.parse(line))?.objectValue?["id"]?.stringValue
+            })
+        }
+        #expect(stores(after) == stores(before))
+        #expect(stores(after).count == 21)
+        #expect(members(after) == members(before))
+        await a.stop()
+    }
+
+    /// A full disk under a syncing agent (its data directory on a small tmpfs in a private mount
+    /// namespace): the change that does not fit is not applied, the sender's status says the
+    /// peer's disk is full, the agent keeps running, and the change arrives once there is room again.
+    @Test(.enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare"),
+                   "needs root and unshare(1) to mount a small tmpfs in a private mount namespace"))
+    func syncIntoAFullDiskResumesWhenThereIsRoomAgain() async throws {
+        let a = Device(data: dir.path + "/a"), small = dir.path + "/small"
+        try await a.ok("init")
+        try FileManager.default.createDirectory(atPath: small, withIntermediateDirectories: true)
+        let bigValue = dir.path + "/big.json"
+        try #"{"text": "\#(String(repeating: "a long walk by the river ", count: 12_000))"}"#.write(toFile: bigValue, atomically: true, encoding: .utf8)
+        let h = q(hubsyncPath), b = small + "/b"
+        // Polls with a bounded count: each loop waits for a condition, 30 s at the most.
+        let script = """
+            mount -t tmpfs -o size=1m tmpfs \(q(small)) || exit 97
+            \(h) init --data \(q(b)) >/dev/null || exit 98
+            listen_of() { sed -n 's/.*"listen":"\\([^"]*\\)".*/\\1/p' "$1/agent.json"; }
+            \(h) run --data \(q(a.data)) --listen 127.0.0.1:0 --api 127.0.0.1:0 --no-mdns 2>/dev/null & pa=$!
+            \(h) run --data \(q(b)) --listen 127.0.0.1:0 --api 127.0.0.1:0 --no-mdns 2>/dev/null & pb=$!
+            for i in $(seq 600); do [ -s \(q(a.data))/agent.json ] && [ -s \(q(b))/agent.json ] && break; sleep 0.05; done
+            \(h) peers add $(\(h) id --data \(q(b))) --address $(listen_of \(q(b))) --data \(q(a.data)) >/dev/null || exit 96
+            \(h) peers add $(\(h) id --data \(q(a.data))) --address $(listen_of \(q(a.data))) --data \(q(b)) >/dev/null || exit 96
+            \(h) put memories first --json '{"text": "before the disk filled"}' --data \(q(a.data)) >/dev/null
+            for i in $(seq 600); do \(h) get memories first --data \(q(b)) >/dev/null 2>&1 && break; sleep 0.05; done
+            \(h) get memories first --data \(q(b)) >/dev/null 2>&1 && echo "first-arrived"
+            dd if=/dev/zero of=\(q(small))/filler bs=4k 2>/dev/null
+            \(h) put memories big --json - --data \(q(a.data)) < \(q(bigValue)) >/dev/null; echo "put-on-a=$?"
+            for i in $(seq 40); do \(h) get memories big --data \(q(b)) >/dev/null 2>&1 && break; sleep 0.05; done
+            \(h) get memories big --data \(q(b)) >/dev/null 2>&1 || echo "big-not-on-b-while-full"
+            for i in $(seq 200); do \(h) status --json --data \(q(a.data)) 2>/dev/null | grep -q "disk of that device is full" && break; sleep 0.05; done
+            \(h) status --json --data \(q(a.data)) 2>/dev/null | grep -q "disk of that device is full" && echo "a-hears-b-is-full"
+            kill -0 $pb && echo "b-alive"
+            rm -f \(q(small))/filler
+            for i in $(seq 600); do \(h) get memories big --data \(q(b)) >/dev/null 2>&1 && break; sleep 0.05; done
+            \(h) get memories big --data \(q(b)) >/dev/null 2>&1 && echo "big-arrived"
+            kill -TERM $pa $pb; wait $pa; echo "a-exit=$?"; wait $pb; echo "b-exit=$?"
+            """
+        let out = dir.path + "/sync-full.out"
+        let status = try await ChildProcess("/usr/bin/unshare", ["-m", "--propagation", "private", "sh", "-c", script],
+                                            stdout: out, stderr: out).wait()
+        let text = String(decoding: FileManager.default.contents(atPath: out) ?? Data(), as: UTF8.self)
+        #expect(status == 0, "\(text)")
+        // The sender hears why (F33): the receiver's goodbye names its full disk, not "internal error".
+        for expected in ["first-arrived", "put-on-a=0", "big-not-on-b-while-full", "a-hears-b-is-full", "b-alive", "big-arrived",
+                         "a-exit=0", "b-exit=0"] {
+            #expect(text.contains(expected), "no \(expected) in:\n\(text)")
+        }
+    }
+
+    /// A full disk during export and import (a small tmpfs in a private mount namespace, so
+    /// nothing outlives the test): a clear error, no partial file, nothing half imported.
+    @Test(.enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare"),
+                   "needs root and unshare(1) to mount a small tmpfs in a private mount namespace"))
+    func aFullDiskDuringExportAndImportIsAClearErrorAndLeavesNoPartialFile() async throws {
+        let d = Device(data: dir.path + "/d")
+        try await d.ok("init")
+        var lines = ""
+        for i in 0..<400 {
+            lines += #"{"collection":"memories","id":"m\#(i)","fields":{"text":"\#(String(repeating: "tea and a walk ", count: 60))"}}"# + "\n"
+        }
+        let file = dir.path + "/records.jsonl"
+        try lines.write(toFile: file, atomically: true, encoding: .utf8)
+        try await d.ok("import", file)
+        let full = dir.path + "/full", small = dir.path + "/small", agentDir = dir.path + "/agent"
+        let bigValue = dir.path + "/big.json"
+        try #"{"text": "\#(String(repeating: "a long walk by the river ", count: 12_000))"}"#.write(toFile: bigValue, atomically: true, encoding: .utf8)
+        for p in [full, small, agentDir] { try FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: true) }
+        let h = q(hubsyncPath)
+        let script = """
+            mount -t tmpfs -o size=64k tmpfs \(q(full)) || exit 97
+            \(h) export \(q(full + "/out.jsonl")) --data \(q(d.data)); echo "export-status=$?"
+            echo "left=$(ls -A \(q(full)) | wc -l)"
+            mount -t tmpfs -o size=600k tmpfs \(q(small)) || exit 97
+            \(h) init --data \(q(small + "/e")) >/dev/null || exit 98
+            \(h) import \(q(file)) --data \(q(small + "/e")); echo "import-status=$?"
+            \(h) doctor --data \(q(small + "/e")) | grep -E '^(FAIL|ok  ) (store|disk)'
+            mount -t tmpfs -o size=1m tmpfs \(q(agentDir)) || exit 97
+            \(h) init --data \(q(agentDir + "/g")) >/dev/null || exit 98
+            \(h) run --data \(q(agentDir + "/g")) --listen 127.0.0.1:0 --api 127.0.0.1:0 --no-mdns 2>/dev/null &
+            agent=$!
+            for i in $(seq 600); do [ -s \(q(agentDir + "/g/agent.json")) ] && break; sleep 0.05; done
+            dd if=/dev/zero of=\(q(agentDir + "/filler")) bs=4k 2>/dev/null
+            \(h) put memories big --json - --data \(q(agentDir + "/g")) < \(q(bigValue)); echo "put-full-status=$?"
+            kill -0 $agent && echo "agent-alive"
+            rm -f \(q(agentDir + "/filler"))
+            \(h) put memories big --json - --data \(q(agentDir + "/g")) < \(q(bigValue)) >/dev/null; echo "put-again-status=$?"
+            \(h) get memories big --json --data \(q(agentDir + "/g")) | head -c 40; echo
+            kill -TERM $agent; wait $agent; echo "agent-exit=$?"
+            """
+        let out = dir.path + "/full.out"
+        let status = try await ChildProcess("/usr/bin/unshare", ["-m", "--propagation", "private", "sh", "-c", script],
+                                            stdout: out, stderr: out).wait()
+        let text = String(decoding: FileManager.default.contents(atPath: out) ?? Data(), as: UTF8.self)
+        #expect(status == 0, "\(text)")
+        #expect(text.contains("export-status=1") && text.contains("left=0"), "\(text)")
+        #expect(text.contains("import-status=1"), "\(text)")
+        #expect(text.contains("is full") && text.contains("free some space"), "\(text)")
+        #expect(ExitCodeTableTests.libraryText(in: text) == nil, "\(text)")
+        #expect(text.contains("ok   store"), "the store is intact after the failed import: \(text)")
+        // The agent refuses the write on a full disk, keeps running, and takes it once there is room.
+        #expect(text.contains("put-full-status=1") && text.contains("agent-alive"), "\(text)")
+        #expect(text.contains("put-again-status=0") && text.contains("{\"collection\":\"memories\""), "\(text)")
+        #expect(text.contains("agent-exit=0"), "\(text)")
+    }
+}
