@@ -258,7 +258,7 @@ private func readEventsBlocking(port: UInt16, token: String, path: String, count
     }
 }
 
-@Suite(.timeLimit(.minutes(2))) struct ClockSkewTests {
+@Suite(.timeLimit(.minutes(5))) struct ClockSkewTests {
     let dir = TemporaryDirectory()
 
     /// A peer whose clock is ten minutes ahead is refused, and status says why; nothing of it
