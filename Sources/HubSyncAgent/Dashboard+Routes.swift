@@ -164,12 +164,12 @@ extension Agent {
               "expires_at": .string(isoTime(Timestamp(millis: session.expiresAt, counter: 0)))])
     }
 
-    /// Runs a repair round with every connected peer whose session this agent dialled, waits up
-    /// to `waitSeconds` for each to finish, and answers each trusted peer: the round it ran, or
-    /// why none ran.
+    /// Runs a repair round with every connected peer, whichever side dialled the session (a
+    /// session the peer dialled asks it for one), waits up to `waitSeconds` for each to finish,
+    /// and answers each trusted peer: the round it ran, or why none ran.
     func syncNow(waitSeconds: Int) async -> Value {
         let before = Dictionary(node.status().map { ($0.device, $0.lastRepair) }, uniquingKeysWith: { a, _ in a })
-        let started = Set(await node.repairAll())
+        let started = Set(await node.repairAll(askingPeers: true))
         let deadline = ContinuousClock.now + .seconds(waitSeconds)
         // Each round reports its end in the node's status; polled, as the node has no signal for it.
         while ContinuousClock.now < deadline {
@@ -193,8 +193,8 @@ extension Agent {
             } else if let device, started.contains(device) {
                 o["reason"] = .string("the round did not finish within \(waitSeconds) s; its result shows in status when it does")
             } else {
-                o["reason"] = .string("the peer dialled this session, so it runs the repair rounds (every \(status.repairIntervalSeconds) s); "
-                    + "Sync now on that device runs one at once")
+                o["reason"] = .string("the peer dialled this session and its HubSync is older than this one's: it cannot be asked for a "
+                    + "round, and runs them itself (every \(status.repairIntervalSeconds) s); Sync now on that device runs one at once")
             }
             return .object(o)
         }

@@ -23,7 +23,11 @@ public struct SyncCapability: RawRepresentable, Hashable, Sendable, CustomString
     public static let parts = SyncCapability(rawValue: "parts")
 
     /// What this implementation supports and lists in its hello.
-    public static let supported: Set<SyncCapability> = [.fastPath, .livePush, .reconcile, .parts, .protocol2]
+    public static let supported: Set<SyncCapability> = [.fastPath, .livePush, .reconcile, .parts, .protocol2, .repairAsk]
+
+    /// `repair-ask`: the side that accepted a session may send `repairAsk` (tag 64, 3.4), and the
+    /// dialling side then runs a repair round (the dashboard's Sync now on either device).
+    public static let repairAsk = SyncCapability(rawValue: "repair-ask")
 
     /// `protocol-2`: this side speaks protocol version 2 (SPEC 3.6): it stores and relays records
     /// of collections it does not know and ignores optional message kinds (tags 64–127). A

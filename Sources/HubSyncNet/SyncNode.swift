@@ -205,12 +205,13 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
         logger.warning("\(what)", metadata: peerMetadata(device).merging(["peer.device_id": "\(device)", "refused": "\(count)"]) { $1 })
     }
 
-    /// Asks every session this agent dialed to run a repair round now; answers their peers (a
-    /// session the peer dialed runs the rounds that peer starts).
+    /// Asks every session this agent dialed to run a repair round now (the repair timer); with
+    /// `askingPeers`, each session the peer dialed also asks that peer to run one (`repairAsk`,
+    /// when the peer takes it: Sync now). Answers the peers a round was asked of.
     @discardableResult
-    public func repairAll() async -> [DeviceID] {
+    public func repairAll(askingPeers: Bool = false) async -> [DeviceID] {
         var started: [DeviceID] = []
-        for (peer, session) in sessions.withLock({ Array($0) }) where session.isInitiator {
+        for (peer, session) in sessions.withLock({ Array($0) }) where session.isInitiator || askingPeers && session.repairsOnRequest {
             session.startRepair()
             started.append(peer)
         }

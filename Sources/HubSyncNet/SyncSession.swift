@@ -42,6 +42,8 @@ public final class SyncSession: Sendable {
     /// The one queue of events the loop handles, in order.
     let events: (stream: AsyncStream<Event>, continuation: AsyncStream<Event>.Continuation)
     public let counters: TrafficCounters
+    /// Whether the peer takes `repairAsk` (known once the hellos are exchanged).
+    let peerTakesAsk = Mutex(false)
 
     /// The record schema version this implementation sends in its hello.
     public static let schemaVersion: UInt16 = 1
@@ -81,8 +83,12 @@ public final class SyncSession: Sendable {
         events = AsyncStream.makeStream()
     }
 
-    /// Asks for a repair round (the dialing side runs them; elsewhere this does nothing).
+    /// Asks for a repair round: the dialing side runs it; the other side asks the peer to, when
+    /// the peer understands `repairAsk` (else this does nothing).
     public func startRepair() { events.continuation.yield(.repairRequested) }
+
+    /// Whether ``startRepair()`` leads to a round: this side dialled, or the peer takes `repairAsk`.
+    public var repairsOnRequest: Bool { isInitiator || peerTakesAsk.withLock { $0 } }
 
     /// Ends the session: says goodbye with `reason`, then closes the connection.
     /// Ends the session with a goodbye giving `reason`; `states` (the records that tell the peer
@@ -113,10 +119,10 @@ public final class SyncSession: Sendable {
                             events.yield(.peerClosed)
                             return
                         }
-                        // Optional message kinds (tags 64–127, SPEC 3.6) of a newer peer are ignored.
-                        if let tag = plaintext.readableBytesView.first, (64...127).contains(tag) { continue }
                         let message: SyncMessage
                         do { message = try SyncMessage.decode(Array(plaintext.readableBytesView)) } catch {
+                            // Optional message kinds (tags 64–127, SPEC 3.6) this release does not know are ignored.
+                            if let tag = plaintext.readableBytesView.first, (64...127).contains(tag) { continue }
                             events.yield(.malformed(NetError(.malformed, "malformed message: \(error)", cause: error)))
                             return
                         }
@@ -175,6 +181,10 @@ public final class SyncSession: Sendable {
                     case .resumeReading:
                         gate.open()
                     case .report(let report):
+                        if case .fastPathReceived = report {
+                            let asks = machine.negotiated.isSuperset(of: [.repairAsk, .reconcile])
+                            peerTakesAsk.withLock { $0 = asks }
+                        }
                         tell(report, peerRelease: machine.peerRelease, repairStarted: &repairStarted)
                     case .close(let goodbye, let error):
                         if let goodbye { outbox.continuation.yield(.message(.goodbye(reason: goodbye))) }

@@ -56,10 +56,15 @@ extension SyncSessionStateMachine {
         return actions
     }
 
-    /// The node asks for a repair round (the repair timer, or an operator).
+    /// The node asks for a repair round (the repair timer, or an operator). On the side that
+    /// accepted the session it asks the peer to run one (`repairAsk`), when the peer understands it.
     public mutating func repairRequested() -> [Action] {
         var actions: [Action] = []
-        startRepair(&actions)
+        if isInitiator {
+            startRepair(&actions)
+        } else if phase == .open, negotiated.isSuperset(of: [.repairAsk, .reconcile]), !repair.running {
+            actions.append(.send(.repairAsk))
+        }
         return actions
     }
 

@@ -70,6 +70,9 @@ extension SyncSessionStateMachine {
             actions.append(.send(.pong(nonce: nonce)))
         case .pong:
             break
+        case .repairAsk:
+            // Only the dialling side runs rounds; one under way already answers the ask.
+            if isInitiator { startRepair(&actions) }
         case .goodbye(let reason):
             actions += close(goodbye: nil, error: Self.goodbyeError(reason))
         }
@@ -202,6 +205,7 @@ extension SyncMessage {
         case .pong: "pong"
         case .goodbye: "goodbye"
         case .statePart: "statePart"
+        case .repairAsk: "repairAsk"
         }
     }
 }

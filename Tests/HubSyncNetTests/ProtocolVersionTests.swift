@@ -1,3 +1,4 @@
+import HubSyncCore
 import HubSyncNet
 import Testing
 
@@ -15,5 +16,15 @@ import Testing
                                                  theirs: ["fastpath", "live", "reconcile", "protocol-2", "protocol-3", "protocol-x"])
         #expect(SyncCapability.protocolVersion(negotiated: newer) == 2)
         #expect(SyncCapability.supported.contains(.protocol2))
+    }
+
+    /// `repairAsk` is optional message 64: it round-trips, and a release without it skips the tag.
+    @Test func repairAskIsAnOptionalMessage() throws {
+        let bytes = SyncMessage.repairAsk.encoded()
+        #expect(bytes == [64])
+        #expect(try SyncMessage.decode(bytes) == .repairAsk)
+        #expect(SyncCapability.supported.contains(.repairAsk))
+        let withOld = try SyncCapability.negotiate(ours: SyncCapability.supported, theirs: ["fastpath", "live", "reconcile", "protocol-2"])
+        #expect(!withOld.contains(.repairAsk))
     }
 }

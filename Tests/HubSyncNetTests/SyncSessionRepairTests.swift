@@ -37,6 +37,32 @@ import Testing
         #expect(m.repairRequested().isEmpty)
     }
 
+    /// `repair-ask` (SPEC 3.2): the answering side asks; the dialing side starts a round at once.
+    @Test func theAnsweringSideAsksThePeerWhenBothTakeRepairAsk() {
+        let capabilities = ["fastpath", "live", "reconcile", "repair-ask"]
+        var answering = Machine.synced(initiator: false, peerCapabilities: capabilities)
+        let asked = answering.repairRequested()
+        #expect(asked.sent == [.repairAsk] && asked.storeRequests.isEmpty, "\(asked)")
+        // A peer of a release without it is never sent the message.
+        var old = Machine.synced(initiator: false)
+        #expect(old.repairRequested().isEmpty)
+
+        var dialing = Machine.synced(initiator: true, peerCapabilities: capabilities)
+        let first = dialing.storeFinished(.repairSetLoaded(Self.digests([1])))
+        guard case .reconcile(let message) = first.sent.first else { Issue.record("no first round: \(first)"); return }
+        // While the first round runs, an ask changes nothing.
+        #expect(dialing.received(.repairAsk, bytes: 17).isEmpty)
+        var peer = Self.reconciler([1], initiator: false)
+        let reply = try? peer.receive(message).reply
+        if let reply { _ = dialing.received(.reconcile(reply), bytes: 40) }
+        _ = dialing.received(.reconcileDone, bytes: 17)
+        // After it, an ask starts the next round.
+        let next = dialing.received(.repairAsk, bytes: 17)
+        #expect(next.storeRequests == [.loadRepairSet] && next.contains(.report(.repairStarted)), "\(next)")
+        // The answering side ignores an ask (only the dialing side runs rounds).
+        #expect(answering.received(.repairAsk, bytes: 17).isEmpty)
+    }
+
     @Test func aRoundUnderWayIsNotStartedTwice() {
         var m = Machine.synced(initiator: true) // the first round is loading its set
         #expect(m.repairRequested().isEmpty)

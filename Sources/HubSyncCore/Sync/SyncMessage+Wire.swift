@@ -52,6 +52,8 @@ extension SyncMessage {
             w.u32(UInt32(part.total))
             w.u32(UInt32(part.offset))
             w.blob(part.bytes)
+        case .repairAsk:
+            w.u8(Tag.repairAsk.rawValue)
         }
         return w.bytes
     }
@@ -95,6 +97,8 @@ extension SyncMessage {
             message = .goodbye(reason: try r.string("reason"))
         case .statePart:
             message = .statePart(try readStatePart(&r))
+        case .repairAsk:
+            message = .repairAsk
         }
         try r.expectEnd()
         return message

@@ -22,6 +22,10 @@ public enum SyncMessage: Sendable, Equatable {
     case goodbye(reason: String)
     /// One piece of a record state too large for a `changes` message (protocol/SPEC.md 3.5).
     case statePart(StatePart)
+    /// "Run a repair round with me now": the side that accepted the session asks the side that
+    /// dialled it, which runs the rounds (3.4). An optional message (tag 64, 3.6), sent only when
+    /// both hellos list `repair-ask`.
+    case repairAsk
 
     /// Whether this message is part of a reconciliation itself (not the records it leads to).
     public var isReconciliation: Bool {
@@ -34,6 +38,7 @@ public enum SyncMessage: Sendable, Equatable {
     /// The tag byte that starts each message.
     enum Tag: UInt8 {
         case hello = 1, fastPathRequest, changes, ack, reconcile, request, reconcileDone, ping, pong, goodbye, statePart
+        case repairAsk = 64
     }
 }
 
