@@ -20,6 +20,10 @@ public struct BackupRunState: Sendable {
     var errorTarget: String?
     /// Snapshot files of a target this device could not read after its last backup there.
     var unreadable: [String: [String]] = [:]
+    /// Each target's size as last measured (``Agent/measureStorage(_:)``).
+    var storage: [String: AgentStatus.TargetStorage] = [:]
+    /// The last restore drill run by the agent (`POST /v1/backups/drill`).
+    var drill: DrillResult?
     public init() {}
 }
 
@@ -54,6 +58,8 @@ extension Agent {
         /// Waits for the next backup's time, or for SIGHUP's new settings (then looks again).
         func run() async throws {
             await agent.loadBackupState()
+            // The targets' sizes for status, before the first backup of this run.
+            if let schedule = agent.configuration.backup { await agent.measureStorage(schedule.targets, schedule) }
             let changes = agent.configurationChanges.subscribe()
             defer { agent.configurationChanges.unsubscribe(changes) }
             do {
@@ -119,6 +125,7 @@ extension Agent {
                 metrics.count(.backup)
                 logger.warning("scheduled backup failed", metadata: ["target": "\(text)", "error": "\(message)"])
             }
+            await measureStorage([text], schedule)
         }
         backupState.withLock {
             $0.error = failure?.1
@@ -147,6 +154,50 @@ extension Agent {
         if !schedule.retention.isEmpty { _ = try repo.forget(policy: schedule.retention, holder: holder) }
         // Damage is reported now, not found on the day a restore is needed.
         return (result.snapshot, try? repositoryBytes(at: target), (try? repo.scanSnapshots().unreadable) ?? [])
+    }
+
+    /// Measures the repository size of each of `targets` (and a peer's usage and quota) for
+    /// status' `"storage"`; a target that cannot be read keeps its last figures with the reason.
+    func measureStorage(_ targets: [String], _ schedule: BackupSchedule) async {
+        for text in targets {
+            let measured: AgentStatus.TargetStorage = (try? await BlockingIO.run { () -> AgentStatus.TargetStorage in
+                var m = AgentStatus.TargetStorage(target: text)
+                do {
+                    let (_, _, target) = try self.repository(text, schedule, create: false)
+                    m.repositoryBytes = try repositoryBytes(at: target)
+                    if let peer = target as? PeerTarget {
+                        let usage = try peer.usage()
+                        m.peerUsedBytes = usage.used
+                        m.peerQuotaBytes = usage.quota
+                    }
+                    m.measuredAt = isoTime(Timestamp(millis: Store.systemClock(), counter: 0))
+                } catch {
+                    m.problem = Self.backupMessage(error)
+                }
+                return m
+            }) ?? AgentStatus.TargetStorage(target: text, problem: "the target could not be measured")
+            backupState.withLock { s in
+                guard let problem = measured.problem, var old = s.storage[text], old.measuredAt != nil else {
+                    s.storage[text] = measured
+                    return
+                }
+                old.problem = problem
+                s.storage[text] = old
+            }
+        }
+    }
+
+    /// The `"storage"` part of status: the store's files, and each configured target as last measured.
+    func storageStatus() -> AgentStatus.Storage {
+        let files = [store.path, store.path + "-wal", store.path + "-shm"]
+        let bytes = files.reduce(0) { total, path in
+            total + ((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0)
+        }
+        let targets = configuration.backup?.targets ?? []
+        let measured = backupState.withLock { $0.storage }
+        return AgentStatus.Storage(storeBytes: bytes, targets: targets.map {
+            measured[$0] ?? AgentStatus.TargetStorage(target: $0, problem: "not measured yet (it is after each backup)")
+        })
     }
 
     /// The repository of a configured target, created when `create` and it does not exist yet
@@ -179,20 +230,38 @@ extension Agent {
     func loadBackupState() async {
         let path = directory + "/" + Self.backupStateFile
         guard let data = (try? await BlockingIO.run { FileManager.default.contents(atPath: path) }) ?? nil,
-              let o = (try? JSON.parse([UInt8](data)))?.objectValue, case .int(let last) = o["last"] ?? .null else { return }
+              let o = (try? JSON.parse([UInt8](data)))?.objectValue else { return }
         backupState.withLock {
-            $0.last = UInt64(last)
-            $0.snapshot = o["snapshot"]?.stringValue
-            $0.target = o["target"]?.stringValue
+            if case .int(let last) = o["last"] ?? .null {
+                $0.last = UInt64(last)
+                $0.snapshot = o["snapshot"]?.stringValue
+                $0.target = o["target"]?.stringValue
+            }
+            if let d = o["drill"]?.objectValue, let target = d["target"]?.stringValue, let snapshot = d["snapshot"]?.stringValue,
+               case .int(let at) = d["at"] ?? .null {
+                let number = { (v: Value?) -> Double in
+                    switch v { case .double(let x)?: x; case .int(let n)?: Double(n); default: 0 }
+                }
+                $0.drill = DrillResult(target: target, snapshot: snapshot, at: UInt64(at),
+                                       recoveryTimeSeconds: number(d["recovery_time_seconds"]),
+                                       recoveryPointSeconds: number(d["recovery_point_seconds"]),
+                                       problems: (d["problems"]?.arrayValue ?? []).compactMap(\.stringValue))
+            }
         }
     }
 
     /// Saves what the scheduled backups did last (`DATA/backup-state.json`).
     func saveBackupState() async {
         let s = backupState.withLock { $0 }
-        guard let last = s.last else { return }
-        let v: Value = ["last": .int(Int64(last)), "snapshot": s.snapshot.map { .string($0) } ?? .null,
-                        "target": s.target.map { .string($0) } ?? .null]
+        guard s.last != nil || s.drill != nil else { return }
+        let v: Value = ["last": s.last.map { .int(Int64($0)) } ?? .null, "snapshot": s.snapshot.map { .string($0) } ?? .null,
+                        "target": s.target.map { .string($0) } ?? .null,
+                        "drill": s.drill.map { d in
+                            ["target": .string(d.target), "snapshot": .string(d.snapshot), "at": .int(Int64(d.at)),
+                             "recovery_time_seconds": .double(d.recoveryTimeSeconds),
+                             "recovery_point_seconds": .double(d.recoveryPointSeconds),
+                             "problems": .array(d.problems.map { .string($0) })]
+                        } ?? .null]
         let directory = writerLock.directory
         do {
             try await BlockingIO.run {
@@ -225,6 +294,7 @@ extension Agent {
         }
         return AgentStatus.Backup(targets: schedule.targets, intervalSeconds: schedule.intervalSeconds,
                                   recoveryPointSeconds: point, last: s.last.map { isoTime(Timestamp(millis: $0, counter: 0)) },
-                                  ageSeconds: age, snapshot: s.snapshot, target: s.target, warning: warning)
+                                  ageSeconds: age, snapshot: s.snapshot, target: s.target, warning: warning,
+                                  lastDrill: s.drill?.status)
     }
 }

@@ -55,6 +55,8 @@ public final class Agent: Sendable {
     let sessions = DashboardSessions()
     /// The backup running now, for the dashboard (Agent+BackupSchedule.swift).
     let backupProgress = BackupProgressBoard()
+    /// The dashboard's live streams (`GET /v1/events`).
+    let events = DashboardEvents()
 
 
     /// Sets up the agent of `directory`, taking its writer lock (or using `lock`, taken already).
@@ -304,7 +306,8 @@ public final class Agent: Sendable {
             repairIntervalSeconds: Int(configuration.repairInterval.components.seconds),
             maxClockDriftSeconds: Int(configuration.maxClockDriftMillis / 1000),
             store: AgentStatus.StoreSummary(lastSequence: lastSequence, conflicts: conflicts, records: counts, problem: problem),
-            peers: peerStates, refused: refused, mdns: discoveryStatus(), backup: backupStatus())
+            peers: peerStates, refused: refused, mdns: discoveryStatus(), backup: backupStatus(),
+            storage: storageStatus())
     }
 
     // MARK: services

@@ -18,6 +18,8 @@ public struct AgentStatus: Codable, Sendable, Equatable {
     public var refused: [Refused]
     public var mdns: Discovery
     @Nullable public var backup: Backup?
+    /// Storage used by the store and by each configured backup target.
+    public var storage: Storage
 
     public struct StoreSummary: Codable, Sendable, Equatable {
         public var lastSequence: Int64
@@ -99,6 +101,55 @@ public struct AgentStatus: Codable, Sendable, Equatable {
         @Nullable public var target: String?
         /// Older than the recovery point, or the last attempt failed.
         @Nullable public var warning: String?
+        /// The last restore drill the agent ran (the dashboard's **Run a drill**), or null.
+        @Nullable public var lastDrill: Drill?
+    }
+
+    /// A restore drill: the latest snapshot restored into a scratch store and checked.
+    public struct Drill: Codable, Sendable, Equatable {
+        public var target: String
+        public var snapshot: String
+        /// When it ran (RFC 3339).
+        public var at: String
+        /// How long the restore took: the recovery time.
+        public var recoveryTimeSeconds: Double
+        /// How old the restored snapshot was: the recovery point.
+        public var recoveryPointSeconds: Double
+        public var ok: Bool
+        public var problems: [String]
+    }
+
+    /// Storage used: the store's files, and each backup target's repository as last measured.
+    public struct Storage: Codable, Sendable, Equatable {
+        /// The store's SQLite files (the database, its write-ahead log and shared memory), in bytes.
+        public var storeBytes: Int
+        /// Each target of config.json's `"backup"`, in its order (empty without a schedule).
+        public var targets: [TargetStorage]
+    }
+
+    /// One backup target's size, measured when the agent starts and after each backup to it.
+    public struct TargetStorage: Codable, Sendable, Equatable {
+        public var target: String
+        /// The repository's files (packs, indexes, snapshots, keys), in bytes; null before it
+        /// could be measured.
+        @Nullable public var repositoryBytes: Int?
+        /// On a peer target: what the peer stores for this device and its quota for it.
+        @Nullable public var peerUsedBytes: Int?
+        @Nullable public var peerQuotaBytes: Int?
+        /// When it was measured (RFC 3339), null if never.
+        @Nullable public var measuredAt: String?
+        /// Why it could not be measured, with what to do.
+        @Nullable public var problem: String?
+
+        public init(target: String, repositoryBytes: Int? = nil, peerUsedBytes: Int? = nil, peerQuotaBytes: Int? = nil,
+                    measuredAt: String? = nil, problem: String? = nil) {
+            self.target = target
+            self.repositoryBytes = repositoryBytes
+            self.peerUsedBytes = peerUsedBytes
+            self.peerQuotaBytes = peerQuotaBytes
+            self.measuredAt = measuredAt
+            self.problem = problem
+        }
     }
 
     /// The status as JSON text, as the API sends it.

@@ -124,8 +124,11 @@ extension Agent {
         }
         router.post("v1/backups") { [self] _, _ in json(await backupNow(try configuredBackups())) }
         addBackupRoutes(to: router)
+        addRestoreRoutes(to: router)
+        addExportRoute(to: router)
         router.get("v1/backups/progress") { [self] _, _ in json(backupProgress.json) }
         addConfigRoutes(to: router)
+        addEventRoutes(to: router)
     }
 
     /// `GET /v1/config`: config.json's text as it is (comments too); `PUT /v1/config`

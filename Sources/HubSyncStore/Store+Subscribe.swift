@@ -56,6 +56,9 @@ public final class ChangeSubscription: Sendable {
     /// Waits for the next wake-up; false once cancelled (or when the waiting task is).
     public func wait() async -> Bool { await signal.wait() }
 
+    /// Waits for the next wake-up until `deadline`: signalled, timed out, or ended (cancelled).
+    public func wait(until deadline: ContinuousClock.Instant) async -> WakeSignal.Outcome { await signal.wait(until: deadline) }
+
     /// Ends the subscription: a wait in progress, and every later one, returns false.
     public func cancel() {
         _ = store?.subscribers.withLock { $0.removeValue(forKey: id) }

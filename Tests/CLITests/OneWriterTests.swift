@@ -272,17 +272,8 @@ import Testing
 /// Sends `text` as it is to 127.0.0.1:`port` and returns everything the server answers (or, with
 /// `until`, what it answered up to that text, for a stream such as the change feed; 30 s at most).
 func rawRequest(port: UInt16, _ text: String, until marker: String? = nil) throws -> String {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw TimedOut(description: "socket: \(errno)") }
+    let fd = try connectLoopback(port: port)
     defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = port.bigEndian
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let rc = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard rc == 0 else { throw TimedOut(description: "connect: \(errno)") }
     let bytes = Array(text.utf8)
     guard bytes.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == bytes.count else {
         throw TimedOut(description: "send: \(errno)")
@@ -300,4 +291,22 @@ func rawRequest(port: UInt16, _ text: String, until marker: String? = nil) throw
         if let marker, String(decoding: answer, as: UTF8.self).contains(marker) { break }
     }
     return String(decoding: answer, as: UTF8.self)
+}
+
+/// A TCP socket connected to 127.0.0.1:`port`; the caller closes it.
+func connectLoopback(port: UInt16) throws -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw TimedOut(description: "socket: \(errno)") }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = port.bigEndian
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let rc = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard rc == 0 else {
+        close(fd)
+        throw TimedOut(description: "connect: \(errno)")
+    }
+    return fd
 }

@@ -2,7 +2,7 @@
 import { signIn, signOut, request, SignInError } from './api.js';
 import {
   el, renderOverview, renderDevices, syncNow, renderConflicts, renderBackups, backupNow, renderHousehold, invite,
-  renderAudit, importFile, renderSettings, saveSettings, renderSnapshots,
+  renderAudit, importFile, renderSettings, saveSettings, renderSnapshots, showProgress,
 } from './tabs.js';
 
 const tabs = [...document.querySelectorAll('[role="tab"]')];
@@ -45,13 +45,19 @@ function failed(e) {
   else document.getElementById('live').textContent = 'Error: ' + e.message;
 }
 
-/** Reads status, and what the shown tab needs. */
-async function refresh(which) {
+/** Shows a status: the cards, the devices and the backup summary. */
+function showStatus(next) {
+  status = next;
+  renderOverview(status);
+  renderDevices(status);
+  renderBackups(status);
+  document.getElementById('overview').dataset.loaded = String(status.store.last_sequence);
+}
+
+/** Reads what the shown tab needs (and status, unless the live stream brings it). */
+async function refresh(which, withStatus = true) {
   try {
-    status = await request('GET', '/v1/status');
-    renderOverview(status);
-    renderDevices(status);
-    renderBackups(status);
+    if (withStatus || !status) showStatus(await request('GET', '/v1/status'));
     const shown = which || tabs.find((t) => t.getAttribute('aria-selected') === 'true')?.getAttribute('aria-controls');
     if (shown === 'conflicts') await renderConflicts(() => refresh());
     if (shown === 'household') await renderHousehold(status);
@@ -59,36 +65,59 @@ async function refresh(which) {
     // The text being edited is not replaced by a refresh; only opening the tab reads the file.
     if (which === 'settings') await renderSettings();
     if (which === 'backups') await renderSnapshots();
-    document.getElementById('overview').dataset.loaded = String(status.store.last_sequence);
   } catch (e) {
     failed(e);
   }
 }
 
 let pending = null;
-/** Many changes in a burst cause one refresh. */
+/** Many changes in a burst cause one read of the shown tab. */
 function refreshSoon() {
   if (pending) return;
-  pending = setTimeout(() => { pending = null; refresh(); }, 250);
+  pending = setTimeout(() => { pending = null; refresh(undefined, false); }, 250);
 }
 
-/** The change feed: live updates, and the Activity tab's list. */
-function follow() {
-  const feed = new EventSource('/v1/changes');
+/** Shows one change in the Activity tab's feed. */
+function showChange(change) {
   const list = document.getElementById('change-feed');
-  feed.addEventListener('change', (event) => {
-    const change = JSON.parse(event.data);
-    const r = change.record;
-    const text = `#${change.sequence} ${change.origin}: ${r.collection}/${r.id}${r.deleted ? ' (deleted)' : ''}`;
-    const item = el('li', { dataset: { sequence: change.sequence } }, text);
-    const f = document.getElementById('activity-filter').value.trim().toLowerCase();
-    item.hidden = f !== '' && !text.toLowerCase().includes(f);
-    list.prepend(item);
-    while (list.children.length > 200) list.lastChild.remove();
+  const r = change.record;
+  const text = `#${change.sequence} ${change.origin}: ${r.collection}/${r.id}${r.deleted ? ' (deleted)' : ''}`;
+  const item = el('li', { dataset: { sequence: change.sequence } }, text);
+  const f = document.getElementById('activity-filter').value.trim().toLowerCase();
+  item.hidden = f !== '' && !text.toLowerCase().includes(f);
+  list.prepend(item);
+  while (list.children.length > 200) list.lastChild.remove();
+}
+
+let fallback = null;
+/**
+ * The live stream (`GET /v1/events`): status as it changes, each change and audit entry, and a
+ * backup's progress. While it is down (the browser reconnects by itself) status is read every
+ * 30 s instead.
+ */
+function follow() {
+  const stream = new EventSource('/v1/events');
+  const live = document.getElementById('live');
+  stream.addEventListener('status', (event) => showStatus(JSON.parse(event.data)));
+  stream.addEventListener('change', (event) => {
+    showChange(JSON.parse(event.data));
     refreshSoon();
   });
-  feed.addEventListener('open', () => { document.getElementById('live').textContent = 'live'; });
-  feed.addEventListener('error', () => { document.getElementById('live').textContent = 'reconnecting to the agent…'; });
+  stream.addEventListener('audit', () => {
+    if (!document.getElementById('activity').hidden) refreshSoon();
+  });
+  stream.addEventListener('progress', (event) => showProgress(JSON.parse(event.data)));
+  stream.addEventListener('open', () => {
+    live.textContent = 'live';
+    live.dataset.state = 'live';
+    clearInterval(fallback);
+    fallback = null;
+  });
+  stream.addEventListener('error', () => {
+    live.textContent = 'reconnecting to the agent… (reading status every 30 s meanwhile)';
+    live.dataset.state = 'reconnecting';
+    if (!fallback) fallback = setInterval(() => refresh(), 30000);
+  });
 }
 
 document.getElementById('sync-now').addEventListener('click', () => syncNow().then(() => refresh()));
@@ -119,8 +148,6 @@ try {
   document.getElementById('sign-out').hidden = false;
   follow();
   select(document.getElementById('tab-' + (start ? start[1] : 'overview')), false);
-  // Peers connect and leave without a change: status is read again every 5 s too.
-  setInterval(() => refresh(), 5000);
 } catch (e) {
   failed(e);
 }

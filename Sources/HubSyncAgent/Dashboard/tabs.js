@@ -32,6 +32,16 @@ export function ago(time) {
   return `${Math.round(s / 86400)} d ago`;
 }
 
+/** "1.2 MB" for a count of bytes (powers of 1000, as `ls -h --si`). */
+export function bytesText(n) {
+  if (n === null || n === undefined) return 'unknown';
+  if (n < 1000) return `${n} B`;
+  const units = ['kB', 'MB', 'GB', 'TB'];
+  let v = n / 1000, u = 0;
+  while (v >= 1000 && u < units.length - 1) { v /= 1000; u += 1; }
+  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[u]}`;
+}
+
 function card(stat, title, figure, note, noteClass) {
   return el('div', { class: 'card', dataset: { stat } },
     el('h3', {}, title), el('p', { class: 'figure' }, figure), note ? el('p', { class: 'note ' + (noteClass || '') }, note) : null);
@@ -58,6 +68,19 @@ export function renderOverview(status) {
     cards.push(card('last_backup', 'Last backup', 'not scheduled', 'no "backup" in config.json'));
   }
   cards.push(card('sequence', 'Changes recorded', status.store.last_sequence, 'this store\'s change log'));
+  const storage = status.storage;
+  cards.push(card('storage.store', 'Store size', bytesText(storage.store_bytes), `${storage.store_bytes} bytes on this device`));
+  cards[cards.length - 1].dataset.bytes = String(storage.store_bytes);
+  for (const [i, t] of storage.targets.entries()) {
+    const quota = t.peer_quota_bytes !== null
+      ? `; the peer keeps ${bytesText(t.peer_used_bytes)} of its ${bytesText(t.peer_quota_bytes)} quota for this device` : '';
+    const c = card(`storage.target.${i}`, `Backup size: ${t.target}`,
+      t.repository_bytes !== null ? bytesText(t.repository_bytes) : 'unknown',
+      (t.problem ? t.problem : `measured ${ago(t.measured_at)}`) + quota, t.problem ? 'warn' : 'ok');
+    if (t.repository_bytes !== null) c.dataset.bytes = String(t.repository_bytes);
+    if (t.peer_quota_bytes !== null) c.dataset.quota = String(t.peer_quota_bytes);
+    cards.push(c);
+  }
   document.getElementById('cards').replaceChildren(...cards);
   const count = document.getElementById('conflict-count');
   count.textContent = status.store.conflicts ? `(${status.store.conflicts})` : '';
@@ -105,6 +128,9 @@ export async function syncNow() {
 
 /** Conflicts: each conflicted field with its values side by side; keep one or write another. */
 export async function renderConflicts(onResolved) {
+  // A value being written (or a button about to be pressed) is not replaced under the cursor;
+  // the list is read again once the conflict is resolved.
+  if (document.activeElement?.closest?.('#conflict-list')) return;
   const conflicts = await request('GET', '/v1/conflicts');
   document.getElementById('conflicts-empty').hidden = conflicts.length > 0;
   const items = conflicts.map((c, i) => {
@@ -113,6 +139,7 @@ export async function renderConflicts(onResolved) {
     const resolve = async (value) => {
       try {
         await request('POST', path, { field: c.field, value });
+        document.activeElement?.blur?.();
         document.getElementById('conflicts-message').textContent =
           `Resolved ${c.collection}/${c.id} ${c.field}: ${JSON.stringify(value)}, on every device as they sync.`;
         onResolved();
@@ -157,24 +184,50 @@ export function renderBackups(status) {
       : 'Not on a schedule ("interval_seconds" is 0): backups happen when asked.'),
     el('p', { id: 'backup-last', class: b.warning ? 'warn' : '' },
       b.last ? `Last backup ${ago(b.last)} (${b.last}), snapshot ${b.snapshot}, to ${b.target}` : 'No backup yet.',
-      b.warning ? ' — ' + b.warning : ''));
+      b.warning ? ' — ' + b.warning : ''),
+    el('p', { id: 'drill-last', class: b.last_drill ? (b.last_drill.ok ? 'ok' : 'warn') : '' }, drillText(b.last_drill)));
 }
 
-/** Backup now, to every configured target. */
+/** The last restore drill: its recovery time and recovery point. */
+function drillText(d) {
+  if (!d) return 'No restore drill yet: Run a drill restores the latest snapshot into a scratch store and checks it.';
+  return `Last drill ${ago(d.at)} on ${d.target}: recovery time ${d.recovery_time_seconds.toFixed(1)} s `
+    + `(the restore of snapshot ${d.snapshot.slice(0, 8)}), recovery point ${Math.round(d.recovery_point_seconds)} s `
+    + `(that snapshot's age)${d.ok ? '; the restored store is sound' : '; problems: ' + d.problems.join('; ')}`;
+}
+
+/**
+ * A button that asks before it acts: the question and Yes/Cancel appear beside it, and `act`
+ * runs only on Yes.
+ */
+function confirmed(label, className, question, act) {
+  const box = el('span', { hidden: true, role: 'group', 'aria-label': 'Confirm: ' + label });
+  const open = el('button', { type: 'button', class: className, onclick: () => {
+    box.replaceChildren(` ${question()} `,
+      el('button', { type: 'button', class: 'confirm', onclick: () => { box.hidden = true; act(); } }, 'Yes, ' + label.toLowerCase()), ' ',
+      el('button', { type: 'button', onclick: () => { box.hidden = true; } }, 'Cancel'));
+    box.hidden = false;
+  } }, label + '…');
+  return [open, box];
+}
+
+let backupStarted = null;
+
+/** A backup's or verify's progress, as the live stream pushes it. */
+export function showProgress(p) {
+  const state = document.getElementById('backup-state');
+  if (!p.running) return;
+  const seconds = backupStarted ? ` (${Math.round((Date.now() - backupStarted) / 1000)} s)` : '';
+  state.textContent = `backing up to ${p.target}: ${p.phase}${p.total ? ` ${p.done} of ${p.total}` : ''}${seconds}`;
+}
+
+/** Backup now, to every configured target; its progress comes over the live stream. */
 export async function backupNow(done) {
   const state = document.getElementById('backup-state'), list = document.getElementById('backup-result');
   const button = document.getElementById('backup-now');
   button.disabled = true;
-  const started = Date.now();
+  backupStarted = Date.now();
   state.textContent = 'backing up…';
-  // The agent's progress, read twice a second while the backup runs.
-  const timer = setInterval(async () => {
-    const p = await request('GET', '/v1/backups/progress').catch(() => null);
-    const seconds = Math.round((Date.now() - started) / 1000);
-    state.textContent = p && p.running
-      ? `backing up to ${p.target}: ${p.phase}${p.total ? ` ${p.done} of ${p.total}` : ''} (${seconds} s)`
-      : `backing up… ${seconds} s`;
-  }, 500);
   list.replaceChildren();
   try {
     const answer = await request('POST', '/v1/backups', {});
@@ -184,7 +237,7 @@ export async function backupNow(done) {
   } catch (e) {
     state.textContent = 'Backup failed: ' + e.message;
   } finally {
-    clearInterval(timer);
+    backupStarted = null;
     button.disabled = false;
     done();
   }
@@ -349,6 +402,7 @@ export async function renderSnapshots() {
     const rows = t.snapshots.slice().reverse().map((s) => el('tr', { dataset: { snapshot: s.id } },
       el('td', {}, s.short_id), el('td', {}, new Date(s.time_iso).toLocaleString()), el('td', {}, s.hostname),
       el('td', {}, String(s.records)), el('td', {}, `${s.bytes} bytes (+${s.added_bytes})`)));
+    const restore = restoreControls(t, i);
     return el('article', { class: 'conflict', dataset: { target: t.target } },
       el('h4', {}, t.target),
       t.error ? el('p', { class: 'warn' }, t.error) : null,
@@ -358,6 +412,63 @@ export async function renderSnapshots() {
         el('tbody', {}, rows)) : el('p', {}, 'No snapshots yet.'),
       el('p', {}, el('input', { type: 'checkbox', id: readId }), ' ', el('label', { for: readId }, 'read every pack (--read-data)'), ' ',
         el('button', { type: 'button', class: 'verify', onclick: (e) => verify(e.target) }, 'Verify')),
-      result);
+      result, t.snapshots.length ? restore : null);
   }));
+}
+
+/** A target's restores (one record, or everything into a new folder) and its drill. */
+function restoreControls(t, i) {
+  const ids = { snapshot: `restore-snapshot-${i}`, record: `restore-record-${i}`, into: `restore-into-${i}` };
+  const result = el('p', { class: 'restore-result', role: 'status' });
+  const snapshots = t.snapshots.slice().reverse();
+  const pick = () => document.getElementById(ids.snapshot).value;
+  const run = async (body, what) => {
+    result.className = 'restore-result';
+    result.textContent = what + '…';
+    try {
+      const a = await request('POST', '/v1/backups/restore', { target: t.target, snapshot: pick(), ...body });
+      result.className = 'restore-result ok';
+      result.textContent = a.mode === 'revert'
+        ? `Restored ${a.record} to its value in snapshot ${a.snapshot.slice(0, 8)} (${a.writes} change${a.writes === 1 ? '' : 's'}, `
+          + `${a.seconds.toFixed(1)} s); every device follows.`
+        : `Restored snapshot ${a.snapshot.slice(0, 8)} (${a.records} records) into ${a.into} in ${a.seconds.toFixed(1)} s, `
+          + `as a new device ${a.device_id.split('-')[0]}: ${a.next}.`;
+    } catch (e) {
+      result.className = 'restore-result warn';
+      result.textContent = 'Not restored: ' + e.message;
+    }
+  };
+  const drill = async (button) => {
+    button.disabled = true;
+    result.className = 'restore-result';
+    result.textContent = 'running a restore drill…';
+    try {
+      const d = await request('POST', '/v1/backups/drill', { target: t.target });
+      result.className = 'restore-result ' + (d.ok ? 'ok' : 'warn');
+      result.textContent = drillText(d);
+    } catch (e) {
+      result.className = 'restore-result warn';
+      result.textContent = 'The drill failed: ' + e.message;
+    } finally {
+      button.disabled = false;
+    }
+  };
+  const value = (id) => document.getElementById(id).value.trim();
+  return el('div', { class: 'restore' },
+    el('h5', {}, 'Restore'),
+    el('p', {}, el('label', { for: ids.snapshot }, 'Snapshot'), ' ',
+      el('select', { id: ids.snapshot }, snapshots.map((s) => el('option', { value: s.id }, `${s.short_id} (${new Date(s.time_iso).toLocaleString()})`)))),
+    el('p', {}, el('label', { for: ids.record }, 'One record (collection/ID)'), ' ',
+      el('input', { id: ids.record, type: 'text', placeholder: 'memories/m42', class: 'restore-record' }), ' ',
+      confirmed('Restore record', 'restore-one', () => `Write ${value(ids.record) || '(no record given)'} back to its value in snapshot `
+        + `${pick().slice(0, 8)} on every device? Its later edits are overwritten (a new edit; the history stays).`,
+      () => run({ record: value(ids.record) }, 'restoring the record'))),
+    el('p', {}, el('label', { for: ids.into }, 'Everything, into a new folder'), ' ',
+      el('input', { id: ids.into, type: 'text', placeholder: '/home/me/hubsync-restored', class: 'restore-into' }), ' ',
+      confirmed('Restore everything', 'restore-all', () => `Restore all of snapshot ${pick().slice(0, 8)} into `
+        + `${value(ids.into) || '(no folder given)'} as a new device? This device's store is not touched.`,
+      () => run({ into: value(ids.into) }, 'restoring into the folder'))),
+    el('p', {}, el('button', { type: 'button', class: 'drill', onclick: (e) => drill(e.target) }, 'Run a drill'),
+      ' restores the latest snapshot into a scratch store, checks it, and records the recovery time and point.'),
+    result);
 }
