@@ -5,9 +5,11 @@ import Testing
 /// The dashboard in a real browser: Tests/browser/dashboard_test.py drives Debian's chromium
 /// (headless, through chromedriver and Selenium, all installed by scripts/setup.sh) against two
 /// real agents started here on loopback. Its checks are the issue's must-shows: sign in by the
-/// printed link, refusals without a session and from a foreign `Host`, the cards against
-/// `status --json`, Backup now against `backup list`, a conflict resolved in the page ending on
-/// both devices, Sync now's repair round, and an invite's code letting a second device join.
+/// printed link, refusals without a session and from a foreign `Host`, the cards (storage too)
+/// against `status --json`, Backup now against `backup list`, conflicts resolved in the page (a
+/// value kept, a value written) ending on both devices, Sync now's repair round, an invite's code
+/// letting a second device join, one record restored, the export downloaded, a change arriving
+/// over the live stream without a reload, and a member removed after its confirmation.
 /// Screenshots of every tab go to .build/test-output/dashboard (the path is printed).
 @Suite struct DashboardBrowserTests {
     let dir = TemporaryDirectory()
@@ -39,6 +41,8 @@ import Testing
         // The same persona written apart on each device: a conflict once they pair.
         try await a.ok("put", "personas", "ada", "--json", #"{"name": "Ada of Alpha"}"#)
         try await b.ok("put", "personas", "ada", "--json", #"{"name": "Ada of Beta"}"#)
+        try await a.ok("put", "personas", "bob", "--json", #"{"name": "Bob of Alpha"}"#)
+        try await b.ok("put", "personas", "bob", "--json", #"{"name": "Bob of Beta"}"#)
         let repo = "local:" + dir.path + "/repo"
         try #"{"backup": {"targets": ["\#(repo)"]}}"#.write(toFile: a.data + "/config.json", atomically: true, encoding: .utf8)
         let agentA = try await AgentProcess(a), agentB = try await AgentProcess(b)

@@ -82,7 +82,11 @@ def start_browser(out, profile):
     # chromedriver on a port the OS gives (Selenium binds port 0 to find one), on loopback.
     service = Service(executable_path="/usr/bin/chromedriver", port=0,
                       service_args=["--allowed-ips=127.0.0.1", f"--log-path={out}/chromedriver.log"])
+    downloads = os.path.join(out, "downloads")
+    os.makedirs(downloads, exist_ok=True)
+    options.add_experimental_option("prefs", {"download.default_directory": downloads, "download.prompt_for_download": False})
     driver = webdriver.Chrome(service=service, options=options)
+    driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": downloads})
     return driver, service
 
 
@@ -186,8 +190,20 @@ def run(c, driver):
         expected["conflicts"] = str(status["store"]["conflicts"])
         connected = sum(1 for p in status["peers"] if p["connected"])
         expected["peers"] = f"{connected} of {len(status['peers'])}"
-        shown = {e.get_attribute("data-stat"): e.find_element(By.CSS_SELECTOR, ".figure").text
-                 for e in driver.find_elements(By.CSS_SELECTOR, "#cards .card")}
+        # Read in one script: the live stream may rebuild the cards between two element reads.
+        cards = driver.execute_script(
+            "return [...document.querySelectorAll('#cards .card')].map(e => [e.dataset.stat, "
+            "e.querySelector('.figure').textContent, e.dataset.bytes ?? null, e.dataset.quota ?? null])")
+        shown = {stat: figure for stat, figure, _, _ in cards}
+        # Storage: the exact bytes the card carries (its figure is rounded for people).
+        expected["bytes:storage.store"] = str(status["storage"]["store_bytes"])
+        for i, t in enumerate(status["storage"]["targets"]):
+            expected[f"bytes:storage.target.{i}"] = None if t["repository_bytes"] is None else str(t["repository_bytes"])
+            expected[f"quota:storage.target.{i}"] = None if t["peer_quota_bytes"] is None else str(t["peer_quota_bytes"])
+        for stat, _, size, quota in cards:
+            if stat.startswith("storage."):
+                shown["bytes:" + stat] = size
+                shown["quota:" + stat] = quota
         missing = {k: (v, shown.get(k)) for k, v in expected.items() if shown.get(k) != v}
         return (not missing, missing)
 
@@ -215,7 +231,7 @@ def run(c, driver):
     shot(driver, out, "household")
 
     # 5. The conflict (both devices wrote personas/ada apart): resolved in the page, ended on both.
-    poll(lambda: c.hubsync_json(a, "conflicts") and c.hubsync_json(b, "conflicts"), "the conflict on both devices")
+    poll(lambda: len(c.hubsync_json(a, "conflicts")) == 2 and len(c.hubsync_json(b, "conflicts")) == 2, "both conflicts on both devices")
     open_tab(driver, "conflicts")
     article = wait_css(driver, 'article.conflict[data-record="personas/ada"]')
     shot(driver, out, "conflicts")
@@ -224,31 +240,49 @@ def run(c, driver):
     c.check("Alpha" in names and "Beta" in names, f"the values show their device names ({names!r})")
     article.find_element(By.CSS_SELECTOR, "button.keep").click()
     wait_text(driver, "#conflicts-message", "Resolved personas/ada name")
-    WebDriverWait(driver, WAIT).until(lambda d: not d.find_elements(By.CSS_SELECTOR, "article.conflict"), "the conflict gone from the page")
-    poll(lambda: not c.hubsync_json(a, "conflicts") and not c.hubsync_json(b, "conflicts"), "the conflict to end on both devices")
+    WebDriverWait(driver, WAIT).until(lambda d: not d.find_elements(By.CSS_SELECTOR, 'article.conflict[data-record="personas/ada"]'),
+                                      "the conflict gone from the page")
+    poll(lambda: all(x["id"] != "ada" for x in c.hubsync_json(a, "conflicts") + c.hubsync_json(b, "conflicts")),
+         "the conflict to end on both devices")
     poll(lambda: c.hubsync_json(b, "get", "personas", "ada")["fields"].get("name") == chosen,
          f"device B to hold the chosen value {chosen!r}")
     c.check(True, "resolving the conflict in the page ended it on both devices")
+    # The other conflict (personas/bob): a value written in the page, neither device's.
+    # Focus in the list keeps it from being rebuilt while the value is written (changes arrive live).
+    bob = 'article.conflict[data-record="personas/bob"]'
+    WebDriverWait(driver, WAIT).until(
+        lambda d: d.execute_script(f"const t = document.querySelector('{bob} textarea'); if (t) t.focus(); "
+                                   "return t !== null && document.activeElement === t"), "the written value's field focused")
+    field = driver.switch_to.active_element
+    field.send_keys(Keys.CONTROL, "a")
+    field.send_keys('"Bob, as agreed"')
+    field.send_keys(Keys.TAB)
+    c.check("write" in (driver.switch_to.active_element.get_attribute("class") or ""), "Tab moves from the value to its button")
+    driver.switch_to.active_element.send_keys(Keys.ENTER)
+    wait_text(driver, "#conflicts-message", "Resolved personas/bob name")
+    poll(lambda: not c.hubsync_json(a, "conflicts") and not c.hubsync_json(b, "conflicts"), "the written conflict to end on both devices")
+    poll(lambda: c.hubsync_json(b, "get", "personas", "bob")["fields"].get("name") == "Bob, as agreed",
+         "device B to hold the written value")
+    c.check(True, "a value written in the page resolved the conflict on both devices")
 
-    # 6. Sync now runs a repair round (on the device that dialled the session).
+    # 6. Sync now runs a repair round, on either device.
     def sync_now():
         open_tab(driver, "devices")
         driver.find_element(By.ID, "sync-now").click()
         wait_text(driver, "#sync-state", "done")
         return [li.text for li in driver.find_elements(By.CSS_SELECTOR, "#sync-result li.repair-round")]
     rounds = sync_now()
-    if not rounds:
-        log(f"A did not dial the session ({text_of(driver, '#sync-result')}); Sync now on B")
-        sign_in(c, driver, b)
-        rounds = sync_now()
-        shot(driver, out, "devices")
-        driver.get(base + "/")
-        wait_css(driver, "#cards .card")
-    else:
-        shot(driver, out, "devices")
-    c.check(rounds and "repair round" in rounds[0], f"Sync now shows a repair round ({rounds[0] if rounds else None})")
+    shot(driver, out, "devices")
+    c.check(rounds and "repair round" in rounds[0], f"Sync now shows a repair round ({rounds[0] if rounds else text_of(driver, '#sync-result')})")
+    # And on B, whichever device dialled the session.
+    sign_in(c, driver, b)
+    other = sync_now()
+    c.check(other and "repair round" in other[0], f"Sync now on the other device shows a repair round too ({other[0] if other else text_of(driver, '#sync-result')})")
+    driver.get(base + "/")
+    wait_css(driver, "#cards .card")
 
     # 7. Backup now: a snapshot that `backup list` shows.
+    c.hubsync(a, "put", "memories", "r1", "--json", json.dumps({"text": "as backed up"}))
     open_tab(driver, "backups")
     driver.find_element(By.ID, "backup-now").click()
     item = wait_css(driver, "#backup-result li.backup-snapshot")
@@ -258,13 +292,29 @@ def run(c, driver):
     c.check(any(snapshot.startswith(i) or i.startswith(snapshot) for i in ids if i),
             f"Backup now made snapshot {snapshot[:12]}, which `backup list` shows ({[i[:12] for i in ids]})")
     wait_text(driver, "#backup-last", "snapshot")
-    wait_css(driver, f'#snapshot-list tr[data-snapshot="{snapshot}"]')
-    c.check(True, "the snapshot is listed in the page")
+    row = wait_css(driver, f'#snapshot-list tr[data-snapshot="{snapshot}"]')
+    c.check("Invalid" not in row.text, f"the snapshot is listed in the page with its time ({row.text!r})")
     driver.find_element(By.CSS_SELECTOR, "#snapshot-list input[type=checkbox]").click()
     driver.find_element(By.CSS_SELECTOR, "#snapshot-list button.verify").click()
     wait_text(driver, "#snapshot-list .verify-result", "ok:")
     c.check("read" in text_of(driver, "#snapshot-list .verify-result"), f"verify read the data ({text_of(driver, '#snapshot-list .verify-result')})")
     shot(driver, out, "backups")
+
+    # 7b. Restore one record to the snapshot's value, after a confirmation.
+    c.hubsync(a, "put", "memories", "r1", "--json", json.dumps({"text": "changed later"}))
+    driver.find_element(By.CSS_SELECTOR, "#snapshot-list input.restore-record").send_keys("memories/r1")
+    driver.find_element(By.CSS_SELECTOR, "#snapshot-list button.restore-one").click()
+    confirm = wait_css(driver, "#snapshot-list button.confirm")
+    c.check(c.hubsync_json(a, "get", "memories", "r1")["fields"]["text"] == "changed later", "nothing is restored before the confirmation")
+    shot(driver, out, "backups-restore-confirm")
+    confirm.click()
+    wait_text(driver, "#snapshot-list .restore-result", "Restored memories/r1")
+    poll(lambda: c.hubsync_json(a, "get", "memories", "r1")["fields"]["text"] == "as backed up", "memories/r1 back to its backed-up value")
+    c.check(True, "one record restored from the snapshot")
+    driver.find_element(By.CSS_SELECTOR, "#snapshot-list button.drill").click()
+    wait_text(driver, "#drill-last", "recovery time")
+    c.check("recovery point" in text_of(driver, "#drill-last"), f"the last drill's recovery time and point ({text_of(driver, '#drill-last')})")
+    shot(driver, out, "backups-restored")
 
     # 8. Activity: the live feed and the audit journal, filterable.
     open_tab(driver, "activity")
@@ -302,6 +352,35 @@ def run(c, driver):
     after = len(c.hubsync_json(a, "list", "memories"))
     c.check(after > before, f"the import wrote memories ({before} → {after})")
     shot(driver, out, "migration")
+
+    # 9b. Export: the link downloads the file `hubsync export` writes.
+    downloads = os.path.join(out, "downloads")
+    driver.find_element(By.ID, "export").click()
+    done = poll(lambda: [f for f in os.listdir(downloads) if f.endswith(".jsonl")], "the export to download")
+    with open(os.path.join(downloads, done[0])) as f:
+        downloaded = f.read()
+    cli_file = os.path.join(out, "cli-export.jsonl")
+    c.hubsync(a, "export", cli_file)
+    with open(cli_file) as f:
+        cli = f.read()
+    records = lambda text: sorted(l for l in text.splitlines()[1:] if not l.startswith('{"collection":"audit"'))
+    c.check(records(downloaded) == records(cli) and records(cli), f"the downloaded export ({done[0]}) holds what `hubsync export` writes")
+
+    # 9c. Live: a write through the API shows on the Overview with no reload and no poll.
+    open_tab(driver, "overview")
+    WebDriverWait(driver, WAIT).until(lambda d: d.find_element(By.ID, "live").get_attribute("data-state") == "live", "the live stream open")
+    t0 = driver.execute_script("window.hubsyncMarker = 'no reload'; return performance.now()")
+    count = c.hubsync_json(a, "status")["store"]["records"]["memories"]
+    c.hubsync(a, "put", "memories", "sse-check", "--json", json.dumps({"text": "pushed"}))
+    wait_css(driver, f'#cards .card[data-stat="records.memories"]')
+    WebDriverWait(driver, WAIT).until(
+        lambda d: d.find_element(By.CSS_SELECTOR, '#cards .card[data-stat="records.memories"] .figure').text == str(count + 1),
+        "the memories card to count the new record")
+    c.check(driver.execute_script("return window.hubsyncMarker") == "no reload", "the page was not reloaded")
+    polled = driver.execute_script(
+        "return performance.getEntriesByType('resource').filter(e => e.name.endsWith('/v1/status') && e.startTime > arguments[0]).length", t0)
+    c.check(polled == 0, f"the update came over the live stream, not a read of /v1/status ({polled} reads)")
+    shot(driver, out, "overview-live")
 
     # 10. Settings: config.json checked as at start; a refused text leaves the file as it was.
     open_tab(driver, "settings")
@@ -345,6 +424,21 @@ def run(c, driver):
     open_tab(driver, "overview")
     check_cards("the cards still equal `hubsync status --json` with a peer and a backup")
     shot(driver, out, "overview-final")
+
+    # Household: remove B, after its confirmation; it leaves A's trusted devices.
+    b_id = c.hubsync(b, "id").stdout.strip()
+    open_tab(driver, "household")
+    item = wait_css(driver, f'#member-list li[data-device="{b_id}"]')
+    item.find_element(By.CSS_SELECTOR, "button.remove").click()
+    confirm = wait_css(driver, f'#member-list li[data-device="{b_id}"] button.confirm-remove')
+    c.check(any(p["device_id"] == b_id for p in c.hubsync_json(a, "status")["peers"]), "nothing is removed before the confirmation")
+    shot(driver, out, "household-remove-confirm")
+    confirm.click()
+    WebDriverWait(driver, WAIT).until(lambda d: not d.find_elements(By.CSS_SELECTOR, f'#member-list li[data-device="{b_id}"]'),
+                                      "B gone from the member list")
+    poll(lambda: all(p["device_id"] != b_id for p in c.hubsync_json(a, "status")["peers"]), "B to leave A's trusted devices")
+    c.check(True, "a member removed after its confirmation")
+    shot(driver, out, "household-removed")
 
 
 def main():

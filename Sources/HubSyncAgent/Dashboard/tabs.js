@@ -400,7 +400,7 @@ export async function renderSnapshots() {
       }
     };
     const rows = t.snapshots.slice().reverse().map((s) => el('tr', { dataset: { snapshot: s.id } },
-      el('td', {}, s.short_id), el('td', {}, new Date(s.time_iso).toLocaleString()), el('td', {}, s.hostname),
+      el('td', {}, s.short_id), el('td', {}, new Date(s.time).toLocaleString()), el('td', {}, s.hostname),
       el('td', {}, String(s.records)), el('td', {}, `${s.bytes} bytes (+${s.added_bytes})`)));
     const restore = restoreControls(t, i);
     return el('article', { class: 'conflict', dataset: { target: t.target } },
@@ -457,7 +457,7 @@ function restoreControls(t, i) {
   return el('div', { class: 'restore' },
     el('h5', {}, 'Restore'),
     el('p', {}, el('label', { for: ids.snapshot }, 'Snapshot'), ' ',
-      el('select', { id: ids.snapshot }, snapshots.map((s) => el('option', { value: s.id }, `${s.short_id} (${new Date(s.time_iso).toLocaleString()})`)))),
+      el('select', { id: ids.snapshot }, snapshots.map((s) => el('option', { value: s.id }, `${s.short_id} (${new Date(s.time).toLocaleString()})`)))),
     el('p', {}, el('label', { for: ids.record }, 'One record (collection/ID)'), ' ',
       el('input', { id: ids.record, type: 'text', placeholder: 'memories/m42', class: 'restore-record' }), ' ',
       confirmed('Restore record', 'restore-one', () => `Write ${value(ids.record) || '(no record given)'} back to its value in snapshot `
