@@ -9,7 +9,7 @@ import Testing
         var m = Machine(isInitiator: true)
         let start = m.start(logEpoch: "ours", clock: Timestamp(millis: 5, counter: 0))
         guard case .hello(let hello) = start.sent.first else { Issue.record("no hello: \(start)"); return }
-        #expect(hello.capabilities == ["fastpath", "live", "parts", "protocol-2", "reconcile"])
+        #expect(hello.capabilities == ["fastpath", "live", "parts", "protocol-2", "reconcile", "repair-ask"])
         #expect(hello.logEpoch == "ours" && hello.protocolVersion == 1)
 
         let afterHello = m.received(peerHello(), bytes: 60)
