@@ -46,8 +46,8 @@ public struct RecoveryKey: Sendable, Equatable, CustomStringConvertible {
             }
         }
         guard codes.count == DeviceIDText.characterCount else {
-            throw HouseholdError(.malformed, "the recovery key has \(codes.count) characters; it has "
-                + "\(DeviceIDText.characterCount) (8 groups of 7, as `hubsync init` printed it)")
+            throw HouseholdError(.malformed, "a recovery key has \(DeviceIDText.characterCount) characters (8 groups of 7, "
+                + "as `hubsync init` printed it); this one has \(codes.count)")
         }
         var data: [Int] = []
         for block in 0..<DeviceIDText.blockCount {

@@ -66,10 +66,8 @@ public struct HouseholdSnapshot: Sendable {
         if secrets == nil, savedStatements > 1, !FileManager.default.fileExists(atPath: directory.file(DataDirectory.householdFile)) {
             // The file was lost, not never made, on a device that shares a household with others:
             // founding a new household would split this device off its own.
-            throw HouseholdError(.missing, "\(DataDirectory.householdFile) is missing from \(directory.path), though this "
-                + "device belongs to a household: give the household's recovery key with --recovery-key (or "
-                + "--recovery-key-file) to open its backups, or join the household again with a code from a member "
-                + "(`hubsync pair invite` there, `hubsync pair join CODE` here); do not found a new household with `init --household`")
+            // The one sentence `pair household` and `doctor` give: this device's key is missing, not never made.
+            throw HouseholdError(.missing, Self.lostSecretsAdvice(directory))
         }
         guard let secrets, secrets.hasRecoveryKey else {
             throw HouseholdError(.missing, "no household secrets for backups in \(directory.path) (\(DataDirectory.householdFile) "

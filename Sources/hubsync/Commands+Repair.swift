@@ -57,7 +57,13 @@ struct RepairCommand: ParsableCommand {
             if output.json { arguments.append("--json") }
             let options: RepoOptions
             do { options = try RepoOptions.parse(arguments) } catch { throw CLIError.usage("--from-backup: \(error)") }
-            let repo = try options.open(recoveryKey: recovery.key())
+            let repo: Repository
+            do { repo = try options.open(recoveryKey: recovery.key()) } catch {
+                // The person typed --from-backup: the messages name that flag, not backup's --repo.
+                let text = error.message.replacingOccurrences(of: "--repo", with: "--from-backup")
+                    .replacingOccurrences(of: "backup init --from-backup", with: "backup init --repo")
+                throw CLIError(error.code, text, cause: error.cause)
+            }
             source = (repo, try backupGuarded { try repo.snapshot(named: snapshot) })
         }
         let aside = try moveAside(dir)

@@ -105,6 +105,11 @@ import Testing
                 && household.stderr.contains("--recovery-key-file"), "\(household.stdout)\(household.stderr)")
         let doctor = try await b.device.run("doctor")
         #expect(doctor.status == 1 && doctor.stdout.contains("household.key is missing"), "\(doctor.stdout)")
+        // A backup says the same, not that the directory was made before backups existed.
+        let backup = try await b.device.run("backup", "now", "--repo", "local:" + b.device.data + "/../lost-key-repo")
+        #expect(backup.status == 1 && backup.stderr.contains("household.key is missing")
+                && backup.stderr.contains("--recovery-key-file") && !backup.stderr.contains("before backups existed"),
+                "\(backup.stderr)")
         b = try await AgentProcess(b.device)
         let invite = try await b.device.run("pair", "invite", "--ttl", "10s")
         #expect(invite.status != 0 && invite.stderr.contains("household.key is missing"), "\(invite.stdout)\(invite.stderr)")
