@@ -64,7 +64,9 @@ extension Agent {
             } catch let e as HouseholdError {
                 throw APIError(e.code == .used ? .conflict : .forbidden, e.message)
             } catch let e as PairingError {
-                throw APIError(e.code == .used ? .conflict : .forbidden, e.message)
+                // A wrong code is the caller's input: marked, so a client tells it from a refusal.
+                throw APIError(e.code == .used ? .conflict : .forbidden, e.message,
+                               details: e.code == .wrongCode ? ["wrong_code": .bool(true)] : [:])
             } catch let e as NetError {
                 throw APIError(.badGateway, e.message)
             }
@@ -76,7 +78,11 @@ extension Agent {
             trustChanged()
             var answer = Self.householdJSON(secrets: outcome.result.secrets, state: outcome.state).objectValue ?? [:]
             answer["inviter"] = .string(inviter.description)
-            answer["connected"] = .bool(await waitForSession(with: inviter, for: .seconds(connectSeconds)))
+            let connected = await waitForSession(with: inviter, for: .seconds(connectSeconds))
+            answer["connected"] = .bool(connected)
+            // The inviter's name comes with the first sync: worth a few seconds, so the person sees whom they joined.
+            let name = connected ? await waitForName(of: inviter, for: .seconds(min(5, connectSeconds))) : nil
+            answer["inviter_name"] = name.map { .string($0) } ?? .null
             return json(.object(answer))
         }
     }

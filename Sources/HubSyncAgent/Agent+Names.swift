@@ -25,6 +25,19 @@ extension Agent {
         logger.info("this device's name is recorded for the other devices", metadata: ["device.name": "\(name)"])
     }
 
+    /// The name `device` gave itself once its signed name record is here (it comes by sync, so
+    /// just after pairing it may be on its way), woken by that record's changes; nil after `limit`.
+    func waitForName(of device: DeviceID, for limit: Duration) async -> String? {
+        let key = DeviceNames.recordKey(of: device)
+        let changes = store.changeSignal { $0.state.key == key }
+        defer { changes.cancel() }
+        let deadline = ContinuousClock.now + limit
+        while true {
+            if let state = try? await store.read(.record(key)), let named = DeviceNames.verifiedName(in: state) { return named.name }
+            guard await changes.wait(until: deadline) == .signalled else { return nil }
+        }
+    }
+
     /// `GET /v1/device` answers `{"device_id", "device_name"}`; `PUT /v1/device` `{"name"}`
     /// renames this device (in `device.json` and for every device that syncs with it).
     func addDeviceRoutes(to router: Router<BasicRequestContext>) {

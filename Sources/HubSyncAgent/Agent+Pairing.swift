@@ -74,10 +74,13 @@ extension Agent {
         // `?after=REVISION&wait=SECONDS` (at most 60): a long poll that answers once the desk's
         // revision passed REVISION (an attempt began or ended, the invite was withdrawn), the
         // invite left `open` (it expires at its time), or SECONDS passed; followers need no timer.
-        router.get("v1/pairing/invites/:name") { request, context in
+        // With `name_wait=SECONDS` (at most 30), an invite a device joined through answers once that
+        // device's name is known (it comes with the first sync), or SECONDS passed: `device_name`.
+        router.get("v1/pairing/invites/:name") { [self] request, context in
             let name = try context.parameters.require("name")
             let after = request.uri.queryParameters.get("after", as: UInt64.self)
             let wait = min(60, max(0, request.uri.queryParameters.get("wait", as: Int.self) ?? 0))
+            let nameWait = min(30, max(0, request.uri.queryParameters.get("name_wait", as: Int.self) ?? 0))
             let changes = desk.changes.subscribe()
             defer { desk.changes.unsubscribe(changes) }
             let deadline = ContinuousClock.now + .seconds(wait)
@@ -88,6 +91,10 @@ extension Agent {
                 var answer = Self.inviteJSON(invite)
                 answer["revision"] = .int(Int64(revision))
                 guard let after, revision <= after, invite.state == .open, ContinuousClock.now < deadline else {
+                    if case .joined(let device) = invite.state {
+                        let known = await waitForName(of: device, for: .seconds(nameWait))
+                        answer["device_name"] = known.map { .string($0) } ?? .null
+                    }
                     return json(.object(answer))
                 }
                 let now = UInt64(max(0, Date().timeIntervalSince1970 * 1000))

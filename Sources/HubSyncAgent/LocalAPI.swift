@@ -191,7 +191,8 @@ public struct LocalAPI: Sendable {
             switch e.code {
             case .invalidInput: throw APIError(.badRequest, e.message)
             case .notFound: throw APIError(.notFound, e.message)
-            case .noConflict: throw APIError(.conflict, e.message)
+            // Marked, so a client tells it from a clock refused (also 409): it is the caller's input.
+            case .noConflict: throw APIError(.conflict, e.message, details: ["no_conflict": .bool(true)])
             case .clockSkew: throw APIError(.conflict, e.message)
             default: throw JSONErrorMiddleware.apiError(e, storePath: store.path)
             }

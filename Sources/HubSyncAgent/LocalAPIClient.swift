@@ -130,11 +130,28 @@ public struct LocalAPIClient: Sendable {
     /// How long the client waits for an answer that has stopped coming: 60 s, or the whole
     /// seconds (1–3600) `HUBSYNC_AGENT_TIMEOUT` gives.
     static let readTimeout: Duration = {
-        if let text = ProcessInfo.processInfo.environment["HUBSYNC_AGENT_TIMEOUT"], let n = Int64(text), (1...3600).contains(n) {
+        if let text = ProcessInfo.processInfo.environment[timeoutVariable], let n = timeoutSeconds(parsing: text) {
             return .seconds(n)
         }
         return .seconds(60)
     }()
+
+    /// The environment variable that sets ``readTimeout``.
+    public static let timeoutVariable = "HUBSYNC_AGENT_TIMEOUT"
+
+    /// The seconds `text` gives for ``timeoutVariable``: whole seconds from 1 to 3600, else nil.
+    public static func timeoutSeconds(parsing text: String) -> Int64? {
+        guard let n = Int64(text), (1...3600).contains(n) else { return nil }
+        return n
+    }
+
+    /// Why the environment's ``timeoutVariable`` cannot be used, or nil when it is unset, empty
+    /// or valid: a value that says nothing usable is refused, never silently replaced by 60 s.
+    public static func timeoutProblem(in environment: [String: String]) -> String? {
+        guard let text = environment[timeoutVariable], !text.isEmpty, timeoutSeconds(parsing: text) == nil else { return nil }
+        return "\(timeoutVariable) is \"\(text)\"; it takes whole seconds from 1 to 3600 (how long a command waits for "
+            + "the agent to answer; unset it for the default, 60), e.g. \(timeoutVariable)=120"
+    }
 
     /// The process's HTTP client: a dead or wrong address fails in seconds, and an agent that
     /// stops answering mid-request (stopped, hung) within a minute, instead of holding the caller.

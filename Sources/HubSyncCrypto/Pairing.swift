@@ -48,6 +48,14 @@ public enum Pairing {
         case used = 4
     }
 
+    /// "N attempts left from this address": message 2's count is what the connection's source
+    /// address may still use — the invite's attempts or that address's share of them (by
+    /// default all but one), whichever is fewer — so it is said as such; `address` names whose
+    /// ("this address" on the joiner, "that address" on the inviter).
+    public static func attemptsLeftText(_ n: Int, address: String) -> String {
+        (n == 1 ? "1 attempt left" : "\(n) attempts left") + " from \(address)"
+    }
+
     /// Message 3 when the joiner's check of the inviter's confirmation failed: it tells the
     /// inviter the codes differed, so both sides can say so.
     static let abortMessage: [UInt8] = [0xFF]

@@ -80,7 +80,7 @@ public struct PairingInviter: Sendable {
             throw PairingError(code: .unexpectedMessage, message: "pairing message 3 arrived out of order")
         }
         state = .failed
-        let left = attemptsLeft == 1 ? "1 attempt left" : "\(attemptsLeft) attempts left"
+        let left = Pairing.attemptsLeftText(attemptsLeft, address: "that address")
         guard message3 != Pairing.abortMessage else {
             throw PairingError(code: .wrongCode, message: "pairing failed: the joining device entered a code "
                 + "that did not match (\(left))")

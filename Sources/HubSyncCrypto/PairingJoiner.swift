@@ -105,7 +105,7 @@ public struct PairingJoiner: Sendable {
             joinerData: [], inviterShare: inviterShare, inviterData: [])
         let keys = Pairing.Keys(isk: isk)
         guard Pairing.tagsEqual(keys.inviterConfirmation, message2[tag...]) else {
-            let left = attemptsLeft == 1 ? "1 attempt left" : "\(attemptsLeft) attempts left"
+            let left = Pairing.attemptsLeftText(attemptsLeft, address: "this address")
             throw PairingError(code: .wrongCode, message: "pairing failed: the code did not match (\(left)); "
                 + "check the code shown on the other device")
         }

@@ -175,7 +175,7 @@ public final class PairingDesk: Sendable {
             try await outbound.write(ByteBuffer(bytes: try inviter.receive(first)))
             guard let message3 = try await iterator.next() else {
                 throw PairingError(code: .closed, message: "the joining device closed the connection "
-                    + "before confirming the code (\(attemptsLeft == 1 ? "1 attempt" : "\(attemptsLeft) attempts") left)")
+                    + "before confirming the code (\(Pairing.attemptsLeftText(attemptsLeft, address: "that address")))")
             }
             let (joinerKey, details) = try inviter.receiveConfirmation(Array(message3.readableBytesView))
             let device = DeviceID(publicKey: joinerKey)

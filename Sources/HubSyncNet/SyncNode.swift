@@ -78,8 +78,18 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
     /// Peers' names (verified and cleaned by the agent), for the log.
     let peerNames = Mutex<[DeviceID: String]>([:])
 
-    /// Gives the log the peers' names (`peer.name` beside `peer.id`).
-    public func setPeerNames(_ names: [DeviceID: String]) { peerNames.withLock { $0 = names } }
+    /// Gives the log the peers' names (`peer.name` beside `peer.id`). A name learned or changed
+    /// gets a line of its own, so a session that began before its peer's name arrived (the first
+    /// one after pairing) is tied to the name in the log too.
+    public func setPeerNames(_ names: [DeviceID: String]) {
+        let old = peerNames.withLock { old in
+            defer { old = names }
+            return old
+        }
+        for (peer, name) in names.sorted(by: { $0.key < $1.key }) where old[peer] != name && peer != identity.deviceID {
+            logger.info("a device's name is known", metadata: peerMetadata(peer).merging(["previous.name": "\(old[peer] ?? "none")"]) { $1 })
+        }
+    }
 
     /// A peer's log metadata: its short ID and, when known, its name. Every log line that
     /// speaks of a peer carries it, so a person reading the log sees which device it was.
@@ -244,10 +254,10 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
             $0.repairBytesSent += report.bytesSent
             $0.repairBytesReceived += report.bytesReceived
         }
-        logger.info("repair round done", metadata: [
-            "peer.id": "\(peer.short)", "sent": "\(report.itemsSent)", "received": "\(report.itemsReceived)",
+        logger.info("repair round done", metadata: peerMetadata(peer).merging([
+            "sent": "\(report.itemsSent)", "received": "\(report.itemsReceived)",
             "round_trips": "\(report.roundTrips)", "bytes": "\(report.bytesSent + report.bytesReceived)",
-        ])
+        ]) { $1 })
     }
 }
 

@@ -129,8 +129,8 @@ extension Store {
         case .resolve(_, let field, let value):
             guard let old else { throw StoreError.notFound(key) }
             guard let reg = old.fields[field], reg.hasConflict else {
-                throw StoreError(.noConflict, "\(key) has no conflict on \"\(field)\"; nothing to resolve "
-                    + "(see `hubsync conflicts`)")
+                throw StoreError(.noConflict, "\(key) has no conflict on \"\(field)\", so there is nothing to resolve; "
+                    + "`hubsync conflicts` lists the fields that have one")
             }
             try collection.validate(patch: [field: value])
             try Normalization.check([field: value])

@@ -51,6 +51,10 @@ struct AgentClient {
             let message = value.objectValue?["error"]?.stringValue ?? "the agent answered HTTP \(status)"
             // A removal refused for the devices it would drop (409 naming them) is input to decide on.
             let undecided = status == 409 && value.objectValue?["enrolled"] != nil
+            // So is resolving a field that has no conflict.
+                || status == 409 && value.objectValue?["no_conflict"] == .bool(true)
+            // And a pairing code that did not match.
+                || status == 403 && value.objectValue?["wrong_code"] == .bool(true)
             // A body over the API's limit is input too large for one request.
             throw CLIError(status == 400 || status == 413 || undecided ? .invalidInput : status == 404 ? .notFound : .refused, message)
         }
@@ -153,8 +157,9 @@ func perform(_ object: [String: Value], in directory: DataDirectory, ifMissing: 
             guard let state = try guarded({ try store.get(write.key) }) else { throw CLIError.failure("no record \(write.key)") }
             return WriteOutcome(record: recordJSON(state), sequence: result.first?.sequence, throughAgent: false, store: store)
         }
-    } catch let error as CLIError where error.code == .notFound {
-        // A write naming a record that is not there changes nothing: bad input, as the rule has it.
+    } catch let error as CLIError where error.code == .notFound || error.code == .noConflict {
+        // A write naming a record that is not there, or resolving a field with no conflict,
+        // changes nothing: bad input, as the rule has it.
         throw CLIError(.invalidInput, error.message, cause: error)
     } catch let error as CLIError {
         throw error

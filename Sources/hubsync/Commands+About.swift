@@ -60,6 +60,10 @@ struct ManCommand: ParsableCommand {
             .TP
             .B HUBSYNC_DATA
             The data directory when --data is not given (default ~/.local/share/hubsync).
+            .TP
+            .B HUBSYNC_AGENT_TIMEOUT
+            How long a command waits for the running agent to answer: whole seconds from 1 to 3600
+            (default 60); any other value is refused (exit 2).
             .SH SEE ALSO
             The README of HubSync; shell completions: \\fBhubsync --generate-completion-script bash|zsh|fish\\fR.
 

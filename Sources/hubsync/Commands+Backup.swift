@@ -87,18 +87,26 @@ struct RepoOptions: ParsableArguments {
     func open(recoveryKey: RecoveryKey? = nil) throws(CLIError) -> Repository {
         let target = try target()
         if let recoveryKey {
-            return try backupGuarded { try Repository.open(at: target, household: nil, recoveryKey: recoveryKey) }
+            return try Self.opening { try Repository.open(at: target, household: nil, recoveryKey: recoveryKey) }
         }
         guard try backupGuarded({ try Repository.exists(at: target) }) else {
             // Opening reports the missing repository with its advice.
-            return try backupGuarded { try Repository.open(at: target, household: nil, recoveryKey: nil) }
+            return try Self.opening { try Repository.open(at: target, household: nil, recoveryKey: nil) }
         }
         guard Identity.exists(in: directory.url) else {
             throw .failure("no HubSync device in \(directory.path) to open \(target.description) with; pass --data DIR "
                 + "of a household device, or --recovery-key KEY (the key `hubsync init` printed)")
         }
         let household = try household()
-        return try backupGuarded { try Repository.open(at: target, household: household, recoveryKey: nil) }
+        return try Self.opening { try Repository.open(at: target, household: household, recoveryKey: nil) }
+    }
+
+    /// Runs `Repository.open`: a repository that is not where --repo (or config.json) points
+    /// is the user's input (exit 2), with the advice to create one there.
+    static func opening(_ body: () throws -> Repository) throws(CLIError) -> Repository {
+        do { return try backupGuarded(body) } catch where error.code == .missing {
+            throw CLIError(.invalidInput, error.message, cause: error.cause)
+        }
     }
 
     /// Who holds a lease: this device and process, for messages on other devices.

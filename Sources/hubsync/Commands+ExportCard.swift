@@ -43,7 +43,7 @@ struct ExportCardCommand: ParsableCommand {
         let store = try common.directory.openStore()
         let key = RecordKey(collection: "personas", id: persona)
         guard let state = try guarded({ try store.get(key) }), state.isAlive else {
-            throw CLIError.failure("no persona \"\(persona)\"; `hubsync list personas` shows their IDs")
+            throw CLIError.usage("no persona \"\(persona)\"; `hubsync list personas` shows their IDs")
         }
         let container = CardFile.Container(rawValue: (out as NSString).pathExtension.lowercased())!
         let spec = self.spec ?? (container == .charx ? "v3" : "v2")

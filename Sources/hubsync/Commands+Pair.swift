@@ -19,8 +19,9 @@ struct PairCommand: ParsableCommand {
             finds the member on the local network (or give `--host HOST:PORT`, the member's sync \
             address). The two devices run CPace with the code, confirm it both ways, and the new \
             device receives the household's secrets and signed membership; both then trust each \
-            other and sync. A wrong code uses one of the invite's attempts (default 3); an invite \
-            expires after 5 minutes. protocol/SPEC.md chapter 4 describes the exchange.
+            other and sync. A wrong code uses one of the invite's attempts (default 3, of which one \
+            network address may use all but one: the joiner is told what is left to its address); \
+            an invite expires after 5 minutes. protocol/SPEC.md chapter 4 describes the exchange.
             """,
         subcommands: [PairInvite.self, PairJoin.self, PairHousehold.self, PairRemove.self])
 }
@@ -93,8 +94,12 @@ struct PairInvite: ParsableCommand {
             // The new device finds this one over mDNS only while the advert runs.
             let advertised = status?["mdns"]?.objectValue?["state"]?.stringValue == "running"
             let how = advertised ? "(found over mDNS; or add --host \(host))" : "--host \(host) (mDNS is off here)"
+            // One network address may use only its share of the attempts: said, so the count the joiner sees is no surprise.
+            var perAddress = attempts
+            if case .int(let n) = o["attempts_per_address"] ?? .null { perAddress = Int(n) }
+            let share = perAddress < attempts ? ", at most \(perAddress) from one address" : ""
             FileHandle.standardError.write(Data(("On the new device: hubsync pair join \(code) \(how) "
-                + "(valid for \(durationText(seconds)), \(plural(attempts, "attempt"))). Waiting…\n").utf8))
+                + "(valid for \(durationText(seconds)), \(plural(attempts, "attempt"))\(share)). Waiting…\n").utf8))
         }
         var lastShown: Value?
         // Follows the invite by long polls: the agent answers when something happened to it.
@@ -102,7 +107,8 @@ struct PairInvite: ParsableCommand {
         if case .int(let n) = o["revision"] ?? .null { revision = n }
         while true {
             let answer = Result { () throws(CLIError) in
-                try agent.call("GET", "/v1/pairing/invites/\(pathSegment(name))?after=\(revision)&wait=30", notice: .seconds(40))
+                try agent.call("GET", "/v1/pairing/invites/\(pathSegment(name))?after=\(revision)&wait=30&name_wait=10",
+                               notice: .seconds(45))
             }
             // Interrupted: the handler withdraws the invite (which ends this poll) and exits 130.
             while inviteInterrupted.load(ordering: .sequentiallyConsistent) { sleep(1) }
@@ -132,8 +138,9 @@ struct PairInvite: ParsableCommand {
             switch state["state"]?.stringValue {
             case "joined":
                 let device = state["device_id"]?.stringValue ?? "?"
-                if output.json { printJSON(["event": "joined", "device_id": .string(device)]) } else {
-                    print("Device \(shortID(device)) joined the household (`hubsync pair household` lists it whole)")
+                let deviceName = state["device_name"]?.stringValue
+                if output.json { printJSON(["event": "joined", "device_id": .string(device), "device_name": state["device_name"] ?? .null]) } else {
+                    print("Device \(namedID(device, deviceName)) joined the household (`hubsync pair household` lists it whole)")
                 }
                 return
             case "expired":
@@ -169,8 +176,9 @@ struct PairJoin: AsyncParsableCommand {
             Finds the inviting member's agent over mDNS by the code's name (its advert offers the \
             open invite; or use --host), runs the pairing exchange with it, saves the \
             household, trusts the inviter and, when this device's agent runs, waits until it is \
-            connected to the inviter. Exit status: 0 joined; 1 refused or failed (wrong code, \
-            expired or used-up invite, unreachable); 2 the code or an option cannot be read.
+            connected to the inviter. Exit status: 0 joined; 1 refused or failed (expired or \
+            used-up invite, unreachable); 2 the code did not match (the message says how many \
+            attempts are left), or the code or an option cannot be read.
             """)
     @OptionGroup var common: CommonOptions
     @OptionGroup var output: OutputOptions
@@ -210,6 +218,7 @@ struct PairJoin: AsyncParsableCommand {
         // The household files have one writer: the agent when it runs, else this command.
         let household: [String: Value]
         let inviter: String
+        var inviterName: String?
         let connected: Bool
         switch try dir.writer() {
         case .agent(let agent):
@@ -217,6 +226,7 @@ struct PairJoin: AsyncParsableCommand {
                 "code": .string(invite.text), "address": .string(host), "connect_seconds": .int(Int64(connectTimeout)),
             ], notice: .seconds(Int64(connectTimeout) + 15)).objectValue ?? [:] // it waits for the connection by design
             inviter = household["inviter"]?.stringValue ?? "?"
+            inviterName = household["inviter_name"]?.stringValue
             guard household["connected"] == .bool(true) else {
                 throw CLIError.failure("joined the household, but this agent did not connect to \(inviter) at "
                     + "\(host) within \(connectTimeout) s; see `hubsync status`")
@@ -231,7 +241,8 @@ struct PairJoin: AsyncParsableCommand {
             } catch let e as HouseholdError {
                 throw CLIError.failure(e.message)
             } catch let e as PairingError {
-                throw CLIError.failure(e.message)
+                // A code that did not match is input (exit 2); a refused or broken exchange failed.
+                throw e.code == .wrongCode ? CLIError.usage(e.message) : CLIError.failure(e.message)
             } catch let e as NetError {
                 throw CLIError.failure(e.message)
             }
@@ -247,14 +258,16 @@ struct PairJoin: AsyncParsableCommand {
         if output.json {
             var o = household
             o["inviter"] = .string(inviter)
+            o["inviter_name"] = inviterName.map { .string($0) } ?? .null
             o["connected"] = .bool(connected)
             o["elapsed_ms"] = .int(Int64(millis))
             printJSON(.object(o))
         } else if Quiet.isOn {
             return
         } else if connected {
-            print("Joined the household through \(shortID(inviter)) and connected (\(members) members, \(millis) ms)")
+            print("Joined the household through \(namedID(inviter, inviterName)) and connected (\(members) members, \(millis) ms)")
         } else {
+            // Without an agent nothing synced yet: the inviter's name comes with the first sync.
             print("Joined the household through \(shortID(inviter)) (\(members) members); start the agent with "
                 + "`hubsync run --data \(dir.path)` to sync")
         }

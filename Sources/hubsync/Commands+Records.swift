@@ -74,7 +74,8 @@ struct GetCommand: ParsableCommand {
         let key = try recordKey(collection, id)
         let store = try common.directory.openStore()
         guard let state = try guarded({ try store.get(key) }), state.causalLength > 0 else {
-            throw CLIError.failure("no record \(key); check the ID with `hubsync list \(collection)`")
+            // A record that is not there is the user's input, as for a write naming one (exit 2).
+            throw CLIError.usage("no record \(key); check the ID with `hubsync list \(collection)`")
         }
         // The devices of its conflicts, by name.
         let devices = state.hasConflicts

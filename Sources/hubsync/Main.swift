@@ -11,7 +11,9 @@ struct HubSync: AsyncParsableCommand {
         abstract: "Keep the AI Hub's personas, memories, preferences and conversations in step on every device.",
         discussion: """
             Every command works on one data directory: --data DIR, else $HUBSYNC_DATA, \
-            else ~/.local/share/hubsync. Add --json for machine-readable output.
+            else ~/.local/share/hubsync. Add --json for machine-readable output. \
+            $HUBSYNC_AGENT_TIMEOUT (whole seconds, 1–3600, default 60) is how long a command waits \
+            for the running agent to answer.
             Exit status: 0 done, 1 failed (the message says why), 2 bad usage or input.
             """,
         version: HubSyncVersion.text,
@@ -104,6 +106,8 @@ struct HubSync: AsyncParsableCommand {
                     + "values as UTF-8 text (check the terminal's or the script's encoding)")
             }
         }
+        // The environment the commands read is input too: a value it cannot use is refused, not ignored.
+        if let problem = LocalAPIClient.timeoutProblem(in: ProcessInfo.processInfo.environment) { return .usage(problem) }
         return nil
     }
 }

@@ -120,6 +120,13 @@ func shortID(_ text: String) -> String {
     (try? DeviceID(parsing: text))?.short ?? text
 }
 
+/// A device as ``DeviceLabels`` shows it, from an ID in text form and a name the agent verified
+/// (nil when not known yet): `PBE2YMC "desk"`.
+func namedID(_ id: String, _ name: String?) -> String {
+    guard let name = name.flatMap(DeviceNames.displayable) else { return shortID(id) }
+    return shortID(id) + " " + JSON.serialize(.string(name))
+}
+
 /// How devices appear to people: the ID (short, or whole when another device known here starts
 /// alike), then the name the device gave itself, quoted, so that no name can pass for another
 /// device's ID or for a note of ours: `PBE2YMC "laptop"`, `PBE2YMC "laptop" (this device)`.

@@ -78,7 +78,7 @@ import Testing
         let otherKey = try #require(try await other.ok("init", "--json").json?.objectValue?["recovery_key"]?.stringValue)
         let repo = "local:" + dir.path + "/repo"
         let missing = try await d.run("backup", "list", "--repo", repo)
-        #expect(missing.status == 1 && missing.stderr.contains("no backup repository"))
+        #expect(missing.status == 2 && missing.stderr.contains("no backup repository") && missing.stderr.contains("backup init"))
         try await d.ok("backup", "now", "--repo", repo)
         let wrong = try await hubsync(["backup", "restore", "latest", "--repo", repo, "--recovery-key", otherKey, "--into", dir.path + "/x"])
         #expect(wrong.status == 1 && wrong.stderr.contains("recovery key does not open"))

@@ -85,6 +85,21 @@ import Testing
         #expect(try await laptop.ok("peers").stdout.contains("\(b.id) \"study desk\""))
     }
 
+    /// Pairing's own lines name the other device: the joiner whom it joined through, the
+    /// inviter who joined (each name comes with the first sync, which they wait for briefly).
+    @Test func pairingNamesTheDevicesOnBothSides() async throws {
+        let laptop = Device(data: dir.path + "/laptop"), desk = Device(data: dir.path + "/desk")
+        try await laptop.ok("init", "--name", "laptop")
+        try await desk.ok("init", "--name", "study desk")
+        let a = try await AgentProcess(desk, extra: ["--no-mdns"]), b = try await AgentProcess(laptop, extra: ["--no-mdns"])
+        let invite = try await InviteProcess(desk)
+        let joined = try await laptop.ok("pair", "join", invite.code, "--host", a.listen)
+        #expect(joined.stdout.contains("Joined the household through \(a.id.prefix(7)) \"study desk\" and connected"), "\(joined.stdout)")
+        let outcome = try await invite.finish(timeout: 20)
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        #expect(outcome.stdout.contains("Device \(b.id.prefix(7)) \"laptop\" joined the household"), "\(outcome.stdout)")
+    }
+
     /// The agent's log names the other device wherever it speaks of it: once its name is known,
     /// every line with its short ID carries its name too — the session's, a stop, a removal.
     @Test func theLogNamesTheDeviceInEveryLineAboutIt() async throws {
@@ -98,10 +113,19 @@ import Testing
         }
         try await desk.ok("put", "memories", "m1", "--json", #"{"text": "from the desk"}"#)
         try await waitUntil("the desk's record reaches the laptop", timeout: 20) { await a.record("memories", "m1") != nil }
+        // Once more with the name known from the start: the connection and its repair round name it.
         await b.stop()
         try await waitUntil("the laptop sees the desk gone", timeout: 20) { await !a.isConnected(to: b) }
-        try await laptop.ok("pair", "remove", b.id)
+        let b2 = try await AgentProcess(desk, extra: ["--no-mdns"])
         let bShort = String(b.id.prefix(7))
+        try await waitUntil("a repair round with the desk after it came back", timeout: 30) {
+            let lines = ((try? String(contentsOfFile: laptop.data + "/agent.log", encoding: .utf8)) ?? "").split(separator: "\n")
+            guard let ended = lines.lastIndex(where: { $0.contains("connection ended") && $0.contains("peer.id=\(bShort)") }) else { return false }
+            return lines[ended...].contains { $0.contains("repair round done") && $0.contains("peer.id=\(bShort)") }
+        }
+        await b2.stop()
+        try await waitUntil("the laptop sees the desk gone", timeout: 20) { await !a.isConnected(to: b) }
+        try await laptop.ok("pair", "remove", b.id)
         try await waitUntil("the laptop logs the removal", timeout: 20) {
             (try? String(contentsOfFile: laptop.data + "/agent.log", encoding: .utf8))?.contains("dropped a device removed") == true
         }
@@ -111,6 +135,11 @@ import Testing
         let about = log[named...].filter { $0.contains("peer.id=\(bShort)") }
         #expect(about.contains { $0.contains("connection ended") }, "\(about)")
         #expect(about.contains { $0.contains("dropped a device removed") }, "\(about)")
+        #expect(about.contains { $0.contains("peer connected") }, "\(about)")
+        #expect(about.contains { $0.contains("repair round done") }, "\(about)")
+        // The first session after pairing began before the name came: the line that tells it ties the two.
+        #expect(log.contains { $0.contains("a device's name is known") && $0.contains("peer.id=\(bShort)") && $0.contains("peer.name=desk") },
+                "\(log.suffix(30))")
         for line in about { #expect(line.contains("peer.name=desk"), "\(line)") }
     }
 

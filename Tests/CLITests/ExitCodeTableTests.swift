@@ -29,7 +29,7 @@ import Testing
         // Hostile input: an ID of 10,000 characters, JSON nested 20,000 deep.
         (["put", "memories", String(repeating: "x", count: 10_000), "--json", #"{"text": "t"}"#, "--data", "$D"], 2, "ID"),
         (["put", "memories", "deep", "--json", String(repeating: "[", count: 20_000), "--data", "$D"], 2, "invalid JSON"),
-        (["get", "personas", "nobody", "--data", "$D"], 1, "no record personas/nobody"),
+        (["get", "personas", "nobody", "--data", "$D"], 2, "no record personas/nobody"),
         (["get", "widgets", "x", "--data", "$D"], 2, "unknown collection"),
         (["list", "memories", "--limit", "-3", "--data", "$D"], 2, "--limit"),
         (["list", "widgets", "--data", "$D"], 2, "unknown collection"),
@@ -43,7 +43,7 @@ import Testing
         (["remove", "personas", "ada", "name", "x", "--data", "$D"], 2, "not a set"),
         (["conflicts", "--data", "$NONE"], 1, "hubsync init"),
         (["conflicts", "--frob", "--data", "$D"], 2, "Unknown option"),
-        (["resolve", "personas", "ada", "name", "--value", #""x""#, "--data", "$D"], 1, "no conflict"),
+        (["resolve", "personas", "ada", "name", "--value", #""x""#, "--data", "$D"], 2, "`hubsync conflicts` lists"),
         (["resolve", "personas", "ada", "name", "--value", "not json", "--data", "$D"], 2, "invalid JSON"),
         (["resolve", "personas", "nobody", "name", "--value", #""x""#, "--data", "$D"], 2, "no record"),
         (["export", "$TMP/no/such/folder/out.jsonl", "--data", "$D"], 1, "does not exist"),
@@ -52,7 +52,7 @@ import Testing
         (["import", "$TMP/missing.jsonl", "--data", "$D"], 2, "no such file"),
         (["import", "$FILE", "--format", "hubsync", "--data", "$D"], 2, "invalid JSON"),
         (["import", "$FILE", "--format", "card", "--data", "$D"], 2, "notes.txt"),
-        (["export-card", "nobody", "--out", "$TMP/card.json", "--data", "$D"], 1, "no persona"),
+        (["export-card", "nobody", "--out", "$TMP/card.json", "--data", "$D"], 2, "no persona"),
         (["export-card", "nobody", "--out", "$TMP/card.gif", "--data", "$D"], 2, ".json, .png or .charx"),
         (["run", "--listen", "127.0.0.1:99999", "--data", "$D"], 2, "port of 0–65535"),
         (["run", "--api", "0.0.0.0:0", "--data", "$D"], 2, "loopback"),
@@ -80,15 +80,19 @@ import Testing
         (["repair", "--data", "$NONE"], 1, "hubsync init"),
         (["repair", "--data", "$D"], 1, "not damaged"),
         (["repair", "--recovery-key", "x", "--data", "$D"], 2, "--from-backup"),
+        (["repair", "--force", "--from-backup", "bogus", "--data", "$D"], 2, "(e.g. --from-backup local:"),
+        (["backup", "list", "--repo", "local:$TMP/none", "--recovery-key", "AAAAAAA", "--data", "$D"], 2,
+         "a recovery key has 56 characters (8 groups of 7, as `hubsync init` printed it); this one has 7"),
         (["backup", "--data", "$D"], 2, "Unknown option"),
         (["backup", "init", "--data", "$D"], 2, "no repository given"),
         (["backup", "now", "--data", "$D"], 2, "no repository given"),
-        (["backup", "list", "--repo", "local:$TMP/none", "--data", "$D"], 1, "no backup repository"),
-        (["backup", "verify", "--repo", "local:$TMP/none", "--data", "$D"], 1, "no backup repository"),
+        (["backup", "list", "--repo", "local:$TMP/none", "--data", "$D"], 2, "backup init --repo local:"),
+        (["backup", "verify", "--repo", "local:$TMP/none", "--data", "$D"], 2, "no backup repository"),
+        (["backup", "verify", "--repo", "local:$TMP", "--data", "$D"], 2, "no backup repository"), // a folder, not a repository
         (["backup", "restore", "latest", "--data", "$D"], 2, "exactly one of"),
         (["backup", "forget", "--repo", "local:$TMP/none", "--data", "$D"], 2, "--keep"),
-        (["backup", "prune", "--repo", "local:$TMP/none", "--data", "$D"], 1, "no backup repository"),
-        (["backup", "drill", "--repo", "local:$TMP/none", "--data", "$D"], 1, "no backup repository"),
+        (["backup", "prune", "--repo", "local:$TMP/none", "--data", "$D"], 2, "no backup repository"),
+        (["backup", "drill", "--repo", "local:$TMP/none", "--data", "$D"], 2, "no backup repository"),
         (["audit", "--data", "$NONE"], 1, "hubsync init"),
         (["audit", "--since", "yesterday", "--data", "$D"], 2, "RFC 3339"),
         (["audit", "--device", "nobody", "--data", "$D"], 2, "--device"),
@@ -139,6 +143,41 @@ import Testing
         #expect(wrong.isEmpty, "\(wrong.count) of \(Self.table.count) rows:\n\(wrong.joined(separator: "\n"))")
         // Nothing in the table changed the store.
         #expect(try await f.device.ok("export", "-").stdout.split(separator: "\n").dropFirst() == before)
+    }
+
+    /// Through a running agent, a missing record and a field without a conflict are input too:
+    /// the same exit status 2 as without one, not the agent's HTTP refusal turned into a failure.
+    @Test func throughTheAgentAMissingRecordAndNoConflictAreInput() async throws {
+        let f = try await Self.fixture()
+        let a = try await AgentProcess(f.device)
+        for args in [["get", "personas", "nobody"], ["delete", "personas", "nobody"],
+                     ["resolve", "personas", "nobody", "name", "--value", #""x""#],
+                     ["resolve", "personas", "ada", "name", "--value", #""x""#],
+                     ["export-card", "nobody", "--out", f.dir.path + "/card.json"]] {
+            let r = try await hubsync(args + ["--data", f.device.data])
+            #expect(r.status == 2, "\(args): \(r.stderr)")
+            #expect(r.stderr.contains("no record") || r.stderr.contains("no persona")
+                    || r.stderr.contains("has no conflict on \"name\"") && r.stderr.contains("`hubsync conflicts` lists"),
+                    "\(args): \(r.stderr)")
+        }
+        await a.stop()
+    }
+
+    /// `HUBSYNC_AGENT_TIMEOUT` that is not whole seconds of 1–3600 is refused by name, never
+    /// silently replaced by the default.
+    @Test func anAgentTimeoutThatIsNotWholeSecondsIsRefused() async throws {
+        let f = try await Self.fixture()
+        var environment = ProcessInfo.processInfo.environment
+        environment.removeValue(forKey: "HUBSYNC_DATA")
+        for (value, status) in [("abc", Int32(2)), ("-5", 2), ("0", 2), ("1.5", 2), ("3601", 2), ("120", 0)] {
+            environment["HUBSYNC_AGENT_TIMEOUT"] = value
+            let r = try await runProgram(hubsyncPath, ["get", "personas", "ada", "--data", f.device.data], environment: environment)
+            #expect(r.status == status, "\(value): \(r.stderr)")
+            if status == 2 {
+                #expect(r.stderr.contains("HUBSYNC_AGENT_TIMEOUT is \"\(value)\"") && r.stderr.contains("whole seconds from 1 to 3600"),
+                        "\(value): \(r.stderr)")
+            }
+        }
     }
 
     /// Text that only a library writes: errno numbers, Swift type dumps, SQLite's codes.

@@ -84,8 +84,8 @@ final class InviteProcess: Sendable {
         let before = try await household(a.device), beforeB = try await household(b.device)
         for (n, left) in [(1, "2 attempts left"), (2, "1 attempt left"), (3, "0 attempts left")] {
             let r = try await b.device.run("pair", "join", wrong(invite.code, n), "--host", a.listen)
-            #expect(r.status == 1)
-            #expect(r.stderr.contains("the code did not match (\(left))"), "\(r.stderr)")
+            #expect(r.status == 2, "a wrong code is input") // exit 2, and the attempts left say what remains
+            #expect(r.stderr.contains("the code did not match (\(left) from this address)"), "\(r.stderr)")
         }
         let fourth = try await b.device.run("pair", "join", invite.code, "--host", a.listen)
         #expect(fourth.status == 1)
@@ -97,6 +97,28 @@ final class InviteProcess: Sendable {
         #expect(try await household(a.device) == before)
         #expect(try await household(b.device) == beforeB) // still only in the household its own init founded
         #expect(try await a.api("GET", "/v1/peers").arrayValue?.isEmpty == true)
+    }
+
+    /// One wrong code of an invite with three attempts uses one attempt, not one per connection:
+    /// the invite has 2 left. The joiner hears 1 because one address may use all but one of
+    /// them (the default share), and both sides say the count is that address's.
+    @Test func oneWrongCodeUsesOneAttemptAndTheJoinerHearsItsAddressShare() async throws {
+        let a = try await AgentProcess(device("a")), b = try await AgentProcess(device("b"))
+        let invite = try await InviteProcess(a.device)
+        let r = try await b.device.run("pair", "join", wrong(invite.code, 1), "--host", a.listen)
+        #expect(r.status == 2, "\(r.stderr)")
+        #expect(r.stderr.contains("the code did not match (1 attempt left from this address)"), "\(r.stderr)")
+        let name = String(invite.code.prefix(4))
+        let state = try await a.api("GET", "/v1/pairing/invites/\(name)").objectValue ?? [:]
+        #expect(state["attempts_left"] == 2 && state["attempts_per_address"] == 2, "\(state)")
+        #expect(state["failures"]?.arrayValue?.count == 1, "\(state)")
+        // The inviter's screen says the share up front and the count of the failed attempt as the joiner's.
+        try await waitUntil("the failed attempt on the inviter's screen", timeout: 10) {
+            String(decoding: FileManager.default.contents(atPath: invite.err) ?? Data(), as: UTF8.self).contains("failed attempt from")
+        }
+        let screen = String(decoding: FileManager.default.contents(atPath: invite.err) ?? Data(), as: UTF8.self)
+        #expect(screen.contains("3 attempts, at most 2 from one address"), "\(screen)")
+        #expect(screen.contains("1 attempt left from that address"), "\(screen)")
     }
 
     @Test func anExpiredInviteIsRefusedWithItsOwnMessage() async throws {
