@@ -138,7 +138,7 @@ struct ImportCommand: ParsableCommand {
             guard !quiet, dryRun || kind != .hubsync else { return }
             let verb = dryRun ? "would import" : "imported"
             print("\(MigrationError.escapingControls(file)) (\(kind.rawValue)): \(verb) \(plan.records) \(plan.records == 1 ? "record" : "records") "
-                + "(\(plan.collections.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))): "
+                + "(\(plan.collections.sorted { $0.key < $1.key }.map { pluralRecords($0.value, in: $0.key) }.joined(separator: ", "))): "
                 + "\(plan.created) new, \(plan.updated) updated, \(plan.unchanged) unchanged"
                 + (plan.removed > 0 ? "; \(dryRun ? "would remove" : "removed") \(plan.removed) lorebook "
                     + "\(plan.removed == 1 ? "memory" : "memories") whose entries the card no longer has" : ""))

@@ -188,3 +188,11 @@ struct RepairCommand: ParsableCommand {
 func plural(_ count: Int, _ noun: String, _ plural: String? = nil) -> String {
     "\(count) " + (count == 1 ? noun : plural ?? noun + "s")
 }
+
+/// A count of records of a collection, its name in the right number: "1 memory", "3 personas".
+func pluralRecords(_ count: Int, in collection: String) -> String {
+    let singular = ["memories": "memory", "personas": "persona", "preferences": "preference",
+                    "conversations": "conversation"][collection]
+    guard let singular else { return "\(count) \(collection)" }
+    return plural(count, singular, collection)
+}

@@ -220,7 +220,7 @@ import Testing
             let chat = dir.appendingPathComponent("c.json")
             try Data(Self.chatGPT.replacingOccurrences(of: "\"parts\":[\"Yes.\"]", with: "\"parts\":[\"\"]").utf8).write(to: chat)
             let r = try await d.ok("import", chat.path, "--dry-run", "--persona", "ada")
-            #expect(r.stdout.contains("would import 1 record (1 conversations): 1 new, 0 updated, 0 unchanged"), "\(r.stdout)")
+            #expect(r.stdout.contains("would import 1 record (1 conversation): 1 new, 0 updated, 0 unchanged"), "\(r.stdout)")
             #expect(r.stdout.contains("skipped conversation 1, node b: empty message"), "\(r.stdout)")
             #expect(try await export(d).isEmpty)
             let wrong = try await d.run("import", chat.path, "--format", "claude")
