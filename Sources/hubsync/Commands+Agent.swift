@@ -261,8 +261,20 @@ struct StatusCommand: ParsableCommand {
                                   line: "Agent: not running (start it with `hubsync run --data \(dir.path)`)")
             return
         }
-        let answer = try statusAnswer(agent)
-        if output.json { printJSON(answer); return }
+        var answer = try statusAnswer(agent)
+        // A damaged store cannot give this device's name; its device.json still does.
+        if case .object(var o) = answer, (o["device_name"] ?? .null) == .null,
+           let name = dir.deviceName.flatMap(DeviceNames.displayable) {
+            o["device_name"] = .string(name)
+            answer = .object(o)
+        }
+        // A store the agent cannot read is a failure (exit 1), after the status that names it.
+        let storeProblem = answer.objectValue?["store"]?.objectValue?["problem"]?.stringValue
+        if output.json {
+            printJSON(answer)
+            if let storeProblem { throw CLIError(.damaged, storeProblem) }
+            return
+        }
         var bytes: [UInt8] = []
         JSON.write(answer, to: &bytes)
         let status: AgentStatus
@@ -298,6 +310,7 @@ struct StatusCommand: ParsableCommand {
                 + "\(b.target ?? "-"), every \(durationText(Int(b.intervalSeconds)))")
             if let w = b.warning { print("  warning: \(w)") }
         }
+        if let storeProblem { throw CLIError(.damaged, storeProblem) }
     }
 
     /// The agent's status; from a hung agent, what the store says without it, then the failure.

@@ -113,7 +113,7 @@ import Testing
     /// hears why. After `hubsync repair` the change arrives: nothing was lost.
     @Test func aStoreDamagedUnderTheAgentRefusesWritesAndLosesNothing() async throws {
         let d = device("d")
-        try await d.ok("init")
+        try await d.ok("init", "--name", "damaged")
         var lines = ""
         for i in 0..<4_000 {
             lines += #"{"collection":"memories","id":"m\#(i)","fields":{"text":"\#(String(repeating: "tea and a walk ", count: 70))"}}"# + "\n"
@@ -134,6 +134,10 @@ import Testing
         }
         let text = try await d.run("status")
         #expect(text.stdout.contains("Store: ") && text.stdout.contains("hubsync repair"), "\(text.stdout)")
+        #expect(text.status == 1 && text.stderr.contains("hubsync repair"), "a damaged store is a failure: \(text.status) \(text.stderr)")
+        let json = try await d.run("status", "--json")
+        #expect(json.status == 1, "\(json.stderr)")
+        #expect(json.json?.objectValue?["device_name"] == "damaged", "the name comes from device.json: \(json.stdout)")
         let log = try String(contentsOfFile: d.data + "/agent.log", encoding: .utf8)
         #expect(log.contains("error hubsync:") && log.contains("the store is damaged"), "\(log.suffix(2_000))")
 
