@@ -161,11 +161,15 @@ struct PeersList: ParsableCommand {
             return
         }
         if peers.isEmpty && unlisted.isEmpty { print("No trusted peers. Add one with: hubsync peers add DEVICE-ID --address HOST:PORT") }
-        for p in peers { print("\(devices.label(p.device, full: true))  \(p.address ?? "(no address)")") }
-        for m in unlisted {
-            print("\(devices.label(m, full: true))  (household member; no address known: found over mDNS, "
-                + "or give one with `hubsync peers add \(m) --address HOST:PORT`)")
+        // One form for a device without an address, trusted peer or household member alike.
+        func noAddress(_ device: DeviceID, member: Bool) -> String {
+            "(\(member ? "household member; " : "")no address known: found over mDNS, "
+                + "or give one with `hubsync peers add \(device) --address HOST:PORT`)"
         }
+        for p in peers {
+            print("\(devices.label(p.device, full: true))  \(p.address ?? noAddress(p.device, member: household?.isMember(p.device) ?? false))")
+        }
+        for m in unlisted { print("\(devices.label(m, full: true))  \(noAddress(m, member: true))") }
     }
 }
 

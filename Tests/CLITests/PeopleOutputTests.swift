@@ -49,6 +49,18 @@ import Testing
         #expect(try await d.ok("get", "memories", "m2", "-q").stdout.contains("x"))
     }
 
+    /// A trusted peer without an address is shown in the one form a household member without one is.
+    @Test func aPeerWithoutAnAddressHasOneForm() async throws {
+        let d = Device(data: dir.path + "/d"), other = Device(data: dir.path + "/other")
+        try await d.ok("init")
+        try await other.ok("init")
+        let id = try await other.ok("id").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try await d.ok("peers", "add", id)
+        let line = try #require(try await d.ok("peers").stdout.split(separator: "\n").first { $0.contains(id) })
+        #expect(line.hasSuffix("(no address known: found over mDNS, or give one with `hubsync peers add \(id) --address HOST:PORT`)"),
+                "\(line)")
+    }
+
     @Test func conflictsAreCutAndNameThisDevice() async throws {
         let a = Device(data: dir.path + "/a"), b = Device(data: dir.path + "/b")
         try await a.ok("init", "--name", "laptop")
