@@ -1,3 +1,4 @@
+import Foundation
 import HubSyncCore
 import HubSyncCrypto
 @testable import HubSyncNet
@@ -35,6 +36,60 @@ import Testing
         var id: DeviceID { node.identity.deviceID }
 
         deinit { listener.cancel() }
+    }
+
+    /// A TCP listener on 127.0.0.1:0 that closes every connection at once (a peer that refuses
+    /// before any handshake), counting them; on a thread of its own.
+    final class ClosingListener: @unchecked Sendable { // the lock box: `count` is behind `lock`
+        let fd: Int32
+        let address: String
+        private let lock = NSLock()
+        private var count = 0
+        var accepted: Int { lock.withLock { count } }
+
+        init() throws {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+            addr.sin_port = 0
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+            try #require(bound == 0 && listen(fd, 16) == 0)
+            _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+            self.fd = fd
+            address = "127.0.0.1:\(UInt16(bigEndian: addr.sin_port))"
+            Thread { [self] in
+                while true {
+                    let c = accept(fd, nil, nil)
+                    if c < 0 { return }
+                    lock.withLock { count += 1 }
+                    close(c)
+                }
+            }.start()
+        }
+
+        deinit { shutdown(fd, Int32(SHUT_RDWR)); close(fd) }
+    }
+
+    /// A peer that refuses every connection is redialled with backoff (0.25 s doubling), not at
+    /// once. A peer that closes before answering costs each dial two connections (version 2,
+    /// then the one version 1 fallback, SPEC 2.4), so dial N opens connection 2N−1: from the
+    /// first to the ninth (dial 5) at least 0.25 + 0.5 + 1 + 2 s pass; without the doubling it
+    /// would be 1 s. Measured between connections the listener counts, with no sleep.
+    @Test func redialsOfARefusingPeerAreSpaced() async throws {
+        let a = try await TestNode("a", in: dir)
+        let refusing = try ClosingListener()
+        let peer = Identity(signingKey: .generate()).deviceID
+        try a.store.addPeer(peer, address: refusing.address)
+        let dialer = Task { await a.node.maintain(peer: peer, address: refusing.address) }
+        defer { dialer.cancel() }
+        try await waitUntil("the first dial", timeout: 60, interval: 0.01) { refusing.accepted >= 1 }
+        let first = ContinuousClock.now
+        try await waitUntil("the fifth dial", timeout: 60, interval: 0.01) { refusing.accepted >= 9 }
+        let spread = ContinuousClock.now - first
+        #expect(spread >= .milliseconds(3_700), "five dials (\(refusing.accepted) connections) within \(spread)")
+        #expect(a.node.status().first { $0.device == peer }?.connected != true)
     }
 
     static func put(_ store: Store, _ id: String, _ text: String) throws {
