@@ -161,13 +161,15 @@ extension Repository {
 
 /// Turning a snapshot's records into writes on a live store.
 public enum RestorePlan {
-    /// For `--merge`: records alive in the snapshot but deleted in the store now are undeleted
-    /// (the merge of the old states alone cannot undo a later delete).
-    public static func undeletes(snapshot: [RecordState], current: [RecordKey: RecordState]) -> [RecordOperation] {
-        snapshot.compactMap { s in
-            guard s.isAlive, let c = current[s.key], !c.isAlive, c.causalLength > 0 else { return nil }
-            return .undelete(s.key)
-        }
+    /// For `--merge`: each snapshot state merged, and a user record alive in the snapshot
+    /// undeleted after the merges (the merge of the old states alone cannot undo a later
+    /// delete). An undelete changes nothing on a record alive now, so the writer decides, in
+    /// order, with no read of the store beforehand. Membership and audit records are only
+    /// merged: a device removed since the snapshot stays removed.
+    public static func mergeWrites(snapshot: [RecordState]) -> [RecordWrite] {
+        let user = Set(HubCollection.userCollections.map(\.rawValue))
+        return snapshot.map(RecordWrite.merge)
+            + snapshot.filter { $0.isAlive && user.contains($0.key.collection) }.map { .local(.undelete($0.key)) }
     }
 
     /// For `--revert`: the snapshot's values written as new edits: the visible fields as they were

@@ -110,6 +110,7 @@ extension Store {
             state.delete(stamp: ctx.stamp())
         case .undelete:
             guard old != nil, state.causalLength > 0 else { throw StoreError.notFound(key) }
+            guard !state.isAlive else { return } // alive already: nothing changes, no clock tick
             state.undelete(stamp: ctx.stamp())
         case .insert(_, let field, let elements), .remove(_, let field, let elements):
             guard collection.setFields.contains(field) else {

@@ -122,15 +122,20 @@ struct BackupRestoreCommand: ParsableCommand {
         }
         var writes = 0
         var seen = Set<RecordKey>()
-        func send(_ batch: [RecordWrite]) throws {
-            guard !batch.isEmpty else { return }
+        /// Applies `batch` in order on whichever path holds the directory; answers how many of
+        /// its writes changed a record.
+        @discardableResult
+        func send(_ batch: [RecordWrite]) throws -> Int {
+            guard !batch.isEmpty else { return 0 }
             switch writer {
             case .agent(let agent):
+                var changed = 0
                 for part in stride(from: 0, to: batch.count, by: 500) {
-                    _ = try agent.apply(Array(batch[part..<min(part + 500, batch.count)]))
+                    changed += try agent.apply(Array(batch[part..<min(part + 500, batch.count)])).filter { $0 }.count
                 }
+                return changed
             case .direct(let own):
-                _ = try guarded { try own.apply(batch) }
+                return try guarded { try own.apply(batch) }.filter { $0.sequence != nil }.count
             }
         }
         func apply(_ ops: [RecordOperation]) throws {
@@ -141,10 +146,10 @@ struct BackupRestoreCommand: ParsableCommand {
             try repo.readRecords(of: snap, skipDamaged: skipDamaged, only: only, progress: progress.callback) { batch in
                 for s in batch { seen.insert(s.key) }
                 if merge {
-                    try send(batch.map(RecordWrite.merge))
-                    var current: [RecordKey: RecordState] = [:]
-                    for s in try store.states(for: batch.map(\.key)) { current[s.key] = s }
-                    try apply(RestorePlan.undeletes(snapshot: batch, current: current))
+                    // Each state merged, then undeleted when it was alive in the snapshot, in one
+                    // ordered stream to the writer: the undelete changes only a record deleted now,
+                    // decided where it is written (a read beside the agent could lag its writes).
+                    writes += try send(RestorePlan.mergeWrites(snapshot: batch))
                 } else {
                     var current: [RecordKey: RecordState] = [:]
                     for s in try store.states(for: batch.map(\.key)) { current[s.key] = s }

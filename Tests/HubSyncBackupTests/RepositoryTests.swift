@@ -193,3 +193,37 @@ final class FailureBox: @unchecked Sendable { // every access goes through `lock
     func add(_ s: String) { lock.withLock { items.append(s) } }
     var all: [String] { lock.withLock { items } }
 }
+
+@Suite struct RestorePlanTests {
+    let dir = TemporaryDirectory()
+
+    /// A merge restore: a record deleted since the snapshot comes back, one edited since keeps the
+    /// edit, one alive untouched gets no new change, and a membership record stays as it is now.
+    @Test func mergeWritesUndeleteOnlyWhatIsDeletedNow() throws {
+        let store = try Store(path: dir.path + "/s.sqlite", device: device(1))
+        let gone = RecordKey(collection: "memories", id: "gone"), edited = RecordKey(collection: "memories", id: "edited")
+        let kept = RecordKey(collection: "memories", id: "kept")
+        try store.apply([.put(gone, ["text": "likes tea"]), .put(edited, ["text": "walks at dawn"]), .put(kept, ["text": "same"])])
+        let snapshot = try store.states(for: [gone, edited, kept])
+        try store.apply([.delete(gone), .put(edited, ["text": "walks at dusk"])])
+        let clock = store.lastClock
+
+        let results = try store.apply(RestorePlan.mergeWrites(snapshot: snapshot))
+        #expect(results.filter { $0.sequence != nil }.count == 1, "only the undelete changes something")
+        #expect(try store.get(gone)?.isAlive == true)
+        #expect(try store.get(gone)?.visibleFields["text"] == .string("likes tea"))
+        #expect(try store.get(edited)?.visibleFields["text"] == .string("walks at dusk"), "a merge keeps later edits")
+        #expect(store.lastClock > clock)
+        let after = store.lastClock
+        _ = try store.apply(RestorePlan.mergeWrites(snapshot: snapshot))
+        #expect(store.lastClock == after, "nothing to undelete: no clock tick")
+    }
+
+    @Test func mergeWritesNeverUndeleteMembershipOrUnknownCollections() {
+        var member = RecordState(key: RecordKey(collection: "devices", id: "x"))
+        member.write(field: "name", value: .string("old laptop"), stamp: Stamp(time: Timestamp(millis: 1, counter: 0), device: device(1)))
+        let writes = RestorePlan.mergeWrites(snapshot: [member])
+        #expect(writes.count == 1)
+        if case .merge = writes[0] {} else { Issue.record("a membership record is only merged") }
+    }
+}
