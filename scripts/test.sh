@@ -7,7 +7,9 @@
 # their own avahi-daemons, the ten-device soak). Swift Testing runs
 # the tests of one run in parallel; on a 2-core machine the live suites of all three at once
 # starve each other's time limits, so the groups do not overlap. Every group runs even when an
-# earlier one failed; the exit status is 1 when any failed.
+# earlier one failed; the exit status is 1 when any failed. The CLI suites' time limits (10
+# minutes) guard against a hang only: on a 2-core CI machine that group runs about 300 s with
+# its tests in parallel, so a test started first may take the group's whole length.
 # Usage: test.sh [extra swift test arguments]
 set -uo pipefail
 swift=${SWIFT:-$(command -v swift || echo /opt/swift/usr/bin/swift)}

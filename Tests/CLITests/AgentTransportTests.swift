@@ -5,7 +5,7 @@ import Testing
 /// What the CLI sends through a running agent: anything the store can hold gets in, a write too
 /// large for any record is bad input, and an agent that stops answering gets a sentence that
 /// says what is known.
-@Suite(.timeLimit(.minutes(5))) struct AgentTransportTests {
+@Suite(.timeLimit(.minutes(10))) struct AgentTransportTests {
     let dir = TemporaryDirectory()
 
     func device(_ name: String) -> Device { Device(data: dir.path + "/" + name) }

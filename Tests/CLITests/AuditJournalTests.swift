@@ -9,7 +9,7 @@ import Testing
 
 /// The audit journal (protocol/SPEC.md 8) between real agents: entries written on one device
 /// arrive on the others, and entries another member forged or altered are refused.
-@Suite(.timeLimit(.minutes(3))) struct AuditJournalTests {
+@Suite(.timeLimit(.minutes(10))) struct AuditJournalTests {
     let dir = TemporaryDirectory()
 
     func device(_ name: String) -> Device { Device(data: dir.path + "/" + name) }

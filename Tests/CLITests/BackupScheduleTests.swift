@@ -4,7 +4,7 @@ import Testing
 
 /// `"backup"` in config.json: the agent backs up on its interval and warns in status when the
 /// last backup is older than the recovery point.
-@Suite(.timeLimit(.minutes(3))) struct BackupScheduleTests {
+@Suite(.timeLimit(.minutes(10))) struct BackupScheduleTests {
     let dir = TemporaryDirectory()
 
     func device(_ name: String) -> Device { Device(data: dir.path + "/" + name) }

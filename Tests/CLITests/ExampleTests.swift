@@ -3,7 +3,7 @@ import HubSyncCore
 import Testing
 
 /// The files in examples/ work as they stand.
-@Suite(.timeLimit(.minutes(5))) struct ExampleTests {
+@Suite(.timeLimit(.minutes(10))) struct ExampleTests {
     let dir = TemporaryDirectory()
 
     static var repository: URL {

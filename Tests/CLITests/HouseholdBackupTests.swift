@@ -7,7 +7,7 @@ import Testing
 
 /// Pairing and backups share one household: a device that joins adopts the household's group
 /// key and recovery key, so its backups open on any member and with the key `init` printed first.
-@Suite(.timeLimit(.minutes(3))) struct HouseholdBackupTests {
+@Suite(.timeLimit(.minutes(10))) struct HouseholdBackupTests {
     let dir = TemporaryDirectory()
 
     func device(_ name: String) -> Device { Device(data: dir.path + "/" + name) }

@@ -4,7 +4,7 @@ import Testing
 
 /// Attacks on pairing invites by an adversary written from the SPEC alone
 /// (Tests/hostile/household/invite_adversary.py, libsodium through ctypes), against a real agent.
-@Suite(.timeLimit(.minutes(3))) struct InviteAttackTests {
+@Suite(.timeLimit(.minutes(10))) struct InviteAttackTests {
     let dir = TemporaryDirectory()
 
     static var script: String {

@@ -4,7 +4,7 @@ import Testing
 
 /// Sync never wedges on a record larger than a frame (protocol/SPEC.md 3.5): concurrent large
 /// edits merge into a state of about 1 MB, which travels in pieces, and nothing else waits.
-@Suite(.timeLimit(.minutes(5))) struct LargeStateSyncTests {
+@Suite(.timeLimit(.minutes(10))) struct LargeStateSyncTests {
     let dir = TemporaryDirectory()
 
     func device(_ name: String) -> Device { Device(data: dir.path + "/" + name) }

@@ -5,7 +5,7 @@ import HubSyncCore
 import Testing
 
 /// Live sync between real `hubsync run` processes on loopback.
-@Suite(.timeLimit(.minutes(5))) struct LiveSyncTests {
+@Suite(.timeLimit(.minutes(10))) struct LiveSyncTests {
     let dir = TemporaryDirectory()
 
     func device(_ name: String) -> Device { Device(data: dir.path + "/" + name) }
@@ -211,7 +211,7 @@ private func readEventsBlocking(port: UInt16, token: String, path: String, count
 }
 
 /// SIGKILL of the receiving agent in the middle of a 50,000-record transfer.
-@Suite(.timeLimit(.minutes(5))) struct TransferCrashTests {
+@Suite(.timeLimit(.minutes(10))) struct TransferCrashTests {
     let dir = TemporaryDirectory()
 
     @Test func aKilledReceiverResumesWhereItStoppedAndConverges() async throws {
@@ -258,7 +258,7 @@ private func readEventsBlocking(port: UInt16, token: String, path: String, count
     }
 }
 
-@Suite(.timeLimit(.minutes(5))) struct ClockSkewTests {
+@Suite(.timeLimit(.minutes(10))) struct ClockSkewTests {
     let dir = TemporaryDirectory()
 
     /// A peer whose clock is ten minutes ahead is refused, and status says why; nothing of it

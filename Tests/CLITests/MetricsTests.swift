@@ -5,7 +5,7 @@ import Testing
 
 /// `GET /metrics` scraped from real agents: every metric is there, and each moves when its
 /// cause happens (a put, a sync, a conflict, a backup, an error).
-@Suite(.timeLimit(.minutes(3))) struct MetricsTests {
+@Suite(.timeLimit(.minutes(10))) struct MetricsTests {
     let dir = TemporaryDirectory()
 
     func device(_ name: String) -> Device { Device(data: dir.path + "/" + name) }

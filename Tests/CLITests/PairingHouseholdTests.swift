@@ -5,7 +5,7 @@ import Testing
 
 /// Three devices paired in a line: membership syncs, so A trusts C with no step on A, and a
 /// removal signed on A takes C out of B's trust too.
-@Suite(.timeLimit(.minutes(5))) struct PairingHouseholdTests {
+@Suite(.timeLimit(.minutes(10))) struct PairingHouseholdTests {
     let dir = TemporaryDirectory()
 
     func device(_ name: String) -> Device { Device(data: dir.path + "/" + name) }

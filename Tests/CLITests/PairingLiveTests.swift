@@ -38,7 +38,7 @@ final class InviteProcess: Sendable {
 }
 
 /// Pairing between real agents on loopback: the code, the exchange, then sync.
-@Suite(.timeLimit(.minutes(5))) struct PairingLiveTests {
+@Suite(.timeLimit(.minutes(10))) struct PairingLiveTests {
     let dir = TemporaryDirectory()
 
     func device(_ name: String) -> Device { Device(data: dir.path + "/" + name) }

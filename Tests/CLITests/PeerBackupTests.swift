@@ -6,7 +6,7 @@ import Testing
 
 /// `--repo peer:DEVICE-ID`: one device's backups kept by another (the home server) over the
 /// agents' transport, with real `hubsync run` processes on loopback.
-@Suite(.timeLimit(.minutes(3))) struct PeerBackupTests {
+@Suite(.timeLimit(.minutes(10))) struct PeerBackupTests {
     let dir = TemporaryDirectory()
 
     func device(_ name: String) -> Device { Device(data: dir.path + "/" + name) }

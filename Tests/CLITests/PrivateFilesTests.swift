@@ -4,7 +4,7 @@ import Testing
 
 /// The data directory and every file in it are private to the owner, and the recovery key need
 /// not be typed on the command line (issue 10, files and secrets).
-@Suite(.timeLimit(.minutes(5))) struct PrivateFilesTests {
+@Suite(.timeLimit(.minutes(10))) struct PrivateFilesTests {
     let dir = TemporaryDirectory()
 
     func modes(_ path: String) throws -> [String: mode_t] {

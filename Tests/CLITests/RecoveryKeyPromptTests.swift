@@ -4,7 +4,7 @@ import Testing
 
 /// The recovery key typed at a prompt (`--recovery-key -` at a terminal), through a real
 /// pseudo-terminal: what the terminal shows must not include the key (issue 10, files and secrets).
-@Suite(.timeLimit(.minutes(5))) struct RecoveryKeyPromptTests {
+@Suite(.timeLimit(.minutes(10))) struct RecoveryKeyPromptTests {
     let dir = TemporaryDirectory()
 
     /// What a person at a terminal sees: `argv` runs on a pseudo-terminal (Python's `pty.fork`,

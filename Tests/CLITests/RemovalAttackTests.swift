@@ -6,7 +6,7 @@ import Testing
 /// agents on loopback: removing a remover never re-admits its victims, the key epoch moves on
 /// every removal and members converge on one key, the founder takes its household back from a
 /// stolen device, and a removed device cannot be trusted again (protocol/SPEC.md 4.7, 4.8).
-@Suite(.timeLimit(.minutes(5))) struct RemovalAttackTests {
+@Suite(.timeLimit(.minutes(10))) struct RemovalAttackTests {
     let dir = TemporaryDirectory()
 
     func device(_ name: String) -> Device { Device(data: dir.path + "/" + name) }

@@ -4,7 +4,7 @@ import Testing
 
 /// The ways back from a broken data directory: each sentence leads somewhere that works, and
 /// nothing a refused command touches changes.
-@Suite(.timeLimit(.minutes(4))) struct RepairRecoveryTests {
+@Suite(.timeLimit(.minutes(10))) struct RepairRecoveryTests {
     let dir = TemporaryDirectory()
 
     func device(_ name: String) -> Device { Device(data: dir.path + "/" + name) }

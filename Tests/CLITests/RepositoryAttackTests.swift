@@ -7,7 +7,7 @@ import Testing
 /// The repository findings of issue 10's attack review, against the real CLI (protocol/SPEC.md
 /// 5.5, 5.9): F10, a household key entry planted by whoever can write a file is never adopted;
 /// F11, one unreadable snapshot file never blocks the others.
-@Suite(.timeLimit(.minutes(5))) struct RepositoryAttackTests {
+@Suite(.timeLimit(.minutes(10))) struct RepositoryAttackTests {
     let dir = TemporaryDirectory()
 
     func device(_ name: String) -> Device { Device(data: dir.path + "/" + name) }

@@ -5,7 +5,7 @@ import Testing
 
 /// The agent as a system service: the units in examples/systemd, as `make install` installs
 /// them, pass `systemd-analyze verify`; SIGHUP reloads config.json; the log has no colour.
-@Suite(.timeLimit(.minutes(3))) struct SystemServiceTests {
+@Suite(.timeLimit(.minutes(10))) struct SystemServiceTests {
     let dir = TemporaryDirectory()
 
     @Test func sighupReloadsTheConfigurationAndABadFileKeepsTheOldOne() async throws {
