@@ -66,6 +66,11 @@ extension Agent {
         }
         router.post("v1/audit") { [self] request, _ in
             let body = try await bodyObject(request)
+            let known: Set = ["action", "subject", "detail", "seconds", "repository_bytes"]
+            if let other = body.keys.sorted().first(where: { !known.contains($0) }) {
+                throw APIError(.badRequest, "\"\(other)\" is not a member of an audit request; give \"action\", \"subject\" and \"detail\" "
+                    + "(and a backup's \"seconds\" and \"repository_bytes\"): the entry's time, device and signature are this agent's")
+            }
             guard let actionText = body["action"]?.stringValue, let action = AuditEntry.Action(rawValue: actionText) else {
                 throw APIError(.badRequest, "give \"action\": one of " + AuditEntry.Action.allCases.map(\.rawValue).joined(separator: ", "))
             }
@@ -89,6 +94,18 @@ extension Agent {
                 if case .int(let n) = body["seconds"] ?? .null { seconds = Double(n) }
                 if case .int(let n) = body["repository_bytes"] ?? .null { bytes = Int(n) }
                 metrics.noteBackup(target: target, finished: entry.time, seconds: seconds, repositoryBytes: bytes)
+                // `hubsync backup now` beside the agent, to a configured target: status and the
+                // dashboard show it as the last backup, as they show the agent's own.
+                if let schedule = configuration.backup, schedule.targets.contains(target), let snapshot = subject["snapshot"] {
+                    backupState.withLock {
+                        $0.last = entry.time
+                        $0.snapshot = snapshot
+                        $0.target = target
+                        if $0.errorTarget == target { $0.error = nil; $0.errorTarget = nil }
+                    }
+                    await saveBackupState()
+                    await measureStorage([target], schedule)
+                }
             }
             return json(entry.json(verifiedName: await DeviceNames.read(from: store)[entry.device]), status: .created)
         }

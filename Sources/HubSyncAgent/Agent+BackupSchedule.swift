@@ -91,9 +91,11 @@ extension Agent {
     }
 
     /// One backup to each target, in order; the state records the last success and any failure.
-    /// Answers each target's snapshot ID (hex) or why it failed.
+    /// Answers each target's snapshot ID (hex) or why it failed. `manual` is a backup someone
+    /// asked for (the dashboard's Backup now), said so in the log and the audit journal.
     @discardableResult
-    func runScheduledBackups(_ schedule: BackupSchedule) async -> [(target: String, result: Result<String, BackupFailure>)] {
+    func runScheduledBackups(_ schedule: BackupSchedule, manual: Bool = false) async -> [(target: String, result: Result<String, BackupFailure>)] {
+        let kind = manual ? "backup" : "scheduled backup"
         var failure: (String, String)?
         var results: [(target: String, result: Result<String, BackupFailure>)] = []
         defer { backupProgress.finish() }
@@ -113,17 +115,17 @@ extension Agent {
                 for u in unreadable {
                     logger.warning("a snapshot of the backup target cannot be read", metadata: ["target": "\(text)", "error": "\(u.message)"])
                 }
-                logger.info("scheduled backup done", metadata: ["target": "\(text)", "snapshot": "\(snapshot.id.short)"])
+                logger.info("\(kind) done", metadata: ["target": "\(text)", "snapshot": "\(snapshot.id.short)"])
                 metrics.noteBackup(target: text, finished: Store.systemClock(), seconds: seconds, repositoryBytes: size)
                 await recordAudit(.backup, subject: ["target": text, "snapshot": snapshot.id.hex, "records": "\(snapshot.records)"],
-                                  detail: "scheduled backup of \(snapshot.records) records to \(text)")
+                                  detail: (manual ? "Backup now: " : "scheduled backup of ") + "\(plural(snapshot.records, "record")) to \(text)")
                 results.append((text, .success(snapshot.id.hex)))
             } catch {
                 let message = (error as? BackupError)?.message ?? "\(error)"
                 failure = (text, message)
                 results.append((text, .failure(BackupFailure(message: message))))
                 metrics.count(.backup)
-                logger.warning("scheduled backup failed", metadata: ["target": "\(text)", "error": "\(message)"])
+                logger.warning("\(kind) failed", metadata: ["target": "\(text)", "error": "\(message)"])
             }
             await measureStorage([text], schedule)
         }
@@ -146,7 +148,9 @@ extension Agent {
         let (repo, household, target) = try repository(text, schedule, create: true)
         let host = ProcessInfo.processInfo.hostName
         let holder = "the agent on \(host) (pid \(getpid()))"
-        let result = try repo.backup(store: store, device: identity.deviceID.description, hostname: host,
+        // The snapshot carries the device's name, as `hubsync backup now` gives it.
+        let name = DeviceNames.configuredName(in: writerLock.directory) ?? host
+        let result = try repo.backup(store: store, device: identity.deviceID.description, hostname: name,
                                      household: household, holder: holder, signer: identity.signingKey,
                                      progress: { [backupProgress] phase, done, total in
                                          backupProgress.update(target: text, phase: phase, done: done, total: total)
@@ -250,18 +254,23 @@ extension Agent {
         }
     }
 
+    /// Keeps a drill run without an agent (`hubsync backup drill`, the directory's writer lock
+    /// held by the caller) in `DATA/backup-state.json`, for status and the Backups tab once the
+    /// agent starts; the rest of the file stays as it is.
+    public static func recordDrill(target: String, report: DrillReport, in directory: DataDirectory) throws {
+        let path = directory.path + "/" + backupStateFile
+        var o = FileManager.default.contents(atPath: path).flatMap { try? JSON.parse([UInt8]($0)) }?.objectValue ?? [:]
+        o["drill"] = DrillResult(target: target, report: report).fileJSON
+        try directory.writeAtomically(Array((JSON.serialize(.object(o)) + "\n").utf8), to: backupStateFile, mode: 0o600)
+    }
+
     /// Saves what the scheduled backups did last (`DATA/backup-state.json`).
     func saveBackupState() async {
         let s = backupState.withLock { $0 }
         guard s.last != nil || s.drill != nil else { return }
         let v: Value = ["last": s.last.map { .int(Int64($0)) } ?? .null, "snapshot": s.snapshot.map { .string($0) } ?? .null,
                         "target": s.target.map { .string($0) } ?? .null,
-                        "drill": s.drill.map { d in
-                            ["target": .string(d.target), "snapshot": .string(d.snapshot), "at": .int(Int64(d.at)),
-                             "recovery_time_seconds": .double(d.recoveryTimeSeconds),
-                             "recovery_point_seconds": .double(d.recoveryPointSeconds),
-                             "problems": .array(d.problems.map { .string($0) })]
-                        } ?? .null]
+                        "drill": s.drill.map(\.fileJSON) ?? .null]
         let directory = writerLock.directory
         do {
             try await BlockingIO.run {

@@ -78,9 +78,9 @@ extension Agent {
         // device's name is known (it comes with the first sync), or SECONDS passed: `device_name`.
         router.get("v1/pairing/invites/:name") { [self] request, context in
             let name = try context.parameters.require("name")
-            let after = request.uri.queryParameters.get("after", as: UInt64.self)
-            let wait = min(60, max(0, request.uri.queryParameters.get("wait", as: Int.self) ?? 0))
-            let nameWait = min(30, max(0, request.uri.queryParameters.get("name_wait", as: Int.self) ?? 0))
+            let after = try queryInteger(request, "after", 0...Int.max).map { UInt64($0) }
+            let wait = try queryInteger(request, "wait", 0...60) ?? 0
+            let nameWait = try queryInteger(request, "name_wait", 0...30) ?? 0
             let changes = desk.changes.subscribe()
             defer { desk.changes.unsubscribe(changes) }
             let deadline = ContinuousClock.now + .seconds(wait)

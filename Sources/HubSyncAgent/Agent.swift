@@ -72,6 +72,7 @@ public final class Agent: Sendable {
             throw ValidationFailure((holder.map { "\($0)" } ?? "another process") + " holds \(directory); "
                 + (holder?.isAgent == true ? "an agent already runs there, stop it first" : "try again when it has finished"))
         }
+        if let problem = dataDirectory.missingStoreProblem { throw ValidationFailure(problem) }
         let offset = configuration.clockOffsetMillis
         let store = try Store(path: dataDirectory.storePath, device: identity.deviceID,
                               maxClockDriftMillis: configuration.maxClockDriftMillis,

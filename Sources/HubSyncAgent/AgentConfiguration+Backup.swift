@@ -1,5 +1,6 @@
 import Foundation
 import HubSyncBackup
+import HubSyncBase
 import HubSyncCore
 import HubSyncS3
 
@@ -59,6 +60,15 @@ public struct BackupSchedule: Sendable, Equatable {
                     guard let s = t.stringValue ?? t.objectValue?["target"]?.stringValue,
                           s.hasPrefix("local:") || s.hasPrefix("peer:") || s.hasPrefix("s3:") || s.hasPrefix("/")
                     else { throw bad(key, v) }
+                    if s.hasPrefix("local:") || s.hasPrefix("/") {
+                        let folder = s.hasPrefix("local:") ? String(s.dropFirst(6)) : s
+                        guard folder.hasPrefix("/") else {
+                            throw ValidationFailure("\(path): backup target \(s): a local repository is an absolute path, such as local:/media/usb/hubsync")
+                        }
+                        if let problem = FolderPlacement.problem(folder, what: "a backup repository") {
+                            throw ValidationFailure("\(path): backup target \(s): \(problem)")
+                        }
+                    }
                     if s.hasPrefix("s3:") {
                         do throws(S3Error) { _ = try S3Endpoint(parsing: String(s.dropFirst(3))) } catch {
                             throw ValidationFailure("\(path): backup target \(s): \(error.message)")

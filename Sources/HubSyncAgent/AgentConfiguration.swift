@@ -1,5 +1,6 @@
 import HubSyncBase
 import Foundation
+import HubSyncNet
 public import HubSyncCore
 
 /// The agent's settings: `config.json` in the data directory (lines starting with `//` are
@@ -40,19 +41,15 @@ public struct AgentConfiguration: Sendable, Equatable {
     /// The settings of a `config.json` file's bytes; its refusals name `path`.
     public static func parse(_ data: Data, path: String) throws(ValidationFailure) -> AgentConfiguration {
         var c = AgentConfiguration()
-        // Lines that start with // are comments (see examples/config.json).
-        let text = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
-            .map { $0.drop { $0 == " " || $0 == "\t" }.hasPrefix("//") ? "" : String($0) }
-            .joined(separator: "\n")
-        let value: Value
-        do { value = try JSON.parse(text) } catch {
-            throw ValidationFailure("\(path): \(error); fix the file or remove it to use the defaults")
-        }
-        guard let o = value.objectValue else { throw ValidationFailure("\(path) must hold a JSON object") }
+        let o = try settings(data, path: path)
         for (key, v) in o {
             switch (key, v) {
-            case ("listen", .string(let s)): c.listen = s
-            case ("api", .string(let s)): c.api = s
+            case ("listen", .string(let s)):
+                if let problem = addressProblem("listen", s, source: "\(path): \"listen\"") { throw ValidationFailure(problem) }
+                c.listen = s
+            case ("api", .string(let s)):
+                if let problem = addressProblem("api", s, source: "\(path): \"api\"") { throw ValidationFailure(problem) }
+                c.api = s
             case ("repair_interval_seconds", .int(let n)) where n > 0: c.repairInterval = .seconds(n)
             case ("max_clock_drift_seconds", .int(let n)) where n > 0: c.maxClockDriftMillis = UInt64(n) * 1000
             case ("mdns", .bool(let b)): c.mdns = b
@@ -64,5 +61,52 @@ public struct AgentConfiguration: Sendable, Equatable {
             }
         }
         return c
+    }
+
+    /// The JSON object of a `config.json` file's bytes. Lines that start with `//` are comments
+    /// (see examples/config.json), blanked byte for byte so that a refusal's byte offset is the
+    /// file's own; bytes that are not UTF-8 are refused with their offset, never replaced.
+    public static func settings(_ data: Data, path: String) throws(ValidationFailure) -> [String: Value] {
+        var bytes = [UInt8](data)
+        var lineStart = 0
+        for i in 0...bytes.count where i == bytes.count || bytes[i] == UInt8(ascii: "\n") {
+            var j = lineStart
+            while j < i, bytes[j] == UInt8(ascii: " ") || bytes[j] == UInt8(ascii: "\t") { j += 1 }
+            if j + 1 < i, bytes[j] == UInt8(ascii: "/"), bytes[j + 1] == UInt8(ascii: "/") {
+                for k in lineStart..<i { bytes[k] = UInt8(ascii: " ") }
+            }
+            lineStart = i + 1
+        }
+        let value: Value
+        do { value = try JSON.parse(bytes) } catch {
+            throw ValidationFailure("\(path): \(error); fix the file or remove it to use the defaults")
+        }
+        guard let o = value.objectValue else { throw ValidationFailure("\(path) must hold a JSON object") }
+        return o
+    }
+
+    /// Why `address` cannot be where the agent listens for `key` ("listen": peers, "api": the
+    /// local API, loopback only), or nil; `source` names where it was given (a flag, a setting).
+    public static func addressProblem(_ key: String, _ address: String, source: String) -> String? {
+        guard let (host, _) = SyncNode.split(address) else {
+            return "\(source) must be HOST:PORT with a port of 0–65535 (0 picks a free one); got \"\(address)\""
+        }
+        if key == "listen", !isListenableHost(host) {
+            // Refused before any lookup: a name would need DNS, and a typo would fail late with the resolver's words.
+            return "\(source) needs an IP address of this machine (or localhost); \"\(host)\" is not one — "
+                + "e.g. 0.0.0.0:7400 for every interface, 127.0.0.1:0 for this machine only"
+        }
+        if key == "api", !["127.0.0.1", "localhost", "::1"].contains(host) {
+            return "\(source) must be a loopback address (127.0.0.1, ::1 or localhost): the local API "
+                + "is for this machine only; got \"\(address)\""
+        }
+        return nil
+    }
+
+    /// Whether `host` is an IP address (v4 or v6) or localhost: what "listen" can bind without a lookup.
+    public static func isListenableHost(_ host: String) -> Bool {
+        if host == "localhost" { return true }
+        var v4 = in_addr(), v6 = in6_addr()
+        return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
     }
 }

@@ -49,7 +49,7 @@ public final class AuditJournal: Sendable {
                                                        uniquingKeysWith: { a, _ in a }),
                                    detail: AuditEntry.cleaned(detail))
             let record = entry.record(signedWith: identity.signingKey, stamp: Timestamp(millis: time, counter: 0))
-            _ = try store.write(.merge([record]))
+            _ = try store.write(.mergeOwn([record]))
             head = (entry.sequence, entry.hash)
             return entry
         }

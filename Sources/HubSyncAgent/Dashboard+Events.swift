@@ -62,7 +62,7 @@ extension Agent {
                 since = n
             }
             guard events.enter() else {
-                throw APIError(.serviceUnavailable, "\(DashboardEvents.maxStreams) live streams are open already (one per dashboard tab); "
+                throw APIError(.tooManyRequests, "\(DashboardEvents.maxStreams) live streams are open already (one per dashboard tab); "
                     + "close a dashboard tab, or wait: the page reads status every 30 s meanwhile")
             }
             let subscription = store.changeSignal()

@@ -16,6 +16,27 @@ struct DrillResult: Sendable {
     var recoveryTimeSeconds: Double
     var recoveryPointSeconds: Double
     var problems: [String]
+    /// Records restored, when this process ran it (not kept in the file).
+    var records: Int?
+
+    init(target: String, snapshot: String, at: UInt64, recoveryTimeSeconds: Double, recoveryPointSeconds: Double,
+         problems: [String], records: Int? = nil) {
+        (self.target, self.snapshot, self.at, self.records) = (target, snapshot, at, records)
+        (self.recoveryTimeSeconds, self.recoveryPointSeconds, self.problems) = (recoveryTimeSeconds, recoveryPointSeconds, problems)
+    }
+
+    /// A drill's report on `target`, run now.
+    init(target: String, report r: DrillReport) {
+        self.init(target: target, snapshot: r.snapshot.id.hex, at: Store.systemClock(), recoveryTimeSeconds: r.recoveryTimeSeconds,
+                  recoveryPointSeconds: r.recoveryPointSeconds, problems: r.problems, records: r.records)
+    }
+
+    /// Its form in `backup-state.json`.
+    var fileJSON: Value {
+        ["target": .string(target), "snapshot": .string(snapshot), "at": .int(Int64(at)),
+         "recovery_time_seconds": .double(recoveryTimeSeconds), "recovery_point_seconds": .double(recoveryPointSeconds),
+         "problems": .array(problems.map { .string($0) })]
+    }
 
     var status: AgentStatus.Drill {
         AgentStatus.Drill(target: target, snapshot: snapshot, at: isoTime(Timestamp(millis: at, counter: 0)),
@@ -61,12 +82,12 @@ extension Agent {
                               detail: "restore drill of snapshot \(drill.snapshot.prefix(8)) from \(target): "
                                   + String(format: "%.1f s to restore, the snapshot %.0f s old", drill.recoveryTimeSeconds, drill.recoveryPointSeconds)
                                   + (drill.problems.isEmpty ? "" : "; \(drill.problems.count) problem(s)"))
-            return json(Self.drillJSON(drill.status))
+            return json(Self.drillJSON(drill.status, records: drill.records))
         }
     }
 
-    static func drillJSON(_ d: AgentStatus.Drill) -> Value {
-        ["target": .string(d.target), "snapshot": .string(d.snapshot), "at": .string(d.at),
+    static func drillJSON(_ d: AgentStatus.Drill, records: Int? = nil) -> Value {
+        ["records": records.map { .int(Int64($0)) } ?? .null, "target": .string(d.target), "snapshot": .string(d.snapshot), "at": .string(d.at),
          "recovery_time_seconds": .double(d.recoveryTimeSeconds), "recovery_point_seconds": .double(d.recoveryPointSeconds),
          "ok": .bool(d.ok), "problems": .array(d.problems.map { .string($0) })]
     }
@@ -134,12 +155,22 @@ extension Agent {
             throw APIError(.badRequest, "\"into\" must be an absolute path (a new folder), such as /home/me/hubsync-restored")
         }
         let path = URL(fileURLWithPath: into).standardizedFileURL.path
+        let parent = (path as NSString).deletingLastPathComponent
         var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: parent, isDirectory: &isFolder), isFolder.boolValue else {
+            throw APIError(.badRequest, "\(parent), the folder \"into\" goes in, does not exist; give a new folder inside an existing one, nothing was written")
+        }
+        if (try? FileManager.default.destinationOfSymbolicLink(atPath: path)) != nil {
+            throw APIError(.badRequest, "\(path) is a symbolic link; give the folder itself (a new or empty one), nothing was written")
+        }
         if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) {
             let entries = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? ["?"]
             guard isFolder.boolValue, entries.isEmpty else {
                 throw APIError(.conflict, "\(path) exists and is not an empty folder; choose a new folder, nothing was written")
             }
+        }
+        if let problem = FolderPlacement.problem(path, what: "a restored device") {
+            throw APIError(.badRequest, problem + "; nothing was written")
         }
         let started = ContinuousClock.now
         let (snap, made): (Snapshot, NewDeviceRestore)
@@ -166,23 +197,7 @@ extension Agent {
     /// As `hubsync backup drill`: the latest snapshot restored into a scratch store, checked.
     func drill(_ target: String, _ schedule: BackupSchedule) throws -> DrillResult {
         let (repo, _, _) = try repository(target, schedule, create: false)
-        let snap = try repo.snapshot(named: "latest")
-        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("hubsync-drill-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: scratch) }
-        let started = ContinuousClock.now
-        let identity = try Identity.create(in: scratch)
-        let scratchStore = try Store(path: scratch.path + "/store.sqlite", device: identity.deviceID)
-        let report = try repo.restore(snap, into: scratchStore, skipDamaged: false)
-        let seconds = Self.seconds(since: started)
-        var problems: [String] = []
-        let integrity = try scratchStore.integrityCheck()
-        if integrity != "ok" { problems.append("SQLite integrity check: \(integrity)") }
-        let bad = try scratchStore.verifyDigests()
-        if !bad.isEmpty { problems.append("\(bad.count) records do not match their digests") }
-        if report.records != snap.records { problems.append("restored \(report.records) records; the snapshot holds \(snap.records)") }
-        if try scratchStore.counts() != snap.collections.filter({ $0.value > 0 }) { problems.append("live record counts differ from the snapshot's") }
-        return DrillResult(target: target, snapshot: snap.id.hex, at: Store.systemClock(), recoveryTimeSeconds: seconds,
-                           recoveryPointSeconds: snap.age(), problems: problems)
+        return DrillResult(target: target, report: try repo.drill(try repo.snapshot(named: "latest")))
     }
 
     static func seconds(since start: ContinuousClock.Instant) -> Double {

@@ -71,6 +71,12 @@ extension Agent {
     /// beside the record routes: `POST /v1/sync` and `POST /v1/backups`.
     func addDashboardRoutes(to router: Router<BasicRequestContext>) {
         router.get("/") { _, _ in try DashboardPage.asset("index.html") }
+        // HEAD of the page (a link checker, `curl -I`): its headers without the body.
+        router.head("/") { _, _ in
+            var response = try DashboardPage.asset("index.html")
+            response.body = ResponseBody()
+            return response
+        }
         router.get("dashboard/:file") { _, context in try DashboardPage.asset(try context.parameters.require("file")) }
         // A one-time sign-in code; only with the bearer token (`hubsync dashboard`).
         router.post("v1/dashboard/codes") { [self] request, _ in
@@ -208,7 +214,7 @@ extension Agent {
     /// `backup now` to every configured target, as the schedule takes it; answers each target's
     /// snapshot or why it failed.
     func backupNow(_ schedule: BackupSchedule) async -> Value {
-        let results = await runScheduledBackups(schedule)
+        let results = await runScheduledBackups(schedule, manual: true)
         return ["targets": .array(results.map { target, result in
             switch result {
             case .success(let snapshot): ["target": .string(target), "snapshot": .string(snapshot)]

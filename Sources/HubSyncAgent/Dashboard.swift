@@ -193,6 +193,10 @@ struct AccessMiddleware: RouterMiddleware {
             throw APIError(.unauthorized, "missing bearer token, and no dashboard session; programs read the token "
                 + "from \(BearerToken.file(for: path)) in the data directory, people sign in with the link `hubsync dashboard` prints")
         }
+        // The journal is appended by commands beside the agent (with the token), never by a page.
+        if request.method == .post, path == "/v1/audit" {
+            throw APIError(.forbidden, "the audit journal records what commands beside the agent did; a dashboard session cannot add to it")
+        }
         if ![.get, .head].contains(request.method) {
             let given = request.headers[Self.csrfHeader] ?? ""
             guard BearerToken.constantTimeEqual(given, session.csrf) else {

@@ -84,13 +84,13 @@ public struct LocalAPI: Sendable {
             let collection = try pathParameter(context, "collection")
             do { _ = try HubCollection.named(collection) } catch let e as ValidationFailure { throw APIError(.badRequest, e.message) }
             var limit: Int?
-            if let text = request.uri.queryParameters.get("limit") {
+            if let text = try queryParameter(request, "limit") {
                 guard let n = Int(text), n >= 0 else {
                     throw APIError(.badRequest, "limit must be a whole number, 0 or more; got \"\(text)\"")
                 }
                 limit = n
             }
-            let after = request.uri.queryParameters.get("after")
+            let after = try queryParameter(request, "after")
             let records = try await store.read(.records(in: collection, after: after, limit: limit))
             return json(.array(records.map { recordJSON($0) }))
         }
@@ -258,11 +258,62 @@ func parseWrite(_ object: [String: Value]) throws(APIError) -> RecordWrite {
 /// A path parameter, percent-decoded exactly once.
 func pathParameter(_ context: BasicRequestContext, _ name: String) throws -> String {
     let raw = try context.parameters.require(name)
-    guard let decoded = raw.removingPercentEncoding else {
+    guard let decoded = percentDecoded(raw) else {
         throw APIError(.badRequest, "the \(name) in the path is not valid percent-encoding; encode it as UTF-8, "
             + "each byte outside A-Z a-z 0-9 - . _ ~ as %XX")
     }
     return decoded
+}
+
+/// `text` with each `%XX` made the byte it names, when every `%` is followed by two hex digits
+/// and the bytes are UTF-8; else nil (Foundation's decoding lets a stray `%zz` through as it is).
+func percentDecoded(_ text: String) -> String? {
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(text.utf8.count)
+    var iterator = text.utf8.makeIterator()
+    func hex(_ c: UInt8?) -> UInt8? {
+        switch c {
+        case (UInt8(ascii: "0")...UInt8(ascii: "9"))?: c! - UInt8(ascii: "0")
+        case (UInt8(ascii: "a")...UInt8(ascii: "f"))?: c! - UInt8(ascii: "a") + 10
+        case (UInt8(ascii: "A")...UInt8(ascii: "F"))?: c! - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+    while let c = iterator.next() {
+        if c == UInt8(ascii: "%") {
+            guard let high = hex(iterator.next()), let low = hex(iterator.next()) else { return nil }
+            bytes.append(high << 4 | low)
+        } else {
+            bytes.append(c)
+        }
+    }
+    return String(validating: bytes, as: UTF8.self)
+}
+
+/// A query parameter's value, percent-decoded once. Bad percent-encoding, or bytes that are not
+/// UTF-8, are refused (400) naming the parameter, never repaired or passed on as they came.
+func queryParameter(_ request: Request, _ name: String) throws -> String? {
+    guard let query = request.uri.query else { return nil }
+    for pair in query.split(separator: "&") {
+        let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+        guard String(parts[0]) == name else { continue }
+        let raw = parts.count > 1 ? String(parts[1]) : ""
+        guard let decoded = percentDecoded(raw) else {
+            throw APIError(.badRequest, "the query parameter \(name) is not valid percent-encoding of UTF-8 text; encode it as UTF-8, "
+                + "each byte outside A-Z a-z 0-9 - . _ ~ as %XX")
+        }
+        return decoded
+    }
+    return nil
+}
+
+/// A whole-number query parameter within `range`, or nil when absent; anything else is a 400.
+func queryInteger(_ request: Request, _ name: String, _ range: ClosedRange<Int>) throws -> Int? {
+    guard let text = try queryParameter(request, name) else { return nil }
+    guard let n = Int(text), range.contains(n) else {
+        throw APIError(.badRequest, "\(name) must be a whole number from \(range.lowerBound) to \(range.upperBound); got \"\(text)\"")
+    }
+    return n
 }
 
 /// The record key a path names (decoded once), checked as every write checks it.

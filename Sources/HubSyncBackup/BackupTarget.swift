@@ -42,8 +42,14 @@ public func makeTarget(_ text: String, s3: S3Settings = S3Settings(environment: 
                        peer: (String) throws(BackupError) -> any BackupTarget = { text throws(BackupError) in
                            throw BackupError(.invalidInput, "peer targets (\(text)) need a device: pass --data DIR")
                        }) throws(BackupError) -> any BackupTarget {
-    if text.hasPrefix("local:") { return LocalTarget(path: String(text.dropFirst(6))) }
-    if text.hasPrefix("/") { return LocalTarget(path: text) }
+    if text.hasPrefix("local:") || text.hasPrefix("/") {
+        let path = text.hasPrefix("local:") ? String(text.dropFirst(6)) : text
+        guard path.hasPrefix("/") else {
+            throw BackupError(.invalidInput, "\(text): a local repository is an absolute path, such as local:/media/usb/hubsync")
+        }
+        if let problem = FolderPlacement.problem(path, what: "a backup repository") { throw BackupError(.invalidInput, problem) }
+        return LocalTarget(path: path)
+    }
     if text.hasPrefix("s3:") { return try S3Target(String(text.dropFirst(3)), settings: s3) }
     if text.hasPrefix("peer:") { return try peer(String(text.dropFirst(5))) }
     throw BackupError(.invalidInput, "unknown repository \"\(text)\"; give local:PATH (e.g. --repo "

@@ -35,6 +35,9 @@ extension Repository {
             throw BackupError(.invalidInput, "\(directory.path) already holds a store; --into takes a new data directory "
                 + "(to restore into this device's stores use --merge or --revert)")
         }
+        if let problem = FolderPlacement.problem(directory.path, what: "a restored device") {
+            throw BackupError(.invalidInput, problem + "; nothing was written")
+        }
         var created: [String] = []
         var succeeded = false
         defer {

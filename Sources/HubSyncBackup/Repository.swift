@@ -59,6 +59,15 @@ public final class Repository {
             throw BackupError(.exists, "a repository already exists at \(target.description); back up into it with "
                 + "`hubsync backup now --repo \(target.description)`")
         }
+        if let local = target as? LocalTarget {
+            // A new repository goes into a new or empty folder (or one a crashed `init` left).
+            let other = ((try? FileManager.default.contentsOfDirectory(atPath: local.path)) ?? [])
+                .filter { !FolderPlacement.repositoryEntries.contains($0) && !$0.hasPrefix(".tmp-") }.sorted()
+            if !other.isEmpty {
+                throw BackupError(.invalidInput, "\(local.path) holds other files (\(other.prefix(3).joined(separator: ", "))"
+                    + (other.count > 3 ? ", …" : "") + "); a new backup repository needs a new or empty folder, nothing was written")
+            }
+        }
         let idBytes = Blake2b.hash(Array(UUID().uuidString.utf8) + Array(String(UInt64.random(in: .min ... .max)).utf8),
                                    outputLength: 16)
         let repoID = hexEncode(idBytes)

@@ -260,7 +260,8 @@ extension Repository {
         }
         let matches = all.filter { $0.id.hex.hasPrefix(text.lowercased()) }
         guard !text.isEmpty, matches.count == 1 else {
-            throw BackupError(matches.isEmpty ? .notFound : .invalidInput,
+            // A snapshot named that is not there is bad input (exit 2), as a record named that is not.
+            throw BackupError(.invalidInput,
                               matches.isEmpty ? "no snapshot \(text) in \(target.description); see `hubsync backup list`"
                                   : "\(text) names \(matches.count) snapshots; give more characters of the ID")
         }

@@ -54,6 +54,25 @@ public struct DataDirectory: Sendable, Hashable {
     public var configPath: String { file(Self.configFile) }
     public var lockPath: String { file(Self.lockFile) }
 
+    /// Why the store cannot be opened as this device's, when a device lives here (its identity
+    /// key is) but its store file is gone or empty: `init` makes the store with the device's name
+    /// record in it, so such a store lost its records, and opening it would start an empty one
+    /// silently. Nil when the store is there, or no device is.
+    public var missingStoreProblem: String? {
+        let fm = FileManager.default
+        guard fm.fileExists(atPath: file(Self.identityFile)) else { return nil }
+        let size = (try? fm.attributesOfItem(atPath: storePath)[.size] as? NSNumber)?.intValue
+        let problem: String
+        switch size {
+        case nil: problem = "is missing from \(path)"
+        case 0?: problem = "in \(path) is empty (0 bytes)"
+        default: return nil
+        }
+        return "\(Self.storeFile) \(problem), which holds a device: its records are not here. Nothing was changed. Rebuild "
+            + "the store under the same device with `hubsync repair --data \(path)` (it fills from the household's peers; add "
+            + "--from-backup TARGET to start from a backup)"
+    }
+
     /// Keeps the directory private: makes it mode 0700 and every file in it 0600 (the store and
     /// its `-wal` and `-shm` too; SQLite gives those the store's mode). A directory of another
     /// user that others may reach is refused. Returns the names it fixed.

@@ -32,3 +32,8 @@ public enum TerminalText {
             || (0x2066...0x2069).contains(v) || v == 0x2028 || v == 0x2029 || v == 0x061C
     }
 }
+
+/// "1 record", "2 records": a count with its noun, singular or plural.
+public func plural(_ count: Int, _ noun: String, _ plural: String? = nil) -> String {
+    "\(count) " + (count == 1 ? noun : plural ?? noun + "s")
+}

@@ -21,13 +21,20 @@ extension Store.Write {
     public static func merge(_ states: [RecordState]) -> Store.Write<MergeSummary> {
         .init(records: { store, db, ctx in try store.merge(states, source: nil, db: db, ctx: &ctx) })
     }
+
+    /// Merges records this device made whole (its signed audit entries): merged as any state,
+    /// but their change events and log rows say `local`, as a local write's do.
+    public static func mergeOwn(_ states: [RecordState]) -> Store.Write<MergeSummary> {
+        .init(records: { store, db, ctx in try store.merge(states, source: nil, origin: .local, db: db, ctx: &ctx) })
+    }
 }
 
 extension Store {
     /// Merges `states` in the transaction of `ctx`. Events name the peer the states came from
     /// (`source`), and whether the result is exactly what it sent (then pushing it back to that
     /// peer would tell it nothing).
-    func merge(_ states: [RecordState], source: DeviceID?, db: Database, ctx: inout TransactionContext) throws -> MergeSummary {
+    func merge(_ states: [RecordState], source: DeviceID?, origin: ChangeEvent.Origin = .remote, db: Database,
+               ctx: inout TransactionContext) throws -> MergeSummary {
         var summary = MergeSummary()
         for remote in states {
             // A collection this version does not know is kept and relayed (SPEC 3.6), if well formed.
@@ -41,7 +48,7 @@ extension Store {
             let merged = local.map { RecordState.merge($0.state, remote) } ?? remote
             // Compared by canonical bytes: equal bytes are the only "unchanged".
             // With nothing here before, the result is exactly what the source sent.
-            if try ctx.save(merged, over: local, db: db, origin: .remote, source: source,
+            if try ctx.save(merged, over: local, db: db, origin: origin, source: source,
                             sourceState: local == nil ? nil : remote) {
                 summary.changed += 1
             } else {

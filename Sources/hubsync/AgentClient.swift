@@ -34,7 +34,12 @@ struct AgentClient {
         let pid = self.pid
         let waiting: @Sendable () -> Void = {
             guard !Quiet.isOn else { return }
-            FileHandle.standardError.write(Data("hubsync: waiting for the agent (pid \(pid)) to answer …\n".utf8))
+            let text = "waiting for the agent (pid \(pid)) to answer …"
+            // With --json, standard error carries JSON only: the wait is an event there.
+            let line = HubSync.wantsJSON
+                ? JSON.serialize(["event": "waiting", "agent_pid": .int(Int64(pid)), "message": .string(text)])
+                : "hubsync: " + text
+            FileHandle.standardError.write(Data((line + "\n").utf8))
         }
         do {
             if let upload {

@@ -50,18 +50,8 @@ struct RunCommand: AsyncParsableCommand {
         }
         flags(&config)
         for (option, key, address) in [("--listen", "listen", config.listen), ("--api", "api", config.api)] {
-            guard let (host, _) = SyncNode.split(address) else {
-                throw CLIError.usage("\(option) (or \"\(key)\" in \(dir.file("config.json"))) must be HOST:PORT with a port "
-                    + "of 0–65535 (0 picks a free one); got \"\(address)\"")
-            }
-            if option == "--listen", !isListenableHost(host) {
-                // Refused before any lookup: a name would need DNS, and a typo would fail late with the resolver's words.
-                throw CLIError.usage("--listen (or \"listen\" in \(dir.file("config.json"))) needs an IP address of this machine "
-                    + "(or localhost); \"\(host)\" is not one — e.g. 0.0.0.0:7400 for every interface, 127.0.0.1:0 for this machine only")
-            }
-            if option == "--api", !["127.0.0.1", "localhost", "::1"].contains(host) {
-                throw CLIError.usage("--api must be a loopback address (127.0.0.1, ::1 or localhost): the local API "
-                    + "is for this machine only; got \"\(address)\"")
+            if let problem = AgentConfiguration.addressProblem(key, address, source: "\(option) (or \"\(key)\" in \(dir.configPath))") {
+                throw CLIError.usage(problem)
             }
         }
         guard let level = Logger.Level(rawValue: logLevel) else {
@@ -76,6 +66,7 @@ struct RunCommand: AsyncParsableCommand {
         var logger = Logger(label: "hubsync")
         logger[metadataKey: "device"] = "\(identity.deviceID.short)"
         if let name = dir.deviceName { logger[metadataKey: "device.name"] = "\(name)" }
+        if let problem = dir.missingStoreProblem { throw CLIError.failure(problem) }
         let agent = try guarded { try Agent(directory: dir.path, identity: identity, configuration: config, logger: logger, lock: lock,
                                              reloadOnHangup: flags) }
         do {
@@ -86,13 +77,6 @@ struct RunCommand: AsyncParsableCommand {
             throw failure
         }
     }
-}
-
-/// Whether `host` is an IP address (v4 or v6) or localhost: what `--listen` can bind without a lookup.
-func isListenableHost(_ host: String) -> Bool {
-    if host == "localhost" { return true }
-    var v4 = in_addr(), v6 = in6_addr()
-    return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
 }
 
 /// The writer lock for an agent: refused while another agent holds it; while a command holds it
@@ -310,8 +294,11 @@ struct StatusCommand: ParsableCommand {
         }
         for r in status.refused { print("  refused: \(devices.label(r.deviceID)) is not trusted") }
         if let b = status.backup {
-            print("Backup: last \(b.last ?? "never")\(b.ageSeconds.map { " (\(durationText(Int($0))) ago)" } ?? "") to "
-                + "\(b.target ?? "-"), every \(durationText(Int(b.intervalSeconds)))")
+            let last = b.last.map { "last \($0)" + (b.ageSeconds.map { " (\(durationText(Int($0))) ago)" } ?? "") + (b.target.map { " to \($0)" } ?? "") }
+                ?? "none yet"
+            let schedule = b.intervalSeconds > 0 ? "every \(durationText(Int(b.intervalSeconds)))"
+                : "no schedule (interval_seconds 0: `hubsync backup now` or the dashboard's Backup now)"
+            print("Backup: \(last); \(schedule); targets \(b.targets.joined(separator: ", "))")
             if let w = b.warning { print("  warning: \(w)") }
         }
         if let storeProblem { throw CLIError(.damaged, storeProblem) }

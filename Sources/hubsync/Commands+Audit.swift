@@ -24,14 +24,24 @@ struct AuditCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Only entries from this time on: RFC 3339 (2026-11-30T22:41:07Z) or a date (2026-11-30).",
                                valueName: "TIME"))
     var since: String?
-    @Option(help: ArgumentHelp("Only entries this device wrote (its ID, the whole of it).", valueName: "ID")) var device: String?
+    @Option(help: ArgumentHelp("Only entries this device wrote: its ID, or the start of it as entries show it (7 characters or more).",
+                               valueName: "ID")) var device: String?
+
+    /// --device as typed: the whole ID, or its start (upper case, without "-").
+    var devicePrefix: String? {
+        device.map { $0.uppercased().filter { $0 != "-" && !$0.isWhitespace } }
+    }
 
     func validate() throws {
         if let since, AuditTime.parse(since) == nil {
             throw ValidationError("--since takes an RFC 3339 time (2026-11-30T22:41:07Z) or a date (2026-11-30); got \"\(since)\"")
         }
-        if let device {
-            do { _ = try DeviceID(parsing: device) } catch { throw ValidationError("--device: \(error.message)") }
+        if let device, (try? DeviceID(parsing: device)) == nil {
+            let prefix = devicePrefix ?? ""
+            guard prefix.count >= 7, prefix.count < 56, prefix.allSatisfy({ ("A"..."Z").contains($0) || ("2"..."7").contains($0) }) else {
+                do { _ = try DeviceID(parsing: device) } catch { throw ValidationError("--device: \(error.message); or give the first 7 characters or more of it") }
+                return
+            }
         }
     }
 
@@ -40,9 +50,14 @@ struct AuditCommand: ParsableCommand {
         let store = try dir.openStore()
         let me = try dir.identity().deviceID
         let household = try guarded { try HouseholdSnapshot.read(in: dir) }
-        let listed = try guarded {
+        var listed = try guarded {
             try AuditJournal.listing(in: store, household: household, me: me, since: since.flatMap(AuditTime.parse),
                                      device: device.flatMap { try? DeviceID(parsing: $0) })
+        }
+        if let device, (try? DeviceID(parsing: device)) == nil, let prefix = devicePrefix {
+            // The start of an ID, as the listing shows it: the entries of the devices it begins.
+            let keep = listed.entries.indices.filter { listed.entries[$0].device.description.replacingOccurrences(of: "-", with: "").hasPrefix(prefix) }
+            listed = (keep.map { listed.entries[$0] }, keep.map { listed.json[$0] }, listed.hidden)
         }
         if listed.hidden > 0 {
             FileHandle.standardError.write(Data(("hubsync: left out \(plural(listed.hidden, "entry", "entries")) of devices this "

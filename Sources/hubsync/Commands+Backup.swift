@@ -46,13 +46,13 @@ struct RepoOptions: ParsableArguments {
     /// The target named by --repo or the configuration.
     func target() throws(CLIError) -> any BackupTarget {
         let text: String
-        if let repo { text = repo } else if let configured = configuredTarget() { text = configured } else {
+        if let repo { text = repo } else if let configured = try configuredTarget() { text = configured } else {
             throw .usage("no repository given: pass --repo local:PATH (a directory on a USB disk or NAS mount), or set "
                 + "\"backup\": {\"targets\": [\"local:PATH\"]} in \(directory.path)/config.json")
         }
         if text.hasPrefix("peer:") { return try peerTarget(String(text.dropFirst(5))) }
         if text.hasPrefix("s3:") {
-            let (settings, problem) = S3Settings.parse(backupSection()?["s3"]?.objectValue,
+            let (settings, problem) = S3Settings.parse(try backupSection()?["s3"]?.objectValue,
                                                        environment: ProcessInfo.processInfo.environment)
             guard let settings else { throw .usage("\(directory.configPath): \(problem ?? "invalid \"backup.s3\"")") }
             return try backupGuarded { try makeTarget(text, s3: settings) }
@@ -60,21 +60,27 @@ struct RepoOptions: ParsableArguments {
         return try backupGuarded { try makeTarget(text) }
     }
 
-    /// config.json's "backup" section, if any.
-    func backupSection() -> [String: Value]? {
+    /// config.json's "backup" section, if any; a file that is not valid JSON (or not UTF-8) is
+    /// refused with its byte offset.
+    func backupSection() throws(CLIError) -> [String: Value]? {
         guard let data = FileManager.default.contents(atPath: directory.configPath) else { return nil }
-        let text = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
-            .map { $0.drop { $0 == " " || $0 == "\t" }.hasPrefix("//") ? "" : String($0) }.joined(separator: "\n")
-        return (try? JSON.parse(text))?.objectValue?["backup"]?.objectValue
+        do throws(ValidationFailure) {
+            return try AgentConfiguration.settings(data, path: directory.configPath)["backup"]?.objectValue
+        } catch {
+            throw .usage(error.message)
+        }
     }
 
     /// The first target in config.json's "backup" section, if any.
-    func configuredTarget() -> String? {
-        guard let backup = backupSection() else { return nil }
-        if let first = backup["targets"]?.arrayValue?.first {
-            return first.stringValue ?? first.objectValue?["target"]?.stringValue
+    func configuredTarget() throws(CLIError) -> String? { try configuredTargets().first }
+
+    /// Every target in config.json's "backup" section, in its order.
+    func configuredTargets() throws(CLIError) -> [String] {
+        guard let backup = try backupSection() else { return [] }
+        if let targets = backup["targets"]?.arrayValue {
+            return targets.compactMap { $0.stringValue ?? $0.objectValue?["target"]?.stringValue }
         }
-        return backup["target"]?.stringValue
+        return backup["target"]?.stringValue.map { [$0] } ?? []
     }
 
     /// This device's household secrets, or a failure saying how to get them.

@@ -307,38 +307,57 @@ struct BackupDrillCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "drill",
         abstract: "Restore the latest snapshot into a scratch directory, check it, and report recovery time and point.",
-        discussion: "The recovery time is how long the restore took; the recovery point is the age of the latest snapshot.")
+        discussion: """
+            The recovery time is how long the restore took; the recovery point is the age of the latest snapshot.
+            The drill is kept for `status` and the dashboard's Backups tab: run by the agent when one holds the
+            data directory and the repository is one of config.json's backup targets, else kept in the data
+            directory's backup-state.json when no agent runs.
+            """)
     @OptionGroup var options: RepoOptions
     @OptionGroup var recovery: RecoveryKeyOptions
 
     func run() throws {
+        let dir = options.directory
+        let text = try options.repo ?? options.configuredTarget()
+        let hasDevice = FileManager.default.fileExists(atPath: dir.path + "/" + DataDirectory.identityFile)
+        if let text, try recovery.key() == nil, hasDevice, try options.configuredTargets().contains(text),
+           let holder = WriterLock.holder(in: dir), let agent = AgentClient.running(in: dir, pid: holder.pid) {
+            let answer = try agent.call("POST", "/v1/backups/drill", body: ["target": .string(text)], timeout: .seconds(3600))
+            let o = answer.objectValue ?? [:]
+            let number = { (v: Value?) -> Double in
+                switch v { case .double(let x)?: x; case .int(let n)?: Double(n); default: 0 }
+            }
+            try report(snapshot: o["snapshot"]?.stringValue ?? "", records: o["records"].flatMap { if case .int(let n) = $0 { Int(n) } else { nil } },
+                       time: number(o["recovery_time_seconds"]), point: number(o["recovery_point_seconds"]),
+                       problems: (o["problems"]?.arrayValue ?? []).compactMap(\.stringValue), keptBy: "the agent")
+            return
+        }
         let repo = try options.open(recoveryKey: recovery.key())
         let snap = try backupGuarded { try repo.snapshot(named: "latest") }
-        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("hubsync-drill-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: scratch) }
-        let start = Date()
-        let identity = try guarded { try Identity.create(in: scratch) }
-        let store = try guarded { try Store(path: scratch.path + "/store.sqlite", device: identity.deviceID) }
-        let report = try backupGuarded {
-            try repo.restore(snap, into: store, skipDamaged: false, progress: ProgressReporter().callback)
+        let drill = try backupGuarded { try repo.drill(snap, progress: ProgressReporter().callback) }
+        // Kept for status when nothing else holds the directory (an agent keeps its own drills).
+        var kept: String?
+        if let text, hasDevice, (try? dir.takeLock()) != nil {
+            do {
+                try Agent.recordDrill(target: text, report: drill, in: dir)
+                kept = DataDirectory.backupStateFile
+            } catch {
+                FileHandle.standardError.write(Data("hubsync: the drill ran but could not be kept in \(DataDirectory.backupStateFile): \(error)\n".utf8))
+            }
         }
-        let restoreSeconds = Date().timeIntervalSince(start)
-        let integrity = try guarded { try store.integrityCheck() }
-        let badDigests = try guarded { try store.verifyDigests() }
-        let counts = try guarded { try store.counts() }
-        var problems: [String] = []
-        if integrity != "ok" { problems.append("SQLite integrity check: \(integrity)") }
-        if !badDigests.isEmpty { problems.append("\(badDigests.count) records do not match their digests") }
-        if report.records != snap.records { problems.append("restored \(report.records) records; the snapshot holds \(snap.records)") }
-        if counts != snap.collections.filter({ $0.value > 0 }) { problems.append("live record counts differ from the snapshot's") }
-        let age = snap.age()
+        try report(snapshot: snap.id.hex, records: drill.records, time: drill.recoveryTimeSeconds, point: drill.recoveryPointSeconds,
+                   problems: drill.problems, keptBy: kept)
+    }
+
+    /// Prints what the drill found; exits 1 when it found problems.
+    func report(snapshot: String, records: Int?, time: Double, point: Double, problems: [String], keptBy: String?) throws {
         if options.output.json {
-            printJSON(["ok": .bool(problems.isEmpty), "snapshot": .string(snap.id.hex), "records": .int(Int64(report.records)),
-                       "recovery_time_seconds": .double(restoreSeconds), "recovery_point_seconds": .double(age),
-                       "problems": .array(problems.map { .string($0) })])
+            printJSON(["ok": .bool(problems.isEmpty), "snapshot": .string(snapshot), "records": records.map { .int(Int64($0)) } ?? .null,
+                       "recovery_time_seconds": .double(time), "recovery_point_seconds": .double(point),
+                       "problems": .array(problems.map { .string($0) }), "kept_by": keptBy.map { .string($0) } ?? .null])
         } else {
-            print("drill: restored snapshot \(snap.id.short) (\(report.records) records) in \(String(format: "%.1f", restoreSeconds)) s "
-                + "(recovery time); latest snapshot is \(ageText(age)) old (recovery point)")
+            print("drill: restored snapshot \(snapshot.prefix(8))" + (records.map { " (\(plural($0, "record")))" } ?? "")
+                + " in \(String(format: "%.1f", time)) s (recovery time); latest snapshot is \(ageText(point)) old (recovery point)")
             for p in problems { print("problem: \(p)") }
             print(problems.isEmpty ? "ok: the restored store is sound" : "the drill found problems; run `hubsync backup verify --read-data`")
         }

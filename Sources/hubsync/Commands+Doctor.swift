@@ -52,7 +52,8 @@ struct DoctorCommand: ParsableCommand {
         let failed = checks.filter { !$0.ok && !warnings.contains($0.name) }
         if output.json {
             printJSON(.object(Dictionary(uniqueKeysWithValues: checks.map {
-                ($0.name, ["ok": .bool($0.ok), "detail": .string($0.detail)] as Value)
+                ($0.name, ["ok": .bool($0.ok), "detail": .string($0.detail),
+                           "level": .string($0.ok ? "ok" : warnings.contains($0.name) ? "warn" : "fail")] as Value)
             })))
         } else {
             for c in checks { print("\(c.ok ? "ok  " : warnings.contains(c.name) ? "warn" : "FAIL") \(c.name): \(c.detail)") }

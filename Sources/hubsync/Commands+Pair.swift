@@ -382,7 +382,8 @@ struct PairRemove: AsyncParsableCommand {
             guard (200..<300).contains(status) else {
                 let message = answer.objectValue?["error"]?.stringValue ?? "the agent answered HTTP \(status)"
                 if output.json { printJSON(answer) }
-                throw CLIError(status == 400 || status == 409 ? .invalidInput : .refused, message)
+                // A device that is not a member (404) is named wrongly: bad input, as a missing record is.
+                throw CLIError(status == 400 || status == 404 || status == 409 ? .invalidInput : .refused, message)
             }
             state = answer
         case .direct(let store):
@@ -394,6 +395,7 @@ struct PairRemove: AsyncParsableCommand {
                     printJSON(["error": .string(e.message), "device_id": .string(device.description),
                                "enrolled": .array(e.enrolled.map { .string($0.description) })])
                 }
+                if error.code == .notFound { throw CLIError(.invalidInput, error.message, cause: error) }
                 throw error
             }
         }

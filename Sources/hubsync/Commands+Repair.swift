@@ -68,7 +68,7 @@ struct RepairCommand: ParsableCommand {
         }
         let aside = try moveAside(dir)
         var salvaged = SalvagedStore()
-        if let aside, !noSalvage { salvaged = Store.salvage(from: aside) }
+        if let aside, !noSalvage { salvaged = salvageCopy(of: aside) }
         let store = try guarded { try Store(path: dir.storePath, device: identity.deviceID) }
         for start in stride(from: 0, to: salvaged.records.count, by: 500) {
             let batch = Array(salvaged.records[start..<min(start + 500, salvaged.records.count)])
@@ -166,11 +166,34 @@ struct RepairCommand: ParsableCommand {
         return plural(counts.values.reduce(0, +), "record")
     }
 
+    /// Salvages from a scratch copy of the kept files, so the copy kept for the person stays
+    /// byte for byte as it was (SQLite may fold a WAL into the file it opens).
+    func salvageCopy(of aside: String) -> SalvagedStore {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("hubsync-salvage-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let copy = scratch.path + "/store.sqlite"
+        do {
+            try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            for suffix in ["", "-wal"] where FileManager.default.fileExists(atPath: aside + suffix) {
+                try FileManager.default.copyItem(atPath: aside + suffix, toPath: copy + suffix)
+            }
+        } catch {
+            // No room for a copy: read the kept file itself rather than nothing.
+            return Store.salvage(from: aside)
+        }
+        return Store.salvage(from: copy)
+    }
+
     /// Renames the store file and its WAL and shared-memory files to `store.damaged-TIME.sqlite`;
     /// returns the new path, or nil when there was no store file.
     func moveAside(_ dir: DataDirectory) throws(CLIError) -> String? {
         let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "")
-        let aside = dir.file("store.damaged-\(stamp).sqlite")
+        // A name no earlier repair took (two in one second get -2, -3, …): a kept store is never replaced.
+        var aside = dir.file("store.damaged-\(stamp).sqlite"), n = 1
+        while ["", "-wal", "-shm"].contains(where: { FileManager.default.fileExists(atPath: aside + $0) }) {
+            n += 1
+            aside = dir.file("store.damaged-\(stamp)-\(n).sqlite")
+        }
         var moved = false
         for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: dir.storePath + suffix) {
             if rename(dir.storePath + suffix, aside + suffix) != 0 {
@@ -182,11 +205,6 @@ struct RepairCommand: ParsableCommand {
         }
         return moved ? aside : nil
     }
-}
-
-/// "1 record", "2 records": a count with its noun, singular or plural.
-func plural(_ count: Int, _ noun: String, _ plural: String? = nil) -> String {
-    "\(count) " + (count == 1 ? noun : plural ?? noun + "s")
 }
 
 /// A count of records of a collection, its name in the right number: "1 memory", "3 personas".

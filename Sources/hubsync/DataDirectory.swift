@@ -75,6 +75,7 @@ extension DataDirectory {
     /// process (the agent) holds it, the store opens read-only beside it.
     func openStore() throws(CLIError) -> Store {
         let id = try identity()
+        if let missingStoreProblem { throw .failure(missingStoreProblem) }
         if heldLock != nil || (try? takeLock()) != nil {
             return try guarded { try Store(path: storePath, device: id.deviceID) }
         }
@@ -118,6 +119,7 @@ extension DataDirectory {
         while true {
             if try takeLock() != nil {
                 let id = try identity()
+                if let missingStoreProblem { throw .failure(missingStoreProblem) }
                 return .direct(try guarded { try Store(path: storePath, device: id.deviceID) })
             }
             guard let holder = WriterLock.holder(in: self) else { continue } // let go just now: take it

@@ -29,6 +29,8 @@ struct HubSync: AsyncParsableCommand {
     /// Runs the command, mapping every failure to a message on standard error and exit status
     /// 1 (failed) or 2 (bad usage or input).
     static func main() async {
+        // Every file this process makes is its owner's alone (the store and its WAL hold every record).
+        umask(0o077)
         if let refusal = invalidArgument() { fail(refusal) }
         do {
             var command = try parseAsRoot()
@@ -107,6 +109,12 @@ struct HubSync: AsyncParsableCommand {
             }
         }
         // The environment the commands read is input too: a value it cannot use is refused, not ignored.
+        if let raw = getenv("HUBSYNC_DATA"), !CommandLine.arguments.contains(where: { $0 == "--data" || $0.hasPrefix("--data=") }) {
+            let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(raw).assumingMemoryBound(to: UInt8.self), count: strlen(raw))
+            if let offset = invalidUTF8Offset(bytes) {
+                return .usage("$HUBSYNC_DATA is not valid UTF-8 (at byte \(offset)); give the data directory's path as UTF-8 text, or pass --data DIR")
+            }
+        }
         if let problem = LocalAPIClient.timeoutProblem(in: ProcessInfo.processInfo.environment) { return .usage(problem) }
         return nil
     }

@@ -54,6 +54,10 @@ import Testing
         let viaAPI = try await b.api("GET", "/v1/audit?device=\(a.id)").arrayValue ?? []
         #expect(viaAPI.count == fromA.count)
         #expect(try await audit(b.device, "--device", b.id).allSatisfy { $0["device_id"] == .string(b.id) })
+        // The start of an ID, as the listing shows it, narrows it the same way.
+        let short = String(a.id.prefix(7)).lowercased()
+        let byShort = try await audit(b.device, "--device", short)
+        #expect(byShort.count == fromA.count && byShort.allSatisfy { $0["device_id"] == .string(a.id) }, "\(byShort)")
         #expect(try await audit(b.device, "--since", "2999-01-01").isEmpty)
         let text = try await b.device.ok("audit").stdout
         #expect(text.contains("home-server") && text.contains("backup"), "\(text)")
@@ -62,6 +66,8 @@ import Testing
         #expect(bad.status == 2 && bad.stderr.contains("RFC 3339"), "\(bad.stderr)")
         #expect(try await b.request("GET", "/v1/audit?since=soon").status == 400)
         #expect(try await b.request("POST", "/v1/audit", body: ["action": "coffee", "detail": "x"]).status == 400)
+        let dated = try await b.request("POST", "/v1/audit", body: ["action": "backup", "detail": "x", "time": "2001-01-01T00:00:00Z"])
+        #expect(dated.status == 400 && dated.body.objectValue?["error"]?.stringValue?.contains("\"time\"") == true, "\(dated.body)")
     }
 
     @Test func entriesForgedOrAlteredByAnotherMemberAreRefused() async throws {

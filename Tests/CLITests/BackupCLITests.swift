@@ -58,6 +58,13 @@ import Testing
         #expect(verify["ok"] == .bool(true))
         try await d.ok("backup", "verify", "--read-data-subset", "1/3", "--repo", repo)
 
+        // A snapshot or a folder named wrongly is bad input, and nothing is written.
+        let noSuch = try await d.run("backup", "restore", "deadbeef", "--repo", repo, "--into", dir.path + "/none")
+        #expect(noSuch.status == 2 && noSuch.stderr.contains("no snapshot deadbeef"), "\(noSuch.stderr)")
+        let inside = try await d.run("backup", "restore", "latest", "--repo", repo, "--into", d.data + "/inside")
+        #expect(inside.status == 2 && inside.stderr.contains("inside the HubSync data directory"), "\(inside.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: d.data + "/inside") && !FileManager.default.fileExists(atPath: dir.path + "/none"))
+
         // A bare machine: no data directory, only the repository and the recovery key.
         let fresh = dir.path + "/fresh"
         let restored = try await hubsync(["backup", "restore", "latest", "--repo", repo, "--recovery-key", recovery,

@@ -59,6 +59,41 @@ import Testing
         // A healthy store is not rebuilt without --force.
         let again = try await d.run("repair")
         #expect(again.status == 1 && again.stderr.contains("not damaged"), "\(again.stderr)")
+        // Repairs in quick succession (the kept names carry the second) each keep their own file,
+        // and what was kept before is left byte for byte.
+        let keptFiles = { try FileManager.default.contentsOfDirectory(atPath: d.data).filter { $0.hasPrefix("store.damaged-") && $0.hasSuffix(".sqlite") } }
+        let first = try #require(try keptFiles().first)
+        let firstBytes = FileManager.default.contents(atPath: d.data + "/" + first)
+        let count = try keptFiles().count
+        try await d.ok("repair", "--force")
+        try await d.ok("repair", "--force", "--no-salvage")
+        let keptNow = try keptFiles()
+        #expect(keptNow.count == count + 2, "\(keptNow)")
+        #expect(FileManager.default.contents(atPath: d.data + "/" + first) == firstBytes)
+    }
+
+    /// A store file gone or cut to nothing under a device is named, never silently made anew
+    /// (its records would look deleted); `repair` rebuilds it under the same device ID.
+    @Test(arguments: [false, true])
+    func aMissingOrEmptyStoreIsNamedAndNotMadeAnew(empty: Bool) async throws {
+        let d = Device(data: dir.path + "/d")
+        try await d.ok("init")
+        let id = try await d.ok("id").stdout
+        try await d.ok("put", "memories", "m1", "--json", #"{"text": "x"}"#)
+        let attributes = try FileManager.default.attributesOfItem(atPath: d.data + "/store.sqlite")
+        #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600, "the store is its owner's alone")
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: d.data + "/store.sqlite" + suffix) }
+        if empty { FileManager.default.createFile(atPath: d.data + "/store.sqlite", contents: Data()) }
+        for args in [["list", "memories"], ["status"], ["put", "memories", "m2", "--json", #"{"text": "y"}"#], ["run", "--no-mdns"]] {
+            let r = try await hubsync(args + ["--data", d.data])
+            #expect(r.status == 1, "\(args): \(r.stderr)")
+            #expect(r.stderr.contains(empty ? "is empty" : "is missing") && r.stderr.contains("hubsync repair"), "\(args): \(r.stderr)")
+        }
+        let size = (try? FileManager.default.attributesOfItem(atPath: d.data + "/store.sqlite")[.size] as? NSNumber)?.intValue
+        #expect(size == (empty ? 0 : nil), "nothing made the store anew")
+        try await d.ok("repair")
+        #expect(try await d.ok("id").stdout == id)
+        #expect(try await d.run("doctor").status == 0)
     }
 
     @Test func repairSalvagesWhatSQLiteCanStillRead() async throws {

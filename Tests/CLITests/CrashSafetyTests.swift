@@ -50,7 +50,7 @@ import Testing
             await p.stop(SIGKILL)
 
             let doctor = try #require(try await d.ok("doctor", "--json").json?.objectValue)
-            #expect(doctor["store"]?.objectValue?["ok"] == true, "round \(round): \(doctor)")
+            #expect(doctor["store"]?.objectValue?["ok"] == true && doctor["store"]?.objectValue?["level"] == "ok", "round \(round): \(doctor)")
             let listed = try #require(try await d.ok("list", "memories", "--json").json?.arrayValue)
             let ids = Set(listed.compactMap { $0.objectValue?["id"]?.stringValue }.filter { $0.hasPrefix(prefix + "-") })
             // Every record reported done is there: the file's first `reported` records.

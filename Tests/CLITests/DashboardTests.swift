@@ -191,7 +191,9 @@ import Testing
         let path = d.data + "/config.json"
         try #"{"repair_interval_seconds": 600}"#.write(toFile: path, atomically: true, encoding: .utf8)
         #expect(try await agent.api("GET", "/v1/config").objectValue?["text"] == .string(#"{"repair_interval_seconds": 600}"#))
-        for text in [#"{"repair_interval_seconds": 0}"#, "{", #"{"frob": 1}"#, "[]"] {
+        for text in [#"{"repair_interval_seconds": 0}"#, "{", #"{"frob": 1}"#, "[]", #"{"api": "0.0.0.0:7401"}"#,
+                     #"{"listen": "myhost:7400"}"#, #"{"backup": {"targets": ["local:\#(d.data)/backups-here"]}}"#,
+                     #"{"backup": {"targets": ["local:relative"]}}"#] {
             let refused = try await agent.request("PUT", "/v1/config", body: ["text": .string(text)])
             #expect(refused.status == 400 && refused.body.objectValue?["error"]?.stringValue?.contains("left as it was") == true, "\(text)")
         }

@@ -34,6 +34,9 @@ import Testing
             ("GET", "/v1/changes?since=abc", nil, 400, "since"),
             ("GET", "/v1/records/memories?limit=99999999999999999999999", nil, 400, "limit"),
             ("GET", "/v1/changes?since=-5", nil, 400, "since"),
+            ("GET", "/v1/records/memories?after=%FF%FE", nil, 400, "after"),
+            ("GET", "/v1/pairing/invites/none?wait=soon", nil, 400, "wait"),
+            ("GET", "/v1/pairing/invites/none?wait=600", nil, 400, "wait"),
             ("GET", "/v1/records/memories/nobody", nil, 404, "no record"),
             ("GET", "/v1/no/such/route", nil, 404, "no route"),
             ("POST", "/v1/records/memories/nobody/remove", ["field": "tags", "elements": ["x"]], 404, "no record"),
@@ -49,6 +52,10 @@ import Testing
             let error = answer.objectValue?["error"]?.stringValue ?? ""
             #expect(error.contains(message), "\(method) \(path): \(answer)")
         }
+        // A stray % as sent on the wire (the test client would encode it as %25).
+        let stray = try await DashboardTests.send(a.client.port, "GET", "/v1/records/memories?after=%zz",
+                                                  headers: ["Authorization": "Bearer \(a.client.token)"])
+        #expect(stray.status == 400 && stray.body.contains("percent-encoding"), "\(stray)")
         // Bodies that are not UTF-8: the byte offset, and nothing written.
         let badValue = Data(#"{"text": "ab"#.utf8) + Data([0xFF]) + Data(#""}"#.utf8)
         let badName = Data(#"{"ab"#.utf8) + Data([0xC3]) + Data(#"": "x"}"#.utf8)

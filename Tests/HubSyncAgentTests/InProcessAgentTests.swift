@@ -3,6 +3,7 @@ import HubSyncAgent
 import HubSyncBase
 import HubSyncCore
 import HubSyncCrypto
+import HubSyncStore
 import HubSyncTestSupport
 import Logging
 import Testing
@@ -19,6 +20,10 @@ final class InProcessAgent: Sendable {
         directory = DataDirectory(path: path)
         let identity = Identity.exists(in: directory.url) ? try Identity.load(from: directory.url)
             : try Identity.create(in: directory.url)
+        // As `hubsync init` leaves it: the identity beside its store (an agent refuses a device without one).
+        if !FileManager.default.fileExists(atPath: directory.storePath) {
+            _ = try Store(path: directory.storePath, device: identity.deviceID)
+        }
         var configuration = AgentConfiguration()
         configuration.listen = "127.0.0.1:0"
         configuration.api = "127.0.0.1:0"

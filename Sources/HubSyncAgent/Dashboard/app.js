@@ -141,6 +141,9 @@ document.getElementById('sign-out').addEventListener('click', async () => {
 // which reloads nothing: the page loads again to sign in with it.
 window.addEventListener('hashchange', () => { if (/code=/.test(location.hash)) location.reload(); });
 
+// "… ago" times move on between two statuses: the last one is shown again every 15 s (no request).
+setInterval(() => { if (status) showStatus(status); }, 15000);
+
 try {
   const start = /^#(overview|devices|conflicts|backups|household|activity|migration|settings)$/.exec(location.hash);
   await signIn();

@@ -32,14 +32,19 @@ export function ago(time) {
   return `${Math.round(s / 86400)} d ago`;
 }
 
-/** "1.2 MB" for a count of bytes (powers of 1000, as `ls -h --si`). */
+/** "1.2 MiB" for a count of bytes: powers of 1024, as the CLI prints them. */
 export function bytesText(n) {
   if (n === null || n === undefined) return 'unknown';
-  if (n < 1000) return `${n} B`;
-  const units = ['kB', 'MB', 'GB', 'TB'];
-  let v = n / 1000, u = 0;
-  while (v >= 1000 && u < units.length - 1) { v /= 1000; u += 1; }
-  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[u]}`;
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n / 1024, u = 0;
+  while (v >= 1024 && u < units.length - 1) { v /= 1024; u += 1; }
+  return `${v.toFixed(1)} ${units[u]}`;
+}
+
+/** "1 record", "2 records": a count with its noun in the right number. */
+export function plural(n, noun, many) {
+  return `${n} ${n === 1 ? noun : (many || noun + 's')}`;
 }
 
 function card(stat, title, figure, note, noteClass) {
@@ -93,7 +98,7 @@ export function renderDevices(status) {
     el('td', { class: p.connected ? 'ok' : 'warn' }, p.connected ? 'connected' : 'not connected: ' + (p.reason || '')),
     el('td', {}, ago(p.last_sync)),
     el('td', {}, String(p.pending_to_send)),
-    el('td', {}, `${p.bytes_sent} / ${p.bytes_received}`),
+    el('td', {}, `${bytesText(p.bytes_sent)} / ${bytesText(p.bytes_received)}`),
     el('td', {}, p.last_repair_round
       ? `${ago(p.last_repair)}: ${p.last_repair_round.records_sent} sent, ${p.last_repair_round.records_received} received`
       : 'none yet')));
@@ -116,8 +121,8 @@ export async function syncNow() {
     state.textContent = `${answer.rounds} repair round${answer.rounds === 1 ? '' : 's'} done`;
     list.replaceChildren(...answer.peers.map((p) => el('li', { class: p.round ? 'ok repair-round' : 'warn', dataset: { device: p.device_id } },
       deviceLabel(p.device_name, p.device_id) + ': ' + (p.round
-        ? `repair round: ${p.round.records_sent} records sent, ${p.round.records_received} received, `
-          + `${p.round.round_trips} round trips, ${p.round.bytes_sent + p.round.bytes_received} bytes, ${p.round.milliseconds} ms`
+        ? `repair round: ${plural(p.round.records_sent, 'record')} sent, ${p.round.records_received} received, `
+          + `${plural(p.round.round_trips, 'round trip')}, ${bytesText(p.round.bytes_sent + p.round.bytes_received)}, ${p.round.milliseconds} ms`
         : p.reason))));
   } catch (e) {
     state.textContent = 'Sync failed: ' + e.message;
@@ -339,7 +344,7 @@ export async function importFile(dryRun) {
     const a = await request('POST', path, file);
     report.replaceChildren(
       el('p', { class: 'ok', id: dryRun ? 'dry-run-report' : 'import-done' },
-        `${dryRun ? 'Dry run' : 'Imported'}: ${a.format}, ${a.records} records — ${a.create} new, ${a.update} changed, `
+        `${dryRun ? 'Dry run' : 'Imported'}: ${a.format}, ${plural(a.records, 'record')} — ${a.create} new, ${a.update} changed, `
         + `${a.unchanged} unchanged, ${a.remove} removed; ${a.skipped_count} skipped.`),
       el('ul', {}, (a.skipped || []).map((s) => el('li', { class: 'warn' }, `${s.place}: ${s.reason}`))));
     document.getElementById('import-run').disabled = !dryRun;
@@ -390,7 +395,7 @@ export async function renderSnapshots() {
         const v = await request('POST', '/v1/backups/verify', { target: t.target, read_data: document.getElementById(readId).checked });
         result.className = 'verify-result ' + (v.ok ? 'ok' : 'warn');
         result.textContent = v.ok
-          ? `ok: ${v.snapshots} snapshots, ${v.packs} packs${v.packs_read ? `, ${v.packs_read} read (${v.bytes_read} bytes), ${v.blobs_checked} chunks checked` : ''}`
+          ? `ok: ${plural(v.snapshots, 'snapshot')}, ${plural(v.packs, 'pack')}${v.packs_read ? `, ${v.packs_read} read (${bytesText(v.bytes_read)}), ${plural(v.blobs_checked, 'chunk')} checked` : ''}`
           : `${v.problems.length} problems: ${v.problems.join('; ')}`;
       } catch (e) {
         result.className = 'verify-result warn';
@@ -401,7 +406,7 @@ export async function renderSnapshots() {
     };
     const rows = t.snapshots.slice().reverse().map((s) => el('tr', { dataset: { snapshot: s.id } },
       el('td', {}, s.short_id), el('td', {}, new Date(s.time).toLocaleString()), el('td', {}, s.hostname),
-      el('td', {}, String(s.records)), el('td', {}, `${s.bytes} bytes (+${s.added_bytes})`)));
+      el('td', {}, String(s.records)), el('td', {}, `${bytesText(s.bytes)} (+${bytesText(s.added_bytes)})`)));
     const restore = restoreControls(t, i);
     return el('article', { class: 'conflict', dataset: { target: t.target } },
       el('h4', {}, t.target),
@@ -431,7 +436,7 @@ function restoreControls(t, i) {
       result.textContent = a.mode === 'revert'
         ? `Restored ${a.record} to its value in snapshot ${a.snapshot.slice(0, 8)} (${a.writes} change${a.writes === 1 ? '' : 's'}, `
           + `${a.seconds.toFixed(1)} s); every device follows.`
-        : `Restored snapshot ${a.snapshot.slice(0, 8)} (${a.records} records) into ${a.into} in ${a.seconds.toFixed(1)} s, `
+        : `Restored snapshot ${a.snapshot.slice(0, 8)} (${plural(a.records, 'record')}) into ${a.into} in ${a.seconds.toFixed(1)} s, `
           + `as a new device ${a.device_id.split('-')[0]}: ${a.next}.`;
     } catch (e) {
       result.className = 'restore-result warn';

@@ -1,0 +1,65 @@
+import Foundation
+import HubSyncAgent
+import HubSyncBase
+import HubSyncCore
+import HubSyncTestSupport
+import Testing
+
+/// config.json as the agent, `PUT /v1/config` and the CLI's backup commands read it.
+@Suite struct AgentConfigurationTests {
+    let folder = TemporaryDirectory(prefix: "hubsync-config")
+
+    func parse(_ bytes: [UInt8]) throws(ValidationFailure) -> AgentConfiguration {
+        try AgentConfiguration.parse(Data(bytes), path: "config.json")
+    }
+
+    @Test func commentsAreBlankedAndOffsetsAreTheFilesOwn() throws {
+        let text = "// a comment with a bad byte \u{FF}\n{\"repair_interval_seconds\": 77}\n"
+        var bytes = Array(text.utf8)
+        // The comment's U+00FF becomes a lone 0xFF byte: a comment may hold anything.
+        if let i = bytes.firstIndex(of: 0xC3) { bytes.replaceSubrange(i...i + 1, with: [0xFF]) }
+        #expect(try parse(bytes).repairInterval == .seconds(77))
+    }
+
+    @Test func bytesThatAreNotUTF8AreRefusedWithTheirOffset() {
+        var bytes = Array("// first line\n{\"listen\": \"127.0.0.1:0\", \"api\": \"127.0.0.1:".utf8)
+        let offset = bytes.count
+        bytes += [0xC3, 0x28] + Array("\"}".utf8)
+        do {
+            _ = try parse(bytes)
+            Issue.record("invalid UTF-8 was accepted")
+        } catch {
+            #expect(error.message.contains("config.json") && error.message.contains("byte \(offset)") && error.message.contains("UTF-8"),
+                    "\(error.message)")
+        }
+    }
+
+    @Test(arguments: [
+        (#"{"api": "0.0.0.0:7401"}"#, "loopback"),
+        (#"{"api": "127.0.0.1:70000"}"#, "port of 0–65535"),
+        (#"{"listen": "myhost:7400"}"#, "IP address"),
+        (#"{"listen": "7400"}"#, "HOST:PORT"),
+        (#"{"backup": {"targets": ["local:relative/dir"]}}"#, "absolute path"),
+    ])
+    func addressesAndTargetsAreCheckedAsTheFlagsAre(text: String, words: String) {
+        #expect(throws: ValidationFailure.self) { try parse(Array(text.utf8)) }
+        do { _ = try parse(Array(text.utf8)) } catch { #expect(error.message.contains(words), "\(error.message)") }
+    }
+
+    @Test func aBackupTargetInsideADataDirectoryIsRefused() throws {
+        let data = folder.path + "/device"
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        try Data("key".utf8).write(to: URL(fileURLWithPath: data + "/" + DataDirectory.identityFile))
+        for target in ["local:\(data)", "local:\(data)/backups/mine", "\(data)/../device/x"] {
+            let text = #"{"backup": {"targets": ["\#(target)"]}}"#
+            do {
+                _ = try parse(Array(text.utf8))
+                Issue.record("\(target) was accepted")
+            } catch {
+                #expect(error.message.contains("data directory"), "\(error.message)")
+            }
+        }
+        // Beside it is fine.
+        #expect(try parse(Array(#"{"backup": {"targets": ["local:\#(folder.path)/usb"]}}"#.utf8)).backup?.targets == ["local:\(folder.path)/usb"])
+    }
+}
