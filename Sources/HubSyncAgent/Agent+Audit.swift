@@ -77,6 +77,18 @@ extension Agent {
             guard let detail = body["detail"]?.stringValue, !detail.isEmpty, detail.utf8.count <= 1024 else {
                 throw APIError(.badRequest, "give \"detail\": a sentence of at most 1024 bytes saying what was done")
             }
+            if let given = body["subject"], given.objectValue == nil {
+                throw APIError(.badRequest, "\"subject\" must be an object of strings, such as {\"target\": \"local:/mnt/usb\"}")
+            }
+            switch body["seconds"] {
+            case nil, .int(0...)?: break
+            case .double(let d)? where d >= 0 && d.isFinite: break
+            default: throw APIError(.badRequest, "\"seconds\" must be a number of seconds, 0 or more")
+            }
+            switch body["repository_bytes"] {
+            case nil, .int(0...)?: break
+            default: throw APIError(.badRequest, "\"repository_bytes\" must be a whole number of bytes, 0 or more")
+            }
             var subject: [String: String] = [:]
             for (k, v) in body["subject"]?.objectValue ?? [:] {
                 guard let s = v.stringValue, k.utf8.count <= 64, s.utf8.count <= 1024 else {

@@ -53,6 +53,7 @@ public struct BackupSchedule: Sendable, Equatable {
                 + "interval_seconds, recovery_point_seconds, keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, "
                 + "keep_yearly, keep_within (\"7d\"), s3 (an object)")
         }
+        var localFolders: [(text: String, place: String)] = []
         for (key, v) in o {
             switch (key, v) {
             case ("targets", .array(let a)):
@@ -68,6 +69,24 @@ public struct BackupSchedule: Sendable, Equatable {
                         if let problem = FolderPlacement.problem(folder, what: "a backup repository") {
                             throw ValidationFailure("\(path): backup target \(s): \(problem)")
                         }
+                        let other = FolderPlacement.foreignEntries(folder)
+                        if !other.isEmpty {
+                            throw ValidationFailure("\(path): backup target \(s): the folder holds other files (\(other.prefix(3).joined(separator: ", "))"
+                                + "\(other.count > 3 ? ", …" : "")) and is not a repository; give a new or empty folder")
+                        }
+                        // One repository per target, none inside another: each backup would
+                        // write twice into one, or refuse the inner one.
+                        let resolved = FolderPlacement.resolved(folder)
+                        for (earlier, place) in localFolders {
+                            if place == resolved {
+                                throw ValidationFailure("\(path): backup targets \(earlier) and \(s) are the same folder; give it once")
+                            }
+                            if resolved.hasPrefix(place + "/") || place.hasPrefix(resolved + "/") {
+                                throw ValidationFailure("\(path): backup targets \(earlier) and \(s): one is inside the other; "
+                                    + "give folders side by side")
+                            }
+                        }
+                        localFolders.append((s, resolved))
                     }
                     if s.hasPrefix("s3:") {
                         do throws(S3Error) { _ = try S3Endpoint(parsing: String(s.dropFirst(3))) } catch {

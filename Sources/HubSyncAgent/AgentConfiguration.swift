@@ -65,9 +65,25 @@ public struct AgentConfiguration: Sendable, Equatable {
 
     /// The JSON object of a `config.json` file's bytes. Lines that start with `//` are comments
     /// (see examples/config.json), blanked byte for byte so that a refusal's byte offset is the
-    /// file's own; bytes that are not UTF-8 are refused with their offset, never replaced.
+    /// file's own; bytes that are not UTF-8 (in a comment too) are refused with their offset,
+    /// never replaced; a leading byte-order mark is skipped.
     public static func settings(_ data: Data, path: String) throws(ValidationFailure) -> [String: Value] {
         var bytes = [UInt8](data)
+        // A byte-order mark some editors write is not text of the file.
+        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.replaceSubrange(0..<3, with: [0x20, 0x20, 0x20]) }
+        // The whole file is UTF-8 text, comments too: a byte that is not is said, never skipped.
+        if String(validating: bytes, as: UTF8.self) == nil {
+            var offset = 0
+            var iterator = bytes.makeIterator()
+            var decoder = UTF8()
+            decode: while true {
+                switch decoder.decode(&iterator) {
+                case .scalarValue(let scalar): offset += UTF8.width(scalar)
+                case .emptyInput, .error: break decode
+                }
+            }
+            throw ValidationFailure("\(path): byte \(offset) is not part of UTF-8 text; save the file as UTF-8, or remove it to use the defaults")
+        }
         var lineStart = 0
         for i in 0...bytes.count where i == bytes.count || bytes[i] == UInt8(ascii: "\n") {
             var j = lineStart

@@ -10,13 +10,17 @@ import Synchronization
 /// `GET /v1/events`: the dashboard's live stream (server-sent events, protocol/SPEC.md 9.5). It
 /// pushes `status` when status changes, `change` for each change committed (`audit` for an
 /// audit entry), and `progress` while a backup or verify runs; `: heartbeat` comments keep it
-/// open. Bounded: ``maxStreams`` at once (more get 503), and a client that has not taken a write
+/// open. Bounded: ``maxStreams`` at once (more get 429), and a client that has not taken a write
 /// within ``writeTimeout`` is dropped; nothing is queued for it, as every event is read fresh
 /// from the change log and the agent's state when it is written.
 final class DashboardEvents: Sendable {
     static let maxStreams = 8
     static let heartbeat: Duration = .seconds(15)
     static let writeTimeout: Duration = .seconds(10)
+    /// A stream ends after this long and the page's EventSource opens the next one (with
+    /// Last-Event-ID, so nothing is missed): a client that stops reading, whose writes the
+    /// socket buffers still take, holds a place for no longer than this.
+    static let lifetime: Duration = .seconds(300)
     /// How often status and progress are looked at: peers come and go without a change.
     static let statusInterval: Duration = .seconds(2), progressInterval: Duration = .milliseconds(500)
 
@@ -114,8 +118,9 @@ extension Agent {
     private func streamEvents(to stream: StreamWriter, after start: Int64, _ subscription: ChangeSubscription) async throws {
         var cursor = start, lastStatus: [UInt8] = [], lastProgress = "", lastWrite = ContinuousClock.now
         var nextStatus = ContinuousClock.now, running = false
+        let end = ContinuousClock.now + DashboardEvents.lifetime
         try await stream.write("retry: 2000\n: live\n\n")
-        while !Task.isCancelled {
+        while !Task.isCancelled, ContinuousClock.now < end {
             var text = ""
             // Changes first, a page at a time: a client behind reads the log, not a queue.
             let changes = try await store.read(.changes(after: cursor, limit: 200))
@@ -151,7 +156,7 @@ extension Agent {
                 lastWrite = .now
             }
             if changes.count == 200 { continue }
-            let wake = min(nextStatus, lastWrite + DashboardEvents.heartbeat,
+            let wake = min(nextStatus, lastWrite + DashboardEvents.heartbeat, end,
                            running ? .now + DashboardEvents.progressInterval : nextStatus)
             if await subscription.wait(until: wake) == .ended { return }
         }

@@ -25,6 +25,9 @@ public final class DashboardSessions: Sendable {
         var codes: [String: UInt64] = [:]
         /// Codes redeemed or expired, kept until their time is up, to say which it was.
         var used: [String: UInt64] = [:]
+        /// Codes dropped before their use (expired, or pushed out by newer ones), kept for a
+        /// code's lifetime after, to say why.
+        var dropped: [String: (until: UInt64, why: Refusal)] = [:]
         var sessions: [String: Session] = [:]
     }
 
@@ -36,12 +39,14 @@ public final class DashboardSessions: Sendable {
 
     /// Why a code was refused.
     enum Refusal: Error, Equatable {
-        case used, expired, unknown
+        case used, expired, replaced, unknown
 
         var message: String {
             switch self {
             case .used: "this sign-in link was used already; each link signs in once. Run `hubsync dashboard` for a new one"
             case .expired: "this sign-in link has expired (a link is good for 2 minutes). Run `hubsync dashboard` for a new one"
+            case .replaced: "this sign-in link was replaced: \(DashboardSessions.maxCodes) newer links were made after it, and only "
+                + "the newest \(DashboardSessions.maxCodes) are good. Use the newest, or run `hubsync dashboard` for a new one"
             case .unknown: "this sign-in code is not one this agent gave (the agent may have restarted). Run `hubsync dashboard` for a new link"
             }
         }
@@ -57,11 +62,17 @@ public final class DashboardSessions: Sendable {
     func mintCode(now: UInt64 = now()) -> (code: String, expiresAt: UInt64) {
         let code = Self.randomText(bytes: 16), expiry = now + Self.codeLifetime
         state.withLock { s in
+            s.dropped = s.dropped.filter { $0.value.until > now }
+            for (old, expiry) in s.codes where expiry <= now { s.dropped[old] = (expiry + Self.codeLifetime, .expired) }
             s.codes = s.codes.filter { $0.value > now }
             while s.codes.count >= Self.maxCodes, let oldest = s.codes.min(by: { $0.value < $1.value }) {
                 s.codes[oldest.key] = nil
+                s.dropped[oldest.key] = (oldest.value + Self.codeLifetime, .replaced)
             }
             s.codes[code] = expiry
+            while s.dropped.count > 4 * Self.maxCodes, let oldest = s.dropped.min(by: { $0.value.until < $1.value.until }) {
+                s.dropped[oldest.key] = nil
+            }
         }
         return (code, expiry)
     }
@@ -71,7 +82,7 @@ public final class DashboardSessions: Sendable {
         let result: Result<(String, Session), Refusal> = state.withLock { s in
             s.used = s.used.filter { $0.value > now }
             guard let expiry = s.codes.removeValue(forKey: code) else {
-                return .failure(s.used[code] != nil ? .used : .unknown)
+                return .failure(s.used[code] != nil ? .used : s.dropped[code]?.why ?? .unknown)
             }
             // Remembered until its expiry either way, so a second use says "used".
             s.used[code] = max(expiry, now + Self.codeLifetime)

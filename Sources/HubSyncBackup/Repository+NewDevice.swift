@@ -35,16 +35,63 @@ extension Repository {
             throw BackupError(.invalidInput, "\(directory.path) already holds a store; --into takes a new data directory "
                 + "(to restore into this device's stores use --merge or --revert)")
         }
+        guard directory.path.hasPrefix("/") else {
+            throw BackupError(.invalidInput, "\(directory.path): --into takes an absolute path (a new or empty folder), such as "
+                + "/home/me/hubsync-restored; nothing was written")
+        }
         if let problem = FolderPlacement.problem(directory.path, what: "a restored device") {
             throw BackupError(.invalidInput, problem + "; nothing was written")
         }
+        // A new or empty folder: a device's files beside someone else's would change their modes
+        // (the directory is made private) and mix with them. What `init` leaves before a store
+        // exists is allowed: its identity, name, household key and lock.
+        let own: Set = [DataDirectory.identityFile, DataDirectory.deviceFile, DataDirectory.householdFile,
+                        DataDirectory.lockFile, DataDirectory.configFile]
+        let other = ((try? files.contentsOfDirectory(atPath: directory.path)) ?? []).filter { !own.contains($0) }.sorted()
+        if !other.isEmpty {
+            throw BackupError(.invalidInput, "\(directory.path) holds other files (\(other.prefix(3).joined(separator: ", "))"
+                + (other.count > 3 ? ", …" : "") + "); --into takes a new or empty folder, nothing was written")
+        }
+        var isFolder: ObjCBool = false
+        if files.fileExists(atPath: directory.path, isDirectory: &isFolder), !isFolder.boolValue {
+            throw BackupError(.invalidInput, "\(directory.path) is a file; --into takes a new or empty folder, nothing was written")
+        }
         var created: [String] = []
+        var createdFolder = false
         var succeeded = false
         defer {
-            if !succeeded { for path in created.reversed() { try? files.removeItem(atPath: path) } }
+            if !succeeded {
+                // Only what this restore wrote goes: files by name, its folder only when empty
+                // (another writer's files in it stay).
+                for path in created.reversed() { try? files.removeItem(atPath: path) }
+                if createdFolder { rmdir(directory.path) }
+            }
         }
-        if !files.fileExists(atPath: directory.path) { created.append(directory.path) }
         do {
+            // The folder is made here with one mkdir, so of two restores into one new folder only
+            // one made it; its parents are made as needed.
+            let parent = (directory.path as NSString).deletingLastPathComponent
+            if !files.fileExists(atPath: parent) { try files.createDirectory(atPath: parent, withIntermediateDirectories: true) }
+            if mkdir(directory.path, 0o700) == 0 {
+                createdFolder = true
+            } else if errno != EEXIST {
+                throw BackupError(.io, "cannot create \(directory.path): \(Errno.message(errno)); nothing was written")
+            }
+            // The lock first: a second restore into the same folder is refused here, before it writes.
+            let hadLock = files.fileExists(atPath: directory.lockPath)
+            guard let lock = try WriterLock.acquire(in: directory, role: "backup restore") else {
+                let holder = WriterLock.holder(in: directory)
+                throw BackupError(.invalidInput, "\(holder?.description ?? "another process") holds \(directory.path); "
+                    + "a restore onto a new device needs the directory to itself; nothing was written")
+            }
+            defer { withExtendedLifetime(lock) {} }
+            if !hadLock { created.append(directory.lockPath) }
+            // Looked at again under the lock: another restore may have filled it meanwhile.
+            let others = ((try? files.contentsOfDirectory(atPath: directory.path)) ?? []).filter { !own.contains($0) }
+            if files.fileExists(atPath: directory.storePath) || !others.isEmpty {
+                throw BackupError(.invalidInput, "\(directory.path) was written by another process meanwhile; --into takes a new "
+                    + "or empty folder, nothing was written")
+            }
             let identity: Identity
             if Identity.exists(in: directory.url) {
                 identity = try Identity.load(from: directory.url)
@@ -52,14 +99,6 @@ extension Repository {
                 identity = try Identity.create(in: directory.url)
                 created.append(Identity.keyFileURL(in: directory.url).path)
             }
-            let hadLock = files.fileExists(atPath: directory.lockPath)
-            guard let lock = try WriterLock.acquire(in: directory, role: "backup restore") else {
-                let holder = WriterLock.holder(in: directory)
-                throw BackupError(.invalidInput, "\(holder?.description ?? "another process") holds \(directory.path); "
-                    + "a restore onto a new device needs the directory to itself")
-            }
-            defer { withExtendedLifetime(lock) {} }
-            if !hadLock { created.append(directory.lockPath) }
             let needsHousehold = try HouseholdFile.read(in: directory).secrets == nil
             created += [directory.storePath, directory.storePath + "-wal", directory.storePath + "-shm"]
             let devicePath = directory.file(DataDirectory.deviceFile)

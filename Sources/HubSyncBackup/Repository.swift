@@ -61,8 +61,7 @@ public final class Repository {
         }
         if let local = target as? LocalTarget {
             // A new repository goes into a new or empty folder (or one a crashed `init` left).
-            let other = ((try? FileManager.default.contentsOfDirectory(atPath: local.path)) ?? [])
-                .filter { !FolderPlacement.repositoryEntries.contains($0) && !$0.hasPrefix(".tmp-") }.sorted()
+            let other = FolderPlacement.foreignEntries(local.path)
             if !other.isEmpty {
                 throw BackupError(.invalidInput, "\(local.path) holds other files (\(other.prefix(3).joined(separator: ", "))"
                     + (other.count > 3 ? ", …" : "") + "); a new backup repository needs a new or empty folder, nothing was written")

@@ -54,23 +54,62 @@ public struct DataDirectory: Sendable, Hashable {
     public var configPath: String { file(Self.configFile) }
     public var lockPath: String { file(Self.lockFile) }
 
-    /// Why the store cannot be opened as this device's, when a device lives here (its identity
-    /// key is) but its store file is gone or empty: `init` makes the store with the device's name
-    /// record in it, so such a store lost its records, and opening it would start an empty one
-    /// silently. Nil when the store is there, or no device is.
+    /// Why the store cannot be opened as this device's, read from the file without opening it
+    /// (SQLite, opening a damaged file, may fold its WAL into it and delete the WAL, changing the
+    /// very file `hubsync repair` keeps aside): when a device lives here (its identity key is) but
+    /// the store file is gone, empty, shorter than its header says, or not SQLite at all. `init`
+    /// makes the store with the device's name record in it, so an absent store lost its records,
+    /// and opening it would start an empty one silently. Nil when the file looks whole (SQLite's
+    /// integrity check goes further), or no device is here.
     public var missingStoreProblem: String? {
         let fm = FileManager.default
         guard fm.fileExists(atPath: file(Self.identityFile)) else { return nil }
         let size = (try? fm.attributesOfItem(atPath: storePath)[.size] as? NSNumber)?.intValue
         let problem: String
         switch size {
-        case nil: problem = "is missing from \(path)"
-        case 0?: problem = "in \(path) is empty (0 bytes)"
-        default: return nil
+        case nil: problem = "is missing from \(path), which holds a device: its records are not here"
+        case 0?: problem = "in \(path) is empty (0 bytes): its records are not here"
+        case let size?:
+            guard let header = Self.header(of: storePath) else { return nil }
+            if header.count < 100 {
+                problem = "in \(path) is cut short (\(size) bytes, less than SQLite's 100-byte header)"
+            } else if !header.starts(with: Array("SQLite format 3\0".utf8)) {
+                problem = "in \(path) is not an SQLite database (its first bytes are not SQLite's)"
+            } else if let expected = Self.expectedSize(header), size < expected, Self.walIsEmpty(storePath) {
+                // With frames in the WAL the header may run ahead of the file (a checkpoint that
+                // a full disk cut short): SQLite finishes it from the WAL, so only without one
+                // is a shorter file cut.
+                problem = "in \(path) is cut short: \(size) bytes of the \(expected) its header counts"
+            } else {
+                return nil
+            }
         }
-        return "\(Self.storeFile) \(problem), which holds a device: its records are not here. Nothing was changed. Rebuild "
-            + "the store under the same device with `hubsync repair --data \(path)` (it fills from the household's peers; add "
-            + "--from-backup TARGET to start from a backup)"
+        return "\(Self.storeFile) \(problem). Nothing was changed. Rebuild "
+            + "the store under the same device with `hubsync repair --data \(path)` (it keeps the damaged files aside, salvages "
+            + "what it can read and fills from the household's peers; add --from-backup TARGET to start from a backup)"
+    }
+
+    /// Whether the store's WAL is absent or empty.
+    static func walIsEmpty(_ storePath: String) -> Bool {
+        ((try? FileManager.default.attributesOfItem(atPath: storePath + "-wal")[.size] as? NSNumber)?.intValue ?? 0) == 0
+    }
+
+    /// The first 100 bytes of a file (fewer when it is shorter), or nil when it cannot be read.
+    static func header(of path: String) -> [UInt8]? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        return (try? handle.read(upToCount: 100)).map { [UInt8]($0) } ?? []
+    }
+
+    /// The database's size by its header (page size × page count), when the header's count is
+    /// valid (its change counter equals its version-valid-for number, as SQLite requires).
+    static func expectedSize(_ h: [UInt8]) -> Int? {
+        func u32(_ i: Int) -> Int { Int(h[i]) << 24 | Int(h[i + 1]) << 16 | Int(h[i + 2]) << 8 | Int(h[i + 3]) }
+        let raw = Int(h[16]) << 8 | Int(h[17])
+        let pageSize = raw == 1 ? 65536 : raw
+        let pages = u32(28)
+        guard pageSize >= 512, pages > 0, u32(24) == u32(92) else { return nil }
+        return pageSize * pages
     }
 
     /// Keeps the directory private: makes it mode 0700 and every file in it 0600 (the store and

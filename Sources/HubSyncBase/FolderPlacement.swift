@@ -34,6 +34,14 @@ public enum FolderPlacement {
             && FileManager.default.fileExists(atPath: folder + "/keys", isDirectory: &isFolder) && isFolder.boolValue
     }
 
+    /// The files of `folder` that no repository holds (sorted), when it is not a repository yet:
+    /// a new repository goes into a new or empty folder, or one a crashed `init` left.
+    public static func foreignEntries(_ folder: String) -> [String] {
+        guard !isRepository(folder) else { return [] }
+        return ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [])
+            .filter { !repositoryEntries.contains($0) && !$0.hasPrefix(".tmp-") }.sorted()
+    }
+
     /// Why `path` is no place for `what` ("a backup repository", "a restored device"), or nil:
     /// it is, or lies inside, a HubSync data directory, or lies inside a backup repository.
     public static func problem(_ path: String, what: String) -> String? {

@@ -300,6 +300,11 @@ struct StatusCommand: ParsableCommand {
                 : "no schedule (interval_seconds 0: `hubsync backup now` or the dashboard's Backup now)"
             print("Backup: \(last); \(schedule); targets \(b.targets.joined(separator: ", "))")
             if let w = b.warning { print("  warning: \(w)") }
+            if let d = b.lastDrill {
+                print("  last drill \(d.at) on \(d.target): snapshot \(d.snapshot.prefix(8)) restored in "
+                    + "\(String(format: "%.1f", d.recoveryTimeSeconds)) s (recovery time), \(durationText(Int(d.recoveryPointSeconds))) old "
+                    + "(recovery point)" + (d.ok ? "; sound" : "; problems: " + d.problems.joined(separator: "; ")))
+            }
         }
         if let storeProblem { throw CLIError(.damaged, storeProblem) }
     }

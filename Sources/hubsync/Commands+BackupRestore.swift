@@ -54,7 +54,9 @@ struct BackupRestoreCommand: ParsableCommand {
         let start = Date()
         var result: Value
         if let into {
-            result = try restoreInto(repo, snap, directory: DataDirectory(path: into), progress: progress)
+            // A relative folder is taken from the working directory, and said in full.
+            result = try restoreInto(repo, snap, directory: DataDirectory(path: URL(fileURLWithPath: into).standardizedFileURL.path),
+                                     progress: progress)
         } else {
             result = try restoreLive(repo, snap, progress: progress)
         }
@@ -78,6 +80,9 @@ struct BackupRestoreCommand: ParsableCommand {
             line += " in \(String(format: "%.1f", seconds)) s"
             if case .int(let n) = o["skipped_chunks"] ?? .null, n > 0 {
                 line += "; skipped \(plural(Int(n), "damaged chunk")) (their records are missing)"
+            }
+            if case .int(let n) = o["left_out_other_household"] ?? .null, n > 0 {
+                line += "; left out \(plural(Int(n), "membership or audit record")) of another household (synced in from a peer outside it)"
             }
             print(line)
             if case .int(let epoch) = o["household_key_epoch"] ?? .null, let keyID = o["household_key_id"]?.stringValue {
@@ -120,8 +125,14 @@ struct BackupRestoreCommand: ParsableCommand {
         case .direct(let own): store = own
         case .agent: store = try dir.openStore()
         }
-        var writes = 0
+        var writes = 0, leftOut = 0
         var seen = Set<RecordKey>()
+        // Records of another household (a static peer's membership and audit records, synced in
+        // and backed up) are left out, as an import leaves them out, and counted.
+        let group = (try? HouseholdFile.read(in: dir))?.secrets?.groupID
+        let writers = (try? HouseholdSnapshot.read(in: dir)).flatMap { snapshot in
+            (try? dir.identity().deviceID).flatMap { HouseholdRecords.auditWriters(snapshot, me: $0) }
+        }
         /// Applies `batch` in order on whichever path holds the directory; answers how many of
         /// its writes changed a record.
         @discardableResult
@@ -149,7 +160,9 @@ struct BackupRestoreCommand: ParsableCommand {
                     // Each state merged, then undeleted when it was alive in the snapshot, in one
                     // ordered stream to the writer: the undelete changes only a record deleted now,
                     // decided where it is written (a read beside the agent could lag its writes).
-                    writes += try send(RestorePlan.mergeWrites(snapshot: batch))
+                    let admitted = HouseholdRecords.admissible(RestorePlan.mergeWrites(snapshot: batch), toGroup: group, writers: writers)
+                    leftOut += admitted.refused.count
+                    writes += try send(admitted.kept)
                 } else {
                     var current: [RecordKey: RecordState] = [:]
                     for s in try store.states(for: batch.map(\.key)) { current[s.key] = s }
@@ -182,7 +195,7 @@ struct BackupRestoreCommand: ParsableCommand {
                         + (only.map { "for \($0)" } ?? "for \(plural(report.records, "record"))"))
         return ["mode": .string(merge ? "merge" : "revert"), "records": .int(Int64(report.records)),
                 "writes": .int(Int64(writes)), "through_agent": .bool({ if case .agent = writer { true } else { false } }()),
-                "skipped_chunks": .int(Int64(report.skippedChunks.count))]
+                "skipped_chunks": .int(Int64(report.skippedChunks.count)), "left_out_other_household": .int(Int64(leftOut))]
     }
 }
 

@@ -90,7 +90,9 @@ struct IdCommand: ParsableCommand {
         let dir = common.directory
         let identity = try dir.identity()
         if output.json {
-            var o: [String: Value] = ["device_id": .string(identity.deviceID.description)]
+            // "device_name" as status and peers name it; "name" stays for scripts written before.
+            var o: [String: Value] = ["device_id": .string(identity.deviceID.description),
+                                      "device_name": dir.deviceName.map { .string($0) } ?? .null]
             if let name = dir.deviceName { o["name"] = .string(name) }
             printJSON(.object(o))
         } else {

@@ -82,16 +82,17 @@ struct ImportCommand: ParsableCommand {
                 reports.append(try importFile(file, writer: writer, store: store, group: group))
             } catch let e as MigrationError {
                 failures.append(e.description)
-                if files.count > 1 { FileHandle.standardError.write(Data("hubsync: error: \(e.description)\n".utf8)) }
             } catch let e as CLIError where e.code == .invalidInput && files.count > 1 {
                 failures.append(e.message)
-                FileHandle.standardError.write(Data("hubsync: error: \(e.message)\n".utf8))
             }
         }
-        if output.json { printJSON(files.count == 1 && reports.count == 1 ? reports[0] : .array(reports)) }
+        if output.json, !reports.isEmpty { printJSON(files.count == 1 ? reports[0] : .array(reports)) }
         if !failures.isEmpty {
-            throw CLIError.usage(failures.count == 1 && files.count == 1 ? failures[0]
-                : "\(failures.count) of \(files.count) files were not imported (said above); the others were")
+            if files.count == 1 { throw CLIError.usage(failures[0]) }
+            let imported = files.count - failures.count
+            let summary = "\(failures.count) of \(files.count) files \(failures.count == 1 ? "was" : "were") not imported: "
+                + failures.joined(separator: "; ") + (imported == 0 ? "" : imported == 1 ? "; the other was" : "; the others were")
+            throw CLIError.usage(summary)
         }
     }
 

@@ -45,7 +45,7 @@ struct RepairCommand: ParsableCommand {
         let dir = common.directory
         let identity = try dir.identity()
         try dir.lockExclusively(for: "`repair`")
-        if !force, let healthy = healthyStoreSummary(dir, identity) {
+        if !force, dir.missingStoreProblem == nil, let healthy = healthyStoreSummary(dir, identity) {
             throw CLIError.failure("the store at \(dir.storePath) is not damaged (integrity check ok; \(healthy)); "
                 + "nothing was changed — add --force to rebuild it anyway")
         }
@@ -112,6 +112,7 @@ struct RepairCommand: ParsableCommand {
                 "records": .int(Int64(records)), "salvaged_records": .int(Int64(salvaged.records.count)),
                 "unreadable_rows": .int(Int64(salvaged.unreadable)), "peers": .int(Int64(salvaged.peers.count)),
                 "from_backup_records": .int(Int64(fromSnapshot)),
+                "salvage_stopped": .array(salvaged.failures.map { .string($0) }),
             ]
             o["damaged_copy"] = aside.map { .string($0) } ?? .null
             o["household_key_restored"] = .bool(household.secrets != nil)
@@ -125,6 +126,12 @@ struct RepairCommand: ParsableCommand {
         if !noSalvage {
             print("  Salvaged \(plural(salvaged.records.count, "record")) and \(plural(salvaged.peers.count, "trusted peer"))"
                 + (salvaged.unreadable > 0 ? "; \(plural(salvaged.unreadable, "row")) could not be read" : "") + ".")
+            if !salvaged.failures.isEmpty {
+                // A file cut short reads as fewer records, not as an error: say that reading stopped.
+                print("  Reading the damaged file stopped early (\(salvaged.failures.joined(separator: "; "))): records past that point "
+                    + "were not salvaged; the household's peers send them back as the agent syncs"
+                    + (source == nil ? ", and `hubsync repair --from-backup TARGET` brings back what only a backup holds." : "."))
+            }
         }
         if let (_, snap) = source {
             print("  Restored \(plural(fromSnapshot, "record")) from snapshot \(snap.id.short) (\(iso8601Text(snap.time))).")
@@ -148,7 +155,7 @@ struct RepairCommand: ParsableCommand {
         let parts = spec.split(separator: "@", maxSplits: 1).map(String.init)
         guard let device = try? DeviceID(parsing: parts.first ?? "") else { return (nil, nil, nil) } // said when the target opens
         if parts.count > 1 { return (nil, device, parts[1]) }
-        if healthyStoreSummary(dir, identity) != nil { return (nil, device, nil) } // the peers table is readable
+        if dir.missingStoreProblem == nil, healthyStoreSummary(dir, identity) != nil { return (nil, device, nil) } // the peers table is readable
         let found = FileManager.default.fileExists(atPath: dir.storePath)
             ? Store.salvage(from: dir.storePath).peers.first { $0.device == device }?.address : nil
         guard let found else {
@@ -185,7 +192,7 @@ struct RepairCommand: ParsableCommand {
     }
 
     /// Renames the store file and its WAL and shared-memory files to `store.damaged-TIME.sqlite`;
-    /// returns the new path, or nil when there was no store file.
+    /// returns the new path, or nil when there was none of them.
     func moveAside(_ dir: DataDirectory) throws(CLIError) -> String? {
         let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "")
         // A name no earlier repair took (two in one second get -2, -3, …): a kept store is never replaced.
@@ -201,8 +208,9 @@ struct RepairCommand: ParsableCommand {
                 throw CLIError(.io, "cannot move the damaged store aside: " + (FailureText.systemCall(code, path: dir.storePath + suffix)
                     ?? Errno.message(code)))
             }
-            moved = moved || suffix.isEmpty
+            moved = true
         }
+        // Named even when only a WAL was left: it holds committed records.
         return moved ? aside : nil
     }
 }

@@ -25,6 +25,14 @@ struct ExportCommand: ParsableCommand {
         let identity = try dir.identity()
         let store = try dir.openStore()
         let toStdout = file == "-"
+        var isFolder: ObjCBool = false
+        if !toStdout, FileManager.default.fileExists(atPath: file, isDirectory: &isFolder), isFolder.boolValue {
+            throw CLIError.usage("\(file) is a folder; give a file name, such as \((file as NSString).appendingPathComponent("hubsync-export.jsonl")); nothing was written")
+        }
+        let parent = (URL(fileURLWithPath: file).deletingLastPathComponent().path)
+        if !toStdout, !FileManager.default.fileExists(atPath: parent, isDirectory: &isFolder) || !isFolder.boolValue {
+            throw CLIError.usage("\(parent), the folder \(file) would go in, does not exist; create it first or give another path; nothing was written")
+        }
         // A file appears only when complete (an interrupted export leaves the old one, if any).
         let target = toStdout ? nil : try guarded { try AtomicFile(path: file, mode: 0o600) }
         var buffer: [UInt8] = []

@@ -68,6 +68,8 @@ import Testing
         #expect(try await b.request("POST", "/v1/audit", body: ["action": "coffee", "detail": "x"]).status == 400)
         let dated = try await b.request("POST", "/v1/audit", body: ["action": "backup", "detail": "x", "time": "2001-01-01T00:00:00Z"])
         #expect(dated.status == 400 && dated.body.objectValue?["error"]?.stringValue?.contains("\"time\"") == true, "\(dated.body)")
+        #expect(try await b.request("POST", "/v1/audit", body: ["action": "backup", "detail": "x", "subject": "x"]).status == 400)
+        #expect(try await b.request("POST", "/v1/audit", body: ["action": "backup", "detail": "x", "seconds": -5]).status == 400)
     }
 
     @Test func entriesForgedOrAlteredByAnotherMemberAreRefused() async throws {

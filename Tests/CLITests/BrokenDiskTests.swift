@@ -72,26 +72,43 @@ import Testing
         #expect(FileManager.default.contents(atPath: d.data + "/" + first) == firstBytes)
     }
 
-    /// A store file gone or cut to nothing under a device is named, never silently made anew
-    /// (its records would look deleted); `repair` rebuilds it under the same device ID.
-    @Test(arguments: [false, true])
-    func aMissingOrEmptyStoreIsNamedAndNotMadeAnew(empty: Bool) async throws {
+    /// A store file gone, emptied, cut short or overwritten under a device is named without
+    /// being opened (opening it would let SQLite fold the WAL into it and delete the WAL), never
+    /// silently made anew; `repair` keeps the damaged files aside byte for byte, WAL included,
+    /// and rebuilds the store under the same device ID.
+    @Test(arguments: ["missing", "empty", "cut short", "not an SQLite database"])
+    func aDamagedStoreFileIsNamedLeftAsItIsAndKeptByRepair(damage: String) async throws {
         let d = Device(data: dir.path + "/d")
         try await d.ok("init")
         let id = try await d.ok("id").stdout
-        try await d.ok("put", "memories", "m1", "--json", #"{"text": "x"}"#)
-        let attributes = try FileManager.default.attributesOfItem(atPath: d.data + "/store.sqlite")
+        for i in 0..<3 { try await d.ok("put", "memories", "m\(i)", "--json", #"{"text": "x"}"#) }
+        let store = d.data + "/store.sqlite"
+        let attributes = try FileManager.default.attributesOfItem(atPath: store)
         #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600, "the store is its owner's alone")
-        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: d.data + "/store.sqlite" + suffix) }
-        if empty { FileManager.default.createFile(atPath: d.data + "/store.sqlite", contents: Data()) }
-        for args in [["list", "memories"], ["status"], ["put", "memories", "m2", "--json", #"{"text": "y"}"#], ["run", "--no-mdns"]] {
+        // A WAL beside the damaged file, as a stopped agent can leave it (a file cut short is
+        // told from its header only without one: with frames in the WAL the header may run ahead).
+        for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: store + suffix) }
+        if damage != "cut short" { try Data("WAL frames that must be kept".utf8).write(to: URL(fileURLWithPath: store + "-wal")) }
+        switch damage {
+        case "missing": try FileManager.default.removeItem(atPath: store)
+        case "empty": try Data().write(to: URL(fileURLWithPath: store))
+        case "cut short": try FileHandle(forWritingAtPath: store)!.truncate(atOffset: 4096)
+        default: try Data(repeating: 0x41, count: 8192).write(to: URL(fileURLWithPath: store))
+        }
+        let before = [FileManager.default.contents(atPath: store), FileManager.default.contents(atPath: store + "-wal")]
+        for args in [["list", "memories"], ["get", "memories", "m1"], ["status"], ["put", "memories", "m2", "--json", #"{"text": "y"}"#],
+                     ["run", "--no-mdns"]] {
             let r = try await hubsync(args + ["--data", d.data])
             #expect(r.status == 1, "\(args): \(r.stderr)")
-            #expect(r.stderr.contains(empty ? "is empty" : "is missing") && r.stderr.contains("hubsync repair"), "\(args): \(r.stderr)")
+            #expect(r.stderr.contains(damage == "missing" ? "is missing" : damage == "empty" ? "is empty" : damage)
+                    && r.stderr.contains("hubsync repair"), "\(args): \(r.stderr)")
         }
-        let size = (try? FileManager.default.attributesOfItem(atPath: d.data + "/store.sqlite")[.size] as? NSNumber)?.intValue
-        #expect(size == (empty ? 0 : nil), "nothing made the store anew")
-        try await d.ok("repair")
+        #expect([FileManager.default.contents(atPath: store), FileManager.default.contents(atPath: store + "-wal")] == before,
+                "a refused command left the damaged files as they were")
+        let repaired = try #require(try await d.ok("repair", "--json").json?.objectValue)
+        let aside = try #require(repaired["damaged_copy"]?.stringValue, "\(repaired)")
+        #expect(FileManager.default.contents(atPath: aside) == before[0], "the kept file is the damaged one, byte for byte")
+        #expect(FileManager.default.contents(atPath: aside + "-wal") == before[1], "its WAL is kept beside it")
         #expect(try await d.ok("id").stdout == id)
         #expect(try await d.run("doctor").status == 0)
     }

@@ -129,6 +129,8 @@ import Testing
         let shown = try await restarted.status()["backup"]?.objectValue?["last_drill"]?.objectValue
         #expect(shown?["snapshot"] == .string(byCLI) && shown?["at"] != again?["at"], "\(String(describing: shown))")
         #expect(try await restarted.status()["backup"]?.objectValue?["snapshot"] == .string(byCLI), "the CLI's backup was kept too")
+        let text = try await d.ok("status").stdout
+        #expect(text.contains("last drill") && text.contains("recovery point"), "\(text)")
         await restarted.stop()
     }
 

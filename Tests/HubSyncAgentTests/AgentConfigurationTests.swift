@@ -14,11 +14,15 @@ import Testing
     }
 
     @Test func commentsAreBlankedAndOffsetsAreTheFilesOwn() throws {
-        let text = "// a comment with a bad byte \u{FF}\n{\"repair_interval_seconds\": 77}\n"
+        let text = "// a comment, ünïcode too\n{\"repair_interval_seconds\": 77}\n"
+        #expect(try parse(Array(text.utf8)).repairInterval == .seconds(77))
+        #expect(try parse([0xEF, 0xBB, 0xBF] + Array(text.utf8)).repairInterval == .seconds(77), "a byte-order mark is skipped")
+        // A byte that is not UTF-8, even in a comment, is said with its offset.
         var bytes = Array(text.utf8)
-        // The comment's U+00FF becomes a lone 0xFF byte: a comment may hold anything.
-        if let i = bytes.firstIndex(of: 0xC3) { bytes.replaceSubrange(i...i + 1, with: [0xFF]) }
-        #expect(try parse(bytes).repairInterval == .seconds(77))
+        bytes[5] = 0xFF
+        #expect(throws: ValidationFailure("config.json: byte 5 is not part of UTF-8 text; save the file as UTF-8, or remove it to use the defaults")) {
+            try parse(bytes)
+        }
     }
 
     @Test func bytesThatAreNotUTF8AreRefusedWithTheirOffset() {
@@ -57,6 +61,21 @@ import Testing
                 Issue.record("\(target) was accepted")
             } catch {
                 #expect(error.message.contains("data directory"), "\(error.message)")
+            }
+        }
+        // One repository twice, one inside another, a folder of other files: refused at once,
+        // not at every backup.
+        let usb = folder.path + "/usb"
+        try FileManager.default.createDirectory(atPath: folder.path + "/photos", withIntermediateDirectories: true)
+        try Data("a photo".utf8).write(to: URL(fileURLWithPath: folder.path + "/photos/p.jpg"))
+        for (targets, words) in [([usb, usb + "//"], "the same folder"), ([usb, usb + "/inner"], "one is inside the other"),
+                                 ([folder.path + "/photos"], "holds other files (p.jpg)")] {
+            let list = targets.map { "\"local:\($0)\"" }.joined(separator: ", ")
+            do {
+                _ = try parse(Array(#"{"backup": {"targets": [\#(list)]}}"#.utf8))
+                Issue.record("\(targets) was accepted")
+            } catch {
+                #expect(error.message.contains(words), "\(error.message)")
             }
         }
         // Beside it is fine.

@@ -26,6 +26,10 @@ import Testing
         #expect(throws: DashboardSessions.Refusal.expired) { try sessions.redeem(code, now: t0 + 120_000) }
         #expect(throws: DashboardSessions.Refusal.used) { try sessions.redeem(code, now: t0 + 120_001) }
         #expect(throws: DashboardSessions.Refusal.unknown) { try sessions.redeem("00", now: t0) }
+        // Expired before its use and cleared when the next code was made: still "expired".
+        let (late, _) = sessions.mintCode(now: t0)
+        _ = sessions.mintCode(now: t0 + 130_000)
+        #expect(throws: DashboardSessions.Refusal.expired) { try sessions.redeem(late, now: t0 + 130_001) }
     }
 
     @Test func codesAndSessionsAreBounded() throws {
@@ -33,7 +37,7 @@ import Testing
         let t0: UInt64 = 1_800_000_000_000
         let codes = (0..<40).map { sessions.mintCode(now: t0 + UInt64($0)).code }
         // The oldest were dropped; the newest 16 work.
-        #expect(throws: DashboardSessions.Refusal.unknown) { try sessions.redeem(codes[0], now: t0 + 100) }
+        #expect(throws: DashboardSessions.Refusal.replaced) { try sessions.redeem(codes[0], now: t0 + 100) }
         var ids: [String] = []
         for code in codes.suffix(16) { ids.append(try sessions.redeem(code, now: t0 + 100).id) }
         for i in 0..<40 { ids.append(try sessions.redeem(sessions.mintCode(now: t0 + 200 + UInt64(i)).code, now: t0 + 200 + UInt64(i)).id) }

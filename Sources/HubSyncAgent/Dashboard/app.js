@@ -141,6 +141,19 @@ document.getElementById('sign-out').addEventListener('click', async () => {
 // which reloads nothing: the page loads again to sign in with it.
 window.addEventListener('hashchange', () => { if (/code=/.test(location.hash)) location.reload(); });
 
+// On a narrow screen the table headings are hidden: each cell carries its column's heading.
+function labelCells(root) {
+  for (const table of root.querySelectorAll('table')) {
+    const headings = [...table.querySelectorAll('thead th')].map((th) => th.textContent);
+    if (!headings.length) continue;
+    for (const row of table.querySelectorAll('tr')) {
+      if (row.parentElement.tagName === 'THEAD') continue;
+      [...row.children].forEach((cell, i) => { if (headings[i] && !cell.dataset.label) cell.dataset.label = headings[i]; });
+    }
+  }
+}
+new MutationObserver(() => labelCells(document)).observe(document.body, { childList: true, subtree: true });
+
 // "… ago" times move on between two statuses: the last one is shown again every 15 s (no request).
 setInterval(() => { if (status) showStatus(status); }, 15000);
 

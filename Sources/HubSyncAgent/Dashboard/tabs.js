@@ -205,9 +205,16 @@ function drillText(d) {
  * A button that asks before it acts: the question and Yes/Cancel appear beside it, and `act`
  * runs only on Yes.
  */
-function confirmed(label, className, question, act) {
+function confirmed(label, className, question, act, missing = () => null) {
   const box = el('span', { hidden: true, role: 'group', 'aria-label': 'Confirm: ' + label });
   const open = el('button', { type: 'button', class: className, onclick: () => {
+    // Nothing to confirm until what it acts on is given: say what to give instead.
+    const lacking = missing();
+    if (lacking) {
+      box.replaceChildren(` ${lacking}`);
+      box.hidden = false;
+      return;
+    }
     box.replaceChildren(` ${question()} `,
       el('button', { type: 'button', class: 'confirm', onclick: () => { box.hidden = true; act(); } }, 'Yes, ' + label.toLowerCase()), ' ',
       el('button', { type: 'button', onclick: () => { box.hidden = true; } }, 'Cancel'));
@@ -465,14 +472,16 @@ function restoreControls(t, i) {
       el('select', { id: ids.snapshot }, snapshots.map((s) => el('option', { value: s.id }, `${s.short_id} (${new Date(s.time).toLocaleString()})`)))),
     el('p', {}, el('label', { for: ids.record }, 'One record (collection/ID)'), ' ',
       el('input', { id: ids.record, type: 'text', placeholder: 'memories/m42', class: 'restore-record' }), ' ',
-      confirmed('Restore record', 'restore-one', () => `Write ${value(ids.record) || '(no record given)'} back to its value in snapshot `
+      confirmed('Restore record', 'restore-one', () => `Write ${value(ids.record)} back to its value in snapshot `
         + `${pick().slice(0, 8)} on every device? Its later edits are overwritten (a new edit; the history stays).`,
-      () => run({ record: value(ids.record) }, 'restoring the record'))),
+      () => run({ record: value(ids.record) }, 'restoring the record'),
+      () => (value(ids.record) ? null : 'Give the record first, as collection/ID (such as memories/m42).'))),
     el('p', {}, el('label', { for: ids.into }, 'Everything, into a new folder'), ' ',
       el('input', { id: ids.into, type: 'text', placeholder: '/home/me/hubsync-restored', class: 'restore-into' }), ' ',
       confirmed('Restore everything', 'restore-all', () => `Restore all of snapshot ${pick().slice(0, 8)} into `
-        + `${value(ids.into) || '(no folder given)'} as a new device? This device's store is not touched.`,
-      () => run({ into: value(ids.into) }, 'restoring into the folder'))),
+        + `${value(ids.into)} as a new device? This device's store is not touched.`,
+      () => run({ into: value(ids.into) }, 'restoring into the folder'),
+      () => (value(ids.into) ? null : 'Give a new folder first: an absolute path, such as /home/me/hubsync-restored.'))),
     el('p', {}, el('button', { type: 'button', class: 'drill', onclick: (e) => drill(e.target) }, 'Run a drill'),
       ' restores the latest snapshot into a scratch store, checks it, and records the recovery time and point.'),
     result);
