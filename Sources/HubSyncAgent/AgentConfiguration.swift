@@ -56,7 +56,15 @@ public struct AgentConfiguration: Sendable, Equatable {
             case ("peer_backups", .object(let o)): c.peerBackups = try PeerBackupSettings(o, path: path)
             case ("backup", .object(let o)): c.backup = try BackupSchedule(o, path: path)
             default:
-                throw ValidationFailure("\(path): unknown or invalid setting \"\(key)\": \(JSON.serialize(v)); "
+                // A known setting with a value of the wrong kind is told what it takes.
+                let takes = ["listen": "a string HOST:PORT, such as \"0.0.0.0:7400\"", "api": "a string HOST:PORT on loopback, such as \"127.0.0.1:7401\"",
+                             "repair_interval_seconds": "a whole number of seconds, 1 or more",
+                             "max_clock_drift_seconds": "a whole number of seconds, 1 or more", "mdns": "true or false",
+                             "peer_backups": "an object (see examples/config.json)", "backup": "an object (see examples/config.json)"][key]
+                if let takes {
+                    throw ValidationFailure("\(path): \"\(key)\" takes \(takes); got \(JSON.serialize(v))")
+                }
+                throw ValidationFailure("\(path): unknown setting \"\(key)\": \(JSON.serialize(v)); "
                     + "settings: listen, api, repair_interval_seconds, max_clock_drift_seconds, mdns, peer_backups, backup")
             }
         }

@@ -187,7 +187,8 @@ struct BackupRestoreCommand: ParsableCommand {
             try apply(extra)
         }
         if let only, report.records == 0 {
-            throw CLIError.usage("snapshot \(snap.id.short) holds no record \(only); see `hubsync backup list`")
+            throw CLIError.usage("snapshot \(snap.id.short) holds no record \(only); check the collection and ID (as `hubsync list` "
+                + "shows them), or name an older snapshot (`hubsync backup list`)")
         }
         recordAudit(dir, store: store, .restore,
                     subject: ["snapshot": snap.id.hex, "mode": merge ? "merge" : "revert", "record": only.map { "\($0)" } ?? ""],

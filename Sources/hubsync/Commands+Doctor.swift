@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HubSyncAgent
 import HubSyncBase
 import HubSyncCore
 import HubSyncCrypto
@@ -45,6 +46,7 @@ struct DoctorCommand: ParsableCommand {
             checks.append(("store", false, CLIError(error).message))
         }
         checks += householdChecks(dir)
+        checks.append(configCheck(dir))
         checks.append(privacyCheck(dir))
         checks.append(diskCheck(dir))
         // mDNS is optional (static addresses work without it), and so is the device's name: warnings, not failures.
@@ -70,6 +72,17 @@ struct DoctorCommand: ParsableCommand {
         return ("disk", ok, ok ? "\(byteText(free)) free of \(byteText(total))"
                     : "the disk holding \(dir.path) is nearly full (\(byteText(free)) free of \(byteText(total))); "
                         + "writes will fail: free some space")
+    }
+
+    /// config.json read as the agent reads it at start (`run` refuses a file that does not pass).
+    func configCheck(_ dir: DataDirectory) -> (name: String, ok: Bool, detail: String) {
+        guard FileManager.default.fileExists(atPath: dir.configPath) else { return ("config", true, "none (the defaults)") }
+        do {
+            _ = try AgentConfiguration.load(from: dir.path)
+            return ("config", true, dir.configPath)
+        } catch {
+            return ("config", false, error.message + "; `hubsync run` and the backup commands refuse it until it is fixed")
+        }
     }
 
     /// The household files (secrets and membership statements) read whole, and the device's

@@ -9,6 +9,9 @@ import HubSyncStore
 func parseJSONArgument(_ text: String, option: String) throws(CLIError) -> Value {
     // Parsed from the bytes, so text that is not UTF-8 is refused with its offset, not repaired.
     let bytes = text == "-" ? [UInt8](FileHandle.standardInput.readDataToEndOfFile()) : Array(text.utf8)
+    if text == "-", bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
+        throw .usage("\(option) - (standard input): standard input was empty; pipe the JSON in, e.g. echo '{\"name\": \"Ada\"}' | hubsync put …")
+    }
     do {
         return try JSON.parse(bytes)
     } catch {

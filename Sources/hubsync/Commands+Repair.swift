@@ -140,6 +140,11 @@ struct RepairCommand: ParsableCommand {
             print("  Restored the household's key (\(DataDirectory.householdFile), key epoch \(secrets.epoch)) from the backup.")
         }
         if let note = household.note { print("  \(note)") }
+        if records == 0, salvaged.peers.isEmpty, source == nil {
+            print("  Warning: nothing was salvaged and no backup was given, and this store knows no peer: it stays empty "
+                + "until a peer syncs with it (`hubsync peers add DEVICE-ID --address HOST:PORT`) or you run "
+                + "`hubsync repair --from-backup TARGET --force`.")
+        }
         print("Start the agent (`hubsync run --data \(dir.path)`): the household's peers send it everything they hold "
             + "in a full sync. Add a peer that was lost with `hubsync peers add DEVICE-ID --address HOST:PORT`.")
     }

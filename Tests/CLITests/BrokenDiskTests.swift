@@ -113,6 +113,27 @@ import Testing
         #expect(try await d.run("doctor").status == 0)
     }
 
+    /// doctor reads config.json as `run` does, so a file `run` would refuse fails there too.
+    @Test func doctorChecksConfigJSON() async throws {
+        let d = Device(data: dir.path + "/d")
+        try await d.ok("init")
+        #expect(try await d.ok("doctor").stdout.contains("ok   config: none (the defaults)"))
+        try #"{"api": "0.0.0.0:7401"}"#.write(toFile: d.data + "/config.json", atomically: true, encoding: .utf8)
+        let r = try await d.run("doctor", "--json")
+        #expect(r.status == 1, "\(r.stdout)")
+        let config = try #require(r.json?.objectValue?["config"]?.objectValue)
+        #expect(config["level"] == "fail" && config["detail"]?.stringValue?.contains("loopback") == true, "\(config)")
+        let run = try await d.run("run", "--no-mdns")
+        #expect(run.status == 2 && run.stderr.contains("loopback"), "\(run.stderr)")
+    }
+
+    @Test func emptyStandardInputIsSaidAsSuch() async throws {
+        let d = Device(data: dir.path + "/d")
+        try await d.ok("init")
+        let r = try await d.run("put", "memories", "m1", "--json", "-", stdin: "\n")
+        #expect(r.status == 2 && r.stderr.contains("standard input was empty"), "\(r.stderr)")
+    }
+
     @Test func repairSalvagesWhatSQLiteCanStillRead() async throws {
         let d = Device(data: dir.path + "/d")
         try await d.ok("init")

@@ -50,6 +50,19 @@ import Testing
         do { _ = try parse(Array(text.utf8)) } catch { #expect(error.message.contains(words), "\(error.message)") }
     }
 
+    @Test func aSettingOfTheWrongKindSaysWhatItTakes() {
+        for (text, words) in [(#"{"api": 7401}"#, "\"api\" takes a string HOST:PORT"),
+                              (#"{"repair_interval_seconds": -5}"#, "a whole number of seconds, 1 or more"),
+                              (#"{"colour": "blue"}"#, "unknown setting \"colour\"")] {
+            do {
+                _ = try parse(Array(text.utf8))
+                Issue.record("\(text) was accepted")
+            } catch {
+                #expect(error.message.contains(words), "\(error.message)")
+            }
+        }
+    }
+
     @Test func aBackupTargetInsideADataDirectoryIsRefused() throws {
         let data = folder.path + "/device"
         try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
