@@ -136,6 +136,11 @@ public enum AuditTime {
         day.formatOptions = [.withFullDate]
         guard let date = full.date(from: text) ?? plain.date(from: text) ?? day.date(from: text),
               date.timeIntervalSince1970 >= 0 else { return nil }
+        // The formatter rolls a day that does not exist (2026-02-30) into the next month: a date
+        // in UTC must come back as written.
+        if text.count == 10 || text.hasSuffix("Z") || text.hasSuffix("z"), day.string(from: date) != String(text.prefix(10)) {
+            return nil
+        }
         return UInt64(date.timeIntervalSince1970 * 1000)
     }
 }

@@ -21,9 +21,10 @@ extension Agent {
     }
 
     /// Reads config.json again and applies what can change while running; answers the settings
-    /// applied and those that wait for a restart, or nil when the file did not pass.
+    /// applied, those that wait for a restart, and those `hubsync run`'s flags override (the
+    /// file's value is not used while they are given), or nil when the file did not pass.
     @discardableResult
-    func reloadConfiguration() -> (applied: [String], restartOnly: [String])? {
+    func reloadConfiguration() -> (applied: [String], restartOnly: [String], overridden: [String])? {
         var fresh: AgentConfiguration
         do {
             fresh = try AgentConfiguration.load(from: directory)
@@ -31,7 +32,14 @@ extension Agent {
             logger.error("config.json not reloaded; the settings in use stay", metadata: ["reason": "\(error.message)"])
             return nil
         }
+        let file = fresh
         reloadFlags?(&fresh)
+        var overridden: [String] = []
+        if file.listen != fresh.listen { overridden.append("listen") }
+        if file.api != fresh.api { overridden.append("api") }
+        if file.mdns != fresh.mdns { overridden.append("mdns") }
+        if file.repairInterval != fresh.repairInterval { overridden.append("repair_interval_seconds") }
+        if file.maxClockDriftMillis != fresh.maxClockDriftMillis { overridden.append("max_clock_drift_seconds") }
         let (restartOnly, applied) = settings.withLock { current -> ([String], [String]) in
             var restartOnly: [String] = [], applied: [String] = []
             if fresh.listen != current.listen { restartOnly.append("listen") }
@@ -51,6 +59,6 @@ extension Agent {
             logger.warning("settings that take effect when the agent restarts differ from those in use",
                            metadata: ["settings": "\(restartOnly.joined(separator: ", "))"])
         }
-        return (applied, restartOnly)
+        return (applied, restartOnly, overridden)
     }
 }

@@ -160,11 +160,12 @@ extension Agent {
             } catch {
                 throw APIError(.internalServerError, "cannot write \(path): \(error); it was left as it was")
             }
-            guard let (applied, restartOnly) = reloadConfiguration() else {
+            guard let (applied, restartOnly, overridden) = reloadConfiguration() else {
                 throw APIError(.internalServerError, "config.json was written but did not load again; the agent's log says why")
             }
             return json(["saved": true, "applied": .array(applied.map { .string($0) }),
-                         "after_restart": .array(restartOnly.map { .string($0) })])
+                         "after_restart": .array(restartOnly.map { .string($0) }),
+                         "overridden_by_flags": .array(overridden.map { .string($0) })])
         }
     }
 

@@ -35,32 +35,14 @@ struct ExportCommand: ParsableCommand {
         }
         // A file appears only when complete (an interrupted export leaves the old one, if any).
         let target = toStdout ? nil : try guarded { try AtomicFile(path: file, mode: 0o600) }
-        var buffer: [UInt8] = []
-        func flush() throws {
-            if let target { try target.write(buffer) } else { try FileHandle.standardOutput.write(contentsOf: buffer) }
-            buffer.removeAll(keepingCapacity: true)
-        }
-        let header: Value = [
-            "format": .string(ExportFormat.name), "version": .int(ExportFormat.version),
-            "device": .string(identity.deviceID.description), "created": .string(iso8601Text(UInt64(max(0, Date().timeIntervalSince1970 * 1000)))),
-        ]
-        JSON.write(header, to: &buffer)
-        buffer.append(10)
-        var count = 0
-        try guarded {
-            try store.forEachRecord { state in
-                let line: Value = [
-                    "collection": .string(state.key.collection), "id": .string(state.key.id),
-                    "state": StateJSON.object(state),
-                    "digest": .string(Hex.encode(CanonicalEncoding.digest(state))),
-                ]
-                JSON.write(line, to: &buffer)
-                buffer.append(10)
-                count += 1
-                if buffer.count > 1 << 16 { try flush() }
+        // The one writer of the format, which the dashboard's download uses too.
+        let count = try guarded {
+            let n = try ExportFormat.write(store, device: identity.deviceID.description,
+                                           created: UInt64(max(0, Date().timeIntervalSince1970 * 1000))) { bytes in
+                if let target { try target.write(bytes) } else { try FileHandle.standardOutput.write(contentsOf: bytes) }
             }
-            try flush()
             try target?.commit()
+            return n
         }
         if toStdout { return }
         if output.json {

@@ -65,6 +65,8 @@ import Testing
         let bad = try await b.device.run("audit", "--since", "yesterday")
         #expect(bad.status == 2 && bad.stderr.contains("RFC 3339"), "\(bad.stderr)")
         #expect(try await b.request("GET", "/v1/audit?since=soon").status == 400)
+        #expect(try await b.request("GET", "/v1/audit?since=2026-02-30").status == 400, "a day that does not exist")
+        #expect(try await b.device.run("audit", "--since", "2026-02-30T10:00:00Z").status == 2)
         #expect(try await b.request("POST", "/v1/audit", body: ["action": "coffee", "detail": "x"]).status == 400)
         let dated = try await b.request("POST", "/v1/audit", body: ["action": "backup", "detail": "x", "time": "2001-01-01T00:00:00Z"])
         #expect(dated.status == 400 && dated.body.objectValue?["error"]?.stringValue?.contains("\"time\"") == true, "\(dated.body)")

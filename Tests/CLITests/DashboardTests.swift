@@ -201,6 +201,8 @@ import Testing
         #expect(try await agent.request("PUT", "/v1/config", body: ["txt": "{}"]).status == 400)
         let saved = try await agent.api("PUT", "/v1/config", ["text": "// a comment\n{\"repair_interval_seconds\": 77}\n"])
         #expect(saved.objectValue?["applied"] == .array(["repair_interval_seconds"]))
+        // The test's agent runs with --listen and --api: the file's (default) addresses are not used.
+        #expect(saved.objectValue?["overridden_by_flags"]?.arrayValue?.contains("api") == true, "\(saved)")
         #expect(try await agent.api("GET", "/v1/status").objectValue?["repair_interval_seconds"] == .int(77))
         let backup = try await agent.request("POST", "/v1/backups", body: [:])
         #expect(backup.status == 409 && backup.body.objectValue?["error"]?.stringValue?.contains("config.json") == true)

@@ -376,7 +376,9 @@ export async function saveSettings() {
     const a = await request('PUT', '/v1/config', { text: document.getElementById('config-text').value });
     message.className = 'ok';
     message.textContent = 'Saved. ' + (a.applied.length ? `Applied now: ${a.applied.join(', ')}. ` : 'Nothing that applies now changed. ')
-      + (a.after_restart.length ? `After the agent restarts: ${a.after_restart.join(', ')}.` : '');
+      + (a.after_restart.length ? `After the agent restarts: ${a.after_restart.join(', ')}.` : '')
+      + (a.overridden_by_flags && a.overridden_by_flags.length
+        ? ` Not used while the agent runs with flags that set them (hubsync run --listen, --api, --no-mdns…): ${a.overridden_by_flags.join(', ')}.` : '');
   } catch (e) {
     message.className = 'warn';
     message.textContent = 'Not saved: ' + e.message;
