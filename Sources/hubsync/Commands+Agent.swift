@@ -290,7 +290,11 @@ struct StatusCommand: ParsableCommand {
                 print("    last repair round \(p.lastRepair ?? "?"): \(plural(r.recordsSent, "record")) sent, \(plural(r.recordsReceived, "record")) "
                     + "received, \(plural(r.roundTrips, "round trip")), \(byteText(r.bytesSent)) sent, \(byteText(r.bytesReceived)) received, \(r.milliseconds) ms")
             }
-            for u in p.undelivered { print("    \(printable(u.record)): \(u.reason)") }
+            // A few by name; the rest counted (status --json lists every one).
+            for u in p.undelivered.prefix(5) { print("    \(printable(u.record)): \(u.reason)") }
+            if p.undelivered.count > 5 {
+                print("    and \(plural(p.undelivered.count - 5, "more record")) not delivered to it (`hubsync status --json` lists them)")
+            }
         }
         for r in status.refused { print("  refused: \(devices.label(r.deviceID)) is not trusted") }
         if let b = status.backup {
