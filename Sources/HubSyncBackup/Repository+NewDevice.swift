@@ -43,11 +43,14 @@ extension Repository {
             throw BackupError(.invalidInput, problem + "; nothing was written")
         }
         // A new or empty folder: a device's files beside someone else's would change their modes
-        // (the directory is made private) and mix with them. What `init` leaves before a store
-        // exists is allowed: its identity, name, household key and lock.
-        let own: Set = [DataDirectory.identityFile, DataDirectory.deviceFile, DataDirectory.householdFile,
-                        DataDirectory.lockFile, DataDirectory.configFile]
+        // (the directory is made private) and mix with them, whatever their names (a person's
+        // own config.json included). Only a writer lock a failed restore left may be there.
+        let own: Set = [DataDirectory.lockFile]
         let other = ((try? files.contentsOfDirectory(atPath: directory.path)) ?? []).filter { !own.contains($0) }.sorted()
+        if !other.isEmpty, other.allSatisfy({ $0.hasPrefix(".tmp-") }) {
+            throw BackupError(.invalidInput, "another process is writing into \(directory.path) right now (a restore into the same "
+                + "folder); --into takes a new or empty folder, nothing was written")
+        }
         if !other.isEmpty {
             throw BackupError(.invalidInput, "\(directory.path) holds other files (\(other.prefix(3).joined(separator: ", "))"
                 + (other.count > 3 ? ", …" : "") + "); --into takes a new or empty folder, nothing was written")

@@ -64,6 +64,17 @@ import Testing
         let inside = try await d.run("backup", "restore", "latest", "--repo", repo, "--into", d.data + "/inside")
         #expect(inside.status == 2 && inside.stderr.contains("inside the HubSync data directory"), "\(inside.stderr)")
         #expect(!FileManager.default.fileExists(atPath: d.data + "/inside") && !FileManager.default.fileExists(atPath: dir.path + "/none"))
+        // A folder of the person's own, even one file named as HubSync's (config.json), stays as it was.
+        let mine = dir.path + "/mine"
+        try FileManager.default.createDirectory(atPath: mine, withIntermediateDirectories: false,
+                                                attributes: [.posixPermissions: 0o755])
+        FileManager.default.createFile(atPath: mine + "/config.json", contents: Data(#"{"mine": true}"#.utf8),
+                                       attributes: [.posixPermissions: 0o644])
+        let beside = try await d.run("backup", "restore", "latest", "--repo", repo, "--into", mine)
+        #expect(beside.status == 2 && beside.stderr.contains("holds other files (config.json)"), "\(beside.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: mine) == ["config.json"])
+        #expect((try FileManager.default.attributesOfItem(atPath: mine + "/config.json")[.posixPermissions] as? NSNumber)?.intValue == 0o644)
+        #expect((try FileManager.default.attributesOfItem(atPath: mine)[.posixPermissions] as? NSNumber)?.intValue == 0o755)
 
         // A bare machine: no data directory, only the repository and the recovery key.
         let fresh = dir.path + "/fresh"
