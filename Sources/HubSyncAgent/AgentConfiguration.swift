@@ -80,16 +80,7 @@ public struct AgentConfiguration: Sendable, Equatable {
         // A byte-order mark some editors write is not text of the file.
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.replaceSubrange(0..<3, with: [0x20, 0x20, 0x20]) }
         // The whole file is UTF-8 text, comments too: a byte that is not is said, never skipped.
-        if String(validating: bytes, as: UTF8.self) == nil {
-            var offset = 0
-            var iterator = bytes.makeIterator()
-            var decoder = UTF8()
-            decode: while true {
-                switch decoder.decode(&iterator) {
-                case .scalarValue(let scalar): offset += UTF8.width(scalar)
-                case .emptyInput, .error: break decode
-                }
-            }
+        if let offset = invalidUTF8Offset(bytes) {
             throw ValidationFailure("\(path): byte \(offset) is not part of UTF-8 text; save the file as UTF-8, or remove it to use the defaults")
         }
         var lineStart = 0

@@ -37,3 +37,17 @@ public enum TerminalText {
 public func plural(_ count: Int, _ noun: String, _ plural: String? = nil) -> String {
     "\(count) " + (count == 1 ? noun : plural ?? noun + "s")
 }
+
+/// The offset of the first byte that is not part of valid UTF-8 in `bytes`, or nil when they are.
+public func invalidUTF8Offset(_ bytes: some Sequence<UInt8>) -> Int? {
+    var offset = 0
+    var iterator = bytes.makeIterator()
+    var decoder = UTF8()
+    while true {
+        switch decoder.decode(&iterator) {
+        case .scalarValue(let scalar): offset += UTF8.width(scalar)
+        case .emptyInput: return nil
+        case .error: return offset
+        }
+    }
+}

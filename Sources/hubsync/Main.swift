@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HubSyncAgent
+import HubSyncBase
 import HubSyncCore
 
 /// `hubsync`: the command-line face of a HubSync device.
@@ -120,16 +121,3 @@ struct HubSync: AsyncParsableCommand {
     }
 }
 
-/// The offset of the first byte that is not part of valid UTF-8 in `bytes`, or nil when they are.
-func invalidUTF8Offset(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
-    var offset = 0
-    var iterator = bytes.makeIterator()
-    var decoder = UTF8()
-    while true {
-        switch decoder.decode(&iterator) {
-        case .scalarValue(let scalar): offset += UTF8.width(scalar)
-        case .emptyInput: return nil
-        case .error: return offset
-        }
-    }
-}
