@@ -33,6 +33,7 @@ let package = Package(
         .target(name: "HubSyncStore", dependencies: [
             "HubSyncBase", "HubSyncCore", "HubSyncCrypto",
             .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "GRDBSQLite", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "HubSyncHousehold", dependencies: ["HubSyncBase", "HubSyncCrypto"]),

@@ -39,9 +39,9 @@ public enum ExportFormat {
 
 extension FileImport {
     /// Reads HubSync's own JSON Lines (`hubsync export` files and plain records, protocol/SPEC.md
-    /// 1.10), handing each write to `body` with its place (`line N`); the header is checked.
+    /// 1.10), handing each write to `body` with its line number; the header is checked.
     /// An error names the file and the line.
-    func readOwn(_ body: (String, RecordWrite) throws -> Void) throws {
+    func readOwn(_ body: (Int, RecordWrite) throws -> Void) throws {
         let reader: LineReader
         do { reader = try LineReader(path: path) } catch { throw MigrationError(file: displayName, error.message) }
         while let bytes = reader.next() {
@@ -54,9 +54,7 @@ extension FileImport {
                 throw MigrationError(file: displayName, line: n, error.message)
             }
             guard let write else { continue }
-            do { try body("line \(n)", write) } catch let r as Refused where r.message.hasPrefix("line \(n): ") {
-                throw MigrationError(file: displayName, line: n, String(r.message.dropFirst("line \(n): ".count)))
-            }
+            try body(n, write)
         }
     }
 

@@ -59,22 +59,35 @@ public struct FileImport: Sendable {
         public var changed: Int { written + merged + removed }
     }
 
-    /// A record the file gives that the store would refuse, named by file and place.
-    struct Refused: Error { var message: String }
+    /// A record the file gives that the store would refuse, named by file and place (its line,
+    /// in a file of JSON Lines).
+    struct Refused: Error {
+        var message: String
+        var line: Int? = nil
+    }
 
     /// Reads and checks the whole file against `store` (read only); `progress` gets the bytes
     /// read so far (records, for a HubSync file).
     public func check(store: Store, progress: (Int) -> Void = { _ in }) throws -> Plan {
         var sink = CheckSink(plan: Plan(format: format), store: store)
         do {
-            if format == .hubsync {
-                try readOwn { place, write in try sink.own(write, place: place, group: group, devices: devices, store: store) }
-            } else {
-                try Migration.read(path: path, displayName: displayName, format: format, persona: persona, into: &sink, progress: progress)
-                sink.plan.removed = try staleLinked(sink.cards, store: store).count
+            // The records are checked against the store a window at a time (one read each);
+            // an error found on reading a later record waits for the window's own, so the
+            // first bad record in the file is the one named.
+            do {
+                if format == .hubsync {
+                    try readOwn { line, write in try sink.own(write, line: line, group: group, devices: devices, store: store) }
+                } else {
+                    try Migration.read(path: path, displayName: displayName, format: format, persona: persona, into: &sink, progress: progress)
+                }
+            } catch let e as MigrationError {
+                try sink.drain()
+                throw e
             }
+            try sink.drain()
+            if format != .hubsync { sink.plan.removed = try staleLinked(sink.cards, store: store).count }
         } catch let r as Refused {
-            throw MigrationError(file: displayName, r.message)
+            throw MigrationError(file: displayName, line: r.line, r.message)
         }
         return sink.plan
     }
@@ -100,6 +113,21 @@ public struct FileImport: Sendable {
     /// The write a record becomes: a local put of its fields.
     public static func write(_ r: ImportedRecord) -> RecordWrite {
         .local(.put(RecordKey(collection: r.collection, id: r.id), r.fields))
+    }
+
+    /// An upper bound of the canonical size of the new record a put of `patch` makes (each field one
+    /// version and one context entry of 40 bytes, each set element its length): a record under
+    /// half the limit by this bound needs no exact measure.
+    public static func newRecordBound(_ key: RecordKey, _ patch: [String: Value], collection: HubCollection) -> Int {
+        var n = 64 + key.collection.utf8.count + key.id.utf8.count
+        for (name, value) in patch {
+            if collection.setFields.contains(name), case .array(let elements) = value {
+                n += 8 + name.utf8.count + elements.reduce(0) { $0 + CanonicalEncoding.size($1) + 8 }
+            } else {
+                n += 100 + name.utf8.count + CanonicalEncoding.size(value)
+            }
+        }
+        return n
     }
 
     /// Whether putting `patch` on `state` would change nothing: every field already has that
@@ -192,6 +220,24 @@ public struct FileImport: Sendable {
         var cards: [String: CardWrites] = [:]
         /// Keys a HubSync file gave on an earlier line.
         var seen = Set<RecordKey>()
+        /// Records read but not yet checked against the store: ``drain()`` reads a window's
+        /// stored states at once (one read transaction, not one per record).
+        var window: [Step] = []
+        static let windowSize = 512
+
+        /// A record waiting for its stored state: a put of fields, or an exported state to merge;
+        /// `line` is its line in a file of JSON Lines.
+        enum Step {
+            case put(RecordKey, [String: Value], HubCollection, line: Int?)
+            case merge(RecordState, line: Int)
+
+            var key: RecordKey {
+                switch self {
+                case .put(let key, _, _, _): key
+                case .merge(let state, _): state.key
+                }
+            }
+        }
 
         init(plan: Plan, store: Store) {
             self.plan = plan
@@ -206,28 +252,38 @@ public struct FileImport: Sendable {
                 try HubCollection.validate(id: r.id)
                 try collection.validate(patch: r.fields)
             } catch {
+                try drain()
                 throw Refused(message: "\(key): \(error.message)")
             }
-            try put(key, r.fields, collection: collection, place: nil)
+            try enqueue(.put(key, r.fields, collection, line: nil))
             FileImport.track(r, in: &cards)
+        }
+
+        mutating func enqueue(_ step: Step) throws {
+            window.append(step)
+            if window.count >= Self.windowSize { try drain() }
+        }
+
+        /// Checks the records of the window against their stored states, in file order.
+        mutating func drain() throws {
+            guard !window.isEmpty else { return }
+            let stored = try store.read(.records(window.map(\.key)))
+            for (step, existing) in zip(window, stored) {
+                switch step {
+                case .put(let key, let patch, let collection, let line): try put(key, patch, collection: collection, existing: existing, line: line)
+                case .merge(let state, let line): merge(state, existing: existing, line: line)
+                }
+            }
+            window.removeAll(keepingCapacity: true)
         }
 
         /// Counts a put of `patch` on `key`; a new record must have the required fields, and
         /// the record must stay within the store's size limit (``Store/maxRecordBytes``).
-        mutating func put(_ key: RecordKey, _ patch: [String: Value], collection: HubCollection, place: String?) throws {
-            let existing = try store.get(key)
-            // The record as the put would leave it, measured as the store measures it.
-            var after = existing ?? RecordState(key: key)
-            let stamp = Stamp(time: Timestamp(millis: max(after.updated.millis + 1, Store.systemClock()), counter: 0), device: store.device)
-            for (name, value) in patch {
-                if collection.setFields.contains(name) { _ = after.insert(value.arrayValue ?? [], into: name, stamp: stamp) } else {
-                    after.write(field: name, value: value, stamp: stamp)
-                }
-            }
-            let size = CanonicalEncoding.encode(after).count
-            if size > Store.maxRecordBytes, size > existing.map({ CanonicalEncoding.encode($0).count }) ?? 0 {
-                throw Refused(message: (place.map { "\($0): " } ?? "") + "\(key) would be \(size / 1024) KiB, over the "
-                    + "\(Store.maxRecordBytes / 1024) KiB one record may hold; shorten that text (or split it) in the file and import it again")
+        mutating func put(_ key: RecordKey, _ patch: [String: Value], collection: HubCollection, existing: RecordState?, line: Int?) throws {
+            // The record as the put would leave it, measured as the store measures it (a new
+            // record far under the limit by a quick upper bound is not built).
+            if existing != nil || FileImport.newRecordBound(key, patch, collection: collection) > Store.maxRecordBytes / 2 {
+                try checkSize(key, patch, collection: collection, existing: existing, line: line)
             }
             if seen.contains(key) {
                 plan.updated += 1
@@ -235,7 +291,7 @@ public struct FileImport: Sendable {
                 if FileImport.unchanged(existing, by: patch, collection: collection) { plan.unchanged += 1 } else { plan.updated += 1 }
             } else {
                 if let missing = collection.requiredFields.first(where: { patch[$0.name] == nil }) {
-                    throw Refused(message: (place.map { "\($0): " } ?? "") + "new record \(key) needs the field \"\(missing.name)\"")
+                    throw Refused(message: "new record \(key) needs the field \"\(missing.name)\"", line: line)
                 }
                 plan.created += 1
             }
@@ -243,34 +299,58 @@ public struct FileImport: Sendable {
             plan.collections[key.collection, default: 0] += 1
         }
 
-        /// Counts one write of a HubSync file (`place` is its line).
-        mutating func own(_ write: RecordWrite, place: String, group: [UInt8]?, devices: AuditWriters?, store: Store) throws {
+        /// Refuses a put that would make the record larger than the store's limit (and larger
+        /// than it is).
+        func checkSize(_ key: RecordKey, _ patch: [String: Value], collection: HubCollection, existing: RecordState?, line: Int?) throws {
+            var after = existing ?? RecordState(key: key)
+            let stamp = Stamp(time: Timestamp(millis: max(after.updated.millis + 1, Store.systemClock()), counter: 0), device: store.device)
+            for (name, value) in patch {
+                if collection.setFields.contains(name) { _ = after.insert(value.arrayValue ?? [], into: name, stamp: stamp) } else {
+                    after.write(field: name, value: value, stamp: stamp)
+                }
+            }
+            let size = CanonicalEncoding.size(after)
+            if size > Store.maxRecordBytes, size > existing.map({ CanonicalEncoding.size($0) }) ?? 0 {
+                throw Refused(message: "\(key) would be \(size / 1024) KiB, over the "
+                    + "\(Store.maxRecordBytes / 1024) KiB one record may hold; shorten that text (or split it) in the file and import it again",
+                    line: line)
+            }
+        }
+
+        /// Counts a merge of an exported state.
+        mutating func merge(_ state: RecordState, existing: RecordState?, line: Int) {
+            if seen.contains(state.key) {
+                plan.updated += 1
+            } else if let existing {
+                if RecordState.merge(existing, state) == existing { plan.unchanged += 1 } else { plan.updated += 1 }
+            } else {
+                plan.created += 1
+            }
+            seen.insert(state.key)
+            plan.collections[state.key.collection, default: 0] += 1
+        }
+
+        /// Counts one write of a HubSync file, on line `line`.
+        mutating func own(_ write: RecordWrite, line: Int, group: [UInt8]?, devices: AuditWriters?, store: Store) throws {
             switch write {
             case .local(.put(let key, let patch)):
-                try put(key, patch, collection: try HubCollection.named(key.collection), place: place)
+                try enqueue(.put(key, patch, try HubCollection.named(key.collection), line: line))
             case .local(let op):
-                throw Refused(message: "\(place): \(op.key): only puts and exported states can be imported")
+                try drain()
+                throw Refused(message: "\(op.key): only puts and exported states can be imported", line: line)
             case .merge(let state) where state.key.collection == AuditEntry.collection
                     && !HouseholdRecords.belongs(state, toGroup: group, writers: devices):
-                plan.notes.append(ImportNote(place: place, reason: "\(state.key) is not an audit entry signed by a device "
+                plan.notes.append(ImportNote(place: "line \(line)", reason: "\(state.key) is not an audit entry signed by a device "
                     + "of this household (left out)"))
             case .merge(let state) where !HouseholdRecords.belongs(state, toGroup: group):
-                plan.notes.append(ImportNote(place: place, reason: "\(state.key) is a membership record of another household "
+                plan.notes.append(ImportNote(place: "line \(line)", reason: "\(state.key) is a membership record of another household "
                     + "(devices records travel only within their own household)"))
             case .merge(let state):
                 do { try store.checkClock(state.greatestTime) } catch {
-                    throw Refused(message: "\(place): \(state.key): \(error.message)")
+                    try drain()
+                    throw Refused(message: "\(state.key): \(error.message)", line: line)
                 }
-                let existing = try store.get(state.key)
-                if seen.contains(state.key) {
-                    plan.updated += 1
-                } else if let existing {
-                    if RecordState.merge(existing, state) == existing { plan.unchanged += 1 } else { plan.updated += 1 }
-                } else {
-                    plan.created += 1
-                }
-                seen.insert(state.key)
-                plan.collections[state.key.collection, default: 0] += 1
+                try enqueue(.merge(state, line: line))
             }
         }
 

@@ -62,6 +62,17 @@ public enum CanonicalEncoding {
         return out
     }
 
+    /// The length of `encode(value)`, counted without encoding.
+    public static func size(_ value: Value) -> Int {
+        switch value {
+        case .null, .bool: 1
+        case .int, .double: 9
+        case .string(let s): 5 + s.utf8.count
+        case .array(let a): a.reduce(5) { $0 + size($1) }
+        case .object(let o): o.reduce(5) { $0 + 4 + $1.key.utf8.count + size($1.value) }
+        }
+    }
+
     /// The total order on values used wherever values are listed: two strings by their UTF-8
     /// bytes (what a person expects), anything else by canonical bytes.
     public static func valueLess(_ a: Value, _ b: Value) -> Bool {
@@ -91,7 +102,7 @@ public enum CanonicalEncoding {
     /// The canonical bytes of a record's whole CRDT state.
     public static func encode(_ state: RecordState) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(256)
+        out.reserveCapacity(size(state))
         out.append(formatVersion)
         appendString(state.key.collection, to: &out)
         appendString(state.key.id, to: &out)
@@ -126,6 +137,22 @@ public enum CanonicalEncoding {
             }
         }
         return out
+    }
+
+    /// The length of `encode(state)`, counted without encoding (a record's size against
+    /// ``Store``'s limit, and the buffer ``encode(_:)`` reserves).
+    public static func size(_ state: RecordState) -> Int {
+        var n = 1 + 4 + state.key.collection.utf8.count + 4 + state.key.id.utf8.count + 8 + 8 + 4
+        for (name, reg) in state.fields {
+            n += 4 + name.utf8.count + 4 + reg.context.entries.count * (DeviceID.byteCount + 8) + 4
+            for v in reg.versions { n += 8 + DeviceID.byteCount + size(v.value) }
+        }
+        n += 4
+        for (name, set) in state.sets {
+            n += 4 + name.utf8.count + 4
+            for element in set.lengths.keys { n += size(element) + 8 }
+        }
+        return n
     }
 
     /// BLAKE2b-256 of the canonical bytes.

@@ -25,21 +25,32 @@ public enum HubCollection: String, Sendable, CaseIterable {
     /// Fields that are sets of elements (added and removed one by one) rather than single values.
     public var setFields: Set<String> {
         switch self {
-        case .personas: ["traits"]
-        case .memories: ["tags"]
-        default: []
+        case .personas: Rules.personaSets
+        case .memories: Rules.memorySets
+        default: Rules.noSets
         }
     }
 
     /// Fields that every live record must have, with their required JSON type (nil: any non-null).
     public var requiredFields: [(name: String, type: String?)] {
         switch self {
-        case .personas: [("name", "string")]
-        case .memories: [("text", "string")]
-        case .preferences: [("value", nil)]
-        case .conversations: [("conversation", "string"), ("role", "string"), ("content", "string")]
+        case .personas: Rules.personaRequired
+        case .memories: Rules.memoryRequired
+        case .preferences: Rules.preferenceRequired
+        case .conversations: Rules.conversationRequired
         case .devices: []
         }
+    }
+
+    /// The rules, made once: the write path asks for them for every field it writes.
+    private enum Rules {
+        static let personaSets: Set<String> = ["traits"]
+        static let memorySets: Set<String> = ["tags"]
+        static let noSets: Set<String> = []
+        static let personaRequired: [(name: String, type: String?)] = [("name", "string")]
+        static let memoryRequired: [(name: String, type: String?)] = [("text", "string")]
+        static let preferenceRequired: [(name: String, type: String?)] = [("value", nil)]
+        static let conversationRequired: [(name: String, type: String?)] = [("conversation", "string"), ("role", "string"), ("content", "string")]
     }
 
     /// Allowed roles of a conversation message.

@@ -59,15 +59,7 @@ public struct DeviceID: Sendable {
 
     /// Appends the 32 bytes to `buffer`, for encoders that build one message.
     public func append(to buffer: inout [UInt8]) {
-        func append(_ word: UInt64) {
-            for shift in stride(from: 56, through: 0, by: -8) {
-                buffer.append(UInt8(truncatingIfNeeded: word >> UInt64(shift)))
-            }
-        }
-        append(word0)
-        append(word1)
-        append(word2)
-        append(word3)
+        withUnsafeBytes(of: (word0.bigEndian, word1.bigEndian, word2.bigEndian, word3.bigEndian)) { buffer.append(contentsOf: $0) }
     }
 
     /// The 32 bytes as 64 lowercase hex characters.

@@ -149,17 +149,15 @@ extension Store {
     }
 
     func load(_ key: RecordKey, db: Database) throws -> RecordState? {
-        let stmt = try db.cachedStatement(sql: RecordSQL.load)
-        guard let data = try Data.fetchOne(stmt, arguments: [key.collection, key.id]) else { return nil }
-        return try CanonicalEncoding.decode([UInt8](data))
+        guard let row = try RecordStatements.load(key, with: try db.cachedStatement(sql: RecordSQL.loadForWrite)) else { return nil }
+        return try CanonicalEncoding.decode(row.bytes)
     }
 }
 
 /// The statements of the write path, prepared once per writer connection (GRDB's statement
 /// cache) and reused by every transaction on it.
 enum RecordSQL {
-    static let load = "SELECT state FROM records WHERE collection = ? AND id = ?"
-    /// The write path's read: the row's rowid too, so its update needs no second key lookup.
+    /// A record's row by key: its rowid too, so an update needs no second key lookup.
     static let loadForWrite = "SELECT rowid, state FROM records WHERE collection = ? AND id = ?"
     static let insert = """
         INSERT INTO records (collection, id, state, digest, alive, updated, seq, conflicts, echo_of, source)
@@ -182,15 +180,9 @@ extension TransactionContext {
     /// The record's row, state and canonical bytes as stored, or nil when it was never written.
     mutating func load(_ key: RecordKey, db: Database) throws -> StoredRecord? {
         if loadStatement == nil { loadStatement = try db.cachedStatement(sql: RecordSQL.loadForWrite) }
-        loadStatement!.setUncheckedArguments([key.collection, key.id])
-        let cursor = try Row.fetchCursor(loadStatement!)
-        guard let row = try cursor.next() else { return nil }
-        let rowid: Int64 = row[0]
-        return try row.withUnsafeData(atIndex: 1) { data in
-            guard let data else { throw CanonicalDecodingError(message: "record \(key) has no state", offset: 0) }
-            let bytes = [UInt8](data)
-            return StoredRecord(rowid: rowid, state: try CanonicalEncoding.decode(bytes), bytes: bytes)
-        }
+        guard let row = try RecordStatements.load(key, with: loadStatement!) else { return nil }
+        guard !row.bytes.isEmpty else { throw CanonicalDecodingError(message: "record \(key) has no state", offset: 0) }
+        return StoredRecord(rowid: row.rowid, state: try CanonicalEncoding.decode(row.bytes), bytes: row.bytes)
     }
 
     /// Writes the state with the next sequence number over `stored` (its row is updated in place,
@@ -223,17 +215,15 @@ extension TransactionContext {
         // The log's origin: a peer's ID, "" for a merge from elsewhere (an import), NULL for a local write.
         let echo: String? = event.echoesSource ? source?.hex : nil
         let from: String? = origin == .remote ? (source?.hex ?? "") : nil
-        let columns: [(any DatabaseValueConvertible)?] = [
-            Data(bytes), Data(digest), state.isAlive ? 1 : 0, Int64(bitPattern: state.updated.rawValue), lastSequence, conflicts, echo, from,
-        ]
+        let columns = RecordStatements.Columns(state: bytes, digest: digest, alive: state.isAlive,
+                                               updated: Int64(bitPattern: state.updated.rawValue), sequence: lastSequence,
+                                               conflicts: conflicts, echo: echo, source: from)
         if let stored {
-            if updateStatement == nil { updateStatement = try db.cachedStatement(sql: RecordSQL.update) }
-            updateStatement!.setUncheckedArguments(StatementArguments(columns + [stored.rowid as (any DatabaseValueConvertible)?]))
-            try updateStatement!.execute()
+            if updateStatement == nil { updateStatement = try RecordStatements.prepared(RecordSQL.update, in: db) }
+            try RecordStatements.update(rowid: stored.rowid, columns, with: updateStatement!)
         } else {
-            if insertStatement == nil { insertStatement = try db.cachedStatement(sql: RecordSQL.insert) }
-            insertStatement!.setUncheckedArguments(StatementArguments([state.key.collection as (any DatabaseValueConvertible)?, state.key.id] + columns))
-            try insertStatement!.execute()
+            if insertStatement == nil { insertStatement = try RecordStatements.prepared(RecordSQL.insert, in: db) }
+            try RecordStatements.insert(state.key, columns, with: insertStatement!)
         }
         events.append(event)
         return true

@@ -72,6 +72,39 @@ import Testing
         #expect(try await snapshot(d) == before)
     }
 
+    /// Records are checked against the store a window at a time: the first bad record in the
+    /// file is still the one named, whether a later line is bad too or the bad one lies past the
+    /// first window, and nothing of the file is imported.
+    @Test func theFirstBadRecordOfALongFileIsNamed() async throws {
+        let d = try await seeded()
+        let before = try await snapshot(d)
+        func line(_ i: Int, _ fields: String) -> String { #"{"collection":"personas","id":"p\#(i)","fields":\#(fields)}"# }
+        let good = #"{"name":"P"}"#
+        // Line 3 lacks a new persona's name (found when its window is checked); line 5 is not JSON.
+        var lines = (1...700).map { line($0, good) }
+        lines[2] = line(3, #"{"style":"x"}"#)
+        lines[4] = "{oops"
+        let file = dir.path + "/long.jsonl"
+        try lines.joined(separator: "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        let r = try await d.run("import", file)
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("long.jsonl:3: new record personas/p3 needs the field \"name\""), "\(r.stderr)")
+        // Past the first window of records: line 650.
+        lines = (1...700).map { line($0, good) }
+        lines[649] = line(650, #"{"style":"x"}"#)
+        try lines.joined(separator: "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        let r2 = try await d.run("import", file)
+        #expect(r2.status == 2)
+        #expect(r2.stderr.contains("long.jsonl:650: new record personas/p650 needs the field \"name\""), "\(r2.stderr)")
+        #expect(try await snapshot(d) == before)
+        // The same file made whole imports every record.
+        lines[649] = line(650, good)
+        try lines.joined(separator: "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        let r3 = try await d.run("import", file, "--json")
+        #expect(r3.status == 0, "\(r3.stderr)")
+        #expect(try JSON.parse(r3.stdout).objectValue?["create"] == 700)
+    }
+
     @Test func initNeverOverwritesAnIdentity() async throws {
         let d = Device(data: dir.path + "/d")
         try await d.ok("init")

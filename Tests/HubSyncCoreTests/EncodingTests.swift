@@ -8,6 +8,7 @@ import Testing
         for s in simulate(seed: seed).snapshots.suffix(3) {
             let bytes = CanonicalEncoding.encode(s)
             #expect(try CanonicalEncoding.decode(bytes) == s, "seed \(seed)")
+            #expect(CanonicalEncoding.size(s) == bytes.count, "seed \(seed)")
             let json = StateJSON.object(s)
             let back = try StateJSON.state(key: s.key, from: try JSON.parse(JSON.serialize(json)))
             #expect(CanonicalEncoding.encode(back) == bytes, "seed \(seed)")
