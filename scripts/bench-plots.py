@@ -46,7 +46,19 @@ def full_sync(results, out):
     ax.plot(ns, [r["hubsync_s"] for r in rows], marker="o", label="HubSync")
     st = [(r["records"], r["syncthing_s"]) for r in rows if r.get("syncthing_s") is not None]
     if st:
-        ax.plot([n for n, _ in st], [s for _, s in st], marker="s", label="Syncthing (same records as files)")
+        line, = ax.plot([n for n, _ in st], [s for _, s in st], marker="s", label="Syncthing (same records as files)")
+        color = line.get_color()
+    else:
+        color = "tab:orange"
+    # Where Syncthing gave up: a lower bound, drawn hollow with an arrow up and what it had synced.
+    for r in rows:
+        if r.get("syncthing_s") is None and r.get("syncthing_gave_up_s") is not None:
+            n, t = r["records"], r["syncthing_gave_up_s"]
+            ax.plot([n], [t], marker="^", markersize=9, markerfacecolor="none", color=color, linestyle="none",
+                    label=f"Syncthing gave up after {t:.0f} s")
+            synced = r.get("syncthing_synced")
+            note = f"> {t:.0f} s" + (f"\n({synced:,} of {n:,} synced)" if synced is not None else "")
+            ax.annotate(note, (n, t), textcoords="offset points", xytext=(-10, -28), ha="right", fontsize=8, color=color)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("records (about 1 KB each)")

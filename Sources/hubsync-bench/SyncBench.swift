@@ -163,18 +163,20 @@ extension Bench {
                         value: "\(fmt(median(times), 2)) s", rate: "(peak RSS A \(fmt(median(rssA), 0)) MB, B \(fmt(median(rssB), 0)) MB)",
                         goal: "≤ 2 s at 100k, RSS ≤ 80 MB"), at: 0)
         var anchor: Double?
+        var gaveUp: [String: Value] = [:]
         if options.anchors {
-            let (row, seconds, changes) = try syncthingFullSync(plainFile: plainFile, records: options.records)
+            let (row, seconds, changes, stopped) = try syncthingFullSync(plainFile: plainFile, records: options.records)
             rows.insert(row, at: 1)
             anchor = seconds
+            gaveUp = stopped
             // Each change figure beside HubSync's.
             for (prefix, anchorRow) in changes.reversed() {
                 if let i = rows.firstIndex(where: { $0.name.hasPrefix(prefix) }) { rows.insert(anchorRow, at: i + 1) } else { rows.append(anchorRow) }
             }
         }
-        results.append("full_sync", ["records": .int(Int64(options.records)), "hubsync_s": .double(median(times)),
-                                     "syncthing_s": anchor.map { Value.double($0) } ?? Value.null,
-                                     "rss_a_mb": .double(median(rssA)), "rss_b_mb": .double(median(rssB))])
+        results.append("full_sync", .object(gaveUp.merging(["records": .int(Int64(options.records)), "hubsync_s": .double(median(times)),
+                                                            "syncthing_s": anchor.map { Value.double($0) } ?? Value.null,
+                                                            "rss_a_mb": .double(median(rssA)), "rss_b_mb": .double(median(rssB))]) { _, b in b }))
         return rows
     }
 
@@ -227,13 +229,15 @@ extension Bench {
             rows.append(Row(name: "full sync of \(n) records into an empty peer (sweep)", value: "\(fmt(median(times), 2)) s",
                             goal: "the plot's curve"))
             var anchor: Double?
+            var gaveUp: [String: Value] = [:]
             if options.anchors {
-                let (row, seconds, _) = try syncthingFullSync(plainFile: plain, records: n)
+                let (row, seconds, _, stopped) = try syncthingFullSync(plainFile: plain, records: n)
                 rows.append(row)
                 anchor = seconds
+                gaveUp = stopped
             }
-            results.append("full_sync", ["records": .int(Int64(n)), "hubsync_s": .double(median(times)),
-                                         "syncthing_s": anchor.map { Value.double($0) } ?? Value.null])
+            results.append("full_sync", .object(gaveUp.merging(["records": .int(Int64(n)), "hubsync_s": .double(median(times)),
+                                                                "syncthing_s": anchor.map { Value.double($0) } ?? Value.null]) { _, b in b }))
             try? FileManager.default.removeItem(atPath: a)
             try? FileManager.default.removeItem(atPath: plain)
         }
@@ -243,9 +247,11 @@ extension Bench {
     /// The anchor: Syncthing between two instances on loopback, the same records as one JSON
     /// file each, into an empty folder (one run: it takes minutes).
     ///
-    /// Returns the full-sync row and seconds (nil when it gave up), and the change figures as rows
-    /// each to print after the HubSync row whose name starts with the given text.
-    func syncthingFullSync(plainFile: String, records: Int) throws -> (Row, Double?, [(String, Row)]) {
+    /// Returns the full-sync row and seconds (nil when it gave up), the change figures as rows
+    /// each to print after the HubSync row whose name starts with the given text, and, when it
+    /// gave up, the time it gave up after and the files it had synced by then (for results.json:
+    /// the plot draws them as a lower bound).
+    func syncthingFullSync(plainFile: String, records: Int) throws -> (Row, Double?, [(String, Row)], [String: Value]) {
         let files = work + "/syncthing-files"
         try FileManager.default.createDirectory(atPath: files, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: files) }
@@ -262,7 +268,8 @@ extension Bench {
             return (Row(name: "  anchor: Syncthing \(version), the same records as \(records) files (1 run)",
                         value: "> \(fmt(seconds, 0)) s",
                        rate: "(gave up: \(o["synced"]?.number.map { fmt($0, 0) } ?? "?") of \(records) files synced)",
-                        goal: "HubSync well below"), nil, [])
+                        goal: "HubSync well below"), nil, [],
+                    ["syncthing_gave_up_s": .double(seconds), "syncthing_synced": o["synced"] ?? .null])
         }
         var changes: [(String, Row)] = []
         if let pct = o["change_1pct_s"]?.number {
@@ -277,7 +284,7 @@ extension Bench {
         return (Row(name: "  anchor: Syncthing \(version), the same records as \(records) files (1 run)",
                    value: "\(fmt(seconds, 1)) s",
                    rate: "(peak RSS A \(o["rss_a_mb"]?.number.map { fmt($0, 0) } ?? "?") MB, B \(o["rss_b_mb"]?.number.map { fmt($0, 0) } ?? "?") MB)",
-                   goal: "HubSync well below"), seconds, changes)
+                   goal: "HubSync well below"), seconds, changes, [:])
     }
 
     /// Repair with real agents: records removed from B's store behind its back (no change-log
