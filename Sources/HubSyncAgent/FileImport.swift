@@ -85,11 +85,31 @@ public struct FileImport: Sendable {
                 throw e
             }
             try sink.drain()
+            if !sink.repeated.isEmpty { try checkRepeated(sink.repeated, store: store) }
             if format != .hubsync { sink.plan.removed = try staleLinked(sink.cards, store: store).count }
         } catch let r as Refused {
             throw MigrationError(file: displayName, line: r.line, r.message)
         }
         return sink.plan
+    }
+
+    /// Reads the file again for the records it gives more than once (`keys`), and measures each
+    /// put on one of them against the record as the lines before it left it: three puts of
+    /// 300 KiB texts into three fields of one record pass one by one, together they do not.
+    /// Only those records are held in memory.
+    func checkRepeated(_ keys: Set<RecordKey>, store: Store) throws {
+        var sink = RepeatSink(keys: keys, store: store)
+        if format == .hubsync {
+            try readOwn { line, write in
+                switch write {
+                case .local(.put(let key, let patch)) where keys.contains(key): try sink.put(key, patch, line: line)
+                case .merge(let state) where keys.contains(state.key): try sink.merge(state)
+                default: break
+                }
+            }
+        } else {
+            try Migration.read(path: path, displayName: displayName, format: format, persona: persona, into: &sink)
+        }
     }
 
     /// Reads the file again and writes its records through `write`, `batch` at a time; `write`
@@ -113,6 +133,25 @@ public struct FileImport: Sendable {
     /// The write a record becomes: a local put of its fields.
     public static func write(_ r: ImportedRecord) -> RecordWrite {
         .local(.put(RecordKey(collection: r.collection, id: r.id), r.fields))
+    }
+
+    /// `state` as a put of `patch` leaves it, for measuring (sets take the elements added);
+    /// refused when that is over the store's size limit and larger than `state` is.
+    static func put(_ patch: [String: Value], on state: RecordState, collection: HubCollection, device: DeviceID, line: Int?) throws -> RecordState {
+        var after = state
+        let stamp = Stamp(time: Timestamp(millis: max(after.updated.millis + 1, Store.systemClock()), counter: 0), device: device)
+        for (name, value) in patch {
+            if collection.setFields.contains(name) { _ = after.insert(value.arrayValue ?? [], into: name, stamp: stamp) } else {
+                after.write(field: name, value: value, stamp: stamp)
+            }
+        }
+        let size = CanonicalEncoding.size(after)
+        if size > Store.maxRecordBytes, size > CanonicalEncoding.size(state) {
+            throw Refused(message: "\(after.key) would be \(size) bytes as stored, over the \(Store.maxRecordBytes / 1024) KiB "
+                + "(\(Store.maxRecordBytes) bytes) one record may hold; shorten that text (or split it) in the file and import it again",
+                line: line)
+        }
+        return after
     }
 
     /// An upper bound of the canonical size of the new record a put of `patch` makes (each field one
@@ -220,6 +259,9 @@ public struct FileImport: Sendable {
         var cards: [String: CardWrites] = [:]
         /// Keys a HubSync file gave on an earlier line.
         var seen = Set<RecordKey>()
+        /// Keys the file gives more than once: ``FileImport/checkRepeated(_:store:)`` measures
+        /// their puts together.
+        var repeated = Set<RecordKey>()
         /// Records read but not yet checked against the store: ``drain()`` reads a window's
         /// stored states at once (one read transaction, not one per record).
         var window: [Step] = []
@@ -287,6 +329,7 @@ public struct FileImport: Sendable {
             }
             if seen.contains(key) {
                 plan.updated += 1
+                repeated.insert(key)
             } else if let existing, existing.isAlive {
                 if FileImport.unchanged(existing, by: patch, collection: collection) { plan.unchanged += 1 } else { plan.updated += 1 }
             } else {
@@ -302,25 +345,14 @@ public struct FileImport: Sendable {
         /// Refuses a put that would make the record larger than the store's limit (and larger
         /// than it is).
         func checkSize(_ key: RecordKey, _ patch: [String: Value], collection: HubCollection, existing: RecordState?, line: Int?) throws {
-            var after = existing ?? RecordState(key: key)
-            let stamp = Stamp(time: Timestamp(millis: max(after.updated.millis + 1, Store.systemClock()), counter: 0), device: store.device)
-            for (name, value) in patch {
-                if collection.setFields.contains(name) { _ = after.insert(value.arrayValue ?? [], into: name, stamp: stamp) } else {
-                    after.write(field: name, value: value, stamp: stamp)
-                }
-            }
-            let size = CanonicalEncoding.size(after)
-            if size > Store.maxRecordBytes, size > existing.map({ CanonicalEncoding.size($0) }) ?? 0 {
-                throw Refused(message: "\(key) would be \(size / 1024) KiB, over the "
-                    + "\(Store.maxRecordBytes / 1024) KiB one record may hold; shorten that text (or split it) in the file and import it again",
-                    line: line)
-            }
+            _ = try FileImport.put(patch, on: existing ?? RecordState(key: key), collection: collection, device: store.device, line: line)
         }
 
         /// Counts a merge of an exported state.
         mutating func merge(_ state: RecordState, existing: RecordState?, line: Int) {
             if seen.contains(state.key) {
                 plan.updated += 1
+                repeated.insert(state.key)
             } else if let existing {
                 if RecordState.merge(existing, state) == existing { plan.unchanged += 1 } else { plan.updated += 1 }
             } else {
@@ -355,6 +387,35 @@ public struct FileImport: Sendable {
         }
 
         mutating func skipped(_ note: ImportNote) { plan.notes.append(note) }
+    }
+
+    /// The records a file gives more than once, as its lines leave them in turn.
+    struct RepeatSink: ImportSink {
+        let keys: Set<RecordKey>
+        let store: Store
+        var states: [RecordKey: RecordState] = [:]
+
+        mutating func current(_ key: RecordKey) throws -> RecordState {
+            if let state = states[key] { return state }
+            return try store.get(key) ?? RecordState(key: key)
+        }
+
+        mutating func put(_ key: RecordKey, _ patch: [String: Value], line: Int?) throws {
+            states[key] = try FileImport.put(patch, on: try current(key), collection: try HubCollection.named(key.collection),
+                                             device: store.device, line: line)
+        }
+
+        /// A merge is never refused for its size (its parts were each accepted somewhere).
+        mutating func merge(_ state: RecordState) throws {
+            states[state.key] = RecordState.merge(try current(state.key), state)
+        }
+
+        mutating func record(_ r: ImportedRecord) throws {
+            let key = RecordKey(collection: r.collection, id: r.id)
+            if keys.contains(key) { try put(key, r.fields, line: nil) }
+        }
+
+        mutating func skipped(_ note: ImportNote) {}
     }
 
     struct ApplySink: ImportSink {

@@ -20,8 +20,8 @@ enum RecordStatements {
         let s = statement.sqliteStatement
         sqlite3_reset(s)
         defer { sqlite3_reset(s) }
-        bind(key.collection, at: 1, in: s)
-        bind(key.id, at: 2, in: s)
+        try bind(key.collection, at: 1, in: statement)
+        try bind(key.id, at: 2, in: statement)
         switch sqlite3_step(s) {
         case SQLITE_DONE:
             return nil
@@ -30,6 +30,9 @@ enum RecordStatements {
             let count = Int(sqlite3_column_bytes(s, 1))
             guard let base = sqlite3_column_blob(s, 1) else { return (rowid, []) }
             return (rowid, [UInt8](UnsafeRawBufferPointer(start: base, count: count)))
+        case SQLITE_INTERRUPT:
+            // GRDB interrupts the connection when the task that reads is cancelled.
+            throw CancellationError()
         case let code:
             throw failure(code, statement)
         }
@@ -37,16 +40,15 @@ enum RecordStatements {
 
     /// Binds the columns every insert and update of a record has, from position `first` on:
     /// state, digest, alive, updated, seq, conflicts, echo_of, source (``RecordSQL``).
-    static func bindColumns(_ c: Columns, from first: Int32, in statement: Statement) {
-        let s = statement.sqliteStatement
-        bind(c.state, at: first, in: s)
-        bind(c.digest, at: first + 1, in: s)
-        sqlite3_bind_int64(s, first + 2, c.alive ? 1 : 0)
-        sqlite3_bind_int64(s, first + 3, c.updated)
-        sqlite3_bind_int64(s, first + 4, c.sequence)
-        sqlite3_bind_int64(s, first + 5, Int64(c.conflicts))
-        bind(c.echo, at: first + 6, in: s)
-        bind(c.source, at: first + 7, in: s)
+    static func bindColumns(_ c: Columns, from first: Int32, in statement: Statement) throws {
+        try bind(c.state, at: first, in: statement)
+        try bind(c.digest, at: first + 1, in: statement)
+        try bind(c.alive ? 1 : 0, at: first + 2, in: statement)
+        try bind(c.updated, at: first + 3, in: statement)
+        try bind(c.sequence, at: first + 4, in: statement)
+        try bind(Int64(c.conflicts), at: first + 5, in: statement)
+        try bind(c.echo, at: first + 6, in: statement)
+        try bind(c.source, at: first + 7, in: statement)
     }
 
     /// A record row's columns after its key.
@@ -74,43 +76,52 @@ enum RecordStatements {
     /// Inserts a new row: `statement` is ``RecordSQL/insert``, from ``prepared(_:in:)``.
     static func insert(_ key: RecordKey, _ columns: Columns, with statement: Statement) throws {
         sqlite3_reset(statement.sqliteStatement)
-        bind(key.collection, at: 1, in: statement.sqliteStatement)
-        bind(key.id, at: 2, in: statement.sqliteStatement)
-        bindColumns(columns, from: 3, in: statement)
+        sqlite3_clear_bindings(statement.sqliteStatement)
+        try bind(key.collection, at: 1, in: statement)
+        try bind(key.id, at: 2, in: statement)
+        try bindColumns(columns, from: 3, in: statement)
         try statement.execute()
     }
 
     /// Updates the row `rowid`: `statement` is ``RecordSQL/update``, from ``prepared(_:in:)``.
     static func update(rowid: Int64, _ columns: Columns, with statement: Statement) throws {
         sqlite3_reset(statement.sqliteStatement)
-        bindColumns(columns, from: 1, in: statement)
-        sqlite3_bind_int64(statement.sqliteStatement, 9, rowid)
+        sqlite3_clear_bindings(statement.sqliteStatement)
+        try bindColumns(columns, from: 1, in: statement)
+        try bind(rowid, at: 9, in: statement)
         try statement.execute()
     }
 
-    private static func bind(_ text: String?, at index: Int32, in s: SQLiteStatement) {
-        guard var text else {
-            sqlite3_bind_null(s, index)
-            return
+    // Each bind is checked: a statement never runs with a value bound for an earlier record.
+
+    private static func bind(_ text: String?, at index: Int32, in statement: Statement) throws {
+        let s = statement.sqliteStatement
+        guard var text else { return try check(sqlite3_bind_null(s, index), statement) }
+        let code = text.withUTF8 { utf8 -> Int32 in
+            // A null pointer would bind NULL; "" is a value (an import's source).
+            guard !utf8.isEmpty else { return sqlite3_bind_text(s, index, "", 0, transient) }
+            guard utf8.count <= Int(Int32.max) else { return SQLITE_TOOBIG }
+            return utf8.withMemoryRebound(to: CChar.self) { sqlite3_bind_text(s, index, $0.baseAddress, Int32(utf8.count), transient) }
         }
-        text.withUTF8 { utf8 in
-            guard !utf8.isEmpty else {
-                // A null pointer would bind NULL; "" is a value (an import's source).
-                _ = sqlite3_bind_text(s, index, "", 0, transient)
-                return
-            }
-            _ = utf8.withMemoryRebound(to: CChar.self) { sqlite3_bind_text(s, index, $0.baseAddress, Int32(utf8.count), transient) }
-        }
+        try check(code, statement)
     }
 
-    private static func bind(_ bytes: [UInt8], at index: Int32, in s: SQLiteStatement) {
-        bytes.withUnsafeBytes { raw in
-            if let base = raw.baseAddress {
-                _ = sqlite3_bind_blob(s, index, base, Int32(raw.count), transient)
-            } else {
-                _ = sqlite3_bind_zeroblob(s, index, 0)
-            }
+    private static func bind(_ bytes: [UInt8], at index: Int32, in statement: Statement) throws {
+        let s = statement.sqliteStatement
+        let code = bytes.withUnsafeBytes { raw -> Int32 in
+            guard let base = raw.baseAddress else { return sqlite3_bind_zeroblob(s, index, 0) }
+            guard raw.count <= Int(Int32.max) else { return SQLITE_TOOBIG }
+            return sqlite3_bind_blob(s, index, base, Int32(raw.count), transient)
         }
+        try check(code, statement)
+    }
+
+    private static func bind(_ value: Int64, at index: Int32, in statement: Statement) throws {
+        try check(sqlite3_bind_int64(statement.sqliteStatement, index, value), statement)
+    }
+
+    private static func check(_ code: Int32, _ statement: Statement) throws {
+        guard code == SQLITE_OK else { throw failure(code, statement) }
     }
 
     private static func failure(_ code: Int32, _ statement: Statement) -> DatabaseError {

@@ -105,6 +105,28 @@ import Testing
         #expect(try JSON.parse(r3.stdout).objectValue?["create"] == 700)
     }
 
+    /// Puts on one record that pass one by one but not together: the check measures each
+    /// against the record as the lines before it left it, so the file is refused whole, not cut
+    /// off by the store after its first batches were written.
+    @Test func repeatedPutsOnOneRecordAreMeasuredTogether() async throws {
+        let d = try await seeded()
+        let before = try await snapshot(d)
+        let big = String(repeating: "x", count: 300 * 1024)
+        var lines = (1...1_499).map { #"{"collection":"memories","id":"m\#($0)","fields":{"text":"t"}}"# }
+        for (n, field) in ["a", "b", "c"].enumerated() {
+            lines.insert(#"{"collection":"memories","id":"cum","fields":{"text":"t","\#(field)":"\#(big)"}}"#, at: 500 * (n + 1))
+        }
+        let file = dir.path + "/repeated.jsonl"
+        try lines.joined(separator: "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        let r = try await d.run("import", file)
+        #expect(r.status == 2, "\(r.stderr)")
+        // The third put (line 1,501) is the one that passes the limit.
+        #expect(r.stderr.contains("repeated.jsonl:1501: memories/cum would be"), "\(r.stderr)")
+        #expect(r.stderr.contains("over the 768 KiB"), "\(r.stderr)")
+        #expect(r.stderr.contains("nothing was imported"), "\(r.stderr)")
+        #expect(try await snapshot(d) == before)
+    }
+
     @Test func initNeverOverwritesAnIdentity() async throws {
         let d = Device(data: dir.path + "/d")
         try await d.ok("init")
