@@ -325,7 +325,7 @@ public struct FileImport: Sendable {
             // The record as the put would leave it, measured as the store measures it (a new
             // record far under the limit by a quick upper bound is not built).
             if existing != nil || FileImport.newRecordBound(key, patch, collection: collection) > Store.maxRecordBytes / 2 {
-                try checkSize(key, patch, collection: collection, existing: existing, line: line)
+                _ = try FileImport.put(patch, on: existing ?? RecordState(key: key), collection: collection, device: store.device, line: line)
             }
             if seen.contains(key) {
                 plan.updated += 1
@@ -340,12 +340,6 @@ public struct FileImport: Sendable {
             }
             seen.insert(key)
             plan.collections[key.collection, default: 0] += 1
-        }
-
-        /// Refuses a put that would make the record larger than the store's limit (and larger
-        /// than it is).
-        func checkSize(_ key: RecordKey, _ patch: [String: Value], collection: HubCollection, existing: RecordState?, line: Int?) throws {
-            _ = try FileImport.put(patch, on: existing ?? RecordState(key: key), collection: collection, device: store.device, line: line)
         }
 
         /// Counts a merge of an exported state.
@@ -395,7 +389,7 @@ public struct FileImport: Sendable {
         let store: Store
         var states: [RecordKey: RecordState] = [:]
 
-        mutating func current(_ key: RecordKey) throws -> RecordState {
+        func current(_ key: RecordKey) throws -> RecordState {
             if let state = states[key] { return state }
             return try store.get(key) ?? RecordState(key: key)
         }

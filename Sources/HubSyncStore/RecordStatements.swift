@@ -15,7 +15,7 @@ enum RecordStatements {
     private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
     /// The record's rowid and stored state bytes, or nil when there is no row for `key`.
-    /// `statement` is ``RecordSQL/loadForWrite`` (or any SELECT of rowid, state by key).
+    /// `statement` is ``RecordSQL/load`` (or any SELECT of rowid, state by key).
     static func load(_ key: RecordKey, with statement: Statement) throws -> (rowid: Int64, bytes: [UInt8])? {
         let s = statement.sqliteStatement
         sqlite3_reset(s)

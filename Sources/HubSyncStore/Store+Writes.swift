@@ -149,7 +149,7 @@ extension Store {
     }
 
     func load(_ key: RecordKey, db: Database) throws -> RecordState? {
-        guard let row = try RecordStatements.load(key, with: try db.cachedStatement(sql: RecordSQL.loadForWrite)) else { return nil }
+        guard let row = try RecordStatements.load(key, with: try db.cachedStatement(sql: RecordSQL.load)) else { return nil }
         return try CanonicalEncoding.decode(row.bytes)
     }
 }
@@ -158,7 +158,7 @@ extension Store {
 /// cache) and reused by every transaction on it.
 enum RecordSQL {
     /// A record's row by key: its rowid too, so an update needs no second key lookup.
-    static let loadForWrite = "SELECT rowid, state FROM records WHERE collection = ? AND id = ?"
+    static let load = "SELECT rowid, state FROM records WHERE collection = ? AND id = ?"
     static let insert = """
         INSERT INTO records (collection, id, state, digest, alive, updated, seq, conflicts, echo_of, source)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -179,7 +179,7 @@ struct StoredRecord {
 extension TransactionContext {
     /// The record's row, state and canonical bytes as stored, or nil when it was never written.
     mutating func load(_ key: RecordKey, db: Database) throws -> StoredRecord? {
-        if loadStatement == nil { loadStatement = try db.cachedStatement(sql: RecordSQL.loadForWrite) }
+        if loadStatement == nil { loadStatement = try db.cachedStatement(sql: RecordSQL.load) }
         guard let row = try RecordStatements.load(key, with: loadStatement!) else { return nil }
         guard !row.bytes.isEmpty else { throw CanonicalDecodingError(message: "record \(key) has no state", offset: 0) }
         return StoredRecord(rowid: row.rowid, state: try CanonicalEncoding.decode(row.bytes), bytes: row.bytes)
