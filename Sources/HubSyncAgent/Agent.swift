@@ -255,7 +255,8 @@ public final class Agent: Sendable {
     func status() async -> AgentStatus {
         let peers = (try? await store.read(.peers)) ?? []
         let lastSequence = (try? await store.read(.lastSequence)) ?? 0
-        // Counting reads every record's row: a store damaged under the agent shows here, and is said.
+        // The counts are kept as the store is written (one small row each): a damaged store shows
+        // here when these reads, or any call before them, meet the damage, and is said.
         var counts: [String: Int] = [:], problem: String?
         do { counts = try await store.read(.counts) } catch {
             problem = (error as? StoreError)?.message ?? FailureText.unknown(error)

@@ -82,6 +82,7 @@ extension Store {
             return c
         }
         let value = try body(&ctx)
+        if ctx.lastSequence != lastSeq { try Self.keepCounts(db, ctx.liveChange, to: ctx.lastSequence) }
         if ctx.clock.last > persisted {
             try db.execute(sql: "INSERT INTO meta(key, value) VALUES ('hlc', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                            arguments: [Int64(bitPattern: ctx.clock.last.rawValue)])
@@ -89,6 +90,23 @@ extension Store {
         let last = ctx.clock.last
         clock.withLock { $0.restore(atLeast: last) }
         return (value, ctx.events)
+    }
+
+    /// Adds a transaction's changes to the live-record counts, kept to sequence `sequence`.
+    static func keepCounts(_ db: Database, _ change: [String: Int], to sequence: Int64) throws {
+        for (collection, n) in change where n != 0 {
+            try db.execute(sql: "INSERT INTO record_counts (collection, alive) VALUES (?, ?) "
+                + "ON CONFLICT (collection) DO UPDATE SET alive = alive + excluded.alive", arguments: [collection, n])
+        }
+        try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'counts_seq'", arguments: [sequence])
+    }
+
+    /// Counts the live records anew when something other than this write path wrote the store
+    /// since they were kept (an older HubSync, the sqlite3 shell): its last sequence is not theirs.
+    static func recountIfStale(_ db: Database) throws {
+        let kept = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'counts_seq'")
+        let last = try Int64.fetchOne(db, sql: "SELECT coalesce(max(seq), 0) FROM records") ?? 0
+        if kept != last { try Schema.recount(db) }
     }
 
     /// Runs `body`, mapping any error it throws to a ``StoreError``.

@@ -48,7 +48,7 @@ extension Store.Read {
     public static var counts: Store.Read<[String: Int]> {
         .init { _, db in
             var out: [String: Int] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT collection, count(*) AS n FROM records WHERE alive = 1 GROUP BY collection") {
+            for row in try Row.fetchAll(db, sql: "SELECT collection, alive AS n FROM record_counts WHERE alive > 0") {
                 out[row["collection"]] = row["n"]
             }
             return out

@@ -225,6 +225,7 @@ extension TransactionContext {
             if insertStatement == nil { insertStatement = try RecordStatements.prepared(RecordSQL.insert, in: db) }
             try RecordStatements.insert(state.key, columns, with: insertStatement!)
         }
+        if stored?.state.isAlive ?? false != state.isAlive { liveChange[state.key.collection, default: 0] += state.isAlive ? 1 : -1 }
         events.append(event)
         return true
     }

@@ -70,6 +70,7 @@ public final class Store: Sendable {
                 }
             } else {
                 try Schema.migrator.migrate(pool)
+                try pool.write { db in try Store.recountIfStale(db) }
             }
             let read = { (db: Database) throws -> (String, String, Int64) in
                 (
@@ -116,6 +117,9 @@ struct TransactionContext {
     let wallMillis: UInt64
     var clock = HybridLogicalClock()
     var events: [ChangeEvent] = []
+    /// How many records of each collection came alive (+) or were deleted (−): added to
+    /// `record_counts` when the transaction's writes are done.
+    var liveChange: [String: Int] = [:]
     var loadStatement: Statement?
     var insertStatement: Statement?
     var updateStatement: Statement?

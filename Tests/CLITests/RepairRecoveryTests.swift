@@ -107,7 +107,7 @@ import Testing
     }
 
     /// A store damaged under a running agent (cut to half its size): the agent notices at the
-    /// first call that meets the damage, `status` says so (text and JSON) with what to do, the log
+    /// first call that meets the damage (here an export), `status` says so (text and JSON) with what to do, the log
     /// says it at error level, and from then on it refuses local writes with that sentence and
     /// takes no peer's change — the peer keeps it unacknowledged (its changes to send stay) and
     /// hears why. After `hubsync repair` the change arrives: nothing was lost.
@@ -129,6 +129,10 @@ import Testing
         let path = d.data + "/store.sqlite"
         let size = try #require(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
         #expect(truncate(path, off_t(size / 2)) == 0)
+        // A full read through the agent (its export) meets the pages cut off; status, which reads
+        // only kept counts, says what that call found.
+        let export = try await agent!.request("GET", "/v1/export")
+        #expect(export.0 != 200, "the export read past the cut")
         try await waitUntil("status names the damage", timeout: 20) {
             try await agent!.status()["store"]?.objectValue?["problem"]?.stringValue?.contains("hubsync repair") == true
         }

@@ -31,7 +31,7 @@ import Testing
         let size = try #require(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
         #expect(truncate(path, off_t(size / 2)) == 0)
         // A full read meets the pages cut off.
-        let read = #expect(throws: StoreError.self) { _ = try store.counts() }
+        let read = #expect(throws: StoreError.self) { _ = try store.verifyDigests() }
         #expect(read?.code == .damaged || read?.code == .io, "\(String(describing: read))")
         let found = try #require(store.damageFound)
         #expect(found.message.contains("hubsync repair") || found.message.contains("I/O error"), "\(found.message)")
@@ -40,7 +40,7 @@ import Testing
         let refused = #expect(throws: StoreError.self) { _ = try store.addPeer(device(7), address: "127.0.0.1:7400") }
         #expect(refused?.message == found.message)
         #expect(throws: StoreError.self) { try store.apply(.put(key("memories", "after"), ["text": "x"])) }
-        _ = try? store.counts()
+        _ = try? store.verifyDigests()
         #expect(told.withLock { $0.count } == 1)
         // A handler added later hears of it at once.
         let late = Mutex(false)
