@@ -26,6 +26,7 @@ let package = Package(
         .systemLibrary(name: "CHubAvahi", pkgConfig: "avahi-client", providers: [.apt(["libavahi-client-dev"])]),
         .systemLibrary(name: "CHubZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CHubZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CHubMalloc"),
 
         .target(name: "HubSyncBase"),
         .target(name: "HubSyncCrypto", dependencies: ["HubSyncBase", "CHubSodium"]),
@@ -80,7 +81,7 @@ let package = Package(
         // Importers for other tools' files: character cards (JSON, PNG, CHARX) and chat exports.
         .target(name: "HubSyncMigration", dependencies: ["HubSyncCore", "HubSyncCrypto", "CHubZlib"]),
         .executableTarget(name: "hubsync", dependencies: [
-            "HubSyncBase", "HubSyncAgent", "HubSyncMigration", "HubSyncBackup", "HubSyncS3", "HubSyncHousehold", "HubSyncStore", "HubSyncCore", "HubSyncCrypto", "CHubAvahi", "CHubZstd",
+            "HubSyncBase", "HubSyncAgent", "HubSyncMigration", "HubSyncBackup", "HubSyncS3", "HubSyncHousehold", "HubSyncStore", "HubSyncCore", "HubSyncCrypto", "CHubAvahi", "CHubZstd", "CHubMalloc",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
