@@ -4,9 +4,19 @@ import HubSyncCore
 /// What one process spent over a window: CPU time and voluntary context switches (every thread).
 struct ProcessUsage {
     var cpuSeconds: Double
-    var voluntarySwitches: Int
+    /// Voluntary context switches so far, by thread ID.
+    var threadSwitches: [String: Int]
     /// `voluntary_ctxt_switches` of `/proc/PID/status` itself: the main thread's only.
     var mainThreadSwitches: Int
+    /// Resident memory now (`VmRSS`), in MiB, and the part of it that is the process's own
+    /// (`RssAnon`: not the program's and libraries' file pages, which every process running them shares).
+    var rssMB: Double, anonMB: Double
+
+    /// Voluntary context switches since `earlier`, of the threads alive now (a thread started
+    /// since counts whole; one that ended since is not counted).
+    func switches(since earlier: ProcessUsage) -> Int {
+        threadSwitches.reduce(0) { $0 + $1.value - (earlier.threadSwitches[$1.key] ?? 0) }
+    }
 
     /// Reads `/proc/PID/stat` (utime + stime) and the `voluntary_ctxt_switches` of every thread
     /// in `/proc/PID/task/*/status` (the process's own status counts its main thread only).
@@ -17,18 +27,24 @@ struct ProcessUsage {
         if fields.count > 13, let u = Double(fields[11]), let s = Double(fields[12]) {
             cpu = (u + s) / Double(sysconf(Int32(_SC_CLK_TCK)))
         }
-        var switches = 0, main = 0
+        var switches: [String: Int] = [:], main = 0, rss = 0.0, anon = 0.0
         let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
-        for line in status.split(separator: "\n") where line.hasPrefix("voluntary_ctxt_switches:") {
-            main = Int(line.split(separator: "\t").last?.trimmingCharacters(in: .whitespaces) ?? "") ?? 0
+        for line in status.split(separator: "\n") {
+            if line.hasPrefix("voluntary_ctxt_switches:") {
+                main = Int(line.split(separator: "\t").last?.trimmingCharacters(in: .whitespaces) ?? "") ?? 0
+            } else if line.hasPrefix("VmRSS:") {
+                rss = (Double(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) / 1024
+            } else if line.hasPrefix("RssAnon:") {
+                anon = (Double(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) / 1024
+            }
         }
         for task in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? [] {
             let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/status", encoding: .utf8)) ?? ""
             for line in text.split(separator: "\n") where line.hasPrefix("voluntary_ctxt_switches:") {
-                switches += Int(line.split(separator: "\t").last?.trimmingCharacters(in: .whitespaces) ?? "") ?? 0
+                switches[task] = Int(line.split(separator: "\t").last?.trimmingCharacters(in: .whitespaces) ?? "") ?? 0
             }
         }
-        return ProcessUsage(cpuSeconds: cpu, voluntarySwitches: switches, mainThreadSwitches: main)
+        return ProcessUsage(cpuSeconds: cpu, threadSwitches: switches, mainThreadSwitches: main, rssMB: rss, anonMB: anon)
     }
 }
 
@@ -47,7 +63,8 @@ extension Bench {
     /// find each other by mDNS alone; elsewhere on loopback with static addresses.
     func idleFigures() throws -> [Row] {
         let window = 60.0
-        var cpu: [[Double]] = [[], []], switches: [[Double]] = [[], []], main: [[Double]] = [[], []], traffic: [Double] = []
+        var cpu: [[Double]] = [[], []], switches: [[Double]] = [[], []], main: [[Double]] = [[], []], rss: [[Double]] = [[], []], anon: [[Double]] = [[], []]
+        var traffic: [Double] = []
         var where_ = ""
         let bed = try BenchTestbed.make(bench: self, folder: work + "/idle")
         defer { bed?.down() }
@@ -66,8 +83,10 @@ extension Bench {
             traffic.append(Double(pair.traffic() - bytes0))
             for i in 0..<2 {
                 cpu[i].append((u1[i].cpuSeconds - u0[i].cpuSeconds) / elapsed * 100)
-                switches[i].append(Double(u1[i].voluntarySwitches - u0[i].voluntarySwitches) / elapsed * 60)
+                switches[i].append(Double(u1[i].switches(since: u0[i])) / elapsed * 60)
                 main[i].append(Double(u1[i].mainThreadSwitches - u0[i].mainThreadSwitches) / elapsed * 60)
+                rss[i].append(u1[i].rssMB)
+                anon[i].append(u1[i].anonMB)
             }
         }
         print("idle: \(where_)")
@@ -80,6 +99,8 @@ extension Bench {
             pairRow("idle, two connected agents, discovery on, \(Int(window)) s: CPU", cpu, 3, "%", "≤ 0.2% each"),
             pairRow("  voluntary context switches per minute, all threads", switches, 0, "", "≤ 60/min each"),
             pairRow("  the same, /proc/PID/status (main thread)", main, 0, "", "≤ 60/min each"),
+            pairRow("  resident memory at the end of the window (VmRSS)", rss, 1, " MB", "≤ 30 MB each"),
+            pairRow("    of it the agent's own (RssAnon; the rest is shared program pages)", anon, 1, " MB", "–"),
             Row(name: "  sync traffic while idle", value: "\(Int(median(traffic))) B", goal: "< 2 KB/min"),
         ]
     }

@@ -385,7 +385,11 @@ extension Bench {
         }
         rows.append(Row(name: "a 1% change (\(changed) records edited on A) visible on B",
                         value: "\(fmt(median(changeTimes), 3)) s", goal: "≤ 0.5 s; ≤ 1.5 s at 1M"))
-        // Idle cost: see idleFigures (`--only idle`).
+        // Idle cost: see idleFigures (`--only idle`). Here, what the two hold once the work is done.
+        let now = [a.pid, b.pid].map { ProcessUsage.of($0) }
+        rows.append(Row(name: "resident memory now, the two agents holding \(options.records) records (VmRSS)",
+                        value: "A \(fmt(now[0].rssMB, 1)) MB", rate: "B \(fmt(now[1].rssMB, 1)) MB  (own, RssAnon: A \(fmt(now[0].anonMB, 1)), "
+                            + "B \(fmt(now[1].anonMB, 1)) MB)", goal: "–"))
         return rows
     }
 
