@@ -52,8 +52,8 @@ enum Schema {
         }
         m.registerMigration("v5-counts") { db in
             // Live records by collection, kept by the write path (one row per collection a
-            // transaction changes): a status reads them instead of scanning every record (100 ms
-            // at 100k records, a second at a million). `counts_seq` is the last sequence they
+            // transaction changes): a status reads them instead of scanning every record (about
+            // 100 ms at 100k records). `counts_seq` is the last sequence they
             // were kept to; a store written by anything else since is counted again on opening
             // (``Store/recountIfStale(_:)``). Rows deleted from outside (the sqlite3 shell) are
             // taken off by the trigger; HubSync itself never deletes a record's row.

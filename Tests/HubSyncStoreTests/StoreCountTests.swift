@@ -4,9 +4,10 @@ import HubSyncCrypto
 import HubSyncStore
 import Testing
 
-/// The live-record counts a status shows are kept by triggers in the store file (table
-/// `record_counts`), not counted by a scan: these check them against the records themselves
-/// through every kind of write, and on a store made before the table existed.
+/// The live-record counts a status shows are kept by the write path in the store file (table
+/// `record_counts`; a trigger takes off rows deleted from outside), not counted by a scan: these
+/// check them against the records themselves through every kind of write, on a store made before
+/// the table existed, and after writes from outside.
 @Suite struct StoreCountTests {
     let dir = TemporaryDirectory()
 
