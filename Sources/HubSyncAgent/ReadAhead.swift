@@ -1,0 +1,104 @@
+import Foundation
+
+/// Runs `produce` on a thread of its own while the calling thread consumes what it makes:
+/// an import parses its file on one core while it checks or writes on the other.
+///
+/// `produce` hands items to `emit`, which gathers them into chunks of `chunk` and blocks while
+/// `depth` chunks wait, so at most `depth + 1` chunks are held whatever the file's size.
+/// `consume` gets every item in order. An error `produce` throws reaches the caller only after
+/// every item made before it was consumed (the first bad line of a file is still the one
+/// named); an error `consume` throws stops `produce` at its next `emit`. Either way the
+/// producing thread has ended when this returns.
+enum ReadAhead {
+    struct Stopped: Error {}
+
+    static func run<T: Sendable>(chunk: Int = 256, depth: Int = 4,
+                                 produce: @escaping @Sendable (_ emit: (T) throws -> Void) throws -> Void,
+                                 consume: (T) throws -> Void) throws {
+        let pipe = Pipe<T>(depth: depth)
+        let thread = Thread {
+            var pending: [T] = []
+            pending.reserveCapacity(chunk)
+            do {
+                try produce { item in
+                    pending.append(item)
+                    if pending.count >= chunk {
+                        guard pipe.put(pending) else { throw Stopped() }
+                        pending.removeAll(keepingCapacity: true)
+                    }
+                }
+                if !pending.isEmpty { _ = pipe.put(pending) }
+                pipe.finish(nil)
+            } catch {
+                // What was made before the error still goes first.
+                if !pending.isEmpty, !(error is Stopped) { _ = pipe.put(pending) }
+                pipe.finish(error)
+            }
+        }
+        thread.name = "hubsync.read-ahead"
+        thread.start()
+        defer { pipe.stopAndWait() }
+        while let items = try pipe.take() {
+            for item in items { try consume(item) }
+        }
+    }
+
+    /// The chunks between the two threads, and how each side learns the other is done.
+    final class Pipe<T: Sendable>: @unchecked Sendable {
+        private let condition = NSCondition()
+        private var chunks: [[T]] = []
+        private var head = 0
+        private var finished = false
+        private var failure: (any Error)?
+        private var stopped = false
+        private let depth: Int
+
+        init(depth: Int) { self.depth = max(1, depth) }
+
+        /// Waits for room; false when the consumer has stopped.
+        func put(_ chunk: [T]) -> Bool {
+            condition.lock()
+            defer { condition.unlock() }
+            while chunks.count - head >= depth, !stopped { condition.wait() }
+            guard !stopped else { return false }
+            chunks.append(chunk)
+            condition.broadcast()
+            return true
+        }
+
+        /// The producer is done, with the error it ended on, if any.
+        func finish(_ error: (any Error)?) {
+            condition.lock()
+            defer { condition.unlock() }
+            finished = true
+            failure = error
+            condition.broadcast()
+        }
+
+        /// The next chunk; nil when the producer ended without an error, its error when it failed.
+        func take() throws -> [T]? {
+            condition.lock()
+            defer { condition.unlock() }
+            while head == chunks.count, !finished { condition.wait() }
+            if head < chunks.count {
+                let next = chunks[head]
+                chunks[head] = []
+                head += 1
+                if head > 64 { chunks.removeFirst(head); head = 0 }
+                condition.broadcast()
+                return next
+            }
+            if let failure, !(failure is Stopped) { throw failure }
+            return nil
+        }
+
+        /// Tells the producer to stop and waits until it has finished.
+        func stopAndWait() {
+            condition.lock()
+            defer { condition.unlock() }
+            stopped = true
+            condition.broadcast()
+            while !finished { condition.wait() }
+        }
+    }
+}

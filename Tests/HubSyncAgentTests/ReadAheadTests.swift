@@ -1,0 +1,58 @@
+import Foundation
+@testable import HubSyncAgent
+import Synchronization
+import Testing
+
+/// An import reads and parses its file on a second thread (ReadAhead): every item arrives in
+/// order, the producer never runs more than the window ahead, a producer's error comes after
+/// everything made before it, and a consumer's error stops the producer.
+@Suite struct ReadAheadTests {
+    struct Bad: Error, Equatable { let at: Int }
+
+    @Test func everyItemArrivesInOrder() throws {
+        var seen: [Int] = []
+        try ReadAhead.run(chunk: 7, depth: 2, produce: { emit in for i in 0..<10_000 { try emit(i) } },
+                          consume: { seen.append($0) })
+        #expect(seen == Array(0..<10_000))
+    }
+
+    @Test func theProducerStaysWithinTheWindow() throws {
+        let made = Atomic<Int>(0)
+        var worst = 0
+        try ReadAhead.run(chunk: 10, depth: 3, produce: { emit in
+            for i in 0..<2_000 {
+                made.add(1, ordering: .sequentiallyConsistent)
+                try emit(i)
+            }
+        }, consume: { i in worst = max(worst, made.load(ordering: .sequentiallyConsistent) - i) })
+        // Held: the chunks waiting (3), the one being consumed and the one being filled.
+        #expect(worst <= 10 * 5 + 1)
+    }
+
+    @Test func aProducersErrorComesAfterWhatItMadeBefore() {
+        var seen: [Int] = []
+        #expect(throws: Bad(at: 1234)) {
+            try ReadAhead.run(chunk: 100, depth: 2, produce: { emit in
+                for i in 0..<1234 { try emit(i) }
+                throw Bad(at: 1234)
+            }, consume: { seen.append($0) })
+        }
+        #expect(seen == Array(0..<1234))
+    }
+
+    @Test func aConsumersErrorStopsTheProducer() {
+        let made = Atomic<Int>(0)
+        #expect(throws: Bad(at: 50)) {
+            try ReadAhead.run(chunk: 10, depth: 2, produce: { emit in
+                for i in 0..<1_000_000 {
+                    made.add(1, ordering: .sequentiallyConsistent)
+                    try emit(i)
+                }
+            }, consume: { i in if i == 50 { throw Bad(at: 50) } })
+        }
+        // run returned after the producer ended: it stopped within a window of the failure.
+        let stoppedAt = made.load(ordering: .sequentiallyConsistent)
+        #expect(stoppedAt < 200)
+        #expect(made.load(ordering: .sequentiallyConsistent) == stoppedAt)
+    }
+}
