@@ -24,6 +24,8 @@ public final class Store: Sendable {
     let logger: Logger
     /// Damage found in the file, and who to tell when it is (Store+Damage.swift).
     let damage = Mutex<DamageLatch>(DamageLatch())
+    /// Checkpoints the WAL off the writer's thread (nil for a read-only store).
+    let checkpointer: Checkpointer?
 
     /// The store's log epoch: changes when a store is created anew, so peers holding a watermark
     /// for an older store start over instead of missing changes.
@@ -61,8 +63,10 @@ public final class Store: Sendable {
                 try db.execute(sql: "PRAGMA synchronous = NORMAL")
             }
         }
+        checkpointer = readOnly ? nil : Checkpointer(path: path, logger: logger)
         do {
             pool = try DatabasePool(path: path, configuration: config)
+            if let checkpointer { try pool.writeWithoutTransaction { db in checkpointer.install(on: db) } }
             if readOnly {
                 guard try pool.read({ try Schema.migrator.hasCompletedMigrations($0) }) else {
                     throw StoreError(.database, "the store at \(path) needs an upgrade that only its writer makes; "
@@ -98,6 +102,8 @@ public final class Store: Sendable {
             throw StoreError.sqlite(error, path: path, doing: "opening")
         }
     }
+
+    deinit { checkpointer?.stop() }
 
     /// The current hybrid logical clock reading (the last issued or observed).
     public var lastClock: Timestamp { clock.withLock { $0.last } }

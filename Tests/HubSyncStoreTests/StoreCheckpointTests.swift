@@ -1,0 +1,52 @@
+import Foundation
+import HubSyncCore
+@testable import HubSyncStore
+import Testing
+
+/// The store copies its WAL back into the database file on a thread of its own (Checkpointer):
+/// these write a few MiB and watch the file take the pages with no other write or close, and
+/// check that a writer whose thread is behind checkpoints on its own, so the WAL stays bounded.
+@Suite struct StoreCheckpointTests {
+    let dir = TemporaryDirectory()
+
+    func fileSize(_ path: String) -> Int {
+        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
+    }
+
+    /// `count` memories of about 1 KB, written `batch` to a transaction.
+    func fill(_ store: Store, count: Int, batch: Int = 500) throws {
+        let text = String(repeating: "a quiet morning by the river ", count: 35)
+        for start in stride(from: 0, to: count, by: batch) {
+            try store.apply((start..<min(start + batch, count)).map { .put(key("memories", "m\($0)"), ["text": .string("\($0) \(text)")]) })
+        }
+    }
+
+    @Test func theStoresThreadCheckpointsWhatCommitsLeaveInTheWAL() throws {
+        let store = try makeStore(dir)
+        let path = store.path
+        let before = fileSize(path)
+        try fill(store, count: 6000)
+        // About 7 MiB went to the WAL; the thread copies it into the file without a further write.
+        let deadline = Date().addingTimeInterval(30)
+        while (store.checkpointer!.checkpoints == 0 || fileSize(path) < 5 << 20), Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        #expect(store.checkpointer!.checkpoints > 0)
+        #expect(fileSize(path) >= 5 << 20, "the database file holds the records (it was \(before) bytes)")
+        #expect(try store.list("memories").count == 6000)
+    }
+
+    @Test func aWriterWhoseThreadIsBehindCheckpointsItself() throws {
+        let store = try makeStore(dir)
+        // The thread is never woken; past 300 pages each commit checkpoints on the writer.
+        store.checkpointer!.thresholds = (soon: .max, now: 300)
+        let path = store.path
+        try fill(store, count: 6000)
+        // Right after the writes, with no thread: the file has the pages, and the WAL (about
+        // 7 MiB written) restarted after each checkpoint instead of growing.
+        #expect(store.checkpointer!.checkpoints == 0)
+        #expect(fileSize(path) >= 5 << 20)
+        #expect(fileSize(path + "-wal") < 3 << 20)
+        #expect(try store.list("memories").count == 6000)
+    }
+}
