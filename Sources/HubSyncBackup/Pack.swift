@@ -38,6 +38,7 @@ struct PackWriter {
     let key: RepositoryKey
     private(set) var bytes: [UInt8] = []
     private(set) var entries: [PackEntry] = []
+    private let zstd = Compression.Contexts()
 
     init(key: RepositoryKey, capacity: Int) {
         self.key = key
@@ -49,7 +50,7 @@ struct PackWriter {
 
     /// Adds a chunk: compresses it when that pays, encrypts it with its ID as associated data.
     mutating func add(chunk: [UInt8], id: BlobID) {
-        let sealed = Sealed.seal(Compression.pack(chunk), key: key.data, ad: Label.chunk(id))
+        let sealed = Sealed.seal(Compression.pack(chunk, using: zstd), key: key.data, ad: Label.chunk(id))
         entries.append(PackEntry(id: id, offset: UInt32(bytes.count), length: UInt32(sealed.count),
                                  rawLength: UInt32(chunk.count)))
         bytes.append(contentsOf: sealed)
@@ -116,9 +117,10 @@ enum PackReader {
     }
 
     /// Opens one sealed chunk blob: authenticates, decompresses and checks the chunk ID.
-    static func openChunk(_ sealed: ArraySlice<UInt8>, id: BlobID, rawLength: Int, key: RepositoryKey) -> [UInt8]? {
+    static func openChunk(_ sealed: ArraySlice<UInt8>, id: BlobID, rawLength: Int, key: RepositoryKey,
+                          using zstd: Compression.Contexts = Compression.Contexts()) -> [UInt8]? {
         guard let payload = key.open(sealed, ad: Label.chunk(id)),
-              let plain = Compression.unpack(payload, rawLength: rawLength),
+              let plain = Compression.unpack(payload, rawLength: rawLength, using: zstd),
               key.chunkID(of: plain) == id else { return nil }
         return plain
     }

@@ -1,4 +1,5 @@
 import Foundation
+import HubSyncBase
 public import HubSyncCore
 public import HubSyncCrypto
 public import HubSyncStore
@@ -37,14 +38,11 @@ extension Repository {
         // Chunks whose pack has gone missing are written again rather than referred to.
         for p in index.missing { for e in index.packs[p] ?? [] where index.blobs[e.id]?.pack == p { index.blobs[e.id] = nil } }
         let estimate = ((try? store.counts()) ?? [:]).values.reduce(0, +)
-        var chunker = Chunker(parameters: chunker, cutKey: key.cut)
         var pack = PackWriter(key: key, capacity: packSize)
         var chunkIDs: [BlobID] = []
         var newPacks: [(BlobID, [PackEntry])] = []
         var pending = Set<BlobID>()
-        var records = 0, bytes = 0, newChunks = 0, added = 0
-        var collections: [String: Int] = [:]
-        var failure: BackupError?
+        var newChunks = 0, added = 0
 
         func flush() throws(BackupError) {
             guard !pack.isEmpty else { return }
@@ -66,25 +64,39 @@ extension Repository {
             if pack.size >= packSize { try flush() }
         }
 
-        let clock: Timestamp
+        // The store is read and chunked on a second thread while this one hashes and packs.
+        struct Read { var clock: Timestamp; var records = 0, bytes = 0; var collections: [String: Int] = [:] }
+        enum Item: Sendable { case chunk([UInt8]), records(Int) }
+        let read: Read
         do {
-            clock = try store.forEachRawRecord { collection, id, alive, state in
-                records += 1
-                bytes += state.count
-                if alive { collections[collection, default: 0] += 1 }
-                do throws(BackupError) {
-                    for c in chunker.add(collection: collection, id: id, state: state) { try take(c) }
-                } catch {
-                    failure = error
-                    throw error
+            let parameters = self.chunker, cut = key.cut
+            read = try ReadAhead.run(chunk: 16, depth: 8, produce: { emit in
+                var chunker = Chunker(parameters: parameters, cutKey: cut)
+                var read = Read(clock: Timestamp(rawValue: 0))
+                read.clock = try store.forEachRawRecord { collection, id, alive, state in
+                    read.records += 1
+                    read.bytes += state.count
+                    if alive { read.collections[collection, default: 0] += 1 }
+                    for c in chunker.add(collection: collection, id: id, state: state) { try emit(.chunk(c)) }
+                    if read.records % 5000 == 0 { try emit(.records(read.records)) }
                 }
-                if records % 5000 == 0 { progress("backup", records, max(estimate, records)) }
-            }
+                if let last = chunker.finish() { try emit(.chunk(last)) }
+                return read
+            }, consume: { (item: Item) in
+                switch item {
+                case .chunk(let chunk): try take(chunk)
+                case .records(let n): progress("backup", n, max(estimate, n))
+                }
+            })
+        } catch let e as BackupError {
+            throw e
+        } catch let e as StoreError {
+            throw BackupError(.io, "cannot read the store: \(e.message)")
         } catch {
-            if let failure { throw failure }
-            throw BackupError(.io, "cannot read the store: \(error.message)")
+            throw BackupError(.io, "cannot read the store: \(error)")
         }
-        if let last = chunker.finish() { try take(last) }
+        let records = read.records
+        let clock = read.clock
         try flush()
         progress("backup", records, records)
 
@@ -95,7 +107,7 @@ extension Repository {
         }
         var snapshot = Snapshot(id: BlobID([UInt8](repeating: 0, count: 32)),
                                 time: UInt64(Date().timeIntervalSince1970 * 1000), device: device, hostname: hostname,
-                                records: records, collections: collections, bytes: bytes, addedBytes: added,
+                                records: records, collections: read.collections, bytes: read.bytes, addedBytes: added,
                                 clock: clock, household: household, chunks: chunkIDs)
         snapshot.id = try writeSnapshot(snapshot)
         return BackupResult(snapshot: snapshot, chunks: chunkIDs.count, newChunks: newChunks,

@@ -1,6 +1,7 @@
 import Foundation
 public import HubSyncCore
 public import HubSyncStore
+import HubSyncBase
 import HubSyncCrypto
 
 /// What reading a snapshot's records found.
@@ -22,11 +23,42 @@ extension Repository {
     /// Packs are read in the order the snapshot first needs them, and the chunk plaintexts are
     /// taken in snapshot order as one stream of frames, since a large record's frame spans
     /// several chunks (a chunk read ahead of its turn waits in memory).
-    public func readRecords(of snapshot: Snapshot, skipDamaged: Bool, only: RecordKey? = nil, batchSize: Int = 5000,
+    public func readRecords(of snapshot: Snapshot, skipDamaged: Bool, only: RecordKey? = nil, batchSize: Int = 2000,
                             progress: BackupProgress = { _, _, _ in },
                             _ body: ([RecordState]) throws -> Void) throws(BackupError) -> ReadReport {
         let lease = try lease(exclusive: false, holder: "restore")
         defer { lease.release() }
+        // Packs are read, opened and decoded on a second thread while `body` takes the batches
+        // (a restore writes them into the store on this one).
+        do {
+            return try ReadAhead.run(chunk: 1, depth: 2, produce: { emit in
+                try readBatches(of: snapshot, skipDamaged: skipDamaged, only: only, batchSize: batchSize, emit)
+            }, consume: { (item: ReadItem) in
+                switch item {
+                case .batch(let batch):
+                    do { try body(batch) } catch { throw BackupError(.io, "restore stopped: \(error)") }
+                case .progress(let done, let total):
+                    progress("restore", done, total)
+                }
+            })
+        } catch let e as BackupError {
+            throw e
+        } catch {
+            throw BackupError(.io, "restore stopped: \(error)")
+        }
+    }
+
+    /// What ``readBatches(of:skipDamaged:only:batchSize:_:)`` hands on: records, or how many
+    /// chunks of how many it has opened.
+    enum ReadItem: Sendable {
+        case batch([RecordState])
+        case progress(Int, Int)
+    }
+
+    /// ``readRecords(of:skipDamaged:only:batchSize:progress:_:)``'s reading, handing each batch
+    /// and each pack's progress to `emit`.
+    func readBatches(of snapshot: Snapshot, skipDamaged: Bool, only: RecordKey?, batchSize: Int,
+                     _ emit: (ReadItem) throws -> Void) throws -> ReadReport {
         let index = try loadIndex()
         var report = ReadReport()
         var byPack: [BlobID: [(BlobID, BlobLocation)]] = [:]
@@ -62,13 +94,13 @@ extension Repository {
         }
         var batch: [RecordState] = []
         batch.reserveCapacity(batchSize)
-        func hand(_ states: [RecordState]) throws(BackupError) {
+        func hand(_ states: [RecordState]) throws {
             for state in states {
                 if let only, state.key != only { continue }
                 batch.append(state)
                 report.records += 1
                 if batch.count >= batchSize {
-                    do { try body(batch) } catch { throw BackupError(.io, "restore stopped: \(error)") }
+                    try emit(.batch(batch))
                     batch.removeAll(keepingCapacity: true)
                 }
             }
@@ -88,7 +120,7 @@ extension Repository {
         var position = 0
         var stream = RecordStream()
         var resync = false
-        func drain() throws(BackupError) {
+        func drain() throws {
             let order = snapshot.chunks
             while position < order.count {
                 let c = order[position]
@@ -118,13 +150,14 @@ extension Repository {
             }
         }
         var done = 0
+        let zstd = Compression.Contexts()
         for p in packs {
             let name = Repository.packName(p)
             let file = try? target.get(name)
             for (id, loc) in byPack[p]!.sorted(by: { $0.1.offset < $1.1.offset }) {
                 let end = Int(loc.offset) + Int(loc.length)
                 guard let file, end <= file.count,
-                      let chunk = PackReader.openChunk(file[Int(loc.offset)..<end], id: id, rawLength: Int(loc.rawLength), key: key) else {
+                      let chunk = PackReader.openChunk(file[Int(loc.offset)..<end], id: id, rawLength: Int(loc.rawLength), key: key, using: zstd) else {
                     if skipDamaged { report.skippedChunks.append(id); lost.insert(id); continue }
                     throw BackupError(.damaged, "chunk \(id.short) in pack \(name) is damaged; nothing more was restored; "
                         + "pass --skip-damaged to restore everything else")
@@ -133,15 +166,13 @@ extension Repository {
                 done += 1
             }
             try drain()
-            progress("restore", done, uses.count)
+            try emit(.progress(done, uses.count))
         }
         try drain()
         if !stream.atBoundary, !skipDamaged {
             throw BackupError(.damaged, "snapshot \(snapshot.id.short) ends inside a record; its last chunk is missing")
         }
-        if !batch.isEmpty {
-            do { try body(batch) } catch { throw BackupError(.io, "restore stopped: \(error)") }
-        }
+        if !batch.isEmpty { try emit(.batch(batch)) }
         return report
     }
 

@@ -40,6 +40,7 @@ extension Repository {
                 guard let s = subset else { return true }
                 return Int(p.bytes[0]) % s.of == s.n - 1
             }
+            let zstd = Compression.Contexts()
             for (i, p) in selected.enumerated() {
                 let name = Repository.packName(p)
                 do throws(BackupError) {
@@ -51,7 +52,7 @@ extension Repository {
                     for e in entries {
                         let end = Int(e.offset) + Int(e.length)
                         guard PackReader.openChunk(file[Int(e.offset)..<end], id: e.id, rawLength: Int(e.rawLength),
-                                                   key: key) != nil else {
+                                                   key: key, using: zstd) != nil else {
                             throw BackupError(.damaged, "blob \(e.id.short) fails its check")
                         }
                         report.blobsChecked += 1

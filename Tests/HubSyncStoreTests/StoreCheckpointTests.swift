@@ -26,13 +26,14 @@ import Testing
         let path = store.path
         let before = fileSize(path)
         try fill(store, count: 6000)
-        // About 7 MiB went to the WAL; the thread copies it into the file without a further write.
+        // About 7 MiB went to the WAL; the thread copies what was there past 1,000 pages (4 MiB)
+        // into the file without a further write (the rest waits for the next 1,000, as with SQLite's own).
         let deadline = Date().addingTimeInterval(30)
-        while (store.checkpointer!.checkpoints == 0 || fileSize(path) < 5 << 20), Date() < deadline {
+        while (store.checkpointer!.checkpoints == 0 || fileSize(path) < 3 << 20), Date() < deadline {
             Thread.sleep(forTimeInterval: 0.02)
         }
         #expect(store.checkpointer!.checkpoints > 0)
-        #expect(fileSize(path) >= 5 << 20, "the database file holds the records (it was \(before) bytes)")
+        #expect(fileSize(path) >= 3 << 20, "the database file holds the records (it was \(before) bytes)")
         #expect(try store.list("memories").count == 6000)
     }
 

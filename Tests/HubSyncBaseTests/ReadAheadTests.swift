@@ -1,19 +1,23 @@
 import Foundation
-@testable import HubSyncAgent
+import HubSyncBase
 import Synchronization
 import Testing
 
-/// An import reads and parses its file on a second thread (ReadAhead): every item arrives in
-/// order, the producer never runs more than the window ahead, a producer's error comes after
-/// everything made before it, and a consumer's error stops the producer.
+/// Imports, backups and restores read ahead on a second thread (ReadAhead): every item arrives
+/// in order and the producer's result comes back, the producer never runs more than the window
+/// ahead, a producer's error comes after everything made before it, and a consumer's error stops
+/// the producer.
 @Suite struct ReadAheadTests {
     struct Bad: Error, Equatable { let at: Int }
 
     @Test func everyItemArrivesInOrder() throws {
         var seen: [Int] = []
-        try ReadAhead.run(chunk: 7, depth: 2, produce: { emit in for i in 0..<10_000 { try emit(i) } },
-                          consume: { seen.append($0) })
+        let made = try ReadAhead.run(chunk: 7, depth: 2, produce: { emit in
+            for i in 0..<10_000 { try emit(i) }
+            return "made 10000"
+        }, consume: { seen.append($0) })
         #expect(seen == Array(0..<10_000))
+        #expect(made == "made 10000")
     }
 
     @Test func theProducerStaysWithinTheWindow() throws {

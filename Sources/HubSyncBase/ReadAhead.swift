@@ -1,46 +1,76 @@
 import Foundation
 
-/// Runs `produce` on a thread of its own while the calling thread consumes what it makes:
-/// an import parses its file on one core while it checks or writes on the other.
+/// Runs `produce` on a thread of its own while the calling thread consumes what it makes: an
+/// import parses its file on one core while it checks or writes on the other, a backup reads
+/// and chunks the store while it hashes and packs, a restore opens and decodes packs while it
+/// writes.
 ///
 /// `produce` hands items to `emit`, which gathers them into chunks of `chunk` and blocks while
-/// `depth` chunks wait, so at most `depth + 1` chunks are held whatever the file's size.
+/// `depth` chunks wait, so at most `depth + 2` chunks are held whatever the input's size.
 /// `consume` gets every item in order. An error `produce` throws reaches the caller only after
 /// every item made before it was consumed (the first bad line of a file is still the one
 /// named); an error `consume` throws stops `produce` at its next `emit`. Either way the
-/// producing thread has ended when this returns.
-enum ReadAhead {
+/// producing thread has ended when this returns, with `produce`'s result.
+///
+/// `produce` runs on another thread than `consume` at the same time: the two must share no
+/// mutable state (the caller's promise; the closures need not be `Sendable`).
+public enum ReadAhead {
     struct Stopped: Error {}
 
-    static func run<T: Sendable>(chunk: Int = 256, depth: Int = 4,
-                                 produce: @escaping @Sendable (_ emit: (T) throws -> Void) throws -> Void,
-                                 consume: (T) throws -> Void) throws {
+    public static func run<T: Sendable, R>(chunk: Int = 256, depth: Int = 4,
+                                           produce: (_ emit: (T) throws -> Void) throws -> R,
+                                           consume: (T) throws -> Void) throws -> R {
         let pipe = Pipe<T>(depth: depth)
-        let thread = Thread {
-            var pending: [T] = []
-            pending.reserveCapacity(chunk)
-            do {
-                try produce { item in
+        let result = Unchecked<R?>(nil)
+        return try withoutActuallyEscaping(produce) { produce in
+            // The thread outlives this call by a moment: it holds the closure only through `work`,
+            // emptied before this returns.
+            let work = Unchecked<(((T) throws -> Void) throws -> R)?>(produce)
+            let thread = Thread {
+                var pending: [T] = []
+                pending.reserveCapacity(chunk)
+                let emit = { (item: T) throws in
                     pending.append(item)
                     if pending.count >= chunk {
                         guard pipe.put(pending) else { throw Stopped() }
                         pending.removeAll(keepingCapacity: true)
                     }
                 }
-                if !pending.isEmpty { _ = pipe.put(pending) }
-                pipe.finish(nil)
-            } catch {
-                // What was made before the error still goes first.
-                if !pending.isEmpty, !(error is Stopped) { _ = pipe.put(pending) }
-                pipe.finish(error)
+                // The closure is let go before the consumer hears the end (`finish`).
+                let outcome = Result { () throws -> R in
+                    guard let produce = work.value else { throw Stopped() }
+                    return try produce(emit)
+                }
+                switch outcome {
+                case .success(let value):
+                    result.value = value
+                    if !pending.isEmpty { _ = pipe.put(pending) }
+                    pipe.finish(nil)
+                case .failure(let error):
+                    // What was made before the error still goes first.
+                    if !pending.isEmpty, !(error is Stopped) { _ = pipe.put(pending) }
+                    pipe.finish(error)
+                }
             }
+            thread.name = "hubsync.read-ahead"
+            thread.start()
+            defer {
+                pipe.stopAndWait()
+                work.value = nil
+            }
+            while let items = try pipe.take() {
+                for item in items { try consume(item) }
+            }
+            pipe.stopAndWait()
+            guard let value = result.value else { throw Stopped() }
+            return value
         }
-        thread.name = "hubsync.read-ahead"
-        thread.start()
-        defer { pipe.stopAndWait() }
-        while let items = try pipe.take() {
-            for item in items { try consume(item) }
-        }
+    }
+
+    /// A value handed between the two threads, whose use the caller keeps apart.
+    final class Unchecked<V>: @unchecked Sendable {
+        var value: V
+        init(_ value: V) { self.value = value }
     }
 
     /// The chunks between the two threads, and how each side learns the other is done.
