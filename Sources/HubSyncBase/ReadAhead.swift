@@ -9,8 +9,8 @@ import Foundation
 /// `depth` chunks wait, so at most `depth + 2` chunks are held whatever the input's size.
 /// `consume` gets every item in order. An error `produce` throws reaches the caller only after
 /// every item made before it was consumed (the first bad line of a file is still the one
-/// named); an error `consume` throws stops `produce` at its next `emit`. Either way the
-/// producing thread has ended when this returns, with `produce`'s result.
+/// named); an error `consume` throws stops `produce` at the next `emit` that completes a chunk.
+/// Either way the producing thread has ended when this returns, with `produce`'s result.
 ///
 /// `produce` runs on another thread than `consume` at the same time: the two must share no
 /// mutable state (the caller's promise; the closures need not be `Sendable`).

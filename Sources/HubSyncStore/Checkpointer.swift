@@ -11,8 +11,9 @@ import Logging
 /// that was about an eighth of the writer's time. Here the writer's connection has a WAL hook
 /// instead (``install(on:)``): past `soonPages` it wakes this thread, which checkpoints on a
 /// connection of its own (PASSIVE: it never blocks the writer or a reader); past
-/// `nowPages` (the thread is behind, or a reader holds old pages) the committing thread
-/// checkpoints itself, as SQLite would, so the WAL stays bounded either way.
+/// `nowPages` (the thread is behind) the committing thread checkpoints itself, as SQLite
+/// would. The WAL is bounded as with SQLite's own checkpoints: no checkpoint gets past the
+/// snapshot of a reader still open, so a long read lets it grow until the read ends.
 /// The thread and its connection are made on the first wake; ``stop()`` ends them.
 final class Checkpointer: @unchecked Sendable {
     /// WAL pages past which a commit wakes the thread (SQLite's own default threshold).
@@ -33,21 +34,29 @@ final class Checkpointer: @unchecked Sendable {
         self.logger = logger
     }
 
+    /// What the WAL hook holds: SQLite has no way to release a hook's argument, so each store
+    /// leaves one of these (a few bytes) with its writer connection, and the hook finds the
+    /// checkpointer through it while the store lives. After that the hook checkpoints as
+    /// SQLite's own would, whatever order the store's parts are torn down in.
+    final class HookTarget: @unchecked Sendable {
+        weak var checkpointer: Checkpointer?
+        init(_ checkpointer: Checkpointer) { self.checkpointer = checkpointer }
+    }
+
     /// Replaces SQLite's automatic checkpoints on `db` (the store's writer) with this one's.
-    /// `self` must outlive every commit on `db`: the store holds it.
     func install(on db: Database) {
         guard let connection = db.sqliteConnection else { return }
         sqlite3_wal_hook(connection, { context, connection, name, pages in
             guard let context else { return SQLITE_OK }
-            let checkpointer = Unmanaged<Checkpointer>.fromOpaque(context).takeUnretainedValue()
-            let (soon, now) = checkpointer.thresholds
+            let target = Unmanaged<HookTarget>.fromOpaque(context).takeUnretainedValue()
+            let (soon, now) = target.checkpointer?.thresholds ?? (.max, 1000)
             if pages >= now {
                 sqlite3_wal_checkpoint_v2(connection, name, SQLITE_CHECKPOINT_PASSIVE, nil, nil)
             } else if pages >= soon {
-                checkpointer.wake()
+                target.checkpointer?.wake()
             }
             return SQLITE_OK
-        }, Unmanaged.passUnretained(self).toOpaque())
+        }, Unmanaged.passRetained(HookTarget(self)).toOpaque())
     }
 
     /// When a commit wakes the thread and when it checkpoints itself, in WAL pages.
@@ -64,7 +73,7 @@ final class Checkpointer: @unchecked Sendable {
         }
     }
 
-    /// Checkpoints the thread has run so far.
+    /// Checkpoints the thread has run that copied pages into the database file.
     var checkpoints: Int {
         condition.lock()
         defer { condition.unlock() }
@@ -99,6 +108,8 @@ final class Checkpointer: @unchecked Sendable {
         defer { if let connection { sqlite3_close_v2(connection) } }
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX
         guard sqlite3_open_v2(path, &connection, flags, nil) == SQLITE_OK, let connection else {
+            // The writer checkpoints past 1,000 pages, as SQLite's own checkpoints do.
+            thresholds = (.max, 1000)
             logger.warning("checkpoints stay with the writer: the store could not be opened a second time",
                            metadata: ["path": "\(path)", "error": "\(connection.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory")"])
             return
@@ -113,10 +124,13 @@ final class Checkpointer: @unchecked Sendable {
             wanted = false
             condition.unlock()
             if stop { return }
-            let code = sqlite3_wal_checkpoint_v2(connection, "main", SQLITE_CHECKPOINT_PASSIVE, nil, nil)
-            condition.lock()
-            completed += 1
-            condition.unlock()
+            var copied: Int32 = 0
+            let code = sqlite3_wal_checkpoint_v2(connection, "main", SQLITE_CHECKPOINT_PASSIVE, nil, &copied)
+            if code == SQLITE_OK, copied > 0 {
+                condition.lock()
+                completed += 1
+                condition.unlock()
+            }
             if code != SQLITE_OK, code != SQLITE_BUSY {
                 // The writer checkpoints itself past nowPages; the store's own reads and writes
                 // report damage.

@@ -66,7 +66,6 @@ public final class Store: Sendable {
         checkpointer = readOnly ? nil : Checkpointer(path: path, logger: logger)
         do {
             pool = try DatabasePool(path: path, configuration: config)
-            if let checkpointer { try pool.writeWithoutTransaction { db in checkpointer.install(on: db) } }
             if readOnly {
                 guard try pool.read({ try Schema.migrator.hasCompletedMigrations($0) }) else {
                     throw StoreError(.database, "the store at \(path) needs an upgrade that only its writer makes; "
@@ -96,6 +95,8 @@ public final class Store: Sendable {
             logEpoch = epoch
             clock = Mutex(HybridLogicalClock(last: Timestamp(rawValue: UInt64(bitPattern: hlc)),
                                              maxDriftMillis: maxClockDriftMillis))
+            // Last, once the store is sure to open: a store that fails to open starts no thread.
+            if let checkpointer { try pool.writeWithoutTransaction { db in checkpointer.install(on: db) } }
         } catch let e as StoreError {
             throw e
         } catch {

@@ -105,6 +105,23 @@ import Testing
         #expect(try JSON.parse(r3.stdout).objectValue?["create"] == 700)
     }
 
+    /// The file is parsed on a second thread, in chunks of 256 lines: a refused record in one
+    /// chunk is still named before a line that is not JSON in a later one.
+    @Test func aRefusedRecordIsNamedBeforeALaterLineThatIsNotJSON() async throws {
+        let d = try await seeded()
+        let before = try await snapshot(d)
+        func line(_ i: Int, _ fields: String) -> String { #"{"collection":"personas","id":"p\#(i)","fields":\#(fields)}"# }
+        var lines = (1...700).map { line($0, #"{"name":"P"}"#) }
+        lines[299] = line(300, #"{"style":"x"}"#)
+        lines[599] = "{oops"
+        let file = dir.path + "/chunks.jsonl"
+        try lines.joined(separator: "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        let r = try await d.run("import", file)
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("chunks.jsonl:300: new record personas/p300 needs the field \"name\""), "\(r.stderr)")
+        #expect(try await snapshot(d) == before)
+    }
+
     /// Puts on one record that pass one by one but not together: the check measures each
     /// against the record as the lines before it left it, so the file is refused whole, not cut
     /// off by the store after its first batches were written.
