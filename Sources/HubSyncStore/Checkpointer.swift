@@ -80,6 +80,13 @@ final class Checkpointer: @unchecked Sendable {
         return completed
     }
 
+    /// Whether the thread (and its connection) is open.
+    var isRunning: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return running
+    }
+
     /// Asks for a checkpoint (several asks before it runs make one).
     func wake() {
         condition.lock()
@@ -92,20 +99,29 @@ final class Checkpointer: @unchecked Sendable {
             thread.name = "hubsync.checkpoint"
             thread.start()
         }
-        condition.signal()
+        condition.broadcast()
     }
 
-    /// Ends the thread after any checkpoint under way (without waiting for it).
+    /// Ends the thread after any checkpoint under way, and waits until its connection is
+    /// closed: the store's writer, closed next, is then the last connection, and its close copies
+    /// the rest of the WAL into the database file, as SQLite does on a last close.
     func stop() {
         condition.lock()
         defer { condition.unlock() }
         stopped = true
-        condition.signal()
+        condition.broadcast()
+        while running { condition.wait() }
     }
 
     private func loop() {
         var connection: OpaquePointer?
-        defer { if let connection { sqlite3_close_v2(connection) } }
+        defer {
+            if let connection { sqlite3_close_v2(connection) }
+            condition.lock()
+            running = false
+            condition.broadcast()
+            condition.unlock()
+        }
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX
         guard sqlite3_open_v2(path, &connection, flags, nil) == SQLITE_OK, let connection else {
             // The writer checkpoints past 1,000 pages, as SQLite's own checkpoints do.

@@ -50,4 +50,23 @@ import Testing
         #expect(fileSize(path + "-wal") < 3 << 20)
         #expect(try store.list("memories").count == 6000)
     }
+
+    /// Released while its thread is running, a store waits for the thread's connection to close,
+    /// so its writer's close is the last one and copies the whole WAL into the file.
+    @Test func aStoreReleasedWhileItsThreadRunsLeavesEveryPageInTheFile() throws {
+        let path: String
+        let checkpointer: Checkpointer
+        do {
+            let store = try makeStore(dir)
+            path = store.path
+            checkpointer = try #require(store.checkpointer)
+            try fill(store, count: 3000)
+            checkpointer.wake()
+            #expect(checkpointer.isRunning)
+        }
+        #expect(!checkpointer.isRunning, "the release waited for the thread to close its connection")
+        #expect(fileSize(path + "-wal") == 0, "the WAL was copied into the file and removed on the last close")
+        let again = try makeStore(dir)
+        #expect(try again.list("memories").count == 3000)
+    }
 }
