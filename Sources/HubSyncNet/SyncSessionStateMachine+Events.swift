@@ -14,7 +14,7 @@ extension SyncSessionStateMachine {
 
     /// A message arrived in a frame of `bytes` bytes on the wire.
     public mutating func received(_ message: SyncMessage, bytes: Int) -> [Action] {
-        guard phase != .closed else { return [] }
+        guard phase != .closed, peerEnded == nil else { return [] }
         inbound.append((message, bytes))
         var actions: [Action] = []
         drainInbound(&actions)
@@ -29,13 +29,26 @@ extension SyncSessionStateMachine {
 
     /// The peer closed the connection.
     public mutating func peerClosed() -> [Action] {
-        close(goodbye: nil, error: NetError(.closed, "the peer closed the connection"))
+        endAfterInbound(NetError(.closed, "the peer closed the connection"))
     }
 
     /// Reading or writing the connection failed.
     public mutating func connectionFailed(_ error: any Error) -> [Action] {
-        close(goodbye: nil, error: error as? NetError
+        endAfterInbound(error as? NetError
             ?? NetError(.closed, "the connection failed: \(NetError.describe(error))", cause: error))
+    }
+
+    /// The connection is gone, but what the peer sent before is still merged, in order, and
+    /// the session ends after it with `error`: a member that removes this device sends the
+    /// statements about it and its goodbye, then closes at once, and those statements must not be
+    /// lost to the close (protocol/SPEC.md 4.8). Nothing more is sent or taken meanwhile.
+    mutating func endAfterInbound(_ error: NetError) -> [Action] {
+        guard phase != .closed, peerEnded == nil else { return [] }
+        guard inboundBusy || !inbound.isEmpty else { return close(goodbye: nil, error: error) }
+        peerEnded = error
+        var actions: [Action] = []
+        drainInbound(&actions)
+        return actions
     }
 
     /// This side's store committed a change (local, or merged from any peer).

@@ -10,6 +10,10 @@ extension SyncSessionStateMachine {
             handle(message, bytes: bytes, &actions)
         }
         guard phase != .closed else { return }
+        if let peerEnded, !inboundBusy, inbound.isEmpty {
+            actions += close(goodbye: nil, error: peerEnded)
+            return
+        }
         let full = inbound.count >= configuration.inboundCapacity
         if full, !readingPaused {
             readingPaused = true

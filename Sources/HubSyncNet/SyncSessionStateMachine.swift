@@ -70,6 +70,9 @@ public struct SyncSessionStateMachine: Sendable {
     var finalPending = false
     /// The peer's sequence the merge in flight moves the watermark to (acknowledged after it).
     var mergingUpTo: Int64?
+    /// The connection ended while what the peer sent before was still being merged: the
+    /// session ends with this once the inbound queue is empty (``endAfterInbound(_:)``).
+    var peerEnded: NetError?
 
     // Outbound.
     /// The peer's sequence the fast path started from and, after it, the last sequence sent;

@@ -84,6 +84,34 @@ import Testing
         #expect(m.storeFinished(.logMerged).isEmpty) // no acknowledgement for a merge that failed
     }
 
+    /// A member that removes this device sends the statements about it, its goodbye, and closes
+    /// at once: the close must not overtake the merge of those records (protocol/SPEC.md 3.2 step 6).
+    @Test func recordsSentJustBeforeTheConnectionClosedAreStillMerged() {
+        var m = Machine.synced()
+        let removal = RecordState(key: RecordKey(collection: "devices", id: "removal"))
+        let merging = m.received(.changes(ChangeBatch(states: [removal])), bytes: 200)
+        #expect(merging.storeRequests == [.mergeRepairStates([removal])])
+        #expect(m.received(.goodbye(reason: "removed from the household"), bytes: 40).isEmpty)
+        #expect(m.peerClosed().isEmpty, "the close waits for the merge in flight")
+        #expect(!m.isClosed)
+        #expect(m.received(.ping(nonce: 7), bytes: 30).isEmpty, "nothing is taken after the connection ended")
+        #expect(m.localChangesCommitted().isEmpty, "nothing is sent after the connection ended")
+        let closing = m.storeFinished(.repairStatesMerged(count: 1)).closing
+        #expect(closing?.goodbye == nil)
+        #expect(closing?.error.message.contains("removed from the household") == true, "\(String(describing: closing))")
+        #expect(m.isClosed)
+    }
+
+    @Test func aConnectionThatFailsWhileAMergeIsInFlightEndsAfterTheMerge() {
+        var m = Machine.synced()
+        _ = m.received(.changes(ChangeBatch(states: [record(1)], lastSequence: 1)), bytes: 90)
+        #expect(m.connectionFailed(NetError(.closed, "connection reset by peer")).isEmpty)
+        #expect(m.connectionFailed(NetError(.closed, "again")).isEmpty)
+        let closing = m.storeFinished(.logMerged).closing
+        #expect(closing?.error.message == "connection reset by peer")
+        #expect(m.isClosed)
+    }
+
     @Test func thePeerClosingTheConnectionEndsTheSession() {
         var m = Machine.synced()
         #expect(m.peerClosed().closing?.error.code == .closed)
