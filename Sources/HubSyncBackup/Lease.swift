@@ -63,9 +63,8 @@ public final class Lease {
 }
 
 extension Repository {
-    /// Takes a lease for this process.
-    public func lease(exclusive: Bool, holder: String,
-                      duration: TimeInterval = Lease.defaultDuration) throws(BackupError) -> Lease {
-        try Lease(target: target, exclusive: exclusive, holder: holder, duration: duration)
+    /// Takes a lease for this process, lasting ``leaseDuration`` unless `duration` is given.
+    public func lease(exclusive: Bool, holder: String, duration: TimeInterval? = nil) throws(BackupError) -> Lease {
+        try Lease(target: target, exclusive: exclusive, holder: holder, duration: duration ?? leaseDuration)
     }
 }

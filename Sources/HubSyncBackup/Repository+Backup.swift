@@ -85,7 +85,10 @@ extension Repository {
             }, consume: { (item: Item) in
                 switch item {
                 case .chunk(let chunk): try take(chunk)
-                case .records(let n): progress("backup", n, max(estimate, n))
+                case .records(let n):
+                    // A backup that finds every chunk already stored writes no pack: it renews here.
+                    try lease.renew()
+                    progress("backup", n, max(estimate, n))
                 }
             })
         } catch let e as BackupError {

@@ -34,6 +34,7 @@ extension Repository {
             return try ReadAhead.run(chunk: 1, depth: 2, produce: { emit in
                 try readBatches(of: snapshot, skipDamaged: skipDamaged, only: only, batchSize: batchSize, emit)
             }, consume: { (item: ReadItem) in
+                try lease.renew()
                 switch item {
                 case .batch(let batch):
                     do { try body(batch) } catch { throw BackupError(.io, "restore stopped: \(error)") }

@@ -63,6 +63,7 @@ extension Repository {
                 } catch {
                     damaged[p] = error.message
                 }
+                try lease.renew()
                 progress("verify", i + 1, selected.count)
             }
         }

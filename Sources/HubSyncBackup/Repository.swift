@@ -17,6 +17,8 @@ public final class Repository {
     private(set) var key: RepositoryKey
     /// Whether a key entry opens with the group key this device holds now.
     var holdsCurrentEntry = true
+    /// How long a lease this repository takes lasts unless renewed; work renews it as it goes.
+    public var leaseDuration: TimeInterval = Lease.defaultDuration
     /// Opened with the recovery key: the household secrets of the signed `keys/household-…`
     /// entries the recovery key opens, highest epoch first. Who signed them is checked against
     /// the membership of the snapshot restored (``RecoveredHousehold/choose(_:statements:)``).

@@ -186,6 +186,64 @@ import Testing
     }
 }
 
+/// A local target that counts the writes of lease files.
+final class LeaseCountingTarget: BackupTarget, @unchecked Sendable { // `writes` goes through `lock`
+    let inner: LocalTarget
+    private let lock = NSLock()
+    private var writes = 0
+    init(_ inner: LocalTarget) { self.inner = inner }
+    var leaseWrites: Int { lock.withLock { writes } }
+    var description: String { inner.description }
+    func put(_ name: String, _ data: [UInt8], replacing: Bool) throws(BackupError) {
+        if name.hasPrefix("locks/") { lock.withLock { writes += 1 } }
+        try inner.put(name, data, replacing: replacing)
+    }
+    func get(_ name: String) throws(BackupError) -> [UInt8] { try inner.get(name) }
+    func get(_ name: String, offset: Int, length: Int) throws(BackupError) -> [UInt8] { try inner.get(name, offset: offset, length: length) }
+    func list(_ folder: String) throws(BackupError) -> [(name: String, size: Int)] { try inner.list(folder) }
+    func delete(_ name: String) throws(BackupError) { try inner.delete(name) }
+    func exists(_ name: String) throws(BackupError) -> Bool { try inner.exists(name) }
+}
+
+/// A backup that writes no pack, a restore and a verify renew their lease as they go, so a long
+/// one is not taken for a dead holder's (and a prune cannot start under it).
+@Suite struct LeaseRenewalTests {
+    let dir = TemporaryDirectory()
+
+    @Test func backupRestoreAndVerifyRenewTheirLeaseWhileTheyRun() throws {
+        let store = try filledStore(dir, count: 12_000)
+        let (household, _) = makeHousehold()
+        let target = LeaseCountingTarget(LocalTarget(path: dir.path + "/repo"))
+        let repo = try Repository.create(at: target, household: household, packSize: 512 << 10)
+        _ = try repo.backup(store: store, device: "d1", hostname: "h", household: household, holder: "t")
+        // A lease due for renewal at every step: each renewal writes the lease file again.
+        repo.leaseDuration = 0.000_001
+        func leaseWrites(_ work: () throws -> Void) rethrows -> Int {
+            let before = target.leaseWrites
+            try work()
+            return target.leaseWrites - before
+        }
+        let backup = try leaseWrites {
+            let again = try repo.backup(store: store, device: "d1", hostname: "h", household: household, holder: "t")
+            #expect(again.packsWritten == 0)
+        }
+        #expect(backup >= 3, "taken once, renewed at every 5,000 records read (12,001 records): \(backup) writes")
+        let snapshot = try repo.snapshot(named: "latest")
+        let restore = try leaseWrites {
+            let restored = try Store(path: dir.path + "/restored.sqlite", device: device(2))
+            let read = try repo.restore(snapshot, into: restored, skipDamaged: false)
+            #expect(read.records == 12_001)
+        }
+        #expect(restore >= 7, "taken once, renewed at every batch of 2,000 records: \(restore) writes")
+        let packs = try target.list("data").count
+        let verify = try leaseWrites {
+            let report = try repo.verify(readData: true)
+            #expect(report.ok, "\(report.problems)")
+        }
+        #expect(verify >= 1 + packs, "taken once, renewed after each of \(packs) packs: \(verify) writes")
+    }
+}
+
 /// Errors collected from concurrent work.
 final class FailureBox: @unchecked Sendable { // every access goes through `lock`
     private let lock = NSLock()
