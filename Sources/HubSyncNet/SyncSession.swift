@@ -54,6 +54,7 @@ public final class SyncSession: Sendable {
         case malformed(NetError)
         case peerClosed
         case connectionFailed(any Error)
+        case writeFailed(any Error)
         case localChange
         case written
         case stored(SyncSessionStateMachine.StoreResult)
@@ -153,6 +154,11 @@ public final class SyncSession: Sendable {
                         }
                     }
                 } catch {
+                    // The reader still hands on what arrived before the connection went, and ends
+                    // once it is closed; should it not end, the session ends here after a while.
+                    events.yield(.writeFailed(error))
+                    drained.continuation.finish()
+                    try? await Deadlines.sleep(for: .seconds(10))
                     events.yield(.connectionFailed(error))
                 }
             }
@@ -237,6 +243,7 @@ extension SyncSessionStateMachine {
         case .malformed(let error): receivedMalformed(error)
         case .peerClosed: peerClosed()
         case .connectionFailed(let error): connectionFailed(error)
+        case .writeFailed(let error): writeFailed(error)
         case .localChange: localChangesCommitted()
         case .written: changesWritten()
         case .stored(let result): storeFinished(result)

@@ -29,13 +29,25 @@ extension SyncSessionStateMachine {
 
     /// The peer closed the connection.
     public mutating func peerClosed() -> [Action] {
-        endAfterInbound(NetError(.closed, "the peer closed the connection"))
+        endAfterInbound(writeBroken ?? NetError(.closed, "the peer closed the connection"))
     }
 
-    /// Reading or writing the connection failed.
+    /// Reading the connection failed (or a write failed and the reader did not end after it).
     public mutating func connectionFailed(_ error: any Error) -> [Action] {
-        endAfterInbound(error as? NetError
-            ?? NetError(.closed, "the connection failed: \(NetError.describe(error))", cause: error))
+        endAfterInbound(writeBroken ?? Self.connectionError(error))
+    }
+
+    /// Writing to the connection failed. Nothing more is sent, but the session goes on until the
+    /// reader ends (the failed connection is closed, so it does soon): frames the peer sent
+    /// before it went, such as a removal's records and goodbye, are still read and merged.
+    public mutating func writeFailed(_ error: any Error) -> [Action] {
+        guard phase != .closed, writeBroken == nil else { return [] }
+        writeBroken = Self.connectionError(error)
+        return []
+    }
+
+    static func connectionError(_ error: any Error) -> NetError {
+        error as? NetError ?? NetError(.closed, "the connection failed: \(NetError.describe(error))", cause: error)
     }
 
     /// The connection is gone, but what the peer sent before is still merged, in order, and

@@ -5,7 +5,7 @@ extension SyncSessionStateMachine {
     /// Starts the next store read if the connection can take more: log changes first (the
     /// fast path, then live pushes when the peer takes them), then repair records.
     mutating func pumpOutbound(_ actions: inout [Action]) {
-        guard phase == .open, peerEnded == nil, outboundRead == nil, sendsInFlight < configuration.sendsInFlight else { return }
+        guard phase == .open, peerEnded == nil, writeBroken == nil, outboundRead == nil, sendsInFlight < configuration.sendsInFlight else { return }
         if let cursor = pushCursor, logDirty, !fastPathSent || negotiated.contains(.livePush) {
             logDirty = false
             outboundRead = .log(after: cursor)

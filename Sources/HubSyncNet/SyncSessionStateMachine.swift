@@ -73,6 +73,8 @@ public struct SyncSessionStateMachine: Sendable {
     /// The connection ended while what the peer sent before was still being merged: the
     /// session ends with this once the inbound queue is empty (``endAfterInbound(_:)``).
     var peerEnded: NetError?
+    /// A write to the connection failed: nothing more is sent; the session ends when the reader does.
+    var writeBroken: NetError?
 
     // Outbound.
     /// The peer's sequence the fast path started from and, after it, the last sequence sent;

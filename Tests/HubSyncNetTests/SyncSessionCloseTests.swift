@@ -112,6 +112,27 @@ import Testing
         #expect(m.isClosed)
     }
 
+    /// A write that fails (the peer closed at once) stops the sending, not the reading: what the
+    /// peer sent before it went is still read and merged, and the session ends when the reader does.
+    @Test func aFailedWriteLeavesTheReaderToHandOnWhatArrivedFirst() {
+        var m = Machine.synced()
+        #expect(m.writeFailed(NetError(.closed, "broken pipe")).isEmpty)
+        #expect(!m.isClosed)
+        #expect(m.localChangesCommitted().isEmpty, "nothing more is sent")
+        let removal = RecordState(key: RecordKey(collection: "devices", id: "removal"))
+        #expect(m.received(.changes(ChangeBatch(states: [removal])), bytes: 200).storeRequests == [.mergeRepairStates([removal])])
+        #expect(m.received(.goodbye(reason: "removed from the household"), bytes: 40).isEmpty)
+        #expect(m.peerClosed().isEmpty)
+        let closing = m.storeFinished(.repairStatesMerged(count: 1)).closing
+        #expect(closing?.error.message.contains("removed from the household") == true, "\(String(describing: closing))")
+    }
+
+    @Test func aFailedWriteWithNothingToMergeEndsWhenTheReaderDoes() {
+        var m = Machine.synced()
+        #expect(m.writeFailed(NetError(.closed, "broken pipe")).isEmpty)
+        #expect(m.peerClosed().closing?.error.message == "broken pipe")
+    }
+
     @Test func thePeerClosingTheConnectionEndsTheSession() {
         var m = Machine.synced()
         #expect(m.peerClosed().closing?.error.code == .closed)
