@@ -49,9 +49,15 @@ public final class Lease {
         try target.put(name, Array(JSON.serialize(v).utf8), replacing: true)
     }
 
-    /// Extends the lease when a third of it has passed.
+    /// Extends the lease when a third of it has passed. A lease that ran out and was removed
+    /// by another process (which took it for a dead holder's) is not written again: the work
+    /// stops, since a prune may have started under it.
     func renew() throws(BackupError) {
         guard expires.timeIntervalSinceNow < duration * 2 / 3 else { return }
+        if expires.timeIntervalSinceNow < 0, !((try? target.exists(name)) ?? true) {
+            throw BackupError(.locked, "this process's lease on the repository at \(target.description) ran out and "
+                + "another process removed it; stopped, since a forget or prune may have started since. Run the command again")
+        }
         expires = Date().addingTimeInterval(duration)
         try write()
     }

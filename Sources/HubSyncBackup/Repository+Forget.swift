@@ -175,6 +175,7 @@ extension Repository {
                 writer.add(sealed: blob, entry: e)
                 if writer.size >= packSize { try flush() }
             }
+            try lease.renew()
             progress("prune", i + 1, packs.count)
         }
         try flush()
@@ -185,6 +186,7 @@ extension Repository {
         report.indexFilesReplaced = oldIndex.count
         report.packsDeleted += index.unreadable.count
         // Old index files first, then packs: one step (one signed plan on a peer).
+        try lease.renew()
         try target.remove(oldIndex + dropPacks.map(Repository.packName) + index.unreadable.map { Repository.packName($0.0) })
         return report
     }

@@ -36,6 +36,8 @@ extension Repository {
             }, consume: { (item: ReadItem) in
                 try lease.renew()
                 switch item {
+                case .packChecked:
+                    break
                 case .batch(let batch):
                     do { try body(batch) } catch { throw BackupError(.io, "restore stopped: \(error)") }
                 case .progress(let done, let total):
@@ -49,9 +51,11 @@ extension Repository {
         }
     }
 
-    /// What ``readBatches(of:skipDamaged:only:batchSize:_:)`` hands on: records, or how many
-    /// chunks of how many it has opened.
+    /// What ``readBatches(of:skipDamaged:only:batchSize:_:)`` hands on: a pack checked,
+    /// records, or how many chunks of how many it has opened.
     enum ReadItem: Sendable {
+        /// A pack needed was read and checked (before the first batch): the reader renews its lease.
+        case packChecked
         case batch([RecordState])
         case progress(Int, Int)
     }
@@ -80,6 +84,7 @@ extension Repository {
         for p in byPack.keys.sorted() {
             let ok = (try? target.get(Repository.packName(p))).map { BlobID(Blake2b.hash($0)) == p } ?? false
             if !ok { report.damagedPacks.append(p) }
+            try emit(.packChecked)
         }
         if !skipDamaged, !report.damagedPacks.isEmpty || !report.skippedChunks.isEmpty {
             var parts: [String] = []
