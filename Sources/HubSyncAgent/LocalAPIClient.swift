@@ -153,11 +153,18 @@ public struct LocalAPIClient: Sendable {
             + "the agent to answer; unset it for the default, 60), e.g. \(timeoutVariable)=120"
     }
 
+    /// How long the client keeps an idle connection to the agent for the next request.
+    static let poolIdleSeconds: Int64 = 5
+
     /// The process's HTTP client: a dead or wrong address fails in seconds, and an agent that
     /// stops answering mid-request (stopped, hung) within a minute, instead of holding the caller.
+    /// It drops a connection idle for 5 s, well before the agent closes one idle for
+    /// ``LocalAPIServer/idleSeconds`` (15): a request is never sent on a connection the agent is
+    /// closing (the answer would be a reset, "the connection failed").
     static let http: HTTPClient = {
         var configuration = HTTPClient.Configuration()
         configuration.timeout = HTTPClient.Configuration.Timeout(connect: .seconds(5), read: .seconds(readTimeout.components.seconds))
+        configuration.connectionPool = HTTPClient.Configuration.ConnectionPool(idleTimeout: .seconds(poolIdleSeconds))
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }()
 
