@@ -16,7 +16,11 @@ public final class TemporaryDirectory: Sendable {
         }
     }
 
-    deinit { try? FileManager.default.removeItem(atPath: path) }
+    /// Removed when released, unless HUBSYNC_KEEP_TEST_DIRS is set (to read an agent's log after a failure).
+    deinit {
+        guard ProcessInfo.processInfo.environment["HUBSYNC_KEEP_TEST_DIRS"] == nil else { return }
+        try? FileManager.default.removeItem(atPath: path)
+    }
 
     /// The directory as a file URL.
     public var url: URL { URL(fileURLWithPath: path, isDirectory: true) }
