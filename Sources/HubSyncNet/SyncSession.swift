@@ -158,7 +158,7 @@ public final class SyncSession: Sendable {
                     // once it is closed; should it not end, the session ends here after a while.
                     events.yield(.writeFailed(error))
                     drained.continuation.finish()
-                    try? await Deadlines.sleep(for: .seconds(10))
+                    guard (try? await Deadlines.sleep(for: .seconds(10))) != nil else { return } // the session ended
                     events.yield(.connectionFailed(error))
                 }
             }
