@@ -47,6 +47,7 @@ extension SyncSessionStateMachine {
         case .fastPathRequest(let since, let epoch):
             guard pushCursor == nil else { return }
             pushCursor = epoch == ourEpoch ? since : 0
+            fastPathStart = pushCursor
             logDirty = true
         case .changes(let batch):
             guard assembling == nil else {
@@ -60,6 +61,8 @@ extension SyncSessionStateMachine {
         case .ack(let sequence):
             inboundBusy = true
             actions.append(.store(.recordAck(sequence)))
+            peerAcked = max(peerAcked, sequence)
+            startFirstRepairIfReady(&actions)
         case .reconcile(let m):
             receiveReconcile(m, bytes: bytes, &actions)
         case .request(let ids):

@@ -52,10 +52,12 @@ struct RepairRound: Sendable {
 /// Repair rounds (protocol/SPEC.md 3.2 step 4, 3.4): the dialing side starts one after both
 /// fast paths and whenever the node asks; the other side answers.
 extension SyncSessionStateMachine {
-    /// The dialing side's first round: once this side has sent its fast path and received the
-    /// peer's (the peer merges our batches before it reads the reconcile message that follows).
+    /// The dialing side's first round: once this side has sent its fast path, the peer has
+    /// acknowledged all of it, and this side has received the peer's. Loading the set of every
+    /// record's key and digest before the peer has merged the fast path would hold both in memory
+    /// at once, for a round that finds nothing the fast path does not bring.
     mutating func startFirstRepairIfReady(_ actions: inout [Action]) {
-        guard isInitiator, fastPathSent, fastPathReceived, !repair.firstStarted else { return }
+        guard isInitiator, fastPathSent, peerAcked >= fastPathEnd, fastPathReceived, !repair.firstStarted else { return }
         repair.firstStarted = true
         startRepair(&actions)
     }

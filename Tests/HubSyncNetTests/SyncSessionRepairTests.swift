@@ -32,6 +32,23 @@ import Testing
         guard case .reconcile = loaded.sent.first else { Issue.record("no reconcile: \(loaded)"); return }
     }
 
+    /// The first round waits until the peer has merged this side's whole fast path: loading the
+    /// set of every record's digest while the fast path is still in flight would hold both.
+    @Test func theFirstRoundWaitsUntilThePeerAcknowledgedOurFastPath() {
+        var m = Machine.opened(initiator: true)
+        _ = m.received(.fastPathRequest(since: 0, epoch: "ours"), bytes: 30)
+        let sent = m.storeFinished(.logRead(states: [CanonicalEncoding.encode(record(1))], sequences: [5], lastSequence: 5))
+        #expect(sent.changesSent.map(\.lastSequence) == [5])
+        _ = m.changesWritten()
+        _ = m.storeFinished(.logRead(states: [], sequences: [], lastSequence: 5))
+        let theirEnd = m.received(.changes(ChangeBatch(states: [], isFinal: true)), bytes: 30)
+        #expect(!theirEnd.storeRequests.contains(.loadRepairSet), "the peer has not merged our fast path yet")
+        #expect(!m.received(.ack(sequence: 3), bytes: 20).storeRequests.contains(.loadRepairSet))
+        _ = m.storeFinished(.ackRecorded)
+        let acked = m.received(.ack(sequence: 5), bytes: 20)
+        #expect(acked.storeRequests == [.recordAck(5), .loadRepairSet], "\(acked)")
+    }
+
     @Test func theAnsweringSideNeverStartsARound() {
         var m = Machine.synced(initiator: false)
         #expect(m.repairRequested().isEmpty)
