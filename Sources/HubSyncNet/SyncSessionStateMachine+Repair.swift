@@ -17,7 +17,9 @@ public struct RepairReport: Sendable, Equatable {
 /// The repair side of a session: the current round and the report of the last one.
 struct RepairRound: Sendable {
     var reconciler: Reconciler?
-    /// The record behind each item of the last set loaded (requests name items).
+    /// The record behind each item of the set loaded for the round under way (requests name
+    /// items). Emptied when the round ends: the peer's requests come before its last reconcile
+    /// message or its `reconcileDone` (messages are handled in order), so none can come after.
     var items: [ItemID: RecordKey] = [:]
     var report = RepairReport()
     /// A round is under way (from its start to `reconcileDone` either way).
@@ -169,6 +171,7 @@ extension SyncSessionStateMachine {
         guard repair.running else { return }
         repair.running = false
         repair.reconciler = nil
+        repair.items = [:]
         repair.reportPending = true
         if repair.awaitingStates == 0 { actions.append(.report(.repairFinished(repair.takeReport()))) }
     }
