@@ -65,8 +65,10 @@ extension SyncSessionStateMachine {
     }
 
     /// Starts a round (dialing side only, both sides supporting `reconcile`, none under way).
+    /// Before the first round (the fast paths still under way) an ask or the timer starts
+    /// nothing: the first round follows them and answers it.
     mutating func startRepair(_ actions: inout [Action]) {
-        guard phase == .open, isInitiator, negotiated.contains(.reconcile), !repair.running else { return }
+        guard phase == .open, isInitiator, negotiated.contains(.reconcile), repair.firstStarted, !repair.running else { return }
         if let earlier = repair.begin(roundTrips: 1) { actions.append(.report(.repairFinished(earlier))) }
         actions.append(.report(.repairStarted))
         actions.append(.store(.loadRepairSet))

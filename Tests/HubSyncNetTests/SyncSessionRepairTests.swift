@@ -44,7 +44,10 @@ import Testing
         let theirEnd = m.received(.changes(ChangeBatch(states: [], isFinal: true)), bytes: 30)
         #expect(!theirEnd.storeRequests.contains(.loadRepairSet), "the peer has not merged our fast path yet")
         #expect(!m.received(.ack(sequence: 3), bytes: 20).storeRequests.contains(.loadRepairSet))
-        _ = m.storeFinished(.ackRecorded)
+        #expect(!m.storeFinished(.ackRecorded).storeRequests.contains(.loadRepairSet))
+        // Neither the timer nor the peer's ask starts a round before the first one.
+        #expect(m.repairRequested().isEmpty)
+        #expect(!m.received(.repairAsk, bytes: 17).storeRequests.contains(.loadRepairSet))
         let acked = m.received(.ack(sequence: 5), bytes: 20)
         #expect(acked.storeRequests == [.recordAck(5), .loadRepairSet], "\(acked)")
     }
