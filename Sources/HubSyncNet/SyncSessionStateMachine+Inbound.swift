@@ -47,7 +47,7 @@ extension SyncSessionStateMachine {
         case .fastPathRequest(let since, let epoch):
             guard pushCursor == nil else { return }
             pushCursor = epoch == ourEpoch ? since : 0
-            fastPathStart = pushCursor
+            peerAcked = max(peerAcked, pushCursor ?? 0)
             logDirty = true
         case .changes(let batch):
             guard assembling == nil else {

@@ -30,7 +30,7 @@ extension SyncSessionStateMachine {
             logDirty = true // there may be more
         } else if !fastPathSent {
             fastPathSent = true
-            if let cursor = pushCursor, cursor != fastPathStart { fastPathEnd = cursor }
+            fastPathEnd = pushCursor ?? 0
             actions.append(.send(.changes(ChangeBatch(states: [], lastSequence: 0, isFinal: true))))
             startFirstRepairIfReady(&actions)
         }

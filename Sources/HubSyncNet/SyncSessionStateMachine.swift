@@ -84,12 +84,10 @@ public struct SyncSessionStateMachine: Sendable {
     var logDirty = false
     var fastPathSent = false
     var fastPathReceived = false
-    /// The last sequence our fast path sent (0 when it sent nothing), and the highest sequence
-    /// the peer has acknowledged: the first repair round waits until the peer has merged it all.
+    /// Where our fast path ended, and the highest sequence the peer holds (its watermark when it
+    /// asked, then its acknowledgements): the first repair round waits until the peer has it all.
     var fastPathEnd: Int64 = 0
     var peerAcked: Int64 = 0
-    /// The cursor the fast path started from.
-    var fastPathStart: Int64?
     var outboundRead: OutboundRead?
     var sendsInFlight = 0
     /// Records to send for a repair, not read yet.
