@@ -93,7 +93,8 @@ struct ReconcileRun {
 
 /// Runs a reconciliation to the end, every message going through its wire encoding.
 func reconcile(_ a: [ReconItem], _ b: [ReconItem], branching: Int = 16, idListThreshold: Int = 32,
-               initiatorMaxBytes: Int = 500_000, responderMaxBytes: Int = 500_000) throws -> ReconcileRun {
+               initiatorMaxBytes: Int = Reconciler.defaultMaxMessageBytes,
+               responderMaxBytes: Int = Reconciler.defaultMaxMessageBytes) throws -> ReconcileRun {
     var initiator = Reconciler(set: ReconcileSet(items: a), isInitiator: true, branching: branching,
                                idListThreshold: idListThreshold, maxMessageBytes: initiatorMaxBytes)
     var responder = Reconciler(set: ReconcileSet(items: b), isInitiator: false, branching: branching,

@@ -31,7 +31,9 @@ public struct Reconciler: Sendable {
     public let branching: Int
     /// A differing range holding at most this many of our items is answered with their IDs.
     public let idListThreshold: Int
-    /// No reply, tag byte included, is larger than this.
+    /// No reply, tag byte included, is larger than this. The default, 1,000,000, leaves room in
+    /// one 1 MiB frame for the seal; at a million items the 1,000 differences of a repair then
+    /// fit in 3 round trips (half of it deferred ranges to two more).
     public let maxMessageBytes: Int
 
     var started: Bool
@@ -44,7 +46,7 @@ public struct Reconciler: Sendable {
     ///   `maxMessageBytes` in 1...1 MiB and at least twice the largest single answer to one range
     ///   (so that every reply settles at least one differing range).
     public init(set: ReconcileSet, isInitiator: Bool, branching: Int = 16, idListThreshold: Int = 32,
-                maxMessageBytes: Int = 500_000) {
+                maxMessageBytes: Int = Reconciler.defaultMaxMessageBytes) {
         precondition((2...256).contains(branching), "branching must be 2...256")
         precondition((1...1024).contains(idListThreshold), "idListThreshold must be 1...1024")
         let largestAnswer = max(branching * (Self.maxBoundSize + 1 + Fingerprint.byteCount),
@@ -58,6 +60,9 @@ public struct Reconciler: Sendable {
         self.maxMessageBytes = maxMessageBytes
         started = !isInitiator
     }
+
+    /// The default limit of a reply, tag byte included.
+    public static let defaultMaxMessageBytes = 1_000_000
 
     /// The largest encoded bound: a 10-byte varint, the length byte, a 32-byte prefix.
     static let maxBoundSize = 10 + 1 + ItemID.byteCount
