@@ -12,6 +12,8 @@ public final class Lease {
     let holder: String
     let duration: TimeInterval
     private var expires: Date
+    /// The bytes of the lease file as this process last wrote them.
+    private var written: [UInt8] = []
 
     public static let defaultDuration: TimeInterval = 300
 
@@ -46,7 +48,9 @@ public final class Lease {
     private func write() throws(BackupError) {
         let v: Value = ["holder": .string(holder), "exclusive": .bool(exclusive), "pid": .int(Int64(getpid())),
                         "expires": .int(Int64(expires.timeIntervalSince1970 * 1000))]
-        try target.put(name, Array(JSON.serialize(v).utf8), replacing: true)
+        let bytes = Array(JSON.serialize(v).utf8)
+        try target.put(name, bytes, replacing: true)
+        written = bytes
     }
 
     /// Extends the lease when a third of it has passed. A lease that ran out and was removed
@@ -54,12 +58,26 @@ public final class Lease {
     /// stops, since a prune may have started under it.
     func renew() throws(BackupError) {
         guard expires.timeIntervalSinceNow < duration * 2 / 3 else { return }
-        if expires.timeIntervalSinceNow < 0, !((try? target.exists(name)) ?? true) {
-            throw BackupError(.locked, "this process's lease on the repository at \(target.description) ran out and "
-                + "another process removed it; stopped, since a forget or prune may have started since. Run the command again")
-        }
+        try confirm()
         expires = Date().addingTimeInterval(duration)
         try write()
+    }
+
+    /// Checks that the lease file is still there as this process wrote it. Another process
+    /// removes a lease it takes for a dead holder's (one whose expiry it sees passed: ours ran
+    /// out, or the clocks disagree), and a forget or prune may then run and delete what this
+    /// work wrote or reads; so the work stops.
+    func confirm() throws(BackupError) {
+        let current: [UInt8]?
+        do throws(BackupError) { current = try target.get(name) } catch {
+            guard error.code == .notFound else { throw error }
+            current = nil
+        }
+        guard current == written else {
+            throw BackupError(.locked, "this process's lease on the repository at \(target.description) was removed "
+                + "while the work ran (another process took it for a dead holder's: it ran out, or the two clocks "
+                + "disagree); stopped, since a forget or prune may have deleted what it wrote. Run the command again")
+        }
     }
 
     /// Gives the lease up.

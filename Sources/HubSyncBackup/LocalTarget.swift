@@ -51,7 +51,8 @@ public struct LocalTarget: BackupTarget {
                 + "may be failing; nothing already stored was changed")
         }
         do throws(SystemCallError) {
-            try file.commit()
+            // Without `replacing`, a file another process put there meanwhile stays (link(2)).
+            try file.commit(replacing: replacing)
         } catch {
             throw failure(error.call == "rename" ? "rename into" : "sync the folder of", name, error.errno)
         }

@@ -102,6 +102,8 @@ extension Repository {
         let clock = read.clock
         try flush()
         progress("backup", records, records)
+        // A prune that took our lease for a dead holder's may have deleted packs this run wrote.
+        try lease.confirm()
 
         // Packs left by an interrupted run are named by this run's index, so later runs skip the scan.
         let adopted = index.orphans.map { ($0, index.packs[$0] ?? []) }
@@ -113,6 +115,12 @@ extension Repository {
                                 records: records, collections: read.collections, bytes: read.bytes, addedBytes: added,
                                 clock: clock, household: household, chunks: chunkIDs)
         snapshot.id = try writeSnapshot(snapshot)
+        // A prune that removes our lease lists the snapshots after: it sees this one if the
+        // lease is still here now. If it is not, this snapshot may name deleted packs.
+        do throws(BackupError) { try lease.confirm() } catch {
+            try? target.delete("snapshots/" + snapshot.id.hex)
+            throw error
+        }
         return BackupResult(snapshot: snapshot, chunks: chunkIDs.count, newChunks: newChunks,
                             packsWritten: newPacks.count, orphanPacksAdopted: adopted.count, bytesAdded: added)
     }

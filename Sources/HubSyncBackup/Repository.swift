@@ -73,7 +73,30 @@ public final class Repository {
                                    outputLength: 16)
         let repoID = hexEncode(idBytes)
         let key = RepositoryKey.generate()
-        try KeyFile.writeGroup(key, repoID: repoID, household: household, to: target)
+        // Creation holds an exclusive lease: two processes creating a repository in one place at
+        // once both see the other's lease and stop, instead of one's key entries meeting the
+        // other's config. Under it, key entries without a config are a crashed creation's.
+        let lease: Lease
+        do throws(BackupError) {
+            lease = try Lease(target: target, exclusive: true, holder: "the creation of this repository (pid \(getpid()))",
+                              duration: Lease.defaultDuration)
+        } catch where error.code == .locked {
+            throw BackupError(.locked, "another process is creating a backup repository at \(target.description) at "
+                + "this moment, or is using it; nothing was written. Run the command again when it is done")
+        }
+        defer { lease.release() }
+        guard try !exists(at: target) else {
+            throw BackupError(.exists, "a repository already exists at \(target.description); back up into it with "
+                + "`hubsync backup now --repo \(target.description)`")
+        }
+        // Under the lease, key entries without a config are a crashed creation's: they go first.
+        for (name, _) in (try? target.list("keys")) ?? [] { try? target.delete(name) }
+        let group = try KeyFile.writeGroup(key, repoID: repoID, household: household, to: target)
+        guard (try? target.get(group.name)) == group.bytes else {
+            throw BackupError(.damaged, "\(target.description) holds \(group.name), left by a repository creation that did "
+                + "not finish, and it could not be replaced; remove the folder's keys/ entries (the folder has no config, "
+                + "so no backup is in it) or use a new folder")
+        }
         try KeyFile.writeRecovery(key, recoveryPublicKey: household.recoveryPublicKey, to: target)
         let params = Chunker.Parameters()
         let config: Value = [
@@ -185,15 +208,19 @@ enum KeyFile {
                                key: groupKey).prefix(8))
     }
 
+    /// Writes the group entry of a new repository; returns its name and bytes.
+    @discardableResult
     static func writeGroup(_ key: RepositoryKey, repoID: String, household: HouseholdSecrets,
-                           to target: any BackupTarget) throws(BackupError) {
+                           to target: any BackupTarget) throws(BackupError) -> (name: String, bytes: [UInt8]) {
         let wrapped = key.master.withUnsafeBytes { m in
             Sealed.seal([UInt8](m), key: household.groupKey, ad: groupAD(repoID: repoID, household: household))
         }
         let v: Value = ["version": 1, "kind": "group", "group_id": .string(household.groupIDHex),
                         "epoch": .int(Int64(household.backupEpoch)), "wrapped": .string(hexEncode(wrapped))]
-        try target.put("keys/group-\(household.groupIDHex)-\(household.backupEpoch)", Array((JSON.serialize(v) + "\n").utf8),
-                       replacing: false)
+        let name = "keys/group-\(household.groupIDHex)-\(household.backupEpoch)"
+        let bytes = Array((JSON.serialize(v) + "\n").utf8)
+        try target.put(name, bytes, replacing: false)
+        return (name, bytes)
     }
 
     static func writeRecovery(_ key: RepositoryKey, recoveryPublicKey: [UInt8],
