@@ -16,6 +16,8 @@ public final class Lease {
     private var written: [UInt8] = []
 
     public static let defaultDuration: TimeInterval = 300
+    /// How far past this clock another lease may end and still be obeyed.
+    static let furthest: TimeInterval = 3600
 
     init(target: any BackupTarget, exclusive: Bool, holder: String, duration: TimeInterval) throws(BackupError) {
         self.target = target
@@ -34,12 +36,19 @@ public final class Lease {
                 try? target.delete(other) // stale: its holder died
                 continue
             }
+            // No lease is renewed for longer than its duration, so one ending more than an hour
+            // past this clock was forged, or written by a clock that is wrong: it is not obeyed.
+            // A holder that is alive finds its lease gone at its next check and stops.
+            if Double(exp) / 1000 > now.timeIntervalSince1970 + Self.furthest {
+                try? target.delete(other)
+                continue
+            }
             let otherExclusive = o["exclusive"] == .bool(true)
             if exclusive || otherExclusive {
                 try? target.delete(name)
                 let who = o["holder"]?.stringValue ?? "another process"
                 throw BackupError(.locked, "the repository at \(target.description) is in use by \(who) "
-                    + "(\(otherExclusive ? "a forget or prune" : "a backup, restore or verify")) until "
+                    + "(\(otherExclusive ? "a forget or prune" : "a backup, restore or verify"); its lease is \(other)) until "
                     + "\(iso8601(UInt64(exp))) at the latest; try again when it is done")
             }
         }

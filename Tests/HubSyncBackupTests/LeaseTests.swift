@@ -83,4 +83,23 @@ import Testing
         let opened = try Repository.open(at: target, household: household, recoveryKey: nil)
         #expect(opened.id == repo.id)
     }
+
+    /// A lease that claims the repository far beyond any renewal (forged, or from a clock that
+    /// is hours wrong) is not obeyed: it would block every backup and prune until then.
+    @Test func aLeaseEndingFarInTheFutureIsNotObeyed() throws {
+        let (household, _) = makeHousehold()
+        let target = LocalTarget(path: dir.path + "/repo")
+        let repo = try Repository.create(at: target, household: household)
+        let forged = "locks/0123456789abcdef0123456789abcdef"
+        try target.put(forged, Array(#"{"holder":"evil","exclusive":true,"pid":1,"expires":32503680000000}"#.utf8), replacing: true)
+        let lease = try repo.lease(exclusive: true, holder: "prune")
+        #expect(try !target.exists(forged))
+        lease.release()
+        // One ending within the hour is obeyed, and the refusal names its file.
+        let near = "locks/00000000000000000000000000000001"
+        let soon = Int64(Date().addingTimeInterval(1_800).timeIntervalSince1970 * 1000)
+        try target.put(near, Array(#"{"holder":"other","exclusive":true,"pid":1,"expires":\#(soon)}"#.utf8), replacing: true)
+        let refused = #expect(throws: BackupError.self) { try repo.lease(exclusive: false, holder: "backup") }
+        #expect(refused?.code == .locked && refused?.message.contains(near) == true, "\(String(describing: refused))")
+    }
 }
