@@ -180,9 +180,9 @@ extension Repository {
         }
         try flush()
         for (_, entries) in newPacks { report.bytesFreed -= entries.reduce(0) { $0 + Int($1.length) } }
-        if dropPacks.isEmpty && index.orphans.isEmpty { return report }
+        if dropPacks.isEmpty && index.orphans.isEmpty && index.damagedFiles.isEmpty { return report }
         let newIndex = try writeIndex(keepPacks + newPacks)
-        let oldIndex = index.files.filter { $0 != newIndex }
+        let oldIndex = (index.files + index.damagedFiles.map(\.name)).filter { $0 != newIndex }
         report.indexFilesReplaced = oldIndex.count
         report.packsDeleted += index.unreadable.count
         // Old index files first, then packs: one step (one signed plan on a peer).

@@ -16,6 +16,9 @@ struct RepositoryIndex {
     var missing: [BlobID] = []
     /// Packs whose header could not be read (damaged orphans).
     var unreadable: [(BlobID, String)] = []
+    /// Index files that could not be read; the packs they name are read from their own headers
+    /// like orphans, and prune replaces them.
+    var damagedFiles: [(name: String, reason: String)] = []
 
     mutating func add(pack: BlobID, entries: [PackEntry]) {
         packs[pack] = entries
@@ -31,21 +34,32 @@ extension Repository {
         var index = RepositoryIndex()
         for (name, _) in try target.list("index") {
             let file = try target.get(name)
-            guard BlobID(Blake2b.hash(file)).hex == name.split(separator: "/").last.map(String.init),
-                  let plain = key.open(file[...], ad: Label.index) else {
-                throw BackupError(.damaged, "index file \(name) is damaged; run `hubsync backup verify` and then "
-                    + "`hubsync backup prune`, which rewrites the index from the packs' own headers")
+            // A damaged index file does not stop the repository: every pack carries its own header.
+            guard BlobID(Blake2b.hash(file)).hex == name.split(separator: "/").last.map(String.init) else {
+                index.damagedFiles.append((name, "its content does not match its name"))
+                continue
+            }
+            guard let plain = key.open(file[...], ad: Label.index) else {
+                index.damagedFiles.append((name, "it does not open with the repository's keys this device holds"))
+                continue
             }
             var r = RepositoryReader(plain, context: "index \(name)")
-            let packCount = Int(try r.u32())
-            for _ in 0..<packCount {
-                let pack = try r.id()
-                let n = Int(try r.u32())
-                var entries: [PackEntry] = []
-                entries.reserveCapacity(n)
-                for _ in 0..<n { entries.append(try PackEntry.read(&r)) }
-                index.add(pack: pack, entries: entries)
+            var read: [(BlobID, [PackEntry])] = []
+            do throws(BackupError) {
+                let packCount = Int(try r.u32())
+                for _ in 0..<packCount {
+                    let pack = try r.id()
+                    let n = Int(try r.u32())
+                    var entries: [PackEntry] = []
+                    entries.reserveCapacity(min(n, 1 << 16))
+                    for _ in 0..<n { entries.append(try PackEntry.read(&r)) }
+                    read.append((pack, entries))
+                }
+            } catch {
+                index.damagedFiles.append((name, error.message))
+                continue
             }
+            for (pack, entries) in read { index.add(pack: pack, entries: entries) }
             index.files.append(name)
         }
         for (name, size) in try target.list("data") {

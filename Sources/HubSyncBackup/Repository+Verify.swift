@@ -35,6 +35,10 @@ extension Repository {
         var damaged: [BlobID: String] = [:]
         for p in index.missing { damaged[p] = "missing" }
         for (p, why) in index.unreadable { damaged[p] = why }
+        for (name, why) in index.damagedFiles {
+            report.problems.append("index file \(name) is damaged (\(why)); the packs it names were read from their "
+                + "own headers instead, so nothing is lost; `hubsync backup prune` replaces it")
+        }
         if readData {
             let selected = index.packSizes.keys.sorted().filter { p in
                 guard let s = subset else { return true }

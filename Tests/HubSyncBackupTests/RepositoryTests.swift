@@ -90,6 +90,34 @@ import Testing
         #expect(try repo.verify(readData: true).damagedPacks.keys.allSatisfy { $0 == damaged.key })
     }
 
+    /// One flipped bit in an index file blocks nothing: the packs it names are read from their
+    /// own headers, verify names the file, and prune replaces it.
+    @Test func aDamagedIndexFileIsReadAroundAndReplacedByPrune() throws {
+        let store = try filledStore(dir, count: 3_000)
+        let (household, _) = makeHousehold()
+        let target = LocalTarget(path: dir.path + "/repo")
+        let repo = try Repository.create(at: target, household: household)
+        let first = try repo.backup(store: store, device: "d1", hostname: "h", household: household, holder: "t")
+        let indexes = try target.list("index")
+        #expect(indexes.count == 1)
+        let victim = indexes[0].name
+        var bytes = try target.get(victim)
+        bytes[bytes.count / 2] ^= 0x04
+        try Data(bytes).write(to: URL(fileURLWithPath: target.path + "/" + victim))
+
+        let report = try repo.verify(readData: true)
+        #expect(!report.ok && report.problems.contains { $0.contains(victim) && $0.contains("prune") }, "\(report.problems)")
+        let restored = try Store(path: dir.path + "/restored.sqlite", device: device(2))
+        _ = try repo.restore(first.snapshot, into: restored, skipDamaged: false)
+        #expect(try dump(restored) == dump(store))
+        let again = try repo.backup(store: store, device: "d1", hostname: "h", household: household, holder: "t")
+        #expect(again.newChunks == 0, "the packs were found by their headers")
+
+        _ = try repo.prune(holder: "t")
+        #expect(try !target.exists(victim))
+        #expect(try repo.verify(readData: true).ok)
+    }
+
     @Test func wrongKeysAndMissingRepositoryAreClearErrors() throws {
         let (household, _) = makeHousehold()
         let (other, otherRecovery) = makeHousehold()
