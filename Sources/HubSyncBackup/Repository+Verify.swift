@@ -86,7 +86,8 @@ extension Repository {
             report.damagedPacks[p] = users
             report.problems.append("pack \(Repository.packName(p)) is damaged (\(why)); "
                 + (users.isEmpty ? "no snapshot uses it (prune removes it)"
-                    : "snapshot\(users.count == 1 ? "" : "s") " + users.map(\.short).joined(separator: ", ") + " need it"))
+                    : "snapshot\(users.count == 1 ? "" : "s") " + users.map(\.short).joined(separator: ", ")
+                        + (users.count == 1 ? " needs it" : " need it")))
         }
         return report
     }

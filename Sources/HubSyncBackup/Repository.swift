@@ -57,6 +57,7 @@ public final class Repository {
     @discardableResult
     public static func create(at target: any BackupTarget, household: HouseholdSecrets,
                               packSize: Int = defaultPackSize) throws(BackupError) -> Repository {
+        try refuseFile(target)
         guard try !exists(at: target) else {
             throw BackupError(.exists, "a repository already exists at \(target.description); back up into it with "
                 + "`hubsync backup now --repo \(target.description)`")
@@ -110,9 +111,20 @@ public final class Repository {
         return Repository(target: target, id: repoID, chunker: params, packSize: packSize, key: key)
     }
 
+    /// A local target whose path is a file, not a folder, is bad input.
+    static func refuseFile(_ target: any BackupTarget) throws(BackupError) {
+        guard let local = target as? LocalTarget else { return }
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: local.path, isDirectory: &isFolder), !isFolder.boolValue {
+            throw BackupError(.invalidInput, "\(local.path) is a file, not a folder; a backup repository is a folder: "
+                + "give the path of one (a new or empty folder to create it); nothing was written")
+        }
+    }
+
     /// Opens a repository with the household's group key, or else the recovery key.
     public static func open(at target: any BackupTarget, household: HouseholdSecrets?,
                             recoveryKey: RecoveryKey?) throws(BackupError) -> Repository {
+        try refuseFile(target)
         let configBytes: [UInt8]
         do {
             configBytes = try target.get("config")

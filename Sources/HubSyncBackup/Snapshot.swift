@@ -243,6 +243,10 @@ extension Repository {
 
     /// The snapshot named by `text`: `latest`, a full ID or a unique prefix of one.
     public func snapshot(named text: String) throws(BackupError) -> Snapshot {
+        guard !text.isEmpty else {
+            throw BackupError(.invalidInput, "no snapshot named: give `latest` or an ID (or its first characters) "
+                + "from `hubsync backup list`")
+        }
         let (all, unreadable) = try scanSnapshots()
         if text != "latest", !text.isEmpty,
            let bad = unreadable.first(where: { ($0.name.split(separator: "/").last ?? "").hasPrefix(text.lowercased()) }),

@@ -118,6 +118,27 @@ import Testing
         #expect(try repo.verify(readData: true).ok)
     }
 
+    /// A repository path that is a file, and an empty snapshot name, are bad input that says
+    /// what to give instead.
+    @Test func aFileForARepositoryAndAnEmptySnapshotNameAreBadInput() throws {
+        let (household, _) = makeHousehold()
+        let file = dir.path + "/afile"
+        try Data("not a folder".utf8).write(to: URL(fileURLWithPath: file))
+        for attempt in 0..<2 {
+            do {
+                if attempt == 0 { try Repository.create(at: LocalTarget(path: file), household: household) }
+                else { _ = try Repository.open(at: LocalTarget(path: file), household: household, recoveryKey: nil) }
+                Issue.record("used a file as a repository")
+            } catch {
+                #expect(error.code == .invalidInput && error.message.contains("is a file, not a folder"), "\(error.message)")
+            }
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: file)) == Data("not a folder".utf8))
+        let repo = try Repository.create(at: LocalTarget(path: dir.path + "/repo"), household: household)
+        let refused = #expect(throws: BackupError.self) { try repo.snapshot(named: "") }
+        #expect(refused?.code == .invalidInput && refused?.message.contains("latest") == true)
+    }
+
     @Test func wrongKeysAndMissingRepositoryAreClearErrors() throws {
         let (household, _) = makeHousehold()
         let (other, otherRecovery) = makeHousehold()
