@@ -245,8 +245,14 @@ struct BackupForgetCommand: ParsableCommand {
         let plan = policy.isEmpty ? (keep: [], forget: [])
             : try backupGuarded { try repo.forget(policy: policy, dryRun: dryRun, holder: options.holder) }
         var pruneReport: PruneReport?
+        // A prune that fails after the forget still shows what was forgotten, then says so.
+        var pruneError: CLIError?
         if prune, !dryRun {
-            pruneReport = try backupGuarded { try repo.prune(holder: options.holder, progress: ProgressReporter().callback) }
+            do {
+                pruneReport = try backupGuarded { try repo.prune(holder: options.holder, progress: ProgressReporter().callback) }
+            } catch {
+                pruneError = CLIError(error)
+            }
         }
         if options.output.json {
             var o: [String: Value] = [
@@ -259,6 +265,7 @@ struct BackupForgetCommand: ParsableCommand {
                 "damaged_forgotten": .array(removed.map { .string($0.name) }),
             ]
             if let r = pruneReport { o["prune"] = pruneJSON(r) }
+            if let e = pruneError { o["prune_error"] = .string(e.message) }
             if let q = quarantineJSON(repo.target) { o["quarantined"] = q }
             printJSON(.object(o))
         } else {
@@ -267,6 +274,11 @@ struct BackupForgetCommand: ParsableCommand {
             for u in removed { print("\(dryRun ? "would forget" : "forget ") \(u.short)  (damaged)") }
             if let r = pruneReport { print(pruneText(r)) }
             if let q = quarantineText(repo.target) { print(q) }
+        }
+        if let e = pruneError {
+            let n = plan.forget.count + removed.count
+            throw CLIError(e.code, "\(n == 0 ? "no snapshot was" : "\(plural(n, "snapshot")) \(n == 1 ? "was" : "were")") forgotten"
+                + "\(n == 0 ? "" : " (listed above)"), but the prune did not run: \(e.message)", cause: e)
         }
     }
 }

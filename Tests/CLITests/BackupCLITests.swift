@@ -1,5 +1,6 @@
 import Foundation
 import HubSyncCore
+import HubSyncCrypto
 import Testing
 
 /// `hubsync backup` end to end, through real processes and a real repository directory.
@@ -213,6 +214,15 @@ import Testing
         try await d.ok("backup", "verify", "--read-data", "--repo", repo)
         let bad = try await d.run("backup", "forget", "--repo", repo)
         #expect(bad.status == 2 && bad.stderr.contains("--keep"))
+
+        // A snapshot this device cannot read stops the prune, after the forget: the output still
+        // lists what was forgotten, and the error says the forget happened.
+        let stranger = (0..<200).map { _ in UInt8.random(in: 0...255) }
+        try Data(stranger).write(to: URL(fileURLWithPath: dir.path + "/repo/snapshots/" + Blake2b.hash(stranger).map { String(format: "%02x", $0) }.joined()))
+        try await d.ok("backup", "now", "--repo", repo)
+        let half = try await d.run("backup", "forget", "--keep-last", "1", "--prune", "--repo", repo)
+        #expect(half.status == 1 && half.stdout.contains("forget "), "\(half.stdout)")
+        #expect(half.stderr.contains("1 snapshot was forgotten") && half.stderr.contains("the prune did not run"), "\(half.stderr)")
     }
 
     @Test func mergeAndRevertGoThroughTheRunningAgent() async throws {
