@@ -243,6 +243,13 @@ extension Repository {
 
     /// The snapshot named by `text`: `latest`, a full ID or a unique prefix of one.
     public func snapshot(named text: String) throws(BackupError) -> Snapshot {
+        try snapshotAndUnreadable(named: text).snapshot
+    }
+
+    /// The snapshot named by `text`, and the snapshots the scan could not read: `latest` is the
+    /// newest readable one, and a newer one may be among those (the caller says so).
+    public func snapshotAndUnreadable(named text: String) throws(BackupError)
+        -> (snapshot: Snapshot, unreadable: [UnreadableSnapshot]) {
         guard !text.isEmpty else {
             throw BackupError(.invalidInput, "no snapshot named: give `latest` or an ID (or its first characters) "
                 + "from `hubsync backup list`")
@@ -252,7 +259,7 @@ extension Repository {
            let bad = unreadable.first(where: { ($0.name.split(separator: "/").last ?? "").hasPrefix(text.lowercased()) }),
            !all.contains(where: { $0.id.hex.hasPrefix(text.lowercased()) }) {
             // Named by its ID, a snapshot under a retired key is given (the caller warns).
-            if let snap = bad.snapshot { return snap }
+            if let snap = bad.snapshot { return (snap, unreadable) }
             throw BackupError(bad.reason == .keyNotHeld ? .wrongKey : .damaged, bad.message)
         }
         if text == "latest" {
@@ -260,7 +267,7 @@ extension Repository {
                 throw BackupError(.notFound, "the repository at \(target.description) has no snapshots yet; "
                     + "take one with `hubsync backup now`")
             }
-            return last
+            return (last, unreadable)
         }
         let matches = all.filter { $0.id.hex.hasPrefix(text.lowercased()) }
         guard !text.isEmpty, matches.count == 1 else {
@@ -269,7 +276,7 @@ extension Repository {
                               matches.isEmpty ? "no snapshot \(text) in \(target.description); see `hubsync backup list`"
                                   : "\(text) names \(matches.count) snapshots; give more characters of the ID")
         }
-        return matches[0]
+        return (matches[0], unreadable)
     }
 
     func writeSnapshot(_ s: Snapshot) throws(BackupError) -> BlobID {

@@ -49,7 +49,14 @@ struct BackupRestoreCommand: ParsableCommand {
 
     func run() throws {
         let repo = try options.open(recoveryKey: recovery.key())
-        let snap = try backupGuarded { try repo.snapshot(named: snapshot) }
+        let (snap, unreadable) = try backupGuarded { try repo.snapshotAndUnreadable(named: snapshot) }
+        // `latest` is the newest snapshot that can be read; one that cannot may be newer.
+        let passedOver = unreadable.filter { $0.reason != .retiredKey }
+        if snapshot == "latest", let first = passedOver.first {
+            FileHandle.standardError.write(Data(("hubsync: warning: \(plural(passedOver.count, "snapshot")) in the repository "
+                + "could not be read and may be newer than \(snap.id.short) (\(first.message)); `latest` is the newest "
+                + "one that can be read\n").utf8))
+        }
         let progress = ProgressReporter(json: options.output.json)
         let start = Date()
         var result: Value

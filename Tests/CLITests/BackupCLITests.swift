@@ -223,6 +223,10 @@ import Testing
         let half = try await d.run("backup", "forget", "--keep-last", "1", "--prune", "--repo", repo)
         #expect(half.status == 1 && half.stdout.contains("forget "), "\(half.stdout)")
         #expect(half.stderr.contains("1 snapshot was forgotten") && half.stderr.contains("the prune did not run"), "\(half.stderr)")
+        // `latest` is the newest snapshot that can be read, and the restore says one could not be.
+        let restored = try await d.run("backup", "restore", "latest", "--repo", repo, "--into", dir.path + "/restored")
+        #expect(restored.status == 0 && restored.stderr.contains("1 snapshot in the repository could not be read"),
+                "\(restored.stderr)")
     }
 
     @Test func mergeAndRevertGoThroughTheRunningAgent() async throws {
