@@ -58,10 +58,7 @@ public final class Repository {
     public static func create(at target: any BackupTarget, household: HouseholdSecrets,
                               packSize: Int = defaultPackSize) throws(BackupError) -> Repository {
         try refuseFile(target)
-        guard try !exists(at: target) else {
-            throw BackupError(.exists, "a repository already exists at \(target.description); back up into it with "
-                + "`hubsync backup now --repo \(target.description)`")
-        }
+        guard try !exists(at: target) else { throw alreadyExists(target) }
         if let local = target as? LocalTarget {
             // A new repository goes into a new or empty folder (or one a crashed `init` left).
             let other = FolderPlacement.foreignEntries(local.path)
@@ -86,10 +83,7 @@ public final class Repository {
                 + "this moment, or is using it; nothing was written. Run the command again when it is done")
         }
         defer { lease.release() }
-        guard try !exists(at: target) else {
-            throw BackupError(.exists, "a repository already exists at \(target.description); back up into it with "
-                + "`hubsync backup now --repo \(target.description)`")
-        }
+        guard try !exists(at: target) else { throw alreadyExists(target) }
         // Under the lease, key entries without a config are a crashed creation's: they go first.
         for (name, _) in (try? target.list("keys")) ?? [] { try? target.delete(name) }
         let group = try KeyFile.writeGroup(key, repoID: repoID, household: household, to: target)
@@ -109,6 +103,11 @@ public final class Repository {
         ]
         try target.put("config", Array((JSON.serialize(config) + "\n").utf8), replacing: false)
         return Repository(target: target, id: repoID, chunker: params, packSize: packSize, key: key)
+    }
+
+    static func alreadyExists(_ target: any BackupTarget) -> BackupError {
+        BackupError(.exists, "a repository already exists at \(target.description); back up into it with "
+            + "`hubsync backup now --repo \(target.description)`")
     }
 
     /// A local target whose path is a file, not a folder, is bad input.

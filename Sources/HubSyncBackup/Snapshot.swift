@@ -255,7 +255,7 @@ extension Repository {
                 + "from `hubsync backup list`")
         }
         let (all, unreadable) = try scanSnapshots()
-        if text != "latest", !text.isEmpty,
+        if text != "latest",
            let bad = unreadable.first(where: { ($0.name.split(separator: "/").last ?? "").hasPrefix(text.lowercased()) }),
            !all.contains(where: { $0.id.hex.hasPrefix(text.lowercased()) }) {
             // Named by its ID, a snapshot under a retired key is given (the caller warns).
@@ -270,7 +270,7 @@ extension Repository {
             return (last, unreadable)
         }
         let matches = all.filter { $0.id.hex.hasPrefix(text.lowercased()) }
-        guard !text.isEmpty, matches.count == 1 else {
+        guard matches.count == 1 else {
             // A snapshot named that is not there is bad input (exit 2), as a record named that is not.
             throw BackupError(.invalidInput,
                               matches.isEmpty ? "no snapshot \(text) in \(target.description); see `hubsync backup list`"

@@ -33,7 +33,7 @@ public struct Reconciler: Sendable {
     public let idListThreshold: Int
     /// No reply, tag byte included, is larger than this. The default, 1,000,000, leaves room in
     /// one 1 MiB frame for the seal; at a million items the 1,000 differences of a repair then
-    /// fit in 3 round trips (half of it deferred ranges to two more).
+    /// fit in 3 round trips (with 500,000, deferred ranges took more).
     public let maxMessageBytes: Int
 
     var started: Bool
