@@ -21,7 +21,7 @@ extension Bench {
     }
 
     func backupFigures(data: String, plainFile: String) throws -> [Row] {
-        let restic = ["/usr/bin/restic", "/usr/local/bin/restic"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        let restic = !options.anchors ? nil : ["/usr/bin/restic", "/usr/local/bin/restic"].first { FileManager.default.isExecutableFile(atPath: $0) }
         let identity = try Identity.load(from: URL(fileURLWithPath: data))
         let names = ["full backup", "1% changed, incremental", "no change, incremental", "verify --read-data", "full restore"]
         var ours = Array(repeating: Sample(), count: names.count)
@@ -85,7 +85,7 @@ extension Bench {
             if bytes, !s.bytes.isEmpty { t += ", +\(fmt(median(s.bytes) / 1e6, 2)) MB" }
             return t
         }
-        var table: [(String, String, String, String)] = [("backup figure (time, peak RSS)", "hubsync", restic == nil ? "restic (not installed)" : "restic", "goal")]
+        var table: [(String, String, String, String)] = [("backup figure (time, peak RSS)", "hubsync", restic == nil ? (options.anchors ? "restic (not installed)" : "restic (skipped)") : "restic", "goal")]
         for (i, name) in names.enumerated() {
             table.append((name, col(ours[i], bytes: i == 1), col(theirs[i], bytes: i == 1), goals[i] + "; RSS ≤ 150 MB"))
             results.append("backup", ["name": .string(name), "hubsync_s": .double(median(ours[i].seconds)),

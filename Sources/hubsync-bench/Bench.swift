@@ -48,7 +48,7 @@ struct Bench {
                     usage: hubsync-bench [--hubsync PATH] [--records N] [--runs N] [--only writes|merges|open|list|sync|idle|backup|s3|discovery|pair|hostile|migration|raw]
                                          [--skip-anchors] [--scripts DIR] [--plots DIR] [--sizes N,N,...] [--million]
                       --only NAMES    run only the figures whose name contains one of these (comma-separated)
-                      --skip-anchors  do not run Syncthing on the same data (a full sync takes it minutes)
+                      --skip-anchors  do not run Syncthing or restic on the same data (a full sync takes Syncthing minutes)
                       --plots DIR     write the figures as DIR/results.json and draw PNG plots there
                       --sizes N,...   also time a full sync at each record count, HubSync and Syncthing (the plot's curve)
                       --million       1,000,000 records, one run: import, open, sync and backup figures with peak RSS
