@@ -152,6 +152,7 @@ extension Agent {
         let name = DeviceNames.configuredName(in: writerLock.directory) ?? host
         let result = try repo.backup(store: store, device: identity.deviceID.description, hostname: name,
                                      household: household, holder: holder, signer: identity.signingKey,
+                                     cacheFolder: writerLock.directory.file(DataDirectory.backupCacheFolder),
                                      progress: { [backupProgress] phase, done, total in
                                          backupProgress.update(target: text, phase: phase, done: done, total: total)
                                      })

@@ -41,6 +41,14 @@ public struct BlobID: Hashable, Sendable, Comparable, CustomStringConvertible {
     public var short: String { String(hex.prefix(8)) }
 
     public static func < (a: BlobID, b: BlobID) -> Bool { a.bytes.lexicographicallyPrecedes(b.bytes) }
+
+    public static func == (a: BlobID, b: BlobID) -> Bool { a.bytes == b.bytes }
+
+    /// The first 8 bytes, through the seeded hasher: IDs are hashes already, and an index of a
+    /// million chunks hashes them a million times.
+    public func hash(into hasher: inout Hasher) {
+        bytes.withUnsafeBytes { hasher.combine($0.loadUnaligned(as: UInt64.self)) }
+    }
 }
 
 func hexEncode(_ bytes: some Sequence<UInt8>) -> String {

@@ -1,5 +1,6 @@
 import HubSyncBase
 import HubSyncCrypto
+import HubSyncCore
 
 /// Cuts the sorted stream of records into chunks on record boundaries (protocol/SPEC.md 5.6).
 ///
@@ -21,12 +22,25 @@ struct Chunker {
         var maximum = 16384
     }
 
+    /// A completed chunk, and what a backup cache keeps of it: the first record that starts in
+    /// it with counts of the records that start in it, or nil for a later piece of a record
+    /// split by FastCDC.
+    struct Piece {
+        var bytes: [UInt8]
+        var start: ChunkStart?
+    }
+
     let parameters: Parameters
     let cutKey: SymmetricKey
     let fastCDC: FastCDC
     private(set) var current: [UInt8] = []
     private var collection: String?
-    private var records = 0
+    /// The first record of `current` and the counts of its records.
+    private var start: ChunkStart?
+
+    /// Whether the chunker stands at a chunk boundary: what it is given next starts a chunk, as
+    /// for a chunker made anew. Its output then depends only on what follows.
+    var isAtBoundary: Bool { current.isEmpty }
 
     init(parameters: Parameters, cutKey: SymmetricKey) {
         self.parameters = parameters
@@ -44,45 +58,63 @@ struct Chunker {
     /// Adds one record's canonical bytes; returns the chunks completed by it (0, 1 or 2, or
     /// more for a record split by FastCDC).
     mutating func add(collection: String, id: String, state: UnsafeRawBufferPointer) -> [[UInt8]] {
-        var done: [[UInt8]] = []
+        add(collection: collection, id: id, alive: true, state: state).map(\.bytes)
+    }
+
+    /// Adds one record's canonical bytes; returns the chunks completed by it with what a cache
+    /// keeps of each.
+    mutating func add(collection: String, id: String, alive: Bool, state: UnsafeRawBufferPointer) -> [Piece] {
+        var done: [Piece] = []
         let framed = 4 + state.count
+        let key = RecordKey(collection: collection, id: id)
         if framed > FastCDC.threshold {
-            if !current.isEmpty {
-                done.append(current)
-                current.removeAll(keepingCapacity: true)
-            }
+            if !current.isEmpty { done.append(take()) }
             self.collection = collection
             let n = UInt32(state.count)
             var frame: [UInt8] = [UInt8(n >> 24), UInt8(n >> 16 & 255), UInt8(n >> 8 & 255), UInt8(n & 255)]
             frame.reserveCapacity(framed)
             frame.append(contentsOf: state)
-            for r in fastCDC.split(frame) { done.append(Array(frame[r])) }
+            var first = true
+            for r in fastCDC.split(frame) {
+                done.append(Piece(bytes: Array(frame[r]),
+                                  start: first ? ChunkStart(key: key, records: 1, alive: alive ? 1 : 0, bytes: state.count) : nil))
+                first = false
+            }
             return done
         }
         if !current.isEmpty, collection != self.collection || current.count + framed > parameters.maximum {
-            done.append(current)
-            current.removeAll(keepingCapacity: true)
+            done.append(take())
         }
         self.collection = collection
         let n = UInt32(state.count)
         current.append(UInt8(n >> 24)); current.append(UInt8(n >> 16 & 255))
         current.append(UInt8(n >> 8 & 255)); current.append(UInt8(n & 255))
         current.append(contentsOf: state)
+        if start == nil { start = ChunkStart(key: key, records: 0, alive: 0, bytes: 0) }
+        start!.records += 1
+        start!.alive += alive ? 1 : 0
+        start!.bytes += state.count
         if current.count >= parameters.minimum {
             let threshold = UInt64(framed) << 32 / UInt64(parameters.target)
             if UInt64(Self.cutValue(collection: collection, id: id, key: cutKey)) < threshold {
-                done.append(current)
-                current.removeAll(keepingCapacity: true)
+                done.append(take())
             }
         }
         return done
     }
 
+    /// Ends the current chunk.
+    private mutating func take() -> Piece {
+        defer {
+            current.removeAll(keepingCapacity: true)
+            start = nil
+        }
+        return Piece(bytes: current, start: start)
+    }
+
     /// The last, partial chunk, if any.
-    mutating func finish() -> [UInt8]? {
-        guard !current.isEmpty else { return nil }
-        defer { current.removeAll() }
-        return current
+    mutating func finish() -> Piece? {
+        current.isEmpty ? nil : take()
     }
 
     /// The records' canonical bytes in a chunk's plaintext that holds whole frames only.
@@ -95,4 +127,13 @@ struct Chunker {
         }
         return out
     }
+}
+
+/// The first record that starts in a chunk, with the number of records, live records and state
+/// bytes of those that start in it.
+struct ChunkStart: Sendable, Equatable {
+    var key: RecordKey
+    var records: Int
+    var alive: Int
+    var bytes: Int
 }

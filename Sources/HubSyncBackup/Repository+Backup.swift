@@ -18,6 +18,10 @@ public struct BackupResult: Sendable {
     public var orphanPacksAdopted: Int
     /// Bytes written to the target (packs, index and snapshot).
     public var bytesAdded: Int
+    /// Records read from the store: all of them, or with a backup cache only those in key ranges
+    /// with changes since the last backup; the chunks of the other ranges were taken as they were.
+    public var recordsRead: Int
+    public var chunksTakenFromCache: Int
 }
 
 extension Repository {
@@ -25,8 +29,12 @@ extension Repository {
     /// export, writes the chunks the repository lacks into packs, then an index naming the new
     /// packs, then the snapshot. A crash at any point leaves a valid repository; the packs
     /// already written are found by the next run and not written again.
+    ///
+    /// With `cacheFolder` (the data directory's `backup-cache`), only the key ranges where records
+    /// changed since the last backup from this store to this repository are read again
+    /// (``BackupCache``); the snapshot is the same as a full read's.
     public func backup(store: Store, device: String, hostname: String, household: HouseholdSecrets?, holder: String,
-                       signer: SigningKey? = nil,
+                       signer: SigningKey? = nil, cacheFolder: String? = nil,
                        progress: BackupProgress = { _, _, _ in }) throws(BackupError) -> BackupResult {
         let lease = try lease(exclusive: false, holder: holder)
         defer { lease.release() }
@@ -64,27 +72,109 @@ extension Repository {
             if pack.size >= packSize { try flush() }
         }
 
+        // The last backup's chunks; a unit may be taken as it was only if the repository still
+        // holds every chunk of it.
+        let cachePath = cacheFolder.map { BackupCache.path(in: $0, repository: id) }
+        let check = BackupCache.check(key)
+        let cache = cachePath.flatMap(BackupCache.load).flatMap { $0.check == check && $0.chunker == chunker ? $0 : nil }
+        let reusable = cache.map { c in
+            (0..<c.unitStarts.count).map { u in c.unit(u).allSatisfy { index.blobs[c.chunkID($0)] != nil } }
+        } ?? []
+
         // The store is read and chunked on a second thread while this one hashes and packs.
-        struct Read { var clock: Timestamp; var records = 0, bytes = 0; var collections: [String: Int] = [:] }
-        enum Item: Sendable { case chunk([UInt8]), records(Int) }
+        struct Read {
+            var clock: Timestamp, epoch: String, sequence: Int64
+            var latest: (key: RecordKey, digest: [UInt8])?
+            var records = 0, bytes = 0, recordsRead = 0, chunksReused = 0, chunks = 0, reported = 0
+            var collections: [String: Int] = [:]
+            /// The next cache's entries, one per chunk.
+            var entries = ByteWriter()
+        }
+        enum Item: Sendable { case chunk([UInt8]), known([BlobID]), records(Int) }
         let read: Read
         do {
             let parameters = self.chunker, cut = key.cut
             read = try ReadAhead.run(chunk: 16, depth: 8, produce: { emit in
-                var chunker = Chunker(parameters: parameters, cutKey: cut)
-                var read = Read(clock: Timestamp(rawValue: 0))
-                read.clock = try store.forEachRawRecord { collection, id, alive, state in
-                    read.records += 1
-                    read.bytes += state.count
-                    if alive { read.collections[collection, default: 0] += 1 }
-                    for c in chunker.add(collection: collection, id: id, state: state) { try emit(.chunk(c)) }
-                    if read.records % 5000 == 0 { try emit(.records(read.records)) }
+                try store.readForBackup { reader in
+                    var chunker = Chunker(parameters: parameters, cutKey: cut)
+                    var read = Read(clock: reader.clock, epoch: reader.epoch, sequence: reader.sequence, latest: try reader.latest())
+                    func counted(_ start: ChunkStart?) {
+                        read.chunks += 1
+                        guard let start else { return }
+                        read.records += start.records
+                        read.bytes += start.bytes
+                        if start.alive > 0 { read.collections[start.key.collection, default: 0] += start.alive }
+                    }
+                    func report() throws {
+                        guard read.records - read.reported >= 5000 else { return }
+                        read.reported = read.records - read.records % 5000
+                        try emit(.records(read.reported))
+                    }
+                    // Chunks taken from the cache go to the packing thread in runs.
+                    var known: [BlobID] = []
+                    func flushKnown() throws {
+                        guard !known.isEmpty else { return }
+                        try emit(.known(known))
+                        known.removeAll(keepingCapacity: true)
+                    }
+                    func chunk(_ piece: Chunker.Piece) throws {
+                        try flushKnown()
+                        counted(piece.start)
+                        BackupCache.append(piece.start, to: &read.entries)
+                        try emit(.chunk(piece.bytes))
+                    }
+                    func readRange(_ lower: RecordKey?, _ upper: RecordKey?) throws {
+                        try reader.forEachRawRecord(from: lower, below: upper) { collection, id, alive, state in
+                            read.recordsRead += 1
+                            for piece in chunker.add(collection: collection, id: id, alive: alive, state: state) { try chunk(piece) }
+                            try report()
+                        }
+                    }
+                    if let cache, try cache.continues(reader) {
+                        // Each unit's key range runs to the next unit's first record. A unit is
+                        // taken as it was when no record in its range changed, nor the record
+                        // after it (the chunker looks one record ahead), and the chunker stands at
+                        // a boundary; otherwise its range is read again.
+                        let changed = try reader.changedKeys(since: cache.sequence)
+                        var next = 0
+                        var lower: RecordKey? = nil
+                        var first = cache.start(0)
+                        for u in 0..<cache.unitStarts.count {
+                            let unit = cache.unit(u)
+                            let following = u + 1 < cache.unitStarts.count ? cache.start(unit.upperBound) : nil
+                            defer { first = following }
+                            let upper = following?.key
+                            var touched = false
+                            while next < changed.count, upper.map({ changed[next] < $0 }) ?? true {
+                                touched = true
+                                next += 1
+                            }
+                            if let upper, next < changed.count, changed[next] == upper { touched = true }
+                            if !touched, reusable[u], chunker.isAtBoundary {
+                                for i in unit {
+                                    counted(i == unit.lowerBound ? first : nil)
+                                    read.entries.append(cache.entry(i))
+                                    known.append(cache.chunkID(i))
+                                }
+                                read.chunksReused += unit.count
+                                if known.count >= 4096 { try flushKnown() }
+                                try report()
+                            } else {
+                                try readRange(lower, upper)
+                            }
+                            lower = upper
+                        }
+                    } else {
+                        try readRange(nil, nil)
+                    }
+                    if let last = chunker.finish() { try chunk(last) }
+                    try flushKnown()
+                    return read
                 }
-                if let last = chunker.finish() { try emit(.chunk(last)) }
-                return read
             }, consume: { (item: Item) in
                 switch item {
                 case .chunk(let chunk): try take(chunk)
+                case .known(let ids): chunkIDs.append(contentsOf: ids)
                 case .records(let n):
                     // A backup that finds every chunk already stored writes no pack: it renews here.
                     try lease.renew()
@@ -121,7 +211,12 @@ extension Repository {
             try? target.delete("snapshots/" + snapshot.id.hex)
             throw error
         }
+        if let cachePath, read.chunks == chunkIDs.count {
+            BackupCache.save(cachePath, check: check, chunker: chunker, epoch: read.epoch, sequence: read.sequence,
+                             latest: read.latest, chunks: chunkIDs, entries: read.entries.bytes)
+        }
         return BackupResult(snapshot: snapshot, chunks: chunkIDs.count, newChunks: newChunks,
-                            packsWritten: newPacks.count, orphanPacksAdopted: adopted.count, bytesAdded: added)
+                            packsWritten: newPacks.count, orphanPacksAdopted: adopted.count, bytesAdded: added,
+                            recordsRead: read.recordsRead, chunksTakenFromCache: read.chunksReused)
     }
 }

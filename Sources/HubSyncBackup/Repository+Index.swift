@@ -32,6 +32,7 @@ extension Repository {
     /// Reads every index file and lists the packs; optionally reads the headers of unindexed packs.
     func loadIndex(scanOrphans: Bool = true) throws(BackupError) -> RepositoryIndex {
         var index = RepositoryIndex()
+        var files: [(name: String, packs: [(BlobID, [PackEntry])])] = []
         for (name, _) in try target.list("index") {
             let file = try target.get(name)
             // A damaged index file does not stop the repository: every pack carries its own header.
@@ -59,9 +60,17 @@ extension Repository {
                 index.damagedFiles.append((name, error.message))
                 continue
             }
+            files.append((name, read))
+        }
+        // Made once at its full size: a million chunks would otherwise be moved many times over.
+        let chunks = files.reduce(0) { $0 + $1.packs.reduce(0) { $0 + $1.1.count } }
+        index.blobs.reserveCapacity(chunks)
+        index.packs.reserveCapacity(files.reduce(0) { $0 + $1.packs.count })
+        for (name, read) in files {
             for (pack, entries) in read { index.add(pack: pack, entries: entries) }
             index.files.append(name)
         }
+        files = []
         for (name, size) in try target.list("data") {
             guard let id = name.split(separator: "/").last.flatMap({ BlobID(hex: String($0)) }) else { continue }
             index.packSizes[id] = size
@@ -77,6 +86,16 @@ extension Repository {
             }
         }
         index.missing = index.packs.keys.filter { index.packSizes[$0] == nil }.sorted()
+        // A chunk written again after its pack went missing is read from the pack that holds it,
+        // whichever index file was read last.
+        if !index.missing.isEmpty {
+            let missing = Set(index.missing)
+            for (pack, entries) in index.packs where !missing.contains(pack) {
+                for e in entries where index.blobs[e.id].map({ missing.contains($0.pack) }) ?? false {
+                    index.blobs[e.id] = BlobLocation(pack: pack, offset: e.offset, length: e.length, rawLength: e.rawLength)
+                }
+            }
+        }
         return index
     }
 

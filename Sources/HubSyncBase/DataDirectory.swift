@@ -43,6 +43,9 @@ public struct DataDirectory: Sendable, Hashable {
     public static let lockFile = "writer.lock"
     /// The folder where this device keeps other devices' backups (peer storage).
     public static let peerBackupsFolder = "backups"
+    /// The folder of backup caches, one file per repository: what the last backup to it read
+    /// (a hint that lets the next one read only what changed; deleting it costs one full read).
+    public static let backupCacheFolder = "backup-cache"
 
     /// The path of a file in the directory.
     public func file(_ name: String) -> String { path + "/" + name }

@@ -11,24 +11,95 @@ extension Store {
     @discardableResult
     public func forEachRawRecord(_ body: (_ collection: String, _ id: String, _ alive: Bool,
                                           _ state: UnsafeRawBufferPointer) throws -> Void) throws(StoreError) -> Timestamp {
-        try wrap {
-            try pool.read { db in
-                let hlc = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'hlc'") ?? 0
-                let cursor = try Row.fetchCursor(db, sql: "SELECT collection, id, alive, state FROM records ORDER BY collection, id")
-                while let row = try cursor.next() {
-                    let collection: String = row[0]
-                    let id: String = row[1]
-                    let alive: Bool = row[2]
-                    try row.withUnsafeData(atIndex: 3) { data in
-                        guard let data else { return }
-                        try data.withUnsafeBytes { try body(collection, id, alive, $0) }
-                    }
-                }
-                return max(Timestamp(rawValue: UInt64(bitPattern: hlc)), lastClock)
-            }
+        try readForBackup { reader in
+            try reader.forEachRawRecord(from: nil, below: nil, body)
+            return reader.clock
         }
     }
 
+    /// Runs `body` in one read transaction with a ``BackupReader``: what it reads is one
+    /// consistent state of the store, whatever is written meanwhile.
+    public func readForBackup<T>(_ body: (BackupReader) throws -> T) throws(StoreError) -> T {
+        try wrap {
+            try pool.read { db in
+                let hlc = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'hlc'") ?? 0
+                let epoch = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'log_epoch'") ?? ""
+                let sequence = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM records") ?? 0
+                return try body(BackupReader(db: db, epoch: epoch, sequence: sequence,
+                                             clock: max(Timestamp(rawValue: UInt64(bitPattern: hlc)), lastClock)))
+            }
+        }
+    }
+}
+
+/// One read transaction of the store for a backup (``Store/readForBackup(_:)``); valid only
+/// inside that call.
+public struct BackupReader {
+    let db: Database
+    /// The store's change log epoch: another value means another log (a store made anew), whose
+    /// sequences say nothing about this one's.
+    public let epoch: String
+    /// The sequence of the latest change in this state (0 for an empty store).
+    public let sequence: Int64
+    /// The store's clock reading as of this state.
+    public let clock: Timestamp
+
+    /// The record with the greatest sequence, with its digest (nil for an empty store).
+    public func latest() throws -> (key: RecordKey, digest: [UInt8])? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT collection, id, digest FROM records WHERE seq = ?", arguments: [sequence]) else {
+            return nil
+        }
+        let digest: Data = row[2]
+        return (RecordKey(collection: row[0], id: row[1]), [UInt8](digest))
+    }
+
+    /// A record's sequence and digest, or nil when the store has no such record.
+    public func sequenceAndDigest(of key: RecordKey) throws -> (sequence: Int64, digest: [UInt8])? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT seq, digest FROM records WHERE collection = ? AND id = ?",
+                                         arguments: [key.collection, key.id]) else { return nil }
+        let digest: Data = row[1]
+        return (row[0], [UInt8](digest))
+    }
+
+    /// The keys of the records changed after `sequence` (written, merged or deleted), in store order.
+    public func changedKeys(since sequence: Int64) throws -> [RecordKey] {
+        let cursor = try Row.fetchCursor(db, sql: "SELECT collection, id FROM records WHERE seq > ?", arguments: [sequence])
+        var keys: [RecordKey] = []
+        while let row = try cursor.next() { keys.append(RecordKey(collection: row[0], id: row[1])) }
+        return keys.sorted()
+    }
+
+    /// Visits the records, tombstones included, from `lower` (inclusive, nil: the first) to
+    /// `upper` (exclusive, nil: past the last), in (collection, id) order, as stored bytes.
+    public func forEachRawRecord(from lower: RecordKey?, below upper: RecordKey?,
+                                 _ body: (_ collection: String, _ id: String, _ alive: Bool,
+                                          _ state: UnsafeRawBufferPointer) throws -> Void) throws {
+        var conditions: [String] = []
+        var arguments: StatementArguments = []
+        if let lower {
+            conditions.append("(collection, id) >= (?, ?)")
+            arguments += [lower.collection, lower.id]
+        }
+        if let upper {
+            conditions.append("(collection, id) < (?, ?)")
+            arguments += [upper.collection, upper.id]
+        }
+        let filter = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
+        let statement = try db.cachedStatement(sql: "SELECT collection, id, alive, state FROM records\(filter) ORDER BY collection, id")
+        let cursor = try Row.fetchCursor(statement, arguments: arguments)
+        while let row = try cursor.next() {
+            let collection: String = row[0]
+            let id: String = row[1]
+            let alive: Bool = row[2]
+            try row.withUnsafeData(atIndex: 3) { data in
+                guard let data else { return }
+                try data.withUnsafeBytes { try body(collection, id, alive, $0) }
+            }
+        }
+    }
+}
+
+extension Store {
     /// Moves the clock up to `reading` (a restored store takes its source's clock) and persists it;
     /// a clock already later stays.
     public func restoreClock(atLeast reading: Timestamp) throws(StoreError) {

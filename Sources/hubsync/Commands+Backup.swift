@@ -284,7 +284,8 @@ struct BackupNowCommand: ParsableCommand {
         let result = try backupGuarded {
             try repo.backup(store: store, device: identity.deviceID.description,
                             hostname: dir.deviceName ?? ProcessInfo.processInfo.hostName, household: household,
-                            holder: options.holder, signer: identity.signingKey, progress: progress.callback)
+                            holder: options.holder, signer: identity.signingKey,
+                            cacheFolder: dir.file(DataDirectory.backupCacheFolder), progress: progress.callback)
         }
         let seconds = Date().timeIntervalSince(start)
         var reported: [String: Value] = ["seconds": .double(seconds)]
@@ -298,6 +299,8 @@ struct BackupNowCommand: ParsableCommand {
             o["repository_created"] = .bool(created)
             o["new_chunks"] = .int(Int64(result.newChunks))
             o["packs_written"] = .int(Int64(result.packsWritten))
+            o["records_read"] = .int(Int64(result.recordsRead))
+            o["chunks_from_cache"] = .int(Int64(result.chunksTakenFromCache))
             o["orphan_packs_reused"] = .int(Int64(result.orphanPacksAdopted))
             o["seconds"] = .double(seconds)
             if let u = try? (target as? PeerTarget)?.usage() {

@@ -52,6 +52,13 @@ import Testing
         let growth = Double(size(dir.path + "/repo") - size1) / Double(size1)
         #expect(growth < 0.10, "the repository grew by \(Int(growth * 100))%")
         #expect(second["id"] != first["id"])
+        // The second backup read only the key ranges around the 100 changed records.
+        #expect(first["records_read"] == .int(10_001))
+        guard case .int(let read) = second["records_read"] ?? .null, case .int(let cached) = second["chunks_from_cache"] ?? .null else {
+            Issue.record("no records_read or chunks_from_cache: \(second)"); return
+        }
+        #expect(read >= 100 && read < 2_000 && cached > 0, "read \(read) records, \(cached) chunks from the cache")
+        #expect(FileManager.default.fileExists(atPath: d.data + "/backup-cache"))
 
         let list = try #require(try await d.ok("backup", "list", "--repo", repo, "--json").json?.arrayValue)
         #expect(list.count == 2)

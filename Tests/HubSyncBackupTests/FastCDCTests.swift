@@ -51,7 +51,7 @@ import Testing
             states.append(state)
             chunks += state.withUnsafeBytes { chunker.add(collection: "c", id: "r\(n)", state: $0) }
         }
-        if let last = chunker.finish() { chunks.append(last) }
+        if let last = chunker.finish() { chunks.append(last.bytes) }
         #expect(chunks.count > 6)
         var stream = RecordStream()
         var read: [[UInt8]] = []

@@ -42,7 +42,7 @@ import Testing
                 sizes.append(try! Chunker.records(in: c).count)
             }
         }
-        if let last = chunker.finish() { sizes.append(try! Chunker.records(in: last).count) }
+        if let last = chunker.finish() { sizes.append(try! Chunker.records(in: last.bytes).count) }
         out["chunker"] = ["parameters": ["min": 1024, "target": 3072, "max": 16384], "records": .array(records),
                           "record_bytes": "each record's state is `length` bytes, all equal to its index n",
                           "chunk_record_counts": .array(sizes.map { .int(Int64($0)) })]
@@ -136,7 +136,7 @@ import Testing
                 let state = [UInt8](repeating: UInt8(i & 255), count: n)
                 out += state.withUnsafeBytes { c.add(collection: "memories", id: "m\(i)", state: $0) }
             }
-            if let last = c.finish() { out.append(last) }
+            if let last = c.finish() { out.append(last.bytes) }
             return out
         }
         let sizes = (0..<3000).map { 900 + ($0 * 37) % 200 }

@@ -1,0 +1,183 @@
+import Foundation
+import HubSyncBase
+import HubSyncCore
+import HubSyncCrypto
+import HubSyncStore
+
+/// What this device kept of its last backup to one repository (`backup-cache/REPOSITORY-ID` in
+/// the data directory, SPEC 5.10): the store's change log epoch and the sequence that backup read
+/// up to, and every chunk of its snapshot with the first record that starts in it.
+///
+/// The next backup reads again only the key ranges where a record changed since, and takes the
+/// other chunks as they were: the chunker's output over a range depends only on the records in
+/// it and the one after it, and on starting at a chunk boundary. The snapshot is exactly the one
+/// a full read would make. It is a hint: a file that is missing, damaged or made for other keys,
+/// another store or other chunker settings is ignored and the store read in full.
+///
+/// The file is kept in memory as read (a million records make about 10 MB) and parsed where
+/// needed: `magic ‖ check (32) ‖ u32 min ‖ u32 target ‖ u32 max ‖ string epoch ‖ u64 sequence ‖
+/// latest ‖ u32 n ‖ n chunk IDs (32 each) ‖ n entries ‖ BLAKE2b-256 of all before`, where
+/// `latest` is `u8 0`, or `u8 1 ‖ string collection ‖ string id ‖ digest (32)` of the record with
+/// the greatest sequence, and an entry is `u8 0` (a later piece of a large record) or
+/// `u8 1 ‖ string collection ‖ string id ‖ varint records ‖ varint alive ‖ varint bytes`.
+struct BackupCache {
+    /// The chunk ID, under the repository's keys, of a fixed text: a cache made under other keys
+    /// does not match.
+    let check: BlobID
+    let chunker: Chunker.Parameters
+    let epoch: String
+    let sequence: Int64
+    /// The record with the greatest sequence when the cache was made, and its digest: if the store
+    /// no longer holds that record at that sequence or later, it was put back from an older copy.
+    let latest: (key: RecordKey, digest: [UInt8])?
+    let count: Int
+    private let bytes: [UInt8]
+    private let idsStart: Int
+    /// Where each chunk's entry starts, and one more offset past the last.
+    private let entryOffsets: [Int32]
+    /// The chunks that start a record: each begins a unit that runs to the next.
+    let unitStarts: [Int32]
+
+    static let magic = Array("hubsync backup cache 1\n".utf8)
+
+    static func path(in folder: String, repository: String) -> String { folder + "/" + repository }
+
+    static func check(_ key: RepositoryKey) -> BlobID { key.chunkID(of: Array("hubsync backup cache check".utf8)) }
+
+    /// The cache at `path`, or nil when there is none or it cannot be read.
+    static func load(_ path: String) -> BackupCache? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        return try? BackupCache(data.withUnsafeBytes { [UInt8]($0) })
+    }
+
+    init(_ bytes: [UInt8]) throws(BackupError) {
+        let body = bytes.count - 32
+        guard body >= Self.magic.count, bytes.starts(with: Self.magic),
+              bytes.withUnsafeBytes({ Blake2b.hash(UnsafeRawBufferPointer(rebasing: $0[..<body])) }) == Array(bytes[body...]) else {
+            throw BackupError(.damaged, "the backup cache is damaged")
+        }
+        var r = RepositoryReader(bytes, context: "backup cache", from: Self.magic.count)
+        check = try r.id()
+        chunker = Chunker.Parameters(minimum: Int(try r.u32()), target: Int(try r.u32()), maximum: Int(try r.u32()))
+        epoch = try r.string("epoch")
+        sequence = Int64(bitPattern: try r.u64())
+        if try r.u8() == 1 {
+            let key = RecordKey(collection: try r.string("collection"), id: try r.string("record ID"))
+            latest = (key, Array(try r.take(32)))
+        } else {
+            latest = nil
+        }
+        count = try r.count(minSize: 33, of: "chunks")
+        idsStart = r.position
+        _ = try r.take(32 * count)
+        var offsets: [Int32] = [], starts: [Int32] = []
+        offsets.reserveCapacity(count + 1)
+        for i in 0..<count {
+            offsets.append(Int32(r.position))
+            switch try r.u8() {
+            case 0:
+                guard i > 0 else { throw r.error("the first chunk starts no record") }
+            case 1:
+                starts.append(Int32(i))
+                _ = try r.string("collection"); _ = try r.string("record ID")
+                _ = try r.varint(); _ = try r.varint(); _ = try r.varint()
+            default:
+                throw r.error("bad chunk entry")
+            }
+        }
+        offsets.append(Int32(r.position))
+        guard r.position == body else { throw r.error("\(body - r.position) bytes too many") }
+        self.bytes = bytes
+        entryOffsets = offsets
+        unitStarts = starts
+    }
+
+    /// Whether `reader` reads the store this cache was made from, as it was then or later: the
+    /// same change log, no earlier, and the record that was the latest change then is still at
+    /// that change or a later one (not so when an older copy of the store was put back).
+    func continues(_ reader: BackupReader) throws -> Bool {
+        guard count > 0, reader.epoch == epoch, reader.sequence >= sequence else { return false }
+        guard let latest else { return true }
+        guard let now = try reader.sequenceAndDigest(of: latest.key) else { return false }
+        return now.sequence > sequence || (now.sequence == sequence && now.digest == latest.digest)
+    }
+
+    func chunkID(_ i: Int) -> BlobID { BlobID(Array(bytes[idsStart + 32 * i ..< idsStart + 32 * (i + 1)])) }
+
+    /// Chunk `i`'s entry as stored, to be copied into the next cache.
+    func entry(_ i: Int) -> ArraySlice<UInt8> { bytes[Int(entryOffsets[i])..<Int(entryOffsets[i + 1])] }
+
+    /// The first record that starts in chunk `i`, with its counts; nil for a later piece. The
+    /// entries were checked when the file was read: this parses without checking again.
+    func start(_ i: Int) -> ChunkStart? {
+        bytes.withUnsafeBufferPointer { b -> ChunkStart? in
+            var p = Int(entryOffsets[i])
+            guard b[p] == 1 else { return nil }
+            p += 1
+            func string() -> String {
+                let n = Int(b[p]) << 24 | Int(b[p + 1]) << 16 | Int(b[p + 2]) << 8 | Int(b[p + 3])
+                defer { p += 4 + n }
+                return String(decoding: UnsafeBufferPointer(rebasing: b[(p + 4)..<(p + 4 + n)]), as: UTF8.self)
+            }
+            func varint() -> Int {
+                var v = 0
+                while true {
+                    let c = b[p]
+                    p += 1
+                    v = v << 7 | Int(c & 0x7F)
+                    if c < 0x80 { return v }
+                }
+            }
+            let key = RecordKey(collection: string(), id: string())
+            return ChunkStart(key: key, records: varint(), alive: varint(), bytes: varint())
+        }
+    }
+
+    /// The units: a chunk that starts a record with the pieces after it.
+    func unit(_ u: Int) -> Range<Int> {
+        Int(unitStarts[u])..<(u + 1 < unitStarts.count ? Int(unitStarts[u + 1]) : count)
+    }
+
+    /// The entry of a chunk the chunker made.
+    static func append(_ start: ChunkStart?, to w: inout ByteWriter) {
+        guard let start else { w.u8(0); return }
+        w.u8(1)
+        w.string(start.key.collection)
+        w.string(start.key.id)
+        w.varint(UInt64(start.records)); w.varint(UInt64(start.alive)); w.varint(UInt64(start.bytes))
+    }
+
+    /// Writes a cache of `chunks` with their `entries` (each made by ``append(_:to:)`` or copied
+    /// by ``entry(_:)``) in place of the old one. A failure is not the backup's: the next one
+    /// reads in full.
+    static func save(_ path: String, check: BlobID, chunker: Chunker.Parameters, epoch: String, sequence: Int64,
+                     latest: (key: RecordKey, digest: [UInt8])?, chunks: [BlobID], entries: [UInt8]) {
+        var w = ByteWriter()
+        w.append(magic)
+        w.append(check.bytes)
+        w.u32(UInt32(chunker.minimum)); w.u32(UInt32(chunker.target)); w.u32(UInt32(chunker.maximum))
+        w.string(epoch)
+        w.u64(UInt64(bitPattern: sequence))
+        if let latest {
+            w.u8(1)
+            w.string(latest.key.collection)
+            w.string(latest.key.id)
+            w.append(latest.digest)
+        } else {
+            w.u8(0)
+        }
+        w.u32(UInt32(chunks.count))
+        w.bytes.reserveCapacity(w.bytes.count + 32 * chunks.count + entries.count + 32)
+        for id in chunks { w.append(id.bytes) }
+        w.append(entries)
+        w.append(Blake2b.hash(w.bytes))
+        let folder = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
+        try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true,
+                                                 attributes: [.posixPermissions: 0o700])
+        guard let file = try? AtomicFile(path: path) else { return }
+        do {
+            try file.write(w.bytes)
+            try file.commit()
+        } catch {}
+    }
+}
