@@ -1,10 +1,15 @@
 import Foundation
 import HubSyncCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A lease on a repository: a file under `locks/` naming the holder and an expiry, renewed while
 /// the work runs. An expired lease is ignored and removed by the next user, so a crash never
-/// needs a manual unlock. Backups, restores and verifies take shared leases and run side by
-/// side; forget and prune take an exclusive one.
+/// needs a manual unlock. A lease whose holder ran on this machine (the same boot and process
+/// namespace) and is gone — no such process, or another one under its PID — is removed at
+/// once, without waiting for it to expire. Backups, restores and verifies take shared leases and
+/// run side by side; forget and prune take an exclusive one.
 public final class Lease {
     let target: any BackupTarget
     let name: String
@@ -32,7 +37,7 @@ public final class Lease {
         for (other, _) in try target.list("locks") where other != name {
             guard let bytes = try? target.get(other), let o = (try? JSON.parse(bytes))?.objectValue,
                   case .int(let exp) = o["expires"] ?? .null else { continue }
-            if Double(exp) / 1000 < now.timeIntervalSince1970 {
+            if Double(exp) / 1000 < now.timeIntervalSince1970 || HolderProcess.isGone(o) {
                 try? target.delete(other) // stale: its holder died
                 continue
             }
@@ -55,8 +60,10 @@ public final class Lease {
     }
 
     private func write() throws(BackupError) {
-        let v: Value = ["holder": .string(holder), "exclusive": .bool(exclusive), "pid": .int(Int64(getpid())),
-                        "expires": .int(Int64(expires.timeIntervalSince1970 * 1000))]
+        var o: [String: Value] = ["holder": .string(holder), "exclusive": .bool(exclusive), "pid": .int(Int64(getpid())),
+                                  "expires": .int(Int64(expires.timeIntervalSince1970 * 1000))]
+        for (k, v) in HolderProcess.current { o[k] = v }
+        let v = Value.object(o)
         let bytes = Array(JSON.serialize(v).utf8)
         try target.put(name, bytes, replacing: true)
         written = bytes
@@ -99,5 +106,41 @@ extension Repository {
     /// Takes a lease for this process, lasting ``leaseDuration`` unless `duration` is given.
     public func lease(exclusive: Bool, holder: String, duration: TimeInterval? = nil) throws(BackupError) -> Lease {
         try Lease(target: target, exclusive: exclusive, holder: holder, duration: duration ?? leaseDuration)
+    }
+}
+
+/// Who holds a lease, as far as another process on the same machine can check: the kernel's boot
+/// ID, the PID namespace, and the process's start time (clock ticks after boot). Written into
+/// every lease as `"boot"`, `"pid_ns"` and `"started"` beside `"pid"`.
+enum HolderProcess {
+    static let current: [String: Value] = {
+        guard let boot = bootID, let ns = pidNamespace, let started = startTime(of: getpid()) else { return [:] }
+        return ["boot": .string(boot), "pid_ns": .string(ns), "started": .int(started)]
+    }()
+
+    static let bootID: String? = (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8))?
+        .trimmingCharacters(in: .whitespacesAndNewlines)
+
+    static let pidNamespace: String? = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/pid")
+
+    /// Field 22 of `/proc/PID/stat`, or nil when it cannot be read.
+    static func startTime(of pid: Int32) -> Int64? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        // After the command name (which may hold spaces): field 3 onwards.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 19 ? Int64(fields[19]) : nil
+    }
+
+    /// Whether the lease `o` was written by a process of this boot and PID namespace that no
+    /// longer runs. A lease from elsewhere, or one that does not say, is never taken for gone.
+    static func isGone(_ o: [String: Value]) -> Bool {
+        guard let boot = bootID, let ns = pidNamespace,
+              o["boot"]?.stringValue == boot, o["pid_ns"]?.stringValue == ns,
+              case .int(let pid) = o["pid"] ?? .null, case .int(let started) = o["started"] ?? .null,
+              pid > 0, pid <= Int64(Int32.max) else { return false }
+        if kill(Int32(pid), 0) != 0 { return errno == ESRCH }
+        // A process runs under that PID: the holder only if it started when the holder did.
+        return startTime(of: Int32(pid)).map { $0 != started } ?? false
     }
 }

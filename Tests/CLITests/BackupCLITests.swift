@@ -186,8 +186,13 @@ import Testing
         let written = packCount()
         #expect(written >= 5)
 
+        // The killed backup's lease is still there; a prune would not wait for it to expire.
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: repoPath + "/locks")) ?? []).count == 1)
+
         // The repository is valid as it is, and the rerun writes only what had not arrived.
         try await d.ok("backup", "verify", "--repo", repo)
+        // The killed holder is gone, so its lease went with the verify's look at the others.
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: repoPath + "/locks")) ?? []).isEmpty)
         let rerun = try #require(try await d.ok("backup", "now", "--repo", repo, "--json").json?.objectValue)
         #expect(rerun["orphan_packs_reused"] == .int(Int64(written)))
         guard case .int(let new) = rerun["new_chunks"] ?? .null, case .int(let all) = rerun["chunks"] ?? .null else {

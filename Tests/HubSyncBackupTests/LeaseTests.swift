@@ -86,6 +86,49 @@ import Testing
 
     /// A lease that claims the repository far beyond any renewal (forged, or from a clock that
     /// is hours wrong) is not obeyed: it would block every backup and prune until then.
+    /// A lease whose holder ran on this machine and is gone (killed, say) is removed at once;
+    /// one held by a live process, or written on another machine, is obeyed until it expires.
+    @Test func aLeaseOfAHolderThatIsGoneIsRemovedAtOnce() throws {
+        let (household, _) = makeHousehold()
+        let target = LocalTarget(path: dir.path + "/repo")
+        let repo = try Repository.create(at: target, household: household)
+        let ended = Process()
+        ended.executableURL = URL(fileURLWithPath: "/bin/true")
+        try ended.run()
+        ended.waitUntilExit()
+        let me = getpid()
+        let myStart = try #require(HolderProcess.startTime(of: me))
+        func plant(pid: Int32, started: Int64, boot: String? = HolderProcess.bootID) throws {
+            let o: [String: Value] = [
+                "holder": .string("a backup"), "exclusive": .bool(false), "pid": .int(Int64(pid)),
+                "expires": .int(Int64((Date().timeIntervalSince1970 + 240) * 1000)),
+                "boot": .string(boot ?? ""), "pid_ns": .string(HolderProcess.pidNamespace ?? ""), "started": .int(started)]
+            try target.put("locks/planted", Array(JSON.serialize(.object(o)).utf8), replacing: true)
+        }
+        func prune() throws(BackupError) { try repo.lease(exclusive: true, holder: "prune").release() }
+
+        // Ended: no process has its PID now.
+        try plant(pid: ended.processIdentifier, started: 1)
+        try prune()
+        #expect(try !target.exists("locks/planted"))
+        // Another process under the holder's PID (started at another time): the holder is gone.
+        try plant(pid: me, started: myStart + 1)
+        try prune()
+        #expect(try !target.exists("locks/planted"))
+        // The holder runs: obeyed.
+        try plant(pid: me, started: myStart)
+        #expect(throws: BackupError.self) { try prune() }
+        // Written on another machine (another boot): obeyed, whatever its PID is here.
+        try plant(pid: ended.processIdentifier, started: 1, boot: "00000000-0000-0000-0000-000000000000")
+        #expect(throws: BackupError.self) { try prune() }
+        #expect(try target.exists("locks/planted"))
+        // This process's own leases say who holds them.
+        let mine = try repo.lease(exclusive: false, holder: "backup")
+        let written = try #require(try JSON.parse(try target.get(mine.name)).objectValue)
+        #expect(written["started"] == .int(myStart) && written["boot"]?.stringValue == HolderProcess.bootID)
+        mine.release()
+    }
+
     @Test func aLeaseEndingFarInTheFutureIsNotObeyed() throws {
         let (household, _) = makeHousehold()
         let target = LocalTarget(path: dir.path + "/repo")
