@@ -14,22 +14,34 @@ import HubSyncStore
 /// a full read would make. It is a hint: a file that is missing, damaged or made for other keys,
 /// another store or other chunker settings is ignored and the store read in full.
 ///
-/// The file is kept in memory as read (a million records make about 10 MB) and parsed where
-/// needed: `magic ‖ check (32) ‖ u32 min ‖ u32 target ‖ u32 max ‖ string epoch ‖ u64 sequence ‖
-/// latest ‖ u32 n ‖ n chunk IDs (32 each) ‖ n entries ‖ BLAKE2b-256 of all before`, where
-/// `latest` is `u8 0`, or `u8 1 ‖ string collection ‖ string id ‖ digest (32)` of the record with
-/// the greatest sequence, and an entry is `u8 0` (a later piece of a large record) or
-/// `u8 1 ‖ string collection ‖ string id ‖ varint records ‖ varint alive ‖ varint bytes`.
+/// The file is kept in memory as read (a million records make about 24 MB) and parsed where
+/// needed: `magic ‖ check (32) ‖ u32 min ‖ u32 target ‖ u32 max ‖ string epoch ‖ string file ‖
+/// u64 sequence ‖ u32 backups ‖ u32 k ‖ k × (string collection ‖ string id ‖ u64 sequence ‖ digest (32)) ‖ u32 n ‖
+/// n chunk IDs (32 each) ‖ n entries ‖ MAC`: `backups` counts the backups since the last full
+/// read, the k records are the latest changes, an entry is `u8 0` (a later piece of a large
+/// record) or `u8 1 ‖ string collection ‖ string id ‖ varint records ‖ varint alive ‖ varint bytes`,
+/// and the MAC is the chunk ID of all before it (BLAKE2b-256 keyed with the repository's `K_id`):
+/// a cache written by anything but a holder of the repository's keys is ignored.
 struct BackupCache {
     /// The chunk ID, under the repository's keys, of a fixed text: a cache made under other keys
     /// does not match.
     let check: BlobID
     let chunker: Chunker.Parameters
     let epoch: String
+    /// The store file's `DEV:INO` then.
+    let file: String
     let sequence: Int64
-    /// The record with the greatest sequence when the cache was made, and its digest: if the store
-    /// no longer holds that record at that sequence or later, it was put back from an older copy.
-    let latest: (key: RecordKey, digest: [UInt8])?
+    /// Backups made with this cache chain since the last full read.
+    let backups: Int
+    /// The latest changes when the cache was made: a store that holds one of them at an earlier
+    /// sequence, or another state at the same one, was put back from an older copy.
+    let latest: [StoredChange]
+
+    /// How many latest changes a cache keeps to notice a store put back.
+    static let sampled = 64
+    /// Every this many backups the store is read in full, whatever the cache says: a change the
+    /// checks missed lasts no longer than that.
+    static let fullReadEvery = 20
     let count: Int
     private let bytes: [UInt8]
     private let idsStart: Int
@@ -44,28 +56,28 @@ struct BackupCache {
 
     static func check(_ key: RepositoryKey) -> BlobID { key.chunkID(of: Array("hubsync backup cache check".utf8)) }
 
-    /// The cache at `path`, or nil when there is none or it cannot be read.
-    static func load(_ path: String) -> BackupCache? {
+    /// The cache at `path`, or nil when there is none or it cannot be read or authenticated.
+    static func load(_ path: String, key: RepositoryKey) -> BackupCache? {
         guard let data = FileManager.default.contents(atPath: path) else { return nil }
-        return try? BackupCache(data.withUnsafeBytes { [UInt8]($0) })
+        return try? BackupCache(data.withUnsafeBytes { [UInt8]($0) }, key: key)
     }
 
-    init(_ bytes: [UInt8]) throws(BackupError) {
+    init(_ bytes: [UInt8], key: RepositoryKey) throws(BackupError) {
         let body = bytes.count - 32
         guard body >= Self.magic.count, bytes.starts(with: Self.magic),
-              bytes.withUnsafeBytes({ Blake2b.hash(UnsafeRawBufferPointer(rebasing: $0[..<body])) }) == Array(bytes[body...]) else {
+              key.chunkID(of: Array(bytes[..<body])).bytes == Array(bytes[body...]) else {
             throw BackupError(.damaged, "the backup cache is damaged")
         }
         var r = RepositoryReader(bytes, context: "backup cache", from: Self.magic.count)
         check = try r.id()
         chunker = Chunker.Parameters(minimum: Int(try r.u32()), target: Int(try r.u32()), maximum: Int(try r.u32()))
         epoch = try r.string("epoch")
+        file = try r.string("file")
         sequence = Int64(bitPattern: try r.u64())
-        if try r.u8() == 1 {
-            let key = RecordKey(collection: try r.string("collection"), id: try r.string("record ID"))
-            latest = (key, Array(try r.take(32)))
-        } else {
-            latest = nil
+        backups = Int(try r.u32())
+        latest = try (0..<r.count(minSize: 48, of: "latest changes")).map { _ throws(BackupError) in
+            StoredChange(key: RecordKey(collection: try r.string("collection"), id: try r.string("record ID")),
+                         sequence: Int64(bitPattern: try r.u64()), digest: Array(try r.take(32)))
         }
         count = try r.count(minSize: 33, of: "chunks")
         idsStart = r.position
@@ -93,13 +105,25 @@ struct BackupCache {
     }
 
     /// Whether `reader` reads the store this cache was made from, as it was then or later: the
-    /// same change log, no earlier, and the record that was the latest change then is still at
-    /// that change or a later one (not so when an older copy of the store was put back).
+    /// same file and change log, no earlier; each of the latest changes then still there as it
+    /// was, or changed again since; and every record whose latest change is among those sequences
+    /// one of them (a store put back from an older copy gives its next changes the sequences the
+    /// lost ones had). False too once the backups since the last full read are
+    /// ``fullReadEvery`` − 1.
     func continues(_ reader: BackupReader) throws -> Bool {
-        guard count > 0, reader.epoch == epoch, reader.sequence >= sequence else { return false }
-        guard let latest else { return true }
-        guard let now = try reader.sequenceAndDigest(of: latest.key) else { return false }
-        return now.sequence > sequence || (now.sequence == sequence && now.digest == latest.digest)
+        guard count > 0, backups + 1 < Self.fullReadEvery, reader.epoch == epoch, reader.file == file,
+              reader.sequence >= sequence else { return false }
+        for change in latest {
+            guard let now = try reader.sequenceAndDigest(of: change.key) else { return false }
+            guard now.sequence > sequence || (now.sequence == change.sequence && now.digest == change.digest) else { return false }
+        }
+        guard let oldest = latest.last?.sequence else { return true }
+        let expected = Set(latest.map { "\($0.key.collection)\u{0}\($0.key.id)\u{0}\($0.sequence)" })
+        for change in try reader.changes(in: oldest...sequence) {
+            let key = "\(change.key.collection)\u{0}\(change.key.id)\u{0}\(change.sequence)"
+            guard expected.contains(key) else { return false }
+        }
+        return true
     }
 
     func chunkID(_ i: Int) -> BlobID { BlobID(Array(bytes[idsStart + 32 * i ..< idsStart + 32 * (i + 1)])) }
@@ -150,27 +174,28 @@ struct BackupCache {
     /// Writes a cache of `chunks` with their `entries` (each made by ``append(_:to:)`` or copied
     /// by ``entry(_:)``) in place of the old one. A failure is not the backup's: the next one
     /// reads in full.
-    static func save(_ path: String, check: BlobID, chunker: Chunker.Parameters, epoch: String, sequence: Int64,
-                     latest: (key: RecordKey, digest: [UInt8])?, chunks: [BlobID], entries: [UInt8]) {
+    static func save(_ path: String, key: RepositoryKey, chunker: Chunker.Parameters, epoch: String, file: String, sequence: Int64,
+                     backups: Int, latest: [StoredChange], chunks: [BlobID], entries: [UInt8]) {
         var w = ByteWriter()
         w.append(magic)
-        w.append(check.bytes)
+        w.append(check(key).bytes)
         w.u32(UInt32(chunker.minimum)); w.u32(UInt32(chunker.target)); w.u32(UInt32(chunker.maximum))
         w.string(epoch)
+        w.string(file)
         w.u64(UInt64(bitPattern: sequence))
-        if let latest {
-            w.u8(1)
-            w.string(latest.key.collection)
-            w.string(latest.key.id)
-            w.append(latest.digest)
-        } else {
-            w.u8(0)
+        w.u32(UInt32(backups))
+        w.u32(UInt32(latest.count))
+        for change in latest {
+            w.string(change.key.collection)
+            w.string(change.key.id)
+            w.u64(UInt64(bitPattern: change.sequence))
+            w.append(change.digest)
         }
         w.u32(UInt32(chunks.count))
         w.bytes.reserveCapacity(w.bytes.count + 32 * chunks.count + entries.count + 32)
         for id in chunks { w.append(id.bytes) }
         w.append(entries)
-        w.append(Blake2b.hash(w.bytes))
+        w.append(key.chunkID(of: w.bytes).bytes)
         let folder = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
         try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true,
                                                  attributes: [.posixPermissions: 0o700])

@@ -32,9 +32,9 @@ extension Repository {
     ///
     /// With `cacheFolder` (the data directory's `backup-cache`), only the key ranges where records
     /// changed since the last backup from this store to this repository are read again
-    /// (``BackupCache``); the snapshot is the same as a full read's.
+    /// (``BackupCache``), unless `fullRead`; the snapshot is the same as a full read's.
     public func backup(store: Store, device: String, hostname: String, household: HouseholdSecrets?, holder: String,
-                       signer: SigningKey? = nil, cacheFolder: String? = nil,
+                       signer: SigningKey? = nil, cacheFolder: String? = nil, fullRead: Bool = false,
                        progress: BackupProgress = { _, _, _ in }) throws(BackupError) -> BackupResult {
         let lease = try lease(exclusive: false, holder: holder)
         defer { lease.release() }
@@ -76,15 +76,17 @@ extension Repository {
         // holds every chunk of it.
         let cachePath = cacheFolder.map { BackupCache.path(in: $0, repository: id) }
         let check = BackupCache.check(key)
-        let cache = cachePath.flatMap(BackupCache.load).flatMap { $0.check == check && $0.chunker == chunker ? $0 : nil }
+        let cache = fullRead ? nil : cachePath.flatMap { BackupCache.load($0, key: key) }
+            .flatMap { $0.check == check && $0.chunker == chunker ? $0 : nil }
         let reusable = cache.map { c in
             (0..<c.unitStarts.count).map { u in c.unit(u).allSatisfy { index.blobs[c.chunkID($0)] != nil } }
         } ?? []
 
         // The store is read and chunked on a second thread while this one hashes and packs.
         struct Read {
-            var clock: Timestamp, epoch: String, sequence: Int64
-            var latest: (key: RecordKey, digest: [UInt8])?
+            var clock: Timestamp, epoch: String, file: String, sequence: Int64
+            var latest: [StoredChange]
+            var fromCache = false
             var records = 0, bytes = 0, recordsRead = 0, chunksReused = 0, chunks = 0, reported = 0
             var collections: [String: Int] = [:]
             /// The next cache's entries, one per chunk.
@@ -97,7 +99,7 @@ extension Repository {
             read = try ReadAhead.run(chunk: 16, depth: 8, produce: { emit in
                 try store.readForBackup { reader in
                     var chunker = Chunker(parameters: parameters, cutKey: cut)
-                    var read = Read(clock: reader.clock, epoch: reader.epoch, sequence: reader.sequence, latest: try reader.latest())
+                    var read = Read(clock: reader.clock, epoch: reader.epoch, file: reader.file, sequence: reader.sequence, latest: try reader.latestChanges(limit: BackupCache.sampled))
                     func counted(_ start: ChunkStart?) {
                         read.chunks += 1
                         guard let start else { return }
@@ -131,6 +133,7 @@ extension Repository {
                         }
                     }
                     if let cache, try cache.continues(reader) {
+                        read.fromCache = true
                         // Each unit's key range runs to the next unit's first record. A unit is
                         // taken as it was when no record in its range changed, nor the record
                         // after it (the chunker looks one record ahead), and the chunker stands at
@@ -212,8 +215,9 @@ extension Repository {
             throw error
         }
         if let cachePath, read.chunks == chunkIDs.count {
-            BackupCache.save(cachePath, check: check, chunker: chunker, epoch: read.epoch, sequence: read.sequence,
-                             latest: read.latest, chunks: chunkIDs, entries: read.entries.bytes)
+            BackupCache.save(cachePath, key: key, chunker: chunker, epoch: read.epoch, file: read.file,
+                             sequence: read.sequence, backups: read.fromCache ? cache!.backups + 1 : 0, latest: read.latest,
+                             chunks: chunkIDs, entries: read.entries.bytes)
         }
         return BackupResult(snapshot: snapshot, chunks: chunkIDs.count, newChunks: newChunks,
                             packsWritten: newPacks.count, orphanPacksAdopted: adopted.count, bytesAdded: added,

@@ -1,6 +1,9 @@
 public import HubSyncCore
 internal import GRDB
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What the backup module needs from the store: the stored bytes of every record in order, and
 /// the clock of a restored store brought up to the source's.
@@ -25,10 +28,24 @@ extension Store {
                 let hlc = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'hlc'") ?? 0
                 let epoch = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'log_epoch'") ?? ""
                 let sequence = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM records") ?? 0
-                return try body(BackupReader(db: db, epoch: epoch, sequence: sequence,
+                var st = stat()
+                let file = stat(path, &st) == 0 ? "\(st.st_dev):\(st.st_ino)" : ""
+                return try body(BackupReader(db: db, epoch: epoch, sequence: sequence, file: file,
                                              clock: max(Timestamp(rawValue: UInt64(bitPattern: hlc)), lastClock)))
             }
         }
+    }
+}
+
+/// A record's key with the sequence of its latest change and its digest.
+public struct StoredChange: Sendable, Equatable {
+    public var key: RecordKey
+    public var sequence: Int64
+    public var digest: [UInt8]
+    public init(key: RecordKey, sequence: Int64, digest: [UInt8]) {
+        self.key = key
+        self.sequence = sequence
+        self.digest = digest
     }
 }
 
@@ -41,16 +58,29 @@ public struct BackupReader {
     public let epoch: String
     /// The sequence of the latest change in this state (0 for an empty store).
     public let sequence: Int64
+    /// The store file's device and inode (`DEV:INO`): another file in its place was put there.
+    public let file: String
     /// The store's clock reading as of this state.
     public let clock: Timestamp
 
-    /// The record with the greatest sequence, with its digest (nil for an empty store).
-    public func latest() throws -> (key: RecordKey, digest: [UInt8])? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT collection, id, digest FROM records WHERE seq = ?", arguments: [sequence]) else {
-            return nil
+    /// The `limit` latest changes: each record's key, sequence and digest, latest first.
+    public func latestChanges(limit: Int) throws -> [StoredChange] {
+        let rows = try Row.fetchAll(db, sql: "SELECT collection, id, seq, digest FROM records ORDER BY seq DESC LIMIT ?",
+                                    arguments: [limit])
+        return rows.map { row in
+            let digest: Data = row[3]
+            return StoredChange(key: RecordKey(collection: row[0], id: row[1]), sequence: row[2], digest: [UInt8](digest))
         }
-        let digest: Data = row[2]
-        return (RecordKey(collection: row[0], id: row[1]), [UInt8](digest))
+    }
+
+    /// The records whose latest change has a sequence in `range`.
+    public func changes(in range: ClosedRange<Int64>) throws -> [StoredChange] {
+        let rows = try Row.fetchAll(db, sql: "SELECT collection, id, seq, digest FROM records WHERE seq BETWEEN ? AND ?",
+                                    arguments: [range.lowerBound, range.upperBound])
+        return rows.map { row in
+            let digest: Data = row[3]
+            return StoredChange(key: RecordKey(collection: row[0], id: row[1]), sequence: row[2], digest: [UInt8](digest))
+        }
     }
 
     /// A record's sequence and digest, or nil when the store has no such record.

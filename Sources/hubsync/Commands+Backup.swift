@@ -267,8 +267,17 @@ struct BackupInitCommand: ParsableCommand {
 struct BackupNowCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "now", abstract: "Take a snapshot of every store and print its ID.",
-        discussion: "Creates the repository on first use. Only chunks the repository lacks are written.")
+        discussion: """
+            Creates the repository on first use. Only chunks the repository lacks are written, and only \
+            records changed since the last backup to the same repository are read: DATA/backup-cache/ \
+            keeps what that backup read (chunk IDs and record keys, no content). Every 20th backup, a \
+            damaged cache, another store or an older copy of the store put back reads everything; so \
+            does --full-read (for a store edited outside HubSync, e.g. with sqlite3). --json gives \
+            records_read and chunks_from_cache.
+            """)
     @OptionGroup var options: RepoOptions
+    @Flag(help: "Read every record of the store, not only those changed since the last backup to this repository.")
+    var fullRead = false
 
     func run() throws {
         let dir = options.directory
@@ -285,7 +294,8 @@ struct BackupNowCommand: ParsableCommand {
             try repo.backup(store: store, device: identity.deviceID.description,
                             hostname: dir.deviceName ?? ProcessInfo.processInfo.hostName, household: household,
                             holder: options.holder, signer: identity.signingKey,
-                            cacheFolder: dir.file(DataDirectory.backupCacheFolder), progress: progress.callback)
+                            cacheFolder: dir.file(DataDirectory.backupCacheFolder), fullRead: fullRead,
+                            progress: progress.callback)
         }
         let seconds = Date().timeIntervalSince(start)
         var reported: [String: Value] = ["seconds": .double(seconds)]

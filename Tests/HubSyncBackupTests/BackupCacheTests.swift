@@ -107,12 +107,15 @@ import Testing
     }
 
     /// An older copy of the store put back under the cache (same change log, earlier state) is
-    /// noticed, and the store read in full.
-    @Test func anOlderCopyOfTheStorePutBackIsReadInFull() throws {
+    /// noticed, and the store read in full: when nothing was written since, and when the changes
+    /// made since took the lost ones' sequences, the latest of them included (a helper's repro).
+    @Test(arguments: [false, true], [false, true])
+    func anOlderCopyOfTheStorePutBackIsReadInFull(writtenSince: Bool, inPlace: Bool) throws {
         let (household, _) = makeHousehold()
         let repo = try Repository.create(at: LocalTarget(path: dir.path + "/repo"), household: household)
         let path = dir.path + "/source.sqlite"
         let files = ["", "-wal", "-shm"]
+        let x = RecordKey(collection: "memories", id: memoryID(900))
         do {
             let store = try filledStore(dir, count: 2_000)
             _ = try backup(repo, store, household, cache: true)
@@ -122,22 +125,53 @@ import Testing
         }
         do {
             let store = try Store(path: path, device: device(1))
-            try store.apply(.put(RecordKey(collection: "memories", id: memoryID(10)), ["mood": "later"]))
+            try store.apply(.put(RecordKey(collection: "memories", id: memoryID(100)), ["mood": "lost"]))
+            try store.apply(.put(x, ["mood": "x-1"]))
             let later = try backup(repo, store, household, cache: true)
             #expect(later.recordsRead < 50)
         }
         for f in files {
-            try? FileManager.default.removeItem(atPath: path + f)
-            if FileManager.default.fileExists(atPath: dir.path + "/old" + f) {
-                try FileManager.default.copyItem(atPath: dir.path + "/old" + f, toPath: path + f)
+            let old = dir.path + "/old" + f
+            if inPlace, FileManager.default.fileExists(atPath: old), FileManager.default.fileExists(atPath: path + f) {
+                // Written over the file, which keeps its inode.
+                let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path + f))
+                try handle.truncate(atOffset: 0)
+                try handle.write(contentsOf: Data(contentsOf: URL(fileURLWithPath: old)))
+                try handle.close()
+                continue
             }
+            try? FileManager.default.removeItem(atPath: path + f)
+            if FileManager.default.fileExists(atPath: old) { try FileManager.default.copyItem(atPath: old, toPath: path + f) }
         }
         let store = try Store(path: path, device: device(1))
-        try store.apply(.put(RecordKey(collection: "memories", id: memoryID(1_500)), ["mood": "elsewhere"]))
+        if writtenSince {
+            try store.apply(.put(RecordKey(collection: "memories", id: memoryID(500)), ["mood": "kept"]))
+            try store.apply(.put(RecordKey(collection: "memories", id: memoryID(600)), ["mood": "kept"]))
+            // The lost changes made again, so each of the latest changes cached is past its
+            // sequence now: only the records that took those sequences tell.
+            try store.apply(.put(RecordKey(collection: "memories", id: memoryID(100)), ["mood": "again"]))
+            try store.apply(.put(x, ["mood": "x-2"]))
+        }
         let afterPutBack = try backup(repo, store, household, cache: true)
         let full = try backup(repo, store, household, cache: false)
         #expect(afterPutBack.recordsRead == full.recordsRead)
         #expect(afterPutBack.snapshot.chunks == full.snapshot.chunks)
+    }
+
+    /// However well the cache matches, every 20th backup reads the store in full.
+    @Test func everyTwentiethBackupReadsInFull() throws {
+        let store = try filledStore(dir, count: 300)
+        let (household, _) = makeHousehold()
+        let repo = try Repository.create(at: LocalTarget(path: dir.path + "/repo"), household: household)
+        var read: [Int] = []
+        for _ in 0..<41 { read.append(try backup(repo, store, household, cache: true).recordsRead) }
+        let full = read.indices.filter { read[$0] == 301 }
+        #expect(full == [0, 20, 40], "\(read)")
+        // Asked for, a full read comes at once and starts the count again.
+        let asked = try repo.backup(store: store, device: "d1", hostname: "h", household: household, holder: "test",
+                                    cacheFolder: dir.path + "/cache", fullRead: true)
+        #expect(asked.recordsRead == 301)
+        #expect(try backup(repo, store, household, cache: true).recordsRead == 0)
     }
 
     @Test func aDamagedCacheOrAMissingChunkIsReadAround() throws {
