@@ -156,6 +156,7 @@ extension Agent {
                                      progress: { [backupProgress] phase, done, total in
                                          backupProgress.update(target: text, phase: phase, done: done, total: total)
                                      })
+        if let problem = result.cacheProblem { logger.warning("\(problem)", metadata: ["target": "\(text)"]) }
         if !schedule.retention.isEmpty { _ = try repo.forget(policy: schedule.retention, holder: holder) }
         // Damage is reported now, not found on the day a restore is needed.
         return (result.snapshot, try? repositoryBytes(at: target), (try? repo.scanSnapshots().unreadable) ?? [])

@@ -54,6 +54,11 @@ struct BackupCache {
 
     static func path(in folder: String, repository: String) -> String { folder + "/" + repository }
 
+    /// `H_{K_id}` of the first `count` bytes, without copying them.
+    static func mac(_ bytes: [UInt8], count: Int, key: RepositoryKey) -> [UInt8] {
+        bytes.withUnsafeBytes { Blake2b.hash(UnsafeRawBufferPointer(rebasing: $0[..<count]), outputLength: 32, key: key.chunkID) }
+    }
+
     static func check(_ key: RepositoryKey) -> BlobID { key.chunkID(of: Array("hubsync backup cache check".utf8)) }
 
     /// The cache at `path`, or nil when there is none or it cannot be read or authenticated.
@@ -65,7 +70,7 @@ struct BackupCache {
     init(_ bytes: [UInt8], key: RepositoryKey) throws(BackupError) {
         let body = bytes.count - 32
         guard body >= Self.magic.count, bytes.starts(with: Self.magic),
-              key.chunkID(of: Array(bytes[..<body])).bytes == Array(bytes[body...]) else {
+              Self.mac(bytes, count: body, key: key) == Array(bytes[body...]) else {
             throw BackupError(.damaged, "the backup cache is damaged")
         }
         var r = RepositoryReader(bytes, context: "backup cache", from: Self.magic.count)
@@ -172,10 +177,10 @@ struct BackupCache {
     }
 
     /// Writes a cache of `chunks` with their `entries` (each made by ``append(_:to:)`` or copied
-    /// by ``entry(_:)``) in place of the old one. A failure is not the backup's: the next one
-    /// reads in full.
+    /// by ``entry(_:)``) in place of the old one. A failure is not the backup's (the next one
+    /// reads in full): it is returned in words.
     static func save(_ path: String, key: RepositoryKey, chunker: Chunker.Parameters, epoch: String, file: String, sequence: Int64,
-                     backups: Int, latest: [StoredChange], chunks: [BlobID], entries: [UInt8]) {
+                     backups: Int, latest: [StoredChange], chunks: [BlobID], entries: [UInt8]) -> String? {
         var w = ByteWriter()
         w.append(magic)
         w.append(check(key).bytes)
@@ -195,14 +200,18 @@ struct BackupCache {
         w.bytes.reserveCapacity(w.bytes.count + 32 * chunks.count + entries.count + 32)
         for id in chunks { w.append(id.bytes) }
         w.append(entries)
-        w.append(key.chunkID(of: w.bytes).bytes)
+        w.append(mac(w.bytes, count: w.bytes.count, key: key))
         let folder = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
-        try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true,
-                                                 attributes: [.posixPermissions: 0o700])
-        guard let file = try? AtomicFile(path: path) else { return }
         do {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+            let file = try AtomicFile(path: path)
             try file.write(w.bytes)
             try file.commit()
-        } catch {}
+            return nil
+        } catch {
+            return "cannot write the backup cache \(path) (\(error)); the next backup to this repository reads every "
+                + "record again. Make \(folder) a folder this user can write"
+        }
     }
 }

@@ -22,6 +22,8 @@ public struct BackupResult: Sendable {
     /// with changes since the last backup; the chunks of the other ranges were taken as they were.
     public var recordsRead: Int
     public var chunksTakenFromCache: Int
+    /// Why the backup cache could not be written, if it could not.
+    public var cacheProblem: String?
 }
 
 extension Repository {
@@ -214,13 +216,14 @@ extension Repository {
             try? target.delete("snapshots/" + snapshot.id.hex)
             throw error
         }
+        var cacheProblem: String?
         if let cachePath, read.chunks == chunkIDs.count {
-            BackupCache.save(cachePath, key: key, chunker: chunker, epoch: read.epoch, file: read.file,
+            cacheProblem = BackupCache.save(cachePath, key: key, chunker: chunker, epoch: read.epoch, file: read.file,
                              sequence: read.sequence, backups: read.fromCache ? cache!.backups + 1 : 0, latest: read.latest,
                              chunks: chunkIDs, entries: read.entries.bytes)
         }
         return BackupResult(snapshot: snapshot, chunks: chunkIDs.count, newChunks: newChunks,
                             packsWritten: newPacks.count, orphanPacksAdopted: adopted.count, bytesAdded: added,
-                            recordsRead: read.recordsRead, chunksTakenFromCache: read.chunksReused)
+                            recordsRead: read.recordsRead, chunksTakenFromCache: read.chunksReused, cacheProblem: cacheProblem)
     }
 }

@@ -271,9 +271,9 @@ struct BackupNowCommand: ParsableCommand {
             Creates the repository on first use. Only chunks the repository lacks are written, and only \
             records changed since the last backup to the same repository are read: DATA/backup-cache/ \
             keeps what that backup read (chunk IDs and record keys, no content). Every 20th backup, a \
-            damaged cache, another store or an older copy of the store put back reads everything; so \
-            does --full-read (for a store edited outside HubSync, e.g. with sqlite3). --json gives \
-            records_read and chunks_from_cache.
+            damaged cache, another store and, most often, an older copy of the store put back read \
+            everything; so does --full-read: use it after putting a store file back or editing one \
+            outside HubSync (e.g. with sqlite3). --json gives records_read and chunks_from_cache.
             """)
     @OptionGroup var options: RepoOptions
     @Flag(help: "Read every record of the store, not only those changed since the last backup to this repository.")
@@ -303,9 +303,11 @@ struct BackupNowCommand: ParsableCommand {
         recordAudit(dir, store: store, .backup,
                     subject: ["target": target.description, "snapshot": result.snapshot.id.hex, "records": "\(result.snapshot.records)"],
                     detail: "backup of \(plural(result.snapshot.records, "record")) to \(target.description)", metrics: reported)
+        if let problem = result.cacheProblem { FileHandle.standardError.write(Data("warning: \(problem)\n".utf8)) }
         if options.output.json {
             guard case .object(var o) = result.snapshot.summary else { return }
             o["repository"] = .string(target.description)
+            if let problem = result.cacheProblem { o["cache_warning"] = .string(problem) }
             o["repository_created"] = .bool(created)
             o["new_chunks"] = .int(Int64(result.newChunks))
             o["packs_written"] = .int(Int64(result.packsWritten))

@@ -97,6 +97,25 @@ import Testing
         #expect(drill["ok"] == .bool(true))
     }
 
+    /// A backup cache that cannot be written costs the next backup a full read, and says so.
+    @Test func aBackupCacheThatCannotBeWrittenIsAWarning() async throws {
+        let d = Device(data: dir.path + "/d")
+        try await d.ok("init")
+        try await d.ok("import", try recordsFile("all", ids: 0..<500))
+        try Data("not a folder".utf8).write(to: URL(fileURLWithPath: d.data + "/backup-cache"))
+        let repo = "local:" + dir.path + "/repo"
+        let text = try await d.ok("backup", "now", "--repo", repo)
+        #expect(text.stderr.contains("warning: cannot write the backup cache"), "\(text.stderr)")
+        let json = try #require(try await d.ok("backup", "now", "--repo", repo, "--json").json?.objectValue)
+        #expect(json["records_read"] == .int(501) || json["records_read"] == .int(502), "\(json)")
+        #expect(json["cache_warning"]?.stringValue?.contains("reads every record again") == true, "\(json)")
+        // Once the file is out of the way, the cache works again.
+        try FileManager.default.removeItem(atPath: d.data + "/backup-cache")
+        try await d.ok("backup", "now", "--repo", repo)
+        let next = try #require(try await d.ok("backup", "now", "--repo", repo, "--json").json?.objectValue)
+        #expect(next["chunks_from_cache"] != .int(0) && next["cache_warning"] == nil, "\(next)")
+    }
+
     @Test func wrongRecoveryKeyAndMissingRepositoryAreClearErrors() async throws {
         let d = Device(data: dir.path + "/d")
         try await d.ok("init")
