@@ -147,10 +147,17 @@ extension Repository {
             try lease.renew()
         }
         let packs = index.packs.keys.sorted()
+        var missingForgotten = 0
         for (i, p) in packs.enumerated() {
             let entries = index.packs[p]!
-            let live = entries.filter { used.contains($0.id) }
-            if live.count == entries.count, index.packSizes[p] != nil {
+            let present = index.packSizes[p] != nil
+            // A chunk of a missing pack that a later backup wrote again lives in that pack now.
+            let live = entries.filter { used.contains($0.id) && (present || index.blobs[$0.id]?.pack == p) }
+            if !present, live.isEmpty {
+                missingForgotten += 1 // gone already: the new index just does not name it
+                continue
+            }
+            if live.count == entries.count, present {
                 keepPacks.append((p, entries))
                 continue
             }
@@ -180,7 +187,7 @@ extension Repository {
         }
         try flush()
         for (_, entries) in newPacks { report.bytesFreed -= entries.reduce(0) { $0 + Int($1.length) } }
-        if dropPacks.isEmpty && index.orphans.isEmpty && index.damagedFiles.isEmpty { return report }
+        if dropPacks.isEmpty && missingForgotten == 0 && index.orphans.isEmpty && index.damagedFiles.isEmpty { return report }
         let newIndex = try writeIndex(keepPacks + newPacks)
         let oldIndex = (index.files + index.damagedFiles.map(\.name)).filter { $0 != newIndex }
         report.indexFilesReplaced = oldIndex.count
