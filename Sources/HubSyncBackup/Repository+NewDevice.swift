@@ -31,6 +31,9 @@ extension Repository {
                                  skipDamaged: Bool, only: RecordKey? = nil,
                                  progress: BackupProgress = { _, _, _ in }) throws(BackupError) -> NewDeviceRestore {
         let files = FileManager.default
+        if files.fileExists(atPath: directory.file(DataDirectory.unfinishedRestoreFile)) {
+            throw BackupError(.invalidInput, directory.unfinishedRestoreProblem)
+        }
         if files.fileExists(atPath: directory.storePath) {
             throw BackupError(.invalidInput, "\(directory.path) already holds a store; --into takes a new data directory "
                 + "(to restore into this device's stores use --merge or --revert)")
@@ -95,6 +98,12 @@ extension Repository {
                 throw BackupError(.invalidInput, "\(directory.path) was written by another process meanwhile; --into takes a new "
                     + "or empty folder, nothing was written")
             }
+            // Until the end, the directory says it holds an unfinished restore: a restore killed
+            // midway leaves a device whose store lacks records, and every command says so.
+            let marker = directory.file(DataDirectory.unfinishedRestoreFile)
+            try directory.writeAtomically(Array("backup restore --into, started \(Date())\n".utf8),
+                                          to: DataDirectory.unfinishedRestoreFile, mode: 0o600)
+            created.append(marker)
             let identity: Identity
             if Identity.exists(in: directory.url) {
                 identity = try Identity.load(from: directory.url)
@@ -124,6 +133,8 @@ extension Repository {
                     created.append(directory.file(DataDirectory.householdFile))
                 }
             }
+            try files.removeItem(atPath: marker)
+            try AtomicFile.syncFolder(of: marker)
             succeeded = true
             return NewDeviceRestore(deviceID: identity.deviceID, report: report, clock: store.lastClock,
                                     household: household, householdNote: note)

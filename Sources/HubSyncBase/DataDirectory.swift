@@ -43,6 +43,9 @@ public struct DataDirectory: Sendable, Hashable {
     public static let lockFile = "writer.lock"
     /// The folder where this device keeps other devices' backups (peer storage).
     public static let peerBackupsFolder = "backups"
+    /// Present while `backup restore --into` fills the directory: one left behind marks a restore
+    /// that was stopped before its end (killed, power cut), whose store is incomplete.
+    public static let unfinishedRestoreFile = "restore.unfinished"
     /// The folder of backup caches, one file per repository: what the last backup to it read
     /// (a hint that lets the next one read only what changed; deleting it costs one full read).
     public static let backupCacheFolder = "backup-cache"
@@ -66,6 +69,7 @@ public struct DataDirectory: Sendable, Hashable {
     /// integrity check goes further), or no device is here.
     public var missingStoreProblem: String? {
         let fm = FileManager.default
+        if fm.fileExists(atPath: file(Self.unfinishedRestoreFile)) { return unfinishedRestoreProblem }
         guard fm.fileExists(atPath: file(Self.identityFile)) else { return nil }
         let size = (try? fm.attributesOfItem(atPath: storePath)[.size] as? NSNumber)?.intValue
         let problem: String
@@ -90,6 +94,13 @@ public struct DataDirectory: Sendable, Hashable {
         return "\(Self.storeFile) \(problem). Nothing was changed. Rebuild "
             + "the store under the same device with `hubsync repair --data \(path)` (it keeps the damaged files aside, salvages "
             + "what it can read and fills from the household's peers; add --from-backup TARGET to start from a backup)"
+    }
+
+    /// What to say of a directory that holds a restore that has not finished.
+    public var unfinishedRestoreProblem: String {
+        "\(path) holds a restore (backup restore --into) that has not finished: one is running, or it was stopped "
+            + "before its end and its store is incomplete. Nothing was changed. If no restore runs, delete \(path) and run "
+            + "the restore again"
     }
 
     /// Whether the store's WAL is absent or empty.

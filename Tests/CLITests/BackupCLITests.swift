@@ -97,6 +97,39 @@ import Testing
         #expect(drill["ok"] == .bool(true))
     }
 
+    /// A restore killed midway leaves a directory that every command refuses, naming it, until it
+    /// is deleted and the restore run again (a helper found `status` calling such a one ok).
+    @Test func aRestoreKilledMidwayLeavesADirectoryEveryCommandRefuses() async throws {
+        let d = Device(data: dir.path + "/d")
+        try await d.ok("init")
+        try await d.ok("import", try recordsFile("all", ids: 0..<60_000))
+        let repo = "local:" + dir.path + "/repo"
+        try await d.ok("backup", "now", "--repo", repo)
+        let into = dir.path + "/restored"
+        let marker = into + "/restore.unfinished"
+        let p = try ChildProcess(hubsyncPath, ["backup", "restore", "latest", "--repo", repo, "--data", d.data, "--into", into])
+        // Watched from a thread of its own, as the backup killed midway is.
+        try await onDedicatedThread {
+            let deadline = Date().addingTimeInterval(60)
+            while p.isRunning, !FileManager.default.fileExists(atPath: into + "/store.sqlite"), Date() < deadline { usleep(200) }
+            p.signal(SIGKILL)
+        }
+        await p.wait()
+        try #require(FileManager.default.fileExists(atPath: marker), "the restore finished before it could be killed")
+        let restored = Device(data: into)
+        let status = try await restored.run("status")
+        #expect(status.status == 1 && status.stderr.contains("has not finished"), "\(status.stderr)")
+        let list = try await restored.run("list", "memories")
+        #expect(list.status == 1 && list.stderr.contains("has not finished"), "\(list.stderr)")
+        let again = try await d.run("backup", "restore", "latest", "--repo", repo, "--into", into)
+        #expect(again.status == 2 && again.stderr.contains("delete \(into) and run the restore again"), "\(again.stderr)")
+        // Deleted and run again, the restore completes and leaves no marker.
+        try FileManager.default.removeItem(atPath: into)
+        try await d.ok("backup", "restore", "latest", "--repo", repo, "--into", into)
+        #expect(!FileManager.default.fileExists(atPath: marker))
+        try await restored.ok("status")
+    }
+
     /// A backup cache that cannot be written costs the next backup a full read, and says so.
     @Test func aBackupCacheThatCannotBeWrittenIsAWarning() async throws {
         let d = Device(data: dir.path + "/d")
