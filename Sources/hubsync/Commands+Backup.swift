@@ -240,7 +240,7 @@ struct BackupInitCommand: ParsableCommand {
         let repo = try backupGuarded { try Repository.create(at: target, household: household, packSize: packSize) }
         if options.output.json {
             printJSON(["repository": .string(target.description), "id": .string(repo.id), "created": true])
-        } else {
+        } else if !Quiet.isOn {
             print("Created backup repository \(repo.id.prefix(8)) at \(target.description)")
         }
     }
@@ -260,7 +260,7 @@ struct BackupInitCommand: ParsableCommand {
                 + "--create-bucket to create it, or check the name in --repo; nothing was created")
         }
         try backupGuarded { try target.createBucket() }
-        if !options.output.json { FileHandle.standardError.write(Data("created bucket \(endpoint.bucket)\n".utf8)) }
+        if !options.output.json, !Quiet.isOn { FileHandle.standardError.write(Data("created bucket \(endpoint.bucket)\n".utf8)) }
     }
 }
 

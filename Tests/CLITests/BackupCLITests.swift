@@ -130,6 +130,15 @@ import Testing
         try await restored.ok("status")
     }
 
+    /// `backup init -q` prints nothing and creates the repository (a helper found it printing).
+    @Test func backupInitQuietPrintsNothing() async throws {
+        let d = Device(data: dir.path + "/d")
+        try await d.ok("init")
+        let r = try await d.ok("backup", "init", "--repo", "local:" + dir.path + "/repo", "-q")
+        #expect(r.stdout.isEmpty && r.stderr.isEmpty, "\(r.stdout) | \(r.stderr)")
+        try await d.ok("backup", "list", "--repo", "local:" + dir.path + "/repo")
+    }
+
     /// A backup cache that cannot be written costs the next backup a full read, and says so.
     @Test func aBackupCacheThatCannotBeWrittenIsAWarning() async throws {
         let d = Device(data: dir.path + "/d")
