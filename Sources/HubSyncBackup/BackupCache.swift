@@ -15,7 +15,7 @@ import HubSyncStore
 /// another store or other chunker settings is ignored and the store read in full.
 ///
 /// The file is kept in memory as read (a million records make about 24 MB) and parsed where
-/// needed: `magic ‖ check (32) ‖ u32 min ‖ u32 target ‖ u32 max ‖ string epoch ‖ string file ‖
+/// needed: `magic ‖ u32 min ‖ u32 target ‖ u32 max ‖ string epoch ‖ string file ‖
 /// u64 sequence ‖ u32 backups ‖ u32 k ‖ k × (string collection ‖ string id ‖ u64 sequence ‖ digest (32)) ‖ u32 n ‖
 /// n chunk IDs (32 each) ‖ n entries ‖ MAC`: `backups` counts the backups since the last full
 /// read, the k records are the latest changes, an entry is `u8 0` (a later piece of a large
@@ -23,9 +23,6 @@ import HubSyncStore
 /// and the MAC is the chunk ID of all before it (BLAKE2b-256 keyed with the repository's `K_id`):
 /// a cache written by anything but a holder of the repository's keys is ignored.
 struct BackupCache {
-    /// The chunk ID, under the repository's keys, of a fixed text: a cache made under other keys
-    /// does not match.
-    let check: BlobID
     let chunker: Chunker.Parameters
     let epoch: String
     /// The store file's `DEV:INO` then.
@@ -46,9 +43,9 @@ struct BackupCache {
     private let bytes: [UInt8]
     private let idsStart: Int
     /// Where each chunk's entry starts, and one more offset past the last.
-    private let entryOffsets: [Int32]
+    private let entryOffsets: [Int]
     /// The chunks that start a record: each begins a unit that runs to the next.
-    let unitStarts: [Int32]
+    let unitStarts: [Int]
 
     static let magic = Array("hubsync backup cache 1\n".utf8)
 
@@ -58,8 +55,6 @@ struct BackupCache {
     static func mac(_ bytes: [UInt8], count: Int, key: RepositoryKey) -> [UInt8] {
         bytes.withUnsafeBytes { Blake2b.hash(UnsafeRawBufferPointer(rebasing: $0[..<count]), outputLength: 32, key: key.chunkID) }
     }
-
-    static func check(_ key: RepositoryKey) -> BlobID { key.chunkID(of: Array("hubsync backup cache check".utf8)) }
 
     /// The cache at `path`, or nil when there is none or it cannot be read or authenticated.
     static func load(_ path: String, key: RepositoryKey) -> BackupCache? {
@@ -74,7 +69,6 @@ struct BackupCache {
             throw BackupError(.damaged, "the backup cache is damaged")
         }
         var r = RepositoryReader(bytes, context: "backup cache", from: Self.magic.count)
-        check = try r.id()
         chunker = Chunker.Parameters(minimum: Int(try r.u32()), target: Int(try r.u32()), maximum: Int(try r.u32()))
         epoch = try r.string("epoch")
         file = try r.string("file")
@@ -87,22 +81,22 @@ struct BackupCache {
         count = try r.count(minSize: 33, of: "chunks")
         idsStart = r.position
         _ = try r.take(32 * count)
-        var offsets: [Int32] = [], starts: [Int32] = []
+        var offsets: [Int] = [], starts: [Int] = []
         offsets.reserveCapacity(count + 1)
         for i in 0..<count {
-            offsets.append(Int32(r.position))
+            offsets.append(r.position)
             switch try r.u8() {
             case 0:
                 guard i > 0 else { throw r.error("the first chunk starts no record") }
             case 1:
-                starts.append(Int32(i))
+                starts.append(i)
                 _ = try r.string("collection"); _ = try r.string("record ID")
                 _ = try r.varint(); _ = try r.varint(); _ = try r.varint()
             default:
                 throw r.error("bad chunk entry")
             }
         }
-        offsets.append(Int32(r.position))
+        offsets.append(r.position)
         guard r.position == body else { throw r.error("\(body - r.position) bytes too many") }
         self.bytes = bytes
         entryOffsets = offsets
@@ -123,10 +117,9 @@ struct BackupCache {
             guard now.sequence > sequence || (now.sequence == change.sequence && now.digest == change.digest) else { return false }
         }
         guard let oldest = latest.last?.sequence else { return true }
-        let expected = Set(latest.map { "\($0.key.collection)\u{0}\($0.key.id)\u{0}\($0.sequence)" })
-        for change in try reader.changes(in: oldest...sequence) {
-            let key = "\(change.key.collection)\u{0}\(change.key.id)\u{0}\(change.sequence)"
-            guard expected.contains(key) else { return false }
+        let expected = Dictionary(latest.map { ($0.key, $0.sequence) }, uniquingKeysWith: { a, _ in a })
+        for change in try reader.changes(in: oldest...sequence) where expected[change.key] != change.sequence {
+            return false
         }
         return true
     }
@@ -134,13 +127,13 @@ struct BackupCache {
     func chunkID(_ i: Int) -> BlobID { BlobID(Array(bytes[idsStart + 32 * i ..< idsStart + 32 * (i + 1)])) }
 
     /// Chunk `i`'s entry as stored, to be copied into the next cache.
-    func entry(_ i: Int) -> ArraySlice<UInt8> { bytes[Int(entryOffsets[i])..<Int(entryOffsets[i + 1])] }
+    func entry(_ i: Int) -> ArraySlice<UInt8> { bytes[entryOffsets[i]..<entryOffsets[i + 1]] }
 
     /// The first record that starts in chunk `i`, with its counts; nil for a later piece. The
     /// entries were checked when the file was read: this parses without checking again.
     func start(_ i: Int) -> ChunkStart? {
         bytes.withUnsafeBufferPointer { b -> ChunkStart? in
-            var p = Int(entryOffsets[i])
+            var p = entryOffsets[i]
             guard b[p] == 1 else { return nil }
             p += 1
             func string() -> String {
@@ -164,7 +157,7 @@ struct BackupCache {
 
     /// The units: a chunk that starts a record with the pieces after it.
     func unit(_ u: Int) -> Range<Int> {
-        Int(unitStarts[u])..<(u + 1 < unitStarts.count ? Int(unitStarts[u + 1]) : count)
+        unitStarts[u]..<(u + 1 < unitStarts.count ? unitStarts[u + 1] : count)
     }
 
     /// The entry of a chunk the chunker made.
@@ -183,7 +176,6 @@ struct BackupCache {
                      backups: Int, latest: [StoredChange], chunks: [BlobID], entries: [UInt8]) -> String? {
         var w = ByteWriter()
         w.append(magic)
-        w.append(check(key).bytes)
         w.u32(UInt32(chunker.minimum)); w.u32(UInt32(chunker.target)); w.u32(UInt32(chunker.maximum))
         w.string(epoch)
         w.string(file)

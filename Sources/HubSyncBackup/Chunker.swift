@@ -56,13 +56,7 @@ struct Chunker {
     }
 
     /// Adds one record's canonical bytes; returns the chunks completed by it (0, 1 or 2, or
-    /// more for a record split by FastCDC).
-    mutating func add(collection: String, id: String, state: UnsafeRawBufferPointer) -> [[UInt8]] {
-        add(collection: collection, id: id, alive: true, state: state).map(\.bytes)
-    }
-
-    /// Adds one record's canonical bytes; returns the chunks completed by it with what a cache
-    /// keeps of each.
+    /// more for a record split by FastCDC) with what a cache keeps of each.
     mutating func add(collection: String, id: String, alive: Bool, state: UnsafeRawBufferPointer) -> [Piece] {
         var done: [Piece] = []
         let framed = 4 + state.count

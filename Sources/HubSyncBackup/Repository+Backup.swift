@@ -77,9 +77,7 @@ extension Repository {
         // The last backup's chunks; a unit may be taken as it was only if the repository still
         // holds every chunk of it.
         let cachePath = cacheFolder.map { BackupCache.path(in: $0, repository: id) }
-        let check = BackupCache.check(key)
-        let cache = fullRead ? nil : cachePath.flatMap { BackupCache.load($0, key: key) }
-            .flatMap { $0.check == check && $0.chunker == chunker ? $0 : nil }
+        let cache = fullRead ? nil : cachePath.flatMap { BackupCache.load($0, key: key) }.flatMap { $0.chunker == chunker ? $0 : nil }
         let reusable = cache.map { c in
             (0..<c.unitStarts.count).map { u in c.unit(u).allSatisfy { index.blobs[c.chunkID($0)] != nil } }
         } ?? []

@@ -84,7 +84,6 @@ public final class Repository {
         }
         defer { lease.release() }
         guard try !exists(at: target) else { throw alreadyExists(target) }
-        // Under the lease, key entries without a config are a crashed creation's: they go first.
         for (name, _) in (try? target.list("keys")) ?? [] { try? target.delete(name) }
         let group = try KeyFile.writeGroup(key, repoID: repoID, household: household, to: target)
         guard (try? target.get(group.name)) == group.bytes else {

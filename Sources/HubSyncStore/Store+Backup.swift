@@ -65,19 +65,16 @@ public struct BackupReader {
 
     /// The `limit` latest changes: each record's key, sequence and digest, latest first.
     public func latestChanges(limit: Int) throws -> [StoredChange] {
-        let rows = try Row.fetchAll(db, sql: "SELECT collection, id, seq, digest FROM records ORDER BY seq DESC LIMIT ?",
-                                    arguments: [limit])
-        return rows.map { row in
-            let digest: Data = row[3]
-            return StoredChange(key: RecordKey(collection: row[0], id: row[1]), sequence: row[2], digest: [UInt8](digest))
-        }
+        try storedChanges("ORDER BY seq DESC LIMIT ?", [limit])
     }
 
     /// The records whose latest change has a sequence in `range`.
     public func changes(in range: ClosedRange<Int64>) throws -> [StoredChange] {
-        let rows = try Row.fetchAll(db, sql: "SELECT collection, id, seq, digest FROM records WHERE seq BETWEEN ? AND ?",
-                                    arguments: [range.lowerBound, range.upperBound])
-        return rows.map { row in
+        try storedChanges("WHERE seq BETWEEN ? AND ?", [range.lowerBound, range.upperBound])
+    }
+
+    private func storedChanges(_ clause: String, _ arguments: StatementArguments) throws -> [StoredChange] {
+        try Row.fetchAll(db, sql: "SELECT collection, id, seq, digest FROM records " + clause, arguments: arguments).map { row in
             let digest: Data = row[3]
             return StoredChange(key: RecordKey(collection: row[0], id: row[1]), sequence: row[2], digest: [UInt8](digest))
         }

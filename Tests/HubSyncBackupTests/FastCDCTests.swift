@@ -49,7 +49,7 @@ import Testing
         for n in 0..<40 {
             let state = n == 17 ? Self.blob(700_000, seed: 5) : [UInt8](repeating: UInt8(n), count: 300 + n * 13)
             states.append(state)
-            chunks += state.withUnsafeBytes { chunker.add(collection: "c", id: "r\(n)", state: $0) }
+            chunks += state.withUnsafeBytes { chunker.add(collection: "c", id: "r\(n)", alive: true, state: $0).map(\.bytes) }
         }
         if let last = chunker.finish() { chunks.append(last.bytes) }
         #expect(chunks.count > 6)

@@ -38,7 +38,7 @@ import Testing
             let length = 200 + (n * 397) % 1500
             records.append(["collection": .string(collection), "id": .string(id), "length": .int(Int64(length))])
             let state = [UInt8](repeating: UInt8(n), count: length)
-            for c in state.withUnsafeBytes({ chunker.add(collection: collection, id: id, state: $0) }) {
+            for c in state.withUnsafeBytes({ chunker.add(collection: collection, id: id, alive: true, state: $0).map(\.bytes) }) {
                 sizes.append(try! Chunker.records(in: c).count)
             }
         }
@@ -134,7 +134,7 @@ import Testing
             var out: [[UInt8]] = []
             for (i, n) in sizes.enumerated() {
                 let state = [UInt8](repeating: UInt8(i & 255), count: n)
-                out += state.withUnsafeBytes { c.add(collection: "memories", id: "m\(i)", state: $0) }
+                out += state.withUnsafeBytes { c.add(collection: "memories", id: "m\(i)", alive: true, state: $0).map(\.bytes) }
             }
             if let last = c.finish() { out.append(last.bytes) }
             return out
