@@ -133,6 +133,17 @@ extension Repository {
                 + "\(unreadable.count == 1 ? "one" : "\(unreadable.count)") cannot be read here (\(closed.message)); "
                 + "prune on a member that holds the newest key; nothing was deleted")
         }
+        // Nor knowing a damaged one's chunks: packs only it used would go unsaid. Forgetting it
+        // first (`backup forget --damaged`) is the person's choice, once no intact copy is left.
+        let damaged = unreadable.filter { $0.reason == .damaged }
+        if !damaged.isEmpty {
+            let one = damaged.count == 1
+            throw BackupError(.damaged, "prune needs to read every snapshot, and \(one ? "one is" : "\(damaged.count) are") damaged ("
+                + damaged.prefix(5).map(\.short).joined(separator: ", ") + (damaged.count > 5 ? ", …" : "")
+                + "): the packs only \(one ? "it" : "they") used cannot be told apart from unused ones; if you hold no intact "
+                + "copy of \(one ? "it" : "them"), `hubsync backup forget --damaged` forgets \(one ? "it" : "them"), then prune; "
+                + "nothing was deleted")
+        }
         for s in readable + unreadable.compactMap(\.snapshot) { used.formUnion(s.chunks) }
         var keepPacks: [(BlobID, [PackEntry])] = []
         var dropPacks: [BlobID] = []

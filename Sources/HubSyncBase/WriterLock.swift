@@ -92,7 +92,7 @@ public final class WriterLock: Sendable {
     /// locks (`/proc/locks`): matched by inode, and by device too when several match.
     static func kernelHolder(of path: String) -> Int32? {
         var status = stat()
-        guard stat(path, &status) == 0, let table = readAll("/proc/locks") else { return nil }
+        guard stat(path, &status) == 0, let table = try? WholeFile.read("/proc/locks") else { return nil }
         let dev = UInt64(status.st_dev)
         let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & ~UInt64(0xfff))
         let minor = (dev & 0xff) | ((dev >> 12) & ~UInt64(0xff))
@@ -107,21 +107,6 @@ public final class WriterLock: Sendable {
             byInode.append((pid, UInt64(id[0], radix: 16) == major && UInt64(id[1], radix: 16) == minor))
         }
         return byInode.first(where: \.sameDevice)?.pid ?? (byInode.count == 1 ? byInode[0].pid : nil)
-    }
-
-    /// A whole file read to its end (a /proc file has no size to go by).
-    private static func readAll(_ path: String) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0, errno == EINTR { continue }
-            guard n > 0 else { return n == 0 ? bytes : nil }
-            bytes += chunk[0..<n]
-        }
     }
 
     /// Whether the lock is held, by trying a shared lock. (An exclusive lock taken at that very

@@ -75,21 +75,26 @@ struct AuditCommand: ParsableCommand {
 }
 
 /// Records what this command did in the audit journal: through the running agent, else into
-/// the store this process holds the writer lock of. A failure is a warning: the act is done.
+/// the store this process holds the writer lock of. While another command holds the lock (a
+/// second backup beside the first), waits for it as a write does (``DataDirectory/writer(patience:)``),
+/// so that no entry is dropped. A failure is a warning: the act is done.
 func recordAudit(_ dir: DataDirectory, store: Store?, _ action: AuditEntry.Action, subject: [String: String], detail: String,
-                 metrics: [String: Value] = [:]) {
+                 metrics: [String: Value] = [:], patience: Duration = .seconds(300)) {
     do {
-        if dir.holdsWriterLock, let store {
-            let identity = try dir.identity()
-            let name = dir.deviceName
+        let identity = try dir.identity()
+        let name = dir.deviceName
+        func append(to store: Store) throws {
             try AuditJournal(store: store, identity: identity, deviceName: { name }).append(action, subject: subject, detail: detail)
-        } else if let agent = dir.runningAgent() {
+        }
+        if dir.holdsWriterLock, let store { return try append(to: store) }
+        switch try dir.writer(patience: patience) {
+        case .direct(let own):
+            try append(to: own)
+        case .agent(let agent):
             var body: [String: Value] = ["action": .string(action.rawValue), "detail": .string(detail),
                                          "subject": .object(subject.mapValues { .string($0) })]
             body.merge(metrics) { a, _ in a }
             _ = try agent.call("POST", "/v1/audit", body: .object(body))
-        } else {
-            throw CLIError.failure("another command holds \(dir.path)")
         }
     } catch {
         FileHandle.standardError.write(Data("hubsync: warning: the audit entry for this \(action.rawValue) was not written: \(error)\n".utf8))

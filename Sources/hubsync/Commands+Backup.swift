@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import HubSyncAgent
 import HubSyncBase
-import HubSyncAgent
 import HubSyncBackup
 import HubSyncCore
 import HubSyncCrypto
@@ -141,13 +140,15 @@ struct RecoveryKeyOptions: ParsableArguments {
     /// The key, or nil when none was given.
     func key() throws(CLIError) -> RecoveryKey? {
         if let recoveryKeyFile {
-            guard let data = FileManager.default.contents(atPath: recoveryKeyFile) else {
-                throw .usage("--recovery-key-file: cannot read \(recoveryKeyFile); give the file holding the key `hubsync init` printed")
+            // Read to its end, not by its size: `--recovery-key-file <(pass show …)` is a pipe.
+            var bytes: [UInt8]
+            do { bytes = try WholeFile.read(recoveryKeyFile, limit: 64 * 1024) } catch {
+                throw .usage("--recovery-key-file: cannot read \(recoveryKeyFile) (\(error.errno == EFBIG ? "over 64 KiB" : error.reason)); "
+                    + "give the file holding the key `hubsync init` printed")
             }
-            var bytes = [UInt8](data)
             defer { for i in bytes.indices { bytes[i] = 0 } }
             var info = stat()
-            if stat(recoveryKeyFile, &info) == 0, info.st_mode & 0o077 != 0 {
+            if stat(recoveryKeyFile, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_mode & 0o077 != 0 {
                 FileHandle.standardError.write(Data(("hubsync: \(recoveryKeyFile) can be read by other users (mode "
                     + String(info.st_mode & 0o777, radix: 8) + "); anyone who reads it can open every backup of the "
                     + "household: `chmod 600 \(recoveryKeyFile)`\n").utf8))
@@ -323,11 +324,14 @@ struct BackupNowCommand: ParsableCommand {
         } else {
             print(result.snapshot.id.hex)
             if Quiet.isOn { return }
-            FileHandle.standardError.write(Data(("snapshot \(result.snapshot.id.short): \(plural(result.snapshot.records, "record")), "
+            var line = "snapshot \(result.snapshot.id.short): \(plural(result.snapshot.records, "record")), "
                 + "\(result.newChunks) of \(plural(result.chunks, "chunk")) new, \(byteText(result.bytesAdded)) added to "
                 + "\(target.description) in \(String(format: "%.1f", seconds)) s"
-                + (result.orphanPacksAdopted > 0 ? "; reused \(plural(result.orphanPacksAdopted, "pack")) of an interrupted backup" : "")
-                + "\n").utf8))
+            if result.orphanPacksAdopted > 0 {
+                line += "; reused \(plural(result.orphanPacksAdopted, "pack")) no index named yet "
+                    + "(left by an interrupted backup, or written by one running beside this one)"
+            }
+            FileHandle.standardError.write(Data((line + "\n").utf8))
             if let u = try? (target as? PeerTarget)?.usage() {
                 FileHandle.standardError.write(Data(("the peer stores \(byteText(u.used)) of its \(byteText(u.quota)) quota "
                     + "for this device" + (u.quarantined > 0 ? " (\(byteText(u.quarantined)) in quarantine)" : "") + "\n").utf8))

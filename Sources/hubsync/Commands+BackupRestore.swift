@@ -70,6 +70,10 @@ struct BackupRestoreCommand: ParsableCommand {
         let seconds = Date().timeIntervalSince(start)
         guard case .object(var o) = result else { return }
         o["snapshot"] = .string(snap.id.hex)
+        // The snapshot says how many records it holds: those not read were in damaged chunks.
+        if try self.only == nil, case .int(let read) = o["records"] ?? .null {
+            o["records_missing"] = .int(max(0, Int64(snap.records) - read))
+        }
         o["seconds"] = .double(seconds)
         if options.output.json {
             printJSON(.object(o))
@@ -77,7 +81,7 @@ struct BackupRestoreCommand: ParsableCommand {
             // Quiet: only what was lost is said.
             if case .int(let n) = o["skipped_chunks"] ?? .null, n > 0 {
                 FileHandle.standardError.write(Data(("hubsync: skipped \(plural(Int(n), "damaged chunk")); "
-                    + "their records are missing\n").utf8))
+                    + "\(missingText(o, of: snap))\n").utf8))
             }
         } else {
             var line = "restored snapshot \(snap.id.short) (\(iso8601Text(snap.time))): "
@@ -86,7 +90,7 @@ struct BackupRestoreCommand: ParsableCommand {
             if let d = o["into"]?.stringValue { line += " into \(d)" }
             line += " in \(String(format: "%.1f", seconds)) s"
             if case .int(let n) = o["skipped_chunks"] ?? .null, n > 0 {
-                line += "; skipped \(plural(Int(n), "damaged chunk")) (their records are missing)"
+                line += "; skipped \(plural(Int(n), "damaged chunk")) (\(missingText(o, of: snap)))"
             }
             if case .int(let n) = o["left_out_other_household"] ?? .null, n > 0 {
                 line += "; left out \(plural(Int(n), "membership or audit record")) of another household (synced in from a peer outside it)"
@@ -99,6 +103,13 @@ struct BackupRestoreCommand: ParsableCommand {
                 print("New device ID: \(id); start it with `hubsync run --data \(d)` and pair it with the household again")
             }
         }
+    }
+
+    /// What the damaged chunks cost: "12 of 10,000 records are missing", or, for a single record
+    /// restored, that its records are missing.
+    func missingText(_ o: [String: Value], of snap: Snapshot) -> String {
+        guard case .int(let missing) = o["records_missing"] ?? .null else { return "their records are missing" }
+        return "\(missing) of \(snap.records) records \(missing == 1 ? "is" : "are") missing"
     }
 
     /// Restores into a new data directory: identity, household secrets, store, clock.

@@ -1,4 +1,5 @@
 import Foundation
+import HubSyncBase
 import HubSyncCore
 import HubSyncCrypto
 import Testing
@@ -158,6 +159,34 @@ import Testing
         #expect(next["chunks_from_cache"] != .int(0) && next["cache_warning"] == nil, "\(next)")
     }
 
+    /// A backup run while another command holds the data directory (a second backup beside the
+    /// first) waits for it to record its audit entry, instead of dropping the entry.
+    @Test func aBackupBesideAnotherCommandStillRecordsItsAuditEntry() async throws {
+        let d = Device(data: dir.path + "/d")
+        try await d.ok("init")
+        try await d.ok("import", try recordsFile("all", ids: 0..<50))
+        let repo = "local:" + dir.path + "/repo"
+        try await d.ok("backup", "init", "--repo", repo)
+        func backups() async throws -> Int {
+            let r = try await d.ok("audit", "--json")
+            return (r.json?.arrayValue ?? []).filter { $0.objectValue?["action"] == "backup" }.count
+        }
+        #expect(try await backups() == 0)
+        // This test holds the writer lock, as the first of two backups does while it runs.
+        let lock = try #require(try WriterLock.acquire(in: DataDirectory(path: d.data), role: "backup"))
+        let errors = dir.path + "/backup.err"
+        let p = try ChildProcess(hubsyncPath, ["backup", "now", "--repo", repo, "--data", d.data], stderr: errors)
+        try await waitUntil("the backup to wait for the lock", timeout: 60) {
+            ((try? String(contentsOfFile: errors, encoding: .utf8)) ?? "").contains("waiting for")
+        }
+        #expect(p.isRunning)
+        lock.release()
+        #expect(await p.wait() == 0)
+        let text = (try? String(contentsOfFile: errors, encoding: .utf8)) ?? ""
+        #expect(!text.contains("was not written"), "\(text)")
+        #expect(try await backups() == 1)
+    }
+
     @Test func wrongRecoveryKeyAndMissingRepositoryAreClearErrors() async throws {
         let d = Device(data: dir.path + "/d")
         try await d.ok("init")
@@ -218,9 +247,12 @@ import Testing
                                             "--skip-damaged", "--json").json?.objectValue)
         guard case .int(let n) = skipped["records"] ?? .null else { Issue.record("no record count"); return }
         #expect(n < total && n > total / 2, "\(n) of \(total) records restored")
+        // What was lost is counted, against the records the snapshot holds.
+        #expect(skipped["records_missing"] == .int(total - n), "\(skipped)")
         // Quiet: no confirmation, but what was lost is still said.
         let quiet = try await d.ok("backup", "restore", "latest", "--repo", repo, "--into", dir.path + "/q", "--skip-damaged", "-q")
-        #expect(quiet.stdout.isEmpty && quiet.stderr.contains("damaged chunk"), "\(quiet.stdout) | \(quiet.stderr)")
+        #expect(quiet.stdout.isEmpty && quiet.stderr.contains("damaged chunk")
+                && quiet.stderr.contains("\(total - n) of \(total) records are missing"), "\(quiet.stdout) | \(quiet.stderr)")
     }
 
     @Test func backupKilledMidwayLeavesAValidRepositoryAndTheRerunReusesItsPacks() async throws {

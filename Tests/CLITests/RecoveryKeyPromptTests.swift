@@ -102,4 +102,19 @@ import Testing
                                           "--data", dir.path + "/bare"], prompt: "Recovery key: ", typed: "\u{4}")
         #expect(ended.status == 2 && ended.screen.contains("nothing was read"), "\(ended.status) \(ended.screen)")
     }
+
+    /// `--recovery-key-file <(…)` (a password manager's output) is a pipe with no size: it is read
+    /// to its end, and a file that holds too much is refused, not read forever.
+    @Test func aRecoveryKeyFileThatIsAPipeIsRead() async throws {
+        let (repo, key) = try await repository()
+        let bare = dir.path + "/bare"
+        let piped = try await runProgram("/bin/bash", ["-c", "\"$0\" backup list --repo \"$1\" --recovery-key-file <(printf '%s\\n' \"$2\") "
+            + "--json --data \"$3\"", hubsyncPath, repo, key, bare])
+        #expect(piped.status == 0, "\(piped.stdout)\(piped.stderr)")
+        #expect(piped.json?.arrayValue?.count == 1, "\(piped.stdout)")
+        #expect(!piped.stderr.contains("can be read by other users"), "\(piped.stderr)")
+        let endless = try await runProgram(hubsyncPath, ["backup", "list", "--repo", repo, "--recovery-key-file", "/dev/zero",
+                                                         "--data", bare], timeout: 60)
+        #expect(endless.status == 2 && endless.stderr.contains("over 64 KiB"), "\(endless.status) \(endless.stderr)")
+    }
 }

@@ -62,6 +62,21 @@ import Testing
         #expect(!text.contains(String(repeating: "66", count: 32)))
     }
 
+    /// `count` snapshots in `repo`, each after a put of memory `mI` with `text(I)`; one bit is
+    /// flipped in the middle of the oldest one's file. Their IDs, oldest first.
+    func snapshotsWithTheOldestDamaged(_ a: Device, repo: String, count: Int, text: (Int) -> String) async throws -> [String] {
+        var made: [String] = []
+        for i in 0..<count {
+            try await a.ok("put", "memories", "m\(i)", "--json", "{\"text\":\"\(text(i))\"}")
+            made.append(try await a.ok("backup", "now", "--repo", "local:" + repo).stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        let flipped = repo + "/snapshots/" + made[0]
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: flipped)))
+        bytes[bytes.count / 2] ^= 0x01
+        try Data(bytes).write(to: URL(fileURLWithPath: flipped))
+        return made
+    }
+
     /// F11 and F6: a planted file and a real snapshot with one bit flipped are named; listing,
     /// restoring, verifying and forgetting the others work, and `forget --damaged` removes the
     /// damaged one.
@@ -69,16 +84,8 @@ import Testing
         let a = device("a")
         try await a.ok("init")
         let repo = dir.path + "/repo"
-        var made: [String] = []
-        for i in 0..<3 {
-            try await a.ok("put", "memories", "m\(i)", "--json", "{\"text\":\"\(i)\"}")
-            made.append(try await a.ok("backup", "now", "--repo", "local:" + repo).stdout.trimmingCharacters(in: .whitespacesAndNewlines))
-        }
         // One bit flipped in the oldest snapshot; a 300-byte file a stranger named by its hash.
-        let flipped = dir.path + "/repo/snapshots/" + made[0]
-        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: flipped)))
-        bytes[bytes.count / 2] ^= 0x01
-        try Data(bytes).write(to: URL(fileURLWithPath: flipped))
+        let made = try await snapshotsWithTheOldestDamaged(a, repo: repo, count: 3) { "\($0)" }
         let junk = (0..<300).map { _ in UInt8.random(in: 0...255) }
         let junkName = Hex.encode(Blake2b.hash(junk))
         try Data(junk).write(to: URL(fileURLWithPath: repo + "/snapshots/" + junkName))
@@ -106,6 +113,25 @@ import Testing
         // Prune refuses while a file it cannot read may need chunks, and deletes nothing.
         let prune = try await a.run("backup", "prune", "--repo", "local:" + repo)
         #expect(prune.status != 0 && prune.stderr.contains("cannot be read"), "\(prune.stderr)")
+    }
+
+    /// Prune does not delete the packs only a damaged snapshot used without saying so: it refuses,
+    /// names the snapshot, and works once `forget --damaged` has forgotten it.
+    @Test func pruneRefusesWhileASnapshotIsDamaged() async throws {
+        let a = device("a")
+        try await a.ok("init")
+        let repo = dir.path + "/repo"
+        let made = try await snapshotsWithTheOldestDamaged(a, repo: repo, count: 2) { String(repeating: "x", count: 2000 * ($0 + 1)) }
+        func files() -> [String] { (FileManager.default.enumerator(atPath: repo)?.allObjects as? [String] ?? []).sorted() }
+        let before = files()
+        let refused = try await a.run("backup", "prune", "--repo", "local:" + repo)
+        #expect(refused.status == 1, "\(refused.status) \(refused.stderr)")
+        #expect(refused.stderr.contains(String(made[0].prefix(8))) && refused.stderr.contains("forget --damaged")
+                && refused.stderr.contains("nothing was deleted"), "\(refused.stderr)")
+        #expect(files() == before)
+        try await a.ok("backup", "forget", "--damaged", "--repo", "local:" + repo)
+        try await a.ok("backup", "prune", "--repo", "local:" + repo)
+        try await a.ok("backup", "verify", "--read-data", "--repo", "local:" + repo)
     }
 
     /// F11: scheduled backups report a snapshot file they cannot read in status.
