@@ -131,7 +131,7 @@ extension Repository {
         if let closed = unreadable.first(where: { $0.reason == .keyNotHeld || $0.reason == .malformed }) {
             throw BackupError(.wrongKey, "prune needs to read every snapshot, and "
                 + "\(unreadable.count == 1 ? "one" : "\(unreadable.count)") cannot be read here (\(closed.message)); "
-                + "prune on a member that holds the newest key; nothing was deleted")
+                + "prune on a member that holds the newest key; the prune deleted nothing")
         }
         // Nor knowing a damaged one's chunks: packs only it used would go unsaid. Forgetting it
         // first (`backup forget --damaged`) is the person's choice, once no intact copy is left.
@@ -142,7 +142,7 @@ extension Repository {
                 + damaged.prefix(5).map(\.short).joined(separator: ", ") + (damaged.count > 5 ? ", …" : "")
                 + "): the packs only \(one ? "it" : "they") used cannot be told apart from unused ones; if you hold no intact "
                 + "copy of \(one ? "it" : "them"), `hubsync backup forget --damaged` forgets \(one ? "it" : "them"), then prune; "
-                + "nothing was deleted")
+                + "the prune deleted nothing")
         }
         for s in readable + unreadable.compactMap(\.snapshot) { used.formUnion(s.chunks) }
         var keepPacks: [(BlobID, [PackEntry])] = []

@@ -41,7 +41,11 @@ public struct RecoveryKey: Sendable, Equatable, CustomStringConvertible {
             case "a"..."z": codes.append(Int(ch.value - 97))
             case "2"..."7": codes.append(Int(ch.value - 50) + 26)
             default:
-                throw HouseholdError(.malformed, "the recovery key contains \"\(ch)\", which recovery keys do not use "
+                // A character that does not show (a NUL, a byte-order mark) is named by its code point.
+                let shown = ch.properties.generalCategory == .control || ch.properties.generalCategory == .format
+                    || ch.properties.generalCategory == .unassigned || ch.properties.isWhitespace
+                    ? "U+" + String(ch.value, radix: 16, uppercase: true).leftPadded(to: 4) : "\"\(ch)\""
+                throw HouseholdError(.malformed, "the recovery key contains \(shown), which recovery keys do not use "
                     + "(letters A–Z and digits 2–7 in 8 groups of 7); type it again from where it was written down")
             }
         }
@@ -114,4 +118,8 @@ extension HouseholdSecrets {
         }
         return out
     }
+}
+
+private extension String {
+    func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }

@@ -87,7 +87,7 @@ func recordAudit(_ dir: DataDirectory, store: Store?, _ action: AuditEntry.Actio
             try AuditJournal(store: store, identity: identity, deviceName: { name }).append(action, subject: subject, detail: detail)
         }
         if dir.holdsWriterLock, let store { return try append(to: store) }
-        switch try dir.writer(patience: patience) {
+        switch try dir.writer(patience: patience, purpose: "the \(action.rawValue) is done; to write its audit entry") {
         case .direct(let own):
             try append(to: own)
         case .agent(let agent):

@@ -153,10 +153,17 @@ struct RecoveryKeyOptions: ParsableArguments {
                     + String(info.st_mode & 0o777, radix: 8) + "); anyone who reads it can open every backup of the "
                     + "household: `chmod 600 \(recoveryKeyFile)`\n").utf8))
             }
-            return try parseRecoveryKey(String(decoding: bytes, as: UTF8.self), from: "--recovery-key-file \(recoveryKeyFile)")
+            return try parseRecoveryKey(bytes, from: "--recovery-key-file \(recoveryKeyFile)")
         }
         guard let recoveryKey else { return nil }
         if recoveryKey == "-" {
+            if isatty(STDIN_FILENO) != 1 {
+                // Piped in: read as bytes, so that bytes that are not UTF-8 are said, not repaired.
+                var bytes = [UInt8](FileHandle.standardInput.readDataToEndOfFile())
+                defer { for i in bytes.indices { bytes[i] = 0 } }
+                guard !bytes.isEmpty else { throw .usage("--recovery-key -: nothing was read; type the key, or pipe it in") }
+                return try parseRecoveryKey(bytes, from: "--recovery-key -")
+            }
             guard let text = readSecretLine(prompt: "Recovery key: ") else {
                 throw .usage("--recovery-key -: nothing was read; type the key, or pipe it in")
             }
@@ -175,6 +182,22 @@ struct RecoveryKeyOptions: ParsableArguments {
 /// Parses a recovery key's text; `from` names where it came from in the message.
 func parseRecoveryKey(_ text: String, from: String) throws(CLIError) -> RecoveryKey {
     do { return try RecoveryKey(text: text) } catch { throw .usage("\(from): \(error.message)") }
+}
+
+/// Parses a recovery key read as bytes (a file, a pipe): empty input and bytes that are not
+/// UTF-8 are said as such (with the offset of the first bad byte), never repaired into U+FFFD;
+/// a leading byte-order mark (a file saved by some editors) is skipped.
+func parseRecoveryKey(_ bytes: [UInt8], from: String) throws(CLIError) -> RecoveryKey {
+    var body = bytes[...]
+    if body.starts(with: [0xEF, 0xBB, 0xBF]) { body = body.dropFirst(3) }
+    guard body.contains(where: { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }) else {
+        throw .usage("\(from): it is empty; it should hold the recovery key `hubsync init` printed")
+    }
+    if let offset = invalidUTF8Offset(body) {
+        throw .usage("\(from): it is not UTF-8 text (at byte \(offset + bytes.count - body.count)); "
+            + "it should hold the recovery key `hubsync init` printed")
+    }
+    return try parseRecoveryKey(String(decoding: body, as: UTF8.self), from: from)
 }
 
 /// One line from standard input: at a terminal after `prompt` (on standard error) with echo off,
@@ -301,9 +324,13 @@ struct BackupNowCommand: ParsableCommand {
         let seconds = Date().timeIntervalSince(start)
         var reported: [String: Value] = ["seconds": .double(seconds)]
         if let size = try? repositoryBytes(at: target) { reported["repository_bytes"] = .int(Int64(size)) }
-        recordAudit(dir, store: store, .backup,
-                    subject: ["target": target.description, "snapshot": result.snapshot.id.hex, "records": "\(result.snapshot.records)"],
-                    detail: "backup of \(plural(result.snapshot.records, "record")) to \(target.description)", metrics: reported)
+        // Written once the snapshot's ID is out: a wait for the writer lock (another command
+        // holds the directory) then follows a backup the person already knows is done.
+        defer {
+            recordAudit(dir, store: store, .backup,
+                        subject: ["target": target.description, "snapshot": result.snapshot.id.hex, "records": "\(result.snapshot.records)"],
+                        detail: "backup of \(plural(result.snapshot.records, "record")) to \(target.description)", metrics: reported)
+        }
         if let problem = result.cacheProblem { FileHandle.standardError.write(Data("warning: \(problem)\n".utf8)) }
         if options.output.json {
             guard case .object(var o) = result.snapshot.summary else { return }
@@ -422,9 +449,15 @@ struct BackupVerifyCommand: ParsableCommand {
         } else {
             let unreadable = Set(report.unreadableSnapshots.map(\.message))
             for p in report.problems { print(unreadable.contains(p) ? "not used: \(p)" : "damaged: \(p)") }
-            print(report.ok ? "ok: \(plural(report.snapshots, "snapshot")), \(plural(report.packs, "pack"))"
-                + (report.packsRead > 0 ? ", \(plural(report.packsRead, "pack")) read (\(byteText(report.bytesRead))), \(plural(report.blobsChecked, "chunk")) checked" : "")
-                : "the repository has \(plural(report.problems.count, "problem")); restore other snapshots, or pass --skip-damaged to restore")
+            if report.ok {
+                print("ok: \(plural(report.snapshots, "snapshot")), \(plural(report.packs, "pack"))"
+                    + (report.packsRead > 0 ? ", \(plural(report.packsRead, "pack")) read (\(byteText(report.bytesRead))), \(plural(report.blobsChecked, "chunk")) checked" : ""))
+            } else {
+                // Each problem line says what to do about it; only damaged packs cost records.
+                print("the repository has \(plural(report.problems.count, "problem")), each said above with what to do"
+                    + (report.damagedPacks.isEmpty ? "" : "; a snapshot that needs a damaged pack restores with --skip-damaged "
+                        + "(losing the records of its damaged chunks), or restore another snapshot"))
+            }
         }
         if !report.ok { throw ExitCode(1) }
     }

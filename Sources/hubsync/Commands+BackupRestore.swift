@@ -80,8 +80,11 @@ struct BackupRestoreCommand: ParsableCommand {
         } else if Quiet.isOn {
             // Quiet: only what was lost is said.
             if case .int(let n) = o["skipped_chunks"] ?? .null, n > 0 {
-                FileHandle.standardError.write(Data(("hubsync: skipped \(plural(Int(n), "damaged chunk")); "
-                    + "\(missingText(o, of: snap))\n").utf8))
+                var said = "hubsync: skipped \(plural(Int(n), "damaged chunk")); \(missingText(o, of: snap))"
+                if case .int(let kept) = o["left_as_they_are"] ?? .null, kept > 0 {
+                    said += "; left \(plural(Int(kept), "live record")) not read as \(kept == 1 ? "it is" : "they are")"
+                }
+                FileHandle.standardError.write(Data((said + "\n").utf8))
             }
         } else {
             var line = "restored snapshot \(snap.id.short) (\(iso8601Text(snap.time))): "
@@ -91,6 +94,10 @@ struct BackupRestoreCommand: ParsableCommand {
             line += " in \(String(format: "%.1f", seconds)) s"
             if case .int(let n) = o["skipped_chunks"] ?? .null, n > 0 {
                 line += "; skipped \(plural(Int(n), "damaged chunk")) (\(missingText(o, of: snap)))"
+            }
+            if case .int(let n) = o["left_as_they_are"] ?? .null, n > 0 {
+                line += "; left \(plural(Int(n), "live record")) as \(n == 1 ? "it is" : "they are") (not among the records "
+                    + "read, \(n == 1 ? "it" : "they") may be in the damaged chunks)"
             }
             if case .int(let n) = o["left_out_other_household"] ?? .null, n > 0 {
                 line += "; left out \(plural(Int(n), "membership or audit record")) of another household (synced in from a peer outside it)"
@@ -108,7 +115,10 @@ struct BackupRestoreCommand: ParsableCommand {
     /// What the damaged chunks cost: "12 of 10,000 records are missing", or, for a single record
     /// restored, that its records are missing.
     func missingText(_ o: [String: Value], of snap: Snapshot) -> String {
-        guard case .int(let missing) = o["records_missing"] ?? .null else { return "their records are missing" }
+        guard case .int(let missing) = o["records_missing"] ?? .null else {
+            // One record asked for (--record): it was read, or the restore said it was not.
+            return o["records"] == .int(0) ? "the record asked for may be in them" : "the record asked for was read whole"
+        }
         return "\(missing) of \(snap.records) records \(missing == 1 ? "is" : "are") missing"
     }
 
@@ -188,21 +198,32 @@ struct BackupRestoreCommand: ParsableCommand {
                 }
             }
         }
+        // With chunks skipped, a record not read may be one of theirs: it is left as it is.
+        let lostSome = !report.skippedChunks.isEmpty
+        var leftAsTheyAre = 0
         if revert {
             // Records made after the snapshot did not exist at that point in time.
             var extra: [RecordOperation] = []
             if let only {
-                if !seen.contains(only), let c = try guarded({ try store.get(only) }), c.isAlive { extra.append(.delete(only)) }
+                if !seen.contains(only), let c = try guarded({ try store.get(only) }), c.isAlive {
+                    if lostSome { leftAsTheyAre += 1 } else { extra.append(.delete(only)) }
+                }
             } else {
                 try guarded {
                     // Only user records: membership and the audit journal are never deleted by hand.
                     let user = Set(HubCollection.userCollections.map(\.rawValue))
                     try store.forEachRecord { s in
-                        if s.isAlive, !seen.contains(s.key), user.contains(s.key.collection) { extra.append(.delete(s.key)) }
+                        guard s.isAlive, !seen.contains(s.key), user.contains(s.key.collection) else { return }
+                        if lostSome { leftAsTheyAre += 1 } else { extra.append(.delete(s.key)) }
                     }
                 }
             }
             try apply(extra)
+        }
+        if let only, report.records == 0, lostSome {
+            throw CLIError.failure("\(only) is not among the records read from snapshot \(snap.id.short): "
+                + "\(plural(report.skippedChunks.count, "damaged chunk")) were skipped and may hold it; it was left as it is. "
+                + "Restore it from an older snapshot (`hubsync backup list`), or run `hubsync backup verify --read-data`")
         }
         if let only, report.records == 0 {
             throw CLIError.usage("snapshot \(snap.id.short) holds no record \(only); check the collection and ID (as `hubsync list` "
@@ -214,7 +235,8 @@ struct BackupRestoreCommand: ParsableCommand {
                         + (only.map { "for \($0)" } ?? "for \(plural(report.records, "record"))"))
         return ["mode": .string(merge ? "merge" : "revert"), "records": .int(Int64(report.records)),
                 "writes": .int(Int64(writes)), "through_agent": .bool({ if case .agent = writer { true } else { false } }()),
-                "skipped_chunks": .int(Int64(report.skippedChunks.count)), "left_out_other_household": .int(Int64(leftOut))]
+                "skipped_chunks": .int(Int64(report.skippedChunks.count)), "left_out_other_household": .int(Int64(leftOut)),
+                "left_as_they_are": .int(Int64(leftAsTheyAre))]
     }
 }
 

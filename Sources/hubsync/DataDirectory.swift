@@ -111,7 +111,7 @@ extension DataDirectory {
     /// store itself, with the writer lock held for the rest of the command. While another command
     /// holds the lock, waits for it (up to `patience`); an agent that holds it but whose API
     /// cannot be found is an error after a few seconds, not a wait.
-    func writer(patience: Duration = .seconds(60)) throws(CLIError) -> Writer {
+    func writer(patience: Duration = .seconds(60), purpose: String? = nil) throws(CLIError) -> Writer {
         let clock = ContinuousClock()
         let start = clock.now
         var told = false
@@ -135,7 +135,9 @@ extension DataDirectory {
                     + "try again when it has finished")
             }
             if !told, !holder.isAgent, holder.role != nil {
-                FileHandle.standardError.write(Data("hubsync: waiting for \(holder) to finish with \(path)\n".utf8))
+                let line = "hubsync: \(purpose.map { $0 + ": " } ?? "")waiting for \(holder) to finish with \(path)"
+                    + " (up to \(patience.components.seconds) s)\n"
+                FileHandle.standardError.write(Data(line.utf8))
                 told = true
             }
             // The holder is another command, or an agent still starting (its API not bound yet).

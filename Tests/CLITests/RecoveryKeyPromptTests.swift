@@ -116,5 +116,22 @@ import Testing
         let endless = try await runProgram(hubsyncPath, ["backup", "list", "--repo", repo, "--recovery-key-file", "/dev/zero",
                                                          "--data", bare], timeout: 60)
         #expect(endless.status == 2 && endless.stderr.contains("over 64 KiB"), "\(endless.status) \(endless.stderr)")
+        // Empty input, bytes that are not UTF-8 and characters that do not show are said as such;
+        // a byte-order mark before the key (a file saved by some editors) is skipped.
+        func withFile(_ bytes: [UInt8]) async throws -> RunResult {
+            let file = dir.path + "/key-\(UUID().uuidString)"
+            try Data(bytes).write(to: URL(fileURLWithPath: file))
+            chmod(file, 0o600)
+            return try await runProgram(hubsyncPath, ["backup", "list", "--repo", repo, "--recovery-key-file", file, "--data", bare])
+        }
+        let empty = try await withFile(Array("\n".utf8))
+        #expect(empty.status == 2 && empty.stderr.contains("it is empty"), "\(empty.stderr)")
+        let latin1 = try await withFile(Array(key.utf8.prefix(10)) + [0xE9] + Array(key.utf8.dropFirst(10)))
+        #expect(latin1.status == 2 && latin1.stderr.contains("not UTF-8 text (at byte 10)") && !latin1.stderr.contains("\u{FFFD}"),
+                "\(latin1.stderr)")
+        let nul = try await withFile(Array(key.utf8.prefix(10)) + [0] + Array(key.utf8.dropFirst(10)))
+        #expect(nul.status == 2 && nul.stderr.contains("U+0000") && !nul.stderr.contains("\0"), "\(nul.stderr)")
+        let bom = try await withFile([0xEF, 0xBB, 0xBF] + Array(key.utf8) + [0x0A])
+        #expect(bom.status == 0, "\(bom.stderr)")
     }
 }

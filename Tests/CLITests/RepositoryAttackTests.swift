@@ -127,7 +127,7 @@ import Testing
         let refused = try await a.run("backup", "prune", "--repo", "local:" + repo)
         #expect(refused.status == 1, "\(refused.status) \(refused.stderr)")
         #expect(refused.stderr.contains(String(made[0].prefix(8))) && refused.stderr.contains("forget --damaged")
-                && refused.stderr.contains("nothing was deleted"), "\(refused.stderr)")
+                && refused.stderr.contains("the prune deleted nothing"), "\(refused.stderr)")
         #expect(files() == before)
         try await a.ok("backup", "forget", "--damaged", "--repo", "local:" + repo)
         try await a.ok("backup", "prune", "--repo", "local:" + repo)
