@@ -145,6 +145,7 @@ extension Repository {
                 + "the prune deleted nothing")
         }
         for s in readable + unreadable.compactMap(\.snapshot) { used.formUnion(s.chunks) }
+        let keepers = duplicateKeepers(index, used: used)
         var keepPacks: [(BlobID, [PackEntry])] = []
         var dropPacks: [BlobID] = []
         var writer = PackWriter(key: key, capacity: packSize)
@@ -162,8 +163,11 @@ extension Repository {
         for (i, p) in packs.enumerated() {
             let entries = index.packs[p]!
             let present = index.packSizes[p] != nil
-            // A chunk of a missing pack that a later backup wrote again lives in that pack now.
-            let live = entries.filter { used.contains($0.id) && (present || index.blobs[$0.id]?.pack == p) }
+            // A chunk of a missing pack that a later backup wrote again lives in that pack now; a
+            // chunk several packs hold lives in its keeper only.
+            let live = entries.filter {
+                used.contains($0.id) && (present || index.blobs[$0.id]?.pack == p) && (keepers[$0.id].map { k in k == p } ?? true)
+            }
             if !present, live.isEmpty {
                 missingForgotten += 1 // gone already: the new index just does not name it
                 continue
@@ -207,5 +211,31 @@ extension Repository {
         try lease.renew()
         try target.remove(oldIndex + dropPacks.map(Repository.packName) + index.unreadable.map { Repository.packName($0.0) })
         return report
+    }
+
+    /// For each used chunk that more than one pack holds (two backups that ran at once each wrote
+    /// it, neither seeing the other's pack), the one pack to keep it in: the index's choice, else
+    /// the first in order, whose file checks out (read once here). A chunk none of whose packs
+    /// checks out has no keeper: every copy stays, as a damaged pack in use does.
+    func duplicateKeepers(_ index: RepositoryIndex, used: Set<BlobID>) -> [BlobID: BlobID] {
+        var holders: [BlobID: [BlobID]] = [:]
+        for (p, entries) in index.packs where index.packSizes[p] != nil {
+            for e in entries where used.contains(e.id) { holders[e.id, default: []].append(p) }
+        }
+        var intact: [BlobID: Bool] = [:]
+        func checksOut(_ p: BlobID) -> Bool {
+            if let known = intact[p] { return known }
+            let ok = (try? target.get(Repository.packName(p))).map { BlobID(Blake2b.hash($0)) == p } ?? false
+            intact[p] = ok
+            return ok
+        }
+        var keepers: [BlobID: BlobID] = [:]
+        for (id, packs) in holders where packs.count > 1 {
+            let sorted = packs.sorted()
+            let chosen = index.blobs[id].map(\.pack).flatMap { sorted.contains($0) ? $0 : nil }
+            let order = (chosen.map { [$0] } ?? []) + sorted.filter { $0 != chosen }
+            if let keeper = order.first(where: checksOut) { keepers[id] = keeper }
+        }
+        return keepers
     }
 }

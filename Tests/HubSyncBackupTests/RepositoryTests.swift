@@ -216,6 +216,52 @@ import Testing
         }
     }
 
+    /// Two backups that ran at once each wrote every chunk (neither saw the other's packs): prune
+    /// keeps one copy of each, in a pack whose file checks out, and both snapshots restore.
+    @Test func chunksTwoBackupsWroteAtOnceAreKeptOnceByPrune() throws {
+        let store = try filledStore(dir, count: 3_000)
+        let (household, _) = makeHousehold()
+        let target = LocalTarget(path: dir.path + "/repo")
+        let repo = try Repository.create(at: target, household: household, packSize: 128 << 10)
+        let fm = FileManager.default
+        // The first backup's index and packs out of sight while the second runs, as two
+        // backups that started at the same moment see each other's.
+        let first = try repo.backup(store: store, device: "d1", hostname: "h", household: household, holder: "t")
+        for folder in ["index", "data"] {
+            try fm.moveItem(atPath: target.path + "/" + folder, toPath: dir.path + "/aside-" + folder)
+            try fm.createDirectory(atPath: target.path + "/" + folder, withIntermediateDirectories: true)
+        }
+        let second = try repo.backup(store: store, device: "d2", hostname: "h", household: household, holder: "t")
+        #expect(second.newChunks == second.chunks)
+        for folder in ["index", "data"] {
+            for case let file as String in fm.enumerator(atPath: dir.path + "/aside-" + folder)! {
+                let from = dir.path + "/aside-" + folder + "/" + file, to = target.path + "/" + folder + "/" + file
+                var isFolder: ObjCBool = false
+                _ = fm.fileExists(atPath: from, isDirectory: &isFolder)
+                if isFolder.boolValue { try fm.createDirectory(atPath: to, withIntermediateDirectories: true) } else { try fm.moveItem(atPath: from, toPath: to) }
+            }
+        }
+        let doubled = directorySize(target.path + "/data")
+        // One pack damaged: its chunks are kept from the other backup's copies.
+        let packs = try target.list("data").map(\.name).sorted()
+        let victim = packs[0]
+        var bytes = try target.get(victim)
+        bytes[bytes.count / 3] ^= 0x10
+        try Data(bytes).write(to: URL(fileURLWithPath: target.path + "/" + victim))
+
+        let pruned = try repo.prune(holder: "t")
+        let after = directorySize(target.path + "/data")
+        #expect(pruned.packsDeleted > 0 && Double(after) < Double(doubled) * 0.6, "\(doubled) → \(after), \(pruned)")
+        #expect(try !target.exists(victim), "the damaged copy goes; the intact one stays")
+        let verified = try repo.verify(readData: true)
+        #expect(verified.ok, "\(verified.problems)")
+        for snapshot in [first.snapshot, second.snapshot] {
+            let restored = try Store(path: dir.path + "/restored-\(snapshot.id.short).sqlite", device: device(9))
+            _ = try repo.restore(snapshot, into: restored, skipDamaged: false)
+            #expect(try dump(restored) == dump(store))
+        }
+    }
+
     @Test func leasesExcludePruneDuringBackupAndExpire() throws {
         let (household, _) = makeHousehold()
         let target = LocalTarget(path: dir.path + "/repo")
