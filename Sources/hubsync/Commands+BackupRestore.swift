@@ -221,9 +221,11 @@ struct BackupRestoreCommand: ParsableCommand {
             try apply(extra)
         }
         if let only, report.records == 0, lostSome {
+            let n = report.skippedChunks.count
             throw CLIError.failure("\(only) is not among the records read from snapshot \(snap.id.short): "
-                + "\(plural(report.skippedChunks.count, "damaged chunk")) were skipped and may hold it; it was left as it is. "
-                + "Restore it from an older snapshot (`hubsync backup list`), or run `hubsync backup verify --read-data`")
+                + "\(plural(n, "damaged chunk")) \(n == 1 ? "was" : "were") skipped and may hold it; "
+                + (leftAsTheyAre > 0 ? "it was left as it is" : "nothing was changed")
+                + ". Restore it from an older snapshot (`hubsync backup list`), or run `hubsync backup verify --read-data`")
         }
         if let only, report.records == 0 {
             throw CLIError.usage("snapshot \(snap.id.short) holds no record \(only); check the collection and ID (as `hubsync list` "
