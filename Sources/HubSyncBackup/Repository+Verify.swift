@@ -81,11 +81,18 @@ extension Repository {
             if missing > 0 { report.problems.append("snapshot \(s.id.short) needs \(missing) chunks that no pack holds") }
             for p in touched { report.damagedPacks[p, default: []].append(s.id) }
         }
+        let usedChunks = Set(snapshots.flatMap(\.chunks))
         for (p, why) in damaged.sorted(by: { $0.key < $1.key }) {
             let users = report.damagedPacks[p] ?? []
             report.damagedPacks[p] = users
+            // A pack no snapshot reads may still hold copies of chunks they read from other packs
+            // (two backups that ran at once); prune keeps every copy of a chunk none of whose
+            // packs checks out.
+            let copies = index.packs[p]?.contains { usedChunks.contains($0.id) } ?? false
             report.problems.append("pack \(Repository.packName(p)) is damaged (\(why)); "
-                + (users.isEmpty ? "no snapshot uses it (prune removes it)"
+                + (users.isEmpty && copies ? "no snapshot reads it (they read its chunks from other packs); prune removes it "
+                    + "unless it holds a chunk whose every copy is in a damaged pack"
+                   : users.isEmpty ? "no snapshot uses it (prune removes it)"
                     : "snapshot\(users.count == 1 ? "" : "s") " + users.map(\.short).joined(separator: ", ")
                         + (users.count == 1 ? " needs it" : " need it")))
         }

@@ -216,16 +216,14 @@ import Testing
         }
     }
 
-    /// Two backups that ran at once each wrote every chunk (neither saw the other's packs): prune
-    /// keeps one copy of each, in a pack whose file checks out, and both snapshots restore.
-    @Test func chunksTwoBackupsWroteAtOnceAreKeptOnceByPrune() throws {
-        let store = try filledStore(dir, count: 3_000)
+    /// Two full backups of `store` into a new repository, the first one's index and packs out of
+    /// sight while the second runs, as two backups that started at the same moment see each
+    /// other's: every chunk is in two packs.
+    func twoBackupsThatRanAtOnce(_ store: Store) throws -> (Repository, LocalTarget, BackupResult, BackupResult) {
         let (household, _) = makeHousehold()
         let target = LocalTarget(path: dir.path + "/repo")
         let repo = try Repository.create(at: target, household: household, packSize: 128 << 10)
         let fm = FileManager.default
-        // The first backup's index and packs out of sight while the second runs, as two
-        // backups that started at the same moment see each other's.
         let first = try repo.backup(store: store, device: "d1", hostname: "h", household: household, holder: "t")
         for folder in ["index", "data"] {
             try fm.moveItem(atPath: target.path + "/" + folder, toPath: dir.path + "/aside-" + folder)
@@ -241,6 +239,14 @@ import Testing
                 if isFolder.boolValue { try fm.createDirectory(atPath: to, withIntermediateDirectories: true) } else { try fm.moveItem(atPath: from, toPath: to) }
             }
         }
+        return (repo, target, first, second)
+    }
+
+    /// Two backups that ran at once each wrote every chunk (neither saw the other's packs): prune
+    /// keeps one copy of each, in a pack whose file checks out, and both snapshots restore.
+    @Test func chunksTwoBackupsWroteAtOnceAreKeptOnceByPrune() throws {
+        let store = try filledStore(dir, count: 3_000)
+        let (repo, target, first, second) = try twoBackupsThatRanAtOnce(store)
         let doubled = directorySize(target.path + "/data")
         // One pack damaged: its chunks are kept from the other backup's copies.
         let packs = try target.list("data").map(\.name).sorted()
@@ -260,6 +266,24 @@ import Testing
             _ = try repo.restore(snapshot, into: restored, skipDamaged: false)
             #expect(try dump(restored) == dump(store))
         }
+    }
+
+    /// Verify does not call a damaged pack unused (and say prune removes it) when it holds copies
+    /// of chunks snapshots read from other packs: prune keeps every copy of a chunk whose packs
+    /// all fail their check.
+    @Test func verifyNamesADamagedPackHoldingCopiesOfUsedChunksAsSuch() throws {
+        let store = try filledStore(dir, count: 1_000)
+        let (repo, target, _, _) = try twoBackupsThatRanAtOnce(store)
+        for pack in try target.list("data").map(\.name) {
+            var bytes = try target.get(pack)
+            bytes[bytes.count / 3] ^= 0x10
+            try Data(bytes).write(to: URL(fileURLWithPath: target.path + "/" + pack))
+        }
+        let report = try repo.verify(readData: true)
+        let lines = report.problems.filter { $0.hasPrefix("pack ") }
+        #expect(lines.count == (try target.list("data")).count)
+        #expect(lines.contains { $0.contains("need") } && lines.contains { $0.contains("they read its chunks from other packs") })
+        #expect(!lines.contains { $0.contains("no snapshot uses it") }, "\(lines)")
     }
 
     @Test func leasesExcludePruneDuringBackupAndExpire() throws {
