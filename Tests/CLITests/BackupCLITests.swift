@@ -70,6 +70,9 @@ import Testing
         // A snapshot or a folder named wrongly is bad input, and nothing is written.
         let noSuch = try await d.run("backup", "restore", "deadbeef", "--repo", repo, "--into", dir.path + "/none")
         #expect(noSuch.status == 2 && noSuch.stderr.contains("no snapshot deadbeef"), "\(noSuch.stderr)")
+        let noRecord = try await d.run("backup", "restore", "latest", "--record", "memories/nobody", "--repo", repo,
+                                       "--into", dir.path + "/none")
+        #expect(noRecord.status == 2 && noRecord.stderr.contains("holds no record memories/nobody"), "\(noRecord.stderr)")
         let inside = try await d.run("backup", "restore", "latest", "--repo", repo, "--into", d.data + "/inside")
         #expect(inside.status == 2 && inside.stderr.contains("inside the HubSync data directory"), "\(inside.stderr)")
         #expect(!FileManager.default.fileExists(atPath: d.data + "/inside") && !FileManager.default.fileExists(atPath: dir.path + "/none"))
@@ -264,6 +267,15 @@ import Testing
         let one = try await d.run("backup", "restore", "latest", "--revert", "--skip-damaged", "--record", "memories/" + lost, "--repo", repo)
         #expect(one.status == 1 && one.stderr.contains("may hold it") && one.stderr.contains("left as it is"), "\(one.stderr)")
         #expect(try await exportedRecords(d) == before)
+        // Onto a new device, one record not read (or not held at all) makes no device.
+        let newDevice = try await d.run("backup", "restore", "latest", "--skip-damaged", "--record", "memories/" + lost, "--repo", repo,
+                                        "--into", dir.path + "/one")
+        #expect(newDevice.status == 1 && newDevice.stderr.contains("may hold it") && newDevice.stderr.contains("nothing was written"),
+                "\(newDevice.stderr)")
+        let none = try await d.run("backup", "restore", "latest", "--skip-damaged", "--record", "memories/nobody", "--repo", repo,
+                                   "--into", dir.path + "/one")
+        #expect(none.status == 1 && none.stderr.contains("may hold it"), "\(none.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/one"), "a restore that made nothing leaves nothing behind")
         // Quiet: no confirmation, but what was lost is still said.
         let quiet = try await d.ok("backup", "restore", "latest", "--repo", repo, "--into", dir.path + "/q", "--skip-damaged", "-q")
         #expect(quiet.stdout.isEmpty && quiet.stderr.contains("damaged chunk")
