@@ -184,7 +184,7 @@ extension Repository {
             }
             // A damaged pack still in use is kept as it is: copying would spread the damage and
             // deleting would lose what is intact. `verify --read-data` names it.
-            guard let file = try? target.get(Repository.packName(p)), BlobID(Blake2b.hash(file)) == p else {
+            guard let file = intactPack(p) else {
                 keepPacks.append((p, entries))
                 report.damagedPacksKept.append(p)
                 continue
@@ -225,7 +225,7 @@ extension Repository {
         var intact: [BlobID: Bool] = [:]
         func checksOut(_ p: BlobID) -> Bool {
             if let known = intact[p] { return known }
-            let ok = (try? target.get(Repository.packName(p))).map { BlobID(Blake2b.hash($0)) == p } ?? false
+            let ok = intactPack(p) != nil
             intact[p] = ok
             return ok
         }

@@ -124,13 +124,9 @@ extension Repository {
             let report = try restore(snapshot, into: store, skipDamaged: skipDamaged, only: only, progress: progress)
             if let only, report.records == 0 {
                 // A new device without the one record asked for is no restore: nothing is left behind.
-                let skipped = report.skippedChunks.count
-                throw BackupError(skipped == 0 ? .invalidInput : .damaged, skipped == 0
-                    ? "snapshot \(snapshot.id.short) holds no record \(only); check the collection and ID (as `hubsync list` "
-                        + "shows them), or name an older snapshot (`hubsync backup list`); nothing was written"
-                    : "\(only) is not among the records read from snapshot \(snapshot.id.short): \(skipped) damaged "
-                        + "chunk\(skipped == 1 ? " was" : "s were") skipped and may hold it; restore it from an older snapshot "
-                        + "(`hubsync backup list`); nothing was written")
+                let damaged = !report.skippedChunks.isEmpty
+                throw BackupError(damaged ? .damaged : .invalidInput, report.whyNotRead(only, from: snapshot)
+                    + (damaged ? "; restore it from an older snapshot (`hubsync backup list`)" : "") + "; nothing was written")
             }
             // The household: the manifest's (old snapshots), or a signed entry whose signer is a
             // member in the membership just restored; never an entry anyone could have planted.

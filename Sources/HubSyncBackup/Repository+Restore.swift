@@ -14,6 +14,21 @@ public struct ReadReport: Sendable {
     public var damagedPacks: [BlobID] = []
 }
 
+extension ReadReport {
+    /// Why a restore of one record (`--record`) that read none did not find it: the snapshot
+    /// holds no such record, or, with chunks skipped, a damaged one may hold it. The caller adds
+    /// what it changed.
+    public func whyNotRead(_ only: RecordKey, from snapshot: Snapshot) -> String {
+        let n = skippedChunks.count
+        if n == 0 {
+            return "snapshot \(snapshot.id.short) holds no record \(only); check the collection and ID (as `hubsync list` "
+                + "shows them), or name an older snapshot (`hubsync backup list`)"
+        }
+        return "\(only) is not among the records read from snapshot \(snapshot.id.short): \(n) damaged "
+            + "chunk\(n == 1 ? " was" : "s were") skipped and may hold it"
+    }
+}
+
 extension Repository {
     /// Reads the records of `snapshot` in batches, each pack once.
     ///
@@ -82,8 +97,7 @@ extension Repository {
             byPack[loc.pack, default: []].append((c, loc))
         }
         for p in byPack.keys.sorted() {
-            let ok = (try? target.get(Repository.packName(p))).map { BlobID(Blake2b.hash($0)) == p } ?? false
-            if !ok { report.damagedPacks.append(p) }
+            if intactPack(p) == nil { report.damagedPacks.append(p) }
             try emit(.packChecked)
         }
         if !skipDamaged, !report.damagedPacks.isEmpty || !report.skippedChunks.isEmpty {

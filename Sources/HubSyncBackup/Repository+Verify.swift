@@ -89,12 +89,12 @@ extension Repository {
             // (two backups that ran at once); prune keeps every copy of a chunk none of whose
             // packs checks out.
             let copies = index.packs[p]?.contains { usedChunks.contains($0.id) } ?? false
-            report.problems.append("pack \(Repository.packName(p)) is damaged (\(why)); "
-                + (users.isEmpty && copies ? "no snapshot reads it (they read its chunks from other packs); prune removes it "
-                    + "unless it holds a chunk whose every copy is in a damaged pack"
-                   : users.isEmpty ? "no snapshot uses it (prune removes it)"
-                    : "snapshot\(users.count == 1 ? "" : "s") " + users.map(\.short).joined(separator: ", ")
-                        + (users.count == 1 ? " needs it" : " need it")))
+            let use = !users.isEmpty
+                ? "snapshot\(users.count == 1 ? "" : "s") " + users.map(\.short).joined(separator: ", ") + (users.count == 1 ? " needs it" : " need it")
+                : copies ? "no snapshot reads it (they read its chunks from other packs); prune removes it unless it holds a "
+                    + "chunk whose every copy is in a damaged pack"
+                : "no snapshot uses it (prune removes it)"
+            report.problems.append("pack \(Repository.packName(p)) is damaged (\(why)); " + use)
         }
         return report
     }

@@ -190,6 +190,13 @@ public final class Repository {
 
     /// The file name of a pack.
     static func packName(_ id: BlobID) -> String { "data/\(id.hex.prefix(2))/\(id.hex)" }
+
+    /// Pack `id`'s file when it can be read and its BLAKE2b matches its ID; nil when it is
+    /// missing, unreadable or damaged.
+    func intactPack(_ id: BlobID) -> [UInt8]? {
+        guard let file = try? target.get(Repository.packName(id)), BlobID(Blake2b.hash(file)) == id else { return nil }
+        return file
+    }
 }
 
 /// The `keys/` entries: the repository key wrapped for the group and sealed for recovery

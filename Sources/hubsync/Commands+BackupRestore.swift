@@ -220,16 +220,11 @@ struct BackupRestoreCommand: ParsableCommand {
             }
             try apply(extra)
         }
-        if let only, report.records == 0, lostSome {
-            let n = report.skippedChunks.count
-            throw CLIError.failure("\(only) is not among the records read from snapshot \(snap.id.short): "
-                + "\(plural(n, "damaged chunk")) \(n == 1 ? "was" : "were") skipped and may hold it; "
+        if let only, report.records == 0 {
+            guard lostSome else { throw CLIError.usage(report.whyNotRead(only, from: snap)) }
+            throw CLIError.failure(report.whyNotRead(only, from: snap) + "; "
                 + (leftAsTheyAre > 0 ? "it was left as it is" : "nothing was changed")
                 + ". Restore it from an older snapshot (`hubsync backup list`), or run `hubsync backup verify --read-data`")
-        }
-        if let only, report.records == 0 {
-            throw CLIError.usage("snapshot \(snap.id.short) holds no record \(only); check the collection and ID (as `hubsync list` "
-                + "shows them), or name an older snapshot (`hubsync backup list`)")
         }
         recordAudit(dir, store: store, .restore,
                     subject: ["snapshot": snap.id.hex, "mode": merge ? "merge" : "revert", "record": only.map { "\($0)" } ?? ""],
