@@ -122,7 +122,12 @@ extension Agent {
                 let (repo, _, _) = try self.repository(target, schedule, create: false)
                 let snap = try repo.snapshot(named: snapshotName)
                 var states: [RecordState] = []
-                _ = try repo.readRecords(of: snap, skipDamaged: false, only: key) { states += $0 }
+                let report = try repo.readRecords(of: snap, skipDamaged: false, only: key) { states += $0 }
+                // Not read, with damaged chunks skipped: it may be in them, so nothing is changed.
+                if states.isEmpty, !report.skippedChunks.isEmpty {
+                    throw BackupError(.damaged, report.whyNotRead(key, from: snap) + "; nothing was changed. Restore it "
+                        + "from an older snapshot, or run `hubsync backup verify --read-data`")
+                }
                 return (snap, states)
             }
         } catch {

@@ -88,6 +88,9 @@ public struct PruneReport: Sendable {
     public var packsRewritten = 0
     public var bytesFreed = 0
     public var indexFilesReplaced = 0
+    /// Of those, index files that could not be read (damaged): the packs they named were read
+    /// from their own headers, and the new index names them.
+    public var damagedIndexFilesReplaced = 0
     /// Packs in use that failed their check and were left untouched.
     public var damagedPacksKept: [BlobID] = []
 }
@@ -116,6 +119,35 @@ extension Repository {
         return damaged
     }
 
+    /// Why prune would refuse (and delete nothing), given the snapshots this device cannot read; nil
+    /// when it would run.
+    static func pruneRefusal(_ unreadable: [UnreadableSnapshot]) -> BackupError? {
+        // A snapshot this device cannot open may still need chunks: prune only knowing them all.
+        if let closed = unreadable.first(where: { $0.reason == .keyNotHeld || $0.reason == .malformed }) {
+            return BackupError(.wrongKey, "prune needs to read every snapshot, and "
+                + "\(unreadable.count == 1 ? "one" : "\(unreadable.count)") cannot be read here (\(closed.message)); "
+                + "prune on a member that holds the newest key")
+        }
+        // Nor knowing a damaged one's chunks: packs only it used would go unsaid. Forgetting it
+        // first (`backup forget --damaged`) is the person's choice, once no intact copy is left.
+        let damaged = unreadable.filter { $0.reason == .damaged }
+        if !damaged.isEmpty {
+            let one = damaged.count == 1
+            return BackupError(.damaged, "prune needs to read every snapshot, and \(one ? "one is" : "\(damaged.count) are") damaged ("
+                + damaged.prefix(5).map(\.short).joined(separator: ", ") + (damaged.count > 5 ? ", …" : "")
+                + "): the packs only \(one ? "it" : "they") used cannot be told apart from unused ones; if you hold no intact "
+                + "copy of \(one ? "it" : "them"), `hubsync backup forget --damaged` forgets \(one ? "it" : "them"), then prune")
+        }
+        return nil
+    }
+
+    /// For a dry run: why prune would refuse now, once the snapshot files named in `setAside`
+    /// (those a `forget --damaged` would delete) are gone; nil when it would run.
+    public func pruneWouldRefuse(setAside: [String] = []) throws(BackupError) -> BackupError? {
+        let gone = Set(setAside)
+        return Repository.pruneRefusal(try scanSnapshots().unreadable.filter { !gone.contains($0.name) })
+    }
+
     /// Removes what no snapshot needs: packs holding only unused chunks are deleted; packs
     /// holding some are rewritten with the used chunks only. Order: new packs, a new index
     /// naming every pack kept, removal of the old index files, then of the old packs; a crash
@@ -127,22 +159,8 @@ extension Repository {
         let index = try loadIndex()
         var used = Set<BlobID>()
         let (readable, unreadable) = try scanSnapshots()
-        // A snapshot this device cannot open may still need chunks: prune only knowing them all.
-        if let closed = unreadable.first(where: { $0.reason == .keyNotHeld || $0.reason == .malformed }) {
-            throw BackupError(.wrongKey, "prune needs to read every snapshot, and "
-                + "\(unreadable.count == 1 ? "one" : "\(unreadable.count)") cannot be read here (\(closed.message)); "
-                + "prune on a member that holds the newest key; the prune deleted nothing")
-        }
-        // Nor knowing a damaged one's chunks: packs only it used would go unsaid. Forgetting it
-        // first (`backup forget --damaged`) is the person's choice, once no intact copy is left.
-        let damaged = unreadable.filter { $0.reason == .damaged }
-        if !damaged.isEmpty {
-            let one = damaged.count == 1
-            throw BackupError(.damaged, "prune needs to read every snapshot, and \(one ? "one is" : "\(damaged.count) are") damaged ("
-                + damaged.prefix(5).map(\.short).joined(separator: ", ") + (damaged.count > 5 ? ", …" : "")
-                + "): the packs only \(one ? "it" : "they") used cannot be told apart from unused ones; if you hold no intact "
-                + "copy of \(one ? "it" : "them"), `hubsync backup forget --damaged` forgets \(one ? "it" : "them"), then prune; "
-                + "the prune deleted nothing")
+        if let refusal = Repository.pruneRefusal(unreadable) {
+            throw BackupError(refusal.code, refusal.message + "; the prune deleted nothing")
         }
         for s in readable + unreadable.compactMap(\.snapshot) { used.formUnion(s.chunks) }
         let keepers = duplicateKeepers(index, used: used)
@@ -206,6 +224,7 @@ extension Repository {
         let newIndex = try writeIndex(keepPacks + newPacks)
         let oldIndex = (index.files + index.damagedFiles.map(\.name)).filter { $0 != newIndex }
         report.indexFilesReplaced = oldIndex.count
+        report.damagedIndexFilesReplaced = index.damagedFiles.filter { $0.name != newIndex }.count
         report.packsDeleted += index.unreadable.count
         // Old index files first, then packs: one step (one signed plan on a peer).
         try lease.renew()

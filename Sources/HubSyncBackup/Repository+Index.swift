@@ -26,6 +26,20 @@ struct RepositoryIndex {
             blobs[e.id] = BlobLocation(pack: pack, offset: e.offset, length: e.length, rawLength: e.rawLength)
         }
     }
+
+    /// For each of `chunks`, a copy in a pack on the target outside `bad` for which `good` holds
+    /// (two backups that ran at once each wrote one): the first such pack by ID.
+    func copies(of chunks: Set<BlobID>, outside bad: Set<BlobID>, where good: (BlobID) -> Bool) -> [BlobID: BlobLocation] {
+        var found: [BlobID: BlobLocation] = [:]
+        guard !chunks.isEmpty else { return found }
+        for p in packs.keys.sorted() where !bad.contains(p) && packSizes[p] != nil {
+            let held = packs[p]!.filter { chunks.contains($0.id) && found[$0.id] == nil }
+            guard !held.isEmpty, good(p) else { continue }
+            for e in held { found[e.id] = BlobLocation(pack: p, offset: e.offset, length: e.length, rawLength: e.rawLength) }
+            if found.count == chunks.count { break }
+        }
+        return found
+    }
 }
 
 extension Repository {

@@ -12,6 +12,9 @@ public struct ReadReport: Sendable {
     public var skippedChunks: [BlobID] = []
     /// Packs that failed their check.
     public var damagedPacks: [BlobID] = []
+    /// Chunks whose indexed pack failed its check, read from an intact copy in another pack
+    /// (two backups that ran at once each wrote one).
+    public var chunksFromCopies = 0
 }
 
 extension ReadReport {
@@ -32,9 +35,12 @@ extension ReadReport {
 extension Repository {
     /// Reads the records of `snapshot` in batches, each pack once.
     ///
-    /// First checks every pack the snapshot needs (its BLAKE2b against its ID): with a damaged or
-    /// missing pack, refuses before handing on a single record, naming the pack, unless
-    /// `skipDamaged`; then every chunk that still authenticates is read and the rest skipped.
+    /// First checks every pack the snapshot needs (its BLAKE2b against its ID); a chunk of a
+    /// damaged or missing pack is read from an intact copy in another pack when one holds it.
+    /// With a chunk left that no intact pack holds, refuses before handing on a single record,
+    /// naming the pack, unless `skipDamaged` or `only` (one record, which is read whole or not
+    /// at all: ``ReadReport/whyNotRead(_:from:)``); then every chunk that still authenticates is
+    /// read and the rest skipped.
     /// Packs are read in the order the snapshot first needs them, and the chunk plaintexts are
     /// taken in snapshot order as one stream of frames, since a large record's frame spans
     /// several chunks (a chunk read ahead of its turn waits in memory).
@@ -96,16 +102,43 @@ extension Repository {
             if byPack[loc.pack] == nil { packs.append(loc.pack) }
             byPack[loc.pack, default: []].append((c, loc))
         }
+        var checked: [BlobID: Bool] = [:]
         for p in byPack.keys.sorted() {
-            if intactPack(p) == nil { report.damagedPacks.append(p) }
+            let ok = intactPack(p) != nil
+            checked[p] = ok
+            if !ok { report.damagedPacks.append(p) }
             try emit(.packChecked)
         }
-        if !skipDamaged, !report.damagedPacks.isEmpty || !report.skippedChunks.isEmpty {
+        // A damaged pack's chunks, each from an intact copy elsewhere where there is one.
+        if !report.damagedPacks.isEmpty {
+            let damaged = Set(report.damagedPacks)
+            let stranded = Set(damaged.flatMap { byPack[$0]!.map(\.0) })
+            let copies = index.copies(of: stranded, outside: damaged) { p in
+                if let known = checked[p] { return known }
+                let ok = intactPack(p) != nil
+                checked[p] = ok
+                return ok
+            }
+            for p in damaged {
+                let held = byPack[p]!
+                for (c, _) in held { if let copy = copies[c] { byPack[copy.pack, default: []].append((c, copy)) } }
+                let kept = held.filter { copies[$0.0] == nil }
+                byPack[p] = kept.isEmpty ? nil : kept
+            }
+            report.chunksFromCopies = copies.count
+            // Still in the order the snapshot first needs each pack.
+            var holder: [BlobID: BlobID] = [:]
+            for (p, held) in byPack { for (c, _) in held { holder[c] = p } }
+            var seenPacks = Set<BlobID>()
+            packs = snapshot.chunks.compactMap { holder[$0] }.filter { seenPacks.insert($0).inserted }
+        }
+        let stillNeeded = report.damagedPacks.filter { byPack[$0] != nil }
+        if !skipDamaged, only == nil, !stillNeeded.isEmpty || !report.skippedChunks.isEmpty {
             var parts: [String] = []
-            if !report.damagedPacks.isEmpty {
-                parts.append("pack\(report.damagedPacks.count == 1 ? "" : "s") "
-                    + report.damagedPacks.map { Repository.packName($0) }.joined(separator: ", ")
-                    + " \(report.damagedPacks.count == 1 ? "is" : "are") damaged or missing")
+            if !stillNeeded.isEmpty {
+                parts.append("pack\(stillNeeded.count == 1 ? "" : "s") "
+                    + stillNeeded.map { Repository.packName($0) }.joined(separator: ", ")
+                    + " \(stillNeeded.count == 1 ? "is" : "are") damaged or missing")
             }
             if !report.skippedChunks.isEmpty { parts.append("\(report.skippedChunks.count) chunks are in no index") }
             throw BackupError(.damaged, "refusing to restore snapshot \(snapshot.id.short): "
@@ -178,7 +211,7 @@ extension Repository {
                 let end = Int(loc.offset) + Int(loc.length)
                 guard let file, end <= file.count,
                       let chunk = PackReader.openChunk(file[Int(loc.offset)..<end], id: id, rawLength: Int(loc.rawLength), key: key, using: zstd) else {
-                    if skipDamaged { report.skippedChunks.append(id); lost.insert(id); continue }
+                    if skipDamaged || only != nil { report.skippedChunks.append(id); lost.insert(id); continue }
                     throw BackupError(.damaged, "chunk \(id.short) in pack \(name) is damaged; nothing more was restored; "
                         + "pass --skip-damaged to restore everything else")
                 }
@@ -189,7 +222,7 @@ extension Repository {
             try emit(.progress(done, uses.count))
         }
         try drain()
-        if !stream.atBoundary, !skipDamaged {
+        if !stream.atBoundary, !skipDamaged, only == nil {
             throw BackupError(.damaged, "snapshot \(snapshot.id.short) ends inside a record; its last chunk is missing")
         }
         if !batch.isEmpty { try emit(.batch(batch)) }

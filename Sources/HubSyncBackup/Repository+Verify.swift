@@ -71,12 +71,18 @@ extension Repository {
                 progress("verify", i + 1, selected.count)
             }
         }
+        // A chunk of a damaged pack that another pack (not found damaged) also holds is read
+        // from there: a restore takes that copy.
+        let bad = Set(damaged.keys)
+        var inBad = Set<BlobID>()
+        for s in snapshots { for c in s.chunks where index.blobs[c].map({ bad.contains($0.pack) }) ?? false { inBad.insert(c) } }
+        let copies = index.copies(of: inBad, outside: bad) { _ in true }
         for s in snapshots {
             var missing = 0
             var touched = Set<BlobID>()
             for c in s.chunks {
                 guard let loc = index.blobs[c] else { missing += 1; continue }
-                if damaged[loc.pack] != nil { touched.insert(loc.pack) }
+                if damaged[loc.pack] != nil, copies[c] == nil { touched.insert(loc.pack) }
             }
             if missing > 0 { report.problems.append("snapshot \(s.id.short) needs \(missing) chunks that no pack holds") }
             for p in touched { report.damagedPacks[p, default: []].append(s.id) }
@@ -88,10 +94,10 @@ extension Repository {
             // A pack no snapshot reads may still hold copies of chunks they read from other packs
             // (two backups that ran at once); prune keeps every copy of a chunk none of whose
             // packs checks out.
-            let copies = index.packs[p]?.contains { usedChunks.contains($0.id) } ?? false
+            let holdsCopies = index.packs[p]?.contains { usedChunks.contains($0.id) } ?? false
             let use = !users.isEmpty
                 ? "snapshot\(users.count == 1 ? "" : "s") " + users.map(\.short).joined(separator: ", ") + (users.count == 1 ? " needs it" : " need it")
-                : copies ? "no snapshot reads it (they read its chunks from other packs); prune removes it unless it holds a "
+                : holdsCopies ? "no snapshot reads it (they read its chunks from other packs); prune removes it unless it holds a "
                     + "chunk whose every copy is in a damaged pack"
                 : "no snapshot uses it (prune removes it)"
             report.problems.append("pack \(Repository.packName(p)) is damaged (\(why)); " + use)

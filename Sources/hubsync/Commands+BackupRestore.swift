@@ -26,9 +26,9 @@ struct BackupRestoreCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Restore into this new data directory.", valueName: "DIR")) var into: String?
     @Flag(help: "Merge into this device's stores (undeletes what the snapshot has alive).") var merge = false
     @Flag(help: "Write the snapshot's values as new edits (every peer follows).") var revert = false
-    @Option(help: ArgumentHelp("Only this record.", valueName: "COLLECTION/ID")) var record: String?
+    @Option(help: ArgumentHelp("Only this record (read whole from intact chunks, or refused; needs no --skip-damaged).", valueName: "COLLECTION/ID")) var record: String?
     @OptionGroup var recovery: RecoveryKeyOptions
-    @Flag(help: "Restore everything that is intact when some packs are damaged.") var skipDamaged = false
+    @Flag(help: "Restore everything that is intact when some chunks are in damaged packs and have no intact copy.") var skipDamaged = false
 
     func validate() throws {
         if [into != nil, merge, revert].filter({ $0 }).count != 1 {
@@ -95,6 +95,10 @@ struct BackupRestoreCommand: ParsableCommand {
             if case .int(let n) = o["skipped_chunks"] ?? .null, n > 0 {
                 line += "; skipped \(plural(Int(n), "damaged chunk")) (\(missingText(o, of: snap)))"
             }
+            if case .int(let n) = o["chunks_from_copies"] ?? .null, n > 0 {
+                line += "; read \(plural(Int(n), "chunk")) from intact copies in other packs, as \(n == 1 ? "its" : "their") "
+                    + "first pack is damaged (`hubsync backup verify --read-data` names it; `hubsync backup prune` removes it)"
+            }
             if case .int(let n) = o["left_as_they_are"] ?? .null, n > 0 {
                 line += "; left \(plural(Int(n), "live record")) as \(n == 1 ? "it is" : "they are") (not among the records "
                     + "read, \(n == 1 ? "it" : "they") may be in the damaged chunks)"
@@ -133,6 +137,7 @@ struct BackupRestoreCommand: ParsableCommand {
         if let note = made.householdNote { FileHandle.standardError.write(Data("hubsync: \(note)\n".utf8)) }
         return ["into": .string(dir.path), "device_id": .string(made.deviceID.description),
                 "records": .int(Int64(made.report.records)), "skipped_chunks": .int(Int64(made.report.skippedChunks.count)),
+                "chunks_from_copies": .int(Int64(made.report.chunksFromCopies)),
                 "damaged_packs": .array(made.report.damagedPacks.map { .string($0.hex) }),
                 "clock_hlc": .string(made.clock.description),
                 // Which household key the device took (its epoch and fingerprint), or null.
@@ -232,7 +237,8 @@ struct BackupRestoreCommand: ParsableCommand {
                         + (only.map { "for \($0)" } ?? "for \(plural(report.records, "record"))"))
         return ["mode": .string(merge ? "merge" : "revert"), "records": .int(Int64(report.records)),
                 "writes": .int(Int64(writes)), "through_agent": .bool({ if case .agent = writer { true } else { false } }()),
-                "skipped_chunks": .int(Int64(report.skippedChunks.count)), "left_out_other_household": .int(Int64(leftOut)),
+                "skipped_chunks": .int(Int64(report.skippedChunks.count)), "chunks_from_copies": .int(Int64(report.chunksFromCopies)),
+                "left_out_other_household": .int(Int64(leftOut)),
                 "left_as_they_are": .int(Int64(leftAsTheyAre))]
     }
 }
@@ -284,6 +290,9 @@ struct BackupForgetCommand: ParsableCommand {
         var pruneReport: PruneReport?
         // A prune that fails after the forget still shows what was forgotten, then says so.
         var pruneError: CLIError?
+        // A dry run says whether the prune would run (it refuses while a snapshot cannot be read).
+        let pruneRefusal = prune && dryRun
+            ? try backupGuarded { try repo.pruneWouldRefuse(setAside: removed.map(\.name)) } : nil
         if prune, !dryRun {
             do {
                 pruneReport = try backupGuarded { try repo.prune(holder: options.holder, progress: ProgressReporter().callback) }
@@ -303,6 +312,7 @@ struct BackupForgetCommand: ParsableCommand {
             ]
             if let r = pruneReport { o["prune"] = pruneJSON(r) }
             if let e = pruneError { o["prune_error"] = .string(e.message) }
+            if prune, dryRun { o["prune_would_refuse"] = pruneRefusal.map { .string($0.message) } ?? .null }
             if let q = quarantineJSON(repo.target) { o["quarantined"] = q }
             printJSON(.object(o))
         } else {
@@ -310,6 +320,10 @@ struct BackupForgetCommand: ParsableCommand {
             for s in plan.forget { print("\(dryRun ? "would forget" : "forget ") \(s.id.short)  \(iso8601Text(s.time))") }
             for u in removed { print("\(dryRun ? "would forget" : "forget ") \(u.short)  (damaged)") }
             if let r = pruneReport { print(pruneText(r)) }
+            if prune, dryRun {
+                print(pruneRefusal.map { "the prune would refuse: \($0.message)" }
+                      ?? "the prune would run: it frees the space no remaining snapshot needs")
+            }
             if let q = quarantineText(repo.target) { print(q) }
         }
         if let e = pruneError {
@@ -323,11 +337,14 @@ struct BackupForgetCommand: ParsableCommand {
 func pruneJSON(_ r: PruneReport) -> Value {
     ["packs_deleted": .int(Int64(r.packsDeleted)), "packs_rewritten": .int(Int64(r.packsRewritten)),
      "bytes_freed": .int(Int64(r.bytesFreed)), "index_files_replaced": .int(Int64(r.indexFilesReplaced)),
+     "damaged_index_files_replaced": .int(Int64(r.damagedIndexFilesReplaced)),
      "damaged_packs_kept": .array(r.damagedPacksKept.map { .string($0.hex) })]
 }
 
 func pruneText(_ r: PruneReport) -> String {
     "pruned: \(r.packsDeleted) packs deleted, \(r.packsRewritten) rewritten, \(byteText(max(0, r.bytesFreed))) freed"
+        + (r.damagedIndexFilesReplaced == 0 ? "" : "; replaced \(plural(r.damagedIndexFilesReplaced, "damaged index file")) "
+            + "(the packs \(r.damagedIndexFilesReplaced == 1 ? "it" : "they") named were read from their own headers; nothing was lost)")
         + (r.damagedPacksKept.isEmpty ? "" : "; left \(r.damagedPacksKept.count) damaged pack(s) in use untouched "
             + "(see `hubsync backup verify --read-data`)")
 }

@@ -276,6 +276,15 @@ import Testing
                                    "--into", dir.path + "/one")
         #expect(none.status == 1 && none.stderr.contains("may hold it"), "\(none.stderr)")
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/one"), "a restore that made nothing leaves nothing behind")
+        // One record needs no --skip-damaged: it is read whole from intact chunks, or refused.
+        let readWhole = try #require((0..<3_000).map { "m" + String(format: "%05d", $0) }.first { restoredText.contains("\"\($0)\"") })
+        let intact = try await d.ok("backup", "restore", "latest", "--record", "memories/" + readWhole, "--repo", repo,
+                                    "--into", dir.path + "/intact")
+        #expect(intact.stdout.contains("1 record") && intact.stdout.contains("the record asked for was read whole"), "\(intact.stdout)")
+        let notRead = try await d.run("backup", "restore", "latest", "--revert", "--record", "memories/" + lost, "--repo", repo)
+        #expect(notRead.status == 1 && notRead.stderr.contains("may hold it") && notRead.stderr.contains("left as it is"),
+                "\(notRead.stderr)")
+        #expect(try await exportedRecords(d) == before)
         // Quiet: no confirmation, but what was lost is still said.
         let quiet = try await d.ok("backup", "restore", "latest", "--repo", repo, "--into", dir.path + "/q", "--skip-damaged", "-q")
         #expect(quiet.stdout.isEmpty && quiet.stderr.contains("damaged chunk")

@@ -129,6 +129,16 @@ import Testing
         #expect(refused.stderr.contains(String(made[0].prefix(8))) && refused.stderr.contains("forget --damaged")
                 && refused.stderr.contains("the prune deleted nothing"), "\(refused.stderr)")
         #expect(files() == before)
+        // A dry run of forget --prune says the prune would refuse, and that it would run once the
+        // damaged snapshot is forgotten (--damaged); it changes nothing.
+        let dry = try await a.ok("backup", "forget", "--keep-last", "5", "--prune", "--dry-run", "--repo", "local:" + repo, "--json")
+        let wouldRefuse = dry.json?.objectValue?["prune_would_refuse"]?.stringValue ?? ""
+        #expect(wouldRefuse.contains(String(made[0].prefix(8))) && wouldRefuse.contains("forget --damaged"), "\(dry.stdout)")
+        let dryText = try await a.ok("backup", "forget", "--keep-last", "5", "--prune", "--dry-run", "--repo", "local:" + repo)
+        #expect(dryText.stdout.contains("the prune would refuse"), "\(dryText.stdout)")
+        let dryDamaged = try await a.ok("backup", "forget", "--damaged", "--prune", "--dry-run", "--repo", "local:" + repo, "--json")
+        #expect(dryDamaged.json?.objectValue?["prune_would_refuse"] == .null, "\(dryDamaged.stdout)")
+        #expect(files() == before)
         try await a.ok("backup", "forget", "--damaged", "--repo", "local:" + repo)
         try await a.ok("backup", "prune", "--repo", "local:" + repo)
         try await a.ok("backup", "verify", "--read-data", "--repo", "local:" + repo)

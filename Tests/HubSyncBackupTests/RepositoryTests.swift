@@ -113,7 +113,8 @@ import Testing
         let again = try repo.backup(store: store, device: "d1", hostname: "h", household: household, holder: "t")
         #expect(again.newChunks == 0, "the packs were found by their headers")
 
-        _ = try repo.prune(holder: "t")
+        let pruned = try repo.prune(holder: "t")
+        #expect(pruned.damagedIndexFilesReplaced == 1 && pruned.indexFilesReplaced >= 1, "\(pruned)")
         #expect(try !target.exists(victim))
         #expect(try repo.verify(readData: true).ok)
     }
@@ -218,13 +219,14 @@ import Testing
 
     /// Two full backups of `store` into a new repository, the first one's index and packs out of
     /// sight while the second runs, as two backups that started at the same moment see each
-    /// other's: every chunk is in two packs.
-    func twoBackupsThatRanAtOnce(_ store: Store) throws -> (Repository, LocalTarget, BackupResult, BackupResult) {
+    /// other's: every chunk is in two packs. Also answers the first backup's pack files.
+    func twoBackupsThatRanAtOnce(_ store: Store) throws -> (Repository, LocalTarget, BackupResult, BackupResult, [String]) {
         let (household, _) = makeHousehold()
         let target = LocalTarget(path: dir.path + "/repo")
         let repo = try Repository.create(at: target, household: household, packSize: 128 << 10)
         let fm = FileManager.default
         let first = try repo.backup(store: store, device: "d1", hostname: "h", household: household, holder: "t")
+        let firstPacks = try target.list("data").map(\.name)
         for folder in ["index", "data"] {
             try fm.moveItem(atPath: target.path + "/" + folder, toPath: dir.path + "/aside-" + folder)
             try fm.createDirectory(atPath: target.path + "/" + folder, withIntermediateDirectories: true)
@@ -239,14 +241,14 @@ import Testing
                 if isFolder.boolValue { try fm.createDirectory(atPath: to, withIntermediateDirectories: true) } else { try fm.moveItem(atPath: from, toPath: to) }
             }
         }
-        return (repo, target, first, second)
+        return (repo, target, first, second, firstPacks)
     }
 
     /// Two backups that ran at once each wrote every chunk (neither saw the other's packs): prune
     /// keeps one copy of each, in a pack whose file checks out, and both snapshots restore.
     @Test func chunksTwoBackupsWroteAtOnceAreKeptOnceByPrune() throws {
         let store = try filledStore(dir, count: 3_000)
-        let (repo, target, first, second) = try twoBackupsThatRanAtOnce(store)
+        let (repo, target, first, second, _) = try twoBackupsThatRanAtOnce(store)
         let doubled = directorySize(target.path + "/data")
         // One pack damaged: its chunks are kept from the other backup's copies.
         let packs = try target.list("data").map(\.name).sorted()
@@ -268,12 +270,75 @@ import Testing
         }
     }
 
+    /// A chunk whose pack is damaged is read from its intact copy in another pack (two backups
+    /// that ran at once each wrote one): the restore needs no --skip-damaged and loses nothing,
+    /// and verify does not say a snapshot needs the damaged pack. Each backup's packs are damaged
+    /// in turn; whichever the index chose, the chunks of the damaged ones come from the copies.
+    @Test func restoreReadsAChunkOfADamagedPackFromItsIntactCopy() throws {
+        let store = try filledStore(dir, count: 3_000)
+        let (repo, target, first, second, firstPacks) = try twoBackupsThatRanAtOnce(store)
+        let secondPacks = try target.list("data").map(\.name).filter { !firstPacks.contains($0) }
+        #expect(!firstPacks.isEmpty && !secondPacks.isEmpty)
+        var fromCopies = 0
+        for (round, damaged) in [firstPacks, secondPacks].enumerated() {
+            var originals: [String: [UInt8]] = [:]
+            for pack in damaged {
+                var bytes = try target.get(pack)
+                originals[pack] = bytes
+                bytes[bytes.count / 3] ^= 0x10
+                try Data(bytes).write(to: URL(fileURLWithPath: target.path + "/" + pack))
+            }
+            let verified = try repo.verify(readData: true)
+            let lines = verified.problems.filter { $0.hasPrefix("pack ") }
+            #expect(lines.count == damaged.count && !lines.contains { $0.contains("need") }, "\(lines)")
+            for snapshot in [first.snapshot, second.snapshot] {
+                let restored = try Store(path: dir.path + "/restored-\(round)-\(snapshot.id.short).sqlite", device: device(9))
+                let report = try repo.restore(snapshot, into: restored, skipDamaged: false)
+                #expect(report.skippedChunks.isEmpty && report.damagedPacks.count <= damaged.count)
+                #expect(try dump(restored) == dump(store))
+                if snapshot.id == first.snapshot.id { fromCopies += report.chunksFromCopies }
+            }
+            for (pack, bytes) in originals { try Data(bytes).write(to: URL(fileURLWithPath: target.path + "/" + pack)) }
+        }
+        #expect(fromCopies == Set(first.snapshot.chunks).count, "each chunk's indexed pack is one backup's or the other's")
+    }
+
+    /// One record restores without --skip-damaged while another pack is damaged: it is read
+    /// whole from intact chunks. A record of the damaged chunk is not read, and the report says
+    /// chunks were skipped, so the caller refuses instead of taking it as absent.
+    @Test func oneRecordRestoresBesideADamagedPack() throws {
+        let store = try filledStore(dir, count: 3_000)
+        let (household, _) = makeHousehold()
+        let target = LocalTarget(path: dir.path + "/repo")
+        let repo = try Repository.create(at: target, household: household, packSize: 128 << 10)
+        let snapshot = try repo.backup(store: store, device: "d1", hostname: "h", household: household, holder: "t").snapshot
+        let victim = try target.list("data").map(\.name).sorted()[0]
+        var bytes = try target.get(victim)
+        bytes[bytes.count / 3] ^= 0x10
+        try Data(bytes).write(to: URL(fileURLWithPath: target.path + "/" + victim))
+        #expect(throws: BackupError.self) { try repo.readRecords(of: snapshot, skipDamaged: false) { _ in } }
+        var read = Set<RecordKey>()
+        let partial = try repo.readRecords(of: snapshot, skipDamaged: true) { read.formUnion($0.map(\.key)) }
+        #expect(!partial.skippedChunks.isEmpty)
+        let all = try dump(store)
+        let intact = try #require(all.keys.first { read.contains($0) })
+        let lost = try #require(all.keys.first { !read.contains($0) })
+
+        var got: [RecordState] = []
+        let one = try repo.readRecords(of: snapshot, skipDamaged: false, only: intact) { got += $0 }
+        #expect(one.records == 1 && got.map(\.key) == [intact] && CanonicalEncoding.encode(got[0]) == all[intact])
+        got = []
+        let none = try repo.readRecords(of: snapshot, skipDamaged: false, only: lost) { got += $0 }
+        #expect(none.records == 0 && got.isEmpty && !none.skippedChunks.isEmpty)
+        #expect(none.whyNotRead(lost, from: snapshot).contains("may hold it"))
+    }
+
     /// Verify does not call a damaged pack unused (and say prune removes it) when it holds copies
     /// of chunks snapshots read from other packs: prune keeps every copy of a chunk whose packs
     /// all fail their check.
     @Test func verifyNamesADamagedPackHoldingCopiesOfUsedChunksAsSuch() throws {
         let store = try filledStore(dir, count: 1_000)
-        let (repo, target, _, _) = try twoBackupsThatRanAtOnce(store)
+        let (repo, target, _, _, _) = try twoBackupsThatRanAtOnce(store)
         for pack in try target.list("data").map(\.name) {
             var bytes = try target.get(pack)
             bytes[bytes.count / 3] ^= 0x10
