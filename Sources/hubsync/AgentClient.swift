@@ -33,13 +33,7 @@ struct AgentClient {
         let (status, value): (Int, Value)
         let pid = self.pid
         let waiting: @Sendable () -> Void = {
-            guard !Quiet.isOn else { return }
-            let text = "waiting for the agent (pid \(pid)) to answer …"
-            // With --json, standard error carries JSON only: the wait is an event there.
-            let line = HubSync.wantsJSON
-                ? JSON.serialize(["event": "waiting", "agent_pid": .int(Int64(pid)), "message": .string(text)])
-                : "hubsync: " + text
-            FileHandle.standardError.write(Data((line + "\n").utf8))
+            sayWaiting("waiting for the agent (pid \(pid)) to answer …", ["agent_pid": .int(Int64(pid))])
         }
         do {
             if let upload {

@@ -141,13 +141,24 @@ struct RecoveryKeyOptions: ParsableArguments {
     func key() throws(CLIError) -> RecoveryKey? {
         if let recoveryKeyFile {
             // Read to its end, not by its size: `--recovery-key-file <(pass show …)` is a pipe.
+            // A named pipe no program writes into yet blocks the read: that wait is said.
+            var info = stat()
+            let path = recoveryKeyFile
+            let reminder = DispatchWorkItem {
+                sayWaiting("--recovery-key-file \(path) is a pipe and the key has not come through it yet; waiting for it "
+                    + "(Ctrl-C stops)", ["file": .string(path)])
+            }
+            if stat(recoveryKeyFile, &info) == 0, info.st_mode & S_IFMT == S_IFIFO {
+                DispatchQueue.global().asyncAfter(deadline: .now() + 1, execute: reminder)
+            }
+            defer { reminder.cancel() }
             var bytes: [UInt8]
             do { bytes = try WholeFile.read(recoveryKeyFile, limit: 64 * 1024) } catch {
                 throw .usage("--recovery-key-file: cannot read \(recoveryKeyFile) (\(error.errno == EFBIG ? "over 64 KiB" : error.reason)); "
                     + "give the file holding the key `hubsync init` printed")
             }
+            reminder.cancel()
             defer { for i in bytes.indices { bytes[i] = 0 } }
-            var info = stat()
             if stat(recoveryKeyFile, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_mode & 0o077 != 0 {
                 FileHandle.standardError.write(Data(("hubsync: \(recoveryKeyFile) can be read by other users (mode "
                     + String(info.st_mode & 0o777, radix: 8) + "); anyone who reads it can open every backup of the "

@@ -135,9 +135,8 @@ extension DataDirectory {
                     + "try again when it has finished")
             }
             if !told, !holder.isAgent, holder.role != nil {
-                let line = "hubsync: \(purpose.map { $0 + ": " } ?? "")waiting for \(holder) to finish with \(path)"
-                    + " (up to \(patience.components.seconds) s)\n"
-                FileHandle.standardError.write(Data(line.utf8))
+                sayWaiting("\(purpose.map { $0 + ": " } ?? "")waiting for \(holder) to finish with \(path)"
+                    + " (up to \(patience.components.seconds) s)", ["holder_pid": .int(Int64(holder.pid))])
                 told = true
             }
             // The holder is another command, or an agent still starting (its API not bound yet).
@@ -174,4 +173,16 @@ enum Writer {
 /// confirmation.
 enum Quiet {
     nonisolated(unsafe) static var isOn = false
+}
+
+/// A line on standard error saying what the command waits for, so the wait is not silent: with
+/// `--json` a JSON event (`{"event": "waiting", "message", …}`, standard error then carries JSON
+/// only), else `hubsync: MESSAGE`; nothing with `--quiet`.
+func sayWaiting(_ message: String, _ fields: [String: Value] = [:]) {
+    guard !Quiet.isOn else { return }
+    var event = fields
+    event["event"] = "waiting"
+    event["message"] = .string(message)
+    let line = HubSync.wantsJSON ? JSON.serialize(.object(event)) : "hubsync: " + message
+    FileHandle.standardError.write(Data((line + "\n").utf8))
 }

@@ -134,4 +134,22 @@ import Testing
         let bom = try await withFile([0xEF, 0xBB, 0xBF] + Array(key.utf8) + [0x0A])
         #expect(bom.status == 0, "\(bom.stderr)")
     }
+
+    /// A named pipe no program has written into yet: the command says it waits for the key (a
+    /// JSON event with --json), then reads it once it comes.
+    @Test func aNamedPipeWithNoWriterYetIsAWaitThatIsSaid() async throws {
+        let (repo, key) = try await repository()
+        let fifo = dir.path + "/key.fifo", err = dir.path + "/stderr"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        // The key is written only once the command has said it waits (bounded: 30 s).
+        let script = "\"$0\" backup list --repo \"$1\" --recovery-key-file \"$2\" --json --data \"$3\" 2>\"$4\" & pid=$!; "
+            + "for i in $(seq 300); do grep -q waiting \"$4\" && break; sleep 0.1; done; "
+            + "printf '%s\\n' \"$5\" > \"$2\"; wait $pid; status=$?; cat \"$4\" >&2; exit $status"
+        let run = try await runProgram("/bin/bash", ["-c", script, hubsyncPath, repo, fifo, dir.path + "/bare", err, key], timeout: 90)
+        #expect(run.status == 0 && run.json?.arrayValue?.count == 1, "\(run.status) \(run.stdout) \(run.stderr)")
+        let event = try #require(run.stderr.split(separator: "\n").first.flatMap { try? JSON.parse(String($0)) }?.objectValue,
+                                 "\(run.stderr)")
+        #expect(event["event"] == "waiting" && event["file"]?.stringValue == fifo, "\(event)")
+        #expect(event["message"]?.stringValue?.contains("is a pipe") == true)
+    }
 }
