@@ -172,6 +172,24 @@ struct BackupCache {
     /// Writes a cache of `chunks` with their `entries` (each made by ``append(_:to:)`` or copied
     /// by ``entry(_:)``) in place of the old one. A failure is not the backup's (the next one
     /// reads in full): it is returned in words.
+    /// How long a cache of a repository no backup has gone to is kept (a target taken out of the
+    /// settings, a repository moved): a cache is only a hint, and the next backup there, if any,
+    /// reads in full.
+    static let staleAfter: TimeInterval = 90 * 86_400
+
+    /// Removes the other files in `folder` not written for ``staleAfter`` (caches of repositories
+    /// no longer backed up to); those it cannot remove are left.
+    static func removeStale(in folder: String, keeping path: String, now: Date = Date()) {
+        let fm = FileManager.default
+        guard let names = try? fm.contentsOfDirectory(atPath: folder) else { return }
+        for name in names where folder + "/" + name != path {
+            let other = folder + "/" + name
+            guard let attributes = try? fm.attributesOfItem(atPath: other), attributes[.type] as? FileAttributeType == .typeRegular,
+                  let written = attributes[.modificationDate] as? Date, now.timeIntervalSince(written) > staleAfter else { continue }
+            try? fm.removeItem(atPath: other)
+        }
+    }
+
     static func save(_ path: String, key: RepositoryKey, chunker: Chunker.Parameters, epoch: String, file: String, sequence: Int64,
                      backups: Int, latest: [StoredChange], chunks: [BlobID], entries: [UInt8]) -> String? {
         var w = ByteWriter()
@@ -200,6 +218,7 @@ struct BackupCache {
             let file = try AtomicFile(path: path)
             try file.write(w.bytes)
             try file.commit()
+            removeStale(in: folder, keeping: path)
             return nil
         } catch {
             return "cannot write the backup cache \(path) (\(error)); the next backup to this repository reads every "

@@ -174,6 +174,23 @@ import Testing
         #expect(try backup(repo, store, household, cache: true).recordsRead == 0)
     }
 
+    /// A backup removes the caches of repositories no backup has gone to for 90 days, and keeps
+    /// the others and its own.
+    @Test func cachesOfRepositoriesNoLongerBackedUpToAreRemoved() throws {
+        let store = try filledStore(dir, count: 500)
+        let (household, _) = makeHousehold()
+        let repo = try Repository.create(at: LocalTarget(path: dir.path + "/repo"), household: household)
+        _ = try backup(repo, store, household, cache: true)
+        let folder = dir.path + "/cache"
+        let mine = try #require(try FileManager.default.contentsOfDirectory(atPath: folder).first)
+        let old = folder + "/" + String(repeating: "a", count: 64), recent = folder + "/" + String(repeating: "b", count: 64)
+        for path in [old, recent] { try Data("a cache".utf8).write(to: URL(fileURLWithPath: path)) }
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -91 * 86_400)], ofItemAtPath: old)
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -89 * 86_400)], ofItemAtPath: recent)
+        _ = try backup(repo, store, household, cache: true)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder).sorted() == [mine, String(repeating: "b", count: 64)].sorted())
+    }
+
     @Test func aDamagedCacheOrAMissingChunkIsReadAround() throws {
         let store = try filledStore(dir, count: 4_000)
         let total = 4_001
