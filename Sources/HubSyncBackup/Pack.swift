@@ -23,6 +23,15 @@ struct PackEntry: Sendable, Equatable {
         w.u8(type); w.append(id.bytes); w.u32(offset); w.u32(length); w.u32(rawLength)
     }
 
+    init(type: UInt8 = 1, id: BlobID, offset: UInt32, length: UInt32, rawLength: UInt32) {
+        self.type = type; self.id = id; self.offset = offset; self.length = length; self.rawLength = rawLength
+    }
+
+    /// Chunk `id` where `location` says it is.
+    init(_ id: BlobID, at location: BlobLocation) {
+        self.init(id: id, offset: location.offset, length: location.length, rawLength: location.rawLength)
+    }
+
     static func read(_ r: inout RepositoryReader) throws(BackupError) -> PackEntry {
         PackEntry(type: try r.u8(), id: try r.id(), offset: try r.u32(), length: try r.u32(), rawLength: try r.u32())
     }

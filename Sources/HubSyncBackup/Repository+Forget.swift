@@ -93,6 +93,40 @@ public struct PruneReport: Sendable {
     public var damagedIndexFilesReplaced = 0
     /// Packs in use that failed their check and were left untouched.
     public var damagedPacksKept: [BlobID] = []
+    /// Damaged packs whose used blobs all still opened: copied into new packs (among
+    /// `packsRewritten`), and the damaged file deleted.
+    public var damagedPacksReplaced = 0
+}
+
+/// Pack files as prune checks them, each read once: whether the file matches its ID, and for
+/// one that does not (kept in memory: there are few), which blobs still open.
+final class PackChecks {
+    private let repository: Repository
+    private let zstd = Compression.Contexts()
+    private var intact: [BlobID: Bool] = [:]
+    private var damagedFiles: [BlobID: [UInt8]] = [:]
+
+    init(_ repository: Repository) { self.repository = repository }
+
+    func isIntact(_ p: BlobID) -> Bool {
+        if let known = intact[p] { return known }
+        let file = try? repository.target.get(Repository.packName(p))
+        let ok = file.map { BlobID(Blake2b.hash($0)) == p } ?? false
+        intact[p] = ok
+        if !ok, let file { damagedFiles[p] = file }
+        return ok
+    }
+
+    /// Found damaged by an earlier check (a pack never checked is not).
+    func knownDamaged(_ p: BlobID) -> Bool { intact[p] == false }
+
+    /// Whether blob `e` of pack `p` opens (every blob of an intact pack does).
+    func opens(_ e: PackEntry, in p: BlobID) -> Bool {
+        isIntact(p) || repository.blobOpens(damagedFiles[p], e, using: zstd)
+    }
+
+    /// A damaged pack's file, when it could be read.
+    func damagedFile(_ p: BlobID) -> [UInt8]? { isIntact(p) ? nil : damagedFiles[p] }
 }
 
 extension Repository {
@@ -163,7 +197,8 @@ extension Repository {
             throw BackupError(refusal.code, refusal.message + "; the prune deleted nothing")
         }
         for s in readable + unreadable.compactMap(\.snapshot) { used.formUnion(s.chunks) }
-        let keepers = duplicateKeepers(index, used: used)
+        let checks = PackChecks(self)
+        let keepers = duplicateKeepers(index, used: used, checks: checks)
         var keepPacks: [(BlobID, [PackEntry])] = []
         var dropPacks: [BlobID] = []
         var writer = PackWriter(key: key, capacity: packSize)
@@ -190,7 +225,7 @@ extension Repository {
                 missingForgotten += 1 // gone already: the new index just does not name it
                 continue
             }
-            if live.count == entries.count, present {
+            if live.count == entries.count, present, !checks.knownDamaged(p) {
                 keepPacks.append((p, entries))
                 continue
             }
@@ -200,9 +235,17 @@ extension Repository {
                 report.packsDeleted += 1
                 continue
             }
-            // A damaged pack still in use is kept as it is: copying would spread the damage and
-            // deleting would lose what is intact. `verify --read-data` names it.
-            guard let file = intactPack(p) else {
+            // The used blobs go into new packs and the pack is deleted. Those of a damaged pack
+            // do only when every one of them opens (each is authenticated on its own, so no damage
+            // is copied); else it is kept as it is, as deleting it would lose what is intact.
+            // `verify --read-data` names it.
+            let file: [UInt8]
+            if let whole = checks.knownDamaged(p) ? nil : intactPack(p) {
+                file = whole
+            } else if let damaged = checks.damagedFile(p), live.allSatisfy({ checks.opens($0, in: p) }) {
+                file = damaged
+                report.damagedPacksReplaced += 1
+            } else {
                 keepPacks.append((p, entries))
                 report.damagedPacksKept.append(p)
                 continue
@@ -234,26 +277,19 @@ extension Repository {
 
     /// For each used chunk that more than one pack holds (two backups that ran at once each wrote
     /// it, neither seeing the other's pack), the one pack to keep it in: the index's choice, else
-    /// the first in order, whose file checks out (read once here). A chunk none of whose packs
-    /// checks out has no keeper: every copy stays, as a damaged pack in use does.
-    func duplicateKeepers(_ index: RepositoryIndex, used: Set<BlobID>) -> [BlobID: BlobID] {
-        var holders: [BlobID: [BlobID]] = [:]
+    /// the first in order, where its blob opens (`checks` reads each pack once). A chunk none of
+    /// whose blobs opens has no keeper: every copy stays, as a damaged pack in use does.
+    func duplicateKeepers(_ index: RepositoryIndex, used: Set<BlobID>, checks: PackChecks) -> [BlobID: BlobID] {
+        var holders: [BlobID: [(BlobID, PackEntry)]] = [:]
         for (p, entries) in index.packs where index.packSizes[p] != nil {
-            for e in entries where used.contains(e.id) { holders[e.id, default: []].append(p) }
-        }
-        var intact: [BlobID: Bool] = [:]
-        func checksOut(_ p: BlobID) -> Bool {
-            if let known = intact[p] { return known }
-            let ok = intactPack(p) != nil
-            intact[p] = ok
-            return ok
+            for e in entries where used.contains(e.id) { holders[e.id, default: []].append((p, e)) }
         }
         var keepers: [BlobID: BlobID] = [:]
-        for (id, packs) in holders where packs.count > 1 {
-            let sorted = packs.sorted()
-            let chosen = index.blobs[id].map(\.pack).flatMap { sorted.contains($0) ? $0 : nil }
-            let order = (chosen.map { [$0] } ?? []) + sorted.filter { $0 != chosen }
-            if let keeper = order.first(where: checksOut) { keepers[id] = keeper }
+        for (id, copies) in holders where copies.count > 1 {
+            let sorted = copies.sorted { $0.0 < $1.0 }
+            let chosen = index.blobs[id].map(\.pack)
+            let order = sorted.filter { $0.0 == chosen } + sorted.filter { $0.0 != chosen }
+            if let keeper = order.first(where: { checks.opens($0.1, in: $0.0) }) { keepers[id] = keeper.0 }
         }
         return keepers
     }

@@ -27,16 +27,20 @@ struct RepositoryIndex {
         }
     }
 
-    /// For each of `chunks`, a copy in a pack on the target outside `bad` for which `good` holds
-    /// (two backups that ran at once each wrote one): the first such pack by ID.
-    func copies(of chunks: Set<BlobID>, outside bad: Set<BlobID>, where good: (BlobID) -> Bool) -> [BlobID: BlobLocation] {
+    /// For each chunk of `wanted` (each with the pack where it did not check out), a copy in
+    /// another pack on the target (two backups that ran at once each wrote one): the first pack
+    /// by ID for which `good`, given the pack and the entries of wanted chunks it holds, keeps
+    /// the entry.
+    func copies(of wanted: [BlobID: BlobID], where good: (BlobID, [PackEntry]) -> [PackEntry]) -> [BlobID: BlobLocation] {
         var found: [BlobID: BlobLocation] = [:]
-        guard !chunks.isEmpty else { return found }
-        for p in packs.keys.sorted() where !bad.contains(p) && packSizes[p] != nil {
-            let held = packs[p]!.filter { chunks.contains($0.id) && found[$0.id] == nil }
-            guard !held.isEmpty, good(p) else { continue }
-            for e in held { found[e.id] = BlobLocation(pack: p, offset: e.offset, length: e.length, rawLength: e.rawLength) }
-            if found.count == chunks.count { break }
+        guard !wanted.isEmpty else { return found }
+        for p in packs.keys.sorted() where packSizes[p] != nil {
+            let held = packs[p]!.filter { e in wanted[e.id].map { $0 != p } ?? false && found[e.id] == nil }
+            guard !held.isEmpty else { continue }
+            for e in good(p, held) where found[e.id] == nil {
+                found[e.id] = BlobLocation(pack: p, offset: e.offset, length: e.length, rawLength: e.rawLength)
+            }
+            if found.count == wanted.count { break }
         }
         return found
     }

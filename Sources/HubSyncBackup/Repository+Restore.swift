@@ -102,28 +102,34 @@ extension Repository {
             if byPack[loc.pack] == nil { packs.append(loc.pack) }
             byPack[loc.pack, default: []].append((c, loc))
         }
-        var checked: [BlobID: Bool] = [:]
+        var intact: [BlobID: Bool] = [:]
         for p in byPack.keys.sorted() {
             let ok = intactPack(p) != nil
-            checked[p] = ok
+            intact[p] = ok
             if !ok { report.damagedPacks.append(p) }
             try emit(.packChecked)
         }
-        // A damaged pack's chunks, each from an intact copy elsewhere where there is one.
+        // A damaged pack's blobs that still open (each is authenticated on its own) are read
+        // from it; each of the others from a copy in another pack that opens, where there is one.
+        var unrecovered: [BlobID: BlobID] = [:]
         if !report.damagedPacks.isEmpty {
-            let damaged = Set(report.damagedPacks)
-            let stranded = Set(damaged.flatMap { byPack[$0]!.map(\.0) })
-            let copies = index.copies(of: stranded, outside: damaged) { p in
-                if let known = checked[p] { return known }
-                let ok = intactPack(p) != nil
-                checked[p] = ok
-                return ok
+            let zstd = Compression.Contexts()
+            var failed: [BlobID: BlobID] = [:]
+            for p in report.damagedPacks {
+                let file = try? target.get(Repository.packName(p))
+                for (c, loc) in byPack[p]! where !blobOpens(file, PackEntry(c, at: loc), using: zstd) { failed[c] = p }
+                try emit(.packChecked)
             }
-            for p in damaged {
-                let held = byPack[p]!
-                for (c, _) in held { if let copy = copies[c] { byPack[copy.pack, default: []].append((c, copy)) } }
-                let kept = held.filter { copies[$0.0] == nil }
-                byPack[p] = kept.isEmpty ? nil : kept
+            let copies = index.copies(of: failed) { p, held in
+                if intact[p] == true { return held }
+                let file = try? target.get(Repository.packName(p))
+                return held.filter { blobOpens(file, $0, using: zstd) }
+            }
+            for (c, p) in failed {
+                guard let copy = copies[c] else { unrecovered[c] = p; continue }
+                byPack[p]!.removeAll { $0.0 == c }
+                if byPack[p]!.isEmpty { byPack[p] = nil }
+                byPack[copy.pack, default: []].append((c, copy))
             }
             report.chunksFromCopies = copies.count
             // Still in the order the snapshot first needs each pack.
@@ -132,13 +138,13 @@ extension Repository {
             var seenPacks = Set<BlobID>()
             packs = snapshot.chunks.compactMap { holder[$0] }.filter { seenPacks.insert($0).inserted }
         }
-        let stillNeeded = report.damagedPacks.filter { byPack[$0] != nil }
-        if !skipDamaged, only == nil, !stillNeeded.isEmpty || !report.skippedChunks.isEmpty {
+        if !skipDamaged, only == nil, !unrecovered.isEmpty || !report.skippedChunks.isEmpty {
             var parts: [String] = []
-            if !stillNeeded.isEmpty {
-                parts.append("pack\(stillNeeded.count == 1 ? "" : "s") "
-                    + stillNeeded.map { Repository.packName($0) }.joined(separator: ", ")
-                    + " \(stillNeeded.count == 1 ? "is" : "are") damaged or missing")
+            if !unrecovered.isEmpty {
+                let lost = Set(unrecovered.values).sorted()
+                parts.append("\(plural(unrecovered.count, "chunk")) in pack\(lost.count == 1 ? "" : "s") "
+                    + lost.map { Repository.packName($0) }.joined(separator: ", ")
+                    + " \(unrecovered.count == 1 ? "is" : "are") damaged or missing, and no other pack holds an intact copy")
             }
             if !report.skippedChunks.isEmpty { parts.append("\(report.skippedChunks.count) chunks are in no index") }
             throw BackupError(.damaged, "refusing to restore snapshot \(snapshot.id.short): "

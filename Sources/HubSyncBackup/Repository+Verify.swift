@@ -1,4 +1,5 @@
 import Foundation
+import HubSyncBase
 import HubSyncCrypto
 
 /// What `verify` found. Empty ``problems`` means the repository is sound.
@@ -39,6 +40,8 @@ extension Repository {
             report.problems.append("index file \(name) is damaged (\(why)); the packs it names were read from their "
                 + "own headers instead, so nothing is lost; `hubsync backup prune` replaces it")
         }
+        // Per damaged pack, the blobs that do not open; nil: none can be read (missing, unreadable).
+        var badBlobs: [BlobID: Set<BlobID>] = [:]
         if readData {
             let selected = index.packSizes.keys.sorted().filter { p in
                 guard let s = subset else { return true }
@@ -51,18 +54,25 @@ extension Repository {
                     let file = try target.get(name)
                     report.bytesRead += file.count
                     report.packsRead += 1
-                    guard BlobID(Blake2b.hash(file)) == p else { throw BackupError(.damaged, "its content does not match its ID") }
-                    let entries = try PackReader.entries(ofPack: file, name: p.hex, key: key)
-                    for e in entries {
-                        let end = Int(e.offset) + Int(e.length)
-                        guard PackReader.openChunk(file[Int(e.offset)..<end], id: e.id, rawLength: Int(e.rawLength),
-                                                   key: key, using: zstd) != nil else {
-                            throw BackupError(.damaged, "blob \(e.id.short) fails its check")
-                        }
-                        report.blobsChecked += 1
+                    var why: [String] = []
+                    if BlobID(Blake2b.hash(file)) != p { why.append("its content does not match its ID") }
+                    // Each blob is checked where the index says it is (where a restore reads it),
+                    // or, for a pack no index names, where its own header says.
+                    var header: [PackEntry]?
+                    do throws(BackupError) { header = try PackReader.entries(ofPack: file, name: p.hex, key: key) } catch {
+                        why.append(error.message)
                     }
-                    if let indexed = index.packs[p], indexed != entries, !index.orphans.contains(p) {
-                        throw BackupError(.damaged, "its header and the index disagree")
+                    if let header, let indexed = index.packs[p], indexed != header, !index.orphans.contains(p) {
+                        why.append("its header and the index disagree")
+                    }
+                    var bad = Set<BlobID>()
+                    for e in index.packs[p] ?? header ?? [] {
+                        if blobOpens(file, e, using: zstd) { report.blobsChecked += 1 } else { bad.insert(e.id) }
+                    }
+                    if !bad.isEmpty { why.append("\(plural(bad.count, "blob")) fail\(bad.count == 1 ? "s" : "") their check") }
+                    if !why.isEmpty {
+                        damaged[p] = why.joined(separator: "; ")
+                        badBlobs[p] = bad
                     }
                 } catch {
                     damaged[p] = error.message
@@ -71,18 +81,24 @@ extension Repository {
                 progress("verify", i + 1, selected.count)
             }
         }
-        // A chunk of a damaged pack that another pack (not found damaged) also holds is read
-        // from there: a restore takes that copy.
-        let bad = Set(damaged.keys)
-        var inBad = Set<BlobID>()
-        for s in snapshots { for c in s.chunks where index.blobs[c].map({ bad.contains($0.pack) }) ?? false { inBad.insert(c) } }
-        let copies = index.copies(of: inBad, outside: bad) { _ in true }
+        // A chunk is lost to a snapshot when its blob does not open where the index puts it, and
+        // no other pack holds a copy that does (a restore reads that copy). Packs not read here
+        // (no --read-data, or outside the subset) count as sound unless missing.
+        func opens(_ c: BlobID, in p: BlobID) -> Bool {
+            guard damaged[p] != nil else { return true }
+            return badBlobs[p].map { !$0.contains(c) } ?? false
+        }
+        var failed: [BlobID: BlobID] = [:]
+        for s in snapshots {
+            for c in s.chunks { if let loc = index.blobs[c], !opens(c, in: loc.pack) { failed[c] = loc.pack } }
+        }
+        let copies = index.copies(of: failed) { p, held in held.filter { opens($0.id, in: p) } }
         for s in snapshots {
             var missing = 0
             var touched = Set<BlobID>()
             for c in s.chunks {
                 guard let loc = index.blobs[c] else { missing += 1; continue }
-                if damaged[loc.pack] != nil, copies[c] == nil { touched.insert(loc.pack) }
+                if failed[c] != nil, copies[c] == nil { touched.insert(loc.pack) }
             }
             if missing > 0 { report.problems.append("snapshot \(s.id.short) needs \(missing) chunks that no pack holds") }
             for p in touched { report.damagedPacks[p, default: []].append(s.id) }
@@ -91,14 +107,12 @@ extension Repository {
         for (p, why) in damaged.sorted(by: { $0.key < $1.key }) {
             let users = report.damagedPacks[p] ?? []
             report.damagedPacks[p] = users
-            // A pack no snapshot reads may still hold copies of chunks they read from other packs
-            // (two backups that ran at once); prune keeps every copy of a chunk none of whose
-            // packs checks out.
-            let holdsCopies = index.packs[p]?.contains { usedChunks.contains($0.id) } ?? false
+            let holdsUsed = index.packs[p]?.contains { usedChunks.contains($0.id) } ?? false
             let use = !users.isEmpty
-                ? "snapshot\(users.count == 1 ? "" : "s") " + users.map(\.short).joined(separator: ", ") + (users.count == 1 ? " needs it" : " need it")
-                : holdsCopies ? "no snapshot reads it (they read its chunks from other packs); prune removes it unless it holds a "
-                    + "chunk whose every copy is in a damaged pack"
+                ? "snapshot\(users.count == 1 ? "" : "s") " + users.map(\.short).joined(separator: ", ")
+                    + (users.count == 1 ? " needs" : " need") + " a chunk of it that no pack holds intact"
+                : holdsUsed ? "no snapshot loses a chunk by it: each one they read from it checks out on its own or has an "
+                    + "intact copy in another pack, which a restore reads; `hubsync backup prune` replaces it"
                 : "no snapshot uses it (prune removes it)"
             report.problems.append("pack \(Repository.packName(p)) is damaged (\(why)); " + use)
         }

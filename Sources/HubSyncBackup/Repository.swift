@@ -191,6 +191,14 @@ public final class Repository {
     /// The file name of a pack.
     static func packName(_ id: BlobID) -> String { "data/\(id.hex.prefix(2))/\(id.hex)" }
 
+    /// Whether blob `e` of a pack's `file` opens: it authenticates under the repository's keys
+    /// and is the chunk its ID names. A damaged pack's other blobs may well still do.
+    func blobOpens(_ file: [UInt8]?, _ e: PackEntry, using zstd: Compression.Contexts) -> Bool {
+        guard let file, Int(e.offset) + Int(e.length) <= file.count else { return false }
+        return PackReader.openChunk(file[Int(e.offset)..<Int(e.offset) + Int(e.length)], id: e.id, rawLength: Int(e.rawLength),
+                                    key: key, using: zstd) != nil
+    }
+
     /// Pack `id`'s file when it can be read and its BLAKE2b matches its ID; nil when it is
     /// missing, unreadable or damaged.
     func intactPack(_ id: BlobID) -> [UInt8]? {

@@ -466,7 +466,7 @@ struct BackupVerifyCommand: ParsableCommand {
             } else {
                 // Each problem line says what to do about it; only damaged packs cost records.
                 print("the repository has \(plural(report.problems.count, "problem")), each said above with what to do"
-                    + (report.damagedPacks.isEmpty ? "" : "; a snapshot that needs a damaged pack restores with --skip-damaged "
+                    + (report.damagedPacks.values.allSatisfy(\.isEmpty) ? "" : "; a snapshot that needs a damaged pack restores with --skip-damaged "
                         + "(losing the records of its damaged chunks), or restore another snapshot"))
             }
         }

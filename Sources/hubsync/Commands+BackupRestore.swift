@@ -97,7 +97,12 @@ struct BackupRestoreCommand: ParsableCommand {
             }
             if case .int(let n) = o["chunks_from_copies"] ?? .null, n > 0 {
                 line += "; read \(plural(Int(n), "chunk")) from intact copies in other packs, as \(n == 1 ? "its" : "their") "
-                    + "first pack is damaged (`hubsync backup verify --read-data` names it; `hubsync backup prune` removes it)"
+                    + "blob in the pack the index names is damaged"
+            }
+            if case .array(let damaged) = o["damaged_packs"] ?? .null, !damaged.isEmpty {
+                line += "; \(plural(damaged.count, "pack")) failed \(damaged.count == 1 ? "its" : "their") check ("
+                    + "`hubsync backup verify --read-data` names \(damaged.count == 1 ? "it" : "them"); `hubsync backup prune` "
+                    + "replaces a damaged pack whose used chunks all check out)"
             }
             if case .int(let n) = o["left_as_they_are"] ?? .null, n > 0 {
                 line += "; left \(plural(Int(n), "live record")) as \(n == 1 ? "it is" : "they are") (not among the records "
@@ -238,6 +243,7 @@ struct BackupRestoreCommand: ParsableCommand {
         return ["mode": .string(merge ? "merge" : "revert"), "records": .int(Int64(report.records)),
                 "writes": .int(Int64(writes)), "through_agent": .bool({ if case .agent = writer { true } else { false } }()),
                 "skipped_chunks": .int(Int64(report.skippedChunks.count)), "chunks_from_copies": .int(Int64(report.chunksFromCopies)),
+                "damaged_packs": .array(report.damagedPacks.map { .string($0.hex) }),
                 "left_out_other_household": .int(Int64(leftOut)),
                 "left_as_they_are": .int(Int64(leftAsTheyAre))]
     }
@@ -338,11 +344,14 @@ func pruneJSON(_ r: PruneReport) -> Value {
     ["packs_deleted": .int(Int64(r.packsDeleted)), "packs_rewritten": .int(Int64(r.packsRewritten)),
      "bytes_freed": .int(Int64(r.bytesFreed)), "index_files_replaced": .int(Int64(r.indexFilesReplaced)),
      "damaged_index_files_replaced": .int(Int64(r.damagedIndexFilesReplaced)),
+     "damaged_packs_replaced": .int(Int64(r.damagedPacksReplaced)),
      "damaged_packs_kept": .array(r.damagedPacksKept.map { .string($0.hex) })]
 }
 
 func pruneText(_ r: PruneReport) -> String {
-    "pruned: \(r.packsDeleted) packs deleted, \(r.packsRewritten) rewritten, \(byteText(max(0, r.bytesFreed))) freed"
+    "pruned: \(plural(r.packsDeleted, "pack")) deleted, \(r.packsRewritten) rewritten, \(byteText(max(0, r.bytesFreed))) freed"
+        + (r.damagedPacksReplaced == 0 ? "" : "; replaced \(plural(r.damagedPacksReplaced, "damaged pack")) by copying the "
+            + "chunks still used, each of which checked out")
         + (r.damagedIndexFilesReplaced == 0 ? "" : "; replaced \(plural(r.damagedIndexFilesReplaced, "damaged index file")) "
             + "(the packs \(r.damagedIndexFilesReplaced == 1 ? "it" : "they") named were read from their own headers; nothing was lost)")
         + (r.damagedPacksKept.isEmpty ? "" : "; left \(r.damagedPacksKept.count) damaged pack(s) in use untouched "
