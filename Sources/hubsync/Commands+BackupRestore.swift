@@ -293,6 +293,9 @@ struct BackupForgetCommand: ParsableCommand {
         let removed = damaged ? try backupGuarded { try repo.forgetDamaged(dryRun: dryRun, holder: options.holder) } : []
         let plan = policy.isEmpty ? (keep: [], forget: [])
             : try backupGuarded { try repo.forget(policy: policy, dryRun: dryRun, holder: options.holder) }
+        // Snapshot files the rules cannot weigh (not read here) stay, and are said to.
+        let gone = Set(removed.map(\.name))
+        let notRead = try backupGuarded { try repo.scanSnapshots().unreadable }.filter { !gone.contains($0.name) }
         var pruneReport: PruneReport?
         // A prune that fails after the forget still shows what was forgotten, then says so.
         var pruneError: CLIError?
@@ -315,6 +318,8 @@ struct BackupForgetCommand: ParsableCommand {
                 }),
                 "forgotten": .array(plan.forget.map(\.summary)), "dry_run": .bool(dryRun),
                 "damaged_forgotten": .array(removed.map { .string($0.name) }),
+                "not_read": .array(notRead.map { ["name": .string($0.name), "reason": .string($0.reason.rawValue),
+                                                  "message": .string($0.message)] }),
             ]
             if let r = pruneReport { o["prune"] = pruneJSON(r) }
             if let e = pruneError { o["prune_error"] = .string(e.message) }
@@ -325,6 +330,12 @@ struct BackupForgetCommand: ParsableCommand {
             for (s, why) in plan.keep { print("keep    \(s.id.short)  \(iso8601Text(s.time))  (\(why.joined(separator: ", ")))") }
             for s in plan.forget { print("\(dryRun ? "would forget" : "forget ") \(s.id.short)  \(iso8601Text(s.time))") }
             for u in removed { print("\(dryRun ? "would forget" : "forget ") \(u.short)  (damaged)") }
+            for u in notRead {
+                let why = u.reason == .damaged ? "damaged; `hubsync backup forget --damaged` forgets it"
+                    : u.reason == .keyNotHeld || u.reason == .malformed ? "this device cannot read it; the rules leave it"
+                    : "\(u.reason.rawValue.replacingOccurrences(of: "_", with: " ")); the rules leave it"
+                print("keep    \(u.short)  (not read: \(why))")
+            }
             if let r = pruneReport { print(pruneText(r)) }
             if prune, dryRun {
                 print(pruneRefusal.map { "the prune would refuse: \($0.message)" }

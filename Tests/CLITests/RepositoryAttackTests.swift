@@ -136,6 +136,9 @@ import Testing
         #expect(wouldRefuse.contains(String(made[0].prefix(8))) && wouldRefuse.contains("forget --damaged"), "\(dry.stdout)")
         let dryText = try await a.ok("backup", "forget", "--keep-last", "5", "--prune", "--dry-run", "--repo", "local:" + repo)
         #expect(dryText.stdout.contains("the prune would refuse"), "\(dryText.stdout)")
+        // The damaged snapshot is not left out of forget's listing.
+        #expect(dryText.stdout.contains("keep    \(made[0].prefix(8))  (not read: damaged"), "\(dryText.stdout)")
+        #expect(dry.json?.objectValue?["not_read"]?.arrayValue?.first?.objectValue?["reason"] == "damaged", "\(dry.stdout)")
         let dryDamaged = try await a.ok("backup", "forget", "--damaged", "--prune", "--dry-run", "--repo", "local:" + repo, "--json")
         #expect(dryDamaged.json?.objectValue?["prune_would_refuse"] == .null, "\(dryDamaged.stdout)")
         #expect(files() == before)
