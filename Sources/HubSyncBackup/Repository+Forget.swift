@@ -190,7 +190,7 @@ extension Repository {
         let lease = try lease(exclusive: true, holder: holder)
         defer { lease.release() }
         var report = PruneReport()
-        let index = try loadIndex()
+        let index = try loadIndex(damagedOrphans: true)
         var used = Set<BlobID>()
         let (readable, unreadable) = try scanSnapshots()
         if let refusal = Repository.pruneRefusal(unreadable) {
@@ -225,7 +225,8 @@ extension Repository {
                 missingForgotten += 1 // gone already: the new index just does not name it
                 continue
             }
-            if live.count == entries.count, present, !checks.knownDamaged(p) {
+            let knownDamaged = checks.knownDamaged(p) || index.mismatched.contains(p)
+            if live.count == entries.count, present, !knownDamaged {
                 keepPacks.append((p, entries))
                 continue
             }
@@ -240,7 +241,7 @@ extension Repository {
             // is copied); else it is kept as it is, as deleting it would lose what is intact.
             // `verify --read-data` names it.
             let file: [UInt8]
-            if let whole = checks.knownDamaged(p) ? nil : intactPack(p) {
+            if let whole = knownDamaged ? nil : intactPack(p) {
                 file = whole
             } else if let damaged = checks.damagedFile(p), live.allSatisfy({ checks.opens($0, in: p) }) {
                 file = damaged
@@ -268,10 +269,14 @@ extension Repository {
         let oldIndex = (index.files + index.damagedFiles.map(\.name)).filter { $0 != newIndex }
         report.indexFilesReplaced = oldIndex.count
         report.damagedIndexFilesReplaced = index.damagedFiles.filter { $0.name != newIndex }.count
-        report.packsDeleted += index.unreadable.count
+        // A pack whose header does not open cannot be read here, but might hold a used chunk
+        // that no other pack holds: it is deleted only when every used chunk is found elsewhere.
+        let headless = index.unreadable.map(\.0)
+        let located = used.allSatisfy { index.blobs[$0] != nil }
+        if located { report.packsDeleted += headless.count } else { report.damagedPacksKept += headless }
         // Old index files first, then packs: one step (one signed plan on a peer).
         try lease.renew()
-        try target.remove(oldIndex + dropPacks.map(Repository.packName) + index.unreadable.map { Repository.packName($0.0) })
+        try target.remove(oldIndex + dropPacks.map(Repository.packName) + (located ? headless : []).map(Repository.packName))
         return report
     }
 

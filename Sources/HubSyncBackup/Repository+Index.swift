@@ -16,13 +16,19 @@ struct RepositoryIndex {
     var missing: [BlobID] = []
     /// Packs whose header could not be read (damaged orphans).
     var unreadable: [(BlobID, String)] = []
+    /// Packs read from their own headers (no index names them) whose file does not match its
+    /// ID: damaged, but their header opened, so each blob can still be checked on its own. Only
+    /// with `damagedOrphans` (restore, verify, prune); a backup never counts on them.
+    var mismatched = Set<BlobID>()
     /// Index files that could not be read; the packs they name are read from their own headers
     /// like orphans, and prune replaces them.
     var damagedFiles: [(name: String, reason: String)] = []
 
-    mutating func add(pack: BlobID, entries: [PackEntry]) {
+    /// Adds a pack's entries; its chunks are read from it unless, with `secondary`, another pack
+    /// already holds them.
+    mutating func add(pack: BlobID, entries: [PackEntry], secondary: Bool = false) {
         packs[pack] = entries
-        for e in entries {
+        for e in entries where !secondary || blobs[e.id] == nil {
             blobs[e.id] = BlobLocation(pack: pack, offset: e.offset, length: e.length, rawLength: e.rawLength)
         }
     }
@@ -48,7 +54,10 @@ struct RepositoryIndex {
 
 extension Repository {
     /// Reads every index file and lists the packs; optionally reads the headers of unindexed packs.
-    func loadIndex(scanOrphans: Bool = true) throws(BackupError) -> RepositoryIndex {
+    /// With `damagedOrphans`, also those of unindexed packs whose file does not match its ID
+    /// (``RepositoryIndex/mismatched``): their header is sealed, so what it lists is the
+    /// repository's own, and their blobs that still open are not lost.
+    func loadIndex(scanOrphans: Bool = true, damagedOrphans: Bool = false) throws(BackupError) -> RepositoryIndex {
         var index = RepositoryIndex()
         var files: [(name: String, packs: [(BlobID, [PackEntry])])] = []
         for (name, _) in try target.list("index") {
@@ -95,9 +104,11 @@ extension Repository {
             if index.packs[id] == nil, scanOrphans {
                 do throws(BackupError) {
                     let file = try target.get(name)
-                    guard BlobID(Blake2b.hash(file)) == id else { throw BackupError(.damaged, "pack \(id.short) does not match its ID") }
-                    index.add(pack: id, entries: try PackReader.entries(ofPack: file, name: id.hex, key: key))
+                    let matches = BlobID(Blake2b.hash(file)) == id
+                    guard matches || damagedOrphans else { throw BackupError(.damaged, "pack \(id.short) does not match its ID") }
+                    index.add(pack: id, entries: try PackReader.entries(ofPack: file, name: id.hex, key: key), secondary: !matches)
                     index.orphans.append(id)
+                    if !matches { index.mismatched.insert(id) }
                 } catch {
                     index.unreadable.append((id, error.message))
                 }

@@ -85,7 +85,7 @@ extension Repository {
     /// and each pack's progress to `emit`.
     func readBatches(of snapshot: Snapshot, skipDamaged: Bool, only: RecordKey?, batchSize: Int,
                      _ emit: (ReadItem) throws -> Void) throws -> ReadReport {
-        let index = try loadIndex()
+        let index = try loadIndex(damagedOrphans: true)
         var report = ReadReport()
         var byPack: [BlobID: [(BlobID, BlobLocation)]] = [:]
         var packs: [BlobID] = []

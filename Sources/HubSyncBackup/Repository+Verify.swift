@@ -27,7 +27,7 @@ extension Repository {
         let lease = try lease(exclusive: false, holder: "verify")
         defer { lease.release() }
         var report = VerifyReport()
-        let index = try loadIndex()
+        let index = try loadIndex(damagedOrphans: true)
         let (snapshots, unreadable) = try scanSnapshots()
         report.snapshots = snapshots.count
         report.unreadableSnapshots = unreadable
@@ -36,6 +36,7 @@ extension Repository {
         var damaged: [BlobID: String] = [:]
         for p in index.missing { damaged[p] = "missing" }
         for (p, why) in index.unreadable { damaged[p] = why }
+        for p in index.mismatched { damaged[p] = "its content does not match its ID" }
         for (name, why) in index.damagedFiles {
             report.problems.append("index file \(name) is damaged (\(why)); the packs it names were read from their "
                 + "own headers instead, so nothing is lost; `hubsync backup prune` replaces it")
@@ -69,7 +70,7 @@ extension Repository {
                     for e in index.packs[p] ?? header ?? [] {
                         if blobOpens(file, e, using: zstd) { report.blobsChecked += 1 } else { bad.insert(e.id) }
                     }
-                    if !bad.isEmpty { why.append("\(plural(bad.count, "blob")) fail\(bad.count == 1 ? "s" : "") their check") }
+                    if !bad.isEmpty { why.append(bad.count == 1 ? "1 blob fails its check" : "\(bad.count) blobs fail their check") }
                     if !why.isEmpty {
                         damaged[p] = why.joined(separator: "; ")
                         badBlobs[p] = bad
@@ -93,12 +94,25 @@ extension Repository {
             for c in s.chunks { if let loc = index.blobs[c], !opens(c, in: loc.pack) { failed[c] = loc.pack } }
         }
         let copies = index.copies(of: failed) { p, held in held.filter { opens($0.id, in: p) } }
+        // A lost chunk (no blob of it opens) is said of every damaged pack that holds it.
+        let lost = Set(failed.keys.filter { copies[$0] == nil })
+        var holders: [BlobID: [BlobID]] = [:]
+        if !lost.isEmpty {
+            for (p, entries) in index.packs where damaged[p] != nil {
+                for e in entries where lost.contains(e.id) { holders[e.id, default: []].append(p) }
+            }
+        }
+        var lostIn: [BlobID: Set<BlobID>] = [:] // pack → the lost chunks it holds
         for s in snapshots {
             var missing = 0
             var touched = Set<BlobID>()
             for c in s.chunks {
-                guard let loc = index.blobs[c] else { missing += 1; continue }
-                if failed[c] != nil, copies[c] == nil { touched.insert(loc.pack) }
+                guard index.blobs[c] != nil else { missing += 1; continue }
+                guard lost.contains(c) else { continue }
+                for p in holders[c] ?? [] {
+                    touched.insert(p)
+                    lostIn[p, default: []].insert(c)
+                }
             }
             if missing > 0 { report.problems.append("snapshot \(s.id.short) needs \(missing) chunks that no pack holds") }
             for p in touched { report.damagedPacks[p, default: []].append(s.id) }
@@ -108,12 +122,17 @@ extension Repository {
             let users = report.damagedPacks[p] ?? []
             report.damagedPacks[p] = users
             let holdsUsed = index.packs[p]?.contains { usedChunks.contains($0.id) } ?? false
+            let gone = index.packSizes[p] == nil
+            let n = lostIn[p]?.count ?? 0
             let use = !users.isEmpty
                 ? "snapshot\(users.count == 1 ? "" : "s") " + users.map(\.short).joined(separator: ", ")
-                    + (users.count == 1 ? " needs" : " need") + " a chunk of it that no pack holds intact"
-                : holdsUsed ? "no snapshot loses a chunk by it: each one they read from it checks out on its own or has an "
-                    + "intact copy in another pack, which a restore reads; `hubsync backup prune` replaces it"
-                : "no snapshot uses it (prune removes it)"
+                    + (users.count == 1 ? " needs " : " need ") + (n == 1 ? "a chunk of it" : "\(n) chunks of it")
+                    + " that no pack holds intact; prune keeps it"
+                : !holdsUsed ? "no snapshot uses it (prune removes it)"
+                : gone ? "no snapshot loses a chunk by it: another pack holds an intact copy of each one they need from it; "
+                    + "`hubsync backup prune` takes it out of the index"
+                : "no snapshot loses a chunk by it: each one they need from it checks out on its own or has an intact copy "
+                    + "in another pack, which a restore reads; `hubsync backup prune` replaces it"
             report.problems.append("pack \(Repository.packName(p)) is damaged (\(why)); " + use)
         }
         return report

@@ -290,7 +290,7 @@ import Testing
             }
             let verified = try repo.verify(readData: true)
             let lines = verified.problems.filter { $0.hasPrefix("pack ") }
-            #expect(lines.count == damaged.count && !lines.contains { $0.contains("need") }, "\(lines)")
+            #expect(lines.count == damaged.count && !lines.contains { $0.contains("that no pack holds intact") }, "\(lines)")
             for snapshot in [first.snapshot, second.snapshot] {
                 let restored = try Store(path: dir.path + "/restored-\(round)-\(snapshot.id.short).sqlite", device: device(9))
                 let report = try repo.restore(snapshot, into: restored, skipDamaged: false)
@@ -364,9 +364,10 @@ import Testing
         #expect(none.whyNotRead(lost, from: snapshot).contains("may hold it"))
     }
 
-    /// Verify does not call a damaged pack unused (and say prune removes it) when it holds copies
-    /// of chunks snapshots read from other packs: prune keeps every copy of a chunk whose packs
-    /// all fail their check.
+    /// Both copies of a chunk damaged (the two backups' packs have the same layout, so the same
+    /// offset is the same chunk): verify says of each pack that the snapshots need a chunk of it
+    /// that no pack holds intact, never that prune removes or replaces it, and prune keeps them
+    /// all, as it said.
     @Test func verifyNamesADamagedPackHoldingCopiesOfUsedChunksAsSuch() throws {
         let store = try filledStore(dir, count: 1_000)
         let (repo, target, _, _, _) = try twoBackupsThatRanAtOnce(store)
@@ -378,8 +379,41 @@ import Testing
         let report = try repo.verify(readData: true)
         let lines = report.problems.filter { $0.hasPrefix("pack ") }
         #expect(lines.count == (try target.list("data")).count)
-        #expect(lines.contains { $0.contains("need") } && lines.contains { $0.contains("no snapshot loses a chunk by it") }, "\(lines)")
-        #expect(!lines.contains { $0.contains("no snapshot uses it") }, "\(lines)")
+        #expect(lines.allSatisfy { $0.contains("need a chunk of it that no pack holds intact; prune keeps it") }, "\(lines)")
+        let packs = try target.list("data").map(\.name).sorted()
+        let pruned = try repo.prune(holder: "t")
+        #expect(pruned.damagedPacksKept.count == packs.count && pruned.damagedPacksReplaced == 0, "\(pruned)")
+        #expect(try target.list("data").map(\.name).sorted() == packs)
+    }
+
+    /// A damaged pack that no index names (its index file lost) is still read from its own
+    /// sealed header: restore --skip-damaged loses only the damaged blob's records, verify says
+    /// the snapshot needs it, and prune keeps it (it used to ignore such a pack, then delete it
+    /// with every intact chunk in it).
+    @Test func aDamagedPackNoIndexNamesIsStillReadAndKept() throws {
+        let store = try filledStore(dir, count: 3_000)
+        let (household, _) = makeHousehold()
+        let target = LocalTarget(path: dir.path + "/repo")
+        let repo = try Repository.create(at: target, household: household, packSize: 128 << 10)
+        let snapshot = try repo.backup(store: store, device: "d1", hostname: "h", household: household, holder: "t").snapshot
+        for file in try target.list("index") { try FileManager.default.removeItem(atPath: target.path + "/" + file.name) }
+        let victim = try target.list("data").map(\.name).sorted()[0]
+        var bytes = try target.get(victim)
+        bytes[bytes.count / 3] ^= 0x10
+        try Data(bytes).write(to: URL(fileURLWithPath: target.path + "/" + victim))
+        func restored(_ tag: String) throws -> Int {
+            let into = try Store(path: dir.path + "/restored-\(tag).sqlite", device: device(9))
+            return try repo.restore(snapshot, into: into, skipDamaged: true).records
+        }
+        let before = try restored("before")
+        #expect(before < snapshot.records && before > snapshot.records - 20, "\(before) of \(snapshot.records)")
+        let verified = try repo.verify(readData: true)
+        #expect(verified.problems.contains { $0.contains(victim) && $0.contains("needs a chunk of it") }, "\(verified.problems)")
+        let pruned = try repo.prune(holder: "t")
+        let kept = try target.exists(victim)
+        #expect(pruned.damagedPacksKept.count == 1 && kept, "\(pruned)")
+        let after = try restored("after")
+        #expect(after == before)
     }
 
     @Test func leasesExcludePruneDuringBackupAndExpire() throws {
