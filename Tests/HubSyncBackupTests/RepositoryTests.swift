@@ -217,6 +217,23 @@ import Testing
         }
     }
 
+    /// One full backup of `store` into a new repository of 128 KiB packs.
+    func oneBackup(_ store: Store) throws -> (Repository, LocalTarget, Snapshot) {
+        let (household, _) = makeHousehold()
+        let target = LocalTarget(path: dir.path + "/repo")
+        let repo = try Repository.create(at: target, household: household, packSize: 128 << 10)
+        return (repo, target, try repo.backup(store: store, device: "d1", hostname: "h", household: household, holder: "t").snapshot)
+    }
+
+    /// Flips a bit a third of the way into the first pack by name (inside a blob); answers its name.
+    func damageFirstPack(_ target: LocalTarget) throws -> String {
+        let victim = try target.list("data").map(\.name).sorted()[0]
+        var bytes = try target.get(victim)
+        bytes[bytes.count / 3] ^= 0x10
+        try Data(bytes).write(to: URL(fileURLWithPath: target.path + "/" + victim))
+        return victim
+    }
+
     /// Two full backups of `store` into a new repository, the first one's index and packs out of
     /// sight while the second runs, as two backups that started at the same moment see each
     /// other's: every chunk is in two packs. Also answers the first backup's pack files.
@@ -339,14 +356,8 @@ import Testing
     /// chunks were skipped, so the caller refuses instead of taking it as absent.
     @Test func oneRecordRestoresBesideADamagedPack() throws {
         let store = try filledStore(dir, count: 3_000)
-        let (household, _) = makeHousehold()
-        let target = LocalTarget(path: dir.path + "/repo")
-        let repo = try Repository.create(at: target, household: household, packSize: 128 << 10)
-        let snapshot = try repo.backup(store: store, device: "d1", hostname: "h", household: household, holder: "t").snapshot
-        let victim = try target.list("data").map(\.name).sorted()[0]
-        var bytes = try target.get(victim)
-        bytes[bytes.count / 3] ^= 0x10
-        try Data(bytes).write(to: URL(fileURLWithPath: target.path + "/" + victim))
+        let (repo, target, snapshot) = try oneBackup(store)
+        _ = try damageFirstPack(target)
         #expect(throws: BackupError.self) { try repo.readRecords(of: snapshot, skipDamaged: false) { _ in } }
         var read = Set<RecordKey>()
         let partial = try repo.readRecords(of: snapshot, skipDamaged: true) { read.formUnion($0.map(\.key)) }
@@ -392,15 +403,9 @@ import Testing
     /// with every intact chunk in it).
     @Test func aDamagedPackNoIndexNamesIsStillReadAndKept() throws {
         let store = try filledStore(dir, count: 3_000)
-        let (household, _) = makeHousehold()
-        let target = LocalTarget(path: dir.path + "/repo")
-        let repo = try Repository.create(at: target, household: household, packSize: 128 << 10)
-        let snapshot = try repo.backup(store: store, device: "d1", hostname: "h", household: household, holder: "t").snapshot
+        let (repo, target, snapshot) = try oneBackup(store)
         for file in try target.list("index") { try FileManager.default.removeItem(atPath: target.path + "/" + file.name) }
-        let victim = try target.list("data").map(\.name).sorted()[0]
-        var bytes = try target.get(victim)
-        bytes[bytes.count / 3] ^= 0x10
-        try Data(bytes).write(to: URL(fileURLWithPath: target.path + "/" + victim))
+        let victim = try damageFirstPack(target)
         func restored(_ tag: String) throws -> Int {
             let into = try Store(path: dir.path + "/restored-\(tag).sqlite", device: device(9))
             return try repo.restore(snapshot, into: into, skipDamaged: true).records
