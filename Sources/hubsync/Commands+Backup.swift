@@ -94,7 +94,7 @@ struct RepoOptions: ParsableArguments {
         if let recoveryKey {
             return try Self.opening { try Repository.open(at: target, household: nil, recoveryKey: recoveryKey) }
         }
-        guard try backupGuarded({ try Repository.exists(at: target) }) else {
+        guard try Self.opening({ try Repository.exists(at: target) }) else {
             // Opening reports the missing repository with its advice.
             return try Self.opening { try Repository.open(at: target, household: nil, recoveryKey: nil) }
         }
@@ -106,9 +106,10 @@ struct RepoOptions: ParsableArguments {
         return try Self.opening { try Repository.open(at: target, household: household, recoveryKey: nil) }
     }
 
-    /// Runs `Repository.open`: a repository that is not where --repo (or config.json) points
-    /// is the user's input (exit 2), with the advice to create one there.
-    static func opening(_ body: () throws -> Repository) throws(CLIError) -> Repository {
+    /// Runs `Repository.open` (or its check that one exists): a repository that is not where
+    /// --repo (or config.json) points, an S3 bucket that does not exist included, is the user's
+    /// input (exit 2), with the advice to create one there.
+    static func opening<T>(_ body: () throws -> T) throws(CLIError) -> T {
         do { return try backupGuarded(body) } catch where error.code == .missing {
             throw CLIError(.invalidInput, error.message, cause: error.cause)
         }

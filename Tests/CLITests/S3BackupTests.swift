@@ -82,6 +82,9 @@ import Testing
         let missing = try await run(d, ["backup", "now", "--repo", repo], environment: fs.credentials)
         #expect(missing.status == 1)
         #expect(missing.stderr.contains("bucket hub-backups does not exist") && missing.stderr.contains("--create-bucket"))
+        // Where there is no repository, a command that reads one says so as bad input (exit 2).
+        let listed = try await run(d, ["backup", "list", "--repo", repo], environment: fs.credentials)
+        #expect(listed.status == 2 && listed.stderr.contains("bucket hub-backups does not exist"), "\(listed.status) \(listed.stderr)")
         let refused = try await run(d, ["backup", "init", "--repo", repo], environment: fs.credentials)
         #expect(refused.status == 1 && refused.stderr.contains("--create-bucket"))
         #expect(try await bucketExists(fs, "hub-backups") == false, "a refused init creates nothing")
