@@ -221,7 +221,7 @@ struct BackupCache {
             removeStale(in: folder, keeping: path)
             return nil
         } catch {
-            return "cannot write the backup cache \(path) (\(error)); the next backup to this repository reads every "
+            return "cannot write the backup cache \(path) (\(Errno.fileReason(error))); the next backup to this repository reads every "
                 + "record again. Make \(folder) a folder this user can write"
         }
     }

@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -8,6 +9,21 @@ import Darwin
 public enum Errno {
     /// The C library's text for the errno value `code`, such as "Permission denied".
     public static func message(_ code: Int32) -> String { String(cString: strerror(code)) }
+
+    /// The words for a file operation's failure: errno's text for a failed system call or a
+    /// Foundation file error carrying one (not Foundation's "Error Domain=…" dump), else the
+    /// error's own description.
+    public static func fileReason(_ error: any Error) -> String {
+        if let e = error as? SystemCallError { return e.reason }
+        let ns = error as NSError
+        if ns.domain == NSPOSIXErrorDomain { return message(Int32(ns.code)) }
+        if let under = ns.userInfo[NSUnderlyingErrorKey] as? NSError, under.domain == NSPOSIXErrorDomain {
+            return message(Int32(under.code))
+        }
+        let text = ns.localizedDescription
+        let boilerplate = "The operation could not be completed. "
+        return text.hasPrefix(boilerplate) && text.count > boilerplate.count ? String(text.dropFirst(boilerplate.count)) : text
+    }
 
     /// What a person reads when a network connection fails with `code`: what happened and what
     /// to do; nil for a value a connection does not usually meet.
