@@ -420,7 +420,9 @@ func iso8601Text(_ ms: UInt64) -> String {
 struct BackupVerifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify", abstract: "Check the repository; with --read-data, decrypt and hash every pack.",
-        discussion: "Exit status 1 when anything is damaged: each damaged pack is named with the snapshots that need it.")
+        discussion: "Exit status 1 when anything is damaged: each damaged pack is named, with the snapshots that need a "
+            + "chunk of it that no pack holds intact (blobs are checked one by one; a restore reads an intact copy "
+            + "elsewhere).")
     @OptionGroup var options: RepoOptions
     @Flag(help: "Read every pack: check its hash, decrypt and hash every chunk.") var readData = false
     @Option(help: ArgumentHelp("Read only part N of M of the packs (e.g. 1/7 on Mondays, 2/7 on Tuesdays…).",

@@ -386,7 +386,10 @@ func quarantineText(_ target: any BackupTarget) -> String? {
 
 struct BackupPruneCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "prune", abstract: "Free the space that no snapshot needs (after forget).")
+        commandName: "prune", abstract: "Free the space that no snapshot needs (after forget).",
+        discussion: "Packs holding only unused chunks are deleted, others rewritten with the used ones. A damaged pack it "
+            + "reads is replaced by copies of its used chunks when they all check out, and otherwise kept as it is. "
+            + "Refuses, deleting nothing, while a snapshot cannot be read.")
     @OptionGroup var options: RepoOptions
 
     func run() throws {
