@@ -75,6 +75,8 @@ final class BenchAgent {
 final class FeedWatcher: @unchecked Sendable { // state guarded by `condition`
     let condition = NSCondition()
     var arrivals: [String: Date] = [:]
+    /// Set when the feed's connection ended (the agent closed it).
+    var ended = false
     let fd: Int32
 
     init(port: UInt16, token: String) {
@@ -95,7 +97,13 @@ final class FeedWatcher: @unchecked Sendable { // state guarded by `condition`
         var buf = [UInt8](repeating: 0, count: 1 << 16)
         while true {
             let n = read(fd, &buf, buf.count)
-            if n <= 0 { return }
+            if n <= 0 {
+                condition.lock()
+                ended = true
+                condition.broadcast()
+                condition.unlock()
+                return
+            }
             let now = Date()
             pending += String(decoding: buf[0..<n], as: UTF8.self)
             var ids: [String] = []
@@ -115,15 +123,30 @@ final class FeedWatcher: @unchecked Sendable { // state guarded by `condition`
         }
     }
 
-    /// Waits until every ID has arrived; returns the latest arrival, or nil after `timeout`.
+    /// Waits until every ID has arrived; returns the latest arrival, or nil after `timeout` or
+    /// once the feed has ended.
     func waitFor(_ ids: Set<String>, timeout: TimeInterval) -> Date? {
         let deadline = Date().addingTimeInterval(timeout)
         condition.lock()
         defer { condition.unlock() }
         while !ids.allSatisfy({ arrivals[$0] != nil }) {
-            if !condition.wait(until: deadline) { return nil }
+            if ended || !condition.wait(until: deadline) { return nil }
         }
         return ids.compactMap { arrivals[$0] }.max()
+    }
+
+    /// Forgets the arrivals of `ids`, before writing them again.
+    func forget(_ ids: [String]) {
+        condition.lock()
+        for id in ids { arrivals[id] = nil }
+        condition.unlock()
+    }
+
+    /// Why a wait for `ids` failed: the feed ended, or how many arrived.
+    func shortfall(_ ids: Set<String>) -> String {
+        condition.lock()
+        defer { condition.unlock() }
+        return ended ? "B's change feed ended" : "\(ids.filter { arrivals[$0] != nil }.count) of \(ids.count) arrived"
     }
 
     func close() { shutdown(fd, Int32(SHUT_RDWR)); Foundation.close(fd) }
@@ -360,7 +383,7 @@ extension Bench {
             let id = "prop-\(i)"
             let start = Date()
             _ = try a.client.request("PATCH", "/v1/records/memories/\(id)", body: ["text": .string("propagation \(i)")])
-            guard let arrived = feed.waitFor([id], timeout: 10) else { throw BenchError("\(id) did not reach B") }
+            guard let arrived = feed.waitFor([id], timeout: 10) else { throw BenchError("\(id) did not reach B: \(feed.shortfall([id]))") }
             latencies.append(arrived.timeIntervalSince(start) * 1000)
         }
         results.set("propagation_ms", .array(latencies.map { Value.double($0) }))
@@ -375,12 +398,15 @@ extension Bench {
         for run in 0..<max(1, options.runs) {
             let ids = (0..<changed).map { recordID(($0 * (options.records / changed) + run) % options.records) }
             let ops: [Value] = ids.map { ["op": "put", "collection": "memories", "id": .string($0), "fields": ["mood": .string("run \(run)")]] }
+            // Forgotten before the write: B may show some of them before A's answer comes back.
+            feed.forget(ids)
             let start = Date()
             let (status, _) = try a.client.request("POST", "/v1/batch", body: ["operations": .array(ops)])
             guard status == 200 else { throw BenchError("batch failed: HTTP \(status)") }
             let expected = Set(ids)
-            feed.condition.lock(); for id in ids { feed.arrivals[id] = nil }; feed.condition.unlock()
-            guard let done = feed.waitFor(expected, timeout: 30) else { throw BenchError("the 1% change did not reach B") }
+            guard let done = feed.waitFor(expected, timeout: 30) else {
+                throw BenchError("the 1% change did not reach B in 30 s: \(feed.shortfall(expected))")
+            }
             changeTimes.append(done.timeIntervalSince(start))
         }
         rows.append(Row(name: "a 1% change (\(changed) records edited on A) visible on B",
