@@ -269,14 +269,12 @@ extension Repository {
         let oldIndex = (index.files + index.damagedFiles.map(\.name)).filter { $0 != newIndex }
         report.indexFilesReplaced = oldIndex.count
         report.damagedIndexFilesReplaced = index.damagedFiles.filter { $0.name != newIndex }.count
-        // A pack whose header does not open cannot be read here, but might hold a used chunk
-        // that no other pack holds: it is deleted only when every used chunk is found elsewhere.
-        let headless = index.unreadable.map(\.0)
-        let located = used.allSatisfy { index.blobs[$0] != nil }
-        if located { report.packsDeleted += headless.count } else { report.damagedPacksKept += headless }
+        // A pack whose header does not open cannot be read here, yet its blobs may be the only
+        // intact copies of used chunks (an index file that names it may come back): kept.
+        report.damagedPacksKept += index.unreadable.map(\.0)
         // Old index files first, then packs: one step (one signed plan on a peer).
         try lease.renew()
-        try target.remove(oldIndex + dropPacks.map(Repository.packName) + (located ? headless : []).map(Repository.packName))
+        try target.remove(oldIndex + dropPacks.map(Repository.packName))
         return report
     }
 

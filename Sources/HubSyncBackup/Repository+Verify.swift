@@ -124,15 +124,19 @@ extension Repository {
             let holdsUsed = index.packs[p]?.contains { usedChunks.contains($0.id) } ?? false
             let gone = index.packSizes[p] == nil
             let n = lostIn[p]?.count ?? 0
+            let headless = index.unreadable.contains { $0.0 == p }
             let use = !users.isEmpty
                 ? "snapshot\(users.count == 1 ? "" : "s") " + users.map(\.short).joined(separator: ", ")
                     + (users.count == 1 ? " needs " : " need ") + (n == 1 ? "a chunk of it" : "\(n) chunks of it")
-                    + " that no pack holds intact; prune keeps it"
+                    + (gone ? " that no other pack holds; put the file back if you have it, or restore an older snapshot"
+                        : " that no pack holds intact; prune keeps it")
+                : headless ? "what it holds cannot be read without an index file that names it; prune keeps it (if every "
+                    + "other problem is gone and every snapshot restores, it holds nothing needed: delete it by hand)"
                 : !holdsUsed ? "no snapshot uses it (prune removes it)"
                 : gone ? "no snapshot loses a chunk by it: another pack holds an intact copy of each one they need from it; "
                     + "`hubsync backup prune` takes it out of the index"
                 : "no snapshot loses a chunk by it: each one they need from it checks out on its own or has an intact copy "
-                    + "in another pack, which a restore reads; `hubsync backup prune` replaces it"
+                    + "in another pack, which a restore reads"
             report.problems.append("pack \(Repository.packName(p)) is damaged (\(why)); " + use)
         }
         return report

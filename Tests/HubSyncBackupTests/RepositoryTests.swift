@@ -419,6 +419,21 @@ import Testing
         #expect(pruned.damagedPacksKept.count == 1 && kept, "\(pruned)")
         let after = try restored("after")
         #expect(after == before)
+        // A pack whose header does not open either: nothing can find its blobs without an index
+        // file naming it, yet they may be the only copies: prune keeps it too.
+        for file in try target.list("index") { try FileManager.default.removeItem(atPath: target.path + "/" + file.name) }
+        let headless = try target.list("data").map(\.name).sorted().first { $0 != victim }!
+        var header = try target.get(headless)
+        header[header.count - 40] ^= 0x10
+        try Data(header).write(to: URL(fileURLWithPath: target.path + "/" + headless))
+        let withoutIt = try restored("headless")
+        let again = try repo.prune(holder: "t")
+        let stays = try target.exists(headless)
+        #expect(stays && again.damagedPacksKept.contains { headless.hasSuffix($0.hex) }, "\(again)")
+        let verified2 = try repo.verify(readData: true)
+        #expect(verified2.problems.contains { $0.contains(headless) && $0.contains("prune keeps it") }, "\(verified2.problems)")
+        let withoutItAfter = try restored("headless-after")
+        #expect(withoutItAfter == withoutIt)
     }
 
     @Test func leasesExcludePruneDuringBackupAndExpire() throws {
