@@ -169,9 +169,6 @@ struct BackupCache {
         w.varint(UInt64(start.records)); w.varint(UInt64(start.alive)); w.varint(UInt64(start.bytes))
     }
 
-    /// Writes a cache of `chunks` with their `entries` (each made by ``append(_:to:)`` or copied
-    /// by ``entry(_:)``) in place of the old one. A failure is not the backup's (the next one
-    /// reads in full): it is returned in words.
     /// How long a cache of a repository no backup has gone to is kept (a target taken out of the
     /// settings, a repository moved): a cache is only a hint, and the next backup there, if any,
     /// reads in full.
@@ -190,6 +187,9 @@ struct BackupCache {
         }
     }
 
+    /// Writes a cache of `chunks` with their `entries` (each made by ``append(_:to:)`` or copied
+    /// by ``entry(_:)``) in place of the old one. A failure is not the backup's (the next one
+    /// reads in full): it is returned in words.
     static func save(_ path: String, key: RepositoryKey, chunker: Chunker.Parameters, epoch: String, file: String, sequence: Int64,
                      backups: Int, latest: [StoredChange], chunks: [BlobID], entries: [UInt8]) -> String? {
         var w = ByteWriter()

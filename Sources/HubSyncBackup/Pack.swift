@@ -32,6 +32,11 @@ struct PackEntry: Sendable, Equatable {
         self.init(id: id, offset: location.offset, length: location.length, rawLength: location.rawLength)
     }
 
+    /// Where this blob is, as pack `pack` holds it.
+    func location(in pack: BlobID) -> BlobLocation {
+        BlobLocation(pack: pack, offset: offset, length: length, rawLength: rawLength)
+    }
+
     static func read(_ r: inout RepositoryReader) throws(BackupError) -> PackEntry {
         PackEntry(type: try r.u8(), id: try r.id(), offset: try r.u32(), length: try r.u32(), rawLength: try r.u32())
     }

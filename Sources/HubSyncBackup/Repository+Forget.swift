@@ -98,37 +98,6 @@ public struct PruneReport: Sendable {
     public var damagedPacksReplaced = 0
 }
 
-/// Pack files as prune checks them, each read once: whether the file matches its ID, and for
-/// one that does not (kept in memory: there are few), which blobs still open.
-final class PackChecks {
-    private let repository: Repository
-    private let zstd = Compression.Contexts()
-    private var intact: [BlobID: Bool] = [:]
-    private var damagedFiles: [BlobID: [UInt8]] = [:]
-
-    init(_ repository: Repository) { self.repository = repository }
-
-    func isIntact(_ p: BlobID) -> Bool {
-        if let known = intact[p] { return known }
-        let file = try? repository.target.get(Repository.packName(p))
-        let ok = file.map { BlobID(Blake2b.hash($0)) == p } ?? false
-        intact[p] = ok
-        if !ok, let file { damagedFiles[p] = file }
-        return ok
-    }
-
-    /// Found damaged by an earlier check (a pack never checked is not).
-    func knownDamaged(_ p: BlobID) -> Bool { intact[p] == false }
-
-    /// Whether blob `e` of pack `p` opens (every blob of an intact pack does).
-    func opens(_ e: PackEntry, in p: BlobID) -> Bool {
-        isIntact(p) || repository.blobOpens(damagedFiles[p], e, using: zstd)
-    }
-
-    /// A damaged pack's file, when it could be read.
-    func damagedFile(_ p: BlobID) -> [UInt8]? { isIntact(p) ? nil : damagedFiles[p] }
-}
-
 extension Repository {
     /// Forgets (deletes the manifests of) the snapshots the policy does not keep.
     public func forget(policy: RetentionPolicy, dryRun: Bool = false,
@@ -154,8 +123,8 @@ extension Repository {
     }
 
     /// Why prune would refuse (and delete nothing), given the snapshots this device cannot read; nil
-    /// when it would run.
-    static func pruneRefusal(_ unreadable: [UnreadableSnapshot]) -> BackupError? {
+    /// when it would run (a dry run asks with the files it would keep).
+    public static func pruneRefusal(_ unreadable: [UnreadableSnapshot]) -> BackupError? {
         // A snapshot this device cannot open may still need chunks: prune only knowing them all.
         if let closed = unreadable.first(where: { $0.reason == .keyNotHeld || $0.reason == .malformed }) {
             return BackupError(.wrongKey, "prune needs to read every snapshot, and "
@@ -173,13 +142,6 @@ extension Repository {
                 + "copy of \(one ? "it" : "them"), `hubsync backup forget --damaged` forgets \(one ? "it" : "them"), then prune")
         }
         return nil
-    }
-
-    /// For a dry run: why prune would refuse now, once the snapshot files named in `setAside`
-    /// (those a `forget --damaged` would delete) are gone; nil when it would run.
-    public func pruneWouldRefuse(setAside: [String] = []) throws(BackupError) -> BackupError? {
-        let gone = Set(setAside)
-        return Repository.pruneRefusal(try scanSnapshots().unreadable.filter { !gone.contains($0.name) })
     }
 
     /// Removes what no snapshot needs: packs holding only unused chunks are deleted; packs

@@ -29,7 +29,7 @@ struct RepositoryIndex {
     mutating func add(pack: BlobID, entries: [PackEntry], secondary: Bool = false) {
         packs[pack] = entries
         for e in entries where !secondary || blobs[e.id] == nil {
-            blobs[e.id] = BlobLocation(pack: pack, offset: e.offset, length: e.length, rawLength: e.rawLength)
+            blobs[e.id] = e.location(in: pack)
         }
     }
 
@@ -44,7 +44,7 @@ struct RepositoryIndex {
             let held = packs[p]!.filter { e in wanted[e.id].map { $0 != p } ?? false && found[e.id] == nil }
             guard !held.isEmpty else { continue }
             for e in good(p, held) where found[e.id] == nil {
-                found[e.id] = BlobLocation(pack: p, offset: e.offset, length: e.length, rawLength: e.rawLength)
+                found[e.id] = e.location(in: p)
             }
             if found.count == wanted.count { break }
         }
@@ -121,7 +121,7 @@ extension Repository {
             let missing = Set(index.missing)
             for (pack, entries) in index.packs where !missing.contains(pack) {
                 for e in entries where index.blobs[e.id].map({ missing.contains($0.pack) }) ?? false {
-                    index.blobs[e.id] = BlobLocation(pack: pack, offset: e.offset, length: e.length, rawLength: e.rawLength)
+                    index.blobs[e.id] = e.location(in: pack)
                 }
             }
         }

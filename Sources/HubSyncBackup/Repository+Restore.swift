@@ -102,29 +102,24 @@ extension Repository {
             if byPack[loc.pack] == nil { packs.append(loc.pack) }
             byPack[loc.pack, default: []].append((c, loc))
         }
-        var intact: [BlobID: Bool] = [:]
-        for p in byPack.keys.sorted() {
-            let ok = intactPack(p) != nil
-            intact[p] = ok
-            if !ok { report.damagedPacks.append(p) }
-            try emit(.packChecked)
-        }
         // A damaged pack's blobs that still open (each is authenticated on its own) are read
         // from it; each of the others from a copy in another pack that opens, where there is one.
         var unrecovered: [BlobID: BlobID] = [:]
-        if !report.damagedPacks.isEmpty {
-            let zstd = Compression.Contexts()
-            var failed: [BlobID: BlobID] = [:]
-            for p in report.damagedPacks {
-                let file = try? target.get(Repository.packName(p))
-                for (c, loc) in byPack[p]! where !blobOpens(file, PackEntry(c, at: loc), using: zstd) { failed[c] = p }
+        var failed: [BlobID: BlobID] = [:]
+        var copies: [BlobID: BlobLocation] = [:]
+        do {
+            let checks = PackChecks(self)
+            for p in byPack.keys.sorted() {
+                if !checks.isIntact(p) { report.damagedPacks.append(p) }
                 try emit(.packChecked)
             }
-            let copies = index.copies(of: failed) { p, held in
-                if intact[p] == true { return held }
-                let file = try? target.get(Repository.packName(p))
-                return held.filter { blobOpens(file, $0, using: zstd) }
+            for p in report.damagedPacks {
+                for (c, loc) in byPack[p]! where !checks.opens(PackEntry(c, at: loc), in: p) { failed[c] = p }
+                try emit(.packChecked)
             }
+            copies = index.copies(of: failed) { p, held in held.filter { checks.opens($0, in: p) } }
+        }
+        if !failed.isEmpty {
             for (c, p) in failed {
                 guard let copy = copies[c] else { unrecovered[c] = p; continue }
                 byPack[p]!.removeAll { $0.0 == c }

@@ -207,6 +207,37 @@ public final class Repository {
     }
 }
 
+/// Pack files as restore and prune check them, each read once: whether the file matches its ID, and for
+/// one that does not (kept in memory: there are few), which blobs still open.
+final class PackChecks {
+    private let repository: Repository
+    private let zstd = Compression.Contexts()
+    private var intact: [BlobID: Bool] = [:]
+    private var damagedFiles: [BlobID: [UInt8]] = [:]
+
+    init(_ repository: Repository) { self.repository = repository }
+
+    func isIntact(_ p: BlobID) -> Bool {
+        if let known = intact[p] { return known }
+        let file = try? repository.target.get(Repository.packName(p))
+        let ok = file.map { BlobID(Blake2b.hash($0)) == p } ?? false
+        intact[p] = ok
+        if !ok, let file { damagedFiles[p] = file }
+        return ok
+    }
+
+    /// Found damaged by an earlier check (a pack never checked is not).
+    func knownDamaged(_ p: BlobID) -> Bool { intact[p] == false }
+
+    /// Whether blob `e` of pack `p` opens (every blob of an intact pack does).
+    func opens(_ e: PackEntry, in p: BlobID) -> Bool {
+        isIntact(p) || repository.blobOpens(damagedFiles[p], e, using: zstd)
+    }
+
+    /// A damaged pack's file, when it could be read.
+    func damagedFile(_ p: BlobID) -> [UInt8]? { isIntact(p) ? nil : damagedFiles[p] }
+}
+
 /// The `keys/` entries: the repository key wrapped for the group and sealed for recovery
 /// (protocol/SPEC.md 5.5). Version 1 entries wrap the master key alone; version 2 entries,
 /// written after the group key rotated, wrap the master key followed by every data key so far.

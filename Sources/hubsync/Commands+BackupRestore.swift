@@ -300,8 +300,7 @@ struct BackupForgetCommand: ParsableCommand {
         // A prune that fails after the forget still shows what was forgotten, then says so.
         var pruneError: CLIError?
         // A dry run says whether the prune would run (it refuses while a snapshot cannot be read).
-        let pruneRefusal = prune && dryRun
-            ? try backupGuarded { try repo.pruneWouldRefuse(setAside: removed.map(\.name)) } : nil
+        let pruneRefusal = prune && dryRun ? Repository.pruneRefusal(notRead) : nil
         if prune, !dryRun {
             do {
                 pruneReport = try backupGuarded { try repo.prune(holder: options.holder, progress: ProgressReporter().callback) }
