@@ -39,7 +39,13 @@ public struct LocalTarget: BackupTarget {
         if !replacing, access(target, F_OK) == 0 { return } // content-addressed: already there
         let file: AtomicFile
         do throws(SystemCallError) {
-            file = try AtomicFile(path: target)
+            do {
+                file = try AtomicFile(path: target)
+            } catch where error.errno == ENOENT {
+                // A prune emptied and removed the folder since (``delete(_:)``): make it again.
+                try? makeDirectory(dir)
+                file = try AtomicFile(path: target)
+            }
             try file.write(data)
             try file.sync()
         } catch {
@@ -134,8 +140,13 @@ public struct LocalTarget: BackupTarget {
         return out.sorted { $0.0 < $1.0 }
     }
 
+    /// Deletes a file; a pack's fan-out folder (`data/XX/`) left empty goes with it.
     public func delete(_ name: String) throws(BackupError) {
         if unlink(full(name)) != 0, errno != ENOENT { throw failure("delete", name) }
+        let parts = name.split(separator: "/")
+        if parts.count == 3, parts[0] == "data" {
+            rmdir(full(parts[0] + "/" + parts[1])) // fails, harmlessly, while the folder holds a file
+        }
     }
 
     public func exists(_ name: String) throws(BackupError) -> Bool {

@@ -278,6 +278,17 @@ import Testing
         let after = directorySize(target.path + "/data")
         #expect(pruned.packsDeleted > 0 && Double(after) < Double(doubled) * 0.6, "\(doubled) → \(after), \(pruned)")
         #expect(try !target.exists(victim), "the damaged copy goes; the intact one stays")
+        // No fan-out folder is left empty by the packs deleted.
+        let folders = try FileManager.default.contentsOfDirectory(atPath: target.path + "/data")
+        #expect(folders.allSatisfy { !((try? FileManager.default.contentsOfDirectory(atPath: target.path + "/data/" + $0)) ?? []).isEmpty },
+                "\(folders.count) folders")
+        // A pack deleted takes its folder with it when it was the last; the next one there makes it again.
+        try target.put("data/zz/only", [1, 2, 3], replacing: false)
+        try target.delete("data/zz/only")
+        #expect(!FileManager.default.fileExists(atPath: target.path + "/data/zz"))
+        try target.put("data/zz/only", [1, 2, 3], replacing: false)
+        #expect(try target.get("data/zz/only") == [1, 2, 3])
+        try target.delete("data/zz/only")
         let verified = try repo.verify(readData: true)
         #expect(verified.ok, "\(verified.problems)")
         for snapshot in [first.snapshot, second.snapshot] {
