@@ -91,7 +91,9 @@ public struct PruneReport: Sendable {
     /// Of those, index files that could not be read (damaged): the packs they named were read
     /// from their own headers, and the new index names them.
     public var damagedIndexFilesReplaced = 0
-    /// Packs in use that failed their check and were left untouched.
+    /// Packs in use that failed their check and were left untouched: of the packs this prune
+    /// read (those it chose among or rewrote) and those whose header does not open. A damaged
+    /// pack prune had no reason to read is not among them; `verify --read-data` finds it.
     public var damagedPacksKept: [BlobID] = []
     /// Damaged packs whose used blobs all still opened: copied into new packs (among
     /// `packsRewritten`), and the damaged file deleted.

@@ -364,8 +364,8 @@ func pruneText(_ r: PruneReport) -> String {
             + "chunks still used, each of which checked out")
         + (r.damagedIndexFilesReplaced == 0 ? "" : "; replaced \(plural(r.damagedIndexFilesReplaced, "damaged index file")) "
             + "(the packs \(r.damagedIndexFilesReplaced == 1 ? "it" : "they") named were read from their own headers; nothing was lost)")
-        + (r.damagedPacksKept.isEmpty ? "" : "; left \(r.damagedPacksKept.count) damaged pack(s) in use untouched "
-            + "(see `hubsync backup verify --read-data`)")
+        + (r.damagedPacksKept.isEmpty ? "" : "; left \(plural(r.damagedPacksKept.count, "damaged pack")) it read in use untouched "
+            + "(`hubsync backup verify --read-data` checks every pack)")
 }
 
 /// On a peer target: the files its prune plans moved into quarantine and when the peer frees them.
@@ -387,7 +387,8 @@ struct BackupPruneCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prune", abstract: "Free the space that no snapshot needs (after forget).",
         discussion: "Packs holding only unused chunks are deleted, others rewritten with the used ones. A damaged pack it "
-            + "reads is replaced by copies of its used chunks when they all check out, and otherwise kept as it is. "
+            + "reads (it reads only those it rewrites or chooses among; `backup verify --read-data` checks every pack) "
+            + "is replaced by copies of its used chunks when they all check out, and otherwise kept as it is. "
             + "Refuses, deleting nothing, while a snapshot cannot be read.")
     @OptionGroup var options: RepoOptions
 
