@@ -77,6 +77,9 @@ extension Agent {
                 events.leave()
                 throw error
             }
+            // A client that closes its connection ends the stream (and frees its place) then,
+            // not when a heartbeat's write fails up to 30 s later.
+            LocalAPIServer.whenClientGone { subscription.cancel() }
             var headers = HTTPFields()
             headers[.contentType] = "text/event-stream"
             headers[.cacheControl] = "no-cache"

@@ -210,6 +210,8 @@ public struct LocalAPI: Sendable {
         let start: Int64
         if let since { start = since } else { start = try await store.read(.lastSequence) }
         let store = self.store
+        // A client that closes its connection ends the feed then, not at the next change's write.
+        LocalAPIServer.whenClientGone { subscription.cancel() }
         var headers = HTTPFields()
         headers[.contentType] = "text/event-stream"
         headers[.cacheControl] = "no-cache"

@@ -64,7 +64,11 @@ struct LocalAPIServer: Service {
             let context = BasicRequestContext(source: ApplicationRequestContextSource(channel: channel, logger: logger))
             var response: Response
             do {
-                response = try await responder.respond(to: request, context: context)
+                // A handler whose answer streams until the client goes (the live events) keeps
+                // the connection to watch.
+                response = try await Self.$connection.withValue(channel) {
+                    try await responder.respond(to: request, context: context)
+                }
             } catch {
                 logger.error("unhandled error in the local API", metadata: ["error": "\(String(reflecting: error))"])
                 // Every answer has a JSON body, this one too.
@@ -85,6 +89,22 @@ struct LocalAPIServer: Service {
             return
         } catch {
             throw ListenFailure(role: "the local API", address: "\(host):\(port)", cause: error)
+        }
+    }
+
+    /// The connection of the request being answered, for an answer that streams until the
+    /// client goes (``whenClientGone(_:)``).
+    @TaskLocal static var connection: (any Channel)?
+
+    /// Runs `action` once the client of the request being answered has closed its side of the
+    /// connection: a streaming answer then ends, instead of when a write to it fails.
+    static func whenClientGone(_ action: @escaping @Sendable () -> Void) {
+        guard let connection else { return }
+        connection.pipeline.handler(type: ConnectionLimit.self).whenComplete { found in
+            switch found {
+            case .success(let handler): handler.whenClientGone(action)
+            case .failure: connection.closeFuture.whenComplete { _ in action() }
+            }
         }
     }
 
@@ -167,8 +187,40 @@ final class ConnectionLimit: ChannelInboundHandler, RemovableChannelHandler, Sen
 
     let open: OpenConnections
     private let seen = Mutex(false)
+    /// Whether the client has closed its side, and what to do once it has.
+    private let gone = Mutex<(done: Bool, actions: [@Sendable () -> Void])>((false, []))
 
     init(open: OpenConnections) { self.open = open }
+
+    /// Runs `action` once the client has closed its side of the connection (or it reset or
+    /// closed): at once if it has already. The server keeps a half-closed connection open while
+    /// it writes an answer, so a streaming answer (the change feed, the dashboard's live events)
+    /// learns here that nobody reads it any more.
+    func whenClientGone(_ action: @escaping @Sendable () -> Void) {
+        let now = gone.withLock { g -> Bool in
+            if !g.done { g.actions.append(action) }
+            return g.done
+        }
+        if now { action() }
+    }
+
+    private func clientGone() {
+        let actions = gone.withLock { g -> [@Sendable () -> Void] in
+            defer { g = (true, []) }
+            return g.done ? [] : g.actions
+        }
+        for action in actions { action() }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event as? ChannelEvent == .inputClosed { clientGone() }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        clientGone()
+        context.fireChannelInactive()
+    }
 
     func handlerAdded(context: ChannelHandlerContext) {
         if let victim = open.admit(ObjectIdentifier(self), context.channel) {

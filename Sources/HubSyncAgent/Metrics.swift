@@ -120,6 +120,7 @@ final class AgentMetrics: Sendable {
         let statuses = node.status()
         gauge("hubsync_peers_connected").set(statuses.filter { $0.connected && trusted.contains($0.device) }.count)
         gauge("hubsync_peers_trusted").set(trusted.count)
+        gauge("hubsync_change_subscriptions").set(store.subscriptionCount)
         // Labelled peers: the trusted ones, in ID order, up to the cap; the others are `other`.
         let labelled = Set(trusted.sorted().prefix(Self.maxPeerLabels))
         let untrustedNow = node.refusedCount

@@ -29,6 +29,9 @@ extension Store {
         return ChangeSubscription(store: self, id: id, signal: signal)
     }
 
+    /// Change subscriptions open now (``changeSignal(where:)``, ``subscribe()``).
+    public var subscriptionCount: Int { subscribers.withLock { $0.count } }
+
     func publish(_ events: [ChangeEvent]) {
         guard !events.isEmpty else { return }
         let targets = subscribers.withLock { Array($0.values) }

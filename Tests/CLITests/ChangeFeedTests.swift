@@ -42,6 +42,26 @@ import Testing
         #expect(ids == expected, "not every sequence exactly once in order")
         await agent.stop()
     }
+
+    /// A feed whose client closes the connection ends at once, with nothing written to it: its
+    /// subscription does not wait for the next change (on an idle store, that could be never).
+    @Test func aClosedFeedEndsWithoutAChange() async throws {
+        let agent = try await AgentProcess(Device(data: dir.path + "/a"))
+        let series = "hubsync_change_subscriptions"
+        let before = try #require(try await metric(agent, series))
+        var feeds: [SSEReader] = []
+        for _ in 0..<3 {
+            let feed = try SSEReader(port: agent.client.port, token: agent.client.token, path: "/v1/changes")
+            try await onDedicatedThread { try feed.read(until: { $0.contains(": live\n") }) }
+            feeds.append(feed)
+        }
+        #expect(try await metric(agent, series) == before + 3)
+        for feed in feeds { feed.close() }
+        try await waitUntil("the closed feeds' subscriptions to end", timeout: 10) {
+            try await metric(agent, series) == before
+        }
+        await agent.stop()
+    }
 }
 
 /// Reads a server-sent event stream from the local API over a plain socket (blocking reads: call
