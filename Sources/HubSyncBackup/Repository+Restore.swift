@@ -66,20 +66,36 @@ extension Repository {
     public func readRecords(of snapshot: Snapshot, skipDamaged: Bool, only: RecordKey? = nil, batchSize: Int = 2000,
                             progress: BackupProgress = { _, _, _ in },
                             _ body: ([RecordState]) throws -> Void) throws(BackupError) -> ReadReport {
+        try read(snapshot, skipDamaged: skipDamaged, only: only, batchSize: batchSize, prepare: false, progress: progress) {
+            if case .batch(let batch) = $0 { try body(batch) }
+        }
+    }
+
+    /// ``readRecords(of:skipDamaged:only:batchSize:progress:_:)``, each state with its canonical
+    /// bytes and digest made on the reading thread (``PreparedState``), for a store to merge.
+    func readPrepared(of snapshot: Snapshot, skipDamaged: Bool, only: RecordKey?, progress: BackupProgress,
+                      _ body: ([PreparedState]) throws -> Void) throws(BackupError) -> ReadReport {
+        try read(snapshot, skipDamaged: skipDamaged, only: only, batchSize: 2000, prepare: true, progress: progress) {
+            if case .prepared(let batch) = $0 { try body(batch) }
+        }
+    }
+
+    private func read(_ snapshot: Snapshot, skipDamaged: Bool, only: RecordKey?, batchSize: Int, prepare: Bool,
+                      progress: BackupProgress, _ body: (ReadItem) throws -> Void) throws(BackupError) -> ReadReport {
         let lease = try lease(exclusive: false, holder: "restore")
         defer { lease.release() }
         // Packs are read, opened and decoded on a second thread while `body` takes the batches
         // (a restore writes them into the store on this one).
         do {
             return try ReadAhead.run(chunk: 1, depth: 2, produce: { emit in
-                try readBatches(of: snapshot, skipDamaged: skipDamaged, only: only, batchSize: batchSize, emit)
+                try readBatches(of: snapshot, skipDamaged: skipDamaged, only: only, batchSize: batchSize, prepare: prepare, emit)
             }, consume: { (item: ReadItem) in
                 try lease.renew()
                 switch item {
                 case .packChecked:
                     break
-                case .batch(let batch):
-                    do { try body(batch) } catch { throw BackupError(.io, "restore stopped: \(error)") }
+                case .batch, .prepared:
+                    do { try body(item) } catch { throw BackupError(.io, "restore stopped: \(error)") }
                 case .progress(let done, let total):
                     progress("restore", done, total)
                 }
@@ -97,12 +113,14 @@ extension Repository {
         /// A pack needed was read and checked (before the first batch): the reader renews its lease.
         case packChecked
         case batch([RecordState])
+        /// Records with their canonical bytes and digest (`prepare`).
+        case prepared([PreparedState])
         case progress(Int, Int)
     }
 
     /// ``readRecords(of:skipDamaged:only:batchSize:progress:_:)``'s reading, handing each batch
     /// and each pack's progress to `emit`.
-    func readBatches(of snapshot: Snapshot, skipDamaged: Bool, only: RecordKey?, batchSize: Int,
+    func readBatches(of snapshot: Snapshot, skipDamaged: Bool, only: RecordKey?, batchSize: Int, prepare: Bool = false,
                      _ emit: (ReadItem) throws -> Void) throws -> ReadReport {
         let index = try loadIndex(damagedOrphans: true)
         var report = ReadReport()
@@ -166,7 +184,8 @@ extension Repository {
                 + "for details, restore an older snapshot, or pass --skip-damaged to restore everything else")
         }
         var batch: [RecordState] = []
-        batch.reserveCapacity(batchSize)
+        var prepared: [PreparedState] = []
+        if prepare { prepared.reserveCapacity(batchSize) } else { batch.reserveCapacity(batchSize) }
         // The key ranges skipped chunks held: a gap opens after the last record read before a
         // lost chunk and closes at the first record read after it.
         var lastKey: RecordKey?
@@ -185,11 +204,19 @@ extension Repository {
                     gapOpen = false
                 }
                 if let only, state.key != only { continue }
-                batch.append(state)
                 report.records += 1
-                if batch.count >= batchSize {
-                    try emit(.batch(batch))
-                    batch.removeAll(keepingCapacity: true)
+                if prepare {
+                    prepared.append(PreparedState(state))
+                    if prepared.count >= batchSize {
+                        try emit(.prepared(prepared))
+                        prepared.removeAll(keepingCapacity: true)
+                    }
+                } else {
+                    batch.append(state)
+                    if batch.count >= batchSize {
+                        try emit(.batch(batch))
+                        batch.removeAll(keepingCapacity: true)
+                    }
                 }
             }
         }
@@ -265,6 +292,7 @@ extension Repository {
             openGap()
         }
         if !batch.isEmpty { try emit(.batch(batch)) }
+        if !prepared.isEmpty { try emit(.prepared(prepared)) }
         return report
     }
 
@@ -272,8 +300,9 @@ extension Repository {
     /// store's clock.
     public func restore(_ snapshot: Snapshot, into store: Store, skipDamaged: Bool, only: RecordKey? = nil,
                         progress: BackupProgress = { _, _, _ in }) throws(BackupError) -> ReadReport {
-        let report = try readRecords(of: snapshot, skipDamaged: skipDamaged, only: only, progress: progress) { batch in
-            try store.merge(batch)
+        // The records' bytes and digests are made on the reading thread: the writer only writes.
+        let report = try readPrepared(of: snapshot, skipDamaged: skipDamaged, only: only, progress: progress) { batch in
+            try store.write(.merge(prepared: batch))
         }
         do { try store.restoreClock(atLeast: snapshot.clock) } catch {
             throw BackupError(.io, "cannot set the restored store's clock: \(error.message)")

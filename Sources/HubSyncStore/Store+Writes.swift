@@ -22,6 +22,13 @@ extension Store.Write {
         .init(records: { store, db, ctx in try store.merge(states, source: nil, db: db, ctx: &ctx) })
     }
 
+    /// The same for states whose canonical bytes and digest were made beforehand, off the
+    /// writer's thread (a restore's reading thread): a state this store does not hold yet is
+    /// written with them as they are.
+    public static func merge(prepared states: [PreparedState]) -> Store.Write<MergeSummary> {
+        .init(records: { store, db, ctx in try store.merge(states, source: nil, db: db, ctx: &ctx) })
+    }
+
     /// Merges records this device made whole (its signed audit entries): merged as any state,
     /// but their change events and log rows say `local`, as a local write's do.
     public static func mergeOwn(_ states: [RecordState]) -> Store.Write<MergeSummary> {
@@ -35,21 +42,27 @@ extension Store {
     /// peer would tell it nothing).
     func merge(_ states: [RecordState], source: DeviceID?, origin: ChangeEvent.Origin = .remote, db: Database,
                ctx: inout TransactionContext) throws -> MergeSummary {
+        try merge(states.map { PreparedState(unencoded: $0) }, source: source, origin: origin, db: db, ctx: &ctx)
+    }
+
+    func merge(_ prepared: [PreparedState], source: DeviceID?, origin: ChangeEvent.Origin = .remote, db: Database,
+               ctx: inout TransactionContext) throws -> MergeSummary {
         var summary = MergeSummary()
-        for remote in states {
+        for remote in prepared.lazy.map(\.state) {
             // A collection this version does not know is kept and relayed (SPEC 3.6), if well formed.
             guard ForwardCompatibility.isWellFormed(collection: remote.key.collection) else {
                 throw ValidationFailure("\(remote.key): the collection name is not 1 to 128 bytes without control characters")
             }
             try ctx.clock.observe(remote.greatestTime, wallMillis: ctx.wallMillis)
         }
-        for remote in states {
+        for input in prepared {
+            let remote = input.state
             let local = try ctx.load(remote.key, db: db)
             let merged = local.map { RecordState.merge($0.state, remote) } ?? remote
             // Compared by canonical bytes: equal bytes are the only "unchanged".
             // With nothing here before, the result is exactly what the source sent.
             if try ctx.save(merged, over: local, db: db, origin: origin, source: source,
-                            sourceState: local == nil ? nil : remote) {
+                            sourceState: local == nil ? nil : remote, encoded: local == nil ? input.encoded : nil) {
                 summary.changed += 1
             } else {
                 summary.unchanged += 1
@@ -169,6 +182,27 @@ enum RecordSQL {
         """
 }
 
+/// A record state with its canonical bytes and their digest, made by the thread that has the
+/// state (a restore's reading thread) so that the store's writer, the one thread every write
+/// waits for, need not encode and hash it again. The bytes are always this type's own encoding
+/// of the state: nothing given from outside is taken as canonical.
+public struct PreparedState: Sendable {
+    public let state: RecordState
+    /// The canonical bytes and digest, nil for a state merged as it is (``Store/Write/merge(_:)``).
+    let encoded: (bytes: [UInt8], digest: [UInt8])?
+
+    public init(_ state: RecordState) {
+        self.state = state
+        let bytes = CanonicalEncoding.encode(state)
+        encoded = (bytes, CanonicalEncoding.digest(of: bytes))
+    }
+
+    init(unencoded state: RecordState) {
+        self.state = state
+        encoded = nil
+    }
+}
+
 /// A record as the write path read it: where it is, its state and its stored canonical bytes.
 struct StoredRecord {
     var rowid: Int64
@@ -190,8 +224,9 @@ extension TransactionContext {
     /// ones. Returns whether it wrote.
     @discardableResult
     mutating func save(_ state: RecordState, over stored: StoredRecord?, db: Database,
-                       origin: ChangeEvent.Origin, source: DeviceID? = nil, sourceState: RecordState? = nil) throws -> Bool {
-        let bytes = CanonicalEncoding.encode(state)
+                       origin: ChangeEvent.Origin, source: DeviceID? = nil, sourceState: RecordState? = nil,
+                       encoded: (bytes: [UInt8], digest: [UInt8])? = nil) throws -> Bool {
+        let bytes = encoded?.bytes ?? CanonicalEncoding.encode(state)
         let previous = stored?.bytes
         if let previous, previous == bytes { return false }
         // Only a local write that grows a record past the limit is refused; a merge never is
@@ -203,7 +238,7 @@ extension TransactionContext {
                 + "(\(Store.maxRecordBytes / 1024) KiB); nothing was written — split the value over several records"
                 + (state.hasConflicts ? ", or resolve its conflicts first (`hubsync conflicts`)" : ""))
         }
-        let digest = CanonicalEncoding.digest(of: bytes)
+        let digest = encoded?.digest ?? CanonicalEncoding.digest(of: bytes)
         lastSequence += 1
         var conflicts = 0
         for reg in state.fields.values where reg.hasConflict { conflicts += 1 }
