@@ -123,9 +123,8 @@ extension Agent {
                 let snap = try repo.snapshot(named: snapshotName)
                 var states: [RecordState] = []
                 let report = try repo.readRecords(of: snap, skipDamaged: false, only: key) { states += $0 }
-                // Not read, and its key sorts where damaged chunks were skipped: it may be in
-                // them, so nothing is changed.
-                if states.isEmpty, report.mayHaveSkipped(key) {
+                // Not read, with damaged chunks skipped: it may be in them, so nothing is changed.
+                if states.isEmpty, !report.skippedChunks.isEmpty {
                     throw BackupError(.damaged, report.whyNotRead(key, from: snap) + "; nothing was changed. Restore it "
                         + "from an older snapshot, or run `hubsync backup verify --read-data`")
                 }

@@ -124,7 +124,7 @@ extension Repository {
             let report = try restore(snapshot, into: store, skipDamaged: skipDamaged, only: only, progress: progress)
             if let only, report.records == 0 {
                 // A new device without the one record asked for is no restore: nothing is left behind.
-                let damaged = report.mayHaveSkipped(only)
+                let damaged = !report.skippedChunks.isEmpty
                 throw BackupError(damaged ? .damaged : .invalidInput, report.whyNotRead(only, from: snapshot)
                     + (damaged ? "; restore it from an older snapshot (`hubsync backup list`)" : "") + "; nothing was written")
             }

@@ -15,23 +15,6 @@ public struct ReadReport: Sendable {
     /// Chunks whose indexed pack failed its check, read from an intact copy in another pack
     /// (two backups that ran at once each wrote one).
     public var chunksFromCopies = 0
-    /// Where the records of the skipped chunks were, in the snapshot's (collection, id) order:
-    /// for each run of skipped chunks, the last record read before it and the first read after
-    /// it (nil at either end of the snapshot). A record outside every gap was read or is not
-    /// in the snapshot.
-    public var gaps: [(after: RecordKey?, before: RecordKey?)] = []
-    /// The records read were not in key order (never in a snapshot HubSync wrote): then any
-    /// record may have been in a skipped chunk.
-    public var unordered = false
-
-    /// Whether `key`, not read, may have been in a skipped chunk.
-    public func mayHaveSkipped(_ key: RecordKey) -> Bool {
-        guard !skippedChunks.isEmpty else { return false }
-        if unordered { return true }
-        return gaps.contains { gap in
-            (gap.after.map { $0 < key } ?? true) && (gap.before.map { key < $0 } ?? true)
-        }
-    }
 }
 
 extension ReadReport {
@@ -40,10 +23,8 @@ extension ReadReport {
     /// what it changed.
     public func whyNotRead(_ only: RecordKey, from snapshot: Snapshot) -> String {
         let n = skippedChunks.count
-        guard mayHaveSkipped(only) else {
-            // The records on either side of every skipped chunk sort on the same side of it.
-            let aside = n == 0 ? "" : " (\(n) damaged chunk\(n == 1 ? " was" : "s were") skipped, none where it would be)"
-            return "snapshot \(snapshot.id.short) holds no record \(only)\(aside); check the collection and ID (as `hubsync list` "
+        if n == 0 {
+            return "snapshot \(snapshot.id.short) holds no record \(only); check the collection and ID (as `hubsync list` "
                 + "shows them), or name an older snapshot (`hubsync backup list`)"
         }
         return "\(only) is not among the records read from snapshot \(snapshot.id.short): \(n) damaged "
@@ -186,23 +167,8 @@ extension Repository {
         var batch: [RecordState] = []
         var prepared: [PreparedState] = []
         if prepare { prepared.reserveCapacity(batchSize) } else { batch.reserveCapacity(batchSize) }
-        // The key ranges skipped chunks held: a gap opens after the last record read before a
-        // lost chunk and closes at the first record read after it.
-        var lastKey: RecordKey?
-        var gapOpen = false
-        func openGap() {
-            guard !gapOpen else { return }
-            gapOpen = true
-            report.gaps.append((after: lastKey, before: nil))
-        }
         func hand(_ states: [RecordState]) throws {
             for state in states {
-                if let lastKey, !(lastKey < state.key) { report.unordered = true }
-                lastKey = state.key
-                if gapOpen {
-                    report.gaps[report.gaps.count - 1].before = state.key
-                    gapOpen = false
-                }
                 if let only, state.key != only { continue }
                 report.records += 1
                 if prepare {
@@ -242,7 +208,6 @@ extension Repository {
                 if lost.contains(c) {
                     // After a lost chunk the next frame start is unknown: take the first chunk
                     // that holds whole frames that all decode.
-                    openGap()
                     stream.reset()
                     resync = true
                     position += 1
@@ -285,11 +250,8 @@ extension Repository {
             try emit(.progress(done, uses.count))
         }
         try drain()
-        if !stream.atBoundary {
-            guard skipDamaged || only != nil else {
-                throw BackupError(.damaged, "snapshot \(snapshot.id.short) ends inside a record; its last chunk is missing")
-            }
-            openGap()
+        if !stream.atBoundary, !skipDamaged, only == nil {
+            throw BackupError(.damaged, "snapshot \(snapshot.id.short) ends inside a record; its last chunk is missing")
         }
         if !batch.isEmpty { try emit(.batch(batch)) }
         if !prepared.isEmpty { try emit(.prepared(prepared)) }

@@ -208,15 +208,15 @@ struct BackupRestoreCommand: ParsableCommand {
                 }
             }
         }
-        // With chunks skipped, a record not read whose key sorts where they were may be one of
-        // theirs: it is left as it is.
+        // With chunks skipped, a record not read may be one of theirs: it is left as it is.
+        let lostSome = !report.skippedChunks.isEmpty
         var leftAsTheyAre = 0
         if revert {
             // Records made after the snapshot did not exist at that point in time.
             var extra: [RecordOperation] = []
             if let only {
                 if !seen.contains(only), let c = try guarded({ try store.get(only) }), c.isAlive {
-                    if report.mayHaveSkipped(only) { leftAsTheyAre += 1 } else { extra.append(.delete(only)) }
+                    if lostSome { leftAsTheyAre += 1 } else { extra.append(.delete(only)) }
                 }
             } else {
                 try guarded {
@@ -224,14 +224,14 @@ struct BackupRestoreCommand: ParsableCommand {
                     let user = Set(HubCollection.userCollections.map(\.rawValue))
                     try store.forEachRecord { s in
                         guard s.isAlive, !seen.contains(s.key), user.contains(s.key.collection) else { return }
-                        if report.mayHaveSkipped(s.key) { leftAsTheyAre += 1 } else { extra.append(.delete(s.key)) }
+                        if lostSome { leftAsTheyAre += 1 } else { extra.append(.delete(s.key)) }
                     }
                 }
             }
             try apply(extra)
         }
         if let only, report.records == 0 {
-            guard report.mayHaveSkipped(only) else { throw CLIError.usage(report.whyNotRead(only, from: snap)) }
+            guard lostSome else { throw CLIError.usage(report.whyNotRead(only, from: snap)) }
             throw CLIError.failure(report.whyNotRead(only, from: snap) + "; "
                 + (leftAsTheyAre > 0 ? "it was left as it is" : "nothing was changed")
                 + ". Restore it from an older snapshot (`hubsync backup list`), or run `hubsync backup verify --read-data`")

@@ -275,9 +275,7 @@ import Testing
                 "\(newDevice.stderr)")
         let none = try await d.run("backup", "restore", "latest", "--skip-damaged", "--record", "memories/nobody", "--repo", repo,
                                    "--into", dir.path + "/one")
-        // A record whose key sorts outside the damaged chunks' range is not there: bad input, not damage.
-        #expect(none.status == 2 && none.stderr.contains("holds no record memories/nobody")
-                && none.stderr.contains("none where it would be"), "\(none.stderr)")
+        #expect(none.status == 1 && none.stderr.contains("may hold it"), "\(none.stderr)")
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/one"), "a restore that made nothing leaves nothing behind")
         // One record needs no --skip-damaged: it is read whole from intact chunks, or refused.
         let readWhole = try #require((0..<3_000).map { "m" + String(format: "%05d", $0) }.first { restoredText.contains("\"\($0)\"") })
@@ -288,15 +286,6 @@ import Testing
         #expect(notRead.status == 1 && notRead.stderr.contains("may hold it") && notRead.stderr.contains("left as it is"),
                 "\(notRead.stderr)")
         #expect(try await exportedRecords(d) == before)
-        // A record made after the snapshot, with a key sorting after every damaged chunk's, is
-        // known not to be in the snapshot: a revert with chunks skipped deletes it, and still
-        // leaves the records the damaged chunks may hold as they are.
-        try await d.ok("put", "memories", "zz-after", "--json", #"{"text": "made after the snapshot"}"#)
-        let revertAgain = try #require(try await d.ok("backup", "restore", "latest", "--revert", "--skip-damaged", "--repo", repo,
-                                                      "--json").json?.objectValue)
-        #expect(revertAgain["writes"] == .int(1) && revertAgain["left_as_they_are"] == .int(kept), "\(revertAgain)")
-        let gone = try await d.ok("get", "memories", "zz-after")
-        #expect(gone.stdout.contains("memories/zz-after (deleted)"), "\(gone.stdout)")
         // Quiet: no confirmation, but what was lost is still said.
         let quiet = try await d.ok("backup", "restore", "latest", "--repo", repo, "--into", dir.path + "/q", "--skip-damaged", "-q")
         #expect(quiet.stdout.isEmpty && quiet.stderr.contains("damaged chunk")
