@@ -9,7 +9,21 @@ public struct RecordKey: Sendable, Hashable, Comparable, CustomStringConvertible
     }
 
     public static func < (a: RecordKey, b: RecordKey) -> Bool {
-        a.collection != b.collection ? utf8Less(a.collection, b.collection) : utf8Less(a.id, b.id)
+        !a.collection.utf8.elementsEqual(b.collection.utf8) ? utf8Less(a.collection, b.collection) : utf8Less(a.id, b.id)
+    }
+
+    /// Equal when the bytes are (SPEC 1.1), as the store compares them: Swift's own `==` on
+    /// strings takes two spellings of one character ("café" precomposed, and "cafe" with a
+    /// combining accent) as equal, while the store keeps them as two records.
+    public static func == (a: RecordKey, b: RecordKey) -> Bool {
+        a.id.utf8.elementsEqual(b.id.utf8) && a.collection.utf8.elementsEqual(b.collection.utf8)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        var c = collection, i = id
+        c.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+        hasher.combine(0xFF as UInt8) // no UTF-8 byte: ("ab", "c") and ("a", "bc") hash apart
+        i.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
     }
 
     public var description: String { "\(collection)/\(id)" }

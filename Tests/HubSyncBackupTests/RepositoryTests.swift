@@ -362,6 +362,22 @@ import Testing
         #expect(try dump(again) == dump(store))
     }
 
+    /// One record of two whose IDs are two spellings of one text (precomposed, and with a
+    /// combining accent: two records in the store) restores alone, as itself.
+    @Test func oneOfTwoSpellingsOfAnIDRestoresAlone() throws {
+        let store = try Store(path: dir.path + "/spellings.sqlite", device: device(1))
+        let nfc = RecordKey(collection: "memories", id: "caf\u{E9}"), nfd = RecordKey(collection: "memories", id: "cafe\u{301}")
+        try store.apply([.put(nfc, ["text": "precomposed"]), .put(nfd, ["text": "combining"])])
+        let (repo, _, snapshot) = try oneBackup(store)
+        let all = try dump(store)
+        for key in [nfc, nfd] {
+            var got: [RecordState] = []
+            let report = try repo.readRecords(of: snapshot, skipDamaged: false, only: key) { got += $0 }
+            #expect(report.records == 1 && got.count == 1, "\(got.map(\.key))")
+            #expect(got.first.map { CanonicalEncoding.encode($0) } == all[key])
+        }
+    }
+
     /// One record restores without --skip-damaged while another pack is damaged: it is read
     /// whole from intact chunks. A record of the damaged chunk is not read, and the report says
     /// chunks were skipped, so the caller refuses instead of taking it as absent.

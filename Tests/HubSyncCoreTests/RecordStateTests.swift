@@ -7,6 +7,17 @@ import Testing
 
     func stamp(_ ms: UInt64, _ d: DeviceID) -> Stamp { Stamp(time: Timestamp(millis: ms, counter: 0), device: d) }
 
+    /// Keys are equal when their bytes are, as the store keeps them: "café" precomposed and
+    /// "cafe" with a combining accent are two records (Swift's `==` on the strings says equal).
+    @Test func keysOfTwoSpellingsOfOneTextAreTwoKeys() {
+        let nfc = RecordKey(collection: "memories", id: "caf\u{E9}"), nfd = RecordKey(collection: "memories", id: "cafe\u{301}")
+        #expect(nfc.id == nfd.id, "Swift's string equality, which the key does not use")
+        #expect(nfc != nfd && Set([nfc, nfd]).count == 2 && Dictionary([(nfc, 1), (nfd, 2)], uniquingKeysWith: +).count == 2)
+        #expect((nfc < nfd) != (nfd < nfc))
+        #expect(RecordKey(collection: "ab", id: "c") != RecordKey(collection: "a", id: "bc"))
+        #expect(nfc == RecordKey(collection: "memories", id: String(decoding: Array("caf\u{E9}".utf8), as: UTF8.self)))
+    }
+
     @Test func laterWriteWinsWhenItSawTheEarlierOne() {
         var s = RecordState(key: testKey)
         s.write(field: "name", value: "one", stamp: stamp(10, a))
