@@ -92,6 +92,9 @@ struct BackupRestoreCommand: ParsableCommand {
             if case .int(let n) = o["writes"] ?? .null { line += ", " + plural(Int(n), "write") }
             if let d = o["into"]?.stringValue { line += " into \(d)" }
             line += " in \(String(format: "%.1f", seconds)) s"
+            if o["deleted_as_made_later"] == .bool(true), let only = o["record"]?.stringValue {
+                line += "; \(only) is not in the snapshot (it was made after it), so the revert deleted it"
+            }
             if case .int(let n) = o["skipped_chunks"] ?? .null, n > 0 {
                 line += "; skipped \(plural(Int(n), "damaged chunk")) (\(missingText(o, of: snap)))"
             }
@@ -211,12 +214,15 @@ struct BackupRestoreCommand: ParsableCommand {
         // With chunks skipped, a record not read may be one of theirs: it is left as it is.
         let lostSome = !report.skippedChunks.isEmpty
         var leftAsTheyAre = 0
+        // A revert of one record the snapshot does not hold, alive now: it was made after the
+        // snapshot, so the revert deletes it, and that is its whole result.
+        var deletedAsMadeLater = false
         if revert {
             // Records made after the snapshot did not exist at that point in time.
             var extra: [RecordOperation] = []
             if let only {
                 if !seen.contains(only), let c = try guarded({ try store.get(only) }), c.isAlive {
-                    if lostSome { leftAsTheyAre += 1 } else { extra.append(.delete(only)) }
+                    if lostSome { leftAsTheyAre += 1 } else { extra.append(.delete(only)); deletedAsMadeLater = true }
                 }
             } else {
                 try guarded {
@@ -230,7 +236,7 @@ struct BackupRestoreCommand: ParsableCommand {
             }
             try apply(extra)
         }
-        if let only, report.records == 0 {
+        if let only, report.records == 0, !deletedAsMadeLater {
             guard lostSome else { throw CLIError.usage(report.whyNotRead(only, from: snap)) }
             throw CLIError.failure(report.whyNotRead(only, from: snap) + "; "
                 + (leftAsTheyAre > 0 ? "it was left as it is" : "nothing was changed")
@@ -240,12 +246,15 @@ struct BackupRestoreCommand: ParsableCommand {
                     subject: ["snapshot": snap.id.hex, "mode": merge ? "merge" : "revert", "record": only.map { "\($0)" } ?? ""],
                     detail: "restored snapshot \(snap.id.short) (\(merge ? "merged" : "reverted")) "
                         + (only.map { "for \($0)" } ?? "for \(plural(report.records, "record"))"))
-        return ["mode": .string(merge ? "merge" : "revert"), "records": .int(Int64(report.records)),
+        var answer: [String: Value] = ["mode": .string(merge ? "merge" : "revert"), "records": .int(Int64(report.records)),
                 "writes": .int(Int64(writes)), "through_agent": .bool({ if case .agent = writer { true } else { false } }()),
                 "skipped_chunks": .int(Int64(report.skippedChunks.count)), "chunks_from_copies": .int(Int64(report.chunksFromCopies)),
                 "damaged_packs": .array(report.damagedPacks.map { .string($0.hex) }),
                 "left_out_other_household": .int(Int64(leftOut)),
-                "left_as_they_are": .int(Int64(leftAsTheyAre))]
+                "left_as_they_are": .int(Int64(leftAsTheyAre)),
+                "deleted_as_made_later": .bool(deletedAsMadeLater)]
+        if let only { answer["record"] = .string("\(only)") }
+        return .object(answer)
     }
 }
 
@@ -325,7 +334,8 @@ struct BackupForgetCommand: ParsableCommand {
             if prune, dryRun { o["prune_would_refuse"] = pruneRefusal.map { .string($0.message) } ?? .null }
             if let q = quarantineJSON(repo.target) { o["quarantined"] = q }
             printJSON(.object(o))
-        } else {
+        } else if !Quiet.isOn || dryRun {
+            // With --quiet the list is a confirmation (left out); a dry run's list is what was asked for.
             for (s, why) in plan.keep { print("keep    \(s.id.short)  \(iso8601Text(s.time))  (\(why.joined(separator: ", ")))") }
             for s in plan.forget { print("\(dryRun ? "would forget" : "forget ") \(s.id.short)  \(iso8601Text(s.time))") }
             for u in removed { print("\(dryRun ? "would forget" : "forget ") \(u.short)  (damaged)") }
@@ -345,7 +355,7 @@ struct BackupForgetCommand: ParsableCommand {
         if let e = pruneError {
             let n = plan.forget.count + removed.count
             throw CLIError(e.code, "\(n == 0 ? "no snapshot was" : "\(plural(n, "snapshot")) \(n == 1 ? "was" : "were")") forgotten"
-                + "\(n == 0 ? "" : " (listed above)"), but the prune did not run: \(e.message)", cause: e)
+                + "\(n == 0 || (Quiet.isOn && !dryRun) ? "" : " (listed above)"), but the prune did not run: \(e.message)", cause: e)
         }
     }
 }

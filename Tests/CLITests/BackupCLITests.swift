@@ -350,6 +350,11 @@ import Testing
             .json?.objectValue)
         #expect(yearly["forgotten"]?.arrayValue?.count == 2)
         #expect(try await d.ok("backup", "list", "--repo", repo, "--json").json?.arrayValue?.count == 3)
+        // --quiet leaves out the list of a forget (a confirmation), not of a dry run (what was asked).
+        let quietDry = try await d.ok("backup", "forget", "--keep-last", "2", "--dry-run", "-q", "--repo", repo)
+        #expect(quietDry.stdout.contains("would forget"), "\(quietDry.stdout)")
+        let quietKeep = try await d.ok("backup", "forget", "--keep-last", "3", "-q", "--repo", repo)
+        #expect(quietKeep.stdout.isEmpty, "\(quietKeep.stdout)")
         let done = try #require(try await d.ok("backup", "forget", "--keep-last", "1", "--prune", "--repo", repo, "--json").json?.objectValue)
         #expect(done["forgotten"]?.arrayValue?.count == 2)
         #expect(done["prune"]?.objectValue != nil)
@@ -395,6 +400,16 @@ import Testing
         try await d.ok("backup", "restore", "latest", "--revert", "--record", "memories/m2", "--repo", repo)
         #expect(await text("m2") == .string("walks at dawn"))
         #expect(await !deleted("m3"), "--record limits the revert to that record")
+        // One record made after the snapshot: the revert deletes it, says so and succeeds (it
+        // used to delete it and then fail with "holds no record … check the collection and ID").
+        try await agent.api("PUT", "/v1/records/memories/m4", ["text": "made after the snapshot too"])
+        let later = try await d.ok("backup", "restore", "latest", "--revert", "--record", "memories/m4", "--repo", repo)
+        #expect(later.stdout.contains("memories/m4 is not in the snapshot (it was made after it), so the revert deleted it"),
+                "\(later.stdout)")
+        let m4Gone = await deleted("m4"), m3Gone = await deleted("m3")
+        #expect(m4Gone && !m3Gone)
+        let nowhere = try await d.run("backup", "restore", "latest", "--revert", "--record", "memories/m9", "--repo", repo)
+        #expect(nowhere.status == 2 && nowhere.stderr.contains("holds no record memories/m9"), "\(nowhere.stderr)")
         try await d.ok("backup", "restore", "latest", "--revert", "--repo", repo)
         #expect(await deleted("m3"), "a whole revert deletes records made since")
     }
