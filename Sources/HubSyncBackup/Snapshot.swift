@@ -196,7 +196,8 @@ extension Repository {
                     name: "snapshots/" + snap.id.hex, reason: .future,
                     message: "snapshot \(snap.id.short) claims to have been taken at \(iso8601(snap.time)), ahead of this "
                         + "device's clock: a device with a wrong clock, or one removed from the household, wrote it; it is "
-                        + "never taken as the latest; restore it only by its ID if you know it is genuine",
+                        + "never taken as the latest; restore it only by its ID if you know it is genuine (with --revert, "
+                        + "which writes its values as new changes, if its records' clock readings are refused as too far ahead)",
                     snapshot: snap))
                 continue
             }
@@ -264,6 +265,12 @@ extension Repository {
         }
         if text == "latest" {
             guard let last = all.last else {
+                // Snapshots that are there but cannot be taken as the latest are no "none yet".
+                if let first = unreadable.first {
+                    throw BackupError(.notFound, "the repository at \(target.description) has no snapshot that can be "
+                        + "taken as the latest: \(unreadable.count == 1 ? "its only snapshot" : "each of its \(unreadable.count) snapshots") "
+                        + "is passed over (\(first.message)); `hubsync backup list` shows them")
+                }
                 throw BackupError(.notFound, "the repository at \(target.description) has no snapshots yet; "
                     + "take one with `hubsync backup now`")
             }

@@ -151,6 +151,15 @@ import Testing
         keepLast.last = 1
         _ = try reread.forget(policy: keepLast, holder: "t")
         #expect(try target.list("snapshots").contains { $0.0.hasSuffix(forgedID.hex) }, "retention does not forget it")
+        // With only the snapshot dated ahead left, `latest` says it is passed over, not "none yet".
+        for (name, _) in try target.list("snapshots") where !name.hasSuffix(forgedID.hex) { try target.delete(name) }
+        #expect {
+            try Repository.open(at: target, household: household, recoveryKey: nil).snapshot(named: "latest")
+        } throws: { error in
+            let message = (error as? BackupError)?.message ?? ""
+            return message.contains("has no snapshot that can be taken as the latest: its only snapshot is passed over")
+                && message.contains("ahead of this device's clock") && !message.contains("no snapshots yet")
+        }
     }
 
     /// Review 3, N0: manifests a key holder wrote with a negative time or a chunk count near 2^63
