@@ -109,7 +109,7 @@ struct HubSync: AsyncParsableCommand {
     /// Refuses an argument that is not valid UTF-8, naming it and the byte offset: Swift would
     /// otherwise turn the bad bytes into U+FFFD and write that instead, with no warning.
     static func invalidArgument() -> CLIError? {
-        for index in 1..<Int(CommandLine.argc) {
+        for index in 1..<max(1, Int(CommandLine.argc)) {
             guard let pointer = CommandLine.unsafeArgv[index] else { continue }
             let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(pointer).assumingMemoryBound(to: UInt8.self),
                                             count: strlen(pointer))
