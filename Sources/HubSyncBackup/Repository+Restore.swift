@@ -27,8 +27,8 @@ extension ReadReport {
             return "snapshot \(snapshot.id.short) holds no record \(only); check the collection and ID (as `hubsync list` "
                 + "shows them), or name an older snapshot (`hubsync backup list`)"
         }
-        return "\(only) is not among the records read from snapshot \(snapshot.id.short): \(n) damaged "
-            + "chunk\(n == 1 ? " was" : "s were") skipped and may hold it"
+        return "\(only) is not among the records read from snapshot \(snapshot.id.short): \(n) unreadable "
+            + "chunk\(n == 1 ? " was" : "s were") skipped (damaged or missing) and may hold it"
     }
 }
 
@@ -240,7 +240,8 @@ extension Repository {
                 guard let file, end <= file.count,
                       let chunk = PackReader.openChunk(file[Int(loc.offset)..<end], id: id, rawLength: Int(loc.rawLength), key: key, using: zstd) else {
                     if skipDamaged || only != nil { report.skippedChunks.append(id); lost.insert(id); continue }
-                    throw BackupError(.damaged, "chunk \(id.short) in pack \(name) is damaged; nothing more was restored; "
+                    let what = file == nil ? "pack \(name), which holds chunk \(id.short), is missing" : "chunk \(id.short) in pack \(name) is damaged"
+                    throw BackupError(.damaged, "\(what); nothing more was restored; "
                         + "pass --skip-damaged to restore everything else")
                 }
                 pending[id] = chunk

@@ -80,7 +80,7 @@ struct BackupRestoreCommand: ParsableCommand {
         } else if Quiet.isOn {
             // Quiet: only what was lost is said.
             if case .int(let n) = o["skipped_chunks"] ?? .null, n > 0 {
-                var said = "hubsync: skipped \(plural(Int(n), "damaged chunk")); \(missingText(o, of: snap))"
+                var said = "hubsync: skipped \(plural(Int(n), "unreadable chunk")) (damaged or missing); \(missingText(o, of: snap))"
                 if case .int(let kept) = o["left_as_they_are"] ?? .null, kept > 0 {
                     said += "; left \(plural(Int(kept), "live record")) not read as \(kept == 1 ? "it is" : "they are")"
                 }
@@ -96,7 +96,7 @@ struct BackupRestoreCommand: ParsableCommand {
                 line += "; \(only) is not in the snapshot (it was made after it), so the revert deleted it"
             }
             if case .int(let n) = o["skipped_chunks"] ?? .null, n > 0 {
-                line += "; skipped \(plural(Int(n), "damaged chunk")) (\(missingText(o, of: snap)))"
+                line += "; skipped \(plural(Int(n), "unreadable chunk")) (damaged or missing; \(missingText(o, of: snap)))"
             }
             if case .int(let n) = o["chunks_from_copies"] ?? .null, n > 0 {
                 line += "; read \(plural(Int(n), "chunk")) from intact copies in other packs, as \(n == 1 ? "its" : "their") "
@@ -109,7 +109,7 @@ struct BackupRestoreCommand: ParsableCommand {
             }
             if case .int(let n) = o["left_as_they_are"] ?? .null, n > 0 {
                 line += "; left \(plural(Int(n), "live record")) as \(n == 1 ? "it is" : "they are") (not among the records "
-                    + "read, \(n == 1 ? "it" : "they") may be in the damaged chunks)"
+                    + "read, \(n == 1 ? "it" : "they") may be in the unreadable chunks)"
             }
             if case .int(let n) = o["left_out_other_household"] ?? .null, n > 0 {
                 line += "; left out \(plural(Int(n), "membership or audit record")) of another household (synced in from a peer outside it)"
@@ -124,7 +124,7 @@ struct BackupRestoreCommand: ParsableCommand {
         }
     }
 
-    /// What the damaged chunks cost: "12 of 10,000 records are missing", or, for a single record
+    /// What the unreadable chunks cost: "12 of 10,000 records are missing", or, for a single record
     /// restored, that its records are missing.
     func missingText(_ o: [String: Value], of snap: Snapshot) -> String {
         guard case .int(let missing) = o["records_missing"] ?? .null else {
