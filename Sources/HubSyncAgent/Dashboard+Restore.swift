@@ -140,8 +140,8 @@ extension Agent {
         } else if let current, current.isAlive {
             ops = [.delete(key)]
         } else {
-            throw APIError(.notFound, "snapshot \(snap.id.short) holds no record \(key), and there is none now; see its records "
-                + "with `hubsync backup ls \(snap.id.short)`")
+            throw APIError(.notFound, "snapshot \(snap.id.short) holds no record \(key), and there is none now; check the collection and ID, "
+                + "or restore the snapshot into a new folder to see what it holds (`hubsync backup restore \(snap.id.short) --into DIR`)")
         }
         let writes = ops.map(RecordWrite.local)
         let results = try await store.apply(writes)
@@ -228,7 +228,7 @@ extension Agent {
                     }
                     defer { try? file.close() }
                     var size = 0
-                    _ = try ExportFormat.write(store, device: device.description, created: Store.systemClock()) { bytes in
+                    _ = try ExportFormat.write(store, device: device.description, created: store.now.millis) { bytes in
                         try file.write(contentsOf: bytes)
                         size += bytes.count
                     }

@@ -373,9 +373,13 @@ public struct FileImport: Sendable {
                 plan.notes.append(ImportNote(place: "line \(line)", reason: "\(state.key) is a membership record of another household "
                     + "(devices records travel only within their own household)"))
             case .merge(let state):
-                do { try store.checkClock(state.greatestTime) } catch {
+                if let skew = store.clockSkew(of: state.greatestTime) {
                     try drain()
-                    throw Refused(message: "\(state.key): \(error.message)", line: line)
+                    throw Refused(message: "\(state.key) was last changed at \(isoTime(state.greatestTime)), "
+                        + "\(String(format: "%.0f", Double(skew.aheadMillis) / 1000)) s ahead of this device's clock (the limit is "
+                        + "\(skew.maxDriftMillis / 1000) s): the device that wrote it had a clock set ahead, or this one is behind; "
+                        + "check this device's date and time (`timedatectl`, NTP), or import the file once this clock has passed "
+                        + "that time", line: line)
                 }
                 try enqueue(.merge(state, line: line))
             }

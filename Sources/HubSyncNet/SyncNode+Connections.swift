@@ -148,11 +148,19 @@ extension SyncNode {
         }
         let trouble = Self.isStoreTrouble(error)
         if let peer {
-            setStatus(peer) { $0.connected = false; $0.reason = Self.describe(error, address: nil); $0.storeTrouble = trouble }
+            setStatus(peer) {
+                $0.connected = false; $0.reason = Self.describe(error, address: nil, clockAdvice: clockSkewAdvice(error))
+                $0.storeTrouble = trouble
+            }
         }
         let metadata = peerMetadata(peer).merging(["reason": "\(NetError.describe(error))"]) { $1 }
         if trouble {
             logger.warning("connection ended on a store failure", metadata: metadata)
+        } else if (error as? NetError)?.code == .clockSkew {
+            // Nothing syncs with this peer until a clock is set: worth more than an info line.
+            var withAdvice = metadata
+            if let advice = clockSkewAdvice(error) { withAdvice["advice"] = "\(advice)" }
+            logger.warning("connection ended: clock skew", metadata: withAdvice)
         } else {
             logger.info("connection ended", metadata: metadata)
         }

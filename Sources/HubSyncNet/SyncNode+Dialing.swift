@@ -27,7 +27,7 @@ extension SyncNode {
                 do {
                     try await dial(peer: peer, address: address)
                 } catch {
-                    setStatus(peer) { $0.connected = false; $0.reason = Self.describe(error, address: address) }
+                    setStatus(peer) { $0.connected = false; $0.reason = Self.describe(error, address: address, clockAdvice: clockSkewAdvice(error)) }
                     logger.debug("dial failed", metadata: peerMetadata(peer).merging(["error": "\(error)"]) { $1 })
                 }
             }
@@ -106,16 +106,42 @@ extension SyncNode {
     }
 
     /// Why a connection with a peer failed or ended, for status; `address` when this side dialed.
-    static func describe(_ error: any Error, address: String?) -> String {
+    /// `clockAdvice`: what to do about a clock-skew refusal, from ``clockSkewAdvice(_:)``.
+    static func describe(_ error: any Error, address: String?, clockAdvice: String? = nil) -> String {
         if let e = error as? NetError {
             switch e.code {
             case .untrusted: return "refused: not trusted (\(e.message))"
-            case .clockSkew: return "clock skew: \(e.message)"
+            case .clockSkew: return "clock skew: \(e.message)\(clockAdvice.map { "; " + $0 } ?? "")"
             case .handshakeFailed: return "handshake failed: \(e.message)"
             default: return e.message
             }
         }
         guard let address else { return "the connection ended: \(NetError.describe(error))" }
         return "unreachable at \(address): \(NetError.describe(error))"
+    }
+
+    /// What to do when the peer refused this device's clock readings (its goodbye), from what this
+    /// device's own clock shows: a saved reading ahead of the wall clock (the clock was set ahead
+    /// once and then corrected) is this side's doing and passes with time; otherwise one of the two
+    /// wall clocks is wrong, and this side cannot tell which. Nil for any other error.
+    func clockSkewAdvice(_ error: any Error) -> String? {
+        guard let e = error as? NetError, e.code == .clockSkew,
+              e.message.hasPrefix(SyncSessionStateMachine.refusedByPeerPrefix) else { return nil }
+        let lead = store.clockLeadMillis
+        guard lead >= 1000 else {
+            return "one of the two clocks is wrong: check the date and time on both devices (`timedatectl`, NTP)"
+        }
+        let wait = lead > store.maxDriftMillis ? (lead - store.maxDriftMillis + 999) / 1000 : 0
+        return "this device's clock was set ahead before and has been set back: its last clock reading is still "
+            + "\(lead / 1000) s ahead of its wall clock, and readings never go backwards, so its changes are refused "
+            + "until the wall clock catches up (in about \(Self.spell(seconds: wait))); they are kept and sent then"
+    }
+
+    /// A wait in seconds in the largest unit that reads well.
+    static func spell(seconds: UInt64) -> String {
+        if seconds < 120 { return "\(seconds) s" }
+        if seconds < 7200 { return "\(seconds / 60) min" }
+        if seconds < 172_800 { return "\(seconds / 3600) h" }
+        return "\(seconds / 86400) days"
     }
 }

@@ -218,8 +218,10 @@ extension SyncMessage {
 }
 
 extension SyncSessionStateMachine {
-    /// The error a peer's goodbye ends the session with. A clock-skew refusal is worded for this
-    /// side: the peer refused this device's clock readings, so this device's clock is the one ahead.
+    /// The error a peer's goodbye ends the session with. A clock-skew refusal says what the peer
+    /// saw: this device's clock readings too far ahead of its own clock. Which clock is wrong this
+    /// side cannot tell from the goodbye (``refusedByPeerPrefix``; the node adds what its own clock
+    /// shows, ``SyncNode/clockSkewAdvice(_:)``).
     static func goodbyeError(_ reason: String) -> NetError {
         guard reason.hasPrefix("clock skew") else { return NetError(.closed, "the peer ended the session: \(reason)") }
         var ahead = "too far"
@@ -230,7 +232,9 @@ extension SyncSessionStateMachine {
         if let from = reason.range(of: "(the limit is "), let to = reason.range(of: ")", range: from.upperBound..<reason.endIndex) {
             limit = " (the limit is " + reason[from.upperBound..<to.lowerBound] + ")"
         }
-        return NetError(.clockSkew, "this device's clock is \(ahead) ahead of that device's\(limit), so it refused this "
-            + "device's changes; set the date and time here (`timedatectl`, NTP)")
+        return NetError(.clockSkew, refusedByPeerPrefix + "this device's clock readings are \(ahead) ahead of its clock\(limit)")
     }
+
+    /// How a clock-skew error made from the peer's goodbye begins.
+    static let refusedByPeerPrefix = "that device refused this device's changes: "
 }

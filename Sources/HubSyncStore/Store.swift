@@ -112,6 +112,17 @@ public final class Store: Sendable {
     /// This device's time as a clock reading: the later of the wall clock and the last reading.
     public var now: Timestamp { max(lastClock, Timestamp(millis: wallClock(), counter: 0)) }
 
+    /// How far, in milliseconds, the last clock reading is ahead of the wall clock: 0 unless the
+    /// clock was once set ahead (or a reading from ahead was taken in) and then set back. Readings
+    /// never go backwards, so new ones carry that lead until the wall clock catches up.
+    public var clockLeadMillis: UInt64 {
+        let wall = wallClock(), last = lastClock.millis
+        return last > wall ? last - wall : 0
+    }
+
+    /// The largest drift of a remote reading ahead of the wall clock that this store takes in.
+    public var maxDriftMillis: UInt64 { clock.withLock { $0.maxDriftMillis } }
+
     /// The largest record a local write may make, in canonical bytes. Merges may make larger
     /// ones (concurrent edits from several devices); sync sends those in parts.
     public static let maxRecordBytes = 768 * 1024
@@ -148,9 +159,13 @@ extension Store {
 
     /// Refuses a remote clock reading too far ahead of this device's wall clock.
     public func checkClock(_ reading: Timestamp) throws(StoreError) {
+        if let error = clockSkew(of: reading) { throw StoreError(.clockSkew, "refused: \(error)") }
+    }
+
+    /// Why `reading` is too far ahead of this device's wall clock to take in; nil when it is not.
+    public func clockSkew(of reading: Timestamp) -> ClockSkewError? {
         let c = clock.withLock { $0 }
-        do { try c.check(reading, wallMillis: wallClock()) } catch {
-            throw StoreError(.clockSkew, "refused: \(error)")
-        }
+        do { try c.check(reading, wallMillis: wallClock()) } catch { return error }
+        return nil
     }
 }

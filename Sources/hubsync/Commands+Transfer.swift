@@ -37,8 +37,9 @@ struct ExportCommand: ParsableCommand {
         let target = toStdout ? nil : try guarded { try AtomicFile(path: file, mode: 0o600) }
         // The one writer of the format, which the dashboard's download uses too.
         let count = try guarded {
-            let n = try ExportFormat.write(store, device: identity.deviceID.description,
-                                           created: UInt64(max(0, Date().timeIntervalSince1970 * 1000))) { bytes in
+            // `created` is the store's last clock reading (SPEC 1.10): what the file's states can be
+            // dated up to, even when the wall clock was set back since.
+            let n = try ExportFormat.write(store, device: identity.deviceID.description, created: store.now.millis) { bytes in
                 if let target { try target.write(bytes) } else { try FileHandle.standardOutput.write(contentsOf: bytes) }
             }
             try target?.commit()

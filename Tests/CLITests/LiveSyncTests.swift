@@ -286,15 +286,42 @@ private func readEventsBlocking(port: UInt16, token: String, path: String, count
             (try await a.peerStatus(b.id)?["reason"]?.stringValue)?.contains("clock skew") == true
         }
         #expect(await a.record("memories", "future") == nil)
+        // b's export carries the same readings: a's import refuses the file, says how far ahead
+        // and what to do, and changes nothing.
+        let file = dir.path + "/from-b.jsonl"
+        try await b.device.ok("export", file)
+        let header = try String(contentsOfFile: file, encoding: .utf8).prefix { $0 != "\n" }
+        let created = try #require(try JSON.parse(String(header)).objectValue?["created"]?.stringValue)
+        let iso = ISO8601DateFormatter()
+        iso.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let inFiveMinutes = iso.string(from: Date().addingTimeInterval(300))
+        #expect(created > inFiveMinutes, "the header's `created` is b's clock reading (ten minutes ahead): \(created)")
+        let refused = try await a.device.run("import", file)
+        #expect(refused.status != 0 && refused.stderr.contains("memories/future was last changed at ")
+                && refused.stderr.contains("ahead of this device's clock (the limit is 60 s)"), "\(refused.stderr)")
+        #expect(await a.record("memories", "future") == nil)
         // The device whose clock is wrong is told so in its own terms, with what to do there.
         // Between refused sessions b's reason flickers ("connected", "connecting", or "the peer
         // closed the connection" when a closes before its goodbye is read), and redials of a
         // refusing peer are spaced further each time: a refusal b words for itself can take a
         // few of them (a CI run missed it within 60 s once).
-        try await waitUntil("b shows that its own clock is ahead", timeout: 150) {
+        // b's wall clock and its readings agree, so b cannot tell whether its clock is ahead or
+        // a's behind: it says so, and does not tell a right clock to change.
+        try await waitUntil("b shows that a refused its clock readings", timeout: 150) {
             let reason = try await b.peerStatus(a.id)?["reason"]?.stringValue ?? ""
-            return reason.contains("this device's clock is ") && reason.contains("s ahead of that device's") && reason.contains("set the date and time here")
+            return reason.contains("that device refused this device's changes: this device's clock readings are ")
+                && reason.contains("one of the two clocks is wrong: check the date and time on both devices")
         }
+        // b's clock set right again: its saved reading is still ten minutes ahead, so a still
+        // refuses it, and b says that this passes and when.
+        await b.stop()
+        let fixed = try await AgentProcess(Device(data: dir.path + "/b"))
+        try await waitUntil("b says its clock was set back and when it catches up", timeout: 150) {
+            let reason = try await fixed.peerStatus(a.id)?["reason"]?.stringValue ?? ""
+            return reason.contains("this device's clock was set ahead before and has been set back")
+                && reason.contains("until the wall clock catches up (in about ") && reason.contains(" min)")
+        }
+        #expect(await a.record("memories", "future") == nil)
         // Not "is not connected": each redial completes a handshake before the hello's clock check
         // refuses it, so "connected" flickers for a moment; what must hold is that nothing of b
         // arrives and status says why.
