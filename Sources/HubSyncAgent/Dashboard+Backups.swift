@@ -46,9 +46,15 @@ extension Agent {
             do {
                 report = try await BlockingIO.run {
                     let (repo, _, _) = try self.repository(text, schedule, create: false)
-                    return try repo.verify(readData: verifyData, progress: { phase, done, total in
+                    let report = try repo.verify(readData: verifyData, progress: { phase, done, total in
                         progress.update(target: text, phase: "verify: " + phase, done: done, total: total)
                     })
+                    // The next backups write again the chunks of the packs found damaged.
+                    if let problem = repo.rememberDamage(report, readData: verifyData, subset: false,
+                                                         cacheFolder: self.writerLock.directory.file(DataDirectory.backupCacheFolder)) {
+                        self.logger.warning("\(problem)", metadata: ["target": "\(text)"])
+                    }
+                    return report
                 }
             } catch {
                 backupProgress.finish()

@@ -226,3 +226,51 @@ struct BackupCache {
         }
     }
 }
+
+/// The packs of one repository that this device's last `verify --read-data` (or a part of one)
+/// found damaged or missing (`backup-cache/REPOSITORY-ID.damaged`, one pack ID in hex a line).
+/// A backup from this device does not refer to a chunk in one of them: it writes the chunk again,
+/// so a snapshot taken after the damage was found does not depend on it. `prune` later replaces or
+/// removes those packs; a pack ID that no index names any more is ignored.
+public enum KnownDamage {
+    static func path(in folder: String, repository: String) -> String { folder + "/" + repository + ".damaged" }
+
+    /// The packs found damaged, or none when there is no list or it cannot be read.
+    static func packs(in folder: String, repository: String) -> Set<BlobID> {
+        guard let text = try? String(contentsOfFile: path(in: folder, repository: repository), encoding: .utf8) else { return [] }
+        return Set(text.split(separator: "\n").compactMap { BlobID(hex: String($0)) })
+    }
+
+    /// Keeps what a verify found: with every pack read (`readAll`) the list becomes exactly the
+    /// damaged ones; after reading part of them it gains those found and keeps the others. A
+    /// verify that read no data changes nothing. Returns why the list could not be written.
+    static func remember(_ damaged: Set<BlobID>, readAll: Bool, in folder: String, repository: String) -> String? {
+        let file = path(in: folder, repository: repository)
+        let known = readAll ? damaged : packs(in: folder, repository: repository).union(damaged)
+        do {
+            if known.isEmpty {
+                if FileManager.default.fileExists(atPath: file) { try FileManager.default.removeItem(atPath: file) }
+                return nil
+            }
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+            let out = try AtomicFile(path: file)
+            try out.write(Array(known.map(\.hex).sorted().joined(separator: "\n").utf8) + [0x0a])
+            try out.commit()
+            return nil
+        } catch {
+            return "cannot write \(file) (\(Errno.fileReason(error))): the next backup may refer to chunks in the damaged packs; "
+                + "make \(folder) a folder this user can write"
+        }
+    }
+}
+
+extension Repository {
+    /// Remembers in `cacheFolder` (the data directory's `backup-cache`) the packs `report` found
+    /// damaged, for this device's next backups (``KnownDamage``). Only a verify that read data
+    /// (`readData`; `subset` when it read part) tells; returns why the list could not be written.
+    public func rememberDamage(_ report: VerifyReport, readData: Bool, subset: Bool, cacheFolder: String) -> String? {
+        guard readData else { return nil }
+        return KnownDamage.remember(Set(report.damagedPacks.keys), readAll: !subset, in: cacheFolder, repository: id)
+    }
+}

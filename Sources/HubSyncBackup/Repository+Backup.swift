@@ -24,6 +24,9 @@ public struct BackupResult: Sendable {
     public var chunksTakenFromCache: Int
     /// Why the backup cache could not be written, if it could not.
     public var cacheProblem: String?
+    /// Chunks written again because the pack holding them is on this device's list of damaged
+    /// packs (``KnownDamage``, from the last `verify --read-data`).
+    public var chunksRewrittenFromDamaged = 0
 }
 
 extension Repository {
@@ -47,6 +50,13 @@ extension Repository {
         var index = try loadIndex()
         // Chunks whose pack has gone missing are written again rather than referred to.
         for p in index.missing { for e in index.packs[p] ?? [] where index.blobs[e.id]?.pack == p { index.blobs[e.id] = nil } }
+        // So are those in a pack this device's last verify found damaged: a new snapshot must
+        // not depend on it.
+        var ofDamaged = Set<BlobID>()
+        for p in cacheFolder.map({ KnownDamage.packs(in: $0, repository: id) }) ?? [] {
+            for e in index.packs[p] ?? [] where index.blobs[e.id]?.pack == p { index.blobs[e.id] = nil; ofDamaged.insert(e.id) }
+        }
+        var rewritten = 0
         let estimate = ((try? store.counts()) ?? [:]).values.reduce(0, +)
         var pack = PackWriter(key: key, capacity: packSize)
         var chunkIDs: [BlobID] = []
@@ -71,6 +81,7 @@ extension Repository {
             pack.add(chunk: chunk, id: id)
             pending.insert(id)
             newChunks += 1
+            if ofDamaged.contains(id) { rewritten += 1 }
             if pack.size >= packSize { try flush() }
         }
 
@@ -222,6 +233,7 @@ extension Repository {
         }
         return BackupResult(snapshot: snapshot, chunks: chunkIDs.count, newChunks: newChunks,
                             packsWritten: newPacks.count, orphanPacksAdopted: adopted.count, bytesAdded: added,
-                            recordsRead: read.recordsRead, chunksTakenFromCache: read.chunksReused, cacheProblem: cacheProblem)
+                            recordsRead: read.recordsRead, chunksTakenFromCache: read.chunksReused, cacheProblem: cacheProblem,
+                            chunksRewrittenFromDamaged: rewritten)
     }
 }

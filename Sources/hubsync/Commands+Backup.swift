@@ -354,6 +354,7 @@ struct BackupNowCommand: ParsableCommand {
             o["records_read"] = .int(Int64(result.recordsRead))
             o["chunks_from_cache"] = .int(Int64(result.chunksTakenFromCache))
             o["orphan_packs_reused"] = .int(Int64(result.orphanPacksAdopted))
+            o["chunks_rewritten_from_damaged_packs"] = .int(Int64(result.chunksRewrittenFromDamaged))
             o["seconds"] = .double(seconds)
             if let u = try? (target as? PeerTarget)?.usage() {
                 o["peer_storage"] = ["used_bytes": .int(Int64(u.used)), "quota_bytes": .int(Int64(u.quota)),
@@ -369,6 +370,10 @@ struct BackupNowCommand: ParsableCommand {
             if result.orphanPacksAdopted > 0 {
                 line += "; reused \(plural(result.orphanPacksAdopted, "pack")) no index named yet "
                     + "(left by an interrupted backup, or written by one running beside this one)"
+            }
+            if result.chunksRewrittenFromDamaged > 0 {
+                line += "; wrote \(plural(result.chunksRewrittenFromDamaged, "chunk")) again that \(result.chunksRewrittenFromDamaged == 1 ? "is" : "are") "
+                    + "in packs `hubsync backup verify --read-data` found damaged (`hubsync backup prune` replaces those packs)"
             }
             FileHandle.standardError.write(Data((line + "\n").utf8))
             if let u = try? (target as? PeerTarget)?.usage() {
@@ -422,7 +427,9 @@ struct BackupVerifyCommand: ParsableCommand {
         commandName: "verify", abstract: "Check the repository; with --read-data, decrypt and hash every pack.",
         discussion: "Exit status 1 when anything is damaged: each damaged pack is named, with the snapshots that need a "
             + "chunk of it that no pack holds intact (blobs are checked one by one; a restore reads an intact copy "
-            + "elsewhere).")
+            + "elsewhere). The packs found damaged are remembered in the data directory (backup-cache/ID.damaged): "
+            + "this device's next backups write their chunks again instead of referring to them, until a verify "
+            + "that reads every pack finds them whole or `hubsync backup prune` replaces them.")
     @OptionGroup var options: RepoOptions
     @Flag(help: "Read every pack: check its hash, decrypt and hash every chunk.") var readData = false
     @Option(help: ArgumentHelp("Read only part N of M of the packs (e.g. 1/7 on Mondays, 2/7 on Tuesdays…).",
@@ -450,6 +457,12 @@ struct BackupVerifyCommand: ParsableCommand {
         let start = Date()
         let report = try backupGuarded {
             try repo.verify(readData: readData || subset != nil, subset: subset, progress: progress.callback)
+        }
+        // This device's next backups write again the chunks of the packs found damaged.
+        if Identity.exists(in: options.directory.url),
+           let problem = repo.rememberDamage(report, readData: readData || subset != nil, subset: subset != nil,
+                                             cacheFolder: options.directory.file(DataDirectory.backupCacheFolder)) {
+            FileHandle.standardError.write(Data("warning: \(problem)\n".utf8))
         }
         let seconds = Date().timeIntervalSince(start)
         if options.output.json {

@@ -290,6 +290,26 @@ import Testing
         let quiet = try await d.ok("backup", "restore", "latest", "--repo", repo, "--into", dir.path + "/q", "--skip-damaged", "-q")
         #expect(quiet.stdout.isEmpty && quiet.stderr.contains("unreadable chunk") && quiet.stderr.contains("(damaged or missing)")
                 && quiet.stderr.contains("\(total - n) of \(total) records"), "\(quiet.stdout) | \(quiet.stderr)")
+        // The verify above remembered the damaged pack: the next backup writes its chunks again
+        // instead of referring to them, so the new snapshot restores whole without --skip-damaged.
+        let cache = dir.path + "/d/backup-cache"
+        let lists = try FileManager.default.contentsOfDirectory(atPath: cache).filter { $0.hasSuffix(".damaged") }
+        #expect(lists.count == 1)
+        let list = try String(contentsOfFile: cache + "/" + (lists.first ?? "none"), encoding: .utf8)
+        #expect(list == packID + "\n", "\(list)")
+        try await d.ok("import", try recordsFile("more", ids: 5_000..<5_001))
+        let next = try #require(try await d.ok("backup", "now", "--repo", repo, "--json").json?.objectValue)
+        guard case .int(let again) = next["chunks_rewritten_from_damaged_packs"] ?? .null else { Issue.record("\(next)"); return }
+        #expect(again > 0, "\(next)")
+        let whole = try #require(try await d.ok("backup", "restore", "latest", "--repo", repo, "--into", dir.path + "/whole", "--json")
+            .json?.objectValue)
+        #expect(whole["records"] == next["records"] && whole["records_missing"] == .int(0) && whole["skipped_chunks"] == .int(0),
+                "\(whole)")
+        // Once the old snapshot is forgotten and the damaged pack pruned, a verify that reads
+        // every pack finds nothing damaged and empties the list.
+        try await d.ok("backup", "forget", "--keep-last", "1", "--prune", "--repo", repo)
+        try await d.ok("backup", "verify", "--read-data", "--repo", repo)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: cache).filter { $0.hasSuffix(".damaged") }.isEmpty)
     }
 
     @Test func backupKilledMidwayLeavesAValidRepositoryAndTheRerunReusesItsPacks() async throws {
