@@ -181,10 +181,12 @@ extension Agent {
         let (snap, made): (Snapshot, NewDeviceRestore)
         do {
             (snap, made) = try await BlockingIO.run {
-                let (repo, _, _) = try self.repository(target, schedule, create: false)
+                let (repo, household, _) = try self.repository(target, schedule, create: false)
                 let snap = try repo.snapshot(named: snapshotName)
+                // The repository gives its household's secrets only to the recovery key: the new
+                // device takes this agent's, which opened it.
                 let made = try repo.restoreNewDevice(snap, into: DataDirectory(path: path), deviceName: ProcessInfo.processInfo.hostName,
-                                                     skipDamaged: false)
+                                                     skipDamaged: false, ownHousehold: household)
                 return (snap, made)
             }
         } catch {

@@ -235,10 +235,20 @@ struct BackupCache {
 public enum KnownDamage {
     static func path(in folder: String, repository: String) -> String { folder + "/" + repository + ".damaged" }
 
-    /// The packs found damaged, or none when there is no list or it cannot be read.
-    static func packs(in folder: String, repository: String) -> Set<BlobID> {
-        guard let text = try? String(contentsOfFile: path(in: folder, repository: repository), encoding: .utf8) else { return [] }
-        return Set(text.split(separator: "\n").compactMap { BlobID(hex: String($0)) })
+    /// A list longer than this is not one this program wrote (65 bytes a pack: 16,000 packs).
+    static let maxBytes = 1 << 20
+
+    /// The packs found damaged; none when there is no list, with why when one is there but
+    /// cannot be read.
+    static func packs(in folder: String, repository: String) -> (packs: Set<BlobID>, problem: String?) {
+        let file = path(in: folder, repository: repository)
+        var info = stat()
+        guard lstat(file, &info) == 0 else { return ([], nil) }
+        let problem = "cannot read \(file), the list of packs a verify found damaged: this backup may refer to chunks in "
+            + "them; delete it and run `hubsync backup verify --read-data` again"
+        guard info.st_mode & S_IFMT == S_IFREG, Int(info.st_size) <= maxBytes,
+              let text = try? String(contentsOfFile: file, encoding: .utf8) else { return ([], problem) }
+        return (Set(text.split(separator: "\n").compactMap { BlobID(hex: String($0)) }), nil)
     }
 
     /// Keeps what a verify found: with every pack read (`readAll`) the list becomes exactly the
@@ -246,7 +256,7 @@ public enum KnownDamage {
     /// verify that read no data changes nothing. Returns why the list could not be written.
     static func remember(_ damaged: Set<BlobID>, readAll: Bool, in folder: String, repository: String) -> String? {
         let file = path(in: folder, repository: repository)
-        let known = readAll ? damaged : packs(in: folder, repository: repository).union(damaged)
+        let known = readAll ? damaged : packs(in: folder, repository: repository).packs.union(damaged)
         do {
             if known.isEmpty {
                 if FileManager.default.fileExists(atPath: file) { try FileManager.default.removeItem(atPath: file) }
@@ -260,7 +270,7 @@ public enum KnownDamage {
             return nil
         } catch {
             return "cannot write \(file) (\(Errno.fileReason(error))): the next backup may refer to chunks in the damaged packs; "
-                + "make \(folder) a folder this user can write"
+                + "make \(folder) a folder this user can write, with nothing but a file at that name"
         }
     }
 }

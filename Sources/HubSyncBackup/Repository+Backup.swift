@@ -24,8 +24,8 @@ public struct BackupResult: Sendable {
     public var chunksTakenFromCache: Int
     /// Why the backup cache could not be written, if it could not.
     public var cacheProblem: String?
-    /// Chunks written again because the pack holding them is on this device's list of damaged
-    /// packs (``KnownDamage``, from the last `verify --read-data`).
+    /// Chunks written again because the pack holding them is missing, or on this device's list
+    /// of damaged packs (``KnownDamage``, from the last `verify --read-data`).
     public var chunksRewrittenFromDamaged = 0
 }
 
@@ -49,11 +49,11 @@ extension Repository {
         }
         var index = try loadIndex()
         // Chunks whose pack has gone missing are written again rather than referred to.
-        for p in index.missing { for e in index.packs[p] ?? [] where index.blobs[e.id]?.pack == p { index.blobs[e.id] = nil } }
         // So are those in a pack this device's last verify found damaged: a new snapshot must
         // not depend on it.
+        let known = cacheFolder.map { KnownDamage.packs(in: $0, repository: id) }
         var ofDamaged = Set<BlobID>()
-        for p in cacheFolder.map({ KnownDamage.packs(in: $0, repository: id) }) ?? [] {
+        for p in Set(index.missing).union(known?.packs ?? []) {
             for e in index.packs[p] ?? [] where index.blobs[e.id]?.pack == p { index.blobs[e.id] = nil; ofDamaged.insert(e.id) }
         }
         var rewritten = 0
@@ -225,11 +225,12 @@ extension Repository {
             try? target.delete("snapshots/" + snapshot.id.hex)
             throw error
         }
-        var cacheProblem: String?
-        if let cachePath, read.chunks == chunkIDs.count {
-            cacheProblem = BackupCache.save(cachePath, key: key, chunker: chunker, epoch: read.epoch, file: read.file,
-                             sequence: read.sequence, backups: read.fromCache ? cache!.backups + 1 : 0, latest: read.latest,
-                             chunks: chunkIDs, entries: read.entries.bytes)
+        var cacheProblem = known?.problem
+        if let cachePath, read.chunks == chunkIDs.count,
+           let problem = BackupCache.save(cachePath, key: key, chunker: chunker, epoch: read.epoch, file: read.file,
+                                          sequence: read.sequence, backups: read.fromCache ? cache!.backups + 1 : 0,
+                                          latest: read.latest, chunks: chunkIDs, entries: read.entries.bytes) {
+            cacheProblem = [cacheProblem, problem].compactMap { $0 }.joined(separator: "; ")
         }
         return BackupResult(snapshot: snapshot, chunks: chunkIDs.count, newChunks: newChunks,
                             packsWritten: newPacks.count, orphanPacksAdopted: adopted.count, bytesAdded: added,

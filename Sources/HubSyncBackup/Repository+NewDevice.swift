@@ -17,6 +17,8 @@ public struct NewDeviceRestore: Sendable {
     public var household: HouseholdSecrets?
     /// Why no household was taken when entries were there but none could be trusted.
     public var householdNote: String?
+    /// Whether ``household`` is the restoring device's own (`ownHousehold`), not the repository's.
+    public var householdFromRestoringDevice = false
 }
 
 extension Repository {
@@ -27,8 +29,11 @@ extension Repository {
     ///
     /// Takes the directory's writer lock for the duration. What it creates is removed again if it
     /// fails, so it can simply be run again.
+    ///
+    /// `ownHousehold`: the secrets of the household device restoring (which opened the repository
+    /// with them), taken when the repository gives none (it gives them only to the recovery key).
     public func restoreNewDevice(_ snapshot: Snapshot, into directory: DataDirectory, deviceName: String,
-                                 skipDamaged: Bool, only: RecordKey? = nil,
+                                 skipDamaged: Bool, only: RecordKey? = nil, ownHousehold: HouseholdSecrets? = nil,
                                  progress: BackupProgress = { _, _, _ in }) throws(BackupError) -> NewDeviceRestore {
         let files = FileManager.default
         if files.fileExists(atPath: directory.file(DataDirectory.unfinishedRestoreFile)) {
@@ -132,8 +137,13 @@ extension Repository {
             // member in the membership just restored; never an entry anyone could have planted.
             var household: HouseholdSecrets?
             var note: String?
+            var tookOwn = false
             if needsHousehold {
                 (household, note) = try self.household(for: snapshot, restoredInto: store)
+                if household == nil, note == nil, let ownHousehold {
+                    household = ownHousehold
+                    tookOwn = true
+                }
                 if let household {
                     try HouseholdFile.writeSecrets(household, in: directory, replacing: false)
                     created.append(directory.file(DataDirectory.householdFile))
@@ -143,7 +153,7 @@ extension Repository {
             try AtomicFile.syncFolder(of: marker)
             succeeded = true
             return NewDeviceRestore(deviceID: identity.deviceID, report: report, clock: store.lastClock,
-                                    household: household, householdNote: note)
+                                    household: household, householdNote: note, householdFromRestoringDevice: tookOwn)
         } catch let e as BackupError {
             throw e
         } catch let e as IdentityError {

@@ -154,10 +154,17 @@ extension Repository {
         if !skipDamaged, only == nil, !unrecovered.isEmpty || !report.skippedChunks.isEmpty {
             var parts: [String] = []
             if !unrecovered.isEmpty {
-                let lost = Set(unrecovered.values).sorted()
-                parts.append("\(plural(unrecovered.count, "chunk")) in pack\(lost.count == 1 ? "" : "s") "
-                    + lost.map { Repository.packName($0) }.joined(separator: ", ")
-                    + " \(unrecovered.count == 1 ? "is" : "are") damaged or missing, and no other pack holds an intact copy")
+                // Said apart: a missing pack is a file to look for (a copy, a sync), a damaged one is not.
+                let gone = Set(index.missing)
+                for missing in [true, false] {
+                    let chunks = unrecovered.filter { gone.contains($0.value) == missing }
+                    guard !chunks.isEmpty else { continue }
+                    let lost = Set(chunks.values).sorted()
+                    parts.append("\(plural(chunks.count, "chunk")) in pack\(lost.count == 1 ? "" : "s") "
+                        + lost.map { Repository.packName($0) }.joined(separator: ", ")
+                        + " \(chunks.count == 1 ? "is" : "are") \(missing ? "missing (the pack file is not there)" : "damaged"), "
+                        + "and no other pack holds an intact copy")
+                }
             }
             if !report.skippedChunks.isEmpty { parts.append("\(report.skippedChunks.count) chunks are in no index") }
             throw BackupError(.damaged, "refusing to restore snapshot \(snapshot.id.short): "

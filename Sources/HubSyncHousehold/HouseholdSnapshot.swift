@@ -71,8 +71,10 @@ public struct HouseholdSnapshot: Sendable {
         }
         guard let secrets, secrets.hasRecoveryKey else {
             throw HouseholdError(.missing, "no household secrets for backups in \(directory.path) (\(DataDirectory.householdFile) "
-                + "is missing or has no recovery key): this data directory was made before backups existed; run "
-                + "`hubsync init --household --data \(directory.path)` to create them (it prints the household's recovery key)")
+                + "is missing or has no recovery key). A device of an existing household gets them by joining it "
+                + "(`hubsync pair join`), or, restored from a backup, by a restore with --recovery-key. A data directory "
+                + "made before backups existed that founded its household gets them with `hubsync init --household --data "
+                + "\(directory.path)` (it prints the household's recovery key)")
         }
         return secrets
     }

@@ -373,7 +373,8 @@ struct BackupNowCommand: ParsableCommand {
             }
             if result.chunksRewrittenFromDamaged > 0 {
                 line += "; wrote \(plural(result.chunksRewrittenFromDamaged, "chunk")) again that \(result.chunksRewrittenFromDamaged == 1 ? "is" : "are") "
-                    + "in packs `hubsync backup verify --read-data` found damaged (`hubsync backup prune` replaces those packs)"
+                    + "in packs that are missing or that `hubsync backup verify --read-data` found damaged (`hubsync backup prune` "
+                    + "replaces or removes those packs)"
             }
             FileHandle.standardError.write(Data((line + "\n").utf8))
             if let u = try? (target as? PeerTarget)?.usage() {

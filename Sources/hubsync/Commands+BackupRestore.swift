@@ -95,6 +95,9 @@ struct BackupRestoreCommand: ParsableCommand {
             if o["deleted_as_made_later"] == .bool(true), let only = o["record"]?.stringValue {
                 line += "; \(only) is not in the snapshot (it was made after it), so the revert deleted it"
             }
+            if o["deleted_already"] == .bool(true), let only = o["record"]?.stringValue {
+                line += "; \(only) is not in the snapshot and is deleted already: nothing to revert"
+            }
             if case .int(let n) = o["skipped_chunks"] ?? .null, n > 0 {
                 line += "; skipped \(plural(Int(n), "unreadable chunk")) (damaged or missing; \(missingText(o, of: snap)))"
             }
@@ -116,7 +119,8 @@ struct BackupRestoreCommand: ParsableCommand {
             }
             print(line)
             if case .int(let epoch) = o["household_key_epoch"] ?? .null, let keyID = o["household_key_id"]?.stringValue {
-                print("Household key of epoch \(epoch) taken (key ID \(keyID))")
+                print("Household key of epoch \(epoch) taken (key ID \(keyID))"
+                    + (o["household_key_source"]?.stringValue == "this device" ? " from this device's household secrets" : ""))
             }
             if let d = o["into"]?.stringValue, let id = o["device_id"]?.stringValue {
                 print("New device ID: \(id); start it with `hubsync run --data \(d)` and pair it with the household again")
@@ -138,11 +142,20 @@ struct BackupRestoreCommand: ParsableCommand {
     func restoreInto(_ repo: Repository, _ snap: Snapshot, directory dir: DataDirectory,
                      progress: ProgressReporter) throws -> Value {
         let only = try self.only
+        // Opened with this device's household secrets (no recovery key), the repository is this
+        // household's: the new device takes them when the repository gives none.
+        let own = recovery.recoveryKey == nil && recovery.recoveryKeyFile == nil && Identity.exists(in: options.directory.url)
+            ? try? options.household() : nil
         let made = try backupGuarded {
             try repo.restoreNewDevice(snap, into: dir, deviceName: ProcessInfo.processInfo.hostName, skipDamaged: skipDamaged,
-                                      only: only, progress: progress.callback)
+                                      only: only, ownHousehold: own, progress: progress.callback)
         }
         if let note = made.householdNote { FileHandle.standardError.write(Data("hubsync: \(note)\n".utf8)) }
+        if made.household == nil, made.householdNote == nil {
+            FileHandle.standardError.write(Data(("hubsync: the household's secrets were not taken (the repository holds "
+                + "none this restore could open): the new device is in no household; pair it with `hubsync pair join`, "
+                + "or restore again with --recovery-key to give it the household's secrets\n").utf8))
+        }
         return ["into": .string(dir.path), "device_id": .string(made.deviceID.description),
                 "records": .int(Int64(made.report.records)), "skipped_chunks": .int(Int64(made.report.skippedChunks.count)),
                 "chunks_from_copies": .int(Int64(made.report.chunksFromCopies)),
@@ -150,6 +163,8 @@ struct BackupRestoreCommand: ParsableCommand {
                 "clock_hlc": .string(made.clock.description),
                 // Which household key the device took (its epoch and fingerprint), or null.
                 "household_key_epoch": made.household.map { .int(Int64($0.epoch)) } ?? .null,
+                "household_key_source": made.household == nil ? .null
+                    : .string(made.householdFromRestoringDevice ? "this device" : "repository"),
                 "household_key_id": made.household.map {
                     .string(Hex.encode(Blake2b.hash("hubsync-key-id", outputLength: 16, key: $0.groupKey).prefix(8)))
                 } ?? .null]
@@ -217,12 +232,15 @@ struct BackupRestoreCommand: ParsableCommand {
         // A revert of one record the snapshot does not hold, alive now: it was made after the
         // snapshot, so the revert deletes it, and that is its whole result.
         var deletedAsMadeLater = false
+        // One the snapshot does not hold and that is deleted now: the revert has nothing to do.
+        var deletedAlready = false
         if revert {
             // Records made after the snapshot did not exist at that point in time.
             var extra: [RecordOperation] = []
             if let only {
-                if !seen.contains(only), let c = try guarded({ try store.get(only) }), c.isAlive {
-                    if lostSome { leftAsTheyAre += 1 } else { extra.append(.delete(only)); deletedAsMadeLater = true }
+                if !seen.contains(only), let c = try guarded({ try store.get(only) }) {
+                    if !c.isAlive { deletedAlready = !lostSome }
+                    else if lostSome { leftAsTheyAre += 1 } else { extra.append(.delete(only)); deletedAsMadeLater = true }
                 }
             } else {
                 try guarded {
@@ -236,7 +254,7 @@ struct BackupRestoreCommand: ParsableCommand {
             }
             try apply(extra)
         }
-        if let only, report.records == 0, !deletedAsMadeLater {
+        if let only, report.records == 0, !deletedAsMadeLater, !deletedAlready {
             guard lostSome else { throw CLIError.usage(report.whyNotRead(only, from: snap)) }
             throw CLIError.failure(report.whyNotRead(only, from: snap) + "; "
                 + (leftAsTheyAre > 0 ? "it was left as it is" : "nothing was changed")
@@ -252,7 +270,7 @@ struct BackupRestoreCommand: ParsableCommand {
                 "damaged_packs": .array(report.damagedPacks.map { .string($0.hex) }),
                 "left_out_other_household": .int(Int64(leftOut)),
                 "left_as_they_are": .int(Int64(leftAsTheyAre)),
-                "deleted_as_made_later": .bool(deletedAsMadeLater)]
+                "deleted_as_made_later": .bool(deletedAsMadeLater), "deleted_already": .bool(deletedAlready)]
         if let only { answer["record"] = .string("\(only)") }
         return .object(answer)
     }

@@ -129,9 +129,13 @@ import Testing
         #expect(again.status == 2 && again.stderr.contains("delete \(into) and run the restore again"), "\(again.stderr)")
         // Deleted and run again, the restore completes and leaves no marker.
         try FileManager.default.removeItem(atPath: into)
-        try await d.ok("backup", "restore", "latest", "--repo", repo, "--into", into)
+        let done = try await d.ok("backup", "restore", "latest", "--repo", repo, "--into", into)
         #expect(!FileManager.default.fileExists(atPath: marker))
         try await restored.ok("status")
+        // Opened with d's household secrets (no recovery key), the new device takes them, says
+        // so, and opens the household's backups (it had none, and was told to found a new household).
+        #expect(done.stdout.contains("from this device's household secrets"), "\(done.stdout)")
+        try await restored.ok("backup", "list", "--repo", repo)
     }
 
     /// `backup init -q` prints nothing and creates the repository (a helper found it printing).
@@ -312,6 +316,32 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: cache).filter { $0.hasSuffix(".damaged") }.isEmpty)
     }
 
+    /// A pack deleted from the target: the restore names it missing (not damaged), and the next
+    /// backup writes its chunks again, counted, so the new snapshot restores whole.
+    @Test func aMissingPackIsSaidMissingAndTheNextBackupWritesItsChunksAgain() async throws {
+        let d = Device(data: dir.path + "/d")
+        try await d.ok("init")
+        try await d.ok("import", try recordsFile("all", ids: 0..<2_000))
+        let repo = "local:" + dir.path + "/repo"
+        try await d.ok("backup", "init", "--repo", repo, "--pack-size", "131072")
+        try await d.ok("backup", "now", "--repo", repo)
+        let packs = (FileManager.default.enumerator(atPath: dir.path + "/repo/data")?.allObjects as? [String] ?? [])
+            .filter { $0.count > 60 }.sorted()
+        #expect(packs.count >= 3)
+        let gone = try #require(packs.dropFirst().first)
+        try FileManager.default.removeItem(atPath: dir.path + "/repo/data/" + gone)
+        let refused = try await d.run("backup", "restore", "latest", "--repo", repo, "--into", dir.path + "/r")
+        #expect(refused.status == 1 && refused.stderr.contains("data/" + gone)
+                && refused.stderr.contains("missing (the pack file is not there)") && !refused.stderr.contains("damaged,"),
+                "\(refused.stderr)")
+        let next = try #require(try await d.ok("backup", "now", "--repo", repo, "--json").json?.objectValue)
+        guard case .int(let again) = next["chunks_rewritten_from_damaged_packs"] ?? .null else { Issue.record("\(next)"); return }
+        #expect(again > 0, "\(next)")
+        let whole = try #require(try await d.ok("backup", "restore", "latest", "--repo", repo, "--into", dir.path + "/w", "--json")
+            .json?.objectValue)
+        #expect(whole["records_missing"] == .int(0) && whole["skipped_chunks"] == .int(0), "\(whole)")
+    }
+
     @Test func backupKilledMidwayLeavesAValidRepositoryAndTheRerunReusesItsPacks() async throws {
         let d = Device(data: dir.path + "/d")
         try await d.ok("init")
@@ -428,6 +458,9 @@ import Testing
                 "\(later.stdout)")
         let m4Gone = await deleted("m4"), m3Gone = await deleted("m3")
         #expect(m4Gone && !m3Gone)
+        // Again: it is deleted already, so there is nothing to do, and that is no error.
+        let twice = try await d.ok("backup", "restore", "latest", "--revert", "--record", "memories/m4", "--repo", repo)
+        #expect(twice.stdout.contains("memories/m4 is not in the snapshot and is deleted already: nothing to revert"), "\(twice.stdout)")
         let nowhere = try await d.run("backup", "restore", "latest", "--revert", "--record", "memories/m9", "--repo", repo)
         #expect(nowhere.status == 2 && nowhere.stderr.contains("holds no record memories/m9"), "\(nowhere.stderr)")
         try await d.ok("backup", "restore", "latest", "--revert", "--repo", repo)
