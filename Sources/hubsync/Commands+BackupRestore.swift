@@ -357,6 +357,7 @@ struct BackupForgetCommand: ParsableCommand {
             for (s, why) in plan.keep { print("keep    \(s.id.short)  \(iso8601Text(s.time))  (\(why.joined(separator: ", ")))") }
             for s in plan.forget { print("\(dryRun ? "would forget" : "forget ") \(s.id.short)  \(iso8601Text(s.time))") }
             for u in removed { print("\(dryRun ? "would forget" : "forget ") \(u.short)  (damaged)") }
+            if damaged, removed.isEmpty { print("no damaged snapshot file to forget") }
             for u in notRead {
                 let why = u.reason == .damaged ? "damaged; `hubsync backup forget --damaged` forgets it"
                     : u.reason == .keyNotHeld || u.reason == .malformed ? "this device cannot read it; the rules leave it"

@@ -145,6 +145,9 @@ import Testing
         try await a.ok("backup", "forget", "--damaged", "--repo", "local:" + repo)
         try await a.ok("backup", "prune", "--repo", "local:" + repo)
         try await a.ok("backup", "verify", "--read-data", "--repo", "local:" + repo)
+        // Nothing damaged left: said, not an empty output.
+        let none = try await a.ok("backup", "forget", "--damaged", "--repo", "local:" + repo)
+        #expect(none.stdout.contains("no damaged snapshot file to forget"), "\(none.stdout)")
     }
 
     /// F11: scheduled backups report a snapshot file they cannot read in status.
