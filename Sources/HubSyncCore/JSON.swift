@@ -133,8 +133,20 @@ struct Parser {
         case UInt8(ascii: "n"): try expectWord("null"); return .null
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try parseNumber()
         default:
-            throw error("unexpected character '\(Character(Unicode.Scalar(bytes[pos])))', expected a value")
+            throw error("unexpected \(describeAt(pos)), expected a value")
         }
+    }
+
+    /// The character at `pos` where JSON's syntax wants another, for an error: quoted when it is
+    /// printable text, else by its byte (a control byte, or bytes that are not valid UTF-8).
+    func describeAt(_ pos: Int) -> String {
+        let byte = bytes[pos]
+        if byte < 0x20 || byte == 0x7F { return "control byte 0x\(String(byte, radix: 16, uppercase: true))" }
+        if byte < 0x80 { return "character '\(Character(Unicode.Scalar(byte)))'" }
+        var decoder = UTF8()
+        var iterator = bytes[pos..<min(pos + 4, bytes.count)].makeIterator()
+        if case .scalarValue(let scalar) = decoder.decode(&iterator) { return "character '\(Character(scalar))'" }
+        return "byte 0x\(String(byte, radix: 16, uppercase: true)), which is not valid UTF-8"
     }
 
     mutating func expectWord(_ word: StaticString) throws(JSONError) {

@@ -27,6 +27,19 @@ import Testing
         for (input, expected) in Self.cases { #expect(Self.offset(input) == expected, "\(input)") }
     }
 
+    /// Where a value should start, a byte that is not UTF-8 is named by its value as such, a
+    /// character that is one quoted, a control byte by its value (a helper saw "unexpected
+    /// character 'ÿ'" for a line starting with 0xFF).
+    @Test func aBadStartOfAValueIsNamedForWhatItIs() {
+        func message(_ bytes: [UInt8]) -> String {
+            do { _ = try JSON.parse(bytes); return "" } catch { return error.message }
+        }
+        #expect(message([0xFF, 0x7B, 0x7D]).contains("byte 0xFF, which is not valid UTF-8"))
+        #expect(message(Array("é".utf8)).contains("character 'é'"))
+        #expect(message([0x01]).contains("control byte 0x1"))
+        #expect(message(Array("x".utf8)).contains("character 'x'"))
+    }
+
     @Test func wellFormedTextHasNoInvalidByte() {
         let text = Array("plain, é, 漢字, 👍🏽".utf8)
         #expect(text.withUnsafeBufferPointer { UTF8Check.firstInvalid(in: $0) } == nil)
