@@ -136,7 +136,8 @@ extension Repository {
                 : gone ? "no snapshot loses a chunk by it: another pack holds an intact copy of each one they need from it; "
                     + "`hubsync backup prune` takes it out of the index"
                 : "no snapshot loses a chunk by it: each one they need from it checks out on its own or has an intact copy "
-                    + "in another pack, which a restore reads"
+                    + "in another pack, which a restore reads; `hubsync backup prune` replaces it when each chunk in use "
+                    + "copies out intact"
             report.problems.append("pack \(Repository.packName(p)) is damaged (\(why)); " + use)
         }
         return report

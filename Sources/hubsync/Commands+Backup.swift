@@ -484,7 +484,9 @@ struct BackupVerifyCommand: ParsableCommand {
                 // Each problem line says what to do about it; only damaged packs cost records.
                 print("the repository has \(plural(report.problems.count, "problem")), each said above with what to do"
                     + (report.damagedPacks.values.allSatisfy(\.isEmpty) ? "" : "; a snapshot that needs a damaged pack restores with --skip-damaged "
-                        + "(losing the records of its damaged chunks), or restore another snapshot"))
+                        + "(losing the records of its damaged chunks), or restore another snapshot")
+                    + (report.packsRead > 0 && !report.damagedPacks.isEmpty && Identity.exists(in: options.directory.url)
+                        ? "; this device's next backup writes the chunks of the damaged packs again, so it restores whole" : ""))
             }
         }
         if !report.ok { throw ExitCode(1) }

@@ -248,6 +248,7 @@ import Testing
         #expect(damaged["snapshots"]?.arrayValue == [.string(snap)])
         let text = try await d.run("backup", "verify", "--read-data", "--repo", repo)
         #expect(text.stdout.contains(packID) && text.stdout.contains(String(snap.prefix(8))))
+        #expect(text.stdout.contains("this device's next backup writes the chunks of the damaged packs again"), "\(text.stdout)")
 
         let refused = try await d.run("backup", "restore", "latest", "--repo", repo, "--into", dir.path + "/r")
         #expect(refused.status == 1 && refused.stderr.contains(packID) && refused.stderr.contains("--skip-damaged"))
