@@ -252,11 +252,11 @@ public enum KnownDamage {
     }
 
     /// Keeps what a verify found: with every pack read (`readAll`) the list becomes exactly the
-    /// damaged ones; after reading part of them it gains those found and keeps the others. A
-    /// verify that read no data changes nothing. Returns why the list could not be written.
-    static func remember(_ damaged: Set<BlobID>, readAll: Bool, in folder: String, repository: String) -> String? {
+    /// damaged ones; after reading part of them (`read`) it gains those found damaged, drops those
+    /// read and found whole, and keeps the others. Returns why the list could not be written.
+    static func remember(_ damaged: Set<BlobID>, read: Set<BlobID>, readAll: Bool, in folder: String, repository: String) -> String? {
         let file = path(in: folder, repository: repository)
-        let known = readAll ? damaged : packs(in: folder, repository: repository).packs.union(damaged)
+        let known = readAll ? damaged : packs(in: folder, repository: repository).packs.subtracting(read).union(damaged)
         do {
             if known.isEmpty {
                 if FileManager.default.fileExists(atPath: file) { try FileManager.default.removeItem(atPath: file) }
@@ -281,6 +281,7 @@ extension Repository {
     /// (`readData`; `subset` when it read part) tells; returns why the list could not be written.
     public func rememberDamage(_ report: VerifyReport, readData: Bool, subset: Bool, cacheFolder: String) -> String? {
         guard readData else { return nil }
-        return KnownDamage.remember(Set(report.damagedPacks.keys), readAll: !subset, in: cacheFolder, repository: id)
+        return KnownDamage.remember(Set(report.damagedPacks.keys), read: report.packsReadIDs, readAll: !subset,
+                                    in: cacheFolder, repository: id)
     }
 }

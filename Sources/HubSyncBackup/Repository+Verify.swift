@@ -15,6 +15,8 @@ public struct VerifyReport: Sendable {
     public var damagedPacks: [BlobID: [BlobID]] = [:]
     /// Snapshot files this device cannot read, each with why.
     public var unreadableSnapshots: [UnreadableSnapshot] = []
+    /// The packs this verify read (with `readData`: all, or the subset's).
+    public var packsReadIDs = Set<BlobID>()
     public var ok: Bool { problems.isEmpty }
 }
 
@@ -55,6 +57,7 @@ extension Repository {
                     let file = try target.get(name)
                     report.bytesRead += file.count
                     report.packsRead += 1
+                    report.packsReadIDs.insert(p)
                     var why: [String] = []
                     if BlobID(Blake2b.hash(file)) != p { why.append("its content does not match its ID") }
                     // Each blob is checked where the index says it is (where a restore reads it),

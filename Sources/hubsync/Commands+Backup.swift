@@ -430,7 +430,7 @@ struct BackupVerifyCommand: ParsableCommand {
             + "chunk of it that no pack holds intact (blobs are checked one by one; a restore reads an intact copy "
             + "elsewhere). The packs found damaged are remembered in the data directory (backup-cache/ID.damaged): "
             + "this device's next backups write their chunks again instead of referring to them, until a verify "
-            + "that reads every pack finds them whole or `hubsync backup prune` replaces them.")
+            + "that reads them finds them whole or `hubsync backup prune` replaces them.")
     @OptionGroup var options: RepoOptions
     @Flag(help: "Read every pack: check its hash, decrypt and hash every chunk.") var readData = false
     @Option(help: ArgumentHelp("Read only part N of M of the packs (e.g. 1/7 on Mondays, 2/7 on Tuesdays…).",

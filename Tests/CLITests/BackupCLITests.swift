@@ -310,6 +310,13 @@ import Testing
             .json?.objectValue)
         #expect(whole["records"] == next["records"] && whole["records_missing"] == .int(0) && whole["skipped_chunks"] == .int(0),
                 "\(whole)")
+        // The pack put right again, a verify of the part of the packs that holds it drops it from the list.
+        var mended = try Data(contentsOf: URL(fileURLWithPath: victim))
+        mended[mended.count / 3] ^= 0x01
+        try mended.write(to: URL(fileURLWithPath: victim))
+        let part = try #require(UInt8(packID.prefix(2), radix: 16))
+        try await d.ok("backup", "verify", "--read-data-subset", "\(Int(part) + 1)/256", "--repo", repo)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: cache).filter { $0.hasSuffix(".damaged") }.isEmpty)
         // Once the old snapshot is forgotten and the damaged pack pruned, a verify that reads
         // every pack finds nothing damaged and empties the list.
         try await d.ok("backup", "forget", "--keep-last", "1", "--prune", "--repo", repo)
