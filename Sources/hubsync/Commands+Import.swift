@@ -174,8 +174,8 @@ struct ImportCommand: ParsableCommand {
                 print("Imported \(plan.records) \(plan.records == 1 ? "record" : "records"): \(result.written) written as local edits, "
                     + "\(result.merged) merged, \(result.unchanged) already up to date" + (throughAgent ? ", through the running agent" : ""))
                 if foreign > 0 {
-                    print("Left out \(foreign) membership \(foreign == 1 ? "record" : "records") of another household "
-                        + "(devices records travel only within their own household)")
+                    print("Left out \(plural(foreign, "membership or audit record")) of another household (devices and "
+                        + "audit records travel only within their own household)")
                 }
             }
         } else if !quiet {

@@ -72,6 +72,24 @@ import Testing
         #expect(try await snapshot(d) == before)
     }
 
+    /// Another household's export: its devices and audit records are left out, counted under
+    /// one name that covers both (a helper saw audit records counted as membership records).
+    @Test func anotherHouseholdsMembershipAndAuditRecordsAreLeftOut() async throws {
+        let d = try await seeded()
+        let other = Device(data: dir.path + "/elsewhere")
+        try await other.ok("init")
+        try await other.ok("put", "memories", "far", "--json", #"{"text": "from elsewhere"}"#)
+        // A backup writes an entry into the household's audit journal.
+        try await other.ok("backup", "now", "--repo", "local:" + dir.path + "/elsewhere-repo")
+        let file = dir.path + "/elsewhere.jsonl"
+        try await other.ok("export", file)
+        let exported = try String(contentsOfFile: file, encoding: .utf8)
+        #expect(exported.contains(#""collection":"audit""#), "the export holds the other household's audit entries")
+        let r = try await d.ok("import", file)
+        #expect(r.stdout.contains("membership or audit record") && r.stdout.contains("of another household"), "\(r.stdout)")
+        #expect(try await d.ok("get", "memories", "far").stdout.contains("from elsewhere"))
+    }
+
     /// Records are checked against the store a window at a time: the first bad record in the
     /// file is still the one named, whether a later line is bad too or the bad one lies past the
     /// first window, and nothing of the file is imported.
