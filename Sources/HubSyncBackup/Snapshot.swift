@@ -255,6 +255,12 @@ extension Repository {
             throw BackupError(.invalidInput, "no snapshot named: give `latest` or an ID (or its first characters) "
                 + "from `hubsync backup list`")
         }
+        // Four characters at least, as git asks of an abbreviated commit: one or two would pick
+        // a snapshot by a slip of the finger, and a restore --revert writes.
+        if text != "latest", text.count < 4 {
+            throw BackupError(.invalidInput, "\(text) is too short to name a snapshot: give `latest` or at least 4 "
+                + "characters of an ID from `hubsync backup list`")
+        }
         let (all, unreadable) = try scanSnapshots()
         if text != "latest",
            let bad = unreadable.first(where: { ($0.name.split(separator: "/").last ?? "").hasPrefix(text.lowercased()) }),

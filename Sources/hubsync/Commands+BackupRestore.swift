@@ -22,7 +22,7 @@ struct BackupRestoreCommand: ParsableCommand {
               hubsync backup restore 3fa9c2d1 --merge --record memories/m42
             """)
     @OptionGroup var options: RepoOptions
-    @Argument(help: "A snapshot ID (or a unique prefix), or latest.") var snapshot: String
+    @Argument(help: "A snapshot ID (or a unique prefix of at least 4 characters), or latest.") var snapshot: String
     @Option(help: ArgumentHelp("Restore into this new data directory.", valueName: "DIR")) var into: String?
     @Flag(help: "Merge into this device's stores (undeletes what the snapshot has alive).") var merge = false
     @Flag(help: "Write the snapshot's values as new edits (every peer follows).") var revert = false

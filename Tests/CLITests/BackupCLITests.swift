@@ -70,6 +70,10 @@ import Testing
         // A snapshot or a folder named wrongly is bad input, and nothing is written.
         let noSuch = try await d.run("backup", "restore", "deadbeef", "--repo", repo, "--into", dir.path + "/none")
         #expect(noSuch.status == 2 && noSuch.stderr.contains("no snapshot deadbeef"), "\(noSuch.stderr)")
+        // A prefix of fewer than 4 characters names no snapshot, even a unique one.
+        let one = try #require(try await d.ok("backup", "list", "--repo", repo, "--json").json?.arrayValue?.first?.objectValue?["id"]?.stringValue)
+        let short = try await d.run("backup", "restore", String(one.prefix(1)), "--repo", repo, "--into", dir.path + "/none")
+        #expect(short.status == 2 && short.stderr.contains("too short to name a snapshot"), "\(short.stderr)")
         let noRecord = try await d.run("backup", "restore", "latest", "--record", "memories/nobody", "--repo", repo,
                                        "--into", dir.path + "/none")
         #expect(noRecord.status == 2 && noRecord.stderr.contains("holds no record memories/nobody"), "\(noRecord.stderr)")
