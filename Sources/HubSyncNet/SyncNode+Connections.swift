@@ -147,9 +147,10 @@ extension SyncNode {
             return logger.debug("connection ended", metadata: ["peer.id": "\(peer?.short ?? "?")", "reason": "\(error)"])
         }
         let trouble = Self.isStoreTrouble(error)
+        let clockAdvice = clockSkewAdvice(error)
         if let peer {
             setStatus(peer) {
-                $0.connected = false; $0.reason = Self.describe(error, address: nil, clockAdvice: clockSkewAdvice(error))
+                $0.connected = false; $0.reason = Self.describe(error, address: nil, clockAdvice: clockAdvice)
                 $0.storeTrouble = trouble
             }
         }
@@ -159,7 +160,7 @@ extension SyncNode {
         } else if (error as? NetError)?.code == .clockSkew {
             // Nothing syncs with this peer until a clock is set: worth more than an info line.
             var withAdvice = metadata
-            if let advice = clockSkewAdvice(error) { withAdvice["advice"] = "\(advice)" }
+            if let clockAdvice { withAdvice["advice"] = "\(clockAdvice)" }
             logger.warning("connection ended: clock skew", metadata: withAdvice)
         } else {
             logger.info("connection ended", metadata: metadata)

@@ -220,17 +220,24 @@ import Testing
         #expect(foreign.status == 1 && foreign.stderr.contains("not this household's"))
     }
 
-    @Test func flippedBitFailsVerifyAndRestoreUnlessSkipped() async throws {
+    /// A device holding `records` records, backed up once into a repository of small packs (128 KiB):
+    /// the device, the repository, the backup's `--json` answer and the packs' paths under data/.
+    func backedUpInSmallPacks(records: Int) async throws -> (Device, String, [String: Value], [String]) {
         let d = Device(data: dir.path + "/d")
         try await d.ok("init")
-        try await d.ok("import", try recordsFile("all", ids: 0..<3_000))
+        try await d.ok("import", try recordsFile("all", ids: 0..<records))
         let repo = "local:" + dir.path + "/repo"
         try await d.ok("backup", "init", "--repo", repo, "--pack-size", "131072")
         let made = try #require(try await d.ok("backup", "now", "--repo", repo, "--json").json?.objectValue)
+        let packs = (FileManager.default.enumerator(atPath: dir.path + "/repo/data")?.allObjects as? [String] ?? [])
+            .filter { $0.count > 60 }.sorted()
+        return (d, repo, made, packs)
+    }
+
+    @Test func flippedBitFailsVerifyAndRestoreUnlessSkipped() async throws {
+        let (d, repo, made, packs) = try await backedUpInSmallPacks(records: 3_000)
         let snap = try #require(made["id"]?.stringValue)
         guard case .int(let total) = made["records"] ?? .null else { Issue.record("no record count"); return }
-        let packs = (FileManager.default.enumerator(atPath: dir.path + "/repo/data")?.allObjects as? [String] ?? [])
-            .filter { $0.count > 60 }
         #expect(packs.count >= 3)
         // The largest pack, damaged a third of the way in (blobs start at offset 0; the sealed
         // header is at the end), so restoring with --skip-damaged loses the records of one blob:
@@ -331,14 +338,7 @@ import Testing
     /// A pack deleted from the target: the restore names it missing (not damaged), and the next
     /// backup writes its chunks again, counted, so the new snapshot restores whole.
     @Test func aMissingPackIsSaidMissingAndTheNextBackupWritesItsChunksAgain() async throws {
-        let d = Device(data: dir.path + "/d")
-        try await d.ok("init")
-        try await d.ok("import", try recordsFile("all", ids: 0..<2_000))
-        let repo = "local:" + dir.path + "/repo"
-        try await d.ok("backup", "init", "--repo", repo, "--pack-size", "131072")
-        try await d.ok("backup", "now", "--repo", repo)
-        let packs = (FileManager.default.enumerator(atPath: dir.path + "/repo/data")?.allObjects as? [String] ?? [])
-            .filter { $0.count > 60 }.sorted()
+        let (d, repo, _, packs) = try await backedUpInSmallPacks(records: 2_000)
         #expect(packs.count >= 3)
         let gone = try #require(packs.dropFirst().first)
         try FileManager.default.removeItem(atPath: dir.path + "/repo/data/" + gone)
