@@ -15,11 +15,19 @@ public enum HubCollection: String, Sendable, CaseIterable {
     public static let userCollections: [HubCollection] = [.personas, .memories, .preferences, .conversations]
 
     public static func named(_ name: String) throws(ValidationFailure) -> HubCollection {
-        guard let c = HubCollection(rawValue: name), c != .devices else {
-            throw ValidationFailure("unknown collection \"\(name)\"; use one of: "
-                + userCollections.map(\.rawValue).joined(separator: ", "))
+        if let c = HubCollection(rawValue: name), c != .devices { return c }
+        let choices = userCollections.map(\.rawValue).joined(separator: ", ")
+        // Names a person meets in exports and the audit journal get their own answer.
+        switch name {
+        case HubCollection.devices.rawValue:
+            throw ValidationFailure("\"devices\" is the household's membership, which pairing and `hubsync peers` keep, not a "
+                + "collection to read or write by hand; `hubsync peers` lists the devices. Collections: \(choices)")
+        case "audit":
+            throw ValidationFailure("\"audit\" is the household's audit journal, not a collection to read or write by hand; "
+                + "`hubsync audit` shows it. Collections: \(choices)")
+        default:
+            throw ValidationFailure("unknown collection \"\(name)\"; use one of: \(choices)")
         }
-        return c
     }
 
     /// Fields that are sets of elements (added and removed one by one) rather than single values.

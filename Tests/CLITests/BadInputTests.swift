@@ -21,6 +21,8 @@ import Testing
         (["put", "personas", "ada", "--json", "{bad"], Int32(2), "invalid JSON"),
         (["put", "personas", "ada", "--json", "[1]"], 2, "must be a JSON object"),
         (["put", "widgets", "w", "--json", "{}"], 2, "unknown collection"),
+        (["list", "devices"], 2, "`hubsync peers` lists the devices"),
+        (["get", "audit", "x"], 2, "`hubsync audit` shows it"),
         (["put", "personas", "ada", "--json", #"{"name": 5}"#], 2, "must be a string"),
         (["put", "personas", "bob", "--json", #"{"style": "x"}"#], 2, "needs the field \"name\""),
         (["put", "personas", "ada", "--json", #"{"name": null}"#], 2, "cannot be removed"),
