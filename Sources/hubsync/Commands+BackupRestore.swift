@@ -281,12 +281,13 @@ struct BackupForgetCommand: ParsableCommand {
         commandName: "forget", abstract: "Forget snapshots the retention rules do not keep (then prune to free space).",
         discussion: "A snapshot kept by any rule stays. Periods are in UTC.\n  hubsync backup forget --keep-daily 7 --keep-weekly 4 --prune")
     @OptionGroup var options: RepoOptions
-    @Option(help: "Keep the N newest snapshots.") var keepLast = 0
-    @Option(help: "Keep the newest snapshot of each of the last N hours that have one.") var keepHourly = 0
-    @Option(help: "… of each of the last N days.") var keepDaily = 0
-    @Option(help: "… of each of the last N ISO weeks.") var keepWeekly = 0
-    @Option(help: "… of each of the last N months.") var keepMonthly = 0
-    @Option(help: "… of each of the last N years.") var keepYearly = 0
+    // `.unconditional`: "--keep-last -1" is a count to refuse with a reason, not a missing value.
+    @Option(parsing: .unconditional, help: "Keep the N newest snapshots.") var keepLast = 0
+    @Option(parsing: .unconditional, help: "Keep the newest snapshot of each of the last N hours that have one.") var keepHourly = 0
+    @Option(parsing: .unconditional, help: "… of each of the last N days.") var keepDaily = 0
+    @Option(parsing: .unconditional, help: "… of each of the last N ISO weeks.") var keepWeekly = 0
+    @Option(parsing: .unconditional, help: "… of each of the last N months.") var keepMonthly = 0
+    @Option(parsing: .unconditional, help: "… of each of the last N years.") var keepYearly = 0
     @Option(help: ArgumentHelp("Keep every snapshot this recent relative to the newest (e.g. 7d, 12h, 2w).",
                                valueName: "DURATION"))
     var keepWithin: String?
