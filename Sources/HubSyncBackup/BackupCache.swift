@@ -231,7 +231,7 @@ struct BackupCache {
 /// found damaged or missing (`backup-cache/REPOSITORY-ID.damaged`, one pack ID in hex a line).
 /// A backup from this device does not refer to a chunk in one of them: it writes the chunk again,
 /// so a snapshot taken after the damage was found does not depend on it. `prune` later replaces or
-/// removes those packs; a pack ID that no index names any more is ignored.
+/// removes those packs; the next backup drops from the list the IDs no index names any more.
 public enum KnownDamage {
     static func path(in folder: String, repository: String) -> String { folder + "/" + repository + ".damaged" }
 
@@ -248,7 +248,14 @@ public enum KnownDamage {
             + "them; delete it and run `hubsync backup verify --read-data` again"
         guard info.st_mode & S_IFMT == S_IFREG, Int(info.st_size) <= maxBytes,
               let text = try? String(contentsOfFile: file, encoding: .utf8) else { return ([], problem) }
-        return (Set(text.split(separator: "\n").compactMap { BlobID(hex: String($0)) }), nil)
+        // Every line must be a pack ID: a list this program did not write (or that was cut short)
+        // is not trusted to name every damaged pack.
+        var packs = Set<BlobID>()
+        for line in text.split(separator: "\n") {
+            guard let id = BlobID(hex: String(line)) else { return ([], problem) }
+            packs.insert(id)
+        }
+        return (packs, nil)
     }
 
     /// Keeps what a verify found: with every pack read (`readAll`) the list becomes exactly the

@@ -51,7 +51,15 @@ extension Repository {
         // Chunks whose pack has gone missing are written again rather than referred to.
         // So are those in a pack this device's last verify found damaged: a new snapshot must
         // not depend on it.
-        let known = cacheFolder.map { KnownDamage.packs(in: $0, repository: id) }
+        var known = cacheFolder.map { KnownDamage.packs(in: $0, repository: id) }
+        // Packs that prune has since deleted or replaced leave the list (read whole, the index
+        // names every pack there is).
+        if let folder = cacheFolder, let listed = known?.packs, index.damagedFiles.isEmpty, index.unreadable.isEmpty {
+            let gone = listed.filter { index.packs[$0] == nil }
+            if !gone.isEmpty, let problem = KnownDamage.remember([], read: gone, readAll: false, in: folder, repository: id) {
+                known?.problem = problem
+            }
+        }
         var ofDamaged = Set<BlobID>()
         for p in Set(index.missing).union(known?.packs ?? []) {
             for e in index.packs[p] ?? [] where index.blobs[e.id]?.pack == p { index.blobs[e.id] = nil; ofDamaged.insert(e.id) }

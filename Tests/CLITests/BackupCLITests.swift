@@ -335,6 +335,30 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: cache).filter { $0.hasSuffix(".damaged") }.isEmpty)
     }
 
+    /// The list of damaged packs is read strictly (a line that is not a pack ID makes it a list
+    /// not to trust, said in a warning), and the next backup drops from it the packs no index names.
+    @Test func aKnownDamageListIsReadStrictlyAndLosesThePacksPruneDeleted() async throws {
+        let (d, repo, _, packs) = try await backedUpInSmallPacks(records: 1_000)
+        let cache = dir.path + "/d/backup-cache"
+        let repoID = try #require(try FileManager.default.contentsOfDirectory(atPath: cache).first { !$0.contains(".") })
+        let list = cache + "/" + repoID + ".damaged"
+        let real = String(try #require(packs.first).split(separator: "/").last!)
+        let gone = String(repeating: "ab", count: real.utf8.count / 2)
+
+        try (real + "\n" + String(real.dropLast(3)) + "\n").write(toFile: list, atomically: true, encoding: .utf8)
+        let cut = try await d.ok("backup", "now", "--repo", repo, "--json")
+        let warning = cut.json?.objectValue?["cache_warning"]?.stringValue ?? ""
+        #expect(warning.contains("cannot read " + list) && warning.contains("backup verify --read-data"), "\(cut.stdout)")
+        #expect(cut.json?.objectValue?["chunks_rewritten_from_damaged_packs"] == .int(0), "an untrusted list names no pack")
+
+        try (gone + "\n" + real + "\n").write(toFile: list, atomically: true, encoding: .utf8)
+        let next = try #require(try await d.ok("backup", "now", "--repo", repo, "--json").json?.objectValue)
+        #expect(next["cache_warning"] == nil, "\(next)")
+        guard case .int(let again) = next["chunks_rewritten_from_damaged_packs"] ?? .null else { Issue.record("\(next)"); return }
+        #expect(again > 0, "the listed pack that is there still counts")
+        #expect(try String(contentsOfFile: list, encoding: .utf8) == real + "\n")
+    }
+
     /// A pack deleted from the target: the restore names it missing (not damaged), and the next
     /// backup writes its chunks again, counted, so the new snapshot restores whole.
     @Test func aMissingPackIsSaidMissingAndTheNextBackupWritesItsChunksAgain() async throws {
