@@ -15,6 +15,16 @@ public struct ReadReport: Sendable {
     /// Chunks whose indexed pack failed its check, read from an intact copy in another pack
     /// (two backups that ran at once each wrote one).
     public var chunksFromCopies = 0
+    /// Where the records of skipped chunks were, in (collection, id) order: each run of
+    /// unreadable chunks lies after the last record read before it and before the first read
+    /// after it (nil: the snapshot's start or end). Only with chunks skipped.
+    public var lostBetween: [LostRange] = []
+
+    /// A stretch of a snapshot's records, in key order, that unreadable chunks held.
+    public struct LostRange: Sendable, Equatable {
+        public var after: RecordKey?
+        public var before: RecordKey?
+    }
 }
 
 extension ReadReport {
@@ -174,7 +184,15 @@ extension Repository {
         var batch: [RecordState] = []
         var prepared: [PreparedState] = []
         if prepare { prepared.reserveCapacity(batchSize) } else { batch.reserveCapacity(batchSize) }
+        // The last record read, and whether chunks were lost since (``ReadReport/lostBetween``).
+        var lastKey: RecordKey?
+        var gapOpen = false
         func hand(_ states: [RecordState]) throws {
+            if gapOpen, let first = states.first {
+                report.lostBetween.append(.init(after: lastKey, before: first.key))
+                gapOpen = false
+            }
+            lastKey = states.last?.key ?? lastKey
             for state in states {
                 if let only, state.key != only { continue }
                 report.records += 1
@@ -217,6 +235,7 @@ extension Repository {
                     // that holds whole frames that all decode.
                     stream.reset()
                     resync = true
+                    gapOpen = true
                     position += 1
                     continue
                 }
@@ -258,6 +277,7 @@ extension Repository {
             try emit(.progress(done, uses.count))
         }
         try drain()
+        if gapOpen { report.lostBetween.append(.init(after: lastKey, before: nil)) }
         if !stream.atBoundary, !skipDamaged, only == nil {
             throw BackupError(.damaged, "snapshot \(snapshot.id.short) ends inside a record; its last chunk is missing")
         }

@@ -135,7 +135,22 @@ struct BackupRestoreCommand: ParsableCommand {
             // One record asked for (--record): it was read, or the restore said it was not.
             return o["records"] == .int(0) ? "the record asked for may be in them" : "the record asked for was read whole"
         }
-        return "\(missing) of \(snap.records) records \(missing == 1 ? "is" : "are") missing"
+        var text = "\(missing) of \(snap.records) records \(missing == 1 ? "is" : "are") missing"
+        // Where they were, in the order `hubsync list` gives (collection, then ID).
+        if missing > 0, case .array(let ranges) = o["lost_between"] ?? .null, !ranges.isEmpty {
+            let said = ranges.prefix(3).compactMap(\.objectValue).map { r in
+                switch (r["after"]?.stringValue, r["before"]?.stringValue) {
+                case (let a?, let b?): "between \(a) and \(b)"
+                case (let a?, nil): "after \(a)"
+                case (nil, let b?): "before \(b)"
+                case (nil, nil): "anywhere"
+                }
+            }
+            text += ": those " + said.joined(separator: ", ")
+                + (ranges.count > 3 ? " and in \(ranges.count - 3) more stretches (--json lists them)" : "")
+                + " in collection and ID order, the records named being read"
+        }
+        return text
     }
 
     /// Restores into a new data directory: identity, household secrets, store, clock.
@@ -158,6 +173,7 @@ struct BackupRestoreCommand: ParsableCommand {
         }
         return ["into": .string(dir.path), "device_id": .string(made.deviceID.description),
                 "records": .int(Int64(made.report.records)), "skipped_chunks": .int(Int64(made.report.skippedChunks.count)),
+                "lost_between": made.report.lostBetweenJSON,
                 "chunks_from_copies": .int(Int64(made.report.chunksFromCopies)),
                 "damaged_packs": .array(made.report.damagedPacks.map { .string($0.hex) }),
                 "clock_hlc": .string(made.clock.description),
@@ -267,6 +283,7 @@ struct BackupRestoreCommand: ParsableCommand {
         var answer: [String: Value] = ["mode": .string(merge ? "merge" : "revert"), "records": .int(Int64(report.records)),
                 "writes": .int(Int64(writes)), "through_agent": .bool({ if case .agent = writer { true } else { false } }()),
                 "skipped_chunks": .int(Int64(report.skippedChunks.count)), "chunks_from_copies": .int(Int64(report.chunksFromCopies)),
+                "lost_between": report.lostBetweenJSON,
                 "damaged_packs": .array(report.damagedPacks.map { .string($0.hex) }),
                 "left_out_other_household": .int(Int64(leftOut)),
                 "left_as_they_are": .int(Int64(leftAsTheyAre)),
@@ -503,4 +520,13 @@ func ageText(_ seconds: Double) -> String {
     if seconds < 7200 { return "\(Int(seconds / 60)) min" }
     if seconds < 172_800 { return String(format: "%.1f h", seconds / 3600) }
     return String(format: "%.1f days", seconds / 86400)
+}
+
+extension ReadReport {
+    /// ``lostBetween`` for `--json`: `{"after": "collection/id" or null, "before": …}` each.
+    var lostBetweenJSON: Value {
+        .array(lostBetween.map { r in
+            .object(["after": r.after.map { .string("\($0)") } ?? .null, "before": r.before.map { .string("\($0)") } ?? .null])
+        })
+    }
 }
