@@ -20,6 +20,9 @@ public struct BackupRunState: Sendable {
     var errorTarget: String?
     /// Snapshot files of a target this device could not read after its last backup there.
     var unreadable: [String: [String]] = [:]
+    /// Per target, what the last backup there warned of (``BackupResult/cacheProblem``: the
+    /// backup cache or the list of damaged packs), when it did.
+    var warnings: [String: String] = [:]
     /// Each target's size as last measured (``Agent/measureStorage(_:)``).
     var storage: [String: AgentStatus.TargetStorage] = [:]
     /// The last restore drill run by the agent (`POST /v1/backups/drill`).
@@ -94,16 +97,16 @@ extension Agent {
     /// Answers each target's snapshot ID (hex) or why it failed. `manual` is a backup someone
     /// asked for (the dashboard's Backup now), said so in the log and the audit journal.
     @discardableResult
-    func runScheduledBackups(_ schedule: BackupSchedule, manual: Bool = false) async -> [(target: String, result: Result<String, BackupFailure>)] {
+    func runScheduledBackups(_ schedule: BackupSchedule, manual: Bool = false) async -> [(target: String, result: Result<BackupDone, BackupFailure>)] {
         let kind = manual ? "backup" : "scheduled backup"
         var failure: (String, String)?
-        var results: [(target: String, result: Result<String, BackupFailure>)] = []
+        var results: [(target: String, result: Result<BackupDone, BackupFailure>)] = []
         defer { backupProgress.finish() }
         for text in schedule.targets {
             do {
                 let start = ContinuousClock.now
                 backupProgress.update(target: text, phase: "starting", done: 0, total: 0)
-                let (snapshot, size, unreadable) = try await BlockingIO.run { try self.backupOnce(to: text, schedule) }
+                let (snapshot, size, unreadable, warning) = try await BlockingIO.run { try self.backupOnce(to: text, schedule) }
                 let took = (ContinuousClock.now - start).components
                 let seconds = Double(took.seconds) + Double(took.attoseconds) / 1e18
                 backupState.withLock {
@@ -111,6 +114,7 @@ extension Agent {
                     $0.snapshot = snapshot.id.hex
                     $0.target = text
                     $0.unreadable[text] = unreadable.isEmpty ? nil : unreadable.map(\.message)
+                    $0.warnings[text] = warning
                 }
                 for u in unreadable {
                     logger.warning("a snapshot of the backup target cannot be read", metadata: ["target": "\(text)", "error": "\(u.message)"])
@@ -119,7 +123,7 @@ extension Agent {
                 metrics.noteBackup(target: text, finished: Store.systemClock(), seconds: seconds, repositoryBytes: size)
                 await recordAudit(.backup, subject: ["target": text, "snapshot": snapshot.id.hex, "records": "\(snapshot.records)"],
                                   detail: (manual ? "Backup now: " : "scheduled backup of ") + "\(plural(snapshot.records, "record")) to \(text)")
-                results.append((text, .success(snapshot.id.hex)))
+                results.append((text, .success(BackupDone(snapshot: snapshot.id.hex, warning: warning))))
             } catch {
                 let message = (error as? BackupError)?.message ?? "\(error)"
                 failure = (text, message)
@@ -142,9 +146,15 @@ extension Agent {
         let message: String
     }
 
+    /// A backup to one target that was taken: its snapshot, and what it warned of, if anything.
+    struct BackupDone {
+        let snapshot: String
+        let warning: String?
+    }
+
     /// `hubsync backup now` for one target, in this process; then the retention rules. Blocking
     /// (files, sockets, SQLite): it runs on the blocking-I/O pool.
-    func backupOnce(to text: String, _ schedule: BackupSchedule) throws -> (Snapshot, Int?, [UnreadableSnapshot]) {
+    func backupOnce(to text: String, _ schedule: BackupSchedule) throws -> (Snapshot, Int?, [UnreadableSnapshot], String?) {
         let (repo, household, target) = try repository(text, schedule, create: true)
         let host = ProcessInfo.processInfo.hostName
         let holder = "the agent on \(host) (pid \(getpid()))"
@@ -159,7 +169,7 @@ extension Agent {
         if let problem = result.cacheProblem { logger.warning("\(problem)", metadata: ["target": "\(text)"]) }
         if !schedule.retention.isEmpty { _ = try repo.forget(policy: schedule.retention, holder: holder) }
         // Damage is reported now, not found on the day a restore is needed.
-        return (result.snapshot, try? repositoryBytes(at: target), (try? repo.scanSnapshots().unreadable) ?? [])
+        return (result.snapshot, try? repositoryBytes(at: target), (try? repo.scanSnapshots().unreadable) ?? [], result.cacheProblem)
     }
 
     /// Measures the repository size of each of `targets` (and a peer's usage and quota) for
@@ -302,6 +312,9 @@ extension Agent {
         }
         for (target, messages) in s.unreadable.sorted(by: { $0.key < $1.key }) {
             warning = (warning.map { $0 + "; " } ?? "") + "\(target): \(messages.joined(separator: "; "))"
+        }
+        for (target, message) in s.warnings.sorted(by: { $0.key < $1.key }) where schedule.targets.contains(target) {
+            warning = (warning.map { $0 + "; " } ?? "") + "the last backup to \(target) warned: \(message)"
         }
         return AgentStatus.Backup(targets: schedule.targets, intervalSeconds: schedule.intervalSeconds,
                                   recoveryPointSeconds: point, last: s.last.map { isoTime(Timestamp(millis: $0, counter: 0)) },

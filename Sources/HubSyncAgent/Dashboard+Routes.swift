@@ -218,7 +218,8 @@ extension Agent {
         let results = await runScheduledBackups(schedule, manual: true)
         return ["targets": .array(results.map { target, result in
             switch result {
-            case .success(let snapshot): ["target": .string(target), "snapshot": .string(snapshot)]
+            case .success(let done):
+                ["target": .string(target), "snapshot": .string(done.snapshot), "warning": done.warning.map { .string($0) } ?? .null]
             case .failure(let failure): ["target": .string(target), "error": .string(failure.message)]
             }
         }), "failed": .int(Int64(results.filter { if case .failure = $0.result { true } else { false } }.count))]

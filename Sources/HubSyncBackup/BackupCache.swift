@@ -228,48 +228,73 @@ struct BackupCache {
 }
 
 /// The packs of one repository that this device's last `verify --read-data` (or a part of one)
-/// found damaged or missing (`backup-cache/REPOSITORY-ID.damaged`, one pack ID in hex a line).
+/// found damaged or missing (`backup-damage/REPOSITORY-ID` in the data directory, one pack ID in
+/// hex a line; beside the backup cache, not in it, as that folder may be deleted at any time).
 /// A backup from this device does not refer to a chunk in one of them: it writes the chunk again,
 /// so a snapshot taken after the damage was found does not depend on it. `prune` later replaces or
 /// removes those packs; the next backup drops from the list the IDs no index names any more.
 public enum KnownDamage {
-    static func path(in folder: String, repository: String) -> String { folder + "/" + repository + ".damaged" }
+    /// The folder of the lists: `backup-damage` beside the backup cache `cacheFolder`.
+    static func folder(besideCache cacheFolder: String) -> String {
+        URL(fileURLWithPath: cacheFolder).deletingLastPathComponent().appendingPathComponent("backup-damage").path
+    }
+
+    static func path(besideCache cacheFolder: String, repository: String) -> String {
+        folder(besideCache: cacheFolder) + "/" + repository
+    }
 
     /// A list longer than this is not one this program wrote (65 bytes a pack: 16,000 packs).
     static let maxBytes = 1 << 20
 
-    /// The packs found damaged; none when there is no list, with why when one is there but
-    /// cannot be read.
-    static func packs(in folder: String, repository: String) -> (packs: Set<BlobID>, problem: String?) {
-        let file = path(in: folder, repository: repository)
+    /// The packs found damaged; none when there is no list. When the list cannot be read, or some
+    /// of its lines are not pack IDs, why (the IDs it does give still count: writing a chunk again
+    /// is never wrong).
+    static func packs(besideCache cacheFolder: String, repository: String) -> (packs: Set<BlobID>, problem: String?) {
+        let file = path(besideCache: cacheFolder, repository: repository)
         var info = stat()
         guard lstat(file, &info) == 0 else { return ([], nil) }
-        let problem = "cannot read \(file), the list of packs a verify found damaged: this backup may refer to chunks in "
-            + "them; delete it and run `hubsync backup verify --read-data` again"
-        guard info.st_mode & S_IFMT == S_IFREG, Int(info.st_size) <= maxBytes,
-              let text = try? String(contentsOfFile: file, encoding: .utf8) else { return ([], problem) }
-        // Every line must be a pack ID: a list this program did not write (or that was cut short)
-        // is not trusted to name every damaged pack.
-        var packs = Set<BlobID>()
-        for line in text.split(separator: "\n") {
-            guard let id = BlobID(hex: String(line)) else { return ([], problem) }
-            packs.insert(id)
+        func problem(_ why: String) -> String {
+            "the list of packs a verify found damaged, \(file), \(why): this backup may refer to chunks in damaged packs "
+                + "it does not name; delete the list and run `hubsync backup verify --read-data` again"
         }
-        return (packs, nil)
+        guard info.st_mode & S_IFMT == S_IFREG else { return ([], problem("is not a regular file")) }
+        guard Int(info.st_size) <= maxBytes else { return ([], problem("is over \(maxBytes / 1024) KiB, more than a list HubSync writes")) }
+        let text: String
+        do { text = try String(contentsOfFile: file, encoding: .utf8) } catch {
+            return ([], problem("cannot be read (\(Errno.fileReason(error)))"))
+        }
+        var packs = Set<BlobID>()
+        var bad = 0
+        for line in text.split(whereSeparator: \.isNewline) {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty { continue }
+            if let id = BlobID(hex: trimmed) { packs.insert(id) } else { bad += 1 }
+        }
+        return (packs, bad == 0 ? nil : problem("has \(bad) line\(bad == 1 ? "" : "s") that \(bad == 1 ? "is" : "are") not a pack ID "
+            + "(the \(packs.count) it names are written again)"))
     }
 
     /// Keeps what a verify found: with every pack read (`readAll`) the list becomes exactly the
     /// damaged ones; after reading part of them (`read`) it gains those found damaged, drops those
     /// read and found whole, and keeps the others. Returns why the list could not be written.
-    static func remember(_ damaged: Set<BlobID>, read: Set<BlobID>, readAll: Bool, in folder: String, repository: String) -> String? {
-        let file = path(in: folder, repository: repository)
-        let known = readAll ? damaged : packs(in: folder, repository: repository).packs.subtracting(read).union(damaged)
+    static func remember(_ damaged: Set<BlobID>, read: Set<BlobID>, readAll: Bool, besideCache cacheFolder: String,
+                         repository: String) -> String? {
+        let dir = folder(besideCache: cacheFolder)
+        let file = path(besideCache: cacheFolder, repository: repository)
+        let known = readAll ? damaged : packs(besideCache: cacheFolder, repository: repository).packs.subtracting(read).union(damaged)
         do {
+            var info = stat()
+            let there = lstat(file, &info) == 0
+            // Only a file or a link is replaced or removed; a folder at that name is not this program's.
+            if there, info.st_mode & S_IFMT == S_IFDIR {
+                return "cannot write \(file) (a folder is there): the next backup may refer to chunks in the damaged packs; "
+                    + "move that folder away"
+            }
             if known.isEmpty {
-                if FileManager.default.fileExists(atPath: file) { try FileManager.default.removeItem(atPath: file) }
+                if there { try FileManager.default.removeItem(atPath: file) }
                 return nil
             }
-            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true,
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o700])
             let out = try AtomicFile(path: file)
             try out.write(Array(known.map(\.hex).sorted().joined(separator: "\n").utf8) + [0x0a])
@@ -277,18 +302,18 @@ public enum KnownDamage {
             return nil
         } catch {
             return "cannot write \(file) (\(Errno.fileReason(error))): the next backup may refer to chunks in the damaged packs; "
-                + "make \(folder) a folder this user can write, with nothing but a file at that name"
+                + "make \(dir) a folder this user can write"
         }
     }
 }
 
 extension Repository {
-    /// Remembers in `cacheFolder` (the data directory's `backup-cache`) the packs `report` found
-    /// damaged, for this device's next backups (``KnownDamage``). Only a verify that read data
+    /// Remembers beside `cacheFolder` (the data directory's `backup-cache`) the packs `report`
+    /// found damaged, for this device's next backups (``KnownDamage``). Only a verify that read data
     /// (`readData`; `subset` when it read part) tells; returns why the list could not be written.
     public func rememberDamage(_ report: VerifyReport, readData: Bool, subset: Bool, cacheFolder: String) -> String? {
         guard readData else { return nil }
         return KnownDamage.remember(Set(report.damagedPacks.keys), read: report.packsReadIDs, readAll: !subset,
-                                    in: cacheFolder, repository: id)
+                                    besideCache: cacheFolder, repository: id)
     }
 }

@@ -51,12 +51,12 @@ extension Repository {
         // Chunks whose pack has gone missing are written again rather than referred to.
         // So are those in a pack this device's last verify found damaged: a new snapshot must
         // not depend on it.
-        var known = cacheFolder.map { KnownDamage.packs(in: $0, repository: id) }
+        var known = cacheFolder.map { KnownDamage.packs(besideCache: $0, repository: id) }
         // Packs that prune has since deleted or replaced leave the list (read whole, the index
         // names every pack there is).
         if let folder = cacheFolder, let listed = known?.packs, index.damagedFiles.isEmpty, index.unreadable.isEmpty {
             let gone = listed.filter { index.packs[$0] == nil }
-            if !gone.isEmpty, let problem = KnownDamage.remember([], read: gone, readAll: false, in: folder, repository: id) {
+            if !gone.isEmpty, let problem = KnownDamage.remember([], read: gone, readAll: false, besideCache: folder, repository: id) {
                 known?.problem = problem
             }
         }

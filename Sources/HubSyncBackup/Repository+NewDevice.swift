@@ -133,6 +133,12 @@ extension Repository {
                 throw BackupError(damaged ? .damaged : .invalidInput, report.whyNotRead(only, from: snapshot)
                     + (damaged ? "; restore it from an older snapshot (`hubsync backup list`)" : "") + "; nothing was written")
             }
+            if report.records == 0, snapshot.records > 0 {
+                // Every chunk unreadable (with --skip-damaged): an empty device is no restore either.
+                throw BackupError(.damaged, "no record of snapshot \(snapshot.id.short) could be read (\(plural(report.skippedChunks.count, "unreadable chunk")), "
+                    + "damaged or missing); nothing was written. Run `hubsync backup verify --read-data`, or "
+                    + "restore an older snapshot (`hubsync backup list`)")
+            }
             // The household: the manifest's (old snapshots), or a signed entry whose signer is a
             // member in the membership just restored; never an entry anyone could have planted.
             var household: HouseholdSecrets?

@@ -10,8 +10,13 @@ public struct ReadReport: Sendable {
     public var records = 0
     /// Chunks that could not be read and were skipped (only with skip-damaged).
     public var skippedChunks: [BlobID] = []
-    /// Packs that failed their check.
+    /// Packs that failed their check (damaged; missing ones are in ``missingPacks``).
     public var damagedPacks: [BlobID] = []
+    /// Packs an index names that are not on the target.
+    public var missingPacks: [BlobID] = []
+    /// Chunks that could be read but were passed over: after an unreadable chunk, those holding
+    /// only the rest of a record it began (a large record spans several chunks).
+    public var chunksPassedOver = 0
     /// Chunks whose indexed pack failed its check, read from an intact copy in another pack
     /// (two backups that ran at once each wrote one).
     public var chunksFromCopies = 0
@@ -137,11 +142,16 @@ extension Repository {
         var copies: [BlobID: BlobLocation] = [:]
         do {
             let checks = PackChecks(self)
+            var failing: [BlobID] = []
+            let gone = Set(index.missing)
             for p in byPack.keys.sorted() {
-                if !checks.isIntact(p) { report.damagedPacks.append(p) }
+                if !checks.isIntact(p) {
+                    failing.append(p)
+                    if gone.contains(p) { report.missingPacks.append(p) } else { report.damagedPacks.append(p) }
+                }
                 try emit(.packChecked)
             }
-            for p in report.damagedPacks {
+            for p in failing {
                 for (c, loc) in byPack[p]! where !checks.opens(PackEntry(c, at: loc), in: p) { failed[c] = p }
                 try emit(.packChecked)
             }
@@ -246,7 +256,7 @@ extension Repository {
                 if resync {
                     guard let raws = try? Chunker.records(in: plain),
                           let states = try? decode(raws, chunk: c) else {
-                        report.skippedChunks.append(c)
+                        report.chunksPassedOver += 1
                         continue
                     }
                     resync = false

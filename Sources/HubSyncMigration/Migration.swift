@@ -32,9 +32,14 @@ public enum Migration {
             throw MigrationError(file: displayName, place: "byte 0", "not a format HubSync imports (not JSON, a PNG card, a "
                 + "CHARX zip or Markdown); name the format with --format, or give Markdown a .md name")
         }
-        // JSON Lines: HubSync's own or a SillyTavern chat, told by the first line.
-        let firstLine = head[start...].prefix { $0 != 0x0A }
-        if firstLine.count < head.count - start, let o = (try? JSON.parse(Array(firstLine)))?.objectValue {
+        // JSON Lines: HubSync's own or a SillyTavern chat, told by the first line. A line may be
+        // longer than the head (a record of a few hundred KB): up to 4 MiB is read for it.
+        var lines = head
+        if head[start] == UInt8(ascii: "{"), !head[start...].contains(0x0A), head.count == 1 << 16 {
+            do { lines = try readHead(path, count: 4 << 20) } catch { throw MigrationError(file: displayName, error.message) }
+        }
+        let firstLine = lines[start...].prefix { $0 != 0x0A }
+        if firstLine.count < lines.count - start, let o = (try? JSON.parse(Array(firstLine)))?.objectValue {
             if o["format"]?.stringValue == "hubsync-export" || o["collection"] != nil { return .hubsync }
             if SillyTavernChat.isHeader(o) || SillyTavernChat.isMessage(o) { return .sillytavern }
         }
@@ -51,7 +56,7 @@ public enum Migration {
         } catch let p as FormatProblem {
             // Several lines of JSON objects that are not one JSON value: HubSync's own JSON Lines,
             // whose reader names the bad line.
-            if head[start] == UInt8(ascii: "{"), firstLine.count < head.count - start { return .hubsync }
+            if head[start] == UInt8(ascii: "{"), firstLine.count < lines.count - start { return .hubsync }
             throw MigrationError(file: displayName, place: p.place, p.message)
         } catch {
             throw MigrationError(file: displayName, "\(error)")

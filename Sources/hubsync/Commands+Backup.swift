@@ -343,7 +343,8 @@ struct BackupNowCommand: ParsableCommand {
                         subject: ["target": target.description, "snapshot": result.snapshot.id.hex, "records": "\(result.snapshot.records)"],
                         detail: "backup of \(plural(result.snapshot.records, "record")) to \(target.description)", metrics: reported)
         }
-        if let problem = result.cacheProblem { FileHandle.standardError.write(Data("warning: \(problem)\n".utf8)) }
+        // With --json the warning is the answer's "cache_warning"; standard error carries JSON events then.
+        if let problem = result.cacheProblem, !options.output.json { FileHandle.standardError.write(Data("warning: \(problem)\n".utf8)) }
         if options.output.json {
             guard case .object(var o) = result.snapshot.summary else { return }
             o["repository"] = .string(target.description)
@@ -428,7 +429,7 @@ struct BackupVerifyCommand: ParsableCommand {
         commandName: "verify", abstract: "Check the repository; with --read-data, decrypt and hash every pack.",
         discussion: "Exit status 1 when anything is damaged: each damaged pack is named, with the snapshots that need a "
             + "chunk of it that no pack holds intact (blobs are checked one by one; a restore reads an intact copy "
-            + "elsewhere). The packs found damaged are remembered in the data directory (backup-cache/ID.damaged): "
+            + "elsewhere). The packs found damaged are remembered in the data directory (backup-damage/REPOSITORY-ID): "
             + "this device's next backups write their chunks again instead of referring to them, until a verify "
             + "that reads them finds them whole or `hubsync backup prune` replaces them.")
     @OptionGroup var options: RepoOptions
@@ -460,11 +461,10 @@ struct BackupVerifyCommand: ParsableCommand {
             try repo.verify(readData: readData || subset != nil, subset: subset, progress: progress.callback)
         }
         // This device's next backups write again the chunks of the packs found damaged.
-        if Identity.exists(in: options.directory.url),
-           let problem = repo.rememberDamage(report, readData: readData || subset != nil, subset: subset != nil,
-                                             cacheFolder: options.directory.file(DataDirectory.backupCacheFolder)) {
-            FileHandle.standardError.write(Data("warning: \(problem)\n".utf8))
-        }
+        let remembered = Identity.exists(in: options.directory.url)
+        let listProblem = remembered ? repo.rememberDamage(report, readData: readData || subset != nil, subset: subset != nil,
+                                                           cacheFolder: options.directory.file(DataDirectory.backupCacheFolder)) : nil
+        if let listProblem, !options.output.json { FileHandle.standardError.write(Data("warning: \(listProblem)\n".utf8)) }
         let seconds = Date().timeIntervalSince(start)
         if options.output.json {
             let damaged: [Value] = report.damagedPacks.sorted { $0.key < $1.key }.map {
@@ -473,7 +473,8 @@ struct BackupVerifyCommand: ParsableCommand {
             printJSON(["ok": .bool(report.ok), "snapshots": .int(Int64(report.snapshots)), "packs": .int(Int64(report.packs)),
                        "packs_read": .int(Int64(report.packsRead)), "blobs_checked": .int(Int64(report.blobsChecked)),
                        "bytes_read": .int(Int64(report.bytesRead)), "problems": .array(report.problems.map { .string($0) }),
-                       "damaged_packs": .array(damaged), "seconds": .double(seconds)])
+                       "damaged_packs": .array(damaged), "damage_list_warning": listProblem.map { .string($0) } ?? .null,
+                       "seconds": .double(seconds)])
         } else {
             let unreadable = Set(report.unreadableSnapshots.map(\.message))
             for p in report.problems { print(unreadable.contains(p) ? "not used: \(p)" : "damaged: \(p)") }
@@ -485,7 +486,7 @@ struct BackupVerifyCommand: ParsableCommand {
                 print("the repository has \(plural(report.problems.count, "problem")), each said above with what to do"
                     + (report.damagedPacks.values.allSatisfy(\.isEmpty) ? "" : "; a snapshot that needs a damaged pack restores with --skip-damaged "
                         + "(losing the records of its damaged chunks), or restore another snapshot")
-                    + (report.packsRead > 0 && !report.damagedPacks.isEmpty && Identity.exists(in: options.directory.url)
+                    + (report.packsRead > 0 && !report.damagedPacks.isEmpty && remembered && listProblem == nil
                         ? "; this device's next backup writes the chunks of the damaged packs again, so it restores whole" : ""))
             }
         }

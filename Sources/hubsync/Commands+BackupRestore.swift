@@ -101,6 +101,14 @@ struct BackupRestoreCommand: ParsableCommand {
             if case .int(let n) = o["skipped_chunks"] ?? .null, n > 0 {
                 line += "; skipped \(plural(Int(n), "unreadable chunk")) (damaged or missing; \(missingText(o, of: snap)))"
             }
+            if case .int(let n) = o["chunks_passed_over"] ?? .null, n > 0 {
+                line += "; passed over \(plural(Int(n), "readable chunk")) holding only the rest of records that an unreadable one began"
+            }
+            if case .array(let missing) = o["missing_packs"] ?? .null, !missing.isEmpty {
+                line += "; \(plural(missing.count, "pack")) the index names \(missing.count == 1 ? "is" : "are") missing from the target "
+                    + "(a copy of the repository may still hold \(missing.count == 1 ? "it" : "them"); `hubsync backup verify` names "
+                    + "\(missing.count == 1 ? "it" : "them"))"
+            }
             if case .int(let n) = o["chunks_from_copies"] ?? .null, n > 0 {
                 line += "; read \(plural(Int(n), "chunk")) from intact copies in other packs, as \(n == 1 ? "its" : "their") "
                     + "blob in the pack the index names is damaged"
@@ -138,17 +146,19 @@ struct BackupRestoreCommand: ParsableCommand {
         var text = "\(missing) of \(snap.records) records \(missing == 1 ? "is" : "are") missing"
         // Where they were, in the order `hubsync list` gives (collection, then ID).
         if missing > 0, case .array(let ranges) = o["lost_between"] ?? .null, !ranges.isEmpty {
-            let said = ranges.prefix(3).compactMap(\.objectValue).map { r in
+            let said = ranges.prefix(3).compactMap(\.objectValue).map { r -> String? in
                 switch (r["after"]?.stringValue, r["before"]?.stringValue) {
                 case (let a?, let b?): "between \(a) and \(b)"
                 case (let a?, nil): "after \(a)"
                 case (nil, let b?): "before \(b)"
-                case (nil, nil): "anywhere"
+                case (nil, nil): nil
                 }
             }
-            text += ": those " + said.joined(separator: ", ")
-                + (ranges.count > 3 ? " and in \(ranges.count - 3) more stretches (--json lists them)" : "")
-                + " in collection and ID order, the records named being read"
+            if !said.isEmpty, said.allSatisfy({ $0 != nil }) {
+                text += ": those " + said.map { $0! }.joined(separator: ", ")
+                    + (ranges.count > 3 ? " and in \(ranges.count - 3) more stretches (--json lists them)" : "")
+                    + " in collection and ID order, the records named being read"
+            }
         }
         return text
     }
@@ -173,7 +183,8 @@ struct BackupRestoreCommand: ParsableCommand {
         }
         return ["into": .string(dir.path), "device_id": .string(made.deviceID.description),
                 "records": .int(Int64(made.report.records)), "skipped_chunks": .int(Int64(made.report.skippedChunks.count)),
-                "lost_between": made.report.lostBetweenJSON,
+                "lost_between": made.report.lostBetweenJSON, "chunks_passed_over": .int(Int64(made.report.chunksPassedOver)),
+                "missing_packs": .array(made.report.missingPacks.map { .string($0.hex) }),
                 "chunks_from_copies": .int(Int64(made.report.chunksFromCopies)),
                 "damaged_packs": .array(made.report.damagedPacks.map { .string($0.hex) }),
                 "clock_hlc": .string(made.clock.description),
@@ -283,7 +294,8 @@ struct BackupRestoreCommand: ParsableCommand {
         var answer: [String: Value] = ["mode": .string(merge ? "merge" : "revert"), "records": .int(Int64(report.records)),
                 "writes": .int(Int64(writes)), "through_agent": .bool({ if case .agent = writer { true } else { false } }()),
                 "skipped_chunks": .int(Int64(report.skippedChunks.count)), "chunks_from_copies": .int(Int64(report.chunksFromCopies)),
-                "lost_between": report.lostBetweenJSON,
+                "lost_between": report.lostBetweenJSON, "chunks_passed_over": .int(Int64(report.chunksPassedOver)),
+                "missing_packs": .array(report.missingPacks.map { .string($0.hex) }),
                 "damaged_packs": .array(report.damagedPacks.map { .string($0.hex) }),
                 "left_out_other_household": .int(Int64(leftOut)),
                 "left_as_they_are": .int(Int64(leftAsTheyAre)),
@@ -305,8 +317,8 @@ struct BackupForgetCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "… of each of the last N ISO weeks.") var keepWeekly = 0
     @Option(parsing: .unconditional, help: "… of each of the last N months.") var keepMonthly = 0
     @Option(parsing: .unconditional, help: "… of each of the last N years.") var keepYearly = 0
-    @Option(help: ArgumentHelp("Keep every snapshot this recent relative to the newest (e.g. 7d, 12h, 2w).",
-                               valueName: "DURATION"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Keep every snapshot this recent relative to the newest (e.g. 7d, 12h, 2w).",
+                                                        valueName: "DURATION"))
     var keepWithin: String?
     @Flag(help: "Show what would be forgotten; change nothing.") var dryRun = false
     @Flag(help: "Prune afterwards: free the space no remaining snapshot needs.") var prune = false

@@ -322,11 +322,13 @@ import Testing
                 "\(quiet.stdout) | \(quiet.stderr)")
         // The verify above remembered the damaged pack: the next backup writes its chunks again
         // instead of referring to them, so the new snapshot restores whole without --skip-damaged.
-        let cache = dir.path + "/d/backup-cache"
-        let lists = try FileManager.default.contentsOfDirectory(atPath: cache).filter { $0.hasSuffix(".damaged") }
+        // The list is kept beside the backup cache, not in it: deleting the cache does not forget it.
+        let damage = dir.path + "/d/backup-damage"
+        let lists = try FileManager.default.contentsOfDirectory(atPath: damage)
         #expect(lists.count == 1)
-        let list = try String(contentsOfFile: cache + "/" + (lists.first ?? "none"), encoding: .utf8)
+        let list = try String(contentsOfFile: damage + "/" + (lists.first ?? "none"), encoding: .utf8)
         #expect(list == packID + "\n", "\(list)")
+        try FileManager.default.removeItem(atPath: dir.path + "/d/backup-cache")
         try await d.ok("import", try recordsFile("more", ids: 5_000..<5_001))
         let next = try #require(try await d.ok("backup", "now", "--repo", repo, "--json").json?.objectValue)
         guard case .int(let again) = next["chunks_rewritten_from_damaged_packs"] ?? .null else { Issue.record("\(next)"); return }
@@ -341,36 +343,54 @@ import Testing
         try mended.write(to: URL(fileURLWithPath: victim))
         let part = try #require(UInt8(packID.prefix(2), radix: 16))
         try await d.ok("backup", "verify", "--read-data-subset", "\(Int(part) + 1)/256", "--repo", repo)
-        #expect(try FileManager.default.contentsOfDirectory(atPath: cache).filter { $0.hasSuffix(".damaged") }.isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: damage).isEmpty)
         // Once the old snapshot is forgotten and the damaged pack pruned, a verify that reads
         // every pack finds nothing damaged and empties the list.
         try await d.ok("backup", "forget", "--keep-last", "1", "--prune", "--repo", repo)
         try await d.ok("backup", "verify", "--read-data", "--repo", repo)
-        #expect(try FileManager.default.contentsOfDirectory(atPath: cache).filter { $0.hasSuffix(".damaged") }.isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: damage).isEmpty)
     }
 
-    /// The list of damaged packs is read strictly (a line that is not a pack ID makes it a list
-    /// not to trust, said in a warning), and the next backup drops from it the packs no index names.
-    @Test func aKnownDamageListIsReadStrictlyAndLosesThePacksPruneDeleted() async throws {
+    /// Lines of the list of damaged packs that are not pack IDs are a warning, and the IDs the
+    /// others give still count; a list that is not a file is a warning; the next backup drops
+    /// from the list the packs no index names. With --json the warning is in the answer only.
+    @Test func aKnownDamageListWithBadLinesWarnsAndLosesThePacksPruneDeleted() async throws {
         let (d, repo, _, packs) = try await backedUpInSmallPacks(records: 1_000)
-        let cache = dir.path + "/d/backup-cache"
-        let repoID = try #require(try FileManager.default.contentsOfDirectory(atPath: cache).first { !$0.contains(".") })
-        let list = cache + "/" + repoID + ".damaged"
+        let repoID = try #require(try FileManager.default.contentsOfDirectory(atPath: dir.path + "/d/backup-cache").first { !$0.contains(".") })
+        let damage = dir.path + "/d/backup-damage"
+        try FileManager.default.createDirectory(atPath: damage, withIntermediateDirectories: true)
+        let list = damage + "/" + repoID
         let real = String(try #require(packs.first).split(separator: "/").last!)
         let gone = String(repeating: "ab", count: real.utf8.count / 2)
 
-        try (real + "\n" + String(real.dropLast(3)) + "\n").write(toFile: list, atomically: true, encoding: .utf8)
+        try (real + "\r\n" + String(real.dropLast(3)) + "\n").write(toFile: list, atomically: true, encoding: .utf8)
         let cut = try await d.ok("backup", "now", "--repo", repo, "--json")
         let warning = cut.json?.objectValue?["cache_warning"]?.stringValue ?? ""
-        #expect(warning.contains("cannot read " + list) && warning.contains("backup verify --read-data"), "\(cut.stdout)")
-        #expect(cut.json?.objectValue?["chunks_rewritten_from_damaged_packs"] == .int(0), "an untrusted list names no pack")
+        #expect(warning.contains(list) && warning.contains("has 1 line that is not a pack ID")
+                && warning.contains("backup verify --read-data"), "\(cut.stdout)")
+        #expect(!cut.stderr.contains("warning:"), "with --json, standard error carries JSON events only: \(cut.stderr)")
+        guard case .int(let rewritten) = cut.json?.objectValue?["chunks_rewritten_from_damaged_packs"] ?? .null else {
+            Issue.record("\(cut.stdout)"); return
+        }
+        #expect(rewritten > 0, "the good line still counts")
 
-        try (gone + "\n" + real + "\n").write(toFile: list, atomically: true, encoding: .utf8)
+        try FileManager.default.removeItem(atPath: list)
+        try FileManager.default.createDirectory(atPath: list, withIntermediateDirectories: false)
+        let folder = try await d.ok("backup", "now", "--repo", repo)
+        #expect(folder.stderr.contains("warning: the list of packs a verify found damaged, \(list), is not a regular file"), "\(folder.stderr)")
+        let verified = try await d.ok("backup", "verify", "--read-data", "--repo", repo, "--json")
+        #expect(verified.json?.objectValue?["damage_list_warning"]?.stringValue?.contains("(a folder is there)") == true
+                && !verified.stderr.contains("warning:"), "\(verified.stdout) | \(verified.stderr)")
+        try FileManager.default.removeItem(atPath: list)
+
+        // Another pack than the first, whose chunks the first backup above wrote again already.
+        let other = String(try #require(packs.last).split(separator: "/").last!)
+        try (gone + "\n" + other + "\n").write(toFile: list, atomically: true, encoding: .utf8)
         let next = try #require(try await d.ok("backup", "now", "--repo", repo, "--json").json?.objectValue)
         #expect(next["cache_warning"] == nil, "\(next)")
         guard case .int(let again) = next["chunks_rewritten_from_damaged_packs"] ?? .null else { Issue.record("\(next)"); return }
         #expect(again > 0, "the listed pack that is there still counts")
-        #expect(try String(contentsOfFile: list, encoding: .utf8) == real + "\n")
+        #expect(try String(contentsOfFile: list, encoding: .utf8) == other + "\n")
     }
 
     /// A pack deleted from the target: the restore names it missing (not damaged), and the next
@@ -384,12 +404,73 @@ import Testing
         #expect(refused.status == 1 && refused.stderr.contains("data/" + gone)
                 && refused.stderr.contains("missing (the pack file is not there)") && !refused.stderr.contains("damaged,"),
                 "\(refused.stderr)")
+        // With --skip-damaged the pack is named missing, not damaged, and so is the advice.
+        let goneID = String(gone.split(separator: "/").last!)
+        let skipped = try #require(try await d.ok("backup", "restore", "latest", "--repo", repo, "--into", dir.path + "/s",
+                                                  "--skip-damaged", "--json").json?.objectValue)
+        #expect(skipped["missing_packs"] == .array([.string(goneID)]) && skipped["damaged_packs"] == .array([]), "\(skipped)")
+        let said = try await d.ok("backup", "restore", "latest", "--repo", repo, "--into", dir.path + "/t", "--skip-damaged")
+        #expect(said.stdout.contains("1 pack the index names is missing from the target") && !said.stdout.contains("failed its check"),
+                "\(said.stdout)")
         let next = try #require(try await d.ok("backup", "now", "--repo", repo, "--json").json?.objectValue)
         guard case .int(let again) = next["chunks_rewritten_from_damaged_packs"] ?? .null else { Issue.record("\(next)"); return }
         #expect(again > 0, "\(next)")
         let whole = try #require(try await d.ok("backup", "restore", "latest", "--repo", repo, "--into", dir.path + "/w", "--json")
             .json?.objectValue)
         #expect(whole["records_missing"] == .int(0) && whole["skipped_chunks"] == .int(0), "\(whole)")
+        // Every pack gone: nothing can be read, and an empty device is no restore.
+        for p in (FileManager.default.enumerator(atPath: dir.path + "/repo/data")?.allObjects as? [String] ?? []) where p.count > 60 {
+            try FileManager.default.removeItem(atPath: dir.path + "/repo/data/" + p)
+        }
+        let none = try await d.run("backup", "restore", "latest", "--repo", repo, "--into", dir.path + "/none", "--skip-damaged")
+        #expect(none.status == 1 && none.stderr.contains("no record of snapshot") && none.stderr.contains("nothing was written"),
+                "\(none.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/none"))
+    }
+
+    /// A record larger than a chunk spans several: when one of them cannot be read, the others
+    /// that hold only the rest of the lost records are counted as passed over, not as unreadable.
+    @Test func chunksHoldingOnlyTheRestOfALostRecordAreCountedApart() async throws {
+        let d = Device(data: dir.path + "/d")
+        try await d.ok("init")
+        var lines = ""
+        var k: UInt64 = 0x2545_F491_4F6C_DD1D
+        for i in 0..<12 {
+            // 300 KB of text that does not compress to nothing, so each record spans several chunks.
+            var text = ""
+            while text.utf8.count < 300_000 { k = k &* 6364136223846793005 &+ 1442695040888963407; text += String(k >> 20, radix: 36) + " " }
+            lines += #"{"collection":"memories","id":"big\#(i)","fields":{"text":"\#(text)"}}"# + "\n"
+        }
+        try lines.write(toFile: dir.path + "/big.jsonl", atomically: true, encoding: .utf8)
+        // (No --format: a first line longer than the 64 KiB the format is told from is still JSON Lines.)
+        try await d.ok("import", dir.path + "/big.jsonl")
+        let repo = "local:" + dir.path + "/repo"
+        try await d.ok("backup", "init", "--repo", repo, "--pack-size", "131072")
+        try await d.ok("backup", "now", "--repo", repo)
+        let packs = (FileManager.default.enumerator(atPath: dir.path + "/repo/data")?.allObjects as? [String] ?? [])
+            .filter { $0.count > 60 }.sorted()
+        #expect(packs.count >= 4)
+        // Each pack damaged in turn (and put back): one blob is unreadable each time; where the
+        // chunk after it holds only the rest of a lost record, that one is passed over, not counted unreadable.
+        var passedOver = 0
+        for (i, pack) in packs.enumerated() {
+            let victim = dir.path + "/repo/data/" + pack
+            let intact = try Data(contentsOf: URL(fileURLWithPath: victim))
+            var bytes = intact
+            bytes[bytes.count / 4] ^= 0x01
+            try bytes.write(to: URL(fileURLWithPath: victim))
+            let skipped = try #require(try await d.ok("backup", "restore", "latest", "--repo", repo, "--into", dir.path + "/r\(i)",
+                                                      "--skip-damaged", "--json").json?.objectValue)
+            try intact.write(to: URL(fileURLWithPath: victim))
+            #expect(skipped["skipped_chunks"] == .int(1), "one blob does not open: \(skipped)")
+            guard case .int(let over) = skipped["chunks_passed_over"] ?? .null, case .int(let lost) = skipped["records_missing"] ?? .null else {
+                Issue.record("\(skipped)"); return
+            }
+            #expect(lost >= 1, "\(skipped)")
+            passedOver += Int(over)
+            if passedOver > 0 { break }
+        }
+        #expect(passedOver > 0, "some chunk after a damaged one holds only the rest of a record")
     }
 
     @Test func backupKilledMidwayLeavesAValidRepositoryAndTheRerunReusesItsPacks() async throws {

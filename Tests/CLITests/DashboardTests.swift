@@ -215,8 +215,18 @@ import Testing
         #expect(none?["snapshots"] == .array([]) && none?["error"]?.stringValue?.contains("Backup now") == true, "\(String(describing: none))")
         let made = try await agent.api("POST", "/v1/backups", [:]).objectValue?["targets"]?.arrayValue?.first?.objectValue
         let snapshot = try #require(made?["snapshot"]?.stringValue)
+        #expect(made?["warning"] == .null, "\(String(describing: made))")
         let listed = try await agent.api("GET", "/v1/backups/snapshots").objectValue?["targets"]?.arrayValue?.first?.objectValue
         #expect(listed?["snapshots"]?.arrayValue?.compactMap { $0.objectValue?["id"]?.stringValue } == [snapshot])
+        // What a backup warns of reaches the one who asked for it, and status, not only the log.
+        let repoID = try #require(try FileManager.default.contentsOfDirectory(atPath: d.data + "/backup-cache").first { !$0.contains(".") })
+        try FileManager.default.createDirectory(atPath: d.data + "/backup-damage", withIntermediateDirectories: true)
+        try "not a pack\n".write(toFile: d.data + "/backup-damage/" + repoID, atomically: true, encoding: .utf8)
+        let warned = try await agent.api("POST", "/v1/backups", [:]).objectValue?["targets"]?.arrayValue?.first?.objectValue
+        #expect(warned?["warning"]?.stringValue?.contains("has 1 line that is not a pack ID") == true, "\(String(describing: warned))")
+        let status = try await agent.api("GET", "/v1/status").objectValue?["backup"]?.objectValue
+        #expect(status?["warning"]?.stringValue?.contains("not a pack ID") == true, "\(String(describing: status))")
+        try FileManager.default.removeItem(atPath: d.data + "/backup-damage/" + repoID)
         let verified = try await agent.api("POST", "/v1/backups/verify", ["target": .string(repo), "read_data": true]).objectValue
         #expect(verified?["ok"] == .bool(true) && verified?["packs_read"] != .int(0))
         for body: Value in [["target": "local:/etc"], ["target": .string(repo), "read_data": "yes"], [:]] {

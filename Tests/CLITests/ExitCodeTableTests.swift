@@ -92,6 +92,7 @@ import Testing
         (["backup", "restore", "latest", "--data", "$D"], 2, "exactly one of"),
         (["backup", "forget", "--repo", "local:$TMP/none", "--data", "$D"], 2, "--keep"),
         (["backup", "forget", "--keep-last", "-1", "--repo", "local:$TMP/none", "--data", "$D"], 2, "must be 0 or more"),
+        (["backup", "forget", "--keep-within", "-7d", "--repo", "local:$TMP/none", "--data", "$D"], 2, "--keep-within takes a duration"),
         (["backup", "prune", "--repo", "local:$TMP/none", "--data", "$D"], 2, "no backup repository"),
         (["export", "$TMP", "--data", "$D"], 2, "is a folder; give a file name"),
         (["backup", "now", "--repo", "local:$D/backups-here", "--data", "$D"], 2, "inside the HubSync data directory"),
