@@ -279,9 +279,14 @@ public enum KnownDamage {
     /// read and found whole, and keeps the others. Returns why the list could not be written.
     static func remember(_ damaged: Set<BlobID>, read: Set<BlobID>, readAll: Bool, besideCache cacheFolder: String,
                          repository: String) -> String? {
+        let known = readAll ? damaged : packs(besideCache: cacheFolder, repository: repository).packs.subtracting(read).union(damaged)
+        return keep(known, besideCache: cacheFolder, repository: repository)
+    }
+
+    /// Writes the list as exactly `known` (removes it when empty); returns why it could not.
+    static func keep(_ known: Set<BlobID>, besideCache cacheFolder: String, repository: String) -> String? {
         let dir = folder(besideCache: cacheFolder)
         let file = path(besideCache: cacheFolder, repository: repository)
-        let known = readAll ? damaged : packs(besideCache: cacheFolder, repository: repository).packs.subtracting(read).union(damaged)
         do {
             var info = stat()
             let there = lstat(file, &info) == 0

@@ -56,7 +56,7 @@ extension Repository {
         // names every pack there is).
         if let folder = cacheFolder, let listed = known?.packs, index.damagedFiles.isEmpty, index.unreadable.isEmpty {
             let gone = listed.filter { index.packs[$0] == nil }
-            if !gone.isEmpty, let problem = KnownDamage.remember([], read: gone, readAll: false, besideCache: folder, repository: id) {
+            if !gone.isEmpty, let problem = KnownDamage.keep(listed.subtracting(gone), besideCache: folder, repository: id) {
                 known?.problem = problem
             }
         }

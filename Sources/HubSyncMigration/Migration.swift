@@ -20,7 +20,8 @@ public enum Migration {
         }
         guard !isFolder.boolValue else { throw MigrationError(file: displayName, "is a folder; give a file (or - for standard input)") }
         let head: [UInt8]
-        do { head = try readHead(path, count: 1 << 16) } catch { throw MigrationError(file: displayName, error.message) }
+        let headSize = 1 << 16
+        do { head = try readHead(path, count: headSize) } catch { throw MigrationError(file: displayName, error.message) }
         guard !head.isEmpty else {
             throw MigrationError(file: displayName, "the file is empty: there is nothing to import")
         }
@@ -35,7 +36,7 @@ public enum Migration {
         // JSON Lines: HubSync's own or a SillyTavern chat, told by the first line. A line may be
         // longer than the head (a record of a few hundred KB): up to 4 MiB is read for it.
         var lines = head
-        if head[start] == UInt8(ascii: "{"), !head[start...].contains(0x0A), head.count == 1 << 16 {
+        if head[start] == UInt8(ascii: "{"), !head[start...].contains(0x0A), head.count == headSize {
             do { lines = try readHead(path, count: 4 << 20) } catch { throw MigrationError(file: displayName, error.message) }
         }
         let firstLine = lines[start...].prefix { $0 != 0x0A }

@@ -146,16 +146,18 @@ struct BackupRestoreCommand: ParsableCommand {
         var text = "\(missing) of \(snap.records) records \(missing == 1 ? "is" : "are") missing"
         // Where they were, in the order `hubsync list` gives (collection, then ID).
         if missing > 0, case .array(let ranges) = o["lost_between"] ?? .null, !ranges.isEmpty {
-            let said = ranges.prefix(3).compactMap(\.objectValue).map { r -> String? in
-                switch (r["after"]?.stringValue, r["before"]?.stringValue) {
+            let shown = ranges.prefix(3)
+            let said = shown.compactMap { r -> String? in
+                switch (r.objectValue?["after"]?.stringValue, r.objectValue?["before"]?.stringValue) {
                 case (let a?, let b?): "between \(a) and \(b)"
                 case (let a?, nil): "after \(a)"
                 case (nil, let b?): "before \(b)"
                 case (nil, nil): nil
                 }
             }
-            if !said.isEmpty, said.allSatisfy({ $0 != nil }) {
-                text += ": those " + said.map { $0! }.joined(separator: ", ")
+            // A stretch with neither end (every chunk lost) says nothing the count does not.
+            if said.count == shown.count {
+                text += ": those " + said.joined(separator: ", ")
                     + (ranges.count > 3 ? " and in \(ranges.count - 3) more stretches (--json lists them)" : "")
                     + " in collection and ID order, the records named being read"
             }
@@ -181,12 +183,8 @@ struct BackupRestoreCommand: ParsableCommand {
                 + "none this restore could open): the new device is in no household; pair it with `hubsync pair join`, "
                 + "or restore again with --recovery-key to give it the household's secrets\n").utf8))
         }
-        return ["into": .string(dir.path), "device_id": .string(made.deviceID.description),
-                "records": .int(Int64(made.report.records)), "skipped_chunks": .int(Int64(made.report.skippedChunks.count)),
-                "lost_between": made.report.lostBetweenJSON, "chunks_passed_over": .int(Int64(made.report.chunksPassedOver)),
-                "missing_packs": .array(made.report.missingPacks.map { .string($0.hex) }),
-                "chunks_from_copies": .int(Int64(made.report.chunksFromCopies)),
-                "damaged_packs": .array(made.report.damagedPacks.map { .string($0.hex) }),
+        let answer: [String: Value] = ["into": .string(dir.path), "device_id": .string(made.deviceID.description),
+                "records": .int(Int64(made.report.records)),
                 "clock_hlc": .string(made.clock.description),
                 // Which household key the device took (its epoch and fingerprint), or null.
                 "household_key_epoch": made.household.map { .int(Int64($0.epoch)) } ?? .null,
@@ -195,6 +193,7 @@ struct BackupRestoreCommand: ParsableCommand {
                 "household_key_id": made.household.map {
                     .string(Hex.encode(Blake2b.hash("hubsync-key-id", outputLength: 16, key: $0.groupKey).prefix(8)))
                 } ?? .null]
+        return .object(answer.merging(made.report.damageJSON) { a, _ in a })
     }
 
     /// Merges into or reverts this device's stores; writes go through the agent when one runs.
@@ -293,15 +292,11 @@ struct BackupRestoreCommand: ParsableCommand {
                         + (only.map { "for \($0)" } ?? "for \(plural(report.records, "record"))"))
         var answer: [String: Value] = ["mode": .string(merge ? "merge" : "revert"), "records": .int(Int64(report.records)),
                 "writes": .int(Int64(writes)), "through_agent": .bool({ if case .agent = writer { true } else { false } }()),
-                "skipped_chunks": .int(Int64(report.skippedChunks.count)), "chunks_from_copies": .int(Int64(report.chunksFromCopies)),
-                "lost_between": report.lostBetweenJSON, "chunks_passed_over": .int(Int64(report.chunksPassedOver)),
-                "missing_packs": .array(report.missingPacks.map { .string($0.hex) }),
-                "damaged_packs": .array(report.damagedPacks.map { .string($0.hex) }),
                 "left_out_other_household": .int(Int64(leftOut)),
                 "left_as_they_are": .int(Int64(leftAsTheyAre)),
                 "deleted_as_made_later": .bool(deletedAsMadeLater), "deleted_already": .bool(deletedAlready)]
         if let only { answer["record"] = .string("\(only)") }
-        return .object(answer)
+        return .object(answer.merging(report.damageJSON) { a, _ in a })
     }
 }
 
@@ -535,10 +530,16 @@ func ageText(_ seconds: Double) -> String {
 }
 
 extension ReadReport {
-    /// ``lostBetween`` for `--json`: `{"after": "collection/id" or null, "before": …}` each.
-    var lostBetweenJSON: Value {
-        .array(lostBetween.map { r in
-            .object(["after": r.after.map { .string("\($0)") } ?? .null, "before": r.before.map { .string("\($0)") } ?? .null])
-        })
+    /// What a restore could not read, as every restore's `--json` gives it: the unreadable chunks,
+    /// where the lost records were (`{"after": "collection/id" or null, "before": …}` each), the
+    /// chunks passed over, and the missing and damaged packs.
+    var damageJSON: [String: Value] {
+        ["skipped_chunks": .int(Int64(skippedChunks.count)), "chunks_from_copies": .int(Int64(chunksFromCopies)),
+         "lost_between": .array(lostBetween.map { r in
+             .object(["after": r.after.map { .string("\($0)") } ?? .null, "before": r.before.map { .string("\($0)") } ?? .null])
+         }),
+         "chunks_passed_over": .int(Int64(chunksPassedOver)),
+         "missing_packs": .array(missingPacks.map { .string($0.hex) }),
+         "damaged_packs": .array(damagedPacks.map { .string($0.hex) })]
     }
 }
