@@ -225,7 +225,7 @@ extension Repository {
             var out: [RecordState] = []
             out.reserveCapacity(raws.count)
             for raw in raws {
-                do { out.append(try CanonicalEncoding.decode(Array(raw))) } catch {
+                do { out.append(try raw.withUnsafeBytes { try CanonicalEncoding.decode($0) }) } catch {
                     throw BackupError(.damaged, "a record ending in chunk \(id.short) does not decode: \(error)")
                 }
             }

@@ -228,7 +228,7 @@ struct Reader {
         let n = Int(try u32())
         try need(n)
         let slice = UnsafeRawBufferPointer(rebasing: bytes[pos..<pos + n])
-        guard let s = String(validating: slice.bindMemory(to: UInt8.self), as: UTF8.self) else {
+        guard let s = UTF8Check.string(slice.bindMemory(to: UInt8.self)) else {
             throw error("string is not valid UTF-8")
         }
         pos += n

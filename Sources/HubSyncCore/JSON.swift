@@ -1,3 +1,5 @@
+import Glibc
+
 /// A JSON text could not be read: what was wrong, and where.
 public struct JSONError: Error, CustomStringConvertible, Sendable {
     public var message: String
@@ -279,7 +281,7 @@ struct Parser {
     /// The string's bytes as text; when they are not UTF-8, the error points at the first bad
     /// byte of the input (escapes are ASCII, so the input's own bytes from `offset` show it).
     func validated(_ buf: UnsafeBufferPointer<UInt8>, at offset: Int) throws(JSONError) -> String {
-        guard let s = String(validating: buf, as: UTF8.self) else {
+        guard let s = UTF8Check.string(buf) else {
             let bad = UTF8Check.firstInvalid(in: UnsafeBufferPointer(rebasing: bytes[offset..<min(pos + 1, bytes.count)])) ?? 0
             throw JSONError(message: "string is not valid UTF-8", offset: offset + bad)
         }
@@ -321,6 +323,18 @@ struct Parser {
 
 /// Finds where bytes stop being UTF-8.
 public enum UTF8Check {
+    /// The bytes as a string, or nil when they are not UTF-8. Decoding repairs what is not UTF-8
+    /// (with U+FFFD, itself valid), so the bytes are UTF-8 exactly when the result has the same
+    /// bytes. Unlike `String(validating:as:)`, generic over the encoding, whose metadata lookups
+    /// showed in profiles of a restore and an import, this is specialised.
+    public static func string(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
+        var s = String(decoding: bytes, as: UTF8.self)
+        let same = s.withUTF8 { out in
+            out.count == bytes.count && (out.isEmpty || memcmp(out.baseAddress!, bytes.baseAddress!, out.count) == 0)
+        }
+        return same ? s : nil
+    }
+
     /// The offset of the first byte that does not start (or continue) a well-formed UTF-8
     /// sequence (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF); nil when all are.
     public static func firstInvalid(in bytes: UnsafeBufferPointer<UInt8>) -> Int? {
