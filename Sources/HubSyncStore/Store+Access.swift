@@ -130,6 +130,11 @@ extension Store {
                 + "a write is all or nothing, so none was left half done", cause: e)
         case let e as CanonicalDecodingError:
             StoreError(.damaged, "\(e); the store file is damaged — restore it from a backup or a peer", cause: e)
+        case let e as RowDecodingError:
+            // A STRICT table's NOT NULL column read as NULL: a page cut short or overwritten.
+            StoreError(.damaged, "the store at \(path) is damaged (a row does not hold what its table says: \(e)); run "
+                + "`hubsync repair` to rebuild it under this device's identity, from a backup, from the household's peers, "
+                + "or from what can still be read", cause: e)
         default: .sqlite(error, path: path, doing: "using")
         }
     }

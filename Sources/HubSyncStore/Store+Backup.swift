@@ -75,8 +75,9 @@ public struct BackupReader {
 
     private func storedChanges(_ clause: String, _ arguments: StatementArguments) throws -> [StoredChange] {
         try Row.fetchAll(db, sql: "SELECT collection, id, seq, digest FROM records " + clause, arguments: arguments).map { row in
-            let digest: Data = row[3]
-            return StoredChange(key: RecordKey(collection: row[0], id: row[1]), sequence: row[2], digest: [UInt8](digest))
+            let digest: Data = try row.decode(atIndex: 3)
+            return StoredChange(key: RecordKey(collection: try row.decode(atIndex: 0), id: try row.decode(atIndex: 1)),
+                                sequence: try row.decode(atIndex: 2), digest: [UInt8](digest))
         }
     }
 
@@ -84,15 +85,15 @@ public struct BackupReader {
     public func sequenceAndDigest(of key: RecordKey) throws -> (sequence: Int64, digest: [UInt8])? {
         guard let row = try Row.fetchOne(db, sql: "SELECT seq, digest FROM records WHERE collection = ? AND id = ?",
                                          arguments: [key.collection, key.id]) else { return nil }
-        let digest: Data = row[1]
-        return (row[0], [UInt8](digest))
+        let digest: Data = try row.decode(atIndex: 1)
+        return (try row.decode(atIndex: 0), [UInt8](digest))
     }
 
     /// The keys of the records changed after `sequence` (written, merged or deleted), in store order.
     public func changedKeys(since sequence: Int64) throws -> [RecordKey] {
         let cursor = try Row.fetchCursor(db, sql: "SELECT collection, id FROM records WHERE seq > ?", arguments: [sequence])
         var keys: [RecordKey] = []
-        while let row = try cursor.next() { keys.append(RecordKey(collection: row[0], id: row[1])) }
+        while let row = try cursor.next() { keys.append(RecordKey(collection: try row.decode(atIndex: 0), id: try row.decode(atIndex: 1))) }
         return keys.sorted()
     }
 
@@ -115,9 +116,9 @@ public struct BackupReader {
         let statement = try db.cachedStatement(sql: "SELECT collection, id, alive, state FROM records\(filter) ORDER BY collection, id")
         let cursor = try Row.fetchCursor(statement, arguments: arguments)
         while let row = try cursor.next() {
-            let collection: String = row[0]
-            let id: String = row[1]
-            let alive: Bool = row[2]
+            let collection: String = try row.decode(atIndex: 0)
+            let id: String = try row.decode(atIndex: 1)
+            let alive: Bool = try row.decode(atIndex: 2)
             try row.withUnsafeData(atIndex: 3) { data in
                 guard let data else { return }
                 try data.withUnsafeBytes { try body(collection, id, alive, $0) }

@@ -144,9 +144,9 @@ extension Store {
     }
 
     static func peer(from row: Row) throws -> PeerRecord {
-        PeerRecord(device: try DeviceID(hex: row["device"]), address: row["address"],
-                   added: UInt64(max(0, row["added"] as Int64)), theirEpoch: row["their_epoch"],
-                   theirSequence: row["their_seq"], ackedSequence: row["acked_seq"],
-                   lastSync: UInt64(max(0, row["last_sync"] as Int64)))
+        PeerRecord(device: try DeviceID(hex: try row.decode(forColumn: "device")), address: try row.decode(forColumn: "address"),
+                   added: UInt64(max(0, try row.decode(Int64.self, forColumn: "added"))), theirEpoch: try row.decode(forColumn: "their_epoch"),
+                   theirSequence: try row.decode(forColumn: "their_seq"), ackedSequence: try row.decode(forColumn: "acked_seq"),
+                   lastSync: UInt64(max(0, try row.decode(Int64.self, forColumn: "last_sync"))))
     }
 }

@@ -49,7 +49,7 @@ extension Store.Read {
         .init { _, db in
             var out: [String: Int] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT collection, alive AS n FROM record_counts WHERE alive > 0") {
-                out[row["collection"]] = row["n"]
+                out[try row.decode(String.self, forColumn: "collection")] = try row.decode(Int.self, forColumn: "n")
             }
             return out
         }
@@ -66,9 +66,9 @@ extension Store.Read {
             var bad: [RecordKey] = []
             let cursor = try Row.fetchCursor(db, sql: "SELECT collection, id, state, digest FROM records")
             while let row = try cursor.next() {
-                let state = [UInt8](row["state"] as Data)
-                if CanonicalEncoding.digest(of: state) != [UInt8](row["digest"] as Data) {
-                    bad.append(RecordKey(collection: row["collection"], id: row["id"]))
+                let state = [UInt8](try row.decode(Data.self, forColumn: "state"))
+                if CanonicalEncoding.digest(of: state) != [UInt8](try row.decode(Data.self, forColumn: "digest")) {
+                    bad.append(RecordKey(collection: try row.decode(forColumn: "collection"), id: try row.decode(forColumn: "id")))
                 }
             }
             return bad
@@ -136,9 +136,10 @@ extension Store {
     static func changes(_ db: Database, after sequence: Int64, limit: Int) throws -> [ChangeEvent] {
         try Row.fetchAll(db, sql: "SELECT seq, state, digest, echo_of, source FROM records WHERE seq > ? ORDER BY seq LIMIT ?",
                          arguments: [sequence, limit]).map { row in
-            let origin: String? = row["source"]
-            var e = ChangeEvent(sequence: row["seq"], state: try CanonicalEncoding.decode([UInt8](row["state"] as Data)),
-                                origin: origin == nil ? .local : .remote, digest: [UInt8](row["digest"] as Data))
+            let origin: String? = try row.decode(forColumn: "source")
+            var e = ChangeEvent(sequence: try row.decode(forColumn: "seq"),
+                                state: try CanonicalEncoding.decode([UInt8](try row.decode(Data.self, forColumn: "state"))),
+                                origin: origin == nil ? .local : .remote, digest: [UInt8](try row.decode(Data.self, forColumn: "digest")))
             e.source = origin.flatMap { try? DeviceID(hex: $0) }
             if let echo: String = row["echo_of"], let device = try? DeviceID(hex: echo) {
                 e.source = device
@@ -169,8 +170,9 @@ extension Store.Read {
             var out: [(key: RecordKey, updated: Timestamp, digest: [UInt8])] = []
             let cursor = try Row.fetchCursor(db, sql: "SELECT collection, id, updated, digest FROM records")
             while let row = try cursor.next() {
-                out.append((RecordKey(collection: row[0], id: row[1]),
-                            Timestamp(rawValue: UInt64(bitPattern: row[2])), [UInt8](row[3] as Data)))
+                out.append((RecordKey(collection: try row.decode(atIndex: 0), id: try row.decode(atIndex: 1)),
+                            Timestamp(rawValue: UInt64(bitPattern: try row.decode(atIndex: 2))),
+                            [UInt8](try row.decode(Data.self, atIndex: 3))))
             }
             return out
         }
