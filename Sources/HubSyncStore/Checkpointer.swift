@@ -9,17 +9,19 @@ import Logging
 /// SQLite's default checkpoints inside the commit that takes the WAL past 1,000 pages: the
 /// writing thread copies those pages into the file and syncs it. On an import of 100k records
 /// that was about an eighth of the writer's time. Here the writer's connection has a WAL hook
-/// instead (``install(on:)``): past `soonPages` it wakes this thread, which checkpoints on a
-/// connection of its own (PASSIVE: it never blocks the writer or a reader); past
-/// `nowPages` (the thread is behind) the committing thread checkpoints itself, as SQLite
-/// would. The WAL is bounded as with SQLite's own checkpoints: no checkpoint gets past the
+/// instead (``install(on:)``): past `soonBytes` of WAL it wakes this thread, which checkpoints on
+/// a connection of its own (PASSIVE: it never blocks the writer or a reader); past
+/// `nowBytes` (the thread is behind) the committing thread checkpoints itself, as SQLite
+/// would. The bounds are in bytes, so a store's page size does not change them. The WAL is bounded as with SQLite's own checkpoints: no checkpoint gets past the
 /// snapshot of a reader still open, so a long read lets it grow until the read ends.
 /// The thread and its connection are made on the first wake; ``stop()`` ends them.
 final class Checkpointer: @unchecked Sendable {
-    /// WAL pages past which a commit wakes the thread (SQLite's own default threshold).
-    private var soonPages: Int32 = 1000
-    /// WAL pages past which a commit checkpoints on its own thread (about 32 MiB).
-    private var nowPages: Int32 = 8000
+    /// WAL bytes past which a commit wakes the thread (SQLite's own default: 1,000 pages of 4 KiB).
+    private var soonBytes = Checkpointer.sqliteDefaultBytes
+    /// WAL bytes past which a commit checkpoints on its own thread.
+    private var nowBytes = 32 << 20
+    /// SQLite's automatic checkpoint threshold, 1,000 pages, in the default page size.
+    static let sqliteDefaultBytes = 1000 * 4096
 
     let path: String
     let logger: Logger
@@ -40,36 +42,43 @@ final class Checkpointer: @unchecked Sendable {
     /// SQLite's own would, whatever order the store's parts are torn down in.
     final class HookTarget: @unchecked Sendable {
         weak var checkpointer: Checkpointer?
-        init(_ checkpointer: Checkpointer) { self.checkpointer = checkpointer }
+        /// The store's page size: the hook is told the WAL's length in pages.
+        let pageSize: Int
+        init(_ checkpointer: Checkpointer, pageSize: Int) {
+            self.checkpointer = checkpointer
+            self.pageSize = pageSize
+        }
     }
 
     /// Replaces SQLite's automatic checkpoints on `db` (the store's writer) with this one's.
-    func install(on db: Database) {
+    func install(on db: Database) throws {
         guard let connection = db.sqliteConnection else { return }
+        let pageSize = max(512, try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 4096)
         sqlite3_wal_hook(connection, { context, connection, name, pages in
             guard let context else { return SQLITE_OK }
             let target = Unmanaged<HookTarget>.fromOpaque(context).takeUnretainedValue()
-            let (soon, now) = target.checkpointer?.thresholds ?? (.max, 1000)
-            if pages >= now {
+            let (soon, now) = target.checkpointer?.thresholds ?? (.max, Checkpointer.sqliteDefaultBytes)
+            let bytes = Int(pages) * target.pageSize
+            if bytes >= now {
                 sqlite3_wal_checkpoint_v2(connection, name, SQLITE_CHECKPOINT_PASSIVE, nil, nil)
-            } else if pages >= soon {
+            } else if bytes >= soon {
                 target.checkpointer?.wake()
             }
             return SQLITE_OK
-        }, Unmanaged.passRetained(HookTarget(self)).toOpaque())
+        }, Unmanaged.passRetained(HookTarget(self, pageSize: pageSize)).toOpaque())
     }
 
-    /// When a commit wakes the thread and when it checkpoints itself, in WAL pages.
-    var thresholds: (soon: Int32, now: Int32) {
+    /// When a commit wakes the thread and when it checkpoints itself, in bytes of WAL.
+    var thresholds: (soon: Int, now: Int) {
         get {
             condition.lock()
             defer { condition.unlock() }
-            return (soonPages, nowPages)
+            return (soonBytes, nowBytes)
         }
         set {
             condition.lock()
             defer { condition.unlock() }
-            (soonPages, nowPages) = newValue
+            (soonBytes, nowBytes) = newValue
         }
     }
 
@@ -124,8 +133,8 @@ final class Checkpointer: @unchecked Sendable {
         }
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX
         guard sqlite3_open_v2(path, &connection, flags, nil) == SQLITE_OK, let connection else {
-            // The writer checkpoints past 1,000 pages, as SQLite's own checkpoints do.
-            thresholds = (.max, 1000)
+            // The writer checkpoints where SQLite's own checkpoints would.
+            thresholds = (.max, Checkpointer.sqliteDefaultBytes)
             logger.warning("checkpoints stay with the writer: the store could not be opened a second time",
                            metadata: ["path": "\(path)", "error": "\(connection.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory")"])
             return
@@ -148,7 +157,7 @@ final class Checkpointer: @unchecked Sendable {
                 condition.unlock()
             }
             if code != SQLITE_OK, code != SQLITE_BUSY {
-                // The writer checkpoints itself past nowPages; the store's own reads and writes
+                // The writer checkpoints itself past nowBytes; the store's own reads and writes
                 // report damage.
                 logger.warning("background checkpoint failed", metadata: ["path": "\(path)", "error": "\(String(cString: sqlite3_errmsg(connection)))"])
             }

@@ -39,8 +39,8 @@ import Testing
 
     @Test func aWriterWhoseThreadIsBehindCheckpointsItself() throws {
         let store = try makeStore(dir)
-        // The thread is never woken; past 300 pages each commit checkpoints on the writer.
-        store.checkpointer!.thresholds = (soon: .max, now: 300)
+        // The thread is never woken; past 1.2 MB each commit checkpoints on the writer.
+        store.checkpointer!.thresholds = (soon: .max, now: 300 * 4096)
         let path = store.path
         try fill(store, count: 6000)
         // Right after the writes, with no thread: the file has the pages, and the WAL (about

@@ -59,3 +59,37 @@ import Testing
         }
     }
 }
+
+/// The store's page size: 16 KiB for a new store; a store made with other pages keeps them.
+@Suite struct StorePageSizeTests {
+    let dir = TemporaryDirectory()
+
+    /// The page size a SQLite file's header gives (bytes 16 and 17, big-endian).
+    func pageSize(_ path: String) throws -> Int {
+        let header = try #require(FileManager.default.contents(atPath: path)).prefix(18)
+        return Int(header[16]) << 8 | Int(header[17])
+    }
+
+    @Test func aNewStoreHas16KiBPagesAndAnOlderOneKeepsItsOwn() throws {
+        let store = try makeStore(dir, name: "new")
+        try store.apply(.put(key("memories", "m1"), ["text": "one"]))
+        #expect(try pageSize("\(dir.path)/new.sqlite") == 16384)
+
+        // A file with 4 KiB pages, as stores made before were, by SQLite itself (Python's module).
+        let old = "\(dir.path)/old.sqlite"
+        let python = Process()
+        python.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        python.arguments = ["-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('PRAGMA page_size = 4096'); "
+            + "c.execute('PRAGMA journal_mode = WAL'); c.execute('CREATE TABLE t (a)'); c.commit(); c.close()", old]
+        try python.run()
+        python.waitUntilExit()
+        #expect(python.terminationStatus == 0)
+        #expect(try pageSize(old) == 4096)
+        let reopened = try Store(path: old, device: device(1))
+        #expect(try reopened.get(key("memories", "m0")) == nil)
+        try reopened.apply((0..<50).map { .put(key("memories", "m\($0)"), ["text": .string(String(repeating: "x", count: 2000))]) })
+        #expect(try reopened.counts()["memories"] == 50)
+        #expect(try reopened.integrityCheck() == "ok")
+        #expect(try pageSize(old) == 4096)
+    }
+}
