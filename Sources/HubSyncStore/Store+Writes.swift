@@ -172,6 +172,9 @@ extension Store {
 enum RecordSQL {
     /// A record's row by key: its rowid too, so an update needs no second key lookup.
     static let load = "SELECT rowid, state FROM records WHERE collection = ? AND id = ?"
+    /// The greatest ID of a collection, by the primary key's index (SQLite's BINARY order: the
+    /// UTF-8 bytes compared as unsigned, a prefix first).
+    static let greatestID = "SELECT id FROM records WHERE collection = ? ORDER BY id DESC LIMIT 1"
     static let insert = """
         INSERT INTO records (collection, id, state, digest, alive, updated, seq, conflicts, echo_of, source)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -213,10 +216,24 @@ struct StoredRecord {
 extension TransactionContext {
     /// The record's row, state and canonical bytes as stored, or nil when it was never written.
     mutating func load(_ key: RecordKey, db: Database) throws -> StoredRecord? {
+        if try isBeyondGreatestID(key, db: db) { return nil }
         if loadStatement == nil { loadStatement = try db.cachedStatement(sql: RecordSQL.load) }
         guard let row = try RecordStatements.load(key, with: loadStatement!) else { return nil }
         guard !row.bytes.isEmpty else { throw CanonicalDecodingError(message: "record \(key) has no state", offset: 0) }
         return StoredRecord(rowid: row.rowid, state: try CanonicalEncoding.decode(row.bytes), bytes: row.bytes)
+    }
+
+    /// Whether `key`'s ID sorts after every ID its collection holds, so that it has no row.
+    mutating func isBeyondGreatestID(_ key: RecordKey, db: Database) throws -> Bool {
+        let greatest: String?
+        if let known = greatestID[key.collection] {
+            greatest = known
+        } else {
+            greatest = try String.fetchOne(db.cachedStatement(sql: RecordSQL.greatestID), arguments: [key.collection])
+            greatestID[key.collection] = .some(greatest)
+        }
+        guard let greatest else { return true }
+        return greatest.utf8.lexicographicallyPrecedes(key.id.utf8)
     }
 
     /// Writes the state with the next sequence number over `stored` (its row is updated in place,
@@ -259,6 +276,9 @@ extension TransactionContext {
         } else {
             if insertStatement == nil { insertStatement = try RecordStatements.prepared(RecordSQL.insert, in: db) }
             try RecordStatements.insert(state.key, columns, with: insertStatement!)
+            if let known = greatestID[state.key.collection], known.map({ $0.utf8.lexicographicallyPrecedes(state.key.id.utf8) }) ?? true {
+                greatestID[state.key.collection] = .some(state.key.id)
+            }
         }
         if stored?.state.isAlive ?? false != state.isAlive { liveChange[state.key.collection, default: 0] += state.isAlive ? 1 : -1 }
         events.append(event)

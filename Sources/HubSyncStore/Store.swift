@@ -147,6 +147,11 @@ struct TransactionContext {
     var loadStatement: Statement?
     var insertStatement: Statement?
     var updateStatement: Statement?
+    /// Per collection, an ID at least as great as any the table holds (nil: the collection has no
+    /// row), read once per transaction and moved by each insert: a key past it has no row, so an
+    /// import or restore writing keys in order reads none of them first. Only this transaction
+    /// writes while it runs, and HubSync deletes no row, so the bound only ever errs high.
+    var greatestID: [String: String?] = [:]
 
     init(store: Store, lastSequence: Int64, wallMillis: UInt64) {
         self.store = store

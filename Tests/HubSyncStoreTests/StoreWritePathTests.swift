@@ -58,6 +58,35 @@ import Testing
             #expect(CanonicalEncoding.encode(sa) == CanonicalEncoding.encode(sb))
         }
     }
+
+    /// A key past the greatest ID its collection holds is written without reading it first: keys
+    /// out of order, repeated in one transaction, in two collections taken in turn, and IDs whose
+    /// UTF-8 order differs from their first letters' (capitals, a prefix, non-ASCII) each stay one
+    /// row at their latest write, in one transaction and in the next.
+    @Test func keysInAnyOrderStayOneRowEach() throws {
+        let store = try makeStore(dir, name: "order", device: 1)
+        let ids = ["b", "a", "c", "ca", "c\u{e9}", "cz", "\u{1F600}", "Z", "c", "b", "\u{1F600}"]
+        try store.apply(ids.enumerated().flatMap { i, id in
+            [RecordOperation.put(key("memories", id), ["text": .string("first \(i)")]),
+             .put(key("personas", id), ["name": .string("p\(i)")])]
+        })
+        // The next transaction: an existing key below the greatest, a new one below it, one past it.
+        try store.apply([.put(key("memories", "a"), ["text": "again"]), .put(key("memories", "bb"), ["text": "new below"]),
+                         .put(key("memories", "\u{1F601}"), ["text": "new past"]), .put(key("personas", "Z"), ["name": "again"])])
+        try store.merge([try #require(try store.get(key("memories", "c")))])
+        let distinct = Set(ids)
+        #expect(try store.counts()["memories"] == distinct.count + 2)
+        #expect(try store.counts()["personas"] == distinct.count)
+        #expect(try store.digests().count == 2 * distinct.count + 2)
+        #expect(try store.integrityCheck() == "ok")
+        #expect(try store.get(key("memories", "c"))?.visibleFields["text"] == "first 8")
+        #expect(try store.get(key("memories", "b"))?.visibleFields["text"] == "first 9")
+        #expect(try store.get(key("memories", "\u{1F600}"))?.visibleFields["text"] == "first 10")
+        #expect(try store.get(key("memories", "a"))?.visibleFields["text"] == "again")
+        #expect(try store.get(key("memories", "bb"))?.visibleFields["text"] == "new below")
+        #expect(try store.get(key("personas", "Z"))?.visibleFields["name"] == "again")
+        #expect(try store.list("memories").map(\.key.id) == ["Z", "a", "b", "bb", "c", "ca", "cz", "c\u{e9}", "\u{1F600}", "\u{1F601}"])
+    }
 }
 
 /// The store's page size: 16 KiB for a new store; a store made with other pages keeps them.
