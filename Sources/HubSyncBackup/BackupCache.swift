@@ -313,6 +313,12 @@ public enum KnownDamage {
 }
 
 extension Repository {
+    /// The packs of this repository that this device's last verify reading data found damaged, as
+    /// listed beside `cacheFolder` (``KnownDamage``), and why the list could not be read whole.
+    public func knownDamage(cacheFolder: String) -> (packs: Set<BlobID>, problem: String?) {
+        KnownDamage.packs(besideCache: cacheFolder, repository: id)
+    }
+
     /// Remembers beside `cacheFolder` (the data directory's `backup-cache`) the packs `report`
     /// found damaged, for this device's next backups (``KnownDamage``). Only a verify that read data
     /// (`readData`; `subset` when it read part) tells; returns why the list could not be written.

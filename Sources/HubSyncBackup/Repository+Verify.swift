@@ -24,7 +24,12 @@ extension Repository {
     /// Checks the repository: index files, snapshots, and that every chunk a snapshot needs is in
     /// a pack that exists. With `readData`, also reads packs (all, or subset N of M by the pack
     /// ID's first byte) and checks each file's hash, header and every blob.
-    public func verify(readData: Bool, subset: (n: Int, of: Int)? = nil,
+    ///
+    /// `knownDamaged` are the packs an earlier verify that read data found damaged
+    /// (``knownDamage(cacheFolder:)``): one this verify does not read again still counts as
+    /// damaged, each of its chunks as lost unless another pack holds it, so that a verify without
+    /// `readData` does not call a repository sound that this device knows is not.
+    public func verify(readData: Bool, subset: (n: Int, of: Int)? = nil, knownDamaged: Set<BlobID> = [],
                        progress: BackupProgress = { _, _, _ in }) throws(BackupError) -> VerifyReport {
         let lease = try lease(exclusive: false, holder: "verify")
         defer { lease.release() }
@@ -84,6 +89,9 @@ extension Repository {
                 try lease.renew()
                 progress("verify", i + 1, selected.count)
             }
+        }
+        for p in knownDamaged where damaged[p] == nil && index.packSizes[p] != nil && !report.packsReadIDs.contains(p) {
+            damaged[p] = "found so by an earlier `hubsync backup verify --read-data` on this device, not read again now"
         }
         // A chunk is lost to a snapshot when its blob does not open where the index puts it, and
         // no other pack holds a copy that does (a restore reads that copy). Packs not read here

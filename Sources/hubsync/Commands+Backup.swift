@@ -457,13 +457,16 @@ struct BackupVerifyCommand: ParsableCommand {
         let subset = try readDataSubset.map { try parseSubset($0) }
         let progress = ProgressReporter(json: options.output.json)
         let start = Date()
+        // The packs an earlier verify on this device found damaged count as damaged until read again.
+        let remembered = Identity.exists(in: options.directory.url)
+        let cacheFolder = options.directory.file(DataDirectory.backupCacheFolder)
+        let known = remembered ? repo.knownDamage(cacheFolder: cacheFolder).packs : []
         let report = try backupGuarded {
-            try repo.verify(readData: readData || subset != nil, subset: subset, progress: progress.callback)
+            try repo.verify(readData: readData || subset != nil, subset: subset, knownDamaged: known, progress: progress.callback)
         }
         // This device's next backups write again the chunks of the packs found damaged.
-        let remembered = Identity.exists(in: options.directory.url)
         let listProblem = remembered ? repo.rememberDamage(report, readData: readData || subset != nil, subset: subset != nil,
-                                                           cacheFolder: options.directory.file(DataDirectory.backupCacheFolder)) : nil
+                                                           cacheFolder: cacheFolder) : nil
         if let listProblem, !options.output.json { FileHandle.standardError.write(Data("warning: \(listProblem)\n".utf8)) }
         let seconds = Date().timeIntervalSince(start)
         if options.output.json {

@@ -328,6 +328,10 @@ import Testing
         #expect(lists.count == 1)
         let list = try String(contentsOfFile: damage + "/" + (lists.first ?? "none"), encoding: .utf8)
         #expect(list == packID + "\n", "\(list)")
+        // A verify that does not read data does not call the repository sound while the list names the pack.
+        let plain = try await d.run("backup", "verify", "--repo", repo)
+        #expect(plain.status == 1 && plain.stdout.contains(packID) && plain.stdout.contains("not read again now")
+                && plain.stdout.contains("snapshot"), "\(plain.stdout)")
         try FileManager.default.removeItem(atPath: dir.path + "/d/backup-cache")
         try await d.ok("import", try recordsFile("more", ids: 5_000..<5_001))
         let next = try #require(try await d.ok("backup", "now", "--repo", repo, "--json").json?.objectValue)
@@ -344,6 +348,7 @@ import Testing
         let part = try #require(UInt8(packID.prefix(2), radix: 16))
         try await d.ok("backup", "verify", "--read-data-subset", "\(Int(part) + 1)/256", "--repo", repo)
         #expect(try FileManager.default.contentsOfDirectory(atPath: damage).isEmpty)
+        try await d.ok("backup", "verify", "--repo", repo)
         // Once the old snapshot is forgotten and the damaged pack pruned, a verify that reads
         // every pack finds nothing damaged and empties the list.
         try await d.ok("backup", "forget", "--keep-last", "1", "--prune", "--repo", repo)
