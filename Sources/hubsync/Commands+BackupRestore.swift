@@ -306,12 +306,13 @@ struct BackupForgetCommand: ParsableCommand {
         discussion: "A snapshot kept by any rule stays. Periods are in UTC.\n  hubsync backup forget --keep-daily 7 --keep-weekly 4 --prune")
     @OptionGroup var options: RepoOptions
     // `.unconditional`: "--keep-last -1" is a count to refuse with a reason, not a missing value.
-    @Option(parsing: .unconditional, help: "Keep the N newest snapshots.") var keepLast = 0
-    @Option(parsing: .unconditional, help: "Keep the newest snapshot of each of the last N hours that have one.") var keepHourly = 0
-    @Option(parsing: .unconditional, help: "… of each of the last N days.") var keepDaily = 0
-    @Option(parsing: .unconditional, help: "… of each of the last N ISO weeks.") var keepWeekly = 0
-    @Option(parsing: .unconditional, help: "… of each of the last N months.") var keepMonthly = 0
-    @Option(parsing: .unconditional, help: "… of each of the last N years.") var keepYearly = 0
+    @Option(parsing: .unconditional, help: "Keep the N newest snapshots.", transform: BackupForgetCommand.keepCount) var keepLast = 0
+    @Option(parsing: .unconditional, help: "Keep the newest snapshot of each of the last N hours that have one.", transform: BackupForgetCommand.keepCount)
+    var keepHourly = 0
+    @Option(parsing: .unconditional, help: "… of each of the last N days.", transform: BackupForgetCommand.keepCount) var keepDaily = 0
+    @Option(parsing: .unconditional, help: "… of each of the last N ISO weeks.", transform: BackupForgetCommand.keepCount) var keepWeekly = 0
+    @Option(parsing: .unconditional, help: "… of each of the last N months.", transform: BackupForgetCommand.keepCount) var keepMonthly = 0
+    @Option(parsing: .unconditional, help: "… of each of the last N years.", transform: BackupForgetCommand.keepCount) var keepYearly = 0
     @Option(parsing: .unconditional, help: ArgumentHelp("Keep every snapshot this recent relative to the newest (e.g. 7d, 12h, 2w).",
                                                         valueName: "DURATION"))
     var keepWithin: String?
@@ -320,10 +321,22 @@ struct BackupForgetCommand: ParsableCommand {
     @Flag(help: "Also delete the snapshot files whose content does not match their name (damaged); alone, only that.")
     var damaged = false
 
-    func validate() throws {
-        if [keepLast, keepHourly, keepDaily, keepWeekly, keepMonthly, keepYearly].contains(where: { $0 < 0 }) {
-            throw ValidationError("--keep-* counts must be 0 or more")
+    /// A `--keep-*` count: decimal digits only, so "-0" or "+3" is refused rather than read as a
+    /// number, and a count past any repository's snapshots is named as too large, not "invalid".
+    static func keepCount(_ text: String) throws -> Int {
+        if text.hasPrefix("-") { throw ValidationError("--keep-* counts must be 0 or more; got \(text)") }
+        guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
+            throw ValidationError("--keep-* counts are whole numbers of 0 or more (e.g. --keep-daily 7); got \"\(text)\"")
         }
+        guard let n = Int(text), n <= maxKeepCount else {
+            throw ValidationError("--keep-* counts are at most \(maxKeepCount) (more keeps every snapshot all the same); got \(text)")
+        }
+        return n
+    }
+
+    static let maxKeepCount = 1_000_000
+
+    func validate() throws {
         if let w = keepWithin, RetentionPolicy.parseDuration(w) == nil {
             throw ValidationError("--keep-within takes a duration such as 30m, 12h, 7d, 2w or 1y")
         }
