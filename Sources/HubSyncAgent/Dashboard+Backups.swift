@@ -46,12 +46,14 @@ extension Agent {
             do {
                 report = try await BlockingIO.run {
                     let (repo, _, _) = try self.repository(text, schedule, create: false)
-                    let report = try repo.verify(readData: verifyData, progress: { phase, done, total in
+                    // As the CLI's: the packs an earlier verify found damaged count until read again.
+                    let cacheFolder = self.writerLock.directory.file(DataDirectory.backupCacheFolder)
+                    let report = try repo.verify(readData: verifyData, knownDamaged: repo.knownDamage(cacheFolder: cacheFolder).packs,
+                                                 progress: { phase, done, total in
                         progress.update(target: text, phase: "verify: " + phase, done: done, total: total)
                     })
                     // The next backups write again the chunks of the packs found damaged.
-                    if let problem = repo.rememberDamage(report, readData: verifyData, subset: false,
-                                                         cacheFolder: self.writerLock.directory.file(DataDirectory.backupCacheFolder)) {
+                    if let problem = repo.rememberDamage(report, readData: verifyData, subset: false, cacheFolder: cacheFolder) {
                         self.logger.warning("\(problem)", metadata: ["target": "\(text)"])
                     }
                     return report

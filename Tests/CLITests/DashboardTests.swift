@@ -226,9 +226,17 @@ import Testing
         #expect(warned?["warning"]?.stringValue?.contains("has 1 line that is not a pack ID") == true, "\(String(describing: warned))")
         let status = try await agent.api("GET", "/v1/status").objectValue?["backup"]?.objectValue
         #expect(status?["warning"]?.stringValue?.contains("not a pack ID") == true, "\(String(describing: status))")
-        try FileManager.default.removeItem(atPath: d.data + "/backup-damage/" + repoID)
+        // A pack this device found damaged earlier fails a verify that does not read it; one that reads it clears it.
+        let packs = try #require(FileManager.default.enumerator(atPath: dir.path + "/repo-s/data")?.allObjects as? [String])
+        let pack = try #require(packs.compactMap { $0.split(separator: "/").last.map(String.init) }.first { $0.count == 64 })
+        try (pack + "\n").write(toFile: d.data + "/backup-damage/" + repoID, atomically: true, encoding: .utf8)
+        let known = try await agent.api("POST", "/v1/backups/verify", ["target": .string(repo)]).objectValue
+        #expect(known?["ok"] == .bool(false) && known?["problems"]?.arrayValue?.contains {
+            $0.stringValue?.contains(pack) == true && $0.stringValue?.contains("not read again now") == true
+        } == true, "\(String(describing: known))")
         let verified = try await agent.api("POST", "/v1/backups/verify", ["target": .string(repo), "read_data": true]).objectValue
         #expect(verified?["ok"] == .bool(true) && verified?["packs_read"] != .int(0))
+        #expect(!FileManager.default.fileExists(atPath: d.data + "/backup-damage/" + repoID), "a verify that read every pack emptied the list")
         for body: Value in [["target": "local:/etc"], ["target": .string(repo), "read_data": "yes"], [:]] {
             #expect(try await agent.request("POST", "/v1/backups/verify", body: body).status == 400, "\(body)")
         }
