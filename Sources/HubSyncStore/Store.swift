@@ -61,12 +61,10 @@ public final class Store: Sendable {
                 // WAL with synchronous=NORMAL survives any process crash (SIGKILL included); only a
                 // power cut can lose the last transactions, never corrupt the file.
                 try db.execute(sql: "PRAGMA synchronous = NORMAL")
-                // Pages of 16 KiB for a new store (an existing one keeps its own): a record of about
-                // 1.4 KB as stored takes a third of a 4 KiB page, and a restore of 100,000 records
-                // made about 105,000 page writes (strace), into the WAL and then the file. With
-                // 16 KiB (the checkpoints at the same WAL size) a restore of 100k took a median
-                // 1.39 s against 1.47 s (5 alternating runs, BENCHMARKS.md); 32 KiB was no faster.
-                try db.execute(sql: "PRAGMA page_size = 16384")
+                // Pages stay SQLite's 4 KiB. 16 KiB made a restore of 100k 5 % faster and a full
+                // sync 10 %, but every edit of one record writes its whole page to the WAL:
+                // batched edits spread over the store fell from about 21,000 to 15,000 a second and
+                // a single change's propagation took a millisecond more (BENCHMARKS.md, 2026-12-05).
             }
         }
         checkpointer = readOnly ? nil : Checkpointer(path: path, logger: logger)

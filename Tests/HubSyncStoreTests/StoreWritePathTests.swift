@@ -89,7 +89,7 @@ import Testing
     }
 }
 
-/// The store's page size: 16 KiB for a new store; a store made with other pages keeps them.
+/// The store's page size: SQLite's 4 KiB for a new store; a store made with other pages keeps them.
 @Suite struct StorePageSizeTests {
     let dir = TemporaryDirectory()
 
@@ -99,26 +99,27 @@ import Testing
         return Int(header[16]) << 8 | Int(header[17])
     }
 
-    @Test func aNewStoreHas16KiBPagesAndAnOlderOneKeepsItsOwn() throws {
+    @Test func aNewStoreHas4KiBPagesAndOneMadeWithOthersKeepsThem() throws {
         let store = try makeStore(dir, name: "new")
         try store.apply(.put(key("memories", "m1"), ["text": "one"]))
-        #expect(try pageSize("\(dir.path)/new.sqlite") == 16384)
+        #expect(try pageSize("\(dir.path)/new.sqlite") == 4096)
 
-        // A file with 4 KiB pages, as stores made before were, by SQLite itself (Python's module).
+        // A file with 16 KiB pages, made by SQLite itself (Python's module): its checkpoints
+        // start at the same WAL size in bytes, and its pages stay as they are.
         let old = "\(dir.path)/old.sqlite"
         let python = Process()
         python.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        python.arguments = ["-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('PRAGMA page_size = 4096'); "
+        python.arguments = ["-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('PRAGMA page_size = 16384'); "
             + "c.execute('PRAGMA journal_mode = WAL'); c.execute('CREATE TABLE t (a)'); c.commit(); c.close()", old]
         try python.run()
         python.waitUntilExit()
         #expect(python.terminationStatus == 0)
-        #expect(try pageSize(old) == 4096)
+        #expect(try pageSize(old) == 16384)
         let reopened = try Store(path: old, device: device(1))
         #expect(try reopened.get(key("memories", "m0")) == nil)
         try reopened.apply((0..<50).map { .put(key("memories", "m\($0)"), ["text": .string(String(repeating: "x", count: 2000))]) })
         #expect(try reopened.counts()["memories"] == 50)
         #expect(try reopened.integrityCheck() == "ok")
-        #expect(try pageSize(old) == 4096)
+        #expect(try pageSize(old) == 16384)
     }
 }
