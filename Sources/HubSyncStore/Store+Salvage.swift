@@ -5,11 +5,11 @@ public import HubSyncCrypto
 
 /// What could still be read from a damaged store file.
 public struct SalvagedStore: Sendable {
-    /// Every record state that was read and decoded whole.
+    /// Every record state that was read, decoded whole and matches its stored digest.
     public var records: [RecordState] = []
     /// The trusted peers (device, address) that were read.
     public var peers: [(device: DeviceID, address: String?)] = []
-    /// Rows that could not be read or decoded.
+    /// Rows that could not be read or decoded, or whose state does not match its digest.
     public var unreadable = 0
     /// Why reading stopped early, if it did (SQLite's words, for the log).
     public var failures: [String] = []
@@ -20,7 +20,8 @@ public struct SalvagedStore: Sendable {
 
 extension Store {
     /// Reads what SQLite can still read from the store file at `path` (opened read-only, never
-    /// changed): each record row whose state decodes, and the peers table. A row or a range of
+    /// changed): each record row whose state decodes and matches its BLAKE2b digest (a row with
+    /// bytes changed in place is damage, not a record to spread to every peer), and the peers table. A row or a range of
     /// rows SQLite cannot read is counted and skipped, by rowid, so one damaged page does not cost
     /// the rows after it. `hubsync repair` merges the result into a new store.
     public static func salvage(from path: String, maxProbes: Int = 1_000_000) -> SalvagedStore {
@@ -55,14 +56,16 @@ extension Store {
         var last: Int64 = 0
         func take(_ row: Row) {
             last = row["rowid"]
-            guard let data: Data = row["state"], let state = try? CanonicalEncoding.decode([UInt8](data)) else {
+            guard let data: Data = row["state"], let digest: Data = row["digest"],
+                  CanonicalEncoding.digest(of: [UInt8](data)) == [UInt8](digest),
+                  let state = try? CanonicalEncoding.decode([UInt8](data)) else {
                 result.unreadable += 1
                 return
             }
             result.records.append(state)
         }
         do {
-            let cursor = try Row.fetchCursor(db, sql: "SELECT rowid, state FROM records ORDER BY rowid")
+            let cursor = try Row.fetchCursor(db, sql: "SELECT rowid, state, digest FROM records ORDER BY rowid")
             while let row = try cursor.next() { take(row) }
             return
         } catch {
@@ -74,7 +77,7 @@ extension Store {
         while rowid <= highest, probes < maxProbes {
             probes += 1
             do {
-                if let row = try Row.fetchOne(db, sql: "SELECT rowid, state FROM records WHERE rowid = ?", arguments: [rowid]) {
+                if let row = try Row.fetchOne(db, sql: "SELECT rowid, state, digest FROM records WHERE rowid = ?", arguments: [rowid]) {
                     take(row)
                 }
             } catch {

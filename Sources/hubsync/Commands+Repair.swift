@@ -69,9 +69,76 @@ struct RepairCommand: ParsableCommand {
         let aside = try moveAside(dir)
         var salvaged = SalvagedStore()
         if let aside, !noSalvage { salvaged = salvageCopy(of: aside) }
+        let rebuilt: (records: Int, fromSnapshot: Int, futureClock: Int, household: (secrets: HouseholdSecrets?, note: String?))
+        do {
+            rebuilt = try rebuild(dir, identity, salvaged: salvaged, source: source, holder: holder, aside: aside)
+        } catch {
+            // Nothing half done stays: the new store goes, the damaged file comes back to its name.
+            let putBack = putBack(aside, dir)
+            let e = error as? CLIError ?? CLIError(error)
+            throw CLIError(e.code, e.message + (putBack.map { " — and the damaged store could not be put back: \($0)" }
+                ?? (aside == nil ? " — nothing was kept" : " — the damaged store was put back as it was; nothing changed")), cause: e.cause)
+        }
+        let (records, fromSnapshot, futureClock, household) = rebuilt
+        // The new store, its WAL (created with the umask's mode) and the files moved aside are this
+        // user's alone, like every file here (0600): after the audit entry, the last write.
+        _ = try? dir.keepPrivate()
+        if output.json {
+            var o: [String: Value] = [
+                "device_id": .string(identity.deviceID.description), "store": .string(dir.storePath),
+                "records": .int(Int64(records)), "salvaged_records": .int(Int64(salvaged.records.count - futureClock)),
+                "unreadable_rows": .int(Int64(salvaged.unreadable)), "future_clock_rows": .int(Int64(futureClock)),
+                "peers": .int(Int64(salvaged.peers.count)), "from_backup_records": .int(Int64(fromSnapshot)),
+                "salvage_stopped": .array(salvaged.failures.map { .string($0) }),
+            ]
+            o["damaged_copy"] = aside.map { .string($0) } ?? .null
+            o["household_key_restored"] = .bool(household.secrets != nil)
+            if let note = household.note { o["household_note"] = .string(note) }
+            printJSON(.object(o))
+            return
+        }
+        print("Rebuilt the store of device \(identity.deviceID.short)\(dir.deviceName.map { " (\($0))" } ?? "") "
+            + "in \(dir.path): \(plural(records, "record")) now.")
+        if let aside { print("  The damaged file is kept as \(aside).") }
+        if !noSalvage {
+            print("  Salvaged \(plural(salvaged.records.count - futureClock, "record")) and \(plural(salvaged.peers.count, "trusted peer"))"
+                + (salvaged.unreadable > 0 ? "; \(plural(salvaged.unreadable, "row")) could not be read or did not match its digest" : "")
+                + (futureClock > 0 ? "; \(plural(futureClock, "record")) with a clock too far ahead of this device's (damaged) "
+                    + "were left out" : "") + ".")
+            if !salvaged.failures.isEmpty {
+                // A file cut short reads as fewer records, not as an error: say that reading stopped.
+                print("  Reading the damaged file stopped early (\(salvaged.failures.joined(separator: "; "))): records past that point "
+                    + "were not salvaged; the household's peers send them back as the agent syncs"
+                    + (source == nil ? ", and `hubsync repair --from-backup TARGET` brings back what only a backup holds." : "."))
+            }
+        }
+        if let (_, snap) = source {
+            print("  Restored \(plural(fromSnapshot, "record")) from snapshot \(snap.id.short) (\(iso8601Text(snap.time))).")
+        }
+        if let secrets = household.secrets {
+            print("  Restored the household's key (\(DataDirectory.householdFile), key epoch \(secrets.epoch)) from the backup.")
+        }
+        if let note = household.note { print("  \(note)") }
+        if records == 0, salvaged.peers.isEmpty, source == nil {
+            print("  Warning: nothing was salvaged and no backup was given, and this store knows no peer: it stays empty "
+                + "until a peer syncs with it (`hubsync peers add DEVICE-ID --address HOST:PORT`) or you run "
+                + "`hubsync repair --from-backup TARGET --force`.")
+        }
+        print("Start the agent (`hubsync run --data \(dir.path)`): the household's peers send it everything they hold "
+            + "in a full sync. Add a peer that was lost with `hubsync peers add DEVICE-ID --address HOST:PORT`.")
+    }
+
+    /// Makes the new store from what was salvaged and the snapshot; the store is closed on return.
+    /// A salvaged record whose clock is too far ahead of this device's is left out (counted): its
+    /// bytes were damaged in a way that still decodes, and a merge would refuse it.
+    func rebuild(_ dir: DataDirectory, _ identity: Identity, salvaged: SalvagedStore, source: (Repository, Snapshot)?,
+                 holder: (target: String?, device: DeviceID?, address: String?)?, aside: String?) throws
+        -> (records: Int, fromSnapshot: Int, futureClock: Int, household: (secrets: HouseholdSecrets?, note: String?)) {
         let store = try guarded { try Store(path: dir.storePath, device: identity.deviceID) }
-        for start in stride(from: 0, to: salvaged.records.count, by: 500) {
-            let batch = Array(salvaged.records[start..<min(start + 500, salvaged.records.count)])
+        let sound = salvaged.records.filter { store.clockSkew(of: $0.greatestTime) == nil }
+        let futureClock = salvaged.records.count - sound.count
+        for start in stride(from: 0, to: sound.count, by: 500) {
+            let batch = Array(sound[start..<min(start + 500, sound.count)])
             try guarded { _ = try store.merge(batch) }
         }
         for peer in salvaged.peers where peer.device != identity.deviceID {
@@ -101,52 +168,23 @@ struct RepairCommand: ParsableCommand {
         let records = try guarded { try store.counts() }.values.reduce(0, +)
         recordAudit(dir, store: store, .repair,
                     subject: ["damaged_copy": aside ?? "", "snapshot": source?.1.id.hex ?? ""],
-                    detail: "rebuilt the store: \(plural(salvaged.records.count, "record")) salvaged"
+                    detail: "rebuilt the store: \(plural(sound.count, "record")) salvaged"
                         + (source.map { ", \(plural(fromSnapshot, "record")) from snapshot \($0.1.id.short)" } ?? ""))
-        // The new store, its WAL (created with the umask's mode) and the files moved aside are this
-        // user's alone, like every file here (0600): after the audit entry, the last write.
-        _ = try? dir.keepPrivate()
-        if output.json {
-            var o: [String: Value] = [
-                "device_id": .string(identity.deviceID.description), "store": .string(dir.storePath),
-                "records": .int(Int64(records)), "salvaged_records": .int(Int64(salvaged.records.count)),
-                "unreadable_rows": .int(Int64(salvaged.unreadable)), "peers": .int(Int64(salvaged.peers.count)),
-                "from_backup_records": .int(Int64(fromSnapshot)),
-                "salvage_stopped": .array(salvaged.failures.map { .string($0) }),
-            ]
-            o["damaged_copy"] = aside.map { .string($0) } ?? .null
-            o["household_key_restored"] = .bool(household.secrets != nil)
-            if let note = household.note { o["household_note"] = .string(note) }
-            printJSON(.object(o))
-            return
-        }
-        print("Rebuilt the store of device \(identity.deviceID.short)\(dir.deviceName.map { " (\($0))" } ?? "") "
-            + "in \(dir.path): \(plural(records, "record")) now.")
-        if let aside { print("  The damaged file is kept as \(aside).") }
-        if !noSalvage {
-            print("  Salvaged \(plural(salvaged.records.count, "record")) and \(plural(salvaged.peers.count, "trusted peer"))"
-                + (salvaged.unreadable > 0 ? "; \(plural(salvaged.unreadable, "row")) could not be read" : "") + ".")
-            if !salvaged.failures.isEmpty {
-                // A file cut short reads as fewer records, not as an error: say that reading stopped.
-                print("  Reading the damaged file stopped early (\(salvaged.failures.joined(separator: "; "))): records past that point "
-                    + "were not salvaged; the household's peers send them back as the agent syncs"
-                    + (source == nil ? ", and `hubsync repair --from-backup TARGET` brings back what only a backup holds." : "."))
+        return (records, fromSnapshot, futureClock, household)
+    }
+
+    /// After a rebuild that failed: removes the new store's files and renames the damaged ones
+    /// back to the store's name; returns why it could not.
+    func putBack(_ aside: String?, _ dir: DataDirectory) -> String? {
+        for suffix in ["", "-wal", "-shm"] { unlink(dir.storePath + suffix) }
+        guard let aside else { return nil }
+        for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: aside + suffix) {
+            if rename(aside + suffix, dir.storePath + suffix) != 0 {
+                let code = errno
+                return "\(aside + suffix): " + (FailureText.systemCall(code, path: aside + suffix) ?? Errno.message(code))
             }
         }
-        if let (_, snap) = source {
-            print("  Restored \(plural(fromSnapshot, "record")) from snapshot \(snap.id.short) (\(iso8601Text(snap.time))).")
-        }
-        if let secrets = household.secrets {
-            print("  Restored the household's key (\(DataDirectory.householdFile), key epoch \(secrets.epoch)) from the backup.")
-        }
-        if let note = household.note { print("  \(note)") }
-        if records == 0, salvaged.peers.isEmpty, source == nil {
-            print("  Warning: nothing was salvaged and no backup was given, and this store knows no peer: it stays empty "
-                + "until a peer syncs with it (`hubsync peers add DEVICE-ID --address HOST:PORT`) or you run "
-                + "`hubsync repair --from-backup TARGET --force`.")
-        }
-        print("Start the agent (`hubsync run --data \(dir.path)`): the household's peers send it everything they hold "
-            + "in a full sync. Add a peer that was lost with `hubsync peers add DEVICE-ID --address HOST:PORT`.")
+        return nil
     }
 
     /// For a `peer:DEVICE-ID[@HOST:PORT]` target, the device and its address: from the target, else
