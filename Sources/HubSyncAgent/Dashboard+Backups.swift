@@ -48,8 +48,9 @@ extension Agent {
                     let (repo, _, _) = try self.repository(text, schedule, create: false)
                     // As the CLI's: the packs an earlier verify found damaged count until read again.
                     let cacheFolder = self.writerLock.directory.file(DataDirectory.backupCacheFolder)
-                    let report = try repo.verify(readData: verifyData, knownDamaged: repo.knownDamage(cacheFolder: cacheFolder).packs,
-                                                 progress: { phase, done, total in
+                    let known = repo.knownDamage(cacheFolder: cacheFolder)
+                    if let problem = known.problem { self.logger.warning("\(problem)", metadata: ["target": "\(text)"]) }
+                    let report = try repo.verify(readData: verifyData, knownDamaged: known.packs, progress: { phase, done, total in
                         progress.update(target: text, phase: "verify: " + phase, done: done, total: total)
                     })
                     // The next backups write again the chunks of the packs found damaged.

@@ -254,8 +254,9 @@ public enum KnownDamage {
         var info = stat()
         guard lstat(file, &info) == 0 else { return ([], nil) }
         func problem(_ why: String) -> String {
-            "the list of packs a verify found damaged, \(file), \(why): this backup may refer to chunks in damaged packs "
-                + "it does not name; delete the list and run `hubsync backup verify --read-data` again"
+            "the list of packs a verify found damaged, \(file), \(why): damaged packs it does not name are not known "
+                + "here (a backup may refer to their chunks, a verify without --read-data passes them); delete the list and run "
+                + "`hubsync backup verify --read-data` again"
         }
         guard info.st_mode & S_IFMT == S_IFREG else { return ([], problem("is not a regular file")) }
         guard Int(info.st_size) <= maxBytes else { return ([], problem("is over \(maxBytes / 1024) KiB, more than a list HubSync writes")) }
@@ -271,7 +272,7 @@ public enum KnownDamage {
             if let id = BlobID(hex: trimmed) { packs.insert(id) } else { bad += 1 }
         }
         return (packs, bad == 0 ? nil : problem("has \(bad) line\(bad == 1 ? "" : "s") that \(bad == 1 ? "is" : "are") not a pack ID "
-            + "(the \(packs.count) it names are written again)"))
+            + "(the \(packs.count == 1 ? "pack ID it does give still counts" : "\(packs.count) pack IDs it does give still count"))"))
     }
 
     /// Keeps what a verify found: with every pack read (`readAll`) the list becomes exactly the

@@ -90,7 +90,9 @@ extension Repository {
                 progress("verify", i + 1, selected.count)
             }
         }
+        var knownOnly = Set<BlobID>()
         for p in knownDamaged where damaged[p] == nil && index.packSizes[p] != nil && !report.packsReadIDs.contains(p) {
+            knownOnly.insert(p)
             damaged[p] = "found so by an earlier `hubsync backup verify --read-data` on this device, not read again now"
         }
         // A chunk is lost to a snapshot when its blob does not open where the index puts it, and
@@ -136,7 +138,14 @@ extension Repository {
             let gone = index.packSizes[p] == nil
             let n = lostIn[p]?.count ?? 0
             let headless = index.unreadable.contains { $0.0 == p }
-            let use = !users.isEmpty
+            let again = "run `hubsync backup verify --read-data` to read it again (a pack found whole leaves the list)"
+            let use = knownOnly.contains(p)
+                ? (users.isEmpty ? "no snapshot loses a chunk by it; " + again
+                    : "snapshot\(users.count == 1 ? "" : "s") " + users.map(\.short).joined(separator: ", ")
+                        + (users.count == 1 ? " needs " : " need ") + "up to \(n) chunk\(n == 1 ? "" : "s") of it (the list names "
+                        + "packs, not which of their chunks failed); " + again + "; this device's next `hubsync backup now` "
+                        + "writes those chunks again, so a new snapshot restores whole")
+                : !users.isEmpty
                 ? "snapshot\(users.count == 1 ? "" : "s") " + users.map(\.short).joined(separator: ", ")
                     + (users.count == 1 ? " needs " : " need ") + (n == 1 ? "a chunk of it" : "\(n) chunks of it")
                     + (gone ? " that no other pack holds; put the file back if you have it, or restore an older snapshot"

@@ -460,13 +460,15 @@ struct BackupVerifyCommand: ParsableCommand {
         // The packs an earlier verify on this device found damaged count as damaged until read again.
         let remembered = Identity.exists(in: options.directory.url)
         let cacheFolder = options.directory.file(DataDirectory.backupCacheFolder)
-        let known = remembered ? repo.knownDamage(cacheFolder: cacheFolder).packs : []
+        let known = remembered ? repo.knownDamage(cacheFolder: cacheFolder) : (packs: [], problem: nil)
         let report = try backupGuarded {
-            try repo.verify(readData: readData || subset != nil, subset: subset, knownDamaged: known, progress: progress.callback)
+            try repo.verify(readData: readData || subset != nil, subset: subset, knownDamaged: known.packs, progress: progress.callback)
         }
         // This device's next backups write again the chunks of the packs found damaged.
-        let listProblem = remembered ? repo.rememberDamage(report, readData: readData || subset != nil, subset: subset != nil,
-                                                           cacheFolder: cacheFolder) : nil
+        let kept = remembered ? repo.rememberDamage(report, readData: readData || subset != nil, subset: subset != nil,
+                                                    cacheFolder: cacheFolder) : nil
+        // A list that could not be used is said, unless a verify of every pack has just replaced it.
+        let listProblem = kept ?? (readData && subset == nil && remembered ? nil : known.problem)
         if let listProblem, !options.output.json { FileHandle.standardError.write(Data("warning: \(listProblem)\n".utf8)) }
         let seconds = Date().timeIntervalSince(start)
         if options.output.json {

@@ -331,7 +331,8 @@ import Testing
         // A verify that does not read data does not call the repository sound while the list names the pack.
         let plain = try await d.run("backup", "verify", "--repo", repo)
         #expect(plain.status == 1 && plain.stdout.contains(packID) && plain.stdout.contains("not read again now")
-                && plain.stdout.contains("snapshot"), "\(plain.stdout)")
+                && plain.stdout.contains("up to") && plain.stdout.contains("run `hubsync backup verify --read-data` to read it again"),
+                "\(plain.stdout)")
         try FileManager.default.removeItem(atPath: dir.path + "/d/backup-cache")
         try await d.ok("import", try recordsFile("more", ids: 5_000..<5_001))
         let next = try #require(try await d.ok("backup", "now", "--repo", repo, "--json").json?.objectValue)
@@ -378,6 +379,12 @@ import Testing
             Issue.record("\(cut.stdout)"); return
         }
         #expect(rewritten > 0, "the good line still counts")
+        // A verify without --read-data warns of the list too, on standard error or in its JSON.
+        let plain = try await d.run("backup", "verify", "--repo", repo)
+        #expect(plain.stderr.contains("warning: the list of packs a verify found damaged") && plain.stderr.contains("not a pack ID"),
+                "\(plain.stderr)")
+        let plainJSON = try await d.run("backup", "verify", "--repo", repo, "--json")
+        #expect(plainJSON.json?.objectValue?["damage_list_warning"]?.stringValue?.contains("not a pack ID") == true, "\(plainJSON.stdout)")
 
         try FileManager.default.removeItem(atPath: list)
         try FileManager.default.createDirectory(atPath: list, withIntermediateDirectories: false)
