@@ -71,8 +71,14 @@ public struct DataDirectory: Sendable, Hashable {
         let fm = FileManager.default
         if fm.fileExists(atPath: file(Self.unfinishedRestoreFile)) { return unfinishedRestoreProblem }
         guard fm.fileExists(atPath: file(Self.identityFile)) else { return nil }
-        let size = (try? fm.attributesOfItem(atPath: storePath)[.size] as? NSNumber)?.intValue
+        let attributes = try? fm.attributesOfItem(atPath: storePath)
+        let size = (attributes?[.size] as? NSNumber)?.intValue
         let problem: String
+        if attributes?[.type] as? FileAttributeType == .typeDirectory {
+            return "\(Self.storeFile) in \(path) is a folder, not the store file. Nothing was changed. Move that folder away; "
+                + "then `hubsync repair --data \(path)` builds a new store under the same device (from a backup with "
+                + "--from-backup TARGET, and from the household's peers as the agent syncs)"
+        }
         switch size {
         case nil: problem = "is missing from \(path), which holds a device: its records are not here"
         case 0?: problem = "in \(path) is empty (0 bytes): its records are not here"

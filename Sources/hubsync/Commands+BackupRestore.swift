@@ -324,12 +324,19 @@ struct BackupForgetCommand: ParsableCommand {
     /// A `--keep-*` count: decimal digits only, so "-0" or "+3" is refused rather than read as a
     /// number, and a count past any repository's snapshots is named as too large, not "invalid".
     static func keepCount(_ text: String) throws -> Int {
-        if text.hasPrefix("-") { throw ValidationError("--keep-* counts must be 0 or more; got \(text)") }
+        // Quoted with escapes, so a control character in the text cannot hide or restyle the message.
+        let shown = text.debugDescription
+        let digits = text.utf8.dropFirst()
+        if text.hasPrefix("-"), digits.contains(where: { $0 > UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+           digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
+            throw ValidationError("--keep-* counts must be 0 or more; got \(shown)")
+        }
         guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
-            throw ValidationError("--keep-* counts are whole numbers of 0 or more (e.g. --keep-daily 7); got \"\(text)\"")
+            throw ValidationError("--keep-* counts are whole numbers of 0 or more, in digits without a sign (e.g. --keep-daily 7); "
+                + "got \(shown)")
         }
         guard let n = Int(text), n <= maxKeepCount else {
-            throw ValidationError("--keep-* counts are at most \(maxKeepCount) (more keeps every snapshot all the same); got \(text)")
+            throw ValidationError("--keep-* counts are at most \(maxKeepCount) (more keeps every snapshot all the same); got \(shown)")
         }
         return n
     }
@@ -341,7 +348,10 @@ struct BackupForgetCommand: ParsableCommand {
             throw ValidationError("--keep-within takes a duration such as 30m, 12h, 7d, 2w or 1y")
         }
         if policy.isEmpty && !damaged {
-            throw ValidationError("give at least one --keep-* rule (forgetting every snapshot is not offered), or --damaged")
+            let given = CommandLine.arguments.contains { $0.hasPrefix("--keep-") }
+            throw ValidationError((given ? "every --keep-* rule given keeps nothing (0); give at least one above 0"
+                                         : "give at least one --keep-* rule")
+                + " (forgetting every snapshot is not offered), or --damaged")
         }
     }
 

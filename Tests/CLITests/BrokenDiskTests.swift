@@ -113,6 +113,21 @@ import Testing
         #expect(try await d.run("doctor").status == 0)
     }
 
+    /// A folder where the store file should be is named as a folder (it read as a file cut short).
+    @Test func aFolderInPlaceOfTheStoreIsNamedAsSuch() async throws {
+        let d = Device(data: dir.path + "/d")
+        try await d.ok("init")
+        let store = d.data + "/store.sqlite"
+        try FileManager.default.moveItem(atPath: store, toPath: d.data + "/kept.sqlite")
+        for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: store + suffix) }
+        try FileManager.default.createDirectory(atPath: store, withIntermediateDirectories: false)
+        for args in [["list", "memories"], ["status"]] {
+            let r = try await hubsync(args + ["--data", d.data])
+            #expect(r.status == 1 && r.stderr.contains("is a folder, not the store file") && !r.stderr.contains("cut short"),
+                    "\(args): \(r.stderr)")
+        }
+    }
+
     /// doctor reads config.json as `run` does, so a file `run` would refuse fails there too.
     @Test func doctorChecksConfigJSON() async throws {
         let d = Device(data: dir.path + "/d")
