@@ -121,6 +121,12 @@ public struct DataDirectory: Sendable, Hashable {
         return (try? handle.read(upToCount: 100)).map { [UInt8]($0) } ?? []
     }
 
+    /// The size the SQLite file at `path` has by its header; nil when the header does not say.
+    public static func sizeByHeader(of path: String) -> Int? {
+        guard let h = header(of: path), h.count >= 100 else { return nil }
+        return expectedSize(h)
+    }
+
     /// The database's size by its header (page size × page count), when the header's count is
     /// valid (its change counter equals its version-valid-for number, as SQLite requires).
     static func expectedSize(_ h: [UInt8]) -> Int? {

@@ -227,6 +227,12 @@ struct RepairCommand: ParsableCommand {
             for suffix in ["", "-wal"] where FileManager.default.fileExists(atPath: aside + suffix) {
                 try FileManager.default.copyItem(atPath: aside + suffix, toPath: copy + suffix)
             }
+            // A file cut short is given back its length (zeros, a sparse file): SQLite then reads
+            // the pages that are left, where the short file read as nothing at all.
+            let size = (try? FileManager.default.attributesOfItem(atPath: copy)[.size] as? NSNumber)?.intValue ?? 0
+            if let expected = DataDirectory.sizeByHeader(of: copy), expected > size, expected <= 1 << 40 {
+                _ = truncate(copy, off_t(expected))
+            }
         } catch {
             // No room for a copy: read the kept file itself rather than nothing.
             return Store.salvage(from: aside)

@@ -113,6 +113,25 @@ import Testing
         #expect(try await d.run("doctor").status == 0)
     }
 
+    /// A store file cut to half its length: repair salvages the pages that are left (SQLite read
+    /// none of them from the short file; from a copy given back its length it reads them).
+    @Test func repairSalvagesAStoreCutToHalf() async throws {
+        let d = Device(data: dir.path + "/d")
+        try await d.ok("init")
+        let lines = (0..<3_000).map { #"{"collection": "memories", "id": "m\#(String(format: "%05d", $0))", "fields": {"text": "\#(String(repeating: "note ", count: 60))"}}"# }
+        try lines.joined(separator: "\n").write(toFile: dir.path + "/records.jsonl", atomically: true, encoding: .utf8)
+        try await d.ok("import", dir.path + "/records.jsonl")
+        let store = d.data + "/store.sqlite"
+        let wal = (try? FileManager.default.attributesOfItem(atPath: store + "-wal"))?[.size] as? Int ?? 0
+        #expect(wal == 0, "every page is in the store file")
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: store)[.size] as? Int)
+        try FileHandle(forWritingAtPath: store)!.truncate(atOffset: UInt64(size / 2))
+        let o = try #require(try await d.ok("repair", "--json").json?.objectValue)
+        guard case .int(let salvaged) = o["salvaged_records"] ?? .null else { Issue.record("\(o)"); return }
+        #expect(salvaged >= 750 && salvaged < 3_000, "\(o)")
+        #expect(try await d.run("doctor").status == 0)
+    }
+
     /// A folder where the store file should be is named as a folder (it read as a file cut short).
     @Test func aFolderInPlaceOfTheStoreIsNamedAsSuch() async throws {
         let d = Device(data: dir.path + "/d")
