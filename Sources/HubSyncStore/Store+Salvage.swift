@@ -58,7 +58,8 @@ extension Store {
             last = row["rowid"]
             guard let data: Data = row["state"], let digest: Data = row["digest"],
                   CanonicalEncoding.digest(of: [UInt8](data)) == [UInt8](digest),
-                  let state = try? CanonicalEncoding.decode([UInt8](data)) else {
+                  let state = try? CanonicalEncoding.decode([UInt8](data)),
+                  ForwardCompatibility.isWellFormed(collection: state.key.collection) else {
                 result.unreadable += 1
                 return
             }
