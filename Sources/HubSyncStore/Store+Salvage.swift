@@ -37,11 +37,12 @@ extension Store {
             salvageRecords(db, into: &result, maxProbes: maxProbes)
             do {
                 for row in try Row.fetchAll(db, sql: "SELECT device, address FROM peers") {
-                    guard let hex: String = row["device"], let device = try? DeviceID(hex: hex) else {
+                    // Every column read with a throwing decode: a damaged row may hold any type.
+                    guard let hex = try? row.decode(String.self, forColumn: "device"), let device = try? DeviceID(hex: hex) else {
                         result.unreadable += 1
                         continue
                     }
-                    result.peers.append((device, row["address"]))
+                    result.peers.append((device, (try? row.decode(String?.self, forColumn: "address")) ?? nil))
                 }
             } catch {
                 result.failures.append("peers: \(error)")
@@ -55,8 +56,8 @@ extension Store {
     private static func salvageRecords(_ db: Database, into result: inout SalvagedStore, maxProbes: Int) {
         var last: Int64 = 0
         func take(_ row: Row) {
-            last = row["rowid"]
-            guard let data: Data = row["state"], let digest: Data = row["digest"],
+            last = (try? row.decode(Int64.self, forColumn: "rowid")) ?? last + 1
+            guard let data = try? row.decode(Data.self, forColumn: "state"), let digest = try? row.decode(Data.self, forColumn: "digest"),
                   CanonicalEncoding.digest(of: [UInt8](data)) == [UInt8](digest),
                   let state = try? CanonicalEncoding.decode([UInt8](data)),
                   ForwardCompatibility.isWellFormed(collection: state.key.collection) else {

@@ -66,9 +66,12 @@ struct RepairCommand: ParsableCommand {
             }
             source = (repo, try backupGuarded { try repo.snapshot(named: snapshot) })
         }
-        let aside = try moveAside(dir)
+        // Salvaged from a copy before anything moves: should reading it fail in a way no error
+        // reports, the store is still where it was.
         var salvaged = SalvagedStore()
-        if let aside, !noSalvage { salvaged = salvageCopy(of: aside) }
+        let present = ["", "-wal"].contains { FileManager.default.fileExists(atPath: dir.storePath + $0) }
+        if present, !noSalvage { salvaged = salvageCopy(of: dir.storePath) }
+        let aside = try moveAside(dir)
         let rebuilt: (records: Int, fromSnapshot: Int, futureClock: Int, household: (secrets: HouseholdSecrets?, note: String?))
         do {
             rebuilt = try rebuild(dir, identity, salvaged: salvaged, source: source, holder: holder, aside: aside)
@@ -102,13 +105,13 @@ struct RepairCommand: ParsableCommand {
         if let aside { print("  The damaged file is kept as \(aside).") }
         if !noSalvage {
             print("  Salvaged \(plural(salvaged.records.count - futureClock, "record")) and \(plural(salvaged.peers.count, "trusted peer"))"
-                + (salvaged.unreadable > 0 ? "; \(plural(salvaged.unreadable, "row")) could not be read or did not match its digest" : "")
+                + (salvaged.unreadable > 0 ? "; \(plural(salvaged.unreadable, "row")) could not be read or did not match \(salvaged.unreadable == 1 ? "its" : "their") digest" : "")
                 + (futureClock > 0 ? "; \(plural(futureClock, "record")) with a clock too far ahead of this device's (damaged) "
                     + "were left out" : "") + ".")
             if !salvaged.failures.isEmpty {
                 // A file cut short reads as fewer records, not as an error: say that reading stopped.
-                print("  Reading the damaged file stopped early (\(salvaged.failures.joined(separator: "; "))): records past that point "
-                    + "were not salvaged; the household's peers send them back as the agent syncs"
+                print("  Reading the damaged file stopped early (\(salvaged.failures.joined(separator: "; "))): some records past "
+                    + "that point could not be read; the household's peers send them back as the agent syncs"
                     + (source == nil ? ", and `hubsync repair --from-backup TARGET` brings back what only a backup holds." : "."))
             }
         }
@@ -218,14 +221,14 @@ struct RepairCommand: ParsableCommand {
 
     /// Salvages from a scratch copy of the kept files, so the copy kept for the person stays
     /// byte for byte as it was (SQLite may fold a WAL into the file it opens).
-    func salvageCopy(of aside: String) -> SalvagedStore {
+    func salvageCopy(of store: String) -> SalvagedStore {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("hubsync-salvage-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: scratch) }
         let copy = scratch.path + "/store.sqlite"
         do {
             try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            for suffix in ["", "-wal"] where FileManager.default.fileExists(atPath: aside + suffix) {
-                try FileManager.default.copyItem(atPath: aside + suffix, toPath: copy + suffix)
+            for suffix in ["", "-wal"] where FileManager.default.fileExists(atPath: store + suffix) {
+                try FileManager.default.copyItem(atPath: store + suffix, toPath: copy + suffix)
             }
             // A file cut short is given back its length (zeros, a sparse file): SQLite then reads
             // the pages that are left, where the short file read as nothing at all.
@@ -235,7 +238,7 @@ struct RepairCommand: ParsableCommand {
             }
         } catch {
             // No room for a copy: read the kept file itself rather than nothing.
-            return Store.salvage(from: aside)
+            return Store.salvage(from: store)
         }
         return Store.salvage(from: copy)
     }

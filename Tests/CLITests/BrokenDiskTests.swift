@@ -124,11 +124,26 @@ import Testing
         let store = d.data + "/store.sqlite"
         let wal = (try? FileManager.default.attributesOfItem(atPath: store + "-wal"))?[.size] as? Int ?? 0
         #expect(wal == 0, "every page is in the store file")
+        // A few rows whose digest is not even a blob (read one by one after the cut stops SQLite's scan).
+        let python = Process()
+        python.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        python.arguments = ["-c", """
+            import sqlite3, sys
+            c = sqlite3.connect(sys.argv[1]); c.execute('PRAGMA writable_schema = ON')
+            c.execute("UPDATE sqlite_schema SET sql = replace(sql, ') STRICT', ')') WHERE name = 'records'"); c.commit(); c.close()
+            c = sqlite3.connect(sys.argv[1])
+            c.execute('UPDATE records SET digest = 1.5 WHERE rowid % 7 = 3'); c.commit(); c.close()
+            """, store]
+        try python.run()
+        python.waitUntilExit()
+        #expect(python.terminationStatus == 0)
         let size = try #require(try FileManager.default.attributesOfItem(atPath: store)[.size] as? Int)
         try FileHandle(forWritingAtPath: store)!.truncate(atOffset: UInt64(size / 2))
         let o = try #require(try await d.ok("repair", "--json").json?.objectValue)
         guard case .int(let salvaged) = o["salvaged_records"] ?? .null else { Issue.record("\(o)"); return }
         #expect(salvaged >= 750 && salvaged < 3_000, "\(o)")
+        guard case .int(let unreadable) = o["unreadable_rows"] ?? .null else { Issue.record("\(o)"); return }
+        #expect(unreadable >= 1, "a digest that is not a blob is an unreadable row: \(o)")
         #expect(try await d.run("doctor").status == 0)
     }
 
@@ -221,7 +236,7 @@ import Testing
         let ids = try await d.ok("list", "memories", "--json").json?.arrayValue?.compactMap { $0.objectValue?["id"]?.stringValue }
         #expect(ids == ["m0"], "\(String(describing: ids))")
         let text = try await copy.ok("repair", "--force")
-        #expect(text.stdout.contains("2 rows could not be read or did not match its digest; 1 record with a clock too far ahead"),
+        #expect(text.stdout.contains("2 rows could not be read or did not match their digest; 1 record with a clock too far ahead"),
                 "\(text.stdout)")
     }
 
