@@ -147,6 +147,40 @@ import Testing
         #expect(try await d.run("doctor").status == 0)
     }
 
+    /// A damaged page stops SQLite's scan of the records, and salvage reads the rest one rowid at a
+    /// time; a row read so whose digest is not a blob (the table's STRICT typing lost with the
+    /// damage) is an unreadable row. It used to trap repair after the store had been moved aside,
+    /// leaving no store.sqlite.
+    @Test func repairCountsARowOfTheWrongTypeReadOneByOne() async throws {
+        let d = Device(data: dir.path + "/d")
+        try await d.ok("init")
+        let lines = (0..<4_000).map { #"{"collection": "memories", "id": "m\#(String(format: "%05d", $0))", "fields": {"text": "\#(String(repeating: "text of memory \($0) ", count: 12))"}}"# }
+        try lines.joined(separator: "\n").write(toFile: dir.path + "/records.jsonl", atomically: true, encoding: .utf8)
+        try await d.ok("import", dir.path + "/records.jsonl")
+        let python = Process()
+        python.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        python.arguments = ["-c", """
+            import sqlite3, sys
+            p = sys.argv[1]
+            c = sqlite3.connect(p); c.execute('PRAGMA writable_schema = ON')
+            c.execute("UPDATE sqlite_schema SET sql = replace(sql, ') STRICT', ')') WHERE name = 'records'"); c.commit(); c.close()
+            c = sqlite3.connect(p)
+            c.execute('UPDATE records SET digest = 1.5 WHERE rowid = 3000'); c.commit(); c.close()
+            f = open(p, 'r+b'); f.seek(99 * 4096); f.write(b'\\xff' * 200); f.close()
+            """, d.data + "/store.sqlite"]
+        try python.run()
+        python.waitUntilExit()
+        #expect(python.terminationStatus == 0)
+        let o = try #require(try await d.ok("repair", "--json").json?.objectValue)
+        #expect(o["salvage_stopped"]?.arrayValue?.isEmpty == false, "the scan stopped at the damaged page: \(o)")
+        guard case .int(let salvaged) = o["salvaged_records"] ?? .null, case .int(let unreadable) = o["unreadable_rows"] ?? .null else {
+            Issue.record("\(o)"); return
+        }
+        #expect(salvaged >= 3_900 && unreadable >= 1, "\(o)")
+        #expect(FileManager.default.fileExists(atPath: d.data + "/store.sqlite"))
+        #expect(try await d.run("doctor").status == 0)
+    }
+
     /// A folder where the store file should be is named as a folder (it read as a file cut short).
     @Test func aFolderInPlaceOfTheStoreIsNamedAsSuch() async throws {
         let d = Device(data: dir.path + "/d")
