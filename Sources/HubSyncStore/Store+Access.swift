@@ -129,7 +129,8 @@ extension Store {
             StoreError(.cancelled, "a store call in \(path) was cancelled (its task ended, as at shutdown); "
                 + "a write is all or nothing, so none was left half done", cause: e)
         case let e as CanonicalDecodingError:
-            StoreError(.damaged, "\(e); the store file is damaged — restore it from a backup or a peer", cause: e)
+            StoreError(.damaged, "\(e); the store at \(path) is damaged — run `hubsync repair` (with the agent stopped; "
+                + "--force if it says the file is sound) to rebuild it from what can be read, a backup and the household's peers", cause: e)
         case let e as RowDecodingError:
             // A STRICT table's NOT NULL column read as NULL: a page cut short or overwritten.
             StoreError(.damaged, "the store at \(path) is damaged (a row does not hold what its table says: \(e)); run "

@@ -181,6 +181,27 @@ import Testing
         #expect(try await d.run("doctor").status == 0)
     }
 
+    /// A record whose stored state does not decode (SQLite itself finds nothing wrong) is named as
+    /// damage with the way out, `hubsync repair`, which then leaves that row out.
+    @Test func aStateThatDoesNotDecodeNamesRepair() async throws {
+        let d = Device(data: dir.path + "/d")
+        try await d.ok("init")
+        for i in 0..<3 { try await d.ok("put", "memories", "m\(i)", "--json", #"{"text": "note \#(i)"}"#) }
+        let python = Process()
+        python.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        python.arguments = ["-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+            + "c.execute(\"UPDATE records SET state = x'00' WHERE id = 'm1'\"); c.commit(); c.close()", d.data + "/store.sqlite"]
+        try python.run()
+        python.waitUntilExit()
+        #expect(python.terminationStatus == 0)
+        let list = try await d.run("list", "memories")
+        #expect(list.status == 1 && list.stderr.contains("is damaged") && list.stderr.contains("hubsync repair"), "\(list.stderr)")
+        let o = try #require(try await d.ok("repair", "--force", "--json").json?.objectValue)
+        #expect(o["unreadable_rows"] == .int(1), "\(o)")
+        let ids = try await d.ok("list", "memories", "--json").json?.arrayValue?.compactMap { $0.objectValue?["id"]?.stringValue }
+        #expect(ids == ["m0", "m2"], "\(String(describing: ids))")
+    }
+
     /// A folder where the store file should be is named as a folder (it read as a file cut short).
     @Test func aFolderInPlaceOfTheStoreIsNamedAsSuch() async throws {
         let d = Device(data: dir.path + "/d")
