@@ -11,6 +11,9 @@ public struct SalvagedStore: Sendable {
     public var peers: [(device: DeviceID, address: String?)] = []
     /// Rows that could not be read or decoded, or whose state does not match its digest.
     public var unreadable = 0
+    /// The clock reading the store had kept as its own (its `meta` table), when it could be read:
+    /// records no later than it were written or taken in by this device.
+    public var clock: Timestamp?
     /// Why reading stopped early, if it did (SQLite's words, for the log).
     public var failures: [String] = []
 
@@ -35,6 +38,10 @@ extension Store {
         }
         try? queue.inDatabase { db in
             salvageRecords(db, into: &result, maxProbes: maxProbes)
+            if let row = try? Row.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'hlc'"),
+               let value = try? row.decode(Int64.self, atIndex: 0), value > 0 {
+                result.clock = Timestamp(rawValue: UInt64(bitPattern: value))
+            }
             do {
                 for row in try Row.fetchAll(db, sql: "SELECT device, address FROM peers") {
                     // Every column read with a throwing decode: a damaged row may hold any type.

@@ -29,6 +29,17 @@ extension Store.Write {
         .init(records: { store, db, ctx in try store.merge(states, source: nil, db: db, ctx: &ctx) })
     }
 
+    /// States salvaged from this device's own damaged store (`hubsync repair`): a clock reading
+    /// no later than `ownClock`, the reading the damaged store had kept as its own, was taken in
+    /// by this device before and is not measured against the wall clock again (records written
+    /// while the clock was ahead, before it was set back); the new store's clock moves past them,
+    /// so its next local writes are later still.
+    public static func merge(salvaged states: [RecordState], ownClock: Timestamp?) -> Store.Write<MergeSummary> {
+        .init(records: { store, db, ctx in
+            try store.merge(states.map { PreparedState(unencoded: $0) }, source: nil, trusted: ownClock, db: db, ctx: &ctx)
+        })
+    }
+
     /// Merges records this device made whole (its signed audit entries): merged as any state,
     /// but their change events and log rows say `local`, as a local write's do.
     public static func mergeOwn(_ states: [RecordState]) -> Store.Write<MergeSummary> {
@@ -45,15 +56,19 @@ extension Store {
         try merge(states.map { PreparedState(unencoded: $0) }, source: source, origin: origin, db: db, ctx: &ctx)
     }
 
-    func merge(_ prepared: [PreparedState], source: DeviceID?, origin: ChangeEvent.Origin = .remote, db: Database,
-               ctx: inout TransactionContext) throws -> MergeSummary {
+    func merge(_ prepared: [PreparedState], source: DeviceID?, origin: ChangeEvent.Origin = .remote, trusted: Timestamp? = nil,
+               db: Database, ctx: inout TransactionContext) throws -> MergeSummary {
         var summary = MergeSummary()
         for remote in prepared.lazy.map(\.state) {
             // A collection this version does not know is kept and relayed (SPEC 3.6), if well formed.
             guard ForwardCompatibility.isWellFormed(collection: remote.key.collection) else {
                 throw ValidationFailure("\(remote.key): the collection name is not 1 to 128 bytes without control characters")
             }
-            try ctx.clock.observe(remote.greatestTime, wallMillis: ctx.wallMillis)
+            if let trusted, remote.greatestTime <= trusted {
+                ctx.clock.restore(atLeast: remote.greatestTime)
+            } else {
+                try ctx.clock.observe(remote.greatestTime, wallMillis: ctx.wallMillis)
+            }
         }
         for input in prepared {
             let remote = input.state

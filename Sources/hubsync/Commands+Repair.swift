@@ -132,17 +132,22 @@ struct RepairCommand: ParsableCommand {
     }
 
     /// Makes the new store from what was salvaged and the snapshot; the store is closed on return.
-    /// A salvaged record whose clock is too far ahead of this device's is left out (counted): its
-    /// bytes were damaged in a way that still decodes, and a merge would refuse it.
+    /// A salvaged record whose clock is too far ahead of this device's, and later than the damaged
+    /// store's own reading too, is left out (counted): its bytes were damaged in a way that still
+    /// decodes, and a merge would refuse it.
     func rebuild(_ dir: DataDirectory, _ identity: Identity, salvaged: SalvagedStore, source: (Repository, Snapshot)?,
                  holder: (target: String?, device: DeviceID?, address: String?)?, aside: String?) throws
         -> (records: Int, fromSnapshot: Int, futureClock: Int, household: (secrets: HouseholdSecrets?, note: String?)) {
         let store = try guarded { try Store(path: dir.storePath, device: identity.deviceID) }
-        let sound = salvaged.records.filter { store.clockSkew(of: $0.greatestTime) == nil }
+        // A record no later than the damaged store's own clock was made or taken in here (while
+        // the clock was ahead, perhaps, before it was set back): it is kept.
+        let sound = salvaged.records.filter { state in
+            store.clockSkew(of: state.greatestTime) == nil || salvaged.clock.map { state.greatestTime <= $0 } == true
+        }
         let futureClock = salvaged.records.count - sound.count
         for start in stride(from: 0, to: sound.count, by: 500) {
             let batch = Array(sound[start..<min(start + 500, sound.count)])
-            try guarded { _ = try store.merge(batch) }
+            try guarded { _ = try store.write(.merge(salvaged: batch, ownClock: salvaged.clock)) }
         }
         for peer in salvaged.peers where peer.device != identity.deviceID {
             _ = try guarded { try store.addPeer(peer.device, address: peer.address) }

@@ -1,5 +1,7 @@
 import Foundation
 import HubSyncCore
+import HubSyncCrypto
+import HubSyncStore
 import Testing
 
 /// A damaged store, a full disk: each a clear answer, and `hubsync repair` rebuilds the store
@@ -293,6 +295,30 @@ import Testing
         let text = try await copy.ok("repair", "--force")
         #expect(text.stdout.contains("2 rows could not be read or did not match their digest; 1 record with a clock too far ahead"),
                 "\(text.stdout)")
+    }
+
+    /// Records this device wrote while its clock was an hour ahead, before the clock was set
+    /// back, are its own: a repair keeps them (the damaged store's clock reading vouches for
+    /// them) and the new store's clock stays past them, where it used to leave them all out as
+    /// "a clock too far ahead".
+    @Test func repairKeepsRecordsWrittenWhileTheClockWasAhead() async throws {
+        let d = Device(data: dir.path + "/d")
+        try await d.ok("init")
+        try await d.ok("put", "memories", "now", "--json", #"{"text": "written at the right time"}"#)
+        let device = try DeviceID(parsing: try await d.ok("id").stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        let ahead = UInt64(Date().timeIntervalSince1970 * 1000) + 3_600_000
+        do {
+            let store = try Store(path: d.data + "/store.sqlite", device: device, wallClock: { ahead })
+            for i in 0..<3 { try store.apply(.put(RecordKey(collection: "memories", id: "ahead\(i)"), ["text": .string("note \(i)")])) }
+        }
+        let before = try await records(d)
+        let o = try #require(try await d.ok("repair", "--force", "--json").json?.objectValue)
+        #expect(o["future_clock_rows"] == .int(0) && o["unreadable_rows"] == .int(0), "\(o)")
+        #expect(try await records(d) == before)
+        // A write after the repair is stamped after the ones from ahead, so it wins.
+        try await d.ok("put", "memories", "ahead0", "--json", #"{"text": "edited after the repair"}"#)
+        let text = try await d.ok("get", "memories", "ahead0", "--json").json?.objectValue?["fields"]?.objectValue?["text"]
+        #expect(text == .string("edited after the repair"), "\(String(describing: text))")
     }
 
     @Test func repairFromThePeersRestoresTheSameStoreUnderTheSameDeviceID() async throws {
