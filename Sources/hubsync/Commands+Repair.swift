@@ -45,6 +45,13 @@ struct RepairCommand: ParsableCommand {
         let dir = common.directory
         let identity = try dir.identity()
         try dir.lockExclusively(for: "`repair`")
+        // A folder in the store's place is not a damaged store: it may hold someone's files, so
+        // repair leaves it where it is and says to move it.
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: dir.storePath, isDirectory: &isFolder), isFolder.boolValue,
+           let problem = dir.missingStoreProblem {
+            throw CLIError.failure(problem)
+        }
         if !force, dir.missingStoreProblem == nil, let healthy = healthyStoreSummary(dir, identity) {
             throw CLIError.failure("the store at \(dir.storePath) is not damaged (integrity check ok; \(healthy)); "
                 + "nothing was changed — add --force to rebuild it anyway")

@@ -204,7 +204,8 @@ import Testing
         #expect(ids == ["m0", "m2"], "\(String(describing: ids))")
     }
 
-    /// A folder where the store file should be is named as a folder (it read as a file cut short).
+    /// A folder in the store's place is named as a folder by every command (it read as a file cut short),
+    /// and repair leaves it where it is (it used to move it aside as "the damaged file" and build an empty store).
     @Test func aFolderInPlaceOfTheStoreIsNamedAsSuch() async throws {
         let d = Device(data: dir.path + "/d")
         try await d.ok("init")
@@ -212,11 +213,16 @@ import Testing
         try FileManager.default.moveItem(atPath: store, toPath: d.data + "/kept.sqlite")
         for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: store + suffix) }
         try FileManager.default.createDirectory(atPath: store, withIntermediateDirectories: false)
-        for args in [["list", "memories"], ["status"]] {
+        try Data("someone's file".utf8).write(to: URL(fileURLWithPath: store + "/notes.txt"))
+        for args in [["list", "memories"], ["status"], ["repair"], ["repair", "--force"]] {
             let r = try await hubsync(args + ["--data", d.data])
             #expect(r.status == 1 && r.stderr.contains("is a folder, not the store file") && !r.stderr.contains("cut short"),
                     "\(args): \(r.stderr)")
         }
+        // repair left the folder where it was, with what it holds, and made no store of its own.
+        #expect(FileManager.default.fileExists(atPath: store + "/notes.txt"))
+        let left = try FileManager.default.contentsOfDirectory(atPath: d.data)
+        #expect(!left.contains { $0.hasPrefix("store.damaged") }, "\(left)")
     }
 
     /// doctor reads config.json as `run` does, so a file `run` would refuse fails there too.
