@@ -205,6 +205,22 @@ struct Parser {
         // Fast path: no escapes. ASCII text needs no UTF-8 check (`String(validating:)` is
         // generic over the encoding; its metadata lookups showed in a profile of an import).
         var high: UInt8 = 0
+        // Eight bytes at a time while none of them is a quote, a backslash or a control byte
+        // (the "has a byte equal to / less than" tests of bit-twiddling lore: exact for whether
+        // any byte is, not for which): a record's text is mostly such runs.
+        if let base = bytes.baseAddress {
+            let ones: UInt64 = 0x0101_0101_0101_0101, tops: UInt64 = 0x8080_8080_8080_8080
+            var seen: UInt64 = 0
+            while pos &+ 8 <= bytes.count {
+                let w = UnsafeRawPointer(base + pos).loadUnaligned(as: UInt64.self)
+                let quote = w ^ (ones &* 0x22), slash = w ^ (ones &* 0x5C)
+                let stop = ((quote &- ones) & ~quote) | ((slash &- ones) & ~slash) | ((w &- ones &* 0x20) & ~w)
+                if stop & tops != 0 { break }
+                seen |= w
+                pos &+= 8
+            }
+            if seen & tops != 0 { high = 0x80 }
+        }
         while pos < bytes.count {
             let b = bytes[pos]
             if b == UInt8(ascii: "\"") {

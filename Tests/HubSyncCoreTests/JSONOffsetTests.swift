@@ -40,6 +40,36 @@ import Testing
         #expect(message(Array("x".utf8)).contains("character 'x'"))
     }
 
+    /// Strings are scanned eight bytes at a time: a quote, a backslash, a control byte, a
+    /// non-ASCII character or a bad byte at any place within or across those words is found
+    /// where it is, as a byte at a time would (one string of every length to 40, each such byte
+    /// at every offset).
+    @Test func everySpecialByteIsFoundAtEveryOffset() throws {
+        for length in 0...40 {
+            let plain = Array(String(repeating: "abcdefghij", count: 4).utf8.prefix(length))
+            #expect(try JSON.parse([0x22] + plain + [0x22]) == .string(String(decoding: plain, as: UTF8.self)))
+            for at in 0..<max(length, 1) where length > 0 {
+                func with(_ bytes: [UInt8]) -> [UInt8] { [0x22] + plain[..<at] + bytes + plain[at...] + [0x22] }
+                let before = String(decoding: plain[..<at], as: UTF8.self), after = String(decoding: plain[at...], as: UTF8.self)
+                #expect(try JSON.parse(with(Array(#"\""#.utf8))) == .string(before + "\"" + after))
+                #expect(try JSON.parse(with(Array(#"\n"#.utf8))) == .string(before + "\n" + after))
+                #expect(try JSON.parse(with(Array("é".utf8))) == .string(before + "é" + after))
+                #expect(try JSON.parse(with(Array("👍".utf8))) == .string(before + "👍" + after))
+                // A quote ends the string there: the rest is not JSON.
+                #expect(Self.offset(with([0x22])) == at + 2, "length \(length) at \(at)")
+                for bad: UInt8 in [0x00, 0x0A, 0x1F] {
+                    let message: String
+                    do { _ = try JSON.parse(with([bad])); message = "" } catch { message = error.message }
+                    #expect(message.contains("control character"), "byte \(bad) at \(at) of \(length): \(message)")
+                }
+                #expect(Self.offset(with([0xFF])) == at + 1, "0xFF at \(at) of \(length)")
+                #expect(Self.offset(with([0xC3])) == at + 1, "a cut character at \(at) of \(length)")
+            }
+        }
+        // Non-ASCII bytes in the words scanned whole, and a bad one after them.
+        #expect(Self.offset(Self.bytes(#""ééééééééé"#, [0xFF], #"""#)) == 19)
+    }
+
     @Test func wellFormedTextHasNoInvalidByte() {
         let text = Array("plain, é, 漢字, 👍🏽".utf8)
         #expect(text.withUnsafeBufferPointer { UTF8Check.firstInvalid(in: $0) } == nil)
