@@ -11,6 +11,9 @@ public struct SalvagedStore: Sendable {
     public var peers: [(device: DeviceID, address: String?)] = []
     /// Rows that could not be read or decoded, or whose state does not match its digest.
     public var unreadable = 0
+    /// Of `records`, those read from the file's pages directly (``PageScan``), past where
+    /// SQLite could read them.
+    public var fromPages = 0
     /// The clock reading the store had kept as its own (its `meta` table), when it could be read:
     /// records no later than it were written or taken in by this device.
     public var clock: Timestamp?
@@ -34,10 +37,12 @@ extension Store {
         let queue: DatabaseQueue
         do { queue = try DatabaseQueue(path: path, configuration: config) } catch {
             result.failures.append("\(error)")
+            scanPages(path, into: &result, unreadableRows: [])
             return result
         }
+        var unreadableRows = Set<Int64>()
         try? queue.inDatabase { db in
-            salvageRecords(db, into: &result, maxProbes: maxProbes)
+            salvageRecords(db, into: &result, unreadableRows: &unreadableRows, maxProbes: maxProbes)
             if let row = try? Row.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'hlc'"),
                let value = try? row.decode(Int64.self, atIndex: 0), value > 0 {
                 result.clock = Timestamp(rawValue: UInt64(bitPattern: value))
@@ -55,12 +60,28 @@ extension Store {
                 result.failures.append("peers: \(error)")
             }
         }
+        if !result.failures.isEmpty { scanPages(path, into: &result, unreadableRows: unreadableRows) }
         return result
+    }
+
+    /// After SQLite stopped early: the records its reading did not reach, read from the file's
+    /// pages (``PageScan``). A row SQLite could not read that the pages give back is no longer
+    /// counted unreadable.
+    private static func scanPages(_ path: String, into result: inout SalvagedStore, unreadableRows: Set<Int64>) {
+        let found = PageScan.scan(path: path)
+        let known = Set(result.records.map(\.key))
+        for (key, (rowid, state)) in found.states.sorted(by: { $0.value.rowid < $1.value.rowid }) where !known.contains(key) {
+            result.records.append(state)
+            result.fromPages += 1
+            if unreadableRows.contains(rowid), result.unreadable > 0 { result.unreadable -= 1 }
+        }
+        if result.clock == nil { result.clock = found.clock }
     }
 
     /// Reads the records table row by row in rowid order; after a failure, probes the following
     /// rowids one at a time (up to the largest rowid SQLite still reports, at most `maxProbes`).
-    private static func salvageRecords(_ db: Database, into result: inout SalvagedStore, maxProbes: Int) {
+    private static func salvageRecords(_ db: Database, into result: inout SalvagedStore, unreadableRows: inout Set<Int64>,
+                                       maxProbes: Int) {
         var last: Int64 = 0
         func take(_ row: Row) {
             last = (try? row.decode(Int64.self, forColumn: "rowid")) ?? last + 1
@@ -69,6 +90,7 @@ extension Store {
                   let state = try? CanonicalEncoding.decode([UInt8](data)),
                   ForwardCompatibility.isWellFormed(collection: state.key.collection) else {
                 result.unreadable += 1
+                unreadableRows.insert(last)
                 return
             }
             result.records.append(state)
@@ -91,6 +113,7 @@ extension Store {
                 }
             } catch {
                 result.unreadable += 1
+                unreadableRows.insert(rowid)
             }
             rowid += 1
         }

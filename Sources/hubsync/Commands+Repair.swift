@@ -15,7 +15,8 @@ struct RepairCommand: ParsableCommand {
         discussion: """
             The damaged file is kept beside the new one (store.damaged-TIME.sqlite); nothing is deleted. \
             The new store gets, in this order: every record SQLite can still read from the damaged file \
-            (unless --no-salvage), and the trusted peers it lists; with --from-backup, every record of a \
+            (unless --no-salvage), and where SQLite cannot read on, the records read from the file's pages \
+            directly, each checked against its digest; the trusted peers it lists; with --from-backup, every record of a \
             snapshot; and once the agent runs, everything the household's peers hold, in a full sync (the \
             new store has a new change log, so every peer sends it all). The identity, household secrets \
             and device ID do not change. Stop the agent first.
@@ -98,6 +99,7 @@ struct RepairCommand: ParsableCommand {
                 "device_id": .string(identity.deviceID.description), "store": .string(dir.storePath),
                 "records": .int(Int64(records)), "salvaged_records": .int(Int64(salvaged.records.count - futureClock)),
                 "unreadable_rows": .int(Int64(salvaged.unreadable)), "future_clock_rows": .int(Int64(futureClock)),
+                "records_from_pages": .int(Int64(salvaged.fromPages)),
                 "peers": .int(Int64(salvaged.peers.count)), "from_backup_records": .int(Int64(fromSnapshot)),
                 "salvage_stopped": .array(salvaged.failures.map { .string($0) }),
             ]
@@ -111,11 +113,19 @@ struct RepairCommand: ParsableCommand {
             + "in \(dir.path): \(plural(records, "record")) now.")
         if let aside { print("  The damaged file is kept as \(aside).") }
         if !noSalvage {
-            print("  Salvaged \(plural(salvaged.records.count - futureClock, "record")) and \(plural(salvaged.peers.count, "trusted peer"))"
+            print("  Salvaged \(plural(salvaged.records.count - futureClock, "record"))"
+                + (salvaged.fromPages > 0 ? " (\(salvaged.fromPages) of them read from the file's pages directly, where SQLite "
+                    + "could not reach them)" : "")
+                + " and \(plural(salvaged.peers.count, "trusted peer"))"
                 + (salvaged.unreadable > 0 ? "; \(plural(salvaged.unreadable, "row")) could not be read or did not match \(salvaged.unreadable == 1 ? "its" : "their") digest" : "")
                 + (futureClock > 0 ? "; \(plural(futureClock, "record")) with a clock too far ahead of this device's (damaged) "
                     + "were left out" : "") + ".")
-            if !salvaged.failures.isEmpty {
+            if !salvaged.failures.isEmpty, salvaged.fromPages > 0 {
+                print("  SQLite could not read all of the damaged file (\(salvaged.failures.joined(separator: "; "))); the records "
+                    + "past that point were read from its pages directly. What stood on pages that are lost comes back from the "
+                    + "household's peers as the agent syncs"
+                    + (source == nil ? ", and `hubsync repair --from-backup TARGET` brings back what only a backup holds." : "."))
+            } else if !salvaged.failures.isEmpty {
                 // A file cut short reads as fewer records, not as an error: say that reading stopped.
                 print("  Reading the damaged file stopped early (\(salvaged.failures.joined(separator: "; "))): some records past "
                     + "that point could not be read; the household's peers send them back as the agent syncs"
