@@ -186,6 +186,44 @@ import Testing
         #expect(try await d.run("doctor").status == 0)
     }
 
+    /// A rebuild that runs out of room part way (a tmpfs of 900 KiB holding a store of 600 KB:
+    /// the new store and its WAL do not fit) removes what it made and puts the store back byte
+    /// for byte, and says so; with room again, the same repair goes through.
+    @Test(.enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare"),
+                   "needs root and unshare(1) to mount a small tmpfs in a private mount namespace"))
+    func aRebuildThatFailsPutsTheStoreBackByteForByte() async throws {
+        let d = Device(data: dir.path + "/d")
+        try await d.ok("init")
+        let lines = (0..<400).map { #"{"collection":"memories","id":"m\#($0)","fields":{"text":"\#(String(repeating: "tea and a walk ", count: 60))"}}"# }
+        try lines.joined(separator: "\n").write(toFile: dir.path + "/records.jsonl", atomically: true, encoding: .utf8)
+        try await d.ok("import", dir.path + "/records.jsonl")
+        let before = try await records(d)
+        let mount = dir.path + "/m", e = dir.path + "/m/e", h = q(hubsyncPath)
+        try FileManager.default.createDirectory(atPath: mount, withIntermediateDirectories: true)
+        let script = """
+            mount -t tmpfs -o size=900k tmpfs \(q(mount)) || exit 97
+            cp -a \(q(d.data)) \(q(e)) || exit 98
+            a=$(sha256sum < \(q(e + "/store.sqlite")))
+            \(h) repair --force --data \(q(e)); echo "repair-status=$?"
+            b=$(sha256sum < \(q(e + "/store.sqlite"))); [ "$a" = "$b" ] && echo "same-bytes"
+            echo "files: $(ls -A \(q(e)) | tr '\\n' ' ')"
+            mount -o remount,size=8m \(q(mount)) || exit 97
+            \(h) repair --force --data \(q(e)) >/dev/null; echo "again-status=$?"
+            \(h) export - --data \(q(e)) > \(q(dir.path + "/after.jsonl")); echo "export-status=$?"
+            """
+        let out = dir.path + "/out.txt"
+        let status = try await ChildProcess("/usr/bin/unshare", ["-m", "--propagation", "private", "sh", "-c", script],
+                                            stdout: out, stderr: out).wait()
+        let text = String(decoding: FileManager.default.contents(atPath: out) ?? Data(), as: UTF8.self)
+        #expect(status == 0, "\(text)")
+        #expect(text.contains("repair-status=1") && text.contains("same-bytes"), "\(text)")
+        #expect(text.contains("is full") && text.contains("the damaged store was put back as it was; nothing changed"), "\(text)")
+        #expect(!text.contains("store.damaged") && !text.contains("store.sqlite-wal"), "nothing of the rebuild is left: \(text)")
+        #expect(text.contains("again-status=0") && text.contains("export-status=0"), "\(text)")
+        let after = recordLines(ofExport: String(decoding: FileManager.default.contents(atPath: dir.path + "/after.jsonl") ?? Data(), as: UTF8.self))
+        #expect(Set(before).isSubset(of: Set(after)), "every record is back after the second repair")
+    }
+
     /// A damaged page stops SQLite's scan of the records, and salvage reads the rest one rowid at a
     /// time; a row read so whose digest is not a blob (the table's STRICT typing lost with the
     /// damage) is an unreadable row. It used to trap repair after the store had been moved aside,
