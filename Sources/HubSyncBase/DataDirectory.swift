@@ -71,7 +71,13 @@ public struct DataDirectory: Sendable, Hashable {
         let fm = FileManager.default
         if fm.fileExists(atPath: file(Self.unfinishedRestoreFile)) { return unfinishedRestoreProblem }
         guard fm.fileExists(atPath: file(Self.identityFile)) else { return nil }
-        let attributes = try? fm.attributesOfItem(atPath: storePath)
+        if let target = try? fm.destinationOfSymbolicLink(atPath: storePath), !fm.fileExists(atPath: storePath) {
+            return "\(Self.storeFile) in \(path) is a symbolic link to \(target), which does not exist: the store's records are "
+                + "not there. Nothing was changed. Bring back the disk or file it points to, or remove the link and run "
+                + "`hubsync repair --data \(path)` to build a new store under the same device"
+        }
+        // Through a symbolic link to the file it names (the link's own length is not the store's).
+        let attributes = try? fm.attributesOfItem(atPath: URL(fileURLWithPath: storePath).resolvingSymlinksInPath().path)
         let size = (attributes?[.size] as? NSNumber)?.intValue
         let problem: String
         if attributes?[.type] as? FileAttributeType == .typeDirectory {

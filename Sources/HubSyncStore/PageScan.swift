@@ -11,8 +11,10 @@ import HubSyncCrypto
 /// an interior page of the table's B-tree or the file's first part is lost.
 ///
 /// Pages SQLite had freed may hold an older state of a record; states of one record are merged
-/// (the CRDT join), so an older one adds nothing to a newer one. Only the store file is read:
-/// WAL frames past its last commit may belong to a transaction that was rolled back.
+/// (the CRDT join), so an older one adds nothing to a newer one. The WAL beside the file is read
+/// too, its frames up to the last commit whose checksums hold (1.4 and 4.3 of the format): a
+/// record changed after the last checkpoint comes back as it was last committed, and frames of a
+/// transaction rolled back, or of an earlier WAL, are not read.
 enum PageScan {
     struct Found {
         /// The records read, one state per key, by the rowid they were read under (the newest
@@ -20,8 +22,13 @@ enum PageScan {
         var states: [RecordKey: (rowid: Int64, state: RecordState)] = [:]
         /// The greatest clock reading of the `meta` table's `hlc` rows found.
         var clock: Timestamp?
-        /// Cells with the records table's shape whose state did not match its digest or did not decode.
-        var rejected = 0
+        /// The rowids of cells with the records table's shape whose state did not match its
+        /// digest or did not decode, or whose overflow pages could not be read.
+        var rejected = Set<Int64>()
+        /// The rowids that gave a record.
+        var taken = Set<Int64>()
+        /// The devices the `meta` rows found name as the store's owner (hex).
+        var owners = Set<String>()
     }
 
     /// Scans the file at `path`; at most `maxPages` pages (a bound for files of any size).
@@ -29,38 +36,100 @@ enum PageScan {
         var found = Found()
         guard let file = PageFile(path: path) else { return found }
         let pages = min(file.pageCount, maxPages)
-        guard pages > 0 else { return found }
-        for number in 1...pages {
-            guard let page = file.page(number) else { continue }
-            let header = number == 1 ? 100 : 0
-            guard page.count > header + 8, page[header] == 0x0D else { continue }
-            let cells = Int(page[header + 3]) << 8 | Int(page[header + 4])
-            for i in 0..<cells {
-                let at = header + 8 + 2 * i
-                guard at + 1 < page.count else { break }
-                let offset = Int(page[at]) << 8 | Int(page[at + 1])
-                guard let (rowid, payload) = file.cell(in: page, at: offset) else { continue }
-                take(payload, rowid: rowid, into: &found)
+        let frames = committedFrames(of: path + "-wal", pageSize: file.pageSize, maxFrames: maxPages)
+        // Overflow chains are followed through the pages as last committed.
+        for (number, page) in frames { file.overlay[number] = page }
+        if pages > 0 {
+            for number in 1...pages {
+                guard let page = file.page(number, asInFile: true) else { continue }
+                scanLeaf(page, number: number, file: file, into: &found)
             }
         }
+        for (number, page) in frames { scanLeaf(page, number: number, file: file, into: &found) }
+        found.rejected.subtract(found.taken)
         return found
+    }
+
+    /// The cells of `page` (page `number`), when it is a table leaf page.
+    static func scanLeaf(_ page: [UInt8], number: Int, file: PageFile, into found: inout Found) {
+        let header = number == 1 ? 100 : 0
+        guard page.count > header + 8, page[header] == 0x0D else { return }
+        let cells = Int(page[header + 3]) << 8 | Int(page[header + 4])
+        for i in 0..<cells {
+            let at = header + 8 + 2 * i
+            guard at + 1 < page.count else { break }
+            let offset = Int(page[at]) << 8 | Int(page[at + 1])
+            switch file.cell(in: page, at: offset) {
+            case .whole(let rowid, let payload): take(payload, rowid: rowid, into: &found)
+            case .cut(let rowid, let local):
+                // Its overflow pages are lost: counted when what the page holds starts as a row
+                // of the records table does.
+                if Record.hasRecordsShape(local) { found.rejected.insert(rowid) }
+            case nil: continue
+            }
+        }
+    }
+
+    /// The pages of the WAL's frames up to its last commit, in order (page number, bytes):
+    /// frames whose salts match the WAL header's and whose running checksum holds.
+    static func committedFrames(of path: String, pageSize: Int, maxFrames: Int) -> [(Int, [UInt8])] {
+        guard let data = FileManager.default.contents(atPath: path), data.count >= 32 else { return [] }
+        let bytes = [UInt8](data)
+        func word(_ at: Int) -> UInt32 {
+            UInt32(bytes[at]) << 24 | UInt32(bytes[at + 1]) << 16 | UInt32(bytes[at + 2]) << 8 | UInt32(bytes[at + 3])
+        }
+        let magic = word(0)
+        guard magic == 0x377F_0682 || magic == 0x377F_0683, Int(word(8)) == pageSize else { return [] }
+        let bigEndian = magic & 1 == 1
+        func checksum(_ range: Range<Int>, _ s: inout (UInt32, UInt32)) {
+            var i = range.lowerBound
+            while i + 8 <= range.upperBound {
+                var x0 = word(i), x1 = word(i + 4)
+                if !bigEndian { x0 = x0.byteSwapped; x1 = x1.byteSwapped }
+                s.0 = s.0 &+ x0 &+ s.1
+                s.1 = s.1 &+ x1 &+ s.0
+                i += 8
+            }
+        }
+        var sum: (UInt32, UInt32) = (0, 0)
+        checksum(0..<24, &sum)
+        guard sum.0 == word(24), sum.1 == word(28) else { return [] }
+        let salts = (word(16), word(20))
+        var frames: [(Int, [UInt8])] = []
+        var committed = 0
+        var at = 32
+        while at + 24 + pageSize <= bytes.count, frames.count < maxFrames {
+            guard word(at + 8) == salts.0, word(at + 12) == salts.1 else { break }
+            checksum(at..<(at + 8), &sum)
+            checksum((at + 24)..<(at + 24 + pageSize), &sum)
+            guard sum.0 == word(at + 16), sum.1 == word(at + 20) else { break }
+            frames.append((Int(word(at)), Array(bytes[(at + 24)..<(at + 24 + pageSize)])))
+            if word(at + 4) != 0 { committed = frames.count }
+            at += 24 + pageSize
+        }
+        return Array(frames.prefix(committed))
     }
 
     /// A cell's record, if it is a row of the records table or the `hlc` row of `meta`.
     static func take(_ payload: [UInt8], rowid: Int64, into found: inout Found) {
         guard let columns = Record.columns(payload) else { return }
-        if columns.count == 2, case .text(let key) = columns[0], key == Array("hlc".utf8), case .integer(let value) = columns[1], value > 0 {
-            let reading = Timestamp(rawValue: UInt64(bitPattern: value))
-            found.clock = max(found.clock ?? reading, reading)
+        if columns.count == 2, case .text(let key) = columns[0] {
+            if key == Array("hlc".utf8), case .integer(let value) = columns[1], value > 0 {
+                let reading = Timestamp(rawValue: UInt64(bitPattern: value))
+                found.clock = max(found.clock ?? reading, reading)
+            } else if key == Array("device".utf8), case .text(let owner) = columns[1] {
+                found.owners.insert(String(decoding: owner, as: UTF8.self))
+            }
             return
         }
         guard columns.count >= 4, case .text = columns[0], case .text = columns[1],
               case .blob(let state) = columns[2], case .blob(let digest) = columns[3], digest.count == 32 else { return }
         guard CanonicalEncoding.digest(of: state) == digest, let decoded = try? CanonicalEncoding.decode(state),
               ForwardCompatibility.isWellFormed(collection: decoded.key.collection) else {
-            found.rejected += 1
+            found.rejected.insert(rowid)
             return
         }
+        found.taken.insert(rowid)
         if let earlier = found.states[decoded.key] {
             found.states[decoded.key] = (max(earlier.rowid, rowid), RecordState.merge(earlier.state, decoded))
         } else {
@@ -75,6 +144,21 @@ enum PageScan {
 
     /// SQLite's record format: a header of serial types, then the values.
     enum Record {
+        /// Whether the record's header (in the first bytes of its payload) gives the records
+        /// table's first columns: two texts, a blob and a 32-byte blob.
+        static func hasRecordsShape(_ bytes: [UInt8]) -> Bool {
+            guard let (_, n) = varint(bytes, 0) else { return false }
+            var at = n
+            var types: [UInt64] = []
+            while types.count < 4, let (type, m) = varint(bytes, at) {
+                types.append(type)
+                at += m
+            }
+            guard types.count == 4 else { return false }
+            return types[0] >= 13 && types[0] % 2 == 1 && types[1] >= 13 && types[1] % 2 == 1
+                && types[2] >= 12 && types[2] % 2 == 0 && types[3] == 12 + 2 * 32
+        }
+
         static func columns(_ bytes: [UInt8]) -> [Column]? {
             var at = 0
             guard let (headerSize, n) = varint(bytes, at), headerSize <= UInt64(bytes.count), headerSize >= UInt64(n) else { return nil }
@@ -166,17 +250,30 @@ enum PageScan {
 
         deinit { close(fd) }
 
-        /// Page `number` (from 1), or nil past the end of the file.
-        func page(_ number: Int) -> [UInt8]? {
+        /// Pages as the WAL's committed frames last give them.
+        var overlay: [Int: [UInt8]] = [:]
+
+        /// Page `number` (from 1) as last committed (from the WAL, when it has the page), or as the
+        /// file holds it; nil past the end of both.
+        func page(_ number: Int, asInFile: Bool = false) -> [UInt8]? {
+            if !asInFile, let page = overlay[number] { return page }
             guard number >= 1, number <= pageCount else { return nil }
             var bytes = [UInt8](repeating: 0, count: pageSize)
             let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, pageSize, off_t(number - 1) * off_t(pageSize)) }
             return n == pageSize ? bytes : nil
         }
 
-        /// The rowid and whole payload of the table leaf cell at `offset` of `page`, following
-        /// its overflow pages; nil when the cell or its chain does not hold together.
-        func cell(in page: [UInt8], at offset: Int) -> (Int64, [UInt8])? {
+        /// A table leaf cell as read.
+        enum Cell {
+            /// Its rowid and whole payload.
+            case whole(Int64, [UInt8])
+            /// Its rowid and the part of its payload on the page: its overflow chain broke.
+            case cut(Int64, [UInt8])
+        }
+
+        /// The table leaf cell at `offset` of `page`, its overflow pages followed; nil when the
+        /// cell itself does not hold together.
+        func cell(in page: [UInt8], at offset: Int) -> Cell? {
             guard offset >= 8, offset < usable, let (size, n1) = varint(page, offset),
                   let (rowid, n2) = varint(page, offset + n1), size <= 64 << 20 else { return nil }
             let payloadSize = Int(size)
@@ -191,19 +288,21 @@ enum PageScan {
             }
             guard start + local <= usable else { return nil }
             var payload = Array(page[start..<(start + local)])
-            guard payloadSize > local else { return (Int64(bitPattern: rowid), payload) }
+            let id = Int64(bitPattern: rowid)
+            guard payloadSize > local else { return .whole(id, payload) }
             guard start + local + 4 <= usable else { return nil }
+            let onPage = payload
             var next = Int(page[start + local]) << 24 | Int(page[start + local + 1]) << 16
                 | Int(page[start + local + 2]) << 8 | Int(page[start + local + 3])
             var hops = 0
             while payload.count < payloadSize {
                 hops += 1
-                guard next >= 2, hops <= pageCount, let overflow = self.page(next) else { return nil }
+                guard next >= 2, hops <= pageCount + overlay.count, let overflow = self.page(next) else { return .cut(id, onPage) }
                 let take = min(payloadSize - payload.count, usable - 4)
                 payload.append(contentsOf: overflow[4..<(4 + take)])
                 next = Int(overflow[0]) << 24 | Int(overflow[1]) << 16 | Int(overflow[2]) << 8 | Int(overflow[3])
             }
-            return (Int64(bitPattern: rowid), payload)
+            return .whole(id, payload)
         }
     }
 }

@@ -17,6 +17,9 @@ public struct SalvagedStore: Sendable {
     /// The clock reading the store had kept as its own (its `meta` table), when it could be read:
     /// records no later than it were written or taken in by this device.
     public var clock: Timestamp?
+    /// The devices the store's `meta` table names as its owner (hex): this device's alone, unless
+    /// the file is another device's store.
+    public var owners = Set<String>()
     /// Why reading stopped early, if it did (SQLite's words, for the log).
     public var failures: [String] = []
 
@@ -47,6 +50,10 @@ extension Store {
                let value = try? row.decode(Int64.self, atIndex: 0), value > 0 {
                 result.clock = Timestamp(rawValue: UInt64(bitPattern: value))
             }
+            if let row = try? Row.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'device'"),
+               let owner = try? row.decode(String.self, atIndex: 0) {
+                result.owners.insert(owner)
+            }
             do {
                 for row in try Row.fetchAll(db, sql: "SELECT device, address FROM peers") {
                     // Every column read with a throwing decode: a damaged row may hold any type.
@@ -75,7 +82,11 @@ extension Store {
             result.fromPages += 1
             if unreadableRows.contains(rowid), result.unreadable > 0 { result.unreadable -= 1 }
         }
+        // Rows the pages hold that did not match their digest (or lost their overflow pages),
+        // that SQLite had not counted already.
+        result.unreadable += found.rejected.subtracting(unreadableRows).count
         if result.clock == nil { result.clock = found.clock }
+        result.owners.formUnion(found.owners)
     }
 
     /// Reads the records table row by row in rowid order; after a failure, probes the following

@@ -46,6 +46,16 @@ struct RepairCommand: ParsableCommand {
         let dir = common.directory
         let identity = try dir.identity()
         try dir.lockExclusively(for: "`repair`")
+        // Repair does not follow a symbolic link: the new store would be made wherever it points,
+        // and only the link would be kept aside.
+        for suffix in ["", "-wal", "-shm"] {
+            let path = dir.storePath + suffix
+            if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: path) {
+                throw CLIError.failure("\(path) is a symbolic link (to \(target)); HubSync keeps its store as plain files in the "
+                    + "data directory: nothing was changed. Put the file it points to in its place (or remove the link), "
+                    + "then run `hubsync repair` again")
+            }
+        }
         // A folder in the store's place is not a damaged store: it may hold someone's files, so
         // repair leaves it where it is and says to move it.
         var isFolder: ObjCBool = false
@@ -79,6 +89,18 @@ struct RepairCommand: ParsableCommand {
         var salvaged = SalvagedStore()
         let present = ["", "-wal"].contains { FileManager.default.fileExists(atPath: dir.storePath + $0) }
         if present, !noSalvage { salvaged = salvageCopy(of: dir.storePath) }
+        // Another device's store in this one's place: its records are not this device's to
+        // rebuild from (the household's peers send theirs in a sync).
+        if let other = salvaged.owners.first(where: { $0 != identity.deviceID.hex }) {
+            let name = (try? DeviceID(hex: other)).map(\.short) ?? String(other.prefix(12)) + "…"
+            throw CLIError.failure("\(dir.storePath) is the store of another device (\(name)), not of this one "
+                + "(\(identity.deviceID.short)): nothing was changed. Move it away (it is that device's data), then run "
+                + "`hubsync repair` again to build this device's store from a backup and the household's peers; "
+                + "to take that device's records, pair the two devices and let them sync")
+        }
+        // The damaged store's own clock reading vouches for records up to it, when it is a
+        // reading a clock set wrong could give: more than a year ahead, it is damage.
+        if let clock = salvaged.clock, clock.millis > Store.systemClock() + 366 * 86_400_000 { salvaged.clock = nil }
         let aside = try moveAside(dir)
         let rebuilt: (records: Int, fromSnapshot: Int, futureClock: Int, household: (secrets: HouseholdSecrets?, note: String?))
         do {
@@ -120,10 +142,10 @@ struct RepairCommand: ParsableCommand {
                 + (salvaged.unreadable > 0 ? "; \(plural(salvaged.unreadable, "row")) could not be read or did not match \(salvaged.unreadable == 1 ? "its" : "their") digest" : "")
                 + (futureClock > 0 ? "; \(plural(futureClock, "record")) with a clock too far ahead of this device's (damaged) "
                     + "were left out" : "") + ".")
-            if !salvaged.failures.isEmpty, salvaged.fromPages > 0 {
-                print("  SQLite could not read all of the damaged file (\(salvaged.failures.joined(separator: "; "))); the records "
-                    + "past that point were read from its pages directly. What stood on pages that are lost comes back from the "
-                    + "household's peers as the agent syncs"
+            if !salvaged.failures.isEmpty, salvaged.fromPages > 0 || !salvaged.records.isEmpty {
+                print("  SQLite could not read all of the damaged file (\(salvaged.failures.joined(separator: "; "))); what it "
+                    + "could not reach was read " + (salvaged.fromPages > 0 ? "from the file's pages directly" : "one row at a time")
+                    + ". Records on pages that are lost come back from the household's peers as the agent syncs"
                     + (source == nil ? ", and `hubsync repair --from-backup TARGET` brings back what only a backup holds." : "."))
             } else if !salvaged.failures.isEmpty {
                 // A file cut short reads as fewer records, not as an error: say that reading stopped.

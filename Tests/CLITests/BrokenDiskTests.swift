@@ -402,6 +402,61 @@ import Testing
         #expect(text == .string("edited after the repair"), "\(String(describing: text))")
     }
 
+    /// A clock reading more than a year ahead in the damaged store's meta is damage, not a clock
+    /// set wrong: it vouches for nothing, and records stamped with it are left out (counted).
+    @Test func aClockReadingYearsAheadVouchesForNothing() async throws {
+        let d = Device(data: dir.path + "/d")
+        try await d.ok("init")
+        try await d.ok("put", "memories", "early", "--json", #"{"text": "before the damage"}"#)
+        let python = Process()
+        python.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        python.arguments = ["-c", """
+            import sqlite3, sys
+            c = sqlite3.connect(sys.argv[1]); c.execute("UPDATE meta SET value = ? WHERE key = 'hlc'", (4611686018427387904,)); c.commit(); c.close()
+            """, d.data + "/store.sqlite"]
+        try python.run()
+        python.waitUntilExit()
+        #expect(python.terminationStatus == 0)
+        try await d.ok("put", "memories", "stamped", "--json", #"{"text": "stamped in the year 4199"}"#)
+        let o = try #require(try await d.ok("repair", "--force", "--json").json?.objectValue)
+        #expect(o["future_clock_rows"] == .int(1), "\(o)")
+        let ids = try await d.ok("list", "memories", "--json").json?.arrayValue?.compactMap { $0.objectValue?["id"]?.stringValue }
+        #expect(ids == ["early"], "\(String(describing: ids))")
+    }
+
+    /// Another device's store in this one's place is not salvaged into it, and repair does not
+    /// follow a symbolic link (the new store would be made where it points); a link to a store
+    /// file is used as the file, one to nothing is named as such and not made anew.
+    @Test func repairLeavesAnotherDevicesStoreAndSymbolicLinksAlone() async throws {
+        let d = Device(data: dir.path + "/d"), other = Device(data: dir.path + "/other")
+        try await d.ok("init")
+        try await d.ok("put", "memories", "mine", "--json", #"{"text": "mine"}"#)
+        try await other.ok("init")
+        try await other.ok("put", "memories", "theirs", "--json", #"{"text": "theirs"}"#)
+        let store = d.data + "/store.sqlite", fm = FileManager.default
+        try fm.moveItem(atPath: store, toPath: dir.path + "/mine.sqlite")
+        try fm.copyItem(atPath: other.data + "/store.sqlite", toPath: store)
+        let bytes = fm.contents(atPath: store)
+        for args in [["repair"], ["repair", "--force"]] {
+            let r = try await hubsync(args + ["--data", d.data])
+            #expect(r.status == 1 && r.stderr.contains("is the store of another device"), "\(args): \(r.stderr)")
+        }
+        #expect(fm.contents(atPath: store) == bytes)
+        #expect(try !fm.contentsOfDirectory(atPath: d.data).contains { $0.hasPrefix("store.damaged") })
+
+        try fm.removeItem(atPath: store)
+        try fm.createSymbolicLink(atPath: store, withDestinationPath: dir.path + "/mine.sqlite")
+        #expect(try await d.ok("list", "memories").stdout.contains("mine"))
+        let linked = try await d.run("repair", "--force")
+        #expect(linked.status == 1 && linked.stderr.contains("is a symbolic link"), "\(linked.stderr)")
+        try fm.removeItem(atPath: store)
+        try fm.createSymbolicLink(atPath: store, withDestinationPath: dir.path + "/gone.sqlite")
+        let dangling = try await d.run("list", "memories")
+        #expect(dangling.status == 1 && dangling.stderr.contains("which does not exist"), "\(dangling.stderr)")
+        #expect(!fm.fileExists(atPath: dir.path + "/gone.sqlite"))
+        #expect(try await d.run("repair").status == 1 && !fm.fileExists(atPath: dir.path + "/gone.sqlite"))
+    }
+
     @Test func repairFromThePeersRestoresTheSameStoreUnderTheSameDeviceID() async throws {
         let a = try await AgentProcess(Device(data: dir.path + "/a"))
         var b = try await AgentProcess(Device(data: dir.path + "/b"))

@@ -27,9 +27,38 @@ import Testing
     @Test func anUndamagedFileGivesEveryRecordAndTheClock() throws {
         let (path, states) = try storeFile()
         let found = PageScan.scan(path: path)
-        #expect(found.states.count == states.count && found.rejected == 0)
+        #expect(found.states.count == states.count && found.rejected.isEmpty)
         for (key, (_, state)) in found.states { #expect(CanonicalEncoding.encode(state) == states[key], "\(key)") }
         #expect(found.clock != nil)
+    }
+
+    /// Records changed after the last checkpoint are read as the WAL last commits them, also
+    /// with the file's root pages lost (a helper saw a repair bring back an older text and undo a
+    /// delete, the WAL beside the file unread); a WAL whose salts do not match gives nothing.
+    @Test func theWALsCommittedFramesGiveTheNewestStates() throws {
+        let (path, _) = try storeFile()
+        let store = try makeStore(dir)
+        try store.apply((0..<10).map { .put(key("memories", String(format: "m%04d", $0)), ["text": .string("changed \($0)")]) })
+        try store.apply(.delete(key("memories", "m0020")))
+        var current: [RecordKey: [UInt8]] = [:]
+        try store.forEachRecord { current[$0.key] = CanonicalEncoding.encode($0) }
+        let copy = dir.path + "/copy.sqlite"
+        for suffix in ["", "-wal"] { try FileManager.default.copyItem(atPath: path + suffix, toPath: copy + suffix) }
+        #expect((try FileManager.default.attributesOfItem(atPath: copy + "-wal")[.size] as? Int ?? 0) > 0)
+        // Pages 1 to 8 (the schema and the tables' roots) zeroed in the file.
+        let handle = try #require(FileHandle(forUpdatingAtPath: copy))
+        try handle.write(contentsOf: Data(count: 8 * 4096))
+        try handle.close()
+        let found = PageScan.scan(path: copy)
+        for id in (0..<10).map({ String(format: "m%04d", $0) }) + ["m0020"] {
+            let k = key("memories", id)
+            #expect(found.states[k].map { CanonicalEncoding.encode($0.state) } == current[k], "\(id)")
+        }
+        // The same frames under other salts are an earlier WAL's: not read.
+        var wal = [UInt8](try #require(FileManager.default.contents(atPath: copy + "-wal")))
+        wal[16] ^= 0xFF
+        try Data(wal).write(to: URL(fileURLWithPath: copy + "-wal"))
+        #expect(PageScan.scan(path: copy).states[key("memories", "m0000")].map { CanonicalEncoding.encode($0.state) } != current[key("memories", "m0000")])
     }
 
     /// Bytes overwritten at random places, 40 runs of 60 each: every record found is one the
