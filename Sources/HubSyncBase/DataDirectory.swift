@@ -81,7 +81,9 @@ public struct DataDirectory: Sendable, Hashable {
         let size = (attributes?[.size] as? NSNumber)?.intValue
         let problem: String
         if attributes?[.type] as? FileAttributeType == .typeDirectory {
-            return "\(Self.storeFile) in \(path) is a folder, not the store file. Nothing was changed. Move that folder away; "
+            let link = (try? fm.destinationOfSymbolicLink(atPath: storePath)).map { " (a symbolic link to \($0))" } ?? ""
+            return "\(Self.storeFile) in \(path) is a folder\(link), not the store file. Nothing was changed. "
+                + (link.isEmpty ? "Move that folder away; " : "Remove the link (rm \(storePath)); ")
                 + "then `hubsync repair --data \(path)` builds a new store under the same device (from a backup with "
                 + "--from-backup TARGET, and from the household's peers as the agent syncs)"
         }

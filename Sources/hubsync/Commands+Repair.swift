@@ -51,9 +51,15 @@ struct RepairCommand: ParsableCommand {
         for suffix in ["", "-wal", "-shm"] {
             let path = dir.storePath + suffix
             if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: path) {
-                throw CLIError.failure("\(path) is a symbolic link (to \(target)); HubSync keeps its store as plain files in the "
-                    + "data directory: nothing was changed. Put the file it points to in its place (or remove the link), "
-                    + "then run `hubsync repair` again")
+                var isFolder: ObjCBool = false
+                let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isFolder)
+                throw CLIError.failure("\(path) is a symbolic link to \(target)"
+                    + (!exists ? ", which does not exist" : isFolder.boolValue ? ", a folder" : "")
+                    + "; repair rebuilds the store only as plain files in the data directory, so nothing was changed. "
+                    + (!exists || isFolder.boolValue ? "Remove the link (rm \(path)) and run `hubsync repair` again to build a "
+                        + "new store" + (exists ? "." : ", or bring back what it pointed to.")
+                        : "Put a copy of the file it points to in its place (cp --remove-destination \(target) \(path)), "
+                        + "then run `hubsync repair` again."))
             }
         }
         // A folder in the store's place is not a damaged store: it may hold someone's files, so
