@@ -27,12 +27,13 @@ let package = Package(
         .systemLibrary(name: "CHubZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CHubZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CHubMalloc"),
+        .systemLibrary(name: "CHubSQLite", providers: [.apt(["libsqlite3-dev"])]),
 
         .target(name: "HubSyncBase"),
         .target(name: "HubSyncCrypto", dependencies: ["HubSyncBase", "CHubSodium"]),
         .target(name: "HubSyncCore", dependencies: ["HubSyncBase", "HubSyncCrypto"]),
         .target(name: "HubSyncStore", dependencies: [
-            "HubSyncBase", "HubSyncCore", "HubSyncCrypto",
+            "HubSyncBase", "HubSyncCore", "HubSyncCrypto", "CHubSQLite",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),

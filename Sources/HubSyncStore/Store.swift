@@ -2,6 +2,7 @@ public import Foundation
 public import HubSyncCore
 public import HubSyncCrypto
 internal import GRDB
+internal import CHubSQLite
 public import Logging
 import Synchronization
 
@@ -76,6 +77,16 @@ public final class Store: Sendable {
                         + "stop the agent and run the command again")
                 }
             } else {
+                // Another device's store, or its WAL beside this one's file: refused before anything
+                // is written, and without the checkpoint SQLite makes on closing, which would fold
+                // that WAL into the file.
+                if let owner = try? pool.read({ try String.fetchOne($0, sql: "SELECT value FROM meta WHERE key = 'device'") }),
+                   owner != device.hex {
+                    try? pool.writeWithoutTransaction { db in
+                        if let connection = db.sqliteConnection { _ = hub_sqlite3_no_checkpoint_on_close(UnsafeMutableRawPointer(connection)) }
+                    }
+                    throw Self.belongsToAnother(path, owner)
+                }
                 try Schema.migrator.migrate(pool)
                 try pool.write { db in try Store.recountIfStale(db) }
             }
@@ -92,10 +103,7 @@ public final class Store: Sendable {
                 }
                 return try read(db)
             }
-            guard owner == device.hex else {
-                throw StoreError(.wrongDevice, "the store at \(path) belongs to another device (\(owner.prefix(12))…); "
-                    + "each device keeps its own data directory")
-            }
+            guard owner == device.hex else { throw Self.belongsToAnother(path, owner) }
             logEpoch = epoch
             clock = Mutex(HybridLogicalClock(last: Timestamp(rawValue: UInt64(bitPattern: hlc)),
                                              maxDriftMillis: maxClockDriftMillis))
@@ -109,6 +117,12 @@ public final class Store: Sendable {
     }
 
     deinit { checkpointer?.stop() }
+
+    /// The refusal of a store whose `meta` names another device (`owner`, hex).
+    static func belongsToAnother(_ path: String, _ owner: String) -> StoreError {
+        StoreError(.wrongDevice, "the store at \(path) belongs to another device (\(owner.prefix(12))…); "
+            + "each device keeps its own data directory")
+    }
 
     /// The current hybrid logical clock reading (the last issued or observed).
     public var lastClock: Timestamp { clock.withLock { $0.last } }

@@ -457,6 +457,34 @@ import Testing
         #expect(try await d.run("repair").status == 1 && !fm.fileExists(atPath: dir.path + "/gone.sqlite"))
     }
 
+    /// Another device's WAL beside this device's store: every command refuses the store as
+    /// another device's, and the file is left byte for byte (a helper saw `list` fold that WAL
+    /// into it on closing, leaving another device's 64 KiB in place of 3,000 records).
+    @Test func anotherDevicesWALIsNotFoldedIntoTheStore() async throws {
+        let a = Device(data: dir.path + "/a"), b = Device(data: dir.path + "/b")
+        try await a.ok("init")
+        try await a.ok("put", "memories", "mine", "--json", #"{"text": "mine"}"#)
+        try await b.ok("init")
+        let other = try DeviceID(parsing: try await b.ok("id").stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        let store = a.data + "/store.sqlite", fm = FileManager.default
+        for suffix in ["-wal", "-shm"] { try? fm.removeItem(atPath: store + suffix) }
+        let before = fm.contents(atPath: store)
+        do {
+            // B's store open, a write in its WAL (its meta page with it), the WAL copied beside A's file.
+            let open = try Store(path: b.data + "/store.sqlite", device: other)
+            try open.apply(.put(RecordKey(collection: "memories", id: "theirs"), ["text": .string("theirs")]))
+            try fm.copyItem(atPath: b.data + "/store.sqlite-wal", toPath: store + "-wal")
+            withExtendedLifetime(open) {}
+        }
+        for args in [["list", "memories"], ["status"], ["put", "memories", "x", "--json", #"{"text": "x"}"#]] {
+            let r = try await hubsync(args + ["--data", a.data])
+            #expect(r.status == 1 && r.stderr.contains("belongs to another device"), "\(args): \(r.stderr)")
+        }
+        #expect(fm.contents(atPath: store) == before, "the store file is as it was")
+        for suffix in ["-wal", "-shm"] { try fm.removeItem(atPath: store + suffix) }
+        #expect(try await a.ok("list", "memories").stdout.contains("mine"))
+    }
+
     @Test func repairFromThePeersRestoresTheSameStoreUnderTheSameDeviceID() async throws {
         let a = try await AgentProcess(Device(data: dir.path + "/a"))
         var b = try await AgentProcess(Device(data: dir.path + "/b"))
