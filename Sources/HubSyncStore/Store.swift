@@ -104,6 +104,14 @@ public final class Store: Sendable {
                 return try read(db)
             }
             guard owner == device.hex else { throw Self.belongsToAnother(path, owner) }
+            // No clock reads past the year 4199 (2^46 ms): a kept reading there is a damaged (or
+            // edited) meta table, and new writes stamped after it would reach the 48-bit limit and
+            // wrap to 1970, losing to every earlier one.
+            guard UInt64(bitPattern: hlc) >> 16 < 1 << 46 else {
+                throw StoreError(.damaged, "the store at \(path) keeps a clock reading (\(Timestamp(rawValue: UInt64(bitPattern: hlc)))) "
+                    + "past the year 4199: its meta table is damaged; run `hubsync repair` (with the agent stopped) to rebuild "
+                    + "it from what can be read, a backup and the household's peers")
+            }
             logEpoch = epoch
             clock = Mutex(HybridLogicalClock(last: Timestamp(rawValue: UInt64(bitPattern: hlc)),
                                              maxDriftMillis: maxClockDriftMillis))

@@ -403,25 +403,40 @@ import Testing
     }
 
     /// A clock reading more than a year ahead in the damaged store's meta is damage, not a clock
-    /// set wrong: it vouches for nothing, and records stamped with it are left out (counted).
-    @Test func aClockReadingYearsAheadVouchesForNothing() async throws {
+    /// set wrong: it vouches for nothing, and records stamped with it are left out (counted). A
+    /// reading past the year 4199 (a flipped sign bit, 2^62) is damage the store refuses to open
+    /// with: its next writes would wrap to 1970 (a helper saw "0:0" after four writes).
+    @Test(arguments: [false, true])
+    func aClockReadingYearsAheadVouchesForNothing(pastAnyClock: Bool) async throws {
         let d = Device(data: dir.path + "/d")
         try await d.ok("init")
         try await d.ok("put", "memories", "early", "--json", #"{"text": "before the damage"}"#)
+        let fiveYears = (UInt64(Date().timeIntervalSince1970 * 1000) + 5 * 365 * 86_400_000) << 16
         let python = Process()
         python.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
         python.arguments = ["-c", """
             import sqlite3, sys
-            c = sqlite3.connect(sys.argv[1]); c.execute("UPDATE meta SET value = ? WHERE key = 'hlc'", (4611686018427387904,)); c.commit(); c.close()
-            """, d.data + "/store.sqlite"]
+            c = sqlite3.connect(sys.argv[1]); c.execute("UPDATE meta SET value = ? WHERE key = 'hlc'", (int(sys.argv[2]),)); c.commit(); c.close()
+            """, d.data + "/store.sqlite", pastAnyClock ? "-5" : String(fiveYears)]
         try python.run()
         python.waitUntilExit()
         #expect(python.terminationStatus == 0)
-        try await d.ok("put", "memories", "stamped", "--json", #"{"text": "stamped in the year 4199"}"#)
-        let o = try #require(try await d.ok("repair", "--force", "--json").json?.objectValue)
-        #expect(o["future_clock_rows"] == .int(1), "\(o)")
+        if pastAnyClock {
+            let r = try await d.run("put", "memories", "stamped", "--json", #"{"text": "x"}"#)
+            #expect(r.status == 1 && r.stderr.contains("past the year 4199") && r.stderr.contains("hubsync repair"), "\(r.stderr)")
+            let o = try #require(try await d.ok("repair", "--json").json?.objectValue)
+            #expect(o["salvaged_records"].map { if case .int(let n) = $0 { n >= 1 } else { false } } == true, "\(o)")
+            try await d.ok("put", "memories", "after", "--json", #"{"text": "after the repair"}"#)
+            let after = try await d.ok("get", "memories", "after", "--json").json?.objectValue?["updated_hlc"]?.stringValue
+            let millis = after.flatMap { UInt64($0.prefix { $0 != ":" }) } ?? 0
+            #expect(millis > UInt64(Date().timeIntervalSince1970 * 1000) - 60_000 && millis < 1 << 46, "\(String(describing: after))")
+        } else {
+            try await d.ok("put", "memories", "stamped", "--json", #"{"text": "stamped five years ahead"}"#)
+            let o = try #require(try await d.ok("repair", "--force", "--json").json?.objectValue)
+            #expect(o["future_clock_rows"] == .int(1), "\(o)")
+        }
         let ids = try await d.ok("list", "memories", "--json").json?.arrayValue?.compactMap { $0.objectValue?["id"]?.stringValue }
-        #expect(ids == ["early"], "\(String(describing: ids))")
+        #expect(ids == (pastAnyClock ? ["after", "early"] : ["early"]), "\(String(describing: ids))")
     }
 
     /// Another device's store in this one's place is not salvaged into it, and repair does not
