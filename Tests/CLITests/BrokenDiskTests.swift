@@ -24,6 +24,24 @@ import Testing
         recordLines(ofExport: try await d.ok("export", "-").stdout)
     }
 
+    /// Runs a Python script (the store's path and the like as its arguments); its exit status.
+    func runPython(_ script: String, _ arguments: String...) throws -> Int32 {
+        let python = Process()
+        python.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        python.arguments = ["-c", script] + arguments
+        try python.run()
+        python.waitUntilExit()
+        return python.terminationStatus
+    }
+
+    /// Runs a shell script in a private mount namespace (tmpfs mounts vanish with it); its exit
+    /// status and everything it printed.
+    func inPrivateMounts(_ script: String, output: String) async throws -> (Int32, String) {
+        let status = try await ChildProcess("/usr/bin/unshare", ["-m", "--propagation", "private", "sh", "-c", script],
+                                            stdout: output, stderr: output).wait()
+        return (status, String(decoding: FileManager.default.contents(atPath: output) ?? Data(), as: UTF8.self))
+    }
+
     func q(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
 
     @Test func aDamagedStoreIsNamedByDoctorAndEveryCommandAndRepairedFromABackup() async throws {
@@ -127,18 +145,13 @@ import Testing
         let wal = (try? FileManager.default.attributesOfItem(atPath: store + "-wal"))?[.size] as? Int ?? 0
         #expect(wal == 0, "every page is in the store file")
         // A few rows whose digest is not even a blob (read one by one after the cut stops SQLite's scan).
-        let python = Process()
-        python.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        python.arguments = ["-c", """
+        #expect(try runPython("""
             import sqlite3, sys
             c = sqlite3.connect(sys.argv[1]); c.execute('PRAGMA writable_schema = ON')
             c.execute("UPDATE sqlite_schema SET sql = replace(sql, ') STRICT', ')') WHERE name = 'records'"); c.commit(); c.close()
             c = sqlite3.connect(sys.argv[1])
             c.execute('UPDATE records SET digest = 1.5 WHERE rowid % 7 = 3'); c.commit(); c.close()
-            """, store]
-        try python.run()
-        python.waitUntilExit()
-        #expect(python.terminationStatus == 0)
+            """, store) == 0)
         let size = try #require(try FileManager.default.attributesOfItem(atPath: store)[.size] as? Int)
         try FileHandle(forWritingAtPath: store)!.truncate(atOffset: UInt64(size / 2))
         let o = try #require(try await d.ok("repair", "--json").json?.objectValue)
@@ -211,10 +224,7 @@ import Testing
             \(h) repair --force --data \(q(e)) >/dev/null; echo "again-status=$?"
             \(h) export - --data \(q(e)) > \(q(dir.path + "/after.jsonl")); echo "export-status=$?"
             """
-        let out = dir.path + "/out.txt"
-        let status = try await ChildProcess("/usr/bin/unshare", ["-m", "--propagation", "private", "sh", "-c", script],
-                                            stdout: out, stderr: out).wait()
-        let text = String(decoding: FileManager.default.contents(atPath: out) ?? Data(), as: UTF8.self)
+        let (status, text) = try await inPrivateMounts(script, output: dir.path + "/out.txt")
         #expect(status == 0, "\(text)")
         #expect(text.contains("repair-status=1") && text.contains("same-bytes"), "\(text)")
         #expect(text.contains("is full") && text.contains("the damaged store was put back as it was; nothing changed"), "\(text)")
@@ -234,9 +244,7 @@ import Testing
         let lines = (0..<4_000).map { #"{"collection": "memories", "id": "m\#(String(format: "%05d", $0))", "fields": {"text": "\#(String(repeating: "text of memory \($0) ", count: 12))"}}"# }
         try lines.joined(separator: "\n").write(toFile: dir.path + "/records.jsonl", atomically: true, encoding: .utf8)
         try await d.ok("import", dir.path + "/records.jsonl")
-        let python = Process()
-        python.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        python.arguments = ["-c", """
+        #expect(try runPython("""
             import sqlite3, sys
             p = sys.argv[1]
             c = sqlite3.connect(p); c.execute('PRAGMA writable_schema = ON')
@@ -244,10 +252,7 @@ import Testing
             c = sqlite3.connect(p)
             c.execute('UPDATE records SET digest = 1.5 WHERE rowid = 3000'); c.commit(); c.close()
             f = open(p, 'r+b'); f.seek(99 * 4096); f.write(b'\\xff' * 200); f.close()
-            """, d.data + "/store.sqlite"]
-        try python.run()
-        python.waitUntilExit()
-        #expect(python.terminationStatus == 0)
+            """, d.data + "/store.sqlite") == 0)
         let o = try #require(try await d.ok("repair", "--json").json?.objectValue)
         #expect(o["salvage_stopped"]?.arrayValue?.isEmpty == false, "the scan stopped at the damaged page: \(o)")
         guard case .int(let salvaged) = o["salvaged_records"] ?? .null, case .int(let unreadable) = o["unreadable_rows"] ?? .null else {
@@ -347,9 +352,7 @@ import Testing
         let d = Device(data: dir.path + "/d")
         try await d.ok("init")
         for i in 0..<4 { try await d.ok("put", "memories", "m\(i)", "--json", #"{"text": "note number \#(i)"}"#) }
-        let python = Process()
-        python.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        python.arguments = ["-c", """
+        #expect(try runPython("""
             import sqlite3, sys, hashlib
             c = sqlite3.connect(sys.argv[1])
             s = bytearray(c.execute("SELECT state FROM records WHERE id = 'm1'").fetchone()[0])
@@ -363,10 +366,7 @@ import Testing
             s[5:5 + 8] = b'memor\\x01es'
             c.execute("UPDATE records SET state = ?, digest = ? WHERE id = 'm3'", (bytes(s), hashlib.blake2b(bytes(s), digest_size=32).digest()))
             c.commit(); c.close()
-            """, d.data + "/store.sqlite"]
-        try python.run()
-        python.waitUntilExit()
-        #expect(python.terminationStatus == 0)
+            """, d.data + "/store.sqlite") == 0)
         let copy = Device(data: dir.path + "/copy")
         try FileManager.default.copyItem(atPath: d.data, toPath: copy.data)
         let o = try #require(try await d.ok("repair", "--force", "--json").json?.objectValue)
@@ -412,15 +412,10 @@ import Testing
         try await d.ok("init")
         try await d.ok("put", "memories", "early", "--json", #"{"text": "before the damage"}"#)
         let fiveYears = (UInt64(Date().timeIntervalSince1970 * 1000) + 5 * 365 * 86_400_000) << 16
-        let python = Process()
-        python.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        python.arguments = ["-c", """
+        #expect(try runPython("""
             import sqlite3, sys
             c = sqlite3.connect(sys.argv[1]); c.execute("UPDATE meta SET value = ? WHERE key = 'hlc'", (int(sys.argv[2]),)); c.commit(); c.close()
-            """, d.data + "/store.sqlite", pastAnyClock ? "-5" : String(fiveYears)]
-        try python.run()
-        python.waitUntilExit()
-        #expect(python.terminationStatus == 0)
+            """, d.data + "/store.sqlite", pastAnyClock ? "-5" : String(fiveYears)) == 0)
         if pastAnyClock {
             let r = try await d.run("put", "memories", "stamped", "--json", #"{"text": "x"}"#)
             #expect(r.status == 1 && r.stderr.contains("past the year 4199") && r.stderr.contains("hubsync repair"), "\(r.stderr)")
@@ -631,10 +626,7 @@ import Testing
             \(h) get memories big --json --data \(q(agentDir + "/g")) | head -c 40; echo
             kill -TERM $agent; wait $agent; echo "agent-exit=$?"
             """
-        let out = dir.path + "/full.out"
-        let status = try await ChildProcess("/usr/bin/unshare", ["-m", "--propagation", "private", "sh", "-c", script],
-                                            stdout: out, stderr: out).wait()
-        let text = String(decoding: FileManager.default.contents(atPath: out) ?? Data(), as: UTF8.self)
+        let (status, text) = try await inPrivateMounts(script, output: dir.path + "/full.out")
         #expect(status == 0, "\(text)")
         #expect(text.contains("export-status=1") && text.contains("left=0"), "\(text)")
         #expect(text.contains("import-status=1"), "\(text)")
