@@ -197,17 +197,20 @@ extension Repository {
         // The last record read, and whether chunks were lost since (``ReadReport/lostBetween``).
         var lastKey: RecordKey?
         var gapOpen = false
-        func hand(_ states: [RecordState]) throws {
-            if gapOpen, let first = states.first {
-                report.lostBetween.append(.init(after: lastKey, before: first.key))
+        /// Each record's state, with its bytes when they are its canonical encoding.
+        typealias Decoded = (state: RecordState, canonical: ArraySlice<UInt8>?)
+        func hand(_ decoded: [Decoded]) throws {
+            if gapOpen, let first = decoded.first {
+                report.lostBetween.append(.init(after: lastKey, before: first.state.key))
                 gapOpen = false
             }
-            lastKey = states.last?.key ?? lastKey
-            for state in states {
+            lastKey = decoded.last?.state.key ?? lastKey
+            for (state, canonical) in decoded {
                 if let only, state.key != only { continue }
                 report.records += 1
                 if prepare {
-                    prepared.append(PreparedState(state))
+                    // Bytes that are already the state's canonical encoding are not made again.
+                    prepared.append(canonical.map { PreparedState(state, canonicalBytes: Array($0)) } ?? PreparedState(state))
                     if prepared.count >= batchSize {
                         try emit(.prepared(prepared))
                         prepared.removeAll(keepingCapacity: true)
@@ -221,11 +224,14 @@ extension Repository {
                 }
             }
         }
-        func decode(_ raws: [ArraySlice<UInt8>], chunk id: BlobID) throws(BackupError) -> [RecordState] {
-            var out: [RecordState] = []
+        func decode(_ raws: [ArraySlice<UInt8>], chunk id: BlobID) throws(BackupError) -> [Decoded] {
+            var out: [Decoded] = []
             out.reserveCapacity(raws.count)
             for raw in raws {
-                do { out.append(try raw.withUnsafeBytes { try CanonicalEncoding.decode($0) }) } catch {
+                do {
+                    let (state, canonical) = try raw.withUnsafeBytes { try CanonicalEncoding.decodeNoting($0) }
+                    out.append((state, canonical ? raw : nil))
+                } catch {
                     throw BackupError(.damaged, "a record ending in chunk \(id.short) does not decode: \(error)")
                 }
             }
@@ -267,25 +273,40 @@ extension Repository {
             }
         }
         var done = 0
-        let zstd = Compression.Contexts()
-        for p in packs {
-            let name = Repository.packName(p)
-            let file = try? target.get(name)
-            for (id, loc) in byPack[p]!.sorted(by: { $0.1.offset < $1.1.offset }) {
-                let end = Int(loc.offset) + Int(loc.length)
-                guard let file, end <= file.count,
-                      let chunk = PackReader.openChunk(file[Int(loc.offset)..<end], id: id, rawLength: Int(loc.rawLength), key: key, using: zstd) else {
-                    if skipDamaged || only != nil { report.skippedChunks.append(id); lost.insert(id); continue }
-                    let what = file == nil ? "pack \(name), which holds chunk \(id.short), is missing" : "chunk \(id.short) in pack \(name) is damaged"
-                    throw BackupError(.damaged, "\(what); nothing more was restored; "
-                        + "pass --skip-damaged to restore everything else")
+        // Packs are read and their chunks opened (decrypted, decompressed, checked) on a thread
+        // of their own, a few chunks ahead of this one, which decodes them in snapshot order:
+        // opening and decoding are each about as much work as the store's writing.
+        let order = packs.map { p in (p, byPack[p]!.sorted(by: { $0.1.offset < $1.1.offset })) }
+        try ReadAhead.run(chunk: 4, depth: 4, produce: { (give: (OpenedChunk) throws -> Void) in
+            let zstd = Compression.Contexts()
+            for (p, entries) in order {
+                let file = try? target.get(Repository.packName(p))
+                for (id, loc) in entries {
+                    let end = Int(loc.offset) + Int(loc.length)
+                    guard let file, end <= file.count else { try give(OpenedChunk(pack: p, id: id, plain: nil, packMissing: file == nil)); continue }
+                    let plain = PackReader.openChunk(file[Int(loc.offset)..<end], id: id, rawLength: Int(loc.rawLength), key: key, using: zstd)
+                    try give(OpenedChunk(pack: p, id: id, plain: plain, packMissing: false))
                 }
-                pending[id] = chunk
-                done += 1
+                try give(OpenedChunk(pack: p, id: nil, plain: nil, packMissing: false))
             }
+        }, consume: { opened in
+            guard let id = opened.id else {
+                // The pack's last chunk.
+                try drain()
+                try emit(.progress(done, uses.count))
+                return
+            }
+            guard let chunk = opened.plain else {
+                if skipDamaged || only != nil { report.skippedChunks.append(id); lost.insert(id); return }
+                let name = Repository.packName(opened.pack)
+                let what = opened.packMissing ? "pack \(name), which holds chunk \(id.short), is missing" : "chunk \(id.short) in pack \(name) is damaged"
+                throw BackupError(.damaged, "\(what); nothing more was restored; "
+                    + "pass --skip-damaged to restore everything else")
+            }
+            pending[id] = chunk
+            done += 1
             try drain()
-            try emit(.progress(done, uses.count))
-        }
+        })
         try drain()
         if gapOpen { report.lostBetween.append(.init(after: lastKey, before: nil)) }
         if !stream.atBoundary, !skipDamaged, only == nil {
@@ -294,6 +315,16 @@ extension Repository {
         if !batch.isEmpty { try emit(.batch(batch)) }
         if !prepared.isEmpty { try emit(.prepared(prepared)) }
         return report
+    }
+
+    /// A chunk as the opening thread of ``readBatches(of:skipDamaged:only:batchSize:prepare:_:)``
+    /// hands it on: its plain bytes, or nil when it could not be read or opened; with no `id`,
+    /// the end of `pack`.
+    struct OpenedChunk: Sendable {
+        var pack: BlobID
+        var id: BlobID?
+        var plain: [UInt8]?
+        var packMissing: Bool
     }
 
     /// Restores `snapshot` into a new, empty store: every record's state exactly, then the

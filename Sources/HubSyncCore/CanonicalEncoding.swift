@@ -170,10 +170,19 @@ public enum CanonicalEncoding {
     }
 
     public static func decode(_ raw: UnsafeRawBufferPointer) throws(CanonicalDecodingError) -> RecordState {
+        try decodeNoting(raw).state
+    }
+
+    /// Decodes `raw` as ``decode(_:)-swift.type.method`` does, and says whether `raw` is exactly
+    /// the canonical encoding of the state it decodes to: every list in its order without repeats,
+    /// every context covering its versions, no set element of length 0 (SPEC 1.6.4). When it
+    /// is, `encode(state) == raw` and the bytes can be stored and hashed as they came, without
+    /// encoding the state again; when not, the state must be encoded again.
+    public static func decodeNoting(_ raw: UnsafeRawBufferPointer) throws(CanonicalDecodingError) -> (state: RecordState, canonical: Bool) {
         var r = Reader(bytes: raw)
         let state = try r.readRecord()
         guard r.pos == raw.count else { throw r.error("\(raw.count - r.pos) bytes after the record") }
-        return state
+        return (state, r.canonical)
     }
 
     public static func decodeValue(_ bytes: [UInt8]) throws(CanonicalDecodingError) -> Value {
@@ -191,6 +200,9 @@ public enum CanonicalEncoding {
 struct Reader {
     let bytes: UnsafeRawBufferPointer
     var pos = 0
+    /// False once something was read that encoding the decoded state would not write the same
+    /// way (``CanonicalEncoding/decodeNoting(_:)``).
+    var canonical = true
 
     func error(_ m: String) -> CanonicalDecodingError { CanonicalDecodingError(message: m, offset: pos) }
 
@@ -272,6 +284,8 @@ struct Reader {
                 previous = k
                 o[k] = try readValue(depth: depth + 1)
             }
+            // Two keys that differ in bytes but are one Swift String (SPEC 1.13) are kept once.
+            if o.count != n { canonical = false }
             return .object(o)
         }
     }
@@ -288,21 +302,31 @@ struct Reader {
         let nf = try count(minSize: 12)
         var fields: [String: Register] = [:]
         fields.reserveCapacity(nf)
+        var previousName: String?
         for _ in 0..<nf {
             let name = try string()
+            if let p = previousName, !utf8Less(p, name) { canonical = false }
+            previousName = name
             let nc = try count(minSize: 40)
             var ctx: [(device: DeviceID, time: Timestamp)] = []
+            ctx.reserveCapacity(nc)
             for _ in 0..<nc {
                 let d = try device()
+                if let last = ctx.last, !(last.device < d) { canonical = false }
                 ctx.append((d, Timestamp(rawValue: try u64())))
             }
             let nv = try count(minSize: 41)
             guard nv > 0 else { throw error("field \(name) has no value") }
             var versions: [Version] = []
+            versions.reserveCapacity(nv)
             for _ in 0..<nv {
                 let t = Timestamp(rawValue: try u64())
                 let d = try device()
-                versions.append(Version(stamp: Stamp(time: t, device: d), value: try readValue(depth: 0)))
+                let stamp = Stamp(time: t, device: d)
+                if let last = versions.last, !(stamp < last.stamp) { canonical = false }
+                // Covered: the context's entry for the version's device is at least its time.
+                if canonical, !ctx.contains(where: { $0.device == d && $0.time >= t }) { canonical = false }
+                versions.append(Version(stamp: stamp, value: try readValue(depth: 0)))
             }
             guard fields.updateValue(Register(versions: versions, context: CausalContext(entries: ctx)), forKey: name) == nil else {
                 throw error("field \(name) appears twice")
@@ -310,16 +334,29 @@ struct Reader {
         }
         let ns = try count(minSize: 8)
         var sets: [String: CausalSet] = [:]
+        previousName = nil
         for _ in 0..<ns {
             let name = try string()
+            if let p = previousName, !utf8Less(p, name) { canonical = false }
+            previousName = name
             let ne = try count(minSize: 9)
             var lengths: [Value: UInt64] = [:]
+            lengths.reserveCapacity(ne)
+            var previousElement: Range<Int>?
             for _ in 0..<ne {
+                let start = pos
                 let v = try readValue(depth: 0)
-                lengths[v] = try u64()
+                // Elements in ascending order of their encoded bytes, each once.
+                if let p = previousElement, !bytes[p].lexicographicallyPrecedes(bytes[start..<pos]) { canonical = false }
+                previousElement = start..<pos
+                let length = try u64()
+                if length == 0 { canonical = false }
+                lengths[v] = length
             }
+            if lengths.count != ne { canonical = false }
             sets[name] = CausalSet(lengths: lengths)
         }
+        if sets.count != ns { canonical = false }
         return RecordState(key: RecordKey(collection: collection, id: id), causalLength: cl, updated: updated,
                            fields: fields, sets: sets)
     }

@@ -60,6 +60,10 @@ struct BackupRestoreCommand: ParsableCommand {
         let progress = ProgressReporter(json: options.output.json)
         let start = Date()
         var result: Value
+        // A restore opens packs, decodes records and writes them on three threads at once, which
+        // allocate and free one another's memory: with two arenas they waited on each other's
+        // locks (a restore of 100k records took 1.33 s against 1.24 s with four).
+        HubSync.allowMallocArenas(4)
         if let into {
             // A relative folder is taken from the working directory, and said in full.
             result = try restoreInto(repo, snap, directory: DataDirectory(path: URL(fileURLWithPath: into).standardizedFileURL.path),

@@ -30,6 +30,13 @@ struct HubSync: AsyncParsableCommand {
         ]
     )
 
+    /// Lets glibc's allocator keep up to `count` arenas from now on, unless $MALLOC_ARENA_MAX is set.
+    static func allowMallocArenas(_ count: Int32) {
+        #if canImport(Glibc)
+        if ProcessInfo.processInfo.environment["MALLOC_ARENA_MAX"] == nil { mallopt(M_ARENA_MAX, count) }
+        #endif
+    }
+
     /// Runs the command, mapping every failure to a message on standard error and exit status
     /// 1 (failed) or 2 (bad usage or input).
     static func main() async {
@@ -39,7 +46,7 @@ struct HubSync: AsyncParsableCommand {
         // glibc gives threads that allocate at once arenas of their own (up to eight per core) and
         // keeps what each frees: with two, the receiver of a 100k-record full sync held 89 MB
         // after it instead of 115, as fast (hubsync-bench --only sync). $MALLOC_ARENA_MAX, when set, wins.
-        if ProcessInfo.processInfo.environment["MALLOC_ARENA_MAX"] == nil { mallopt(M_ARENA_MAX, 2) }
+        allowMallocArenas(2)
         #endif
         if let refusal = invalidArgument() { fail(refusal) }
         do {

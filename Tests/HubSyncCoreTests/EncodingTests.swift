@@ -33,6 +33,81 @@ import Testing
         }
     }
 
+    /// `decodeNoting` says "canonical" for every encoding `encode` makes, and only for bytes that
+    /// `encode` would make again from what they decode to: a restore stores and hashes such bytes
+    /// as they came. The other bytes are states written with lists out of order, entries
+    /// repeated, contexts that miss a version, or set elements of length 0.
+    @Test(arguments: Array(UInt64(1)...200))
+    func canonicalBytesAreToldApart(seed: UInt64) throws {
+        var rng = SplitMix64(seed: seed)
+        var flaggedOther = 0
+        for s in simulate(seed: seed).snapshots.suffix(4) {
+            let bytes = CanonicalEncoding.encode(s)
+            let plain = try bytes.withUnsafeBytes { try CanonicalEncoding.decodeNoting($0) }
+            #expect(plain.canonical && plain.state == s, "seed \(seed)")
+            for _ in 0..<8 {
+                let scrambled = scrambledEncoding(s, &rng)
+                let (state, canonical) = try scrambled.withUnsafeBytes { try CanonicalEncoding.decodeNoting($0) }
+                let again = CanonicalEncoding.encode(state)
+                if canonical { #expect(again == scrambled, "seed \(seed): called canonical, but encodes to other bytes") }
+                if again != scrambled { #expect(!canonical, "seed \(seed)") }
+                if !canonical { flaggedOther += 1 }
+            }
+        }
+        #expect(flaggedOther > 0, "seed \(seed): no scrambled encoding differed")
+    }
+
+    /// `state` encoded as SPEC 1.6.2 lays it out, with its lists shuffled and, at random, a
+    /// context entry left out or repeated, a set element repeated or given length 0.
+    func scrambledEncoding(_ state: RecordState, _ rng: inout SplitMix64) -> [UInt8] {
+        var out: [UInt8] = [1]
+        func u32(_ v: Int) { for i in (0..<4).reversed() { out.append(UInt8(truncatingIfNeeded: v >> (8 * i))) } }
+        func u64(_ v: UInt64) { for i in (0..<8).reversed() { out.append(UInt8(truncatingIfNeeded: v >> (8 * UInt64(i)))) } }
+        func string(_ s: String) { u32(s.utf8.count); out += Array(s.utf8) }
+        func maybeShuffled<T>(_ a: [T]) -> [T] { Bool.random(using: &rng) ? a.shuffled(using: &rng) : a }
+        string(state.key.collection)
+        string(state.key.id)
+        u64(state.causalLength)
+        u64(state.updated.rawValue)
+        let names = state.fields.keys.sorted(by: utf8Less)
+        u32(names.count)
+        for name in maybeShuffled(names) {
+            let register = state.fields[name]!
+            string(name)
+            var context = maybeShuffled(register.context.entries)
+            switch Int.random(in: 0..<6, using: &rng) {
+            case 0 where !context.isEmpty: context.removeLast()
+            case 1 where !context.isEmpty: context.append(context[0])
+            default: break
+            }
+            u32(context.count)
+            for e in context { e.device.append(to: &out); u64(e.time.rawValue) }
+            let versions = maybeShuffled(register.versions)
+            u32(versions.count)
+            for v in versions {
+                u64(v.stamp.time.rawValue)
+                v.stamp.device.append(to: &out)
+                out += CanonicalEncoding.encode(v.value)
+            }
+        }
+        let setNames = state.sets.keys.sorted(by: utf8Less)
+        u32(setNames.count)
+        for name in maybeShuffled(setNames) {
+            string(name)
+            var elements = state.sets[name]!.lengths.map { (CanonicalEncoding.encode($0.key), $0.value) }
+                .sorted { $0.0.lexicographicallyPrecedes($1.0) }
+            switch Int.random(in: 0..<6, using: &rng) {
+            case 0 where !elements.isEmpty: elements.append(elements[0])
+            case 1: elements.append((CanonicalEncoding.encode("zero"), 0))
+            default: break
+            }
+            elements = maybeShuffled(elements)
+            u32(elements.count)
+            for (bytes, length) in elements { out += bytes; u64(length) }
+        }
+        return out
+    }
+
     @Test func equalStatesHaveEqualDigests() {
         var x = RecordState(key: testKey), y = RecordState(key: testKey)
         let s1 = Stamp(time: Timestamp(millis: 1, counter: 0), device: device(1))
