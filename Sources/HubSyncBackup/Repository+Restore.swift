@@ -197,20 +197,18 @@ extension Repository {
         // The last record read, and whether chunks were lost since (``ReadReport/lostBetween``).
         var lastKey: RecordKey?
         var gapOpen = false
-        /// Each record's state, with its bytes when they are its canonical encoding.
-        typealias Decoded = (state: RecordState, canonical: ArraySlice<UInt8>?)
-        func hand(_ decoded: [Decoded]) throws {
-            if gapOpen, let first = decoded.first {
-                report.lostBetween.append(.init(after: lastKey, before: first.state.key))
+        func hand(_ states: [RecordState]) throws {
+            if gapOpen, let first = states.first {
+                report.lostBetween.append(.init(after: lastKey, before: first.key))
                 gapOpen = false
             }
-            lastKey = decoded.last?.state.key ?? lastKey
-            for (state, canonical) in decoded {
+            lastKey = states.last?.key ?? lastKey
+            for state in states {
                 if let only, state.key != only { continue }
                 report.records += 1
                 if prepare {
-                    // Bytes that are already the state's canonical encoding are not made again.
-                    prepared.append(canonical.map { PreparedState(state, canonicalBytes: Array($0)) } ?? PreparedState(state))
+                    // A state that kept its canonical bytes (nearly all) is not encoded again.
+                    prepared.append(PreparedState(state))
                     if prepared.count >= batchSize {
                         try emit(.prepared(prepared))
                         prepared.removeAll(keepingCapacity: true)
@@ -224,14 +222,11 @@ extension Repository {
                 }
             }
         }
-        func decode(_ raws: [ArraySlice<UInt8>], chunk id: BlobID) throws(BackupError) -> [Decoded] {
-            var out: [Decoded] = []
+        func decode(_ raws: [ArraySlice<UInt8>], chunk id: BlobID) throws(BackupError) -> [RecordState] {
+            var out: [RecordState] = []
             out.reserveCapacity(raws.count)
             for raw in raws {
-                do {
-                    let (state, canonical) = try raw.withUnsafeBytes { try CanonicalEncoding.decodeNoting($0) }
-                    out.append((state, canonical ? raw : nil))
-                } catch {
+                do { out.append(try CanonicalEncoding.decode(Array(raw))) } catch {
                     throw BackupError(.damaged, "a record ending in chunk \(id.short) does not decode: \(error)")
                 }
             }

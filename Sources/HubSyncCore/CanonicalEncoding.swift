@@ -101,6 +101,14 @@ public enum CanonicalEncoding {
 
     /// The canonical bytes of a record's whole CRDT state.
     public static func encode(_ state: RecordState) -> [UInt8] {
+        if let kept = state.keptEncoding {
+            assert(kept == encodeAnew(state), "\(state.key): the bytes kept are not the state's encoding")
+            return kept
+        }
+        return encodeAnew(state)
+    }
+
+    static func encodeAnew(_ state: RecordState) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(size(state))
         out.append(formatVersion)
@@ -164,9 +172,15 @@ public enum CanonicalEncoding {
         digest(of: encode(state))
     }
 
-    /// Decodes canonical bytes, checking every length and tag.
+    /// Decodes canonical bytes, checking every length and tag. When `bytes` are exactly the
+    /// state's canonical encoding (``decodeNoting(_:)``), the state keeps them, and encoding it
+    /// answers them as long as it is not changed.
     public static func decode(_ bytes: [UInt8]) throws(CanonicalDecodingError) -> RecordState {
-        try bytes.withUnsafeBytes { raw in Result { () throws(CanonicalDecodingError) in try decode(raw) } }.get()
+        var (state, canonical) = try bytes.withUnsafeBytes { raw in
+            Result { () throws(CanonicalDecodingError) in try decodeNoting(raw) }
+        }.get()
+        if canonical { state.keptEncoding = bytes }
+        return state
     }
 
     public static func decode(_ raw: UnsafeRawBufferPointer) throws(CanonicalDecodingError) -> RecordState {

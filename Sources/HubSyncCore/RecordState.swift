@@ -34,13 +34,30 @@ public struct RecordKey: Sendable, Hashable, Comparable, CustomStringConvertible
 /// Operations take the stamp of the write from the caller (the store's clock); ``merge(_:_:)`` is
 /// a pure function and the state's only way to learn what other replicas did.
 public struct RecordState: Sendable, Hashable {
-    public var key: RecordKey
+    public var key: RecordKey { didSet { keptEncoding = nil } }
     /// Causal length of the record: 0 never written, odd alive, even deleted.
-    public private(set) var causalLength: UInt64
+    public private(set) var causalLength: UInt64 { didSet { keptEncoding = nil } }
     /// The greatest clock of any operation applied to this record, here or elsewhere.
-    public private(set) var updated: Timestamp
-    public private(set) var fields: [String: Register]
-    public private(set) var sets: [String: CausalSet]
+    public private(set) var updated: Timestamp { didSet { keptEncoding = nil } }
+    public private(set) var fields: [String: Register] { didSet { keptEncoding = nil } }
+    public private(set) var sets: [String: CausalSet] { didSet { keptEncoding = nil } }
+    /// The bytes this state was decoded from, when they are its canonical encoding
+    /// (``CanonicalEncoding/decode(_:)-([UInt8])``): ``CanonicalEncoding/encode(_:)`` answers them
+    /// without encoding again (a restore, the states a peer sends, a store's reads). Any change
+    /// to the state lets them go. Not part of equality.
+    var keptEncoding: [UInt8]?
+
+    public static func == (a: RecordState, b: RecordState) -> Bool {
+        a.key == b.key && a.causalLength == b.causalLength && a.updated == b.updated && a.fields == b.fields && a.sets == b.sets
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(key)
+        hasher.combine(causalLength)
+        hasher.combine(updated)
+        hasher.combine(fields)
+        hasher.combine(sets)
+    }
 
     /// A record never written.
     public init(key: RecordKey) {

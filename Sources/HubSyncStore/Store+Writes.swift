@@ -215,14 +215,6 @@ public struct PreparedState: Sendable {
         encoded = (bytes, CanonicalEncoding.digest(of: bytes))
     }
 
-    /// A state decoded from `bytes`, which are its canonical encoding
-    /// (``CanonicalEncoding/decodeNoting(_:)`` said so): they are kept and hashed as they are.
-    public init(_ state: RecordState, canonicalBytes bytes: [UInt8]) {
-        assert(CanonicalEncoding.encode(state) == bytes, "\(state.key): the bytes given are not the state's canonical encoding")
-        self.state = state
-        encoded = (bytes, CanonicalEncoding.digest(of: bytes))
-    }
-
     init(unencoded state: RecordState) {
         self.state = state
         encoded = nil

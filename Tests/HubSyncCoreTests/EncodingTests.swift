@@ -52,9 +52,36 @@ import Testing
                 if canonical { #expect(again == scrambled, "seed \(seed): called canonical, but encodes to other bytes") }
                 if again != scrambled { #expect(!canonical, "seed \(seed)") }
                 if !canonical { flaggedOther += 1 }
+                // A decoded state answers its canonical encoding, never the bytes it came from.
+                #expect(CanonicalEncoding.encode(try CanonicalEncoding.decode(scrambled)) == again, "seed \(seed)")
             }
         }
         #expect(flaggedOther > 0, "seed \(seed): no scrambled encoding differed")
+    }
+
+    /// A decoded state keeps its bytes only until it changes: every kind of change, made on a
+    /// decoded state and on the same state never encoded, gives the same bytes.
+    @Test(arguments: Array(UInt64(1)...50))
+    func aDecodedStateThatChangesIsEncodedAnew(seed: UInt64) throws {
+        let s = simulate(seed: seed).replicas[0].state
+        let stamp = Stamp(time: Timestamp(millis: 1_800_000_000_000, counter: 0), device: device(9))
+        let changes: [(inout RecordState) -> Void] = [
+            { $0.write(field: "name", value: "changed", stamp: stamp) },
+            { _ = $0.insert(["new"], into: "traits", stamp: stamp) },
+            { _ = $0.remove(["x"], from: "traits", stamp: stamp) },
+            { $0.delete(stamp: stamp) },
+            { $0.undelete(stamp: stamp) },
+            { $0.key = RecordKey(collection: "personas", id: "other") },
+            { $0 = RecordState.merge($0, simulate(seed: seed + 1000).replicas[1].state) },
+        ]
+        for change in changes {
+            var decoded = try CanonicalEncoding.decode(CanonicalEncoding.encode(s))
+            var fresh = s
+            change(&decoded)
+            change(&fresh)
+            #expect(decoded == fresh)
+            #expect(CanonicalEncoding.encode(decoded) == CanonicalEncoding.encode(fresh), "seed \(seed)")
+        }
     }
 
     /// `state` encoded as SPEC 1.6.2 lays it out, with its lists shuffled and, at random, a
