@@ -48,6 +48,68 @@ extension FileImport {
                           consume: { (item: (Int, RecordWrite)) in try body(item.0, item.1) })
     }
 
+    /// ``readOwn(_:)`` with the parsing on two threads, for the check, whose pace parsing sets:
+    /// the file is read in blocks of whole lines (about 1 MiB each), two blocks are parsed at
+    /// once, and their writes are handed to `body` in the file's order. An error is raised after
+    /// every write before it was handed on, as ``readOwn(_:)`` raises it; at most a few blocks'
+    /// writes are held.
+    func readOwnInParallel(_ body: (Int, RecordWrite) throws -> Void) throws {
+        try ReadAhead.run(chunk: 512, depth: 4, produce: { emit in
+            let reader: LineReader
+            do throws(ValidationFailure) { reader = try LineReader(path: path) } catch { throw MigrationError(file: displayName, error.message) }
+            while true {
+                var read: [LineReader.Block] = []
+                while read.count < 2, let block = reader.nextBlock(bytes: 1 << 20) { read.append(block) }
+                guard !read.isEmpty else { return }
+                let blocks = read
+                let parsed = ParsedBlocks(count: blocks.count)
+                DispatchQueue.concurrentPerform(iterations: blocks.count) { i in parsed.blocks[i] = Self.parseOwn(blocks[i]) }
+                for block in parsed.blocks {
+                    for item in block.writes { try emit(item) }
+                    if let (line, message) = block.failure { throw MigrationError(file: displayName, line: line, message) }
+                }
+            }
+        }, consume: { (item: (Int, RecordWrite)) in try body(item.0, item.1) })
+    }
+
+    /// The writes of one block's lines with their line numbers, up to the first line refused.
+    struct ParsedBlock: Sendable {
+        var writes: [(Int, RecordWrite)] = []
+        var failure: (line: Int, message: String)?
+    }
+
+    /// Where the parsing threads of ``readOwnInParallel(_:)`` put their blocks, each its own.
+    final class ParsedBlocks: @unchecked Sendable {
+        var blocks: [ParsedBlock]
+        init(count: Int) { blocks = Array(repeating: ParsedBlock(), count: count) }
+    }
+
+    /// Parses each line of `block` as ``readOwnLines(_:)`` does.
+    static func parseOwn(_ block: LineReader.Block) -> ParsedBlock {
+        var out = ParsedBlock()
+        block.bytes.withUnsafeBytes { all in
+            var line = block.firstLine
+            var start = 0
+            while start < all.count {
+                let end = memchr(all.baseAddress! + start, 0x0A, all.count - start).map { all.baseAddress!.distance(to: $0) } ?? all.count
+                var len = end - start
+                while len > 0, all[start + len - 1] == 0x0A || all[start + len - 1] == 0x0D { len -= 1 }
+                let bytes = UnsafeRawBufferPointer(rebasing: all[start..<start + len])
+                if !bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) {
+                    do throws(ValidationFailure) {
+                        if let write = try parseOwn(bytes, isFirst: line == 1) { out.writes.append((line, write)) }
+                    } catch {
+                        out.failure = (line, error.message)
+                        return
+                    }
+                }
+                line += 1
+                start = end + 1
+            }
+        }
+        return out
+    }
+
     /// ``readOwn(_:)`` on the calling thread.
     func readOwnLines(_ body: (Int, RecordWrite) throws -> Void) throws {
         let reader: LineReader
@@ -113,6 +175,40 @@ final class LineReader {
     deinit {
         free(buffer)
         fclose(file)
+    }
+
+    /// Whole lines of the file and the number of the first.
+    struct Block: Sendable {
+        var firstLine: Int
+        /// The lines, each ending in a line feed but the file's last when it has none.
+        var bytes: [UInt8]
+    }
+
+    private var carry: [UInt8] = []
+
+    /// The next lines, about `size` bytes of them (more when one line is longer), or nil at the
+    /// end of the file. Not to be mixed with ``next()``.
+    func nextBlock(bytes size: Int) -> Block? {
+        var block = carry
+        carry = []
+        var piece = [UInt8](repeating: 0, count: size)
+        while true {
+            let n = piece.withUnsafeMutableBytes { fread($0.baseAddress, 1, size, file) }
+            guard n > 0 else { break }
+            let cut = piece[..<n].lastIndex(of: 0x0A)
+            if let cut {
+                block.append(contentsOf: piece[...cut])
+                carry = Array(piece[(cut + 1)..<n])
+                break
+            }
+            block.append(contentsOf: piece[..<n])
+        }
+        guard !block.isEmpty else { return nil }
+        let first = lineNumber + 1
+        var breaks = 0
+        for byte in block where byte == 0x0A { breaks += 1 }
+        lineNumber += breaks + (block.last == 0x0A ? 0 : 1)
+        return Block(firstLine: first, bytes: block)
     }
 
     /// The next line's bytes without its line break, or nil at the end of the file.

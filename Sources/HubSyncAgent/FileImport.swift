@@ -76,7 +76,7 @@ public struct FileImport: Sendable {
             // first bad record in the file is the one named.
             do {
                 if format == .hubsync {
-                    try readOwn { line, write in try sink.own(write, line: line, group: group, devices: devices, store: store) }
+                    try readOwnInParallel { line, write in try sink.own(write, line: line, group: group, devices: devices, store: store) }
                 } else {
                     try Migration.read(path: path, displayName: displayName, format: format, persona: persona, into: &sink, progress: progress)
                 }

@@ -1,0 +1,68 @@
+import Foundation
+import HubSyncAgent
+import HubSyncCore
+import HubSyncCrypto
+import HubSyncMigration
+import HubSyncStore
+import HubSyncTestSupport
+import Testing
+
+/// The check reads a HubSync file in blocks of about 1 MiB parsed on two threads: over many
+/// blocks it takes every line once, numbers lines as the file does (blank lines, CRLF endings,
+/// a last line without a line break, lines cut at a block's edge), and names the first bad line.
+@Suite struct FileImportReadingTests {
+    let folder = TemporaryDirectory(prefix: "hubsync-reading")
+
+    /// About 7 MB of lines of about 1 KB, each kind of line ending among them; returns the file
+    /// and the number of records.
+    func writeFile(badLine: Int? = nil, lines count: Int = 7_000) throws -> (path: String, records: Int) {
+        var text = ""
+        var records = 0
+        var rng = SplitMix64(seed: 7)
+        for line in 1...count {
+            let ending = line == count ? "" : (line % 7 == 0 ? "\r\n" : "\n")
+            if line == badLine {
+                text += "{\"collection\": \"memories\", \"id\": \"m\(line)\", \"fields\": {\"text\": \"cut" + ending
+            } else if line % 101 == 0 {
+                text += (line % 2 == 0 ? "  \t " : "") + ending
+            } else {
+                // Lengths that vary, so lines fall across the blocks' edges at every offset.
+                let filler = String(repeating: "x", count: Int.random(in: 700...1300, using: &rng))
+                text += "{\"collection\": \"memories\", \"id\": \"m\(line)\", \"fields\": {\"text\": \"\(filler)\"}}" + ending
+                records += 1
+            }
+        }
+        let path = folder.path + "/records-\(badLine ?? 0).jsonl"
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        return (path, records)
+    }
+
+    func store() throws -> Store {
+        try Store(path: folder.path + "/store-\(UInt64.random(in: 0...UInt64.max)).sqlite", device: Identity(signingKey: .generate()).deviceID)
+    }
+
+    @Test func everyLineOfAManyBlockFileIsCheckedOnce() throws {
+        let (path, records) = try writeFile()
+        #expect(try FileManager.default.attributesOfItem(atPath: path)[.size] as! Int > 6 << 20)
+        let job = FileImport(path: path, displayName: "records.jsonl", format: .hubsync, persona: nil)
+        let store = try store()
+        let plan = try job.check(store: store)
+        #expect(plan.created == records)
+        #expect(plan.records == records)
+        let outcome = try job.apply(batch: 500, store: store, write: { writes in
+            try store.apply(writes).map { $0.sequence != nil }
+        }, progress: { _ in })
+        #expect(outcome.written == records)
+        #expect(try store.get(RecordKey(collection: "memories", id: "m\(7_000)")) != nil)
+    }
+
+    @Test(arguments: [2, 1_234, 3_333, 6_999, 7_000])
+    func theFirstBadLineIsNamedByItsNumber(bad: Int) throws {
+        let (path, _) = try writeFile(badLine: bad)
+        let job = FileImport(path: path, displayName: "records.jsonl", format: .hubsync, persona: nil)
+        let store = try store()
+        let error = try #require(throws: MigrationError.self) { try job.check(store: store) }
+        #expect(error.line == bad, "\(error)")
+        #expect((try store.counts()["memories"] ?? 0) == 0)
+    }
+}
