@@ -94,14 +94,13 @@ extension FileImport {
                 let end = memchr(all.baseAddress! + start, 0x0A, all.count - start).map { all.baseAddress!.distance(to: $0) } ?? all.count
                 var len = end - start
                 while len > 0, all[start + len - 1] == 0x0A || all[start + len - 1] == 0x0D { len -= 1 }
-                let bytes = UnsafeRawBufferPointer(rebasing: all[start..<start + len])
-                if !bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) {
-                    do throws(ValidationFailure) {
-                        if let write = try parseOwn(bytes, isFirst: line == 1) { out.writes.append((line, write)) }
-                    } catch {
-                        out.failure = (line, error.message)
-                        return
+                do throws(ValidationFailure) {
+                    if let write = try parseOwn(UnsafeRawBufferPointer(rebasing: all[start..<start + len]), isFirst: line == 1) {
+                        out.writes.append((line, write))
                     }
+                } catch {
+                    out.failure = (line, error.message)
+                    return
                 }
                 line += 1
                 start = end + 1
@@ -116,7 +115,6 @@ extension FileImport {
         do { reader = try LineReader(path: path) } catch { throw MigrationError(file: displayName, error.message) }
         while let bytes = reader.next() {
             let n = reader.lineNumber
-            if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
             let write: RecordWrite?
             do {
                 write = try Self.parseOwn(bytes, isFirst: n == 1)
@@ -128,8 +126,10 @@ extension FileImport {
         }
     }
 
-    /// One line: nil for the export header, else the write it holds.
+    /// One line: nil for a blank line (spaces and tabs only) or the export header, else the
+    /// write it holds.
     static func parseOwn(_ bytes: UnsafeRawBufferPointer, isFirst: Bool) throws(ValidationFailure) -> RecordWrite? {
+        if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return nil }
         let value: Value
         do { value = try JSON.parse(bytes) } catch { throw ValidationFailure("\(error)") }
         guard let o = value.objectValue else { throw ValidationFailure("expected a JSON object, got \(value.typeName == "array" ? "an" : "a") \(value.typeName)") }
