@@ -113,6 +113,12 @@ struct ListCommand: ParsableCommand {
         var first = true
         let width = lineLimit(full: full)
         if output.json { out.write("[") }
+        // A record that cannot be read (a damaged store) ends the listing with an error; what was
+        // listed before it is still printed whole, and --json's array is closed.
+        defer {
+            if output.json { out.write(first ? "]\n" : "\n]\n") }
+            out.flush()
+        }
         try guarded {
             try store.forEach(in: collection, after: after, limit: limit, includeDeleted: deleted) { state in
                 if output.json {
@@ -136,8 +142,6 @@ struct ListCommand: ParsableCommand {
                 first = false
             }
         }
-        if output.json { out.write(first ? "]\n" : "\n]\n") }
-        out.flush()
     }
 }
 

@@ -278,6 +278,11 @@ import Testing
         #expect(python.terminationStatus == 0)
         let list = try await d.run("list", "memories")
         #expect(list.status == 1 && list.stderr.contains("is damaged") && list.stderr.contains("hubsync repair"), "\(list.stderr)")
+        // What was listed before the damaged record is printed whole; --json's array is closed.
+        #expect(list.stdout.split(separator: "\n").map { $0.split(separator: "\t").first.map(String.init) } == ["m0"], "\(list.stdout)")
+        let listed = try await d.run("list", "memories", "--json")
+        #expect(listed.status == 1 && listed.stderr.contains("hubsync repair"), "\(listed.stderr)")
+        #expect(listed.json?.arrayValue?.compactMap { $0.objectValue?["id"]?.stringValue } == ["m0"], "\(listed.stdout)")
         let o = try #require(try await d.ok("repair", "--force", "--json").json?.objectValue)
         #expect(o["unreadable_rows"] == .int(1), "\(o)")
         let ids = try await d.ok("list", "memories", "--json").json?.arrayValue?.compactMap { $0.objectValue?["id"]?.stringValue }
