@@ -59,6 +59,36 @@ import Testing
         #expect(flaggedOther > 0, "seed \(seed): no scrambled encoding differed")
     }
 
+    /// Bytes changed at random (a bit flipped, a byte dropped, repeated or swapped with the next)
+    /// that still decode are called canonical exactly when the state they decode to encodes to
+    /// them again, and a state decoded from them encodes to that state's own encoding.
+    @Test(arguments: Array(UInt64(1)...80))
+    func changedBytesAreCalledCanonicalOnlyWhenTheyAre(seed: UInt64) throws {
+        var rng = SplitMix64(seed: seed &* 7_919)
+        var decoded = 0
+        for s in simulate(seed: seed).snapshots.suffix(2) {
+            let bytes = CanonicalEncoding.encode(s)
+            for _ in 0..<400 {
+                var changed = bytes
+                let i = Int.random(in: 0..<changed.count, using: &rng)
+                switch Int.random(in: 0..<4, using: &rng) {
+                case 0: changed[i] ^= UInt8(1) << UInt8.random(in: 0..<8, using: &rng)
+                case 1: changed.remove(at: i)
+                case 2: changed.insert(changed[i], at: i)
+                default: if i + 1 < changed.count { changed.swapAt(i, i + 1) }
+                }
+                guard let (state, canonical) = try? changed.withUnsafeBytes({ try CanonicalEncoding.decodeNoting($0) }) else { continue }
+                decoded += 1
+                var fresh = state
+                fresh.key = state.key  // a change: any bytes kept are let go
+                let again = CanonicalEncoding.encode(fresh)
+                #expect(canonical == (again == changed), "seed \(seed): canonical \(canonical) for bytes that encode \(again == changed ? "the same" : "otherwise")")
+                #expect(CanonicalEncoding.encode(try CanonicalEncoding.decode(changed)) == again, "seed \(seed)")
+            }
+        }
+        #expect(decoded > 0, "seed \(seed): no changed bytes decoded")
+    }
+
     /// A decoded state keeps its bytes only until it changes: every kind of change, made on a
     /// decoded state and on the same state never encoded, gives the same bytes.
     @Test(arguments: Array(UInt64(1)...50))
