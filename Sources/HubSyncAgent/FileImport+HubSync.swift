@@ -205,8 +205,15 @@ final class LineReader {
         }
         guard !block.isEmpty else { return nil }
         let first = lineNumber + 1
-        var breaks = 0
-        for byte in block where byte == 0x0A { breaks += 1 }
+        // Counted with memchr: a loop over each byte was most of the reading thread's time.
+        let breaks = block.withUnsafeBytes { all -> Int in
+            var count = 0, at = 0
+            while at < all.count, let found = memchr(all.baseAddress! + at, 0x0A, all.count - at) {
+                count += 1
+                at = all.baseAddress!.distance(to: found) + 1
+            }
+            return count
+        }
         lineNumber += breaks + (block.last == 0x0A ? 0 : 1)
         return Block(firstLine: first, bytes: block)
     }

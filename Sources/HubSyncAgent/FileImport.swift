@@ -141,7 +141,7 @@ public struct FileImport: Sendable {
         var after = state
         let stamp = Stamp(time: Timestamp(millis: max(after.updated.millis + 1, Store.systemClock()), counter: 0), device: device)
         for (name, value) in patch {
-            if collection.setFields.contains(name) { _ = after.insert(value.arrayValue ?? [], into: name, stamp: stamp) } else {
+            if collection.isSetField(name) { _ = after.insert(value.arrayValue ?? [], into: name, stamp: stamp) } else {
                 after.write(field: name, value: value, stamp: stamp)
             }
         }
@@ -160,7 +160,7 @@ public struct FileImport: Sendable {
     public static func newRecordBound(_ key: RecordKey, _ patch: [String: Value], collection: HubCollection) -> Int {
         var n = 64 + key.collection.utf8.count + key.id.utf8.count
         for (name, value) in patch {
-            if collection.setFields.contains(name), case .array(let elements) = value {
+            if collection.isSetField(name), case .array(let elements) = value {
                 n += 8 + name.utf8.count + elements.reduce(0) { $0 + CanonicalEncoding.size($1) + 8 }
             } else {
                 n += 100 + name.utf8.count + CanonicalEncoding.size(value)
@@ -174,7 +174,7 @@ public struct FileImport: Sendable {
     static func unchanged(_ state: RecordState, by patch: [String: Value], collection: HubCollection) -> Bool {
         guard state.isAlive else { return false }
         for (name, value) in patch {
-            if collection.setFields.contains(name) {
+            if collection.isSetField(name) {
                 let current = Set(state.sets[name]?.elements ?? [])
                 guard current == Set(value.arrayValue ?? []) else { return false }
             } else if let reg = state.fields[name] {

@@ -39,6 +39,16 @@ public enum HubCollection: String, Sendable, CaseIterable {
         }
     }
 
+    /// Whether `name` is one of ``setFields``: asked for every field a write names, so answered
+    /// by comparing with the one set field a collection has rather than by hashing the name.
+    public func isSetField(_ name: String) -> Bool {
+        switch self {
+        case .personas: name == Rules.personaSet
+        case .memories: name == Rules.memorySet
+        default: false
+        }
+    }
+
     /// Fields that every live record must have, with their required JSON type (nil: any non-null).
     public var requiredFields: [(name: String, type: String?)] {
         switch self {
@@ -52,8 +62,9 @@ public enum HubCollection: String, Sendable, CaseIterable {
 
     /// The rules, made once: the write path asks for them for every field it writes.
     private enum Rules {
-        static let personaSets: Set<String> = ["traits"]
-        static let memorySets: Set<String> = ["tags"]
+        static let personaSet = "traits", memorySet = "tags"
+        static let personaSets: Set<String> = [personaSet]
+        static let memorySets: Set<String> = [memorySet]
         static let noSets: Set<String> = []
         static let personaRequired: [(name: String, type: String?)] = [("name", "string")]
         static let memoryRequired: [(name: String, type: String?)] = [("text", "string")]
@@ -68,6 +79,9 @@ public enum HubCollection: String, Sendable, CaseIterable {
     public static func validate(id: String) throws(ValidationFailure) {
         guard !id.isEmpty else { throw ValidationFailure("record ID is empty") }
         guard id.utf8.count <= 256 else { throw ValidationFailure("record ID is longer than 256 bytes") }
+        // Printable ASCII, as most IDs are, has no control character; only other IDs are read
+        // scalar by scalar (a C1 control is U+0080…U+009F, two bytes in UTF-8).
+        if id.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) { return }
         if let bad = id.unicodeScalars.firstIndex(where: { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }) {
             let offset = id.unicodeScalars[..<bad].reduce(0) { $0 + UTF8.width($1) }
             let hex = String(id.unicodeScalars[bad].value, radix: 16, uppercase: true)
@@ -82,7 +96,7 @@ public enum HubCollection: String, Sendable, CaseIterable {
             guard !name.isEmpty, name.utf8.count <= 128 else {
                 throw ValidationFailure("field name \"\(name)\" must have 1 to 128 bytes")
             }
-            if setFields.contains(name) {
+            if isSetField(name) {
                 guard case .array(let elems) = value else {
                     throw ValidationFailure("\(rawValue).\(name) is a set: give an array, not a \(value.typeName)")
                 }

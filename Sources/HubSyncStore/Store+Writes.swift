@@ -125,9 +125,9 @@ extension Store {
             let stamp = ctx.stamp()
             for name in patch.keys.sorted(by: utf8Less) {
                 let value = patch[name]!
-                if collection.setFields.contains(name) {
+                if collection.isSetField(name) {
                     let elems = value.arrayValue ?? []
-                    if Set(state.sets[name]?.elements ?? []) != Set(elems) || !state.isAlive {
+                    if !state.isAlive || Set(state.sets[name]?.elements ?? []) != Set(elems) {
                         state.assign(set: name, to: elems, stamp: stamp)
                     }
                 } else if let reg = state.fields[name], !reg.hasConflict, reg.value == value, state.isAlive {
@@ -148,7 +148,7 @@ extension Store {
             guard !state.isAlive else { return } // alive already: nothing changes, no clock tick
             state.undelete(stamp: ctx.stamp())
         case .insert(_, let field, let elements), .remove(_, let field, let elements):
-            guard collection.setFields.contains(field) else {
+            guard collection.isSetField(field) else {
                 throw StoreError(.invalidInput, "\(collection.rawValue).\(field) is not a set; sets here: "
                     + (collection.setFields.isEmpty ? "none" : collection.setFields.sorted().joined(separator: ", ")))
             }
