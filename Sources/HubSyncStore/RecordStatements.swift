@@ -16,7 +16,7 @@ enum RecordStatements {
 
     /// The record's rowid and stored state bytes, or nil when there is no row for `key`.
     /// `statement` is ``RecordSQL/load`` (or any SELECT of rowid, state by key).
-    static func load(_ key: RecordKey, with statement: Statement) throws -> (rowid: Int64, bytes: [UInt8])? {
+    static func load(_ key: RecordKey, with statement: Statement) throws -> (rowid: Int64, bytes: [UInt8], digest: [UInt8])? {
         let s = statement.sqliteStatement
         sqlite3_reset(s)
         defer { sqlite3_reset(s) }
@@ -27,9 +27,11 @@ enum RecordStatements {
             return nil
         case SQLITE_ROW:
             let rowid = sqlite3_column_int64(s, 0)
-            let count = Int(sqlite3_column_bytes(s, 1))
-            guard let base = sqlite3_column_blob(s, 1) else { return (rowid, []) }
-            return (rowid, [UInt8](UnsafeRawBufferPointer(start: base, count: count)))
+            func blob(_ column: Int32) -> [UInt8] {
+                guard let base = sqlite3_column_blob(s, column) else { return [] }
+                return [UInt8](UnsafeRawBufferPointer(start: base, count: Int(sqlite3_column_bytes(s, column))))
+            }
+            return (rowid, blob(1), blob(2))
         case SQLITE_INTERRUPT:
             // GRDB interrupts the connection when the task that reads is cancelled.
             throw CancellationError()

@@ -61,6 +61,34 @@ extension Store.Read {
     }
 
     /// The keys of the records whose stored digest does not match their state.
+    /// Every record whose row does not hold up, read row by row: its state does not decode, is
+    /// not in its canonical form, or is not what its digest says. SQLite's integrity check sees
+    /// none of these (the pages are sound; what they hold is not).
+    public static var recordProblems: Store.Read<[RecordProblem]> {
+        .init { _, db in
+            var found: [RecordProblem] = []
+            let cursor = try Row.fetchCursor(db, sql: "SELECT collection, id, state, digest FROM records")
+            while let row = try cursor.next() {
+                let key = RecordKey(collection: try row.decode(atIndex: 0), id: try row.decode(atIndex: 1))
+                let bytes = [UInt8](try row.decode(Data.self, atIndex: 2))
+                let digest = [UInt8](try row.decode(Data.self, atIndex: 3))
+                do {
+                    let decoded = try bytes.withUnsafeBytes { try CanonicalEncoding.decodeNoting($0) }
+                    if decoded.state.key != key {
+                        found.append(RecordProblem(key: key, problem: "its state is that of \(decoded.state.key)"))
+                    } else if CanonicalEncoding.digest(of: bytes) != digest {
+                        found.append(RecordProblem(key: key, problem: "its digest is not its state's"))
+                    } else if !decoded.canonical {
+                        found.append(RecordProblem(key: key, problem: "its state is not in canonical form"))
+                    }
+                } catch {
+                    found.append(RecordProblem(key: key, problem: "its state does not decode (\(error))"))
+                }
+            }
+            return found
+        }
+    }
+
     public static var digestMismatches: Store.Read<[RecordKey]> {
         .init { _, db in
             var bad: [RecordKey] = []
@@ -160,6 +188,20 @@ extension Store {
 
     /// Verifies every stored digest against its state; returns the keys that do not match.
     public func verifyDigests() throws(StoreError) -> [RecordKey] { try read(.digestMismatches) }
+
+    /// Every record whose row does not hold up (``Store/Read/recordProblems``).
+    public func checkRecords() throws(StoreError) -> [RecordProblem] { try read(.recordProblems) }
+}
+
+/// A record whose stored row does not hold up, and what is wrong with it.
+public struct RecordProblem: Sendable, Equatable, CustomStringConvertible {
+    public var key: RecordKey
+    public var problem: String
+    public init(key: RecordKey, problem: String) {
+        self.key = key
+        self.problem = problem
+    }
+    public var description: String { "\(key): \(problem)" }
 }
 
 /// What reconciliation and the sync fast path read.

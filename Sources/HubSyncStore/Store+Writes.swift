@@ -186,7 +186,7 @@ extension Store {
 /// cache) and reused by every transaction on it.
 enum RecordSQL {
     /// A record's row by key: its rowid too, so an update needs no second key lookup.
-    static let load = "SELECT rowid, state FROM records WHERE collection = ? AND id = ?"
+    static let load = "SELECT rowid, state, digest FROM records WHERE collection = ? AND id = ?"
     /// The greatest ID of a collection, by the primary key's index (SQLite's BINARY order: the
     /// UTF-8 bytes compared as unsigned, a prefix first).
     static let greatestID = "SELECT id FROM records WHERE collection = ? ORDER BY id DESC LIMIT 1"
@@ -226,6 +226,8 @@ struct StoredRecord {
     var rowid: Int64
     var state: RecordState
     var bytes: [UInt8]
+    /// The digest stored beside the bytes, as read (a damaged row's may not be theirs).
+    var digest: [UInt8]
 }
 
 extension TransactionContext {
@@ -235,7 +237,7 @@ extension TransactionContext {
         if loadStatement == nil { loadStatement = try db.cachedStatement(sql: RecordSQL.load) }
         guard let row = try RecordStatements.load(key, with: loadStatement!) else { return nil }
         guard !row.bytes.isEmpty else { throw CanonicalDecodingError(message: "record \(key) has no state", offset: 0) }
-        return StoredRecord(rowid: row.rowid, state: try CanonicalEncoding.decode(row.bytes), bytes: row.bytes)
+        return StoredRecord(rowid: row.rowid, state: try CanonicalEncoding.decode(row.bytes), bytes: row.bytes, digest: row.digest)
     }
 
     /// Whether `key`'s ID sorts after every ID its collection holds, so that it has no row.
@@ -253,14 +255,20 @@ extension TransactionContext {
 
     /// Writes the state with the next sequence number over `stored` (its row is updated in place,
     /// by rowid), or as a new row when `stored` is nil; nothing when its bytes equal the stored
-    /// ones. Returns whether it wrote.
+    /// ones (and, for a merge, so does their digest). Returns whether it wrote.
+    ///
+    /// A merge that finds the row's bytes right but its digest not theirs (a damaged disk, an
+    /// edit by hand) writes it again: the Merkle tree is built from the digests, so that record
+    /// would differ from every peer's in each repair round, and be sent and merged again without
+    /// end. A local write that changes nothing does not hash the bytes to look.
     @discardableResult
     mutating func save(_ state: RecordState, over stored: StoredRecord?, db: Database,
                        origin: ChangeEvent.Origin, source: DeviceID? = nil, sourceState: RecordState? = nil,
                        encoded: (bytes: [UInt8], digest: [UInt8])? = nil) throws -> Bool {
         let bytes = encoded?.bytes ?? CanonicalEncoding.encode(state)
         let previous = stored?.bytes
-        if let previous, previous == bytes { return false }
+        if let stored, stored.bytes == bytes,
+           origin == .local || stored.digest == encoded?.digest ?? CanonicalEncoding.digest(of: bytes) { return false }
         // Only a local write that grows a record past the limit is refused; a merge never is
         // (its parts were each accepted somewhere), and sync sends any size in parts (SPEC 3.5).
         if origin == .local, bytes.count > Store.maxRecordBytes, bytes.count > previous?.count ?? 0 {

@@ -38,10 +38,15 @@ struct DoctorCommand: ParsableCommand {
             guard identityOK else { throw CLIError.failure("not checked: the store opens with this device's identity (above)") }
             let store = try dir.openStore()
             let report = try guarded { try store.integrityCheck() }
-            let counts = try guarded { try store.counts() }
-            let summary = counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-            checks.append(("store", report == "ok", report == "ok" ? (summary.isEmpty ? "empty" : summary)
-                               : "integrity check failed: \(report); restore it from a backup (`hubsync backup restore`)"))
+            if report != "ok" {
+                checks.append(("store", false, "integrity check failed: \(report); restore it from a backup (`hubsync backup restore`)"))
+            } else if case let problems = try guarded({ try store.checkRecords() }), !problems.isEmpty {
+                checks.append(("store", false, Self.recordProblemText(problems)))
+            } else {
+                let counts = try guarded { try store.counts() }
+                let summary = counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+                checks.append(("store", true, summary.isEmpty ? "empty" : summary))
+            }
         } catch {
             checks.append(("store", false, CLIError(error).message))
         }
@@ -61,6 +66,15 @@ struct DoctorCommand: ParsableCommand {
             for c in checks { print("\(c.ok ? "ok  " : warnings.contains(c.name) ? "warn" : "FAIL") \(c.name): \(c.detail)") }
         }
         if !failed.isEmpty { throw ExitCode(1) }
+    }
+
+    /// Records whose rows do not hold up, the first three named, and what to do.
+    static func recordProblemText(_ problems: [RecordProblem]) -> String {
+        let named = problems.prefix(3).map(\.description).joined(separator: "; ")
+        let one = problems.count == 1
+        return "\(plural(problems.count, "damaged record")) (\(named)\(problems.count > 3 ? "; …" : "")); `hubsync repair` "
+            + "rebuilds the store without \(one ? "it" : "them"), keeping every other record, and \(one ? "it comes" : "they come") "
+            + "back from a peer or a backup"
     }
 
     /// Free space on the disk that holds the data directory: a write there fails below a few MiB.

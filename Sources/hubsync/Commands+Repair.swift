@@ -261,11 +261,13 @@ struct RepairCommand: ParsableCommand {
         return ("peer:\(device)@\(found)", device, found)
     }
 
-    /// A summary of the store when it opens and passes SQLite's integrity check; nil when it is damaged or missing.
+    /// A summary of the store when it opens, passes SQLite's integrity check and every record's
+    /// row holds up; nil when it is damaged or missing.
     func healthyStoreSummary(_ dir: DataDirectory, _ identity: Identity) -> String? {
         guard FileManager.default.fileExists(atPath: dir.storePath),
               let store = try? Store(path: dir.storePath, device: identity.deviceID, readOnly: true),
-              (try? store.integrityCheck()) == "ok", let counts = try? store.counts() else { return nil }
+              (try? store.integrityCheck()) == "ok", (try? store.checkRecords())?.isEmpty == true,
+              let counts = try? store.counts() else { return nil }
         return plural(counts.values.reduce(0, +), "record")
     }
 

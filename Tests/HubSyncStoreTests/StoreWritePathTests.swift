@@ -122,4 +122,37 @@ import Testing
         #expect(try reopened.integrityCheck() == "ok")
         #expect(try pageSize(old) == 16384)
     }
+
+    /// A row whose bytes are right but whose digest was damaged is written again by the next
+    /// merge of that state (a peer's, in a repair round), so the repair ends; a local write that
+    /// changes nothing leaves it, and a second merge finds nothing to do.
+    @Test func aMergeMendsADigestThatIsNotItsRowsBytes() throws {
+        let path = "\(dir.path)/d.sqlite"
+        let state: RecordState
+        do {
+            let store = try Store(path: path, device: device(1))
+            try store.apply([.put(key("memories", "m1"), ["text": "tea"]), .put(key("memories", "m2"), ["text": "a walk"])])
+            state = try #require(try store.get(key("memories", "m1")))
+        }
+        let python = Process()
+        python.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        python.arguments = ["-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+            + "c.execute(\"UPDATE records SET digest = zeroblob(32) WHERE id = 'm1'\"); c.commit(); c.close()", path]
+        try python.run()
+        python.waitUntilExit()
+        #expect(python.terminationStatus == 0)
+
+        let store = try Store(path: path, device: device(1))
+        #expect(try store.verifyDigests() == [key("memories", "m1")])
+        #expect(try store.checkRecords() == [RecordProblem(key: key("memories", "m1"), problem: "its digest is not its state's")])
+        #expect(try store.integrityCheck() == "ok")
+        try store.apply(.put(key("memories", "m1"), ["text": "tea"]))  // the same value: nothing written
+        #expect(try store.verifyDigests() == [key("memories", "m1")])
+        #expect(try store.merge([state]).changed == 1)
+        #expect(try store.verifyDigests().isEmpty)
+        #expect(try store.checkRecords().isEmpty)
+        #expect(try store.digests().first { $0.key.id == "m1" }?.digest == CanonicalEncoding.digest(state))
+        #expect(try store.merge([state]).changed == 0)
+        #expect(try store.get(key("memories", "m1")) == state)
+    }
 }
