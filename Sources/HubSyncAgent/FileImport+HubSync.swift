@@ -129,6 +129,10 @@ extension FileImport {
     /// One line: nil for a blank line (spaces and tabs only) or the export header, else the
     /// write it holds.
     static func parseOwn(_ bytes: UnsafeRawBufferPointer, isFirst: Bool) throws(ValidationFailure) -> RecordWrite? {
+        // A file saved by an editor that starts it with UTF-8's byte-order mark reads as without it.
+        if isFirst, bytes.starts(with: [0xEF, 0xBB, 0xBF]) {
+            return try parseOwn(UnsafeRawBufferPointer(rebasing: bytes[3...]), isFirst: true)
+        }
         if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return nil }
         let value: Value
         do { value = try JSON.parse(bytes) } catch { throw ValidationFailure("\(error)") }

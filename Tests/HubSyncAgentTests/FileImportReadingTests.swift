@@ -65,4 +65,25 @@ import Testing
         #expect(error.line == bad, "\(error)")
         #expect((try store.counts()["memories"] ?? 0) == 0)
     }
+
+    /// A file an editor began with UTF-8's byte-order mark is read as without it, by the check
+    /// and the writing alike; anywhere after the first line's start, those bytes are an error.
+    @Test func aByteOrderMarkAtTheStartIsReadAsNothing() throws {
+        let line = #"{"collection": "memories", "id": "b1", "fields": {"text": "tea"}}"#
+        let path = folder.path + "/bom.jsonl"
+        try Data([0xEF, 0xBB, 0xBF] + Array((line + "\n" + line.replacingOccurrences(of: "b1", with: "b2") + "\n").utf8))
+            .write(to: URL(fileURLWithPath: path))
+        let job = FileImport(path: path, displayName: "bom.jsonl", format: .hubsync, persona: nil)
+        let store = try store()
+        #expect(try job.check(store: store).records == 2)
+        let outcome = try job.apply(batch: 10, store: store, write: { try store.apply($0).map { $0.sequence != nil } }, progress: { _ in })
+        #expect(outcome.written == 2)
+
+        let second = folder.path + "/bom-second.jsonl"
+        try Data(Array((line + "\n").utf8) + [0xEF, 0xBB, 0xBF] + Array(line.utf8)).write(to: URL(fileURLWithPath: second))
+        let error = try #require(throws: MigrationError.self) {
+            try FileImport(path: second, displayName: "bom-second.jsonl", format: .hubsync, persona: nil).check(store: store)
+        }
+        #expect(error.line == 2, "\(error)")
+    }
 }
