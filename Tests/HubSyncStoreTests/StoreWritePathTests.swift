@@ -99,6 +99,17 @@ import Testing
         return Int(header[16]) << 8 | Int(header[17])
     }
 
+    /// Runs Python statements on the SQLite file at `path` with SQLite's own module (`c` is the
+    /// connection; committed and closed after them); the exit status.
+    func sqlite(_ path: String, _ statements: String) throws -> Int32 {
+        let python = Process()
+        python.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        python.arguments = ["-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); \(statements); c.commit(); c.close()", path]
+        try python.run()
+        python.waitUntilExit()
+        return python.terminationStatus
+    }
+
     @Test func aNewStoreHas4KiBPagesAndOneMadeWithOthersKeepsThem() throws {
         let store = try makeStore(dir, name: "new")
         try store.apply(.put(key("memories", "m1"), ["text": "one"]))
@@ -107,13 +118,8 @@ import Testing
         // A file with 16 KiB pages, made by SQLite itself (Python's module): its checkpoints
         // start at the same WAL size in bytes, and its pages stay as they are.
         let old = "\(dir.path)/old.sqlite"
-        let python = Process()
-        python.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        python.arguments = ["-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('PRAGMA page_size = 16384'); "
-            + "c.execute('PRAGMA journal_mode = WAL'); c.execute('CREATE TABLE t (a)'); c.commit(); c.close()", old]
-        try python.run()
-        python.waitUntilExit()
-        #expect(python.terminationStatus == 0)
+        #expect(try sqlite(old, "c.execute('PRAGMA page_size = 16384'); c.execute('PRAGMA journal_mode = WAL'); "
+            + "c.execute('CREATE TABLE t (a)')") == 0)
         #expect(try pageSize(old) == 16384)
         let reopened = try Store(path: old, device: device(1))
         #expect(try reopened.get(key("memories", "m0")) == nil)
@@ -134,13 +140,7 @@ import Testing
             try store.apply([.put(key("memories", "m1"), ["text": "tea"]), .put(key("memories", "m2"), ["text": "a walk"])])
             state = try #require(try store.get(key("memories", "m1")))
         }
-        let python = Process()
-        python.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        python.arguments = ["-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
-            + "c.execute(\"UPDATE records SET digest = zeroblob(32) WHERE id = 'm1'\"); c.commit(); c.close()", path]
-        try python.run()
-        python.waitUntilExit()
-        #expect(python.terminationStatus == 0)
+        #expect(try sqlite(path, "c.execute(\"UPDATE records SET digest = zeroblob(32) WHERE id = 'm1'\")") == 0)
 
         let store = try Store(path: path, device: device(1))
         #expect(try store.verifyDigests() == [key("memories", "m1")])
