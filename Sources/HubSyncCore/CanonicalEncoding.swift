@@ -4,11 +4,16 @@ public import HubSyncCrypto
 public struct CanonicalDecodingError: Error, CustomStringConvertible, Sendable {
     public var message: String
     public var offset: Int
-    public var description: String { "corrupt record state at byte \(offset): \(message)" }
+    /// The record whose stored state it was, when the reader knows it.
+    public var record: RecordKey?
+    public var description: String {
+        "corrupt \(record.map { "state of record \($0)" } ?? "record state") at byte \(offset): \(message)"
+    }
 
-    public init(message: String, offset: Int) {
+    public init(message: String, offset: Int, record: RecordKey? = nil) {
         self.message = message
         self.offset = offset
+        self.record = record
     }
 }
 
@@ -307,7 +312,7 @@ struct Reader {
     mutating func readRecord() throws(CanonicalDecodingError) -> RecordState {
         let version = try u8()
         guard version == CanonicalEncoding.formatVersion else {
-            throw error("unknown record format version \(version)")
+            throw CanonicalDecodingError(message: "unknown record format version \(version)", offset: pos - 1)
         }
         let collection = try string()
         let id = try string()

@@ -123,17 +123,27 @@ extension Store {
         }
     }
 
+    /// A stored state decoded; a failure names the record (`key` is read only then).
+    static func decodeStored(_ bytes: [UInt8], key: () throws -> RecordKey) throws -> RecordState {
+        do { return try CanonicalEncoding.decode(bytes) } catch {
+            var named = error
+            named.record = try key()
+            throw named
+        }
+    }
+
     static func forEach(_ db: Database, in collection: String, after: String?, limit: Int?, includeDeleted: Bool,
                         _ body: (RecordState) throws -> Void) throws {
-        var sql = "SELECT state FROM records WHERE collection = ?"
+        var sql = "SELECT id, state FROM records WHERE collection = ?"
         var args: StatementArguments = [collection]
         if let after { sql += " AND id > ?"; args += [after] }
         if !includeDeleted { sql += " AND alive = 1" }
         sql += " ORDER BY id"
         if let limit { sql += " LIMIT ?"; args += [limit] }
-        let cursor = try Data.fetchCursor(db, sql: sql, arguments: args)
-        while let data = try cursor.next() {
-            try body(try CanonicalEncoding.decode([UInt8](data)))
+        let cursor = try Row.fetchCursor(db, sql: sql, arguments: args)
+        while let row = try cursor.next() {
+            let bytes = [UInt8](try row.decode(Data.self, atIndex: 1))
+            try body(try decodeStored(bytes) { RecordKey(collection: collection, id: try row.decode(atIndex: 0)) })
         }
     }
 
@@ -147,8 +157,11 @@ extension Store {
     public func forEachRecord(_ body: (RecordState) throws -> Void) throws(StoreError) {
         try wrap {
             try pool.read { db in
-                let cursor = try Data.fetchCursor(db, sql: "SELECT state FROM records ORDER BY collection, id")
-                while let data = try cursor.next() { try body(try CanonicalEncoding.decode([UInt8](data))) }
+                let cursor = try Row.fetchCursor(db, sql: "SELECT collection, id, state FROM records ORDER BY collection, id")
+                while let row = try cursor.next() {
+                    let bytes = [UInt8](try row.decode(Data.self, atIndex: 2))
+                    try body(try Self.decodeStored(bytes) { RecordKey(collection: try row.decode(atIndex: 0), id: try row.decode(atIndex: 1)) })
+                }
             }
         }
     }

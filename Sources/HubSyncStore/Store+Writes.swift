@@ -178,7 +178,7 @@ extension Store {
 
     func load(_ key: RecordKey, db: Database) throws -> RecordState? {
         guard let row = try RecordStatements.load(key, with: try db.cachedStatement(sql: RecordSQL.load)) else { return nil }
-        return try CanonicalEncoding.decode(row.bytes)
+        return try Store.decodeStored(row.bytes) { key }
     }
 }
 
@@ -237,7 +237,7 @@ extension TransactionContext {
         if loadStatement == nil { loadStatement = try db.cachedStatement(sql: RecordSQL.load) }
         guard let row = try RecordStatements.load(key, with: loadStatement!) else { return nil }
         guard !row.bytes.isEmpty else { throw CanonicalDecodingError(message: "record \(key) has no state", offset: 0) }
-        return StoredRecord(rowid: row.rowid, state: try CanonicalEncoding.decode(row.bytes), bytes: row.bytes, digest: row.digest)
+        return StoredRecord(rowid: row.rowid, state: try Store.decodeStored(row.bytes) { key }, bytes: row.bytes, digest: row.digest)
     }
 
     /// Whether `key`'s ID sorts after every ID its collection holds, so that it has no row.

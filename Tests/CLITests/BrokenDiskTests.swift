@@ -278,6 +278,10 @@ import Testing
         #expect(python.terminationStatus == 0)
         let list = try await d.run("list", "memories")
         #expect(list.status == 1 && list.stderr.contains("is damaged") && list.stderr.contains("hubsync repair"), "\(list.stderr)")
+        for args in [["list", "memories"], ["get", "memories", "m1"], ["export", "-"]] {
+            let out = try await hubsync(args + ["--data", d.data])
+            #expect(out.stderr.contains("corrupt state of record memories/m1 at byte 0"), "\(args): \(out.stderr)")
+        }
         // What was listed before the damaged record is printed whole; --json's array is closed.
         #expect(list.stdout.split(separator: "\n").map { $0.split(separator: "\t").first.map(String.init) } == ["m0"], "\(list.stdout)")
         let listed = try await d.run("list", "memories", "--json")
