@@ -14,8 +14,8 @@ enum RecordStatements {
     /// SQLite copies what is bound (the values die before the statement runs).
     private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
-    /// The record's rowid and stored state bytes, or nil when there is no row for `key`.
-    /// `statement` is ``RecordSQL/load`` (or any SELECT of rowid, state by key).
+    /// The record's rowid, stored state bytes and stored digest, or nil when there is no row for
+    /// `key`. `statement` is ``RecordSQL/load`` (or any SELECT of rowid, state, digest by key).
     static func load(_ key: RecordKey, with statement: Statement) throws -> (rowid: Int64, bytes: [UInt8], digest: [UInt8])? {
         let s = statement.sqliteStatement
         sqlite3_reset(s)

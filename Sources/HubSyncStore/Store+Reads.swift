@@ -60,7 +60,6 @@ extension Store.Read {
         .init { _, db in try String.fetchAll(db, sql: "PRAGMA integrity_check").joined(separator: "\n") }
     }
 
-    /// The keys of the records whose stored digest does not match their state.
     /// Every record whose row does not hold up, read row by row: its state does not decode, is
     /// not in its canonical form, or is not what its digest says. SQLite's integrity check sees
     /// none of these (the pages are sound; what they hold is not).
@@ -89,6 +88,7 @@ extension Store.Read {
         }
     }
 
+    /// The keys of the records whose stored digest does not match their state.
     public static var digestMismatches: Store.Read<[RecordKey]> {
         .init { _, db in
             var bad: [RecordKey] = []
