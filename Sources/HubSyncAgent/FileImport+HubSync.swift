@@ -135,7 +135,12 @@ extension FileImport {
         }
         if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return nil }
         let value: Value
-        do { value = try JSON.parse(bytes) } catch { throw ValidationFailure("\(error)") }
+        do { value = try JSON.parse(bytes) } catch {
+            // Old Mac line endings: the whole file, or the rest of it, reads as one line.
+            guard bytes.contains(0x0D) else { throw ValidationFailure("\(error)") }
+            throw ValidationFailure("\(error); the line holds a carriage return (CR) that no line feed follows, as in a file "
+                + "with old Mac line endings: end each line with a line feed, e.g. `tr '\\r' '\\n' < FILE > FIXED`, and import that")
+        }
         guard let o = value.objectValue else { throw ValidationFailure("expected a JSON object, got \(value.typeName == "array" ? "an" : "a") \(value.typeName)") }
         if isFirst, let format = o["format"] {
             guard format.stringValue == ExportFormat.name else {

@@ -25,6 +25,8 @@ final class JSONElementStream {
     static let maxElementSize = 512 << 20
 
     private let allowsSemicolon: Bool
+    /// Whether the white space last skipped held a carriage return not followed by a line feed.
+    private var skippedLoneCR = false
 
     /// Opens the file; `prefix` bytes are skipped (a JavaScript module's `export const x =`),
     /// and then one `;` is allowed after the value.
@@ -57,12 +59,19 @@ final class JSONElementStream {
 
     /// The next byte that is not white space, without taking it; nil at the end of the file.
     private func peekNonSpace() throws -> UInt8? {
+        skippedLoneCR = false
+        var afterCR = false
         while true {
             while position < buffer.count {
                 let b = buffer[position]
+                if afterCR, b != 0x0A { skippedLoneCR = true }
+                afterCR = b == 0x0D
                 if b == 0x20 || b == 0x09 || b == 0x0A || b == 0x0D { position += 1 } else { return b }
             }
-            if try !fill() { return nil }
+            if try !fill() {
+                if afterCR { skippedLoneCR = true }
+                return nil
+            }
         }
     }
 
@@ -107,7 +116,14 @@ final class JSONElementStream {
     private func expectEnd() throws {
         // A JavaScript module's `export const x = [...];` ends with a semicolon.
         if allowsSemicolon, try peekNonSpace() == UInt8(ascii: ";") { position += 1 }
-        if try peekNonSpace() != nil { throw problem("unexpected bytes after the JSON value") }
+        guard try peekNonSpace() != nil else { return }
+        if skippedLoneCR {
+            // Old Mac line endings: a JSON Lines file read as one line, its first record then more.
+            throw problem("unexpected bytes after the JSON value: the lines end in a carriage return alone (CR, "
+                + "old Mac line endings), so the file reads as one line; end each line with a line feed, e.g. "
+                + "`tr '\\r' '\\n' < FILE > FIXED`, and import that")
+        }
+        throw problem("unexpected bytes after the JSON value")
     }
 
     /// Reads one complete value (object, array, string or scalar) starting at the next non-space byte.

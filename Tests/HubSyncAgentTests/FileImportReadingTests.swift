@@ -86,4 +86,32 @@ import Testing
         }
         #expect(error.line == 2, "\(error)")
     }
+
+    /// A file of JSON Lines whose lines end in CR alone is one line to the reader: the refusal
+    /// says so and how to mend it, and a file with CRLF endings is read as lines.
+    @Test func linesEndingInACarriageReturnAloneAreNamed() throws {
+        let lines = ["b1", "b2"].map { #"{"collection": "memories", "id": "\#($0)", "fields": {"text": "tea"}}"# }
+        let store = try store()
+        let crOnly = folder.path + "/cr.jsonl"
+        try Data((lines.joined(separator: "\r") + "\r").utf8).write(to: URL(fileURLWithPath: crOnly))
+        // Found by content, the file is one JSON value and then more; read as HubSync's lines, one
+        // line holding two records.
+        let found = try #require(throws: MigrationError.self) { try Migration.detect(path: crOnly, displayName: "cr.jsonl") }
+        let read = try #require(throws: MigrationError.self) {
+            try FileImport(path: crOnly, displayName: "cr.jsonl", format: .hubsync, persona: nil).check(store: store)
+        }
+        for error in [found, read] {
+            #expect(error.message.contains("old Mac line endings"), "\(error)")
+            #expect(error.message.contains("tr '\\r' '\\n'"), "\(error)")
+        }
+        let job = FileImport(path: crOnly, displayName: "cr.jsonl", format: .hubsync, persona: nil)
+        #expect(throws: MigrationError.self) {
+            try job.apply(batch: 10, store: store, write: { try store.apply($0).map { $0.sequence != nil } }, progress: { _ in })
+        }
+        #expect(try store.list("memories").isEmpty)
+
+        let crlf = folder.path + "/crlf.jsonl"
+        try Data((lines.joined(separator: "\r\n") + "\r\n").utf8).write(to: URL(fileURLWithPath: crlf))
+        #expect(try FileImport(path: crlf, displayName: "crlf.jsonl", format: .hubsync, persona: nil).check(store: store).records == 2)
+    }
 }
