@@ -155,17 +155,7 @@ extension Store {
                 let first = index
                 while index < writes.endIndex, case .local(let op) = writes[index] { ops.append(op); index += 1 }
                 runs.append(.init(records: { [ops] store, db, ctx in
-                    try ops.enumerated().map { offset, op in
-                        let before = ctx.events.count
-                        do {
-                            try store.apply(op, db: db, ctx: &ctx)
-                        } catch where named {
-                            var refusal = store.storeError(error)
-                            refusal.message = "operations[\(first + offset)]: " + refusal.message
-                            throw refusal
-                        }
-                        return RecordWriteResult(key: op.key, sequence: ctx.events.count > before ? ctx.events.last?.sequence : nil)
-                    }
+                    try store.applyRun(ops, first: named ? first : nil, db: db, ctx: &ctx)
                 }))
             }
         }

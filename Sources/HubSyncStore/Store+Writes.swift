@@ -106,40 +106,18 @@ extension Store {
         try write(.merge(states))
     }
 
-    func apply(_ op: RecordOperation, db: Database, ctx: inout TransactionContext) throws {
+    /// Applies one local write in the transaction of `ctx`. `preloaded`: the record's row as
+    /// this transaction already read it, when it did.
+    func apply(_ op: RecordOperation, preloaded: StoredRecord?? = nil, db: Database, ctx: inout TransactionContext) throws {
         let key = op.key
         let collection = try HubCollection.named(key.collection)
         try HubCollection.validate(id: key.id)
-        let loaded = try ctx.load(key, db: db)
+        let loaded = try preloaded ?? ctx.load(key, db: db)
         let old = loaded?.state
         var state = old ?? RecordState(key: key)
         switch op {
         case .put(_, let patch):
-            guard !patch.isEmpty || state.isAlive else {
-                throw StoreError(.invalidInput, "\(key) does not exist\(old == nil ? "" : " (it is deleted)"); a put that creates "
-                    + "a record names its fields, e.g. " + (collection.requiredFields.first.map { "{\"\($0.name)\": …}" } ?? "{\"field\": …}"))
-            }
-            guard !patch.isEmpty else { return } // an existing record, nothing named: nothing changes
-            try collection.validate(patch: patch)
-            try Normalization.check(patch)
-            let stamp = ctx.stamp()
-            for name in patch.keys.sorted(by: utf8Less) {
-                let value = patch[name]!
-                if collection.isSetField(name) {
-                    let elems = value.arrayValue ?? []
-                    if !state.isAlive || Set(state.sets[name]?.elements ?? []) != Set(elems) {
-                        state.assign(set: name, to: elems, stamp: stamp)
-                    }
-                } else if let reg = state.fields[name], !reg.hasConflict, reg.value == value, state.isAlive {
-                    continue // the same value again: nothing changes, nothing to sync
-                } else if value.isNull, state.fields[name] == nil {
-                    continue
-                } else {
-                    state.write(field: name, value: value, stamp: stamp)
-                }
-            }
-            if !state.isAlive { state.undelete(stamp: stamp) }
-            try collection.validate(record: state)
+            guard try Self.put(patch, on: &state, collection: collection, exists: old != nil, stamp: { ctx.stamp() }) else { return }
         case .delete:
             guard old != nil, state.causalLength > 0 else { throw StoreError.notFound(key) }
             state.delete(stamp: ctx.stamp())
@@ -174,6 +152,43 @@ extension Store {
             try collection.validate(record: state)
         }
         try ctx.save(state, over: loaded, db: db, origin: .local)
+    }
+
+    /// Writes `patch` into `state` as a local put stamped with one reading of `stamp` (drawn only
+    /// when the put writes): each named field set, `null` removing one, a set field made those
+    /// elements, a deleted or new record brought alive. False when nothing is named for a record
+    /// that is alive (nothing changes). `exists`: the store holds the record (a new one must name
+    /// its fields). A pure function of its inputs, so a batch's new records can be made off the
+    /// writer's thread (``Store/applyRun(_:first:named:db:ctx:)``).
+    static func put(_ patch: [String: Value], on state: inout RecordState, collection: HubCollection, exists: Bool,
+                    stamp: () -> Stamp) throws -> Bool {
+        let key = state.key
+        guard !patch.isEmpty || state.isAlive else {
+            throw StoreError(.invalidInput, "\(key) does not exist\(exists ? " (it is deleted)" : ""); a put that creates "
+                + "a record names its fields, e.g. " + (collection.requiredFields.first.map { "{\"\($0.name)\": …}" } ?? "{\"field\": …}"))
+        }
+        guard !patch.isEmpty else { return false } // an existing record, nothing named: nothing changes
+        try collection.validate(patch: patch)
+        try Normalization.check(patch)
+        let stamp = stamp()
+        for name in patch.keys.sorted(by: utf8Less) {
+            let value = patch[name]!
+            if collection.isSetField(name) {
+                let elems = value.arrayValue ?? []
+                if !state.isAlive || Set(state.sets[name]?.elements ?? []) != Set(elems) {
+                    state.assign(set: name, to: elems, stamp: stamp)
+                }
+            } else if let reg = state.fields[name], !reg.hasConflict, reg.value == value, state.isAlive {
+                continue // the same value again: nothing changes, nothing to sync
+            } else if value.isNull, state.fields[name] == nil {
+                continue
+            } else {
+                state.write(field: name, value: value, stamp: stamp)
+            }
+        }
+        if !state.isAlive { state.undelete(stamp: stamp) }
+        try collection.validate(record: state)
+        return true
     }
 
     func load(_ key: RecordKey, db: Database) throws -> RecordState? {
