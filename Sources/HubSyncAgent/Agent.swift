@@ -169,6 +169,12 @@ public final class Agent: Sendable {
             }
             return refused
         }
+        // A static peer of another household refuses this household's audit entries (SPEC 8.3,
+        // point 4), and sends none this one takes: the journal is not exchanged with it.
+        node.withholdCollections { [household] peer in
+            guard let membership = household.current.membership, !membership.isMember(peer) else { return [] }
+            return [AuditEntry.collection]
+        }
         // Remote changes feed the propagation histogram as they commit (the filter sees every
         // change and takes none, so the subscription never wakes).
         let observer = store.changeSignal { [metrics] event in

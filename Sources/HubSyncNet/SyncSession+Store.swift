@@ -6,24 +6,28 @@ import HubSyncStore
 extension SyncSession {
     /// Runs one store request on the store's own queues and returns what the machine needs.
     ///
-    /// A peer that speaks protocol 1 only (`peerKeepsUnknownCollections` false) refuses records
-    /// of collections it does not know, so those are held back from it (SPEC 3.6): left out of
-    /// what is read for it, the log's sequences still moving on.
-    func perform(_ request: SyncSessionStateMachine.StoreRequest,
-                 peerKeepsUnknownCollections: Bool = true) async throws -> SyncSessionStateMachine.StoreResult {
+    /// Records the peer would refuse are held back from it: left out of what is read for it
+    /// (the log's sequences still moving on) and of the repair set, so that no round finds
+    /// them missing there. A peer that speaks protocol 1 only (`peerKeepsUnknownCollections`
+    /// false) refuses records of collections it does not know (SPEC 3.6); the node names
+    /// collections of its own to withhold (`withholding`: the audit journal from a peer of
+    /// another household, SPEC 8.3).
+    func perform(_ request: SyncSessionStateMachine.StoreRequest, peerKeepsUnknownCollections: Bool = true,
+                 withholding withheld: Set<String> = []) async throws -> SyncSessionStateMachine.StoreResult {
         let result = try await perform(request)
-        guard !peerKeepsUnknownCollections else { return result }
-        func known(_ encoded: [UInt8]) -> Bool {
-            ForwardCompatibility.collection(ofEncoded: encoded).map(ForwardCompatibility.isKnown(collection:)) ?? true
+        guard !peerKeepsUnknownCollections || !withheld.isEmpty else { return result }
+        func sent(_ collection: String) -> Bool {
+            !withheld.contains(collection) && (peerKeepsUnknownCollections || ForwardCompatibility.isKnown(collection: collection))
         }
+        func sent(_ encoded: [UInt8]) -> Bool { ForwardCompatibility.collection(ofEncoded: encoded).map(sent) ?? true }
         switch result {
         case .logRead(let states, let sequences, let lastSequence):
-            let kept = zip(states, sequences).filter { known($0.0) }
+            let kept = zip(states, sequences).filter { sent($0.0) }
             return .logRead(states: kept.map(\.0), sequences: kept.map(\.1), lastSequence: lastSequence)
         case .statesRead(let states):
-            return .statesRead(states.filter(known))
+            return .statesRead(states.filter(sent))
         case .repairSetLoaded(let digests):
-            return .repairSetLoaded(digests.filter { ForwardCompatibility.isKnown(collection: $0.key.collection) })
+            return .repairSetLoaded(digests.filter { sent($0.key.collection) })
         default:
             return result
         }

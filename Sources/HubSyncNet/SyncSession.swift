@@ -17,10 +17,14 @@ public protocol SyncSessionDelegate: AnyObject, Sendable {
     /// The states among `states` the peer sent that must not be stored, with the reason (the
     /// others are merged; these are reported as not merged). None by default.
     func session(_ session: SyncSession, screen states: [RecordState], from peer: DeviceID) async -> [RecordKey: String]
+    /// The collections whose records are held back from `peer`: never sent to it, and left out
+    /// of the repair rounds with it (it would refuse them). None by default.
+    func session(_ session: SyncSession, withheldCollectionsFor peer: DeviceID) -> Set<String>
 }
 
 extension SyncSessionDelegate {
     public func session(_ session: SyncSession, screen states: [RecordState], from peer: DeviceID) async -> [RecordKey: String] { [:] }
+    public func session(_ session: SyncSession, withheldCollectionsFor peer: DeviceID) -> Set<String> { [] }
 }
 
 /// One authenticated, encrypted connection with a trusted peer, running the sync protocol
@@ -180,7 +184,12 @@ public final class SyncSession: Sendable {
                     case .store(let request):
                         let keepsAll = SyncCapability.protocolVersion(negotiated: machine.negotiated) >= 2
                         group.addTask { [self] in
-                            do { events.yield(.stored(try await perform(request, peerKeepsUnknownCollections: keepsAll))) } catch { events.yield(.storeFailed(error)) }
+                            let withheld = delegate?.session(self, withheldCollectionsFor: peer) ?? []
+                            do {
+                                events.yield(.stored(try await perform(request, peerKeepsUnknownCollections: keepsAll, withholding: withheld)))
+                            } catch {
+                                events.yield(.storeFailed(error))
+                            }
                         }
                     case .pauseReading:
                         gate.close()

@@ -74,6 +74,34 @@ import Testing
         #expect(try await b.request("POST", "/v1/audit", body: ["action": "backup", "detail": "x", "seconds": -5]).status == 400)
     }
 
+    /// Static peers of two households (`peers add` on each, as in the README's "Two devices,
+    /// live"): neither takes the other's entries (SPEC 8.3, point 4), so the journal is held back
+    /// both ways. Nothing is sent, refused or shown as not merged, and each repair round finds
+    /// the two equal in one round trip; before, every round sent the entry again.
+    @Test func theJournalIsHeldBackFromAStaticPeerOfAnotherHousehold() async throws {
+        let a = try await AgentProcess(device("sa")), b = try await AgentProcess(device("sb"))
+        try await pair(a, b)
+        // An entry A writes while connected (its log would push it), then a record after it.
+        try await a.api("POST", "/v1/audit", ["action": "backup", "detail": "a backup by hand"])
+        try await a.api("PATCH", "/v1/records/memories/after", ["text": "after the entry"])
+        try await waitUntil("the record after the entry on B", timeout: 20) { await b.record("memories", "after") != nil }
+        #expect(try await audit(a.device).contains { $0["detail"] == "a backup by hand" })
+        for (agent, other) in [(a, b), (b, a), (a, b)] {
+            let answer = try await agent.api("POST", "/v1/sync", ["wait_seconds": 60]).objectValue
+            let peer = answer?["peers"]?.arrayValue?.first?.objectValue
+            #expect(peer?["device_id"] == .string(other.id), "\(String(describing: answer))")
+            let round = peer?["round"]?.objectValue
+            #expect(round?["records_sent"] == .int(0) && round?["records_received"] == .int(0), "\(String(describing: answer))")
+            #expect(round?["round_trips"] == .int(1), "\(String(describing: answer))")
+        }
+        for (agent, other) in [(a, b), (b, a)] {
+            #expect(try await metric(agent, "hubsync_errors_total{kind=\"audit_refused\"}") ?? 0 == 0)
+            #expect(try await agent.peerStatus(other.id)?["undelivered"] == .array([]))
+        }
+        await a.stop()
+        await b.stop()
+    }
+
     @Test func entriesForgedOrAlteredByAnotherMemberAreRefused() async throws {
         try await device("a").ok("init", "--name", "a")
         try await device("b").ok("init", "--name", "b")
