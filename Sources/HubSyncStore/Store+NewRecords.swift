@@ -16,8 +16,10 @@ import Synchronization
 extension Store {
     /// Fewest puts of new records in a row that are handed to a second thread.
     static let handedOverMinimum = 32
-    /// Records per piece handed between the building thread and the writer.
-    static let handedOverPiece = 128
+    /// Records per piece handed between the building thread and the writer. The building thread
+    /// runs at most two pieces ahead of the writer, so at most three pieces' bytes are held beyond
+    /// what the transaction holds anyway (records of up to 768 KiB: about 150 MB).
+    static let handedOverPiece = 64
     /// The building thread's queue: a queue of its own, whose thread libdispatch starts at once
     /// even while its shared pool's threads (as many as there are cores) are all blocked.
     static let buildingQueue = DispatchQueue(label: "hubsync.store.building", qos: .userInitiated)
@@ -116,13 +118,14 @@ extension Store {
             for i in building.range(of: piece) {
                 let put = stretch[i]
                 do {
-                    let made = try building.outcome(i).get()
+                    let made = try building.take(i).get()
                     try ctx.save(made.state, over: nil, db: db, origin: .local, encoded: made.encoded)
                 } catch {
                     throw refusal(error, put.offset)
                 }
                 results.append(RecordWriteResult(key: put.key, sequence: ctx.events.last?.sequence))
             }
+            building.pieceInserted()
         }
     }
 }
@@ -135,7 +138,11 @@ final class HandedOverRecords: @unchecked Sendable {
     let piece: Int
     let pieces: Int
     let ready: [DispatchSemaphore]
-    /// One outcome per put, written by the building thread before its piece is signalled.
+    /// Signalled as the writer finishes each piece: the building thread starts a piece only when
+    /// the writer has inserted all but two of those built before it.
+    private let room = DispatchSemaphore(value: 0)
+    /// One outcome per put, written by the building thread before its piece is signalled and
+    /// taken (set to nil) by the writer as it inserts it.
     private let outcomes: UnsafeMutablePointer<Result<PreparedState, any Error>?>
     private let stopped = Atomic<Bool>(false)
 
@@ -147,6 +154,10 @@ final class HandedOverRecords: @unchecked Sendable {
         ready = (0..<pieces).map { _ in DispatchSemaphore(value: 0) }
         outcomes = .allocate(capacity: puts.count)
         outcomes.initialize(repeating: nil, count: puts.count)
+        // Room for two pieces ahead (made by signals: a semaphore made with a count must not be
+        // freed below it, and a stop leaves this one wherever it is).
+        room.signal()
+        room.signal()
     }
 
     deinit {
@@ -156,15 +167,26 @@ final class HandedOverRecords: @unchecked Sendable {
 
     func range(of p: Int) -> Range<Int> { p * piece..<min(puts.count, (p + 1) * piece) }
 
-    /// The outcome of put `i`, once its piece is signalled.
-    func outcome(_ i: Int) -> Result<PreparedState, any Error> { outcomes[i]! }
+    /// The outcome of put `i`, once its piece is signalled; its state and bytes are let go here.
+    func take(_ i: Int) -> Result<PreparedState, any Error> {
+        defer { outcomes[i] = nil }
+        return outcomes[i]!
+    }
 
-    /// Tells the building thread that the writer reads no more (it refused a write).
-    func stop() { stopped.store(true, ordering: .relaxed) }
+    /// The writer has inserted a piece: the building thread may start one more.
+    func pieceInserted() { room.signal() }
 
-    /// Builds the pieces from `first` on in order, signalling each; stops early when told.
+    /// Tells the building thread that the writer reads no more (it refused a write, or is done).
+    func stop() {
+        stopped.store(true, ordering: .relaxed)
+        room.signal()
+    }
+
+    /// Builds the pieces from `first` on in order, signalling each, at most two ahead of the
+    /// writer; stops early when told.
     func build(from first: Int) {
         for p in first..<pieces {
+            room.wait()
             if stopped.load(ordering: .relaxed) { return }
             build(piece: p)
             ready[p].signal()

@@ -92,8 +92,15 @@ import Testing
         #expect(tooLarge.message.hasPrefix("operations[40]: memories/r040 would be "), "\(tooLarge.message)")
         #expect(try store.lastSequence() == 0)
 
-        // The same batch without it is written whole.
+        // A refusal in a later piece, while the building thread may still be ahead of the writer.
         writes[40] = .local(.put(key("memories", "r040"), ["text": "fine"]))
+        writes[190] = .local(.put(key("memories", "r190"), ["mood": "no text"]))
+        let late = try #require(throws: StoreError.self) { try store.apply(writes) }
+        #expect(late.message.hasPrefix("operations[190]: "), "\(late.message)")
+        #expect(try store.lastSequence() == 0)
+
+        // The same batch without them is written whole.
+        writes[190] = .local(.put(key("memories", "r190"), ["text": "fine"]))
         let results = try store.apply(writes)
         #expect(results.compactMap(\.sequence) == Array(1...200))
         #expect(try store.counts()["memories"] == 200)
