@@ -163,10 +163,11 @@ extension Store {
     static func put(_ patch: [String: Value], on state: inout RecordState, collection: HubCollection, exists: Bool,
                     stamp: () -> Stamp) throws -> Bool {
         let key = state.key
-        guard !patch.isEmpty || state.isAlive else {
-            throw StoreError(.invalidInput, "\(key) does not exist\(exists ? " (it is deleted)" : ""); a put that creates "
+        func nothingToCreate(_ why: String = "") -> StoreError {
+            StoreError(.invalidInput, "\(key) does not exist\(exists ? " (it is deleted)" : "")\(why); a put that creates "
                 + "a record names its fields, e.g. " + (collection.requiredFields.first.map { "{\"\($0.name)\": …}" } ?? "{\"field\": …}"))
         }
+        guard !patch.isEmpty || state.isAlive else { throw nothingToCreate() }
         guard !patch.isEmpty else { return false } // an existing record, nothing named: nothing changes
         try collection.validate(patch: patch)
         try Normalization.check(patch)
@@ -186,7 +187,11 @@ extension Store {
                 state.write(field: name, value: value, stamp: stamp)
             }
         }
-        if !state.isAlive { state.undelete(stamp: stamp) }
+        if !state.isAlive {
+            // Nulls only remove fields: on a record never written they leave nothing to store.
+            guard state.causalLength > 0 else { throw nothingToCreate(", and null only removes a field") }
+            state.undelete(stamp: stamp)
+        }
         try collection.validate(record: state)
         return true
     }

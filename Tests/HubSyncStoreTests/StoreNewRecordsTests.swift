@@ -106,4 +106,27 @@ import Testing
         #expect(try store.counts()["memories"] == 200)
         #expect(try store.verifyDigests().isEmpty)
     }
+
+    /// A put of only nulls on a record never written leaves nothing to store: refused, alone or
+    /// in a stretch, as a put that names no field is. On a deleted record it brings the record
+    /// back, as before. (It used to store a row that was never alive, under a sequence number.)
+    @Test func aPutOfOnlyNullsCreatesNothing() throws {
+        let store = try makeStore(dir)
+        let alone = try #require(throws: StoreError.self) { try store.apply(.put(key("memories", "zz"), ["nothing": .null])) }
+        #expect(alone.message == "memories/zz does not exist, and null only removes a field; a put that creates a record "
+            + "names its fields, e.g. {\"text\": …}")
+        #expect(try store.lastSequence() == 0)
+        #expect(try store.digests().isEmpty)
+
+        var writes: [RecordWrite] = (0..<40).map { .local(.put(key("memories", "b\($0)"), ["text": "fine"])) }
+        writes[35] = .local(.put(key("memories", "b35"), ["mood": .null]))
+        let inStretch = try #require(throws: StoreError.self) { try store.apply(writes) }
+        #expect(inStretch.message.hasPrefix("operations[35]: memories/b35 does not exist, and null only removes a field"))
+        #expect(try store.lastSequence() == 0)
+
+        try store.apply(.put(key("memories", "d"), ["text": "kept"]))
+        try store.apply(.delete(key("memories", "d")))
+        try store.apply(.put(key("memories", "d"), ["mood": .null]))
+        #expect(try store.get(key("memories", "d"))?.visibleFields == ["text": "kept"])
+    }
 }
