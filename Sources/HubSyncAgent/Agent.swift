@@ -169,11 +169,19 @@ public final class Agent: Sendable {
             }
             return refused
         }
-        // A static peer of another household refuses this household's audit entries (SPEC 8.3,
-        // point 4), and sends none this one takes: the journal is not exchanged with it.
-        node.withholdCollections { [household] peer in
-            guard let membership = household.current.membership, !membership.isMember(peer) else { return [] }
-            return [AuditEntry.collection]
+        // A peer refuses the audit entries of devices its household never had (SPEC 8.3, point
+        // 4): all of this household's, when it is a static peer of another household (which
+        // sends none this one takes, so the journal is not exchanged with it); for a member,
+        // those of devices this household never had (kept from a household this device left).
+        let me = identity.deviceID
+        node.holdBack { [household] peer in
+            guard let membership = household.current.membership else { return nil }
+            guard membership.isMember(peer) else { return HeldBack(collection: AuditEntry.collection) { _ in true } }
+            let known = Set(membership.members.keys).union(membership.removed).union([me])
+            return HeldBack(collection: AuditEntry.collection) { id in
+                guard let author = AuditEntry.device(ofRecordID: id) else { return false }
+                return !known.contains(author)
+            }
         }
         // Remote changes feed the propagation histogram as they commit (the filter sees every
         // change and takes none, so the subscription never wakes).

@@ -71,6 +71,12 @@ public struct AuditEntry: Sendable, Equatable {
     /// The record ID: `DEVICE-ID/CHAIN/SEQUENCE` (the sequence as 12 digits, so IDs sort in order).
     public var recordID: String { Self.recordID(device: device, chain: chain, sequence: sequence) }
 
+    /// The device a record ID names, nil when it names none.
+    public static func device(ofRecordID id: String) -> DeviceID? {
+        guard let slash = id.utf8.firstIndex(of: UInt8(ascii: "/")) else { return nil }
+        return try? DeviceID(parsing: String(id[..<slash]))
+    }
+
     public static func recordID(device: DeviceID, chain: String, sequence: Int64) -> String {
         let digits = String(sequence)
         return "\(device)/\(chain)/" + String(repeating: "0", count: max(0, 12 - digits.count)) + digits

@@ -73,8 +73,8 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
     let backupConnections = Mutex<[DeviceID: Int]>([:])
     /// Checks what peers send before it is merged (the agent's audit journal), when set.
     let screen = Mutex<(@Sendable ([RecordState], DeviceID) async -> [RecordKey: String])?>(nil)
-    /// Names the collections held back from a peer, when set.
-    let withheld = Mutex<(@Sendable (DeviceID) -> Set<String>)?>(nil)
+    /// Names the records held back from a peer, when set.
+    let heldBack = Mutex<(@Sendable (DeviceID) -> HeldBack?)?>(nil)
     /// Limits and capabilities of every session (tests give a peer fewer capabilities).
     let sessionConfiguration: SyncSessionStateMachine.Configuration
     /// Peers' names (verified and cleaned by the agent), for the log.
@@ -112,14 +112,14 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
         return await screen(states, peer)
     }
 
-    /// Has `withheld` name, for a peer, the collections whose records are held back from it
-    /// (never sent, left out of repair rounds), asked before each read of records for it.
-    public func withholdCollections(with withheld: (@Sendable (DeviceID) -> Set<String>)?) {
-        self.withheld.withLock { $0 = withheld }
+    /// Has `rule` name, for a peer, the records held back from it (never sent, left out of
+    /// repair rounds), asked before each read of records for it.
+    public func holdBack(with rule: (@Sendable (DeviceID) -> HeldBack?)?) {
+        heldBack.withLock { $0 = rule }
     }
 
-    public func session(_ session: SyncSession, withheldCollectionsFor peer: DeviceID) -> Set<String> {
-        withheld.withLock { $0 }?(peer) ?? []
+    public func session(_ session: SyncSession, heldBackFrom peer: DeviceID) -> HeldBack? {
+        heldBack.withLock { $0 }?(peer)
     }
 
     /// Lets the listener serve pairing runs with `desk` (nil: refuse them).

@@ -10,16 +10,23 @@ extension SyncSession {
     /// (the log's sequences still moving on) and of the repair set, so that no round finds
     /// them missing there. A peer that speaks protocol 1 only (`peerKeepsUnknownCollections`
     /// false) refuses records of collections it does not know (SPEC 3.6); the node names
-    /// collections of its own to withhold (`withholding`: the audit journal from a peer of
-    /// another household, SPEC 8.3).
+    /// records of its own to hold back (`heldBack`: audit entries the peer's household does not
+    /// take, SPEC 8.3).
     func perform(_ request: SyncSessionStateMachine.StoreRequest, peerKeepsUnknownCollections: Bool = true,
-                 withholding withheld: Set<String> = []) async throws -> SyncSessionStateMachine.StoreResult {
+                 holdingBack heldBack: HeldBack? = nil) async throws -> SyncSessionStateMachine.StoreResult {
         let result = try await perform(request)
-        guard !peerKeepsUnknownCollections || !withheld.isEmpty else { return result }
-        func sent(_ collection: String) -> Bool {
-            !withheld.contains(collection) && (peerKeepsUnknownCollections || ForwardCompatibility.isKnown(collection: collection))
+        guard !peerKeepsUnknownCollections || heldBack != nil else { return result }
+        let heldCollection = heldBack.map { Array($0.collection.utf8) }
+        func sent(_ collection: String, _ id: @autoclosure () -> String?) -> Bool {
+            if let heldBack, collection == heldBack.collection, let id = id(), heldBack.isHeldBack(id) { return false }
+            return peerKeepsUnknownCollections || ForwardCompatibility.isKnown(collection: collection)
         }
-        func sent(_ encoded: [UInt8]) -> Bool { ForwardCompatibility.collection(ofEncoded: encoded).map(sent) ?? true }
+        func sent(_ encoded: [UInt8]) -> Bool {
+            guard let (collection, id) = Self.collectionAndID(ofEncoded: encoded) else { return true }
+            // Most records are of other collections: their ID is not made into a string.
+            if peerKeepsUnknownCollections, let heldCollection, !collection.elementsEqual(heldCollection) { return true }
+            return sent(String(decoding: collection, as: UTF8.self), String(decoding: id, as: UTF8.self))
+        }
         switch result {
         case .logRead(let states, let sequences, let lastSequence):
             let kept = zip(states, sequences).filter { sent($0.0) }
@@ -27,10 +34,23 @@ extension SyncSession {
         case .statesRead(let states):
             return .statesRead(states.filter(sent))
         case .repairSetLoaded(let digests):
-            return .repairSetLoaded(digests.filter { sent($0.key.collection) })
+            return .repairSetLoaded(digests.filter { sent($0.key.collection, $0.key.id) })
         default:
             return result
         }
+    }
+
+    /// The collection name's and the ID's bytes in a record's canonical encoding (SPEC 1.6.2: a
+    /// version byte, then each as a 32-bit big-endian length and its bytes); nil when cut short.
+    static func collectionAndID(ofEncoded bytes: [UInt8]) -> (ArraySlice<UInt8>, ArraySlice<UInt8>)? {
+        func string(at start: Int) -> Range<Int>? {
+            guard bytes.count >= start + 4 else { return nil }
+            let n = Int(bytes[start]) << 24 | Int(bytes[start + 1]) << 16 | Int(bytes[start + 2]) << 8 | Int(bytes[start + 3])
+            guard bytes.count >= start + 4 + n else { return nil }
+            return start + 4 ..< start + 4 + n
+        }
+        guard let collection = string(at: 1), let id = string(at: collection.upperBound) else { return nil }
+        return (bytes[collection], bytes[id])
     }
 
     func perform(_ request: SyncSessionStateMachine.StoreRequest) async throws -> SyncSessionStateMachine.StoreResult {

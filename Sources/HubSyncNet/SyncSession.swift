@@ -17,14 +17,26 @@ public protocol SyncSessionDelegate: AnyObject, Sendable {
     /// The states among `states` the peer sent that must not be stored, with the reason (the
     /// others are merged; these are reported as not merged). None by default.
     func session(_ session: SyncSession, screen states: [RecordState], from peer: DeviceID) async -> [RecordKey: String]
-    /// The collections whose records are held back from `peer`: never sent to it, and left out
-    /// of the repair rounds with it (it would refuse them). None by default.
-    func session(_ session: SyncSession, withheldCollectionsFor peer: DeviceID) -> Set<String>
+    /// The records held back from `peer`: never sent to it, and left out of the repair rounds
+    /// with it (it would refuse them). None by default.
+    func session(_ session: SyncSession, heldBackFrom peer: DeviceID) -> HeldBack?
+}
+
+/// Records of one collection that a session holds back from its peer, named by their IDs.
+public struct HeldBack: Sendable {
+    public var collection: String
+    /// Whether the record with this ID is held back.
+    public var isHeldBack: @Sendable (String) -> Bool
+
+    public init(collection: String, isHeldBack: @escaping @Sendable (String) -> Bool) {
+        self.collection = collection
+        self.isHeldBack = isHeldBack
+    }
 }
 
 extension SyncSessionDelegate {
     public func session(_ session: SyncSession, screen states: [RecordState], from peer: DeviceID) async -> [RecordKey: String] { [:] }
-    public func session(_ session: SyncSession, withheldCollectionsFor peer: DeviceID) -> Set<String> { [] }
+    public func session(_ session: SyncSession, heldBackFrom peer: DeviceID) -> HeldBack? { nil }
 }
 
 /// One authenticated, encrypted connection with a trusted peer, running the sync protocol
@@ -184,9 +196,9 @@ public final class SyncSession: Sendable {
                     case .store(let request):
                         let keepsAll = SyncCapability.protocolVersion(negotiated: machine.negotiated) >= 2
                         group.addTask { [self] in
-                            let withheld = delegate?.session(self, withheldCollectionsFor: peer) ?? []
+                            let heldBack = delegate?.session(self, heldBackFrom: peer)
                             do {
-                                events.yield(.stored(try await perform(request, peerKeepsUnknownCollections: keepsAll, withholding: withheld)))
+                                events.yield(.stored(try await perform(request, peerKeepsUnknownCollections: keepsAll, holdingBack: heldBack)))
                             } catch {
                                 events.yield(.storeFailed(error))
                             }

@@ -102,6 +102,38 @@ import Testing
         await b.stop()
     }
 
+    /// A device that leaves its household for another keeps the old one's entries, which the new
+    /// one does not take (SPEC 8.3, point 4): they are held back from its new members, so no
+    /// round sends them and no member shows them as not merged. Its own entries still go.
+    @Test func entriesOfADeviceTheHouseholdNeverHadAreHeldBack() async throws {
+        for name in ["e", "f", "g"] { try await device(name).ok("init", "--name", name) }
+        let e = try await AgentProcess(device("e")), f = try await AgentProcess(device("f"))
+        try await join(f, through: e)
+        try await f.api("POST", "/v1/audit", ["action": "backup", "detail": "f's backup"])
+        try await waitUntil("f's entry on e", timeout: 30) { try await e.device.ok("export", "-").stdout.contains("f's backup") }
+        await f.stop()
+        try await e.device.ok("pair", "remove", f.id)
+        let g = try await AgentProcess(device("g"))
+        try await join(e, through: g)
+        try await e.api("POST", "/v1/audit", ["action": "backup", "detail": "e's backup after the move"])
+        try await waitUntil("e's entry on g", timeout: 30) { try await audit(g.device).contains { $0["detail"] == "e's backup after the move" } }
+        func round(_ agent: AgentProcess, with other: AgentProcess) async throws -> [String: Value]? {
+            let answer = try await agent.api("POST", "/v1/sync", ["wait_seconds": 60]).objectValue
+            let peer = answer?["peers"]?.arrayValue?.compactMap(\.objectValue).first { $0["device_id"] == .string(other.id) }
+            return peer?["round"]?.objectValue
+        }
+        _ = try await round(e, with: g) // whatever the join's records still left to bring
+        for (agent, other) in [(e, g), (g, e), (e, g)] {
+            let r = try await round(agent, with: other)
+            #expect(r?["records_sent"] == .int(0) && r?["records_received"] == .int(0), "\(String(describing: r))")
+        }
+        #expect(try await metric(g, "hubsync_errors_total{kind=\"audit_refused\"}") ?? 0 == 0)
+        #expect(try await g.peerStatus(e.id)?["undelivered"] == .array([]))
+        #expect(try await !g.device.ok("export", "-").stdout.contains("f's backup"))
+        await e.stop()
+        await g.stop()
+    }
+
     @Test func entriesForgedOrAlteredByAnotherMemberAreRefused() async throws {
         try await device("a").ok("init", "--name", "a")
         try await device("b").ok("init", "--name", "b")
