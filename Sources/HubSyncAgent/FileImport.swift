@@ -336,7 +336,8 @@ public struct FileImport: Sendable {
             } else if let existing, existing.isAlive {
                 if FileImport.unchanged(existing, by: patch, collection: collection) { plan.unchanged += 1 } else { plan.updated += 1 }
             } else {
-                if let missing = collection.requiredFields.first(where: { patch[$0.name] == nil }) {
+                // A deleted record comes back with the fields it kept, as a put brings it back.
+                if let missing = collection.requiredFields.first(where: { patch[$0.name] == nil && existing?.visibleFields[$0.name] == nil }) {
                     throw Refused(message: "new record \(key) needs the field \"\(missing.name)\"", line: line)
                 }
                 plan.created += 1

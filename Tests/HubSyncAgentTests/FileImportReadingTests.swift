@@ -114,4 +114,19 @@ import Testing
         try Data((lines.joined(separator: "\r\n") + "\r\n").utf8).write(to: URL(fileURLWithPath: crlf))
         #expect(try FileImport(path: crlf, displayName: "crlf.jsonl", format: .hubsync, persona: nil).check(store: store).records == 2)
     }
+
+    /// A plain record line on a deleted record brings it back with the fields it kept, as `put`
+    /// does: the check does not ask it for the fields a new record needs.
+    @Test func aLineOnADeletedRecordBringsItBack() throws {
+        let store = try store()
+        try store.apply(.put(RecordKey(collection: "memories", id: "d1"), ["text": "kept", "extra": "e0"]))
+        try store.apply(.delete(RecordKey(collection: "memories", id: "d1")))
+        let path = folder.path + "/back.jsonl"
+        try Data(#"{"collection": "memories", "id": "d1", "fields": {"extra": null}}"#.utf8).write(to: URL(fileURLWithPath: path))
+        let job = FileImport(path: path, displayName: "back.jsonl", format: .hubsync, persona: nil)
+        #expect(try job.check(store: store).records == 1)
+        _ = try job.apply(batch: 10, store: store, write: { try store.apply($0).map { $0.sequence != nil } }, progress: { _ in })
+        let back = try #require(try store.get(RecordKey(collection: "memories", id: "d1")))
+        #expect(back.isAlive && back.visibleFields == ["text": "kept"])
+    }
 }
