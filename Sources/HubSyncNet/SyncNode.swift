@@ -30,6 +30,10 @@ public struct PeerStatus: Sendable {
     /// Records this side could not send to the peer, or merge from it, in its current session,
     /// with the reason (the others went on; each is tried again at the next repair round).
     public var undelivered: [RecordKey: String] = [:]
+    /// For each of those, the number of repair rounds completed when it was last reported: one
+    /// not reported again by the end of the next round is gone from the list (it went through,
+    /// or is no longer offered).
+    var undeliveredAt: [RecordKey: Int] = [:]
     /// Whether the last session ended on a store failure, here or on the peer (a full disk, a
     /// damaged store): the dialer then waits at least 10 s before trying again, since a new
     /// session would only re-send what cannot be kept.
@@ -169,7 +173,7 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
             return true
         }
         if kept {
-            setStatus(session.peer) { $0.connected = true; $0.reason = nil; $0.undelivered = [:] }
+            setStatus(session.peer) { $0.connected = true; $0.reason = nil; $0.undelivered = [:]; $0.undeliveredAt = [:] }
             sessionChanges.signal()
         }
         return kept
@@ -255,13 +259,21 @@ public final class SyncNode: SyncSessionDelegate, Sendable {
     }
 
     public func session(_ session: SyncSession, couldNotDeliver key: RecordKey, to peer: DeviceID, reason: String) {
-        setStatus(peer) { $0.undelivered[key] = reason }
+        setStatus(peer) {
+            $0.undelivered[key] = reason
+            $0.undeliveredAt[key] = $0.repairRounds
+        }
     }
 
     public func session(_ session: SyncSession, didCompleteRepairWith peer: DeviceID, report: RepairReport) {
         setStatus(peer) {
             $0.lastRepair = UInt64(Date().timeIntervalSince1970 * 1000)
             $0.lastRepairReport = report
+            // A record refused or unsent before this round, and not again in it, is off the list.
+            for (key, round) in $0.undeliveredAt where round < $0.repairRounds {
+                $0.undelivered[key] = nil
+                $0.undeliveredAt[key] = nil
+            }
             $0.repairRounds += 1
             $0.repairBytesSent += report.bytesSent
             $0.repairBytesReceived += report.bytesReceived

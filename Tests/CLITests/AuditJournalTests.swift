@@ -134,6 +134,27 @@ import Testing
         await g.stop()
     }
 
+    /// A static peer that joins the household refuses the entries it gets just before it takes
+    /// the household on; a later round merges them, and `status` stops listing them after the
+    /// next round (before, they stayed listed until the agent restarted).
+    @Test func aRefusalThatALaterRoundMergesLeavesStatus() async throws {
+        for name in ["r1", "r2"] { try await device(name).ok("init", "--name", name) }
+        let r1 = try await AgentProcess(device("r1")), r2 = try await AgentProcess(device("r2"))
+        try await pair(r1, r2)
+        try await join(r2, through: r1)
+        try await waitUntil("r1's entries on r2", timeout: 60) {
+            _ = try await r1.api("POST", "/v1/sync", ["wait_seconds": 60])
+            return try await audit(r2.device).contains { $0["device_id"] == .string(r1.id) }
+        }
+        for _ in 0..<2 {
+            for agent in [r1, r2] { _ = try await agent.api("POST", "/v1/sync", ["wait_seconds": 60]) }
+        }
+        #expect(try await r2.peerStatus(r1.id)?["undelivered"] == .array([]))
+        #expect(try await r1.peerStatus(r2.id)?["undelivered"] == .array([]))
+        await r1.stop()
+        await r2.stop()
+    }
+
     @Test func entriesForgedOrAlteredByAnotherMemberAreRefused() async throws {
         try await device("a").ok("init", "--name", "a")
         try await device("b").ok("init", "--name", "b")
