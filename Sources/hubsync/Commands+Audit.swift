@@ -61,7 +61,7 @@ struct AuditCommand: ParsableCommand {
         }
         if listed.hidden > 0 {
             FileHandle.standardError.write(Data(("hubsync: left out \(plural(listed.hidden, "entry", "entries")) of devices this "
-                + "household never had (merged from outside sync: an import or the local API)\n").utf8))
+                + "household never had (kept from a household this device was in before)\n").utf8))
         }
         if output.json { return printJSON(.array(listed.json)) }
         if listed.entries.isEmpty { return print("no audit entries" + (since != nil || device != nil ? " match" : " yet")) }
