@@ -196,7 +196,12 @@ public final class SyncSession: Sendable {
                     case .store(let request):
                         let keepsAll = SyncCapability.protocolVersion(negotiated: machine.negotiated) >= 2
                         group.addTask { [self] in
-                            let heldBack = delegate?.session(self, heldBackFrom: peer)
+                            // Only what is read for the peer is held back: merges and acks need no rule.
+                            let heldBack: HeldBack?
+                            switch request {
+                            case .readLog, .readStates, .loadRepairSet: heldBack = delegate?.session(self, heldBackFrom: peer)
+                            default: heldBack = nil
+                            }
                             do {
                                 events.yield(.stored(try await perform(request, peerKeepsUnknownCollections: keepsAll, holdingBack: heldBack)))
                             } catch {
