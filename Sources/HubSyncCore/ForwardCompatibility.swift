@@ -13,9 +13,24 @@ public enum ForwardCompatibility {
     /// The collection of a record's canonical encoding (SPEC 1.6.2: a format byte, then the
     /// collection as a length-prefixed string), without decoding the rest; nil when it is cut short.
     public static func collection(ofEncoded bytes: [UInt8]) -> String? {
-        guard bytes.count >= 5 else { return nil }
-        let n = Int(bytes[1]) << 24 | Int(bytes[2]) << 16 | Int(bytes[3]) << 8 | Int(bytes[4])
-        guard bytes.count >= 5 + n else { return nil }
-        return String(decoding: bytes[5 ..< 5 + n], as: UTF8.self)
+        lengthPrefixed(in: bytes, at: 1).map { String(decoding: bytes[$0], as: UTF8.self) }
+    }
+
+    /// The collection name's and the ID's bytes in a record's canonical encoding (1.6.2: a
+    /// format byte, then each as a 32-bit big-endian length and its bytes), without decoding
+    /// the rest; nil when it is cut short.
+    public static func collectionAndID(ofEncoded bytes: [UInt8]) -> (collection: ArraySlice<UInt8>, id: ArraySlice<UInt8>)? {
+        guard let collection = lengthPrefixed(in: bytes, at: 1), let id = lengthPrefixed(in: bytes, at: collection.upperBound) else {
+            return nil
+        }
+        return (bytes[collection], bytes[id])
+    }
+
+    /// Where the bytes of the length-prefixed string at `start` are; nil when cut short.
+    private static func lengthPrefixed(in bytes: [UInt8], at start: Int) -> Range<Int>? {
+        guard bytes.count >= start + 4 else { return nil }
+        let n = Int(bytes[start]) << 24 | Int(bytes[start + 1]) << 16 | Int(bytes[start + 2]) << 8 | Int(bytes[start + 3])
+        guard bytes.count >= start + 4 + n else { return nil }
+        return start + 4 ..< start + 4 + n
     }
 }

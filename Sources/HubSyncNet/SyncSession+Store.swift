@@ -22,7 +22,7 @@ extension SyncSession {
             return peerKeepsUnknownCollections || ForwardCompatibility.isKnown(collection: collection)
         }
         func sent(_ encoded: [UInt8]) -> Bool {
-            guard let (collection, id) = Self.collectionAndID(ofEncoded: encoded) else { return true }
+            guard let (collection, id) = ForwardCompatibility.collectionAndID(ofEncoded: encoded) else { return true }
             // Most records are of other collections: their ID is not made into a string.
             if peerKeepsUnknownCollections, let heldCollection, !collection.elementsEqual(heldCollection) { return true }
             return sent(String(decoding: collection, as: UTF8.self), String(decoding: id, as: UTF8.self))
@@ -38,19 +38,6 @@ extension SyncSession {
         default:
             return result
         }
-    }
-
-    /// The collection name's and the ID's bytes in a record's canonical encoding (SPEC 1.6.2: a
-    /// version byte, then each as a 32-bit big-endian length and its bytes); nil when cut short.
-    static func collectionAndID(ofEncoded bytes: [UInt8]) -> (ArraySlice<UInt8>, ArraySlice<UInt8>)? {
-        func string(at start: Int) -> Range<Int>? {
-            guard bytes.count >= start + 4 else { return nil }
-            let n = Int(bytes[start]) << 24 | Int(bytes[start + 1]) << 16 | Int(bytes[start + 2]) << 8 | Int(bytes[start + 3])
-            guard bytes.count >= start + 4 + n else { return nil }
-            return start + 4 ..< start + 4 + n
-        }
-        guard let collection = string(at: 1), let id = string(at: collection.upperBound) else { return nil }
-        return (bytes[collection], bytes[id])
     }
 
     func perform(_ request: SyncSessionStateMachine.StoreRequest) async throws -> SyncSessionStateMachine.StoreResult {
