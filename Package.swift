@@ -48,7 +48,7 @@ let package = Package(
         ]),
         .target(name: "HubSyncAgent", dependencies: [
             "HubSyncBase", "HubSyncNet", "HubSyncDiscovery", "HubSyncHousehold", "HubSyncStore", "HubSyncCore", "HubSyncCrypto", "HubSyncBackup",
-            "HubSyncMigration", "HubSyncS3",
+            "HubSyncMigration", "HubSyncS3", "CHubMalloc",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -49,6 +49,8 @@ public final class Agent: Sendable {
     let backupState = Mutex<BackupRunState>(BackupRunState())
     /// `GET /metrics` (Metrics.swift).
     let metrics: AgentMetrics
+    /// Store commits and API answers, for giving memory back once quiet (MemoryTrim.swift).
+    let activity = ActivityWatch()
     /// This device's audit journal (AuditJournal.swift, Agent+Audit.swift).
     let audit: AuditJournal
     /// The dashboard's sign-in codes and sessions (Dashboard.swift).
@@ -185,8 +187,9 @@ public final class Agent: Sendable {
         }
         // Remote changes feed the propagation histogram as they commit (the filter sees every
         // change and takes none, so the subscription never wakes).
-        let observer = store.changeSignal { [metrics] event in
+        let observer = store.changeSignal { [metrics, activity] event in
             metrics.observe(event)
+            activity.note()
             return false
         }
         defer { observer.cancel() }
@@ -194,12 +197,15 @@ public final class Agent: Sendable {
             sessions.port.store(channel.localAddress?.port ?? apiPort, ordering: .relaxed)
             await markReady(api: channel.localAddress.map(Self.text) ?? configuration.api)
         }
-        app.answered = { [metrics] status in metrics.countAnswer(status) }
+        app.answered = { [metrics, activity] status in
+            metrics.countAnswer(status)
+            activity.note()
+        }
         let sync = SyncService(agent: self)
         let repair = RepairTimer(agent: self)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: sync), .init(service: repair), .init(service: MembershipService(agent: self)),
-            .init(service: BackupService(agent: self)), .init(service: app),
+            .init(service: BackupService(agent: self)), .init(service: app), .init(service: MemoryTrimService(agent: self)),
         ]
         if configuration.mdns { services.append(.init(service: DiscoveryService(agent: self, desk: desk))) }
         // SIGHUP is trapped before any service starts, so it never ends a running agent.
@@ -390,6 +396,27 @@ public final class Agent: Sendable {
 
     /// Runs a repair round with every peer on a timer (protocol/SPEC.md, repair).
     /// The interval is read again when SIGHUP brings new settings.
+    /// Once the agent has been quiet for ``quiet`` (no store commit, no API answer), gives back
+    /// the memory its work left mapped (``MemoryTrim``), then waits, with no timer, for the next
+    /// activity.
+    struct MemoryTrimService: Service {
+        static let quiet: Duration = .seconds(10)
+        let agent: Agent
+
+        func run() async throws {
+            await cancelWhenGracefulShutdown {
+                while let seen = await agent.activity.waitForQuiet(Self.quiet) {
+                    let outcome = MemoryTrim.releaseUnused()
+                    agent.logger.debug("quiet: gave back memory", metadata: [
+                        "code_mappings": "\(outcome.mappings)", "code_kib": "\(outcome.codeBytes / 1024)",
+                        "heap_released": "\(outcome.heapReleased)",
+                    ])
+                    guard await agent.activity.waitForActivity(after: seen) else { return }
+                }
+            }
+        }
+    }
+
     struct RepairTimer: Service {
         let agent: Agent
 

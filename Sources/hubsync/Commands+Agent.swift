@@ -24,7 +24,9 @@ struct RunCommand: AsyncParsableCommand {
             SIGTERM or SIGINT stops it cleanly; SIGHUP reads config.json again (a file that does not pass keeps \
             the settings in use, and the log says why). Unless --no-mdns, it advertises _hubsync._tcp \
             through the system's avahi-daemon and dials trusted peers it finds there; without the \
-            daemon it keeps using static and last-known addresses and status says why.
+            daemon it keeps using static and last-known addresses and status says why. Once quiet for \
+            10 s (no store commit, no API answer) it gives back the memory its work left mapped: the \
+            program code it no longer runs and freed heap (the log says so at --log-level debug).
             """)
 
     @OptionGroup var common: CommonOptions

@@ -1,0 +1,34 @@
+import Foundation
+import HubSyncCore
+import HubSyncTestSupport
+import Testing
+
+/// A quiet agent gives back the memory its work left mapped: its resident set falls once it has
+/// been quiet for 10 s, it goes on answering, and new work makes it give back again later.
+@Suite(.timeLimit(.minutes(3))) struct QuietMemoryTests {
+    let dir = TemporaryDirectory()
+
+    func trims(in log: String) -> Int {
+        ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").components(separatedBy: "quiet: gave back memory").count - 1
+    }
+
+    @Test func aQuietAgentGivesBackMemoryAndAnswersOn() async throws {
+        let agent = try await AgentProcess(Device(data: dir.path + "/a"), extra: ["--log-level", "debug"])
+        let pid = agent.agent.process.pid
+        let log = agent.device.data + "/agent.log"
+        try await agent.api("PUT", "/v1/records/memories/m1", ["text": "before the quiet"])
+        let busy = try procStatusKB("VmRSS", pid: pid)
+        // Reading /proc does not count as activity; the API request above did.
+        try await waitUntil("the agent to give back memory once quiet", timeout: 60, interval: 0.2) { trims(in: log) >= 1 }
+        let quiet = try procStatusKB("VmRSS", pid: pid)
+        #expect(quiet < busy * 2 / 3, "VmRSS \(busy) kB at work, \(quiet) kB once quiet")
+        // It answers on: the code it runs comes back as it runs it.
+        #expect(await agent.record("memories", "m1")?["fields"]?.objectValue?["text"] == "before the quiet")
+        try await agent.api("PUT", "/v1/records/memories/m2", ["text": "after it"])
+        #expect(trims(in: log) == 1, "work does not trim at once")
+        // Work again, then quiet again: it gives back again.
+        try await waitUntil("the agent to give back memory after more work", timeout: 60, interval: 0.2) { trims(in: log) >= 2 }
+        #expect(await agent.record("memories", "m2")?["fields"]?.objectValue?["text"] == "after it")
+        #expect(await agent.agent.stop() == 0, "SIGTERM stops it cleanly")
+    }
+}
