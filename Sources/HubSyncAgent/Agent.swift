@@ -394,11 +394,9 @@ public final class Agent: Sendable {
         }
     }
 
-    /// Runs a repair round with every peer on a timer (protocol/SPEC.md, repair).
-    /// The interval is read again when SIGHUP brings new settings.
-    /// Once the agent has been quiet for ``quiet`` (no store commit, no API answer), gives back
-    /// the memory its work left mapped (``MemoryTrim``), then waits, with no timer, for the next
-    /// activity.
+    /// Once the agent has been quiet for ``quiet`` (no store commit, no API answer, under 50 ms of
+    /// CPU time: not sending a full sync either), gives back the memory its work left mapped
+    /// (``MemoryTrim``), then waits, with no timer, for the next activity.
     struct MemoryTrimService: Service {
         static let quiet: Duration = .seconds(10)
         let agent: Agent
@@ -417,6 +415,8 @@ public final class Agent: Sendable {
         }
     }
 
+    /// Runs a repair round with every peer on a timer (protocol/SPEC.md, repair).
+    /// The interval is read again when SIGHUP brings new settings.
     struct RepairTimer: Service {
         let agent: Agent
 

@@ -97,7 +97,7 @@ enum MemoryTrim {
 }
 
 /// Notes the agent's activity (store commits, API answers) for the one task that waits for a
-/// quiet stretch (``MemoryTrimService``). Noting is one atomic add, plus a wake-up only when
+/// quiet stretch (``MemoryTrimService``), which also takes the process's CPU time into account. Noting is one atomic add, plus a wake-up only when
 /// that task is parked waiting for activity; while the agent is busy, the waiting task wakes
 /// once per quiet period to see whether anything happened.
 final class ActivityWatch: Sendable {
@@ -121,16 +121,27 @@ final class ActivityWatch: Sendable {
     /// How much has been noted so far.
     var noted: UInt64 { count.load(ordering: .sequentiallyConsistent) }
 
-    /// Returns once `quiet` has passed with nothing noted, with the count then; nil when the
-    /// task is cancelled.
-    func waitForQuiet(_ quiet: Duration) async -> UInt64? {
+    /// Returns once `quiet` has passed with nothing noted and under `maxCPU` of the process's
+    /// CPU time used, with the count then; nil when the task is cancelled. The CPU time catches
+    /// work that neither commits nor answers the API: a full sync this agent sends, a backup.
+    func waitForQuiet(_ quiet: Duration, maxCPU: Duration = .milliseconds(50),
+                      cpuTime: () -> Duration = ActivityWatch.processCPUTime) async -> UInt64? {
         var seen = noted
+        var used = cpuTime()
         while true {
             do { try await Task.sleep(for: quiet) } catch { return nil }
-            let now = noted
-            if now == seen { return now }
+            let now = noted, cpu = cpuTime()
+            if now == seen, cpu - used < maxCPU { return now }
             seen = now
+            used = cpu
         }
+    }
+
+    /// The CPU time this process has used, all its threads.
+    static func processCPUTime() -> Duration {
+        var t = timespec()
+        guard clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t) == 0 else { return .zero }
+        return .seconds(t.tv_sec) + .nanoseconds(t.tv_nsec)
     }
 
     /// Returns once something is noted after the count was `seen` (at once if it already was);

@@ -25,7 +25,7 @@ struct RunCommand: AsyncParsableCommand {
             the settings in use, and the log says why). Unless --no-mdns, it advertises _hubsync._tcp \
             through the system's avahi-daemon and dials trusted peers it finds there; without the \
             daemon it keeps using static and last-known addresses and status says why. Once quiet for \
-            10 s (no store commit, no API answer) it gives back the memory its work left mapped: the \
+            10 s (no store commit, no API answer, almost no CPU used) it gives back the memory its work left mapped: the \
             program code it no longer runs and freed heap (the log says so at --log-level debug).
             """)
 

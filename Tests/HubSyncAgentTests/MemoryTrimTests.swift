@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 @testable import HubSyncAgent
 import HubSyncTestSupport
 import Testing
@@ -56,6 +57,17 @@ import Testing
     @Test func activityWakesTheParkedWaiterAndQuietIsWaitedFor() async throws {
         let watch = ActivityWatch()
         #expect(await watch.waitForQuiet(.milliseconds(5)) == 0)
+        // Busy without noting anything (CPU time used): not quiet until the CPU rests.
+        let clock = Mutex<(reads: Int, cpu: Duration)>((0, .zero))
+        let result = await watch.waitForQuiet(.milliseconds(1), maxCPU: .milliseconds(50)) {
+            clock.withLock { c in
+                c.reads += 1
+                if c.reads <= 5 { c.cpu += .milliseconds(200) } else { c.cpu += .milliseconds(1) }
+                return c.cpu
+            }
+        }
+        #expect(result == 0)
+        #expect(clock.withLock { $0.reads } == 6, "quiet once a period used under 50 ms of CPU")
         // Something noted before the wait starts: it returns at once.
         watch.note()
         #expect(await watch.waitForActivity(after: 0))
