@@ -28,7 +28,8 @@ enum MemoryTrim {
     /// Drops this process's resident code pages and returns freed heap memory to the kernel.
     ///
     /// Only mappings that are private, readable and executable, not writable, backed by a file
-    /// and never written (smaps shows no anonymous pages in them) are dropped: their pages are
+    /// and never written (smaps shows no anonymous pages in them, and none swapped out: a written
+    /// page that went to swap is counted there, not as anonymous) are dropped: their pages are
     /// the file's own, so `MADV_DONTNEED` only unmaps them here, the page cache keeps them, and
     /// the next instruction fetched from one maps it again, unchanged. Read-only data is left
     /// alone: the dynamic loader writes relocations into part of it before making it read-only.
@@ -69,11 +70,11 @@ enum MemoryTrim {
         guard let text = smaps ?? readToEnd("/proc/self/smaps") else { return [] }
         var found: [CodeMapping] = []
         var current: CodeMapping?
-        var anonymous = 0
+        var written = 0
         func close() {
-            if let c = current, anonymous == 0 { found.append(c) }
+            if let c = current, written == 0 { found.append(c) }
             current = nil
-            anonymous = 0
+            written = 0
         }
         for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
@@ -88,7 +89,8 @@ enum MemoryTrim {
                                       path: fields[5...].joined(separator: " "))
             } else if current != nil, fields.count >= 2, let kB = Int(fields[1]) {
                 if first == "Rss:" { current?.residentBytes = kB * 1024 }
-                if first == "Anonymous:" { anonymous = kB }
+                // Pages the process wrote: resident ones are anonymous, the others are in swap.
+                if first == "Anonymous:" || first == "Swap:" { written += kB }
             }
         }
         close()
@@ -149,9 +151,15 @@ final class ActivityWatch: Sendable {
     func waitForActivity(after seen: UInt64) async -> Bool {
         parked.store(true, ordering: .sequentiallyConsistent)
         if noted != seen {
-            parked.store(false, ordering: .sequentiallyConsistent)
+            // A note() that came in after the flag was raised took it and signals: that wake-up
+            // is for this call, so it is taken here, or the next wait would return at once.
+            if !parked.exchange(false, ordering: .sequentiallyConsistent) { _ = await wake.wait() }
             return true
         }
         return await wake.wait()
     }
+
+    /// Whether a wake-up is waiting to be taken (none should be once a wait returned and every
+    /// note() has).
+    var hasPendingWake: Bool { wake.isPending }
 }

@@ -58,6 +58,9 @@ public final class WakeSignal: Sendable {
     /// Whether ``finish()`` was called.
     public var isFinished: Bool { state.withLock { $0.finished } }
 
+    /// Whether a signal is kept for the next wait.
+    public var isPending: Bool { state.withLock { $0.pending } }
+
     /// Waits for a signal; false once finished or when the task is cancelled.
     public func wait() async -> Bool {
         let id = state.withLock { s in s.nextID += 1; return s.nextID }

@@ -24,8 +24,8 @@ struct RunCommand: AsyncParsableCommand {
             SIGTERM or SIGINT stops it cleanly; SIGHUP reads config.json again (a file that does not pass keeps \
             the settings in use, and the log says why). Unless --no-mdns, it advertises _hubsync._tcp \
             through the system's avahi-daemon and dials trusted peers it finds there; without the \
-            daemon it keeps using static and last-known addresses and status says why. Once quiet for \
-            10 s (no store commit, no API answer, almost no CPU used) it gives back the memory its work left mapped: the \
+            daemon it keeps using static and last-known addresses and status says why. Once a 10 s stretch \
+            passes with no store commit, no API answer and almost no CPU used (10 to 20 s after its last work) it gives back the memory its work left mapped: the \
             program code it no longer runs and freed heap (the log says so at --log-level debug).
             """)
 

@@ -31,11 +31,16 @@ import Testing
             7f0000400000-7f0000480000 r-xp 00000000 08:01 7 /usr/lib/libc.so.6
             Rss:                 512 kB
             Anonymous:             0 kB
+            Swap:                  0 kB
+            7f0000500000-7f0000580000 r-xp 00000000 08:01 8 /usr/lib/libswapped.so
+            Rss:                 100 kB
+            Anonymous:             0 kB
+            Swap:                  4 kB
             """
         #expect(MemoryTrim.codeMappings(smaps: smaps) == [
             .init(start: 0x55d0a0000000, end: 0x55d0a0400000, residentBytes: 1200 * 1024, path: "/usr/bin/program name"),
             .init(start: 0x7f0000400000, end: 0x7f0000480000, residentBytes: 512 * 1024, path: "/usr/lib/libc.so.6"),
-        ], "read-only data, writable data, code the process wrote to, the vDSO and anonymous code stay")
+        ], "read-only data, writable data, code the process wrote to (resident or swapped out), the vDSO and anonymous code stay")
     }
 
     @Test func thisProcessGivesBackCodePagesAndKeepsRunning() throws {
@@ -86,5 +91,30 @@ import Testing
         let quiet = Task { await watch.waitForQuiet(.seconds(60)) }
         quiet.cancel()
         #expect(await quiet.value == nil)
+    }
+
+    /// A note() racing a wait that returns at once must not leave a wake-up behind for the next
+    /// wait (which would then return with nothing noted).
+    @Test func aWaitRacingANoteLeavesNoWakeUpBehind() async {
+        let watch = ActivityWatch()
+        for round in 0..<2000 {
+            let seen = watch.noted
+            let noted = DispatchSemaphore(value: 0)
+            DispatchQueue.global().async {
+                watch.note()
+                noted.signal()
+            }
+            #expect(await watch.waitForActivity(after: seen))
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                DispatchQueue.global().async {
+                    noted.wait()
+                    done.resume()
+                }
+            }
+            if watch.hasPendingWake || watch.isParked {
+                Issue.record("round \(round): a wake-up was left behind (parked: \(watch.isParked))")
+                return
+            }
+        }
     }
 }
