@@ -14,30 +14,34 @@ extension SyncSession {
     /// take, SPEC 8.3).
     func perform(_ request: SyncSessionStateMachine.StoreRequest, peerKeepsUnknownCollections: Bool = true,
                  holdingBack heldBack: HeldBack? = nil) async throws -> SyncSessionStateMachine.StoreResult {
+        if case .loadRepairSet = request {
+            return .repairSetLoaded(try await repairSet(peerKeepsUnknownCollections: peerKeepsUnknownCollections, holdingBack: heldBack))
+        }
         let result = try await perform(request)
         guard !peerKeepsUnknownCollections || heldBack != nil else { return result }
-        let heldCollection = heldBack.map { Array($0.collection.utf8) }
-        func sent(_ collection: String, _ id: @autoclosure () -> String?) -> Bool {
-            if let heldBack, collection == heldBack.collection, let id = id(), heldBack.isHeldBack(id) { return false }
-            return peerKeepsUnknownCollections || ForwardCompatibility.isKnown(collection: collection)
-        }
-        func sent(_ encoded: [UInt8]) -> Bool {
-            guard let (collection, id) = ForwardCompatibility.collectionAndID(ofEncoded: encoded) else { return true }
-            // Most records are of other collections: their ID is not made into a string.
-            if peerKeepsUnknownCollections, let heldCollection, !collection.elementsEqual(heldCollection) { return true }
-            return sent(String(decoding: collection, as: UTF8.self), String(decoding: id, as: UTF8.self))
-        }
+        let filter = SendFilter(peerKeepsUnknownCollections: peerKeepsUnknownCollections, heldBack: heldBack)
         switch result {
         case .logRead(let states, let sequences, let lastSequence):
-            let kept = zip(states, sequences).filter { sent($0.0) }
+            let kept = zip(states, sequences).filter { filter.sends(encoded: $0.0) }
             return .logRead(states: kept.map(\.0), sequences: kept.map(\.1), lastSequence: lastSequence)
         case .statesRead(let states):
-            return .statesRead(states.filter(sent))
-        case .repairSetLoaded(let digests):
-            return .repairSetLoaded(digests.filter { sent($0.key.collection, $0.key.id) })
+            return .statesRead(states.filter(filter.sends(encoded:)))
         default:
             return result
         }
+    }
+
+    /// The repair round's set: every record's item tagged with its row, less those held back
+    /// (decided on the column bytes as they are read), sorted.
+    private func repairSet(peerKeepsUnknownCollections: Bool, holdingBack heldBack: HeldBack?) async throws -> ReconcileSet {
+        let entries: [ReconcileSet.Entry]
+        if peerKeepsUnknownCollections, heldBack == nil {
+            entries = try await store.read(.reconcileEntries())
+        } else {
+            let filter = SendFilter(peerKeepsUnknownCollections: peerKeepsUnknownCollections, heldBack: heldBack)
+            entries = try await store.read(.reconcileEntries { filter.sends(collection: $0, id: $1) })
+        }
+        return ReconcileSet(entries: entries)
     }
 
     func perform(_ request: SyncSessionStateMachine.StoreRequest) async throws -> SyncSessionStateMachine.StoreResult {
@@ -93,8 +97,8 @@ extension SyncSession {
         case .readLog(let after, let limit):
             let chunk = try await store.read(.rawChanges(after: after, limit: limit, excludingEchoesOf: peer))
             return .logRead(states: chunk.states, sequences: chunk.sequences, lastSequence: chunk.lastSequence)
-        case .readStates(let keys):
-            return .statesRead(try await store.read(.states(for: keys)).map(CanonicalEncoding.encode))
+        case .readStates(let rows):
+            return .statesRead(try await store.read(.states(atRows: rows)))
         case .mergeLog(let states, let epoch, let upTo):
             do {
                 _ = try await store.write(.merge(states, from: peer, epoch: epoch, upTo: upTo))
@@ -118,7 +122,7 @@ extension SyncSession {
             try await store.write(.recordAck(from: peer, sequence: sequence))
             return .ackRecorded
         case .loadRepairSet:
-            return .repairSetLoaded(try await store.read(.digests))
+            return .repairSetLoaded(try await repairSet(peerKeepsUnknownCollections: true, holdingBack: nil))
         }
     }
 
@@ -131,5 +135,34 @@ extension SyncSession {
             }
         }
         return refused
+    }
+}
+
+/// Which records go to a peer, decided on a record's collection and ID as UTF-8 bytes: not
+/// those the node holds back, nor, for a peer that speaks protocol 1 only, those of collections
+/// it does not know.
+struct SendFilter: Sendable {
+    let peerKeepsUnknownCollections: Bool
+    let heldBack: HeldBack?
+    let heldCollection: [UInt8]?
+
+    init(peerKeepsUnknownCollections: Bool, heldBack: HeldBack?) {
+        self.peerKeepsUnknownCollections = peerKeepsUnknownCollections
+        self.heldBack = heldBack
+        heldCollection = heldBack.map { Array($0.collection.utf8) }
+    }
+
+    /// Most records are of other collections than the held-back one: their ID is not made into
+    /// a string.
+    func sends(collection: some Collection<UInt8>, id: some Collection<UInt8>) -> Bool {
+        if let heldBack, let heldCollection, collection.elementsEqual(heldCollection),
+           heldBack.isHeldBack(String(decoding: id, as: UTF8.self)) { return false }
+        return peerKeepsUnknownCollections || ForwardCompatibility.isKnown(collection: String(decoding: collection, as: UTF8.self))
+    }
+
+    /// The same for a record's canonical bytes; true for bytes too short to name one.
+    func sends(encoded: [UInt8]) -> Bool {
+        guard let (collection, id) = ForwardCompatibility.collectionAndID(ofEncoded: encoded) else { return true }
+        return sends(collection: collection, id: id)
     }
 }

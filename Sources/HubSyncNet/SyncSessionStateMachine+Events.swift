@@ -155,8 +155,8 @@ extension SyncSessionStateMachine {
             outboundRead = nil
             if !states.isEmpty { appendChanges(states, sequences: nil, lastSequence: 0, &actions) }
             releaseHeldRepairMessages(&actions)
-        case .repairSetLoaded(let digests):
-            repairSetLoaded(digests, &actions)
+        case .repairSetLoaded(let set):
+            repairSetLoaded(set, &actions)
         }
         drainInbound(&actions)
         pumpOutbound(&actions)

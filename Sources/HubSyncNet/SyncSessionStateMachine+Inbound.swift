@@ -67,9 +67,10 @@ extension SyncSessionStateMachine {
             receiveReconcile(m, bytes: bytes, &actions)
         case .request(let ids):
             repair.report.bytesReceived += bytes
-            let keys = ids.compactMap { repair.items[$0] }
-            repair.report.itemsSent += keys.count
-            repairKeys += keys
+            guard let reconciler = repair.reconciler else { break }
+            let rows = reconciler.indices(ofRequested: ids).map(reconciler.set.tag(at:))
+            repair.report.itemsSent += rows.count
+            repairRows += rows
         case .reconcileDone:
             repair.report.bytesReceived += bytes
             finishRepair(&actions)

@@ -10,12 +10,12 @@ extension SyncSessionStateMachine {
             logDirty = false
             outboundRead = .log(after: cursor)
             actions.append(.store(.readLog(after: cursor, limit: configuration.logReadLimit)))
-        } else if !repairKeys.isEmpty {
-            let count = min(configuration.stateReadLimit, repairKeys.count)
-            let keys = Array(repairKeys.prefix(count))
-            repairKeys.removeFirst(count)
+        } else if !repairRows.isEmpty {
+            let count = min(configuration.stateReadLimit, repairRows.count)
+            let rows = Array(repairRows.prefix(count))
+            repairRows.removeFirst(count)
             outboundRead = .states
-            actions.append(.store(.readStates(keys)))
+            actions.append(.store(.readStates(rows: rows)))
         }
     }
 

@@ -16,11 +16,11 @@ public struct RepairReport: Sendable, Equatable {
 
 /// The repair side of a session: the current round and the report of the last one.
 struct RepairRound: Sendable {
+    /// The round's reconciler and its set, whose tags are the store rows of the records (requests
+    /// name items). Dropped when the round ends: the peer's requests come before its last
+    /// reconcile message or its `reconcileDone` (messages are handled in order), so none can
+    /// come after.
     var reconciler: Reconciler?
-    /// The record behind each item of the set loaded for the round under way (requests name
-    /// items). Emptied when the round ends: the peer's requests come before its last reconcile
-    /// message or its `reconcileDone` (messages are handled in order), so none can come after.
-    var items: [ItemID: RecordKey] = [:]
     var report = RepairReport()
     /// A round is under way (from its start to `reconcileDone` either way).
     var running = false
@@ -92,18 +92,8 @@ extension SyncSessionStateMachine {
 
     /// The set is loaded: the initiator sends the first message, the responder answers the one
     /// that started the round.
-    mutating func repairSetLoaded(_ digests: [(key: RecordKey, updated: Timestamp, digest: [UInt8])], _ actions: inout [Action]) {
-        var items: [ReconItem] = []
-        var map: [ItemID: RecordKey] = [:]
-        items.reserveCapacity(digests.count)
-        map.reserveCapacity(digests.count)
-        for d in digests {
-            let item = ReconItem.item(key: d.key, updated: d.updated, digest: d.digest)
-            items.append(item)
-            map[item.id] = d.key
-        }
-        repair.items = map
-        var reconciler = Reconciler(set: ReconcileSet(items: items), isInitiator: isInitiator)
+    mutating func repairSetLoaded(_ set: ReconcileSet, _ actions: inout [Action]) {
+        var reconciler = Reconciler(set: set, isInitiator: isInitiator)
         if isInitiator {
             guard repair.running else { return }
             let first = reconciler.initiate()
@@ -133,8 +123,8 @@ extension SyncSessionStateMachine {
             return
         }
         repair.reconciler = reconciler
-        let have = outcome.have.compactMap { repair.items[$0.id] }
-        repairKeys += have
+        let have = outcome.have.compactMap { reconciler.set.index(of: $0).map(reconciler.set.tag(at:)) }
+        repairRows += have
         repair.report.itemsSent += have.count
         if !outcome.need.isEmpty {
             repair.awaitingStates += outcome.need.count
@@ -154,7 +144,7 @@ extension SyncSessionStateMachine {
     /// before the round ends there, and counts them in its report.
     mutating func sendRepairMessage(_ message: SyncMessage, _ actions: inout [Action]) {
         repair.report.bytesSent += Self.frameBytes(message.encoded().count)
-        if repairKeys.isEmpty, outboundRead != .states {
+        if repairRows.isEmpty, outboundRead != .states {
             actions.append(.send(message))
         } else {
             repair.held.append(message)
@@ -163,7 +153,7 @@ extension SyncSessionStateMachine {
 
     /// Sends the reconciliation messages held behind repair records, once those are all sent.
     mutating func releaseHeldRepairMessages(_ actions: inout [Action]) {
-        guard repairKeys.isEmpty, outboundRead != .states, !repair.held.isEmpty else { return }
+        guard repairRows.isEmpty, outboundRead != .states, !repair.held.isEmpty else { return }
         actions += repair.held.map(Action.send)
         repair.held = []
     }
@@ -173,7 +163,6 @@ extension SyncSessionStateMachine {
         guard repair.running else { return }
         repair.running = false
         repair.reconciler = nil
-        repair.items = [:]
         repair.reportPending = true
         if repair.awaitingStates == 0 { actions.append(.report(.repairFinished(repair.takeReport()))) }
     }

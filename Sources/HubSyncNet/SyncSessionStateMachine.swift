@@ -90,8 +90,8 @@ public struct SyncSessionStateMachine: Sendable {
     var peerAcked: Int64 = 0
     var outboundRead: OutboundRead?
     var sendsInFlight = 0
-    /// Records to send for a repair, not read yet.
-    var repairKeys: [RecordKey] = []
+    /// Records to send for a repair, not read yet: their store rows (the repair set's tags).
+    var repairRows: [Int64] = []
     /// A state arriving in parts (3.5): its sequence, size and the bytes so far.
     var assembling: (lastSequence: Int64, total: Int, bytes: [UInt8])?
 
@@ -144,15 +144,16 @@ extension SyncSessionStateMachine {
         case resetWatermark(epoch: String)
         /// Reads up to `limit` log entries after `after`, skipping echoes of the peer.
         case readLog(after: Int64, limit: Int)
-        /// Reads the current states of records, encoded, for a repair.
-        case readStates([RecordKey])
+        /// Reads the current states of records, encoded, for a repair: the store rows the repair
+        /// set tagged them with.
+        case readStates(rows: [Int64])
         /// Merges log states and moves the peer's watermark to `upTo` in one transaction.
         case mergeLog([RecordState], epoch: String, upTo: Int64)
         /// Merges records sent by a repair (no watermark moves).
         case mergeRepairStates([RecordState])
         /// Records that the peer has applied this side's changes up to the sequence.
         case recordAck(Int64)
-        /// Reads every record's key, last clock and digest for a repair round.
+        /// Loads the repair round's set: every record's item (3.3), tagged with its store row.
         case loadRepairSet
     }
 
@@ -177,7 +178,7 @@ extension SyncSessionStateMachine {
         case logMerged
         case repairStatesMerged(count: Int)
         case ackRecorded
-        case repairSetLoaded([(key: RecordKey, updated: Timestamp, digest: [UInt8])])
+        case repairSetLoaded(ReconcileSet)
         /// A merge the store refused some states of: the others were merged one by one (and a
         /// log merge's watermark moved past all); then as `then`.
         case partlyMerged(refused: [Refusal], then: StoreResult)

@@ -126,7 +126,7 @@ enum RecordStatements {
         guard code == SQLITE_OK else { throw failure(code, statement) }
     }
 
-    private static func failure(_ code: Int32, _ statement: Statement) -> DatabaseError {
+    static func failure(_ code: Int32, _ statement: Statement) -> DatabaseError {
         let db = sqlite3_db_handle(statement.sqliteStatement)
         return DatabaseError(resultCode: ResultCode(rawValue: code), message: db.flatMap { String(cString: sqlite3_errmsg($0)) },
                              sql: statement.sql)

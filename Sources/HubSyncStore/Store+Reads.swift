@@ -1,6 +1,7 @@
 public import HubSyncCore
 import HubSyncCrypto
 internal import GRDB
+internal import GRDBSQLite
 import Foundation
 
 /// The store's reads, each a ``Store/Read`` (run it with `read(_:)`, blocking or with `await`),
@@ -230,6 +231,61 @@ extension Store.Read {
                             [UInt8](try row.decode(Data.self, atIndex: 3))))
             }
             return out
+        }
+    }
+
+    /// Every record's reconciliation item (protocol/SPEC.md 3.3), tagged with its row, of those
+    /// `keeping` takes (given the UTF-8 bytes of the collection and the ID); unsorted.
+    ///
+    /// A repair round holds this for a whole store, so nothing else of a record is kept: the
+    /// item is hashed straight from SQLite's column bytes, with no strings or arrays made, and
+    /// the row (stable: a record's row is updated in place, never deleted) names the record
+    /// when its state is to be sent (``states(atRows:)``).
+    public static func reconcileEntries(
+        keeping: (@Sendable (_ collection: UnsafeRawBufferPointer, _ id: UnsafeRawBufferPointer) -> Bool)? = nil
+    ) -> Store.Read<[ReconcileSet.Entry]> {
+        .init { _, db in
+            let count = try Int.fetchOne(db, sql: "SELECT count(*) FROM records") ?? 0
+            var out: [ReconcileSet.Entry] = []
+            out.reserveCapacity(count)
+            let statement = try db.makeStatement(sql: "SELECT rowid, collection, id, updated, digest FROM records")
+            let s = statement.sqliteStatement
+            defer { sqlite3_reset(s) }
+            func bytes(_ column: Int32) -> UnsafeRawBufferPointer {
+                // Text first, then its length: sqlite3_column_bytes after the pointer (SQLite's rule).
+                let base = sqlite3_column_blob(s, column)
+                return UnsafeRawBufferPointer(start: base, count: Int(sqlite3_column_bytes(s, column)))
+            }
+            while true {
+                switch sqlite3_step(s) {
+                case SQLITE_DONE:
+                    return out
+                case SQLITE_ROW:
+                    let collection = bytes(1), id = bytes(2), digest = bytes(4)
+                    if let keeping, !keeping(collection, id) { continue }
+                    guard digest.count == 32 else {
+                        throw StoreError(.damaged, "the record \(String(decoding: collection, as: UTF8.self))/\(String(decoding: id, as: UTF8.self)) has a digest of \(digest.count) bytes, not 32; `hubsync doctor` names every damaged record and `hubsync repair` rebuilds the store")
+                    }
+                    let item = ReconItem.item(collection: collection, id: id,
+                                              updated: UInt64(bitPattern: sqlite3_column_int64(s, 3)), digest: digest)
+                    out.append(ReconcileSet.Entry(item: item, tag: sqlite3_column_int64(s, 0)))
+                case SQLITE_INTERRUPT:
+                    throw CancellationError()
+                case let code:
+                    throw RecordStatements.failure(code, statement)
+                }
+            }
+        }
+    }
+
+    /// The stored (canonical) states of the records at the given rows (those that exist), in the
+    /// order asked; ``reconcileEntries(keeping:)`` names the rows.
+    public static func states(atRows rows: [Int64]) -> Store.Read<[[UInt8]]> {
+        .init { _, db in
+            let statement = try db.cachedStatement(sql: "SELECT state FROM records WHERE rowid = ?")
+            return try rows.compactMap { row in
+                try Data.fetchOne(statement, arguments: [row]).map { [UInt8]($0) }
+            }
         }
     }
 

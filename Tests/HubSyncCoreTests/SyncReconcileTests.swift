@@ -1,4 +1,4 @@
-import HubSyncCore
+@testable import HubSyncCore
 import Testing
 
 @Suite struct SyncReconcileTests {
@@ -150,6 +150,63 @@ import Testing
         }
         #expect(set.fingerprint(of: 3..<3) == ReconcileSet(items: []).fingerprint(of: 0..<0))
         #expect(set.fingerprint(of: 0..<2) != set.fingerprint(of: 1..<3))
+    }
+
+    /// A tagged set keeps each item's tag through the sort, keeps the first of a duplicate, and
+    /// finds an item's index; its fingerprints (a running sum every 16 items) match those of the
+    /// items summed one by one at every range bound around those points.
+    @Test func taggedSetsKeepTheirTagsAndSparseSumsGiveExactFingerprints() {
+        let (a, _) = makeReplicaSets(count: 70, differences: 0, pattern: .random, seed: 11)
+        var rng = SplitMix64(seed: 12)
+        let tagged = a.enumerated().map { ReconcileSet.Entry(item: $0.element, tag: Int64($0.offset)) }
+        let duplicate = ReconcileSet.Entry(item: a[5], tag: 999)
+        let set = ReconcileSet(entries: tagged.shuffled(using: &rng) + [duplicate])
+        #expect(set.count == 70)
+        for i in 0..<set.count {
+            let original = Int(set.tag(at: i))
+            #expect(a[original] == set[i], "tag \(original) follows its item to index \(i)")
+            #expect(set.index(of: set[i]) == i)
+        }
+        #expect(set.index(of: a[5]).map(set.tag(at:)) == 5, "the first of two entries of one item is kept")
+        #expect(set.index(of: ReconItem(time: 1, id: .zero)) == nil)
+        let sorted = Array(set.items)
+        for lo in [0, 1, 15, 16, 17, 31, 32, 33, 69, 70] {
+            for hi in [lo, 16, 32, 47, 48, 63, 64, 70] where hi >= lo {
+                let alone = ReconcileSet(items: Array(sorted[lo..<hi]))
+                #expect(set.fingerprint(of: lo..<hi) == alone.fingerprint(of: 0..<alone.count), "\(lo)..<\(hi)")
+            }
+        }
+        // Entries already in order are taken as they are.
+        let inOrder = ReconcileSet(entries: sorted.enumerated().map { ReconcileSet.Entry(item: $0.element, tag: Int64($0.offset)) })
+        #expect((0..<70).allSatisfy { inOrder.tag(at: $0) == Int64($0) })
+    }
+
+    /// A request names items of the ID lists in this side's last reply; those are found without
+    /// a pass over the set, any other item held is found by one, and an unknown or repeated ID
+    /// gives nothing more.
+    @Test func requestedItemsAreFoundOnceEach() throws {
+        let (a, b) = makeReplicaSets(count: 2_000, differences: 30, pattern: .random, seed: 13)
+        var mine = Reconciler(set: ReconcileSet(items: a), isInitiator: false)
+        var theirs = Reconciler(set: ReconcileSet(items: b), isInitiator: true)
+        var message = theirs.initiate()
+        var asked: [ItemID] = [], pushed: [ItemID] = []
+        for _ in 0..<10 {
+            let outcome = try mine.receive(message)
+            pushed += outcome.have.map(\.id)
+            guard let reply = outcome.reply else { break }
+            #expect(mine.listed.allSatisfy { $0.count <= mine.idListThreshold })
+            let learned = try theirs.receive(reply)
+            asked += learned.need
+            guard let next = learned.reply else { break }
+            message = next
+        }
+        let missing = Set(a).subtracting(b)
+        #expect(!asked.isEmpty)
+        #expect(Set(asked + pushed) == Set(missing.map(\.id)), "the peer asks for what it lacks that it learned of")
+        let other = mine.set.items.first { !missing.contains($0) }!
+        let unknown = ItemID(words: (1, 2, 3, 4))
+        let found = mine.indices(ofRequested: asked + [other.id, unknown] + asked)
+        #expect(found.map { mine.set[$0] } == asked.map { id in a.first { $0.id == id }! } + [other])
     }
 
     /// The fingerprint definition, byte for byte (protocol/SPEC.md 3.4); the values

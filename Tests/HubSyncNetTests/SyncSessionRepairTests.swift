@@ -5,18 +5,19 @@ import Testing
 /// Repair rounds in the session state machine: when they start, how they interleave with live
 /// pushes, and what they report. The peer's side is Core's real ``Reconciler``.
 @Suite struct SyncSessionRepairTests {
-    typealias Digest = (key: RecordKey, updated: Timestamp, digest: [UInt8])
+    /// The item of `record(id)`, with a made-up digest.
+    static func item(_ id: Int) -> ReconItem {
+        let state = record(id)
+        return ReconItem.item(key: state.key, updated: state.updated, digest: [UInt8](repeating: UInt8(id), count: 32))
+    }
 
-    static func digests(_ ids: [Int]) -> [Digest] {
-        ids.map { id in
-            let state = record(id)
-            return (state.key, state.updated, [UInt8](repeating: UInt8(id), count: 32))
-        }
+    /// A loaded repair set of these records, each tagged (its store row) with its number.
+    static func set(_ ids: [Int]) -> ReconcileSet {
+        ReconcileSet(entries: ids.map { ReconcileSet.Entry(item: item($0), tag: Int64($0)) })
     }
 
     static func reconciler(_ ids: [Int], initiator: Bool) -> Reconciler {
-        Reconciler(set: ReconcileSet(items: digests(ids).map { ReconItem.item(key: $0.key, updated: $0.updated, digest: $0.digest) }),
-                   isInitiator: initiator)
+        Reconciler(set: set(ids), isInitiator: initiator)
     }
 
     @Test func theDialingSideStartsTheFirstRoundOnceBothFastPathsAreDone() {
@@ -28,7 +29,7 @@ import Testing
         #expect(theirEnd.storeRequests == [.loadRepairSet])
         #expect(theirEnd.contains(.report(.repairStarted)))
         // The first message goes out once the set is loaded.
-        let loaded = m.storeFinished(.repairSetLoaded(Self.digests([1, 2])))
+        let loaded = m.storeFinished(.repairSetLoaded(Self.set([1, 2])))
         guard case .reconcile = loaded.sent.first else { Issue.record("no reconcile: \(loaded)"); return }
     }
 
@@ -68,7 +69,7 @@ import Testing
         #expect(old.repairRequested().isEmpty)
 
         var dialing = Machine.synced(initiator: true, peerCapabilities: capabilities)
-        let first = dialing.storeFinished(.repairSetLoaded(Self.digests([1])))
+        let first = dialing.storeFinished(.repairSetLoaded(Self.set([1])))
         guard case .reconcile(let message) = first.sent.first else { Issue.record("no first round: \(first)"); return }
         // While the first round runs, an ask changes nothing.
         #expect(dialing.received(.repairAsk, bytes: 17).isEmpty)
@@ -92,14 +93,14 @@ import Testing
         var configuration = Machine.Configuration()
         configuration.stateReadLimit = 2
         var m = Machine.synced(initiator: true, configuration: configuration)
-        let start = m.storeFinished(.repairSetLoaded(Self.digests([1, 2, 3, 4, 5])))
+        let start = m.storeFinished(.repairSetLoaded(Self.set([1, 2, 3, 4, 5])))
         guard case .reconcile(let first) = start.sent.first else { Issue.record("no reconcile"); return }
 
         // The peer holds nothing: it answers with its (empty) ID list; we learn we have 5 to send.
         var peer = Self.reconciler([], initiator: false)
         let reply = try #require(try peer.receive(first).reply)
         let answered = m.received(.reconcile(reply), bytes: 40)
-        #expect(answered.storeRequests == [.readStates([1, 2].map { record($0).key })])
+        #expect(answered.storeRequests == [.readStates(rows: [1, 2])])
         // `reconcileDone` waits behind the records, so the peer counts them in its round.
         #expect(answered.sent.isEmpty)
 
@@ -113,7 +114,7 @@ import Testing
         #expect(pushed.storeRequests.isEmpty) // two batches in flight: wait for the connection
         #expect(m.changesWritten().storeRequests == [.readLog(after: 1, limit: 512)])
         #expect(m.storeFinished(.logRead(states: [], sequences: [], lastSequence: 1)).storeRequests
-            == [.readStates([3, 4].map { record($0).key })])
+            == [.readStates(rows: [3, 4])])
         #expect(m.storeFinished(.statesRead([3, 4].map { CanonicalEncoding.encode(record($0)) })).sent.isEmpty)
         _ = m.changesWritten()
         _ = m.changesWritten()
@@ -126,7 +127,7 @@ import Testing
 
     @Test func theReportWaitsForTheRecordsAskedFor() throws {
         var m = Machine.synced(initiator: true)
-        let start = m.storeFinished(.repairSetLoaded(Self.digests([1])))
+        let start = m.storeFinished(.repairSetLoaded(Self.set([1])))
         guard case .reconcile(let first) = start.sent.first else { Issue.record("no reconcile"); return }
         var peer = Self.reconciler([1, 2, 3], initiator: false)
         let reply = try #require(try peer.receive(first).reply)
@@ -136,9 +137,8 @@ import Testing
         #expect(ids.count == 2)
         #expect(answered.sent.last == .reconcileDone)
         #expect(answered.repairReports.isEmpty)
-        // The round is over: the map of every item to its record is let go (at a million
-        // records it held about 100 MB until the next round).
-        #expect(m.repair.items.isEmpty)
+        // The round is over: its set is let go (at a million records it holds about 50 MB).
+        #expect(m.repair.reconciler == nil)
 
         _ = m.received(.changes(ChangeBatch(states: [record(2)])), bytes: 90)
         #expect(m.storeFinished(.repairStatesMerged(count: 1)).repairReports.isEmpty)
@@ -156,7 +156,7 @@ import Testing
         let asked = m.received(.reconcile(dialer.initiate()), bytes: 50)
         #expect(asked.storeRequests == [.loadRepairSet])
         #expect(m.received(.ping(nonce: 3), bytes: 30).isEmpty)
-        let answered = m.storeFinished(.repairSetLoaded(Self.digests([1, 2])))
+        let answered = m.storeFinished(.repairSetLoaded(Self.set([1, 2])))
         // In sync: the round ends at once, and the ping waiting behind it is answered after.
         #expect(answered.sent == [.reconcileDone, .pong(nonce: 3)])
         #expect(answered.repairReports.count == 1)
@@ -166,16 +166,14 @@ import Testing
         var m = Machine.synced(initiator: false)
         var dialer = Self.reconciler([], initiator: true)
         _ = m.received(.reconcile(dialer.initiate()), bytes: 50)
-        _ = m.storeFinished(.repairSetLoaded(Self.digests([4])))
-        let item = ReconItem.item(key: Self.digests([4])[0].key, updated: Self.digests([4])[0].updated,
-                                  digest: Self.digests([4])[0].digest)
-        #expect(m.received(.request(ids: [item.id]), bytes: 40).storeRequests == [.readStates([record(4).key])])
+        _ = m.storeFinished(.repairSetLoaded(Self.set([4])))
+        #expect(m.received(.request(ids: [Self.item(4).id]), bytes: 40).storeRequests == [.readStates(rows: [4])])
     }
 
     @Test func aMalformedReconcileMessageClosesTheSession() {
         var m = Machine.synced(initiator: false)
         _ = m.received(.reconcile(ReconcileMessage(ranges: [])), bytes: 30)
-        let closing = m.storeFinished(.repairSetLoaded(Self.digests([1]))).closing
+        let closing = m.storeFinished(.repairSetLoaded(Self.set([1]))).closing
         #expect(closing?.error.code == .malformed)
         #expect(closing?.goodbye == "malformed reconcile message")
     }

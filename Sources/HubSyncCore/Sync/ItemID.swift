@@ -102,16 +102,35 @@ public struct ReconItem: Sendable, Hashable, Comparable, CustomStringConvertible
     /// The same item from what a store keeps beside each record (key, last clock, digest),
     /// without decoding the state.
     public static func item(key: RecordKey, updated: Timestamp, digest: [UInt8]) -> ReconItem {
+        var collection = key.collection, id = key.id
+        return collection.withUTF8 { c in
+            id.withUTF8 { i in
+                digest.withUnsafeBytes { d in
+                    item(collection: UnsafeRawBufferPointer(c), id: UnsafeRawBufferPointer(i), updated: updated.rawValue, digest: d)
+                }
+            }
+        }
+    }
+
+    /// The same item from the UTF-8 bytes of a record's collection and ID, as a store holds them.
+    ///
+    /// - Precondition: `digest` has 32 bytes.
+    public static func item(collection: UnsafeRawBufferPointer, id: UnsafeRawBufferPointer, updated: UInt64,
+                            digest: UnsafeRawBufferPointer) -> ReconItem {
         precondition(digest.count == 32, "a record digest has 32 bytes (got \(digest.count))")
-        var input: [UInt8] = []
-        input.reserveCapacity(key.collection.utf8.count + key.id.utf8.count + 34)
-        input.append(contentsOf: key.collection.utf8)
-        input.append(0)
-        input.append(contentsOf: key.id.utf8)
-        input.append(0)
-        input.append(contentsOf: digest)
-        let hash = Blake2b.hash(input, outputLength: 32)
-        return ReconItem(time: updated.rawValue, id: ItemID(padding: hash))
+        let count = collection.count + id.count + 34
+        let hash = withUnsafeTemporaryAllocation(byteCount: count, alignment: 1) { input in
+            var at = 0
+            for part in [collection, id] {
+                if let base = part.baseAddress { input.baseAddress!.advanced(by: at).copyMemory(from: base, byteCount: part.count) }
+                at += part.count
+                input[at] = 0
+                at += 1
+            }
+            input.baseAddress!.advanced(by: at).copyMemory(from: digest.baseAddress!, byteCount: 32)
+            return Blake2b.hash(UnsafeRawBufferPointer(input), outputLength: 32)
+        }
+        return ReconItem(time: updated, id: ItemID(padding: hash))
     }
 
     public static func < (a: ReconItem, b: ReconItem) -> Bool {

@@ -1,36 +1,87 @@
 import HubSyncCrypto
 
-/// The sorted items one side reconciles, with prefix sums that make any range's fingerprint O(1).
+/// The sorted items one side reconciles, each with a tag of the caller's (the store row it stands
+/// for), and sums of their IDs that make any range's fingerprint cheap.
+///
+/// Its memory is what a large store's repair round holds, so it is kept small: 48 bytes an item
+/// (the item and its tag, in one array) and a running sum of the IDs at every
+/// ``sumStride``-th item; a fingerprint adds at most `2 × (sumStride − 1)` IDs to two of those.
 public struct ReconcileSet: Sendable {
-    /// The items in ascending (time, id) order, without duplicates.
-    public let items: [ReconItem]
-    /// `sums[i]` is the sum of the first `i` item IDs (protocol/SPEC.md 3.4).
+    /// One item and the caller's tag for it.
+    public struct Entry: Sendable, Equatable {
+        public var item: ReconItem
+        public var tag: Int64
+        public init(item: ReconItem, tag: Int64) {
+            self.item = item
+            self.tag = tag
+        }
+    }
+
+    /// How many items one stored running sum stands for.
+    static let sumStride = 16
+
+    /// The entries in ascending (time, id) order, without duplicate items.
+    private let entries: [Entry]
+    /// `sums[k]` is the sum of the IDs of the first `k × sumStride` items (protocol/SPEC.md 3.4).
     private let sums: [Sum256]
 
-    /// Sorts `items` and removes duplicates; O(n log n), done once.
+    /// The items, tagged 0; sorted and without duplicates.
     public init(items: [ReconItem]) {
-        var sorted = items.sorted()
-        var unique = 0
-        for i in sorted.indices where unique == 0 || sorted[i] != sorted[unique - 1] {
-            sorted[unique] = sorted[i]
-            unique += 1
+        self.init(entries: items.map { Entry(item: $0, tag: 0) })
+    }
+
+    /// Sorts `entries` in place (O(n log n), done once) and keeps the first of any duplicate
+    /// items.
+    public init(entries: consuming [Entry]) {
+        var sorted = entries
+        if !sorted.isEmpty, !zip(sorted, sorted.dropFirst()).allSatisfy({ $0.item < $1.item }) {
+            sorted.sort { $0.item < $1.item }
+            var unique = 0
+            for i in sorted.indices where unique == 0 || sorted[i].item != sorted[unique - 1].item {
+                sorted[unique] = sorted[i]
+                unique += 1
+            }
+            sorted.removeLast(sorted.count - unique)
         }
-        sorted.removeLast(sorted.count - unique)
         var sums: [Sum256] = []
-        sums.reserveCapacity(sorted.count + 1)
+        sums.reserveCapacity(sorted.count / Self.sumStride + 1)
         var running = Sum256()
-        sums.append(running)
-        for item in sorted {
-            running.add(item.id)
-            sums.append(running)
+        for (i, entry) in sorted.enumerated() {
+            if i % Self.sumStride == 0 { sums.append(running) }
+            running.add(entry.item.id)
         }
-        self.items = sorted
+        if sorted.count % Self.sumStride == 0 { sums.append(running) }
+        self.entries = sorted
         self.sums = sums
     }
 
-    public var count: Int { items.count }
+    public var count: Int { entries.count }
 
-    public subscript(index: Int) -> ReconItem { items[index] }
+    public subscript(index: Int) -> ReconItem { entries[index].item }
+
+    /// The items in order.
+    public var items: LazyMapCollection<[Entry], ReconItem> { entries.lazy.map(\.item) }
+
+    /// The tag of the item at `index`.
+    public func tag(at index: Int) -> Int64 { entries[index].tag }
+
+    /// The index of `item`, nil when the set does not hold it.
+    public func index(of item: ReconItem) -> Int? {
+        var lo = 0, hi = count
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2
+            if entries[mid].item < item { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < count && entries[lo].item == item ? lo : nil
+    }
+
+    /// The sum of the IDs of the first `n` items.
+    private func prefixSum(_ n: Int) -> Sum256 {
+        let k = n / Self.sumStride
+        var sum = sums[k]
+        for i in k * Self.sumStride..<n { sum.add(entries[i].item.id) }
+        return sum
+    }
 
     /// The fingerprint of the items at `range`: the first 16 bytes of
     /// BLAKE2b-256(sum of their IDs mod 2^256, 32 bytes little-endian ‖ u64 count big-endian).
@@ -38,7 +89,7 @@ public struct ReconcileSet: Sendable {
         precondition(range.lowerBound >= 0 && range.upperBound <= count, "range \(range) outside 0..<\(count)")
         var input: [UInt8] = []
         input.reserveCapacity(40)
-        sums[range.upperBound].subtracting(sums[range.lowerBound]).appendLittleEndian(to: &input)
+        prefixSum(range.upperBound).subtracting(prefixSum(range.lowerBound)).appendLittleEndian(to: &input)
         withUnsafeBytes(of: UInt64(range.count).bigEndian) { input.append(contentsOf: $0) }
         return Fingerprint(bytes: Blake2b.hash(input, outputLength: 32).prefix(Fingerprint.byteCount))!
     }
@@ -50,7 +101,7 @@ public struct ReconcileSet: Sendable {
         var lo = start, hi = count
         while lo < hi {
             let mid = lo + (hi - lo) / 2
-            if bound.isAbove(items[mid]) { lo = mid + 1 } else { hi = mid }
+            if bound.isAbove(entries[mid].item) { lo = mid + 1 } else { hi = mid }
         }
         return lo
     }
@@ -65,7 +116,7 @@ public struct ReconcileSet: Sendable {
     ///
     /// - Precondition: `index` in 1..<count.
     public func bound(before index: Int) -> ReconBound {
-        ReconBound.between(items[index - 1], items[index])
+        ReconBound.between(entries[index - 1].item, entries[index].item)
     }
 }
 

@@ -16,6 +16,7 @@ extension Reconciler {
 
         var out = ReplyWriter()
         var outcome = ReconcileOutcome(reply: nil)
+        listed = []
         var lower = ReconBound.zero
         var lowerIndex = 0
         for i in 0..<foldAt {
@@ -37,6 +38,7 @@ extension Reconciler {
                 let answer = self.answer(range, upper: r.upperBound)
                 if out.size(adding: answer, lower: lower) + reserve[i + 1] <= budget {
                     out.append(answer, lower: lower)
+                    if case .idList = answer.first?.mode { listed.append(range) }
                 } else {
                     out.append([ReconcileRange(upperBound: r.upperBound, mode: .fingerprint(mine))], lower: lower)
                 }

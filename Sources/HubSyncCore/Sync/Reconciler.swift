@@ -41,6 +41,9 @@ public struct Reconciler: Sendable {
     /// be settled twice.
     var reportedHave: Set<ItemID> = []
     var reportedNeed: Set<ItemID> = []
+    /// The index ranges of the ID lists in this side's last reply: the peer requests items of
+    /// those before its next message (SPEC 3.4), so a request is looked up there first.
+    var listed: [Range<Int>] = []
 
     /// - Precondition: `branching` in 2...256, `idListThreshold` in 1...1024, and
     ///   `maxMessageBytes` in 1...1 MiB and at least twice the largest single answer to one range
@@ -74,5 +77,25 @@ public struct Reconciler: Sendable {
         return ReconcileMessage(ranges: [
             ReconcileRange(upperBound: .infinity, mode: .fingerprint(set.fingerprint(of: 0..<set.count))),
         ])
+    }
+
+    /// The indices of the items of this set the peer asked for (`request`), each once, in the
+    /// order asked; IDs this set does not hold are left out.
+    ///
+    /// The items of the ID lists in this side's last reply are looked at first (the peer learns
+    /// IDs only from those); any other ID costs one pass over the set.
+    public func indices(ofRequested ids: [ItemID]) -> [Int] {
+        var wanted = Set(ids)
+        var found: [ItemID: Int] = [:]
+        func look(in range: Range<Int>) {
+            for i in range where wanted.remove(set[i].id) != nil {
+                found[set[i].id] = i
+                if wanted.isEmpty { return }
+            }
+        }
+        for range in listed where !wanted.isEmpty { look(in: range) }
+        if !wanted.isEmpty { look(in: 0..<set.count) }
+        var seen = Set<ItemID>()
+        return ids.compactMap { id in seen.insert(id).inserted ? found[id] : nil }
     }
 }
