@@ -34,14 +34,11 @@ extension SyncSession {
     /// The repair round's set: every record's item tagged with its row, less those held back
     /// (decided on the column bytes as they are read), sorted.
     private func repairSet(peerKeepsUnknownCollections: Bool, holdingBack heldBack: HeldBack?) async throws -> ReconcileSet {
-        let entries: [ReconcileSet.Entry]
         if peerKeepsUnknownCollections, heldBack == nil {
-            entries = try await store.read(.reconcileEntries())
-        } else {
-            let filter = SendFilter(peerKeepsUnknownCollections: peerKeepsUnknownCollections, heldBack: heldBack)
-            entries = try await store.read(.reconcileEntries { filter.sends(collection: $0, id: $1) })
+            return ReconcileSet(entries: try await store.read(.reconcileEntries()))
         }
-        return ReconcileSet(entries: entries)
+        let filter = SendFilter(peerKeepsUnknownCollections: peerKeepsUnknownCollections, heldBack: heldBack)
+        return ReconcileSet(entries: try await store.read(.reconcileEntries { filter.sends(collection: $0, id: $1) }))
     }
 
     func perform(_ request: SyncSessionStateMachine.StoreRequest) async throws -> SyncSessionStateMachine.StoreResult {

@@ -67,8 +67,10 @@ extension SyncSessionStateMachine {
             receiveReconcile(m, bytes: bytes, &actions)
         case .request(let ids):
             repair.report.bytesReceived += bytes
-            guard let reconciler = repair.reconciler else { break }
-            let rows = reconciler.indices(ofRequested: ids).map(reconciler.set.tag(at:))
+            guard var reconciler = repair.reconciler else { break }
+            repair.reconciler = nil
+            let rows = reconciler.serve(requested: ids).map(reconciler.set.tag(at:))
+            repair.reconciler = reconciler
             repair.report.itemsSent += rows.count
             repairRows += rows
         case .reconcileDone:

@@ -55,9 +55,9 @@ struct RepairRound: Sendable {
 /// fast paths and whenever the node asks; the other side answers.
 extension SyncSessionStateMachine {
     /// The dialing side's first round: once this side has sent its fast path, the peer has
-    /// acknowledged all of it, and this side has received the peer's. Loading the set of every
-    /// record's key and digest before the peer has merged the fast path would hold both in memory
-    /// at once, for a round that finds nothing the fast path does not bring.
+    /// acknowledged all of it, and this side has received the peer's. Loading the round's set (an
+    /// item and row for every record) before the peer has merged the fast path would hold both in
+    /// memory at once, for a round that finds nothing the fast path does not bring.
     mutating func startFirstRepairIfReady(_ actions: inout [Action]) {
         guard isInitiator, fastPathSent, peerAcked >= fastPathEnd, fastPathReceived, !repair.firstStarted else { return }
         repair.firstStarted = true
@@ -114,6 +114,7 @@ extension SyncSessionStateMachine {
     /// lacks, and replies, or ends the round.
     mutating func answer(_ message: ReconcileMessage, bytes: Int, _ actions: inout [Action]) {
         guard var reconciler = repair.reconciler else { return }
+        repair.reconciler = nil  // so that the reconciler's own state is not copied when it changes
         repair.report.bytesReceived += bytes
         if !isInitiator { repair.report.roundTrips += 1 }
         let outcome: ReconcileOutcome

@@ -220,7 +220,8 @@ public struct RecordProblem: Sendable, Equatable, CustomStringConvertible {
 
 /// What reconciliation and the sync fast path read.
 extension Store.Read {
-    /// Every record's key, last clock and digest, for reconciliation.
+    /// Every record's key, last clock and digest, decoded (a repair round reads
+    /// ``reconcileEntries(keeping:)`` instead, which makes none of these).
     public static var digests: Store.Read<[(key: RecordKey, updated: Timestamp, digest: [UInt8])]> {
         .init { _, db in
             var out: [(key: RecordKey, updated: Timestamp, digest: [UInt8])] = []
@@ -239,8 +240,10 @@ extension Store.Read {
     ///
     /// A repair round holds this for a whole store, so nothing else of a record is kept: the
     /// item is hashed straight from SQLite's column bytes, with no strings or arrays made, and
-    /// the row (stable: a record's row is updated in place, never deleted) names the record
-    /// when its state is to be sent (``states(atRows:)``).
+    /// the row names the record when its state is to be sent (``states(atRows:)``). A row is
+    /// stable while the agent runs: a record's row is updated in place, and nothing deletes
+    /// records or rebuilds the table under a running agent (no VACUUM; `repair` runs on a
+    /// stopped one).
     public static func reconcileEntries(
         keeping: (@Sendable (_ collection: UnsafeRawBufferPointer, _ id: UnsafeRawBufferPointer) -> Bool)? = nil
     ) -> Store.Read<[ReconcileSet.Entry]> {
@@ -279,7 +282,9 @@ extension Store.Read {
     }
 
     /// The stored (canonical) states of the records at the given rows (those that exist), in the
-    /// order asked; ``reconcileEntries(keeping:)`` names the rows.
+    /// order asked; ``reconcileEntries(keeping:)`` names the rows. The bytes are sent as they
+    /// are, not decoded: a damaged state reaches the peer, which refuses it as malformed and
+    /// closes the session, and `hubsync doctor` here names the record.
     public static func states(atRows rows: [Int64]) -> Store.Read<[[UInt8]]> {
         .init { _, db in
             let statement = try db.cachedStatement(sql: "SELECT state FROM records WHERE rowid = ?")
@@ -316,7 +321,8 @@ extension Store.Read {
 }
 
 extension Store {
-    /// Every record's key, last clock and digest, for reconciliation.
+    /// Every record's key, last clock and digest, decoded (a repair round reads
+    /// ``reconcileEntries(keeping:)`` instead, which makes none of these).
     public func digests() throws(StoreError) -> [(key: RecordKey, updated: Timestamp, digest: [UInt8])] { try read(.digests) }
 
     /// The states of the given records (those that exist), in the order asked.

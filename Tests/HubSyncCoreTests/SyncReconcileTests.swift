@@ -152,7 +152,7 @@ import Testing
         #expect(set.fingerprint(of: 0..<2) != set.fingerprint(of: 1..<3))
     }
 
-    /// A tagged set keeps each item's tag through the sort, keeps the first of a duplicate, and
+    /// A tagged set keeps each item's tag through the sort, keeps the lower tag of a duplicate, and
     /// finds an item's index; its fingerprints (a running sum every 16 items) match those of the
     /// items summed one by one at every range bound around those points.
     @Test func taggedSetsKeepTheirTagsAndSparseSumsGiveExactFingerprints() {
@@ -167,7 +167,7 @@ import Testing
             #expect(a[original] == set[i], "tag \(original) follows its item to index \(i)")
             #expect(set.index(of: set[i]) == i)
         }
-        #expect(set.index(of: a[5]).map(set.tag(at:)) == 5, "the first of two entries of one item is kept")
+        #expect(set.index(of: a[5]).map(set.tag(at:)) == 5, "of two entries of one item, the one with the lower tag is kept")
         #expect(set.index(of: ReconItem(time: 1, id: .zero)) == nil)
         let sorted = Array(set.items)
         for lo in [0, 1, 15, 16, 17, 31, 32, 33, 69, 70] {
@@ -181,15 +181,16 @@ import Testing
         #expect((0..<70).allSatisfy { inOrder.tag(at: $0) == Int64($0) })
     }
 
-    /// A request names items of the ID lists in this side's last reply; those are found without
-    /// a pass over the set, any other item held is found by one, and an unknown or repeated ID
-    /// gives nothing more.
-    @Test func requestedItemsAreFoundOnceEach() throws {
+    /// A request names items of the ID lists in this side's last reply, asked for before the
+    /// next message: those are found, each once a round; an ID of an earlier reply, one of an
+    /// item held but never listed, an unknown one and a repeated one give nothing.
+    @Test func requestedItemsAreServedOnceEach() throws {
         let (a, b) = makeReplicaSets(count: 2_000, differences: 30, pattern: .random, seed: 13)
         var mine = Reconciler(set: ReconcileSet(items: a), isInitiator: false)
         var theirs = Reconciler(set: ReconcileSet(items: b), isInitiator: true)
         var message = theirs.initiate()
-        var asked: [ItemID] = [], pushed: [ItemID] = []
+        var asked: [ItemID] = [], served: [ItemID] = [], pushed: [ItemID] = []
+        var earlier: [ItemID] = []
         for _ in 0..<10 {
             let outcome = try mine.receive(message)
             pushed += outcome.have.map(\.id)
@@ -197,16 +198,41 @@ import Testing
             #expect(mine.listed.allSatisfy { $0.count <= mine.idListThreshold })
             let learned = try theirs.receive(reply)
             asked += learned.need
+            let found = mine.serve(requested: learned.need + learned.need + earlier)
+            #expect(found.map { mine.set[$0].id } == learned.need, "each asked once, in order; earlier replies not looked in")
+            served += found.map { mine.set[$0].id }
+            #expect(mine.serve(requested: learned.need).isEmpty, "a repeated request sends nothing again")
+            earlier = learned.need
             guard let next = learned.reply else { break }
             message = next
         }
         let missing = Set(a).subtracting(b)
         #expect(!asked.isEmpty)
         #expect(Set(asked + pushed) == Set(missing.map(\.id)), "the peer asks for what it lacks that it learned of")
-        let other = mine.set.items.first { !missing.contains($0) }!
-        let unknown = ItemID(words: (1, 2, 3, 4))
-        let found = mine.indices(ofRequested: asked + [other.id, unknown] + asked)
-        #expect(found.map { mine.set[$0] } == asked.map { id in a.first { $0.id == id }! } + [other])
+        #expect(served == asked)
+        #expect(Set(pushed).isDisjoint(with: served), "an item pushed is not also sent on request")
+        let unlisted = try #require((0..<mine.set.count).first { i in !mine.listed.contains { $0.contains(i) } })
+        #expect(mine.serve(requested: [mine.set[unlisted].id, ItemID(words: (1, 2, 3, 4))]).isEmpty,
+                "an item held but not in the last reply's lists, and an unknown ID, give nothing")
+    }
+
+    /// A peer that has an item sent on request and then settles the same range again by an ID
+    /// list without it is not sent that item a second time.
+    @Test func anItemIsSentOnceARoundHoweverItIsAskedFor() throws {
+        let (a, _) = makeReplicaSets(count: 10, differences: 0, pattern: .random, seed: 21)
+        var mine = Reconciler(set: ReconcileSet(items: a), isInitiator: false)
+        let empty = ReconcileSet(items: []).fingerprint(of: 0..<0)
+        let first = try mine.receive(ReconcileMessage(ranges: [ReconcileRange(upperBound: .infinity, mode: .fingerprint(empty))]))
+        guard case .idList(let ids) = try #require(first.reply).ranges.first?.mode else {
+            Issue.record("ten items differing from none are answered with their IDs")
+            return
+        }
+        #expect(ids.count == 10)
+        #expect(mine.serve(requested: Array(ids.prefix(4))).count == 4)
+        let again = try mine.receive(ReconcileMessage(ranges: [ReconcileRange(upperBound: .infinity, mode: .idList([]))]))
+        #expect(Set(again.have.map(\.id)) == Set(ids.dropFirst(4)), "the four sent on request are not pushed again")
+        let third = try mine.receive(ReconcileMessage(ranges: [ReconcileRange(upperBound: .infinity, mode: .idList([]))]))
+        #expect(third.have.isEmpty)
     }
 
     /// The fingerprint definition, byte for byte (protocol/SPEC.md 3.4); the values

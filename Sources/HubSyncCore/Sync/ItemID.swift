@@ -121,13 +121,17 @@ public struct ReconItem: Sendable, Hashable, Comparable, CustomStringConvertible
         let count = collection.count + id.count + 34
         let hash = withUnsafeTemporaryAllocation(byteCount: count, alignment: 1) { input in
             var at = 0
-            for part in [collection, id] {
+            func append(_ part: UnsafeRawBufferPointer) {
                 if let base = part.baseAddress { input.baseAddress!.advanced(by: at).copyMemory(from: base, byteCount: part.count) }
                 at += part.count
-                input[at] = 0
-                at += 1
             }
-            input.baseAddress!.advanced(by: at).copyMemory(from: digest.baseAddress!, byteCount: 32)
+            append(collection)
+            input[at] = 0
+            at += 1
+            append(id)
+            input[at] = 0
+            at += 1
+            append(digest)
             return Blake2b.hash(UnsafeRawBufferPointer(input), outputLength: 32)
         }
         return ReconItem(time: updated, id: ItemID(padding: hash))

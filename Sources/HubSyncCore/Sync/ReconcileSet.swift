@@ -30,12 +30,12 @@ public struct ReconcileSet: Sendable {
         self.init(entries: items.map { Entry(item: $0, tag: 0) })
     }
 
-    /// Sorts `entries` in place (O(n log n), done once) and keeps the first of any duplicate
-    /// items.
+    /// Sorts `entries` in place (O(n log n), done once); of entries for one item, the one with
+    /// the lowest tag is kept.
     public init(entries: consuming [Entry]) {
-        var sorted = entries
+        var sorted = consume entries
         if !sorted.isEmpty, !zip(sorted, sorted.dropFirst()).allSatisfy({ $0.item < $1.item }) {
-            sorted.sort { $0.item < $1.item }
+            sorted.sort { $0.item != $1.item ? $0.item < $1.item : $0.tag < $1.tag }
             var unique = 0
             for i in sorted.indices where unique == 0 || sorted[i].item != sorted[unique - 1].item {
                 sorted[unique] = sorted[i]

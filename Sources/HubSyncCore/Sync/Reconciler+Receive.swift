@@ -109,8 +109,8 @@ extension Reconciler {
     /// Compares the peer's IDs for a range with our items there, reporting each difference once.
     mutating func learn(theirs ids: [ItemID], mine range: Range<Int>, into outcome: inout ReconcileOutcome) {
         var theirs = Set(ids)
-        for item in set.items[range] where theirs.remove(item.id) == nil {
-            if reportedHave.insert(item.id).inserted { outcome.have.append(item) }
+        for i in range where theirs.remove(set[i].id) == nil && markServed(i) {
+            outcome.have.append(set[i])
         }
         for id in theirs.sorted() where reportedNeed.insert(id).inserted {
             outcome.need.append(id)

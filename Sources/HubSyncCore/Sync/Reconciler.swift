@@ -37,12 +37,14 @@ public struct Reconciler: Sendable {
     public let maxMessageBytes: Int
 
     var started: Bool
-    /// Everything reported so far, so that an item is reported once even if a peer makes a range
-    /// be settled twice.
-    var reportedHave: Set<ItemID> = []
+    /// Items of ours reported as the peer's lack or sent on its request this round, one bit an
+    /// item by index (allocated at the first): each is sent once however often a peer makes a
+    /// range be settled or asks again, so a round sends at most every item once.
+    var served: [UInt64] = []
+    /// IDs of the peer's reported as this side's lack, so that each is requested once.
     var reportedNeed: Set<ItemID> = []
-    /// The index ranges of the ID lists in this side's last reply: the peer requests items of
-    /// those before its next message (SPEC 3.4), so a request is looked up there first.
+    /// The index ranges of the ID lists in this side's last reply: the peer learns our IDs only
+    /// from those, and requests what it lacks of them before its next message (SPEC 3.4).
     var listed: [Range<Int>] = []
 
     /// - Precondition: `branching` in 2...256, `idListThreshold` in 1...1024, and
@@ -79,23 +81,35 @@ public struct Reconciler: Sendable {
         ])
     }
 
-    /// The indices of the items of this set the peer asked for (`request`), each once, in the
-    /// order asked; IDs this set does not hold are left out.
+    /// The indices of the items the peer asked for (`request`), in the order asked, and marks
+    /// them sent.
     ///
-    /// The items of the ID lists in this side's last reply are looked at first (the peer learns
-    /// IDs only from those); any other ID costs one pass over the set.
-    public func indices(ofRequested ids: [ItemID]) -> [Int] {
-        var wanted = Set(ids)
+    /// Only the ID lists of this side's last reply are looked in (at most 32 items each): the
+    /// peer knows no other ID of ours and asks before its next message (SPEC 3.4). An ID not
+    /// there, and an item already sent this round, gives nothing. So a request costs at most
+    /// one pass over the last reply's lists, never one over the set, and a round sends no item
+    /// twice.
+    public mutating func serve(requested ids: [ItemID]) -> [Int] {
         var found: [ItemID: Int] = [:]
-        func look(in range: Range<Int>) {
-            for i in range where wanted.remove(set[i].id) != nil {
+        let wanted = Set(ids)
+        search: for range in listed {
+            for i in range where wanted.contains(set[i].id) {
                 found[set[i].id] = i
-                if wanted.isEmpty { return }
+                if found.count == wanted.count { break search }
             }
         }
-        for range in listed where !wanted.isEmpty { look(in: range) }
-        if !wanted.isEmpty { look(in: 0..<set.count) }
-        var seen = Set<ItemID>()
-        return ids.compactMap { id in seen.insert(id).inserted ? found[id] : nil }
+        return ids.compactMap { id in
+            guard let i = found.removeValue(forKey: id), markServed(i) else { return nil }
+            return i
+        }
+    }
+
+    /// Marks the item at `index` sent; false when it already was.
+    mutating func markServed(_ index: Int) -> Bool {
+        if served.isEmpty { served = [UInt64](repeating: 0, count: (set.count + 63) / 64) }
+        let bit: UInt64 = 1 << UInt64(index % 64)
+        if served[index / 64] & bit != 0 { return false }
+        served[index / 64] |= bit
+        return true
     }
 }
