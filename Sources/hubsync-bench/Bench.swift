@@ -33,6 +33,7 @@ struct Bench {
             case "--hubsync": options.hubsync = value(a)
             case "--records": options.records = count(a, value(a))
             case "--runs": options.runs = count(a, value(a))
+            case "--changed": options.changed = count(a, value(a))
             case "--only": options.only = value(a)
             case "--skip-anchors": options.anchors = false
             case "--scripts": options.scripts = value(a)
@@ -46,12 +47,13 @@ struct Bench {
             case "--help", "-h":
                 print("""
                     usage: hubsync-bench [--hubsync PATH] [--records N] [--runs N] [--only writes|merges|open|list|sync|idle|backup|s3|discovery|pair|hostile|migration|raw]
-                                         [--skip-anchors] [--scripts DIR] [--plots DIR] [--sizes N,N,...] [--million]
+                                         [--skip-anchors] [--scripts DIR] [--plots DIR] [--sizes N,N,...] [--million] [--changed N]
                       --only NAMES    run only the figures whose name contains one of these (comma-separated)
                       --skip-anchors  do not run Syncthing or restic on the same data (a full sync takes Syncthing minutes)
                       --plots DIR     write the figures as DIR/results.json and draw PNG plots there
                       --sizes N,...   also time a full sync at each record count, HubSync and Syncthing (the plot's curve)
                       --million       1,000,000 records, one run: import, open, sync and backup figures with peak RSS
+                      --changed N     records edited in the sync figure's change (default 1 % of --records)
                       --scripts DIR   where bench-syncthing.sh and bench-sqlite.py are (default: scripts)
                     """)
                 return
@@ -72,6 +74,8 @@ struct Bench {
         var hubsync = ".build/release/hubsync"
         var records = 100_000
         var runs = 5
+        /// Records edited in one batch for the sync figure's change; nil: 1 % of the records.
+        var changed: Int?
         /// Run only the figures whose name contains one of these comma-separated texts (the data
         /// set is always made).
         var only: String?

@@ -406,8 +406,8 @@ extension Bench {
                         goal: "p50 ≤ 5 ms, p99 ≤ 25 ms"))
         // A 1% change: 1 % of the records (1,000 at 100k, 10,000 at 1M), spread over the store,
         // edited on A in one batch.
-        let changed = max(1, options.records / 100)
-        var changeTimes: [Double] = []
+        let changed = min(options.changed ?? max(1, options.records / 100), options.records)
+        var changeTimes: [Double] = [], answerTimes: [Double] = []
         for run in 0..<max(1, options.runs) {
             let ids = (0..<changed).map { recordID(($0 * (options.records / changed) + run) % options.records) }
             let ops: [Value] = ids.map { ["op": "put", "collection": "memories", "id": .string($0), "fields": ["mood": .string("run \(run)")]] }
@@ -416,14 +416,16 @@ extension Bench {
             let start = Date()
             let (status, _) = try a.client.request("POST", "/v1/batch", body: ["operations": .array(ops)])
             guard status == 200 else { throw BenchError("batch failed: HTTP \(status)") }
+            answerTimes.append(Date().timeIntervalSince(start))
             let expected = Set(ids)
             guard let done = feed.waitFor(expected, timeout: 30) else {
                 throw BenchError("the 1% change did not reach B in 30 s: \(feed.shortfall(expected))")
             }
             changeTimes.append(done.timeIntervalSince(start))
         }
-        rows.append(Row(name: "a 1% change (\(changed) records edited on A) visible on B",
-                        value: "\(fmt(median(changeTimes), 3)) s", goal: "≤ 0.5 s; ≤ 1.5 s at 1M"))
+        rows.append(Row(name: "\(options.changed == nil ? "a 1% change" : "a change") (\(changed) records edited on A) visible on B",
+                        value: "\(fmt(median(changeTimes), 3)) s", rate: "A's batch answered in \(fmt(median(answerTimes), 3)) s",
+                        goal: "≤ 0.5 s; ≤ 1.5 s at 1M"))
         // Idle cost: see idleFigures (`--only idle`). Here, what the two hold once the work is done.
         let now = [a.pid, b.pid].map { ProcessUsage.of($0) }
         rows.append(Row(name: "resident memory now, the two agents holding \(options.records) records (VmRSS)",
