@@ -93,8 +93,11 @@ final class FeedWatcher: @unchecked Sendable { // state guarded by `condition`
     }
 
     func readLoop() {
-        var pending = ""
+        // Lines are found in the bytes (a String's range(of:) through Foundation made this
+        // thread, not the agent, the slower end of a large change).
+        var pending: [UInt8] = []
         var buf = [UInt8](repeating: 0, count: 1 << 16)
+        let prefix = Array("data: ".utf8)
         while true {
             let n = read(fd, &buf, buf.count)
             if n <= 0 {
@@ -105,15 +108,18 @@ final class FeedWatcher: @unchecked Sendable { // state guarded by `condition`
                 return
             }
             let now = Date()
-            pending += String(decoding: buf[0..<n], as: UTF8.self)
+            pending += buf[0..<n]
             var ids: [String] = []
-            while let r = pending.range(of: "\n") {
-                let line = pending[..<r.lowerBound]
-                pending = String(pending[r.upperBound...])
-                guard line.hasPrefix("data: "), let v = try? JSON.parse(String(line.dropFirst(6))),
+            var start = 0
+            while let end = pending[start...].firstIndex(of: UInt8(ascii: "\n")) {
+                let line = pending[start..<end]
+                start = end + 1
+                guard line.starts(with: prefix),
+                      let v = try? JSON.parse(String(decoding: line.dropFirst(prefix.count), as: UTF8.self)),
                       let id = v.objectValue?["record"]?.objectValue?["id"]?.stringValue else { continue }
                 ids.append(id)
             }
+            pending.removeFirst(start)
             if !ids.isEmpty {
                 condition.lock()
                 for id in ids { arrivals[id] = now }
