@@ -1,4 +1,5 @@
 import Foundation
+import HubSyncBase
 public import HubSyncCore
 public import HubSyncCrypto
 
@@ -40,35 +41,5 @@ public func conflictJSON(_ s: RecordState, field: String, names: [DeviceID: Stri
 
 /// A clock reading as the one time format of every JSON output: RFC 3339 in UTC with
 /// milliseconds (`2026-11-30T22:41:07.123Z`). The HLC reading itself goes in fields named `…hlc`.
-///
-/// Written out by hand from the milliseconds (the proleptic Gregorian calendar, days to a civil
-/// date as in Howard Hinnant's `civil_from_days`): a change feed writes one for every version
-/// of every field of every record it sends, and making an `ISO8601DateFormatter` for each was
-/// most of the feed's time. `RecordJSONTests` compares it with Foundation's formatter.
-public func isoTime(_ t: Timestamp) -> String {
-    let millis = t.millis  // at most 2^48 − 1: the year stays below 10,900
-    let seconds = millis / 1000, days = Int64(seconds / 86_400), secondOfDay = Int(seconds % 86_400)
-    let z = days + 719_468  // days since 0000-03-01
-    let era = z / 146_097, dayOfEra = z - era * 146_097
-    let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-    let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-    let mp = (5 * dayOfYear + 2) / 153
-    let day = dayOfYear - (153 * mp + 2) / 5 + 1, month = mp < 10 ? mp + 3 : mp - 9
-    let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-    var out: [UInt8] = []
-    out.reserveCapacity(24)
-    func put(_ value: Int, digits: Int) {
-        var text = Array(String(value).utf8)
-        if text.count < digits { text.insert(contentsOf: repeatElement(UInt8(ascii: "0"), count: digits - text.count), at: 0) }
-        out += text
-    }
-    put(Int(year), digits: 4); out.append(UInt8(ascii: "-"))
-    put(Int(month), digits: 2); out.append(UInt8(ascii: "-"))
-    put(Int(day), digits: 2); out.append(UInt8(ascii: "T"))
-    put(secondOfDay / 3600, digits: 2); out.append(UInt8(ascii: ":"))
-    put(secondOfDay / 60 % 60, digits: 2); out.append(UInt8(ascii: ":"))
-    put(secondOfDay % 60, digits: 2); out.append(UInt8(ascii: "."))
-    put(Int(millis % 1000), digits: 3); out.append(UInt8(ascii: "Z"))
-    return String(decoding: out, as: UTF8.self)
-}
+public func isoTime(_ t: Timestamp) -> String { rfc3339(millis: t.millis) }
 

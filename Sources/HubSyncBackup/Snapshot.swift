@@ -112,11 +112,7 @@ public struct Snapshot: Sendable {
     }
 }
 
-func iso8601(_ ms: UInt64, milliseconds: Bool = false) -> String {
-    let f = ISO8601DateFormatter()
-    f.formatOptions = milliseconds ? [.withInternetDateTime, .withFractionalSeconds] : [.withInternetDateTime]
-    return f.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
-}
+func iso8601(_ ms: UInt64, milliseconds: Bool = false) -> String { rfc3339(millis: ms, fractional: milliseconds) }
 
 /// A snapshot file this device cannot read, and why: it affects that snapshot only.
 public struct UnreadableSnapshot: Sendable, Equatable {

@@ -418,11 +418,7 @@ struct BackupListCommand: ParsableCommand {
     }
 }
 
-func iso8601Text(_ ms: UInt64) -> String {
-    let f = ISO8601DateFormatter()
-    f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-    return f.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
-}
+func iso8601Text(_ ms: UInt64) -> String { rfc3339(millis: ms) }
 
 struct BackupVerifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
