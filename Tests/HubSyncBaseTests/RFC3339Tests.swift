@@ -23,5 +23,6 @@ import Testing
         #expect(rfc3339(millis: 0) == "1970-01-01T00:00:00.000Z")
         #expect(rfc3339(millis: 4_107_542_399_999) == "2100-02-28T23:59:59.999Z")
         #expect(rfc3339(millis: 4_107_542_399_999, fractional: false) == "2100-02-28T23:59:59Z")
+        #expect(rfc3339(millis: (1 << 48) - 1) == "10889-08-02T05:31:50.655Z", "the latest HLC reading")
     }
 }

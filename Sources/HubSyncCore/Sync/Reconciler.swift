@@ -44,7 +44,8 @@ public struct Reconciler: Sendable {
     /// IDs of the peer's reported as this side's lack, so that each is requested once.
     var reportedNeed: Set<ItemID> = []
     /// The index ranges of the ID lists in this side's last reply: the peer learns our IDs only
-    /// from those, and requests what it lacks of them before its next message (SPEC 3.4).
+    /// from those, and requests what it lacks of them in one `request` before its next message
+    /// (SPEC 3.4). Emptied by that request.
     var listed: [Range<Int>] = []
 
     /// - Precondition: `branching` in 2...256, `idListThreshold` in 1...1024, and
@@ -84,12 +85,14 @@ public struct Reconciler: Sendable {
     /// The indices of the items the peer asked for (`request`), in the order asked, and marks
     /// them sent.
     ///
-    /// Only the ID lists of this side's last reply are looked in (at most 32 items each): the
-    /// peer knows no other ID of ours and asks before its next message (SPEC 3.4). An ID not
-    /// there, and an item already sent this round, gives nothing. So a request costs at most
-    /// one pass over the last reply's lists, never one over the set, and a round sends no item
-    /// twice.
+    /// Only the ID lists of this side's last reply are looked in (at most 32 items each), and
+    /// only by the first request after it: the peer knows no other ID of ours and asks for what
+    /// it lacks of them in one request before its next message (SPEC 3.4). An ID not there, a
+    /// second request for one reply, and an item already sent this round give nothing. So each
+    /// reply costs at most one pass over its own lists, never one over the set, and a round
+    /// sends no item twice.
     public mutating func serve(requested ids: [ItemID]) -> [Int] {
+        defer { listed = [] }
         var found: [ItemID: Int] = [:]
         let wanted = Set(ids)
         search: for range in listed {
