@@ -133,7 +133,8 @@ extension Bench {
         try content.write(toFile: dir + "/" + recordID(i) + ".json", atomically: false, encoding: .utf8)
     }
 
-    /// Runs hubsync like ``measureCLI(_:)``, with the peak RSS read as in ``spawnTool(_:_:env:)``.
+    /// Runs the CLI with output to /dev/null; returns its peak RSS (KiB, read as in
+    /// ``spawnTool(_:_:env:)``) and wall time.
     func measureCLIPeak(_ args: [String]) throws -> (maxRSSKiB: Int, seconds: Double) {
         try spawnTool(options.hubsync, args, env: ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" })
     }

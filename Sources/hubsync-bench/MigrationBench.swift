@@ -16,7 +16,7 @@ extension Bench {
             for run in 0..<options.runs {
                 let data = work + "/import-\(run)"
                 try runCLI(["init", "--data", data])
-                let (kb, secs) = try measureCLI(["import", file, "--data", data])
+                let (kb, secs) = try measureCLIPeak(["import", file, "--data", data])
                 rates.append(Double(count) / secs)
                 rss.append(Double(kb) / 1024)
                 try? FileManager.default.removeItem(atPath: data)
@@ -31,7 +31,7 @@ extension Bench {
         let size = Double((try FileManager.default.attributesOfItem(atPath: big)[.size] as? Int) ?? 0) / 1e6
         let data = work + "/import-big"
         try runCLI(["init", "--data", data])
-        let (kb, secs) = try measureCLI(["import", big, "--data", data])
+        let (kb, secs) = try measureCLIPeak(["import", big, "--data", data])
         rows.append(Row(name: "import a \(Int(size)) MB ChatGPT conversations.json (\(bigCount) messages)",
                         value: "\(fmt(Double(kb) / 1024, 1)) MB RSS", rate: "(\(fmt(secs, 1)) s, \(Int(Double(bigCount) / secs))/s)",
                         goal: "< 150 MB"))
