@@ -1,8 +1,7 @@
 /// Unix milliseconds as RFC 3339 in UTC: `2026-11-30T22:41:07.123Z`, or without `.123` when
-/// `fractional` is false. The milliseconds are written exactly (Foundation's formatter, given
-/// them as a `Double`, often wrote one less). A year past 9999, which RFC 3339 does not
-/// cover, is written with five digits: an HLC reading (48-bit milliseconds) reaches 10889, and
-/// the agent refuses clocks that far ahead.
+/// `fractional` is false. The milliseconds are written as given, from the integer. A year past
+/// 9999, which RFC 3339 does not cover, is written with five digits: an HLC reading (48-bit
+/// milliseconds) reaches 10889, and the agent refuses clocks that far ahead.
 ///
 /// Written out by hand (the proleptic Gregorian calendar; days to a civil date as in Howard
 /// Hinnant's `civil_from_days`): a change feed writes one for every version of every field of
