@@ -1,4 +1,5 @@
 import Foundation
+import HubSyncBase
 import HubSyncCore
 #if canImport(Glibc)
 import Glibc
@@ -54,7 +55,7 @@ public final class Lease {
                 let who = o["holder"]?.stringValue ?? "another process"
                 throw BackupError(.locked, "the repository at \(target.description) is in use by \(who) "
                     + "(\(otherExclusive ? "a forget or prune" : "a backup, restore or verify"); its lease is \(other)) until "
-                    + "\(iso8601(UInt64(exp))) at the latest; try again when it is done")
+                    + "\(rfc3339(millis: UInt64(exp), fractional: false)) at the latest; try again when it is done")
             }
         }
     }

@@ -39,7 +39,7 @@ public struct Snapshot: Sendable {
         var cols: [String: Value] = [:]
         for (k, v) in collections { cols[k] = .int(Int64(v)) }
         // One time form in JSON (RFC 3339, UTC, milliseconds); the clock reading in a field named as such.
-        return ["id": .string(id.hex), "short_id": .string(id.short), "time": .string(iso8601(time, milliseconds: true)),
+        return ["id": .string(id.hex), "short_id": .string(id.short), "time": .string(rfc3339(millis: time)),
                 "device": .string(device), "hostname": .string(hostname),
                 "records": .int(Int64(records)), "collections": .object(cols), "bytes": .int(Int64(bytes)),
                 "added_bytes": .int(Int64(addedBytes)), "chunks": .int(Int64(chunks.count)),
@@ -111,8 +111,6 @@ public struct Snapshot: Sendable {
                         chunks: chunks)
     }
 }
-
-func iso8601(_ ms: UInt64, milliseconds: Bool = false) -> String { rfc3339(millis: ms, fractional: milliseconds) }
 
 /// A snapshot file this device cannot read, and why: it affects that snapshot only.
 public struct UnreadableSnapshot: Sendable, Equatable {
@@ -190,7 +188,7 @@ extension Repository {
             if snap.time > horizon {
                 unreadable.append(UnreadableSnapshot(
                     name: "snapshots/" + snap.id.hex, reason: .future,
-                    message: "snapshot \(snap.id.short) claims to have been taken at \(iso8601(snap.time)), ahead of this "
+                    message: "snapshot \(snap.id.short) claims to have been taken at \(rfc3339(millis: snap.time, fractional: false)), ahead of this "
                         + "device's clock: a device with a wrong clock, or one removed from the household, wrote it; it is "
                         + "never taken as the latest; restore it only by its ID if you know it is genuine (with --revert, "
                         + "which writes its values as new changes, if its records' clock readings are refused as too far ahead)",
@@ -201,7 +199,7 @@ extension Repository {
             guard let retiredAt, snap.time > retiredAt else { readable.append(snap); continue }
             unreadable.append(UnreadableSnapshot(
                 name: "snapshots/" + snap.id.hex, reason: .retiredKey,
-                message: "snapshot \(snap.id.short) (\(iso8601(snap.time)), device \(snap.device.prefix(7))) is sealed under "
+                message: "snapshot \(snap.id.short) (\(rfc3339(millis: snap.time, fractional: false)), device \(snap.device.prefix(7))) is sealed under "
                     + "a data key that was retired before that time: a device removed from the household may have written "
                     + "it, so it is never taken as the latest or kept by retention; restore it only by its ID if you "
                     + "know it is genuine, or remove the file \(snap.id.hex) from the repository's snapshots/",

@@ -124,7 +124,7 @@ extension SyncSessionStateMachine {
             return
         }
         repair.reconciler = reconciler
-        let have = outcome.have.compactMap { reconciler.set.index(of: $0).map(reconciler.set.tag(at:)) }
+        let have = outcome.haveIndices.map(reconciler.set.tag(at:))
         repairRows += have
         repair.report.itemsSent += have.count
         if !outcome.need.isEmpty {

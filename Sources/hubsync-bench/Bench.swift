@@ -309,7 +309,7 @@ struct Bench {
 
     @discardableResult
     func runCLI(_ args: [String]) throws -> Int32 {
-        let (_, status) = try spawn(args)
+        let status = try spawn(args)
         guard status == 0 else { throw BenchError("hubsync \(args.joined(separator: " ")) exited \(status)") }
         return status
     }
@@ -318,15 +318,15 @@ struct Bench {
     /// gives its peak RSS).
     func timeCLI(_ args: [String]) throws -> Double {
         let start = Date()
-        let (_, status) = try spawn(args)
+        let status = try spawn(args)
         guard status == 0 else { throw BenchError("hubsync \(args.joined(separator: " ")) exited \(status)") }
         return Date().timeIntervalSince(start)
     }
 
-    /// posix_spawn + waitpid. No peak RSS: rusage's ru_maxrss of a child spawned here starts from
+    /// posix_spawn + waitpid; the exit status. No peak RSS: rusage's ru_maxrss of a child spawned here starts from
     /// this process's own peak (the bench's hundreds of MB after making a large file); see
     /// ``spawnTool(_:_:env:)``.
-    func spawn(_ args: [String]) throws -> (pid: pid_t, status: Int32) {
+    func spawn(_ args: [String]) throws -> Int32 {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -340,7 +340,7 @@ struct Bench {
         var status: Int32 = 0
         _ = waitpid(pid, &status, 0)
         let exit = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return (pid, exit)
+        return exit
     }
 }
 

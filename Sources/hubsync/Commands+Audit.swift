@@ -69,7 +69,7 @@ struct AuditCommand: ParsableCommand {
             // The name the device signed, quoted (SPEC 4.10); every text escaped (printable()).
             let who = e.device == me ? "this device" : e.device.short
             let name = j.objectValue?["device_name"]?.stringValue.map { " " + printable(JSON.serialize(.string($0))) } ?? ""
-            print("\(iso8601Text(e.time))  \(who)\(name)  \(e.action.rawValue): \(printable(e.detail))")
+            print("\(rfc3339(millis: e.time))  \(who)\(name)  \(e.action.rawValue): \(printable(e.detail))")
         }
     }
 }

@@ -404,7 +404,7 @@ struct BackupListCommand: ParsableCommand {
         }
         if snapshots.isEmpty && unreadable.isEmpty { print("no snapshots yet; take one with `hubsync backup now`"); return }
         let rows = snapshots.map { s in
-            [s.id.short, iso8601Text(s.time),
+            [s.id.short, rfc3339(millis: s.time),
              shortID(s.device) + (DeviceNames.displayable(s.hostname).map { " " + JSON.serialize(.string($0)) } ?? ""),
              String(s.records), byteText(s.bytes)]
         }
@@ -417,8 +417,6 @@ struct BackupListCommand: ParsableCommand {
         for u in unreadable { FileHandle.standardError.write(Data("hubsync: \(u.message)\n".utf8)) }
     }
 }
-
-func iso8601Text(_ ms: UInt64) -> String { rfc3339(millis: ms) }
 
 struct BackupVerifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

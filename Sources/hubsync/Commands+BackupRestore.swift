@@ -91,7 +91,7 @@ struct BackupRestoreCommand: ParsableCommand {
                 FileHandle.standardError.write(Data((said + "\n").utf8))
             }
         } else {
-            var line = "restored snapshot \(snap.id.short) (\(iso8601Text(snap.time))): "
+            var line = "restored snapshot \(snap.id.short) (\(rfc3339(millis: snap.time))): "
             if case .int(let n) = o["records"] ?? .null { line += plural(Int(n), "record") }
             if case .int(let n) = o["writes"] ?? .null { line += ", " + plural(Int(n), "write") }
             if let d = o["into"]?.stringValue { line += " into \(d)" }
@@ -406,8 +406,8 @@ struct BackupForgetCommand: ParsableCommand {
             printJSON(.object(o))
         } else if !Quiet.isOn || dryRun {
             // With --quiet the list is a confirmation (left out); a dry run's list is what was asked for.
-            for (s, why) in plan.keep { print("keep    \(s.id.short)  \(iso8601Text(s.time))  (\(why.joined(separator: ", ")))") }
-            for s in plan.forget { print("\(dryRun ? "would forget" : "forget ") \(s.id.short)  \(iso8601Text(s.time))") }
+            for (s, why) in plan.keep { print("keep    \(s.id.short)  \(rfc3339(millis: s.time))  (\(why.joined(separator: ", ")))") }
+            for s in plan.forget { print("\(dryRun ? "would forget" : "forget ") \(s.id.short)  \(rfc3339(millis: s.time))") }
             for u in removed { print("\(dryRun ? "would forget" : "forget ") \(u.short)  (damaged)") }
             if damaged, removed.isEmpty { print("no damaged snapshot file to forget") }
             for u in notRead {
@@ -454,14 +454,14 @@ func quarantineJSON(_ target: any BackupTarget) -> Value? {
     guard let peer = target as? PeerTarget else { return nil }
     let q = peer.quarantined
     return ["files": .array(q.names.map { .string($0) }), "count": .int(Int64(q.names.count)),
-            "release": q.names.isEmpty ? .null : .string(iso8601Text(q.release))]
+            "release": q.names.isEmpty ? .null : .string(rfc3339(millis: q.release))]
 }
 
 func quarantineText(_ target: any BackupTarget) -> String? {
     guard let peer = target as? PeerTarget, !peer.quarantined.names.isEmpty else { return nil }
     let q = peer.quarantined
     return "moved \(q.names.count) file(s) into quarantine on \(peer.description); the peer frees the space after "
-        + iso8601Text(q.release)
+        + rfc3339(millis: q.release)
 }
 
 struct BackupPruneCommand: ParsableCommand {

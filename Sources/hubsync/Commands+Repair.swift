@@ -161,7 +161,7 @@ struct RepairCommand: ParsableCommand {
             }
         }
         if let (_, snap) = source {
-            print("  Restored \(plural(fromSnapshot, "record")) from snapshot \(snap.id.short) (\(iso8601Text(snap.time))).")
+            print("  Restored \(plural(fromSnapshot, "record")) from snapshot \(snap.id.short) (\(rfc3339(millis: snap.time))).")
         }
         if let secrets = household.secrets {
             print("  Restored the household's key (\(DataDirectory.householdFile), key epoch \(secrets.epoch)) from the backup.")

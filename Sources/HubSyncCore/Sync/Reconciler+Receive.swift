@@ -111,6 +111,7 @@ extension Reconciler {
         var theirs = Set(ids)
         for i in range where theirs.remove(set[i].id) == nil && markServed(i) {
             outcome.have.append(set[i])
+            outcome.haveIndices.append(i)
         }
         for id in theirs.sorted() where reportedNeed.insert(id).inserted {
             outcome.need.append(id)

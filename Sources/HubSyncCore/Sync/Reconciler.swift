@@ -4,6 +4,8 @@ public struct ReconcileOutcome: Sendable, Equatable {
     public var reply: ReconcileMessage?
     /// Items this side holds that the peer lacks: push their records.
     public var have: [ReconItem]
+    /// The index in this side's set of each item of ``have``, in the same order.
+    public var haveIndices: [Int] = []
     /// IDs of items the peer holds that this side lacks: request them.
     public var need: [ItemID]
 
