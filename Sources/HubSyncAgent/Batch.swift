@@ -17,18 +17,27 @@ public struct BatchRequest: Sendable {
 
     /// Reads a request body; a failure names the operation's index.
     public init(json body: [String: Value]) throws(ValidationFailure) {
-        guard let list = body["operations"]?.arrayValue else { throw ValidationFailure("give \"operations\" (an array)") }
+        let read = Self.reading(body)
+        if let failure = read.failure { throw failure }
+        self.init(read.writes, includeRecords: body["records"] == .bool(true))
+    }
+
+    /// A request body's operations, read in order up to the first that cannot be read, and
+    /// that one's failure, naming its index (nil when all were read). The writes before it let
+    /// the local API name an earlier write the store would refuse instead, the first bad one.
+    public static func reading(_ body: [String: Value]) -> (writes: [RecordWrite], failure: ValidationFailure?) {
+        guard let list = body["operations"]?.arrayValue else { return ([], ValidationFailure("give \"operations\" (an array)")) }
         var writes: [RecordWrite] = []
         writes.reserveCapacity(list.count)
         for (index, item) in list.enumerated() {
-            guard let o = item.objectValue else { throw ValidationFailure("operations[\(index)] is not an object") }
+            guard let o = item.objectValue else { return (writes, ValidationFailure("operations[\(index)] is not an object")) }
             do {
                 writes.append(try RecordWrite(parsing: o))
             } catch {
-                throw ValidationFailure("operations[\(index)]: " + error.message)
+                return (writes, ValidationFailure("operations[\(index)]: " + error.message))
             }
         }
-        self.init(writes, includeRecords: body["records"] == .bool(true))
+        return (writes, nil)
     }
 
     public var json: Value {

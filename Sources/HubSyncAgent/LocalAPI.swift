@@ -122,11 +122,17 @@ public struct LocalAPI: Sendable {
         }
         // Many writes, in ``BatchRequest``'s form; the answer is a ``BatchAnswer``.
         router.post("v1/batch") { request, _ in
-            let batch: BatchRequest
-            do { batch = try BatchRequest(json: try await bodyObject(request)) } catch let e as ValidationFailure {
-                throw APIError(.badRequest, e.message)
+            let body = try await bodyObject(request)
+            let read = BatchRequest.reading(body)
+            if let failure = read.failure {
+                // The first bad write is the one named: a write before the one that cannot be
+                // read may be one the store refuses (tried, and rolled back).
+                if !read.writes.isEmpty {
+                    try await storeCall { if let earlier = try await store.refusal(of: read.writes) { throw earlier } }
+                }
+                throw APIError(.badRequest, failure.message)
             }
-            let (writes, withRecords) = (batch.writes, batch.includeRecords)
+            let (writes, withRecords) = (read.writes, body["records"] == .bool(true))
             if let key = HouseholdRecords.admissible(writes, toGroup: householdGroup(), writers: householdDevices()).refused.first {
                 if key.collection == AuditEntry.collection {
                     throw APIError(.badRequest, "\(key) is not an audit entry signed by the device it names, a device of this "
@@ -136,7 +142,7 @@ public struct LocalAPI: Sendable {
                     + "devices records come only from this household (by sync, or in its own exports)")
             }
             let (results, records) = try await storeCall { () async throws -> ([RecordWriteResult], [RecordState?]?) in
-                let results = try await store.apply(writes)
+                let results = try await store.apply(writes, indexed: true)
                 return (results, withRecords ? try await store.read(.records(results.map(\.key))) : nil)
             }
             await applied(writes, results)

@@ -1,5 +1,6 @@
 public import HubSyncCore
 public import HubSyncCrypto
+internal import GRDB
 
 /// One write as a person or an app states it, on every path into the store: the CLI with or
 /// without a running agent, the local API's record routes and `POST /v1/batch`, `hubsync
@@ -118,28 +119,50 @@ public struct RecordWriteResult: Sendable {
 extension Store {
     /// Applies writes in order: each run of local edits in one transaction, each run of merges
     /// in another. A refused local edit refuses its whole run (the runs before it stay). Each
-    /// result has the sequence of the change its own write made.
-    public func apply(_ writes: [RecordWrite]) throws(StoreError) -> [RecordWriteResult] {
+    /// result has the sequence of the change its own write made. `indexed`: a refused local
+    /// edit's message starts with its index, `operations[N]: `, even when it is the only write
+    /// (with more than one, it always does).
+    public func apply(_ writes: [RecordWrite], indexed: Bool = false) throws(StoreError) -> [RecordWriteResult] {
         var results: [RecordWriteResult] = []
-        for run in Self.runs(of: writes) { results += try write(run) }
+        for run in Self.runs(of: writes, indexed: indexed) { results += try write(run) }
         return results
     }
 
     /// The same, each run on GRDB's writer queue without blocking the caller's thread.
-    public func apply(_ writes: [RecordWrite]) async throws -> [RecordWriteResult] {
+    public func apply(_ writes: [RecordWrite], indexed: Bool = false) async throws -> [RecordWriteResult] {
         var results: [RecordWriteResult] = []
-        for run in Self.runs(of: writes) { results += try await write(run) }
+        for run in Self.runs(of: writes, indexed: indexed) { results += try await write(run) }
         return results
+    }
+
+    /// The refusal that applying `writes` would meet, its message naming the write's index as
+    /// a batch does; nil when all of them would be taken. Found by applying them in a savepoint
+    /// that is then rolled back: nothing is written and nothing published (only the clock may
+    /// have moved on, as a write's readings move it).
+    public func refusal(of writes: [RecordWrite]) async throws -> StoreError? {
+        try await write(Write(body: { store, db in
+            var refusal: StoreError?
+            try db.inSavepoint {
+                for run in Self.runs(of: writes, indexed: true) {
+                    do { _ = try run.body(store, db) } catch {
+                        refusal = store.storeError(error)
+                        break
+                    }
+                }
+                return .rollback
+            }
+            return (refusal, [])
+        }))
     }
 
     /// The writes cut into runs of one kind, each run one transaction that reports what each of
     /// its writes changed.
     ///
-    /// With more than one write, a refused local edit's message starts with its index,
-    /// `operations[N]: `, as a batch names it.
-    static func runs(of writes: [RecordWrite]) -> [Write<[RecordWriteResult]>] {
+    /// With more than one write, or `indexed`, a refused local edit's message starts with its
+    /// index, `operations[N]: `, as a batch names it.
+    static func runs(of writes: [RecordWrite], indexed: Bool = false) -> [Write<[RecordWriteResult]>] {
         var runs: [Write<[RecordWriteResult]>] = []
-        let named = writes.count > 1
+        let named = indexed || writes.count > 1
         var index = writes.startIndex
         while index < writes.endIndex {
             if case .merge = writes[index] {

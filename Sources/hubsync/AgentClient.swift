@@ -147,7 +147,14 @@ func perform(_ object: [String: Value], in directory: DataDirectory, ifMissing: 
                 throw CLIError.usage("\(write.key): this write is \(byteText(size)); a write may make a record at most "
                     + "\(Store.maxRecordBytes / 1024) KiB; nothing was written — split the value over several records")
             }
-            let answer = try agent.batch(BatchRequest([write], includeRecords: true))
+            let answer: BatchAnswer
+            do {
+                answer = try agent.batch(BatchRequest([write], includeRecords: true))
+            } catch var refusal {
+                // The agent names a batch's refused write by its index; this one write is the command's own.
+                if refusal.message.hasPrefix("operations[0]: ") { refusal.message.removeFirst("operations[0]: ".count) }
+                throw refusal
+            }
             guard let result = answer.items.first else { throw CLIError.failure("the agent's answer has no result for \(write.key)") }
             return WriteOutcome(record: result.record ?? .null, sequence: result.sequence, throughAgent: true)
         case .direct(let store):

@@ -45,6 +45,17 @@ import Testing
             ("POST", "/v1/batch", ["operations": [["op": "put", "collection": "memories", "id": "ok", "fields": ["text": "t"]],
                                                   ["op": "put", "collection": "memories", "id": "e1", "fields": [:]]]],
              400, "operations[1]: memories/e1 does not exist"),
+            // A batch of one names its operation too.
+            ("POST", "/v1/batch", ["operations": [["op": "put", "collection": "memories", "id": "e1", "fields": [:]]]],
+             400, "operations[0]: memories/e1 does not exist"),
+            // The first bad write is named, though a later one cannot even be read.
+            ("POST", "/v1/batch", ["operations": [["op": "put", "collection": "memories", "id": "ok", "fields": ["text": "t"]],
+                                                  ["op": "put", "collection": "personas", "id": "nameless", "fields": ["tags": ["x"]]],
+                                                  ["op": "put", "collection": "memories", "id": "m", "fields": 5]]],
+             400, "operations[1]: personas/nameless needs the field \"name\""),
+            ("POST", "/v1/batch", ["operations": [["op": "put", "collection": "memories", "id": "ok", "fields": ["text": "t"]],
+                                                  ["op": "put", "collection": "memories", "id": "m", "fields": 5]]],
+             400, "operations[1]: "),
         ]
         for (method, path, body, status, message) in cases {
             let (got, answer) = try await a.request(method, path, body: body)
@@ -71,6 +82,12 @@ import Testing
         // Nothing above wrote a record: only ada exists, and no phantom memories.
         let memories = try await a.device.ok("list", "memories", "--deleted", "--json").json?.arrayValue ?? []
         #expect(memories.isEmpty, "\(memories)")
+        let personas = try await a.device.ok("list", "personas", "--deleted", "--json").json?.arrayValue ?? []
+        #expect(personas.count == 1, "\(personas)")
+        // A command's one write through the agent is refused in the command's own words.
+        let put = try await a.device.run("put", "memories", "e2", "--json", "{}")
+        #expect(put.status == 2 && put.stderr.contains("memories/e2 does not exist") && !put.stderr.contains("operations["),
+                "\(put.stderr)")
         await a.stop()
     }
 }
