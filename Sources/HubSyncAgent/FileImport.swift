@@ -85,7 +85,11 @@ public struct FileImport: Sendable {
                 throw e
             }
             try sink.drain()
-            if !sink.repeated.isEmpty { try checkRepeated(sink.repeated, store: store) }
+            if !sink.repeated.isEmpty {
+                let unchanged = try checkRepeated(sink.repeated, store: store)
+                sink.plan.updated -= unchanged
+                sink.plan.unchanged += unchanged
+            }
             if format != .hubsync { sink.plan.removed = try staleLinked(sink.cards, store: store).count }
         } catch let r as Refused {
             throw MigrationError(file: displayName, line: r.line, r.message)
@@ -96,8 +100,9 @@ public struct FileImport: Sendable {
     /// Reads the file again for the records it gives more than once (`keys`), and measures each
     /// put on one of them against the record as the lines before it left it: three puts of
     /// 300 KiB texts into three fields of one record pass one by one, together they do not.
-    /// Only those records are held in memory.
-    func checkRepeated(_ keys: Set<RecordKey>, store: Store) throws {
+    /// Only those records are held in memory. Answers how many writes after a record's first
+    /// change nothing (the same fields again), which the import finds up to date.
+    func checkRepeated(_ keys: Set<RecordKey>, store: Store) throws -> Int {
         var sink = RepeatSink(keys: keys, store: store)
         if format == .hubsync {
             try readOwn { line, write in
@@ -110,6 +115,7 @@ public struct FileImport: Sendable {
         } else {
             try Migration.read(path: path, displayName: displayName, format: format, persona: persona, into: &sink)
         }
+        return sink.unchangedRepeats
     }
 
     /// Reads the file again and writes its records through `write`, `batch` at a time; `write`
@@ -394,6 +400,9 @@ public struct FileImport: Sendable {
         let keys: Set<RecordKey>
         let store: Store
         var states: [RecordKey: RecordState] = [:]
+        /// Writes after a record's first in the file that leave it as the lines before them did:
+        /// the check counted them as updates, and the import finds them up to date.
+        var unchangedRepeats = 0
 
         func current(_ key: RecordKey) throws -> RecordState {
             if let state = states[key] { return state }
@@ -401,13 +410,21 @@ public struct FileImport: Sendable {
         }
 
         mutating func put(_ key: RecordKey, _ patch: [String: Value], line: Int?) throws {
-            states[key] = try FileImport.put(patch, on: try current(key), collection: try HubCollection.named(key.collection),
-                                             device: store.device, line: line)
+            let collection = try HubCollection.named(key.collection)
+            let before = try current(key)
+            if states[key] != nil, FileImport.unchanged(before, by: patch, collection: collection) {
+                unchangedRepeats += 1
+                return
+            }
+            states[key] = try FileImport.put(patch, on: before, collection: collection, device: store.device, line: line)
         }
 
         /// A merge is never refused for its size (its parts were each accepted somewhere).
         mutating func merge(_ state: RecordState) throws {
-            states[state.key] = RecordState.merge(try current(state.key), state)
+            let before = try current(state.key)
+            let after = RecordState.merge(before, state)
+            if states[state.key] != nil, after == before { unchangedRepeats += 1 }
+            states[state.key] = after
         }
 
         mutating func record(_ r: ImportedRecord) throws {

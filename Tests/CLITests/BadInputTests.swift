@@ -164,6 +164,24 @@ import Testing
         #expect(try await snapshot(d) == before)
     }
 
+    /// A line that gives a record the file gave before, with the same fields, changes nothing:
+    /// the dry run says so, as the import does, and a line that does change it is an update.
+    @Test func aDryRunCountsARepeatedLineAsTheImportDoes() async throws {
+        let d = try await seeded()
+        let file = dir.path + "/again.jsonl"
+        try [#"{"collection":"memories","id":"twice","fields":{"text":"same","tags":["a"]}}"#,
+             #"{"collection":"memories","id":"twice","fields":{"text":"same","tags":["a"]}}"#,
+             #"{"collection":"memories","id":"thrice","fields":{"text":"one"}}"#,
+             #"{"collection":"memories","id":"thrice","fields":{"text":"two"}}"#,
+             #"{"collection":"memories","id":"thrice","fields":{"text":"two"}}"#].joined(separator: "\n")
+            .write(toFile: file, atomically: true, encoding: .utf8)
+        let dry = try #require(try await d.ok("import", file, "--dry-run", "--json").json?.objectValue)
+        #expect(dry["create"] == 2 && dry["update"] == 1 && dry["unchanged"] == 2, "\(dry)")
+        let done = try #require(try await d.ok("import", file, "--json").json?.objectValue)
+        #expect(done["written"] == 3 && done["unchanged"] == 2, "\(done)")
+        #expect(try await d.ok("get", "memories", "thrice", "--json").json?.objectValue?["fields"]?.objectValue?["text"] == "two")
+    }
+
     @Test func initNeverOverwritesAnIdentity() async throws {
         let d = Device(data: dir.path + "/d")
         try await d.ok("init")
