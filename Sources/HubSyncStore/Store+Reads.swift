@@ -45,6 +45,21 @@ extension Store.Read {
         .init { _, db in try Int64.fetchOne(db, sql: "SELECT coalesce(max(seq), 0) FROM records") ?? 0 }
     }
 
+    /// Rows of records that were never created: a put of only nulls on a new ID stored one in
+    /// HubSync before 2f960d3 (now it is refused). They hold no field and are never alive.
+    public static var neverCreated: Store.Read<[RecordKey]> {
+        .init { _, db in
+            var out: [RecordKey] = []
+            let cursor = try Row.fetchCursor(db, sql: "SELECT collection, id, state FROM records WHERE alive = 0")
+            while let row = try cursor.next() {
+                let key = RecordKey(collection: try row.decode(atIndex: 0), id: try row.decode(atIndex: 1))
+                let state = try Store.decodeStored([UInt8](try row.decode(Data.self, atIndex: 2))) { key }
+                if state.causalLength == 0 { out.append(key) }
+            }
+            return out
+        }
+    }
+
     /// Counts of live records per collection.
     public static var counts: Store.Read<[String: Int]> {
         .init { _, db in

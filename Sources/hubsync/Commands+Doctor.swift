@@ -47,7 +47,8 @@ struct DoctorCommand: ParsableCommand {
             } else {
                 let counts = try guarded { try store.counts() }
                 let summary = counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-                checks.append(("store", true, summary.isEmpty ? "empty" : summary))
+                let never = try guarded { try store.read(.neverCreated) }
+                checks.append(("store", true, (summary.isEmpty ? "empty" : summary) + (never.isEmpty ? "" : "; " + Self.neverCreatedText(never))))
             }
         } catch {
             checks.append(("store", false, CLIError(error).message))
@@ -68,6 +69,14 @@ struct DoctorCommand: ParsableCommand {
             for c in checks { print("\(c.ok ? "ok  " : warnings.contains(c.name) ? "warn" : "FAIL") \(c.name): \(c.detail)") }
         }
         if !failed.isEmpty { throw ExitCode(1) }
+    }
+
+    /// Rows an older HubSync stored for a put of only nulls on a new ID: what they are, and that
+    /// they need nothing.
+    static func neverCreatedText(_ keys: [RecordKey]) -> String {
+        let named = keys.prefix(3).map(\.description).joined(separator: ", ")
+        return "\(plural(keys.count, "row")) of records never created (\(named)\(keys.count > 3 ? ", …" : "")), stored by an older "
+            + "HubSync for a put of only nulls on a new ID: they hold no fields, no command shows them, and they need nothing done"
     }
 
     /// Records whose rows do not hold up, the first three named, and what to do.

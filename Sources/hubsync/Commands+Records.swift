@@ -121,6 +121,9 @@ struct ListCommand: ParsableCommand {
         }
         try guarded {
             try store.forEach(in: collection, after: after, limit: limit, includeDeleted: deleted) { state in
+                // A row an older HubSync stored for a put of only nulls on a new ID is no record:
+                // it was never created, so it was not deleted either (`doctor` counts them).
+                guard state.causalLength > 0 else { return }
                 if output.json {
                     out.write(first ? "\n" : ",\n")
                     var bytes: [UInt8] = []

@@ -393,6 +393,27 @@ import Testing
                 "\(text.stdout)")
     }
 
+    /// A row an older HubSync stored for a put of only nulls on a new ID (a state never alive,
+    /// with no fields, here as a peer running that build would send it): `list --deleted` does
+    /// not show it as a deleted record, and `doctor` names it as harmless.
+    @Test func rowsOfRecordsNeverCreatedAreNamedByDoctorAndNotListed() async throws {
+        let d = Device(data: dir.path + "/d")
+        try await d.ok("init")
+        try await d.ok("put", "memories", "real", "--json", #"{"text": "here"}"#)
+        try await d.ok("delete", "memories", "real")
+        let device = try DeviceID(parsing: try await d.ok("id").stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        do {
+            let store = try Store(path: d.data + "/store.sqlite", device: device)
+            _ = try await store.apply([.merge(RecordState(key: RecordKey(collection: "memories", id: "zz")))])
+            #expect(try await store.read(.neverCreated) == [RecordKey(collection: "memories", id: "zz")])
+        }
+        let listed = try await d.ok("list", "memories", "--deleted").stdout
+        #expect(listed.contains("real\t(deleted)") && !listed.contains("zz"), "\(listed)")
+        let doctor = try #require(try await d.run("doctor", "--json").json?.objectValue?["store"]?.objectValue)
+        #expect(doctor["ok"] == true, "\(doctor)")
+        #expect(doctor["detail"]?.stringValue?.contains("1 row of records never created (memories/zz)") == true, "\(doctor)")
+    }
+
     /// Records this device wrote while its clock was an hour ahead, before the clock was set
     /// back, are its own: a repair keeps them (the damaged store's clock reading vouches for
     /// them) and the new store's clock stays past them, where it used to leave them all out as
