@@ -399,32 +399,47 @@ public struct FileImport: Sendable {
     struct RepeatSink: ImportSink {
         let keys: Set<RecordKey>
         let store: Store
+        /// Each record as measured: a put's set elements are added to the set's.
         var states: [RecordKey: RecordState] = [:]
+        /// Each record as the store would leave it (``Store/put(_:on:collection:exists:stamp:)``:
+        /// a put's set elements are the set's), to tell the writes that change nothing.
+        var written: [RecordKey: RecordState] = [:]
         /// Writes after a record's first in the file that leave it as the lines before them did:
         /// the check counted them as updates, and the import finds them up to date.
         var unchangedRepeats = 0
 
-        func current(_ key: RecordKey) throws -> RecordState {
-            if let state = states[key] { return state }
-            return try store.get(key) ?? RecordState(key: key)
+        /// The record as the store holds it, read at its first write in the file only.
+        func stored(_ key: RecordKey) throws -> RecordState? {
+            states[key] == nil ? try store.get(key) : nil
         }
 
         mutating func put(_ key: RecordKey, _ patch: [String: Value], line: Int?) throws {
             let collection = try HubCollection.named(key.collection)
-            let before = try current(key)
-            if states[key] != nil, FileImport.unchanged(before, by: patch, collection: collection) {
-                unchangedRepeats += 1
+            let stored = try stored(key)
+            states[key] = try FileImport.put(patch, on: states[key] ?? stored ?? RecordState(key: key), collection: collection,
+                                             device: store.device, line: line)
+            // Stamped with this device's next reading, as the store's would be; whether the put
+            // changes anything does not depend on the reading.
+            let was = written[key] ?? stored ?? RecordState(key: key)
+            var after = was
+            let stamp = Stamp(time: Timestamp(millis: max(was.updated.millis + 1, Store.systemClock()), counter: 0), device: store.device)
+            do { _ = try Store.put(patch, on: &after, collection: collection, exists: true, stamp: { stamp }) } catch {
+                written[key] = was // refused: the import stops there, so the count does not matter
                 return
             }
-            states[key] = try FileImport.put(patch, on: before, collection: collection, device: store.device, line: line)
+            if written[key] != nil, after == was { unchangedRepeats += 1 }
+            written[key] = after
         }
 
         /// A merge is never refused for its size (its parts were each accepted somewhere).
         mutating func merge(_ state: RecordState) throws {
-            let before = try current(state.key)
-            let after = RecordState.merge(before, state)
-            if states[state.key] != nil, after == before { unchangedRepeats += 1 }
-            states[state.key] = after
+            let stored = try stored(state.key)
+            states[state.key] = RecordState.merge(states[state.key] ?? stored ?? RecordState(key: state.key), state)
+            // With nothing before it, the store keeps the state exactly as it came.
+            let was = written[state.key] ?? stored
+            let after = was.map { RecordState.merge($0, state) } ?? state
+            if written[state.key] != nil, after == was { unchangedRepeats += 1 }
+            written[state.key] = after
         }
 
         mutating func record(_ r: ImportedRecord) throws {

@@ -124,16 +124,10 @@ public struct LocalAPI: Sendable {
         router.post("v1/batch") { request, _ in
             let body = try await bodyObject(request)
             let read = BatchRequest.reading(body)
-            if let failure = read.failure {
-                // The first bad write is the one named: a write before the one that cannot be
-                // read may be one the store refuses (tried, and rolled back).
-                if !read.writes.isEmpty {
-                    try await storeCall { if let earlier = try await store.refusal(of: read.writes) { throw earlier } }
-                }
-                throw APIError(.badRequest, failure.message)
-            }
-            let (writes, withRecords) = (read.writes, body["records"] == .bool(true))
-            if let key = HouseholdRecords.admissible(writes, toGroup: householdGroup(), writers: householdDevices()).refused.first {
+            // Membership and audit records of another household refuse the batch before the store sees it.
+            func refuseForeign(_ writes: [RecordWrite]) throws {
+                guard let key = HouseholdRecords.admissible(writes, toGroup: householdGroup(), writers: householdDevices()).refused.first
+                else { return }
                 if key.collection == AuditEntry.collection {
                     throw APIError(.badRequest, "\(key) is not an audit entry signed by the device it names, a device of this "
                         + "household; it was left out, with the rest of the batch")
@@ -141,6 +135,17 @@ public struct LocalAPI: Sendable {
                 throw APIError(.badRequest, "\(key) is not a membership record of this device's household; "
                     + "devices records come only from this household (by sync, or in its own exports)")
             }
+            if let failure = read.failure {
+                // A write before the one that cannot be read may be refused as the batch would
+                // refuse it (tried in the store, and rolled back): that one is named.
+                if !read.writes.isEmpty {
+                    try refuseForeign(read.writes)
+                    try await storeCall { if let earlier = try await store.refusal(of: read.writes) { throw earlier } }
+                }
+                throw APIError(.badRequest, failure.message)
+            }
+            let (writes, withRecords) = (read.writes, body["records"] == .bool(true))
+            try refuseForeign(writes)
             let (results, records) = try await storeCall { () async throws -> ([RecordWriteResult], [RecordState?]?) in
                 let results = try await store.apply(writes, indexed: true)
                 return (results, withRecords ? try await store.read(.records(results.map(\.key))) : nil)

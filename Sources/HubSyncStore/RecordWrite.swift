@@ -145,7 +145,7 @@ extension Store {
             try db.inSavepoint {
                 for run in Self.runs(of: writes, indexed: true) {
                     do { _ = try run.body(store, db) } catch {
-                        refusal = store.storeError(error)
+                        refusal = store.noticing(store.storeError(error))
                         break
                     }
                 }
@@ -169,9 +169,16 @@ extension Store {
                 var states: [RecordState] = []
                 while index < writes.endIndex, case .merge(let s) = writes[index] { states.append(s); index += 1 }
                 runs.append(.init(records: { [states] store, db, ctx in
-                    _ = try store.merge(states, source: nil, db: db, ctx: &ctx)
-                    let byKey = Dictionary(ctx.events.map { ($0.state.key, $0.sequence) }, uniquingKeysWith: { _, b in b })
-                    return states.map { RecordWriteResult(key: $0.key, sequence: byKey[$0.key]) }
+                    // One state at a time, so each result is its own write's: a second state of one
+                    // record that changes nothing is unchanged, though the first changed it.
+                    var results: [RecordWriteResult] = []
+                    results.reserveCapacity(states.count)
+                    for state in states {
+                        let before = ctx.events.count
+                        _ = try store.merge([state], source: nil, db: db, ctx: &ctx)
+                        results.append(RecordWriteResult(key: state.key, sequence: ctx.events.count > before ? ctx.events.last?.sequence : nil))
+                    }
+                    return results
                 }))
             } else {
                 var ops: [RecordOperation] = []

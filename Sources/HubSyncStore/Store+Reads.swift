@@ -46,7 +46,8 @@ extension Store.Read {
     }
 
     /// Rows of records that were never created: a put of only nulls on a new ID stored one in
-    /// HubSync before 2f960d3 (now it is refused). They hold no field and are never alive.
+    /// HubSync before 2f960d3 (now it is refused), and sync and imports still bring such states
+    /// from stores that have them. They hold no field and are never alive.
     public static var neverCreated: Store.Read<[RecordKey]> {
         .init { _, db in
             var out: [RecordKey] = []

@@ -159,8 +159,9 @@ extension Store {
     /// elements, a deleted or new record brought alive. False when nothing is named for a record
     /// that is alive (nothing changes). `exists`: the store holds the record (a new one must name
     /// its fields). A pure function of its inputs, so a batch's new records can be made off the
-    /// writer's thread (``Store/applyRun(_:first:named:db:ctx:)``).
-    static func put(_ patch: [String: Value], on state: inout RecordState, collection: HubCollection, exists: Bool,
+    /// writer's thread (``Store/applyRun(_:first:named:db:ctx:)``), and an import's check can
+    /// follow a record through the puts of a file.
+    public static func put(_ patch: [String: Value], on state: inout RecordState, collection: HubCollection, exists: Bool,
                     stamp: () -> Stamp) throws -> Bool {
         let key = state.key
         func nothingToCreate(_ why: String = "") -> StoreError {

@@ -75,8 +75,8 @@ struct DoctorCommand: ParsableCommand {
     /// they need nothing.
     static func neverCreatedText(_ keys: [RecordKey]) -> String {
         let named = keys.prefix(3).map(\.description).joined(separator: ", ")
-        return "\(plural(keys.count, "row")) of records never created (\(named)\(keys.count > 3 ? ", …" : "")), stored by an older "
-            + "HubSync for a put of only nulls on a new ID: they hold no fields, no command shows them, and they need nothing done"
+        return "\(plural(keys.count, "row")) of records never created (\(named)\(keys.count > 3 ? ", …" : "")), as an older HubSync "
+            + "stored for a put of only nulls on a new ID (sync and exports carry them on): they hold no fields and need nothing done"
     }
 
     /// Records whose rows do not hold up, the first three named, and what to do.

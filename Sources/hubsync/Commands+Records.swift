@@ -119,31 +119,45 @@ struct ListCommand: ParsableCommand {
             if output.json { out.write(first ? "]\n" : "\n]\n") }
             out.flush()
         }
-        try guarded {
-            try store.forEach(in: collection, after: after, limit: limit, includeDeleted: deleted) { state in
-                // A row an older HubSync stored for a put of only nulls on a new ID is no record:
-                // it was never created, so it was not deleted either (`doctor` counts them).
-                guard state.causalLength > 0 else { return }
-                if output.json {
-                    out.write(first ? "\n" : ",\n")
-                    var bytes: [UInt8] = []
-                    JSON.write(recordJSON(state), to: &bytes)
-                    out.write(bytes: bytes)
-                } else {
-                    var bytes = Array(printable(state.key.id).utf8)
-                    bytes.append(contentsOf: (state.isAlive ? "\t" : "\t(deleted) ").utf8)
-                    var fields: [UInt8] = []
-                    JSON.write(.object(state.visibleFields), to: &fields)
-                    // JSON escapes C0 controls; C1 ones and bidirectional marks are escaped here.
-                    if fields.contains(where: { $0 >= 0xC2 }) { fields = Array(printable(String(decoding: fields, as: UTF8.self)).utf8) }
-                    bytes.append(contentsOf: fields)
-                    if state.hasConflicts { bytes.append(contentsOf: "\t(conflict)".utf8) }
-                    if let width, bytes.count > width { bytes = Array(cut(String(decoding: bytes, as: UTF8.self), to: width).utf8) }
-                    bytes.append(10)
-                    out.write(bytes: bytes)
-                }
-                first = false
+        func write(_ state: RecordState) {
+            if output.json {
+                out.write(first ? "\n" : ",\n")
+                var bytes: [UInt8] = []
+                JSON.write(recordJSON(state), to: &bytes)
+                out.write(bytes: bytes)
+            } else {
+                var bytes = Array(printable(state.key.id).utf8)
+                bytes.append(contentsOf: (state.isAlive ? "\t" : "\t(deleted) ").utf8)
+                var fields: [UInt8] = []
+                JSON.write(.object(state.visibleFields), to: &fields)
+                // JSON escapes C0 controls; C1 ones and bidirectional marks are escaped here.
+                if fields.contains(where: { $0 >= 0xC2 }) { fields = Array(printable(String(decoding: fields, as: UTF8.self)).utf8) }
+                bytes.append(contentsOf: fields)
+                if state.hasConflicts { bytes.append(contentsOf: "\t(conflict)".utf8) }
+                if let width, bytes.count > width { bytes = Array(cut(String(decoding: bytes, as: UTF8.self), to: width).utf8) }
+                bytes.append(10)
+                out.write(bytes: bytes)
             }
+            first = false
+        }
+        // A row an older HubSync stored for a put of only nulls on a new ID is no record: it was
+        // never created, so it was not deleted either (`doctor` counts them). They are skipped,
+        // and a page with --limit read on past them, so it still has N records when there are.
+        var shown = 0, from = after
+        while true {
+            let asked = limit.map { $0 - shown }
+            if let asked, asked <= 0 { break }
+            var read = 0
+            try guarded {
+                try store.forEach(in: collection, after: from, limit: asked, includeDeleted: deleted) { state in
+                    read += 1
+                    from = state.key.id
+                    guard state.causalLength > 0 else { return }
+                    shown += 1
+                    write(state)
+                }
+            }
+            guard let asked, read == asked else { break }
         }
     }
 }

@@ -180,6 +180,31 @@ import Testing
         let done = try #require(try await d.ok("import", file, "--json").json?.objectValue)
         #expect(done["written"] == 3 && done["unchanged"] == 2, "\(done)")
         #expect(try await d.ok("get", "memories", "thrice", "--json").json?.objectValue?["fields"]?.objectValue?["text"] == "two")
+        // A set field is what the line gives (not the elements of every line so far), in any order;
+        // a record the store holds is where its lines start.
+        try await d.ok("put", "memories", "held", "--json", #"{"text": "x", "tags": ["a", "b"]}"#)
+        func line(_ id: String, _ tags: String) -> String { #"{"collection":"memories","id":"\#(id)","fields":{"text":"x","tags":\#(tags)}}"# }
+        for (lines, updated, unchanged) in [([line("s1", #"["a","b"]"#), line("s1", #"["a"]"#), line("s1", #"["b","a"]"#)], 2, 0),
+                                            ([line("s2", #"["a","b"]"#), line("s2", #"["a"]"#), line("s2", #"["a"]"#)], 1, 1),
+                                            ([line("held", #"["a"]"#), line("held", #"["a"]"#)], 1, 1)] {
+            try lines.joined(separator: "\n").write(toFile: file, atomically: true, encoding: .utf8)
+            let plan = try #require(try await d.ok("import", file, "--dry-run", "--json").json?.objectValue)
+            let created = lines[0].contains("held") ? 0 : 1
+            #expect(plan["create"] == .int(Int64(created)) && plan["update"] == .int(Int64(updated))
+                    && plan["unchanged"] == .int(Int64(unchanged)), "\(lines) \(plan)")
+            let real = try #require(try await d.ok("import", file, "--json").json?.objectValue)
+            #expect(real["written"] == .int(Int64(created + updated)) && real["unchanged"] == .int(Int64(unchanged)), "\(lines) \(real)")
+        }
+        // An exported state given twice: the second changes nothing, in the plan and in the import
+        // (whatever the batch size).
+        let exported = try #require(try await d.ok("export", "-").stdout.split(separator: "\n").first { $0.contains(#""id":"thrice""#) })
+        let fresh = Device(data: dir.path + "/fresh")
+        try await fresh.ok("init")
+        try [String(exported), String(exported)].joined(separator: "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        let plan = try #require(try await fresh.ok("import", file, "--dry-run", "--json").json?.objectValue)
+        #expect(plan["create"] == 1 && plan["unchanged"] == 1, "\(plan)")
+        let merged = try #require(try await fresh.ok("import", file, "--json").json?.objectValue)
+        #expect(merged["merged"] == 1 && merged["unchanged"] == 1, "\(merged)")
     }
 
     @Test func initNeverOverwritesAnIdentity() async throws {

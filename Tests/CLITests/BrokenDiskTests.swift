@@ -404,14 +404,21 @@ import Testing
         let device = try DeviceID(parsing: try await d.ok("id").stdout.trimmingCharacters(in: .whitespacesAndNewlines))
         do {
             let store = try Store(path: d.data + "/store.sqlite", device: device)
-            _ = try await store.apply([.merge(RecordState(key: RecordKey(collection: "memories", id: "zz")))])
-            #expect(try await store.read(.neverCreated) == [RecordKey(collection: "memories", id: "zz")])
+            let never = ["aa", "ab", "ac", "zz"].map { RecordKey(collection: "memories", id: $0) }
+            _ = try await store.apply(never.map { .merge(RecordState(key: $0)) })
+            #expect(try await store.read(.neverCreated) == never)
         }
         let listed = try await d.ok("list", "memories", "--deleted").stdout
-        #expect(listed.contains("real\t(deleted)") && !listed.contains("zz"), "\(listed)")
+        #expect(listed.contains("real\t(deleted)") && !listed.contains("zz") && !listed.contains("aa"), "\(listed)")
+        // A page is read on past them: it still holds the records there are.
+        try await d.ok("put", "memories", "more", "--json", #"{"text": "there"}"#)
+        let page = try await d.ok("list", "memories", "--deleted", "--limit", "1", "--json").json?.arrayValue ?? []
+        #expect(page.map { $0.objectValue?["id"] } == ["more"], "\(page)")
+        let next = try await d.ok("list", "memories", "--deleted", "--limit", "5", "--after", "more", "--json").json?.arrayValue ?? []
+        #expect(next.map { $0.objectValue?["id"] } == ["real"], "\(next)")
         let doctor = try #require(try await d.run("doctor", "--json").json?.objectValue?["store"]?.objectValue)
         #expect(doctor["ok"] == true, "\(doctor)")
-        #expect(doctor["detail"]?.stringValue?.contains("1 row of records never created (memories/zz)") == true, "\(doctor)")
+        #expect(doctor["detail"]?.stringValue?.contains("4 rows of records never created (memories/aa, memories/ab, memories/ac, …)") == true, "\(doctor)")
     }
 
     /// Records this device wrote while its clock was an hour ahead, before the clock was set

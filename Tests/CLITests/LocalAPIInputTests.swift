@@ -3,6 +3,7 @@ import Foundation
 import FoundationNetworking
 #endif
 import HubSyncCore
+import HubSyncCrypto
 import Testing
 
 /// The local API refuses what the CLI refuses: a 400 with `{"error": …}`, and nothing written.
@@ -63,6 +64,18 @@ import Testing
             let error = answer.objectValue?["error"]?.stringValue ?? ""
             #expect(error.contains(message), "\(method) \(path): \(answer)")
         }
+        // A membership record of another household before the unreadable operation is refused
+        // as the batch would refuse it, before the store is asked about the delete after it.
+        var record = RecordState(key: RecordKey(collection: "devices", id: "x1"))
+        record.write(field: "note", value: "not a statement", stamp: Stamp(time: Timestamp(millis: 1_700_000_000_000, counter: 0),
+                                                                           device: try DeviceID(bytes: [UInt8](repeating: 7, count: 32))))
+        let foreign: [String: Value] = ["op": "merge", "collection": "devices", "id": "x1", "state": StateJSON.object(record),
+                                        "digest": .string(Hex.encode(CanonicalEncoding.digest(record)))]
+        let (foreignStatus, foreignAnswer) = try await a.request("POST", "/v1/batch", body: [
+            "operations": [.object(foreign), ["op": "delete", "collection": "memories", "id": "missing"],
+                           ["op": "put", "collection": "memories", "id": "m", "fields": 5]]])
+        #expect(foreignStatus == 400 && foreignAnswer.objectValue?["error"]?.stringValue?
+            .contains("is not a membership record of this device's household") == true, "\(foreignAnswer)")
         // A stray % as sent on the wire (the test client would encode it as %25).
         let stray = try await DashboardTests.send(a.client.port, "GET", "/v1/records/memories?after=%zz",
                                                   headers: ["Authorization": "Bearer \(a.client.token)"])
