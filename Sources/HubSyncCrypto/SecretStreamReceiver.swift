@@ -43,14 +43,35 @@ public struct SecretStreamReceiver: Sendable {
     ///   order, after a lost message, or sealed under another key) or carries a tag other than
     ///   "message"; after any failure, the same error for every later call.
     public mutating func open(_ ciphertext: [UInt8]) throws(CryptoError) -> [UInt8] {
-        try state.withState { (pointer, failure: inout CryptoError?) throws(CryptoError) -> [UInt8] in
+        let capacity = max(ciphertext.count - SecretStream.overheadByteCount, 1)
+        var failure: CryptoError?
+        let plaintext = [UInt8](unsafeUninitializedCapacity: capacity) { output, initialized in
+            initialized = ciphertext.withUnsafeBytes { c in
+                do throws(CryptoError) { return try open(c, into: UnsafeMutableRawBufferPointer(output)) } catch {
+                    failure = error
+                    return 0
+                }
+            }
+        }
+        if let failure { throw failure }
+        return plaintext
+    }
+
+    /// What ``open(_:)`` takes off each message: 17 bytes.
+    public static let overheadByteCount = SecretStream.overheadByteCount
+
+    /// ``open(_:)`` from and into memory the caller holds (a frame's buffer: no copies of the
+    /// message on the way); answers the plaintext's length. `output` holds at least the
+    /// ciphertext's length less 17 bytes.
+    public mutating func open(_ ciphertext: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws(CryptoError) -> Int {
+        try state.withState { (pointer, failure: inout CryptoError?) throws(CryptoError) -> Int in
             if let failure {
                 throw CryptoError(code: failure.code, message:
                     "secret stream refused: an earlier message failed (\(failure.message)); "
                     + "nothing more is accepted on this connection")
             }
             do throws(CryptoError) {
-                return try Self.open(ciphertext, state: pointer)
+                return try Self.open(ciphertext, into: output, state: pointer)
             } catch {
                 failure = error
                 throw error
@@ -60,22 +81,24 @@ public struct SecretStreamReceiver: Sendable {
 
     /// Opens one message with `state`, which it advances only on success.
     private static func open(
-        _ ciphertext: [UInt8], state: UnsafeMutablePointer<crypto_secretstream_xchacha20poly1305_state>
-    ) throws(CryptoError) -> [UInt8] {
+        _ ciphertext: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer,
+        state: UnsafeMutablePointer<crypto_secretstream_xchacha20poly1305_state>
+    ) throws(CryptoError) -> Int {
         guard ciphertext.count >= SecretStream.overheadByteCount else {
             throw CryptoError(code: .wrongLength, message:
                 "secret stream message has \(ciphertext.count) bytes, fewer than the "
                 + "\(SecretStream.overheadByteCount) every message carries; it was truncated, "
                 + "so the connection must be closed")
         }
-        let capacity = ciphertext.count - SecretStream.overheadByteCount
-        var status: Int32 = -1
+        precondition(output.count >= ciphertext.count - SecretStream.overheadByteCount, "the output holds the plaintext")
+        var length: UInt64 = 0
         var tag: UInt8 = 0
-        let plaintext = [UInt8](unsafeUninitializedCapacity: max(capacity, 1)) { output, initialized in
-            var length: UInt64 = 0
-            status = crypto_secretstream_xchacha20poly1305_pull(
-                state, output.baseAddress!, &length, &tag, ciphertext, UInt64(ciphertext.count), nil, 0)
-            initialized = status == 0 ? Int(length) : 0
+        // libsodium writes nothing for an empty message; a zero-length output needs an address all the same.
+        var spare: UInt8 = 0
+        let status = withUnsafeMutablePointer(to: &spare) { spare in
+            crypto_secretstream_xchacha20poly1305_pull(
+                state, output.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? spare, &length, &tag,
+                ciphertext.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt64(ciphertext.count), nil, 0)
         }
         guard status == 0 else {
             throw CryptoError(code: .invalidKey, message:
@@ -87,6 +110,6 @@ public struct SecretStreamReceiver: Sendable {
                 "secret stream message carries tag \(tag); only 0 (message) is allowed, "
                 + "so the connection must be closed")
         }
-        return plaintext
+        return Int(length)
     }
 }

@@ -34,21 +34,30 @@ public struct SecretStreamSender: Sendable {
         self.state = state
     }
 
+    /// What ``seal(_:)`` adds to each message: 17 bytes.
+    public static let overheadByteCount = SecretStream.overheadByteCount
+
     /// Encrypts and authenticates the next message; the result is 17 bytes longer.
     public mutating func seal(_ plaintext: [UInt8]) -> [UInt8] {
-        let capacity = plaintext.count + SecretStream.overheadByteCount
-        return state.withState { pointer, _ in
-            [UInt8](unsafeUninitializedCapacity: capacity) { output, initialized in
-                var length: UInt64 = 0
-                let status = plaintext.withUnsafeBufferPointer { message in
-                    crypto_secretstream_xchacha20poly1305_push(
-                        pointer, output.baseAddress!, &length, message.baseAddress, UInt64(message.count),
-                        nil, 0, SecretStream.messageTag)
-                }
-                precondition(status == 0 && length == UInt64(capacity),
-                             "crypto_secretstream_xchacha20poly1305_push failed")
-                initialized = capacity
-            }
+        [UInt8](unsafeUninitializedCapacity: plaintext.count + Self.overheadByteCount) { output, initialized in
+            plaintext.withUnsafeBytes { seal($0, into: UnsafeMutableRawBufferPointer(output)) }
+            initialized = output.count
+        }
+    }
+
+    /// ``seal(_:)`` from and into memory the caller holds (a frame's buffer: no copies of the
+    /// message on the way).
+    ///
+    /// - Precondition: `output` is `message.count` + 17 bytes.
+    public mutating func seal(_ message: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) {
+        precondition(output.count == message.count + Self.overheadByteCount, "the sealed message is the message + 17 bytes")
+        state.withState { pointer, _ in
+            var length: UInt64 = 0
+            let status = crypto_secretstream_xchacha20poly1305_push(
+                pointer, output.baseAddress!.assumingMemoryBound(to: UInt8.self), &length,
+                message.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt64(message.count),
+                nil, 0, SecretStream.messageTag)
+            precondition(status == 0 && length == UInt64(output.count), "crypto_secretstream_xchacha20poly1305_push failed")
         }
     }
 }

@@ -14,8 +14,15 @@ extension SecureChannelHandler {
         case .established:
             counters.receivedBytes.add(frame.readableBytes + 4, ordering: .relaxed)
             do {
-                let plaintext = try receiver!.open(Array(frame.readableBytesView))
-                context.fireChannelRead(wrapInboundOut(ByteBuffer(bytes: plaintext)))
+                // Opened from the frame's bytes straight into the message's buffer.
+                let capacity = max(frame.readableBytes - SecretStreamReceiver.overheadByteCount, 1)
+                var message = context.channel.allocator.buffer(capacity: capacity)
+                try frame.withUnsafeReadableBytes { sealed in
+                    try message.writeWithUnsafeMutableBytes(minimumWritableBytes: capacity) { out in
+                        try receiver!.open(sealed, into: UnsafeMutableRawBufferPointer(rebasing: out[..<capacity]))
+                    }
+                }
+                context.fireChannelRead(wrapInboundOut(message))
             } catch {
                 // Sticky: the stream cannot go on after a frame that does not authenticate.
                 state = .failed
@@ -129,8 +136,18 @@ extension SecureChannelHandler {
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         switch state {
         case .established:
+            // Sealed from the message's bytes straight into the frame's buffer.
             let plaintext = unwrapOutboundIn(data)
-            write(sender!.seal(Array(plaintext.readableBytesView)), context: context, promise: promise)
+            let count = plaintext.readableBytes + SecretStreamSender.overheadByteCount
+            var sealed = context.channel.allocator.buffer(capacity: count)
+            plaintext.withUnsafeReadableBytes { message in
+                sealed.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { out in
+                    sender!.seal(message, into: UnsafeMutableRawBufferPointer(rebasing: out[..<count]))
+                    return count
+                }
+            }
+            counters.sentBytes.add(count + 4, ordering: .relaxed)
+            context.write(wrapOutboundOut(sealed), promise: promise)
         case .passthrough:
             counters.sentBytes.add(unwrapOutboundIn(data).readableBytes + 4, ordering: .relaxed)
             context.write(data, promise: promise)

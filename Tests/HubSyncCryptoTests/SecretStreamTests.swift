@@ -37,6 +37,33 @@ private func code(_ error: any Error) -> CryptoError.Code? { (error as? CryptoEr
         }
     }
 
+    /// The buffer forms (what the secure channel uses, from and into a frame's bytes) read and
+    /// write the same stream as the array forms, and mix with them message by message.
+    @Test func bufferFormsMatchTheArrayForms() throws {
+        let key = SymmetricKey.random()
+        var sender = SecretStreamSender(key: key)
+        var receiver = try SecretStreamReceiver(key: key, header: sender.header)
+        var random = HandshakeTestRandom(seed: 11)
+        for (n, message) in ([[], [0], random.bytes(count: 600_000), Array("hello".utf8)] as [[UInt8]]).enumerated() {
+            var sealed = [UInt8](repeating: 0, count: message.count + SecretStreamSender.overheadByteCount)
+            if n % 2 == 0 {
+                message.withUnsafeBytes { m in sealed.withUnsafeMutableBytes { sender.seal(m, into: $0) } }
+            } else {
+                sealed = sender.seal(message)
+            }
+            var opened = [UInt8](repeating: 0xEE, count: message.count + 1)
+            let length = try sealed.withUnsafeBytes { c in try opened.withUnsafeMutableBytes { try receiver.open(c, into: $0) } }
+            #expect(length == message.count && Array(opened[..<length]) == message)
+        }
+        // A short or altered message is refused by the buffer form as by the array form, and stays refused.
+        let last = sender.seal([1, 2, 3])
+        var output = [UInt8](repeating: 0, count: 8)
+        #expect(throws: CryptoError.self) {
+            try Array(last.prefix(10)).withUnsafeBytes { c in try output.withUnsafeMutableBytes { try receiver.open(c, into: $0) } }
+        }
+        #expect(throws: CryptoError.self) { try receiver.open(last) }
+    }
+
     @Test func sameMessageSealsDifferentlyAndHeadersAreFresh() {
         let key = SymmetricKey.random()
         var sender = SecretStreamSender(key: key)
