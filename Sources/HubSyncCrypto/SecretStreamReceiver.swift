@@ -61,8 +61,10 @@ public struct SecretStreamReceiver: Sendable {
     public static let overheadByteCount = SecretStream.overheadByteCount
 
     /// ``open(_:)`` from and into memory the caller holds (a frame's buffer: no copies of the
-    /// message on the way); answers the plaintext's length. `output` holds at least the
-    /// ciphertext's length less 17 bytes.
+    /// message on the way); answers the plaintext's length.
+    ///
+    /// - Precondition: `output` holds at least the ciphertext's length less 17 bytes (a
+    ///   ciphertext shorter than 17 bytes is refused before that is checked).
     public mutating func open(_ ciphertext: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws(CryptoError) -> Int {
         try state.withState { (pointer, failure: inout CryptoError?) throws(CryptoError) -> Int in
             if let failure {
@@ -93,13 +95,10 @@ public struct SecretStreamReceiver: Sendable {
         precondition(output.count >= ciphertext.count - SecretStream.overheadByteCount, "the output holds the plaintext")
         var length: UInt64 = 0
         var tag: UInt8 = 0
-        // libsodium writes nothing for an empty message; a zero-length output needs an address all the same.
-        var spare: UInt8 = 0
-        let status = withUnsafeMutablePointer(to: &spare) { spare in
-            crypto_secretstream_xchacha20poly1305_pull(
-                state, output.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? spare, &length, &tag,
-                ciphertext.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt64(ciphertext.count), nil, 0)
-        }
+        // An empty output (an empty message's) has no address; libsodium writes nothing to it then.
+        let status = crypto_secretstream_xchacha20poly1305_pull(
+            state, output.baseAddress?.assumingMemoryBound(to: UInt8.self), &length, &tag,
+            ciphertext.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt64(ciphertext.count), nil, 0)
         guard status == 0 else {
             throw CryptoError(code: .invalidKey, message:
                 "secret stream message failed authentication: it was altered, truncated, repeated, "

@@ -17,7 +17,7 @@ extension SecureChannelHandler {
                 // Opened from the frame's bytes straight into the message's buffer.
                 let capacity = max(frame.readableBytes - SecretStreamReceiver.overheadByteCount, 1)
                 var message = context.channel.allocator.buffer(capacity: capacity)
-                try frame.withUnsafeReadableBytes { sealed in
+                _ = try frame.withUnsafeReadableBytes { sealed in
                     try message.writeWithUnsafeMutableBytes(minimumWritableBytes: capacity) { out in
                         try receiver!.open(sealed, into: UnsafeMutableRawBufferPointer(rebasing: out[..<capacity]))
                     }
@@ -140,7 +140,7 @@ extension SecureChannelHandler {
             let plaintext = unwrapOutboundIn(data)
             let count = plaintext.readableBytes + SecretStreamSender.overheadByteCount
             var sealed = context.channel.allocator.buffer(capacity: count)
-            plaintext.withUnsafeReadableBytes { message in
+            _ = plaintext.withUnsafeReadableBytes { message in
                 sealed.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { out in
                     sender!.seal(message, into: UnsafeMutableRawBufferPointer(rebasing: out[..<count]))
                     return count

@@ -16,7 +16,8 @@ import Testing
         #expect(dialer.asked.withLock { $0.map(\.0) } == [listener.device])
         #expect(listener.asked.withLock { $0.map(\.1) } == [.sync])
 
-        let messages = (0..<50).map { "message \($0)" }
+        // An empty message (its frame is the 17 bytes alone) and one of 300 KB go through too.
+        let messages = [""] + (0..<50).map { "message \($0)" } + [String(repeating: "x", count: 300_000)]
         for m in messages { try await dialer.channel.writeOutbound(ByteBuffer(string: m)) }
         var received: [String] = []
         for m in messages {
