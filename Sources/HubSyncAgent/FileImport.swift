@@ -141,11 +141,17 @@ public struct FileImport: Sendable {
         .local(.put(RecordKey(collection: r.collection, id: r.id), r.fields))
     }
 
+    /// A reading of this device's clock later than every write `state` holds, as the store's
+    /// next would be: what the check stamps the puts it follows with.
+    static func nextStamp(after state: RecordState, device: DeviceID) -> Stamp {
+        Stamp(time: Timestamp(millis: max(state.updated.millis + 1, Store.systemClock()), counter: 0), device: device)
+    }
+
     /// `state` as a put of `patch` leaves it, for measuring (sets take the elements added);
     /// refused when that is over the store's size limit and larger than `state` is.
     static func put(_ patch: [String: Value], on state: RecordState, collection: HubCollection, device: DeviceID, line: Int?) throws -> RecordState {
         var after = state
-        let stamp = Stamp(time: Timestamp(millis: max(after.updated.millis + 1, Store.systemClock()), counter: 0), device: device)
+        let stamp = nextStamp(after: after, device: device)
         for (name, value) in patch {
             if collection.isSetField(name) { _ = after.insert(value.arrayValue ?? [], into: name, stamp: stamp) } else {
                 after.write(field: name, value: value, stamp: stamp)
@@ -418,11 +424,10 @@ public struct FileImport: Sendable {
             let stored = try stored(key)
             states[key] = try FileImport.put(patch, on: states[key] ?? stored ?? RecordState(key: key), collection: collection,
                                              device: store.device, line: line)
-            // Stamped with this device's next reading, as the store's would be; whether the put
-            // changes anything does not depend on the reading.
+            // Whether the put changes anything does not depend on the clock reading.
             let was = written[key] ?? stored ?? RecordState(key: key)
             var after = was
-            let stamp = Stamp(time: Timestamp(millis: max(was.updated.millis + 1, Store.systemClock()), counter: 0), device: store.device)
+            let stamp = FileImport.nextStamp(after: was, device: store.device)
             do { _ = try Store.put(patch, on: &after, collection: collection, exists: true, stamp: { stamp }) } catch {
                 written[key] = was // refused: the import stops there, so the count does not matter
                 return
