@@ -176,6 +176,10 @@ extension Repository {
                 out.append(try loadSnapshot(name: name))
             } catch where error.code == .damaged || error.code == .wrongKey {
                 unreadable.append(UnreadableSnapshot(name: name, reason: Self.reason(error), message: error.message))
+            } catch where error.code == .notFound {
+                // Forgotten between the listing and the reading (retention or `forget` in
+                // another process): it is no longer one of the repository's snapshots.
+                continue
             }
         }
         // A snapshot sealed under an older epoch's data key that claims a time after the first
