@@ -174,7 +174,11 @@ public enum CanonicalEncoding {
     }
 
     public static func digest(_ state: RecordState) -> [UInt8] {
-        digest(of: encode(state))
+        if let kept = state.keptDigest {
+            assert(kept == digest(of: encodeAnew(state)), "\(state.key): the digest kept is not the state's")
+            return kept
+        }
+        return digest(of: encode(state))
     }
 
     /// Decodes canonical bytes, checking every length and tag. When `bytes` are exactly the

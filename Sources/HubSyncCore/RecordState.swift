@@ -34,18 +34,33 @@ public struct RecordKey: Sendable, Hashable, Comparable, CustomStringConvertible
 /// Operations take the stamp of the write from the caller (the store's clock); ``merge(_:_:)`` is
 /// a pure function and the state's only way to learn what other replicas did.
 public struct RecordState: Sendable, Hashable {
-    public var key: RecordKey { didSet { keptEncoding = nil } }
+    public var key: RecordKey { didSet { forgetEncoding() } }
     /// Causal length of the record: 0 never written, odd alive, even deleted.
-    public private(set) var causalLength: UInt64 { didSet { keptEncoding = nil } }
+    public private(set) var causalLength: UInt64 { didSet { forgetEncoding() } }
     /// The greatest clock of any operation applied to this record, here or elsewhere.
-    public private(set) var updated: Timestamp { didSet { keptEncoding = nil } }
-    public private(set) var fields: [String: Register] { didSet { keptEncoding = nil } }
-    public private(set) var sets: [String: CausalSet] { didSet { keptEncoding = nil } }
+    public private(set) var updated: Timestamp { didSet { forgetEncoding() } }
+    public private(set) var fields: [String: Register] { didSet { forgetEncoding() } }
+    public private(set) var sets: [String: CausalSet] { didSet { forgetEncoding() } }
     /// The bytes this state was decoded from, when they are its canonical encoding
     /// (``CanonicalEncoding/decode(_:)-([UInt8])``): ``CanonicalEncoding/encode(_:)`` answers them
     /// without encoding again (a restore, the states a peer sends, a store's reads). Any change
     /// to the state lets them go. Not part of equality.
     var keptEncoding: [UInt8]?
+    /// BLAKE2b-256 of ``keptEncoding``, once ``keepDigest()`` made it: the store writes it
+    /// instead of hashing the bytes again on its writing thread. Let go with the bytes.
+    public private(set) var keptDigest: [UInt8]?
+
+    /// Makes the digest of the kept canonical bytes now, on the calling thread (a sync
+    /// session's reading task, ahead of the store's writer); nothing when no bytes are kept.
+    public mutating func keepDigest() {
+        guard keptDigest == nil, let bytes = keptEncoding else { return }
+        keptDigest = CanonicalEncoding.digest(of: bytes)
+    }
+
+    private mutating func forgetEncoding() {
+        keptEncoding = nil
+        keptDigest = nil
+    }
 
     public static func == (a: RecordState, b: RecordState) -> Bool {
         a.key == b.key && a.causalLength == b.causalLength && a.updated == b.updated && a.fields == b.fields && a.sets == b.sets

@@ -136,13 +136,16 @@ public final class SyncSession: Sendable {
                             events.yield(.peerClosed)
                             return
                         }
-                        let message: SyncMessage
+                        var message: SyncMessage
                         do { message = try SyncMessage.decode(Array(plaintext.readableBytesView)) } catch {
                             // Optional message kinds (tags 64–127, SPEC 3.6) this release does not know are ignored.
                             if let tag = plaintext.readableBytesView.first, (64...127).contains(tag) { continue }
                             events.yield(.malformed(NetError(.malformed, "malformed message: \(error)", cause: error)))
                             return
                         }
+                        // The states' digests are made here, while the store still merges the
+                        // batch before, instead of on its writing thread.
+                        if case .changes(let batch) = message { message = .changes(batch.keepingDigests()) }
                         events.yield(.received(message, bytes: SyncSessionStateMachine.frameBytes(plaintext.readableBytes)))
                     } catch let e as NetError where e.code == .malformed {
                         events.yield(.malformed(e))

@@ -288,8 +288,16 @@ extension TransactionContext {
                        encoded: (bytes: [UInt8], digest: [UInt8])? = nil) throws -> Bool {
         let bytes = encoded?.bytes ?? CanonicalEncoding.encode(state)
         let previous = stored?.bytes
+        // Whether the result is exactly what the source sent (then pushing it back tells it nothing).
+        let echoes = source == nil || sourceState.map { CanonicalEncoding.encode($0) == bytes } ?? true
+        // A digest made before the write, off this thread: the prepared one, the state's own
+        // (its bytes are the ones kept), or that of the state the source sent, when the result
+        // is exactly it.
+        let made = encoded?.digest ?? (encoded == nil ? state.keptDigest : nil)
+            ?? (source != nil && echoes ? sourceState?.keptDigest : nil)
+        assert(made == nil || made == CanonicalEncoding.digest(of: bytes), "\(state.key): a digest made beforehand is not its bytes'")
         if let stored, stored.bytes == bytes,
-           origin == .local || stored.digest == encoded?.digest ?? CanonicalEncoding.digest(of: bytes) { return false }
+           origin == .local || stored.digest == made ?? CanonicalEncoding.digest(of: bytes) { return false }
         // Only a local write that grows a record past the limit is refused; a merge never is
         // (its parts were each accepted somewhere), and sync sends any size in parts (SPEC 3.5).
         if origin == .local, bytes.count > Store.maxRecordBytes, bytes.count > previous?.count ?? 0 {
@@ -299,18 +307,19 @@ extension TransactionContext {
                 + "(\(Store.maxRecordBytes / 1024) KiB); nothing was written — split the value over several records"
                 + (state.hasConflicts ? ", or resolve its conflicts first (`hubsync conflicts`)" : ""))
         }
-        let digest = encoded?.digest ?? CanonicalEncoding.digest(of: bytes)
+        let digest = made ?? CanonicalEncoding.digest(of: bytes)
         lastSequence += 1
         var conflicts = 0
         for reg in state.fields.values where reg.hasConflict { conflicts += 1 }
         var event = ChangeEvent(sequence: lastSequence, state: state, origin: origin, digest: digest)
         if let source {
             event.source = source
-            event.echoesSource = sourceState.map { CanonicalEncoding.encode($0) == bytes } ?? true
+            event.echoesSource = echoes
         }
         // The log's origin: a peer's ID, "" for a merge from elsewhere (an import), NULL for a local write.
-        let echo: String? = event.echoesSource ? source?.hex : nil
-        let from: String? = origin == .remote ? (source?.hex ?? "") : nil
+        let sourceHex = source.map { hex(of: $0) }
+        let echo: String? = event.echoesSource ? sourceHex : nil
+        let from: String? = origin == .remote ? (sourceHex ?? "") : nil
         let columns = RecordStatements.Columns(state: bytes, digest: digest, alive: state.isAlive,
                                                updated: Int64(bitPattern: state.updated.rawValue), sequence: lastSequence,
                                                conflicts: conflicts, echo: echo, source: from)

@@ -172,6 +172,8 @@ struct TransactionContext {
     /// import or restore writing keys in order reads none of them first. Only this transaction
     /// writes while it runs, and HubSync deletes no row, so the bound only ever errs high.
     var greatestID: [String: String?] = [:]
+    /// The hex of the last peer a state came from: a merge's rows name it, one peer a batch.
+    private var lastSourceHex: (device: DeviceID, hex: String)?
 
     init(store: Store, lastSequence: Int64, wallMillis: UInt64) {
         self.store = store
@@ -181,6 +183,14 @@ struct TransactionContext {
 
     mutating func stamp() -> Stamp {
         Stamp(time: clock.tick(wallMillis: wallMillis), device: store.device)
+    }
+
+    /// `device`'s ID in hex, made once for a transaction's run of rows from one peer.
+    mutating func hex(of device: DeviceID) -> String {
+        if let last = lastSourceHex, last.device == device { return last.hex }
+        let hex = device.hex
+        lastSourceHex = (device, hex)
+        return hex
     }
 }
 

@@ -104,13 +104,21 @@ import Testing
             { $0.key = RecordKey(collection: "personas", id: "other") },
             { $0 = RecordState.merge($0, simulate(seed: seed + 1000).replicas[1].state) },
         ]
-        for change in changes {
+        for (n, change) in changes.enumerated() {
             var decoded = try CanonicalEncoding.decode(CanonicalEncoding.encode(s))
+            decoded.keepDigest()
+            #expect(decoded.keptDigest == CanonicalEncoding.digest(of: CanonicalEncoding.encode(s)))
             var fresh = s
+            fresh.keepDigest()  // nothing kept, nothing made
+            #expect(fresh.keptDigest == nil)
             change(&decoded)
             change(&fresh)
             #expect(decoded == fresh)
+            // A change lets the digest go with the bytes; a merge that leaves the state as it was keeps both.
+            if n == 0 { #expect(decoded.keptDigest == nil, "seed \(seed): a new value lets the digest go") }
+            #expect(decoded.keptDigest == nil || decoded.keptDigest == CanonicalEncoding.digest(fresh), "seed \(seed)")
             #expect(CanonicalEncoding.encode(decoded) == CanonicalEncoding.encode(fresh), "seed \(seed)")
+            #expect(CanonicalEncoding.digest(decoded) == CanonicalEncoding.digest(fresh), "seed \(seed)")
         }
     }
 

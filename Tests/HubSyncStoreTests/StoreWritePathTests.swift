@@ -155,4 +155,37 @@ import Testing
         #expect(try store.merge([state]).changed == 0)
         #expect(try store.get(key("memories", "m1")) == state)
     }
+
+    /// States that came with their digests made beforehand (a sync session makes them as it reads
+    /// a batch) are stored with the digest of the bytes each row holds: a new record's own, a
+    /// newer version's when the merge is exactly it, and one made anew when the merge is neither.
+    @Test func digestsMadeBeforeAMergeAreStoredOnlyWhereTheyAreTheRowsOwn() throws {
+        let store = try Store(path: "\(dir.path)/a.sqlite", device: device(1))
+        let peer = try Store(path: "\(dir.path)/b.sqlite", device: device(2))
+        func sent(_ k: RecordKey) throws -> RecordState {
+            var state = try CanonicalEncoding.decode(CanonicalEncoding.encode(try #require(try peer.get(k))))
+            state.keepDigest()
+            #expect(state.keptDigest == CanonicalEncoding.digest(of: CanonicalEncoding.encode(state)))
+            return state
+        }
+        try peer.apply(.put(key("memories", "m1"), ["text": "first"]))
+        try store.write(.merge([try sent(key("memories", "m1"))], from: device(2)))
+        try peer.apply(.put(key("memories", "m1"), ["text": "second"]))  // newer: the merge is exactly it
+        try store.apply(.put(key("memories", "m2"), ["text": "mine"]))
+        try peer.apply(.put(key("memories", "m2"), ["text": "theirs"]))  // concurrent: a conflict, neither side's bytes
+        try peer.apply(.put(key("memories", "m3"), ["text": "new here"]))
+        let states = try ["m1", "m2", "m3"].map { try sent(key("memories", $0)) }
+        #expect(try store.write(.merge(states, from: device(2))).changed == 3)
+
+        #expect(try store.verifyDigests().isEmpty)
+        #expect(try store.checkRecords().isEmpty)
+        let stored = try store.digests()
+        for id in ["m1", "m2", "m3"] {
+            let state = try #require(try store.get(key("memories", id)))
+            #expect(stored.first { $0.key.id == id }?.digest == CanonicalEncoding.digest(of: CanonicalEncoding.encode(state)), "\(id)")
+        }
+        #expect(try store.get(key("memories", "m1")) == states[0])
+        #expect(try store.get(key("memories", "m2"))?.hasConflicts == true)
+        #expect(try store.get(key("memories", "m2")) != states[1])
+    }
 }

@@ -89,6 +89,13 @@ public struct ChangeBatch: Sendable, Equatable {
         self.lastSequence = lastSequence
         self.isFinal = isFinal
     }
+
+    /// The batch with each state's digest made (``RecordState/keepDigest()``).
+    public func keepingDigests() -> ChangeBatch {
+        var batch = self
+        for i in batch.states.indices { batch.states[i].keepDigest() }
+        return batch
+    }
 }
 
 /// One piece of a record state sent in parts (protocol/SPEC.md 3.5): the pieces of one state go
