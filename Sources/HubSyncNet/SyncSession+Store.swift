@@ -92,6 +92,11 @@ extension SyncSession {
             try await store.write(.resetWatermark(of: peer, epoch: epoch))
             return .watermarkReset
         case .readLog(let after, let limit):
+            // Changes that were each what this peer sent (the merges of a full sync from it) are
+            // skipped unread.
+            if let last = store.echoesOnly(of: peer, after: after) {
+                return .logRead(states: [], sequences: [], lastSequence: last)
+            }
             let chunk = try await store.read(.rawChanges(after: after, limit: limit, excludingEchoesOf: peer))
             return .logRead(states: chunk.states, sequences: chunk.sequences, lastSequence: chunk.lastSequence)
         case .readStates(let rows):

@@ -1,3 +1,4 @@
+import HubSyncCrypto
 public import HubSyncCore
 
 /// Change subscriptions carry wake-ups, not events: a subscriber that falls behind loses
@@ -34,6 +35,7 @@ extension Store {
 
     func publish(_ events: [ChangeEvent]) {
         guard !events.isEmpty else { return }
+        echoRun.withLock { run in for event in events { run.note(event) } }
         let targets = subscribers.withLock { Array($0.values) }
         for t in targets where t.include.map({ events.contains(where: $0) }) ?? true {
             t.signal.signal()
@@ -112,4 +114,40 @@ public struct ChangeFeed: AsyncSequence, Sendable {
 
     /// Ends the feed: a reader waiting for changes gets nil.
     public func cancel() { subscription.cancel() }
+}
+
+/// A stretch of the change log's sequences that were each, when written, exactly what one peer
+/// sent (echoes of it, which are never pushed back to it): the merges of a full sync from that
+/// peer. A session pushing to it skips the stretch without reading the rows
+/// (``Store/echoesOnly(of:after:)``): at 100k records that read took about 6 % of the receiver's
+/// CPU. A row in the stretch can only leave it (a later change moves a record to a new
+/// sequence), so what it says stays true; any other change, or a gap in the sequences seen (a
+/// commit noted out of order), starts it anew.
+struct EchoRun: Sendable {
+    var peer: DeviceID?
+    var first: Int64 = 0
+    var last: Int64 = 0
+
+    mutating func note(_ event: ChangeEvent) {
+        guard event.echoesSource, let source = event.source else {
+            self = EchoRun(peer: nil, first: 0, last: event.sequence)
+            return
+        }
+        if peer == source, event.sequence == last + 1 {
+            last = event.sequence
+        } else {
+            self = EchoRun(peer: source, first: event.sequence, last: event.sequence)
+        }
+    }
+}
+
+extension Store {
+    /// The last sequence of a stretch of the log after `sequence` that holds only echoes of
+    /// `peer`, when this store saw it written; nil when the log must be read.
+    public func echoesOnly(of peer: DeviceID, after sequence: Int64) -> Int64? {
+        echoRun.withLock { run in
+            guard run.peer == peer, sequence >= run.first - 1, sequence < run.last else { return nil }
+            return run.last
+        }
+    }
 }

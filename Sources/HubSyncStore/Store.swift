@@ -21,6 +21,8 @@ public final class Store: Sendable {
     /// commits; readers page the log from their own sequence (Store+Subscribe.swift).
     let subscribers = Mutex<[UInt64: (signal: WakeSignal, include: (@Sendable (ChangeEvent) -> Bool)?)]>([:])
     let nextSubscriber = Mutex<UInt64>(0)
+    /// The latest run of changes that were each exactly what one peer sent (``EchoRun``).
+    let echoRun = Mutex(EchoRun())
     let wallClock: @Sendable () -> UInt64
     let logger: Logger
     /// Damage found in the file, and who to tell when it is (Store+Damage.swift).
