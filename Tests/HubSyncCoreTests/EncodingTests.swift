@@ -114,7 +114,9 @@ import Testing
             change(&decoded)
             change(&fresh)
             #expect(decoded == fresh)
-            // A change lets the digest go with the bytes; a merge that leaves the state as it was keeps both.
+            // A change lets the digest go with the bytes; one that leaves the state as it was (an
+            // undelete of a live record, a delete of a deleted one, removing what a set lacks)
+            // keeps both, still the state's own.
             if n == 0 { #expect(decoded.keptDigest == nil, "seed \(seed): a new value lets the digest go") }
             #expect(decoded.keptDigest == nil || decoded.keptDigest == CanonicalEncoding.digest(fresh), "seed \(seed)")
             #expect(CanonicalEncoding.encode(decoded) == CanonicalEncoding.encode(fresh), "seed \(seed)")

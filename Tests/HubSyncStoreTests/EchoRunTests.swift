@@ -59,7 +59,17 @@ import Testing
         try a.apply(.put(key("memories", "a5"), ["text": "from a"]))
         try store.write(.merge(try states(a, ["a5"]), from: device(2)))  // 10
         #expect(store.echoesOnly(of: device(2), after: 9) == 10)
-        let again = try Store(path: store.path, device: device(1))
-        #expect(again.echoesOnly(of: device(2), after: 9) == nil)
+
+        // A commit this store did not publish (another instance on the file wrote it) leaves a
+        // gap in the sequences it saw: the run starts anew after it, and the change in the gap
+        // is read and sent.
+        let other = try Store(path: store.path, device: device(1))
+        #expect(other.echoesOnly(of: device(2), after: 9) == nil, "a store opened anew knows no run")
+        try other.apply(.put(key("memories", "between"), ["text": "written beside"]))  // 11, unseen here
+        for id in ["a6", "a7"] { try a.apply(.put(key("memories", id), ["text": "from a"])) }
+        try store.write(.merge(try states(a, ["a6", "a7"]), from: device(2)))  // 12, 13
+        #expect(store.echoesOnly(of: device(2), after: 9) == nil, "the change at 11 is not skipped")
+        #expect(store.echoesOnly(of: device(2), after: 11) == 13)
+        try expectAgreesWithTheLog(store, peers: [device(2), device(3)])
     }
 }

@@ -174,8 +174,11 @@ import Testing
         try store.apply(.put(key("memories", "m2"), ["text": "mine"]))
         try peer.apply(.put(key("memories", "m2"), ["text": "theirs"]))  // concurrent: a conflict, neither side's bytes
         try peer.apply(.put(key("memories", "m3"), ["text": "new here"]))
+        let first = try sent(key("memories", "m3"))
+        try peer.apply(.put(key("memories", "m3"), ["text": "new here, then edited"]))  // the same key twice in one batch
         let states = try ["m1", "m2", "m3"].map { try sent(key("memories", $0)) }
-        #expect(try store.write(.merge(states, from: device(2))).changed == 3)
+        // As a sync session merges a batch of the peer's log.
+        #expect(try store.write(.merge([first] + states, from: device(2), epoch: "e", upTo: 4)).changed == 4)
 
         #expect(try store.verifyDigests().isEmpty)
         #expect(try store.checkRecords().isEmpty)
@@ -185,6 +188,7 @@ import Testing
             #expect(stored.first { $0.key.id == id }?.digest == CanonicalEncoding.digest(of: CanonicalEncoding.encode(state)), "\(id)")
         }
         #expect(try store.get(key("memories", "m1")) == states[0])
+        #expect(try store.get(key("memories", "m3")) == states[2])
         #expect(try store.get(key("memories", "m2"))?.hasConflicts == true)
         #expect(try store.get(key("memories", "m2")) != states[1])
     }
