@@ -11,6 +11,7 @@ extension Bench {
     /// SQLite alone, the same rows (ID + fields as JSON text) in one transaction, WAL,
     /// `synchronous=NORMAL` (scripts/bench-sqlite.py); nil when python3 cannot run it.
     func sqliteInsert(plainFile: String) throws -> (rowsPerSecond: Double, seconds: Double)? {
+        sync()  // as before each tool the bench times (``spawnTool(_:_:env:)``)
         let (text, status) = try output(of: "/usr/bin/env",
                                         ["python3", options.scripts + "/bench-sqlite.py", plainFile, work + "/raw-sqlite.db"])
         guard status == 0, let o = (try? JSON.parse(text))?.objectValue,
