@@ -293,8 +293,7 @@ extension TransactionContext {
         // A digest made before the write, off this thread: the prepared one, the state's own
         // (its bytes are the ones kept), or that of the state the source sent, when the result
         // is exactly it.
-        let made = encoded?.digest ?? (encoded == nil ? state.keptDigest : nil)
-            ?? (source != nil && echoes ? sourceState?.keptDigest : nil)
+        let made = encoded?.digest ?? state.keptDigest ?? (source != nil && echoes ? sourceState?.keptDigest : nil)
         assert(made == nil || made == CanonicalEncoding.digest(of: bytes), "\(state.key): a digest made beforehand is not its bytes'")
         if let stored, stored.bytes == bytes,
            origin == .local || stored.digest == made ?? CanonicalEncoding.digest(of: bytes) { return false }
