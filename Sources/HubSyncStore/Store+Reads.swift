@@ -22,9 +22,14 @@ extension Store.Read {
         }
     }
 
-    /// Each record's state, in the order of `keys`; nil for a record never written here.
+    /// Each record's state, in the order of `keys`; nil for a record never written here. A key
+    /// past its collection's greatest ID is not looked up (an import's check of new records in
+    /// order reads none of them).
     public static func records(_ keys: [RecordKey]) -> Store.Read<[RecordState?]> {
-        .init { store, db in try keys.map { try store.load($0, db: db) } }
+        .init { store, db in
+            var greatest = GreatestIDs()
+            return try keys.map { try greatest.isBeyond($0, db: db) ? nil : store.load($0, db: db) }
+        }
     }
 
     /// Records with at least one conflicted field, in (collection, id) order.

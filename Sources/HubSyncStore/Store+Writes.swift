@@ -203,6 +203,35 @@ extension Store {
     }
 }
 
+/// Per collection, an ID at least as great as any the table holds (nil: the collection has no
+/// row), each read once by the primary key's index (``RecordSQL/greatestID``): a key past it has
+/// no row, so it need not be looked up. A write transaction moves it with each insert (only its
+/// own transaction writes while it runs, and HubSync deletes no row, so it only ever errs high);
+/// a read transaction's snapshot does not move.
+struct GreatestIDs {
+    private var known: [String: String?] = [:]
+
+    /// Whether `key`'s ID sorts after every ID its collection holds, so that it has no row.
+    mutating func isBeyond(_ key: RecordKey, db: Database) throws -> Bool {
+        let greatest: String?
+        if let read = known[key.collection] {
+            greatest = read
+        } else {
+            greatest = try String.fetchOne(db.cachedStatement(sql: RecordSQL.greatestID), arguments: [key.collection])
+            known[key.collection] = .some(greatest)
+        }
+        guard let greatest else { return true }
+        return greatest.utf8.lexicographicallyPrecedes(key.id.utf8)
+    }
+
+    /// A row was inserted for `key`: a bound already read moves up to its ID when that sorts after it.
+    mutating func inserted(_ key: RecordKey) {
+        if let read = known[key.collection], read.map({ $0.utf8.lexicographicallyPrecedes(key.id.utf8) }) ?? true {
+            known[key.collection] = .some(key.id)
+        }
+    }
+}
+
 /// The statements of the write path, prepared once per writer connection (GRDB's statement
 /// cache) and reused by every transaction on it.
 enum RecordSQL {
@@ -254,24 +283,11 @@ struct StoredRecord {
 extension TransactionContext {
     /// The record's row, state and canonical bytes as stored, or nil when it was never written.
     mutating func load(_ key: RecordKey, db: Database) throws -> StoredRecord? {
-        if try isBeyondGreatestID(key, db: db) { return nil }
+        if try greatestID.isBeyond(key, db: db) { return nil }
         if loadStatement == nil { loadStatement = try db.cachedStatement(sql: RecordSQL.load) }
         guard let row = try RecordStatements.load(key, with: loadStatement!) else { return nil }
         guard !row.bytes.isEmpty else { throw CanonicalDecodingError(message: "record \(key) has no state", offset: 0) }
         return StoredRecord(rowid: row.rowid, state: try Store.decodeStored(row.bytes) { key }, bytes: row.bytes, digest: row.digest)
-    }
-
-    /// Whether `key`'s ID sorts after every ID its collection holds, so that it has no row.
-    mutating func isBeyondGreatestID(_ key: RecordKey, db: Database) throws -> Bool {
-        let greatest: String?
-        if let known = greatestID[key.collection] {
-            greatest = known
-        } else {
-            greatest = try String.fetchOne(db.cachedStatement(sql: RecordSQL.greatestID), arguments: [key.collection])
-            greatestID[key.collection] = .some(greatest)
-        }
-        guard let greatest else { return true }
-        return greatest.utf8.lexicographicallyPrecedes(key.id.utf8)
     }
 
     /// Writes the state with the next sequence number over `stored` (its row is updated in place,
@@ -328,9 +344,7 @@ extension TransactionContext {
         } else {
             if insertStatement == nil { insertStatement = try RecordStatements.prepared(RecordSQL.insert, in: db) }
             try RecordStatements.insert(state.key, columns, with: insertStatement!)
-            if let known = greatestID[state.key.collection], known.map({ $0.utf8.lexicographicallyPrecedes(state.key.id.utf8) }) ?? true {
-                greatestID[state.key.collection] = .some(state.key.id)
-            }
+            greatestID.inserted(state.key)
         }
         if stored?.state.isAlive ?? false != state.isAlive { liveChange[state.key.collection, default: 0] += state.isAlive ? 1 : -1 }
         events.append(event)

@@ -169,11 +169,9 @@ struct TransactionContext {
     var loadStatement: Statement?
     var insertStatement: Statement?
     var updateStatement: Statement?
-    /// Per collection, an ID at least as great as any the table holds (nil: the collection has no
-    /// row), read once per transaction and moved by each insert: a key past it has no row, so an
-    /// import or restore writing keys in order reads none of them first. Only this transaction
-    /// writes while it runs, and HubSync deletes no row, so the bound only ever errs high.
-    var greatestID: [String: String?] = [:]
+    /// The greatest ID of each collection, read once per transaction and moved by each insert:
+    /// an import or restore writing keys in order reads none of them first.
+    var greatestID = GreatestIDs()
     /// The hex of the last peer a state came from: a merge's rows name it, one peer a batch.
     private var lastSourceHex: (device: DeviceID, hex: String)?
 

@@ -87,6 +87,25 @@ import Testing
         #expect(try store.get(key("personas", "Z"))?.visibleFields["name"] == "again")
         #expect(try store.list("memories").map(\.key.id) == ["Z", "a", "b", "bb", "c", "ca", "cz", "c\u{e9}", "\u{1F600}", "\u{1F601}"])
     }
+
+    /// A batched read answers for each key what a read of that key alone does, though it looks up
+    /// none past its collection's greatest ID: keys held, keys missing below and past the
+    /// greatest (a prefix of it, capitals, non-ASCII), a collection with no row, collections taken
+    /// in turn, and a key given twice.
+    @Test func aBatchedReadFindsEveryKeyThatAnyLookupWould() throws {
+        let store = try makeStore(dir, name: "batched", device: 1)
+        try store.apply(["b", "ca", "c\u{e9}", "\u{1F600}", "Z"].map { .put(key("memories", $0), ["text": .string($0)]) })
+        try store.apply([.put(key("personas", "p"), ["name": "P"])])
+        let keys = ["a", "b", "c", "ca", "cb", "c\u{e9}", "d", "\u{1F600}", "\u{1F601}", "Z", "z", "b"].flatMap {
+            [key("memories", $0), key("personas", $0), key("preferences", $0)]
+        } + [key("personas", "p"), key("personas", "o"), key("personas", "q")]
+        let batched = try store.read(.records(keys))
+        #expect(batched.count == keys.count)
+        for (k, state) in zip(keys, batched) {
+            #expect(state.map(CanonicalEncoding.encode) == (try store.get(k)).map(CanonicalEncoding.encode), "\(k)")
+        }
+        #expect(batched.compactMap { $0?.key.id }.sorted() == ["Z", "b", "b", "ca", "c\u{e9}", "p", "\u{1F600}"])
+    }
 }
 
 /// The store's page size: SQLite's 4 KiB for a new store; a store made with other pages keeps them.
