@@ -208,26 +208,39 @@ extension Store {
 /// no row, so it need not be looked up. A write transaction moves it with each insert (only its
 /// own transaction writes while it runs, and HubSync deletes no row, so it only ever errs high);
 /// a read transaction's snapshot does not move.
+///
+/// Collections and IDs are told apart by their bytes, as the table orders and compares them:
+/// Swift's `==` on strings takes two spellings of one character as equal, and an ID read back as
+/// text would stop at a NUL byte and have bytes that are not UTF-8 replaced (merges store IDs
+/// unchecked).
 struct GreatestIDs {
-    private var known: [String: String?] = [:]
+    /// The collections read so far, each with its greatest ID's bytes (a transaction names a few).
+    private var known: [(collection: String, greatest: [UInt8]?)] = []
+
+    private func index(of collection: String) -> Int? {
+        let bytes = collection.utf8
+        return known.firstIndex { $0.collection.utf8.count == bytes.count && $0.collection.utf8.elementsEqual(bytes) }
+    }
 
     /// Whether `key`'s ID sorts after every ID its collection holds, so that it has no row.
     mutating func isBeyond(_ key: RecordKey, db: Database) throws -> Bool {
-        let greatest: String?
-        if let read = known[key.collection] {
-            greatest = read
+        let greatest: [UInt8]?
+        if let i = index(of: key.collection) {
+            greatest = known[i].greatest
         } else {
-            greatest = try String.fetchOne(db.cachedStatement(sql: RecordSQL.greatestID), arguments: [key.collection])
-            known[key.collection] = .some(greatest)
+            let row = try Row.fetchOne(db.cachedStatement(sql: RecordSQL.greatestID), arguments: [key.collection])
+            greatest = row.map { ($0[0] as Data?).map { [UInt8]($0) } ?? [] }
+            known.append((key.collection, greatest))
         }
         guard let greatest else { return true }
-        return greatest.utf8.lexicographicallyPrecedes(key.id.utf8)
+        return greatest.lexicographicallyPrecedes(key.id.utf8)
     }
 
     /// A row was inserted for `key`: a bound already read moves up to its ID when that sorts after it.
     mutating func inserted(_ key: RecordKey) {
-        if let read = known[key.collection], read.map({ $0.utf8.lexicographicallyPrecedes(key.id.utf8) }) ?? true {
-            known[key.collection] = .some(key.id)
+        guard let i = index(of: key.collection) else { return }
+        if known[i].greatest.map({ $0.lexicographicallyPrecedes(key.id.utf8) }) ?? true {
+            known[i].greatest = Array(key.id.utf8)
         }
     }
 }
@@ -238,8 +251,8 @@ enum RecordSQL {
     /// A record's row by key: its rowid too, so an update needs no second key lookup.
     static let load = "SELECT rowid, state, digest FROM records WHERE collection = ? AND id = ?"
     /// The greatest ID of a collection, by the primary key's index (SQLite's BINARY order: the
-    /// UTF-8 bytes compared as unsigned, a prefix first).
-    static let greatestID = "SELECT id FROM records WHERE collection = ? ORDER BY id DESC LIMIT 1"
+    /// UTF-8 bytes compared as unsigned, a prefix first), as the bytes stored.
+    static let greatestID = "SELECT CAST(id AS BLOB) FROM records WHERE collection = ? ORDER BY id DESC LIMIT 1"
     static let insert = """
         INSERT INTO records (collection, id, state, digest, alive, updated, seq, conflicts, echo_of, source)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)

@@ -90,21 +90,41 @@ import Testing
 
     /// A batched read answers for each key what a read of that key alone does, though it looks up
     /// none past its collection's greatest ID: keys held, keys missing below and past the
-    /// greatest (a prefix of it, capitals, non-ASCII), a collection with no row, collections taken
-    /// in turn, and a key given twice.
+    /// greatest, a held key that is a prefix of the greatest, capitals, non-ASCII, a collection
+    /// with no row, collections taken in turn (each first once), a key given twice, two
+    /// collections whose names are two spellings of "café" (one string to Swift's `==`, two
+    /// collections to the store), and IDs with a NUL byte (merges keep IDs as they come).
     @Test func aBatchedReadFindsEveryKeyThatAnyLookupWould() throws {
         let store = try makeStore(dir, name: "batched", device: 1)
         try store.apply(["b", "ca", "c\u{e9}", "\u{1F600}", "Z"].map { .put(key("memories", $0), ["text": .string($0)]) })
-        try store.apply([.put(key("personas", "p"), ["name": "P"])])
-        let keys = ["a", "b", "c", "ca", "cb", "c\u{e9}", "d", "\u{1F600}", "\u{1F601}", "Z", "z", "b"].flatMap {
-            [key("memories", $0), key("personas", $0), key("preferences", $0)]
-        } + [key("personas", "p"), key("personas", "o"), key("personas", "q")]
+        try store.apply([.put(key("personas", "p"), ["name": "P"]), .put(key("personas", "pa"), ["name": "PA"])])
+        func state(_ collection: String, _ id: String) -> RecordState {
+            var s = RecordState(key: key(collection, id))
+            s.write(field: "text", value: .string(id), stamp: Stamp(time: Timestamp(millis: 1_700_000_000_000, counter: 0), device: device(9)))
+            return s
+        }
+        let composed = "caf\u{e9}", decomposed = "cafe\u{301}"
+        #expect(try store.merge([state(composed, "m"), state(decomposed, "z"), state("stickers", "b\u{0}a"), state("stickers", "b\u{0}z")]).changed == 4)
+        let ids = ["a", "b", "c", "ca", "cb", "c\u{e9}", "d", "\u{1F600}", "\u{1F601}", "Z", "z", "b", "p", "pa", "pb", "o", "q"]
+        let keys = [key("personas", "p"), key(composed, "a"), key(decomposed, "z"), key(composed, "m"), key(decomposed, "y"),
+                    key("stickers", "b\u{0}a"), key("stickers", "b"), key("stickers", "b\u{0}z")]
+            + ids.flatMap { [key("personas", $0), key("memories", $0), key("preferences", $0)] }
         let batched = try store.read(.records(keys))
         #expect(batched.count == keys.count)
         for (k, state) in zip(keys, batched) {
             #expect(state.map(CanonicalEncoding.encode) == (try store.get(k)).map(CanonicalEncoding.encode), "\(k)")
         }
-        #expect(batched.compactMap { $0?.key.id }.sorted() == ["Z", "b", "b", "ca", "c\u{e9}", "p", "\u{1F600}"])
+        let found = zip(keys, batched).compactMap { k, state in state.map { _ in k } }
+        #expect(found.count == 13)
+        #expect(found.contains { $0.collection.utf8.elementsEqual(decomposed.utf8) && $0.id == "z" })
+        #expect(found.contains(key("stickers", "b\u{0}a")))
+        // The write path keeps the same bounds: one transaction with a new record in one spelling
+        // and a newer state of a held record in the other updates that record's row.
+        var newer = state(decomposed, "z")
+        newer.write(field: "text", value: "newer", stamp: Stamp(time: Timestamp(millis: 1_700_000_000_001, counter: 0), device: device(9)))
+        #expect(try store.merge([state(composed, "a"), newer]).changed == 2)
+        #expect(try store.get(key(decomposed, "z"))?.visibleFields["text"] == "newer")
+        #expect(try store.integrityCheck() == "ok")
     }
 }
 
