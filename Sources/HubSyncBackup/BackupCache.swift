@@ -124,7 +124,10 @@ struct BackupCache {
         return true
     }
 
-    func chunkID(_ i: Int) -> BlobID { BlobID(Array(bytes[idsStart + 32 * i ..< idsStart + 32 * (i + 1)])) }
+    func chunkID(_ i: Int) -> BlobID { BlobID(bytes[idsStart + 32 * i ..< idsStart + 32 * (i + 1)]) }
+
+    /// The size of every chunk's entry together: about what the next cache's entries take.
+    var entryBytes: Int { entryOffsets[entryOffsets.count - 1] - entryOffsets[0] }
 
     /// Chunk `i`'s entry as stored, to be copied into the next cache.
     func entry(_ i: Int) -> ArraySlice<UInt8> { bytes[entryOffsets[i]..<entryOffsets[i + 1]] }
@@ -208,7 +211,7 @@ struct BackupCache {
         }
         w.u32(UInt32(chunks.count))
         w.bytes.reserveCapacity(w.bytes.count + 32 * chunks.count + entries.count + 32)
-        for id in chunks { w.append(id.bytes) }
+        for id in chunks { w.id(id) }
         w.append(entries)
         w.append(mac(w.bytes, count: w.bytes.count, key: key))
         let folder = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])

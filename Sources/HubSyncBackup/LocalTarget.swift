@@ -52,7 +52,7 @@ public struct LocalTarget: BackupTarget {
             throw failure("write", name, error.errno)
         }
         // Read back what the disk holds before the file becomes visible under its name.
-        guard let back = FileManager.default.contents(atPath: file.temporaryPath), back.elementsEqual(data) else {
+        guard Self.holds(file.temporaryPath, exactly: data) else {
             throw BackupError(.io, "\(full(name)) read back differently from what was written; the target disk "
                 + "may be failing; nothing already stored was changed")
         }
@@ -61,6 +61,23 @@ public struct LocalTarget: BackupTarget {
             try file.commit(replacing: replacing)
         } catch {
             throw failure(error.call == "rename" ? "rename into" : "sync the folder of", name, error.errno)
+        }
+    }
+
+    /// Whether the file at `path` holds exactly `data`, read back a mebibyte at a time (a whole
+    /// second copy of a large index or snapshot file would be held at once otherwise).
+    static func holds(_ path: String, exactly data: [UInt8]) -> Bool {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var block = [UInt8](repeating: 0, count: min(max(data.count, 1), 1 << 20))
+        var offset = 0
+        while true {
+            let n = block.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 { if errno == EINTR { continue } else { return false } }
+            if n == 0 { return offset == data.count }
+            guard offset + n <= data.count, block[..<n].elementsEqual(data[offset..<offset + n]) else { return false }
+            offset += n
         }
     }
 

@@ -64,6 +64,10 @@ extension Repository {
         for p in Set(index.missing).union(known?.packs ?? []) {
             for e in index.packs[p] ?? [] where index.blobs[e.id]?.pack == p { index.blobs[e.id] = nil; ofDamaged.insert(e.id) }
         }
+        // Of the packs' lists of entries only the orphans' are read again (to name them in this
+        // run's index file); the others (about 20 MB at a million records) are let go.
+        let orphans = Set(index.orphans)
+        for p in Array(index.packs.keys) where !orphans.contains(p) { index.packs[p] = [] }
         var rewritten = 0
         let estimate = ((try? store.counts()) ?? [:]).values.reduce(0, +)
         var pack = PackWriter(key: key, capacity: packSize)
@@ -96,7 +100,10 @@ extension Repository {
         // The last backup's chunks; a unit may be taken as it was only if the repository still
         // holds every chunk of it.
         let cachePath = cacheFolder.map { BackupCache.path(in: $0, repository: id) }
-        let cache = fullRead ? nil : cachePath.flatMap { BackupCache.load($0, key: key) }.flatMap { $0.chunker == chunker ? $0 : nil }
+        var cache = fullRead ? nil : cachePath.flatMap { BackupCache.load($0, key: key) }.flatMap { $0.chunker == chunker ? $0 : nil }
+        let backupsBefore = cache?.backups ?? 0
+        // At the last backup's size at once (a million records have about 400,000 chunks).
+        chunkIDs.reserveCapacity(cache?.count ?? 0)
         let reusable = cache.map { c in
             (0..<c.unitStarts.count).map { u in c.unit(u).allSatisfy { index.blobs[c.chunkID($0)] != nil } }
         } ?? []
@@ -115,10 +122,11 @@ extension Repository {
         let read: Read
         do {
             let parameters = self.chunker, cut = key.cut
-            read = try ReadAhead.run(chunk: 16, depth: 8, produce: { emit in
+            read = try ReadAhead.run(chunk: 16, depth: 8, produce: { [cache] emit in
                 try store.readForBackup { reader in
                     var chunker = Chunker(parameters: parameters, cutKey: cut)
                     var read = Read(clock: reader.clock, epoch: reader.epoch, file: reader.file, sequence: reader.sequence, latest: try reader.latestChanges(limit: BackupCache.sampled))
+                    read.entries.bytes.reserveCapacity(cache?.entryBytes ?? 0)
                     func counted(_ start: ChunkStart?) {
                         read.chunks += 1
                         guard let start else { return }
@@ -219,9 +227,13 @@ extension Repository {
 
         // Packs left by an interrupted run are named by this run's index, so later runs skip the scan.
         let adopted = index.orphans.map { ($0, index.packs[$0] ?? []) }
-        if let name = try writeIndex(newPacks + adopted) {
-            added += (try? target.get(name).count) ?? 0
-        }
+        // Let go of what the index file, the snapshot and the next cache do not need (at a
+        // million records the index and the last cache hold about 70 MB) before they are written.
+        let packsWritten = newPacks.count
+        index = RepositoryIndex()
+        cache = nil
+        added += try writeIndex(newPacks + adopted)?.bytes ?? 0
+        newPacks = []
         var snapshot = Snapshot(id: BlobID([UInt8](repeating: 0, count: 32)),
                                 time: UInt64(Date().timeIntervalSince1970 * 1000), device: device, hostname: hostname,
                                 records: records, collections: read.collections, bytes: read.bytes, addedBytes: added,
@@ -236,12 +248,12 @@ extension Repository {
         var cacheProblem = known?.problem
         if let cachePath, read.chunks == chunkIDs.count,
            let problem = BackupCache.save(cachePath, key: key, chunker: chunker, epoch: read.epoch, file: read.file,
-                                          sequence: read.sequence, backups: read.fromCache ? cache!.backups + 1 : 0,
+                                          sequence: read.sequence, backups: read.fromCache ? backupsBefore + 1 : 0,
                                           latest: read.latest, chunks: chunkIDs, entries: read.entries.bytes) {
             cacheProblem = [cacheProblem, problem].compactMap { $0 }.joined(separator: "; ")
         }
         return BackupResult(snapshot: snapshot, chunks: chunkIDs.count, newChunks: newChunks,
-                            packsWritten: newPacks.count, orphanPacksAdopted: adopted.count, bytesAdded: added,
+                            packsWritten: packsWritten, orphanPacksAdopted: adopted.count, bytesAdded: added,
                             recordsRead: read.recordsRead, chunksTakenFromCache: read.chunksReused, cacheProblem: cacheProblem,
                             chunksRewrittenFromDamaged: rewritten)
     }

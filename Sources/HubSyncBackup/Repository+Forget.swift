@@ -229,7 +229,7 @@ extension Repository {
         try flush()
         for (_, entries) in newPacks { report.bytesFreed -= entries.reduce(0) { $0 + Int($1.length) } }
         if dropPacks.isEmpty && missingForgotten == 0 && index.orphans.isEmpty && index.damagedFiles.isEmpty { return report }
-        let newIndex = try writeIndex(keepPacks + newPacks)
+        let newIndex = try writeIndex(keepPacks + newPacks)?.name
         let oldIndex = (index.files + index.damagedFiles.map(\.name)).filter { $0 != newIndex }
         report.indexFilesReplaced = oldIndex.count
         report.damagedIndexFilesReplaced = index.damagedFiles.filter { $0.name != newIndex }.count

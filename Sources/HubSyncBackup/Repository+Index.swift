@@ -4,7 +4,7 @@ import HubSyncCrypto
 /// Every blob the repository holds: from the index files, plus packs no index names yet
 /// (left by a backup killed before it wrote its index), read from their own headers.
 struct RepositoryIndex {
-    var blobs: [BlobID: BlobLocation] = [:]
+    var blobs = BlobTable()
     var packs: [BlobID: [PackEntry]] = [:]
     /// Pack sizes as listed on the target.
     var packSizes: [BlobID: Int] = [:]
@@ -91,7 +91,8 @@ extension Repository {
         }
         // Made once at its full size: a million chunks would otherwise be moved many times over.
         let chunks = files.reduce(0) { $0 + $1.packs.reduce(0) { $0 + $1.1.count } }
-        index.blobs.reserveCapacity(chunks)
+        // With a sixteenth more: a backup that adds up to that many chunks does not grow it.
+        index.blobs.reserveCapacity(chunks + chunks / 16)
         index.packs.reserveCapacity(files.reduce(0) { $0 + $1.packs.count })
         for (name, read) in files {
             for (pack, entries) in read { index.add(pack: pack, entries: entries) }
@@ -128,20 +129,24 @@ extension Repository {
         return index
     }
 
-    /// Writes an index file naming `packs`; returns its name.
+    /// Writes an index file naming `packs`; returns its name and size.
     @discardableResult
-    func writeIndex(_ packs: [(BlobID, [PackEntry])]) throws(BackupError) -> String? {
+    func writeIndex(_ packs: [(BlobID, [PackEntry])]) throws(BackupError) -> (name: String, bytes: Int)? {
         guard !packs.isEmpty else { return nil }
-        var w = ByteWriter()
-        w.u32(UInt32(packs.count))
-        for (id, entries) in packs {
-            w.append(id.bytes)
-            w.u32(UInt32(entries.count))
-            for e in entries { e.write(to: &w) }
-        }
-        let file = Sealed.seal(w.bytes, key: key.data, ad: Label.index)
+        // The plain bytes are let go once sealed (an index of a million records is about 18 MB).
+        let file = {
+            var w = ByteWriter()
+            w.bytes.reserveCapacity(4 + packs.reduce(0) { $0 + 36 + $1.1.count * PackEntry.encodedSize })
+            w.u32(UInt32(packs.count))
+            for (id, entries) in packs {
+                w.id(id)
+                w.u32(UInt32(entries.count))
+                for e in entries { e.write(to: &w) }
+            }
+            return Sealed.seal(w.bytes, key: key.data, ad: Label.index)
+        }()
         let name = "index/" + BlobID(Blake2b.hash(file)).hex
         try target.put(name, file, replacing: false)
-        return name
+        return (name, file.count)
     }
 }

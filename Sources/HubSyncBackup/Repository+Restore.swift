@@ -120,21 +120,28 @@ extension Repository {
                      _ emit: (ReadItem) throws -> Void) throws -> ReadReport {
         let index = try loadIndex(damagedOrphans: true)
         var report = ReadReport()
-        var byPack: [BlobID: [(BlobID, BlobLocation)]] = [:]
+        let chunks = snapshot.chunks
+        // Chunks are named by their place in the snapshot (4 bytes, not 32) and found in the
+        // index again when read: at a million records there are about 400,000.
+        let (isFirst, repeated) = Self.firstUses(of: chunks)
+        var distinct = 0
+        // The places of each pack's chunks (the first use of each), and the packs in the order
+        // the snapshot first needs them.
+        var byPack: [BlobID: [Int32]] = [:]
         var packs: [BlobID] = []
-        var uses: [BlobID: Int] = [:]
         var lost = Set<BlobID>()
-        for c in snapshot.chunks {
-            uses[c, default: 0] += 1
-            guard uses[c] == 1 else { continue }
+        for (i, c) in chunks.enumerated() where isFirst[i] {
+            distinct += 1
             guard let loc = index.blobs[c] else {
                 report.skippedChunks.append(c)
                 lost.insert(c)
                 continue
             }
             if byPack[loc.pack] == nil { packs.append(loc.pack) }
-            byPack[loc.pack, default: []].append((c, loc))
+            byPack[loc.pack, default: []].append(Int32(i))
         }
+        // Chunks read from a copy in another pack than the index names.
+        var moved: [BlobID: BlobLocation] = [:]
         // A damaged pack's blobs that still open (each is authenticated on its own) are read
         // from it; each of the others from a copy in another pack that opens, where there is one.
         var unrecovered: [BlobID: BlobID] = [:]
@@ -152,7 +159,10 @@ extension Repository {
                 try emit(.packChecked)
             }
             for p in failing {
-                for (c, loc) in byPack[p]! where !checks.opens(PackEntry(c, at: loc), in: p) { failed[c] = p }
+                for i in byPack[p]! {
+                    let c = chunks[Int(i)]
+                    if !checks.opens(PackEntry(c, at: index.blobs[c]!), in: p) { failed[c] = p }
+                }
                 try emit(.packChecked)
             }
             copies = index.copies(of: failed) { p, held in held.filter { checks.opens($0, in: p) } }
@@ -160,16 +170,15 @@ extension Repository {
         if !failed.isEmpty {
             for (c, p) in failed {
                 guard let copy = copies[c] else { unrecovered[c] = p; continue }
-                byPack[p]!.removeAll { $0.0 == c }
+                let k = byPack[p]!.firstIndex { chunks[Int($0)] == c }!
+                let place = byPack[p]!.remove(at: k)
                 if byPack[p]!.isEmpty { byPack[p] = nil }
-                byPack[copy.pack, default: []].append((c, copy))
+                moved[c] = copy
+                byPack[copy.pack, default: []].append(place)
             }
             report.chunksFromCopies = copies.count
             // Still in the order the snapshot first needs each pack.
-            var holder: [BlobID: BlobID] = [:]
-            for (p, held) in byPack { for (c, _) in held { holder[c] = p } }
-            var seenPacks = Set<BlobID>()
-            packs = snapshot.chunks.compactMap { holder[$0] }.filter { seenPacks.insert($0).inserted }
+            packs = byPack.map { ($0.key, $0.value.min()!) }.sorted { $0.1 < $1.1 }.map(\.0)
         }
         if !skipDamaged, only == nil, !unrecovered.isEmpty || !report.skippedChunks.isEmpty {
             var parts: [String] = []
@@ -232,8 +241,10 @@ extension Repository {
             }
             return out
         }
-        // The stream in snapshot order: chunks opened but not yet reached wait in `pending`.
+        // The stream in snapshot order: chunks opened but not yet reached wait in `pending`,
+        // those the snapshot uses more than once until their last use (`uses`: how many are left).
         var pending: [BlobID: [UInt8]] = [:]
+        var uses = repeated
         var position = 0
         var stream = RecordStream()
         var resync = false
@@ -251,8 +262,13 @@ extension Repository {
                     continue
                 }
                 guard let plain = pending[c] else { return }
-                uses[c]! -= 1
-                if uses[c] == 0 { pending[c] = nil }
+                let left = (uses[c] ?? 1) - 1
+                if left == 0 {
+                    pending[c] = nil
+                    uses[c] = nil
+                } else {
+                    uses[c] = left
+                }
                 position += 1
                 if resync {
                     guard let raws = try? Chunker.records(in: plain),
@@ -271,10 +287,16 @@ extension Repository {
         // Packs are read and their chunks opened (decrypted, decompressed, checked) on a thread
         // of their own, a few chunks ahead of this one, which decodes them in snapshot order:
         // opening and decoding are each about as much work as the store's writing.
-        let order = packs.map { p in (p, byPack[p]!.sorted(by: { $0.1.offset < $1.1.offset })) }
+        let order = packs.map { p in (p, byPack[p]!) }
+        let table = index.blobs, readFrom = moved
         try ReadAhead.run(chunk: 4, depth: 4, produce: { (give: (OpenedChunk) throws -> Void) in
             let zstd = Compression.Contexts()
-            for (p, entries) in order {
+            for (p, places) in order {
+                // The pack's chunks in the order they lie in it.
+                let entries = places.map { i -> (BlobID, BlobLocation) in
+                    let c = chunks[Int(i)]
+                    return (c, readFrom[c] ?? table[c]!)
+                }.sorted { $0.1.offset < $1.1.offset }
                 let file = try? target.get(Repository.packName(p))
                 for (id, loc) in entries {
                     let end = Int(loc.offset) + Int(loc.length)
@@ -288,7 +310,7 @@ extension Repository {
             guard let id = opened.id else {
                 // The pack's last chunk.
                 try drain()
-                try emit(.progress(done, uses.count))
+                try emit(.progress(done, distinct))
                 return
             }
             guard let chunk = opened.plain else {
@@ -310,6 +332,29 @@ extension Repository {
         if !batch.isEmpty { try emit(.batch(batch)) }
         if !prepared.isEmpty { try emit(.prepared(prepared)) }
         return report
+    }
+
+    /// For each place of `chunks`, whether it is the chunk's first use; and how many times each
+    /// chunk used more than once is used. Found by sorting the places by ID (about 400,000 at a
+    /// million records: a set or dictionary of them all would take tens of megabytes).
+    static func firstUses(of chunks: [BlobID]) -> (isFirst: [Bool], repeated: [BlobID: Int]) {
+        var places = [Int32](0..<Int32(chunks.count))
+        places.sort { a, b in
+            let (x, y) = (chunks[Int(a)], chunks[Int(b)])
+            return x == y ? a < b : x < y
+        }
+        var isFirst = [Bool](repeating: false, count: chunks.count)
+        var repeated: [BlobID: Int] = [:]
+        var start = 0
+        while start < places.count {
+            let c = chunks[Int(places[start])]
+            var end = start + 1
+            while end < places.count, chunks[Int(places[end])] == c { end += 1 }
+            isFirst[Int(places[start])] = true
+            if end - start > 1 { repeated[c] = end - start }
+            start = end
+        }
+        return (isFirst, repeated)
     }
 
     /// A chunk as the opening thread of ``readBatches(of:skipDamaged:only:batchSize:prepare:_:)``

@@ -130,7 +130,8 @@ extension Repository {
             if missing > 0 { report.problems.append("snapshot \(s.id.short) needs \(missing) chunks that no pack holds") }
             for p in touched { report.damagedPacks[p, default: []].append(s.id) }
         }
-        let usedChunks = Set(snapshots.flatMap(\.chunks))
+        // Only a damaged pack asks (a set of every chunk in use is tens of megabytes at a million records).
+        let usedChunks = damaged.isEmpty ? [] : Set(snapshots.flatMap(\.chunks))
         for (p, why) in damaged.sorted(by: { $0.key < $1.key }) {
             let users = report.damagedPacks[p] ?? []
             report.damagedPacks[p] = users

@@ -90,7 +90,10 @@ enum Sealed {
     /// Seals with a given nonce (test vectors only: a nonce must never repeat under one key).
     static func seal(_ plaintext: [UInt8], key: SymmetricKey, ad: [UInt8], nonce: [UInt8]) -> [UInt8] {
         precondition(nonce.count == nonceBytes)
-        var out = nonce + [UInt8](repeating: 0, count: plaintext.count + overhead - nonceBytes)
+        // One buffer of the sealed size (a concatenation would hold a second, as large as an index file).
+        var out = nonce
+        out.reserveCapacity(plaintext.count + overhead)
+        out.append(contentsOf: repeatElement(0, count: plaintext.count + overhead - nonceBytes))
         out.withUnsafeMutableBufferPointer { o in
             key.withUnsafeBytes { k in
                 var clen: UInt64 = 0

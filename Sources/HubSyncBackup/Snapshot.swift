@@ -62,9 +62,10 @@ public struct Snapshot: Sendable {
         }
         let json = Array(JSON.serialize(.object(o)).utf8)
         var w = ByteWriter()
+        w.bytes.reserveCapacity(4 + json.count + 32 * chunks.count)
         w.u32(UInt32(json.count))
         w.append(json)
-        for c in chunks { w.append(c.bytes) }
+        for c in chunks { w.id(c) }
         return w.bytes
     }
 
@@ -167,13 +168,17 @@ extension Repository {
     }
 
     /// Every snapshot file: those this device reads (oldest first) and those it cannot, with why.
-    /// One unreadable file never hides the others (protocol/SPEC.md 5.9).
-    public func scanSnapshots() throws(BackupError) -> (readable: [Snapshot], unreadable: [UnreadableSnapshot]) {
+    /// One unreadable file never hides the others (protocol/SPEC.md 5.9). With `chunkLists`
+    /// false, each snapshot's list of chunks is left out (``Snapshot/chunks`` empty): at a million
+    /// records each list is about 13 MB.
+    public func scanSnapshots(chunkLists: Bool = true) throws(BackupError) -> (readable: [Snapshot], unreadable: [UnreadableSnapshot]) {
         var out: [Snapshot] = []
         var unreadable: [UnreadableSnapshot] = []
         for (name, _) in try target.list("snapshots") {
             do throws(BackupError) {
-                out.append(try loadSnapshot(name: name))
+                var snapshot = try loadSnapshot(name: name)
+                if !chunkLists { snapshot.chunks = [] }
+                out.append(snapshot)
             } catch where error.code == .damaged || error.code == .wrongKey {
                 unreadable.append(UnreadableSnapshot(name: name, reason: Self.reason(error), message: error.message))
             } catch where error.code == .notFound {
@@ -259,12 +264,14 @@ extension Repository {
             throw BackupError(.invalidInput, "\(text) is too short to name a snapshot: give `latest` or at least 4 "
                 + "characters of an ID from `hubsync backup list`")
         }
-        let (all, unreadable) = try scanSnapshots()
+        // Chosen among summaries, then read again whole: the others' chunk lists are never held.
+        let (all, unreadable) = try scanSnapshots(chunkLists: false)
+        func whole(_ s: Snapshot) throws(BackupError) -> Snapshot { try loadSnapshot(name: "snapshots/" + s.id.hex) }
         if text != "latest",
            let bad = unreadable.first(where: { ($0.name.split(separator: "/").last ?? "").hasPrefix(text.lowercased()) }),
            !all.contains(where: { $0.id.hex.hasPrefix(text.lowercased()) }) {
             // Named by its ID, a snapshot under a retired key is given (the caller warns).
-            if let snap = bad.snapshot { return (snap, unreadable) }
+            if let snap = bad.snapshot { return (try whole(snap), unreadable) }
             throw BackupError(bad.reason == .keyNotHeld ? .wrongKey : .damaged, bad.message)
         }
         if text == "latest" {
@@ -278,7 +285,7 @@ extension Repository {
                 throw BackupError(.notFound, "the repository at \(target.description) has no snapshots yet; "
                     + "take one with `hubsync backup now`")
             }
-            return (last, unreadable)
+            return (try whole(last), unreadable)
         }
         let matches = all.filter { $0.id.hex.hasPrefix(text.lowercased()) }
         guard matches.count == 1 else {
@@ -287,7 +294,7 @@ extension Repository {
                               matches.isEmpty ? "no snapshot \(text) in \(target.description); see `hubsync backup list`"
                                   : "\(text) names \(matches.count) snapshots; give more characters of the ID")
         }
-        return (matches[0], unreadable)
+        return (try whole(matches[0]), unreadable)
     }
 
     func writeSnapshot(_ s: Snapshot) throws(BackupError) -> BlobID {
