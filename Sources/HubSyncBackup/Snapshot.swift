@@ -254,6 +254,19 @@ extension Repository {
     /// newest readable one, and a newer one may be among those (the caller says so).
     public func snapshotAndUnreadable(named text: String) throws(BackupError)
         -> (snapshot: Snapshot, unreadable: [UnreadableSnapshot]) {
+        // The snapshot chosen may be forgotten (retention, `forget`) before it is read whole:
+        // then the choice is made again, as a scan made after the forget would make it.
+        for _ in 0..<3 {
+            if let found = try chooseSnapshot(named: text) { return found }
+        }
+        throw BackupError(.notFound, "the snapshot named \(text) was forgotten each time it was about to be read (another "
+            + "process is running `hubsync backup forget` or retention on \(target.description)); try again once it is done")
+    }
+
+    /// ``snapshotAndUnreadable(named:)``'s choice, or nil when the snapshot chosen was forgotten
+    /// between the scan and its reading.
+    private func chooseSnapshot(named text: String) throws(BackupError)
+        -> (snapshot: Snapshot, unreadable: [UnreadableSnapshot])? {
         guard !text.isEmpty else {
             throw BackupError(.invalidInput, "no snapshot named: give `latest` or an ID (or its first characters) "
                 + "from `hubsync backup list`")
@@ -266,12 +279,14 @@ extension Repository {
         }
         // Chosen among summaries, then read again whole: the others' chunk lists are never held.
         let (all, unreadable) = try scanSnapshots(chunkLists: false)
-        func whole(_ s: Snapshot) throws(BackupError) -> Snapshot { try loadSnapshot(name: "snapshots/" + s.id.hex) }
+        func whole(_ s: Snapshot) throws(BackupError) -> Snapshot? {
+            do { return try loadSnapshot(name: "snapshots/" + s.id.hex) } catch where error.code == .notFound { return nil }
+        }
         if text != "latest",
            let bad = unreadable.first(where: { ($0.name.split(separator: "/").last ?? "").hasPrefix(text.lowercased()) }),
            !all.contains(where: { $0.id.hex.hasPrefix(text.lowercased()) }) {
             // Named by its ID, a snapshot under a retired key is given (the caller warns).
-            if let snap = bad.snapshot { return (try whole(snap), unreadable) }
+            if let snap = bad.snapshot { return try whole(snap).map { ($0, unreadable) } }
             throw BackupError(bad.reason == .keyNotHeld ? .wrongKey : .damaged, bad.message)
         }
         if text == "latest" {
@@ -285,7 +300,7 @@ extension Repository {
                 throw BackupError(.notFound, "the repository at \(target.description) has no snapshots yet; "
                     + "take one with `hubsync backup now`")
             }
-            return (try whole(last), unreadable)
+            return try whole(last).map { ($0, unreadable) }
         }
         let matches = all.filter { $0.id.hex.hasPrefix(text.lowercased()) }
         guard matches.count == 1 else {
@@ -294,7 +309,7 @@ extension Repository {
                               matches.isEmpty ? "no snapshot \(text) in \(target.description); see `hubsync backup list`"
                                   : "\(text) names \(matches.count) snapshots; give more characters of the ID")
         }
-        return (try whole(matches[0]), unreadable)
+        return try whole(matches[0]).map { ($0, unreadable) }
     }
 
     func writeSnapshot(_ s: Snapshot) throws(BackupError) -> BlobID {

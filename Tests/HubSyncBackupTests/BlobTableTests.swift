@@ -1,3 +1,4 @@
+import Foundation
 @testable import HubSyncBackup
 import HubSyncTestSupport
 import Testing
@@ -76,5 +77,69 @@ import Testing
             }
             #expect(repeated == counts.filter { $0.value > 1 })
         }
+    }
+
+    static func inverse(_ a: UInt64) -> UInt64 {
+        var x = a
+        for _ in 0..<6 { x = x &* (2 &- a &* x) }
+        return x
+    }
+
+    /// Keys whose home is the table's last slots: their probes wrap to slot 0, and removals must
+    /// shift back across the wrap.
+    @Test func wrapAroundClustersSurviveRemovals() {
+        var rng = SplitMix(state: 3)
+        for size in [5, 9, 13, 100, 1001] {
+            var table = BlobTable()
+            table.reserveCapacity(size)
+            let factor = Mirror(reflecting: table).children.first { $0.label == "factor" }!.value as! UInt64
+            let slots = (Mirror(reflecting: table).children.first { $0.label == "slots" }!.value as! [Any]).count
+            let inv = Self.inverse(factor)
+            // A product just below 2^64 * (k+1)/slots lands on slot k.
+            func key(home k: Int) -> BlobID {
+                let product = UInt64((Double(k) + 0.5) / Double(slots) * 18446744073709551615.0)
+                let prefix = product &* inv
+                var bytes: [UInt8] = []
+                withUnsafeBytes(of: prefix.bigEndian) { bytes.append(contentsOf: $0) }
+                for _ in 0..<3 { withUnsafeBytes(of: rng.next()) { bytes.append(contentsOf: $0) } }
+                let id = BlobID(bytes)
+                #expect(Int((id.prefix &* factor).multipliedFullWidth(by: UInt64(slots)).high) == k)
+                return id
+            }
+            var keys: [BlobID] = []
+            for k in [slots - 1, slots - 2, 0, 1, slots - 1, slots - 1, 0, slots - 3] { keys.append(key(home: k)) }
+            let pack = BlobID([UInt8](repeating: 7, count: 32))
+            var model: [BlobID: BlobLocation] = [:]
+            for step in 0..<5_000 {
+                let k = keys[Int(rng.next() % UInt64(keys.count))]
+                if rng.next() % 2 == 0 { table[k] = nil; model[k] = nil } else {
+                    let loc = BlobLocation(pack: pack, offset: UInt32(step), length: 1, rawLength: 1)
+                    table[k] = loc; model[k] = loc
+                }
+                for k in keys { #expect(table[k] == model[k], "size \(size) step \(step)") }
+                #expect(table.count == model.count)
+            }
+            #expect((Mirror(reflecting: table).children.first { $0.label == "slots" }!.value as! [Any]).count == slots)
+        }
+    }
+}
+
+/// A local target reads a written file back a block at a time (``LocalTarget/holds(_:exactly:)``).
+@Suite struct LocalTargetReadBackTests {
+    let dir = TemporaryDirectory()
+
+    @Test func holdsComparesExactly() throws {
+        let path = dir.path + "/f"
+        func write(_ b: [UInt8]) { FileManager.default.createFile(atPath: path, contents: Data(b)) }
+        let big = (0..<(3 << 20) + 17).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        write([]); #expect(LocalTarget.holds(path, exactly: [])); #expect(!LocalTarget.holds(path, exactly: [1]))
+        write([1]); #expect(!LocalTarget.holds(path, exactly: [])); #expect(LocalTarget.holds(path, exactly: [1]))
+        write(big); #expect(LocalTarget.holds(path, exactly: big))
+        #expect(!LocalTarget.holds(path, exactly: Array(big.dropLast())))
+        #expect(!LocalTarget.holds(path, exactly: big + [0]))
+        var flipped = big; flipped[(2 << 20) + 5] ^= 1
+        #expect(!LocalTarget.holds(path, exactly: flipped))
+        write(Array(big.prefix(1 << 20))); #expect(!LocalTarget.holds(path, exactly: big))
+        #expect(!LocalTarget.holds(dir.path + "/none", exactly: []))
     }
 }

@@ -261,6 +261,39 @@ import Testing
         return (repo, target, first, second, firstPacks)
     }
 
+    /// A snapshot read with every pack damaged somewhere (its chunks that fail come from the
+    /// other backup's copies), then the same snapshot with its chunks twice and one no index
+    /// holds: every record in order, twice, and the lost chunk said (restore names chunks by
+    /// their place in the snapshot since 3786fe2).
+    @Test func repeatedChunksCopiesAndLostChunksAreReadInOrder() throws {
+        let store = try filledStore(dir, count: 3_000)
+        let (repo, target, first, _, firstPacks) = try twoBackupsThatRanAtOnce(store)
+        // Damage every pack of the first backup: its chunks that fail come from the second's copies.
+        let secondPacks = try target.list("data").map(\.name).filter { !firstPacks.contains($0) }
+        for pack in firstPacks + secondPacks {
+            var bytes = try target.get(pack)
+            bytes[firstPacks.contains(pack) ? bytes.count / 3 : bytes.count * 2 / 3] ^= 0x10
+            try Data(bytes).write(to: URL(fileURLWithPath: target.path + "/" + pack))
+        }
+        let n = first.snapshot.chunks.count
+        var once = 0
+        var progress: [(Int, Int)] = []
+        let plain = try repo.readRecords(of: first.snapshot, skipDamaged: false, progress: { _, d, t in progress.append((d, t)) }) { once += $0.count }
+        #expect(progress.last! == (n, n))
+        #expect(plain.chunksFromCopies > 0)
+
+        // The snapshot's chunks twice, then one no index holds.
+        var doubled = first.snapshot
+        doubled.chunks = doubled.chunks + doubled.chunks + [BlobID([UInt8](repeating: 0xAB, count: 32))]
+        var keys: [RecordKey] = []
+        progress = []
+        let report = try repo.readRecords(of: doubled, skipDamaged: true, progress: { _, d, t in progress.append((d, t)) }) { keys += $0.map(\.key) }
+        #expect(report.records == 2 * once)
+        #expect(Array(keys[..<once]) == Array(keys[once...]))
+        #expect(report.skippedChunks.count == 1 && report.lostBetween.count == 1)
+        #expect(progress.last! == (n, n + 1))
+    }
+
     /// Two backups that ran at once each wrote every chunk (neither saw the other's packs): prune
     /// keeps one copy of each, in a pack whose file checks out, and both snapshots restore.
     @Test func chunksTwoBackupsWroteAtOnceAreKeptOnceByPrune() throws {
@@ -483,22 +516,14 @@ import Testing
 }
 
 /// A local target that counts the writes of lease files.
-final class LeaseCountingTarget: BackupTarget, @unchecked Sendable { // `writes` goes through `lock`
-    let inner: LocalTarget
+final class LeaseCountingTarget: ForwardingTarget, @unchecked Sendable { // `writes` goes through `lock`
     private let lock = NSLock()
     private var writes = 0
-    init(_ inner: LocalTarget) { self.inner = inner }
     var leaseWrites: Int { lock.withLock { writes } }
-    var description: String { inner.description }
-    func put(_ name: String, _ data: [UInt8], replacing: Bool) throws(BackupError) {
+    override func put(_ name: String, _ data: [UInt8], replacing: Bool) throws(BackupError) {
         if name.hasPrefix("locks/") { lock.withLock { writes += 1 } }
         try inner.put(name, data, replacing: replacing)
     }
-    func get(_ name: String) throws(BackupError) -> [UInt8] { try inner.get(name) }
-    func get(_ name: String, offset: Int, length: Int) throws(BackupError) -> [UInt8] { try inner.get(name, offset: offset, length: length) }
-    func list(_ folder: String) throws(BackupError) -> [(name: String, size: Int)] { try inner.list(folder) }
-    func delete(_ name: String) throws(BackupError) { try inner.delete(name) }
-    func exists(_ name: String) throws(BackupError) -> Bool { try inner.exists(name) }
 }
 
 /// A backup that writes no pack, a restore and a verify renew their lease as they go, so a long

@@ -66,3 +66,16 @@ func directorySize(_ path: String) -> Int {
     }
     return total
 }
+
+/// A local target that passes every call on: tests subclass it to count some calls or fail them.
+class ForwardingTarget: BackupTarget, @unchecked Sendable {
+    let inner: LocalTarget
+    init(_ inner: LocalTarget) { self.inner = inner }
+    var description: String { inner.description }
+    func put(_ name: String, _ data: [UInt8], replacing: Bool) throws(BackupError) { try inner.put(name, data, replacing: replacing) }
+    func get(_ name: String) throws(BackupError) -> [UInt8] { try inner.get(name) }
+    func get(_ name: String, offset: Int, length: Int) throws(BackupError) -> [UInt8] { try inner.get(name, offset: offset, length: length) }
+    func list(_ folder: String) throws(BackupError) -> [(name: String, size: Int)] { try inner.list(folder) }
+    func delete(_ name: String) throws(BackupError) { try inner.delete(name) }
+    func exists(_ name: String) throws(BackupError) -> Bool { try inner.exists(name) }
+}
