@@ -72,7 +72,9 @@ public struct Snapshot: Sendable {
     /// The latest time a manifest may name: the end of the year 9999 (Unix ms).
     static let maxTime: UInt64 = 253_402_300_799_999
 
-    static func decode(_ plain: [UInt8], id: BlobID) throws(BackupError) -> Snapshot {
+    /// With `chunkList` false, the list's length is checked but its IDs are not read
+    /// (``chunks`` is empty).
+    static func decode(_ plain: [UInt8], id: BlobID, chunkList: Bool = true) throws(BackupError) -> Snapshot {
         var r = RepositoryReader(plain, context: "snapshot \(id.short)")
         let n = Int(try r.u32())
         let jsonBytes = Array(try r.take(n))
@@ -91,8 +93,10 @@ public struct Snapshot: Sendable {
             throw BackupError(.damaged, "snapshot \(id.short) lists \(count) chunks but holds \(r.remaining / 32)")
         }
         var chunks: [BlobID] = []
-        chunks.reserveCapacity(Int(count))
-        for _ in 0..<count { chunks.append(try r.id()) }
+        if chunkList {
+            chunks.reserveCapacity(Int(count))
+            for _ in 0..<count { chunks.append(try r.id()) }
+        }
         var cols: [String: Int] = [:]
         for (k, v) in store["collections"]?.objectValue ?? [:] { if case .int(let x) = v { cols[k] = Int(x) } }
         func int(_ k: String) -> Int { if case .int(let x) = o[k] ?? .null { return Int(x) }; return 0 }
@@ -176,9 +180,7 @@ extension Repository {
         var unreadable: [UnreadableSnapshot] = []
         for (name, _) in try target.list("snapshots") {
             do throws(BackupError) {
-                var snapshot = try loadSnapshot(name: name)
-                if !chunkLists { snapshot.chunks = [] }
-                out.append(snapshot)
+                out.append(try loadSnapshot(name: name, chunkList: chunkLists))
             } catch where error.code == .damaged || error.code == .wrongKey {
                 unreadable.append(UnreadableSnapshot(name: name, reason: Self.reason(error), message: error.message))
             } catch where error.code == .notFound {
@@ -222,7 +224,7 @@ extension Repository {
         return error.message.contains("does not match its name") ? .damaged : .malformed
     }
 
-    func loadSnapshot(name: String) throws(BackupError) -> Snapshot {
+    func loadSnapshot(name: String, chunkList: Bool = true) throws(BackupError) -> Snapshot {
         let file = try target.get(name)
         let id = BlobID(Blake2b.hash(file))
         let short = String((name.split(separator: "/").last ?? "").prefix(8))
@@ -237,7 +239,7 @@ extension Repository {
                 + "wrote it: remove the file \(name) from the repository")
         }
         do {
-            var snapshot = try Snapshot.decode(plain, id: id)
+            var snapshot = try Snapshot.decode(plain, id: id, chunkList: chunkList)
             snapshot.keyEpoch = epoch
             return snapshot
         } catch {
