@@ -488,7 +488,10 @@ public struct FileImport: Sendable {
                 }
             }
             done += pending.count
-            pending.removeAll(keepingCapacity: true)
+            // The writes are freed on another thread: on this one, they held up the next batch.
+            Store.letGo(pending)
+            pending = []
+            pending.reserveCapacity(batch)
             progress(done)
         }
     }

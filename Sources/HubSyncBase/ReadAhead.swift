@@ -6,7 +6,9 @@ import Foundation
 /// writes.
 ///
 /// `produce` hands items to `emit`, which gathers them into chunks of `chunk` and blocks while
-/// `depth` chunks wait, so at most `depth + 2` chunks are held whatever the input's size.
+/// `depth` chunks wait, so at most `depth + 2` chunks wait or are in use whatever the input's
+/// size; the chunks consumed since the producer last handed one over wait for it to free them
+/// (at most `depth` more).
 /// `consume` gets every item in order. An error `produce` throws reaches the caller only after
 /// every item made before it was consumed (the first bad line of a file is still the one
 /// named); an error `consume` throws stops `produce` at the next `emit` that completes a chunk.
@@ -60,6 +62,7 @@ public enum ReadAhead {
             }
             while let items = try pipe.take() {
                 for item in items { try consume(item) }
+                pipe.giveBack(items)
             }
             pipe.stopAndWait()
             guard let value = result.value else { throw Stopped() }
@@ -85,15 +88,34 @@ public enum ReadAhead {
 
         init(depth: Int) { self.depth = max(1, depth) }
 
-        /// Waits for room; false when the consumer has stopped.
+        /// Chunks the consumer is done with, freed by the producer (``put(_:)``).
+        private var spent: [[T]] = []
+
+        /// Waits for room; false when the consumer has stopped. Frees the chunks the consumer
+        /// gave back, here on the producing thread, which made them: freed on the consuming
+        /// thread, each item's memory went back to the producer's malloc arena under its lock,
+        /// and the consumer (an import's writer, the thread every other waits for) often
+        /// waited for that lock while the producer allocated.
         func put(_ chunk: [T]) -> Bool {
+            var done: [[T]] = []
             condition.lock()
-            defer { condition.unlock() }
+            defer {
+                condition.unlock()
+                done.removeAll()
+            }
             while chunks.count - head >= depth, !stopped { condition.wait() }
             guard !stopped else { return false }
             chunks.append(chunk)
+            swap(&done, &spent)
             condition.broadcast()
             return true
+        }
+
+        /// A chunk the consumer has consumed, for the producer to free.
+        func giveBack(_ chunk: [T]) {
+            condition.lock()
+            defer { condition.unlock() }
+            if !stopped { spent.append(chunk) }
         }
 
         /// The producer is done, with the error it ended on, if any.

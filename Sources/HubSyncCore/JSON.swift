@@ -100,9 +100,25 @@ public enum JSON {
 }
 
 /// Orders strings by their UTF-8 bytes, the order every canonical form in HubSync uses.
-@inlinable
+/// Compared with memcmp: iterating the two UTF-8 views was a visible part of an import's
+/// sorting and key comparisons.
 public func utf8Less(_ a: String, _ b: String) -> Bool {
-    a.utf8.lexicographicallyPrecedes(b.utf8)
+    var a = a, b = b
+    return a.withUTF8 { x in b.withUTF8 { y in utf8Less(x, y) } }
+}
+
+/// ``utf8Less(_:_:)`` of two byte strings: unsigned bytes, a prefix first.
+public func utf8Less(_ x: UnsafeBufferPointer<UInt8>, _ y: UnsafeBufferPointer<UInt8>) -> Bool {
+    let n = min(x.count, y.count)
+    let c = n == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, n)
+    return c != 0 ? c < 0 : x.count < y.count
+}
+
+/// Whether two strings have the same UTF-8 bytes (Swift's `==` also takes two spellings of one
+/// character, precomposed and with a combining mark, as equal; HubSync's keys and names do not).
+public func utf8Equal(_ a: String, _ b: String) -> Bool {
+    var a = a, b = b
+    return a.withUTF8 { x in b.withUTF8 { y in x.count == y.count && (x.count == 0 || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0) } }
 }
 
 struct Parser {

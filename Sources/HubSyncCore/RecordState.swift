@@ -9,14 +9,14 @@ public struct RecordKey: Sendable, Hashable, Comparable, CustomStringConvertible
     }
 
     public static func < (a: RecordKey, b: RecordKey) -> Bool {
-        !a.collection.utf8.elementsEqual(b.collection.utf8) ? utf8Less(a.collection, b.collection) : utf8Less(a.id, b.id)
+        !utf8Equal(a.collection, b.collection) ? utf8Less(a.collection, b.collection) : utf8Less(a.id, b.id)
     }
 
     /// Equal when the bytes are (SPEC 1.1), as the store compares them: Swift's own `==` on
     /// strings takes two spellings of one character ("café" precomposed, and "cafe" with a
     /// combining accent) as equal, while the store keeps them as two records.
     public static func == (a: RecordKey, b: RecordKey) -> Bool {
-        a.id.utf8.elementsEqual(b.id.utf8) && a.collection.utf8.elementsEqual(b.collection.utf8)
+        utf8Equal(a.id, b.id) && utf8Equal(a.collection, b.collection)
     }
 
     public func hash(into hasher: inout Hasher) {

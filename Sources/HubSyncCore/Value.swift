@@ -77,12 +77,12 @@ extension Value {
         case (.bool(let x), .bool(let y)): return x == y
         case (.int(let x), .int(let y)): return x == y
         case (.double(let x), .double(let y)): return x.bitPattern == y.bitPattern
-        case (.string(let x), .string(let y)): return x.utf8.elementsEqual(y.utf8)
+        case (.string(let x), .string(let y)): return utf8Equal(x, y)
         case (.array(let x), .array(let y)): return x.count == y.count && zip(x, y).allSatisfy { $0 == $1 }
         case (.object(let x), .object(let y)):
             guard x.count == y.count else { return false }
             for (k, v) in x {
-                guard let i = y.index(forKey: k), y[i].key.utf8.elementsEqual(k.utf8), y[i].value == v else {
+                guard let i = y.index(forKey: k), utf8Equal(y[i].key, k), y[i].value == v else {
                     return false
                 }
             }

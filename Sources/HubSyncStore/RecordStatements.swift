@@ -40,17 +40,25 @@ enum RecordStatements {
         }
     }
 
-    /// Binds the columns every insert and update of a record has, from position `first` on:
-    /// state, digest, alive, updated, seq, conflicts, echo_of, source (``RecordSQL``).
-    static func bindColumns(_ c: Columns, from first: Int32, in statement: Statement) throws {
-        try bind(c.state, at: first, in: statement)
-        try bind(c.digest, at: first + 1, in: statement)
+    /// Binds the columns every insert and update of a record has, from position `first` on
+    /// (state, digest, alive, updated, seq, conflicts, echo_of, source: ``RecordSQL``), and runs
+    /// `statement`. The state and digest are bound without a copy (SQLITE_STATIC: SQLite reads
+    /// them where they are), so they are bound only while `run` runs and unbound after it.
+    static func bindColumns(_ c: Columns, from first: Int32, in statement: Statement, run: () throws -> Void) throws {
         try bind(c.alive ? 1 : 0, at: first + 2, in: statement)
         try bind(c.updated, at: first + 3, in: statement)
         try bind(c.sequence, at: first + 4, in: statement)
         try bind(Int64(c.conflicts), at: first + 5, in: statement)
         try bind(c.echo, at: first + 6, in: statement)
         try bind(c.source, at: first + 7, in: statement)
+        try c.state.withUnsafeBytes { state in
+            try c.digest.withUnsafeBytes { digest in
+                defer { sqlite3_clear_bindings(statement.sqliteStatement) }
+                try bindInPlace(state, at: first, in: statement)
+                try bindInPlace(digest, at: first + 1, in: statement)
+                try run()
+            }
+        }
     }
 
     /// A record row's columns after its key.
@@ -81,17 +89,15 @@ enum RecordStatements {
         sqlite3_clear_bindings(statement.sqliteStatement)
         try bind(key.collection, at: 1, in: statement)
         try bind(key.id, at: 2, in: statement)
-        try bindColumns(columns, from: 3, in: statement)
-        try statement.execute()
+        try bindColumns(columns, from: 3, in: statement) { try statement.execute() }
     }
 
     /// Updates the row `rowid`: `statement` is ``RecordSQL/update``, from ``prepared(_:in:)``.
     static func update(rowid: Int64, _ columns: Columns, with statement: Statement) throws {
         sqlite3_reset(statement.sqliteStatement)
         sqlite3_clear_bindings(statement.sqliteStatement)
-        try bindColumns(columns, from: 1, in: statement)
         try bind(rowid, at: 9, in: statement)
-        try statement.execute()
+        try bindColumns(columns, from: 1, in: statement) { try statement.execute() }
     }
 
     // Each bind is checked: a statement never runs with a value bound for an earlier record.
@@ -108,12 +114,14 @@ enum RecordStatements {
         try check(code, statement)
     }
 
-    private static func bind(_ bytes: [UInt8], at index: Int32, in statement: Statement) throws {
+    /// Binds `raw` without copying it: it must stay where it is until the binding is cleared.
+    private static func bindInPlace(_ raw: UnsafeRawBufferPointer, at index: Int32, in statement: Statement) throws {
         let s = statement.sqliteStatement
-        let code = bytes.withUnsafeBytes { raw -> Int32 in
-            guard let base = raw.baseAddress else { return sqlite3_bind_zeroblob(s, index, 0) }
-            guard raw.count <= Int(Int32.max) else { return SQLITE_TOOBIG }
-            return sqlite3_bind_blob(s, index, base, Int32(raw.count), transient)
+        let code: Int32
+        if let base = raw.baseAddress {
+            code = raw.count <= Int(Int32.max) ? sqlite3_bind_blob(s, index, base, Int32(raw.count), nil) : SQLITE_TOOBIG
+        } else {
+            code = sqlite3_bind_zeroblob(s, index, 0)
         }
         try check(code, statement)
     }

@@ -82,12 +82,15 @@ extension Store {
     func newRecordPuts(in ops: [RecordOperation], from start: Int, db: Database,
                        ctx: inout TransactionContext) throws -> ([NewRecordPut], StoredRecord??) {
         var stretch: [NewRecordPut] = []
-        var keys = Set<RecordKey>()
+        // Keys that rise (an import in ID order) cannot repeat one another: the set of the
+        // stretch's keys is made only once a key does not sort after the one before it.
+        var keys: Set<RecordKey>?
         for offset in start..<ops.count {
             guard case .put(let key, let patch) = ops[offset], !patch.isEmpty,
                   let collection = try? HubCollection.named(key.collection),
-                  (try? HubCollection.validate(id: key.id)) != nil,
-                  !keys.contains(key) else { return (stretch, nil) }
+                  (try? HubCollection.validate(id: key.id)) != nil else { return (stretch, nil) }
+            if keys == nil, let last = stretch.last?.key, !(last < key) { keys = Set(stretch.map(\.key)) }
+            if keys?.contains(key) == true { return (stretch, nil) }
             let loaded: StoredRecord?
             do {
                 loaded = try ctx.load(key, db: db)
@@ -95,7 +98,7 @@ extension Store {
                 return (stretch, nil) // the write's own reading meets the damage and says so
             }
             if let loaded { return (stretch, .some(loaded)) }
-            keys.insert(key)
+            keys?.insert(key)
             stretch.append(NewRecordPut(offset: offset, key: key, patch: patch, collection: collection))
         }
         return (stretch, nil)
@@ -167,10 +170,10 @@ final class HandedOverRecords: @unchecked Sendable {
 
     func range(of p: Int) -> Range<Int> { p * piece..<min(puts.count, (p + 1) * piece) }
 
-    /// The outcome of put `i`, once its piece is signalled; its state and bytes are let go here.
+    /// The outcome of put `i`, once its piece is signalled. The building thread lets it go once
+    /// the writer has inserted its piece (``build(from:)``).
     func take(_ i: Int) -> Result<PreparedState, any Error> {
-        defer { outcomes[i] = nil }
-        return outcomes[i]!
+        outcomes[i]!
     }
 
     /// The writer has inserted a piece: the building thread may start one more.
@@ -183,11 +186,19 @@ final class HandedOverRecords: @unchecked Sendable {
     }
 
     /// Builds the pieces from `first` on in order, signalling each, at most two ahead of the
-    /// writer; stops early when told.
+    /// writer; stops early when told. Lets go of the pieces the writer has inserted: their
+    /// bytes were allocated on this thread, and freed on the writer's they made it wait for
+    /// this thread's malloc arena.
     func build(from first: Int) {
+        var freed = 0
         for p in first..<pieces {
             room.wait()
             if stopped.load(ordering: .relaxed) { return }
+            // Past this piece's wait, the writer has inserted every piece before p - 2.
+            while freed < p - 2 {
+                for i in range(of: freed) { outcomes[i] = nil }
+                freed += 1
+            }
             build(piece: p)
             ready[p].signal()
         }

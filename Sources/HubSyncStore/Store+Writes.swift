@@ -218,8 +218,13 @@ struct GreatestIDs {
     private var known: [(collection: String, greatest: [UInt8]?)] = []
 
     private func index(of collection: String) -> Int? {
-        let bytes = collection.utf8
-        return known.firstIndex { $0.collection.utf8.count == bytes.count && $0.collection.utf8.elementsEqual(bytes) }
+        known.firstIndex { utf8Equal($0.collection, collection) }
+    }
+
+    /// Whether `id` sorts after the bytes `greatest`.
+    private static func precedes(_ greatest: [UInt8], _ id: String) -> Bool {
+        var id = id
+        return greatest.withUnsafeBufferPointer { g in id.withUTF8 { utf8Less(g, $0) } }
     }
 
     /// Whether `key`'s ID sorts after every ID its collection holds, so that it has no row.
@@ -233,13 +238,13 @@ struct GreatestIDs {
             known.append((key.collection, greatest))
         }
         guard let greatest else { return true }
-        return greatest.lexicographicallyPrecedes(key.id.utf8)
+        return Self.precedes(greatest, key.id)
     }
 
     /// A row was inserted for `key`: a bound already read moves up to its ID when that sorts after it.
     mutating func inserted(_ key: RecordKey) {
         guard let i = index(of: key.collection) else { return }
-        if known[i].greatest.map({ $0.lexicographicallyPrecedes(key.id.utf8) }) ?? true {
+        if known[i].greatest.map({ Self.precedes($0, key.id) }) ?? true {
             known[i].greatest = Array(key.id.utf8)
         }
     }

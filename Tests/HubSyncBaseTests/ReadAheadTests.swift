@@ -71,4 +71,40 @@ import Testing
             }, consume: { i in if i == 20 { throw Bad(at: 20) } })
         }
     }
+
+    /// How many items were freed, and how many of them on the producing thread.
+    final class FreeCounts: Sendable {
+        let freed = Atomic<Int>(0)
+        let byProducer = Atomic<Int>(0)
+        /// The producing thread (pthread_self), once it has started.
+        let producer = Atomic<UInt>(0)
+    }
+
+    /// An item that notes where it is freed.
+    final class Noted: Sendable {
+        let counts: FreeCounts
+        init(_ counts: FreeCounts) { self.counts = counts }
+        deinit {
+            counts.freed.add(1, ordering: .relaxed)
+            if counts.producer.load(ordering: .relaxed) == UInt(pthread_self()) { counts.byProducer.add(1, ordering: .relaxed) }
+        }
+    }
+
+    /// Consumed chunks go back to the producing thread, which frees them (what it allocated): an
+    /// import's writer no longer waits for the producer's malloc arena to free each item. Every
+    /// item is freed once the run is over, the last ones by whoever ends it.
+    @Test func theProducerFreesWhatWasConsumed() throws {
+        let counts = FreeCounts()
+        var consumed = 0
+        try ReadAhead.run(chunk: 16, depth: 2, produce: { emit in
+            counts.producer.store(UInt(pthread_self()), ordering: .relaxed)
+            for _ in 0..<4_000 { try emit(Noted(counts)) }
+        }, consume: { _ in consumed += 1 })
+        #expect(consumed == 4_000)
+        // All but the chunks consumed after the producer's last hand-over (freed as the
+        // producing thread lets go of the pipe, a moment after the run returns).
+        #expect(counts.freed.load(ordering: .relaxed) >= 4_000 - 16 * 4)
+        let byProducer = counts.byProducer.load(ordering: .relaxed)
+        #expect(byProducer >= 4_000 - 16 * 4, "\(byProducer) freed by the producer")
+    }
 }

@@ -115,3 +115,26 @@ import Testing
         #expect(Timestamp(text: "1:70000") == nil)
     }
 }
+
+/// Keys and names compare by their UTF-8 bytes (memcmp since the import's profile showed the
+/// byte-by-byte comparison of the two UTF-8 views): the same answers as the views give.
+@Suite struct UTF8OrderTests {
+    @Test func memcmpOrderIsTheUTF8ViewsOrder() {
+        let words = ["", "a", "ab", "abc", "b", "B", "é", "e\u{301}", "café", "cafe\u{301}", "z", "\u{10FFFF}", "日本", "m000001",
+                     "m000010", "m00001", "\u{0}", "a\u{0}", "ü", "u\u{308}"]
+        for a in words {
+            for b in words {
+                #expect(utf8Less(a, b) == a.utf8.lexicographicallyPrecedes(b.utf8), "\(a.debugDescription) < \(b.debugDescription)")
+                #expect(utf8Equal(a, b) == a.utf8.elementsEqual(b.utf8), "\(a.debugDescription) == \(b.debugDescription)")
+            }
+        }
+        // Two spellings of one character: Swift's == takes them as equal, the store does not.
+        #expect("é" == "e\u{301}")
+        #expect(!utf8Equal("é", "e\u{301}"))
+        #expect(RecordKey(collection: "memories", id: "é") != RecordKey(collection: "memories", id: "e\u{301}"))
+        // A string made from bridged or sliced storage compares the same way.
+        let sliced = String("xxcafé".dropFirst(2))
+        #expect(utf8Equal(sliced, "café"))
+        #expect(!utf8Less(sliced, "café") && !utf8Less("café", sliced))
+    }
+}
