@@ -8,7 +8,7 @@ import Foundation
 /// `produce` hands items to `emit`, which gathers them into chunks of `chunk` and blocks while
 /// `depth` chunks wait, so at most `depth + 2` chunks wait or are in use whatever the input's
 /// size; the chunks consumed since the producer last handed one over wait for it to free them
-/// (at most `depth` more).
+/// (at most `depth + 1` more).
 /// `consume` gets every item in order. An error `produce` throws reaches the caller only after
 /// every item made before it was consumed (the first bad line of a file is still the one
 /// named); an error `consume` throws stops `produce` at the next `emit` that completes a chunk.
