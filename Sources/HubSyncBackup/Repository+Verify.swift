@@ -34,8 +34,12 @@ extension Repository {
         let lease = try lease(exclusive: false, holder: "verify")
         defer { lease.release() }
         var report = VerifyReport()
-        let index = try loadIndex(damagedOrphans: true)
+        // Snapshots first: a backup under way (it holds a shared lease too) writes its index
+        // before its snapshot, so every snapshot listed here has its chunks in the index read
+        // next. In the other order a backup that ends between the two reads leaves a snapshot
+        // whose new chunks no index read here names.
         let (snapshots, unreadable) = try scanSnapshots()
+        let index = try loadIndex(damagedOrphans: true)
         report.snapshots = snapshots.count
         report.unreadableSnapshots = unreadable
         report.problems += unreadable.map(\.message)

@@ -128,7 +128,7 @@ import Testing
         #expect(status.stderr.contains("did not answer within 8 s") && !status.stderr.contains("may still be applied"), "\(status.stderr)")
 
         kill(pid, SIGCONT)
-        try await waitUntil("the write lands once the agent resumes", timeout: 20) {
+        try await waitUntil("the write lands once the agent resumes", timeout: 60) {
             await a.record("memories", "late")?["fields"]?.objectValue?["text"] == "x"
         }
         await a.stop()

@@ -5,7 +5,7 @@ import Testing
 
 /// A quiet agent gives back the memory its work left mapped: its resident set falls once it has
 /// been quiet for 10 s, it goes on answering, and new work makes it give back again later.
-@Suite(.timeLimit(.minutes(3))) struct QuietMemoryTests {
+@Suite(.timeLimit(.minutes(10))) struct QuietMemoryTests {
     let dir = TemporaryDirectory()
 
     func trims(in log: String) -> Int {
@@ -23,7 +23,7 @@ import Testing
         // after it.
         let before = trims(in: log)
         // Reading /proc does not count as activity; the API request above did.
-        try await waitUntil("the agent to give back memory once quiet", timeout: 60, interval: 0.2) { trims(in: log) >= before + 1 }
+        try await waitUntil("the agent to give back memory once quiet", timeout: 180, interval: 0.2) { trims(in: log) >= before + 1 }
         let quiet = try procStatusKB("VmRSS", pid: pid)
         #expect(quiet < busy * 2 / 3, "VmRSS \(busy) kB at work, \(quiet) kB once quiet")
         // It answers on: the code it runs comes back as it runs it.
@@ -34,7 +34,7 @@ import Testing
         try await agent.api("PUT", "/v1/records/memories/m2", ["text": "after it"])
         #expect(trims(in: log) == settled, "work does not trim at once")
         // Work again, then quiet again: it gives back again.
-        try await waitUntil("the agent to give back memory after more work", timeout: 60, interval: 0.2) { trims(in: log) >= settled + 1 }
+        try await waitUntil("the agent to give back memory after more work", timeout: 180, interval: 0.2) { trims(in: log) >= settled + 1 }
         #expect(await agent.record("memories", "m2")?["fields"]?.objectValue?["text"] == "after it")
         #expect(await agent.agent.stop() == 0, "SIGTERM stops it cleanly")
     }

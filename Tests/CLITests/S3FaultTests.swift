@@ -63,7 +63,8 @@ extension S3BackupTests {
         #expect(r.status == 1)
         #expect(r.stderr.contains("did not answer within 1 s"), "\(r.stderr)")
         #expect(r.stderr.contains("tried 2 times"), "\(r.stderr)")
-        #expect(seconds < 30, "gave up after \(seconds) s")
+        // Two attempts of 1 s, and the process around them: well under a minute, even on a busy machine.
+        #expect(seconds < 90, "gave up after \(seconds) s")
 
         // A bad setting is refused by name.
         try #"{"backup": {"s3": {"timeout_seconds": "soon"}}}"#.write(toFile: d.data + "/config.json", atomically: true, encoding: .utf8)

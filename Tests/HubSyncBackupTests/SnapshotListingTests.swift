@@ -38,3 +38,47 @@ private struct ForgettingTarget: BackupTarget {
         #expect(scan.readable.map { "snapshots/" + $0.id.hex } == [names[1]] && scan.unreadable.isEmpty, "\(scan)")
     }
 }
+
+/// A target on which another process's backup runs to its end right after the repository's
+/// snapshots or its packs are first listed: between a verify's reading of its snapshots and of
+/// its packs (the index files, then the pack files, whose headers name what no index does).
+private final class BackupMidwayTarget: ForwardingTarget, @unchecked Sendable { // `fired` goes through `lock`
+    let lock = NSLock()
+    var fired = false
+    var other: (() throws -> Void)?
+    override func list(_ folder: String) throws(BackupError) -> [(name: String, size: Int)] {
+        let run: (() throws -> Void)? = lock.withLock {
+            guard !fired, folder == "snapshots" || folder == "data" else { return nil }
+            fired = true
+            return other
+        }
+        let listed = try inner.list(folder)
+        if let run { do { try run() } catch { throw BackupError(.io, "the other backup failed: \(error)") } }
+        return listed
+    }
+}
+
+@Suite struct VerifyDuringABackupTests {
+    let dir = TemporaryDirectory()
+
+    /// A backup in another process holds a shared lease, as verify does: one that ends while
+    /// verify reads is either wholly seen or not seen, never a snapshot without its chunks.
+    @Test func aBackupThatEndsWhileVerifyReadsIsNoProblem() throws {
+        let store = try filledStore(dir, count: 300)
+        let (household, _) = makeHousehold()
+        let local = LocalTarget(path: dir.path + "/repo")
+        let repo = try Repository.create(at: local, household: household)
+        _ = try repo.backup(store: store, device: "d1", hostname: "h", household: household, holder: "first")
+        // New records, so the racing backup writes new packs and a new index file.
+        var rng = SplitMix(state: 11)
+        try store.apply((0..<200).map { k in .put(RecordKey(collection: "memories", id: "new\(k)"), ["text": .string(text(&rng))]) })
+        let midway = BackupMidwayTarget(local)
+        midway.other = { _ = try repo.backup(store: store, device: "d1", hostname: "h", household: household, holder: "racing") }
+        let verifying = try Repository.open(at: midway, household: household, recoveryKey: nil)
+        let report = try verifying.verify(readData: true)
+        #expect(midway.lock.withLock { midway.fired })
+        #expect(report.ok, "\(report.problems)")
+        #expect(try local.list("snapshots").count == 2)
+        #expect(try repo.verify(readData: true).ok)
+    }
+}
