@@ -196,6 +196,13 @@ extension Repository {
                 }
             }
             if !report.skippedChunks.isEmpty { parts.append("\(report.skippedChunks.count) chunks are in no index") }
+            // The snapshot is chosen before this restore holds the repository: a forget and a
+            // prune in between leave it without its packs, which is no damage.
+            if (try? target.exists("snapshots/" + snapshot.id.hex)) == false {
+                throw BackupError(.notFound, "snapshot \(snapshot.id.short) was forgotten, and its data pruned, after this "
+                    + "restore chose it (`hubsync backup forget --prune`, or another device's retention and prune). Nothing "
+                    + "was restored; choose another snapshot (`hubsync backup list`)")
+            }
             throw BackupError(.damaged, "refusing to restore snapshot \(snapshot.id.short): "
                 + parts.joined(separator: "; ") + ". Nothing was restored. Run `hubsync backup verify --read-data` "
                 + "for details, restore an older snapshot, or pass --skip-damaged to restore everything else")

@@ -94,6 +94,10 @@ extension Repository {
                 progress("verify", i + 1, selected.count)
             }
         }
+        // A lease taken for a dead holder's (a verify without --read-data renews none while it
+        // reads; one that took over 5 minutes had run out) lets a prune of another process
+        // delete packs and snapshots under this verify: what it read may then look damaged.
+        try lease.confirm()
         var knownOnly = Set<BlobID>()
         for p in knownDamaged where damaged[p] == nil && index.packSizes[p] != nil && !report.packsReadIDs.contains(p) {
             knownOnly.insert(p)

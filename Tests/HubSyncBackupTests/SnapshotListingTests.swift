@@ -1,6 +1,7 @@
 import Foundation
 import HubSyncBackup
 import HubSyncCore
+import HubSyncStore
 import Testing
 
 /// A target whose listing still names snapshot files that are gone when they are read, as when
@@ -80,5 +81,65 @@ private final class BackupMidwayTarget: ForwardingTarget, @unchecked Sendable { 
         #expect(report.ok, "\(report.problems)")
         #expect(try local.list("snapshots").count == 2)
         #expect(try repo.verify(readData: true).ok)
+    }
+}
+
+/// A target on which another process takes this process's lease for a dead holder's (it ran
+/// out, or the clocks disagree) and removes it, right after the packs are first listed.
+private final class LeaseTakenTarget: ForwardingTarget, @unchecked Sendable { // `taken` goes through `lock`
+    let lock = NSLock()
+    var taken = false
+    override func list(_ folder: String) throws(BackupError) -> [(name: String, size: Int)] {
+        let listed = try inner.list(folder)
+        let take = lock.withLock { () -> Bool in
+            guard !taken, folder == "data" else { return false }
+            taken = true
+            return true
+        }
+        if take { for (name, _) in try inner.list("locks") { try inner.delete(name) } }
+        return listed
+    }
+}
+
+@Suite struct RepositoryTakenAwayTests {
+    let dir = TemporaryDirectory()
+
+    /// Once its lease is gone a prune may have deleted what it read: verify stops and says to run
+    /// it again, rather than call the repository damaged or sound.
+    @Test func aVerifyWhoseLeaseWasTakenStopsAndSaysToRunItAgain() throws {
+        let store = try filledStore(dir, count: 100)
+        let (household, _) = makeHousehold()
+        let local = LocalTarget(path: dir.path + "/repo")
+        let repo = try Repository.create(at: local, household: household)
+        _ = try repo.backup(store: store, device: "d1", hostname: "h", household: household, holder: "t")
+        let taking = LeaseTakenTarget(local)
+        let verifying = try Repository.open(at: taking, household: household, recoveryKey: nil)
+        let error = #expect(throws: BackupError.self) { _ = try verifying.verify(readData: false) }
+        #expect(error?.code == .locked && error?.message.contains("Run the command again") == true, "\(String(describing: error))")
+        #expect(taking.lock.withLock { taking.taken })
+        #expect(try repo.verify(readData: false).ok)
+    }
+
+    /// A snapshot chosen, then forgotten and pruned before the restore holds the repository, is
+    /// said to be so, not called damaged; nothing is restored.
+    @Test func aSnapshotForgottenAndPrunedAfterItWasChosenIsSaidSo() throws {
+        let store = try filledStore(dir, count: 1_000)
+        let (household, _) = makeHousehold()
+        let target = LocalTarget(path: dir.path + "/repo")
+        let repo = try Repository.create(at: target, household: household, packSize: 256 << 10)
+        _ = try repo.backup(store: store, device: "d", hostname: "h", household: household, holder: "t")
+        let chosen = try repo.snapshot(named: "latest")
+        // Every record changes: the next snapshot shares no memory's chunk with the first.
+        var rng = SplitMix(state: 5)
+        try store.apply((0..<1_000).map { .put(RecordKey(collection: "memories", id: memoryID($0)), ["text": .string(text(&rng))]) })
+        _ = try repo.backup(store: store, device: "d", hostname: "h", household: household, holder: "t")
+        var policy = RetentionPolicy()
+        policy.last = 1
+        #expect(try repo.forget(policy: policy, holder: "t").forget.map(\.id) == [chosen.id])
+        #expect(try repo.prune(holder: "t").packsDeleted > 0)
+        let restored = try Store(path: dir.path + "/r.sqlite", device: device(4))
+        let error = #expect(throws: BackupError.self) { _ = try repo.restore(chosen, into: restored, skipDamaged: false) }
+        #expect(error?.code == .notFound && error?.message.contains("was forgotten, and its data pruned") == true, "\(String(describing: error))")
+        #expect(try restored.counts().values.reduce(0, +) == 0)
     }
 }
