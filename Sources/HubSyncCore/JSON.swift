@@ -103,22 +103,32 @@ public enum JSON {
 /// Compared with memcmp: iterating the two UTF-8 views was a visible part of an import's
 /// sorting and key comparisons.
 public func utf8Less(_ a: String, _ b: String) -> Bool {
-    var a = a, b = b
-    return a.withUTF8 { x in b.withUTF8 { y in utf8Less(x, y) } }
+    utf8Compare(a, b) < 0
 }
 
 /// ``utf8Less(_:_:)`` of two byte strings: unsigned bytes, a prefix first.
 public func utf8Less(_ x: UnsafeBufferPointer<UInt8>, _ y: UnsafeBufferPointer<UInt8>) -> Bool {
-    let n = min(x.count, y.count)
-    let c = n == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, n)
-    return c != 0 ? c < 0 : x.count < y.count
+    utf8Compare(x, y) < 0
 }
 
 /// Whether two strings have the same UTF-8 bytes (Swift's `==` also takes two spellings of one
 /// character, precomposed and with a combining mark, as equal; HubSync's keys and names do not).
 public func utf8Equal(_ a: String, _ b: String) -> Bool {
+    utf8Compare(a, b) == 0
+}
+
+/// Below zero when `a` sorts before `b` by their UTF-8 bytes, zero when the bytes are equal,
+/// above zero after: one pass for a comparison that needs both answers (``RecordKey``'s order).
+public func utf8Compare(_ a: String, _ b: String) -> Int {
     var a = a, b = b
-    return a.withUTF8 { x in b.withUTF8 { y in x.count == y.count && (x.count == 0 || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0) } }
+    return a.withUTF8 { x in b.withUTF8 { y in utf8Compare(x, y) } }
+}
+
+/// ``utf8Compare(_:_:)`` of two byte strings.
+public func utf8Compare(_ x: UnsafeBufferPointer<UInt8>, _ y: UnsafeBufferPointer<UInt8>) -> Int {
+    let n = min(x.count, y.count)
+    let c = n == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, n)
+    return c != 0 ? Int(c) : x.count - y.count
 }
 
 struct Parser {

@@ -9,7 +9,8 @@ public struct RecordKey: Sendable, Hashable, Comparable, CustomStringConvertible
     }
 
     public static func < (a: RecordKey, b: RecordKey) -> Bool {
-        !utf8Equal(a.collection, b.collection) ? utf8Less(a.collection, b.collection) : utf8Less(a.id, b.id)
+        let c = utf8Compare(a.collection, b.collection)
+        return c != 0 ? c < 0 : utf8Compare(a.id, b.id) < 0
     }
 
     /// Equal when the bytes are (SPEC 1.1), as the store compares them: Swift's own `==` on

@@ -40,21 +40,26 @@ private struct ForgettingTarget: BackupTarget {
     }
 }
 
-/// A target on which another process's backup runs to its end right after the repository's
-/// snapshots or its packs are first listed: between a verify's reading of its snapshots and of
-/// its packs (the index files, then the pack files, whose headers name what no index does).
-private final class BackupMidwayTarget: ForwardingTarget, @unchecked Sendable { // `fired` goes through `lock`
+/// A target on which another process acts once, right after the first listing of one of
+/// `folders`: between a verify's reading of its snapshots and of its packs (the index files,
+/// then the pack files, whose headers name what no index does).
+private final class ListingHookTarget: ForwardingTarget, @unchecked Sendable { // `fired` goes through `lock`
     let lock = NSLock()
     var fired = false
+    let folders: Set<String>
     var other: (() throws -> Void)?
+    init(_ inner: LocalTarget, after folders: Set<String>) {
+        self.folders = folders
+        super.init(inner)
+    }
     override func list(_ folder: String) throws(BackupError) -> [(name: String, size: Int)] {
         let run: (() throws -> Void)? = lock.withLock {
-            guard !fired, folder == "snapshots" || folder == "data" else { return nil }
+            guard !fired, folders.contains(folder) else { return nil }
             fired = true
             return other
         }
         let listed = try inner.list(folder)
-        if let run { do { try run() } catch { throw BackupError(.io, "the other backup failed: \(error)") } }
+        if let run { do { try run() } catch { throw BackupError(.io, "the other process failed: \(error)") } }
         return listed
     }
 }
@@ -73,7 +78,8 @@ private final class BackupMidwayTarget: ForwardingTarget, @unchecked Sendable { 
         // New records, so the racing backup writes new packs and a new index file.
         var rng = SplitMix(state: 11)
         try store.apply((0..<200).map { k in .put(RecordKey(collection: "memories", id: "new\(k)"), ["text": .string(text(&rng))]) })
-        let midway = BackupMidwayTarget(local)
+        // Another process's backup runs to its end.
+        let midway = ListingHookTarget(local, after: ["snapshots", "data"])
         midway.other = { _ = try repo.backup(store: store, device: "d1", hostname: "h", household: household, holder: "racing") }
         let verifying = try Repository.open(at: midway, household: household, recoveryKey: nil)
         let report = try verifying.verify(readData: true)
@@ -81,23 +87,6 @@ private final class BackupMidwayTarget: ForwardingTarget, @unchecked Sendable { 
         #expect(report.ok, "\(report.problems)")
         #expect(try local.list("snapshots").count == 2)
         #expect(try repo.verify(readData: true).ok)
-    }
-}
-
-/// A target on which another process takes this process's lease for a dead holder's (it ran
-/// out, or the clocks disagree) and removes it, right after the packs are first listed.
-private final class LeaseTakenTarget: ForwardingTarget, @unchecked Sendable { // `taken` goes through `lock`
-    let lock = NSLock()
-    var taken = false
-    override func list(_ folder: String) throws(BackupError) -> [(name: String, size: Int)] {
-        let listed = try inner.list(folder)
-        let take = lock.withLock { () -> Bool in
-            guard !taken, folder == "data" else { return false }
-            taken = true
-            return true
-        }
-        if take { for (name, _) in try inner.list("locks") { try inner.delete(name) } }
-        return listed
     }
 }
 
@@ -112,11 +101,14 @@ private final class LeaseTakenTarget: ForwardingTarget, @unchecked Sendable { //
         let local = LocalTarget(path: dir.path + "/repo")
         let repo = try Repository.create(at: local, household: household)
         _ = try repo.backup(store: store, device: "d1", hostname: "h", household: household, holder: "t")
-        let taking = LeaseTakenTarget(local)
+        // Another process takes this one's lease for a dead holder's (it ran out, or the clocks
+        // disagree) and removes it.
+        let taking = ListingHookTarget(local, after: ["data"])
+        taking.other = { for (name, _) in try local.list("locks") { try local.delete(name) } }
         let verifying = try Repository.open(at: taking, household: household, recoveryKey: nil)
         let error = #expect(throws: BackupError.self) { _ = try verifying.verify(readData: false) }
         #expect(error?.code == .locked && error?.message.contains("Run the command again") == true, "\(String(describing: error))")
-        #expect(taking.lock.withLock { taking.taken })
+        #expect(taking.lock.withLock { taking.fired })
         #expect(try repo.verify(readData: false).ok)
     }
 
