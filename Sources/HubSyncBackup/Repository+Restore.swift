@@ -180,6 +180,16 @@ extension Repository {
             // Still in the order the snapshot first needs each pack.
             packs = byPack.map { ($0.key, $0.value.min()!) }.sorted { $0.1 < $1.1 }.map(\.0)
         }
+        if !unrecovered.isEmpty || !report.skippedChunks.isEmpty {
+            // The snapshot is chosen before this read holds the repository: a forget and a prune
+            // in between leave it without its packs, which is no damage, and no record of it is
+            // handed on as if only some chunks were unreadable (`--skip-damaged`, a repair).
+            if (try? target.exists("snapshots/" + snapshot.id.hex)) == false {
+                throw BackupError(.notFound, "snapshot \(snapshot.id.short) was forgotten, and its data pruned, after this "
+                    + "restore chose it (`hubsync backup forget --prune`, or another device's retention and prune). Nothing "
+                    + "was restored; choose another snapshot (`hubsync backup list`)")
+            }
+        }
         if !skipDamaged, only == nil, !unrecovered.isEmpty || !report.skippedChunks.isEmpty {
             var parts: [String] = []
             if !unrecovered.isEmpty {
@@ -196,13 +206,6 @@ extension Repository {
                 }
             }
             if !report.skippedChunks.isEmpty { parts.append("\(report.skippedChunks.count) chunks are in no index") }
-            // The snapshot is chosen before this restore holds the repository: a forget and a
-            // prune in between leave it without its packs, which is no damage.
-            if (try? target.exists("snapshots/" + snapshot.id.hex)) == false {
-                throw BackupError(.notFound, "snapshot \(snapshot.id.short) was forgotten, and its data pruned, after this "
-                    + "restore chose it (`hubsync backup forget --prune`, or another device's retention and prune). Nothing "
-                    + "was restored; choose another snapshot (`hubsync backup list`)")
-            }
             throw BackupError(.damaged, "refusing to restore snapshot \(snapshot.id.short): "
                 + parts.joined(separator: "; ") + ". Nothing was restored. Run `hubsync backup verify --read-data` "
                 + "for details, restore an older snapshot, or pass --skip-damaged to restore everything else")

@@ -320,6 +320,15 @@ import Testing
                 && quiet.stderr.contains("\(total - n) of \(total) records")
                 && quiet.stderr.contains("those between \(lostAfter.joined(separator: "/")) and \(lostBefore.joined(separator: "/")) in collection and ID order"),
                 "\(quiet.stdout) | \(quiet.stderr)")
+        // A repair from the damaged snapshot takes every record it can read and says what it skipped.
+        let r = Device(data: dir.path + "/r")
+        let repaired = try await r.ok("repair", "--force", "--from-backup", repo, "--snapshot", snap)
+        #expect(repaired.stdout.contains("of that snapshot could not be read") && repaired.stdout.contains("skipped")
+                && repaired.stdout.contains("backup verify --read-data"), "\(repaired.stdout)")
+        let repairedJSON = try #require(try await r.ok("repair", "--force", "--from-backup", repo, "--snapshot", snap, "--json")
+            .json?.objectValue)
+        guard case .int(let skippedChunks) = repairedJSON["from_backup_skipped_chunks"] ?? .null else { Issue.record("\(repairedJSON)"); return }
+        #expect(skippedChunks > 0 && repairedJSON["from_backup_skipped_chunks"] == skipped["skipped_chunks"], "\(repairedJSON) | \(skipped)")
         // The verify above remembered the damaged pack: the next backup writes its chunks again
         // instead of referring to them, so the new snapshot restores whole without --skip-damaged.
         // The list is kept beside the backup cache, not in it: deleting the cache does not forget it.

@@ -113,7 +113,8 @@ private final class ListingHookTarget: ForwardingTarget, @unchecked Sendable { /
     }
 
     /// A snapshot chosen, then forgotten and pruned before the restore holds the repository, is
-    /// said to be so, not called damaged; nothing is restored.
+    /// said to be so, not called damaged; nothing is restored, also when damaged chunks are to be
+    /// skipped (as `hubsync repair --from-backup` does).
     @Test func aSnapshotForgottenAndPrunedAfterItWasChosenIsSaidSo() throws {
         let store = try filledStore(dir, count: 1_000)
         let (household, _) = makeHousehold()
@@ -130,8 +131,16 @@ private final class ListingHookTarget: ForwardingTarget, @unchecked Sendable { /
         #expect(try repo.forget(policy: policy, holder: "t").forget.map(\.id) == [chosen.id])
         #expect(try repo.prune(holder: "t").packsDeleted > 0)
         let restored = try Store(path: dir.path + "/r.sqlite", device: device(4))
-        let error = #expect(throws: BackupError.self) { _ = try repo.restore(chosen, into: restored, skipDamaged: false) }
-        #expect(error?.code == .notFound && error?.message.contains("was forgotten, and its data pruned") == true, "\(String(describing: error))")
+        // Skipping damaged chunks (`--skip-damaged`, a repair) does not pass it off as a snapshot
+        // with some chunks unreadable either: no record of it is handed on.
+        for skipDamaged in [false, true] {
+            let error = #expect(throws: BackupError.self) { _ = try repo.restore(chosen, into: restored, skipDamaged: skipDamaged) }
+            #expect(error?.code == .notFound && error?.message.contains("was forgotten, and its data pruned") == true,
+                    "skipDamaged \(skipDamaged): \(String(describing: error))")
+            var handedOn = 0
+            #expect(throws: BackupError.self) { _ = try repo.readRecords(of: chosen, skipDamaged: skipDamaged) { handedOn += $0.count } }
+            #expect(handedOn == 0)
+        }
         #expect(try restored.counts().values.reduce(0, +) == 0)
     }
 }
