@@ -187,7 +187,7 @@ extension Repository {
             if (try? target.exists("snapshots/" + snapshot.id.hex)) == false {
                 throw BackupError(.notFound, "snapshot \(snapshot.id.short) was forgotten, and its data pruned, after this "
                     + "restore chose it (`hubsync backup forget --prune`, or another device's retention and prune). Nothing "
-                    + "was restored; choose another snapshot (`hubsync backup list`)")
+                    + "was restored; run the command again to take the latest snapshot, or name another (`hubsync backup list`)")
             }
         }
         if !skipDamaged, only == nil, !unrecovered.isEmpty || !report.skippedChunks.isEmpty {

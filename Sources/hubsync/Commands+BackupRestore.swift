@@ -84,7 +84,7 @@ struct BackupRestoreCommand: ParsableCommand {
         } else if Quiet.isOn {
             // Quiet: only what was lost is said.
             if case .int(let n) = o["skipped_chunks"] ?? .null, n > 0 {
-                var said = "hubsync: skipped \(plural(Int(n), "unreadable chunk")) (damaged or missing); \(missingText(o, of: snap))"
+                var said = "hubsync: skipped \(plural(Int(n), "unreadable chunk")) (damaged or missing); \(Self.missingText(o, of: snap))"
                 if case .int(let kept) = o["left_as_they_are"] ?? .null, kept > 0 {
                     said += "; left \(plural(Int(kept), "live record")) not read as \(kept == 1 ? "it is" : "they are")"
                 }
@@ -103,7 +103,7 @@ struct BackupRestoreCommand: ParsableCommand {
                 line += "; \(only) is not in the snapshot and is deleted already: nothing to revert"
             }
             if case .int(let n) = o["skipped_chunks"] ?? .null, n > 0 {
-                line += "; skipped \(plural(Int(n), "unreadable chunk")) (damaged or missing; \(missingText(o, of: snap)))"
+                line += "; skipped \(plural(Int(n), "unreadable chunk")) (damaged or missing; \(Self.missingText(o, of: snap)))"
             }
             if case .int(let n) = o["chunks_passed_over"] ?? .null, n > 0 {
                 line += "; passed over \(plural(Int(n), "readable chunk")) holding only the rest of records that an unreadable one began"
@@ -142,7 +142,7 @@ struct BackupRestoreCommand: ParsableCommand {
 
     /// What the unreadable chunks cost: "12 of 10,000 records are missing", or, for a single record
     /// restored, that its records are missing.
-    func missingText(_ o: [String: Value], of snap: Snapshot) -> String {
+    static func missingText(_ o: [String: Value], of snap: Snapshot) -> String {
         guard case .int(let missing) = o["records_missing"] ?? .null else {
             // One record asked for (--record): it was read, or the restore said it was not.
             return o["records"] == .int(0) ? "the record asked for may be in them" : "the record asked for was read whole"

@@ -108,7 +108,7 @@ struct RepairCommand: ParsableCommand {
         // reading a clock set wrong could give: more than a year ahead, it is damage.
         if let clock = salvaged.clock, clock.millis > Store.systemClock() + 366 * 86_400_000 { salvaged.clock = nil }
         let aside = try moveAside(dir)
-        let rebuilt: (records: Int, fromSnapshot: Int, skippedChunks: Int, futureClock: Int, household: (secrets: HouseholdSecrets?, note: String?))
+        let rebuilt: (records: Int, fromSnapshot: Int, read: ReadReport?, futureClock: Int, household: (secrets: HouseholdSecrets?, note: String?))
         do {
             rebuilt = try rebuild(dir, identity, salvaged: salvaged, source: source, holder: holder, aside: aside)
         } catch {
@@ -118,7 +118,11 @@ struct RepairCommand: ParsableCommand {
             throw CLIError(e.code, e.message + (putBack.map { " — and the damaged store could not be put back: \($0)" }
                 ?? (aside == nil ? " — nothing was kept" : " — the damaged store was put back as it was; nothing changed")), cause: e.cause)
         }
-        let (records, fromSnapshot, skippedChunks, futureClock, household) = rebuilt
+        let (records, fromSnapshot, read, futureClock, household) = rebuilt
+        let skippedChunks = read?.skippedChunks.count ?? 0
+        // What the snapshot's unreadable chunks cost, as a restore's --json says it.
+        var damage = read?.damageJSON
+        if let snap = source?.1 { damage?["records_missing"] = .int(max(0, Int64(snap.records) - Int64(fromSnapshot))) }
         // The new store, its WAL (created with the umask's mode) and the files moved aside are this
         // user's alone, like every file here (0600): after the audit entry, the last write.
         _ = try? dir.keepPrivate()
@@ -130,6 +134,7 @@ struct RepairCommand: ParsableCommand {
                 "records_from_pages": .int(Int64(salvaged.fromPages)),
                 "peers": .int(Int64(salvaged.peers.count)), "from_backup_records": .int(Int64(fromSnapshot)),
                 "from_backup_skipped_chunks": .int(Int64(skippedChunks)),
+                "from_backup_damage": damage.map { .object($0) } ?? .null,
                 "salvage_stopped": .array(salvaged.failures.map { .string($0) }),
             ]
             o["damaged_copy"] = aside.map { .string($0) } ?? .null
@@ -163,11 +168,12 @@ struct RepairCommand: ParsableCommand {
         }
         if let (_, snap) = source {
             print("  Restored \(plural(fromSnapshot, "record")) from snapshot \(snap.id.short) (\(rfc3339(millis: snap.time))).")
-            if skippedChunks > 0 {
-                print("  \(plural(skippedChunks, "chunk")) of that snapshot could not be read (damaged, or in a pack that is "
-                    + "missing) and \(skippedChunks == 1 ? "was" : "were") skipped: the records \(skippedChunks == 1 ? "it" : "they") "
-                    + "held come back from the household's peers as the agent syncs, or from an older snapshot "
-                    + "(`hubsync backup restore SNAPSHOT --merge --record COLLECTION/ID`). `hubsync backup verify --read-data` names the packs.")
+            if skippedChunks > 0, let damage {
+                let target = fromBackup ?? "TARGET"
+                print("  Skipped \(plural(skippedChunks, "unreadable chunk")) of that snapshot (damaged, in a missing pack, or in no "
+                    + "index); \(BackupRestoreCommand.missingText(damage, of: snap)). They come back from the household's peers as "
+                    + "the agent syncs, or one at a time from an older snapshot (`hubsync backup restore SNAPSHOT --merge --record "
+                    + "COLLECTION/ID --repo \(target)`); `hubsync backup verify --read-data --repo \(target)` names the packs.")
             }
         }
         if let secrets = household.secrets {
@@ -189,7 +195,7 @@ struct RepairCommand: ParsableCommand {
     /// decodes, and a merge would refuse it.
     func rebuild(_ dir: DataDirectory, _ identity: Identity, salvaged: SalvagedStore, source: (Repository, Snapshot)?,
                  holder: (target: String?, device: DeviceID?, address: String?)?, aside: String?) throws
-        -> (records: Int, fromSnapshot: Int, skippedChunks: Int, futureClock: Int, household: (secrets: HouseholdSecrets?, note: String?)) {
+        -> (records: Int, fromSnapshot: Int, read: ReadReport?, futureClock: Int, household: (secrets: HouseholdSecrets?, note: String?)) {
         let store = try guarded { try Store(path: dir.storePath, device: identity.deviceID) }
         // A record no later than the damaged store's own clock was made or taken in here (while
         // the clock was ahead, perhaps, before it was set back): it is kept.
@@ -208,7 +214,8 @@ struct RepairCommand: ParsableCommand {
         if let holder, let device = holder.device, let address = holder.address {
             _ = try guarded { try store.addPeer(device, address: address) }
         }
-        var fromSnapshot = 0, skippedChunks = 0
+        var fromSnapshot = 0
+        var read: ReadReport?
         if let (repo, snap) = source {
             let progress = ProgressReporter(json: output.json)
             let report = try backupGuarded {
@@ -217,7 +224,7 @@ struct RepairCommand: ParsableCommand {
                 }
             }
             fromSnapshot = report.records
-            skippedChunks = report.skippedChunks.count
+            read = report
         }
         // A household key file lost too comes back from the backup, as on a new device (SPEC 5.5):
         // without it the device could not back up, and would be steered to found a new household.
@@ -231,7 +238,7 @@ struct RepairCommand: ParsableCommand {
                     subject: ["damaged_copy": aside ?? "", "snapshot": source?.1.id.hex ?? ""],
                     detail: "rebuilt the store: \(plural(sound.count, "record")) salvaged"
                         + (source.map { ", \(plural(fromSnapshot, "record")) from snapshot \($0.1.id.short)" } ?? ""))
-        return (records, fromSnapshot, skippedChunks, futureClock, household)
+        return (records, fromSnapshot, read, futureClock, household)
     }
 
     /// After a rebuild that failed: removes the new store's files and renames the damaged ones

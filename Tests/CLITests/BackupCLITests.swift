@@ -323,12 +323,17 @@ import Testing
         // A repair from the damaged snapshot takes every record it can read and says what it skipped.
         let r = Device(data: dir.path + "/r")
         let repaired = try await r.ok("repair", "--force", "--from-backup", repo, "--snapshot", snap)
-        #expect(repaired.stdout.contains("of that snapshot could not be read") && repaired.stdout.contains("skipped")
-                && repaired.stdout.contains("backup verify --read-data"), "\(repaired.stdout)")
+        #expect(repaired.stdout.contains("unreadable chunk") && repaired.stdout.contains("of that snapshot")
+                && repaired.stdout.contains("\(total - n) of \(total) records")
+                && repaired.stdout.contains("backup verify --read-data --repo \(repo)"), "\(repaired.stdout)")
         let repairedJSON = try #require(try await r.ok("repair", "--force", "--from-backup", repo, "--snapshot", snap, "--json")
             .json?.objectValue)
         guard case .int(let skippedChunks) = repairedJSON["from_backup_skipped_chunks"] ?? .null else { Issue.record("\(repairedJSON)"); return }
         #expect(skippedChunks > 0 && repairedJSON["from_backup_skipped_chunks"] == skipped["skipped_chunks"], "\(repairedJSON) | \(skipped)")
+        // Where the records it could not read were, as the restore said.
+        let repairDamage = repairedJSON["from_backup_damage"]?.objectValue
+        #expect(repairDamage?["records_missing"] == skipped["records_missing"] && repairDamage?["lost_between"] == skipped["lost_between"],
+                "\(String(describing: repairDamage)) | \(skipped)")
         // The verify above remembered the damaged pack: the next backup writes its chunks again
         // instead of referring to them, so the new snapshot restores whole without --skip-damaged.
         // The list is kept beside the backup cache, not in it: deleting the cache does not forget it.
