@@ -166,7 +166,12 @@ public struct LocalTarget: BackupTarget {
         }
     }
 
+    /// Whether the file is there; a failure to look (a folder that cannot be read, a name too
+    /// long) is an error, not an answer: a restore would take "not there" for a snapshot pruned.
     public func exists(_ name: String) throws(BackupError) -> Bool {
-        access(full(name), F_OK) == 0
+        if access(full(name), F_OK) == 0 { return true }
+        let code = errno
+        if code == ENOENT || code == ENOTDIR { return false }
+        throw failure("look for", name, code)
     }
 }

@@ -112,6 +112,19 @@ private final class ListingHookTarget: ForwardingTarget, @unchecked Sendable { /
         #expect(try repo.verify(readData: false).ok)
     }
 
+    /// A local target says whether a file is there, or that it could not look: a failure to look
+    /// is never "not there", which a restore would take for a snapshot forgotten and pruned.
+    @Test func aLocalTargetThatCannotLookSaysSo() throws {
+        try FileManager.default.createDirectory(atPath: dir.path + "/repo/snapshots", withIntermediateDirectories: true)
+        let target = LocalTarget(path: dir.path + "/repo")
+        try target.put("snapshots/a", [1], replacing: false)
+        #expect(try target.exists("snapshots/a"))
+        #expect(try !target.exists("snapshots/b"))
+        #expect(try !target.exists("snapshots/a/b"), "a file where a folder would be is no such file")
+        let error = #expect(throws: BackupError.self) { _ = try target.exists("snapshots/" + String(repeating: "x", count: 5_000)) }
+        #expect(error?.code == .io && error?.message.contains("cannot look for") == true, "\(String(describing: error))")
+    }
+
     /// A snapshot chosen, then forgotten and pruned before the restore holds the repository, is
     /// said to be so, not called damaged; nothing is restored, also when damaged chunks are to be
     /// skipped (as `hubsync repair --from-backup` does).
