@@ -180,17 +180,16 @@ extension Repository {
             // Still in the order the snapshot first needs each pack.
             packs = byPack.map { ($0.key, $0.value.min()!) }.sorted { $0.1 < $1.1 }.map(\.0)
         }
-        if !unrecovered.isEmpty || !report.skippedChunks.isEmpty {
-            // The snapshot is chosen before this read holds the repository: a forget and a prune
-            // in between leave it without its packs, which is no damage, and no record of it is
-            // handed on as if only some chunks were unreadable (`--skip-damaged`, a repair).
-            if (try? target.exists("snapshots/" + snapshot.id.hex)) == false {
-                throw BackupError(.notFound, "snapshot \(snapshot.id.short) was forgotten, and its data pruned, after this "
-                    + "restore chose it (`hubsync backup forget --prune`, or another device's retention and prune). Nothing "
-                    + "was restored; run the command again to take the latest snapshot, or name another (`hubsync backup list`)")
-            }
+        let chunksLost = !unrecovered.isEmpty || !report.skippedChunks.isEmpty
+        // The snapshot is chosen before this read holds the repository: a forget and a prune in
+        // between leave it without its packs, which is no damage, and no record of it is handed
+        // on as if only some chunks were unreadable (`--skip-damaged`, a repair).
+        if chunksLost, (try? target.exists("snapshots/" + snapshot.id.hex)) == false {
+            throw BackupError(.notFound, "snapshot \(snapshot.id.short) was forgotten, and its data pruned, after this "
+                + "restore chose it (`hubsync backup forget --prune`, or another device's retention and prune). Nothing "
+                + "was restored; run the command again to take the latest snapshot, or name another (`hubsync backup list`)")
         }
-        if !skipDamaged, only == nil, !unrecovered.isEmpty || !report.skippedChunks.isEmpty {
+        if chunksLost, !skipDamaged, only == nil {
             var parts: [String] = []
             if !unrecovered.isEmpty {
                 // Said apart: a missing pack is a file to look for (a copy, a sync), a damaged one is not.
